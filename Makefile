@@ -1,0 +1,69 @@
+# Two commands set everything up on a fresh machine with only Python and the package registries:
+#   make crawl-shard   creates .venv (pipeline only), builds the embedded sample, runs the pipeline on it
+#   make test          creates .venv with the train and dev extras, runs the tests
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+# torch: the CPU wheel pinned here; any other spec pulls several GB of CUDA packages.
+TORCH_SPEC ?= torch==2.13.0
+
+OUT ?= out/sample
+PROFILE ?= default
+SNAPSHOT ?=
+SHARD ?= 0
+NUM_SHARDS ?= 1
+PYTEST_ARGS ?=
+
+SAMPLE_WARC := build/sample/sample.warc.gz
+
+.PHONY: help venv venv-all crawl-shard sample test test-all lint bench train-sample clean resources
+
+help:
+	@echo "make crawl-shard [SNAPSHOT=CC-MAIN-2023-06 SHARD=k NUM_SHARDS=n PROFILE=default OUT=dir]"
+	@echo "make test | test-all | lint | bench | train-sample | resources | clean"
+
+$(VENV)/.base: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade "pip>=23.2"
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.all: pyproject.toml $(VENV)/.base
+	$(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install -e ".[train,dev]"
+	touch $@
+
+venv: $(VENV)/.base
+venv-all: $(VENV)/.all
+
+$(SAMPLE_WARC): $(VENV)/.base obelics/sample/build_sample.py $(wildcard obelics/sample/pages/*.html)
+	$(PY) -m obelics.sample.build_sample -o $@
+
+sample: $(SAMPLE_WARC)
+
+crawl-shard: $(VENV)/.base $(SAMPLE_WARC)
+	$(VENV)/bin/obelics run --profile $(PROFILE) --out $(OUT) \
+	  $(if $(SNAPSHOT),--snapshot $(SNAPSHOT) --shard $(SHARD) --num-shards $(NUM_SHARDS),--warc $(SAMPLE_WARC))
+
+test: $(VENV)/.all $(SAMPLE_WARC)
+	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-all: $(VENV)/.all $(SAMPLE_WARC)
+	$(PY) -m pytest -q -m "not gpu" $(PYTEST_ARGS)
+
+lint: $(VENV)/.all
+	$(VENV)/bin/ruff check obelics filters pipeline model train tests bench
+
+bench: $(VENV)/.all $(SAMPLE_WARC)
+	$(PY) -m bench.run_all
+
+train-sample: $(VENV)/.all crawl-shard
+	$(PY) -m train --config configs/train/tiny.yaml data.shards=$(OUT)/webdataset
+
+resources: $(VENV)/.base
+	$(VENV)/bin/obelics resources fetch
+
+clean:
+	rm -rf build out .pytest_cache

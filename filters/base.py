@@ -1,0 +1,55 @@
+"""What every filter returns, and how stages count what was dropped.
+
+A filter returns ``None`` to keep an item, or a short reason string to drop it (``"words<4"``,
+``"nsfw"``, ``"optout:x-robots-tag:noai"``). Stages count reasons with :class:`FilterStats`, which
+merges across shards and serialises into the shard's ``stats.json``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+Verdict = str | None  # None: keep; a string: dropped, for that reason
+
+KEEP: Verdict = None
+
+
+@dataclass
+class FilterStats:
+    """Items in and out of one stage, and drops by reason, per level (document, node, paragraph, image)."""
+
+    stage: str
+    inputs: Counter = field(default_factory=Counter)
+    outputs: Counter = field(default_factory=Counter)
+    dropped: dict[str, Counter] = field(default_factory=dict)
+
+    def seen(self, level: str, n: int = 1) -> None:
+        self.inputs[level] += n
+
+    def kept(self, level: str, n: int = 1) -> None:
+        self.outputs[level] += n
+
+    def drop(self, level: str, reason: str, n: int = 1) -> None:
+        self.dropped.setdefault(level, Counter())[reason] += n
+
+    def merge(self, other: FilterStats) -> FilterStats:
+        self.inputs.update(other.inputs)
+        self.outputs.update(other.outputs)
+        for level, c in other.dropped.items():
+            self.dropped.setdefault(level, Counter()).update(c)
+        return self
+
+    def as_dict(self) -> dict:
+        return {
+            "stage": self.stage,
+            "in": dict(self.inputs),
+            "out": dict(self.outputs),
+            "dropped": {lvl: dict(c.most_common()) for lvl, c in sorted(self.dropped.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FilterStats:
+        s = cls(d["stage"], Counter(d.get("in", {})), Counter(d.get("out", {})))
+        s.dropped = {lvl: Counter(c) for lvl, c in d.get("dropped", {}).items()}
+        return s

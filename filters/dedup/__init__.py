@@ -1,0 +1,1 @@
+"""Deduplication algorithms: URL, image-URL frequency, paragraphs per domain, set of images, MinHash."""

@@ -1,0 +1,5 @@
+import sys
+
+from obelics.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""The ``obelics`` command line.
+
+Each sub-command lives in its own module under ``obelics/commands/`` with a ``register(subparsers)``
+function, so commands owned by different packages (extraction, filters, pipeline, publishing) stay
+independent of each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Order shown in --help. A module missing from an install is skipped, never fatal.
+COMMANDS = ["extract", "filter", "dedup", "images", "run", "report", "publish", "resources", "sample"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="obelics", description="Build OBELICS-style interleaved datasets.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"obelics.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"obelics.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (FileNotFoundError, ValueError) as e:
+        print(f"obelics {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``obelics`` CLI, one module each (see ``obelics.cli``)."""

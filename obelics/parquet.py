@@ -1,0 +1,104 @@
+"""Atomic Parquet writing: write to a temporary name in the same folder, then rename."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from obelics.document import DOCUMENT_SCHEMA, WebDocument, documents_to_table
+
+
+def atomic_path(path: str | Path) -> Path:
+    """A temporary sibling of ``path`` (same folder, so the final rename is atomic)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+class ParquetDocumentWriter:
+    """Stream documents into one Parquet file; nothing is visible under ``path`` until ``close``.
+
+    Used as a context manager: on an exception the temporary file is removed and ``path`` is left
+    untouched.
+    """
+
+    def __init__(self, path: str | Path, schema: pa.Schema = DOCUMENT_SCHEMA, batch_size: int = 256,
+                 compression: str = "zstd"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.schema = schema
+        self.batch_size = batch_size
+        self._tmp = atomic_path(self.path)
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression=compression)
+        self._buffer: list[WebDocument] = []
+        self.count = 0
+
+    def write(self, doc: WebDocument) -> None:
+        self._buffer.append(doc)
+        if len(self._buffer) >= self.batch_size:
+            self._flush()
+
+    def write_table(self, table: pa.Table) -> None:
+        self._flush()
+        self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+        self.count += table.num_rows
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(documents_to_table(self._buffer, self.schema))
+            self.count += len(self._buffer)
+            self._buffer = []
+
+    def close(self) -> Path:
+        self._flush()
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ParquetDocumentWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_documents(path: str | Path, docs: Iterable[WebDocument], schema: pa.Schema = DOCUMENT_SCHEMA) -> int:
+    """Write ``docs`` atomically to ``path``; returns the number written."""
+    with ParquetDocumentWriter(path, schema) as w:
+        for d in docs:
+            w.write(d)
+    return w.count
+
+
+def write_table_atomic(path: str | Path, table: pa.Table, **kwargs) -> Path:
+    """Write an Arrow table to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = atomic_path(path)
+    try:
+        pq.write_table(table, tmp, **kwargs)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_documents(path: str | Path):
+    """Yield :class:`WebDocument` from a Parquet file written by this toolkit or from the Hub."""
+    pf = pq.ParquetFile(path)
+    for batch in pf.iter_batches(batch_size=512):
+        for row in batch.to_pylist():
+            yield WebDocument.from_row(row)

@@ -1,0 +1,1 @@
+"""Ray stages, Common Crawl access, image download, writers, reports and publishing."""

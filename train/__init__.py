@@ -1,0 +1,1 @@
+"""``python -m train``: IDEFICS training on the pipeline's shards."""
