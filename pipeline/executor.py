@@ -1,0 +1,155 @@
+"""Running stages on Ray Data: per-unit stages in parallel, global passes as decide-then-apply.
+
+The unit of resumable work is one *unit*: one input WARC file. A per-unit stage reads the unit's
+Parquet from the previous stage, applies a pure function from ``filters``/``obelics``, and writes the
+unit's Parquet plus ``<unit>.stats.json`` (the completion marker, written last and atomically). A rerun
+skips units whose marker exists, so a killed run loses at most the units in flight.
+
+A global pass first *decides* over all units (what to remove: duplicate doc ids, too-frequent image
+URLs, repeated paragraphs per domain) and writes the decision with its marker; then it *applies* the
+decision unit by unit like a per-unit stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from obelics.document import DOCUMENT_SCHEMA, WebDocument, table_to_documents
+from obelics.parquet import write_documents
+from pipeline.markers import clean_temporaries, is_done, read_json, write_json_atomic
+from pipeline.progress import StageProgress
+
+log = logging.getLogger("obelics.run")
+
+# fn(docs, context) -> (docs_out, [stage stats dicts])
+UnitFn = Callable[[list[WebDocument], dict], tuple[list[WebDocument], list[dict]]]
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Start or join Ray: ``RAY_ADDRESS``/``address`` joins a cluster, else a local instance."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "ignore_reinit_error": True, "logging_level": logging.WARNING}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), **kwargs)
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.execution_options.verbose_progress = False
+
+
+def unit_paths(stage_dir: Path, unit: str) -> tuple[Path, Path]:
+    return stage_dir / f"{unit}.parquet", stage_dir / f"{unit}.stats.json"
+
+
+def read_unit(stage_dir: Path, unit: str) -> list[WebDocument]:
+    path, _ = unit_paths(stage_dir, unit)
+    return list(table_to_documents(pq.read_table(path)))
+
+
+@dataclass
+class UnitResult:
+    unit: str
+    docs_in: int
+    docs_out: int
+    seconds: float
+    stats: list[dict]
+
+
+def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, source: str | None,
+              fn: UnitFn, context: dict) -> dict:
+    """Process one unit (in a Ray worker or inline); writes outputs then the marker."""
+    t0 = time.monotonic()
+    sdir = Path(stage_dir)
+    out_path, marker = unit_paths(sdir, unit)
+    if prev_dir is None:
+        docs_in: list[WebDocument] | str = source  # the first stage reads its source itself
+        n_in = 0
+    else:
+        docs_in = read_unit(Path(prev_dir), unit)
+        n_in = len(docs_in)
+    docs_out, stats = fn(docs_in, dict(context, unit=unit, source=source))
+    if prev_dir is None:
+        n_in = next((s.get("in", {}).get("documents", 0) for s in stats if "in" in s), len(docs_out))
+    write_documents(out_path, docs_out, DOCUMENT_SCHEMA)
+    seconds = time.monotonic() - t0
+    write_json_atomic(marker, {"unit": unit, "stage": stage, "docs_in": n_in, "docs_out": len(docs_out),
+                               "seconds": round(seconds, 3), "stats": stats})
+    return {"unit": unit, "docs_in": n_in, "docs_out": len(docs_out), "seconds": seconds}
+
+
+def run_unit_stage(stage: str, work: Path, prev: str | None, units: dict[str, str | None], fn: UnitFn,
+                   context: dict, use_ray: bool = True, concurrency: int | None = None,
+                   num_cpus: float = 1.0) -> dict:
+    """Run ``fn`` over every unit not yet done; returns the stage's progress summary."""
+    sdir = work / stage
+    sdir.mkdir(parents=True, exist_ok=True)
+    clean_temporaries(sdir)
+    pending = [u for u in sorted(units) if not is_done(unit_paths(sdir, u)[1])]
+    progress = StageProgress(stage, len(units), already_done=len(units) - len(pending))
+    if not pending:
+        log.info("[%s] all %d units already done", stage, len(units))
+        return progress.summary()
+    prev_dir = str(work / prev) if prev else None
+    if use_ray and len(pending) > 1:
+        import ray
+
+        ensure_ray()
+        ds = ray.data.from_items([{"unit": u, "source": units[u]} for u in pending],
+                                 override_num_blocks=len(pending))
+        ds = ds.map(lambda row: _run_unit(stage, str(sdir), prev_dir, row["unit"], row["source"], fn, context),
+                    num_cpus=num_cpus, concurrency=concurrency)
+        for r in ds.iter_rows():
+            progress.update(r["unit"], r["docs_in"], r["docs_out"], r["seconds"])
+    else:
+        for u in pending:
+            r = _run_unit(stage, str(sdir), prev_dir, u, units[u], fn, context)
+            progress.update(u, r["docs_in"], r["docs_out"], r["seconds"])
+    return progress.summary()
+
+
+def run_decision(stage: str, work: Path, decide: Callable[[Path, list[str], dict], Any], prev: str,
+                 units: list[str], context: dict) -> Any:
+    """Run a global pass's decision once (skipped when its marker exists); returns the decision."""
+    ddir = work / stage
+    marker = ddir / "decision.json"
+    if is_done(marker):
+        log.info("[%s] decision already made", stage)
+        return read_json(marker)["decision"]
+    ddir.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    decision = decide(work / prev, sorted(units), dict(context, decision_dir=str(ddir)))
+    write_json_atomic(marker, {"stage": stage, "seconds": round(time.monotonic() - t0, 3), "decision": decision})
+    log.info("[%s] decision made in %.1fs", stage, time.monotonic() - t0)
+    return decision
+
+
+def collect_unit_stats(work: Path, stages: list[str], units: list[str]) -> list[dict]:
+    """Every unit's stage stats, in stage then unit order."""
+    out = []
+    for stage in stages:
+        for u in sorted(units):
+            marker = unit_paths(work / stage, u)[1]
+            if marker.exists():
+                out.extend(read_json(marker)["stats"])
+        dmarker = work / stage / "decision.json"
+        if dmarker.exists():
+            d = read_json(dmarker)
+            if isinstance(d.get("decision"), dict) and "stats" in d["decision"]:
+                out.extend(d["decision"]["stats"])
+    return out

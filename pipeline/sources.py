@@ -1,0 +1,105 @@
+"""Common Crawl access and shard planning.
+
+A snapshot (``CC-MAIN-2023-06``) publishes ``crawl-data/<snapshot>/warc.paths.gz``: one WARC path per
+line. Shard ``k`` of ``n`` takes every path whose index ``i`` satisfies ``i % n == k`` — a stable,
+dependency-free split, so every machine of a cluster computes the same plan on its own.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+DEFAULT_CC_BASE_URL = "https://data.commoncrawl.org/"
+
+
+def cc_base_url(base_url: str | None = None) -> str:
+    """The Common Crawl HTTP base (``OBELICS_CC_BASE_URL`` overrides it, e.g. for a mirror or tests)."""
+    url = base_url or os.environ.get("OBELICS_CC_BASE_URL") or DEFAULT_CC_BASE_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def cc_url(path: str, base_url: str | None = None) -> str:
+    """Full URL of a Common Crawl path such as ``crawl-data/CC-MAIN-.../x.warc.gz``."""
+    if path.startswith(("http://", "https://")):
+        return path
+    return cc_base_url(base_url) + path.lstrip("/")
+
+
+def http_get(url: str, retries: int = 5, timeout: float = 60.0, backoff: float = 1.0,
+             session: requests.Session | None = None) -> bytes:
+    """GET ``url`` with retries on connection errors, 429 and 5xx; raise on other errors."""
+    s = session or requests
+    last: Exception | None = None
+    for attempt in range(retries):
+        try:
+            r = s.get(url, timeout=timeout)
+            if r.status_code == 200:
+                return r.content
+            if r.status_code in (429, 500, 502, 503, 504):
+                last = RuntimeError(f"GET {url}: HTTP {r.status_code}")
+            else:
+                raise FileNotFoundError(f"GET {url}: HTTP {r.status_code}")
+        except (requests.ConnectionError, requests.Timeout) as e:
+            last = e
+        time.sleep(backoff * (2 ** attempt))
+    raise RuntimeError(f"GET {url} failed after {retries} attempts: {last}")
+
+
+def fetch_warc_paths(snapshot: str, base_url: str | None = None, cache_dir: str | Path | None = None) -> list[str]:
+    """The WARC paths of a snapshot, from its ``warc.paths.gz`` (cached in ``cache_dir`` if given)."""
+    rel = f"crawl-data/{snapshot}/warc.paths.gz"
+    data = None
+    cached = Path(cache_dir) / snapshot / "warc.paths.gz" if cache_dir else None
+    if cached and cached.exists():
+        data = cached.read_bytes()
+    if data is None:
+        data = http_get(cc_url(rel, base_url))
+        if cached:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, cached)
+    with gzip.open(io.BytesIO(data), "rt", encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """The WARC inputs of shard ``shard`` of ``num_shards``."""
+
+    shard: int
+    num_shards: int
+    inputs: tuple[str, ...]
+
+    def name(self) -> str:
+        return f"shard-{self.shard:05d}-of-{self.num_shards:05d}"
+
+
+def plan_shard(paths: Sequence[str], shard: int, num_shards: int, limit: int | None = None) -> ShardPlan:
+    """Shard ``shard`` of ``num_shards``: the paths with ``index % num_shards == shard`` (optionally the first ``limit``)."""
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise ValueError(f"shard {shard} is not in [0, {num_shards})")
+    chosen = [p for i, p in enumerate(paths) if i % num_shards == shard]
+    if limit is not None:
+        chosen = chosen[:limit]
+    return ShardPlan(shard, num_shards, tuple(chosen))
+
+
+def input_name(path: str) -> str:
+    """A filesystem-safe, unique-enough name for one input WARC (used for per-input outputs)."""
+    base = path.rstrip("/").split("/")[-1]
+    for suffix in (".warc.gz", ".warc", ".gz"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    import hashlib
+
+    return f"{base[:80]}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
