@@ -56,6 +56,8 @@ class ReadStats:
     html_records: int = 0
     bytes_read: int = 0
     skipped: Counter = field(default_factory=Counter)
+    retries: int = 0  # http(s) reads retried (resumed with a Range request)
+    recovered: Counter = field(default_factory=Counter)  # not skips: truncated records kept, resync bytes
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] += n
@@ -65,11 +67,14 @@ class ReadStats:
         self.html_records += other.html_records
         self.bytes_read += other.bytes_read
         self.skipped.update(other.skipped)
+        self.retries += other.retries
+        self.recovered.update(other.recovered)
         return self
 
     def as_dict(self) -> dict:
         return {"records": self.records, "html_records": self.html_records, "bytes_read": self.bytes_read,
-                "skipped": dict(sorted(self.skipped.items()))}
+                "skipped": dict(sorted(self.skipped.items())), "retries": self.retries,
+                "recovered": dict(sorted(self.recovered.items()))}
 
 
 @dataclass

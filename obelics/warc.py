@@ -1,0 +1,785 @@
+"""Stream HTML (and image) ``response`` records out of WARC files, local or over http(s).
+
+Record parsing is warcio's (headers, chunked transfer-encoding, content-encoding). What warcio does
+not do is survive damage: on a corrupt gzip member it raises, and its decompressor silently returns
+``b''`` after a mid-stream error. So this module owns the layer below warcio:
+
+- ``.warc.gz``: the raw stream is cut into gzip members with :mod:`zlib` here; each member's
+  decompressed bytes go to warcio's :class:`ArchiveIterator`. A member whose deflate data or CRC is bad
+  is skipped and counted, and reading resyncs at the next gzip header that decompresses to ``WARC/``.
+  A record is only yielded once its member's CRC has checked, so a member cut in half never leaks
+  garbage into a document. A member cut by the end of the file (the ``clipped`` case) is yielded as a
+  truncated record when no later member exists.
+- ``.warc``: warcio reads the stream; on an error, reading resyncs at the next ``WARC/`` line.
+
+Sources are local paths, file objects, or http(s) URLs (Common Crawl's
+``https://data.commoncrawl.org/<path>``), streamed with requests, retried with backoff, and resumed with
+a ``Range`` request after a dropped connection. Every record keeps its exact byte range
+(``warc_record_offset``/``warc_record_length``: the gzip member for ``.gz``) so that
+:func:`read_record_at` can fetch it again.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import logging
+import os
+import re
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from warcio.archiveiterator import ArchiveIterator
+
+from obelics.records import HtmlRecord, ImageRecord, ReadStats
+
+log = logging.getLogger(__name__)
+
+CC_BASE_URL = "https://data.commoncrawl.org/"
+GZIP_MAGIC = b"\x1f\x8b\x08"
+
+
+@dataclass
+class WarcConfig:
+    """The ``warc`` section of a profile."""
+
+    max_record_bytes: int = 10_000_000  # records (WARC block) larger than this are skipped and counted
+    html_mime_types: list[str] = field(default_factory=lambda: ["text/html", "application/xhtml+xml"])
+    accept_status: list[int] = field(default_factory=lambda: [200])  # empty: any HTTP status
+    skip_empty: bool = True  # 0-byte HTML payloads are skipped and counted
+    sniff_untyped: bool = True  # a response without Content-Type is HTML if its first bytes look like it
+    meta_prescan_bytes: int = 4096  # where <meta charset> is looked for
+    binary_nul_ratio: float = 0.01  # a text/html payload with more NUL bytes than this is binary
+    http_timeout: float = 60.0
+    http_retries: int = 8
+    http_backoff: float = 1.0  # seconds before the first retry, doubled each time (capped at 30 s)
+    read_block_bytes: int = 1 << 16
+
+
+def warc_config(profile=None) -> WarcConfig:
+    """The ``warc`` section of ``profile`` (a name, a path or a loaded profile); defaults if None."""
+    if profile is None:
+        return WarcConfig()
+    from obelics.config import load_profile
+
+    return load_profile(profile).section("warc", WarcConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources: local files and resumable http(s) streams, both with tell() and seek()
+# ---------------------------------------------------------------------------------------------
+
+
+def is_url(source) -> bool:
+    return isinstance(source, str) and source.startswith(("http://", "https://", "s3://"))
+
+
+def cc_url(path: str, base_url: str = CC_BASE_URL) -> str:
+    """The download URL of a Common Crawl path (``crawl-data/CC-MAIN-.../x.warc.gz``); URLs pass through."""
+    if path.startswith(("http://", "https://")):
+        return path
+    if path.startswith("s3://commoncrawl/"):
+        path = path[len("s3://commoncrawl/"):]
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def warc_filename_of(source) -> str:
+    """The ``warc_filename`` recorded for ``source``: the Common Crawl path when there is one
+    (``crawl-data/...`` inside a URL or a local path), else the URL, else the file's name."""
+    s = str(source)
+    i = s.find("crawl-data/")
+    if i >= 0:
+        return s[i:]
+    if is_url(s):
+        return s
+    return os.path.basename(s)
+
+
+class HttpRangeReader(io.RawIOBase):
+    """A read-only, seekable stream over an http(s) URL.
+
+    Reads stream with requests; a dropped connection, a timeout or a short body is retried with
+    ``Range: bytes=<pos>-`` (exponential backoff, ``retries`` times in a row at most). ``seek`` reopens
+    at the new position (small forward seeks read through).
+    """
+
+    def __init__(self, url: str, timeout: float = 60.0, retries: int = 8, backoff: float = 1.0,
+                 session=None, stats: ReadStats | None = None, start: int = 0, end: int | None = None):
+        import requests
+
+        self.url = cc_url(url)
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.session = session or requests.Session()
+        self.stats = stats
+        self.pos = start
+        self.end = end  # exclusive end of the wanted range, None: to the end of the resource
+        self.size: int | None = None
+        self._resp = None
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence == 1:
+            pos += self.pos
+        elif whence == 2:
+            if self.size is None:
+                self._open()
+            pos += self.size or 0
+        if self._resp is not None and 0 <= pos - self.pos <= 1 << 20:
+            while self.pos < pos and self.read(min(1 << 16, pos - self.pos)):
+                pass
+            return self.pos
+        self._close_resp()
+        self.pos = pos
+        self._eof = False
+        return pos
+
+    def _close_resp(self) -> None:
+        if self._resp is not None:
+            try:
+                self._resp.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+            self._resp = None
+
+    def _open(self) -> None:
+        import requests
+
+        headers = {"Accept-Encoding": "identity"}
+        if self.pos > 0 or self.end is not None:
+            headers["Range"] = f"bytes={self.pos}-" + ("" if self.end is None else str(self.end - 1))
+        resp = self.session.get(self.url, headers=headers, stream=True, timeout=self.timeout)
+        if resp.status_code == 416:
+            resp.close()
+            self._eof = True
+            return
+        if resp.status_code not in (200, 206):
+            resp.close()
+            if resp.status_code in (404, 403, 410):
+                raise FileNotFoundError(f"{self.url}: HTTP {resp.status_code}")
+            raise requests.HTTPError(f"{self.url}: HTTP {resp.status_code}")
+        skip = 0
+        if resp.status_code == 200:
+            length = resp.headers.get("Content-Length")
+            self.size = int(length) if length and length.isdigit() else None
+            skip = self.pos  # the server ignored Range: read through to the position
+        else:
+            m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
+            if m and m.group(3) != "*":
+                self.size = int(m.group(3))
+        self._resp = resp
+        self._expected_end = self.end if self.end is not None else self.size
+        while skip > 0:
+            chunk = resp.raw.read(min(skip, 1 << 16), decode_content=False)
+            if not chunk:
+                raise ConnectionError("short body while skipping to the range start")
+            skip -= len(chunk)
+
+    def read(self, n: int = -1) -> bytes:
+        if self._eof or (self.end is not None and self.pos >= self.end):
+            return b""
+        if n is None or n < 0:
+            return self.readall()
+        if self.end is not None:
+            n = min(n, self.end - self.pos)
+        failures = 0
+        while True:
+            try:
+                if self._resp is None:
+                    self._open()
+                    if self._eof:
+                        return b""
+                data = self._resp.raw.read(n, decode_content=False)
+                if not data and self._expected_end is not None and self.pos < self._expected_end:
+                    raise ConnectionError(f"connection closed at byte {self.pos} of {self._expected_end}")
+                if not data:
+                    self._eof = True
+                self.pos += len(data)
+                return data
+            except FileNotFoundError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any network error is retried from self.pos
+                self._close_resp()
+                failures += 1
+                if failures > self.retries:
+                    raise ConnectionError(f"{self.url}: giving up at byte {self.pos} after {self.retries} retries: {e}") from e
+                if self.stats is not None:
+                    self.stats.retries += 1
+                wait = min(30.0, self.backoff * 2 ** (failures - 1))
+                log.warning("%s: %s; retrying from byte %d in %.1fs", self.url, e, self.pos, wait)
+                time.sleep(wait)
+
+    def readall(self) -> bytes:
+        chunks = []
+        while chunk := self.read(1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._close_resp()
+        super().close()
+
+
+def open_source(source, config: WarcConfig | None = None, stats: ReadStats | None = None) -> BinaryIO:
+    """A seekable binary stream over a local path or an http(s) URL (file objects pass through)."""
+    config = config or WarcConfig()
+    if hasattr(source, "read"):
+        return source
+    if is_url(str(source)):
+        return HttpRangeReader(str(source), timeout=config.http_timeout, retries=config.http_retries,
+                               backoff=config.http_backoff, stats=stats)
+    return open(source, "rb")
+
+
+def read_record_at(path_or_url, offset: int, length: int, config: WarcConfig | None = None) -> bytes:
+    """The bytes ``[offset, offset + length)`` of a local WARC or a URL (a ``Range`` request, retried)."""
+    config = config or WarcConfig()
+    if is_url(str(path_or_url)):
+        with HttpRangeReader(str(path_or_url), timeout=config.http_timeout, retries=config.http_retries,
+                             backoff=config.http_backoff, start=offset, end=offset + length) as r:
+            data = r.readall()
+    else:
+        with open(path_or_url, "rb") as f:
+            f.seek(offset)
+            data = f.read(length)
+    if len(data) != length:
+        raise ValueError(f"{path_or_url}: wanted {length} bytes at {offset}, got {len(data)}")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw WARC records with recovery
+# ---------------------------------------------------------------------------------------------
+
+
+class _Feeder:
+    """Raw bytes of the source, with push-back of what zlib did not use and absolute positions."""
+
+    def __init__(self, fh, block: int):
+        self.fh = fh
+        self.block = block
+        self.buf = b""
+        try:
+            self.pos = fh.tell()  # absolute position of the first byte of self.buf
+        except (OSError, AttributeError):
+            self.pos = 0
+
+    def take(self) -> bytes:
+        if self.buf:
+            data, self.buf = self.buf, b""
+        else:
+            data = self.fh.read(self.block)
+        self.pos += len(data)
+        return data
+
+    def take_n(self, n: int) -> bytes:
+        self.peek(n)
+        data, self.buf = self.buf[:n], self.buf[n:]
+        self.pos += len(data)
+        return data
+
+    def push_back(self, data: bytes) -> None:
+        if data:
+            self.buf = data + self.buf
+            self.pos -= len(data)
+
+    def peek(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            more = self.fh.read(self.block)
+            if not more:
+                break
+            self.buf += more
+        return self.buf[:n]
+
+    def seek(self, pos: int) -> None:
+        self.fh.seek(pos)
+        self.buf = b""
+        self.pos = pos
+
+    def find(self, pattern: bytes, start_offset: int = 0, limit: int | None = None) -> int | None:
+        """Advance to the next occurrence of ``pattern`` at or after ``pos + start_offset``; its
+        absolute position, or None at the end of the stream."""
+        self.buf = self.buf[start_offset:] if len(self.buf) >= start_offset else b""
+        self.pos += start_offset
+        while True:
+            i = self.buf.find(pattern)
+            if i >= 0:
+                self.buf = self.buf[i:]
+                self.pos += i
+                return self.pos
+            keep = len(pattern) - 1
+            drop = max(0, len(self.buf) - keep)
+            self.buf = self.buf[drop:]
+            self.pos += drop
+            more = self.fh.read(self.block)
+            if not more:
+                return None
+            self.buf += more
+
+
+class _CorruptMember(Exception):
+    pass
+
+
+class _GzipMember(io.RawIOBase):
+    """The decompressed bytes of one gzip member, pulled from a :class:`_Feeder` on demand."""
+
+    def __init__(self, feeder: _Feeder, out_chunk: int = 1 << 16):
+        self.feeder = feeder
+        self.d = zlib.decompressobj(31)
+        self.out = bytearray()
+        self.done = False  # member ended (CRC checked) or the stream ended
+        self.truncated = False  # the stream ended inside the member
+        self.position = 0
+        self.out_chunk = out_chunk
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def _more(self) -> None:
+        data = self.d.unconsumed_tail or self.feeder.take()
+        if not data:
+            self.out += self.d.flush()
+            self.done = self.truncated = True
+            return
+        try:
+            self.out += self.d.decompress(data, self.out_chunk)
+        except zlib.error as e:
+            raise _CorruptMember(str(e)) from None
+        if self.d.eof:
+            self.feeder.push_back(self.d.unused_data)
+            self.done = True
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            while not self.done:
+                self._more()
+            data = bytes(self.out)
+            self.out.clear()
+        else:
+            while len(self.out) < n and not self.done:
+                self._more()
+            data = bytes(self.out[:n])
+            del self.out[:n]
+        self.position += len(data)
+        return data
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        while not self.done:
+            self._more()
+            self.out.clear()
+
+
+@dataclass
+class RawRecord:
+    """A warcio record (content not yet read) with its byte range in the source."""
+
+    record: object
+    offset: int
+    length: int | None  # None until the member/record has been read to its end
+    truncated: bool = False
+
+
+def _looks_like_member(feeder: _Feeder) -> bool:
+    """Does the gzip member at the feeder's position decompress to ``WARC/`` (or an ARC line)?"""
+    head = feeder.peek(4096)
+    if not head.startswith(GZIP_MAGIC):
+        return False
+    try:
+        d = zlib.decompressobj(31)
+        out = d.decompress(head, 16)
+    except zlib.error:
+        return False
+    return out.startswith(b"WARC/")
+
+
+def _resync_gzip(feeder: _Feeder, after: int, stats: ReadStats) -> bool:
+    """Move to the first valid gzip member starting after byte ``after``; False at the end."""
+    feeder.seek(after + 1)
+    pos = feeder.find(GZIP_MAGIC)
+    while pos is not None:
+        if _looks_like_member(feeder):
+            stats.recovered["resync_bytes"] += pos - after
+            return True
+        pos = feeder.find(GZIP_MAGIC, 1)
+    return False
+
+
+def _scan_gzip(fh, stats: ReadStats, config: WarcConfig, process) -> Iterator:
+    """Results of ``process(record, truncated)`` for every record of a gzip-member WARC."""
+    feeder = _Feeder(fh, config.read_block_bytes)
+    while True:
+        head = feeder.peek(3)
+        if not head:
+            return
+        start = feeder.pos
+        if head != GZIP_MAGIC[: len(head)] or len(head) < 3:
+            # bytes that are not a gzip header: skip to the next member
+            stats.skip("garbage_between_members")
+            if not _resync_gzip(feeder, start, stats):
+                return
+            continue
+        member = _GzipMember(feeder)
+        pending: list = []
+        try:
+            it = ArchiveIterator(member)
+            for rec in it:
+                r = process(rec, member)
+                if r is not None:
+                    pending.append(r)
+                if len(pending) > 1 and sum(len(x.payload) for x in pending) > 4 * config.max_record_bytes:
+                    # a whole-file gzip (one member, many records): do not hold them all
+                    yield from pending
+                    pending = []
+            member.drain()
+        except _CorruptMember as e:
+            stats.skip("corrupt_gzip_member")
+            log.warning("%s: corrupt gzip member at byte %d (%s); resyncing", getattr(fh, "name", "warc"), start, e)
+            if not _resync_gzip(feeder, start, stats):
+                return
+            continue
+        except Exception as e:  # noqa: BLE001 - warcio rejected the record: skip the member
+            stats.skip("corrupt_record")
+            log.warning("%s: unreadable record in member at byte %d (%r); skipping it", getattr(fh, "name", "warc"), start, e)
+            try:
+                member.drain()
+            except _CorruptMember:
+                if not _resync_gzip(feeder, start, stats):
+                    return
+            continue
+        end = feeder.pos
+        if member.truncated:
+            # the stream ended inside this member: a member cut in half that ran into the next one
+            # is corrupt; only a member cut by the end of the file is a (clipped) record.
+            if _resync_gzip(feeder, start, stats):
+                stats.skip("corrupt_gzip_member")
+                continue
+            stats.recovered["truncated_record"] += len(pending)
+            for r in pending:
+                _set_range(r, start, end - start)
+            yield from pending
+            return
+        for r in pending:
+            _set_range(r, start, end - start)
+        yield from pending
+
+
+def _set_range(result, offset: int, length: int) -> None:
+    if isinstance(result, (HtmlRecord, ImageRecord)):
+        result.warc_record_offset = offset
+        result.warc_record_length = length
+
+
+def _failed_record_successor(fh, last_end: int, block: int) -> int | None:
+    """After warcio failed on the record that starts at ``last_end`` (after blank lines): the start
+    of the next ``WARC/`` line past that record's first byte, or None."""
+    feeder = _Feeder(fh, block)
+    feeder.seek(last_end)
+    while (c := feeder.peek(1)) and c in b"\r\n":
+        feeder.take_n(1)
+    pos = feeder.find(b"\nWARC/")
+    return None if pos is None else pos + 1
+
+
+def _scan_plain(fh, stats: ReadStats, config: WarcConfig, process) -> Iterator:
+    """Results of ``process(record, None)`` for every record of an uncompressed WARC."""
+    start = fh.tell()
+    while True:
+        fh.seek(start)
+        it = ArchiveIterator(fh)
+        last_end = start
+        try:
+            for rec in it:
+                r = process(rec, None)
+                off, length = it.get_record_offset(), it.get_record_length()
+                last_end = off + length
+                if r is not None:
+                    _set_range(r, off, length)
+                    yield r
+            return
+        except Exception as e:  # noqa: BLE001 - warcio rejected a record: resync at the next WARC/ line
+            stats.skip("corrupt_record")
+            log.warning("%s: unreadable record after byte %d (%r); resyncing", getattr(fh, "name", "warc"), last_end, e)
+            nxt = _failed_record_successor(fh, last_end, config.read_block_bytes)
+            if nxt is None:
+                return
+            start = nxt
+
+
+def _scan(fh, stats: ReadStats, config: WarcConfig, process) -> Iterator:
+    head = fh.read(3)
+    fh.seek(fh.tell() - len(head))
+    if head.startswith(GZIP_MAGIC):
+        yield from _scan_gzip(fh, stats, config, process)
+    else:
+        yield from _scan_plain(fh, stats, config, process)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML and image records
+# ---------------------------------------------------------------------------------------------
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_:.\-]+)""", re.I)
+_HTML_START = re.compile(rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|title|meta)", re.I | re.S)
+_BINARY_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"\x1f\x8b", b"RIFF", b"\x00\x00\x01\x00")
+# WHATWG Encoding: these labels mean windows-1252; utf-16 in <meta> means utf-8.
+_CHARSET_ALIASES = {"iso8859-1": "cp1252", "ascii": "cp1252"}
+
+
+def normalize_charset(name: str | None) -> str | None:
+    """A Python codec name for a charset label, or None if unknown."""
+    if not name:
+        return None
+    name = name.strip().strip("'\"").lower()
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        return None
+    return _CHARSET_ALIASES.get(codec, codec)
+
+
+def _content_type(headers) -> tuple[str, str | None]:
+    ct = headers.get_header("Content-Type") if headers else None
+    if not ct:
+        return "", None
+    mime, _, params = ct.partition(";")
+    m = re.search(r"charset\s*=\s*[\"']?([^\"';\s]+)", params, re.I)
+    return mime.strip().lower(), (m.group(1) if m else None)
+
+
+def meta_charset(payload: bytes, prescan: int = 4096) -> str | None:
+    """The charset declared by ``<meta charset>`` / ``<meta http-equiv>`` in the first bytes."""
+    m = _META_CHARSET.search(payload[:prescan])
+    if not m:
+        return None
+    cs = normalize_charset(m.group(1).decode("ascii", "ignore"))
+    if cs and cs.startswith("utf_16"):
+        return "utf-8"  # a page that can declare itself in ASCII is not UTF-16 (WHATWG)
+    return cs
+
+
+def detect_charset(payload: bytes) -> str:
+    """charset-normalizer's best guess (utf-8 when it has none)."""
+    if payload[:3] == codecs.BOM_UTF8:
+        return "utf-8"
+    if payload[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return "utf-16"
+    try:
+        payload.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(payload[:65536]).best()
+    return normalize_charset(best.encoding) if best is not None else "utf-8"
+
+
+def choose_charset(payload: bytes, http_charset: str | None, identified: str | None, prescan: int = 4096) -> str:
+    """HTTP header, then WARC-Identified-Content-Charset, then <meta>, then detection."""
+    for cs in (http_charset, identified):
+        cs = normalize_charset(cs)
+        if cs:
+            return cs
+    return meta_charset(payload, prescan) or detect_charset(payload)
+
+
+def is_binary(payload: bytes, nul_ratio: float = 0.01) -> bool:
+    """Bytes that cannot be an HTML page: a known binary signature or too many NUL bytes."""
+    head = payload[:8192]
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return False
+    if head.startswith(_BINARY_MAGIC):
+        return True
+    return bool(head) and head.count(0) > nul_ratio * len(head)
+
+
+def _http_headers(rec) -> dict[str, str]:
+    if not rec.http_headers:
+        return {}
+    out: dict[str, str] = {}
+    for k, v in rec.http_headers.headers:
+        k = k.lower()
+        out[k] = f"{out[k]}, {v}" if k in out else v
+    return out
+
+
+def _capture_date(rec) -> str | None:
+    return rec.rec_headers.get_header("WARC-Date") or None
+
+
+def _target_uri(rec) -> str:
+    return (rec.rec_headers.get_header("WARC-Target-URI") or "").strip().strip("<>")
+
+
+def _block_length(rec) -> int:
+    try:
+        return int(rec.rec_headers.get_header("Content-Length") or 0)
+    except ValueError:
+        return 0
+
+
+def _read_payload(rec, limit: int) -> bytes | None:
+    """The HTTP body (de-chunked, content-decoded), or None if it decodes to more than ``limit``."""
+    stream = rec.content_stream()
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        return None
+    return data
+
+
+def _status(rec) -> int:
+    try:
+        return int(rec.http_headers.get_statuscode())
+    except (TypeError, ValueError, AttributeError):
+        return 0
+
+
+def _html_processor(filename: str, config: WarcConfig, stats: ReadStats):
+    html_types = {t.lower() for t in config.html_mime_types}
+    accept = set(config.accept_status)
+
+    def process(rec, member) -> HtmlRecord | None:
+        stats.records += 1
+        rtype = rec.rec_type
+        if rtype != "response":
+            stats.skip(rtype or "unknown_type")
+            return None
+        if not rec.http_headers:
+            stats.skip("not_http")
+            return None
+        if _block_length(rec) > config.max_record_bytes:
+            stats.skip("oversized")
+            return None
+        mime, http_cs = _content_type(rec.http_headers)
+        if mime and mime not in html_types:
+            stats.skip("image" if mime.startswith("image/") else "not_html")
+            return None
+        status = _status(rec)
+        if accept and status not in accept:
+            stats.skip("http_status")
+            return None
+        payload = _read_payload(rec, config.max_record_bytes)
+        if payload is None:
+            stats.skip("oversized")
+            return None
+        if not mime and not (config.sniff_untyped and _HTML_START.match(payload[:1024])):
+            stats.skip("not_html")
+            return None
+        if not payload.strip():
+            if config.skip_empty:
+                stats.skip("empty_payload")
+                return None
+        if is_binary(payload, config.binary_nul_ratio):
+            stats.skip("binary_payload")
+            return None
+        identified = rec.rec_headers.get_header("WARC-Identified-Content-Charset")
+        charset = choose_charset(payload, http_cs, identified, config.meta_prescan_bytes)
+        stats.html_records += 1
+        stats.bytes_read += len(payload)
+        return HtmlRecord(
+            url=_target_uri(rec), payload=payload, charset=charset, warc_filename=filename,
+            warc_record_offset=0, warc_record_length=0, capture_date=_capture_date(rec),
+            http_charset=http_cs, identified_charset=identified, http_headers=_http_headers(rec),
+            record_id=rec.rec_headers.get_header("WARC-Record-ID"),
+        )
+
+    return process
+
+
+def _image_processor(filename: str, config: WarcConfig, stats: ReadStats):
+    def process(rec, member) -> ImageRecord | None:
+        stats.records += 1
+        if rec.rec_type != "response":
+            stats.skip(rec.rec_type or "unknown_type")
+            return None
+        if not rec.http_headers:
+            stats.skip("not_http")
+            return None
+        mime, _ = _content_type(rec.http_headers)
+        if not mime.startswith("image/"):
+            stats.skip("not_image")
+            return None
+        if _block_length(rec) > config.max_record_bytes:
+            stats.skip("oversized")
+            return None
+        payload = _read_payload(rec, config.max_record_bytes)
+        if payload is None:
+            stats.skip("oversized")
+            return None
+        stats.bytes_read += len(payload)
+        return ImageRecord(
+            url=_target_uri(rec), payload=payload, content_type=mime, http_status=_status(rec),
+            http_headers=_http_headers(rec), warc_filename=filename, capture_date=_capture_date(rec),
+        )
+
+    return process
+
+
+def _iter(source, config, stats, make_processor, warc_filename) -> Iterator:
+    config = config or WarcConfig()
+    stats = stats if stats is not None else ReadStats()
+    filename = warc_filename or warc_filename_of(getattr(source, "name", None) or source)
+    fh = open_source(source, config, stats)
+    own = fh is not source
+    try:
+        yield from _scan(fh, stats, config, make_processor(filename, config, stats))
+    finally:
+        if own:
+            fh.close()
+
+
+def iter_html_records(source: str | Path | BinaryIO, config: WarcConfig | None = None,
+                      stats: ReadStats | None = None, warc_filename: str | None = None) -> Iterator[HtmlRecord]:
+    """Yield every HTML ``response`` record of a WARC (path, URL or binary file object).
+
+    Skips (counted in ``stats.skipped`` by reason): non-response records (``request``, ``metadata``,
+    ``revisit``, ``warcinfo``, ...), non-HTTP responses, other MIME types, statuses outside
+    ``accept_status``, records over ``max_record_bytes``, empty and binary payloads, corrupt records
+    and gzip members.
+    """
+    yield from _iter(source, config, stats, _html_processor, warc_filename)
+
+
+def iter_image_records(source: str | Path | BinaryIO, config: WarcConfig | None = None,
+                       stats: ReadStats | None = None, warc_filename: str | None = None) -> Iterator[ImageRecord]:
+    """Yield every ``image/*`` response record of a WARC (any HTTP status; see ``http_status``)."""
+    yield from _iter(source, config, stats, _image_processor, warc_filename)
+
+
+def html_record_at(path_or_url, offset: int, length: int, config: WarcConfig | None = None,
+                   stats: ReadStats | None = None) -> HtmlRecord | None:
+    """The HTML record stored at a WARC pointer (``warc_filename``, offset, length), or None."""
+    data = read_record_at(path_or_url, offset, length, config)
+    for rec in iter_html_records(io.BytesIO(data), config, stats, warc_filename=warc_filename_of(path_or_url)):
+        rec.warc_record_offset = offset
+        rec.warc_record_length = length
+        return rec
+    return None
