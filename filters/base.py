@@ -23,6 +23,7 @@ class FilterStats:
     inputs: Counter = field(default_factory=Counter)
     outputs: Counter = field(default_factory=Counter)
     dropped: dict[str, Counter] = field(default_factory=dict)
+    events: Counter = field(default_factory=Counter)  # notable non-drop events (errors kept by policy, ...)
 
     def seen(self, level: str, n: int = 1) -> None:
         self.inputs[level] += n
@@ -33,23 +34,31 @@ class FilterStats:
     def drop(self, level: str, reason: str, n: int = 1) -> None:
         self.dropped.setdefault(level, Counter())[reason] += n
 
+    def event(self, name: str, n: int = 1) -> None:
+        self.events[name] += n
+
     def merge(self, other: FilterStats) -> FilterStats:
         self.inputs.update(other.inputs)
         self.outputs.update(other.outputs)
         for level, c in other.dropped.items():
             self.dropped.setdefault(level, Counter()).update(c)
+        self.events.update(other.events)
         return self
 
     def as_dict(self) -> dict:
-        return {
+        d = {
             "stage": self.stage,
             "in": dict(self.inputs),
             "out": dict(self.outputs),
             "dropped": {lvl: dict(c.most_common()) for lvl, c in sorted(self.dropped.items())},
         }
+        if self.events:
+            d["events"] = dict(self.events.most_common())
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> FilterStats:
         s = cls(d["stage"], Counter(d.get("in", {})), Counter(d.get("out", {})))
         s.dropped = {lvl: Counter(c) for lvl, c in d.get("dropped", {}).items()}
+        s.events = Counter(d.get("events", {}))
         return s
