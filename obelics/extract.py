@@ -1,0 +1,138 @@
+"""HTML -> :class:`~obelics.document.WebDocument`, for one page, one WARC record or a whole WARC.
+
+The profile's ``extract`` section (:class:`obelics.html.config.ExtractConfig`) picks the rules:
+``obelics-2023`` reproduces the original build (bs4 decoding, DOM simplification, node selection);
+``default`` is the fixed, faster rule set of :mod:`obelics.html.extract_default`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from obelics.config import Profile, load_profile
+from obelics.document import WebDocument
+from obelics.html.config import ExtractConfig
+from obelics.records import HtmlRecord, ReadStats
+
+_CACHE: dict[int, tuple[Profile, ExtractConfig]] = {}
+
+
+def extract_config(profile: str | Path | Profile | ExtractConfig = "default") -> ExtractConfig:
+    """The ``extract`` section of a profile given by name, path, loaded profile, or the section itself."""
+    if isinstance(profile, ExtractConfig):
+        return profile
+    if isinstance(profile, Profile):
+        key = id(profile)
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] is profile:
+            return hit[1]
+        cfg = profile.section("extract", ExtractConfig)
+        _CACHE[key] = (profile, cfg)
+        return cfg
+    return _named_config(str(profile))
+
+
+_NAMED: dict[str, ExtractConfig] = {}
+
+
+def _named_config(name: str) -> ExtractConfig:
+    cfg = _NAMED.get(name)
+    if cfg is None:
+        cfg = load_profile(name).section("extract", ExtractConfig)
+        _NAMED[name] = cfg
+    return cfg
+
+
+def _nodes(html: str, url: str, cfg: ExtractConfig):
+    if cfg.mode == "obelics-2023":
+        from obelics.html.extract_2023 import tree_to_nodes
+        from obelics.html.simplify_2023 import Simplify2023Config, simplify_2023
+
+        scfg = Simplify2023Config(css_rules=list(cfg.css_remove), css_rules_replace_with_text=dict(cfg.css_replace))
+        return tree_to_nodes(simplify_2023(html, scfg), url)
+    from obelics.html.extract_default import extract_nodes
+
+    return extract_nodes(html, url, cfg)
+
+
+def _decode(html: str | bytes, cfg: ExtractConfig, charset: str | None = None,
+            identified_charset: str | None = None) -> str:
+    from obelics.html import decode
+
+    if cfg.mode == "obelics-2023":
+        if isinstance(html, bytes):
+            return decode.decode_2023(html, identified_charset, roundtrip=cfg.bs4_roundtrip)
+        return decode.bs4_roundtrip(html) if cfg.bs4_roundtrip else html
+    if cfg.bs4_roundtrip:
+        return decode.bs4_roundtrip(decode.decode_default(html, charset) if isinstance(html, bytes) else html)
+    if isinstance(html, bytes):
+        return decode.decode_default(html, charset)
+    return html
+
+
+def extract_html(html: str | bytes, url: str, profile: str | Path | Profile | ExtractConfig = "default",
+                 general_metadata: dict | None = None, capture_date: str | None = None) -> WebDocument:
+    """One page's HTML (str, or bytes decoded by the profile's rule) as a :class:`WebDocument`.
+
+    ``obelics-2023`` decodes bytes the production way (bs4 detection and round trip) and still
+    round-trips a str through bs4, as the build did; ``default`` uses a str as is. A page with no
+    content yields a document with empty lists. An undecodable page (``obelics-2023``: empty payload)
+    also yields an empty document.
+    """
+    from obelics.html.decode import DecodeError
+
+    cfg = extract_config(profile)
+    gm = dict(general_metadata) if general_metadata else {"url": url}
+    try:
+        text = _decode(html, cfg)
+    except DecodeError:
+        return WebDocument(general_metadata=gm, capture_date=capture_date)
+    texts, images, metadata = _nodes(text, url, cfg)
+    return WebDocument(texts=texts, images=images, metadata=metadata, general_metadata=gm,
+                       capture_date=capture_date)
+
+
+def extract_record(record: HtmlRecord, profile: str | Path | Profile | ExtractConfig = "default") -> WebDocument:
+    """One WARC HTML record as a document (WARC pointer in ``general_metadata``, capture date set).
+
+    ``obelics-2023`` decodes the payload the original way (``WARC-Identified-Content-Charset``, else
+    bs4's detector); ``default`` uses the charset the reader chose.
+    """
+    from obelics.html.decode import DecodeError
+
+    cfg = extract_config(profile)
+    gm = record.general_metadata
+    try:
+        if cfg.mode == "obelics-2023":
+            text = _decode(record.payload, cfg, identified_charset=record.identified_charset)
+        else:
+            text = _decode(record.html, cfg)
+    except DecodeError:
+        return WebDocument(general_metadata=gm, capture_date=record.capture_date)
+    texts, images, metadata = _nodes(text, record.url, cfg)
+    return WebDocument(texts=texts, images=images, metadata=metadata, general_metadata=gm,
+                       capture_date=record.capture_date)
+
+
+def iter_warc_documents(path_or_url, profile: str | Path | Profile = "default",
+                        stats: ReadStats | None = None, warc_config=None) -> Iterator[WebDocument]:
+    """Yield a document for every HTML response record of a WARC file or URL.
+
+    A record whose extraction raises is skipped and counted in ``stats.skipped`` as
+    ``extract_error:<ExceptionType>``; it never stops the run. Pages without nodes still yield a
+    document (empty lists): later filters drop them.
+    """
+    from obelics.warc import WarcConfig, iter_html_records
+
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    cfg = extract_config(prof)
+    wcfg = warc_config or prof.section("warc", WarcConfig)
+    stats = stats if stats is not None else ReadStats()
+    for record in iter_html_records(path_or_url, wcfg, stats):
+        try:
+            doc = extract_record(record, cfg)
+        except Exception as e:  # noqa: BLE001 - one bad page never stops a run
+            stats.skip(f"extract_error:{type(e).__name__}")
+            continue
+        yield doc
