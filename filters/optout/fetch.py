@@ -1,0 +1,90 @@
+"""Per-origin files (robots.txt, /.well-known/tdmrep.json, ai.txt): fetched once, parsed, cached (LRU)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from filters.optout.config import HttpConfig
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL, lower-cased; None for anything else."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One GET: ``status`` None means the request failed (``error`` says why)."""
+
+    status: int | None
+    body: bytes = b""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class HostError:
+    """A per-origin file that could not be read (network error, 5xx, invalid content)."""
+
+    source: str
+    message: str
+
+
+def make_session(user_agent: str, pool: int = 16) -> requests.Session:
+    """A requests session sending our User-Agent, sized for ``pool`` parallel connections."""
+    s = requests.Session()
+    s.headers["User-Agent"] = user_agent
+    adapter = requests.adapters.HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    return s
+
+
+def fetch(session: requests.Session, url: str, cfg: HttpConfig) -> Fetched:
+    """GET ``url`` with a timeout and a body cap (longer bodies are cut at ``cfg.max_bytes``)."""
+    try:
+        with session.get(url, timeout=cfg.timeout_s, stream=True, allow_redirects=True) as r:
+            body = r.raw.read(cfg.max_bytes, decode_content=True) if r.status_code < 300 else b""
+            return Fetched(r.status_code, body or b"")
+    except (requests.RequestException, OSError, ValueError) as e:
+        return Fetched(None, error=f"{type(e).__name__}: {e}")
+
+
+class HostCache:
+    """``(origin, path) -> parsed value`` with LRU eviction; parse errors are cached as :class:`HostError`."""
+
+    def __init__(self, session: requests.Session, cfg: HttpConfig):
+        self.session, self.cfg = session, cfg
+        self._data: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.fetches = 0
+
+    def cached(self, origin: str, path: str) -> bool:
+        with self._lock:
+            return (origin, path) in self._data
+
+    def get(self, origin: str, path: str, parse: Callable[[Fetched], Any]) -> Any:
+        key = (origin, path)
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        value = parse(fetch(self.session, origin + path, self.cfg))
+        with self._lock:
+            self.fetches += 1
+            self._data[key] = value
+            while len(self._data) > self.cfg.cache_hosts:
+                self._data.popitem(last=False)
+        return value
