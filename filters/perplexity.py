@@ -1,0 +1,176 @@
+"""Perplexity with KenLM + SentencePiece, normalised as reference §5.2.
+
+Scoring: normalise (remove non-printing characters 0-31 and 127-159, strip, standardise whitespace,
+digits -> 0, the CCNet UNICODE_PUNCTUATION table; case kept), tokenise with SentencePiece
+(``encode_as_pieces``, joined by spaces), then over lines: ``sum(kenlm.score(line))`` (log10, BOS/EOS)
+and ``sum(#pieces + 1)``; PPL = ``10 ** (-sum_score / sum_len)``, rounded to 1 decimal.
+
+Modes (profile ``perplexity.mode``):
+
+- ``glued`` (obelics-2023): the whole document is normalised at once, so the non-printing removal
+  deletes every ``\\n`` and the paragraphs are glued into one line (the original's defect, §9 #12);
+- ``paragraph`` (default): each paragraph is normalised and scored as its own line, and the document
+  perplexity aggregates the lines (same formula, so a one-paragraph document scores the same).
+
+Models (``perplexity.model``): ``wikipedia-en`` is the original edugp/kenlm Wikipedia model, found in
+the resource cache after ``obelics resources fetch``; ``builtin-en`` is the small model built offline
+from the prose shipped with Python (:mod:`filters.lm_build`); ``auto`` takes the first available of
+the two; ``custom`` uses ``kenlm_path`` + ``sp_path``. Thresholds are per model (``max_perplexity``),
+because perplexities of different models are not comparable.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from filters.base import Verdict
+
+log = logging.getLogger(__name__)
+
+NON_PRINTING_CHARACTERS_RE = re.compile(f"[{''.join(map(chr, list(range(0, 32)) + list(range(127, 160))))}]")
+DIGITS_RE = re.compile(r"\d")
+WHITESPACE_CHARS = "\u2009\u200a\u202f\u2005\u3000\u2002\u2008\u2003\ufffc\u0084\u00a0"
+
+# CCNet / BigScience table (reference §5.1), data.
+UNICODE_PUNCTUATION = {
+    "，": ",", "。": ".", "、": ",", "„": '"', "”": '"', "“": '"', "«": '"', "»": '"', "１": '"', "」": '"',
+    "「": '"', "《": '"', "》": '"', "´": "'", "∶": ":", "：": ":", "？": "?", "！": "!", "（": "(", "）": ")",
+    "；": ";", "–": "-", "—": " - ", "．": ". ", "～": "~", "’": "'", "…": "...", "━": "-", "〈": "<",
+    "〉": ">", "【": "[", "】": "]", "％": "%", "►": "-",
+}
+_PUNCT_TABLE = str.maketrans(UNICODE_PUNCTUATION)
+_WS_TABLE = {ord(c): " " for c in WHITESPACE_CHARS}
+
+
+def normalize(text: str) -> str:
+    """The §5.2 normalisation (note: it deletes ``\\n`` without replacement)."""
+    text = NON_PRINTING_CHARACTERS_RE.sub("", text).strip()
+    text = text.translate(_WS_TABLE)
+    text = DIGITS_RE.sub("0", text)
+    return text.translate(_PUNCT_TABLE)
+
+
+@dataclass
+class PerplexityConfig:
+    """The ``perplexity`` profile section."""
+
+    node_level: bool = False
+    doc_level: bool = True
+    mode: Literal["paragraph", "glued"] = "paragraph"
+    model: Literal["auto", "wikipedia-en", "builtin-en", "custom"] = "auto"
+    kenlm_path: str | None = None
+    sp_path: str | None = None
+    # Maximum perplexity per model name (a text above it is dropped). wikipedia-en: the original's 1500.
+    max_perplexity: dict[str, float] = field(default_factory=lambda: {
+        "wikipedia-en": 1500.0, "builtin-en": 3000.0, "custom": 1500.0})
+    builtin_dir: str | None = None      # where builtin-en is built (default build/resources/builtin-en)
+
+
+class KenlmScorer:
+    """A KenLM model with its SentencePiece tokenizer."""
+
+    def __init__(self, kenlm_path: str | Path, sp_path: str | Path, name: str = "custom"):
+        import kenlm
+        import sentencepiece as spm
+
+        self.name = name
+        self.model = kenlm.Model(str(kenlm_path))
+        self.sp = spm.SentencePieceProcessor()
+        self.sp.load(str(sp_path))
+
+    def score_lines(self, lines: list[str]) -> tuple[float, int]:
+        """(sum of log10 scores, sum of #pieces + 1) over already-normalised lines."""
+        total, length = 0.0, 0
+        for line in lines:
+            pieces = self.sp.encode_as_pieces(line)
+            total += self.model.score(" ".join(pieces))
+            length += len(pieces) + 1
+        return total, length
+
+    def perplexity(self, text: str, mode: str = "glued") -> float:
+        """Perplexity of ``text``: glued (one normalised line) or one line per ``\\n\\n`` paragraph."""
+        if mode == "glued":
+            lines = [normalize(text)]
+        else:
+            lines = [n for n in (normalize(p) for p in text.split("\n\n")) if n]
+            if not lines:
+                lines = [""]
+        total, length = self.score_lines(lines)
+        return round(10.0 ** (-total / length), 1)
+
+
+_SCORERS: dict[tuple, KenlmScorer] = {}
+_LOCK = threading.Lock()
+
+
+def resolve_model(cfg: PerplexityConfig) -> tuple[str, Path, Path]:
+    """(model name, kenlm path, sentencepiece path) for the profile's ``model`` choice.
+
+    ``builtin-en`` is built on first use (about 10 s) if it is not there yet.
+    """
+    from filters.resources import kenlm_paths
+
+    if cfg.model == "custom":
+        if not (cfg.kenlm_path and cfg.sp_path):
+            raise ValueError("perplexity.model=custom needs kenlm_path and sp_path")
+        return "custom", Path(cfg.kenlm_path), Path(cfg.sp_path)
+    if cfg.model in ("auto", "wikipedia-en"):
+        lm, sp = kenlm_paths("wikipedia", "en")
+        if lm.is_file() and sp.is_file():
+            return "wikipedia-en", lm, sp
+        if cfg.model == "wikipedia-en":
+            from filters.wordlists import ResourceMissing
+
+            raise ResourceMissing(f"{lm} not found: run `obelics resources fetch` (needs a network)")
+    from filters import lm_build
+
+    d = lm_build.build(cfg.builtin_dir or lm_build.DEFAULT_DIR)
+    return "builtin-en", d / "en.arpa", d / "en.sp.model"
+
+
+def get_scorer(cfg: PerplexityConfig) -> KenlmScorer:
+    """The (cached, per process) scorer of ``cfg``."""
+    key = (cfg.model, cfg.kenlm_path, cfg.sp_path, cfg.builtin_dir)
+    with _LOCK:
+        s = _SCORERS.get(key)
+        if s is None:
+            name, lm, sp = resolve_model(cfg)
+            log.info("perplexity model %s: %s", name, lm)
+            s = _SCORERS[key] = KenlmScorer(lm, sp, name)
+        return s
+
+
+class PerplexityFilter:
+    """Paragraph and document verdicts against the model's ``max_perplexity``."""
+
+    def __init__(self, cfg: PerplexityConfig | None = None, scorer: KenlmScorer | None = None):
+        self.cfg = cfg or PerplexityConfig()
+        self._scorer = scorer
+
+    @property
+    def scorer(self) -> KenlmScorer:
+        if self._scorer is None:
+            self._scorer = get_scorer(self.cfg)
+        return self._scorer
+
+    @property
+    def cutoff(self) -> float:
+        name = self.scorer.name
+        if name not in self.cfg.max_perplexity:
+            raise ValueError(f"perplexity.max_perplexity has no threshold for model {name!r}")
+        return self.cfg.max_perplexity[name]
+
+    def paragraph_verdict(self, text: str) -> Verdict:
+        return "perplexity" if self.scorer.perplexity(text, "glued") > self.cutoff else None
+
+    def document_perplexity(self, texts: list[str]) -> float:
+        full = "\n\n".join(t for t in texts if t)
+        return self.scorer.perplexity(full, "glued" if self.cfg.mode == "glued" else "paragraph")
+
+    def document_verdict(self, texts: list[str]) -> Verdict:
+        return "perplexity" if self.document_perplexity(texts) > self.cutoff else None

@@ -1,0 +1,411 @@
+"""Paragraph (node) and document text filters of reference §5.3–§5.4, and the URL ban check.
+
+Every check returns a :data:`filters.base.Verdict`: ``None`` keeps, a reason string drops. Reasons are
+the original's check names (``number_words``, ``stopword_ratio``, ...); stages count them per level as
+``paragraph:<reason>``, ``node:<reason>`` and ``document:<reason>``.
+
+Comparisons follow the original: a ``*_min`` cutoff drops values strictly below it, a ``*_max`` cutoff
+values strictly above it, word-count ranges are inclusive; a cutoff set to ``null`` switches the check
+off. Checks run in the original order and the first failure decides.
+
+``obelics-2023`` reproduces the original exactly (glued perplexity, 2,000-word document cap,
+case-sensitive URL substrings, no re-check after dedup). ``default`` fixes reference §9: no document
+length cap, URL ban words matched case-insensitively on word boundaries, per-paragraph perplexity
+(:mod:`filters.perplexity`), and :func:`recheck_documents` for documents that dedup changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+from filters.base import FilterStats, Verdict
+from filters.text_metrics import (
+    character_repetition_ratio,
+    get_words,
+    punctuation_ratio,
+    special_character_ratio,
+    standardize_whitespace,
+    word_ratio,
+    word_repetition_ratio,
+)
+from filters.wordlists import ResourceMissing, load_wordlist
+from obelics.document import EOD_TOKEN, WebDocument
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeChecks:
+    """Paragraph-level cutoffs (reference §5.3); ``null`` switches a check off."""
+
+    number_words_min: int | None = 4
+    number_words_max: int | None = 1000
+    character_repetition_length: int = 10
+    character_repetition_max: float | None = 0.1
+    word_repetition_length: int = 5
+    word_repetition_max: float | None = 0.1
+    special_character_ratio_max: float | None = 0.3
+    stopword_ratio_min: float | None = 0.3
+    flagged_word_ratio_max: float | None = 0.01
+    punctuation_ratio_min: float | None = 0.001
+    punctuation_min_tokens: int = 12          # fewer tokens: the paragraph passes the punctuation check
+    common_word_ratio_min: float | None = 0.8  # applied only when a common-words list is configured
+
+
+@dataclass
+class DocChecks:
+    """Document-level cutoffs (reference §5.4); ``null`` switches a check off."""
+
+    number_images_min: int | None = 1
+    number_images_max: int | None = 30
+    number_words_min: int | None = 10
+    number_words_max: int | None = None       # default: long documents are not dropped (§9 #12); 2023: 2000
+    character_repetition_length: int = 10
+    character_repetition_max: float | None = 0.1
+    word_repetition_length: int = 5
+    word_repetition_max: float | None = 0.2
+    special_character_ratio_max: float | None = 0.275
+    stopword_ratio_min: float | None = 0.35
+    flagged_word_ratio_max: float | None = 0.01
+    punctuation_ratio_min: float | None = 0.03
+    common_word_ratio_min: float | None = 0.9
+
+
+@dataclass
+class TextFiltersConfig:
+    """The ``text_filters`` profile section."""
+
+    enabled: bool = True
+    node_level: bool = True
+    doc_level: bool = True
+    # Word lists: "registry" (maintained packages, corrected lists) or "obelics-2023" (the original lists).
+    wordlists: Literal["registry", "obelics-2023"] = "registry"
+    stopwords_path: str | None = None
+    flagged_words_path: str | None = None
+    common_words_path: str | None = None      # not public: the common-word checks run only with a list
+    standardize_whitespace: bool = True
+    node: NodeChecks = field(default_factory=NodeChecks)
+    doc: DocChecks = field(default_factory=DocChecks)
+    # Image-URL ban words: "word" (case-insensitive, word boundaries), "substring" (the original,
+    # case-sensitive), or "off".
+    url_ban: Literal["word", "substring", "off"] = "word"
+    url_ban_words_path: str | None = None
+    # Re-apply the document-level checks to documents that dedup / opt-out changed (the original never did).
+    recheck_after_dedup: bool = True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# URL ban words
+# ---------------------------------------------------------------------------------------------------------
+
+_URL_WORD_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+
+
+def url_words(url: str) -> list[str]:
+    """Lower-cased words of a URL, split on non-letters and on camelCase humps (``siteLogo`` -> site, logo)."""
+    return [w.lower() for w in _URL_WORD_RE.findall(url)]
+
+
+@lru_cache(maxsize=32)
+def _ban_words(mode: str, source: str, path: str | None) -> frozenset[str]:
+    return load_wordlist("url_ban_words", source, path)
+
+
+def url_is_banned(url: str | None, cfg: TextFiltersConfig | None = None) -> Verdict:
+    """``"url_ban:<word>"`` if the image URL contains a ban word, else ``None``.
+
+    ``substring`` (obelics-2023): case-sensitive substring, as the original (``silicon`` is hit by
+    ``icon``). ``word``: a URL word (split on non-letters and camelCase, lower-cased) equal to a ban word
+    or its plural, so ``/img/site-logo.png``, ``SiteLogo.png`` and ``icons/`` are hit but ``silicon``,
+    ``Essex`` and ``buttonwood`` are not.
+    """
+    cfg = cfg or TextFiltersConfig()
+    if not url or cfg.url_ban == "off":
+        return None
+    words = _ban_words(cfg.url_ban, cfg.wordlists, cfg.url_ban_words_path)
+    if cfg.url_ban == "substring":
+        for w in sorted(words):
+            if w in url:
+                return f"url_ban:{w}"
+        return None
+    lowered = {w.lower() for w in words}
+    for w in url_words(url):
+        if w in lowered:
+            return f"url_ban:{w}"
+        if w.endswith("s") and w[:-1] in lowered:
+            return f"url_ban:{w[:-1]}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The chain
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Lists:
+    stopwords: frozenset[str]
+    flagged: frozenset[str]
+    common: frozenset[str] | None
+
+
+def _load_lists(cfg: TextFiltersConfig) -> _Lists:
+    common = None
+    if cfg.common_words_path:
+        common = load_wordlist("common_words", cfg.wordlists, cfg.common_words_path)
+    return _Lists(
+        stopwords=load_wordlist("stopwords", cfg.wordlists, cfg.stopwords_path),
+        flagged=load_wordlist("flagged_words", cfg.wordlists, cfg.flagged_words_path),
+        common=common,
+    )
+
+
+def _too_low(value: float, cutoff: float | None) -> bool:
+    return cutoff is not None and value < cutoff
+
+
+def _too_high(value: float, cutoff: float | None) -> bool:
+    return cutoff is not None and value > cutoff
+
+
+class TextFilter:
+    """Paragraph and document verdicts for one profile, with its word lists and models loaded once.
+
+    ``langid`` and ``perplexity`` are optional scorers (:class:`filters.langid.LanguageFilter`,
+    :class:`filters.perplexity.PerplexityFilter`); ``None`` switches those checks off.
+    """
+
+    def __init__(self, cfg: TextFiltersConfig | None = None, langid=None, perplexity=None):
+        self.cfg = cfg or TextFiltersConfig()
+        try:
+            self.lists = _load_lists(self.cfg)
+        except ResourceMissing:
+            raise
+        self.langid = langid
+        self.perplexity = perplexity
+
+    @classmethod
+    def from_profile(cls, profile) -> TextFilter:
+        """Build the chain of a :class:`obelics.config.Profile` (text filters + langid + perplexity)."""
+        from filters.langid import LangIdConfig, LanguageFilter
+        from filters.perplexity import PerplexityConfig, PerplexityFilter
+
+        cfg = profile.section("text_filters", TextFiltersConfig)
+        lcfg = profile.section("langid", LangIdConfig)
+        pcfg = profile.section("perplexity", PerplexityConfig)
+        langid = LanguageFilter(lcfg) if (lcfg.node_level or lcfg.doc_level) else None
+        ppl = PerplexityFilter(pcfg) if (pcfg.node_level or pcfg.doc_level) else None
+        return cls(cfg, langid, ppl)
+
+    # -- paragraphs ------------------------------------------------------------------------------
+    def paragraph_verdict(self, text: str) -> Verdict:
+        """Reason the paragraph fails (first failing check of §5.3), or ``None``."""
+        c = self.cfg.node
+        words = get_words(text)
+        n = len(words)
+        if _too_low(n, c.number_words_min) or _too_high(n, c.number_words_max):
+            return "number_words"
+        if c.character_repetition_max is not None and _too_high(
+                character_repetition_ratio(text, c.character_repetition_length), c.character_repetition_max):
+            return "character_repetition_ratio"
+        if c.word_repetition_max is not None and _too_high(
+                word_repetition_ratio(words, c.word_repetition_length), c.word_repetition_max):
+            return "word_repetition_ratio"
+        if c.special_character_ratio_max is not None and _too_high(
+                special_character_ratio(text), c.special_character_ratio_max):
+            return "special_character_ratio"
+        if c.stopword_ratio_min is not None and _too_low(word_ratio(words, self.lists.stopwords),
+                                                         c.stopword_ratio_min):
+            return "stopword_ratio"
+        if c.flagged_word_ratio_max is not None and _too_high(word_ratio(words, self.lists.flagged),
+                                                              c.flagged_word_ratio_max):
+            return "flagged_word_ratio"
+        if c.punctuation_ratio_min is not None and _too_low(
+                punctuation_ratio(text, c.punctuation_min_tokens), c.punctuation_ratio_min):
+            return "punctuation_ratio"
+        if self.lists.common is not None and c.common_word_ratio_min is not None and _too_low(
+                word_ratio(words, self.lists.common), c.common_word_ratio_min):
+            return "common_word_ratio"
+        if self.langid is not None and self.langid.cfg.node_level:
+            v = self.langid.verdict(text)
+            if v:
+                return v
+        if self.perplexity is not None and self.perplexity.cfg.node_level:
+            v = self.perplexity.paragraph_verdict(text)
+            if v:
+                return v
+        return None
+
+    def filter_text(self, text: str, stats: FilterStats | None = None,
+                    decisions: list | None = None) -> str | None:
+        """The text node after paragraph filtering (kept paragraphs re-joined), or ``None`` if none is left.
+
+        ``decisions`` (optional) receives ``(paragraph, reason)`` for every paragraph.
+        """
+        if self.cfg.standardize_whitespace:
+            text = standardize_whitespace(text)
+        kept = []
+        for para in text.split("\n\n"):
+            reason = None if para == EOD_TOKEN else self.paragraph_verdict(para)
+            if stats is not None:
+                stats.seen("paragraph")
+                if reason:
+                    stats.drop("paragraph", reason)
+                else:
+                    stats.kept("paragraph")
+            if decisions is not None:
+                decisions.append((para, reason))
+            if reason is None:
+                kept.append(para)
+        return "\n\n".join(kept) if kept else None
+
+    def filter_nodes(self, doc: WebDocument, stats: FilterStats | None = None) -> WebDocument:
+        """Node level (§5.3, text part): filter every text node's paragraphs; drop emptied and null nodes."""
+        texts, images, metadata = [], [], []
+        for t, i, m in zip(doc.texts, doc.images, doc.metadata):
+            if i is not None:
+                texts.append(None)
+                images.append(i)
+                metadata.append(m)
+                continue
+            if t is None:
+                if stats is not None:
+                    stats.drop("node", "empty_node")
+                continue
+            if stats is not None:
+                stats.seen("node")
+            new = self.filter_text(t, stats)
+            if new is None:
+                if stats is not None:
+                    stats.drop("node", "no_paragraph_left")
+                continue
+            if stats is not None:
+                stats.kept("node")
+            texts.append(new)
+            images.append(None)
+            metadata.append(None)
+        return WebDocument(texts, images, metadata, dict(doc.general_metadata), doc.doc_id, doc.capture_date)
+
+    # -- documents -------------------------------------------------------------------------------
+    def document_verdict(self, doc: WebDocument) -> Verdict:
+        """Reason the document fails (first failing check of §5.4), or ``None``."""
+        c = self.cfg.doc
+        n_img = sum(1 for i in doc.images if i is not None)
+        if _too_low(n_img, c.number_images_min) or _too_high(n_img, c.number_images_max):
+            return "number_images"
+        texts = [t for t in doc.texts if t]
+        full = "\n\n".join(texts)
+        words = get_words(full)
+        n = len(words)
+        if _too_low(n, c.number_words_min) or _too_high(n, c.number_words_max):
+            return "number_words"
+        if c.character_repetition_max is not None and _too_high(
+                character_repetition_ratio(full, c.character_repetition_length), c.character_repetition_max):
+            return "character_repetition_ratio"
+        if c.word_repetition_max is not None and _too_high(
+                word_repetition_ratio(words, c.word_repetition_length), c.word_repetition_max):
+            return "word_repetition_ratio"
+        if c.special_character_ratio_max is not None and _too_high(special_character_ratio(full),
+                                                                   c.special_character_ratio_max):
+            return "special_character_ratio"
+        if c.stopword_ratio_min is not None and _too_low(word_ratio(words, self.lists.stopwords),
+                                                         c.stopword_ratio_min):
+            return "stopword_ratio"
+        if c.flagged_word_ratio_max is not None and _too_high(word_ratio(words, self.lists.flagged),
+                                                              c.flagged_word_ratio_max):
+            return "flagged_word_ratio"
+        if c.punctuation_ratio_min is not None and _too_low(punctuation_ratio(full), c.punctuation_ratio_min):
+            return "punctuation_ratio"
+        if self.lists.common is not None and c.common_word_ratio_min is not None and _too_low(
+                word_ratio(words, self.lists.common), c.common_word_ratio_min):
+            return "common_word_ratio"
+        if self.langid is not None and self.langid.cfg.doc_level:
+            v = self.langid.verdict(full)
+            if v:
+                return v
+        if self.perplexity is not None and self.perplexity.cfg.doc_level:
+            v = self.perplexity.document_verdict(texts)
+            if v:
+                return v
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Stage functions
+# ---------------------------------------------------------------------------------------------------------
+
+_CHAINS: dict[str, TextFilter] = {}
+
+
+def text_filter_for(profile) -> TextFilter:
+    """The :class:`TextFilter` of a profile (cached per profile content)."""
+    import json
+
+    key = json.dumps([profile.name, profile.data.get("text_filters"), profile.data.get("langid"),
+                      profile.data.get("perplexity")], sort_keys=True, default=str)
+    chain = _CHAINS.get(key)
+    if chain is None:
+        chain = _CHAINS[key] = TextFilter.from_profile(profile)
+    return chain
+
+
+def filter_documents(docs, profile, stats: FilterStats, rejects: list | None = None) -> list[WebDocument]:
+    """Node-level then document-level text filters (+ language id and perplexity per the profile).
+
+    Returns the kept documents (their text nodes filtered). Drops are counted in ``stats`` by level
+    and reason; ``rejects`` (optional) receives ``(document, "document:<reason>")`` for each dropped one.
+    """
+    from obelics.config import load_profile
+
+    profile = load_profile(profile) if isinstance(profile, str) else profile
+    chain = text_filter_for(profile)
+    out = []
+    for doc in docs:
+        stats.seen("document")
+        if not chain.cfg.enabled:
+            stats.kept("document")
+            out.append(doc)
+            continue
+        new = chain.filter_nodes(doc, stats) if chain.cfg.node_level else doc
+        reason = chain.document_verdict(new) if chain.cfg.doc_level else None
+        if reason:
+            stats.drop("document", reason)
+            if rejects is not None:
+                rejects.append((new, f"document:{reason}"))
+            continue
+        stats.kept("document")
+        out.append(new)
+    return out
+
+
+def recheck_documents(docs, profile, stats: FilterStats, rejects: list | None = None) -> list[WebDocument]:
+    """Re-apply the document-level checks to documents that a later step (dedup, opt-out) changed.
+
+    A no-op when the profile's ``text_filters.recheck_after_dedup`` is false (``obelics-2023``: the
+    original never re-checked, so final documents can have fewer than 10 words).
+    """
+    from obelics.config import load_profile
+
+    profile = load_profile(profile) if isinstance(profile, str) else profile
+    chain = text_filter_for(profile)
+    docs = list(docs)
+    if not (chain.cfg.enabled and chain.cfg.recheck_after_dedup):
+        stats.seen("document", len(docs))
+        stats.kept("document", len(docs))
+        return docs
+    out = []
+    for doc in docs:
+        stats.seen("document")
+        reason = chain.document_verdict(doc)
+        if reason:
+            stats.drop("document", f"recheck:{reason}")
+            if rejects is not None:
+                rejects.append((doc, f"document:recheck:{reason}"))
+            continue
+        stats.kept("document")
+        out.append(doc)
+    return out
