@@ -53,7 +53,7 @@ class WarcConfig:
     skip_empty: bool = True  # 0-byte HTML payloads are skipped and counted
     sniff_untyped: bool = True  # a response without Content-Type is HTML if its first bytes look like it
     meta_prescan_bytes: int = 4096  # where <meta charset> is looked for
-    binary_nul_ratio: float = 0.01  # a text/html payload with more NUL bytes than this is binary
+    binary_control_ratio: float = 0.05  # a text/html payload with more control bytes than this is binary
     http_timeout: float = 60.0
     http_retries: int = 8
     http_backoff: float = 1.0  # seconds before the first retry, doubled each time (capped at 30 s)
@@ -102,13 +102,15 @@ def warc_filename_of(source) -> str:
 class HttpRangeReader(io.RawIOBase):
     """A read-only, seekable stream over an http(s) URL.
 
-    Reads stream with requests; a dropped connection, a timeout or a short body is retried with
-    ``Range: bytes=<pos>-`` (exponential backoff, ``retries`` times in a row at most). ``seek`` reopens
-    at the new position (small forward seeks read through).
+    Reads stream with requests; a dropped connection, a timeout, a server error or a short body is
+    retried with ``Range: bytes=<pos>-`` (exponential backoff, ``retries`` failures in a row at most).
+    The last ``history`` bytes stay in memory so that short backward seeks (resync after a corrupt
+    gzip member) do not reopen the connection; other seeks reopen at the new position.
     """
 
     def __init__(self, url: str, timeout: float = 60.0, retries: int = 8, backoff: float = 1.0,
-                 session=None, stats: ReadStats | None = None, start: int = 0, end: int | None = None):
+                 session=None, stats: ReadStats | None = None, start: int = 0, end: int | None = None,
+                 history: int = 1 << 20):
         import requests
 
         self.url = cc_url(url)
@@ -117,11 +119,15 @@ class HttpRangeReader(io.RawIOBase):
         self.backoff = backoff
         self.session = session or requests.Session()
         self.stats = stats
-        self.pos = start
+        self.pos = start  # logical position
+        self.net_pos = start  # position of the network stream; history holds [net_pos - len, net_pos)
         self.end = end  # exclusive end of the wanted range, None: to the end of the resource
         self.size: int | None = None
+        self.history = history
+        self._hist = bytearray()
         self._resp = None
         self._eof = False
+        self._expected_end: int | None = None
 
     def readable(self) -> bool:
         return True
@@ -139,12 +145,17 @@ class HttpRangeReader(io.RawIOBase):
             if self.size is None:
                 self._open()
             pos += self.size or 0
-        if self._resp is not None and 0 <= pos - self.pos <= 1 << 20:
+        if self.net_pos - len(self._hist) <= pos <= self.net_pos:
+            self.pos = pos
+            return pos
+        if self._resp is not None and 0 < pos - self.net_pos <= 1 << 20:
+            self.pos = self.net_pos
             while self.pos < pos and self.read(min(1 << 16, pos - self.pos)):
                 pass
             return self.pos
         self._close_resp()
-        self.pos = pos
+        self._hist.clear()
+        self.pos = self.net_pos = pos
         self._eof = False
         return pos
 
@@ -160,8 +171,8 @@ class HttpRangeReader(io.RawIOBase):
         import requests
 
         headers = {"Accept-Encoding": "identity"}
-        if self.pos > 0 or self.end is not None:
-            headers["Range"] = f"bytes={self.pos}-" + ("" if self.end is None else str(self.end - 1))
+        if self.net_pos > 0 or self.end is not None:
+            headers["Range"] = f"bytes={self.net_pos}-" + ("" if self.end is None else str(self.end - 1))
         resp = self.session.get(self.url, headers=headers, stream=True, timeout=self.timeout)
         if resp.status_code == 416:
             resp.close()
@@ -176,7 +187,7 @@ class HttpRangeReader(io.RawIOBase):
         if resp.status_code == 200:
             length = resp.headers.get("Content-Length")
             self.size = int(length) if length and length.isdigit() else None
-            skip = self.pos  # the server ignored Range: read through to the position
+            skip = self.net_pos  # the server ignored Range: read through to the position
         else:
             m = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", resp.headers.get("Content-Range", ""))
             if m and m.group(3) != "*":
@@ -189,13 +200,7 @@ class HttpRangeReader(io.RawIOBase):
                 raise ConnectionError("short body while skipping to the range start")
             skip -= len(chunk)
 
-    def read(self, n: int = -1) -> bytes:
-        if self._eof or (self.end is not None and self.pos >= self.end):
-            return b""
-        if n is None or n < 0:
-            return self.readall()
-        if self.end is not None:
-            n = min(n, self.end - self.pos)
+    def _net_read(self, n: int) -> bytes:
         failures = 0
         while True:
             try:
@@ -204,24 +209,46 @@ class HttpRangeReader(io.RawIOBase):
                     if self._eof:
                         return b""
                 data = self._resp.raw.read(n, decode_content=False)
-                if not data and self._expected_end is not None and self.pos < self._expected_end:
-                    raise ConnectionError(f"connection closed at byte {self.pos} of {self._expected_end}")
+                if not data and self._expected_end is not None and self.net_pos < self._expected_end:
+                    raise ConnectionError(f"connection closed at byte {self.net_pos} of {self._expected_end}")
                 if not data:
                     self._eof = True
-                self.pos += len(data)
+                self.net_pos += len(data)
                 return data
             except FileNotFoundError:
                 raise
-            except Exception as e:  # noqa: BLE001 - any network error is retried from self.pos
+            except Exception as e:  # noqa: BLE001 - any network error is retried from net_pos
                 self._close_resp()
                 failures += 1
                 if failures > self.retries:
-                    raise ConnectionError(f"{self.url}: giving up at byte {self.pos} after {self.retries} retries: {e}") from e
+                    raise ConnectionError(f"{self.url}: giving up at byte {self.net_pos} after {self.retries} retries: {e}") from e
                 if self.stats is not None:
                     self.stats.retries += 1
                 wait = min(30.0, self.backoff * 2 ** (failures - 1))
-                log.warning("%s: %s; retrying from byte %d in %.1fs", self.url, e, self.pos, wait)
+                log.warning("%s: %s; retrying from byte %d in %.1fs", self.url, e, self.net_pos, wait)
                 time.sleep(wait)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return self.readall()
+        if self.end is not None:
+            n = max(0, min(n, self.end - self.pos))
+        if n == 0:
+            return b""
+        if self.pos < self.net_pos:  # replay from history after a backward seek
+            i = len(self._hist) - (self.net_pos - self.pos)
+            data = bytes(self._hist[i: i + n])
+            self.pos += len(data)
+            return data
+        if self._eof:
+            return b""
+        data = self._net_read(n)
+        self.pos += len(data)
+        if self.history:
+            self._hist += data
+            if len(self._hist) > 2 * self.history:
+                del self._hist[: len(self._hist) - self.history]
+        return data
 
     def readall(self) -> bytes:
         chunks = []
@@ -236,6 +263,7 @@ class HttpRangeReader(io.RawIOBase):
 
     def close(self) -> None:
         self._close_resp()
+        self._hist = bytearray()
         super().close()
 
 
@@ -580,7 +608,7 @@ def meta_charset(payload: bytes, prescan: int = 4096) -> str | None:
     if not m:
         return None
     cs = normalize_charset(m.group(1).decode("ascii", "ignore"))
-    if cs and cs.startswith("utf_16"):
+    if cs and cs.startswith(("utf_16", "utf-16")):
         return "utf-8"  # a page that can declare itself in ASCII is not UTF-16 (WHATWG)
     return cs
 
@@ -611,14 +639,19 @@ def choose_charset(payload: bytes, http_charset: str | None, identified: str | N
     return meta_charset(payload, prescan) or detect_charset(payload)
 
 
-def is_binary(payload: bytes, nul_ratio: float = 0.01) -> bool:
-    """Bytes that cannot be an HTML page: a known binary signature or too many NUL bytes."""
+_CONTROL_BYTES = bytes([*range(0, 9), 11, *range(14, 32), 127])
+_NON_CONTROL = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
+
+
+def is_binary(payload: bytes, control_ratio: float = 0.05, charset: str | None = None) -> bool:
+    """Bytes that cannot be an HTML page: a known binary signature, or more C0 control bytes (NUL,
+    ...) in the first 8 KiB than ``control_ratio`` (text has almost none; compressed data ~12%)."""
     head = payload[:8192]
-    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or (charset or "").startswith(("utf-16", "utf_16", "utf-32")):
         return False
     if head.startswith(_BINARY_MAGIC):
         return True
-    return bool(head) and head.count(0) > nul_ratio * len(head)
+    return bool(head) and len(head.translate(None, _NON_CONTROL)) > control_ratio * len(head)
 
 
 def _http_headers(rec) -> dict[str, str]:
@@ -697,10 +730,10 @@ def _html_processor(filename: str, config: WarcConfig, stats: ReadStats):
             if config.skip_empty:
                 stats.skip("empty_payload")
                 return None
-        if is_binary(payload, config.binary_nul_ratio):
+        identified = rec.rec_headers.get_header("WARC-Identified-Content-Charset")
+        if is_binary(payload, config.binary_control_ratio, normalize_charset(http_cs)):
             stats.skip("binary_payload")
             return None
-        identified = rec.rec_headers.get_header("WARC-Identified-Content-Charset")
         charset = choose_charset(payload, http_cs, identified, config.meta_prescan_bytes)
         stats.html_records += 1
         stats.bytes_read += len(payload)
