@@ -1,0 +1,82 @@
+"""Perceptual hash (pHash) of image bytes, and clusters of near-identical images (reference §9.3 #13).
+
+The original deduplicated images by URL only, so one picture under many URLs survived. Here each
+downloaded image gets a 64-bit DCT pHash (the ``imagehash.phash`` recipe: grayscale, 32x32, 2-D DCT-II,
+top-left 8x8 block thresholded at its median; imagehash is not a dependency, and the recipe is a few
+NumPy lines), and images whose hashes differ in at most ``max_distance`` bits form one cluster.
+Clusters map every URL to a canonical key that the image-URL frequency pass counts instead of the URL.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import numpy as np
+
+from filters.dedup.minhash import bucket_edges
+from filters.dedup.union_find import connected_components
+
+
+@lru_cache(maxsize=4)
+def _dct_matrix(n: int) -> np.ndarray:
+    k = np.arange(n)[:, None]
+    x = np.arange(n)[None, :]
+    return np.cos(np.pi * (2 * x + 1) * k / (2 * n))
+
+
+def phash(image, hash_size: int = 8, highfreq_factor: int = 4) -> int | None:
+    """64-bit pHash (for hash_size 8) of image bytes or a PIL image; None when it cannot be decoded."""
+    from PIL import Image
+
+    size = hash_size * highfreq_factor
+    try:
+        img = image if isinstance(image, Image.Image) else Image.open(io.BytesIO(image))
+        img = img.convert("L").resize((size, size), Image.Resampling.LANCZOS)
+    except Exception:  # undecodable bytes are skipped by the caller, not fatal
+        return None
+    pixels = np.asarray(img, dtype=np.float64)
+    d = _dct_matrix(size)
+    low = (d @ pixels @ d.T)[:hash_size, :hash_size]
+    bits = (low > np.median(low)).reshape(-1)
+    return int(np.packbits(bits).view(">u8")[0]) if hash_size == 8 else int("".join("1" if b else "0" for b in bits), 2)
+
+
+def hamming(a: int, b: int) -> int:
+    return int(a ^ b).bit_count()
+
+
+def phash_clusters(urls: list[str], hashes: list[int | None], max_distance: int = 4) -> dict[str, str]:
+    """{url: canonical url} for images within ``max_distance`` bits of another (only clustered URLs).
+
+    Candidates come from splitting the 64 bits into ``max_distance + 1`` bands (two hashes within the
+    distance agree exactly on at least one band, by pigeonhole); candidates are confirmed by their
+    Hamming distance and joined into components. The canonical URL is the smallest of a cluster.
+    """
+    pairs = [(u, h) for u, h in zip(urls, hashes) if h is not None and u is not None]
+    if len(pairs) < 2:
+        return {}
+    us = [u for u, _ in pairs]
+    hs = np.array([h for _, h in pairs], dtype=np.uint64)
+    nb = max_distance + 1
+    width = 64 // nb
+    keys, members = [], []
+    for band in range(nb):
+        lo = band * width
+        bits = 64 - lo if band == nb - 1 else width
+        mask = np.uint64((1 << bits) - 1)
+        keys.append(((hs >> np.uint64(lo)) & mask) * np.uint64(nb) + np.uint64(band))
+        members.append(np.arange(len(hs)))
+    a, b = bucket_edges(np.concatenate(keys), np.concatenate(members))
+    if len(a):
+        x = hs[a] ^ hs[b]
+        dist = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+        ok = dist <= max_distance
+        a, b = a[ok], b[ok]
+    labels = connected_components(len(hs), a, b)
+    sizes = np.bincount(labels, minlength=len(hs))
+    canon: dict[int, str] = {}
+    for i in np.flatnonzero(sizes[labels] > 1):
+        lab = labels[i]
+        canon[lab] = min(canon.get(lab, us[i]), us[i])
+    return {us[i]: canon[labels[i]] for i in np.flatnonzero(sizes[labels] > 1)}
