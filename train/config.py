@@ -1,0 +1,163 @@
+"""Training configs: YAML files under ``configs/train/`` validated into dataclasses, with overrides.
+
+``python -m train --config configs/train/tiny.yaml data.shards=out/webdataset optim.lr=1e-4``: every key
+has a default here; the YAML and the ``key=value`` overrides (values parsed as YAML) are merged over the
+defaults and validated (unknown keys and wrong types are errors, via ``obelics.config.from_dict``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from model.build import ModelConfig
+from obelics.config import ConfigError, from_dict
+from train.stream import PackingConfig
+
+
+@dataclasses.dataclass
+class DatasetConfig:
+    """One data set of a mixture."""
+
+    name: str = "obelics"
+    shards: Any = None  # dir, glob, list of paths or pipe:/brace URLs
+    kind: str = "webdoc"  # webdoc | pairs
+    weight: float = 1.0
+
+
+@dataclasses.dataclass
+class DataConfig:
+    shards: Any = None  # shorthand: a single web-document data set
+    datasets: list[DatasetConfig] = dataclasses.field(default_factory=list)
+    val_shards: Any = None  # separate validation shards (web documents); else the hash hold-out below
+    val_permille: int = 0  # documents whose id hashes below this (‰) are held out for validation
+    packing: PackingConfig = dataclasses.field(default_factory=PackingConfig)
+    batch_size: int = 4  # rows per micro-batch per process
+    image_size: int | None = None  # default: the model's vision image_size
+    tokenizer: str | None = None  # local tokenizer dir (LLaMA's); None = the offline BPE
+    tokenizer_vocab: int = 1000
+
+    def dataset_list(self) -> list[DatasetConfig]:
+        if self.datasets and self.shards is not None:
+            raise ConfigError("data: give either shards or datasets, not both")
+        if self.datasets:
+            return self.datasets
+        if self.shards is None:
+            raise ConfigError("data.shards (or data.datasets) is required, e.g. data.shards=out/sample/webdataset")
+        return [DatasetConfig(name="webdocs", shards=self.shards, kind="webdoc", weight=1.0)]
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    final_lr: float = 0.0  # linear decay from lr to final_lr at max_steps
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    z_loss: float = 1e-3
+    grad_accum: int = 1
+
+
+@dataclasses.dataclass
+class StabilityConfig:
+    window: int = 20  # recent good losses that define "normal"
+    min_history: int = 5  # no spike verdict before this many good steps
+    spike_sigma: float = 6.0  # spike if loss > mean + sigma·std ...
+    spike_ratio: float = 1.5  # ... and loss > ratio · mean
+    lr_cut: float = 0.5  # LR multiplier applied at each rollback
+    max_rollbacks: int = 5
+    inject_spike_at: int = -1  # testing: corrupt the trainable head rows before this step (once)
+
+
+@dataclasses.dataclass
+class RunConfig:
+    out_dir: str = "runs/tiny"
+    max_steps: int = 100
+    seed: int = 0
+    backend: str = "torch"  # torch (single process or torchrun/DDP) | deepspeed
+    deepspeed_config: str = "configs/deepspeed/zero3.json"
+    precision: str = "auto"  # auto (bf16 where supported, else fp32) | bf16 | fp32
+    save_every: int = 50
+    keep_checkpoints: int = 3
+    log_every: int = 1
+    stats_every: int = 10  # per-layer grad and activation norms
+    val_every: int = 50
+    val_batches: int = 4
+    tensorboard: bool = True
+    resume: bool = True  # continue from out_dir/checkpoints/latest when present
+    stop_after: int = -1  # testing: exit (as if killed) after this many steps in this process
+    peak_tflops: float = 312.0  # per device, for MFU (A100 bf16 dense)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    stability: StabilityConfig = dataclasses.field(default_factory=StabilityConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "overrides":
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _set(data: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for p in parts[:-1]:
+        if p not in node or not isinstance(node[p], dict):
+            if p in node or node is data:
+                raise ConfigError(f"override {dotted!r}: {p!r} is not a section")
+            node[p] = {}
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def _parse(text: str) -> Any:
+    value = yaml.safe_load(text)
+    if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults ← YAML ← ``key=value`` overrides, validated into a :class:`TrainConfig`."""
+    data = dataclasses.asdict(TrainConfig())
+    if path:
+        with open(path, encoding="utf-8") as f:
+            y = yaml.safe_load(f) or {}
+        if not isinstance(y, dict):
+            raise ConfigError(f"{path}: a training config must be a mapping")
+        data = _merge(data, y)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key.path=value")
+        key, value = item.split("=", 1)
+        _set(data, key.strip(), _parse(value))
+    cfg = from_dict(TrainConfig, data)
+    if cfg.run.backend not in ("torch", "deepspeed"):
+        raise ConfigError("run.backend must be torch or deepspeed")
+    for d in cfg.data.datasets:
+        if d.kind not in ("webdoc", "pairs"):
+            raise ConfigError(f"dataset {d.name}: kind must be webdoc or pairs")
+    return cfg
+
+
+def to_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)
