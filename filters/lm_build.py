@@ -35,7 +35,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = REPO_ROOT / "build" / "resources" / "builtin-en"
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 
 # Prose-heavy standard-library modules whose docstrings join the corpus (fixed for reproducibility).
 STDLIB_MODULES = (
@@ -174,7 +174,7 @@ def estimate_arpa(token_sentences: list[list[str]], order: int = 3) -> str:
     total = sum(adj[1].values())
     nk = Counter(min(c, 3) for c in adj[1].values())
     gamma = (d1 * nk[1] + d2 * nk[2] + d3 * nk[3]) / total
-    uniform = 1.0 / len(vocab)
+    uniform = 1.0 / (len(vocab) - 1)  # <s> is never predicted
     for w in vocab:
         c = adj[1].get((w,), 0)
         disc = (0, d1, d2, d3)[min(c, 3)]

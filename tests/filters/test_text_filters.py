@@ -1,0 +1,146 @@
+"""Paragraph and document text filters: comparisons, order of checks, EOD, §9 fixes, URL bans, stages."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from filters.base import FilterStats
+from filters.text_filters import (
+    DocChecks,
+    NodeChecks,
+    TextFilter,
+    TextFiltersConfig,
+    filter_documents,
+    recheck_documents,
+    url_is_banned,
+)
+from obelics.config import load_profile
+from obelics.document import EOD_TOKEN, WebDocument
+from tests.conftest import shared_path
+
+GOOD = ("The committee met on Tuesday to discuss the new park. Residents said that they would like more trees, "
+        "and the mayor agreed that the plan should be changed before the vote.")
+GOOD2 = ("After the meeting, the city council published a report about the project and its costs. It said that "
+         "the work would start in the spring and end before the winter.")
+
+
+def registry_chain(**node_kw) -> TextFilter:
+    cfg = TextFiltersConfig(node=NodeChecks(**node_kw))
+    return TextFilter(cfg)
+
+
+def doc(*nodes) -> WebDocument:
+    texts, images, meta = [], [], []
+    for n in nodes:
+        if n.startswith("img:"):
+            texts.append(None)
+            images.append(n[4:])
+            meta.append({"src": n[4:]})
+        else:
+            texts.append(n)
+            images.append(None)
+            meta.append(None)
+    return WebDocument(texts, images, meta, {"url": "https://example.com/a"})
+
+
+def test_min_max_comparisons_are_strict():
+    chain = registry_chain()
+    four = "apple banana cherry date"
+    # 4 words: inclusive range [4, 1000]; the paragraph then fails a later check, not number_words
+    assert chain.paragraph_verdict(four) != "number_words"
+    assert chain.paragraph_verdict("apple banana cherry") == "number_words"
+    chain5 = registry_chain(number_words_min=5)
+    assert chain5.paragraph_verdict(four) == "number_words"
+    # a max cutoff equal to the value keeps it
+    text = "x y z w"  # special ratio 3/7 > 0.3
+    assert registry_chain(number_words_min=1, special_character_ratio_max=3 / 7).paragraph_verdict(text) != \
+        "special_character_ratio"
+    assert registry_chain(number_words_min=1).paragraph_verdict(text) == "special_character_ratio"
+
+
+def test_order_of_checks_first_failure_wins():
+    chain = registry_chain()
+    rep = " ".join(["buy now"] * 10)  # fails char repetition (2nd) before word repetition and stop words
+    assert chain.paragraph_verdict(rep) == "character_repetition_ratio"
+    off = registry_chain(character_repetition_max=None)
+    assert off.paragraph_verdict(rep) == "word_repetition_ratio"
+    assert chain.paragraph_verdict(GOOD) is None
+
+
+def test_eod_paragraph_skips_checks_and_empty_node_dropped():
+    chain = registry_chain()
+    stats = FilterStats("t")
+    out = chain.filter_nodes(doc(f"{GOOD}\n\n{EOD_TOKEN}\n\nshort one", "img:https://x/a.jpg", "tiny"), stats)
+    assert out.texts[0] == f"{GOOD}\n\n{EOD_TOKEN}"
+    assert out.texts == [out.texts[0], None]
+    assert stats.dropped["paragraph"]["number_words"] == 2
+    assert stats.dropped["node"]["no_paragraph_left"] == 1
+
+
+def test_document_checks_and_long_documents():
+    long_text = "\n\n".join([GOOD, GOOD2] * 60)  # ~3,900 words
+    d = doc("img:https://x/a.jpg", long_text)
+    default = TextFilter(TextFiltersConfig())
+    capped = TextFilter(TextFiltersConfig(doc=DocChecks(number_words_max=2000, word_repetition_max=None,
+                                                        character_repetition_max=None)))
+    free = TextFilter(TextFiltersConfig(doc=DocChecks(word_repetition_max=None, character_repetition_max=None)))
+    assert capped.document_verdict(d) == "number_words"
+    assert free.document_verdict(d) is None           # default: not dropped for length alone
+    assert default.document_verdict(doc(GOOD + "\n\n" + GOOD2)) == "number_images"
+    assert default.document_verdict(doc("img:https://x/a.jpg", GOOD, GOOD2)) is None
+    assert default.document_verdict(doc("img:https://x/a.jpg", "one two three")) == "number_words"
+
+
+def test_filter_documents_counts_and_rejects():
+    prof = load_profile("default", ["langid.doc_level=false", "perplexity.doc_level=false"])
+    stats = FilterStats("text")
+    rejects: list = []
+    docs = [doc("img:https://x/a.jpg", GOOD, GOOD2), doc(GOOD, GOOD2), doc("img:https://x/b.jpg", "too short")]
+    kept = filter_documents(docs, prof, stats, rejects)
+    assert len(kept) == 1
+    assert stats.inputs["document"] == 3 and stats.outputs["document"] == 1
+    assert stats.dropped["document"] == {"number_images": 1, "number_words": 1}
+    assert sorted(r for _, r in rejects) == ["document:number_images", "document:number_words"]
+
+
+def test_recheck_after_dedup():
+    shortened = doc("img:https://x/a.jpg", "Only a few words remain.")
+    stats = FilterStats("recheck")
+    default = load_profile("default", ["langid.doc_level=false", "perplexity.doc_level=false"])
+    assert recheck_documents([shortened], default, stats) == []
+    assert stats.dropped["document"] == {"recheck:number_words": 1}
+    shared_path("data", "wordlists", "stopwords_en.txt")
+    orig = load_profile("obelics-2023")
+    assert len(recheck_documents([shortened], orig, FilterStats("r"))) == 1  # the original never re-checked
+
+
+def test_url_ban_default_word_boundaries():
+    cfg = TextFiltersConfig()
+    assert url_is_banned("https://example.com/img/site-logo.png", cfg) == "url_ban:logo"
+    assert url_is_banned("https://example.com/static/SiteLogo.png", cfg) == "url_ban:logo"
+    assert url_is_banned("https://example.com/ICONS/home.png", cfg) == "url_ban:icon"
+    assert url_is_banned("https://example.com/silicon-valley.jpg", cfg) is None
+    assert url_is_banned("https://example.com/essex/photo.jpg", cfg) is None
+    assert url_is_banned("https://example.com/buttonwood.jpg", cfg) is None
+    assert url_is_banned(None, cfg) is None
+    assert url_is_banned("https://example.com/logo.png", dataclasses.replace(cfg, url_ban="off")) is None
+
+
+def test_url_ban_obelics_2023_substring():
+    shared_path("data", "wordlists", "image_url_ban_substrings.txt")
+    cfg = load_profile("obelics-2023").section("text_filters", TextFiltersConfig)
+    assert url_is_banned("https://example.com/silicon-valley.jpg", cfg) == "url_ban:icon"
+    assert url_is_banned("https://example.com/essex.jpg", cfg) == "url_ban:sex"
+    assert url_is_banned("https://example.com/LOGO.png", cfg) is None  # case-sensitive, as the original
+
+
+def test_user_word_list_overrides(tmp_path):
+    p = tmp_path / "common.json"
+    p.write_text('{"the": 1, "committee": 1}')
+    cfg = TextFiltersConfig(common_words_path=str(p))
+    chain = TextFilter(cfg)
+    assert chain.paragraph_verdict(GOOD) == "common_word_ratio"
+    with pytest.raises(FileNotFoundError):
+        TextFilter(TextFiltersConfig(stopwords_path=str(tmp_path / "missing.txt")))
