@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
@@ -62,6 +62,7 @@ class OptOutChecker:
         self._lock = threading.Lock()
         self.agents = [self.cfg.user_agent_token] + list(self.cfg.robots_agents)
         self.spawning = spawning
+        self._spawning_cache: OrderedDict[str, bool] = OrderedDict()
         uses_spawning = "spawning" in self.cfg.images or "spawning" in self.cfg.documents
         if uses_spawning and self.spawning is None:
             env = os.environ if env is None else env
@@ -207,7 +208,13 @@ class OptOutChecker:
             if self.spawning is None:
                 self._event("optout:spawning_skipped_no_key", len(pending))
             else:
-                opted, errors = self.spawning.query(pending)
+                opted = {u: self._spawning_cache[u] for u in pending if u in self._spawning_cache}
+                fresh, errors = self.spawning.query([u for u in pending if u not in opted])
+                opted.update(fresh)
+                with self._lock:
+                    self._spawning_cache.update(fresh)
+                    while len(self._spawning_cache) > self.cfg.spawning.cache_urls:
+                        self._spawning_cache.popitem(last=False)
                 for u in pending:
                     if u in errors:
                         out[u] = self._error("spawning")

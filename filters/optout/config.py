@@ -39,6 +39,7 @@ class SpawningConfig:
     requests_per_second: float = 20.0
     concurrency: int = 10
     timeout_s: float = 60.0
+    cache_urls: int = 1_000_000  # answers kept per checker (oldest evicted first): a URL is asked once
     # Retry schedule as [count, seconds] pairs; a 429's Retry-After is honoured when longer.
     retry_delays_s: list[list[float]] = field(default_factory=lambda: [[3, 1.0], [3, 10.0], [3, 60.0]])
 
