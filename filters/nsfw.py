@@ -99,6 +99,12 @@ class OpenNsfwClassifier:
         self._session = None
         self._lock = threading.Lock()
 
+    def __getstate__(self):  # picklable for Ray workers: the session is rebuilt where it runs
+        return {"cfg": self.cfg}
+
+    def __setstate__(self, state):
+        self.__init__(state["cfg"])
+
     def _get_session(self):
         with self._lock:
             if self._session is None:

@@ -154,3 +154,12 @@ def test_thresholds_are_strict_and_labels_checked():
 def test_disabled_is_a_pass_through():
     docs = make_docs()
     assert nsfw_filter(docs, {}, NsfwConfig(enabled=False), classifier=FakeClassifier()) == docs
+
+
+def test_classifier_pickles_for_workers(open_nsfw):
+    import pickle
+
+    jpeg = real_images()["sklearn__flower.jpg"]
+    before = open_nsfw.score([jpeg])[0]
+    clone = pickle.loads(pickle.dumps(open_nsfw))
+    assert clone.score([jpeg])[0] == pytest.approx(before)
