@@ -40,6 +40,15 @@ R_FORMAT = "image:format_not_allowed"
 R_FORMAT_MISSING = "image:format_missing"
 R_ASPECT = "image:aspect_ratio"
 
+# JPEG also opens MPO. Names PIL does not know (an older Pillow without AVIF) are ignored.
+SAFE_DECODERS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "ICO", "AVIF")
+
+
+def open_formats(decoders) -> list[str]:
+    """The ``decoders`` this Pillow knows, upper-cased, for ``Image.open(formats=...)``."""
+    Image.init()
+    return [d.upper() for d in decoders if d.upper() in Image.OPEN]
+
 
 @dataclass
 class ImageFilterConfig:
@@ -64,6 +73,9 @@ class ImageFilterConfig:
     # Header-claimed pixel count above which an image is refused before any decoding. PIL itself
     # refuses more than 2 * Image.MAX_IMAGE_PIXELS at open time, so that is the effective ceiling.
     max_pixels: int | None = 89_478_485
+    # PIL decoders allowed to identify web bytes. EPS would run Ghostscript on them, and the exotic
+    # formats (PSD, FITS, ...) only widen the attack surface; anything else is "image:undecodable".
+    decoders: list[str] = field(default_factory=lambda: list(SAFE_DECODERS))
     verify_decode: bool = True           # decode (JPEG at 1/8 scale) to catch truncated/corrupt files
     allow_truncated: bool = False        # obelics-2023: PIL LOAD_TRUNCATED_IMAGES=True semantics
     # How "N%" rendered sizes are parsed: "int" as the original (int("50.5") fails and the key is
@@ -101,7 +113,7 @@ def probe_image(data: bytes | bytearray | memoryview | None, cfg: ImageFilterCon
     if not data:
         return ImageProbe(reason=R_EMPTY)
     try:
-        img = Image.open(io.BytesIO(bytes(data)))  # lazy: reads the header only
+        img = Image.open(io.BytesIO(bytes(data)), formats=open_formats(cfg.decoders))  # lazy: header only
     except Image.DecompressionBombError:
         return ImageProbe(reason=R_BOMB)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, TypeError):

@@ -30,7 +30,15 @@ import numpy as np
 from PIL import Image
 
 from filters.base import FilterStats, Verdict
-from filters.image import ImageBytes, ImageFilterConfig, lookup_bytes, probe_image, without_nodes
+from filters.image import (
+    SAFE_DECODERS,
+    ImageBytes,
+    ImageFilterConfig,
+    lookup_bytes,
+    open_formats,
+    probe_image,
+    without_nodes,
+)
 from obelics.config import ConfigError, Profile, load_profile
 from obelics.document import WebDocument
 
@@ -80,7 +88,7 @@ def decode_rgb(data: bytes, max_pixels: int, min_side: int = 512) -> Image.Image
     if not probe.ok:
         return None
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data), formats=open_formats(SAFE_DECODERS))
         if probe.format in ("jpeg", "mpo"):
             img.draft("RGB", (min_side, min_side))
         img.load()

@@ -182,3 +182,16 @@ def test_image_filter_stage_counts_reasons_and_keeps_documents():
     assert again.images == out.images
     (meta_only,) = image_filter([out], "default")
     assert meta_only.images == out.images
+
+
+def test_only_safe_decoders_identify_web_bytes():
+    eps = encode(Image.new("RGB", (300, 300)), "EPS")  # decoding EPS would run Ghostscript
+    assert probe_image(eps, DEFAULT).reason == "image:undecodable"
+    opened = probe_image(eps, ImageFilterConfig(decoders=["EPS"], verify_decode=False))
+    assert opened.ok and opened.format == "eps"
+    assert check_image_node({}, DEFAULT, eps)[0] == "image:undecodable"
+
+
+def test_profiles_match_code_defaults():
+    assert image_config("default") == ImageFilterConfig()
+    assert ORIGINAL.valid_formats == ["jpg", "jpeg", "png", "webp"] and ORIGINAL.allow_truncated
