@@ -34,7 +34,7 @@ from filters.optout.fetch import Fetched, HostCache, HostError, make_session, or
 from filters.optout.html_meta import meta_robots_values, meta_signals
 from filters.optout.robots import RobotsRules, normalize_ai_txt
 from filters.optout.spawning import SpawningClient
-from filters.optout.x_robots import Headers, directives_for, header_values
+from filters.optout.x_robots import Headers, directives_for, header_values, x_robots_verdict
 from obelics.config import ConfigError
 
 Kind = Literal["image", "document"]
@@ -141,10 +141,9 @@ class OptOutChecker:
         signals = dict(meta) if meta is not None else (
             meta_signals(html, token) if html is not None and ("meta" in sources or "tdmrep" in sources) else {})
         if "x_robots" in sources:
-            found = directives_for(header_values(headers, "x-robots-tag"), token)
-            for d in disallowed:
-                if d in found:
-                    return f"optout:x-robots-tag:{d}"
+            verdict = x_robots_verdict(headers, token, disallowed)
+            if verdict:
+                return verdict
         if "meta" in sources:
             found = directives_for(meta_robots_values(signals, token), token)
             for d in disallowed:
