@@ -3,7 +3,7 @@
 POSTs newline-joined URLs (``batch_size`` per request, a single URL padded with ``""``) with
 ``Authorization: API <token>``; reads ``urls[i].optOut``. Requests are rate-limited (a shared
 minimum interval between request starts), run ``concurrency`` at a time, and retried on network
-errors, 408, 429 (honouring ``Retry-After``) and 5xx along ``retry_delays_s``. A batch that still
+errors, 408, 429 and 5xx (honouring ``Retry-After``) along ``retry_delays_s``. A batch that still
 fails is *reported* (every URL in it gets an error), never read as "allowed"; the caller's
 ``on_error`` decides. The retry loop is hand-written because the schedule (counts of fixed delays,
 as the original's 5x1 s, 5x10 s, 10x10 min, 10x1 h) is not urllib3's exponential backoff.
@@ -111,6 +111,7 @@ class SpawningClient:
                     wait = max(wait, _retry_after(r.headers.get("Retry-After")))
                 elif r.status_code == 408 or r.status_code >= 500:
                     last = f"HTTP {r.status_code}"
+                    wait = max(wait, _retry_after(r.headers.get("Retry-After")))
                 else:  # 401, 403, 400...: retrying cannot help
                     raise SpawningError(f"Spawning API answered HTTP {r.status_code}: {r.text[:200]!r}")
             if attempt < len(self.delays):

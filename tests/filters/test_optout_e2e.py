@@ -91,7 +91,7 @@ def sites():
 def config(sites, endpoint: str = "/ok", **kw) -> OptOutConfig:
     spawning = SpawningConfig(endpoint=sites["spawning"].url(endpoint), retry_delays_s=[[3, 0.01]],
                               requests_per_second=200.0, timeout_s=5.0)
-    return OptOutConfig(http=HttpConfig(timeout_s=2.0, max_workers=4), spawning=spawning, **kw)
+    return OptOutConfig(http=HttpConfig(timeout_s=5.0, max_workers=4), spawning=spawning, **kw)
 
 
 def checker(cfg: OptOutConfig) -> OptOutChecker:
