@@ -5,7 +5,8 @@ Pipeline for a set of documents: text -> lower-cased ``\\w+`` words -> word n-gr
 NumPy) -> signature (for each of ``bands * rows`` hash functions ``h_i(x) = a_i * x + b_i mod 2**64``,
 the minimum over the shingles, top 32 bits kept) -> one 64-bit key per band -> candidate pairs
 (documents sharing a band key) -> confirmed pairs (exact Jaccard of the shingle sets, or the
-signature estimate) -> connected components -> one survivor per component, the most recent.
+signature estimate) -> removal: from the most recent document down, a kept document removes its
+confirmed near-duplicates (see :func:`greedy_removals`).
 
 Why our own code and not datasketch: datasketch's ``MinHash.update`` hashes shingle by shingle in
 Python and computes ``(a*x+b) mod p`` one document at a time; here the shingle hashes of a whole batch
@@ -26,8 +27,7 @@ import pyarrow as pa
 from filters.base import FilterStats
 from filters.dedup.common import DedupResult, apply_removals, as_table, count_removed, removed_table
 from filters.dedup.config import DedupConfig, MinHashConfig
-from filters.dedup.recency import keep_most_recent, recency_column
-from filters.dedup.union_find import connected_components
+from filters.dedup.recency import recency_column
 
 REASON = "minhash:near_duplicate"
 _WORD_RE = re.compile(r"\w+")
@@ -249,36 +249,54 @@ def _hasher(ngram: int, bands: int, rows: int, seed: int) -> MinHasher:
 
 
 # -- candidate pairs and confirmation --------------------------------------------------------------
-def bucket_edges(keys: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (first member of a bucket, other member) for every bucket of equal ``keys``.
+def bucket_edges(keys: np.ndarray, members: np.ndarray, priority: np.ndarray | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (bucket head, other member) and (member, next member) for every bucket of equal ``keys``.
 
-    ``keys`` and ``members`` are flat, one entry per (document, band). Edges are unique, a < b.
+    Pairs are unique, as (min, max).
+
+    ``keys`` and ``members`` are flat, one entry per (document, band). The head of a bucket is its
+    member with the lowest ``priority`` (the most recent document), else the first; linking every
+    member to the head of each of its buckets gives :func:`greedy_removals` the edges it needs
+    without the quadratic all-pairs set.
     """
     if len(keys) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.argsort(keys, kind="stable")
+    if priority is None:
+        order = np.argsort(keys, kind="stable")
+    else:
+        order = np.lexsort((priority, keys))
     k, m = keys[order], members[order]
     new_run = np.ones(len(k), bool)
     new_run[1:] = k[1:] != k[:-1]
     run_id = np.cumsum(new_run) - 1
     first = m[new_run][run_id]
     sel = ~new_run & (first != m)
-    a, b = np.minimum(first[sel], m[sel]), np.maximum(first[sel], m[sel])
+    # star edges to the head, plus chain edges between neighbours in priority order (a head that is
+    # not a near-duplicate of its bucket would otherwise leave the other members unlinked)
+    prev = np.concatenate([m[:1], m[:-1]])
+    chain = ~new_run & (prev != m) & (prev != first)
+    x = np.concatenate([first[sel], prev[chain]])
+    y = np.concatenate([m[sel], m[chain]])
+    a, b = np.minimum(x, y), np.maximum(x, y)
     if len(a) == 0:
         return a, b
     pairs = np.unique(np.stack([a, b], axis=1), axis=0)
     return pairs[:, 0], pairs[:, 1]
 
 
-def lsh_candidates(band_keys: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate pairs (row indices) of documents sharing at least one band key."""
+def lsh_candidates(band_keys: np.ndarray, valid: np.ndarray | None = None, rank: np.ndarray | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (row indices) of documents sharing a band key, each linked to its buckets' heads."""
     d, nb = band_keys.shape
     rows = np.repeat(np.arange(d), nb)
     flat = band_keys.reshape(-1)
+    prio = None if rank is None else np.repeat(rank, nb)
     if valid is not None:
         keep = np.repeat(valid, nb)
         rows, flat = rows[keep], flat[keep]
-    return bucket_edges(flat, rows)
+        prio = None if prio is None else prio[keep]
+    return bucket_edges(flat, rows, prio)
 
 
 def jaccard(x: np.ndarray, y: np.ndarray) -> float:
@@ -303,17 +321,46 @@ def confirm(a: np.ndarray, b: np.ndarray, cfg: MinHashConfig, shingle_sets=None,
     return a[ok], b[ok]
 
 
-def survivors(labels: np.ndarray, recency: pa.Array, doc_ids: pa.Array) -> np.ndarray:
-    """Keep mask: in each component of more than one document, only the most recent (then largest id)."""
-    sizes = np.bincount(labels, minlength=len(labels))
-    grouped = sizes[labels] > 1
-    keys = pa.array(np.where(grouped, labels, -1)).cast(pa.string())
-    keys = pa.array([k if g else None for k, g in zip(keys.to_pylist(), grouped)], pa.string())
+def recency_rank(recency: pa.Array, doc_ids: pa.Array) -> np.ndarray:
+    """Rank of each row, 0 = most recent (ties broken by the larger doc_id)."""
     import pyarrow.compute as pc
 
-    rec = pc.binary_join_element_wise(pc.fill_null(recency.cast(pa.string()), ""),
+    key = pc.binary_join_element_wise(pc.fill_null(recency.cast(pa.string()), ""),
                                       pc.fill_null(doc_ids.cast(pa.string()), ""), "\x00")
-    return keep_most_recent(keys, rec)
+    order = pc.sort_indices(pa.table({"k": key}), sort_keys=[("k", "descending")]).to_numpy()
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+def greedy_removals(num_nodes: int, a: np.ndarray, b: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """For each node, the node it is removed in favour of, or -1 when kept.
+
+    Nodes are visited from the most recent (lowest ``rank``); a node not yet removed is kept and
+    removes its confirmed near-duplicates that are not kept. So every removed document is a confirmed
+    near-duplicate of a kept, more recent one, and chains (A~B, B~C, A!~C) do not remove C because of A
+    (connected components would). Python runs once per node with a near-duplicate, not per document.
+    """
+    by = np.full(num_nodes, -1, np.int64)
+    if len(a) == 0:
+        return by
+    src = np.concatenate([a, b])
+    dst = np.concatenate([b, a])
+    order = np.argsort(src, kind="stable")
+    src, dst = src[order], dst[order]
+    nodes = np.unique(src)
+    starts = np.searchsorted(src, nodes)
+    ends = np.searchsorted(src, nodes, side="right")
+    kept = np.zeros(num_nodes, bool)
+    for k in np.argsort(rank[nodes], kind="stable"):
+        n = nodes[k]
+        if by[n] >= 0:
+            continue
+        kept[n] = True
+        nb = dst[starts[k]:ends[k]]
+        nb = nb[(by[nb] < 0) & ~kept[nb]]
+        by[nb] = n
+    return by
 
 
 # -- the pass over documents in memory ------------------------------------------------------------
@@ -327,12 +374,13 @@ def document_shingles(table: pa.Table, hasher: MinHasher, min_words: int = 0,
     return sets, sigs, nwords >= max(min_words, 1)
 
 
-def near_duplicate_pairs(table: pa.Table, cfg: MinHashConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Confirmed near-duplicate pairs (row indices, a < b) of ``table``."""
+def near_duplicate_pairs(table: pa.Table, cfg: MinHashConfig | None = None, rank: np.ndarray | None = None,
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Confirmed near-duplicate pairs (row indices, a < b) of ``table``; ``rank`` picks bucket heads."""
     cfg = cfg or MinHashConfig()
     hasher = MinHasher.from_config(cfg)
     sets, sigs, valid = document_shingles(table, hasher, cfg.min_words)
-    a, b = lsh_candidates(hasher.band_keys(sigs), valid)
+    a, b = lsh_candidates(hasher.band_keys(sigs), valid, rank)
     return confirm(a, b, cfg, sets, sigs)
 
 
@@ -342,9 +390,9 @@ def minhash_dedup(docs, cfg: DedupConfig | None = None) -> DedupResult:
     table = as_table(docs)
     stats = FilterStats("dedup.minhash")
     stats.seen("document", table.num_rows)
-    a, b = near_duplicate_pairs(table, cfg.minhash)
-    labels = connected_components(table.num_rows, a, b)
-    keep = survivors(labels, recency_column(table, cfg.recency), table["doc_id"].combine_chunks())
+    rank = recency_rank(recency_column(table, cfg.recency), table["doc_id"].combine_chunks())
+    a, b = near_duplicate_pairs(table, cfg.minhash, rank)
+    keep = greedy_removals(table.num_rows, a, b, rank) < 0
     removed = removed_table(table["doc_id"].filter(pa.array(~keep)).to_pylist(), REASON)
     out = apply_removals(table, removed)
     count_removed(stats, removed)

@@ -1,0 +1,34 @@
+import io
+
+from PIL import Image, ImageEnhance
+
+from filters.dedup.phash import hamming, phash, phash_clusters
+from tests.conftest import shared_path
+
+
+def _jpeg(img, quality=90):
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def test_phash_is_robust_to_resizing_and_recompression_and_separates_photos():
+    folder = shared_path("data", "images")
+    cat = Image.open(folder / "skimage__chelsea.png")
+    coffee = Image.open(folder / "skimage__coffee.png")
+    h = phash(_jpeg(cat))
+    small = phash(_jpeg(cat.resize((cat.width // 3, cat.height // 3)), quality=40))
+    brighter = phash(_jpeg(ImageEnhance.Brightness(cat).enhance(1.2)))
+    assert hamming(h, small) <= 4 and hamming(h, brighter) <= 6
+    assert hamming(h, phash(_jpeg(coffee))) > 16
+    assert phash(b"not an image") is None
+
+
+def test_clusters_map_urls_to_one_canonical_url():
+    folder = shared_path("data", "images")
+    cat = Image.open(folder / "skimage__chelsea.png")
+    urls = ["https://cdn2/cat.jpg", "https://cdn1/cat.jpg", "https://x/coffee.jpg", "https://bad"]
+    hashes = [phash(_jpeg(cat)), phash(_jpeg(cat.resize((200, 150)), 50)),
+              phash(_jpeg(Image.open(folder / "skimage__coffee.png"))), None]
+    assert phash_clusters(urls, hashes, 4) == {"https://cdn2/cat.jpg": "https://cdn1/cat.jpg",
+                                               "https://cdn1/cat.jpg": "https://cdn1/cat.jpg"}
