@@ -115,7 +115,7 @@ class SpawningClient:
                 else:  # 401, 403, 400...: retrying cannot help
                     raise SpawningError(f"Spawning API answered HTTP {r.status_code}: {r.text[:200]!r}")
             if attempt < len(self.delays):
-                self.sleep(wait)
+                self.sleep(min(wait, max(self.delays)))  # a Retry-After longer than our schedule is capped
         raise SpawningError(f"Spawning API failed after {len(self.delays) + 1} attempts: {last}")
 
     @staticmethod
