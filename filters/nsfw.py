@@ -220,7 +220,7 @@ def nsfw_filter(docs: Iterable[WebDocument], image_bytes: ImageBytes,
     ``action: document`` drops a document with any flagged image (reason ``nsfw``), as obelics-2023;
     ``action: image`` drops only the flagged nodes. Unscored images (decode failure) and images with
     no bytes follow ``on_unscored`` / ``on_missing``; an unscored image dropped under
-    ``action: document`` drops only its node. Dropped documents go to ``rejects`` as ``(doc, reason)``.
+    ``action: document`` drops only its node. Dropped documents go to ``rejects`` as ``(doc, "document:nsfw")``.
     """
     cfg = nsfw_config(profile)
     stats = stats if stats is not None else FilterStats("nsfw")
@@ -255,7 +255,7 @@ def nsfw_filter(docs: Iterable[WebDocument], image_bytes: ImageBytes,
         if flagged and cfg.action == "document":
             stats.drop("document", R_NSFW)
             if rejects is not None:
-                rejects.append((doc, R_NSFW))
+                rejects.append((doc, f"document:{R_NSFW}"))
             continue
         out.append(without_nodes(doc, drop) if drop else doc)
         stats.kept("document")

@@ -77,7 +77,7 @@ def optout_filter_documents(docs: Iterable[WebDocument], profile: Profile | str 
 
     Page headers come from ``headers_by_url`` or ``general_metadata["http_headers"]``; page HTML
     (for ``<meta>`` signals) from ``html_by_url``, or pre-extracted ``general_metadata["optout_meta"]``.
-    A dropped document goes to ``rejects`` as ``(doc, reason)``.
+    A dropped document goes to ``rejects`` as ``(doc, "document:<reason>")``.
     """
     cfg = optout_config(profile)
     stats = stats if stats is not None else FilterStats("optout_documents")
@@ -107,7 +107,7 @@ def optout_filter_documents(docs: Iterable[WebDocument], profile: Profile | str 
         if verdict:
             stats.drop("document", verdict)
             if rejects is not None:
-                rejects.append((doc, verdict))
+                rejects.append((doc, f"document:{verdict}"))
             continue
         n_images = doc.num_images
         stats.seen("image", n_images)

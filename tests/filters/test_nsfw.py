@@ -120,7 +120,7 @@ def test_document_action_drops_whole_document_and_records_reject():
     fake, stats, rejects = FakeClassifier(), FilterStats("nsfw"), []
     out = nsfw_filter(make_docs(), BYTES, "obelics-2023", stats, classifier=fake, rejects=rejects)
     assert [d.url for d in out] == ["https://a.example/2", "https://a.example/3", "https://a.example/4"]
-    assert [(d.url, r) for d, r in rejects] == [("https://a.example/1", "nsfw")]
+    assert [(d.url, r) for d, r in rejects] == [("https://a.example/1", "document:nsfw")]
     # obelics-2023 keeps the unreadable image (the original scored it as a black, safe image).
     assert out[1].images == [None, "i/unreadable", "i/ok2"]
     assert stats.dropped["document"]["nsfw"] == 1

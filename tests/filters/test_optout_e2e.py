@@ -194,7 +194,7 @@ def test_documents_every_signal_and_page_image_optout(sites):
     out = optout_filter_documents(docs, config(sites), stats, checker=checker(config(sites)),
                                   headers_by_url=headers, html_by_url=html, rejects=rejects)
     assert {d.url for d in out} == {u for u, v in expected.items() if v is None}
-    assert {(d.url, reason) for d, reason in rejects} == {(u, v) for u, v in expected.items() if v}
+    assert {(d.url, reason) for d, reason in rejects} == {(u, f"document:{v}") for u, v in expected.items() if v}
     noimage = next(d for d in out if d.url.endswith("/page-noimageai.html"))
     assert noimage.images == [None] and noimage.texts == ["A paragraph of text."]
     assert stats.dropped["image"]["optout:page:noimageai"] == 1
