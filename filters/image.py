@@ -130,9 +130,12 @@ def probe_image(data: bytes | bytearray | memoryview | None, cfg: ImageFilterCon
         if not cfg.verify_decode:
             return ImageProbe(fmt, width, height)
         try:
-            if fmt in ("jpeg", "mpo"):
-                img.draft(None, (max(1, width // 8), max(1, height // 8)))  # DCT-scaled decode: fast
-            img.load()
+            if fmt == "png":
+                img.verify()  # walks every chunk and checks its CRC, with no pixel buffer (big PNGs are cheap)
+            else:
+                if fmt in ("jpeg", "mpo"):
+                    img.draft(None, (max(1, width // 8), max(1, height // 8)))  # DCT-scaled decode: fast
+                img.load()
         except Exception as e:  # noqa: BLE001 - hostile bytes raise anything; classify, never escape
             truncated = "truncated" in str(e).lower() or isinstance(e, EOFError)
             if cfg.allow_truncated:
