@@ -4,8 +4,8 @@ Two entry points:
 
 - :func:`probe_image` reads ``(format, width, height)`` from raw bytes. It opens the image lazily
   (header only), refuses more than ``max_pixels`` *before* decoding (``image:decompression_bomb``),
-  then optionally decodes it (JPEG at 1/8 scale through ``draft``) to catch truncated or corrupt
-  files. It never raises on bad input: every failure is a reason string.
+  then optionally verifies it (JPEG decoded at 1/8 scale through ``draft``, PNG by chunk CRCs,
+  others decoded) to catch truncated or corrupt files. It never raises on bad input: every failure is a reason string.
 - :func:`check_image_metadata` applies the node-level rules to an image node's metadata dict
   (``original_width``, ``original_height``, ``format``, ``rendered_width``, ``rendered_height``),
   in the original order: format, original width, original height, rendered width, rendered
@@ -76,7 +76,7 @@ class ImageFilterConfig:
     # PIL decoders allowed to identify web bytes. EPS would run Ghostscript on them, and the exotic
     # formats (PSD, FITS, ...) only widen the attack surface; anything else is "image:undecodable".
     decoders: list[str] = field(default_factory=lambda: list(SAFE_DECODERS))
-    verify_decode: bool = True           # decode (JPEG at 1/8 scale) to catch truncated/corrupt files
+    verify_decode: bool = True           # JPEG at 1/8 scale, PNG chunk CRCs, others decoded: truncated/corrupt
     allow_truncated: bool = False        # obelics-2023: PIL LOAD_TRUNCATED_IMAGES=True semantics
     # How "N%" rendered sizes are parsed: "int" as the original (int("50.5") fails and the key is
     # deleted), "float" also accepts decimals.
