@@ -1,0 +1,202 @@
+"""Single-core extraction speed: WARC.gz -> documents, beside a parse floor measured in the same run.
+
+Two corpora, each a WARC.gz made here of real pages repeated to ``--pages`` records:
+
+- ``warc``: the HTML response records of ../shared/data/warc (their exact gzip members, copied);
+- ``html``: the pages of ../shared/data/html, wrapped as response records.
+
+For each corpus the script measures, in one process pinned to one core:
+
+- ``floor``: gunzip + warcio record iteration + one lexbor parse of the payload bytes + one walk of
+  every node (the minimum any lexbor-based extractor pays);
+- ``reader``: ``obelics.warc.iter_html_records`` alone (recovery layer, charset choice);
+- ``default`` and ``obelics-2023``: ``obelics.iter_warc_documents`` end to end.
+
+It prints pages/s and MB/s (uncompressed HTML payload) and the ratios to the floor and to the
+original OBELICS code (12.8 pages/s on the HTML pages, 20.4 on the WARC records, same machine class:
+../shared/data/reference/README.md).
+
+    .venv/bin/python -m bench.bench_extract                  # ~3,000 pages per corpus
+    .venv/bin/python -m bench.bench_extract --pages 500 --pages-2023 100 --runs 1   # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("OBELICS_SHARED", ROOT.parent / "shared"))
+ORIGINAL_PAGES_S = {"warc": 20.4, "html": 12.8}  # original end to end, reference README
+
+
+def html_records_of_shared_warcs() -> list[bytes]:
+    """The raw gzip members of every complete HTML 200 response record of the shared WARCs."""
+    from obelics.warc import iter_html_records, read_record_at
+
+    members = []
+    for path in sorted((SHARED / "data" / "warc").glob("*.warc*")):
+        if ".wat." in path.name or ".wet." in path.name:
+            continue
+        for rec in iter_html_records(path):
+            data = read_record_at(path, rec.warc_record_offset, rec.warc_record_length)
+            if not data.startswith(b"\x1f\x8b"):  # uncompressed source WARC: compress the record
+                import gzip
+
+                data = gzip.compress(data, mtime=0)
+            d = zlib.decompressobj(31)
+            d.decompress(data)
+            if d.eof:  # leave out the clipped record (a truncated member is not valid mid-file)
+                members.append(data)
+    return members
+
+
+def html_pages_as_records() -> list[bytes]:
+    """The shared HTML pages as gzip-member response records, with their reference URLs."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    urls = {}
+    ref = SHARED / "data" / "reference" / "shared_html.jsonl"
+    for line in ref.open():
+        o = json.loads(line)
+        urls[o["file"]] = o["url"]
+    members = []
+    for path in sorted((SHARED / "data" / "html").glob("*.html")):
+        buf = io.BytesIO()
+        w = WARCWriter(buf, gzip=True)
+        body = path.read_bytes()
+        http = StatusAndHeaders("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(body)))],
+                                protocol="HTTP/1.1")
+        url = urls.get(path.name, f"https://example.org/{path.name}").replace(" ", "%20")
+        w.write_record(w.create_warc_record(url, "response",
+                                            payload=io.BytesIO(body), http_headers=http))
+        members.append(buf.getvalue())
+    return members
+
+
+def write_corpus(members: list[bytes], pages: int, path: Path) -> int:
+    """Write ``members`` cycled to ``pages`` records; returns the number written."""
+    with open(path, "wb") as f:
+        for i in range(pages):
+            f.write(members[i % len(members)])
+    return pages
+
+
+def run_floor(path: Path) -> tuple[int, int]:
+    from selectolax.lexbor import LexborHTMLParser
+    from warcio.archiveiterator import ArchiveIterator
+
+    n = nbytes = 0
+    with open(path, "rb") as f:
+        for rec in ArchiveIterator(f):
+            if rec.rec_type != "response":
+                continue
+            payload = rec.content_stream().read()
+            tree = LexborHTMLParser(payload)
+            nodes = 0
+            if tree.root is not None:
+                for _ in tree.root.traverse(include_text=True):
+                    nodes += 1
+            n += 1
+            nbytes += len(payload)
+    return n, nbytes
+
+
+def run_reader(path: Path) -> tuple[int, int]:
+    from obelics.warc import iter_html_records
+
+    n = nbytes = 0
+    for rec in iter_html_records(path):
+        n += 1
+        nbytes += len(rec.payload)
+    return n, nbytes
+
+
+def run_profile(path: Path, profile: str, limit: int | None = None) -> tuple[int, int]:
+    from obelics.extract import iter_warc_documents
+    from obelics.records import ReadStats
+
+    stats = ReadStats()
+    n = 0
+    for _doc in iter_warc_documents(path, profile=profile, stats=stats):
+        n += 1
+        if limit and n >= limit:
+            break
+    return n, stats.bytes_read
+
+
+def timed(fn, *args, runs: int = 1) -> dict:
+    times, result = [], None
+    for _ in range(runs):
+        t = time.perf_counter()
+        result = fn(*args)
+        times.append(time.perf_counter() - t)
+    sec = statistics.median(times)
+    pages, nbytes = result
+    return {"pages": pages, "mb": nbytes / 1e6, "seconds": sec, "pages_s": pages / sec, "mb_s": nbytes / 1e6 / sec}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pages", type=int, default=3000, help="records per corpus (default 3000)")
+    ap.add_argument("--pages-2023", type=int, default=300, help="records for the slow obelics-2023 profile")
+    ap.add_argument("--runs", type=int, default=3, help="runs per measurement; the median is reported")
+    ap.add_argument("--corpus", choices=["warc", "html", "both"], default="both")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin the process to one CPU")
+    ap.add_argument("--json", help="also write the figures as JSON")
+    args = ap.parse_args(argv)
+    if not (SHARED / "data").exists():
+        print(f"shared data not found at {SHARED}", file=sys.stderr)
+        return 2
+    if not args.no_pin and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+    corpora = ["warc", "html"] if args.corpus == "both" else [args.corpus]
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in corpora:
+            members = html_records_of_shared_warcs() if name == "warc" else html_pages_as_records()
+            path = Path(tmp) / f"{name}.warc.gz"
+            write_corpus(members, args.pages, path)
+            path_2023 = Path(tmp) / f"{name}-2023.warc.gz"
+            write_corpus(members, min(args.pages, args.pages_2023), path_2023)
+            # warm-up: imports, profile loading, first-call costs
+            run_profile(path, "default", limit=20)
+            run_profile(path_2023, "obelics-2023", limit=5)
+            r = {
+                "unique_pages": len(members),
+                "compressed_mb": path.stat().st_size / 1e6,
+                "floor": timed(run_floor, path, runs=args.runs),
+                "reader": timed(run_reader, path, runs=args.runs),
+                "default": timed(run_profile, path, "default", runs=args.runs),
+                "obelics-2023": timed(run_profile, path_2023, "obelics-2023", runs=1),
+            }
+            results[name] = r
+            print(f"\n== {name}: {len(members)} unique pages cycled to {args.pages} records "
+                  f"({r['floor']['mb']:.1f} MB of HTML, {r['compressed_mb']:.1f} MB gzipped); "
+                  f"median of {args.runs} run(s), one core")
+            print(f"{'what':<16}{'pages':>8}{'pages/s':>10}{'MB/s':>8}{'floor/x':>9}{'x/original':>12}")
+            for key in ("floor", "reader", "default", "obelics-2023"):
+                m = r[key]
+                ratio_floor = r["floor"]["pages_s"] / m["pages_s"]
+                ratio_orig = m["pages_s"] / ORIGINAL_PAGES_S[name]
+                print(f"{key:<16}{m['pages']:>8}{m['pages_s']:>10.1f}{m['mb_s']:>8.1f}{ratio_floor:>9.2f}{ratio_orig:>12.1f}")
+            print(f"default is {r['floor']['pages_s'] / r['default']['pages_s']:.2f}x slower than the parse floor "
+                  f"(goal <= 2x) and {r['default']['pages_s'] / ORIGINAL_PAGES_S[name]:.0f}x the original "
+                  f"({ORIGINAL_PAGES_S[name]} pages/s; goal > 40x)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
