@@ -77,22 +77,33 @@ def doc_units(nodes: list, tokenizer, seq_len: int, max_images: int, max_chunks:
             units.append(Unit(cur, cur_imgs, source))
         cur, cur_imgs = [], []
 
-    i = 0
-    while i < len(ids) and len(units) < max_chunks:
-        tok = ids[i]
+    def cut():
+        """Close the current unit; image tokens at its very end (no text after them) move on."""
+        nonlocal cur, cur_imgs
+        carry, carry_imgs = [], []
+        while cur and cur[-1] in (image_id, fake_id) and len(carry) < len(cur) - 1:
+            t = cur.pop()
+            carry.insert(0, t)
+            if t == image_id:
+                carry_imgs.insert(0, cur_imgs.pop())
+        close()
+        cur, cur_imgs = carry, carry_imgs
+
+    for tok in ids:
+        if len(units) >= max_chunks:
+            break
         if tok == image_id and len(cur_imgs) == max_images:
-            carry = [cur.pop()] if cur and cur[-1] == fake_id else []
-            close()
-            cur = carry
-        if len(cur) == seq_len:
-            carry = [cur.pop()] if tok == image_id and cur and cur[-1] == fake_id else []
-            close()
-            cur = carry
+            cut()
+            if len(cur_imgs) == max_images:  # only image tokens left (≥ max_images in a row): drop them
+                cur, cur_imgs = [t for t in cur if t == fake_id][:1], []
+        if len(cur) >= seq_len:
+            cut()
+            if len(cur) >= seq_len:  # a run of images longer than a row: give up on it
+                cur, cur_imgs = [], []
         cur.append(tok)
         if tok == image_id:
             cur_imgs.append(images[img_idx])
             img_idx += 1
-        i += 1
     if len(units) < max_chunks:
         close()
     return units[:max_chunks]

@@ -161,7 +161,7 @@ def test_loss_agrees_with_transformers_where_its_labels_path_works():
     with torch.no_grad():
         logits = m2(**kw).logits
     assert logits.shape[-1] == 66
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match="invalid for input of size"):
         m2(labels=labels, **kw)
 
 

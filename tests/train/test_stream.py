@@ -1,0 +1,111 @@
+"""Shard readers and the resumable packed stream: exact resume, rank split, formats, mixture."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from tests.train.shards import make_docs, write_pairs, write_parquet, write_webdataset
+from train.stream import Mixture, PackedStream, PackingConfig
+from train.tokenizer import load_tokenizer
+
+PACK = PackingConfig(seq_len=64, max_images=3, max_chunks_per_doc=3, pack_rows=3, shuffle_rows=4)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer(None, 1000)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shards")
+    docs = make_docs(16, seed=3, missing_every=4)
+    write_webdataset(root / "wds", docs, n_shards=3)
+    write_parquet(root / "pq" / "docs.parquet", docs)
+    write_pairs(root / "pairs", 10)
+    return root, docs
+
+
+def _rows(stream, n):
+    out = []
+    for _ in range(n):
+        r = stream.next_row()
+        if r is None:
+            break
+        out.append((tuple(r.tokens), tuple(r.images)))
+    return out
+
+
+def test_missing_image_nodes_are_dropped_and_counted(data, tok):
+    root, docs = data
+    s = PackedStream(str(root / "wds"), "webdoc", tok, PACK, infinite=False, split="val",
+                     val_permille=1000)
+    rows = _rows(s, 1000)
+    expected_missing = sum(1 for d in docs for i, u in enumerate(d["images"]) if u and i not in d["blobs"])
+    assert expected_missing > 0 and s.stats["image_missing"] == expected_missing
+    n_images = sum(len(r[1]) for r in rows)
+    assert 0 < n_images <= sum(len(d["blobs"]) for d in docs)
+    assert all(r[0].count(1001) == len(r[1]) for r in rows)
+
+
+def test_parquet_and_webdataset_give_the_same_rows(data, tok):
+    root, _ = data
+    a = PackedStream(str(root / "wds"), "webdoc", tok, PACK, infinite=False, split="val", val_permille=1000)
+    b = PackedStream(str(root / "pq"), "webdoc", tok, PACK, infinite=False, split="val", val_permille=1000)
+    assert _rows(a, 1000) == _rows(b, 1000)
+
+
+def test_resume_continues_exactly(data, tok):
+    root, _ = data
+    ref = PackedStream(str(root / "wds"), "webdoc", tok, PACK, seed=7)
+    full = _rows(ref, 30)  # crosses shard boundaries and an epoch
+    s = PackedStream(str(root / "wds"), "webdoc", tok, PACK, seed=7)
+    first = _rows(s, 11)
+    state = pickle.loads(pickle.dumps(s.state_dict()))
+    s2 = PackedStream(str(root / "wds"), "webdoc", tok, PACK, seed=7)
+    s2.load_state_dict(state)
+    assert first + _rows(s2, 19) == full
+    assert ref.epoch >= 1
+
+
+def test_ranks_split_documents_without_overlap(data, tok):
+    root, _ = data
+
+    def ids(rank, world, shards):
+        s = PackedStream(shards, "webdoc", tok, PACK, rank=rank, world=world, infinite=False, split="val",
+                         val_permille=1000)
+        return sorted(t for r in _rows(s, 1000) for t in [r])
+
+    for shards in (str(root / "wds"), str(root / "pq")):  # 3 shards (by shard) and 1 file (by document)
+        whole = ids(0, 1, shards)
+        parts = ids(0, 2, shards) + ids(1, 2, shards)
+        assert sorted(x[1] for x in parts) != [] and len(ids(0, 2, shards)) > 0 and len(ids(1, 2, shards)) > 0
+        assert sorted(i for r in parts for i in r[1]) == sorted(i for r in whole for i in r[1])
+
+
+def test_validation_hold_out_is_disjoint(data, tok):
+    root, _ = data
+    tr = PackedStream(str(root / "wds"), "webdoc", tok, PACK, infinite=False, split="train", val_permille=300)
+    va = PackedStream(str(root / "wds"), "webdoc", tok, PACK, infinite=False, split="val", val_permille=300)
+    a, b = _rows(tr, 1000), _rows(va, 1000)
+    assert a and b
+    assert tr.stats["docs"] + va.stats["docs"] == 16 and tr.stats["docs"] > va.stats["docs"] > 0
+
+
+def test_pairs_and_mixture(data, tok):
+    root, _ = data
+    pairs = PackedStream(str(root / "pairs"), "pairs", tok, PACK, source=1)
+    row = pairs.next_row()
+    assert row.tokens[:4] == [1, 1000, 1001, 1000] and row.tokens.count(2) == len(row.images)
+    docs = PackedStream(str(root / "wds"), "webdoc", tok, PACK, source=0)
+    mix = Mixture([docs, pairs], [3.0, 1.0], batch_size=2, seed=0, rank=0)
+    sources = [mix.next_batch_rows()[0].source for _ in range(40)]
+    assert 20 < sources.count(0) < 38 and sources.count(1) > 2
+    state = pickle.loads(pickle.dumps(mix.state_dict()))
+    nxt = [[tuple(r.tokens) for r in mix.next_batch_rows()] for _ in range(5)]
+    mix2 = Mixture([PackedStream(str(root / "wds"), "webdoc", tok, PACK, source=0),
+                    PackedStream(str(root / "pairs"), "pairs", tok, PACK, source=1)], [3.0, 1.0], 2, 0, 0)
+    mix2.load_state_dict(state)
+    assert [[tuple(r.tokens) for r in mix2.next_batch_rows()] for _ in range(5)] == nxt
