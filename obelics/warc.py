@@ -779,7 +779,10 @@ def _image_processor(filename: str, config: WarcConfig, stats: ReadStats):
 def _iter(source, config, stats, make_processor, warc_filename) -> Iterator:
     config = config or WarcConfig()
     stats = stats if stats is not None else ReadStats()
-    filename = warc_filename or warc_filename_of(getattr(source, "name", None) or source)
+    if warc_filename is None:
+        name = getattr(source, "name", None) if hasattr(source, "read") else source
+        warc_filename = warc_filename_of(name) if isinstance(name, (str, Path)) else ""
+    filename = warc_filename
     fh = open_source(source, config, stats)
     own = fh is not source
     try:

@@ -204,3 +204,18 @@ def test_local_file_and_range_refetch(tmp_path):
     for r, (s, e) in zip(recs, spans):
         assert read_record_at(path, r.warc_record_offset, r.warc_record_length) == data[s:e]
         assert r.warc_filename == "t.warc.gz"
+
+
+def test_whole_file_gzip_with_many_records():
+    """A WARC gzipped as one member (not per record) still reads every record."""
+    import gzip
+
+    data, _, pages = _plain()
+    recs, stats = read(gzip.compress(data, mtime=0))
+    assert recs == pages and not stats.skipped.keys() - {"request", "warcinfo"}
+
+
+def test_nameless_file_object_has_empty_filename():
+    data, _, _ = build_warc()
+    recs = list(iter_html_records(io.BytesIO(data)))
+    assert recs and {r.warc_filename for r in recs} == {""}
