@@ -343,11 +343,10 @@ class _Feeder:
         self.buf = b""
         self.pos = pos
 
-    def find(self, pattern: bytes, start_offset: int = 0, limit: int | None = None) -> int | None:
+    def find(self, pattern: bytes, start_offset: int = 0) -> int | None:
         """Advance to the next occurrence of ``pattern`` at or after ``pos + start_offset``; its
         absolute position, or None at the end of the stream."""
-        self.buf = self.buf[start_offset:] if len(self.buf) >= start_offset else b""
-        self.pos += start_offset
+        self.take_n(start_offset)
         while True:
             i = self.buf.find(pattern)
             if i >= 0:
@@ -425,18 +424,8 @@ class _GzipMember(io.RawIOBase):
             self.out.clear()
 
 
-@dataclass
-class RawRecord:
-    """A warcio record (content not yet read) with its byte range in the source."""
-
-    record: object
-    offset: int
-    length: int | None  # None until the member/record has been read to its end
-    truncated: bool = False
-
-
 def _looks_like_member(feeder: _Feeder) -> bool:
-    """Does the gzip member at the feeder's position decompress to ``WARC/`` (or an ARC line)?"""
+    """Does the gzip member at the feeder's position decompress to ``WARC/``?"""
     head = feeder.peek(4096)
     if not head.startswith(GZIP_MAGIC):
         return False
@@ -461,7 +450,9 @@ def _resync_gzip(feeder: _Feeder, after: int, stats: ReadStats) -> bool:
 
 
 def _scan_gzip(fh, stats: ReadStats, config: WarcConfig, process) -> Iterator:
-    """Results of ``process(record, truncated)`` for every record of a gzip-member WARC."""
+    """Results of ``process(record, member)`` for every record of a gzip-member WARC, handed out
+    once the member's CRC has checked (or, for a member cut by the end of the file, once no later
+    member exists)."""
     feeder = _Feeder(fh, config.read_block_bytes)
     while True:
         head = feeder.peek(3)
