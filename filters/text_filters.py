@@ -187,6 +187,9 @@ class TextFilter:
             raise
         self.langid = langid
         self.perplexity = perplexity
+        # words of the paragraphs kept by the last filter_nodes call, reused by document_verdict
+        # (document words = the paragraphs' words in order, since "\n" splits words anyway)
+        self._words_memo: dict[str, list[str]] = {}
 
     @classmethod
     def from_profile(cls, profile) -> TextFilter:
@@ -238,6 +241,7 @@ class TextFilter:
             v = self.perplexity.paragraph_verdict(text)
             if v:
                 return v
+        self._words_memo[text] = words
         return None
 
     def filter_text(self, text: str, stats: FilterStats | None = None,
@@ -265,6 +269,7 @@ class TextFilter:
 
     def filter_nodes(self, doc: WebDocument, stats: FilterStats | None = None) -> WebDocument:
         """Node level (§5.3, text part): filter every text node's paragraphs; drop emptied and null nodes."""
+        self._words_memo.clear()
         texts, images, metadata = [], [], []
         for t, i, m in zip(doc.texts, doc.images, doc.metadata):
             if i is not None:
@@ -291,15 +296,27 @@ class TextFilter:
         return WebDocument(texts, images, metadata, dict(doc.general_metadata), doc.doc_id, doc.capture_date)
 
     # -- documents -------------------------------------------------------------------------------
-    def document_verdict(self, doc: WebDocument) -> Verdict:
-        """Reason the document fails (first failing check of §5.4), or ``None``."""
+    def image_count_verdict(self, doc: WebDocument) -> Verdict:
+        """The first document check alone: the number of images."""
         c = self.cfg.doc
         n_img = sum(1 for i in doc.images if i is not None)
         if _too_low(n_img, c.number_images_min) or _too_high(n_img, c.number_images_max):
             return "number_images"
+        return None
+
+    def document_verdict(self, doc: WebDocument) -> Verdict:
+        """Reason the document fails (first failing check of §5.4), or ``None``."""
+        c = self.cfg.doc
+        v = self.image_count_verdict(doc)
+        if v:
+            return v
         texts = [t for t in doc.texts if t]
         full = "\n\n".join(texts)
-        words = get_words(full)
+        memo = self._words_memo
+        words = []
+        for p in full.split("\n\n"):
+            w = memo.get(p)
+            words.extend(get_words(p) if w is None else w)
         n = len(words)
         if _too_low(n, c.number_words_min) or _too_high(n, c.number_words_max):
             return "number_words"
@@ -370,8 +387,14 @@ def filter_documents(docs, profile, stats: FilterStats, rejects: list | None = N
             stats.kept("document")
             out.append(doc)
             continue
-        new = chain.filter_nodes(doc, stats) if chain.cfg.node_level else doc
-        reason = chain.document_verdict(new) if chain.cfg.doc_level else None
+        # The image count (first document check) does not depend on the text filters: a document that
+        # fails it is dropped before its paragraphs are filtered (same decision, less work; its
+        # paragraphs are then not counted).
+        reason = chain.image_count_verdict(doc) if chain.cfg.doc_level else None
+        new = doc
+        if reason is None:
+            new = chain.filter_nodes(doc, stats) if chain.cfg.node_level else doc
+            reason = chain.document_verdict(new) if chain.cfg.doc_level else None
         if reason:
             stats.drop("document", reason)
             if rejects is not None:

@@ -88,3 +88,24 @@ def test_special_and_punctuation():
 
 def test_standardize_whitespace():
     assert standardize_whitespace("a\u00a0b\u2009c\u3000d\ufffce") == "a b c d e"
+
+
+def test_hashed_char_repetition_matches_counter():
+    """Long texts take the NumPy hash path; it must give the Counter's value."""
+    import math
+    from collections import Counter
+
+    def naive(text, n):
+        counts = sorted(Counter(text[i:i + n] for i in range(len(text) - n + 1)).values(), reverse=True)
+        k = min(math.isqrt(len(counts)), sum(1 for c in counts if c > 1))
+        return sum(counts[:k]) / (len(text) - n + 1) if k > 0 else 0.0
+
+    texts = [
+        "The committee met on Tuesday. " * 40,
+        "".join(chr(0x4E00 + (i * 7919) % 5000) for i in range(3000)),
+        "ab" * 500 + "".join(chr(97 + (i * i) % 26) for i in range(800)),
+        "😀 emoji and text " * 30 + "\u200b\ufeff" * 50,
+    ]
+    for t in texts:
+        for n in (3, 10):
+            assert character_repetition_ratio(t, n) == pytest.approx(naive(t, n), abs=1e-12)
