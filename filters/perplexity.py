@@ -95,7 +95,7 @@ class KenlmScorer:
         """(sum of log10 scores, sum of #pieces + 1) over already-normalised lines."""
         total, length = 0.0, 0
         score = self.model.score
-        for pieces in self.sp.encode(lines, out_type=str):  # one batched call (encode_as_pieces per line)
+        for pieces in self.sp.encode(lines, out_type=str, num_threads=1):  # = encode_as_pieces per line
             total += score(" ".join(pieces))
             length += len(pieces) + 1
         return total, length
