@@ -228,16 +228,21 @@ def _interp(probs: list[dict], backoffs: list[dict], g: tuple) -> float:
     return backoffs[n - 1].get(g[:-1], 1.0) * _interp(probs, backoffs, g[1:])
 
 
+def _current(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a complete model of this BUILD_VERSION."""
+    try:
+        meta = json.loads((out_dir / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.get("version") == BUILD_VERSION and (out_dir / "en.arpa").is_file() and \
+        (out_dir / "en.sp.model").is_file()
+
+
 def build(out_dir: str | Path = DEFAULT_DIR, vocab_size: int = 4000, order: int = 3, force: bool = False) -> Path:
     """Build ``en.arpa`` + ``en.sp.model`` into ``out_dir`` (skipped if present and current)."""
     out_dir = Path(out_dir)
-    meta_path = out_dir / "meta.json"
-    if not force and meta_path.is_file():
-        try:
-            if json.loads(meta_path.read_text()).get("version") == BUILD_VERSION:
-                return out_dir
-        except ValueError:
-            pass
+    if not force and _current(out_dir):
+        return out_dir
     import kenlm
     import sentencepiece as spm
 
@@ -259,9 +264,13 @@ def build(out_dir: str | Path = DEFAULT_DIR, vocab_size: int = 4000, order: int 
             "sentences": len(sentences), "tokens": sum(len(t) for t in tokenised),
             "seconds": round(time.time() - t0, 1),
         }, indent=1))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        if out_dir.exists() and not _current(out_dir):
+            shutil.rmtree(out_dir, ignore_errors=True)
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:
+            if not _current(out_dir):  # another process built it meanwhile: keep theirs
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
