@@ -144,3 +144,18 @@ def test_user_word_list_overrides(tmp_path):
     assert chain.paragraph_verdict(GOOD) == "common_word_ratio"
     with pytest.raises(FileNotFoundError):
         TextFilter(TextFiltersConfig(stopwords_path=str(tmp_path / "missing.txt")))
+
+
+def test_registry_word_lists():
+    from filters.wordlists import load_wordlist
+
+    stop = load_wordlist("stopwords", "registry")
+    flagged = load_wordlist("flagged_words", "registry")
+    assert {"the", "and", "of"} <= stop and len(stop) > 300
+    assert {"porn", "fuck", "blowjob"} <= flagged
+    # ordinary, medical and historical words of better-profanity's list are not flagged
+    assert not ({"fat", "god", "hitler", "breasts", "gay", "kill"} & flagged)
+    chain = TextFilter(TextFiltersConfig())
+    health = ("Eating less saturated fat and more fibre can lower the risk of heart disease, and the study "
+              "found that people who walked every day lost more fat than those who did not.")
+    assert chain.paragraph_verdict(health) is None
