@@ -5,29 +5,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from obelics.html.tags_2023 import EOD_REPLACEMENT
-
 DEFAULT_REMOVE_TAGS = [
     "head", "script", "style", "template", "noembed", "noframes", "nav", "footer", "form", "button", "select",
     "textarea", "input", "option", "label", "fieldset", "iframe", "frame", "frameset", "object", "embed",
-    "applet", "canvas", "svg", "math", "map", "audio", "video", "track", "menu", "dialog", "aside",
+    "applet", "canvas", "svg", "math", "map", "audio", "video", "track", "menu", "dialog",
 ]
-DEFAULT_REMOVE_CSS = [
-    # the original's CSS rules and special divs (reference A.6, A.7)
-    "[class~='footer']", "[class~='site-info']",
-    "div[id='footer'], div[id='header'], div[id='navigation'], div[id='nav'], div[id='navbar'], div[id='menu']",
-    "div[class='footer'], div[class='header'], div[class='navigation'], div[class='nav'], div[class='navbar'], "
-    "div[class='menu']",
-    # ARIA landmarks and widgets that are never page content, hidden elements
-    "[role='navigation'], [role='banner'], [role='contentinfo'], [role='menu'], [role='menubar'], "
-    "[role='search'], [role='dialog'], [role='alertdialog'], [role='complementary']",
-    "[hidden], [aria-hidden='true']",
-    # whole-word classes of common boilerplate blocks
-    "[class~='sidebar'], [class~='widget'], [class~='breadcrumb'], [class~='breadcrumbs'], "
-    "[class~='screen-reader-text'], [class~='sr-only'], [class~='visually-hidden'], [class~='skip-link'], "
-    "[class~='share'], [class~='sharing'], [class~='social'], [class~='cookie-notice'], [class~='related-posts'], "
-    "[class~='comment-respond'], [class~='menu']",
+# whole-word classes of boilerplate blocks (the original's `footer` and `site-info` rules included)
+DEFAULT_REMOVE_CLASSES = [
+    "footer", "site-info", "sidebar", "breadcrumb", "breadcrumbs", "screen-reader-text", "sr-only",
+    "visually-hidden", "skip-link", "share", "sharing", "social", "cookie-notice", "related-posts",
+    "comment-respond", "menu", "navbar", "nav", "navigation", "related", "advertisement", "ad-container",
 ]
+# class words containing one of these are boilerplate blocks too (`td-main-sidebar`, `widget-area`)
+DEFAULT_REMOVE_CLASS_SUBSTRINGS = ["sidebar", "widget-area", "related", "cookie-banner", "cookie-consent"]
+# ...unless the word also holds one of these: it then names a wrapper around the content
+# (`content-has-sidebar`, `sticky-sidebar-parent`, `layout-right-sidebar`)
+DEFAULT_WRAPPER_MARKERS = ["parent", "relative", "has-", "has_", "with-", "content", "wrap", "layout", "active",
+                           "both", "position", "and-"]
+# class words or ids starting with one of these: navigation blocks (`navi-box`, `nav-menu`, `navbar-top`)
+DEFAULT_REMOVE_CLASS_PREFIXES = ["nav-", "nav_", "navi", "navbar", "breadcrumb"]
+# ARIA landmarks and widgets that are never page content
+DEFAULT_REMOVE_ROLES = [
+    "navigation", "banner", "contentinfo", "menu", "menubar", "search", "dialog", "alertdialog", "complementary",
+]
+# the original's special divs: id, class or title exactly one of these (reference A.6)
+DEFAULT_SPECIAL_DIV_VALUES = ["footer", "header", "navigation", "nav", "navbar", "menu"]
 
 
 @dataclass
@@ -37,15 +39,28 @@ class ExtractConfig:
     mode: Literal["default", "obelics-2023"] = "default"
     # obelics-2023: the production decoding step (bs4 html.parser re-serialisation) before simplifying
     bs4_roundtrip: bool = False
-    # elements removed with their subtree (both modes; obelics-2023 uses the original's two rules)
-    css_remove: list[str] = field(default_factory=lambda: list(DEFAULT_REMOVE_CSS))
-    # elements replaced by the end-of-document marker text (the original's `more-link` rule)
-    css_replace: dict[str, str] = field(default_factory=lambda: {"[class~='more-link']": EOD_REPLACEMENT})
+    # obelics-2023: elements removed with their subtree / replaced by a text (the original's CSS rules);
+    # default: extra CSS selectors run by lexbor (none: the rules below are checked during the walk)
+    css_remove: list[str] = field(default_factory=list)
+    css_replace: dict[str, str] = field(default_factory=dict)
     # --- default mode only -------------------------------------------------------------------
     remove_tags: list[str] = field(default_factory=lambda: list(DEFAULT_REMOVE_TAGS))
-    keep_header_in_article: bool = True  # <header> inside <article> holds the title: kept
+    remove_classes: list[str] = field(default_factory=lambda: list(DEFAULT_REMOVE_CLASSES))
+    remove_class_substrings: list[str] = field(default_factory=lambda: list(DEFAULT_REMOVE_CLASS_SUBSTRINGS))
+    wrapper_markers: list[str] = field(default_factory=lambda: list(DEFAULT_WRAPPER_MARKERS))
+    remove_class_prefixes: list[str] = field(default_factory=lambda: list(DEFAULT_REMOVE_CLASS_PREFIXES))
+    remove_roles: list[str] = field(default_factory=lambda: list(DEFAULT_REMOVE_ROLES))
+    special_div_values: list[str] = field(default_factory=lambda: list(DEFAULT_SPECIAL_DIV_VALUES))
+    # a block matched by the class/id/role/style rules is removed only when it holds less than this share
+    # of the page's text: layout wrappers such as `content-has-sidebar` hold the article itself
+    max_boilerplate_text_share: float = 0.5
+    remove_hidden: bool = True  # hidden, aria-hidden=true (not on img), style display:none / visibility:hidden
+    eod_classes: list[str] = field(default_factory=lambda: ["more-link"])  # "read more" links: an EOD paragraph
+    # <header> and <aside> are boilerplate (site header, sidebar) unless inside an <article>, where they
+    # hold the title, pull quotes and in-text images
+    article_only_tags: list[str] = field(default_factory=lambda: ["header", "aside"])
     keep_lists: bool = True  # li/dt/dd as lines
-    max_list_link_density: float = 0.6  # a ul/ol/dl whose text is mostly link text is a menu: dropped
+    max_list_link_density: float = 0.6  # a ul/ol/dl/table whose text is mostly link text is a menu: dropped
     keep_tables: bool = True  # cells as text, one row per line
     noscript_images: bool = True  # images inside <noscript> (lazy-load fallbacks) are kept, their text not
     min_declared_size: int = 2  # images declaring width or height below this (1x1 pixels) are dropped

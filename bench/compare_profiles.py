@@ -1,0 +1,151 @@
+"""Compare the ``default`` and ``obelics-2023`` extraction profiles on the shared pages.
+
+Runs both profiles on the same pages (../shared/data/html and the HTML records of ../shared/data/warc,
+the pages of the fidelity test), prints the images and words each keeps, and writes a sample of the
+extra content ``default`` keeps (text lines and images absent from the ``obelics-2023`` output) so a
+person can check it is real page content, not menus or ads. Also times both profiles and a parse floor
+(one lexbor parse + one walk of every node) in the same run, on decoded strings, single process.
+
+    .venv/bin/python bench/compare_profiles.py [--shared ../shared] [--sample 40] [--out build/bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from obelics.extract import extract_config, extract_html  # noqa: E402
+from obelics.html.decode import decode_default  # noqa: E402
+from obelics.html.reference_data import iter_reference_pages  # noqa: E402
+
+_WORD = re.compile(r"\w+")
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _words(doc) -> int:
+    return sum(len(_WORD.findall(t)) for t in doc.texts if t)
+
+
+def compare(pages, sample_size: int, seed: int = 0):
+    totals = {"default": {"images": 0, "words": 0, "texts": 0}, "obelics-2023": {"images": 0, "words": 0, "texts": 0}}
+    extra = []
+    more_images = fewer_images = 0
+    for page in pages:
+        old = extract_html(page.payload, page.url, profile="obelics-2023")
+        new = extract_html(page.payload, page.url, profile="default")
+        for name, doc in (("default", new), ("obelics-2023", old)):
+            totals[name]["images"] += doc.num_images
+            totals[name]["texts"] += doc.num_texts
+            totals[name]["words"] += _words(doc)
+        more_images += new.num_images > old.num_images
+        fewer_images += new.num_images < old.num_images
+        old_text = _norm(" ".join(t for t in old.texts if t))
+        old_srcs = {m["src"] for m in old.metadata if m} | {m["unformatted_src"] for m in old.metadata if m}
+        for kind, value, meta in new.nodes():
+            if kind == "image":
+                if value not in old_srcs and meta["unformatted_src"] not in old_srcs:
+                    extra.append({"page": page.key, "url": page.url, "kind": "image", "value": value,
+                                  "alt": meta.get("alt_text", "")})
+            else:
+                for line in value.split("\n"):
+                    line = _norm(line)
+                    if len(_WORD.findall(line)) >= 1 and line not in old_text:
+                        extra.append({"page": page.key, "url": page.url, "kind": "text", "value": line})
+    # one random item per page, pages in random order, so that no single page fills the sample
+    rng = random.Random(seed)
+    by_page: dict[str, list] = {}
+    for e in extra:
+        by_page.setdefault(e["page"], []).append(e)
+    keys = sorted(by_page)
+    rng.shuffle(keys)
+    sample = [rng.choice(by_page[k]) for k in keys[:sample_size]]
+    return totals, extra, sample, more_images, fewer_images
+
+
+def timing(pages, repeats: int = 3):
+    """Pages/s of the parse floor and both profiles on the same decoded strings (best of ``repeats``)."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    from obelics.html.extract_2023 import tree_to_nodes
+    from obelics.html.extract_default import extract_nodes
+    from obelics.html.simplify_2023 import Simplify2023Config, simplify_2023
+
+    docs = [(decode_default(p.payload, p.identified_charset), p.url) for p in pages]
+    cfg_default = extract_config("default")
+    c23 = extract_config("obelics-2023")
+    cfg_2023 = Simplify2023Config(css_rules=list(c23.css_remove), css_rules_replace_with_text=dict(c23.css_replace))
+
+    def floor(html, url):
+        for _ in LexborHTMLParser(html).root.traverse(include_text=True):
+            pass
+
+    def default(html, url):
+        extract_nodes(html, url, cfg_default)
+
+    def o2023(html, url):  # simplification + extraction, without the bs4 step
+        tree_to_nodes(simplify_2023(html, cfg_2023), url)
+
+    def o2023_full(html, url):  # with the production bs4 round trip
+        extract_html(html, url, profile="obelics-2023")
+
+    out = {}
+    for name, fn, reps in (("parse floor", floor, repeats), ("default", default, repeats),
+                           ("obelics-2023 (no bs4)", o2023, 1), ("obelics-2023 (bs4 + extraction)", o2023_full, 1)):
+        best = float("inf")
+        for _ in range(reps):
+            t = time.perf_counter()
+            for html, url in docs:
+                fn(html, url)
+            best = min(best, time.perf_counter() - t)
+        out[name] = len(docs) / best
+    return out, sum(len(h.encode("utf-8", "surrogatepass")) for h, _ in docs)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    ap.add_argument("--sample", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(ROOT / "build" / "bench"))
+    ap.add_argument("--no-timing", action="store_true")
+    args = ap.parse_args(argv)
+    pages = list(iter_reference_pages(Path(args.shared)))
+    totals, extra, sample, more, fewer = compare(pages, args.sample, args.seed)
+    print(f"pages: {len(pages)}")
+    print(f"{'profile':<14}{'images':>8}{'text nodes':>12}{'words':>10}")
+    for name, t in totals.items():
+        print(f"{name:<14}{t['images']:>8}{t['texts']:>12}{t['words']:>10}")
+    d, o = totals["default"], totals["obelics-2023"]
+    print(f"default / obelics-2023: images x{d['images'] / max(o['images'], 1):.2f}, "
+          f"words x{d['words'] / max(o['words'], 1):.2f}; pages with more images {more}, fewer {fewer}")
+    n_img = sum(1 for e in extra if e["kind"] == "image")
+    print(f"extra items in default: {len(extra)} ({n_img} images, {len(extra) - n_img} text lines)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "extra_content_sample.jsonl", "w", encoding="utf-8") as f:
+        for e in sample:
+            f.write(json.dumps(e, ensure_ascii=False) + "\n")
+    print(f"sample of {len(sample)} extra items: {out / 'extra_content_sample.jsonl'}")
+    if not args.no_timing:
+        rates, nbytes = timing(pages)
+        floor = rates["parse floor"]
+        print(f"speed, {len(pages)} pages, {nbytes / 1e6:.1f} MB decoded HTML, one process:")
+        for name, r in rates.items():
+            print(f"  {name:<34}{r:>9.1f} pages/s  {r * nbytes / len(pages) / 1e6:>7.1f} MB/s  "
+                  f"floor/this = {floor / r:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,435 @@
+"""The ``default`` profile: HTML -> interleaved text and image nodes, fixing reference §9.2.
+
+One lexbor parse, C-level removals (``strip_tags`` for boilerplate tags, one combined CSS query for
+boilerplate blocks), then one Python walk over what is left that emits text and images in page order:
+
+- block boundaries give line (``\\n``) or paragraph (``\\n\\n``) breaks; ``<br>`` in any case or with
+  attributes is a line break; whitespace runs collapse to one space; words are never glued across a
+  block, a ``<br>`` or a table cell;
+- list items, definition terms/descriptions and table rows survive as lines (lists and tables that are
+  mostly link text are menus and are dropped);
+- images inside ``<figure>``/``<picture>`` survive, the figcaption as the following text; ``srcset``,
+  ``data-srcset`` and ``<source>`` candidates are parsed and the largest is chosen; lazy-load attributes
+  are read; relative URLs resolve per RFC 3986 against the page URL and ``<base href>``;
+- ``data:`` URIs and images declared 1x1 are dropped; images inside ``<noscript>`` (lazy-load
+  fallbacks) are kept, their text is not; the same URL twice in a row is kept once.
+"""
+
+from __future__ import annotations
+
+from selectolax.lexbor import LexborHTMLParser
+
+from obelics.document import EOD_TOKEN
+from obelics.html.config import ExtractConfig
+from obelics.html.media_2023 import format_filename
+from obelics.html.urls import parse_srcset, resolve_url
+
+# break levels: 0 nothing, 1 space, 2 line, 3 paragraph
+_SEP = ("", " ", "\n", "\n\n")
+_BLOCK_LEVEL = {
+    "p": 3, "h1": 3, "h2": 3, "h3": 3, "h4": 3, "h5": 3, "h6": 3, "ul": 3, "ol": 3, "dl": 3,
+    "blockquote": 3, "table": 3, "pre": 3, "figure": 3, "hr": 3,
+    "div": 2, "section": 2, "article": 2, "main": 2, "li": 2, "dt": 2, "dd": 2, "tr": 2, "figcaption": 2,
+    "caption": 2, "address": 2, "center": 2, "summary": 2, "details": 2, "header": 2, "hgroup": 2,
+    "legend": 2, "fieldset": 2, "br": 2, "thead": 2, "tbody": 2, "tfoot": 2, "body": 2, "picture": 1,
+    "td": 1, "th": 1, "marquee": 2, "nobr": 0,
+}
+_CONTENT_TAGS = frozenset(["article", "main", "body"])
+_CONTENT_SELECTOR = "article, main, [itemprop='articleBody']"
+_LIST_TAGS = frozenset(["ul", "ol", "dl", "menu"])
+_LAZY_SRCSET = ("data-srcset", "data-lazy-srcset", "srcset")
+_LAZY_SRC = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-src-fg", "data-scroll-image",
+             "data-lateloadsrc", "data-img-src", "data-gt-lazy-src", "data-url", "data-hi-res-src", "src2", "src")
+
+
+def _declared_size(value):
+    """A width/height attribute as the original recorded it (int, "N%"), or None."""
+    if value is None:
+        return None
+    v = value.strip().strip('"\'”<>').lower()
+    if v.endswith("px"):
+        v = v[:-2].strip()
+    if v.endswith("%"):
+        return v
+    try:
+        return int(float(v))
+    except (ValueError, OverflowError):
+        return "100%" if v in ("auto", "full-width") else None
+
+
+def image_source(attrs: dict, base: str, extra_candidates=()) -> tuple[str | None, str | None]:
+    """``(absolute_url, raw_value)`` of the best source of an ``<img>`` (and ``<source>`` candidates)."""
+    candidates = list(extra_candidates)
+    for name in _LAZY_SRCSET:
+        value = attrs.get(name)
+        if value:
+            candidates.extend(parse_srcset(value))
+    # a candidate without descriptors in srcset is 1x; a usable plain src counts as the 1x fallback
+    for raw, *_ in sorted(candidates, key=_size_key, reverse=True) if candidates else ():
+        url = resolve_url(base, raw)
+        if url:
+            return url, raw
+    for name in _LAZY_SRC:
+        raw = attrs.get(name)
+        if raw:
+            url = resolve_url(base, raw)
+            if url:
+                return url, raw
+    return None, None
+
+
+def _size_key(c):
+    _, w, x = c
+    return (1, w) if w is not None else (0, x if x is not None else 1.0)
+
+
+def _image_meta(attrs: dict, page_url: str, url: str, raw: str) -> dict:
+    meta = {"document_url": page_url, "unformatted_src": raw, "src": url}
+    name = format_filename(url)
+    if name:
+        meta["formatted_filename"] = name
+    alt = attrs.get("alt")
+    if alt and alt.strip():
+        meta["alt_text"] = " ".join(alt.split())
+    for dim in ("width", "height"):
+        size = _declared_size(attrs.get(dim))
+        if size is not None:
+            meta[f"rendered_{dim}"] = size
+    return meta
+
+
+def _too_small(meta: dict, minimum: int) -> bool:
+    for dim in ("rendered_width", "rendered_height"):
+        v = meta.get(dim)
+        if isinstance(v, int) and v < minimum:
+            return True
+    return False
+
+
+def _chars(node) -> int:
+    """Non-space characters of text under ``node``."""
+    return len("".join(node.text(deep=True).split()))
+
+
+def _link_heavy(node, limit: float) -> bool:
+    text = node.text(deep=True)
+    total = len("".join(text.split()))
+    if total == 0:
+        return False
+    links = sum(len("".join(a.text(deep=True).split())) for a in node.css("a"))
+    return links / total > limit
+
+
+class _Rules:
+    """The profile's removal rules as sets, built once per config."""
+
+    def __init__(self, cfg: ExtractConfig):
+        self.remove_tags = frozenset(cfg.remove_tags)
+        self.remove_classes = frozenset(cfg.remove_classes)
+        self.class_substrings = tuple(cfg.remove_class_substrings)
+        self.class_prefixes = tuple(cfg.remove_class_prefixes)
+        self.wrapper_markers = tuple(cfg.wrapper_markers)
+        self.remove_roles = frozenset(cfg.remove_roles)
+        self.special_div = frozenset(cfg.special_div_values)
+        self.eod_classes = frozenset(cfg.eod_classes)
+        self.hidden = cfg.remove_hidden
+
+
+_RULES: dict[int, tuple[ExtractConfig, _Rules]] = {}
+
+
+def _rules(cfg: ExtractConfig) -> _Rules:
+    hit = _RULES.get(id(cfg))
+    if hit is None or hit[0] is not cfg:
+        hit = _RULES[id(cfg)] = (cfg, _Rules(cfg))
+    return hit[1]
+
+
+def _boiler_names(value: str, rules: _Rules) -> bool:
+    """True when a class/id value names a boilerplate block (word, substring or prefix rule)."""
+    for w in value.lower().split():
+        if w in rules.remove_classes:
+            return True
+        if w.startswith(rules.class_prefixes) or any(sub in w for sub in rules.class_substrings):
+            if not any(m in w for m in rules.wrapper_markers):
+                return True
+    return False
+
+
+def _verdict(tag: str, attrs: dict, rules: _Rules) -> int:
+    """0 keep, 1 remove with subtree (boilerplate by name), 2 replace with the end-of-document paragraph,
+    3 remove with subtree (hidden)."""
+    if not attrs:
+        return 0
+    cls = attrs.get("class")
+    if cls:
+        if _boiler_names(cls, rules):
+            return 1
+        if rules.eod_classes and not rules.eod_classes.isdisjoint(cls.split()):
+            return 2
+    ident = attrs.get("id")
+    if ident and _boiler_names(ident, rules):
+        return 1
+    if tag == "div" and rules.special_div:
+        sd = rules.special_div
+        if cls in sd or ident in sd or attrs.get("title") in sd:
+            return 1
+    role = attrs.get("role")
+    if role and role in rules.remove_roles:
+        return 1
+    if rules.hidden:
+        if "hidden" in attrs:
+            return 3
+        if attrs.get("aria-hidden") == "true" and tag != "img":
+            return 3
+        style = attrs.get("style")
+        if style and ("none" in style or "hidden" in style):
+            st = style.replace(" ", "").lower()
+            if "display:none" in st or "visibility:hidden" in st:
+                return 3
+    return 0
+
+
+def simplify_default(html: str, cfg: ExtractConfig) -> tuple[LexborHTMLParser, str | None]:
+    """Parse; run the profile's extra CSS rules (none by default); return the tree and ``<base href>``.
+
+    Everything else is decided during the walk: on these pages a Python walk reading each element's
+    attributes costs less than lexbor's ``strip_tags`` or a CSS query over the same tree.
+    """
+    tree = LexborHTMLParser(html)
+    base_href = None
+    head = tree.head
+    if head is not None:
+        for node in head.iter():
+            if node.tag == "base":
+                base_href = node.attributes.get("href")
+                if base_href:
+                    break
+    # script/style text would count as page text in the boilerplate share: strip them first (C level)
+    tree.strip_tags(["script", "style", "template"])
+    for rule in cfg.css_remove:
+        for node in reversed(tree.css(rule)):
+            if node.tag not in ("html", "body"):
+                node.decompose()
+    for rule, text in cfg.css_replace.items():
+        for node in tree.css(rule):
+            node.replace_with(text)
+    return tree, base_href
+
+
+class _Emitter:
+    """Accumulates text with pending break levels; images flush the text into its own node."""
+
+    __slots__ = ("buf", "pending", "texts", "images", "metadata")
+
+    def __init__(self):
+        self.buf: list[str] = []
+        self.pending = 0
+        self.texts: list = []
+        self.images: list = []
+        self.metadata: list = []
+
+    def text(self, t: str) -> None:
+        core = " ".join(t.split())
+        if not core:
+            if self.buf and self.pending < 1:
+                self.pending = 1
+            return
+        if self.buf:
+            level = self.pending
+            if level < 1 and t[0].isspace():
+                level = 1
+            self.buf.append(_SEP[level] + core if level else core)
+        else:
+            self.buf.append(core)
+        self.pending = 1 if t[-1].isspace() else 0
+
+    def brk(self, level: int) -> None:
+        if level > self.pending:
+            self.pending = level
+
+    def flush(self) -> None:
+        if self.buf:
+            text = "".join(self.buf).strip()
+            if text:
+                self.texts.append(text)
+                self.images.append(None)
+                self.metadata.append(None)
+            self.buf = []
+        self.pending = 0
+
+    def image(self, url: str, meta: dict) -> None:
+        self.flush()
+        self.texts.append(None)
+        self.images.append(url)
+        self.metadata.append(meta)
+
+
+def _emit_image(em: _Emitter, node, page_url: str, base: str, cfg: ExtractConfig, extra=()) -> None:
+    attrs = node.attributes
+    url, raw = image_source(attrs, base, extra)
+    if url is None:
+        return
+    meta = _image_meta(attrs, page_url, url, raw)
+    if _too_small(meta, cfg.min_declared_size):
+        return
+    if cfg.drop_consecutive_duplicate_images and em.images and em.images[-1] == url and not em.buf:
+        return
+    em.image(url, meta)
+
+
+def _picture_candidates(picture) -> tuple[object | None, list]:
+    img = None
+    extra = []
+    for child in picture.traverse():
+        tag = child.tag
+        if tag == "source":
+            attrs = child.attributes
+            for name in ("srcset", "data-srcset"):
+                if attrs.get(name):
+                    extra.extend(parse_srcset(attrs[name]))
+            if attrs.get("src"):
+                extra.append((attrs["src"], None, None))
+        elif tag == "img" and img is None:
+            img = child
+    return img, extra
+
+
+def extract_nodes(html: str, page_url: str, cfg: ExtractConfig | None = None):
+    """``(texts, images, metadata)`` of a page with the ``default`` rules."""
+    cfg = cfg or ExtractConfig()
+    tree, base_href = simplify_default(html, cfg)
+    base = page_url
+    if base_href:
+        resolved = resolve_url(page_url, base_href) if page_url else base_href
+        base = resolved or page_url
+    em = _Emitter()
+    body = tree.body
+    if body is None:
+        return [], [], []
+    block_level = _BLOCK_LEVEL
+    rules = _rules(cfg)
+    remove_tags = rules.remove_tags
+    article_only = frozenset(cfg.article_only_tags)
+    keep_lists, keep_tables = cfg.keep_lists, cfg.keep_tables
+    density = cfg.max_list_link_density
+    # explicit stack of open elements: (tag, exit level, saved flags); flags: noscript, pre, article, list
+    no_text = False
+    in_pre = False
+    in_article = 0
+    in_content = 0  # inside <article> or <main>
+    in_list = 0  # depth inside a list that already passed the link-density check
+    share = cfg.max_boilerplate_text_share
+    page_chars = -1  # characters of text in <body>, computed when first needed
+    stack = []
+    node = body.first_child
+    while True:
+        if node is None:
+            if not stack:
+                break
+            parent, level, saved = stack.pop()
+            if level:
+                em.brk(level)
+            no_text, in_pre, in_article, in_content, in_list = saved
+            node = parent.next
+            continue
+        tag = node.tag
+        if tag == "-text":
+            if not no_text:
+                t = node.text_content
+                if t:
+                    if in_pre and "\n" in t:
+                        lines = t.split("\n")
+                        for k, line in enumerate(lines):
+                            if k:
+                                em.brk(2)
+                            em.text(line)
+                    else:
+                        em.text(t)
+            node = node.next
+            continue
+        if tag is None or tag[0] == "-" or tag in remove_tags:  # comments, processing instructions
+            node = node.next
+            continue
+        verdict = _verdict(tag, node.attributes, rules)
+        if verdict == 3:
+            # hidden inside an article is paginated or collapsed text that scripts reveal: kept
+            verdict = 0 if in_content else 1
+        if verdict == 1:
+            # never drop the article itself, or a layout wrapper around it / most of the page's text
+            if tag in _CONTENT_TAGS or node.css_first(_CONTENT_SELECTOR) is not None:
+                verdict = 0
+            else:
+                if page_chars < 0:
+                    page_chars = _chars(body)
+                if page_chars and _chars(node) >= share * page_chars:
+                    verdict = 0
+        if verdict:
+            if verdict == 2:
+                em.brk(3)
+                em.text(EOD_TOKEN)
+                em.brk(3)
+            node = node.next
+            continue
+        if tag == "img":
+            _emit_image(em, node, page_url, base, cfg)
+            node = node.next
+            continue
+        if tag == "picture":
+            img, extra = _picture_candidates(node)
+            if img is not None or extra:
+                target = img if img is not None else node
+                _emit_image(em, target, page_url, base, cfg, extra)
+            node = node.next
+            continue
+        if tag == "br":
+            em.brk(2)
+            node = node.next
+            continue
+        level = block_level.get(tag, 0)
+        if tag in article_only and not in_article:
+            node = node.next
+            continue
+        if tag in _LIST_TAGS or tag in ("li", "dt", "dd"):
+            if not keep_lists:
+                node = node.next
+                continue
+            if not in_list and tag in _LIST_TAGS and _link_heavy(node, density):
+                node = node.next
+                continue
+        elif tag == "table":
+            if not keep_tables or _link_heavy(node, density):
+                node = node.next
+                continue
+        if cfg.remove_dates and tag == "div":
+            cls = node.attributes.get("class")
+            if cls and "date" in cls:
+                node = node.next
+                continue
+        child = node.first_child
+        if child is None:
+            if level:
+                em.brk(level)
+            node = node.next
+            continue
+        if level:
+            em.brk(level)
+        stack.append((node, level, (no_text, in_pre, in_article, in_content, in_list)))
+        if tag == "noscript":
+            if not cfg.noscript_images:
+                stack.pop()
+                node = node.next
+                continue
+            no_text = True
+        elif tag == "pre":
+            in_pre = True
+        elif tag == "article":
+            in_article += 1
+            in_content += 1
+        elif tag == "main":
+            in_content += 1
+        elif tag in _LIST_TAGS:
+            in_list += 1
+        node = child
+    em.flush()
+    return em.texts, em.images, em.metadata

@@ -1,0 +1,95 @@
+"""Image URLs for the ``default`` profile: ``srcset`` parsing and RFC 3986 resolution.
+
+Resolution is :func:`urllib.parse.urljoin` (RFC 3986 §5) against the page URL or ``<base href>``;
+validation is :func:`urllib.parse.urlsplit` (http/https with a host; ports and IP hosts are valid).
+``srcset`` parsing is hand-written because the standard library has none: it follows the HTML
+standard's algorithm (a URL is a run of non-space characters, so URLs with commas such as
+``/w_300,h_200/x.jpg`` survive; trailing commas end a candidate; descriptors run to the next comma
+outside parentheses).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urljoin, urlsplit
+
+_WS = " \t\n\r\f"
+_SAFE = ":/?#[]@!$&'()*+,;=%~"
+_SKIP_SCHEMES = ("data:", "javascript:", "blob:", "about:", "mailto:", "tel:", "file:", "chrome:")
+
+
+def parse_srcset(value: str) -> list[tuple[str, float | None, float | None]]:
+    """``srcset`` -> ``[(url, width_w, density_x), ...]`` (missing descriptors are None)."""
+    out = []
+    i, n = 0, len(value)
+    while i < n:
+        while i < n and (value[i] in _WS or value[i] == ","):
+            i += 1
+        if i >= n:
+            break
+        start = i
+        while i < n and value[i] not in _WS:
+            i += 1
+        url = value[start:i]
+        descriptors = ""
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            depth = 0
+            start = i
+            while i < n:
+                c = value[i]
+                if c == "(":
+                    depth += 1
+                elif c == ")" and depth:
+                    depth -= 1
+                elif c == "," and depth == 0:
+                    break
+                i += 1
+            descriptors = value[start:i]
+            i += 1
+        if not url:
+            continue
+        width = density = None
+        for d in descriptors.split():
+            try:
+                if d.endswith("w"):
+                    width = float(d[:-1])
+                elif d.endswith("x"):
+                    density = float(d[:-1])
+            except ValueError:
+                pass
+        out.append((url, width, density))
+    return out
+
+
+def best_candidate(candidates: list[tuple[str, float | None, float | None]]) -> str | None:
+    """The largest candidate: by ``w`` width when any has one, else by ``x`` density (default 1x)."""
+    if not candidates:
+        return None
+    if any(w is not None for _, w, _ in candidates):
+        return max(candidates, key=lambda c: c[1] if c[1] is not None else -1.0)[0]
+    return max(candidates, key=lambda c: c[2] if c[2] is not None else 1.0)[0]
+
+
+def resolve_url(base: str, value: str | None) -> str | None:
+    """``value`` made absolute against ``base`` (RFC 3986), or None when it is not a usable
+    http(s) URL (empty, ``data:``/``javascript:``, no host, bad port)."""
+    if not value:
+        return None
+    value = value.strip(_WS)
+    if not value or value.startswith("#"):
+        return None
+    low = value[:12].lower()
+    if low.startswith(_SKIP_SCHEMES):
+        return None
+    try:
+        url = urljoin(base, value) if base else value
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None
+    if any(c in url for c in ' "<>\\^`{|}'):
+        url = quote(url, safe=_SAFE)
+    return url
