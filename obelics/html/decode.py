@@ -81,7 +81,8 @@ def sniff_charset(payload: bytes) -> str | None:
 
 def decode_default(payload: bytes, charset: str | None = None) -> str:
     """The ``default`` rule for bytes: the given charset, else BOM/meta, else strict UTF-8, else
-    charset-normalizer's best guess, else windows-1252; undecodable bytes become U+FFFD."""
+    charset-normalizer's best guess (512 bytes or more), else windows-1252; undecodable bytes become
+    U+FFFD."""
     for name in (charset, sniff_charset(payload)):
         if name:
             try:
@@ -93,6 +94,8 @@ def decode_default(payload: bytes, charset: str | None = None) -> str:
     except UnicodeDecodeError:
         pass
     try:
+        if len(payload) < 512:  # too little text for detection to beat the HTML standard's fallback
+            raise ValueError
         from charset_normalizer import from_bytes
 
         best = from_bytes(payload[:65536]).best()

@@ -1,0 +1,109 @@
+"""obelics.extract: the public API over pages, records and WARC files."""
+
+from __future__ import annotations
+
+import obelics
+from obelics import extract as extract_mod
+from obelics.document import WebDocument
+from obelics.records import HtmlRecord, ReadStats
+from tests.conftest import shared_path
+
+URL = "https://example.com/a/b.html"
+PAGE = "<html><body><h1>Title</h1><p>Some text.</p><img src='/i.jpg' alt='x'></body></html>"
+
+
+def _record(payload: bytes, **kw) -> HtmlRecord:
+    base = dict(url=URL, payload=payload, charset="utf-8", warc_filename="x.warc.gz", warc_record_offset=10,
+                warc_record_length=99, capture_date="2023-01-02T03:04:05Z")
+    base.update(kw)
+    return HtmlRecord(**base)
+
+
+def test_extract_html_both_profiles_via_package():
+    for profile in ("default", "obelics-2023", obelics.load_profile("default")):
+        doc = obelics.extract_html(PAGE, URL, profile=profile)
+        assert isinstance(doc, WebDocument)
+        doc.check()
+        assert doc.texts == ["Title\n\nSome text.", None]
+        assert doc.images == [None, "https://example.com/i.jpg"]
+        assert doc.general_metadata == {"url": URL}
+        assert doc.doc_id
+
+
+def test_extract_html_general_metadata_passed_through():
+    gm = {"url": URL, "warc_filename": "f", "warc_record_offset": 1, "warc_record_length": 2}
+    assert obelics.extract_html(PAGE, URL, general_metadata=gm).general_metadata == gm
+
+
+def test_extract_record_sets_pointer_and_capture_date():
+    for profile in ("default", "obelics-2023"):
+        doc = extract_mod.extract_record(_record(PAGE.encode()), profile)
+        assert doc.general_metadata == {"url": URL, "warc_filename": "x.warc.gz", "warc_record_offset": 10,
+                                        "warc_record_length": 99}
+        assert doc.capture_date == "2023-01-02T03:04:05Z"
+        assert doc.num_images == 1
+        row = doc.to_row()
+        assert row["warc_record_offset"] == 10 and row["domain"] == "example.com"
+
+
+def test_extract_record_charsets():
+    html = "<p>Grüße aus Köln</p>".encode("latin-1")
+    assert extract_mod.extract_record(_record(html, charset="latin-1"), "default").texts == ["Grüße aus Köln"]
+    # obelics-2023 ignores the reader's choice: WARC-Identified-Content-Charset, else bs4 detection
+    doc = extract_mod.extract_record(_record(html, charset="utf-8", identified_charset="iso-8859-1"),
+                                     "obelics-2023")
+    assert doc.texts == ["Grüße aus Köln"]
+
+
+def test_empty_page_yields_empty_document():
+    for profile in ("default", "obelics-2023"):
+        doc = extract_mod.extract_record(_record(b""), profile)
+        assert doc.texts == [] and doc.images == [] and doc.general_metadata["warc_record_offset"] == 10
+
+
+def test_iter_warc_documents_reads_shared_warc():
+    path = shared_path("data", "warc", "warcio__example-iana.org-chunked.warc")
+    for profile in ("default", "obelics-2023"):
+        stats = ReadStats()
+        docs = list(obelics.iter_warc_documents(str(path), profile=profile, stats=stats))
+        assert len(docs) == stats.html_records >= 1
+        assert all(d.general_metadata["warc_filename"] for d in docs)
+        assert any(d.texts for d in docs)
+
+
+def test_iter_warc_documents_counts_extraction_errors(monkeypatch):
+    path = shared_path("data", "warc", "dolma__sample-0000.warc.gz")
+    baseline = list(obelics.iter_warc_documents(str(path)))
+    assert len(baseline) > 3
+    real = extract_mod.extract_record
+    calls = {"n": 0}
+
+    def flaky(record, profile="default"):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RecursionError("boom")
+        return real(record, profile)
+
+    monkeypatch.setattr(extract_mod, "extract_record", flaky)
+    stats = ReadStats()
+    docs = list(extract_mod.iter_warc_documents(str(path), stats=stats))
+    assert len(docs) == len(baseline) - 1
+    assert stats.skipped["extract_error:RecursionError"] == 1
+    assert [d.url for d in docs] == [d.url for i, d in enumerate(baseline) if i != 1]
+
+
+def test_shared_pages_extract_with_default():
+    """Every shared page and record goes through the default profile without error."""
+    from obelics.html.reference_data import iter_reference_pages
+
+    shared = shared_path("data", "reference").parent.parent
+    n = with_text = 0
+    for page in iter_reference_pages(shared):
+        doc = obelics.extract_html(page.payload, page.url, profile="default")
+        doc.check()
+        n += 1
+        with_text += bool(doc.texts)
+        for meta in doc.metadata:
+            if meta:
+                assert meta["src"].startswith(("http://", "https://")) and " " not in meta["src"]
+    assert n == 225 and with_text >= 200

@@ -1,0 +1,172 @@
+"""default profile: the fixes of reference §9.2, and that boilerplate stays out."""
+
+from __future__ import annotations
+
+import pytest
+
+from obelics.extract import extract_config, extract_html
+from obelics.html.urls import best_candidate, parse_srcset, resolve_url
+
+URL = "https://example.com/a/b.html"
+
+
+def run(body: str, url: str = URL, head: str = ""):
+    doc = extract_html(f"<html><head>{head}</head><body>{body}</body></html>", url, profile="default")
+    doc.check()
+    return doc
+
+
+def test_profile_section():
+    cfg = extract_config("default")
+    assert cfg.mode == "default" and not cfg.bs4_roundtrip
+
+
+def test_figure_keeps_image_and_caption():
+    doc = run('<p>Intro.</p><figure><img src="/img/f.jpg" alt="A fig"><figcaption>The caption</figcaption>'
+              "</figure><p>After.</p>")
+    assert doc.images == [None, "https://example.com/img/f.jpg", None]
+    assert doc.texts[0] == "Intro."
+    assert doc.texts[2] == "The caption\n\nAfter."
+    assert doc.metadata[1]["alt_text"] == "A fig"
+
+
+def test_picture_picks_largest_source():
+    doc = run('<picture><source srcset="s-800.webp 800w, s-1600.webp 1600w" type="image/webp">'
+              '<img src="s-400.jpg" srcset="s-400.jpg 400w, s-1200.jpg 1200w"></picture>')
+    assert doc.images == ["https://example.com/a/s-1600.webp"]
+
+
+def test_srcset_density_and_width():
+    assert run('<img srcset="a.jpg 1x, b.jpg 2x">').images == ["https://example.com/a/b.jpg"]
+    assert run('<img src="small.jpg" srcset="m.jpg 640w, l.jpg 1280w, s.jpg 320w">').images == [
+        "https://example.com/a/l.jpg"]
+
+
+def test_srcset_parser_keeps_commas_inside_urls():
+    cands = parse_srcset("https://c.io/w_300,h_200/x.jpg 300w, https://c.io/w_900,h_600/x.jpg 900w")
+    assert [c[0] for c in cands] == ["https://c.io/w_300,h_200/x.jpg", "https://c.io/w_900,h_600/x.jpg"]
+    assert best_candidate(cands) == "https://c.io/w_900,h_600/x.jpg"
+    assert parse_srcset("a.jpg, b.jpg 2x") == [("a.jpg", None, None), ("b.jpg", None, 2.0)]
+
+
+def test_lazy_images():
+    doc = run('<img src="data:image/gif;base64,R0lGOD" data-src="/real.jpg">'
+              '<img src="blank.gif" data-lazy-srcset="x-300.jpg 300w, x-900.jpg 900w">')
+    assert doc.images == ["https://example.com/real.jpg", "https://example.com/a/x-900.jpg"]
+
+
+@pytest.mark.parametrize("src,expected", [
+    ("img/x.jpg", "https://example.com/a/img/x.jpg"),
+    ("../imgs/x.png", "https://example.com/imgs/x.png"),
+    ("/abs/x.png", "https://example.com/abs/x.png"),
+    ("//cdn.example.org/x.png", "https://cdn.example.org/x.png"),
+    ("http://127.0.0.1:8080/x.png", "http://127.0.0.1:8080/x.png"),
+    ("https://example.com:8443/p/x.png", "https://example.com:8443/p/x.png"),
+    ("my pic.jpg", "https://example.com/a/my%20pic.jpg"),
+])
+def test_relative_urls_rfc3986(src, expected):
+    assert run(f'<img src="{src}">').images == [expected]
+
+
+def test_page_scheme_kept_and_base_href():
+    assert run('<img src="x.jpg">', url="http://example.com/d/p.html").images == ["http://example.com/d/x.jpg"]
+    doc = run('<img src="x.jpg">', head='<base href="https://static.example.net/assets/">')
+    assert doc.images == ["https://static.example.net/assets/x.jpg"]
+
+
+def test_unusable_sources_dropped():
+    doc = run('<p>t</p><img src="data:image/png;base64,iVBOR"><img src="javascript:void(0)">'
+              '<img src="https://e.com/px.gif" width="1" height="1"><img src="https://e.com/p.gif" width="1">'
+              '<img src="http://e.com:99999/x.jpg">')
+    assert doc.images == [None]
+
+
+def test_br_variants_are_line_breaks():
+    doc = run('<p>Para one<BR>upper<br class="c">classed<br/>slash<Br >end</p>')
+    assert doc.texts == ["Para one\nupper\nclassed\nslash\nend"]
+
+
+def test_lists_and_definition_lists_are_lines():
+    doc = run("<p>Ingredients:</p><ul><li>2 eggs</li><li>1 cup <b>flour</b></li></ul>"
+              "<dl><dt>Term</dt><dd>Meaning</dd></dl><ol><li>Mix</li><li>Bake</li></ol>")
+    assert doc.texts == ["Ingredients:\n\n2 eggs\n1 cup flour\n\nTerm\nMeaning\n\nMix\nBake"]
+
+
+def test_table_cells_not_glued():
+    doc = run("<table><tr><th>Name</th><th>Age</th></tr><tr><td>Ann</td><td>31</td></tr></table>")
+    assert doc.texts == ["Name Age\nAnn 31"]
+
+
+def test_words_never_glued_across_blocks():
+    doc = run("<div>alpha</div><div>beta<span>gamma</span></div><p>delta</p>epsilon<section>zeta</section>")
+    assert doc.texts == ["alpha\nbetagamma\n\ndelta\n\nepsilon\nzeta"]
+    assert run("<p>in<b>line</b> text</p>").texts == ["inline text"]
+
+
+def test_boilerplate_removed():
+    doc = run('<header><a href="/">Site</a></header><nav><a href="/x">Menu</a></nav>'
+              '<div class="footer">Foot</div><div id="sidebar-left">Side</div><form>Search<input></form>'
+              '<script>var x=1;</script><style>p{}</style><div role="navigation">Nav</div>'
+              '<ul><li><a href="/1">Home</a></li><li><a href="/2">About</a></li></ul>'
+              "<p>Real content here.</p><footer>(c) 2020</footer>")
+    assert doc.texts == ["Real content here."]
+
+
+def test_header_inside_article_and_wrappers_kept():
+    doc = run('<div class="content-has-sidebar"><article><header><h1>Title</h1></header><p>Body text.</p>'
+              '</article></div><div class="sidebar">Widget junk</div>')
+    assert doc.texts == ["Title\n\nBody text."]
+
+
+def test_hidden_content_outside_article_dropped_inside_kept():
+    doc = run('<div style="display:none">Modal</div><article><p>One.</p>'
+              '<div style="display: none">Page two.</div></article>')
+    assert doc.texts == ["One.\n\nPage two."]
+
+
+def test_noscript_images_kept_once_text_dropped():
+    doc = run('<p>x</p><img data-src="/l.jpg" class="lazy"><noscript><img src="/l.jpg"></noscript>'
+              "<noscript>Please enable JavaScript</noscript>")
+    assert doc.texts == ["x", None]
+    assert doc.images == [None, "https://example.com/l.jpg"]
+
+
+def test_pre_keeps_lines():
+    doc = run("<pre>def f():\n    return 1</pre>")
+    assert doc.texts == ["def f():\nreturn 1"]
+
+
+def test_more_link_becomes_eod_paragraph():
+    doc = run('<p>Teaser text <a class="more-link" href="/p">Read more</a></p><p>Next</p>')
+    assert doc.texts == ["Teaser text\n\nEND_OF_DOCUMENT_TOKEN_TO_BE_REPLACED\n\nNext"]
+
+
+def test_image_metadata():
+    doc = run('<img src="/p/Chocolate_Berry-1024x768.jpg" alt="  Bark  " width="600px" height="50%">')
+    meta = doc.metadata[0]
+    assert meta["src"] == "https://example.com/p/Chocolate_Berry-1024x768.jpg"
+    assert meta["unformatted_src"] == "/p/Chocolate_Berry-1024x768.jpg"
+    assert meta["alt_text"] == "Bark" and meta["document_url"] == URL
+    assert meta["rendered_width"] == 600 and meta["rendered_height"] == "50%"
+    assert meta["formatted_filename"] == "Chocolate Berry"
+
+
+def test_resolve_url_rejects():
+    assert resolve_url(URL, "") is None
+    assert resolve_url(URL, "#top") is None
+    assert resolve_url(URL, "mailto:a@b.c") is None
+    assert resolve_url("", "relative.jpg") is None
+
+
+def test_garbage_and_empty_input():
+    assert extract_html("", URL).texts == []
+    assert extract_html("<<<>>>\x00\ufffd", URL).num_images == 0
+    assert extract_html(b"\xff\xfe\x00garbage", URL).num_images == 0
+    deep = "<div>" * 5000 + "deep" + "</div>" * 5000
+    assert extract_html(deep, URL).texts == ["deep"]
+
+
+def test_bytes_decoding():
+    html = '<html><head><meta charset="windows-1251"></head><body><p>Привет мир</p></body></html>'
+    assert extract_html(html.encode("windows-1251"), URL).texts == ["Привет мир"]
+    assert extract_html("<p>café</p>".encode("latin-1"), URL).texts == ["café"]
