@@ -1,0 +1,38 @@
+"""The ``images:`` section of a profile: how image URLs are fetched and turned into the image table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_USER_AGENT = (
+    "obelics-toolkit/0.1 (+https://github.com/obelics-toolkit/obelics-toolkit; "
+    "research dataset builder; honours X-Robots-Tag noai/noimageai)"
+)
+
+
+@dataclass
+class ImagesConfig:
+    """Image download (img2dataset), offline WARC source and image-table checks.
+
+    Defaults equal the ``default`` profile; ``obelics-2023`` re-encodes to JPEG 95 as the original did.
+    """
+
+    source: str = "web"                     # "web" (img2dataset) or "warc" (image records of the input WARCs)
+    user_agent: str = DEFAULT_USER_AGENT    # the whole User-Agent header sent with every request
+    user_agent_token: str = "obelics-toolkit"  # img2dataset's token: scopes `X-Robots-Tag: token: noai`
+    disallowed_header_directives: list[str] = field(
+        default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"])
+    timeout: float = 10.0                   # seconds per request
+    retries: int = 1                        # extra attempts after a failed download
+    processes_count: int = 0                # 0: one per CPU
+    thread_count: int = 64                  # download threads per process
+    number_sample_per_shard: int = 10000    # URLs per img2dataset shard (its resume unit)
+    reencode: bool = False                  # False: keep the original bytes and format
+    encode_format: str = "jpg"              # when reencode: jpg, png or webp
+    encode_quality: int = 95                # when reencode
+    extract_exif: bool = False
+    max_bytes: int | None = 20_000_000      # larger bodies are dropped as "too_large_bytes" (null: no cap)
+    max_pixels: int | None = 100_000_000    # larger images are dropped as "too_many_pixels" (null: no cap)
+    check_truncation: bool = True           # drop images whose bytes end before the format's end marker
+    record_headers: list[str] = field(default_factory=lambda: [
+        "x-robots-tag", "tdm-reservation", "tdm-policy", "content-type", "content-length", "last-modified"])

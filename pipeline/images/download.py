@@ -1,0 +1,283 @@
+"""Image download: the unique image URLs of a whole run, fetched by img2dataset, into the image table.
+
+:func:`download_images` writes the sorted unique URL list once (``urls.parquet``), calls
+``img2dataset.download`` on it (Parquet output, sha256, X-Robots-Tag directives on, retries and
+timeout from the profile, ``incremental_mode="incremental"``: a shard whose ``_stats.json`` exists is
+not fetched again), then turns each finished img2dataset shard into one part of the image table
+(:mod:`pipeline.images.table`). A rerun after a kill downloads only the unfinished shards.
+
+By default nothing is re-encoded (``disable_all_reencoding``): the stored bytes are the bytes the server
+sent, in their own format (GIF, PNG, WebP... survive), and width, height and format come from PIL's
+header parse. ``reencode: true`` (the ``obelics-2023`` profile) lets img2dataset decode and re-encode
+every image to JPEG 95 with ``resize_mode="no"``, as the original build did.
+
+What img2dataset's API cannot do, and how we add it without rewriting its downloader: it builds its
+own User-Agent (a Firefox string plus ``(compatible; TOKEN; +img2dataset URL)``) and keeps no response
+headers. :class:`_ObelicsDownloader` (a subclass of its ``Downloader``, put in place only for the
+duration of our call) installs, in each worker process, a urllib handler that replaces the User-Agent
+with the profile's and appends the response headers opt-out needs (``X-Robots-Tag``,
+``TDM-Reservation``...) of every response, redirects included, to a per-shard JSON-lines log, which
+the table joins back by URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sys
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from obelics.parquet import write_table_atomic
+from pipeline.images.config import ImagesConfig
+from pipeline.images.table import ImageTable, make_row, rows_to_table
+
+log = logging.getLogger(__name__)
+
+URLS_FILE = "urls.parquet"
+I2D_DIR = "img2dataset"
+TABLE_DIR = "table"
+HEADERS_DIR = "_headers"
+
+
+def unique_urls(tables_or_lists: Iterable) -> list[str]:
+    """Sorted unique image URLs across document tables (``images`` column) and/or plain URL iterables."""
+    seen: set[str] = set()
+    for item in tables_or_lists:
+        if isinstance(item, pa.Table):
+            for images in item.column("images").to_pylist():
+                seen.update(u for u in images or () if u)
+        elif isinstance(item, (str, os.PathLike)) and str(item).endswith(".parquet"):
+            for images in pq.read_table(item, columns=["images"]).column("images").to_pylist():
+                seen.update(u for u in images or () if u)
+        else:
+            seen.update(u for u in item if u)
+    return sorted(seen)
+
+
+# --- inside img2dataset's worker processes -------------------------------------------------------------
+_sink_lock = threading.Lock()
+_sink: list = [None]          # the open header log of the shard this process is downloading
+_opener_pid: list = [None]
+
+
+class _HeaderHandler(urllib.request.BaseHandler):
+    """Sets our User-Agent and logs the headers of every response (before redirects and errors are handled)."""
+
+    handler_order = 100  # before HTTPErrorProcessor (1000): 3xx/4xx/5xx responses are seen too
+
+    def __init__(self, user_agent: str, record: list[str]):
+        self.user_agent = user_agent
+        self.record = [h.lower() for h in record]
+
+    def http_request(self, req):
+        req.add_header("User-Agent", self.user_agent)
+        return req
+
+    def http_response(self, req, response):
+        try:
+            headers = {}
+            for name in self.record:
+                values = response.headers.get_all(name) or []
+                if values:
+                    headers[name] = ", ".join(values)
+            entry = {"url": req.full_url, "status": response.status, "headers": headers,
+                     "location": response.headers.get("Location")}
+            with _sink_lock:
+                if _sink[0] is not None:
+                    _sink[0].write(json.dumps(entry) + "\n")
+        except Exception:  # noqa: BLE001 - never let logging break a download
+            log.debug("header log failed", exc_info=True)
+        return response
+
+    https_request = http_request
+    https_response = http_response
+
+
+def _make_downloader_class():
+    from img2dataset.downloader import Downloader
+
+    class _ObelicsDownloader(Downloader):
+        """img2dataset's Downloader, plus our User-Agent and a header log per shard (see module doc)."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.obelics_user_agent = _PENDING["user_agent"]
+            self.obelics_record_headers = list(_PENDING["record_headers"])
+
+        def download_shard(self, row):
+            if _opener_pid[0] != os.getpid():
+                urllib.request.install_opener(urllib.request.build_opener(
+                    _HeaderHandler(self.obelics_user_agent, self.obelics_record_headers)))
+                _opener_pid[0] = os.getpid()
+            shard_id = row[0]
+            folder = Path(self.output_folder) / HEADERS_DIR
+            folder.mkdir(parents=True, exist_ok=True)
+            final = folder / f"{shard_id:0{self.oom_shard_count}d}.jsonl"
+            tmp = final.with_suffix(f".{os.getpid()}.tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                _sink[0] = f
+                try:
+                    super().download_shard(row)
+                finally:
+                    with _sink_lock:
+                        _sink[0] = None
+            os.replace(tmp, final)
+
+    _ObelicsDownloader.__module__ = __name__
+    _ObelicsDownloader.__qualname__ = "_ObelicsDownloader"
+    return _ObelicsDownloader
+
+
+_PENDING: dict = {"user_agent": None, "record_headers": []}
+_CLASSES: dict = {}  # built lazily: importing img2dataset pulls OpenCV and albumentations
+
+
+def __getattr__(name):  # lets spawned workers unpickle the class by reference
+    if name == "_ObelicsDownloader":
+        if name not in _CLASSES:
+            _CLASSES[name] = _make_downloader_class()
+        return _CLASSES[name]
+    raise AttributeError(name)
+
+
+@contextlib.contextmanager
+def _our_downloader(cfg: ImagesConfig):
+    import img2dataset  # noqa: F401 - its package binds `main` to the function, so go through sys.modules
+
+    i2d_main = sys.modules["img2dataset.main"]
+    cls = __getattr__("_ObelicsDownloader")
+    original = i2d_main.Downloader
+    _PENDING.update(user_agent=cfg.user_agent, record_headers=cfg.record_headers)
+    i2d_main.Downloader = cls
+    try:
+        yield
+    finally:
+        i2d_main.Downloader = original
+
+
+# --- the parent side --------------------------------------------------------------------------------------
+def _write_url_list(urls: list[str], work_dir: Path) -> bool:
+    """Write the URL list; returns False when an identical list is already there (resume)."""
+    digest = hashlib.sha256("\n".join(urls).encode("utf-8", "surrogatepass")).hexdigest()
+    marker = work_dir / "urls.sha256"
+    if marker.exists() and marker.read_text().strip() == digest and (work_dir / URLS_FILE).exists():
+        return False
+    if (work_dir / I2D_DIR).exists():
+        # img2dataset's incremental mode needs the same input split into the same shards
+        log.warning("image URL list changed: discarding the previous download in %s", work_dir)
+        import shutil
+
+        shutil.rmtree(work_dir / I2D_DIR)
+        shutil.rmtree(work_dir / TABLE_DIR, ignore_errors=True)
+    write_table_atomic(work_dir / URLS_FILE, pa.table({"url": pa.array(urls, pa.string())}))
+    marker.write_text(digest + "\n")
+    return True
+
+
+def img2dataset_kwargs(cfg: ImagesConfig, url_list: Path, output_folder: Path) -> dict:
+    """The arguments we pass to ``img2dataset.download`` for a profile (also used by the benchmark)."""
+    return dict(
+        url_list=str(url_list), input_format="parquet", url_col="url",
+        output_folder=str(output_folder), output_format="parquet",
+        processes_count=cfg.processes_count or os.cpu_count() or 1, thread_count=cfg.thread_count,
+        number_sample_per_shard=cfg.number_sample_per_shard, timeout=cfg.timeout, retries=cfg.retries,
+        resize_mode="no", encode_format=cfg.encode_format, encode_quality=cfg.encode_quality,
+        skip_reencode=False, disable_all_reencoding=not cfg.reencode, compute_hash="sha256",
+        extract_exif=cfg.extract_exif, incremental_mode="incremental", max_shard_retry=1,
+        user_agent_token=cfg.user_agent_token,
+        disallowed_header_directives=list(cfg.disallowed_header_directives),
+    )
+
+
+def _final_headers(url: str, log_by_url: dict[str, dict]) -> tuple[dict | None, int | None, str | None]:
+    """Follow the redirects logged for ``url``: (headers, status, final URL) of the last response."""
+    seen = set()
+    entry, current = None, url
+    while current in log_by_url and current not in seen and len(seen) < 20:
+        seen.add(current)
+        entry = log_by_url[current]
+        loc = entry.get("location")
+        if not (300 <= (entry.get("status") or 0) < 400 and loc):
+            break
+        current = urllib.parse.urljoin(current, loc)
+    if entry is None:
+        return None, None, None
+    return entry.get("headers") or None, entry.get("status"), current
+
+
+def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
+    """One finished img2dataset shard (its Parquet and header log) as image-table rows."""
+    log_path = shard_parquet.parent / HEADERS_DIR / (shard_parquet.stem + ".jsonl")
+    log_by_url: dict[str, dict] = {}
+    if log_path.exists():
+        with open(log_path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                log_by_url[e["url"]] = e
+    t = pq.read_table(shard_parquet)
+    data_col = cfg.encode_format if cfg.encode_format in t.column_names else None
+    rows = []
+    for r in t.to_pylist():
+        url = r["url"]
+        headers, status, final_url = _final_headers(url, log_by_url)
+        final_url = final_url if final_url and final_url != url else None
+        if r["status"] == "success":
+            data = r.get(data_col) if data_col else None
+            # img2dataset hashes the downloaded stream: the stored bytes only when nothing was re-encoded
+            sha = r.get("sha256") if not cfg.reencode else None
+            rows.append(make_row(url, data, cfg, http_status=status, headers=headers, final_url=final_url,
+                                 sha256=sha, source="web"))
+        else:
+            err = r.get("error_message") or r["status"]
+            if status is not None and status >= 400 and "HTTP Error" not in err:
+                err = f"HTTP Error {status}: {err}"
+            rows.append(make_row(url, None, cfg, error=err, http_status=status, headers=headers,
+                                 final_url=final_url, source="web"))
+    return rows_to_table(rows)
+
+
+def build_table(work_dir: str | Path, cfg: ImagesConfig) -> ImageTable:
+    """Turn every finished img2dataset shard (``*_stats.json`` present) into a table part, once."""
+    work_dir = Path(work_dir)
+    table = ImageTable(work_dir / TABLE_DIR)
+    for stats in sorted((work_dir / I2D_DIR).glob("*_stats.json")):
+        shard = stats.name[: -len("_stats.json")]
+        parquet = stats.with_name(f"{shard}.parquet")
+        if table.has_part(shard) and table.part_path(shard).stat().st_mtime >= stats.stat().st_mtime:
+            continue
+        if not parquet.exists():
+            log.warning("img2dataset shard %s has stats but no parquet; skipped", shard)
+            continue
+        table.write_part(shard, shard_to_table(parquet, cfg))
+    return table
+
+
+def download_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig | None = None) -> ImageTable:
+    """Download the unique ``urls`` with img2dataset into ``work_dir``; returns the image table.
+
+    Resumable: rerun with the same URLs and only unfinished img2dataset shards are fetched again.
+    """
+    import img2dataset
+
+    cfg = cfg or ImagesConfig()
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    urls = sorted(set(u for u in urls if u))
+    _write_url_list(urls, work_dir)
+    if urls:
+        with _our_downloader(cfg):
+            img2dataset.download(**img2dataset_kwargs(cfg, work_dir / URLS_FILE, work_dir / I2D_DIR))
+    return build_table(work_dir, cfg)

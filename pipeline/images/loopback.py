@@ -1,0 +1,128 @@
+"""A loopback HTTP image server (127.0.0.1, one daemon thread) for tests and the image benchmark.
+
+It serves real photos and every way a download goes wrong:
+
+==========================  ========================================================================
+``/img/NAME``               the photo, original bytes, with its Content-Type
+``/status/CODE``            an empty response with that HTTP status (404, 500...)
+``/slow/NAME``              the photo after ``slow_seconds`` (longer than the client's timeout)
+``/redirect/NAME``          302 to ``/img/NAME``
+``/noai/NAME``              the photo with ``X-Robots-Tag: noai``
+``/tdm/NAME``               the photo with ``TDM-Reservation: 1`` (recorded, not dropped at download)
+``/truncated/NAME``         the first half of the photo's bytes (a truncated file, honest length)
+``/html/NAME``              an HTML page served as ``image/jpeg`` (not an image)
+``/bomb/NAME``              a PNG whose header claims 20000x20000 pixels (oversized)
+==========================  ========================================================================
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
+                 ".webp": "image/webp", ".tif": "image/tiff", ".bmp": "image/bmp"}
+
+
+def skimage_photos(names=("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg",
+                          "rocket.jpg", "horse.png", "camera.png", "retina.jpg",
+                          "no_time_for_that_tiny.gif")) -> dict[str, bytes]:
+    """Original bytes of scikit-image's sample photos (installed with the package; no network)."""
+    import skimage.data
+
+    folder = Path(os.path.dirname(skimage.data.__file__))
+    return {n: (folder / n).read_bytes() for n in names if (folder / n).exists()}
+
+
+def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A tiny valid-looking PNG whose header declares ``width x height`` (a decompression-bomb header)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+class LoopbackImageServer:
+    """Serve ``photos`` (name -> bytes) on 127.0.0.1 in a daemon thread; use as a context manager."""
+
+    def __init__(self, photos: dict[str, bytes], slow_seconds: float = 3.0, max_sleep: float = 10.0):
+        self.photos = photos
+        self.slow_seconds = min(slow_seconds, max_sleep)
+        self.requests: list[tuple[str, str]] = []  # (path, user agent)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, status: int, body: bytes = b"", headers: dict | None = None):
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_GET(self):  # noqa: N802
+                server.requests.append((self.path, self.headers.get("User-Agent", "")))
+                parts = self.path.lstrip("/").split("/", 1)
+                kind, name = parts[0], (parts[1] if len(parts) > 1 else "")
+                photo = server.photos.get(name)
+                ctype = CONTENT_TYPES.get(os.path.splitext(name)[1].lower(), "application/octet-stream")
+                if kind == "status":
+                    return self._send(int(name) if name.isdigit() else 400)
+                if kind == "bomb":
+                    return self._send(200, bomb_png(), {"Content-Type": "image/png"})
+                if kind == "html":
+                    return self._send(200, b"<!doctype html><html><body>Not an image</body></html>",
+                                      {"Content-Type": "image/jpeg"})
+                if photo is None:
+                    return self._send(404)
+                if kind == "img":
+                    return self._send(200, photo, {"Content-Type": ctype})
+                if kind == "slow":
+                    time.sleep(server.slow_seconds)
+                    return self._send(200, photo, {"Content-Type": ctype})
+                if kind == "redirect":
+                    return self._send(302, b"", {"Location": f"/img/{name}"})
+                if kind == "noai":
+                    return self._send(200, photo, {"Content-Type": ctype, "X-Robots-Tag": "noai"})
+                if kind == "tdm":
+                    return self._send(200, photo, {"Content-Type": ctype, "TDM-Reservation": "1"})
+                if kind == "truncated":
+                    return self._send(200, photo[: len(photo) // 2], {"Content-Type": ctype})
+                return self._send(404)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                       daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, kind: str, name: str = "") -> str:
+        return f"{self.base_url}/{kind}/{name}"
+
+    def __enter__(self) -> LoopbackImageServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)

@@ -1,0 +1,103 @@
+"""The offline image source: image ``response`` records inside WARC files serve as the web.
+
+The embedded sample (``make crawl-shard``) and archived crawls carry their images next to their pages;
+:func:`warc_image_table` turns those records into the same image table as a download would
+(:mod:`pipeline.images.table`), with the same checks and the same reasons, so the merge code does
+not know where an image came from and nothing is fetched from the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+
+from obelics.records import ImageRecord, ReadStats
+from pipeline.images.config import ImagesConfig
+from pipeline.images.table import ImageTable, make_row, rows_to_table
+
+
+def disallowed_by_headers(headers: dict[str, str], user_agent_token: str | None,
+                          directives: Iterable[str]) -> bool:
+    """img2dataset's X-Robots-Tag rule (``downloader.is_disallowed``) on a header dict.
+
+    Restated here (eight lines) so that the offline source drops exactly what a download would,
+    without importing img2dataset (OpenCV, albumentations) in a run that downloads nothing.
+    """
+    directives = {d.strip().lower() for d in directives}
+    if not directives:
+        return False
+    token = (user_agent_token or "").strip().lower() or None
+    value = next((v for k, v in headers.items() if k.lower() == "x-robots-tag"), None)
+    if not value:
+        return False
+    for field in value.split("\n"):
+        parts = field.split(":", 1)
+        names = [x.strip().lower() for x in parts[-1].split(",")]
+        ua = parts[0].strip().lower() if len(parts) == 2 else None
+        if (ua is None or ua == token) and any(x in directives for x in names):
+            return True
+    return False
+
+
+def row_from_record(rec: ImageRecord, cfg: ImagesConfig) -> dict:
+    """One image-table row from a WARC image record (same checks and reasons as a download)."""
+    headers = {k.lower(): v for k, v in (rec.http_headers or {}).items()}
+    recorded = {k: headers[k] for k in cfg.record_headers if k in headers}
+    common = dict(http_status=rec.http_status, headers=recorded, source="warc")
+    if rec.http_status is not None and rec.http_status >= 400:
+        return make_row(rec.url, None, cfg, error=f"HTTP Error {rec.http_status}", **common)
+    if cfg.disallowed_header_directives and disallowed_by_headers(
+            headers, cfg.user_agent_token, cfg.disallowed_header_directives):
+        return make_row(rec.url, None, cfg, error="Use of image disallowed by X-Robots-Tag directive", **common)
+    if cfg.reencode:
+        from pipeline.images.reencode import reencode
+
+        data, error = reencode(rec.payload, cfg)
+        if error:
+            return make_row(rec.url, None, cfg, error=error, **common)
+        return make_row(rec.url, data, cfg, **common)
+    return make_row(rec.url, rec.payload, cfg, **common)
+
+
+def table_from_records(records: Iterable[ImageRecord], cfg: ImagesConfig | None = None,
+                       wanted: set[str] | None = None) -> pa.Table:
+    """Image-table rows for ``records`` (only URLs in ``wanted`` if given; the first success wins)."""
+    cfg = cfg or ImagesConfig()
+    rows: dict[str, dict] = {}
+    for rec in records:
+        if wanted is not None and rec.url not in wanted:
+            continue
+        prev = rows.get(rec.url)
+        if prev is not None and prev["status"] == "success":
+            continue
+        rows[rec.url] = row_from_record(rec, cfg)
+    return rows_to_table(rows.values())
+
+
+def warc_image_table(sources: Iterable[str | Path], table_dir: str | Path, cfg: ImagesConfig | None = None,
+                     wanted: Iterable[str] | None = None, stats: ReadStats | None = None) -> ImageTable:
+    """Read the image records of ``sources`` (WARC paths or URLs) into the image table at ``table_dir``.
+
+    URLs in ``wanted`` that no record holds get a ``failed`` row with reason ``not_in_warc``, so the
+    funnel counts them like failed downloads.
+    """
+    from obelics.warc import iter_image_records
+
+    cfg = cfg or ImagesConfig()
+    wanted_set = set(wanted) if wanted is not None else None
+
+    def records():
+        for src in sources:
+            yield from iter_image_records(src, stats=stats)
+
+    table = table_from_records(records(), cfg, wanted_set)
+    if wanted_set is not None:
+        missing = wanted_set - set(table.column("url").to_pylist())
+        if missing:
+            extra = rows_to_table(make_row(u, None, cfg, reason="not_in_warc", source="warc") for u in missing)
+            table = pa.concat_tables([table, extra]).sort_by("url")
+    out = ImageTable(table_dir)
+    out.write_part("warc", table)
+    return out

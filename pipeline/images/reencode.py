@@ -1,0 +1,26 @@
+"""Re-encoding as the original build did, through img2dataset's own ``Resizer`` (no resize, JPEG 95).
+
+Used by the offline source when a profile re-encodes (``obelics-2023``), so that WARC images go
+through exactly the code a download would.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+from pipeline.images.config import ImagesConfig
+
+
+@lru_cache(maxsize=4)
+def _resizer(encode_format: str, encode_quality: int):
+    from img2dataset.resizer import Resizer
+
+    return Resizer(image_size=256, resize_mode="no", resize_only_if_bigger=False,
+                   encode_format=encode_format, encode_quality=encode_quality)
+
+
+def reencode(data: bytes, cfg: ImagesConfig) -> tuple[bytes | None, str | None]:
+    """``(bytes, None)`` re-encoded per the profile, or ``(None, error message)``."""
+    img, _w, _h, _ow, _oh, err = _resizer(cfg.encode_format, cfg.encode_quality)(io.BytesIO(data))
+    return (None, err) if err else (img, None)

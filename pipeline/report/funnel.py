@@ -1,0 +1,162 @@
+"""The funnel: documents, images and words in and out of every stage, drops by reason, across shards.
+
+A shard's ``stats.json`` (written by the run for each shard) is a JSON object; every key is optional:
+
+``read``
+    ``ReadStats.as_dict()`` of the WARC reading (records, html_records, skipped by reason).
+``stages``
+    a list, in run order, of ``FilterStats.as_dict()`` (``{"stage", "in", "out", "dropped"}``; levels
+    are free strings: ``document``, ``image``, ``word``, ``node``, ``paragraph``...).
+``metrics``
+    ``{stage: {metric: [values...]}}``: filter metric values, for histograms.
+``thresholds``
+    ``{metric: {"min": x, "max": y}}``: the profile's cut-offs drawn on those histograms.
+``distributions``
+    ``{"images_per_document": [...], "words_per_document": [...]}`` of the output documents.
+``outputs``
+    the writers' per-file stats (``pipeline.writers``).
+
+:func:`merge_stats` sums shards into one object of the same shape (the run's ``stats.json``);
+:func:`funnel_rows` turns it into one row per stage for the report and the dataset card.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from filters.base import FilterStats
+from obelics.records import ReadStats
+
+LEVEL_ORDER = ["document", "image", "word", "words", "node", "paragraph", "text"]
+MAX_VALUES = 200_000  # metric values kept per metric after merging (a uniform sample beyond that)
+
+
+def load_stats(paths: Iterable[str | Path]) -> list[dict]:
+    """Read shard ``stats.json`` files (unreadable ones are skipped with a warning in the result)."""
+    out = []
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            out.append(json.load(f))
+    return out
+
+
+def _read_stats(d: dict) -> ReadStats:
+    r = ReadStats(d.get("records", 0), d.get("html_records", 0), d.get("bytes_read", 0))
+    r.skipped.update(d.get("skipped", {}))
+    return r
+
+
+def _sample(values: list, k: int, seed: int = 0) -> list:
+    return values if len(values) <= k else random.Random(seed).sample(values, k)
+
+
+def merge_stats(shards: Iterable[dict]) -> dict:
+    """Sum shard stats (same shape in, same shape out); stage order is the order first seen."""
+    shards = list(shards)
+    read: ReadStats | None = None
+    stages: dict[str, FilterStats] = {}
+    metrics: dict[str, dict[str, list]] = {}
+    thresholds: dict = {}
+    dists: dict[str, list] = {}
+    outputs: list = []
+    for s in shards:
+        if s.get("read"):
+            read = (read or ReadStats()).merge(_read_stats(s["read"]))
+        st = s.get("stages") or []
+        if isinstance(st, dict):
+            st = [{"stage": k, **v} for k, v in st.items()]
+        for d in st:
+            fs = FilterStats.from_dict(d)
+            if fs.stage in stages:
+                stages[fs.stage].merge(fs)
+            else:
+                stages[fs.stage] = fs
+        for stage, ms in (s.get("metrics") or {}).items():
+            for name, values in ms.items():
+                metrics.setdefault(stage, {}).setdefault(name, []).extend(v for v in values if v is not None)
+        thresholds.update(s.get("thresholds") or {})
+        for name, values in (s.get("distributions") or {}).items():
+            dists.setdefault(name, []).extend(values)
+        outputs.extend(s.get("outputs") or [])
+    merged = {"shards": len(shards), "stages": [fs.as_dict() for fs in stages.values()]}
+    if read is not None:
+        merged["read"] = read.as_dict()
+    if metrics:
+        merged["metrics"] = {st: {m: _sample(v, MAX_VALUES) for m, v in ms.items()} for st, ms in metrics.items()}
+    if thresholds:
+        merged["thresholds"] = thresholds
+    if dists:
+        merged["distributions"] = {k: _sample(v, MAX_VALUES) for k, v in dists.items()}
+    if outputs:
+        merged["outputs"] = outputs
+    return merged
+
+
+def _levels(stages: list[dict]) -> list[str]:
+    seen = Counter()
+    for s in stages:
+        for part in ("in", "out", "dropped"):
+            seen.update((s.get(part) or {}).keys())
+    return sorted(seen, key=lambda x: (LEVEL_ORDER.index(x) if x in LEVEL_ORDER else len(LEVEL_ORDER), x))
+
+
+def funnel_rows(merged: dict) -> list[dict]:
+    """One row per stage: ``{"stage", "levels": {level: {"in", "out", "dropped", "reasons"}}}``.
+
+    WARC reading comes first (records in, HTML documents out, skips by reason). Where a stage counts
+    a level's input but not its output, ``out`` is ``in`` minus the drops.
+    """
+    rows = []
+    if merged.get("read"):
+        r = merged["read"]
+        skipped = r.get("skipped", {})
+        rows.append({"stage": "read", "levels": {"document": {
+            "in": r.get("records", 0), "out": r.get("html_records", 0),
+            "dropped": sum(skipped.values()), "reasons": dict(Counter(skipped).most_common())}}})
+    stages = merged.get("stages") or []
+    for s in stages:
+        levels = {}
+        for lvl in _levels([s]):
+            reasons = dict(Counter((s.get("dropped") or {}).get(lvl, {})).most_common())
+            n_in = (s.get("in") or {}).get(lvl)
+            n_out = (s.get("out") or {}).get(lvl)
+            dropped = sum(reasons.values())
+            if n_out is None and n_in is not None:
+                n_out = n_in - dropped
+            levels[lvl] = {"in": n_in, "out": n_out, "dropped": dropped, "reasons": reasons}
+        rows.append({"stage": s["stage"], "levels": levels})
+    return rows
+
+
+def funnel_markdown(merged: dict) -> str:
+    """The funnel as a Markdown table (documents, images, words in/out per stage, top drop reasons)."""
+    lines = ["| stage | documents in → out | images in → out | words in → out | main drop reasons |",
+             "|---|---|---|---|---|"]
+
+    def cell(lv):
+        if not lv or lv.get("in") is None:
+            return "—"
+        return f"{lv['in']:,} → {lv['out']:,}" if lv.get("out") is not None else f"{lv['in']:,} → ?"
+
+    for row in funnel_rows(merged):
+        lv = row["levels"]
+        reasons = Counter()
+        for x in lv.values():
+            reasons.update(x["reasons"])
+        top = ", ".join(f"{k} ({v:,})" for k, v in reasons.most_common(4)) or "—"
+        words = lv.get("word") or lv.get("words")
+        lines.append(f"| {row['stage']} | {cell(lv.get('document'))} | {cell(lv.get('image'))} | {cell(words)} | {top} |")
+    return "\n".join(lines)
+
+
+def document_distributions(rows: Iterable[dict]) -> dict:
+    """``images_per_document`` and ``words_per_document`` of document rows (texts/images lists)."""
+    images, words = [], []
+    for r in rows:
+        images.append(sum(1 for i in r["images"] or () if i is not None))
+        words.append(sum(len(t.split()) for t in r["texts"] or () if t))
+    return {"images_per_document": images, "words_per_document": words}

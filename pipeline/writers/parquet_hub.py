@@ -1,0 +1,51 @@
+"""Parquet shards in exactly the OBELICS Hub features (reference §2.3).
+
+Columns, in the card's order: ``images`` list<string> (URL at image positions, null at text
+positions), ``metadata`` string (JSON list, one entry per node), ``general_metadata`` string (JSON
+object), ``texts`` list<string> (:data:`obelics.document.HUB_SCHEMA`). With
+``output.embed_image_bytes: true`` one column is added after them, ``image_bytes`` list<binary>,
+aligned with the nodes (the image's stored bytes, null at text positions and where no bytes were
+kept), so the images ship with the data instead of as URLs only; ``datasets`` reads it as
+``Sequence(Value("binary"))``. Every other internal column is left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from obelics.document import HUB_SCHEMA
+from obelics.parquet import write_table_atomic
+from pipeline.writers.stats import document_counts, stats_path_for, write_json_atomic
+
+IMAGE_BYTES_FIELD = pa.field("image_bytes", pa.list_(pa.binary()))
+HUB_SCHEMA_WITH_BYTES = HUB_SCHEMA.append(IMAGE_BYTES_FIELD)
+
+
+def hub_table(table: pa.Table, embed_image_bytes: bool = False) -> pa.Table:
+    """``table`` reduced and cast to the Hub features (plus ``image_bytes`` if asked)."""
+    out = table.select(HUB_SCHEMA.names).cast(HUB_SCHEMA)
+    if embed_image_bytes:
+        if "image_bytes" in table.column_names:
+            col = table.column("image_bytes").cast(IMAGE_BYTES_FIELD.type)
+        else:
+            col = pa.array([[None] * len(t) for t in out.column("texts").to_pylist()], IMAGE_BYTES_FIELD.type)
+        out = out.append_column(IMAGE_BYTES_FIELD, col)
+    return out.replace_schema_metadata(None)
+
+
+def write_parquet_shard(table: pa.Table, path: str | Path, embed_image_bytes: bool = False,
+                        compression: str = "zstd", row_group_size: int = 1000) -> dict:
+    """Write one Hub-format Parquet shard and its ``.stats.json`` atomically; returns the stats."""
+    path = Path(path)
+    out = hub_table(table, embed_image_bytes)
+    write_table_atomic(path, out, compression=compression, row_group_size=row_group_size)
+    rows = out.select(["texts", "images"]).to_pylist()
+    stats = {"file": path.name, "format": "parquet", "embed_image_bytes": embed_image_bytes,
+             **document_counts(rows), "num_bytes": path.stat().st_size}
+    if embed_image_bytes:
+        stats["images_with_bytes"] = sum(1 for lst in out.column("image_bytes").to_pylist() for b in lst or ()
+                                         if b is not None)
+    write_json_atomic(stats_path_for(path), stats)
+    return stats
