@@ -49,11 +49,17 @@ def _iter_tar(path: str, skip: int) -> Iterator[dict]:
     import webdataset as wds
 
     # No decoding here: members stay bytes; images are decoded once, when a batch is built.
-    ds = wds.WebDataset(path, shardshuffle=False, empty_check=False)
+    # Ranks are split by PackedStream itself (by shard or by document), so webdataset must not split.
+    ds = wds.WebDataset(path, shardshuffle=False, empty_check=False, nodesplitter=_all_urls,
+                        workersplitter=_all_urls)
     for i, sample in enumerate(ds):
         if i < skip:
             continue
         yield sample
+
+
+def _all_urls(urls):
+    yield from urls
 
 
 def _iter_parquet(path: str, skip: int) -> Iterator[dict]:

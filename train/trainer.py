@@ -57,6 +57,8 @@ class Trainer:
         self.out = Path(cfg.run.out_dir)
         self.ckpt_root = self.out / "checkpoints"
         use_cuda = torch.cuda.is_available()
+        if not use_cuda and cfg.run.cpu_threads > 0:
+            torch.set_num_threads(cfg.run.cpu_threads)
         self.device = torch.device(f"cuda:{self.local_rank}" if use_cuda else "cpu")
         if use_cuda:
             torch.cuda.set_device(self.device)
