@@ -49,6 +49,10 @@ TABLE_DIR = "table"
 HEADERS_DIR = "_headers"
 
 
+# albumentations (imported by img2dataset) asks PyPI for updates on import unless told not to
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+
 def unique_urls(tables_or_lists: Iterable) -> list[str]:
     """Sorted unique image URLs across document tables (``images`` column) and/or plain URL iterables."""
     seen: set[str] = set()

@@ -7,9 +7,13 @@ through exactly the code a download would.
 from __future__ import annotations
 
 import io
+import os
 from functools import lru_cache
 
 from pipeline.images.config import ImagesConfig
+
+# albumentations (imported by img2dataset) asks PyPI for updates on import unless told not to
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
 @lru_cache(maxsize=4)

@@ -1,0 +1,169 @@
+"""Image table: probing real photos, failure reasons, lookups, and the offline (WARC) source."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from filters.base import FilterStats
+from obelics.document import WebDocument, documents_to_table
+from obelics.records import ImageRecord
+from pipeline.images.config import ImagesConfig
+from pipeline.images.loopback import bomb_png, skimage_photos
+from pipeline.images.merge import merge_table
+from pipeline.images.offline import disallowed_by_headers, table_from_records
+from pipeline.images.table import ImageTable, make_row, probe_bytes, reason_from_error, rows_to_table
+
+PHOTOS = skimage_photos()
+
+
+@pytest.mark.parametrize("name,fmt", [("astronaut.png", "png"), ("rocket.jpg", "jpeg"),
+                                      ("no_time_for_that_tiny.gif", "gif")])
+def test_probe_real_photos(name, fmt):
+    p = probe_bytes(PHOTOS[name])
+    assert (p.format, p.reason) == (fmt, None)
+    assert p.width > 10 and p.height > 10
+
+
+@pytest.mark.parametrize("name", ["astronaut.png", "rocket.jpg", "no_time_for_that_tiny.gif"])
+def test_truncated_detected_and_optional(name):
+    cut = PHOTOS[name][: len(PHOTOS[name]) // 2]
+    assert probe_bytes(cut).reason == "truncated"
+    assert probe_bytes(cut, check_truncation=False).reason is None  # obelics-2023 loads truncated images
+
+
+def test_not_images_and_oversized():
+    assert probe_bytes(b"<html><body>hi</body></html>").reason == "not_image"
+    assert probe_bytes(b"").reason == "empty"
+    assert probe_bytes(b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>').reason == "svg"
+    assert probe_bytes(bomb_png(20000, 20000), max_pixels=100_000_000).reason == "too_many_pixels"
+    cfg = ImagesConfig(max_bytes=1000)
+    assert make_row("u", PHOTOS["rocket.jpg"], cfg)["reason"] == "too_large_bytes"
+
+
+@pytest.mark.parametrize("msg,reason", [
+    ("HTTP Error 404: Not Found", "http_404"), ("HTTP Error 500: Internal Server Error", "http_500"),
+    ("timed out", "timeout"), ("<urlopen error timed out>", "timeout"),
+    ("Use of image disallowed by X-Robots-Tag directive", "optout:x-robots-tag"),
+    ("<urlopen error [Errno 111] Connection refused>", "connection_refused"),
+    ("<urlopen error [Errno -2] Name or service not known>", "dns"),
+    ("Image decoding error", "not_image"), ("something else", "download_error"), (None, "download_error")])
+def test_reason_from_error(msg, reason):
+    assert reason_from_error(msg) == reason
+
+
+def test_success_row_keeps_original_bytes():
+    data = PHOTOS["chelsea.png"]
+    row = make_row("http://x/c.png", data, ImagesConfig(), headers={"content-type": "image/png"})
+    assert row["status"] == "success" and row["bytes"] is data
+    assert row["sha256"] == hashlib.sha256(data).hexdigest()
+    assert (row["format"], row["width"], row["height"]) == ("png", 451, 300)
+
+
+def test_table_parts_and_lookup(tmp_path):
+    cfg = ImagesConfig()
+    t = ImageTable(tmp_path / "table")
+    t.write_part("a", rows_to_table([make_row("http://a/1.jpg", PHOTOS["rocket.jpg"], cfg),
+                                     make_row("http://a/2.jpg", None, cfg, error="HTTP Error 404: Not Found")]))
+    t.write_part("b", rows_to_table([make_row("http://b/1.png", PHOTOS["horse.png"], cfg)]))
+    assert not list((tmp_path / "table").glob(".*tmp"))
+    hits = t.lookup(["http://a/1.jpg", "http://a/2.jpg", "http://b/1.png", "http://zzz"])
+    assert set(hits) == {"http://a/1.jpg", "http://a/2.jpg", "http://b/1.png"}
+    assert hits["http://b/1.png"]["bytes"] == PHOTOS["horse.png"]
+    assert hits["http://a/2.jpg"]["reason"] == "http_404"
+    assert t.lookup(["http://a/1.jpg"], with_bytes=False)["http://a/1.jpg"].get("bytes") is None
+    assert t.counts() == {"success": 2, "http_404": 1}
+
+
+def test_disallowed_by_headers_matches_img2dataset_rule():
+    from email.message import Message
+
+    from img2dataset.downloader import is_disallowed
+
+    cases = ["noai", "noimageai, nofollow", "otherbot: noai", "obelics-toolkit: noindex", "nofollow"]
+    directives = ["noai", "noimageai", "noindex", "noimageindex"]
+    for value in cases:
+        m = Message()
+        m["X-Robots-Tag"] = value
+        expected = is_disallowed(m, "obelics-toolkit", set(directives))
+        assert disallowed_by_headers({"X-Robots-Tag": value}, "obelics-toolkit", directives) == expected, value
+
+
+def _record(url, data, status=200, headers=None):
+    return ImageRecord(url=url, payload=data, content_type="image/jpeg", http_status=status,
+                       http_headers=headers or {})
+
+
+def test_offline_records_give_the_same_rows_as_a_download():
+    cfg = ImagesConfig()
+    recs = [_record("http://w/ok.jpg", PHOTOS["rocket.jpg"]),
+            _record("http://w/missing.jpg", b"", status=404),
+            _record("http://w/noai.jpg", PHOTOS["rocket.jpg"], headers={"X-Robots-Tag": "noai"}),
+            _record("http://w/tdm.jpg", PHOTOS["rocket.jpg"], headers={"TDM-Reservation": "1"}),
+            _record("http://w/cut.jpg", PHOTOS["rocket.jpg"][:5000])]
+    rows = {r["url"]: r for r in table_from_records(recs, cfg).to_pylist()}
+    assert rows["http://w/ok.jpg"]["status"] == "success" and rows["http://w/ok.jpg"]["source"] == "warc"
+    assert rows["http://w/ok.jpg"]["bytes"] == PHOTOS["rocket.jpg"]
+    assert rows["http://w/missing.jpg"]["reason"] == "http_404"
+    assert rows["http://w/noai.jpg"]["reason"] == "optout:x-robots-tag"
+    assert rows["http://w/tdm.jpg"]["status"] == "success"
+    assert '"tdm-reservation": "1"' in rows["http://w/tdm.jpg"]["headers"]
+    assert rows["http://w/cut.jpg"]["reason"] == "truncated"
+
+
+def test_offline_reencode_like_the_original():
+    cfg = ImagesConfig(reencode=True, check_truncation=False, max_pixels=None, max_bytes=None)
+    rows = table_from_records([_record("http://w/a.png", PHOTOS["chelsea.png"])], cfg).to_pylist()
+    assert rows[0]["status"] == "success" and rows[0]["format"] == "jpeg"
+    assert (rows[0]["width"], rows[0]["height"]) == (451, 300)
+
+
+def _doc(urls, page="http://p/page.html"):
+    texts, images, meta = ["intro text here"], [None], [None]
+    for u in urls:
+        texts += [None, "a paragraph"]
+        images += [u, None]
+        meta += [{"src": u, "alt_text": "x"}, None]
+    return WebDocument(texts=texts, images=images, metadata=meta, general_metadata={"url": page})
+
+
+def test_merge_removes_failed_and_counts_reasons(tmp_path):
+    cfg = ImagesConfig()
+    t = ImageTable(tmp_path / "t")
+    t.write_part("x", rows_to_table([make_row("http://w/ok.jpg", PHOTOS["rocket.jpg"], cfg),
+                                     make_row("http://w/404.jpg", None, cfg, error="HTTP Error 404: Not Found")]))
+    docs = documents_to_table([_doc(["http://w/ok.jpg", "http://w/404.jpg", "http://w/never.jpg"])])
+    stats = FilterStats("images.merge")
+    out = merge_table(docs, t, stats).to_pylist()[0]
+    assert [i for i in out["images"] if i] == ["http://w/ok.jpg"]
+    assert len(out["texts"]) == len(out["images"]) == len(out["image_bytes"]) == 5
+    pos = out["images"].index("http://w/ok.jpg")
+    assert out["image_bytes"][pos] == PHOTOS["rocket.jpg"]
+    import json
+
+    m = json.loads(out["metadata"])[pos]
+    assert m["original_width"] == 640 and m["format"] == "jpeg" and m["alt_text"] == "x"
+    assert m["sha256"] == hashlib.sha256(PHOTOS["rocket.jpg"]).hexdigest()
+    WebDocument.from_row(out).check()
+    d = stats.as_dict()
+    assert d["in"] == {"document": 1, "image": 3} and d["out"] == {"document": 1, "image": 1}
+    assert d["dropped"]["image"] == {"http_404": 1, "not_downloaded": 1}
+
+
+def test_mona_lisa_warc_serves_as_the_web(shared, tmp_path):
+    pytest.importorskip("obelics.warc")
+    from obelics.warc import iter_image_records
+    from pipeline.images.offline import warc_image_table
+
+    warc = shared("data", "warc", "ukwa__wikipedia-mona-lisa.warc.gz")
+    recs = list(iter_image_records(str(warc)))
+    assert len(recs) == 22
+    table = warc_image_table([str(warc)], tmp_path / "table", ImagesConfig(),
+                             wanted=[r.url for r in recs] + ["http://not/in/the/warc.jpg"])
+    counts = table.counts()
+    assert counts["not_in_warc"] == 1
+    assert counts["success"] >= 20  # every real image record of the page decodes
+    ref = shared("data", "images", "warc_monalisa__170px-Mona_Lisa_detail_background_right.jpg").read_bytes()
+    url = next(r.url for r in recs if r.url.endswith("170px-Mona_Lisa_detail_background_right.jpg"))
+    assert table.lookup([url])[url]["sha256"] == hashlib.sha256(ref).hexdigest()
