@@ -1,0 +1,125 @@
+"""Writers: Hub-feature Parquet (optionally with image bytes) and WebDataset shards, atomic with stats."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from obelics.document import HUB_SCHEMA, WebDocument, documents_to_table
+from pipeline.images.config import ImagesConfig
+from pipeline.images.loopback import skimage_photos
+from pipeline.images.merge import merge_table
+from pipeline.images.table import make_row
+from pipeline.writers.parquet_hub import write_parquet_shard
+from pipeline.writers.webdataset import document_sample, write_webdataset
+
+PHOTOS = skimage_photos(("astronaut.png", "rocket.jpg", "horse.png", "no_time_for_that_tiny.gif"))
+
+
+def merged_docs(n_docs: int = 5) -> pa.Table:
+    """Documents whose image nodes point at the photos, merged with an in-memory image table."""
+    cfg = ImagesConfig()
+    names = sorted(PHOTOS)
+    lookup = {f"http://img/{n}": make_row(f"http://img/{n}", PHOTOS[n], cfg) for n in names}
+    docs = []
+    for k in range(n_docs):
+        texts, images, meta = [f"Paragraph {k} with a few words."], [None], [None]
+        for j in range(k % 3 + 1):
+            u = f"http://img/{names[(k + j) % len(names)]}"
+            texts += [None, "More words."]
+            images += [u, None]
+            meta += [{"src": u}, None]
+        docs.append(WebDocument(texts=texts, images=images, metadata=meta,
+                                general_metadata={"url": f"http://site/{k}", "warc_filename": "f.warc.gz",
+                                                  "warc_record_offset": k, "warc_record_length": 1}))
+    return merge_table(documents_to_table(docs), lookup)
+
+
+def test_parquet_has_exactly_the_hub_features(tmp_path):
+    import datasets
+
+    table = merged_docs()
+    path = tmp_path / "parquet" / "shard-00000.parquet"
+    stats = write_parquet_shard(table, path)
+    assert pq.read_schema(path).remove_metadata().equals(HUB_SCHEMA)
+    assert stats["documents"] == 5 and stats["images"] == 1 + 2 + 3 + 1 + 2
+    assert json.loads((tmp_path / "parquet" / "shard-00000.stats.json").read_text())["documents"] == 5
+    assert {p.name for p in (tmp_path / "parquet").iterdir()} == {"shard-00000.parquet", "shard-00000.stats.json"}
+    ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
+    assert ds.features == datasets.Features({"images": datasets.List(datasets.Value("string")),
+                                             "metadata": datasets.Value("string"),
+                                             "general_metadata": datasets.Value("string"),
+                                             "texts": datasets.List(datasets.Value("string"))})
+    row = ds[0]
+    WebDocument.from_row(row).check()
+    assert json.loads(row["metadata"])[1]["format"] in ("png", "jpeg", "gif")
+
+
+def test_parquet_with_embedded_image_bytes(tmp_path):
+    import datasets
+
+    table = merged_docs()
+    path = tmp_path / "p.parquet"
+    stats = write_parquet_shard(table, path, embed_image_bytes=True)
+    assert stats["images_with_bytes"] == stats["images"]
+    ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
+    assert ds.features["image_bytes"] == datasets.List(datasets.Value("binary"))
+    row = ds[1]
+    meta = json.loads(row["metadata"])
+    for pos, data in enumerate(row["image_bytes"]):
+        assert (data is None) == (row["images"][pos] is None)
+        if data is not None:
+            assert hashlib.sha256(data).hexdigest() == meta[pos]["sha256"]
+
+
+def test_webdataset_layout_and_read_back(tmp_path):
+    import webdataset as wds
+
+    table = merged_docs(7)
+    stats = write_webdataset(table, tmp_path, prefix="run0", max_count=3)
+    assert [s["documents"] for s in stats] == [3, 3, 1]
+    tars = sorted(tmp_path.glob("*.tar"))
+    assert [t.name for t in tars] == ["run0-00000.tar", "run0-00001.tar", "run0-00002.tar"]
+    assert all((tmp_path / f"run0-0000{i}.stats.json").exists() for i in range(3))
+    rows = {r["doc_id"]: r for r in table.to_pylist()}
+    n = 0
+    for s in wds.WebDataset([str(t) for t in tars], shardshuffle=False):
+        doc = json.loads(s["json"])
+        assert s["__key__"] == doc["doc_id"] and doc["doc_id"] in rows
+        src = rows[doc["doc_id"]]
+        assert doc["texts"] == src["texts"] and doc["images"] == src["images"]
+        assert doc["general_metadata"]["url"].startswith("http://site/")
+        members = {k: v for k, v in s.items() if k.startswith("img")}
+        assert len(members) == sum(1 for i in doc["images"] if i)
+        for key, data in members.items():
+            pos = int(key[3:7])
+            ext = key.split(".", 1)[1]
+            assert data == src["image_bytes"][pos]  # original bytes, intact
+            assert ext == {"png": "png", "jpeg": "jpg", "gif": "gif"}[doc["metadata"][pos]["format"]]
+        n += 1
+    assert n == 7
+
+
+def test_webdataset_rotates_by_bytes_and_rejects_bad_keys(tmp_path):
+    table = merged_docs(4)
+    stats = write_webdataset(table, tmp_path / "b", max_bytes=1)  # every document alone in its shard
+    assert [s["documents"] for s in stats] == [1, 1, 1, 1]
+    row = table.to_pylist()[0]
+    row["doc_id"] = "a.b"
+    with pytest.raises(ValueError):
+        document_sample(row)
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    from pipeline.writers.webdataset import WebDatasetWriter
+
+    table = merged_docs(2)
+    with pytest.raises(RuntimeError):
+        with WebDatasetWriter(tmp_path) as w:
+            w.write_table(table)
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
