@@ -1,0 +1,86 @@
+"""Publishing: the dry-run folder loads with `datasets` through its card; the upload never hits the Hub."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from pipeline.publish import build_hub_folder, publish
+from pipeline.writers.parquet_hub import write_parquet_shard
+from tests.pipeline.test_report import shard
+from tests.pipeline.test_writers import merged_docs
+
+
+@pytest.fixture
+def out_dir(tmp_path):
+    out = tmp_path / "out"
+    table = merged_docs(6)
+    write_parquet_shard(table.slice(0, 4), out / "parquet" / "shard-00000.parquet")
+    write_parquet_shard(table.slice(4), out / "parquet" / "shard-00001.parquet")
+    (out / "stats.json").write_text(json.dumps(shard(0)))
+    return out
+
+
+def test_dry_run_folder_loads_through_its_card(out_dir):
+    import datasets
+
+    folder = publish(out_dir, "someone/obelics-sample", dry_run=True, profile="default")
+    assert sorted(p.name for p in (folder / "data").iterdir()) == [
+        "train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+    card = (folder / "README.md").read_text()
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["license"] == "cc-by-4.0"
+    assert front["configs"] == [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
+    assert front["dataset_info"]["splits"][0]["num_examples"] == 6
+    assert [f["name"] for f in front["dataset_info"]["features"]] == ["images", "metadata", "general_metadata", "texts"]
+    assert "## Profile and thresholds" in card and "text_filters" in card and "## Opt-out" in card
+    assert "http_404" in card  # the funnel
+    ds = datasets.load_dataset(str(folder), split="train")
+    assert ds.num_rows == 6
+    assert set(ds.features) == {"images", "metadata", "general_metadata", "texts"}
+
+
+def test_upload_uses_the_resumable_folder_upload(out_dir, monkeypatch):
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, **kw):
+            calls.append(("create_repo", repo_id, kw))
+
+        def upload_large_folder(self, **kw):
+            calls.append(("upload_large_folder", kw))
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    from obelics.cli import main
+
+    assert main(["publish", str(out_dir), "--repo-id", "org/name"]) == 0
+    assert calls[0][0] == "create_repo" and calls[0][2]["repo_type"] == "dataset"
+    assert calls[1][0] == "upload_large_folder"
+    assert calls[1][1]["repo_id"] == "org/name" and calls[1][1]["repo_type"] == "dataset"
+    assert (out_dir / "hub" / "README.md").exists()
+
+
+def test_falls_back_to_upload_folder_on_huggingface_hub_2(out_dir):
+    calls = []
+
+    class Api2:  # huggingface_hub >= 2: upload_folder is the resumable large upload
+        def create_repo(self, *a, **kw):
+            pass
+
+        def upload_folder(self, **kw):
+            calls.append(kw)
+
+    publish(out_dir, "org/name", api=Api2())
+    assert calls and calls[0]["folder_path"].endswith("hub")
+
+
+def test_no_shards_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        build_hub_folder(tmp_path, "org/name")
