@@ -13,6 +13,8 @@ It serves real photos and every way a download goes wrong:
 ``/html/NAME``              an HTML page served as ``image/jpeg`` (not an image)
 ``/bomb/NAME``              a PNG whose header claims 20000x20000 pixels (oversized)
 ==========================  ========================================================================
+
+A query string is ignored (``/img/NAME?i=7``), so a benchmark can make many distinct URLs.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class LoopbackImageServer:
 
             def do_GET(self):  # noqa: N802
                 server.requests.append((self.path, self.headers.get("User-Agent", "")))
-                parts = self.path.lstrip("/").split("/", 1)
+                parts = self.path.split("?", 1)[0].lstrip("/").split("/", 1)  # a query only makes URLs unique
                 kind, name = parts[0], (parts[1] if len(parts) > 1 else "")
                 photo = server.photos.get(name)
                 ctype = CONTENT_TYPES.get(os.path.splitext(name)[1].lower(), "application/octet-stream")

@@ -1,0 +1,92 @@
+"""Image stage overhead: our ``download_images`` against img2dataset alone, same URL list, same run.
+
+A loopback server (127.0.0.1) serves scikit-image's photos under ``--urls`` distinct URLs (a query
+string makes them unique; ``--fail-rate`` of them answer 404). For each of ``--runs`` rounds, in
+alternating order:
+
+- ``img2dataset``: ``img2dataset.download`` with exactly the arguments our stage passes
+  (``pipeline.images.download.img2dataset_kwargs``: Parquet output, no re-encoding, sha256), nothing else;
+- ``ours``: ``pipeline.images.download.download_images``: the same call with our User-Agent/header-log
+  handler, then the image table (PIL header probe, truncation check, header join, sorted Parquet part).
+
+It prints the median seconds of each, images/s and our overhead in percent (goal: <= 10%).
+
+    .venv/bin/python -m bench.bench_images                       # 2,000 URLs, 3 rounds
+    .venv/bin/python -m bench.bench_images --urls 300 --runs 1   # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--urls", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=32)
+    ap.add_argument("--per-shard", type=int, default=1000, help="URLs per img2dataset shard")
+    ap.add_argument("--fail-rate", type=float, default=0.05)
+    args = ap.parse_args()
+
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    import img2dataset
+    import pyarrow as pa
+
+    from obelics.parquet import write_table_atomic
+    from pipeline.images.config import ImagesConfig
+    from pipeline.images.download import download_images, img2dataset_kwargs
+    from pipeline.images.loopback import LoopbackImageServer, skimage_photos
+
+    photos = skimage_photos()
+    names = sorted(photos)
+    cfg = ImagesConfig(processes_count=args.processes, thread_count=args.threads,
+                       number_sample_per_shard=args.per_shard, timeout=10.0, retries=0)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_images_"))
+    times: dict[str, list[float]] = {"img2dataset": [], "ours": []}
+    total_bytes = 0
+    try:
+        with LoopbackImageServer(photos) as srv:
+            every = int(1 / args.fail_rate) if args.fail_rate > 0 else 0
+            urls = [srv.url("status", "404") + f"?i={i}" if every and i % every == 0
+                    else srv.url("img", names[i % len(names)]) + f"?i={i}" for i in range(args.urls)]
+            total_bytes = sum(len(photos[names[i % len(names)]]) for i in range(args.urls)
+                              if not (every and i % every == 0))
+            n_ok = sum(1 for u in urls if "/img/" in u)
+            url_file = tmp / "urls.parquet"
+            write_table_atomic(url_file, pa.table({"url": sorted(urls)}))
+            # warm-up (untimed): imports, spawn and the page cache, so the first timed round is not penalised
+            img2dataset.download(**img2dataset_kwargs(cfg, url_file, tmp / "warmup"))
+            shutil.rmtree(tmp / "warmup", ignore_errors=True)
+            for r in range(args.runs):
+                order = ["img2dataset", "ours"] if r % 2 == 0 else ["ours", "img2dataset"]
+                for which in order:
+                    out = tmp / f"{which}-{r}"
+                    t0 = time.perf_counter()
+                    if which == "img2dataset":
+                        img2dataset.download(**img2dataset_kwargs(cfg, url_file, out))
+                    else:
+                        counts = download_images(urls, out, cfg).counts()
+                    times[which].append(time.perf_counter() - t0)
+                    if which == "ours" and (counts["success"], counts["http_404"]) != (n_ok, len(urls) - n_ok):
+                        raise SystemExit(f"unexpected outcome: {dict(counts)}")
+                    shutil.rmtree(out, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    a, b = statistics.median(times["img2dataset"]), statistics.median(times["ours"])
+    print(f"\nURLs: {args.urls:,} ({total_bytes / 1e6:.1f} MB of photos), processes {args.processes}, "
+          f"threads {args.threads}, runs {args.runs}")
+    print(f"img2dataset alone : {a:7.2f} s  ({args.urls / a:7.1f} URLs/s)  runs {[round(x, 2) for x in times['img2dataset']]}")
+    print(f"ours (stage)      : {b:7.2f} s  ({args.urls / b:7.1f} URLs/s)  runs {[round(x, 2) for x in times['ours']]}")
+    print(f"overhead          : {100 * (b - a) / a:+.1f}%   (goal <= 10%)")
+
+
+if __name__ == "__main__":
+    main()
