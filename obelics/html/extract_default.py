@@ -106,6 +106,12 @@ def _too_small(meta: dict, minimum: int) -> bool:
     return False
 
 
+def _count_texts(node) -> int:
+    """Number of text nodes under ``node`` (lexbor never keeps an empty text node)."""
+    text = node.text(deep=True, separator="\x00")
+    return text.count("\x00") + 1 if text else 0
+
+
 def _chars(node) -> int:
     """Non-space characters of text under ``node``."""
     return len("".join(node.text(deep=True).split()))
@@ -133,6 +139,13 @@ class _Rules:
         self.special_div = frozenset(cfg.special_div_values)
         self.eod_classes = frozenset(cfg.eod_classes)
         self.hidden = cfg.remove_hidden
+        self.article_only = frozenset(cfg.article_only_tags)
+        self.kinds = dict(_KIND)
+        for tag in cfg.remove_tags:
+            self.kinds[tag] = _K_SKIP
+        for tag in self.article_only:
+            self.kinds.pop(tag, None)
+        self.names: dict[str, bool] = {}  # class/id value -> boilerplate?
 
 
 _RULES: dict[int, tuple[ExtractConfig, _Rules]] = {}
@@ -146,14 +159,23 @@ def _rules(cfg: ExtractConfig) -> _Rules:
 
 
 def _boiler_names(value: str, rules: _Rules) -> bool:
-    """True when a class/id value names a boilerplate block (word, substring or prefix rule)."""
+    """True when a class/id value names a boilerplate block (word, substring or prefix rule); cached."""
+    hit = rules.names.get(value)
+    if hit is not None:
+        return hit
+    hit = False
     for w in value.lower().split():
         if w in rules.remove_classes:
-            return True
+            hit = True
+            break
         if w.startswith(rules.class_prefixes) or any(sub in w for sub in rules.class_substrings):
             if not any(m in w for m in rules.wrapper_markers):
-                return True
-    return False
+                hit = True
+                break
+    if len(rules.names) > 200_000:
+        rules.names.clear()
+    rules.names[value] = hit
+    return hit
 
 
 def _verdict(tag: str, attrs: dict, rules: _Rules) -> int:
@@ -295,32 +317,71 @@ def _picture_candidates(picture) -> tuple[object | None, list]:
     return img, extra
 
 
+# what the walk does with an element, by tag (anything else: a transparent container)
+_K_SKIP, _K_IMG, _K_PICTURE, _K_BR, _K_LIST, _K_ITEM, _K_TABLE, _K_NOSCRIPT, _K_PRE, _K_ARTICLE, _K_MAIN = range(1, 12)
+_KIND = {"img": _K_IMG, "picture": _K_PICTURE, "br": _K_BR, "ul": _K_LIST, "ol": _K_LIST, "dl": _K_LIST,
+         "menu": _K_LIST, "li": _K_ITEM, "dt": _K_ITEM, "dd": _K_ITEM, "table": _K_TABLE, "noscript": _K_NOSCRIPT,
+         "pre": _K_PRE, "article": _K_ARTICLE, "main": _K_MAIN}
+# inline formatting and table/list internals: their attributes are not checked against the rules
+_NO_ATTR_CHECK = frozenset(["b", "i", "em", "strong", "u", "s", "small", "sup", "sub", "abbr", "code", "cite",
+                            "q", "mark", "time", "wbr", "font", "tr", "td", "th", "tbody", "thead", "tfoot",
+                            "li", "dt", "dd", "strike", "tt", "kbd", "var", "samp", "bdi", "bdo", "big", "nobr"])
+_EMPTY: dict = {}
+
+
 def extract_nodes(html: str, page_url: str, cfg: ExtractConfig | None = None):
     """``(texts, images, metadata)`` of a page with the ``default`` rules."""
     cfg = cfg or ExtractConfig()
+    try:
+        return _extract_nodes(html, page_url, cfg, bulk_text=True)
+    except _TextCountMismatch:
+        return _extract_nodes(html, page_url, cfg, bulk_text=False)
+
+
+class _TextCountMismatch(RuntimeError):
+    pass
+
+
+def _extract_nodes(html: str, page_url: str, cfg: ExtractConfig, bulk_text: bool):
     tree, base_href = simplify_default(html, cfg)
     base = page_url
     if base_href:
         resolved = resolve_url(page_url, base_href) if page_url else base_href
         base = resolved or page_url
-    em = _Emitter()
     body = tree.body
     if body is None:
         return [], [], []
-    block_level = _BLOCK_LEVEL
     rules = _rules(cfg)
-    remove_tags = rules.remove_tags
-    article_only = frozenset(cfg.article_only_tags)
-    keep_lists, keep_tables = cfg.keep_lists, cfg.keep_tables
+    kinds = rules.kinds
+    block_level = _BLOCK_LEVEL
+    no_check = _NO_ATTR_CHECK
+    keep_lists, keep_tables, noscript_images = cfg.keep_lists, cfg.keep_tables, cfg.noscript_images
     density = cfg.max_list_link_density
-    # explicit stack of open elements: (tag, exit level, saved flags); flags: noscript, pre, article, list
+    share = cfg.max_boilerplate_text_share
+    remove_dates = cfg.remove_dates
+    article_only = rules.article_only
+    sep = _SEP
+    # text being accumulated for the current text node, and the break owed before the next word
+    # (0 none, 1 space, 2 line, 3 paragraph)
+    em = _Emitter()
+    buf = em.buf
+    pending = 0
+    # flags restored when an element closes
     no_text = False
     in_pre = False
     in_article = 0
     in_content = 0  # inside <article> or <main>
-    in_list = 0  # depth inside a list that already passed the link-density check
-    share = cfg.max_boilerplate_text_share
+    in_list = 0  # inside a list that passed the link-density check
     page_chars = -1  # characters of text in <body>, computed when first needed
+    # the text of every text node under <body>, in document order, from one C call: the walk takes
+    # the next item at each text node, and skips the count of a subtree it does not enter
+    # (bulk_text=False reads each text node instead: the fallback should the two ever disagree)
+    if bulk_text:
+        all_text = body.text(deep=True, separator="\x00")
+        texts = all_text.split("\x00") if all_text else []
+    else:
+        texts = None
+    idx = 0
     stack = []
     node = body.first_child
     while True:
@@ -328,108 +389,133 @@ def extract_nodes(html: str, page_url: str, cfg: ExtractConfig | None = None):
             if not stack:
                 break
             parent, level, saved = stack.pop()
-            if level:
-                em.brk(level)
-            no_text, in_pre, in_article, in_content, in_list = saved
+            if level > pending:
+                pending = level
+            if saved is not None:
+                no_text, in_pre, in_article, in_content, in_list = saved
             node = parent.next
             continue
         tag = node.tag
         if tag == "-text":
-            if not no_text:
-                t = node.text_content
-                if t:
-                    if in_pre and "\n" in t:
-                        lines = t.split("\n")
-                        for k, line in enumerate(lines):
-                            if k:
-                                em.brk(2)
-                            em.text(line)
-                    else:
-                        em.text(t)
-            node = node.next
-            continue
-        if tag is None or tag[0] == "-" or tag in remove_tags:  # comments, processing instructions
-            node = node.next
-            continue
-        verdict = _verdict(tag, node.attributes, rules)
-        if verdict == 3:
-            # hidden inside an article is paginated or collapsed text that scripts reveal: kept
-            verdict = 0 if in_content else 1
-        if verdict == 1:
-            # never drop the article itself, or a layout wrapper around it / most of the page's text
-            if tag in _CONTENT_TAGS or node.css_first(_CONTENT_SELECTOR) is not None:
-                verdict = 0
+            if texts is not None:
+                t = texts[idx] if idx < len(texts) else ""
             else:
-                if page_chars < 0:
-                    page_chars = _chars(body)
-                if page_chars and _chars(node) >= share * page_chars:
-                    verdict = 0
-        if verdict:
-            if verdict == 2:
-                em.brk(3)
-                em.text(EOD_TOKEN)
-                em.brk(3)
+                t = node.text_content or ""
+            idx += 1
+            if no_text:
+                pass
+            elif not t or t.isspace():
+                if buf and pending < 1:
+                    pending = 1
+            else:
+                if in_pre and "\n" in t:
+                    pieces = t.split("\n")
+                else:
+                    pieces = (t,)
+                for k, piece in enumerate(pieces):
+                    if k and pending < 2:
+                        pending = 2
+                    core = " ".join(piece.split())
+                    if not core:
+                        if buf and pending < 1:
+                            pending = 1
+                        continue
+                    if buf:
+                        level = pending
+                        if level < 1 and piece[0].isspace():
+                            level = 1
+                        buf.append(sep[level] + core if level else core)
+                    else:
+                        buf.append(core)
+                    pending = 1 if piece[-1].isspace() else 0
             node = node.next
             continue
-        if tag == "img":
-            _emit_image(em, node, page_url, base, cfg)
-            node = node.next
-            continue
-        if tag == "picture":
-            img, extra = _picture_candidates(node)
-            if img is not None or extra:
-                target = img if img is not None else node
-                _emit_image(em, target, page_url, base, cfg, extra)
-            node = node.next
-            continue
-        if tag == "br":
-            em.brk(2)
+        kind = kinds.get(tag, 0)
+        skip = kind == _K_SKIP or tag is None or tag[0] == "-"  # removed tags, comments, instructions
+        if not skip:
+            attrs = None if tag in no_check else node.attributes
+            if attrs:
+                verdict = _verdict(tag, attrs, rules)
+                if verdict:
+                    if verdict == 3:
+                        # hidden inside an article is paginated or collapsed text that scripts reveal: kept
+                        verdict = 0 if in_content else 1
+                    if verdict == 1:
+                        # never drop the article, a wrapper around it, or a block with most of the page's text
+                        if tag in _CONTENT_TAGS or node.css_first(_CONTENT_SELECTOR) is not None:
+                            verdict = 0
+                        else:
+                            if page_chars < 0:
+                                page_chars = _chars(body)
+                            if page_chars and _chars(node) >= share * page_chars:
+                                verdict = 0
+                    if verdict == 2:
+                        em.pending = pending
+                        em.brk(3)
+                        em.text(EOD_TOKEN)
+                        em.brk(3)
+                        pending = em.pending
+                    skip = verdict != 0
+        if not skip:
+            if kind:
+                if kind == _K_IMG or kind == _K_PICTURE:
+                    em.pending = pending
+                    if kind == _K_IMG:
+                        _emit_image(em, node, page_url, base, cfg)
+                    else:
+                        img, extra = _picture_candidates(node)
+                        if img is not None or extra:
+                            _emit_image(em, img if img is not None else node, page_url, base, cfg, extra)
+                    buf = em.buf
+                    pending = em.pending
+                    skip = True
+                elif kind == _K_BR:
+                    if pending < 2:
+                        pending = 2
+                    skip = True
+                elif kind == _K_LIST:
+                    skip = not keep_lists or (not in_list and _link_heavy(node, density))
+                elif kind == _K_ITEM:
+                    skip = not keep_lists
+                elif kind == _K_TABLE:
+                    skip = not keep_tables or _link_heavy(node, density)
+                elif kind == _K_NOSCRIPT:
+                    skip = not noscript_images
+            elif tag in article_only:
+                skip = not in_article
+            if remove_dates and tag == "div" and not skip:
+                cls = (node.attributes or _EMPTY).get("class")
+                skip = bool(cls and "date" in cls)
+        if skip:
+            if texts is not None and node.first_child is not None:
+                idx += _count_texts(node)
             node = node.next
             continue
         level = block_level.get(tag, 0)
-        if tag in article_only and not in_article:
-            node = node.next
-            continue
-        if tag in _LIST_TAGS or tag in ("li", "dt", "dd"):
-            if not keep_lists:
-                node = node.next
-                continue
-            if not in_list and tag in _LIST_TAGS and _link_heavy(node, density):
-                node = node.next
-                continue
-        elif tag == "table":
-            if not keep_tables or _link_heavy(node, density):
-                node = node.next
-                continue
-        if cfg.remove_dates and tag == "div":
-            cls = node.attributes.get("class")
-            if cls and "date" in cls:
-                node = node.next
-                continue
+        if level > pending:
+            pending = level
         child = node.first_child
         if child is None:
-            if level:
-                em.brk(level)
             node = node.next
             continue
-        if level:
-            em.brk(level)
-        stack.append((node, level, (no_text, in_pre, in_article, in_content, in_list)))
-        if tag == "noscript":
-            if not cfg.noscript_images:
-                stack.pop()
-                node = node.next
-                continue
-            no_text = True
-        elif tag == "pre":
-            in_pre = True
-        elif tag == "article":
-            in_article += 1
-            in_content += 1
-        elif tag == "main":
-            in_content += 1
-        elif tag in _LIST_TAGS:
-            in_list += 1
+        if kind:
+            stack.append((node, level, (no_text, in_pre, in_article, in_content, in_list)))
+            if kind == _K_NOSCRIPT:
+                no_text = True
+            elif kind == _K_PRE:
+                in_pre = True
+            elif kind == _K_ARTICLE:
+                in_article += 1
+                in_content += 1
+            elif kind == _K_MAIN:
+                in_content += 1
+            elif kind == _K_LIST:
+                in_list += 1
+        else:
+            stack.append((node, level, None))
         node = child
+    if texts is not None and idx != len(texts):  # the C text walk and this one disagree: never seen so far
+        raise _TextCountMismatch(f"walked {idx} text nodes, lexbor has {len(texts)}")
+    em.pending = pending
     em.flush()
     return em.texts, em.images, em.metadata

@@ -170,3 +170,16 @@ def test_bytes_decoding():
     html = '<html><head><meta charset="windows-1251"></head><body><p>Привет мир</p></body></html>'
     assert extract_html(html.encode("windows-1251"), URL).texts == ["Привет мир"]
     assert extract_html("<p>café</p>".encode("latin-1"), URL).texts == ["café"]
+
+
+@pytest.mark.parametrize("html", [
+    "<svg><title>t</title><text>x</text></svg><p>a</p>", "<select><option>o</option></select>b",
+    "<textarea>ta</textarea>c", "<template><p>x</p></template>d", "<table>stray<tr><td>x</td></tr></table>",
+    "<p>x<![CDATA[y]]>z</p>", "<nav>n<ul><li>l</li></ul></nav><p>p</p><div class='sidebar'>s</div>q",
+    "<picture>\n<source srcset='a.webp'>\n<img src='a.jpg'>\n</picture>tail",
+])
+def test_bulk_text_walk_matches_per_node_walk(html):
+    from obelics.html.extract_default import _extract_nodes
+
+    cfg = extract_config("default")
+    assert _extract_nodes(html, URL, cfg, bulk_text=True) == _extract_nodes(html, URL, cfg, bulk_text=False)
