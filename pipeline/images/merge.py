@@ -100,3 +100,30 @@ def merge_table(table: pa.Table, images: ImageTable | Mapping[str, dict], stats:
 def strip_image_columns(table: pa.Table) -> pa.Table:
     """The table without ``image_bytes`` / ``image_headers`` (back to the document schema)."""
     return table.drop_columns([n for n, _ in IMAGE_COLUMNS if n in table.column_names])
+
+
+def fill_image_bytes(table: pa.Table, images: ImageTable) -> pa.Table:
+    """Fill ``image_bytes`` from the image table for image nodes that have none (by URL, sha256-checked).
+
+    Lets the stages between the merge and the writers carry documents without their bytes
+    (``merge_table(..., with_bytes=False)``); the writers get them back here.
+    """
+    rows = table.to_pylist()
+    need = {u for r in rows for u, b in zip(r["images"], r.get("image_bytes") or [None] * len(r["images"]))
+            if u is not None and b is None}
+    hits = images.lookup(need, with_bytes=True) if need else {}
+    for r in rows:
+        meta = r.get("metadata")
+        meta = json.loads(meta) if isinstance(meta, str) else (meta or [None] * len(r["texts"]))
+        blobs = list(r.get("image_bytes") or [None] * len(r["images"]))
+        for pos, url in enumerate(r["images"]):
+            if url is None or blobs[pos] is not None:
+                continue
+            hit = hits.get(url)
+            if hit and hit["status"] == "success" and hit["sha256"] == (meta[pos] or {}).get("sha256"):
+                blobs[pos] = hit["bytes"]
+        r["image_bytes"] = blobs
+    schema = merged_schema(table.schema)
+    for r in rows:
+        r.setdefault("image_headers", [None] * len(r["images"]))
+    return pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()

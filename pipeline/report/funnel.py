@@ -160,3 +160,27 @@ def document_distributions(rows: Iterable[dict]) -> dict:
         images.append(sum(1 for i in r["images"] or () if i is not None))
         words.append(sum(len(t.split()) for t in r["texts"] or () if t))
     return {"images_per_document": images, "words_per_document": words}
+
+
+def flow_counts(rows: Iterable[dict]) -> Counter:
+    """``document``, ``image`` and ``word`` counts of document rows (texts/images lists) or an Arrow table."""
+    if hasattr(rows, "select"):
+        rows = rows.select(["texts", "images"]).to_pylist()
+    c = Counter()
+    for r in rows:
+        c["document"] += 1
+        c["image"] += sum(1 for i in r["images"] or () if i is not None)
+        c["word"] += sum(len(t.split()) for t in r["texts"] or () if t)
+    return c
+
+
+def add_flow(stats: FilterStats, before: Iterable[dict], after: Iterable[dict]) -> FilterStats:
+    """Record documents, images and words in (``before``) and out (``after``) of a stage, for the
+    levels the stage did not count itself, so that every funnel row has all three."""
+    c_in, c_out = flow_counts(before), flow_counts(after)
+    for level in ("document", "image", "word"):
+        if level not in stats.inputs:
+            stats.seen(level, c_in[level])
+        if level not in stats.outputs:
+            stats.kept(level, c_out[level])
+    return stats

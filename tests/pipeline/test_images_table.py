@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
@@ -76,7 +77,8 @@ def test_table_parts_and_lookup(tmp_path):
     assert t.counts() == {"success": 2, "http_404": 1}
 
 
-def test_disallowed_by_headers_matches_img2dataset_rule():
+def test_disallowed_by_headers_matches_img2dataset_rule(monkeypatch):
+    monkeypatch.setenv("NO_ALBUMENTATIONS_UPDATE", "1")
     from email.message import Message
 
     from img2dataset.downloader import is_disallowed
@@ -167,3 +169,43 @@ def test_mona_lisa_warc_serves_as_the_web(shared, tmp_path):
     ref = shared("data", "images", "warc_monalisa__170px-Mona_Lisa_detail_background_right.jpg").read_bytes()
     url = next(r.url for r in recs if r.url.endswith("170px-Mona_Lisa_detail_background_right.jpg"))
     assert table.lookup([url])[url]["sha256"] == hashlib.sha256(ref).hexdigest()
+
+
+def test_images_command_offline_with_merge(shared, tmp_path, capsys):
+    pytest.importorskip("obelics.warc")
+    import pyarrow.parquet as pq
+
+    from obelics.cli import main
+    from obelics.parquet import write_documents
+    from obelics.warc import iter_image_records
+
+    warc = shared("data", "warc", "ukwa__wikipedia-mona-lisa.warc.gz")
+    urls = [r.url for r in iter_image_records(str(warc))][:6] + ["http://elsewhere/x.jpg"]
+    write_documents(tmp_path / "docs.parquet", [_doc(urls[:4], "http://p/1"), _doc(urls[4:], "http://p/2")])
+    rc = main(["images", str(tmp_path / "docs.parquet"), "--work", str(tmp_path / "w"), "--warc", str(warc),
+               "--merged", str(tmp_path / "merged.parquet")])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["urls"] == 7 and summary["by_reason"]["not_in_warc"] == 1
+    assert summary["merge"]["dropped"]["image"]["not_in_warc"] == 1
+    merged = pq.read_table(tmp_path / "merged.parquet")
+    assert sum(1 for lst in merged.column("images").to_pylist() for u in lst if u) == summary["merge"]["out"]["image"]
+
+
+def test_embedded_sample_warc_holds_every_image_its_pages_use(tmp_path):
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "build" / "sample" / "sample.warc.gz"
+    if not sample.exists():
+        pytest.skip("build/sample/sample.warc.gz not built (make sample)")
+    import obelics
+    from obelics.document import documents_to_table
+    from pipeline.images.download import unique_urls
+    from pipeline.images.offline import warc_image_table
+
+    docs = list(obelics.iter_warc_documents(str(sample)))
+    urls = unique_urls([documents_to_table(docs)])
+    assert urls
+    counts = warc_image_table([str(sample)], tmp_path / "t", ImagesConfig(), wanted=urls).counts()
+    assert counts.get("not_in_warc", 0) == 0
+    assert counts["success"] == len(urls)

@@ -64,3 +64,21 @@ def test_report_files_open_offline(tmp_path):
     # nothing loaded from elsewhere: no scripts, no external images or stylesheets
     assert "<script" not in html
     assert not re.search(r'(src|href)="https?://', html)
+
+
+def test_add_flow_fills_words_images_documents():
+    from pipeline.report.funnel import add_flow
+
+    before = [{"texts": ["one two three", None], "images": [None, "http://i/1.jpg"]},
+              {"texts": ["four five"], "images": [None]}]
+    after = before[:1]
+    st = FilterStats("some_stage")
+    st.seen("document", 2)
+    st.kept("document", 1)
+    st.drop("document", "too_short", 1)
+    add_flow(st, before, after)
+    d = st.as_dict()
+    assert d["in"] == {"document": 2, "image": 1, "word": 5}
+    assert d["out"] == {"document": 1, "image": 1, "word": 3}
+    row = funnel_rows({"stages": [d]})[0]["levels"]
+    assert row["word"]["in"] == 5 and row["word"]["out"] == 3

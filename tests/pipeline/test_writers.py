@@ -123,3 +123,18 @@ def test_failed_write_leaves_nothing(tmp_path):
             w.write_table(table)
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bytes_filled_back_from_the_image_table(tmp_path):
+    from pipeline.images.merge import fill_image_bytes
+    from pipeline.images.table import ImageTable, rows_to_table
+
+    cfg = ImagesConfig()
+    table = ImageTable(tmp_path / "t")
+    table.write_part("x", rows_to_table(make_row(f"http://img/{n}", PHOTOS[n], cfg) for n in PHOTOS))
+    docs = merged_docs(3)
+    light = docs.drop_columns(["image_bytes"])  # what stages between merge and writers may carry
+    filled = fill_image_bytes(light, table)
+    assert filled.column("image_bytes").to_pylist() == docs.column("image_bytes").to_pylist()
+    stats = write_webdataset(filled, tmp_path / "w")
+    assert stats[0]["images_without_bytes"] == 0 and stats[0]["images"] == 1 + 2 + 3
