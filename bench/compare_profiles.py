@@ -40,6 +40,7 @@ def _words(doc) -> int:
 def compare(pages, sample_size: int, seed: int = 0):
     totals = {"default": {"images": 0, "words": 0, "texts": 0}, "obelics-2023": {"images": 0, "words": 0, "texts": 0}}
     extra = []
+    dropped = []  # obelics-2023 images that default does not keep
     more_images = fewer_images = 0
     for page in pages:
         old = extract_html(page.payload, page.url, profile="obelics-2023")
@@ -52,6 +53,11 @@ def compare(pages, sample_size: int, seed: int = 0):
         fewer_images += new.num_images < old.num_images
         old_text = _norm(" ".join(t for t in old.texts if t))
         old_srcs = {m["src"] for m in old.metadata if m} | {m["unformatted_src"] for m in old.metadata if m}
+        new_srcs = {m["src"] for m in new.metadata if m} | {m["unformatted_src"] for m in new.metadata if m}
+        for meta in old.metadata:
+            if meta and meta["src"] not in new_srcs and meta["unformatted_src"] not in new_srcs:
+                dropped.append({"page": page.key, "url": page.url, "kind": "image", "value": meta["src"],
+                                "alt": meta.get("alt_text", "")})
         for kind, value, meta in new.nodes():
             if kind == "image":
                 if value not in old_srcs and meta["unformatted_src"] not in old_srcs:
@@ -70,7 +76,13 @@ def compare(pages, sample_size: int, seed: int = 0):
     keys = sorted(by_page)
     rng.shuffle(keys)
     sample = [rng.choice(by_page[k]) for k in keys[:sample_size]]
-    return totals, extra, sample, more_images, fewer_images
+    by_page = {}
+    for e in dropped:
+        by_page.setdefault(e["page"], []).append(e)
+    keys = sorted(by_page)
+    rng.shuffle(keys)
+    dropped_sample = [rng.choice(by_page[k]) for k in keys[:sample_size]]
+    return totals, extra, sample, more_images, fewer_images, dropped, dropped_sample
 
 
 def timing(pages, repeats: int = 3):
@@ -121,7 +133,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-timing", action="store_true")
     args = ap.parse_args(argv)
     pages = list(iter_reference_pages(Path(args.shared)))
-    totals, extra, sample, more, fewer = compare(pages, args.sample, args.seed)
+    totals, extra, sample, more, fewer, dropped, dropped_sample = compare(pages, args.sample, args.seed)
     print(f"pages: {len(pages)}")
     print(f"{'profile':<14}{'images':>8}{'text nodes':>12}{'words':>10}")
     for name, t in totals.items():
@@ -136,7 +148,12 @@ def main(argv=None) -> int:
     with open(out / "extra_content_sample.jsonl", "w", encoding="utf-8") as f:
         for e in sample:
             f.write(json.dumps(e, ensure_ascii=False) + "\n")
-    print(f"sample of {len(sample)} extra items: {out / 'extra_content_sample.jsonl'}")
+    with open(out / "dropped_images_sample.jsonl", "w", encoding="utf-8") as f:
+        for e in dropped_sample:
+            f.write(json.dumps(e, ensure_ascii=False) + "\n")
+    print(f"obelics-2023 images not kept by default: {len(dropped)}")
+    print(f"samples (one item per page): {out / 'extra_content_sample.jsonl'} ({len(sample)} extra items), "
+          f"{out / 'dropped_images_sample.jsonl'} ({len(dropped_sample)} dropped images)")
     if not args.no_timing:
         rates, nbytes = timing(pages)
         floor = rates["parse floor"]

@@ -289,6 +289,11 @@ class _Emitter:
 
 def _emit_image(em: _Emitter, node, page_url: str, base: str, cfg: ExtractConfig, extra=()) -> None:
     attrs = node.attributes
+    cls = attrs.get("class")
+    if cls and cfg.drop_image_classes:
+        low = cls.lower()
+        if any(sub in low for sub in cfg.drop_image_classes):
+            return
     url, raw = image_source(attrs, base, extra)
     if url is None:
         return

@@ -183,3 +183,9 @@ def test_bulk_text_walk_matches_per_node_walk(html):
 
     cfg = extract_config("default")
     assert _extract_nodes(html, URL, cfg, bulk_text=True) == _extract_nodes(html, URL, cfg, bulk_text=False)
+
+
+def test_avatar_and_emoji_images_dropped():
+    doc = run('<p>Hi <img class="emoji" src="/e/1f600.png"> there</p><img class="avatar avatar-40" src="/a.jpg">'
+              '<img src="/real.jpg">')
+    assert doc.images == [None, "https://example.com/real.jpg"]
