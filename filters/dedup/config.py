@@ -82,6 +82,9 @@ class DedupConfig:
     recency: Literal["warc_filename", "capture_date"] = "capture_date"
     order: list[str] = field(default_factory=lambda: list(PASSES))
     num_partitions: int = 16  # hash partitions per global pass (rows per worker = N / num_partitions)
+    # Ray Data shuffle used by the passes' groupby: "sort_shuffle_pull_based" (tasks; fast on one
+    # machine) or "hash_shuffle" (aggregator actors; for large clusters)
+    shuffle_strategy: Literal["sort_shuffle_pull_based", "hash_shuffle"] = "sort_shuffle_pull_based"
     url: UrlDedupConfig = field(default_factory=UrlDedupConfig)
     image_url: ImageUrlDedupConfig = field(default_factory=ImageUrlDedupConfig)
     paragraphs: ParagraphDedupConfig = field(default_factory=ParagraphDedupConfig)
