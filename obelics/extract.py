@@ -34,12 +34,24 @@ def extract_config(profile: str | Path | Profile | ExtractConfig = "default") ->
 
 
 _NAMED: dict[str, ExtractConfig] = {}
+_PROFILES: dict[str, Profile] = {}
+
+
+def _profile(profile: str | Path | Profile) -> Profile:
+    """A loaded profile; names and paths are loaded once per process (the YAML parse is slow)."""
+    if isinstance(profile, Profile):
+        return profile
+    key = str(profile)
+    prof = _PROFILES.get(key)
+    if prof is None:
+        prof = _PROFILES[key] = load_profile(profile)
+    return prof
 
 
 def _named_config(name: str) -> ExtractConfig:
     cfg = _NAMED.get(name)
     if cfg is None:
-        cfg = load_profile(name).section("extract", ExtractConfig)
+        cfg = _profile(name).section("extract", ExtractConfig)
         _NAMED[name] = cfg
     return cfg
 
@@ -125,7 +137,7 @@ def iter_warc_documents(path_or_url, profile: str | Path | Profile = "default",
     """
     from obelics.warc import WarcConfig, iter_html_records
 
-    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    prof = _profile(profile)
     cfg = extract_config(prof)
     wcfg = warc_config or prof.section("warc", WarcConfig)
     stats = stats if stats is not None else ReadStats()
