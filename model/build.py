@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from typing import Any
@@ -43,6 +44,29 @@ def build_config(cfg: ModelConfig, vocab_size: int | None = None):
     return idefics_config(cfg.preset, over)
 
 
+def _zero3(params) -> bool:
+    return any(hasattr(p, "ds_id") for p in params)
+
+
+def _is_rank0() -> bool:
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
+        torch.distributed.get_rank() == 0
+
+
+@contextlib.contextmanager
+def _editable(params):
+    """Yield True where this process should write ``params``: everywhere without ZeRO-3; under ZeRO-3
+    the partitioned params are gathered, rank 0 writes, and the result is re-partitioned on exit."""
+    params = list(params)
+    if _zero3(params):
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=0):
+            yield _is_rank0()
+    else:
+        yield True
+
+
 @torch.no_grad()
 def init_new_modules(model: IdeficsForVisionText2Text, std: float = 0.02) -> None:
     """Our init for what LLaMA and CLIP do not provide (transformers' ``_init_weights`` is not one, §1.1).
@@ -50,89 +74,120 @@ def init_new_modules(model: IdeficsForVisionText2Text, std: float = 0.02) -> Non
     Gated x-attn blocks: linear weights N(0, std), RMSNorms at 1, tanh gates at the configured value
     (zeros for IDEFICS, so the model starts as exactly the text LM). Perceiver: latents N(0, 1) as in
     the port, linear weights N(0, std), LayerNorms at (1, 0). Extra token rows (embedding and head):
-    N(0, std).
+    N(0, std). Works on ZeRO-3-partitioned models one block at a time.
     """
     cfg = model.config
-    for module in model.modules():
-        if isinstance(module, (IdeficsGatedCrossAttentionLayer, IdeficsPerceiverResampler)):
-            for sub in module.modules():
-                if isinstance(sub, nn.Linear):
-                    sub.weight.normal_(0.0, std)
-                    if sub.bias is not None:
-                        sub.bias.zero_()
-                elif isinstance(sub, nn.LayerNorm):
-                    sub.weight.fill_(1.0)
-                    if sub.bias is not None:
-                        sub.bias.zero_()
-                elif type(sub).__name__ == "IdeficsRMSNorm":
-                    sub.weight.fill_(1.0)
-        if isinstance(module, IdeficsGatedCrossAttentionLayer):
-            for alpha in (module.alpha_cross_attn, module.alpha_dense):
-                if cfg.alpha_initializer == "zeros":
-                    alpha.zero_()
-                elif cfg.alpha_initializer == "ones":
-                    alpha.fill_(1.0)
-                else:
-                    alpha.normal_(0.0, cfg.alphas_initializer_range)
-        if isinstance(module, IdeficsPerceiverResampler):
-            module.latents.normal_(0.0, 1.0)
+    blocks = [m for m in model.modules() if isinstance(m, (IdeficsGatedCrossAttentionLayer, IdeficsPerceiverResampler))]
+    for module in blocks:
+        with _editable(module.parameters()) as write:
+            if write:
+                _init_block(module, cfg, std)
     if cfg.additional_vocab_size:
-        model.model.embed_tokens.additional_embedding.weight.normal_(0.0, std)
-        model.lm_head.additional_fc.weight.normal_(0.0, std)
+        extra = [model.model.embed_tokens.additional_embedding.weight, model.lm_head.additional_fc.weight]
+        with _editable(extra) as write:
+            if write:
+                for w in extra:
+                    w.normal_(0.0, std)
 
 
-def load_llama(model: IdeficsForVisionText2Text, path: str) -> list[str]:
-    """Copy a local LLaMA checkpoint into the text side (embeddings, decoder layers, norm, LM head)."""
-    from transformers import LlamaForCausalLM
+def _init_block(module, cfg, std: float) -> None:
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear):
+            sub.weight.normal_(0.0, std)
+            if sub.bias is not None:
+                sub.bias.zero_()
+        elif isinstance(sub, nn.LayerNorm):
+            sub.weight.fill_(1.0)
+            if sub.bias is not None:
+                sub.bias.zero_()
+        elif type(sub).__name__ == "IdeficsRMSNorm":
+            sub.weight.fill_(1.0)
+    if isinstance(module, IdeficsGatedCrossAttentionLayer):
+        for alpha in (module.alpha_cross_attn, module.alpha_dense):
+            if cfg.alpha_initializer == "zeros":
+                alpha.zero_()
+            elif cfg.alpha_initializer == "ones":
+                alpha.fill_(1.0)
+            else:
+                alpha.normal_(0.0, cfg.alphas_initializer_range)
+    if isinstance(module, IdeficsPerceiverResampler):
+        module.latents.normal_(0.0, 1.0)
 
-    src = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32).state_dict()
-    own = model.state_dict()
-    mapping = {}
-    for k in src:
-        if k.endswith("rotary_emb.inv_freq"):
-            continue
-        if k in own:
-            mapping[k] = k
-        else:
-            raise ValueError(f"LLaMA checkpoint key {k!r} has no place in the IDEFICS model")
-    _copy(model, src, mapping)
-    text_keys = {k for k in own if k.startswith(("model.layers.", "model.norm.", "lm_head.weight"))
-                 or k == "model.embed_tokens.weight"}
-    return sorted(text_keys - set(mapping.values()))
+
+def _text_targets(model) -> list[str]:
+    return [n for n, _ in model.named_parameters()
+            if n.startswith(("model.layers.", "model.norm.")) or n in ("model.embed_tokens.weight", "lm_head.weight")]
 
 
-def load_clip(model: IdeficsForVisionText2Text, path: str) -> list[str]:
-    """Copy a local CLIP vision tower into ``model.vision_model``; pins the activation from its config."""
+def load_llama(model: IdeficsForVisionText2Text, path: str) -> None:
+    """Copy a local LLaMA checkpoint into the text side (embeddings, decoder layers, norm, LM head).
+
+    Under ZeRO-3 only rank 0 reads the checkpoint; each module is gathered, written, re-partitioned.
+    """
+    targets = _text_targets(model)
+    src = None
+    if _is_rank0() or not _zero3(model.parameters()):
+        from transformers import LlamaForCausalLM
+
+        src = {k: v for k, v in LlamaForCausalLM.from_pretrained(path, dtype=torch.float32).state_dict().items()
+               if not k.endswith("rotary_emb.inv_freq")}
+        extra = sorted(set(src) - set(targets))
+        missing = sorted(set(targets) - set(src))
+        if extra or missing:
+            raise ValueError(f"LLaMA checkpoint {path} does not fit: unused {extra[:4]}, missing {missing[:4]}")
+    _copy(model, targets, (lambda name: src[name]) if src is not None else None)
+
+
+def load_clip(model: IdeficsForVisionText2Text, path: str) -> None:
+    """Copy a local CLIP vision tower into ``model.vision_model``; refuses an activation mismatch."""
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     clip_cfg = CLIPVisionConfig.from_pretrained(path)
-    src = CLIPVisionModel.from_pretrained(path, dtype=torch.float32).state_dict()
     act = model.config.vision_config.hidden_act
     if clip_cfg.hidden_act != act:
-        # §1.2 caveat: QuickGELU vs GELU. The IDEFICS config is authoritative; refuse silent mismatch.
+        # §1.2 caveat: QuickGELU vs GELU. The IDEFICS config is authoritative; refuse a silent mismatch.
         raise ValueError(f"CLIP checkpoint uses {clip_cfg.hidden_act!r} but the IDEFICS vision config says "
                          f"{act!r}; set model.overrides.vision_config.hidden_act to match")
-    own = model.state_dict()
-    mapping = {}
-    for k in src:
-        if k.endswith("position_ids"):
-            continue
-        name = "model.vision_model." + k.removeprefix("vision_model.")
-        if name not in own:
-            raise ValueError(f"CLIP checkpoint key {k!r} has no place in the IDEFICS vision tower")
-        mapping[k] = name
-    _copy(model, src, mapping)
-    vis = {k for k in own if k.startswith("model.vision_model.") and not k.endswith("position_ids")}
-    return sorted(vis - set(mapping.values()))
+    targets = [n for n, _ in model.named_parameters() if n.startswith("model.vision_model.")]
+    src = None
+    if _is_rank0() or not _zero3(model.parameters()):
+        raw = CLIPVisionModel.from_pretrained(path, dtype=torch.float32).state_dict()
+        src = {"model.vision_model." + k.removeprefix("vision_model."): v for k, v in raw.items()
+               if not k.endswith("position_ids")}
+        extra = sorted(set(src) - set(targets))
+        missing = sorted(set(targets) - set(src))
+        if extra or missing:
+            raise ValueError(f"CLIP checkpoint {path} does not fit: unused {extra[:4]}, missing {missing[:4]}")
+    _copy(model, targets, (lambda name: src[name]) if src is not None else None)
 
 
-def _copy(model: nn.Module, src: dict, mapping: dict) -> None:
-    own = model.state_dict()
-    with torch.no_grad():
-        for sk, dk in mapping.items():
-            if own[dk].shape != src[sk].shape:
-                raise ValueError(f"shape mismatch {sk} {tuple(src[sk].shape)} -> {dk} {tuple(own[dk].shape)}")
-            own[dk].copy_(src[sk].to(own[dk].dtype))
+@torch.no_grad()
+def _copy(model: nn.Module, targets: list[str], get) -> None:
+    """Write ``get(name)`` into each target parameter, one module at a time (ZeRO-3 aware)."""
+    params = dict(model.named_parameters())
+    by_module: dict[str, list[str]] = {}
+    for name in targets:
+        by_module.setdefault(name.rsplit(".", 1)[0], []).append(name)
+    for names in by_module.values():
+        with _editable(params[n] for n in names) as write:
+            if not write:
+                continue
+            for n in names:
+                value = get(n)
+                if params[n].shape != value.shape:
+                    raise ValueError(f"shape mismatch for {n}: {tuple(value.shape)} vs {tuple(params[n].shape)}")
+                params[n].copy_(value.to(params[n].dtype))
+
+
+@torch.no_grad()
+def fingerprint(model: nn.Module, names: list[str]) -> dict[str, float]:
+    """Sum of each named parameter (gathered under ZeRO-3): a cheap check that weights landed."""
+    params = dict(model.named_parameters())
+    out = {}
+    for n in names:
+        with _editable([params[n]]):
+            out[n] = float(params[n].detach().double().sum())
+    return out
 
 
 def freeze(model: IdeficsForVisionText2Text, cfg: ModelConfig) -> None:
@@ -150,21 +205,39 @@ def freeze(model: IdeficsForVisionText2Text, cfg: ModelConfig) -> None:
         model.lm_head.weight.requires_grad_(False)
 
 
-def build_model(cfg: ModelConfig, vocab_size: int | None = None, seed: int = 0) -> IdeficsForVisionText2Text:
-    """Construct, initialise, load backbones (when paths are given) and freeze an IDEFICS model."""
+def _build_zero3(config, ds_config: dict) -> IdeficsForVisionText2Text:
+    """Partitioned construction, as transformers' ``_from_config`` does under ZeRO-3 (zero.Init without
+    eager init, then a per-module gathered init on rank 0), without its ``HfDeepSpeedConfig`` global
+    (which needs ``accelerate``)."""
+    import deepspeed
+    from transformers import initialization as hf_init
+    from transformers.integrations.deepspeed import initialize_weights_zero3, prevent_arange_dtype_change
+
+    with hf_init.no_init_weights(), prevent_arange_dtype_change(), deepspeed.zero.Init(config_dict_or_path=ds_config):
+        model = IdeficsForVisionText2Text(config)
+    initialize_weights_zero3(model)
+    return model
+
+
+def build_model(cfg: ModelConfig, vocab_size: int | None = None, seed: int = 0,
+                zero3_config: dict | None = None) -> IdeficsForVisionText2Text:
+    """Construct, initialise, load backbones (when paths are given) and freeze an IDEFICS model.
+
+    With ``zero3_config`` (a DeepSpeed config dict) the model is built inside ``deepspeed.zero.Init`` so
+    no process ever holds all weights; new modules and backbones are then written one module at a time.
+    """
     config = build_config(cfg, vocab_size)
     config._attn_implementation = cfg.attn_implementation
     torch.manual_seed(seed)
-    model = IdeficsForVisionText2Text(config)
+    if zero3_config is not None:
+        model = _build_zero3(config, zero3_config)
+    else:
+        model = IdeficsForVisionText2Text(config)
     init_new_modules(model, cfg.init_std)
     if cfg.llama_path:
-        missing = load_llama(model, cfg.llama_path)
-        if missing:
-            raise ValueError(f"LLaMA checkpoint did not provide {missing[:5]} (+{len(missing) - 5 if len(missing) > 5 else 0})")
+        load_llama(model, cfg.llama_path)
     if cfg.clip_path:
-        missing = load_clip(model, cfg.clip_path)
-        if missing:
-            log.warning("CLIP checkpoint left %d vision tensors at init: %s", len(missing), missing[:4])
+        load_clip(model, cfg.clip_path)
     freeze(model, cfg)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -193,6 +266,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def count_params(model: nn.Module) -> dict:
     """Total and trainable parameter counts."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    def n(p):
+        return getattr(p, "ds_numel", p.numel())  # ZeRO-3 partitions report their full size here
+
+    total = sum(n(p) for p in model.parameters())
+    trainable = sum(n(p) for p in model.parameters() if p.requires_grad)
     return {"total": total, "trainable": trainable}

@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     if trainer.rank == 0 and last:
         keep = {k: v for k, v in last.items() if not isinstance(v, dict)}
         print(json.dumps(keep))
+    trainer.close()
     return 0
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.build import build_model, count_params, param_groups
+from model.build import build_config, build_model, count_params, fingerprint, param_groups
 from model.flops import flops_per_token
 from model.loss import causal_lm_loss
 from train.collate import ImageTransform, collate_rows
@@ -76,7 +76,14 @@ class Trainer:
         self._seed(cfg.run.seed)
 
         self.tok = load_tokenizer(cfg.data.tokenizer, cfg.data.tokenizer_vocab)
-        self.model = build_model(cfg.model, vocab_size=base_vocab_size(self.tok), seed=cfg.run.seed)
+        self.ds_config = None
+        zero3 = None
+        if cfg.run.backend == "deepspeed":
+            self.ds_config = self._ds_config(build_config(cfg.model, base_vocab_size(self.tok)).hidden_size)
+            if self.ds_config.get("zero_optimization", {}).get("stage") == 3:
+                zero3 = self.ds_config
+        self.model = build_model(cfg.model, vocab_size=base_vocab_size(self.tok), seed=cfg.run.seed,
+                                 zero3_config=zero3)
         self.model_config = self.model.config
         self.counts = count_params(self.model)
         self.save_full = not (cfg.model.llama_path or cfg.model.clip_path)
@@ -133,12 +140,10 @@ class Trainer:
         return Mixture(streams, [d.weight for d in self.datasets], self.cfg.data.batch_size, self.cfg.run.seed,
                        self.rank)
 
-    def _init_deepspeed(self, opt) -> None:
-        import deepspeed
-
+    def _ds_config(self, d: int) -> dict:
+        """The DeepSpeed JSON with its "auto" fields filled from the training config and hidden size."""
         with open(self.cfg.run.deepspeed_config) as f:
             ds = json.load(f)
-        d = self.model_config.hidden_size
         fill = {"train_micro_batch_size_per_gpu": self.cfg.data.batch_size,
                 "gradient_accumulation_steps": self.cfg.optim.grad_accum,
                 "train_batch_size": self.cfg.data.batch_size * self.cfg.optim.grad_accum * self.world,
@@ -154,7 +159,13 @@ class Trainer:
         ds.setdefault("bf16", {})["enabled"] = self.precision == "bf16"
         ds["zero_allow_untested_optimizer"] = True
         ds["zero_force_ds_cpu_optimizer"] = False
-        self.engine, self.optimizer, _, _ = deepspeed.initialize(model=self.model, optimizer=opt, config=ds)
+        return ds
+
+    def _init_deepspeed(self, opt) -> None:
+        import deepspeed
+
+        self.engine, self.optimizer, _, _ = deepspeed.initialize(model=self.model, optimizer=opt,
+                                                                  config=self.ds_config)
         self.ddp = None
 
     @property
@@ -401,6 +412,11 @@ class Trainer:
             log.info("resumed from %s at step %d", tag, self.step)
         else:
             self.save()  # step 0: a rollback target before the first regular checkpoint
+        names = ["model.embed_tokens.weight", "model.vision_model.embeddings.patch_embedding.weight",
+                 "model.gated_cross_attn_layers.0.alpha_cross_attn"]
+        self._log({"event": "start", "step": self.step, "params": self.counts, "world": self.world,
+                   "backend": cfg.run.backend, "precision": self.precision,
+                   "fingerprint": fingerprint(self.model, names)})
         self.net.train() if self.engine is None else self.engine.train()
         steps_here = 0
         last = {}
@@ -505,6 +521,15 @@ class Trainer:
         if self.tb is not None:
             self.tb.flush()
         return last
+
+
+    def close(self) -> None:
+        """Flush logs and leave the process group cleanly (an abrupt exit can abort the other ranks)."""
+        if self.tb is not None:
+            self.tb.close()
+        if _dist():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
 
 
 def _peek(detector: SpikeDetector, loss: float) -> str | None:

@@ -10,6 +10,7 @@ import torch
 from model import ModelConfig, build_model, causal_lm_loss, idefics_config, param_groups
 from model.build import build_config
 from model.flops import count_parameters, flops_per_token
+from tests.model.backbones import tiny_backbones as _tiny_backbones
 
 
 def _meta_model(name, **freeze):
@@ -47,20 +48,6 @@ def test_shape_checks_reject_silent_misconfigurations():
         idefics_config("tiny", {"num_hidden_layers": 1, "cross_layer_interval": 2})
     with pytest.raises(KeyError):
         idefics_config("idefics-7b")
-
-
-def _tiny_backbones(tmp_path, act="gelu"):
-    from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(1)
-    llama = LlamaForCausalLM(LlamaConfig(vocab_size=1000, hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
-                                         max_position_embeddings=512, rms_norm_eps=1e-6, tie_word_embeddings=False))
-    clip = CLIPVisionModel(CLIPVisionConfig(hidden_size=32, image_size=30, patch_size=2, num_hidden_layers=2,
-                                            num_attention_heads=4, intermediate_size=64, hidden_act=act))
-    llama.save_pretrained(tmp_path / "llama")
-    clip.save_pretrained(tmp_path / "clip")
-    return llama.eval(), clip.eval()
 
 
 def test_build_from_local_llama_and_clip(tmp_path):

@@ -122,13 +122,17 @@ def test_injected_spike_rolls_back_and_cuts_lr(shards, tmp_path):
 def test_zero3_two_processes_with_resume(shards, tmp_path):
     """DeepSpeed ZeRO-3 on CPU (DS_ACCELERATOR=cpu), two ranks, via the deepspeed launcher; then resume."""
     pytest.importorskip("deepspeed")
+    from tests.model.backbones import tiny_backbones
+
+    llama, clip = tiny_backbones(tmp_path)
     out = tmp_path / "z3"
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     base = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", "29517",
             "--module", "train", "--config", str(ROOT / "configs/train/tiny.yaml"), f"data.shards={shards}",
             f"run.out_dir={out}", "run.backend=deepspeed",
             f"run.deepspeed_config={ROOT / 'configs/deepspeed/zero3.json'}", "data.packing.seq_len=64",
-            "data.batch_size=2", "run.save_every=2", "run.val_every=0", "run.tensorboard=false", "run.stats_every=2"]
+            "data.batch_size=2", "run.save_every=2", "run.val_every=0", "run.tensorboard=false", "run.stats_every=2",
+            f"model.llama_path={tmp_path / 'llama'}", f"model.clip_path={tmp_path / 'clip'}"]
     for steps in (3, 5):
         r = subprocess.run(base + [f"run.max_steps={steps}"], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=600)
@@ -137,3 +141,11 @@ def test_zero3_two_processes_with_resume(shards, tmp_path):
     assert sorted(loss) == [1, 2, 3, 4, 5] and all(v < 8 for v in loss.values())
     assert (out / "checkpoints" / "latest").read_text() == "step_00000005"
     assert (out / "checkpoints" / "step_00000005" / "rank_00001.pkl").exists()
+    # the backbones were written into the ZeRO-3 partitions (gathered sums equal the checkpoints')
+    start = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"start"' in x]
+    fp = start[0]["fingerprint"]
+    assert fp["model.embed_tokens.weight"] == pytest.approx(float(llama.model.embed_tokens.weight.detach().double().sum()))
+    assert fp["model.vision_model.embeddings.patch_embedding.weight"] == pytest.approx(
+        float(clip.state_dict()["embeddings.patch_embedding.weight"].double().sum()))
+    assert fp["model.gated_cross_attn_layers.0.alpha_cross_attn"] == 0.0
+    assert start[0]["params"]["total"] == 172132 and start[0]["world"] == 2
