@@ -160,13 +160,19 @@ def _our_downloader(cfg: ImagesConfig):
 
     i2d_main = sys.modules["img2dataset.main"]
     cls = __getattr__("_ObelicsDownloader")
-    original = i2d_main.Downloader
+    original, original_signal = i2d_main.Downloader, i2d_main.signal
     _PENDING.update(user_agent=cfg.user_agent, record_headers=cfg.record_headers)
     i2d_main.Downloader = cls
+    if threading.current_thread() is not threading.main_thread():
+        # img2dataset installs a SIGINT handler, which Python allows only in the main thread
+        import signal
+        import types
+
+        i2d_main.signal = types.SimpleNamespace(signal=lambda *a, **k: None, SIGINT=signal.SIGINT)
     try:
         yield
     finally:
-        i2d_main.Downloader = original
+        i2d_main.Downloader, i2d_main.signal = original, original_signal
 
 
 # --- the parent side --------------------------------------------------------------------------------------

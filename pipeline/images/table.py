@@ -263,5 +263,11 @@ class ImageTable:
                     out[row["url"]] = row
         return out
 
+    def headers_by_url(self, urls: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The recorded response headers of ``urls`` (lower-cased names), as opt-out filters take them
+        (``filters.optout.stage.optout_filter_images(headers_by_url=...)``)."""
+        return {u: json.loads(r["headers"]) for u, r in self.lookup(urls, with_bytes=False).items()
+                if r.get("headers")}
+
     def counts(self) -> Counter:
         return reason_counts(self.read(columns=["url", "status", "reason"]))

@@ -128,7 +128,7 @@ def funnel_rows(merged: dict) -> list[dict]:
             if n_out is None and n_in is not None:
                 n_out = n_in - dropped
             levels[lvl] = {"in": n_in, "out": n_out, "dropped": dropped, "reasons": reasons}
-        rows.append({"stage": s["stage"], "levels": levels})
+        rows.append({"stage": s["stage"], "levels": levels, "events": dict(s.get("events") or {})})
     return rows
 
 

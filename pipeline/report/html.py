@@ -82,6 +82,13 @@ def _table(rows: list[dict]) -> str:
                        f"<td>{_fmt(lv['in'])}</td><td>{_fmt(lv['out'])}</td><td>{_fmt(lv['dropped'])}</td>"
                        f"<td class=l>{reasons}</td></tr>")
     out.append("</table>")
+    events = [(r["stage"], k, v) for r in rows for k, v in (r.get("events") or {}).items()]
+    if events:
+        out.append("<h3>Events (counted, nothing dropped)</h3><table><tr><th class=l>stage</th>"
+                   "<th class=l>event</th><th>count</th></tr>")
+        out += [f"<tr><td class=l>{html.escape(st)}</td><td class=l>{html.escape(k)}</td><td>{v:,}</td></tr>"
+                for st, k, v in events]
+        out.append("</table>")
     return "\n".join(out)
 
 

@@ -209,3 +209,12 @@ def test_embedded_sample_warc_holds_every_image_its_pages_use(tmp_path):
     counts = warc_image_table([str(sample)], tmp_path / "t", ImagesConfig(), wanted=urls).counts()
     assert counts.get("not_in_warc", 0) == 0
     assert counts["success"] == len(urls)
+
+
+def test_headers_by_url_for_the_optout_filter(tmp_path):
+    cfg = ImagesConfig()
+    t = ImageTable(tmp_path / "t")
+    t.write_part("x", rows_to_table([
+        make_row("http://w/a.jpg", PHOTOS["rocket.jpg"], cfg, headers={"tdm-reservation": "1"}),
+        make_row("http://w/b.jpg", PHOTOS["rocket.jpg"], cfg)]))
+    assert t.headers_by_url(["http://w/a.jpg", "http://w/b.jpg"]) == {"http://w/a.jpg": {"tdm-reservation": "1"}}

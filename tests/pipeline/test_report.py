@@ -28,6 +28,7 @@ def shard(k: int) -> dict:
     merge.kept("image", 150)
     merge.drop("image", "http_404", 30)
     merge.drop("image", "timeout", 20)
+    merge.event("optout:error:spawning", 2)
     return {"read": read.as_dict(), "stages": [text.as_dict(), merge.as_dict()],
             "metrics": {"text_filters": {"stopword_ratio": [0.1 * i for i in range(10)]}},
             "thresholds": {"stopword_ratio": {"min": 0.3}},
@@ -60,7 +61,7 @@ def test_report_files_open_offline(tmp_path):
     assert json.loads((tmp_path / "stats.json").read_text()) == merged
     html = (tmp_path / "report.html").read_text()
     assert html.count("<svg") >= 1 + 2 + 1  # funnel, two distributions, one metric histogram
-    assert "words&lt;4" in html and "http_404" in html
+    assert "words&lt;4" in html and "http_404" in html and "optout:error:spawning" in html
     # nothing loaded from elsewhere: no scripts, no external images or stylesheets
     assert "<script" not in html
     assert not re.search(r'(src|href)="https?://', html)
