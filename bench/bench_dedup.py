@@ -1,0 +1,254 @@
+"""Dedup at scale: every pass over N generated documents on Ray, docs/s and peak memory; MinHash
+signatures/s per core against datatrove's MinHash on the same documents.
+
+    .venv/bin/python -m bench.bench_dedup --docs 100000,1000000          # all passes, each size in a fresh process
+    bash bench/setup_datatrove_env.sh                                     # once: build/bench-venv with datatrove
+    .venv/bin/python -m bench.bench_dedup --docs 100000 --minhash-docs 20000
+
+Documents are generated (seeded): ~4,000 domains, URLs re-crawled in several snapshots (URL
+duplicates), images drawn from a Zipf pool (some seen thousands of times), per-domain boilerplate
+paragraphs, copied image sets, and near-duplicate texts (a few words edited). They are written as
+Parquet shards under ``build/bench-dedup/<N>/`` and read back by Ray tasks, so the driver never holds
+the corpus. Peak memory is the peak sum of the proportional set size (PSS) of the driver and every
+process it started (Ray's GCS, raylet, workers, object store pages), sampled every 0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "build" / "bench-dedup"
+BENCH_VENV = ROOT / "build" / "bench-venv"
+SHARD_DOCS = 25_000
+
+
+# -- corpus ----------------------------------------------------------------------------------------
+def generate(n: int, out: Path, seed: int = 0) -> list[str]:
+    """Write ``n`` documents as Parquet shards (cached by size); returns the shard paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    done = out / "DONE"
+    paths = [str(out / f"shard-{i:05d}.parquet") for i in range((n + SHARD_DOCS - 1) // SHARD_DOCS)]
+    if done.exists():
+        return paths
+    from obelics.document import DOCUMENT_SCHEMA
+
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"w{i}" for i in range(20_000)])
+    zipf_p = 1.0 / np.arange(1, len(vocab) + 1) ** 1.05
+    zipf_p /= zipf_p.sum()
+    n_domains = 4_000
+    boiler = [" ".join(rng.choice(vocab, 12, p=zipf_p)) for _ in range(n_domains)]
+    crawls = ["CC-MAIN-2021-04", "CC-MAIN-2022-05", "CC-MAIN-2023-06"]
+    stories: list[str] = []
+    for i, path in enumerate(paths):
+        m = min(SHARD_DOCS, n - i * SHARD_DOCS)
+        rows = {k: [] for k in DOCUMENT_SCHEMA.names}
+        words = rng.choice(vocab, size=(m, 220), p=zipf_p)
+        for j in range(m):
+            k = i * SHARD_DOCS + j
+            page = int(rng.integers(max(1, int(n * 0.8))))  # a URL is re-crawled with probability ~1/3
+            dom = page % n_domains
+            crawl = crawls[int(rng.integers(3))]
+            body = " ".join(words[j])
+            r = rng.random()
+            if stories and r < 0.05:  # near-duplicate of an earlier story, a few words edited
+                src = stories[int(rng.integers(len(stories)))].split(" ")
+                for e in rng.integers(0, len(src), 3):
+                    src[e] = str(rng.choice(vocab))
+                body = " ".join(src)
+            elif r < 0.10 and len(stories) < 5000:
+                stories.append(body)
+            n_img = int(rng.integers(1, 4))
+            imgs = [f"https://img{dom % 50}.example/{int(x)}.jpg" for x in rng.zipf(1.3, n_img) % 2_000_000]
+            if r > 0.97:  # a copied article: same image set, different site
+                imgs = [f"https://news.example/{int(rng.integers(2000))}.jpg"]
+            texts = [boiler[dom] + "\n\n" + body, "Share this page"] + [None] * len(imgs)
+            images = [None, None] + imgs
+            meta = [None, None] + [{"src": u} for u in imgs]
+            url = f"https://site{dom}.example/p{page}"
+            wf = f"crawl-data/{crawl}/segments/x/warc/{int(rng.integers(1000)):05d}.warc.gz"
+            rows["doc_id"].append(f"{k:012d}")
+            rows["url"].append(url)
+            rows["domain"].append(f"site{dom}.example")
+            rows["warc_filename"].append(wf)
+            rows["warc_record_offset"].append(k)
+            rows["warc_record_length"].append(1000)
+            rows["capture_date"].append(f"{crawl[8:12]}-0{crawls.index(crawl) + 1}-15T00:00:00Z")
+            rows["images"].append(images)
+            rows["metadata"].append(json.dumps(meta))
+            rows["general_metadata"].append(json.dumps({"url": url, "warc_filename": wf}))
+            rows["texts"].append(texts)
+        pq.write_table(pa.Table.from_pydict(rows, schema=DOCUMENT_SCHEMA), path)
+    done.write_text(str(n))
+    return paths
+
+
+# -- memory sampling -------------------------------------------------------------------------------
+class PeakMemory:
+    """Peak of the summed PSS (RSS where PSS is unavailable) of this process and all its descendants."""
+
+    def __init__(self, interval: float = 0.5):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        total = 0
+        for p in [self.proc, *self.proc.children(recursive=True)]:
+            try:
+                mi = p.memory_full_info()
+                total += getattr(mi, "pss", mi.rss)
+            except Exception:  # a process that exited between listing and reading
+                pass
+        return total
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+# -- one size, in this process ---------------------------------------------------------------------
+def run_size(n: int, profile: str, cpus: int, partitions: int) -> dict:
+    import ray
+
+    from filters.dedup.config import dedup_config
+    from pipeline.dedup import read_units, run_global_dedup
+    from pipeline.executor import ensure_ray
+
+    t0 = time.perf_counter()
+    paths = generate(n, DATA / str(n))
+    gen_s = time.perf_counter() - t0
+    cfg = dedup_config(profile, [f"dedup.num_partitions={partitions}"])
+    with PeakMemory() as mem:
+        ensure_ray(num_cpus=cpus)
+        base = mem._sample()
+        t1 = time.perf_counter()
+        stats = []
+        out = run_global_dedup(read_units(paths), cfg, stats)
+        n_out = out.count()
+        seconds = time.perf_counter() - t1
+    ray.shutdown()
+    return {"docs": n, "docs_out": n_out, "seconds": round(seconds, 1), "docs_per_s": round(n / seconds),
+            "peak_mem_mb": round(mem.peak / 2**20), "mem_after_ray_init_mb": round(base / 2**20),
+            "generate_s": round(gen_s, 1), "cpus": cpus, "partitions": partitions, "profile": profile,
+            "passes": {s.stage: s.as_dict() for s in stats}}
+
+
+# -- MinHash signatures: ours vs datatrove -----------------------------------------------------------
+DATATROVE_SCRIPT = r"""
+import json, sys, time
+import pyarrow.parquet as pq
+from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
+path, bands, rows, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+texts = ["\n\n".join(t for t in row if t) for row in pq.read_table(path, columns=["texts"])["texts"].to_pylist()][:n]
+sig = MinhashDedupSignature(output_folder="/tmp/unused-dt", config=MinhashConfig(n_grams=5, num_buckets=bands, hashes_per_bucket=rows))
+sig.get_signature(sig.get_shingles(texts[0]))
+t = time.perf_counter()
+for x in texts:
+    sig.get_signature(sig.get_shingles(x))
+print(json.dumps({"docs": len(texts), "seconds": time.perf_counter() - t}))
+"""
+
+
+def minhash_speed(n: int, bands: int, rows: int) -> dict:
+    from filters.dedup.minhash import MinHasher, document_text
+
+    path = generate(max(n, SHARD_DOCS), DATA / str(max(n, SHARD_DOCS)))[0]
+    texts = [document_text(t) for t in pq.read_table(path, columns=["texts"])["texts"].to_pylist()][:n]
+    h = MinHasher(5, bands, rows)
+    h.text_signatures(texts[:200])
+    t = time.perf_counter()
+    for i in range(0, len(texts), 1000):
+        h.text_signatures(texts[i:i + 1000])
+    ours = len(texts) / (time.perf_counter() - t)
+    res = {"docs": len(texts), "hashes": bands * rows, "ours_sig_per_s_core": round(ours)}
+    py = BENCH_VENV / "bin" / "python"
+    if not py.exists():
+        res["datatrove"] = f"not measured: run bash bench/setup_datatrove_env.sh to create {BENCH_VENV}"
+        return res
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(DATATROVE_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([str(py), f.name, path, str(bands), str(rows), str(len(texts))], capture_output=True,
+                         text=True, env=env)
+    os.unlink(f.name)
+    if out.returncode != 0:
+        res["datatrove"] = "failed: " + out.stderr[-500:]
+        return res
+    dt = json.loads(out.stdout.strip().splitlines()[-1])
+    res["datatrove_sig_per_s_core"] = round(dt["docs"] / dt["seconds"])
+    res["speedup_vs_datatrove"] = round(ours / (dt["docs"] / dt["seconds"]), 2)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--docs", default="100000", help="comma-separated corpus sizes (each in a fresh process)")
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--cpus", type=int, default=os.cpu_count())
+    ap.add_argument("--partitions", type=int, default=16)
+    ap.add_argument("--minhash-docs", type=int, default=20_000, help="documents for the signature comparison (0: skip)")
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        print("RESULT " + json.dumps(run_size(args.one, args.profile, args.cpus, args.partitions)))
+        return 0
+    results = []
+    for n in [int(x) for x in args.docs.split(",")]:
+        cmd = [sys.executable, "-m", "bench.bench_dedup", "--one", str(n), "--profile", args.profile,
+               "--cpus", str(args.cpus), "--partitions", str(args.partitions)]
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            print(out.stdout[-2000:], out.stderr[-4000:])
+            return 1
+        r = json.loads(line[7:])
+        results.append(r)
+        print(f"{r['docs']:>9,} docs -> {r['docs_out']:,} kept: {r['seconds']} s, {r['docs_per_s']:,} docs/s, "
+              f"peak memory {r['peak_mem_mb']:,} MB (Ray idle {r['mem_after_ray_init_mb']:,} MB), "
+              f"{r['cpus']} CPUs, {r['partitions']} partitions, profile {r['profile']}")
+        for stage, s in r["passes"].items():
+            print(f"    {stage}: in {s['in']} out {s['out']} dropped {s['dropped']}")
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        print(f"memory growth {a['docs']:,} -> {b['docs']:,} docs ({b['docs'] / a['docs']:.0f}x): "
+              f"{a['peak_mem_mb']:,} -> {b['peak_mem_mb']:,} MB ({b['peak_mem_mb'] / a['peak_mem_mb']:.2f}x)")
+    if args.minhash_docs:
+        from filters.dedup.config import dedup_config
+
+        mh = dedup_config(args.profile).minhash
+        r = minhash_speed(args.minhash_docs, mh.bands, mh.rows)
+        print(f"MinHash signatures, one core, {r['docs']:,} docs, {r['hashes']} hashes: ours {r['ours_sig_per_s_core']:,}/s; "
+              + (f"datatrove {r['datatrove_sig_per_s_core']:,}/s; ours/datatrove {r['speedup_vs_datatrove']}x"
+                 if "datatrove_sig_per_s_core" in r else str(r.get("datatrove"))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
