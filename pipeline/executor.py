@@ -51,6 +51,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.execution_options.verbose_progress = False
+    ctx.print_on_execution_start = False
+    for name in ("ray", "ray.data", "ray._private"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def unit_paths(stage_dir: Path, unit: str) -> tuple[Path, Path]:

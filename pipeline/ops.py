@@ -1,0 +1,52 @@
+"""The operations a run is composed of, by name; the profile's ``run.stages`` lists them in order.
+
+A *unit op* transforms one unit's documents (pure functions from ``obelics``/``filters``); consecutive
+unit ops are fused into one stage so a unit is read and written once per fused group. A *global op*
+needs every unit: it decides over the whole dataset on Ray (dedup passes, the image table) and then
+applies its decision unit by unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from obelics.document import WebDocument
+
+# A unit op: (docs, ctx) -> (docs, [stage stats dicts]). ctx holds the profile, the run paths, and
+# whatever the preceding global ops decided (ctx["decisions"][name]).
+UnitFn = Callable[[list[WebDocument], dict], tuple[list[WebDocument], list[dict]]]
+
+
+@dataclass
+class UnitOp:
+    name: str
+    fn: UnitFn
+    source: bool = False          # reads the unit's source (a WARC) instead of documents
+
+
+@dataclass
+class GlobalOp:
+    name: str
+    # decide(prev_stage_dir, units, ctx) -> JSON-able decision (may write files under ctx["decision_dir"])
+    decide: Callable[..., Any]
+    # apply(docs, decision, ctx) -> (docs, stats); None when the decision is only read by later ops
+    apply: UnitFn | None = None
+    meta: dict = field(default_factory=dict)
+
+
+REGISTRY: dict[str, UnitOp | GlobalOp] = {}
+
+
+def register(op: UnitOp | GlobalOp) -> UnitOp | GlobalOp:
+    REGISTRY[op.name] = op
+    return op
+
+
+def get_op(name: str) -> UnitOp | GlobalOp:
+    from pipeline import stages  # noqa: F401  (registers the ops)
+
+    if name not in REGISTRY:
+        raise ValueError(f"unknown pipeline op {name!r}; known: {sorted(REGISTRY)}")
+    return REGISTRY[name]

@@ -1,0 +1,149 @@
+"""``obelics run``: one shard of WARC inputs to finished dataset shards, resumable, on Ray.
+
+Layout of ``OUT``::
+
+    run.json                      the plan (inputs, profile, stages); a rerun must match it
+    work/<NN>-<ops>/<unit>.parquet + <unit>.stats.json    per-unit stage outputs and markers
+    work/<NN>-<global op>/decision.json                   global decisions and their markers
+    parquet/  webdataset/         the dataset shards (pipeline.writers)
+    stats.json  report.html       the funnel (stats.json is written last: the run's marker)
+
+A rerun skips every unit, decision and output whose marker exists, so after a kill it redoes only
+what was in flight, and its output equals an uninterrupted run's (every step is deterministic).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from obelics.config import Profile, load_profile
+from pipeline.executor import collect_unit_stats, ensure_ray, run_decision, run_unit_stage
+from pipeline.markers import is_done, read_json, write_json_atomic
+from pipeline.ops import GlobalOp, UnitOp, get_op
+from pipeline.sources import input_name
+
+log = logging.getLogger("obelics.run")
+
+DEFAULT_STAGES = [
+    "extract", "text_filters", "dedup_url", "dedup_minhash", "image_table", "merge_images",
+    "image_filters", "optout", "nsfw", "doc_filters", "dedup_image_urls", "dedup_paragraphs",
+    "dedup_image_sets", "final",
+]
+
+
+@dataclass
+class RunConfig:
+    """The ``run`` section of a profile."""
+
+    stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))
+    workers: int | None = None            # concurrent units on Ray (None: one per CPU)
+    use_ray: bool = True                  # False runs units inline (debugging)
+    output_shard_docs: int = 10000        # documents per output Parquet/WebDataset shard
+
+
+@dataclass
+class Plan:
+    """Which ops run in which stage: unit ops fused between global decisions."""
+
+    steps: list[tuple[str, object]]  # ("units", [UnitOp...]) or ("decide", GlobalOp)
+
+
+def make_plan(stage_names: list[str]) -> Plan:
+    steps: list[tuple[str, object]] = []
+    current: list[UnitOp] = []
+    for name in stage_names:
+        op = get_op(name)
+        if isinstance(op, UnitOp):
+            current.append(op)
+            continue
+        assert isinstance(op, GlobalOp)
+        if current:
+            steps.append(("units", current))
+            current = []
+        steps.append(("decide", op))
+        if op.apply is not None:
+            current.append(UnitOp(f"{op.name}.apply", _applier(op)))
+    if current:
+        steps.append(("units", current))
+    return Plan(steps)
+
+
+def _applier(op: GlobalOp):
+    def fn(docs, ctx):
+        return op.apply(docs, ctx["decisions"][op.name], ctx)
+
+    return fn
+
+
+def _fused(ops: list[UnitOp]):
+    def fn(docs, ctx):
+        stats: list[dict] = []
+        for op in ops:
+            docs, s = op.fn(docs, ctx)
+            stats.extend(s)
+        return docs, stats
+
+    return fn
+
+
+def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: list[str] | None = None,
+        workers: int | None = None, ray_address: str | None = None) -> dict:
+    """Run the pipeline over ``inputs`` (WARC paths or URLs) into ``out``; returns the final stats."""
+    profile = load_profile(profile, overrides)
+    cfg = profile.section("run", RunConfig)
+    out = Path(out)
+    work = out / "work"
+    final_marker = out / "stats.json"
+    units = {input_name(i): i for i in inputs}
+    if len(units) != len(inputs):
+        raise ValueError("two inputs map to the same unit name; pass each WARC once")
+    plan_record = {"profile": profile.name, "profile_data": profile.data, "inputs": list(inputs),
+                   "stages": cfg.stages}
+    plan_path = out / "run.json"
+    if plan_path.exists():
+        previous = read_json(plan_path)
+        if previous != plan_record:
+            raise ValueError(f"{out} holds a run with another plan (inputs, profile or stages differ); "
+                             "use a new --out folder")
+    else:
+        write_json_atomic(plan_path, plan_record)
+    if is_done(final_marker):
+        log.info("run in %s is complete (stats.json exists): nothing to do", out)
+        return read_json(final_marker)
+
+    t0 = time.monotonic()
+    plan = make_plan(cfg.stages)
+    use_ray = cfg.use_ray
+    if use_ray:
+        ensure_ray(ray_address)
+    ctx: dict = {"profile": profile, "out": str(out), "work": str(work), "decisions": {}}
+    prev: str | None = None
+    stage_dirs: list[str] = []
+    timings = []
+    for i, (kind, what) in enumerate(plan.steps):
+        if kind == "units":
+            ops: list[UnitOp] = what  # type: ignore[assignment]
+            name = f"{i:02d}-" + "+".join(op.name for op in ops)
+            sources = {u: (src if prev is None else None) for u, src in units.items()}
+            summary = run_unit_stage(name, work, prev, sources, _fused(ops), ctx, use_ray=use_ray,
+                                     concurrency=workers or cfg.workers)
+            timings.append(summary)
+            prev = name
+            stage_dirs.append(name)
+        else:
+            op: GlobalOp = what  # type: ignore[no-redef]
+            name = f"{i:02d}-{op.name}"
+            t = time.monotonic()
+            ctx["decisions"][op.name] = run_decision(name, work, op.decide, prev, list(units), ctx)
+            timings.append({"stage": name, "seconds": round(time.monotonic() - t, 3)})
+            stage_dirs.append(name)
+    from pipeline.finish import finish_run
+
+    stats = finish_run(out, work, prev, sorted(units), collect_unit_stats(work, stage_dirs, list(units)),
+                       profile, cfg, timings, time.monotonic() - t0)
+    write_json_atomic(final_marker, stats)
+    log.info("run complete in %.1fs: %s", time.monotonic() - t0, out)
+    return stats
