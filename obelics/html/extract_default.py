@@ -112,18 +112,24 @@ def _count_texts(node) -> int:
     return text.count("\x00") + 1 if text else 0
 
 
+def _nonspace_len(text: str) -> int:
+    return len(text) - text.count(" ") - text.count("\n") - text.count("\t") - text.count("\r")
+
+
 def _chars(node) -> int:
-    """Non-space characters of text under ``node``."""
-    return len("".join(node.text(deep=True).split()))
+    """Characters of text under ``node``, ASCII whitespace not counted."""
+    return _nonspace_len(node.text(deep=True))
 
 
 def _link_heavy(node, limit: float) -> bool:
-    text = node.text(deep=True)
-    total = len("".join(text.split()))
+    """True when more than ``limit`` of the text under ``node`` is link text (a menu, a link list)."""
+    links = node.css("a")
+    if not links:
+        return False
+    total = _chars(node)
     if total == 0:
         return False
-    links = sum(len("".join(a.text(deep=True).split())) for a in node.css("a"))
-    return links / total > limit
+    return sum(_chars(a) for a in links) / total > limit
 
 
 class _Rules:
@@ -332,6 +338,7 @@ _NO_ATTR_CHECK = frozenset(["b", "i", "em", "strong", "u", "s", "small", "sup", 
                             "q", "mark", "time", "wbr", "font", "tr", "td", "th", "tbody", "thead", "tfoot",
                             "li", "dt", "dd", "strike", "tt", "kbd", "var", "samp", "bdi", "bdo", "big", "nobr"])
 _EMPTY: dict = {}
+_RULE_ATTRS = frozenset(["class", "id", "role", "style", "hidden", "aria-hidden", "title"])
 
 
 def extract_nodes(html: str, page_url: str, cfg: ExtractConfig | None = None):
