@@ -149,3 +149,34 @@ def test_zero3_two_processes_with_resume(shards, tmp_path):
         float(clip.state_dict()["embeddings.patch_embedding.weight"].double().sum()))
     assert fp["model.gated_cross_attn_layers.0.alpha_cross_attn"] == 0.0
     assert start[0]["params"]["total"] == 172132 and start[0]["world"] == 2
+
+
+def test_gradient_checkpointing_gives_the_same_losses(shards, tmp_path):
+    a, b = tmp_path / "plain", tmp_path / "ckpt"
+    _run(_cfg(shards, a, "run.max_steps=3", "run.save_every=10"))
+    _run(_cfg(shards, b, "run.max_steps=3", "run.save_every=10", "model.gradient_checkpointing=true"))
+    from model import ModelConfig, build_model
+
+    m = build_model(ModelConfig(preset="tiny", gradient_checkpointing=True), vocab_size=1000)
+    assert m.is_gradient_checkpointing and m.model.gated_cross_attn_layers[0].gradient_checkpointing
+    la, lb = _losses(a), _losses(b)
+    assert la.keys() == lb.keys()
+    for s in la:
+        assert lb[s] == pytest.approx(la[s], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_two_processes(shards, tmp_path):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           "-m", "train", "--config", str(ROOT / "configs/train/tiny.yaml"), f"data.shards={shards}",
+           f"run.out_dir={out}", "run.max_steps=4", "run.save_every=2", "data.packing.seq_len=64",
+           "run.val_every=2", "data.val_permille=200", "run.stats_every=2", "run.tensorboard=false"]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs if "loss" in r] == [1, 2, 3, 4]
+    assert recs[0]["world"] == 2 and any("val_loss" in r for r in recs)
+    assert {p.name for p in (out / "checkpoints" / "step_00000004").iterdir()} == {
+        "model.pt", "optimizer.pt", "trainer_state.json", "rank_00000.pkl", "rank_00001.pkl"}
