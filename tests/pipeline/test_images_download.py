@@ -141,3 +141,21 @@ def test_obelics_2023_reencodes_to_jpeg(tmp_path):
     assert png["status"] == "success" and png["format"] == "jpeg" and (png["width"], png["height"]) == (512, 512)
     assert png["sha256"] == hashlib.sha256(png["bytes"]).hexdigest()
     assert rows[urls[1]]["status"] == "failed"  # OpenCV cannot decode GIF: lost, as in the original build
+
+
+def test_no_urls_no_download(tmp_path):
+    table = download_images([], tmp_path, CFG)
+    assert table.counts() == {} and not (tmp_path / "img2dataset").exists()
+
+
+@pytest.mark.slow
+def test_download_from_a_worker_thread(tmp_path):
+    import threading
+
+    out = {}
+    with LoopbackImageServer(PHOTOS) as srv:
+        url = srv.url("img", "rocket.jpg")
+        th = threading.Thread(target=lambda: out.update(t=download_images([url], tmp_path, CFG)))
+        th.start()
+        th.join(timeout=300)
+    assert out["t"].lookup([url])[url]["bytes"] == PHOTOS["rocket.jpg"]
