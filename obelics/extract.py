@@ -28,6 +28,8 @@ def extract_config(profile: str | Path | Profile | ExtractConfig = "default") ->
         if hit is not None and hit[0] is profile:
             return hit[1]
         cfg = profile.section("extract", ExtractConfig)
+        if len(_CACHE) > 64:  # profiles made per task must not pile up
+            _CACHE.clear()
         _CACHE[key] = (profile, cfg)
         return cfg
     return _named_config(str(profile))

@@ -160,6 +160,8 @@ _RULES: dict[int, tuple[ExtractConfig, _Rules]] = {}
 def _rules(cfg: ExtractConfig) -> _Rules:
     hit = _RULES.get(id(cfg))
     if hit is None or hit[0] is not cfg:
+        if len(_RULES) > 64:
+            _RULES.clear()
         hit = _RULES[id(cfg)] = (cfg, _Rules(cfg))
     return hit[1]
 
