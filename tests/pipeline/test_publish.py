@@ -84,3 +84,17 @@ def test_falls_back_to_upload_folder_on_huggingface_hub_2(out_dir):
 def test_no_shards_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         build_hub_folder(tmp_path, "org/name")
+
+
+def test_cli_report_then_dry_run(out_dir, capsys):
+    from obelics.cli import main
+
+    (out_dir / "stats.json").unlink()
+    (out_dir / "shards" / "00000").mkdir(parents=True)
+    (out_dir / "shards" / "00000" / "stats.json").write_text(json.dumps(shard(0)))
+    assert main(["report", str(out_dir)]) == 0
+    assert "| images.merge |" in capsys.readouterr().out
+    assert (out_dir / "report.html").exists() and (out_dir / "stats.json").exists()
+    assert main(["publish", str(out_dir), "--repo-id", "org/name", "--dry-run", "--folder", str(out_dir / "f")]) == 0
+    assert (out_dir / "f" / "report.html").exists() and (out_dir / "f" / "stats.json").exists()
+    assert "http_404 (30)" in (out_dir / "f" / "README.md").read_text()
