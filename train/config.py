@@ -77,7 +77,7 @@ class StabilityConfig:
 
 @dataclasses.dataclass
 class RunConfig:
-    out_dir: str = "runs/tiny"
+    out_dir: str = "out/train/tiny"
     max_steps: int = 100
     seed: int = 0
     backend: str = "torch"  # torch (single process or torchrun/DDP) | deepspeed

@@ -83,6 +83,7 @@ class PackedStream:
         self.by_shard = len(self.shards) >= world
         self.stats: Counter = Counter()
         self.epoch, self.shard_pos, self.offset, self.seen = 0, 0, 0, 0
+        self.epoch_docs = 0  # documents that gave units in the current epoch
         self.order = self._order(0)
         self.packer = GreedyPacker(pack.seq_len, pack.max_images, pack.pack_rows)
         self.buffer: list[Unit] = []
@@ -102,6 +103,10 @@ class PackedStream:
             if self.shard_pos >= len(self.order):
                 if not self.infinite:
                     return
+                if self.epoch_docs == 0:
+                    raise RuntimeError(f"a whole pass over {len(self.order)} shard(s) gave no trainable document "
+                                       f"(need text and ≥1 image with bytes); counts: {dict(self.stats)}")
+                self.epoch_docs = 0
                 self.epoch += 1
                 self.order, self.shard_pos, self.offset = self._order(self.epoch), 0, 0
                 if not self.order:
@@ -134,6 +139,7 @@ class PackedStream:
                     continue
                 # All units of a document at once: the generator only pauses between documents,
                 # so (shard_pos, offset) always describes exactly what the packer has received.
+                self.epoch_docs += 1
                 yield units
             self.shard_pos += 1
             self.offset = 0
@@ -167,7 +173,7 @@ class PackedStream:
         return {"epoch": self.epoch, "shard_pos": self.shard_pos, "offset": self.offset, "seen": self.seen,
                 "order": list(self.order), "packer": self.packer.state_dict(),
                 "buffer": [dataclasses.asdict(u) for u in self.buffer], "rng": self.rng.getstate(),
-                "stats": dict(self.stats), "exhausted": self.exhausted, "shards": list(self.shards)}
+                "stats": dict(self.stats), "exhausted": self.exhausted, "epoch_docs": self.epoch_docs, "shards": list(self.shards)}
 
     def load_state_dict(self, state: dict) -> None:
         if state["shards"] != list(self.shards):
@@ -180,6 +186,7 @@ class PackedStream:
         self.rng.setstate(_tuplify(state["rng"]))
         self.stats = Counter(state["stats"])
         self.exhausted = state["exhausted"]
+        self.epoch_docs = state["epoch_docs"]
         self._g = None
 
 

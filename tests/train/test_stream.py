@@ -109,3 +109,13 @@ def test_pairs_and_mixture(data, tok):
                     PackedStream(str(root / "pairs"), "pairs", tok, PACK, source=1)], [3.0, 1.0], 2, 0, 0)
     mix2.load_state_dict(state)
     assert [[tuple(r.tokens) for r in mix2.next_batch_rows()] for _ in range(5)] == nxt
+
+
+def test_shards_without_trainable_documents_fail_loudly(tmp_path, tok):
+    docs = make_docs(4, seed=9)
+    for d in docs:
+        d["blobs"] = {}  # every image lost its bytes
+    write_webdataset(tmp_path / "wds", docs)
+    s = PackedStream(str(tmp_path / "wds"), "webdoc", tok, PACK)
+    with pytest.raises(RuntimeError, match="no trainable document"):
+        s.next_row()
