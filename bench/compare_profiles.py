@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from obelics.document import domain_of  # noqa: E402
 from obelics.extract import extract_config, extract_html  # noqa: E402
 from obelics.html.decode import decode_default  # noqa: E402
 from obelics.html.reference_data import iter_reference_pages  # noqa: E402
@@ -68,17 +69,17 @@ def compare(pages, sample_size: int, seed: int = 0):
                     line = _norm(line)
                     if len(_WORD.findall(line)) >= 1 and line not in old_text:
                         extra.append({"page": page.key, "url": page.url, "kind": "text", "value": line})
-    # one random item per page, pages in random order, so that no single page fills the sample
+    # one random item per site, sites in random order, so that no single site fills the sample
     rng = random.Random(seed)
     by_page: dict[str, list] = {}
     for e in extra:
-        by_page.setdefault(e["page"], []).append(e)
+        by_page.setdefault(domain_of(e["url"]), []).append(e)
     keys = sorted(by_page)
     rng.shuffle(keys)
     sample = [rng.choice(by_page[k]) for k in keys[:sample_size]]
     by_page = {}
     for e in dropped:
-        by_page.setdefault(e["page"], []).append(e)
+        by_page.setdefault(domain_of(e["url"]), []).append(e)
     keys = sorted(by_page)
     rng.shuffle(keys)
     dropped_sample = [rng.choice(by_page[k]) for k in keys[:sample_size]]
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
         for e in dropped_sample:
             f.write(json.dumps(e, ensure_ascii=False) + "\n")
     print(f"obelics-2023 images not kept by default: {len(dropped)}")
-    print(f"samples (one item per page): {out / 'extra_content_sample.jsonl'} ({len(sample)} extra items), "
+    print(f"samples (one item per site): {out / 'extra_content_sample.jsonl'} ({len(sample)} extra items), "
           f"{out / 'dropped_images_sample.jsonl'} ({len(dropped_sample)} dropped images)")
     if not args.no_timing:
         rates, nbytes = timing(pages)

@@ -493,6 +493,11 @@ def _extract_nodes(html: str, page_url: str, cfg: ExtractConfig, bulk_text: bool
                     skip = not keep_lists
                 elif kind == _K_TABLE:
                     skip = not keep_tables or _link_heavy(node, density)
+                    if not skip and node.css_first("input[type='password' i]") is not None:
+                        # a login box laid out as a table: its labels are not page content
+                        if page_chars < 0:
+                            page_chars = _chars(body)
+                        skip = _chars(node) < share * page_chars
                 elif kind == _K_NOSCRIPT:
                     skip = not noscript_images
             elif tag in article_only:

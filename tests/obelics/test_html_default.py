@@ -189,3 +189,9 @@ def test_avatar_and_emoji_images_dropped():
     doc = run('<p>Hi <img class="emoji" src="/e/1f600.png"> there</p><img class="avatar avatar-40" src="/a.jpg">'
               '<img src="/real.jpg">')
     assert doc.images == [None, "https://example.com/real.jpg"]
+
+
+def test_login_table_dropped():
+    doc = run("<table><tr><td>ID</td><td><input name=id></td></tr><tr><td>Password</td>"
+              "<td><input type=password></td></tr></table><p>" + "Real article text. " * 20 + "</p>")
+    assert len(doc.texts) == 1 and doc.texts[0].startswith("Real article text.")
