@@ -14,6 +14,7 @@ PROFILE ?= default
 SNAPSHOT ?=
 SHARD ?= 0
 NUM_SHARDS ?= 1
+LIMIT ?=
 PYTEST_ARGS ?=
 
 SAMPLE_WARC := build/sample/sample.warc.gz
@@ -43,9 +44,11 @@ $(SAMPLE_WARC): $(VENV)/.base obelics/sample/build_sample.py $(wildcard obelics/
 
 sample: $(SAMPLE_WARC)
 
+# No SNAPSHOT: the embedded sample, offline (configs/run/sample.yaml). With SNAPSHOT: shard SHARD of
+# NUM_SHARDS of that Common Crawl snapshot (LIMIT=m takes only its first m WARC files).
 crawl-shard: $(VENV)/.base $(SAMPLE_WARC)
-	$(VENV)/bin/obelics run --profile $(PROFILE) --out $(OUT) \
-	  $(if $(SNAPSHOT),--snapshot $(SNAPSHOT) --shard $(SHARD) --num-shards $(NUM_SHARDS),--warc $(SAMPLE_WARC))
+	$(VENV)/bin/obelics run --profile $(PROFILE) --out $(if $(SNAPSHOT),$(if $(filter out/sample,$(OUT)),out/$(SNAPSHOT)-$(SHARD),$(OUT)),$(OUT)) \
+	  $(if $(SNAPSHOT),--snapshot $(SNAPSHOT) --shard $(SHARD) --num-shards $(NUM_SHARDS) $(if $(LIMIT),--limit $(LIMIT)),configs/run/sample.yaml)
 
 test: $(VENV)/.all $(SAMPLE_WARC)
 	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)

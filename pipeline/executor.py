@@ -88,7 +88,7 @@ def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, sourc
         n_in = len(docs_in)
     docs_out, stats = fn(docs_in, dict(context, unit=unit, source=source))
     if prev_dir is None:
-        n_in = next((s.get("in", {}).get("documents", 0) for s in stats if "in" in s), len(docs_out))
+        n_in = next((s["read"].get("html_records", 0) for s in stats if "read" in s), len(docs_out))
     write_documents(out_path, docs_out, DOCUMENT_SCHEMA)
     seconds = time.monotonic() - t0
     write_json_atomic(marker, {"unit": unit, "stage": stage, "docs_in": n_in, "docs_out": len(docs_out),

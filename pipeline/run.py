@@ -119,7 +119,7 @@ def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: l
     use_ray = cfg.use_ray
     if use_ray:
         ensure_ray(ray_address)
-    ctx: dict = {"profile": profile, "out": str(out), "work": str(work), "decisions": {}}
+    ctx: dict = {"profile": profile, "out": str(out), "work": str(work), "decisions": {}, "sources": units}
     prev: str | None = None
     stage_dirs: list[str] = []
     timings = []

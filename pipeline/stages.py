@@ -6,6 +6,8 @@ and the stage statistics (``FilterStats.as_dict()`` shape: stage, in, out, dropp
 
 from __future__ import annotations
 
+import re
+
 from obelics.document import WebDocument, documents_to_table, table_to_documents
 from obelics.records import ReadStats
 from pipeline.ops import GlobalOp, UnitOp, register
@@ -18,20 +20,43 @@ def _stats(name: str):
 
 
 # -- extraction --------------------------------------------------------------------------------------
-def _extract(source, ctx):
-    from obelics.extract import iter_warc_documents
+_META_HINT = re.compile(rb"<meta[^>]{0,200}name\s*=\s*[\"']?(robots|tdm-|obelics)", re.I)
+# Page headers the document opt-out reads; kept in general_metadata until the writers strip them.
+_OPTOUT_HEADERS = ("x-robots-tag", "tdm-reservation", "tdm-policy")
+PRIVATE_GM_KEYS = ("http_headers", "optout_meta")
 
+
+def _extract(source, ctx):
+    """Read one WARC and extract its HTML records; keep the page's opt-out signals for the opt-out op."""
+    from filters.optout.html_meta import meta_signals
+    from obelics.extract import extract_config, extract_record
+    from obelics.warc import WarcConfig, iter_html_records
+
+    profile = ctx["profile"]
+    cfg = extract_config(profile)
+    token = profile.get("optout.user_agent_token", "") or ""
     rs = ReadStats()
-    docs = list(iter_warc_documents(source, ctx["profile"], stats=rs))
+    docs = []
+    for record in iter_html_records(source, profile.section("warc", WarcConfig), rs):
+        try:
+            doc = extract_record(record, cfg)
+        except Exception as e:  # noqa: BLE001 - one bad page never stops a run
+            rs.skip(f"extract_error:{type(e).__name__}")
+            continue
+        headers = {k: v for k, v in record.http_headers.items() if k in _OPTOUT_HEADERS}
+        if headers:
+            doc.general_metadata["http_headers"] = headers
+        if _META_HINT.search(record.payload[:300_000]):
+            meta = meta_signals(record.html, token)
+            if meta:
+                doc.general_metadata["optout_meta"] = meta
+        docs.append(doc)
     st = _stats("extract")
-    st.seen("record", rs.records)
-    st.seen("documents", rs.html_records)
-    for reason, n in rs.skipped.items():
-        st.drop("record", reason, n)
+    st.seen("document", rs.html_records)
     st.kept("document", len(docs))
     st.kept("image", sum(d.num_images for d in docs))
     st.kept("text", sum(d.num_texts for d in docs))
-    return docs, [st.as_dict()]
+    return docs, [{"read": rs.as_dict()}, st.as_dict()]
 
 
 register(UnitOp("extract", _extract, source=True))
@@ -69,23 +94,29 @@ def _text_filters(docs, ctx):
 
 
 def _doc_filters(docs, ctx):
-    """Document-level checks again once images are merged and filtered (image count, text after dedup)."""
-    from filters.text_filters import recheck_documents, text_filter_for
+    """The document image-count rule again once images are merged and filtered (failed downloads count)."""
+    from filters.text_filters import text_filter_for
 
     st = _stats("doc_filters")
     chain = text_filter_for(ctx["profile"])
     out = []
     for d in docs:
         st.seen("document")
-        reason = chain.image_count_verdict(d) if chain.cfg.doc_level else None
+        reason = chain.image_count_verdict(d) if chain.cfg.enabled and chain.cfg.doc_level else None
         if reason:
             st.drop("document", reason)
             continue
         st.kept("document")
         out.append(d)
-    st2 = _stats("recheck")
-    out = recheck_documents(out, ctx["profile"], st2)
-    return out, [st.as_dict(), st2.as_dict()]
+    return out, [st.as_dict()]
+
+
+def _recheck(docs, ctx):
+    """All document-level checks again after dedup changed documents (no-op where the profile says so)."""
+    from filters.text_filters import recheck_documents
+
+    st = _stats("recheck")
+    return recheck_documents(docs, ctx["profile"], st), [st.as_dict()]
 
 
 def _final(docs, ctx):
@@ -98,6 +129,7 @@ def _final(docs, ctx):
 register(UnitOp("url_ban", _url_ban))
 register(UnitOp("text_filters", _text_filters))
 register(UnitOp("doc_filters", _doc_filters))
+register(UnitOp("recheck", _recheck))
 register(UnitOp("final", _final))
 
 
@@ -141,3 +173,106 @@ def _clean(docs, ctx):
 
 
 register(UnitOp("clean", _clean))
+
+
+# -- images ---------------------------------------------------------------------------------------------
+def _image_table_decide(prev_dir, units, ctx):
+    """The unique image URLs of every unit, fetched once: img2dataset (web) or the input WARCs' image records."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from pipeline.images.config import ImagesConfig
+    from pipeline.images.download import download_images
+    from pipeline.images.offline import warc_image_table
+
+    cfg = ctx["profile"].section("images", ImagesConfig)
+    urls: set[str] = set()
+    for u in units:
+        path = Path(prev_dir) / f"{u}.parquet"
+        if path.exists():
+            for lst in pq.read_table(path, columns=["images"])["images"].to_pylist():
+                urls.update(x for x in lst or () if x)
+    ddir = Path(ctx["decision_dir"])
+    rs = ReadStats()
+    if cfg.source == "warc":
+        table = warc_image_table([ctx["sources"][u] for u in units], ddir / "table", cfg, wanted=sorted(urls), stats=rs)
+    else:
+        table = download_images(sorted(urls), ddir / "download", cfg)
+    counts = table.counts()
+    st = _stats("image_table")
+    st.seen("image", len(urls))  # unique image URLs of the whole run
+    for reason, n in sorted(counts.items()):
+        if reason != "success":
+            st.drop("image", reason, n)
+    st.kept("image", counts.get("success", 0))
+    return {"table_dir": str(table.folder), "stats": [st.as_dict()]}
+
+
+def image_table_of(ctx):
+    from pipeline.images.table import ImageTable
+
+    decision = ctx["decisions"].get("image_table")
+    if not decision:
+        raise ValueError("this op needs the image_table op earlier in run.stages")
+    return ImageTable(decision["table_dir"])
+
+
+def _merge_images(docs, ctx):
+    from pipeline.images.merge import merge_table, strip_image_columns
+
+    st = _stats("merge_images")
+    merged = merge_table(documents_to_table(docs), image_table_of(ctx), st, with_bytes=False)
+    return list(table_to_documents(strip_image_columns(merged))), [st.as_dict()]
+
+
+def _image_filters(docs, ctx):
+    from filters.image import image_filter
+
+    st = _stats("image_filters")
+    return image_filter(docs, ctx["profile"], st), [st.as_dict()]
+
+
+def _unit_urls(docs) -> set[str]:
+    return {u for d in docs for u in d.images if u}
+
+
+def _optout(docs, ctx):
+    from filters.optout.stage import optout_filter_documents, optout_filter_images
+
+    st_i, st_d = _stats("optout_images"), _stats("optout_documents")
+    headers = image_table_of(ctx).headers_by_url(_unit_urls(docs)) if "image_table" in ctx["decisions"] else {}
+    docs = optout_filter_images(docs, headers, ctx["profile"], st_i)
+    docs = optout_filter_documents(docs, ctx["profile"], st_d)
+    return docs, [st_i.as_dict(), st_d.as_dict()]
+
+
+NSFW_CHUNK_DOCS = 256  # documents scored together: bounds the image bytes held in memory
+
+
+def _nsfw(docs, ctx):
+    from filters.nsfw import NsfwConfig, load_classifier, nsfw_filter
+
+    profile = ctx["profile"]
+    st = _stats("nsfw")
+    cfg = profile.section("nsfw", NsfwConfig)
+    if not cfg.enabled:
+        st.seen("document", len(docs))
+        st.kept("document", len(docs))
+        return docs, [st.as_dict()]
+    classifier = load_classifier(cfg)
+    table = image_table_of(ctx)
+    out = []
+    for i in range(0, len(docs), NSFW_CHUNK_DOCS):
+        chunk = docs[i : i + NSFW_CHUNK_DOCS]
+        rows = table.lookup(_unit_urls(chunk), with_bytes=True)
+        blobs = {u: r["bytes"] for u, r in rows.items() if r.get("status") == "success"}
+        out.extend(nsfw_filter(chunk, blobs, profile, st, classifier=classifier))
+    return out, [st.as_dict()]
+
+
+register(GlobalOp("image_table", _image_table_decide))
+register(UnitOp("merge_images", _merge_images))
+register(UnitOp("image_filters", _image_filters))
+register(UnitOp("optout", _optout))
+register(UnitOp("nsfw", _nsfw))

@@ -1,0 +1,103 @@
+"""The end of a run: dataset shards (Parquet in the Hub features, WebDataset), the funnel and the report.
+
+Output documents are gathered unit by unit in sorted unit order, so the shards are the same whatever
+the number of workers or interruptions. Keys the pipeline kept in ``general_metadata`` for its own use
+(page opt-out signals) are removed: the published column holds ``url`` and the WARC pointer only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from obelics.document import DOCUMENT_SCHEMA
+
+log = logging.getLogger("obelics.run")
+
+PRIVATE_GM_KEYS = ("http_headers", "optout_meta")
+
+
+def _clean_general_metadata(table: pa.Table) -> pa.Table:
+    values = []
+    for s in table["general_metadata"].to_pylist():
+        gm = json.loads(s) if s else {}
+        if isinstance(gm, dict):
+            for k in PRIVATE_GM_KEYS:
+                gm.pop(k, None)
+        values.append(json.dumps(gm, ensure_ascii=False))
+    idx = table.schema.get_field_index("general_metadata")
+    return table.set_column(idx, "general_metadata", pa.array(values, pa.string()))
+
+
+def gather(work: Path, stage: str | None, units: list[str]) -> pa.Table:
+    """Every unit's final documents, in unit order."""
+    if stage is None:
+        return DOCUMENT_SCHEMA.empty_table()
+    tables = []
+    for u in units:
+        path = work / stage / f"{u}.parquet"
+        if path.exists():
+            tables.append(pq.read_table(path).select(DOCUMENT_SCHEMA.names).cast(DOCUMENT_SCHEMA))
+    return pa.concat_tables(tables) if tables else DOCUMENT_SCHEMA.empty_table()
+
+
+def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], unit_stats: list[dict], profile,
+               run_cfg, timings: list[dict], seconds: float) -> dict:
+    """Write the dataset shards, ``report.html`` and return the run's stats (the caller writes stats.json)."""
+    from pipeline.images.merge import fill_image_bytes
+    from pipeline.images.table import ImageTable
+    from pipeline.report.funnel import document_distributions, flow_counts, merge_stats
+    from pipeline.report.html import write_report
+    from pipeline.writers.config import OutputConfig
+    from pipeline.writers.parquet_hub import write_parquet_shard
+    from pipeline.writers.webdataset import WebDatasetWriter
+
+    ocfg = profile.section("output", OutputConfig)
+    table = _clean_general_metadata(gather(work, last_stage, units))
+    n = table.num_rows
+    per = max(1, run_cfg.output_shard_docs)
+    n_shards = max(1, -(-n // per))
+    table_dirs = sorted((work).glob("*-image_table/decision.json"))
+    images = None
+    if table_dirs:
+        images = ImageTable(json.loads(table_dirs[-1].read_text())["decision"]["table_dir"])
+    outputs = []
+    wds = WebDatasetWriter(out / "webdataset", "shard", ocfg.webdataset_max_count, ocfg.webdataset_max_bytes) \
+        if ocfg.webdataset else None
+    try:
+        for k in range(n_shards):
+            part = table.slice(k * per, per)
+            need_bytes = images is not None and (ocfg.embed_image_bytes or wds is not None)
+            part_b = fill_image_bytes(part, images) if need_bytes else part
+            if ocfg.parquet:
+                path = out / "parquet" / f"train-{k:05d}-of-{n_shards:05d}.parquet"
+                outputs.append(write_parquet_shard(part_b if ocfg.embed_image_bytes else part, path,
+                                                   ocfg.embed_image_bytes, ocfg.parquet_compression,
+                                                   ocfg.parquet_row_group_size))
+            if wds is not None:
+                wds.write_table(part_b)
+        if wds is not None:
+            outputs.extend(wds.close())
+            wds = None
+    finally:
+        if wds is not None:
+            wds.abort()
+    read = [s["read"] for s in unit_stats if "read" in s]
+    stages = [s for s in unit_stats if "stage" in s]
+    shard_stats = [{"read": r} for r in read] + [{"stages": stages}]
+    merged = merge_stats(shard_stats)
+    merged["distributions"] = document_distributions(table.select(["texts", "images"]).to_pylist())
+    merged["outputs"] = outputs
+    flow = flow_counts(table)
+    merged["summary"] = {"profile": profile.name, "units": len(units), "documents": flow["document"],
+                         "images": flow["image"], "words": flow["word"], "parquet_shards": n_shards if ocfg.parquet else 0,
+                         "seconds": round(seconds, 2)}
+    merged["timings"] = timings
+    if ocfg.report:
+        write_report(merged, out / "report.html", profile=profile.name)
+    log.info("wrote %d documents, %d images in %d shard(s)", flow["document"], flow["image"], n_shards)
+    return merged
