@@ -1,6 +1,5 @@
-"""Image download (img2dataset), the offline WARC image source, the image table and the merge."""
+"""Image download (img2dataset), the offline WARC image source, the image table and the merge.
 
-from pipeline.images.config import ImagesConfig
-from pipeline.images.table import IMAGE_TABLE_SCHEMA, ImageTable
-
-__all__ = ["IMAGE_TABLE_SCHEMA", "ImageTable", "ImagesConfig"]
+Kept import-free: img2dataset's spawned workers import ``pipeline.images.i2d_worker`` through this
+package, and should not pay for pyarrow or PIL. Import the submodules directly.
+"""

@@ -13,7 +13,7 @@ every image to JPEG 95 with ``resize_mode="no"``, as the original build did.
 
 What img2dataset's API cannot do, and how we add it without rewriting its downloader: it builds its
 own User-Agent (a Firefox string plus ``(compatible; TOKEN; +img2dataset URL)``) and keeps no response
-headers. :class:`_ObelicsDownloader` (a subclass of its ``Downloader``, put in place only for the
+headers. ``pipeline.images.i2d_worker.ObelicsDownloader`` (a subclass of its ``Downloader``, put in place only for the
 duration of our call) installs, in each worker process, a urllib handler that replaces the User-Agent
 with the profile's and appends the response headers opt-out needs (``X-Robots-Tag``,
 ``TDM-Reservation``...) of every response, redirects included, to a per-shard JSON-lines log, which
@@ -30,7 +30,6 @@ import os
 import sys
 import threading
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -68,100 +67,16 @@ def unique_urls(tables_or_lists: Iterable) -> list[str]:
     return sorted(seen)
 
 
-# --- inside img2dataset's worker processes -------------------------------------------------------------
-_sink_lock = threading.Lock()
-_sink: list = [None]          # the open header log of the shard this process is downloading
-_opener_pid: list = [None]
-
-
-class _HeaderHandler(urllib.request.BaseHandler):
-    """Sets our User-Agent and logs the headers of every response (before redirects and errors are handled)."""
-
-    handler_order = 100  # before HTTPErrorProcessor (1000): 3xx/4xx/5xx responses are seen too
-
-    def __init__(self, user_agent: str, record: list[str]):
-        self.user_agent = user_agent
-        self.record = [h.lower() for h in record]
-
-    def http_request(self, req):
-        req.add_header("User-Agent", self.user_agent)
-        return req
-
-    def http_response(self, req, response):
-        try:
-            headers = {}
-            for name in self.record:
-                values = response.headers.get_all(name) or []
-                if values:
-                    headers[name] = ", ".join(values)
-            entry = {"url": req.full_url, "status": response.status, "headers": headers,
-                     "location": response.headers.get("Location")}
-            with _sink_lock:
-                if _sink[0] is not None:
-                    _sink[0].write(json.dumps(entry) + "\n")
-        except Exception:  # noqa: BLE001 - never let logging break a download
-            log.debug("header log failed", exc_info=True)
-        return response
-
-    https_request = http_request
-    https_response = http_response
-
-
-def _make_downloader_class():
-    from img2dataset.downloader import Downloader
-
-    class _ObelicsDownloader(Downloader):
-        """img2dataset's Downloader, plus our User-Agent and a header log per shard (see module doc)."""
-
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.obelics_user_agent = _PENDING["user_agent"]
-            self.obelics_record_headers = list(_PENDING["record_headers"])
-
-        def download_shard(self, row):
-            if _opener_pid[0] != os.getpid():
-                urllib.request.install_opener(urllib.request.build_opener(
-                    _HeaderHandler(self.obelics_user_agent, self.obelics_record_headers)))
-                _opener_pid[0] = os.getpid()
-            shard_id = row[0]
-            folder = Path(self.output_folder) / HEADERS_DIR
-            folder.mkdir(parents=True, exist_ok=True)
-            final = folder / f"{shard_id:0{self.oom_shard_count}d}.jsonl"
-            tmp = final.with_suffix(f".{os.getpid()}.tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
-                _sink[0] = f
-                try:
-                    super().download_shard(row)
-                finally:
-                    with _sink_lock:
-                        _sink[0] = None
-            os.replace(tmp, final)
-
-    _ObelicsDownloader.__module__ = __name__
-    _ObelicsDownloader.__qualname__ = "_ObelicsDownloader"
-    return _ObelicsDownloader
-
-
-_PENDING: dict = {"user_agent": None, "record_headers": []}
-_CLASSES: dict = {}  # built lazily: importing img2dataset pulls OpenCV and albumentations
-
-
-def __getattr__(name):  # lets spawned workers unpickle the class by reference
-    if name == "_ObelicsDownloader":
-        if name not in _CLASSES:
-            _CLASSES[name] = _make_downloader_class()
-        return _CLASSES[name]
-    raise AttributeError(name)
-
-
 @contextlib.contextmanager
 def _our_downloader(cfg: ImagesConfig):
     import img2dataset  # noqa: F401 - its package binds `main` to the function, so go through sys.modules
 
     i2d_main = sys.modules["img2dataset.main"]
-    cls = __getattr__("_ObelicsDownloader")
+    from pipeline.images.i2d_worker import PENDING, ObelicsDownloader
+
+    cls = ObelicsDownloader
     original, original_signal = i2d_main.Downloader, i2d_main.signal
-    _PENDING.update(user_agent=cfg.user_agent, record_headers=cfg.record_headers)
+    PENDING.update(user_agent=cfg.user_agent, record_headers=cfg.record_headers, headers_dir=HEADERS_DIR)
     i2d_main.Downloader = cls
     if threading.current_thread() is not threading.main_thread():
         # img2dataset installs a SIGINT handler, which Python allows only in the main thread
