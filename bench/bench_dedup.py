@@ -6,10 +6,11 @@ signatures/s per core against datatrove's MinHash on the same documents.
     .venv/bin/python -m bench.bench_dedup --docs 100000 --minhash-docs 20000
 
 Documents are generated (seeded): ~4,000 domains, URLs re-crawled in several snapshots (URL
-duplicates), images drawn from a Zipf pool (some seen thousands of times), per-domain boilerplate
+duplicates: about 43% of documents are older copies), images drawn from a Zipf pool (some seen thousands of times), per-domain boilerplate
 paragraphs, copied image sets, and near-duplicate texts (a few words edited). They are written as
 Parquet shards under ``build/bench-dedup/<N>/`` and read back by Ray tasks, so the driver never holds
-the corpus. Peak memory is the peak sum of the proportional set size (PSS) of the driver and every
+the corpus; each pass writes its output under ``build/bench-dedup/<N>-spill/`` (``spill_dir``) instead
+of holding it in Ray's object store. Peak memory is the peak sum of the proportional set size (PSS) of the driver and every
 process it started (Ray's GCS, raylet, workers, object store pages), sampled every 0.5 s.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -150,7 +152,9 @@ def run_size(n: int, profile: str, cpus: int, partitions: int) -> dict:
         base = mem._sample()
         t1 = time.perf_counter()
         stats = []
-        out = run_global_dedup(read_units(paths), cfg, stats)
+        spill = DATA / f"{n}-spill"
+        shutil.rmtree(spill, ignore_errors=True)
+        out = run_global_dedup(read_units(paths), cfg, stats, spill_dir=spill)
         n_out = out.count()
         seconds = time.perf_counter() - t1
     ray.shutdown()

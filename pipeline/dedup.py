@@ -27,6 +27,8 @@ import contextlib
 import functools
 import json
 import logging
+import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,23 +304,53 @@ class PassOutput:
     stats: FilterStats = field(default_factory=lambda: FilterStats("dedup"))
 
 
+def checkpoint(ds, directory: Path | None):
+    """``ds`` executed once: in Ray's object store (``directory`` None) or written as Parquet files under
+    ``directory`` (one per block, written then renamed) and read back lazily, so memory stays bounded."""
+    import ray
+
+    if directory is None:
+        return ds.materialize()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    d = str(directory)
+
+    def write(batch: pa.Table) -> pa.Table:
+        path = f"{d}/{uuid.uuid4().hex}.parquet"
+        pq.write_table(batch, path + ".tmp")
+        os.replace(path + ".tmp", path)
+        return pa.table({"path": [path], "rows": [batch.num_rows]})
+
+    written = pa.concat_tables(_tables(ds.map_batches(write, batch_format="pyarrow")))
+    rows = written["rows"].to_pylist()
+    paths = [p for p, r in zip(written["path"].to_pylist(), rows) if r] or written["path"].to_pylist()[:1]
+    return read_units(paths) if paths else ray.data.from_items([])
+
+
 def _count_removed(removed, stats: FilterStats) -> None:
     for t in _tables(removed.select_columns(["reason"])):
         for item in pc.value_counts(t["reason"]).to_pylist():
             stats.drop("document", item["values"], item["counts"])
 
 
-def run_pass(name: str, ds, cfg: DedupConfig, canonical: dict[str, str] | None = None) -> PassOutput:
-    """One pass over a dataset of DOCUMENT_SCHEMA rows; the input is materialised once (read twice)."""
+def run_pass(name: str, ds, cfg: DedupConfig, canonical: dict[str, str] | None = None,
+             spill_dir: Path | None = None) -> PassOutput:
+    """One pass over a dataset of DOCUMENT_SCHEMA rows (read twice: decide, then apply).
+
+    Without ``spill_dir`` the input and output are materialised in Ray's object store; with it, the
+    input is read twice as given and the output is written as Parquet under ``spill_dir/<pass>``.
+    """
     with shuffle_strategy(cfg):
-        return _run_pass(name, ds, cfg, canonical)
+        return _run_pass(name, ds, cfg, canonical, None if spill_dir is None else Path(spill_dir) / name)
 
 
-def _run_pass(name: str, ds, cfg: DedupConfig, canonical: dict[str, str] | None = None) -> PassOutput:
+def _run_pass(name: str, ds, cfg: DedupConfig, canonical: dict[str, str] | None, spill: Path | None,
+              ) -> PassOutput:
     import ray
 
     stats = FilterStats(f"dedup.{name}")
-    ds = ds.materialize()
+    if spill is None:
+        ds = ds.materialize()
     stats.seen("document", ds.count())
     if name in ("url", "minhash", "image_set"):
         decision = {"url": url_decision, "minhash": minhash_decision, "image_set": image_set_decision}[name]
@@ -342,7 +374,7 @@ def _run_pass(name: str, ds, cfg: DedupConfig, canonical: dict[str, str] | None 
             t, _ = remove_image_nodes(batch, ray.get(ref), canon)
             return t.append_column("_removed", pa.array(_per_row_removed(batch, t)))
 
-        out = ds.map_batches(strip, batch_format="pyarrow").materialize()
+        out = checkpoint(ds.map_batches(strip, batch_format="pyarrow"), spill)
         n = out.sum("_removed") if out.count() else 0
         if n:
             stats.drop("image", f"image_url_dedup:seen>{cfg.image_url.max_count}", int(n))
@@ -360,7 +392,7 @@ def _run_pass(name: str, ds, cfg: DedupConfig, canonical: dict[str, str] | None 
                 removed[0] = n  # the batch's count, summed below
             return t.append_column("_removed", pa.array(removed))
 
-        out = ds.map_batches(edit, batch_format="pyarrow").materialize()
+        out = checkpoint(ds.map_batches(edit, batch_format="pyarrow"), spill)
         n = out.sum("_removed") if out.count() else 0
         if n:
             stats.drop("paragraph", f"paragraph_dedup:seen>={pcfg.min_count}_in_domain", int(n))
@@ -368,7 +400,8 @@ def _run_pass(name: str, ds, cfg: DedupConfig, canonical: dict[str, str] | None 
         removed = None
     else:
         raise ValueError(f"unknown dedup pass {name!r}")
-    out = out.materialize()
+    if name in ("url", "minhash", "image_set"):
+        out = checkpoint(out, spill)
     if removed is not None:
         _count_removed(removed, stats)
     stats.kept("document", out.count())
@@ -382,17 +415,19 @@ def _per_row_removed(before: pa.Table, after: pa.Table) -> np.ndarray:
 
 
 def run_global_dedup(ds, profile="default", stats: list[FilterStats] | None = None, passes: list[str] | None = None,
-                     removed_dir: str | Path | None = None, canonical: dict[str, str] | None = None):
+                     removed_dir: str | Path | None = None, canonical: dict[str, str] | None = None,
+                     spill_dir: str | Path | None = None):
     """Run the enabled passes (``passes`` or the profile's ``dedup.order``) over ``ds``; returns the dataset.
 
     Per-pass stats are appended to ``stats``; removed ``(doc_id, reason)`` rows are written as Parquet
-    under ``removed_dir/<pass>/`` when given.
+    under ``removed_dir/<pass>/`` when given. With ``spill_dir`` each pass's output is written there as
+    Parquet instead of being held in Ray's object store (bounded memory on large inputs).
     """
     cfg = config_of(profile)
     for name in passes or cfg.order:
         if not getattr(cfg, name).enabled:
             continue
-        res = run_pass(name, ds, cfg, canonical)
+        res = run_pass(name, ds, cfg, canonical, spill_dir)
         log.info("dedup.%s: %s", name, json.dumps(res.stats.as_dict()))
         if stats is not None:
             stats.append(res.stats)
