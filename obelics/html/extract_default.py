@@ -418,7 +418,7 @@ def _extract_nodes(html: str, page_url: str, cfg: ExtractConfig, bulk_text: bool
             idx += 1
             if no_text:
                 pass
-            elif not t or t.isspace():
+            elif not t or (t.isspace() and not (in_pre and "\n" in t)):
                 if buf and pending < 1:
                     pending = 1
             else:

@@ -195,3 +195,9 @@ def test_login_table_dropped():
     doc = run("<table><tr><td>ID</td><td><input name=id></td></tr><tr><td>Password</td>"
               "<td><input type=password></td></tr></table><p>" + "Real article text. " * 20 + "</p>")
     assert len(doc.texts) == 1 and doc.texts[0].startswith("Real article text.")
+
+
+def test_pre_with_highlighted_spans_keeps_lines():
+    doc = run('<pre><code><span class="k">import</span> os\n<span class="k">from</span> x <span>import</span> y'
+              "</code></pre>")
+    assert doc.texts == ["import os\nfrom x import y"]
