@@ -1,0 +1,131 @@
+"""The whole pipeline: the embedded sample offline, and a loopback Common Crawl on Ray with kill/resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from obelics.document import HUB_SCHEMA
+from tests.conftest import ROOT
+from tests.pipeline.cc_server import CommonCrawlStandIn, make_snapshot
+
+OFFLINE = ["images.source=warc", "optout.images=[x_robots]", "optout.documents=[x_robots,meta]"]
+
+
+def sample_warc() -> Path:
+    from obelics.sample import sample_warc_path
+
+    return Path(sample_warc_path())
+
+
+def digest(out: Path) -> dict:
+    """Everything a run publishes, as comparable values (Parquet rows, tar members' hashes, funnel)."""
+    rows = []
+    for p in sorted((out / "parquet").glob("*.parquet")):
+        t = pq.read_table(p)
+        assert t.schema.remove_metadata() == HUB_SCHEMA
+        rows.extend(t.to_pylist())
+    members = []
+    for p in sorted((out / "webdataset").glob("*.tar")):
+        with tarfile.open(p) as tf:
+            for m in tf.getmembers():
+                members.append((p.name, m.name, hashlib.sha256(tf.extractfile(m).read()).hexdigest()))
+    stats = json.loads((out / "stats.json").read_text())
+    return {"rows": rows, "members": members, "stages": stats["stages"], "read": stats.get("read"),
+            "summary": {k: v for k, v in stats["summary"].items() if k != "seconds"}}
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "obelics", "run", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def test_sample_run_then_rerun_does_nothing(tmp_path):
+    from pipeline.run import run
+
+    out = tmp_path / "out"
+    stats = run("default", out, [str(sample_warc())], overrides=OFFLINE + ["run.use_ray=false"])
+    s = stats["summary"]
+    assert s["documents"] >= 4 and s["images"] >= 8
+    for name in ("stats.json", "report.html", "run.json"):
+        assert (out / name).exists()
+    assert list((out / "parquet").glob("train-*.parquet")) and list((out / "webdataset").glob("shard-*.tar"))
+    # every drop has a reason, and the funnel reaches the output
+    final = [st for st in stats["stages"] if st["stage"] == "final"][0]
+    assert final["out"]["document"] == s["documents"]
+    assert any(st["dropped"] for st in stats["stages"])
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = run("default", out, [str(sample_warc())], overrides=OFFLINE + ["run.use_ray=false"])
+    assert again["summary"] == stats["summary"]
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    # a different plan in the same folder is refused
+    with pytest.raises(ValueError, match="another plan"):
+        run("obelics-2023", out, [str(sample_warc())], overrides=OFFLINE)
+
+
+def test_killed_unit_is_redone_and_nothing_half_written(tmp_path):
+    """A unit whose marker is missing (killed mid-write) is redone; temporaries are cleaned."""
+    from pipeline.run import run
+
+    out = tmp_path / "out"
+    first = run("default", out, [str(sample_warc())], overrides=OFFLINE + ["run.use_ray=false"])
+    ref = digest(out)
+    # simulate a kill: the last unit stage lost its marker and left a temporary behind; outputs are gone
+    last = sorted(p for p in (out / "work").iterdir() if p.is_dir())[-1]
+    for marker in last.glob("*.stats.json"):
+        marker.unlink()
+    (last / ".half-written.parquet.abc.tmp").write_bytes(b"partial")
+    (out / "stats.json").unlink()
+    for p in (out / "parquet").glob("*"):
+        p.unlink()
+    second = run("default", out, [str(sample_warc())], overrides=OFFLINE + ["run.use_ray=false"])
+    assert not list(out.rglob(".*.tmp"))
+    assert digest(out) == ref
+    assert second["summary"]["documents"] == first["summary"]["documents"]
+
+
+@pytest.mark.slow
+def test_loopback_common_crawl_on_ray_kill_resume_and_workers(tmp_path, shared):
+    warcs = [sample_warc(), shared("data", "warc", "ukwa__wikipedia-mona-lisa.warc.gz"),
+             shared("data", "warc", "dolma__sample-0000.warc.gz"), shared("data", "warc", "whirlwind__whirlwind.warc.gz")]
+    make_snapshot(tmp_path / "cc", "CC-MAIN-2099-01", warcs)
+    sets = [x for s in OFFLINE for x in ("--set", s)]
+    with CommonCrawlStandIn(tmp_path / "cc") as base:
+        common = ["--snapshot", "CC-MAIN-2099-01", "--shard", "0", "--num-shards", "1", "--cc-base-url", base, *sets]
+        a = run_cli(*common, "--out", str(tmp_path / "a"), "--workers", "1")
+        assert a.returncode == 0, a.stderr[-3000:]
+        ref = digest(tmp_path / "a")
+        assert ref["summary"]["documents"] > 0 and ref["summary"]["units"] == 4
+
+        b = run_cli(*common, "--out", str(tmp_path / "b"), "--workers", "2")
+        assert b.returncode == 0, b.stderr[-3000:]
+        assert digest(tmp_path / "b") == ref  # 2 workers give the same output as 1
+
+        # kill mid-run (once the first units are done), then rerun: same output as uninterrupted
+        out_c = tmp_path / "c"
+        proc = subprocess.Popen([sys.executable, "-m", "obelics", "run", *common, "--out", str(out_c), "--workers", "2"],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(list((out_c / "work").glob("00-*/*.stats.json"))) >= 1:
+                break
+            time.sleep(0.05)
+        killed = proc.poll() is None
+        if killed:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert killed, "the run finished before it could be killed"
+        assert not (out_c / "stats.json").exists()
+        c = run_cli(*common, "--out", str(out_c), "--workers", "2")
+        assert c.returncode == 0, c.stderr[-3000:]
+        assert digest(out_c) == ref
