@@ -179,12 +179,12 @@ class Trainer:
             b[k] = b[k].to(self.device)
         return b
 
-    def _forward(self, b: dict) -> dict:
+    def _forward(self, b: dict, module=None) -> dict:
         dtype = torch.bfloat16 if self.precision == "bf16" else None
         ctx = (torch.autocast(self.device.type, dtype=dtype) if dtype and self.engine is None
                else _nullcontext())
         with ctx:
-            out = self.net(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+            out = (module or self.net)(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
                            pixel_values=b["pixel_values"], image_attention_mask=b["image_attention_mask"],
                            use_cache=False)
         return causal_lm_loss(out.logits, b["labels"], self.cfg.optim.z_loss)
@@ -195,6 +195,13 @@ class Trainer:
         t = torch.tensor([x], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
         torch.distributed.all_reduce(t)
         return float(t.item()) / self.world
+
+    def _min(self, x: int) -> int:
+        if not _dist():
+            return x
+        t = torch.tensor([x], dtype=torch.long, device=self.device if self.device.type == "cuda" else "cpu")
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+        return int(t.item())
 
     # ---------------------------------------------------------------- stats
     def _hook_acts(self, on: bool) -> None:
@@ -352,7 +359,7 @@ class Trainer:
     def validate(self) -> float | None:
         cfg = self.cfg
         if cfg.data.val_shards is not None:
-            specs = [(cfg.data.val_shards, "webdoc", 0)]
+            specs = [(cfg.data.val_shards, "webdoc", 1000)]  # separate shards: every document
         elif cfg.data.val_permille > 0:
             specs = [(d.shards, d.kind, cfg.data.val_permille) for d in self.datasets]
         else:
@@ -363,16 +370,18 @@ class Trainer:
             with torch.no_grad():
                 for i, (shards, kind, permille) in enumerate(specs):
                     s = PackedStream(shards, kind, self.tok, cfg.data.packing, seed=cfg.run.seed, rank=self.rank,
-                                     world=self.world, source=i, split="val" if permille else "train-all",
-                                     val_permille=permille, infinite=False)
-                    if not permille:
-                        s.split = "val"  # separate val shards: every doc, in order
-                        s.val_permille = 1000
+                                     world=self.world, source=i, split="val", val_permille=permille,
+                                     infinite=False)
+                    batches = []
                     for _ in range(cfg.run.val_batches):
                         rows = [r for r in (s.next_row() for _ in range(cfg.data.batch_size)) if r is not None]
                         if not rows:
                             break
-                        out = self._forward(self._batch(rows))
+                        batches.append(rows)
+                    # ZeRO-3 forwards are collective: every rank runs the same number of batches
+                    k = self._min(len(batches))
+                    for rows in batches[:k]:
+                        out = self._forward(self._batch(rows), module=self.engine or self.model)
                         total += float(out["ce"]) * out["n_tokens"]
                         n += out["n_tokens"]
         finally:

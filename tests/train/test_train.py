@@ -131,14 +131,18 @@ def test_zero3_two_processes_with_resume(shards, tmp_path):
             "--module", "train", "--config", str(ROOT / "configs/train/tiny.yaml"), f"data.shards={shards}",
             f"run.out_dir={out}", "run.backend=deepspeed",
             f"run.deepspeed_config={ROOT / 'configs/deepspeed/zero3.json'}", "data.packing.seq_len=64",
-            "data.batch_size=2", "run.save_every=2", "run.val_every=0", "run.tensorboard=false", "run.stats_every=2",
-            f"model.llama_path={tmp_path / 'llama'}", f"model.clip_path={tmp_path / 'clip'}"]
-    for steps in (3, 5):
-        r = subprocess.run(base + [f"run.max_steps={steps}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=600)
+            "data.batch_size=2", "run.save_every=2", "run.val_every=2", "data.val_permille=200", "run.tensorboard=false",
+            "run.stats_every=2", f"model.llama_path={tmp_path / 'llama'}", f"model.clip_path={tmp_path / 'clip'}"]
+    ref = tmp_path / "z3-ref"
+    for steps, where in ((3, out), (5, out), (5, ref)):  # killed at 3 + resumed to 5, and uninterrupted
+        cmd = [a.replace(str(out), str(where)) for a in base] + [f"run.max_steps={steps}"]
+        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    loss = _losses(out)
+    loss, ref_loss = _losses(out), _losses(ref)
     assert sorted(loss) == [1, 2, 3, 4, 5] and all(v < 8 for v in loss.values())
+    for s in ref_loss:
+        assert loss[s] == pytest.approx(ref_loss[s], rel=1e-5), s
+    assert any("val_loss" in json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines())
     assert (out / "checkpoints" / "latest").read_text() == "step_00000005"
     assert (out / "checkpoints" / "step_00000005" / "rank_00001.pkl").exists()
     # the backbones were written into the ZeRO-3 partitions (gathered sums equal the checkpoints')
