@@ -15,9 +15,11 @@ DEFAULT_REMOVE_CLASSES = [
     "footer", "site-info", "sidebar", "breadcrumb", "breadcrumbs", "screen-reader-text", "sr-only",
     "visually-hidden", "skip-link", "share", "sharing", "social", "cookie-notice", "related-posts",
     "comment-respond", "menu", "navbar", "nav", "navigation", "related", "advertisement", "ad-container",
+    "ad", "ads", "promo", "sponsored",
 ]
 # class words containing one of these are boilerplate blocks too (`td-main-sidebar`, `widget-area`)
-DEFAULT_REMOVE_CLASS_SUBSTRINGS = ["sidebar", "widget-area", "related", "cookie-banner", "cookie-consent"]
+DEFAULT_REMOVE_CLASS_SUBSTRINGS = ["sidebar", "widget-area", "related", "cookie-banner", "cookie-consent", "sharedaddy",
+                                   "likes-widget", "advert", "newsletter-signup"]
 # ...unless the word also holds one of these: it then names a wrapper around the content
 # (`content-has-sidebar`, `sticky-sidebar-parent`, `layout-right-sidebar`)
 DEFAULT_WRAPPER_MARKERS = ["parent", "relative", "has-", "has_", "with-", "content", "wrap", "layout", "active",
