@@ -45,7 +45,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), **kwargs)
+        num_cpus = num_cpus or int(os.environ.get("OBELICS_NUM_CPUS", 0)) or os.cpu_count()
+        ray.init(num_cpus=num_cpus, **kwargs)
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
