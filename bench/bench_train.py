@@ -51,7 +51,9 @@ def cpu_tiny(steps: int, threads: int) -> dict:
     recs = [r for r in recs if "tokens" in r][2:]  # drop warm-up steps
     tokens = sum(r["tokens"] for r in recs)
     step_times = [r["step_time_s"] for r in recs]
-    return {"steps_timed": len(recs), "tokens_per_s": tokens / sum(step_times),
+    import torch
+
+    return {"device": "cuda" if torch.cuda.is_available() else "cpu", "steps_timed": len(recs), "tokens_per_s": tokens / sum(step_times),
             "median_step_s": statistics.median(step_times), "wall_s_incl_checkpoints": wall,
             "tokens_per_step": tokens / len(recs), "seq_len": cfg.data.packing.seq_len,
             "batch_size": cfg.data.batch_size, "threads": threads}
@@ -102,7 +104,7 @@ def main(argv=None) -> int:
         print(f"  reported: {p['reported']}")
     if not a.skip_cpu:
         r = cpu_tiny(a.steps, a.threads)
-        print(f"\n== tiny preset on CPU ({r['threads']} thread(s)), {r['batch_size']} × {r['seq_len']} rows")
+        print(f"\n== tiny preset on {r['device']} ({r['threads']} CPU thread(s)), {r['batch_size']} × {r['seq_len']} rows")
         print(f"  {r['tokens_per_s']:.0f} non-pad tokens/s, median step {1000 * r['median_step_s']:.0f} ms, "
               f"{r['tokens_per_step']:.0f} tokens/step over {r['steps_timed']} steps "
               f"(wall incl. data and checkpoints {r['wall_s_incl_checkpoints']:.1f} s)")
