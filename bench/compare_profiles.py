@@ -4,7 +4,8 @@ Runs both profiles on the same pages (../shared/data/html and the HTML records o
 the pages of the fidelity test), prints the images and words each keeps, and writes a sample of the
 extra content ``default`` keeps (text lines and images absent from the ``obelics-2023`` output) so a
 person can check it is real page content, not menus or ads. Also times both profiles and a parse floor
-(one lexbor parse + one walk of every node) in the same run, on decoded strings, single process.
+(one lexbor parse + one walk of every node) in the same run, on decoded strings, single process, in
+CPU seconds (best of 3; obelics-2023 once).
 
     .venv/bin/python bench/compare_profiles.py [--shared ../shared] [--sample 40] [--out build/bench]
 """
@@ -117,10 +118,10 @@ def timing(pages, repeats: int = 3):
                            ("obelics-2023 (no bs4)", o2023, 1), ("obelics-2023 (bs4 + extraction)", o2023_full, 1)):
         best = float("inf")
         for _ in range(reps):
-            t = time.perf_counter()
+            t = time.process_time()  # CPU time: less sensitive than wall time to other jobs on shared cores
             for html, url in docs:
                 fn(html, url)
-            best = min(best, time.perf_counter() - t)
+            best = min(best, time.process_time() - t)
         out[name] = len(docs) / best
     return out, sum(len(h.encode("utf-8", "surrogatepass")) for h, _ in docs)
 
