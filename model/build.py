@@ -54,7 +54,7 @@ def _is_rank0() -> bool:
 
 
 @contextlib.contextmanager
-def _editable(params):
+def writable(params):
     """Yield True where this process should write ``params``: everywhere without ZeRO-3; under ZeRO-3
     the partitioned params are gathered, rank 0 writes, and the result is re-partitioned on exit."""
     params = list(params)
@@ -79,12 +79,12 @@ def init_new_modules(model: IdeficsForVisionText2Text, std: float = 0.02) -> Non
     cfg = model.config
     blocks = [m for m in model.modules() if isinstance(m, (IdeficsGatedCrossAttentionLayer, IdeficsPerceiverResampler))]
     for module in blocks:
-        with _editable(module.parameters()) as write:
+        with writable(module.parameters()) as write:
             if write:
                 _init_block(module, cfg, std)
     if cfg.additional_vocab_size:
         extra = [model.model.embed_tokens.additional_embedding.weight, model.lm_head.additional_fc.weight]
-        with _editable(extra) as write:
+        with writable(extra) as write:
             if write:
                 for w in extra:
                     w.normal_(0.0, std)
@@ -129,7 +129,7 @@ def load_llama(model: IdeficsForVisionText2Text, path: str) -> None:
     if _is_rank0() or not _zero3(model.parameters()):
         from transformers import LlamaForCausalLM
 
-        src = {k: v for k, v in LlamaForCausalLM.from_pretrained(path, dtype=torch.float32).state_dict().items()
+        src = {k: v for k, v in LlamaForCausalLM.from_pretrained(path, dtype="auto").state_dict().items()
                if not k.endswith("rotary_emb.inv_freq")}
         extra = sorted(set(src) - set(targets))
         missing = sorted(set(targets) - set(src))
@@ -151,7 +151,7 @@ def load_clip(model: IdeficsForVisionText2Text, path: str) -> None:
     targets = [n for n, _ in model.named_parameters() if n.startswith("model.vision_model.")]
     src = None
     if _is_rank0() or not _zero3(model.parameters()):
-        raw = CLIPVisionModel.from_pretrained(path, dtype=torch.float32).state_dict()
+        raw = CLIPVisionModel.from_pretrained(path, dtype="auto").state_dict()
         src = {"model.vision_model." + k.removeprefix("vision_model."): v for k, v in raw.items()
                if not k.endswith("position_ids")}
         extra = sorted(set(src) - set(targets))
@@ -169,7 +169,7 @@ def _copy(model: nn.Module, targets: list[str], get) -> None:
     for name in targets:
         by_module.setdefault(name.rsplit(".", 1)[0], []).append(name)
     for names in by_module.values():
-        with _editable(params[n] for n in names) as write:
+        with writable(params[n] for n in names) as write:
             if not write:
                 continue
             for n in names:
@@ -185,7 +185,7 @@ def fingerprint(model: nn.Module, names: list[str]) -> dict[str, float]:
     params = dict(model.named_parameters())
     out = {}
     for n in names:
-        with _editable([params[n]]):
+        with writable([params[n]]):
             out[n] = float(params[n].detach().double().sum())
     return out
 

@@ -392,9 +392,12 @@ class Trainer:
     # ---------------------------------------------------------------- training
     def _inject_spike(self) -> None:
         """Testing aid: blow up the trainable extra rows of the LM head so the loss really spikes."""
-        with torch.no_grad():
-            w = self.model.lm_head.additional_fc.weight
-            w.normal_(0.0, 1000.0)
+        from model.build import writable
+
+        w = self.model.lm_head.additional_fc.weight
+        with torch.no_grad(), writable([w]) as write:  # ZeRO-3: gathered, written on rank 0
+            if write:
+                w.normal_(0.0, 1000.0)
         self.spike_injected = True
 
     def rollback(self, reason: str) -> None:
