@@ -199,3 +199,23 @@ def test_tiny_trains_on_gpu_in_bf16(shards, tmp_path):
     last = _run(_cfg(shards, out, "run.max_steps=8", "run.save_every=4", "run.precision=auto"))
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert recs[0]["precision"] == "bf16" and last["step"] == 8 and last["tokens_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_zero3_spike_rollback(shards, tmp_path):
+    """The rollback path under ZeRO-3: partitioned weights corrupted, DeepSpeed checkpoint reloaded."""
+    pytest.importorskip("deepspeed")
+    out = tmp_path / "z3spike"
+    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", "29519",
+           "--module", "train", "--config", str(ROOT / "configs/train/tiny.yaml"), f"data.shards={shards}",
+           f"run.out_dir={out}", "run.backend=deepspeed", "data.packing.seq_len=64", "data.batch_size=2",
+           f"run.deepspeed_config={ROOT / 'configs/deepspeed/zero3.json'}", "run.max_steps=8", "run.save_every=3",
+           "run.val_every=0", "run.tensorboard=false", "stability.inject_spike_at=5", "stability.min_history=3"]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    (ev,) = [x for x in recs if x.get("event") == "rollback"]
+    assert ev["to_step"] == 3 and ev["lr_scale"] == 0.5
+    after = [x for x in recs[recs.index(ev) + 1:] if "loss" in x]
+    assert [x["step"] for x in after] == [4, 5, 6, 7, 8] and all(x["loss"] < 8 for x in after)
