@@ -19,13 +19,15 @@ DEFAULT_REMOVE_CLASSES = [
 ]
 # class words containing one of these are boilerplate blocks too (`td-main-sidebar`, `widget-area`)
 DEFAULT_REMOVE_CLASS_SUBSTRINGS = ["sidebar", "widget-area", "related", "cookie-banner", "cookie-consent", "sharedaddy",
-                                   "likes-widget", "advert", "newsletter-signup"]
+                                   "likes-widget", "advert", "newsletter-signup", "sharebar", "share-bar",
+                                   "share-button", "social-share", "social-icon", "-rail", "__rail"]
 # ...unless the word also holds one of these: it then names a wrapper around the content
 # (`content-has-sidebar`, `sticky-sidebar-parent`, `layout-right-sidebar`)
 DEFAULT_WRAPPER_MARKERS = ["parent", "relative", "has-", "has_", "with-", "content", "wrap", "layout", "active",
                            "both", "position", "and-"]
 # class words or ids starting with one of these: navigation blocks (`navi-box`, `nav-menu`, `navbar-top`)
-DEFAULT_REMOVE_CLASS_PREFIXES = ["nav-", "nav_", "navi", "navbar", "breadcrumb"]
+DEFAULT_REMOVE_CLASS_PREFIXES = ["nav-", "nav_", "navi", "navbar", "breadcrumb", "share-", "sharing-", "social-", "ad-",
+                                 "ads-"]
 # ARIA landmarks and widgets that are never page content
 DEFAULT_REMOVE_ROLES = [
     "navigation", "banner", "contentinfo", "menu", "menubar", "search", "dialog", "alertdialog", "complementary",
