@@ -66,7 +66,7 @@ class ExtractConfig:
     keep_lists: bool = True  # li/dt/dd as lines
     max_list_link_density: float = 0.6  # a ul/ol/dl/table whose text is mostly link text is a menu: dropped
     keep_tables: bool = True  # cells as text, one row per line
-    noscript_images: bool = True  # images inside <noscript> (lazy-load fallbacks) are kept, their text not
+    noscript_images: bool = False  # images inside <noscript>: almost all trackers and ads (text never kept)
     drop_image_classes: list[str] = field(default_factory=lambda: ["avatar", "emoji", "wp-smiley"])  # substrings
     min_declared_size: int = 2  # images declaring width or height below this (1x1 pixels) are dropped
     remove_dates: bool = False  # the original's "class contains date" rule

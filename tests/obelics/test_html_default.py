@@ -124,11 +124,22 @@ def test_hidden_content_outside_article_dropped_inside_kept():
     assert doc.texts == ["One.\n\nPage two."]
 
 
-def test_noscript_images_kept_once_text_dropped():
+def test_noscript_dropped_lazy_image_kept():
     doc = run('<p>x</p><img data-src="/l.jpg" class="lazy"><noscript><img src="/l.jpg"></noscript>'
+              '<noscript><img src="https://sb.scorecardresearch.com/p?c1=2"></noscript>'
               "<noscript>Please enable JavaScript</noscript>")
     assert doc.texts == ["x", None]
     assert doc.images == [None, "https://example.com/l.jpg"]
+
+
+def test_noscript_images_when_enabled_text_still_dropped():
+    import dataclasses
+
+    cfg = dataclasses.replace(extract_config("default"), noscript_images=True)
+    doc = extract_html('<body><p>x</p><img data-src="/l.jpg"><noscript><img src="/l.jpg"></noscript>'
+                       '<noscript><p>Enable JS</p><img src="/n.jpg"></noscript></body>', URL, profile=cfg)
+    assert doc.texts == ["x", None, None]
+    assert doc.images == [None, "https://example.com/l.jpg", "https://example.com/n.jpg"]
 
 
 def test_pre_keeps_lines():
