@@ -196,6 +196,15 @@ class Trainer:
         torch.distributed.all_reduce(t)
         return float(t.item()) / self.world
 
+    def _switches(self) -> tuple[bool, bool]:
+        """(kill, save) switch files, agreed across ranks (any rank seeing one counts)."""
+        flags = [bool(p) and os.path.exists(p) for p in (self.cfg.run.kill_switch, self.cfg.run.save_switch)]
+        if _dist():
+            t = torch.tensor([int(f) for f in flags], device=self.device if self.device.type == "cuda" else "cpu")
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+            flags = [bool(v) for v in t.tolist()]
+        return flags[0], flags[1]
+
     def _min(self, x: int) -> int:
         if not _dist():
             return x
@@ -526,8 +535,14 @@ class Trainer:
             if self.step % max(1, cfg.run.log_every) == 0 or "val_loss" in rec:
                 self._log(rec)
             last = rec
-            if self.step % cfg.run.save_every == 0:
+            kill, save_now = self._switches()
+            if self.step % cfg.run.save_every == 0 or kill or save_now:
                 self.save()
+            if save_now and self.rank == 0:
+                Path(cfg.run.save_switch).unlink(missing_ok=True)
+            if kill:
+                log.info("kill switch %s found: checkpointed at step %d, exiting", cfg.run.kill_switch, self.step)
+                return last
         if self.latest_tag() != self._tag(self.step):
             self.save()
         if self.tb is not None:

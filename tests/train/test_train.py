@@ -219,3 +219,17 @@ def test_zero3_spike_rollback(shards, tmp_path):
     assert ev["to_step"] == 3 and ev["lr_scale"] == 0.5
     after = [x for x in recs[recs.index(ev) + 1:] if "loss" in x]
     assert [x["step"] for x in after] == [4, 5, 6, 7, 8] and all(x["loss"] < 8 for x in after)
+
+
+def test_kill_and_save_switch_files(shards, tmp_path):
+    kill, save = tmp_path / "KILL", tmp_path / "SAVE"
+    out = tmp_path / "sw"
+    save.touch()
+    kill.touch()
+    last = _run(_cfg(shards, out, "run.max_steps=9", "run.save_every=100", f"run.kill_switch={kill}",
+                     f"run.save_switch={save}"))
+    assert last["step"] == 1 and not save.exists()
+    assert (out / "checkpoints" / "latest").read_text() == "step_00000001"
+    kill.unlink()
+    last = _run(_cfg(shards, out, "run.max_steps=3", "run.save_every=100", f"run.kill_switch={kill}"))
+    assert last["step"] == 3
