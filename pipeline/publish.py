@@ -27,11 +27,10 @@ import pyarrow.parquet as pq
 import yaml
 
 from pipeline.report.funnel import funnel_markdown, funnel_rows, load_stats, merge_stats
+from pipeline.writers.shard import PARQUET_DIR, WEBDATASET_DIR  # noqa: F401 - the run's output layout
 
 log = logging.getLogger(__name__)
 
-PARQUET_DIR = "parquet"
-WEBDATASET_DIR = "webdataset"
 
 
 def _features_yaml(schema) -> list:
