@@ -48,7 +48,8 @@ def _run_stats(out_dir: Path) -> dict:
 
 
 def _profile_text(out_dir: Path, profile: str | None) -> tuple[str | None, str | None]:
-    """(profile name, YAML text) from the run's saved ``profile.yaml``, else the named profile."""
+    """(profile name, YAML text) from the run's saved ``profile.yaml`` (with its overrides: exact), else
+    the named profile as shipped (the run's ``stats.json`` names it)."""
     if (out_dir / "profile.yaml").exists():
         text = (out_dir / "profile.yaml").read_text(encoding="utf-8")
         data = yaml.safe_load(text) or {}
@@ -190,6 +191,7 @@ def build_hub_folder(out_dir: str | Path, repo_id: str, folder: str | Path | Non
         _link_or_copy(src, dst)
         files.append(dst)
     stats = _run_stats(out_dir)
+    profile = profile or stats.get("profile") or (stats.get("summary") or {}).get("profile")
     profile_name, profile_yaml = _profile_text(out_dir, profile)
     cfg = OutputConfig()
     if profile_name:

@@ -98,3 +98,11 @@ def test_cli_report_then_dry_run(out_dir, capsys):
     assert main(["publish", str(out_dir), "--repo-id", "org/name", "--dry-run", "--folder", str(out_dir / "f")]) == 0
     assert (out_dir / "f" / "report.html").exists() and (out_dir / "f" / "stats.json").exists()
     assert "http_404 (30)" in (out_dir / "f" / "README.md").read_text()
+
+
+def test_card_takes_the_profile_named_in_the_run_stats(out_dir):
+    stats = json.loads((out_dir / "stats.json").read_text())
+    stats["summary"] = {"profile": "obelics-2023"}
+    (out_dir / "stats.json").write_text(json.dumps(stats))
+    card = (build_hub_folder(out_dir, "org/name") / "README.md").read_text()
+    assert "`obelics-2023` profile" in card and "reencode: true" in card
