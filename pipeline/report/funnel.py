@@ -145,8 +145,8 @@ def funnel_markdown(merged: dict) -> str:
     for row in funnel_rows(merged):
         lv = row["levels"]
         reasons = Counter()
-        for x in lv.values():
-            reasons.update(x["reasons"])
+        for level, x in lv.items():
+            reasons.update({(k if level == "document" else f"{k} [{level}]"): v for k, v in x["reasons"].items()})
         top = ", ".join(f"{k} ({v:,})" for k, v in reasons.most_common(4)) or "—"
         words = lv.get("word") or lv.get("words")
         lines.append(f"| {row['stage']} | {cell(lv.get('document'))} | {cell(lv.get('image'))} | {cell(words)} | {top} |")

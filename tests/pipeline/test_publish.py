@@ -97,7 +97,7 @@ def test_cli_report_then_dry_run(out_dir, capsys):
     assert (out_dir / "report.html").exists() and (out_dir / "stats.json").exists()
     assert main(["publish", str(out_dir), "--repo-id", "org/name", "--dry-run", "--folder", str(out_dir / "f")]) == 0
     assert (out_dir / "f" / "report.html").exists() and (out_dir / "f" / "stats.json").exists()
-    assert "http_404 (30)" in (out_dir / "f" / "README.md").read_text()
+    assert "http_404 [image] (30)" in (out_dir / "f" / "README.md").read_text()
 
 
 def test_card_takes_the_profile_named_in_the_run_stats(out_dir):

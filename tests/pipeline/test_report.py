@@ -50,7 +50,7 @@ def test_merge_sums_shards_by_stage_and_reason():
     assert rows[0]["levels"]["document"] == {"in": 201, "out": 161, "dropped": 40, "reasons": {"not_html": 40}}
     assert rows[2]["levels"]["image"]["out"] == 300 and rows[2]["levels"]["image"]["dropped"] == 100
     md = funnel_markdown(m)
-    assert "| images.merge | 100 → 100 | 400 → 300 |" in md and "http_404 (60)" in md
+    assert "| images.merge | 100 → 100 | 400 → 300 |" in md and "http_404 [image] (60)" in md
 
 
 def test_report_files_open_offline(tmp_path):
