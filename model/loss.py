@@ -20,14 +20,13 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, z_loss_weight: fl
     (the shift happens here). Returns ``loss`` (to backprop), ``ce``, ``z`` (unweighted) and ``n_tokens``.
     A batch with no target at all gives a zero loss that still carries a graph (no NaN, open_flamingo #215).
     """
-    shift_logits = logits[:, :-1].float()
     shift_labels = labels[:, 1:]
     valid = shift_labels != IGNORE_INDEX
     n = int(valid.sum())
     if n == 0:
-        zero = shift_logits.sum() * 0.0
+        zero = logits.sum() * 0.0
         return {"loss": zero, "ce": zero.detach(), "z": zero.detach(), "n_tokens": 0}
-    sel = shift_logits[valid]
+    sel = logits[:, :-1][valid].float()  # select first: fp32 copies of only the target rows
     ce = F.cross_entropy(sel, shift_labels[valid], reduction="mean")
     z = torch.logsumexp(sel, dim=-1).pow(2).mean()
     loss = ce + z_loss_weight * z

@@ -196,6 +196,17 @@ class Trainer:
         torch.distributed.all_reduce(t)
         return float(t.item()) / self.world
 
+    def _per_dataset(self, source: int, ce: float) -> dict[str, float]:
+        """Mean CE per data set over the ranks whose batch came from it this step (m4's per-dataset curves)."""
+        k = len(self.datasets)
+        v = torch.zeros(2 * k, dtype=torch.float64)
+        v[source], v[k + source] = ce, 1.0
+        if _dist():
+            v = v.to(self.device if self.device.type == "cuda" else "cpu")
+            torch.distributed.all_reduce(v)
+            v = v.cpu()
+        return {self.datasets[i].name: float(v[i] / v[k + i]) for i in range(k) if v[k + i] > 0}
+
     def _switches(self) -> tuple[bool, bool]:
         """(kill, save) switch files, agreed across ranks (any rank seeing one counts)."""
         flags = [bool(p) and os.path.exists(p) for p in (self.cfg.run.kill_switch, self.cfg.run.save_switch)]
@@ -499,6 +510,7 @@ class Trainer:
                 gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
+            per_ds = self._per_dataset(source, ce_sum / cfg.optim.grad_accum)
             ce = self._mean(ce_sum / cfg.optim.grad_accum)
             z = self._mean(z_sum / cfg.optim.grad_accum)
             self.detector.check(ce + cfg.optim.z_loss * z)
@@ -520,7 +532,7 @@ class Trainer:
                    "model_tflops_per_device": per_dev * fl.model / 1e12,
                    "mfu": per_dev * fl.model / (cfg.run.peak_tflops * 1e12),
                    "m4_tflops_per_device": per_dev * fl.m4_style / 1e12,
-                   "tokens_seen": self.tokens_seen, "lr_scale": self.lr_scale}
+                   "tokens_seen": self.tokens_seen, "lr_scale": self.lr_scale, "ce_per_dataset": per_ds}
             if grad_norms is not None:
                 rec["grad_norms"] = grad_norms
                 rec["act_rms"] = dict(self._acts)

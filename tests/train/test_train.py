@@ -233,3 +233,20 @@ def test_kill_and_save_switch_files(shards, tmp_path):
     kill.unlink()
     last = _run(_cfg(shards, out, "run.max_steps=3", "run.save_every=100", f"run.kill_switch={kill}"))
     assert last["step"] == 3
+
+
+def test_mixture_of_webdocs_and_pairs_trains_with_per_dataset_loss(shards, tmp_path):
+    from tests.train.shards import write_pairs
+
+    write_pairs(tmp_path / "pairs", 12)
+    out = tmp_path / "mix"
+    cfg = load_config(ROOT / "configs/train/mixture-example.yaml", [
+        f"data.datasets=[{{name: obelics, shards: '{shards}', kind: webdoc, weight: 0.5}}, "
+        f"{{name: laion, shards: '{tmp_path / 'pairs'}', kind: pairs, weight: 0.5}}]",
+        f"run.out_dir={out}", "run.max_steps=8", "run.save_every=100", "run.val_every=0", "run.tensorboard=false",
+        "data.packing.seq_len=64", "run.cpu_threads=1"])
+    _run(cfg)
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+    seen = {r["dataset"] for r in recs}
+    assert seen == {"obelics", "laion"}
+    assert all(list(r["ce_per_dataset"]) == [r["dataset"]] for r in recs)
