@@ -37,6 +37,7 @@ class DataConfig:
     val_permille: int = 0  # documents whose id hashes below this (‰) are held out for validation
     packing: PackingConfig = dataclasses.field(default_factory=PackingConfig)
     batch_size: int = 4  # rows per micro-batch per process
+    prefetch: int = 2  # batches prepared ahead by a background thread (0 = inline); resumes stay exact
     image_size: int | None = None  # default: the model's vision image_size
     tokenizer: str | None = None  # local tokenizer dir (LLaMA's); None = the offline BPE
     tokenizer_vocab: int = 1000

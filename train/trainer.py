@@ -27,6 +27,7 @@ from model.flops import flops_per_token
 from model.loss import causal_lm_loss
 from train.collate import ImageTransform, collate_rows
 from train.config import TrainConfig, to_dict
+from train.prefetch import Prefetcher, pending_from_state, unit_dict
 from train.stability import SpikeDetector, lr_at
 from train.stream import Mixture, PackedStream
 from train.tokenizer import base_vocab_size, load_tokenizer
@@ -91,6 +92,8 @@ class Trainer:
         self.transform = ImageTransform(image_size)
         self.datasets = cfg.data.dataset_list()
         self.mixture = self._make_mixture()
+        self.prefetcher: Prefetcher | None = None
+        self.pending: list = []  # batches restored from a checkpoint, consumed before the mixture
         groups = param_groups(self.model, cfg.optim.weight_decay)
         self.group_names = [g.pop("names") for g in groups]
         opt = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps)
@@ -173,6 +176,40 @@ class Trainer:
         return self.engine or self.ddp or self.model
 
     # ---------------------------------------------------------------- data
+    def _collate(self, rows) -> dict:
+        return collate_rows(rows, self.tok, self.cfg.data.packing.seq_len, self.transform)
+
+    def _data_state(self) -> dict:
+        if self.prefetcher is not None:
+            return self.prefetcher.state_dict()
+        return {"mixture": self.mixture.state_dict(), "pending": [[unit_dict(u) for u in rows] for rows in self.pending]}
+
+    def _load_data_state(self, state: dict) -> None:
+        if self.prefetcher is not None:
+            self.prefetcher.close()
+            self.prefetcher = None
+        self.mixture.load_state_dict(state["mixture"])
+        self.pending = pending_from_state(state)
+
+    def _next_batch(self):
+        """(rows, device batch): checkpointed leftovers first, then the mixture (prefetched if enabled)."""
+        if self.cfg.data.prefetch > 0:
+            if self.prefetcher is None:
+                self.prefetcher = Prefetcher(self.mixture, self._collate, self.cfg.data.prefetch, self.pending)
+                self.pending = []
+            got = self.prefetcher.get()
+            if got is None:
+                return None
+            rows, b = got
+        else:
+            rows = self.pending.pop(0) if self.pending else self.mixture.next_batch_rows()
+            if rows is None:
+                return None
+            b = self._collate(rows)
+        for k in TENSOR_KEYS:
+            b[k] = b[k].to(self.device)
+        return rows, b
+
     def _batch(self, rows) -> dict:
         b = collate_rows(rows, self.tok, self.cfg.data.packing.seq_len, self.transform)
         for k in TENSOR_KEYS:
@@ -283,7 +320,7 @@ class Trainer:
         per_rank = {"rng": {"python": random.getstate(), "numpy": np.random.get_state(),
                             "torch": torch.get_rng_state(),
                             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-                    "data": self.mixture.state_dict()}
+                    "data": self._data_state()}
         if self.engine is not None:
             self.engine.save_checkpoint(str(self.ckpt_root), tag=tag, client_state={"trainer": self._state()},
                                         save_latest=False)
@@ -354,7 +391,7 @@ class Trainer:
             torch.set_rng_state(rng["torch"])
             if rng["cuda"] is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(rng["cuda"])
-            self.mixture.load_state_dict(per_rank["data"])
+            self._load_data_state(per_rank["data"])
 
     def _barrier(self) -> None:
         if _dist():
@@ -437,6 +474,14 @@ class Trainer:
         log.warning("rollback at step %d (%s) to %s, lr scale now %.3g", bad_step, reason, tag, self.lr_scale)
 
     def train(self) -> dict:
+        try:
+            return self._train()
+        finally:
+            if self.prefetcher is not None:
+                self.prefetcher.close()
+                self.prefetcher = None
+
+    def _train(self) -> dict:
         cfg = self.cfg
         tag = self.latest_tag() if cfg.run.resume else None
         if tag:
@@ -472,10 +517,10 @@ class Trainer:
             spiked = None
             source = 0
             for _micro in range(cfg.optim.grad_accum):
-                rows = self.mixture.next_batch_rows()
-                if rows is None:
+                got = self._next_batch()
+                if got is None:
                     raise RuntimeError("data stream ended")
-                b = self._batch(rows)
+                rows, b = got
                 source = b["source"]
                 out = self._forward(b)
                 # all ranks see the same mean loss, so they agree on a rollback
@@ -564,6 +609,8 @@ class Trainer:
 
     def close(self) -> None:
         """Flush logs and leave the process group cleanly (an abrupt exit can abort the other ranks)."""
+        if self.prefetcher is not None:
+            self.prefetcher.close()
         if self.tb is not None:
             self.tb.close()
         if _dist():

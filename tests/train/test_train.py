@@ -250,3 +250,10 @@ def test_mixture_of_webdocs_and_pairs_trains_with_per_dataset_loss(shards, tmp_p
     seen = {r["dataset"] for r in recs}
     assert seen == {"obelics", "laion"}
     assert all(list(r["ce_per_dataset"]) == [r["dataset"]] for r in recs)
+
+
+def test_prefetch_changes_nothing_but_speed(shards, tmp_path):
+    a, b = tmp_path / "inline", tmp_path / "prefetch"
+    _run(_cfg(shards, a, "run.max_steps=5", "run.save_every=100", "data.prefetch=0"))
+    _run(_cfg(shards, b, "run.max_steps=5", "run.save_every=100", "data.prefetch=3"))
+    assert _losses(a) == _losses(b)
