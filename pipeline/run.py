@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from obelics.config import Profile, load_profile
 from pipeline.executor import collect_unit_stats, ensure_ray, run_decision, run_unit_stage
 from pipeline.markers import is_done, read_json, write_json_atomic
@@ -49,6 +51,12 @@ class Plan:
     """Which ops run in which stage: unit ops fused between global decisions."""
 
     steps: list[tuple[str, object]]  # ("units", [UnitOp...]) or ("decide", GlobalOp)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def make_plan(stage_names: list[str]) -> Plan:
@@ -110,6 +118,10 @@ def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: l
                              "use a new --out folder")
     else:
         write_json_atomic(plan_path, plan_record)
+    resolved = out / "profile.yaml"  # the exact profile, overrides applied (the dataset card shows it)
+    if not resolved.exists():
+        _write_text_atomic(resolved, yaml.safe_dump({"name": profile.name, **profile.data}, sort_keys=False,
+                                                     allow_unicode=True))
     if is_done(final_marker):
         log.info("run in %s is complete (stats.json exists): nothing to do", out)
         return read_json(final_marker)
