@@ -10,11 +10,23 @@ from pipeline.report.funnel import funnel_rows, load_stats, merge_stats
 def build_report(out_dir: str | Path, shard_stats: list[str | Path] | None = None,
                  profile: str | None = None) -> dict:
     """Merge the shards' ``stats.json`` (default: every ``stats.json`` below ``out_dir`` except its own)
-    into ``out_dir/stats.json`` and write ``out_dir/report.html``; returns the merged stats."""
+    into ``out_dir/stats.json`` and write ``out_dir/report.html``; returns the merged stats.
+
+    For the output folder of ``obelics run`` (it has ``run.json``) with no ``shard_stats`` given, the run's
+    own ``stats.json`` is used as is and only ``report.html`` is written again. To merge several runs
+    (shards of a snapshot), pass their ``stats.json`` files as ``shard_stats``.
+    """
     from pipeline.report.html import write_report
     from pipeline.writers.stats import write_json_atomic
 
     out_dir = Path(out_dir)
+    own = out_dir / "stats.json"
+    if shard_stats is None and (out_dir / "run.json").exists() and own.exists():
+        # the folder of an `obelics run`: its stats.json is the run's funnel (and completion marker),
+        # already merged over units; re-render the report from it, never replace it
+        merged = load_stats([own])[0]
+        write_report(merged, out_dir / "report.html", profile=profile or merged.get("summary", {}).get("profile"))
+        return merged
     if shard_stats is None:
         shard_stats = sorted(p for p in out_dir.rglob("stats.json") if p.parent != out_dir and "hub" not in p.parts)
     merged = merge_stats(load_stats(shard_stats))

@@ -129,3 +129,16 @@ def test_loopback_common_crawl_on_ray_kill_resume_and_workers(tmp_path, shared):
         c = run_cli(*common, "--out", str(out_c), "--workers", "2")
         assert c.returncode == 0, c.stderr[-3000:]
         assert digest(out_c) == ref
+
+
+def test_report_command_keeps_a_runs_stats(tmp_path):
+    from obelics.cli import main
+    from pipeline.run import run
+
+    out = tmp_path / "out"
+    run("default", out, [str(sample_warc())], overrides=OFFLINE + ["run.use_ray=false"])
+    before = (out / "stats.json").read_bytes()
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "stats.json").read_bytes() == before
+    assert "final" in (out / "report.html").read_text()
