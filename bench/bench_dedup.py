@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "build" / "bench-dedup"
 BENCH_VENV = ROOT / "build" / "bench-venv"
 SHARD_DOCS = 25_000
+WORKER_ENV = {"ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "0"}
 
 
 # -- corpus ----------------------------------------------------------------------------------------
@@ -108,22 +109,29 @@ class PeakMemory:
         self.proc = psutil.Process()
         self.interval = interval
         self.peak = 0
+        self.at_peak: list[tuple[str, int]] = []  # (process, bytes) at the peak sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> int:
+    def _sample(self, detail: list | None = None) -> int:
         total = 0
         for p in [self.proc, *self.proc.children(recursive=True)]:
             try:
                 mi = p.memory_full_info()
-                total += getattr(mi, "pss", mi.rss)
+                v = getattr(mi, "pss", mi.rss)
+                total += v
+                if detail is not None:
+                    detail.append(((" ".join(p.cmdline()[:3]) or p.name())[-60:], v))
             except Exception:  # a process that exited between listing and reading
                 pass
         return total
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
+            detail: list = []
+            v = self._sample(detail)
+            if v > self.peak:
+                self.peak, self.at_peak = v, sorted(detail, key=lambda x: -x[1])[:6]
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -136,19 +144,23 @@ class PeakMemory:
 
 
 # -- one size, in this process ---------------------------------------------------------------------
-def run_size(n: int, profile: str, cpus: int, partitions: int) -> dict:
+def run_size(n: int, profile: str, cpus: int, partitions: int, object_store_mb: int) -> dict:
     import ray
 
     from filters.dedup.config import dedup_config
     from pipeline.dedup import read_units, run_global_dedup
-    from pipeline.executor import ensure_ray
 
     t0 = time.perf_counter()
     paths = generate(n, DATA / str(n))
     gen_s = time.perf_counter() - t0
+    partitions = partitions or max(16, n // 25_000)  # rows per worker stay ~constant as n grows
     cfg = dedup_config(profile, [f"dedup.num_partitions={partitions}"])
     with PeakMemory() as mem:
-        ensure_ray(num_cpus=cpus)
+        # beyond the cap Ray spills objects to disk; the allocator settings make workers give freed
+        # Arrow/heap memory back to the OS between tasks (otherwise idle workers keep their peak)
+        ray.init(num_cpus=cpus, object_store_memory=object_store_mb * 2**20, include_dashboard=False,
+                 log_to_driver=False, runtime_env={"env_vars": WORKER_ENV})
+        ray.data.DataContext.get_current().enable_progress_bars = False
         base = mem._sample()
         t1 = time.perf_counter()
         stats = []
@@ -161,6 +173,8 @@ def run_size(n: int, profile: str, cpus: int, partitions: int) -> dict:
     return {"docs": n, "docs_out": n_out, "seconds": round(seconds, 1), "docs_per_s": round(n / seconds),
             "peak_mem_mb": round(mem.peak / 2**20), "mem_after_ray_init_mb": round(base / 2**20),
             "generate_s": round(gen_s, 1), "cpus": cpus, "partitions": partitions, "profile": profile,
+            "object_store_mb": object_store_mb,
+            "top_processes_at_peak_mb": [(name, round(v / 2**20)) for name, v in mem.at_peak],
             "passes": {s.stage: s.as_dict() for s in stats}}
 
 
@@ -216,17 +230,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", default="100000", help="comma-separated corpus sizes (each in a fresh process)")
     ap.add_argument("--profile", default="default")
     ap.add_argument("--cpus", type=int, default=os.cpu_count())
-    ap.add_argument("--partitions", type=int, default=16)
+    ap.add_argument("--partitions", type=int, default=0, help="hash partitions per pass (0: max(16, docs/25k))")
+    ap.add_argument("--object-store-mb", type=int, default=1024, help="Ray object store cap (spills beyond)")
     ap.add_argument("--minhash-docs", type=int, default=20_000, help="documents for the signature comparison (0: skip)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        print("RESULT " + json.dumps(run_size(args.one, args.profile, args.cpus, args.partitions)))
+        print("RESULT " + json.dumps(run_size(args.one, args.profile, args.cpus, args.partitions,
+                                              args.object_store_mb)))
         return 0
     results = []
     for n in [int(x) for x in args.docs.split(",")]:
         cmd = [sys.executable, "-m", "bench.bench_dedup", "--one", str(n), "--profile", args.profile,
-               "--cpus", str(args.cpus), "--partitions", str(args.partitions)]
+               "--cpus", str(args.cpus), "--partitions", str(args.partitions),
+               "--object-store-mb", str(args.object_store_mb)]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
@@ -236,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         print(f"{r['docs']:>9,} docs -> {r['docs_out']:,} kept: {r['seconds']} s, {r['docs_per_s']:,} docs/s, "
               f"peak memory {r['peak_mem_mb']:,} MB (Ray idle {r['mem_after_ray_init_mb']:,} MB), "
-              f"{r['cpus']} CPUs, {r['partitions']} partitions, profile {r['profile']}")
+              f"{r['cpus']} CPUs, {r['partitions']} partitions, object store cap {r['object_store_mb']} MB, "
+              f"profile {r['profile']}")
+        print(f"    largest processes at the peak (MB): {r['top_processes_at_peak_mb']}")
         for stage, s in r["passes"].items():
             print(f"    {stage}: in {s['in']} out {s['out']} dropped {s['dropped']}")
     if len(results) > 1:

@@ -283,10 +283,11 @@ def _candidate_features(ds, nodes: pa.Array, cfg: DedupConfig):
 
     t = pa.concat_tables(_tables(ds.select_columns(["doc_id", "texts"]).map_batches(feats, batch_format="pyarrow")))
     order = pc.index_in(nodes, value_set=t["doc_id"]).to_numpy()
-    sh = t["sh"].to_pylist()
-    sig = t["sig"].to_pylist()
-    sets = [np.array(sh[i], np.uint64) for i in order]
-    sigs = np.array([sig[i] for i in order], np.uint32).reshape(len(order), -1)
+    sh = t["sh"].combine_chunks()
+    flat = pc.list_flatten(sh).to_numpy()  # numpy views, no Python ints
+    off = sh.offsets.to_numpy()
+    sets = [flat[off[i]:off[i + 1]] for i in order]
+    sigs = pc.list_flatten(t["sig"].combine_chunks()).to_numpy().reshape(t.num_rows, -1)[order]
     return sets, sigs
 
 
