@@ -606,7 +606,6 @@ class Trainer:
             self.tb.flush()
         return last
 
-
     def close(self) -> None:
         """Flush logs and leave the process group cleanly (an abrupt exit can abort the other ranks)."""
         if self.prefetcher is not None:
