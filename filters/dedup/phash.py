@@ -80,3 +80,14 @@ def phash_clusters(urls: list[str], hashes: list[int | None], max_distance: int 
         lab = labels[i]
         canon[lab] = min(canon.get(lab, us[i]), us[i])
     return {us[i]: canon[labels[i]] for i in np.flatnonzero(sizes[labels] > 1)}
+
+
+def canonical_image_keys(urls: list[str], images: list[bytes | None], max_distance: int = 4,
+                         hash_size: int = 8) -> dict[str, str]:
+    """{url: canonical url} for downloaded images (``images[i]`` the bytes of ``urls[i]``, None if missing).
+
+    Pass the result as ``canonical`` to the image-URL frequency pass so that the same picture under
+    several URLs is counted as one image.
+    """
+    hashes = [phash(b, hash_size) if b else None for b in images]
+    return phash_clusters(urls, hashes, max_distance)

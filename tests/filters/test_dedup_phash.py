@@ -32,3 +32,19 @@ def test_clusters_map_urls_to_one_canonical_url():
               phash(_jpeg(Image.open(folder / "skimage__coffee.png"))), None]
     assert phash_clusters(urls, hashes, 4) == {"https://cdn2/cat.jpg": "https://cdn1/cat.jpg",
                                                "https://cdn1/cat.jpg": "https://cdn1/cat.jpg"}
+
+
+def test_canonical_keys_feed_the_image_url_pass():
+    from filters.dedup.config import DedupConfig
+    from filters.dedup.image_url import image_url_dedup
+    from filters.dedup.phash import canonical_image_keys
+    from tests.filters.dedup_helpers import make_doc
+
+    cat = Image.open(shared_path("data", "images") / "skimage__chelsea.png")
+    urls = [f"https://cdn{k}/cat.jpg" for k in range(11)]
+    payloads = [_jpeg(cat.resize((300 - 5 * k, 225 - 4 * k)), 60 + 3 * k) for k in range(11)]
+    canonical = canonical_image_keys(urls, payloads)
+    assert set(canonical.values()) == {"https://cdn0/cat.jpg"}
+    docs = [make_doc(f"https://s{k}.com/", [u]) for k, u in enumerate(urls)]
+    r = image_url_dedup(docs, DedupConfig(), canonical=canonical)  # 11 documents show one picture
+    assert not any(i for d in r.docs for i in d.images)
