@@ -453,6 +453,8 @@ def decide(name: str, prev_dir: Path, units: list[str], ctx: dict) -> dict:
 
 
 def _decide(name: str, prev_dir: Path, units: list[str], ctx: dict, cfg: DedupConfig) -> dict:
+    if not getattr(cfg, name).enabled:  # a disabled pass decides nothing and applies as a no-op
+        return {"pass": name, "file": None, "stats": []}
     paths = [str(Path(prev_dir) / f"{u}.parquet") for u in units if (Path(prev_dir) / f"{u}.parquet").exists()]
     ddir = Path(ctx["decision_dir"])
     stats = FilterStats(f"dedup.{name}.decide")
