@@ -97,12 +97,33 @@ def _fused(ops: list[UnitOp]):
     return fn
 
 
+RUN_OUTPUTS = ("run.json", "profile.yaml", "stats.json", "report.html", "work", "parquet", "webdataset")
+
+
+def discard_run(out: Path) -> None:
+    """Remove what ``run`` wrote in ``out`` (and nothing else)."""
+    import shutil
+
+    for name in RUN_OUTPUTS:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
 def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: list[str] | None = None,
-        workers: int | None = None, ray_address: str | None = None) -> dict:
-    """Run the pipeline over ``inputs`` (WARC paths or URLs) into ``out``; returns the final stats."""
+        workers: int | None = None, ray_address: str | None = None, restart: bool = False) -> dict:
+    """Run the pipeline over ``inputs`` (WARC paths or URLs) into ``out``; returns the final stats.
+
+    ``restart`` discards a previous run in ``out`` first; otherwise a previous run with the same plan is
+    resumed (or found complete), and one with another plan is refused.
+    """
     profile = load_profile(profile, overrides)
     cfg = profile.section("run", RunConfig)
     out = Path(out)
+    if restart:
+        discard_run(out)
     work = out / "work"
     final_marker = out / "stats.json"
     units = {input_name(i): i for i in inputs}
@@ -115,7 +136,7 @@ def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: l
         previous = read_json(plan_path)
         if previous != plan_record:
             raise ValueError(f"{out} holds a run with another plan (inputs, profile or stages differ); "
-                             "use a new --out folder")
+                             "use a new --out folder, or --restart to discard that run")
     else:
         write_json_atomic(plan_path, plan_record)
     resolved = out / "profile.yaml"  # the exact profile, overrides applied (the dataset card shows it)

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="take at most this many WARC files of the shard")
     p.add_argument("--workers", type=int, help="concurrent units (default: one per CPU of the Ray cluster)")
     p.add_argument("--cc-base-url", help="Common Crawl HTTP base (default https://data.commoncrawl.org/)")
+    p.add_argument("--restart", action="store_true", help="discard a previous run in --out and start again")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", help="override a profile value")
     p.set_defaults(func=main)
 
@@ -70,7 +71,8 @@ def main(args: argparse.Namespace) -> int:
         for w in inputs:
             if not w.startswith(("http://", "https://")) and not Path(w).exists():
                 raise FileNotFoundError(f"no such WARC: {w}")
-    stats = run(conf["profile"], out, inputs, overrides=conf.get("set"), workers=conf.get("workers"))
+    stats = run(conf["profile"], out, inputs, overrides=conf.get("set"), workers=conf.get("workers"),
+                restart=args.restart)
     print(json.dumps(stats.get("summary", {}), indent=2))
     print(f"output: {out}")
     return 0
