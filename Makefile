@@ -16,6 +16,7 @@ SHARD ?= 0
 NUM_SHARDS ?= 1
 LIMIT ?=
 PYTEST_ARGS ?=
+TEST_MARK ?= not slow and not gpu
 
 SAMPLE_WARC := build/sample/sample.warc.gz
 
@@ -51,15 +52,16 @@ crawl-shard: $(VENV)/.base $(SAMPLE_WARC)
 	  $(if $(SNAPSHOT),--snapshot $(SNAPSHOT) --shard $(SHARD) --num-shards $(NUM_SHARDS) $(if $(LIMIT),--limit $(LIMIT)),configs/run/sample.yaml)
 
 test: $(VENV)/.all $(SAMPLE_WARC)
-	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
+	DS_ACCELERATOR=$${DS_ACCELERATOR:-cpu} $(PY) -m pytest -q -m "$(TEST_MARK)" $(PYTEST_ARGS)
 
-test-all: $(VENV)/.all $(SAMPLE_WARC)
-	$(PY) -m pytest -q -m "not gpu" $(PYTEST_ARGS)
+test-all:
+	$(MAKE) test TEST_MARK="not gpu"
 
 lint: $(VENV)/.all
 	$(VENV)/bin/ruff check obelics filters pipeline model train tests bench
 
 bench: $(VENV)/.all $(SAMPLE_WARC)
+	bash bench/setup_datatrove_env.sh
 	$(PY) -m bench.run_all
 
 train-sample: $(VENV)/.all crawl-shard
