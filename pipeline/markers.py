@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
+from pipeline.writers.stats import write_json_atomic
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write JSON to ``path`` through a temporary sibling and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True, ensure_ascii=False)
-    os.replace(tmp, path)
-    return path
+__all__ = ["clean_temporaries", "is_done", "read_json", "write_json_atomic"]
 
 
 def read_json(path: str | Path) -> Any:

@@ -21,9 +21,8 @@ def _stats(name: str):
 
 # -- extraction --------------------------------------------------------------------------------------
 _META_HINT = re.compile(rb"<meta[^>]{0,200}name\s*=\s*[\"']?(robots|tdm-|obelics)", re.I)
-# Page headers the document opt-out reads; kept in general_metadata until the writers strip them.
+# Page headers the document opt-out reads; kept in general_metadata until pipeline.finish strips them.
 _OPTOUT_HEADERS = ("x-robots-tag", "tdm-reservation", "tdm-policy")
-PRIVATE_GM_KEYS = ("http_headers", "optout_meta")
 
 
 def _extract(source, ctx):
