@@ -6,6 +6,7 @@ and the stage statistics (``FilterStats.as_dict()`` shape: stage, in, out, dropp
 
 from __future__ import annotations
 
+import functools
 import re
 
 from obelics.document import WebDocument, documents_to_table, table_to_documents
@@ -133,16 +134,30 @@ register(UnitOp("final", _final))
 
 
 # -- dedup passes (pipeline.dedup: decide on Ray, apply per unit) ---------------------------------------
+@functools.lru_cache(maxsize=2)
+def _load_phash(path: str) -> dict[str, str]:
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _with_phash(ctx: dict) -> dict:
+    """``ctx`` plus ``phash_canonical`` when the image-table decision computed pHash clusters."""
+    path = (ctx["decisions"].get("image_table") or {}).get("phash_file")
+    return dict(ctx, phash_canonical=_load_phash(path)) if path else ctx
+
+
 def _dedup_op(op_name: str, pass_name: str) -> GlobalOp:
     def decide(prev_dir, units, ctx):
         from pipeline.dedup import decide as dd
 
-        return dd(pass_name, prev_dir, units, ctx)
+        return dd(pass_name, prev_dir, units, _with_phash(ctx))
 
     def apply(docs, decision, ctx):
         from pipeline.dedup import apply as da
 
-        table, st = da(pass_name, documents_to_table(docs), decision, ctx)
+        table, st = da(pass_name, documents_to_table(docs), decision, _with_phash(ctx))
         return list(table_to_documents(table)), [st.as_dict()]
 
     return GlobalOp(op_name, decide, apply)
@@ -205,7 +220,41 @@ def _image_table_decide(prev_dir, units, ctx):
         if reason != "success":
             st.drop("image", reason, n)
     st.kept("image", counts.get("success", 0))
-    return {"table_dir": str(table.folder), "stats": [st.as_dict()]}
+    decision = {"table_dir": str(table.folder), "stats": [st.as_dict()]}
+    phash_file = _phash_clusters(table, ctx["profile"], ddir)
+    if phash_file:
+        decision["phash_file"] = phash_file
+    return decision
+
+
+def _phash_clusters(table, profile, ddir) -> str | None:
+    """{url: canonical url} of near-identical downloaded images, when the image-URL pass counts them as one.
+
+    Hashes are computed part by part of the image table (bounded memory); written as JSON beside the
+    decision. None when the profile does not use pHash.
+    """
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from filters.dedup.phash import phash, phash_clusters
+    from pipeline.dedup import config_of
+    from pipeline.markers import write_json_atomic
+
+    cfg = config_of(profile)
+    if not (cfg.image_url.enabled and cfg.image_url.use_phash and cfg.phash.enabled):
+        return None
+    urls, hashes = [], []
+    for part in table.parts():
+        t = pq.read_table(part, columns=["url", "status", "bytes"])
+        for url, status, data in zip(t["url"].to_pylist(), t["status"].to_pylist(), t["bytes"].to_pylist()):
+            if status == "success" and data:
+                urls.append(url)
+                hashes.append(phash(data, cfg.phash.hash_size))
+    clusters = phash_clusters(urls, hashes, cfg.phash.max_distance)
+    path = Path(ddir) / "phash_canonical.json"
+    write_json_atomic(path, clusters)
+    return str(path)
 
 
 def image_table_of(ctx):

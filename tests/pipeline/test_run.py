@@ -142,3 +142,33 @@ def test_report_command_keeps_a_runs_stats(tmp_path):
     assert main(["report", str(out)]) == 0
     assert (out / "stats.json").read_bytes() == before
     assert "final" in (out / "report.html").read_text()
+
+
+def test_phash_clusters_reach_the_image_url_pass(tmp_path):
+    """default counts near-identical images as one in the image-URL pass: the run computes the clusters."""
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    from obelics.config import load_profile
+    from pipeline.images.config import ImagesConfig
+    from pipeline.images.table import ImageTable, make_row, rows_to_table
+    from pipeline.stages import _phash_clusters, _with_phash
+
+    img = Image.fromarray(data.astronaut())
+    png, jpg = io.BytesIO(), io.BytesIO()
+    img.save(png, "PNG")
+    img.resize((400, 400)).save(jpg, "JPEG", quality=80)
+    other = io.BytesIO()
+    Image.fromarray(data.coffee()).save(other, "PNG")
+    cfg = ImagesConfig()
+    table = ImageTable(tmp_path / "table")
+    table.write_part("x", rows_to_table([make_row("http://a/x.png", png.getvalue(), cfg),
+                                         make_row("http://b/y.jpg", jpg.getvalue(), cfg),
+                                         make_row("http://c/z.png", other.getvalue(), cfg)]))
+    path = _phash_clusters(table, load_profile("default"), tmp_path)
+    ctx = _with_phash({"decisions": {"image_table": {"phash_file": path}}})
+    canon = ctx["phash_canonical"]
+    assert canon["http://a/x.png"] == canon["http://b/y.jpg"] and "http://c/z.png" not in canon
+    assert _phash_clusters(table, load_profile("obelics-2023"), tmp_path / "2023") is None
