@@ -7,11 +7,14 @@ and the stage statistics (``FilterStats.as_dict()`` shape: stage, in, out, dropp
 from __future__ import annotations
 
 import functools
+import logging
 import re
 
 from obelics.document import WebDocument, documents_to_table, table_to_documents
 from obelics.records import ReadStats
 from pipeline.ops import GlobalOp, UnitOp, register
+
+log = logging.getLogger("obelics.run")
 
 
 def _stats(name: str):
@@ -37,20 +40,25 @@ def _extract(source, ctx):
     token = profile.get("optout.user_agent_token", "") or ""
     rs = ReadStats()
     docs = []
-    for record in iter_html_records(source, profile.section("warc", WarcConfig), rs):
-        try:
-            doc = extract_record(record, cfg)
-        except Exception as e:  # noqa: BLE001 - one bad page never stops a run
-            rs.skip(f"extract_error:{type(e).__name__}")
-            continue
-        headers = {k: v for k, v in record.http_headers.items() if k in _OPTOUT_HEADERS}
-        if headers:
-            doc.general_metadata["http_headers"] = headers
-        if _META_HINT.search(record.payload[:300_000]):
-            meta = meta_signals(record.html, token)
-            if meta:
-                doc.general_metadata["optout_meta"] = meta
-        docs.append(doc)
+    try:
+        for record in iter_html_records(source, profile.section("warc", WarcConfig), rs):
+            try:
+                doc = extract_record(record, cfg)
+            except Exception as e:  # noqa: BLE001 - one bad page never stops a run
+                rs.skip(f"extract_error:{type(e).__name__}")
+                continue
+            headers = {k: v for k, v in record.http_headers.items() if k in _OPTOUT_HEADERS}
+            if headers:
+                doc.general_metadata["http_headers"] = headers
+            if _META_HINT.search(record.payload[:300_000]):
+                meta = meta_signals(record.html, token)
+                if meta:
+                    doc.general_metadata["optout_meta"] = meta
+            docs.append(doc)
+    except Exception as e:  # noqa: BLE001 - an unreadable input (404, retries exhausted) never stops the run
+        # the reader already retried and resumed by Range; what was read is kept, the rest counted
+        log.warning("input %s: %s: %s", source, type(e).__name__, e)
+        rs.skip(f"input_error:{type(e).__name__}")
     st = _stats("extract")
     st.seen("document", rs.html_records)
     st.kept("document", len(docs))

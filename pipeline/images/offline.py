@@ -8,6 +8,7 @@ not know where an image came from and nothing is fetched from the network.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pyarrow as pa
 from obelics.records import ImageRecord, ReadStats
 from pipeline.images.config import ImagesConfig
 from pipeline.images.table import ImageTable, make_row, rows_to_table
+
+log = logging.getLogger("obelics.images")
 
 
 def disallowed_by_headers(headers: dict[str, str], user_agent_token: str | None,
@@ -90,7 +93,12 @@ def warc_image_table(sources: Iterable[str | Path], table_dir: str | Path, cfg: 
 
     def records():
         for src in sources:
-            yield from iter_image_records(src, stats=stats)
+            try:
+                yield from iter_image_records(src, stats=stats)
+            except Exception as e:  # noqa: BLE001 - an unreadable input costs its own images only
+                log.warning("image records of %s: %s: %s", src, type(e).__name__, e)
+                if stats is not None:
+                    stats.skip(f"input_error:{type(e).__name__}")
 
     table = table_from_records(records(), cfg, wanted_set)
     if wanted_set is not None:

@@ -172,3 +172,15 @@ def test_phash_clusters_reach_the_image_url_pass(tmp_path):
     canon = ctx["phash_canonical"]
     assert canon["http://a/x.png"] == canon["http://b/y.jpg"] and "http://c/z.png" not in canon
     assert _phash_clusters(table, load_profile("obelics-2023"), tmp_path / "2023") is None
+
+
+def test_unreadable_input_is_counted_and_the_run_goes_on(tmp_path):
+    from pipeline.run import run
+
+    snap = make_snapshot(tmp_path / "cc", "CC-MAIN-2099-02", [sample_warc()])
+    with CommonCrawlStandIn(tmp_path / "cc") as base:
+        inputs = [base + snap[0], base + "crawl-data/CC-MAIN-2099-02/missing.warc.gz"]
+        stats = run("default", tmp_path / "out", inputs,
+                    overrides=OFFLINE + ["run.use_ray=false", "warc.http_retries=1", "warc.http_backoff=0.01"])
+    assert stats["summary"]["documents"] >= 4
+    assert stats["read"]["skipped"].get("input_error:FileNotFoundError") == 1
