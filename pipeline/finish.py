@@ -88,7 +88,8 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
             wds.abort()
     read = [s["read"] for s in unit_stats if "read" in s]
     stages = [s for s in unit_stats if "stage" in s]
-    shard_stats = [{"read": r} for r in read] + [{"stages": stages}]
+    metrics = [{"metrics": s["metrics"], "thresholds": s.get("thresholds", {})} for s in unit_stats if "metrics" in s]
+    shard_stats = [{"read": r} for r in read] + [{"stages": stages}] + metrics
     merged = merge_stats(shard_stats)
     merged["distributions"] = document_distributions(table.select(["texts", "images"]).to_pylist())
     merged["outputs"] = outputs

@@ -93,12 +93,59 @@ def _url_ban(docs, ctx):
     return out, [st.as_dict()]
 
 
+METRIC_SAMPLE_DOCS = 500  # documents per unit whose metrics go to the report's histograms
+
+
+def _document_metrics(docs, ctx) -> dict:
+    """Document-level metric values of (a deterministic sample of) ``docs`` and the profile's cut-offs,
+    in the funnel's ``metrics``/``thresholds`` shape, for the report's histograms."""
+    from filters.text_filters import text_filter_for
+    from filters.text_metrics import (
+        character_repetition_ratio,
+        get_words,
+        punctuation_ratio,
+        special_character_ratio,
+        word_ratio,
+        word_repetition_ratio,
+    )
+
+    chain = text_filter_for(ctx["profile"])
+    c = chain.cfg.doc
+    step = max(1, -(-len(docs) // METRIC_SAMPLE_DOCS))
+    values: dict[str, list] = {k: [] for k in ("number_words", "character_repetition_ratio", "word_repetition_ratio",
+                                               "special_character_ratio", "stopword_ratio", "flagged_word_ratio",
+                                               "punctuation_ratio")}
+    for d in docs[::step]:
+        full = "\n\n".join(t for t in d.texts if t)
+        if not full:
+            continue
+        words = get_words(full)
+        values["number_words"].append(len(words))
+        values["character_repetition_ratio"].append(character_repetition_ratio(full, c.character_repetition_length))
+        values["word_repetition_ratio"].append(word_repetition_ratio(words, c.word_repetition_length))
+        values["special_character_ratio"].append(special_character_ratio(full))
+        values["stopword_ratio"].append(word_ratio(words, chain.lists.stopwords))
+        values["flagged_word_ratio"].append(word_ratio(words, chain.lists.flagged))
+        values["punctuation_ratio"].append(punctuation_ratio(full))
+    cut = {"number_words": (c.number_words_min, c.number_words_max),
+           "character_repetition_ratio": (None, c.character_repetition_max),
+           "word_repetition_ratio": (None, c.word_repetition_max),
+           "special_character_ratio": (None, c.special_character_ratio_max),
+           "stopword_ratio": (c.stopword_ratio_min, None), "flagged_word_ratio": (None, c.flagged_word_ratio_max),
+           "punctuation_ratio": (c.punctuation_ratio_min, None)}
+    stage = "text_filters (document level, before filtering)"
+    thresholds = {f"{stage}.{k}": {kk: v for kk, v in (("min", lo), ("max", hi)) if v is not None}
+                  for k, (lo, hi) in cut.items()}
+    return {"metrics": {stage: values}, "thresholds": thresholds}
+
+
 def _text_filters(docs, ctx):
     from filters.text_filters import filter_documents
 
     st = _stats("text_filters")
+    metrics = _document_metrics(docs, ctx)
     kept = filter_documents(docs, ctx["profile"], st)
-    return kept, [st.as_dict()]
+    return kept, [st.as_dict(), metrics]
 
 
 def _doc_filters(docs, ctx):

@@ -64,6 +64,11 @@ def test_sample_run_then_rerun_does_nothing(tmp_path):
     final = [st for st in stats["stages"] if st["stage"] == "final"][0]
     assert final["out"]["document"] == s["documents"]
     assert any(st["dropped"] for st in stats["stages"])
+    # the report draws the filter metrics with their thresholds, and the output distributions
+    (metric_stage, values), = stats["metrics"].items()
+    assert len(values["stopword_ratio"]) >= 5 and stats["thresholds"][f"{metric_stage}.stopword_ratio"]["min"] > 0
+    report = (out / "report.html").read_text()
+    assert "Filter metrics" in report and report.count("<svg") >= 5
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     again = run("default", out, [str(sample_warc())], overrides=OFFLINE + ["run.use_ray=false"])
     assert again["summary"] == stats["summary"]
