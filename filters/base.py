@@ -37,6 +37,18 @@ class FilterStats:
     def event(self, name: str, n: int = 1) -> None:
         self.events[name] += n
 
+    def decide(self, item, reason: Verdict, kept: list, rejects: list | None = None, level: str = "document") -> bool:
+        """Count ``item`` as kept (appended to ``kept``) or, with a ``reason``, dropped (appended to ``rejects``
+        as ``(item, "<level>:<reason>")``). Returns whether it was kept."""
+        if reason:
+            self.drop(level, reason)
+            if rejects is not None:
+                rejects.append((item, f"{level}:{reason}"))
+            return False
+        self.kept(level)
+        kept.append(item)
+        return True
+
     def merge(self, other: FilterStats) -> FilterStats:
         self.inputs.update(other.inputs)
         self.outputs.update(other.outputs)

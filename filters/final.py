@@ -188,12 +188,5 @@ def final_processing(docs, profile, stats: FilterStats, rejects: list | None = N
             out.append(doc)
             continue
         new = proc.process_nodes(doc, stats)
-        reason = proc.document_verdict(new)
-        if reason:
-            stats.drop("document", reason)
-            if rejects is not None:
-                rejects.append((new, f"document:{reason}"))
-            continue
-        stats.kept("document")
-        out.append(new)
+        stats.decide(new, proc.document_verdict(new), out, rejects)
     return out

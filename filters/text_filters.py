@@ -395,13 +395,7 @@ def filter_documents(docs, profile, stats: FilterStats, rejects: list | None = N
         if reason is None:
             new = chain.filter_nodes(doc, stats) if chain.cfg.node_level else doc
             reason = chain.document_verdict(new) if chain.cfg.doc_level else None
-        if reason:
-            stats.drop("document", reason)
-            if rejects is not None:
-                rejects.append((new, f"document:{reason}"))
-            continue
-        stats.kept("document")
-        out.append(new)
+        stats.decide(new, reason, out, rejects)
     return out
 
 
@@ -424,11 +418,5 @@ def recheck_documents(docs, profile, stats: FilterStats, rejects: list | None = 
     for doc in docs:
         stats.seen("document")
         reason = chain.document_verdict(doc)
-        if reason:
-            stats.drop("document", f"recheck:{reason}")
-            if rejects is not None:
-                rejects.append((doc, f"document:recheck:{reason}"))
-            continue
-        stats.kept("document")
-        out.append(doc)
+        stats.decide(doc, f"recheck:{reason}" if reason else None, out, rejects)
     return out

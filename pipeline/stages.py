@@ -158,11 +158,7 @@ def _doc_filters(docs, ctx):
     for d in docs:
         st.seen("document")
         reason = chain.image_count_verdict(d) if chain.cfg.enabled and chain.cfg.doc_level else None
-        if reason:
-            st.drop("document", reason)
-            continue
-        st.kept("document")
-        out.append(d)
+        st.decide(d, reason, out)
     return out, [st.as_dict()]
 
 
@@ -233,11 +229,8 @@ def _clean(docs, ctx):
         st.seen("document")
         texts, images, metadata = clean_nodes(d.texts, d.images, d.metadata)
         nd = WebDocument(list(texts), list(images), list(metadata), d.general_metadata, d.doc_id, d.capture_date)
-        if nd.num_images == 0 or not any(t for t in nd.texts if t):
-            st.drop("document", "clean:no_text_or_no_image")
-            continue
-        st.kept("document")
-        out.append(nd)
+        empty = nd.num_images == 0 or not any(t for t in nd.texts if t)
+        st.decide(nd, "clean:no_text_or_no_image" if empty else None, out)
     return out, [st.as_dict()]
 
 
