@@ -37,6 +37,12 @@ class FilterStats:
     def event(self, name: str, n: int = 1) -> None:
         self.events[name] += n
 
+    def pass_through(self, items: list, level: str = "document") -> list:
+        """Count ``items`` as seen and kept unchanged (a switched-off check); returns them."""
+        self.seen(level, len(items))
+        self.kept(level, len(items))
+        return items
+
     def decide(self, item, reason: Verdict, kept: list, rejects: list | None = None, level: str = "document") -> bool:
         """Count ``item`` as kept (appended to ``kept``) or, with a ``reason``, dropped (appended to ``rejects``
         as ``(item, "<level>:<reason>")``). Returns whether it was kept."""

@@ -180,13 +180,11 @@ def final_processing(docs, profile, stats: FilterStats, rejects: list | None = N
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
     proc = FinalProcessor(profile.section("final", FinalConfig))
+    if not proc.cfg.enabled:
+        return stats.pass_through(list(docs))
     out = []
     for doc in docs:
         stats.seen("document")
-        if not proc.cfg.enabled:
-            stats.kept("document")
-            out.append(doc)
-            continue
         new = proc.process_nodes(doc, stats)
         stats.decide(new, proc.document_verdict(new), out, rejects)
     return out

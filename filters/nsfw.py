@@ -226,9 +226,7 @@ def nsfw_filter(docs: Iterable[WebDocument], image_bytes: ImageBytes,
     stats = stats if stats is not None else FilterStats("nsfw")
     docs = list(docs)
     if not cfg.enabled:
-        stats.seen("document", len(docs))
-        stats.kept("document", len(docs))
-        return docs
+        return stats.pass_through(docs)
     classifier = classifier or load_classifier(cfg)
     urls = [u for d in docs for u in d.images if u is not None]
     scores = score_urls(urls, image_bytes, classifier, cfg.batch_size)

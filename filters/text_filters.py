@@ -380,13 +380,11 @@ def filter_documents(docs, profile, stats: FilterStats, rejects: list | None = N
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
     chain = text_filter_for(profile)
+    if not chain.cfg.enabled:
+        return stats.pass_through(list(docs))
     out = []
     for doc in docs:
         stats.seen("document")
-        if not chain.cfg.enabled:
-            stats.kept("document")
-            out.append(doc)
-            continue
         # The image count (first document check) does not depend on the text filters: a document that
         # fails it is dropped before its paragraphs are filtered (same decision, less work; its
         # paragraphs are then not counted).
@@ -411,9 +409,7 @@ def recheck_documents(docs, profile, stats: FilterStats, rejects: list | None = 
     chain = text_filter_for(profile)
     docs = list(docs)
     if not (chain.cfg.enabled and chain.cfg.recheck_after_dedup):
-        stats.seen("document", len(docs))
-        stats.kept("document", len(docs))
-        return docs
+        return stats.pass_through(docs)
     out = []
     for doc in docs:
         stats.seen("document")

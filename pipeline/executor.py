@@ -25,12 +25,11 @@ import pyarrow.parquet as pq
 from obelics.document import DOCUMENT_SCHEMA, WebDocument, table_to_documents
 from obelics.parquet import write_documents
 from pipeline.markers import clean_temporaries, is_done, read_json, write_json_atomic
+from pipeline.ops import UnitFn
 from pipeline.progress import StageProgress
 
 log = logging.getLogger("obelics.run")
 
-# fn(docs, context) -> (docs_out, [stage stats dicts])
-UnitFn = Callable[[list[WebDocument], dict], tuple[list[WebDocument], list[dict]]]
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:

@@ -46,7 +46,7 @@ def gather(work: Path, stage: str | None, units: list[str]) -> pa.Table:
 
 
 def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], unit_stats: list[dict], profile,
-               run_cfg, timings: list[dict], seconds: float) -> dict:
+               run_cfg, timings: list[dict], seconds: float, image_table_dir: str | None = None) -> dict:
     """Write the dataset shards, ``report.html`` and return the run's stats (the caller writes stats.json)."""
     from pipeline.images.merge import fill_image_bytes
     from pipeline.images.table import ImageTable
@@ -61,10 +61,7 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
     n = table.num_rows
     per = max(1, run_cfg.output_shard_docs)
     n_shards = max(1, -(-n // per))
-    table_dirs = sorted((work).glob("*-image_table/decision.json"))
-    images = None
-    if table_dirs:
-        images = ImageTable(json.loads(table_dirs[-1].read_text())["decision"]["table_dir"])
+    images = ImageTable(image_table_dir) if image_table_dir else None
     outputs = []
     wds = WebDatasetWriter(out / "webdataset", "shard", ocfg.webdataset_max_count, ocfg.webdataset_max_bytes) \
         if ocfg.webdataset else None

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from obelics.config import Profile, load_profile
+from obelics.parquet import atomic_path
 from pipeline.executor import collect_unit_stats, ensure_ray, run_decision, run_unit_stage
 from pipeline.markers import is_done, read_json, write_json_atomic
 from pipeline.ops import GlobalOp, UnitOp, get_op
@@ -54,9 +55,12 @@ class Plan:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    tmp = atomic_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def make_plan(stage_names: list[str]) -> Plan:
@@ -176,7 +180,8 @@ def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: l
     from pipeline.finish import finish_run
 
     stats = finish_run(out, work, prev, sorted(units), collect_unit_stats(work, stage_dirs, list(units)),
-                       profile, cfg, timings, time.monotonic() - t0)
+                       profile, cfg, timings, time.monotonic() - t0,
+                       (ctx["decisions"].get("image_table") or {}).get("table_dir"))
     write_json_atomic(final_marker, stats)
     log.info("run complete in %.1fs: %s", time.monotonic() - t0, out)
     return stats

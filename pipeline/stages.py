@@ -353,9 +353,7 @@ def _nsfw(docs, ctx):
     st = _stats("nsfw")
     cfg = profile.section("nsfw", NsfwConfig)
     if not cfg.enabled:
-        st.seen("document", len(docs))
-        st.kept("document", len(docs))
-        return docs, [st.as_dict()]
+        return st.pass_through(docs), [st.as_dict()]
     classifier = load_classifier(cfg)
     table = image_table_of(ctx)
     out = []

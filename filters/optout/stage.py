@@ -42,9 +42,7 @@ def optout_filter_images(docs: Iterable[WebDocument], headers_by_url: Mapping[st
     stats = stats if stats is not None else FilterStats("optout_images")
     docs = list(docs)
     if not cfg.enabled or not cfg.images:
-        stats.seen("document", len(docs))
-        stats.kept("document", len(docs))
-        return docs
+        return stats.pass_through(docs)
     checker = _checker(cfg, checker)
     errors0, events0 = checker.errors.copy(), checker.events.copy()
     verdicts = checker.check_urls([u for d in docs for u in d.images if u], "image", headers_by_url)
@@ -83,9 +81,7 @@ def optout_filter_documents(docs: Iterable[WebDocument], profile: Profile | str 
     stats = stats if stats is not None else FilterStats("optout_documents")
     docs = list(docs)
     if not cfg.enabled or not cfg.documents:
-        stats.seen("document", len(docs))
-        stats.kept("document", len(docs))
-        return docs
+        return stats.pass_through(docs)
     checker = _checker(cfg, checker)
     errors0, events0 = checker.errors.copy(), checker.events.copy()
     headers = dict(headers_by_url or {})

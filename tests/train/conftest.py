@@ -1,12 +1,3 @@
-"""Tiny models on a shared 2-core box: intra-op threading only adds contention (13 s vs 0.5 s measured)."""
+"""The same one-torch-thread fixture as tests/model (defined there once)."""
 
-import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+from tests.model.conftest import _one_torch_thread  # noqa: F401  (autouse fixture, re-exported for tests/train)
