@@ -9,8 +9,9 @@ Documents are generated (seeded): ~4,000 domains, URLs re-crawled in several sna
 duplicates: about 43% of documents are older copies), images drawn from a Zipf pool (some seen thousands of times), per-domain boilerplate
 paragraphs, copied image sets, and near-duplicate texts (a few words edited). They are written as
 Parquet shards under ``build/bench-dedup/<N>/`` and read back by Ray tasks, so the driver never holds
-the corpus; each pass writes its output under ``build/bench-dedup/<N>-spill/`` (``spill_dir``) instead
-of holding it in Ray's object store. Peak memory is the peak sum of the proportional set size (PSS) of the driver and every
+the corpus; each pass hash-partitions its keys on disk and writes its output under
+``build/bench-dedup/<N>-spill/`` (``pipeline.dedup.dedup_files``), so nothing large goes through Ray's
+object store. Peak memory is the peak sum of the proportional set size (PSS) of the driver and every
 process it started (Ray's GCS, raylet, workers, object store pages), sampled every 0.5 s.
 """
 
@@ -131,7 +132,7 @@ class PeakMemory:
             detail: list = []
             v = self._sample(detail)
             if v > self.peak:
-                self.peak, self.at_peak = v, sorted(detail, key=lambda x: -x[1])[:6]
+                self.peak, self.at_peak = v, sorted(detail, key=lambda x: -x[1])[:8]
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -148,13 +149,14 @@ def run_size(n: int, profile: str, cpus: int, partitions: int, object_store_mb: 
     import ray
 
     from filters.dedup.config import dedup_config
-    from pipeline.dedup import read_units, run_global_dedup
+    from pipeline.dedup import dedup_files, num_partitions, num_rows
 
     t0 = time.perf_counter()
     paths = generate(n, DATA / str(n))
     gen_s = time.perf_counter() - t0
-    partitions = partitions or max(16, n // 25_000)  # rows per worker stay ~constant as n grows
-    cfg = dedup_config(profile, [f"dedup.num_partitions={partitions}"])
+    # by default the profile's partitions: at least dedup.num_partitions, at most docs_per_partition each
+    cfg = dedup_config(profile, [f"dedup.num_partitions={partitions}"] if partitions else [])
+    partitions = num_partitions(paths, cfg)
     with PeakMemory() as mem:
         # beyond the cap Ray spills objects to disk; the allocator settings make workers give freed
         # Arrow/heap memory back to the OS between tasks (otherwise idle workers keep their peak)
@@ -166,9 +168,9 @@ def run_size(n: int, profile: str, cpus: int, partitions: int, object_store_mb: 
         stats = []
         spill = DATA / f"{n}-spill"
         shutil.rmtree(spill, ignore_errors=True)
-        out = run_global_dedup(read_units(paths), cfg, stats, spill_dir=spill)
-        n_out = out.count()
+        out = dedup_files(paths, cfg, spill, stats)
         seconds = time.perf_counter() - t1
+    n_out = num_rows(out)
     ray.shutdown()
     return {"docs": n, "docs_out": n_out, "seconds": round(seconds, 1), "docs_per_s": round(n / seconds),
             "peak_mem_mb": round(mem.peak / 2**20), "mem_after_ray_init_mb": round(base / 2**20),
@@ -230,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--docs", default="100000", help="comma-separated corpus sizes (each in a fresh process)")
     ap.add_argument("--profile", default="default")
     ap.add_argument("--cpus", type=int, default=os.cpu_count())
-    ap.add_argument("--partitions", type=int, default=0, help="hash partitions per pass (0: max(16, docs/25k))")
+    ap.add_argument("--partitions", type=int, default=0,
+                    help="minimum hash partitions per pass (0: the profile's; more when docs_per_partition is exceeded)")
     ap.add_argument("--object-store-mb", type=int, default=1024, help="Ray object store cap (spills beyond)")
     ap.add_argument("--minhash-docs", type=int, default=20_000, help="documents for the signature comparison (0: skip)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)

@@ -1,37 +1,50 @@
-"""The global dedup passes on Ray Data: the same pure functions as ``filters.dedup``, partitioned.
+"""The global dedup passes on Ray: the same pure functions as ``filters.dedup``, partitioned on disk.
 
-Every pass is *decide, then apply*:
+Every pass is *decide, then apply*, over Parquet files (the run's units, or a pass's output):
 
-- decide: project the few columns a pass needs, hash-partition them by the pass's key (URL, domain,
-  image-set key, MinHash band key) into ``dedup.num_partitions`` groups with Ray Data's hash shuffle
-  (``groupby(...).map_groups``), and run the pure per-partition decision from ``filters.dedup`` on each
-  group. A worker holds one partition of keys, about N / num_partitions rows of a few columns.
-- apply: the decision is broadcast through Ray's object store as sorted 64-bit hashes (removed doc_ids;
-  (url, warc_filename) pairs; too-frequent image URLs; per-document paragraph hashes to drop), which
-  workers on a node share zero-copy, and each block filters or edits its rows. Ray Data's
-  ``Dataset.join`` would avoid the broadcast but needs polars, which is not a dependency. The broadcast
-  costs 8 bytes per removed document per node; a false removal needs a 64-bit hash collision between
-  a removed and a kept doc_id (about removed * kept / 2**64).
+- decide: Ray tasks read groups of files (about ``READ_BLOCK_BYTES`` of Parquet each, record batches
+  of ``BATCH_ROWS`` rows), project the few columns a pass needs and hash-partition them by the pass's
+  key (URL, domain, image-set key, image URL, MinHash band key) into P partitions, written as one
+  Arrow IPC file per task with one record batch per partition. One reduce task per partition reads
+  its batches from every file and runs the pure per-partition decision from ``filters.dedup``.
+  P grows with the number of documents (at least ``dedup.num_partitions``, at most
+  ``dedup.docs_per_partition`` documents each), so what a worker holds is bounded whatever the size of
+  the dataset, and nothing but small results goes through Ray's object store (nothing spills).
+- apply: the decision is broadcast through the object store as sorted 64-bit hashes (removed doc_ids;
+  (url, warc_filename) pairs; too-frequent image URLs) or the (doc_id, paragraph hashes) table of
+  documents that lose a paragraph, and one task per file group streams its files batch by batch,
+  writing the edited Parquet next to the others. The broadcast costs 8 bytes per removed document; a
+  false removal needs a 64-bit hash collision between a removed and a kept doc_id (about
+  removed * kept / 2**64).
 
-The same code runs on a laptop (``ray.init`` local) and on a cluster. Each pass returns its removed
-``(doc_id, reason)`` as a dataset, so the run can write it as a side output.
+MinHash runs in three such steps: band rows (key, doc_id, recency) partitioned by band key give the
+candidate edges of each bucket; the edges (as int64 node pairs) are split into confirm partitions,
+and the candidates' shingle sets are shuffled to the partitions whose edges need them, where the
+pairs are confirmed; the greedy removal then runs on the driver over NumPy arrays of the confirmed
+edges (its size follows the number of near-duplicates, not of documents).
 
-Two entry points: :func:`run_global_dedup` over a ``ray.data.Dataset`` (passes in profile order), and
-:func:`decide` / :func:`apply` for the unit-based executor (decision files under ``decision_dir``,
-applied unit by unit).
+Partition files live under a working folder (``spill_dir`` or the decision folder): on a cluster
+that folder must be on storage every node sees, as the run's units already are.
+
+Two entry points: :func:`run_global_dedup` / :func:`dedup_files` (passes in profile order over a
+dataset or files) and :func:`decide` / :func:`apply` for the unit-based executor (decision files
+under ``decision_dir``, applied unit by unit).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
+import math
 import os
+import shutil
+import tempfile
 import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -40,12 +53,10 @@ import pyarrow.parquet as pq
 
 from filters.base import FilterStats
 from filters.dedup import image_set as image_set_mod
-from filters.dedup.common import REMOVED_SCHEMA, hash64, partition_of
+from filters.dedup.common import REMOVED_SCHEMA, hash64, partition_of, removed_table
 from filters.dedup.config import DedupConfig
 from filters.dedup.image_url import image_url_hashes, remove_image_nodes, too_frequent
-from filters.dedup.minhash import (
-    REASON as MINHASH_REASON,
-)
+from filters.dedup.minhash import REASON as MINHASH_REASON
 from filters.dedup.minhash import (
     MinHasher,
     bucket_edges,
@@ -62,11 +73,15 @@ from filters.dedup.paragraphs import (
 )
 from filters.dedup.recency import recency_column
 from filters.dedup.url import url_removals
+from obelics.parquet import atomic_path, write_table_atomic
 
 log = logging.getLogger("obelics.dedup")
 
 KEY_COLUMNS = ["doc_id", "url", "warc_filename", "capture_date", "images"]
 EDGE_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("ra", pa.string()), ("rb", pa.string())])
+READ_BLOCK_BYTES = 16 << 20  # Parquet bytes per task: small units are grouped, a big one is read alone
+BATCH_ROWS = 8192  # rows per record batch read from a file (memory per task does not follow file size)
+EDGES_PER_CONFIRM = 20_000  # candidate edges per MinHash confirm partition
 
 
 def config_of(profile) -> DedupConfig:
@@ -77,65 +92,170 @@ def config_of(profile) -> DedupConfig:
     return load_profile(profile).section("dedup", DedupConfig)
 
 
-@contextlib.contextmanager
-def shuffle_strategy(cfg: DedupConfig):
-    """Run the enclosed (materialised) Ray Data work with the profile's shuffle strategy."""
-    from ray.data import DataContext
-    from ray.data.context import ShuffleStrategy
+# -- files and tasks ------------------------------------------------------------------------------
+def file_groups(paths: list[str], max_bytes: int = READ_BLOCK_BYTES) -> list[list[str]]:
+    """Consecutive files grouped up to ``max_bytes`` (a bigger file forms a group alone).
 
-    ctx = DataContext.get_current()
-    old = ctx.shuffle_strategy
-    ctx.shuffle_strategy = ShuffleStrategy(cfg.shuffle_strategy)
-    try:
-        yield
-    finally:
-        ctx.shuffle_strategy = old
-
-
-READ_BLOCK_BYTES = 128 << 20  # Parquet bytes per read task: small units are grouped, big ones read alone
+    One task per small file made a pass over many small units cost ~0.1 s per file in overhead.
+    """
+    groups: list[list[str]] = []
+    cur: list[str] = []
+    size = 0
+    for p in paths:
+        s = os.path.getsize(p)
+        if cur and size + s > max_bytes:
+            groups.append(cur)
+            cur, size = [], 0
+        cur.append(p)
+        size += s
+    if cur:
+        groups.append(cur)
+    return groups
 
 
 def read_units(paths: list[str]):
-    """A dataset over Parquet files (pyarrow inside the tasks).
-
-    Files are grouped into read tasks of about ``READ_BLOCK_BYTES`` (at least 8 tasks when there are
-    that many files): one task per small file made a pass over many small units cost ~0.1 s per file in
-    task and shuffle overhead, whatever their size.
-    """
-    import math
-    import os
-
+    """A lazy Ray dataset over Parquet files (pyarrow inside the tasks, one task per file group)."""
     import ray
 
-    sizes = [os.path.getsize(p) for p in paths]
-    n_blocks = min(len(paths), max(8, math.ceil(sum(sizes) / READ_BLOCK_BYTES)))
-    per = math.ceil(len(paths) / n_blocks)
-    groups = [paths[i : i + per] for i in range(0, len(paths), per)]
+    groups = file_groups(paths)
 
     def read(batch: dict) -> pa.Table:
         return pa.concat_tables([pq.read_table(p) for group in batch["paths"] for p in group])
 
-    return ray.data.from_items([{"paths": g} for g in groups], override_num_blocks=len(groups)).map_batches(
+    return ray.data.from_items([{"paths": g} for g in groups], override_num_blocks=max(1, len(groups))).map_batches(
         read, batch_size=1, batch_format="numpy")
 
 
-def _partitioned(ds, key_fn, num_partitions: int, columns: list[str] | None = None):
-    """``ds`` (projected on ``columns``) with a ``_part`` column: hash of ``key_fn(batch)`` mod P."""
-    def add(batch: pa.Table) -> pa.Table:
-        return batch.append_column("_part", pa.array(partition_of(key_fn(batch), num_partitions), pa.int64()))
+def _iter_tables(paths: list[str], columns: list[str] | None = None):
+    """Record batches (as tables) of ``paths``, only ``columns`` that the files have."""
+    for p in paths:
+        f = pq.ParquetFile(p)
+        cols = None if columns is None else [c for c in columns if c in f.schema_arrow.names]
+        for b in f.iter_batches(batch_size=BATCH_ROWS, columns=cols):
+            yield pa.Table.from_batches([b])
 
-    if columns:
-        ds = ds.select_columns(columns)
-    return ds.map_batches(add, batch_format="pyarrow")
+
+def num_rows(paths: list[str]) -> int:
+    """Rows in Parquet files, from their footers."""
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
 
 
-def _group_apply(ds, fn, cfg: DedupConfig):
-    """``fn`` over each hash partition (all rows with one ``_part``), with the profile's shuffle."""
-    from ray.data.context import ShuffleStrategy
+def num_partitions(paths: list[str], cfg: DedupConfig) -> int:
+    """Hash partitions for a pass over ``paths``: at most ``cfg.docs_per_partition`` documents each."""
+    return max(cfg.num_partitions, math.ceil(num_rows(paths) / max(cfg.docs_per_partition, 1)))
 
-    ds.context.shuffle_strategy = ShuffleStrategy(cfg.shuffle_strategy)  # a Dataset keeps its own context
-    return ds.groupby("_part", num_partitions=cfg.num_partitions).map_groups(
-        lambda t: fn(t.drop_columns(["_part"])), batch_format="pyarrow")
+
+_REMOTE: dict = {}
+
+
+def _remote(fn):
+    import ray
+
+    if fn not in _REMOTE:
+        _REMOTE[fn] = ray.remote(num_cpus=1)(fn)
+    return _REMOTE[fn]
+
+
+def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callable, out_path: str):
+    """Map side: ``key_fn(batch)`` (a table with ``_part``) over the files, written as one Arrow IPC file
+    with the rows of each partition in their own record batches. Returns (path, partition of each batch)."""
+    pieces = [k for t in _iter_tables(paths, columns) if (k := key_fn(t)).num_rows]
+    if not pieces:
+        return out_path, np.zeros(0, np.int64)
+    t = pa.concat_tables(pieces)
+    del pieces
+    part = t["_part"].to_numpy()
+    order = np.argsort(part, kind="stable")
+    part = part[order]
+    t = t.drop_columns(["_part"]).take(pa.array(order))
+    starts = np.flatnonzero(np.concatenate([[True], part[1:] != part[:-1]]))
+    ends = np.append(starts[1:], len(part))
+    batch_part = []
+    tmp = atomic_path(out_path)
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(
+            sink, t.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as w:
+        for lo, hi in zip(starts, ends):
+            for b in t.slice(lo, hi - lo).combine_chunks().to_batches():
+                w.write_batch(b)
+                batch_part.append(part[lo])
+    os.replace(tmp, out_path)
+    return out_path, np.array(batch_part, np.int64)
+
+
+def _reduce_task(locs: list[tuple[str, list[int]]], fn: Callable, p: int):
+    """Reduce side: partition ``p``'s record batches from every map file, then ``fn(table, p)``."""
+    batches, schema = [], None
+    for path, idx in locs:
+        with pa.OSFile(path, "rb") as src:
+            r = pa.ipc.open_file(src)
+            schema = r.schema
+            batches.extend(r.get_batch(int(i)) for i in idx)
+    return fn(pa.Table.from_batches(batches, schema), p)
+
+
+def shuffle(paths: list[str], columns: list[str] | None, key_fn: Callable, reduce_fn: Callable,
+            workdir: Path) -> list:
+    """Hash-partition ``key_fn``'s rows of ``paths`` on disk under ``workdir`` and ``reduce_fn(rows, p)``
+    each non-empty partition in a Ray task; returns the results in partition order."""
+    import ray
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        mapper = _remote(_partition_task)
+        outs = ray.get([mapper.remote(g, columns, key_fn, str(workdir / f"map-{i:05d}.arrow"))
+                        for i, g in enumerate(file_groups(paths))])
+        locs: dict[int, list] = defaultdict(list)
+        for path, parts in outs:
+            for p in np.unique(parts):
+                locs[int(p)].append((path, np.flatnonzero(parts == p).tolist()))
+        reducer = _remote(_reduce_task)
+        return ray.get([reducer.remote(locs[p], reduce_fn, p) for p in sorted(locs)])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _map_files(paths: list[str], fn: Callable, *args) -> list:
+    """``fn(group, *args)`` in a Ray task per file group; results in order."""
+    import ray
+
+    task = _remote(fn)
+    refs = [ray.put(a) if isinstance(a, (np.ndarray, pa.Table, pa.Array, tuple)) else a for a in args]
+    return ray.get([task.remote(g, *refs) for g in file_groups(paths)])
+
+
+def _concat_parquet(files: list[str], out: Path, schema: pa.Schema) -> int:
+    """Stream ``files`` (same columns as ``schema``) into one Parquet file ``out``; returns its rows."""
+    n = 0
+    tmp = atomic_path(out)
+    with pq.ParquetWriter(tmp, schema) as w:
+        for t in _iter_tables(files, schema.names):
+            w.write_table(t.select(schema.names).cast(schema))
+            n += t.num_rows
+    os.replace(tmp, out)
+    return n
+
+
+# -- deciding -------------------------------------------------------------------------------------
+@dataclass
+class Removal:
+    """What a document-removing pass decided: hashes to drop, counts by reason, removed-row files."""
+
+    hashes: np.ndarray  # sorted uint64: of removed doc_ids, or of "url\\0warc_filename" when ``by_pair``
+    counts: dict[str, int]
+    files: list[str] = field(default_factory=list)  # Parquet (doc_id, reason); none when ``by_pair``
+    by_pair: bool = False
+
+
+def _keyed(t: pa.Table, key_fn: Callable, P: int) -> pa.Table:
+    return t.append_column("_part", pa.array(partition_of(key_fn(t), P), pa.int64()))
+
+
+def _url_key(t: pa.Table) -> list:
+    return t["url"].to_pylist()
+
+
+def _image_set_key(t: pa.Table, key: str) -> list:
+    return image_set_mod.image_set_keys(t, key).to_pylist()
 
 
 def _pair_strings(t: pa.Table) -> list:
@@ -144,75 +264,92 @@ def _pair_strings(t: pa.Table) -> list:
                                        "\x00").to_pylist()
 
 
-def _hash_set(removed, key_fn) -> np.ndarray:
-    arrays = [hash64(key_fn(t)) for t in _tables(removed)]
-    return np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, np.uint64)
+def _removal_reduce(t: pa.Table, p: int, decide_fn: Callable, out_dir: str | None, by_pair: bool):
+    removed = decide_fn(t)
+    counts = dict(Counter(removed["reason"].to_pylist())) if removed.num_rows else {}
+    if by_pair:
+        return hash64(_pair_strings(removed)) if removed.num_rows else np.zeros(0, np.uint64), counts, None
+    path = None
+    if removed.num_rows and out_dir:
+        path = str(write_table_atomic(Path(out_dir) / f"part-{p:05d}.parquet", removed.select(["doc_id", "reason"])))
+    return hash64(removed["doc_id"].to_pylist()), counts, path
 
 
-def _drop_rows(ds, hashes: np.ndarray, key_fn):
-    """``ds`` without the rows whose ``key_fn`` hash is in ``hashes`` (broadcast once)."""
+def _removal(results: list, by_pair: bool = False) -> Removal:
+    arrays = [r[0] for r in results]
+    counts: Counter = Counter()
+    for r in results:
+        counts.update(r[1])
+    hashes = np.unique(np.concatenate(arrays)).astype(np.uint64) if arrays else np.zeros(0, np.uint64)
+    return Removal(hashes, dict(counts), [r[2] for r in results if r[2]], by_pair)
+
+
+def url_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir: Path | None = None) -> Removal:
+    """The URL pass's removals (partitioned by URL)."""
+    P = num_partitions(paths, cfg)
+    out = str(removed_dir or work / "removed")
+    return _removal(shuffle(paths, KEY_COLUMNS, functools.partial(_keyed, key_fn=_url_key, P=P),
+                            functools.partial(_removal_reduce, decide_fn=functools.partial(url_removals, cfg=cfg),
+                                              out_dir=out, by_pair=False), work / "shuffle"))
+
+
+def image_set_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir: Path | None = None) -> Removal:
+    """The image-set pass's removals (partitioned by image-set key); by (url, warc) pair with ``url_warc``."""
+    P = num_partitions(paths, cfg)
+    by_pair = cfg.image_set.remove_by == "url_warc"
+    key_fn = functools.partial(_keyed, key_fn=functools.partial(_image_set_key, key=cfg.image_set.key), P=P)
+    decide_fn = functools.partial(image_set_mod.image_set_duplicates, cfg=cfg)
+    out = str(removed_dir or work / "removed")
+    return _removal(shuffle(paths, KEY_COLUMNS, key_fn, functools.partial(
+        _removal_reduce, decide_fn=decide_fn, out_dir=out, by_pair=by_pair), work / "shuffle"), by_pair)
+
+
+def _image_hash_rows(t: pa.Table, count: str, canonical, P: int) -> pa.Table:
     import ray
 
-    if len(hashes) == 0:
-        return ds
-    ref = ray.put(hashes)
-
-    def keep(batch: pa.Table) -> pa.Table:
-        hit = np.isin(hash64(key_fn(batch)), ray.get(ref))
-        return batch.filter(pa.array(~hit))
-
-    return ds.map_batches(keep, batch_format="pyarrow")
+    canonical = ray.get(canonical) if isinstance(canonical, ray.ObjectRef) else canonical
+    h = image_url_hashes(t, count, canonical)
+    return pa.table({"h": pa.array(h, pa.uint64()), "_part": pa.array((h % np.uint64(P)).astype(np.int64))})
 
 
-def _doc_ids(t: pa.Table) -> list:
-    return t["doc_id"].to_pylist()
+def _frequent_reduce(t: pa.Table, p: int, max_count: int) -> np.ndarray:
+    return too_frequent(t["h"].to_numpy(), max_count)
 
 
-# -- deciding ------------------------------------------------------------------------------------
-def url_decision(ds, cfg: DedupConfig):
-    """Removed (doc_id, reason) of the URL pass, as a dataset."""
-    return _group_apply(_partitioned(ds, lambda t: t["url"].to_pylist(), cfg.num_partitions, KEY_COLUMNS),
-                        lambda t: url_removals(t, cfg), cfg)
+def frequent_image_urls(paths: list[str], cfg: DedupConfig, work: Path,
+                        canonical: dict[str, str] | None = None) -> np.ndarray:
+    """Sorted uint64 hashes of image URLs seen more than ``max_count`` times (counted per hash partition)."""
+    import ray
 
-
-def image_set_decision(ds, cfg: DedupConfig):
-    """Older copies of the image-set pass (with url, warc_filename when removing by that pair)."""
-    key = cfg.image_set.key
-    keyed = _partitioned(ds, lambda t: image_set_mod.image_set_keys(t, key).to_pylist(), cfg.num_partitions,
-                         KEY_COLUMNS)
-    return _group_apply(keyed, lambda t: image_set_mod.image_set_duplicates(t, cfg), cfg)
-
-
-def frequent_image_urls(ds, cfg: DedupConfig, canonical: dict[str, str] | None = None) -> np.ndarray:
-    """Sorted uint64 hashes of image URLs seen more than ``max_count`` times (Ray count aggregation)."""
     c = cfg.image_url
     canonical = canonical if c.use_phash else None
-
-    P = cfg.num_partitions
-
-    def hashes(batch: pa.Table) -> pa.Table:
-        h = image_url_hashes(batch, c.count, canonical)
-        return pa.table({"h": pa.array(h, pa.uint64()), "_part": pa.array((h % np.uint64(P)).astype(np.int64))})
-
-    # counted per hash partition (every occurrence of a URL lands in one group)
-    hashed = ds.select_columns(["images"]).map_batches(hashes, batch_format="pyarrow")
-    frequent = _group_apply(hashed, lambda t: pa.table({"h": pa.array(
-        too_frequent(t["h"].to_numpy(), c.max_count), pa.uint64())}), cfg)
-    arrays = [t["h"].to_numpy() for t in _tables(frequent)]
+    P = num_partitions(paths, cfg)
+    canon = ray.put(canonical) if canonical else None
+    arrays = shuffle(paths, ["images"], functools.partial(_image_hash_rows, count=c.count, canonical=canon, P=P),
+                     functools.partial(_frequent_reduce, max_count=c.max_count), work / "shuffle")
     return np.sort(np.concatenate(arrays)).astype(np.uint64) if arrays else np.zeros(0, np.uint64)
 
 
-def paragraph_decision(ds, cfg: DedupConfig):
-    """(doc_id, drop_hashes) of documents holding a paragraph repeated in their domain."""
-    pcfg = cfg.paragraphs
+def _paragraph_rows(t: pa.Table, pcfg, P: int) -> pa.Table:
+    k = paragraph_keys(t, pcfg)
+    return k.append_column("_part", pa.array(partition_of(k["domain"].to_pylist(), P), pa.int64()))
 
-    def keys(batch: pa.Table) -> pa.Table:
-        k = paragraph_keys(batch, pcfg)
-        return k.append_column("_part", pa.array(partition_of(k["domain"].to_pylist(), cfg.num_partitions)))
 
-    cols = ["doc_id", "url", "domain", "texts"] if "domain" in ds.schema().names else ["doc_id", "url", "texts"]
-    keyed = ds.select_columns(cols).map_batches(keys, batch_format="pyarrow")
-    return _group_apply(keyed, lambda t: duplicated_paragraphs(t, pcfg.min_count), cfg)
+def _paragraph_reduce(t: pa.Table, p: int, min_count: int) -> pa.Table:
+    return duplicated_paragraphs(t, min_count)
+
+
+def paragraph_decision(paths: list[str], cfg: DedupConfig, work: Path) -> pa.Table:
+    """(doc_id, drop_hashes) of documents holding a paragraph repeated in their domain (partitioned by domain)."""
+    P = num_partitions(paths, cfg)
+    tables = shuffle(paths, ["doc_id", "url", "domain", "texts"],
+                     functools.partial(_paragraph_rows, pcfg=cfg.paragraphs, P=P),
+                     functools.partial(_paragraph_reduce, min_count=cfg.paragraphs.min_count), work / "shuffle")
+    return pa.concat_tables([DROPS_SCHEMA.empty_table(), *[t for t in tables if t.num_rows]])
+
+
+# -- MinHash ---------------------------------------------------------------------------------------
+MINHASH_COLUMNS = ["doc_id", "texts", "warc_filename", "capture_date"]
 
 
 def minhash_band_rows(batch: pa.Table, cfg: DedupConfig) -> pa.Table:
@@ -223,16 +360,21 @@ def minhash_band_rows(batch: pa.Table, cfg: DedupConfig) -> pa.Table:
     sigs, nwords = hasher.text_signatures(texts)
     keys = hasher.band_keys(sigs)
     valid = np.flatnonzero(nwords >= max(mh.min_words, 1))
-    rows = np.repeat(valid, hasher.bands)
+    rows = pa.array(np.repeat(valid, hasher.bands), pa.int64())
     rec = recency_column(batch, cfg.recency)
     return pa.table({
         "key": pa.array(keys[valid].reshape(-1), pa.uint64()),
-        "doc_id": batch["doc_id"].combine_chunks().take(pa.array(rows, pa.int64())),
-        "rec": rec.take(pa.array(rows, pa.int64())),
+        "doc_id": batch["doc_id"].combine_chunks().take(rows),
+        "rec": rec.take(rows),
     })
 
 
-def minhash_partition_edges(rows: pa.Table) -> pa.Table:
+def _band_rows_keyed(t: pa.Table, cfg: DedupConfig, P: int) -> pa.Table:
+    rows = minhash_band_rows(t, cfg)
+    return rows.append_column("_part", pa.array((rows["key"].to_numpy() % np.uint64(P)).astype(np.int64)))
+
+
+def minhash_partition_edges(rows: pa.Table, p: int | None = None) -> pa.Table:
     """Candidate edges among the band rows of one partition (bucket heads = most recent)."""
     if rows.num_rows == 0:
         return EDGE_SCHEMA.empty_table()
@@ -248,210 +390,282 @@ def minhash_partition_edges(rows: pa.Table) -> pa.Table:
                      "ra": rec_u.take(pa.array(a)), "rb": rec_u.take(pa.array(b))}, schema=EDGE_SCHEMA)
 
 
-def minhash_decision(ds, cfg: DedupConfig):
-    """Removed (doc_id, reason) of the MinHash pass, as a dataset (edges and greedy removal on the driver)."""
+def _feature_rows(t: pa.Table, mh, need) -> pa.Table:
+    """Shingle set and signature of each candidate document of ``t``, once per confirm partition that
+    needs it (``need``: nodes, sorted ``node * Q + partition`` codes, Q)."""
+    import ray
+
+    nodes, codes, Q = ray.get(need) if isinstance(need, ray.ObjectRef) else need
+    idx = pc.fill_null(pc.index_in(t["doc_id"], value_set=nodes), -1).to_numpy().astype(np.int64)
+    hit = np.flatnonzero(idx >= 0)
+    empty = pa.table({"node": pa.array([], pa.int64()), "sh": pa.array([], pa.list_(pa.uint64())),
+                      "sig": pa.array([], pa.list_(pa.uint32())), "_part": pa.array([], pa.int64())})
+    if len(hit) == 0:
+        return empty
+    idx = idx[hit]
+    h = MinHasher.from_config(mh)
+    texts = [document_text(x) for x in t["texts"].take(pa.array(hit)).to_pylist()]
+    flat, off, _ = h.batch_shingles(texts)
+    sigs = h.signatures_flat(flat, off)
+    sets = [np.unique(flat[off[i]:off[i + 1]]) for i in range(len(texts))]
+    lens = np.fromiter((len(s) for s in sets), np.int64, len(sets))
+    sh = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(lens)]), pa.int32()),
+                                  pa.array(np.concatenate(sets) if sets else np.zeros(0, np.uint64), pa.uint64()))
+    k = sigs.shape[1]
+    sig = pa.ListArray.from_arrays(pa.array(np.arange(len(texts) + 1) * k, pa.int32()), pa.array(sigs.reshape(-1)))
+    lo = np.searchsorted(codes, idx * Q)
+    hi = np.searchsorted(codes, idx * Q + Q)
+    rep = hi - lo
+    row = np.repeat(np.arange(len(idx)), rep)
+    pos = np.repeat(lo - (np.cumsum(rep) - rep), rep) + np.arange(int(rep.sum()))
+    take = pa.array(row, pa.int64())
+    return pa.table({"node": pa.array(idx[row], pa.int64()), "sh": sh.take(take), "sig": sig.take(take),
+                     "_part": pa.array(codes[pos] % Q, pa.int64())})
+
+
+def _confirm_reduce(t: pa.Table, p: int, edges, mh) -> tuple[np.ndarray, np.ndarray]:
+    """Confirmed pairs among confirm partition ``p``'s candidate edges, from its documents' features."""
+    import ray
+
+    a, b, part = ray.get(edges) if isinstance(edges, ray.ObjectRef) else edges
+    sel = part == p
+    a, b = a[sel], b[sel]
+    node = t["node"].to_numpy()
+    uniq, first = np.unique(node, return_index=True)
+    la = np.minimum(np.searchsorted(uniq, a), len(uniq) - 1)
+    lb = np.minimum(np.searchsorted(uniq, b), len(uniq) - 1)
+    ok = (uniq[la] == a) & (uniq[lb] == b)  # every candidate was read (one input); guard anyway
+    la, lb = la[ok], lb[ok]
+    sh = t["sh"].combine_chunks()
+    flat = pc.list_flatten(sh).to_numpy()
+    off = np.concatenate([[0], np.cumsum(pc.list_value_length(sh).to_numpy())])
+    sets = [flat[off[i]:off[i + 1]] for i in first]
+    sigs = pc.list_flatten(t["sig"].combine_chunks()).to_numpy().reshape(t.num_rows, -1)[first]
+    ca, cb = confirm(la, lb, mh, sets, sigs)
+    return uniq[ca], uniq[cb]
+
+
+def minhash_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir: Path | None = None) -> Removal:
+    """The MinHash pass's removals: candidate edges per band-key partition, confirmed per edge partition,
+    greedy removal on the driver over int64 arrays."""
     import ray
 
     mh = cfg.minhash
-    P = cfg.num_partitions
-    cols = [c for c in ("doc_id", "texts", "warc_filename", "capture_date") if c in ds.schema().names]
-    bands = ds.select_columns(cols).map_batches(functools.partial(minhash_band_rows, cfg=cfg), batch_format="pyarrow")
-    bands = bands.map_batches(lambda t: t.append_column(
-        "_part", pa.array((t["key"].to_numpy() % np.uint64(P)).astype(np.int64))), batch_format="pyarrow")
-    edges = pa.concat_tables([EDGE_SCHEMA.empty_table(), *_tables(_group_apply(bands, minhash_partition_edges, cfg))])
+    P = num_partitions(paths, cfg)
+    parts = shuffle(paths, MINHASH_COLUMNS, functools.partial(_band_rows_keyed, cfg=cfg, P=P),
+                    minhash_partition_edges, work / "bands")
+    edges = pa.concat_tables([EDGE_SCHEMA.empty_table(), *[t for t in parts if t.num_rows]])
+    del parts
     if edges.num_rows == 0:
-        return ray.data.from_arrow(REMOVED_SCHEMA.empty_table())
+        return Removal(np.zeros(0, np.uint64), {})
     nodes = pc.unique(pa.concat_arrays([edges["a"].combine_chunks(), edges["b"].combine_chunks()]))
-    a = pc.index_in(edges["a"], value_set=nodes).to_numpy()
-    b = pc.index_in(edges["b"], value_set=nodes).to_numpy()
+    a = pc.index_in(edges["a"], value_set=nodes).to_numpy().astype(np.int64)
+    b = pc.index_in(edges["b"], value_set=nodes).to_numpy().astype(np.int64)
     pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
     a, b = pairs[:, 0], pairs[:, 1]
     rec = pa.concat_arrays([edges["ra"].combine_chunks(), edges["rb"].combine_chunks()])
     all_ids = pa.concat_arrays([edges["a"].combine_chunks(), edges["b"].combine_chunks()])
-    pos = pc.index_in(nodes, value_set=all_ids).to_numpy()
-    node_rec = rec.take(pa.array(pos))
-    if mh.verify != "none":  # fetch the candidates' shingles (or signatures) in one more pass
-        sets, sigs = _candidate_features(ds, nodes, cfg)
-        a, b = confirm(a, b, mh, sets, sigs)
+    node_rec = rec.take(pc.index_in(nodes, value_set=all_ids))
+    del edges, rec, all_ids, pairs
+    if mh.verify != "none":  # the candidates' shingle sets go to the confirm partitions that need them
+        Q = max(1, math.ceil(len(a) / EDGES_PER_CONFIRM))
+        part = a % Q
+        codes = np.unique(np.concatenate([a * Q + part, b * Q + part]))
+        need = ray.put((nodes, codes, Q))
+        edge_ref = ray.put((a, b, part))
+        res = shuffle(paths, ["doc_id", "texts"], functools.partial(_feature_rows, mh=mh, need=need),
+                      functools.partial(_confirm_reduce, edges=edge_ref, mh=mh), work / "features")
+        a = np.concatenate([r[0] for r in res]) if res else np.zeros(0, np.int64)
+        b = np.concatenate([r[1] for r in res]) if res else np.zeros(0, np.int64)
+        del need, edge_ref
     by = greedy_removals(len(nodes), a, b, recency_rank(node_rec, nodes))
     removed = nodes.filter(pa.array(by >= 0))
-    return ray.data.from_arrow(pa.table({"doc_id": removed, "reason": pa.array([MINHASH_REASON] * len(removed))},
-                                        schema=REMOVED_SCHEMA))
+    table = pa.table({"doc_id": removed, "reason": pa.array([MINHASH_REASON] * len(removed), pa.string())},
+                     schema=REMOVED_SCHEMA)
+    out = Path(removed_dir or work / "removed") / "part-00000.parquet"
+    files = [str(write_table_atomic(out, table))] if len(removed) else []
+    return Removal(np.unique(hash64(removed.to_pylist())).astype(np.uint64),
+                   {MINHASH_REASON: len(removed)} if len(removed) else {}, files)
 
 
-def _candidate_features(ds, nodes: pa.Array, cfg: DedupConfig):
-    import ray
-
-    hasher_cfg = cfg.minhash
-    ids_ref = ray.put(nodes)
-
-    def feats(batch: pa.Table) -> pa.Table:
-        ids = ray.get(ids_ref)
-        mask = pc.is_in(batch["doc_id"], value_set=ids)
-        sub = batch.filter(mask)
-        h = MinHasher.from_config(hasher_cfg)
-        texts = [document_text(t) for t in sub["texts"].to_pylist()]
-        flat, off, _ = h.batch_shingles(texts)
-        sigs = h.signatures_flat(flat, off)
-        sets = [np.unique(flat[off[i]:off[i + 1]]) for i in range(len(texts))]
-        return pa.table({"doc_id": sub["doc_id"], "sh": pa.array(sets, pa.list_(pa.uint64())),
-                         "sig": pa.array(list(sigs), pa.list_(pa.uint32()))})
-
-    t = pa.concat_tables(_tables(ds.select_columns(["doc_id", "texts"]).map_batches(feats, batch_format="pyarrow")))
-    order = pc.index_in(nodes, value_set=t["doc_id"]).to_numpy()
-    sh = t["sh"].combine_chunks()
-    flat = pc.list_flatten(sh).to_numpy()  # numpy views, no Python ints
-    off = sh.offsets.to_numpy()
-    sets = [flat[off[i]:off[i + 1]] for i in order]
-    sigs = pc.list_flatten(t["sig"].combine_chunks()).to_numpy().reshape(t.num_rows, -1)[order]
-    return sets, sigs
+REMOVAL_DECISIONS = {"url": url_decision, "image_set": image_set_decision, "minhash": minhash_decision}
 
 
-def _tables(ds) -> list[pa.Table]:
-    import ray
-
-    return [t for t in ray.get(list(ds.to_arrow_refs())) if t.num_rows]
-
-
-# -- the dataset-level entry point ------------------------------------------------------------------
-@dataclass
-class PassOutput:
-    ds: Any
-    removed: Any | None = None  # dataset of (doc_id, reason)
-    stats: FilterStats = field(default_factory=lambda: FilterStats("dedup"))
+# -- applying to files ------------------------------------------------------------------------------
+def _drop_ids(t: pa.Table, hashes: np.ndarray):
+    hit = np.isin(hash64(t["doc_id"].to_pylist()), hashes)
+    return t.filter(pa.array(~hit)), None, 0
 
 
-def checkpoint(ds, directory: Path | None):
-    """``ds`` executed once: in Ray's object store (``directory`` None) or written as Parquet files under
-    ``directory`` (one per block, written then renamed) and read back lazily, so memory stays bounded."""
-    import ray
+def _drop_pairs(t: pa.Table, hashes: np.ndarray):
+    hit = np.isin(hash64(_pair_strings(t)), hashes)
+    removed = removed_table(t["doc_id"].filter(pa.array(hit)).to_pylist(), image_set_mod.REASON)
+    return t.filter(pa.array(~hit)), removed, 0
 
-    if directory is None:
-        return ds.materialize()
+
+def _strip_images(t: pa.Table, decision):
+    frequent, canonical = decision
+    out, n = remove_image_nodes(t, frequent, canonical)
+    return out, None, n
+
+
+def _edit_paragraphs(t: pa.Table, drops: pa.Table, pcfg):
+    mine = drops.filter(pc.is_in(drops["doc_id"], value_set=t["doc_id"].combine_chunks()))
+    out, n = apply_paragraph_drops(t, mine, pcfg)
+    return out, None, n
+
+
+def _apply_task(group: list[str], edit: Callable, decision, out_dir: str, removed_dir: str | None):
+    """Each file of ``group`` streamed batch by batch through ``edit``, written under ``out_dir``.
+
+    Returns (output paths, rows in, rows out, items removed, removed rows written)."""
+    outs, rows_in, rows_out, items, n_removed = [], 0, 0, 0, 0
+    for path in group:
+        out = Path(out_dir) / Path(path).name
+        schema = pq.ParquetFile(path).schema_arrow
+        removed = []
+        tmp = atomic_path(out)
+        writer = None
+        try:
+            for t in _iter_tables([path]):
+                rows_in += t.num_rows
+                t, rem, n = edit(t, decision)
+                items += n
+                if rem is not None and rem.num_rows:
+                    removed.append(rem)
+                if writer is None:
+                    schema = t.schema
+                    writer = pq.ParquetWriter(tmp, schema)
+                writer.write_table(t if t.schema == schema else t.cast(schema))
+                rows_out += t.num_rows
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, schema)
+            writer.close()
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        outs.append(str(out))
+        if removed and removed_dir:
+            write_table_atomic(Path(removed_dir) / Path(path).name, pa.concat_tables(removed))
+        n_removed += sum(r.num_rows for r in removed)
+    return outs, rows_in, rows_out, items, n_removed
+
+
+def _apply_files(paths: list[str], edit: Callable, decision, out_dir: Path, removed_dir: Path | None = None):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res = _map_files(paths, _apply_task, edit, decision, str(out_dir), removed_dir and str(removed_dir))
+    return ([p for r in res for p in r[0]], sum(r[1] for r in res), sum(r[2] for r in res), sum(r[3] for r in res),
+            sum(r[4] for r in res))
+
+
+def _unique_names(paths: list[str]) -> bool:
+    return len({Path(p).name for p in paths}) == len(paths)
+
+
+def run_pass_files(name: str, paths: list[str], cfg: DedupConfig, work: Path,
+                   canonical: dict[str, str] | None = None, removed_dir: Path | None = None,
+                   ) -> tuple[list[str], FilterStats]:
+    """One pass over Parquet files of DOCUMENT_SCHEMA rows; the output files go to ``work/out``.
+
+    Removed ``(doc_id, reason)`` rows are written as Parquet under ``removed_dir`` when given.
+    """
+    stats = FilterStats(f"dedup.{name}")
+    out_dir = work / "out"
+    if removed_dir is not None:
+        removed_dir.mkdir(parents=True, exist_ok=True)
+    if name in REMOVAL_DECISIONS:
+        removal = REMOVAL_DECISIONS[name](paths, cfg, work, removed_dir)
+        edit = _drop_pairs if removal.by_pair else _drop_ids
+        out, n_in, n_out, _, n_rem = _apply_files(paths, edit, removal.hashes, out_dir,
+                                                  removed_dir if removal.by_pair else None)
+        if removal.by_pair:
+            if n_rem:
+                stats.drop("document", image_set_mod.REASON, n_rem)
+        else:
+            for reason, n in removal.counts.items():
+                stats.drop("document", reason, n)
+    elif name == "image_url":
+        frequent = frequent_image_urls(paths, cfg, work, canonical)
+        canon = canonical if cfg.image_url.use_phash else None
+        out, n_in, n_out, n, _ = _apply_files(paths, _strip_images, (frequent, canon), out_dir)
+        if n:
+            stats.drop("image", f"image_url_dedup:seen>{cfg.image_url.max_count}", n)
+    elif name == "paragraphs":
+        drops = paragraph_decision(paths, cfg, work)
+        out, n_in, n_out, n, _ = _apply_files(paths, functools.partial(_edit_paragraphs, pcfg=cfg.paragraphs),
+                                              drops, out_dir)
+        if n:
+            stats.drop("paragraph", f"paragraph_dedup:seen>={cfg.paragraphs.min_count}_in_domain", n)
+    else:
+        raise ValueError(f"unknown dedup pass {name!r}")
+    stats.seen("document", n_in)
+    stats.kept("document", n_out)
+    return out, stats
+
+
+def dedup_files(paths: list[str], profile="default", work_dir: str | Path | None = None,
+                stats: list[FilterStats] | None = None, passes: list[str] | None = None,
+                removed_dir: str | Path | None = None, canonical: dict[str, str] | None = None) -> list[str]:
+    """Run the enabled passes over Parquet files; returns the output files (under ``work_dir/<pass>/out``).
+
+    Each pass reads the previous pass's files, partitions on disk under ``work_dir/<pass>`` and writes its
+    output there, so memory does not follow the number of documents.
+    """
+    cfg = config_of(profile)
+    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="obelics-dedup-"))
+    paths = [str(p) for p in paths]
+    if not _unique_names(paths):  # outputs are named after inputs
+        raise ValueError("dedup_files: input files must have distinct names")
+    for name in passes or cfg.order:
+        if not getattr(cfg, name).enabled:
+            continue
+        shutil.rmtree(work / name, ignore_errors=True)
+        paths, st = run_pass_files(name, paths, cfg, work / name, canonical,
+                                   None if removed_dir is None else Path(removed_dir) / name)
+        log.info("dedup.%s: %s", name, json.dumps(st.as_dict()))
+        if stats is not None:
+            stats.append(st)
+    return paths
+
+
+def write_dataset(ds, directory: Path) -> list[str]:
+    """``ds`` written as Parquet files under ``directory`` (one per block, streamed); returns the paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     d = str(directory)
 
     def write(batch: pa.Table) -> pa.Table:
         path = f"{d}/{uuid.uuid4().hex}.parquet"
-        pq.write_table(batch, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        write_table_atomic(path, batch)
         return pa.table({"path": [path], "rows": [batch.num_rows]})
 
-    written = pa.concat_tables(_tables(ds.map_batches(write, batch_format="pyarrow")))
-    rows = written["rows"].to_pylist()
-    paths = [p for p, r in zip(written["path"].to_pylist(), rows) if r] or written["path"].to_pylist()[:1]
-    return read_units(paths) if paths else ray.data.from_items([])
-
-
-def _count_removed(removed, stats: FilterStats) -> None:
-    for t in _tables(removed.select_columns(["reason"])):
-        for item in pc.value_counts(t["reason"]).to_pylist():
-            stats.drop("document", item["values"], item["counts"])
-
-
-def run_pass(name: str, ds, cfg: DedupConfig, canonical: dict[str, str] | None = None,
-             spill_dir: Path | None = None) -> PassOutput:
-    """One pass over a dataset of DOCUMENT_SCHEMA rows (read twice: decide, then apply).
-
-    Without ``spill_dir`` the input and output are materialised in Ray's object store; with it, the
-    input is read twice as given and the output is written as Parquet under ``spill_dir/<pass>``.
-    """
-    with shuffle_strategy(cfg):
-        return _run_pass(name, ds, cfg, canonical, None if spill_dir is None else Path(spill_dir) / name)
-
-
-def _run_pass(name: str, ds, cfg: DedupConfig, canonical: dict[str, str] | None, spill: Path | None,
-              ) -> PassOutput:
-    import ray
-
-    stats = FilterStats(f"dedup.{name}")
-    if spill is None:
-        ds = ds.materialize()
-    stats.seen("document", ds.count())
-    if name in ("url", "minhash", "image_set"):
-        decision = {"url": url_decision, "minhash": minhash_decision, "image_set": image_set_decision}[name]
-        removed = decision(ds, cfg).materialize()
-        if name == "image_set" and cfg.image_set.remove_by == "url_warc":
-            pairs = _hash_set(removed, _pair_strings)
-            ref = ray.put(pairs)
-            removed = ds.select_columns(["doc_id", "url", "warc_filename"]).map_batches(
-                lambda t: image_set_mod.removed_table(
-                    t["doc_id"].filter(pa.array(np.isin(hash64(_pair_strings(t)), ray.get(ref)))).to_pylist(),
-                    image_set_mod.REASON), batch_format="pyarrow").materialize()
-            out = _drop_rows(ds, pairs, _pair_strings)
-        else:
-            out = _drop_rows(ds, _hash_set(removed, _doc_ids), _doc_ids)
-    elif name == "image_url":
-        frequent = frequent_image_urls(ds, cfg, canonical)
-        ref = ray.put(frequent)
-        canon = canonical if cfg.image_url.use_phash else None
-
-        def strip(batch: pa.Table) -> pa.Table:
-            t, _ = remove_image_nodes(batch, ray.get(ref), canon)
-            return t.append_column("_removed", pa.array(_per_row_removed(batch, t)))
-
-        out = checkpoint(ds.map_batches(strip, batch_format="pyarrow"), spill)
-        n = out.sum("_removed") if out.count() else 0
-        if n:
-            stats.drop("image", f"image_url_dedup:seen>{cfg.image_url.max_count}", int(n))
-        out = out.drop_columns(["_removed"])
-        removed = None
-    elif name == "paragraphs":
-        drops = pa.concat_tables([DROPS_SCHEMA.empty_table(), *_tables(paragraph_decision(ds, cfg))])
-        ref = ray.put(drops)  # only documents that lose a paragraph, with those paragraphs' hashes
-        pcfg = cfg.paragraphs
-
-        def edit(batch: pa.Table) -> pa.Table:
-            t, n = apply_paragraph_drops(batch, ray.get(ref), pcfg)
-            removed = np.zeros(t.num_rows, np.int64)
-            if t.num_rows:
-                removed[0] = n  # the batch's count, summed below
-            return t.append_column("_removed", pa.array(removed))
-
-        out = checkpoint(ds.map_batches(edit, batch_format="pyarrow"), spill)
-        n = out.sum("_removed") if out.count() else 0
-        if n:
-            stats.drop("paragraph", f"paragraph_dedup:seen>={pcfg.min_count}_in_domain", int(n))
-        out = out.drop_columns(["_removed"])
-        removed = None
-    else:
-        raise ValueError(f"unknown dedup pass {name!r}")
-    if name in ("url", "minhash", "image_set"):
-        out = checkpoint(out, spill)
-    if removed is not None:
-        _count_removed(removed, stats)
-    stats.kept("document", out.count())
-    return PassOutput(out, removed, stats)
-
-
-def _per_row_removed(before: pa.Table, after: pa.Table) -> np.ndarray:
-    n_before = pc.list_value_length(before["images"]).to_numpy(zero_copy_only=False)
-    n_after = pc.list_value_length(after["images"]).to_numpy(zero_copy_only=False)
-    return (n_before - n_after).astype(np.int64)
+    paths = []
+    for batch in ds.map_batches(write, batch_format="pyarrow").iter_batches(batch_format="pyarrow"):
+        paths.extend(batch["path"].to_pylist())
+    return paths
 
 
 def run_global_dedup(ds, profile="default", stats: list[FilterStats] | None = None, passes: list[str] | None = None,
                      removed_dir: str | Path | None = None, canonical: dict[str, str] | None = None,
                      spill_dir: str | Path | None = None):
-    """Run the enabled passes (``passes`` or the profile's ``dedup.order``) over ``ds``; returns the dataset.
+    """Run the enabled passes (``passes`` or the profile's ``dedup.order``) over ``ds``; returns a dataset.
 
+    ``ds`` is a Ray dataset of DOCUMENT_SCHEMA rows (written to files first) or a list of Parquet files.
     Per-pass stats are appended to ``stats``; removed ``(doc_id, reason)`` rows are written as Parquet
-    under ``removed_dir/<pass>/`` when given. With ``spill_dir`` each pass's output is written there as
-    Parquet instead of being held in Ray's object store (bounded memory on large inputs).
+    under ``removed_dir/<pass>/`` when given. Partitions and pass outputs go under ``spill_dir`` (read
+    back lazily); without it, under a temporary folder, and the result is materialised in Ray's object
+    store before the folder is removed.
     """
-    cfg = config_of(profile)
-    for name in passes or cfg.order:
-        if not getattr(cfg, name).enabled:
-            continue
-        res = run_pass(name, ds, cfg, canonical, spill_dir)
-        log.info("dedup.%s: %s", name, json.dumps(res.stats.as_dict()))
-        if stats is not None:
-            stats.append(res.stats)
-        if removed_dir is not None and res.removed is not None:
-            res.removed.select_columns(["doc_id", "reason"]).write_parquet(str(Path(removed_dir) / name))
-        ds = res.ds
-    return ds
+    tmp = None if spill_dir is not None else tempfile.mkdtemp(prefix="obelics-dedup-")
+    work = Path(spill_dir if spill_dir is not None else tmp)
+    try:
+        paths = ds if isinstance(ds, list) else write_dataset(ds, work / "input")
+        out = dedup_files(paths, profile, work, stats, passes, removed_dir, canonical)
+        result = read_units(out)
+        return result.materialize() if tmp else result
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- the unit-based executor: decisions on disk, applied unit by unit -------------------------------
@@ -464,21 +678,30 @@ def decide(name: str, prev_dir: Path, units: list[str], ctx: dict) -> dict:
 
     ensure_ray()
     cfg = config_of(ctx.get("profile", "default"))
-    with shuffle_strategy(cfg):
-        return _decide(name, prev_dir, units, ctx, cfg)
-
-
-def _decide(name: str, prev_dir: Path, units: list[str], ctx: dict, cfg: DedupConfig) -> dict:
     if not getattr(cfg, name).enabled:  # a disabled pass decides nothing and applies as a no-op
         return {"pass": name, "file": None, "stats": []}
-    paths = [str(Path(prev_dir) / f"{u}.parquet") for u in units if (Path(prev_dir) / f"{u}.parquet").exists()]
     ddir = Path(ctx["decision_dir"])
+    work = ddir / f".{name}-work-{uuid.uuid4().hex[:8]}"
+    try:
+        return _decide(name, prev_dir, units, ctx, cfg, ddir, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _pair_hits(group: list[str], hashes: np.ndarray) -> pa.Table:
+    """(doc_id, reason) of the rows of ``group`` whose (url, warc_filename) hash is in ``hashes``."""
+    parts = [_drop_pairs(t, hashes)[1] for t in _iter_tables(group, ["doc_id", "url", "warc_filename"])]
+    return pa.concat_tables([REMOVED_SCHEMA.empty_table(), *[p.cast(REMOVED_SCHEMA) for p in parts]])
+
+
+def _decide(name: str, prev_dir: Path, units: list[str], ctx: dict, cfg: DedupConfig, ddir: Path,
+            work: Path) -> dict:
+    paths = [str(Path(prev_dir) / f"{u}.parquet") for u in units if (Path(prev_dir) / f"{u}.parquet").exists()]
     stats = FilterStats(f"dedup.{name}.decide")
     if not paths:
         return {"pass": name, "file": None, "stats": [stats.as_dict()]}
-    ds = read_units(paths)
     if name == "image_url":
-        frequent = frequent_image_urls(ds, cfg, ctx.get("phash_canonical"))
+        frequent = frequent_image_urls(paths, cfg, work, ctx.get("phash_canonical"))
         out = ddir / "frequent_image_url_hashes.npy"
         tmp = ddir / ".frequent.tmp.npy"
         np.save(tmp, frequent)
@@ -486,23 +709,26 @@ def _decide(name: str, prev_dir: Path, units: list[str], ctx: dict, cfg: DedupCo
         stats.seen("frequent_image_url", len(frequent))
         return {"pass": name, "file": str(out), "stats": [stats.as_dict()]}
     if name == "paragraphs":
-        table = pa.concat_tables([DROPS_SCHEMA.empty_table(), *_tables(paragraph_decision(ds, cfg))])
+        table = paragraph_decision(paths, cfg, work)
         stats.seen("document_with_repeated_paragraph", table.num_rows)
         out = ddir / "paragraph_drops.parquet"
+        write_table_atomic(out, table)
+        return {"pass": name, "file": str(out), "stats": [stats.as_dict()]}
+    removal = REMOVAL_DECISIONS[name](paths, cfg, work, work / "removed")
+    out = ddir / "removed.parquet"
+    if removal.by_pair:
+        hits = _map_files(paths, _pair_hits, removal.hashes)
+        files = []
+        for i, t in enumerate(hits):
+            if t.num_rows:
+                files.append(str(write_table_atomic(work / "removed" / f"pairs-{i:05d}.parquet", t)))
+        n = _concat_parquet(files, out, REMOVED_SCHEMA)
+        counts = {image_set_mod.REASON: n} if n else {}
     else:
-        fn = {"url": url_decision, "image_set": image_set_decision, "minhash": minhash_decision}[name]
-        tables = _tables(fn(ds, cfg))
-        table = pa.concat_tables(tables, promote_options="default") if tables else REMOVED_SCHEMA.empty_table()
-        if name == "image_set" and cfg.image_set.remove_by == "url_warc" and table.num_rows:
-            keys = pa.concat_tables(_tables(ds.select_columns(["doc_id", "url", "warc_filename"])))
-            table = image_set_mod.expand_url_warc(keys, table)
-        table = table.select(["doc_id", "reason"])
-        for item in pc.value_counts(table["reason"]).to_pylist() if table.num_rows else []:
-            stats.drop("document", item["values"], item["counts"])
-        out = ddir / "removed.parquet"
-    tmp = ddir / f".{out.name}.tmp"
-    pq.write_table(table, tmp)
-    tmp.replace(out)
+        _concat_parquet(removal.files, out, REMOVED_SCHEMA)
+        counts = removal.counts
+    for reason, n in counts.items():
+        stats.drop("document", reason, n)
     return {"pass": name, "file": str(out), "stats": [stats.as_dict()]}
 
 

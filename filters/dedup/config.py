@@ -81,10 +81,10 @@ class DedupConfig:
     # one WARC all kept) or the latest capture_date, ties broken by warc_filename then doc_id.
     recency: Literal["warc_filename", "capture_date"] = "capture_date"
     order: list[str] = field(default_factory=lambda: list(PASSES))
-    num_partitions: int = 16  # hash partitions per global pass (rows per worker = N / num_partitions)
-    # Ray Data shuffle used by the passes' groupby: "sort_shuffle_pull_based" (tasks; fast on one
-    # machine) or "hash_shuffle" (aggregator actors; for large clusters)
-    shuffle_strategy: Literal["sort_shuffle_pull_based", "hash_shuffle"] = "sort_shuffle_pull_based"
+    num_partitions: int = 16  # at least this many hash partitions per global pass
+    # at most this many documents per partition: the partitions grow with the data, so what one worker
+    # holds (rows of one partition) does not
+    docs_per_partition: int = 12_500
     url: UrlDedupConfig = field(default_factory=UrlDedupConfig)
     image_url: ImageUrlDedupConfig = field(default_factory=ImageUrlDedupConfig)
     paragraphs: ParagraphDedupConfig = field(default_factory=ParagraphDedupConfig)
