@@ -129,7 +129,7 @@ def _link_heavy(node, limit: float) -> bool:
     total = _chars(node)
     if total == 0:
         return False
-    return sum(_chars(a) for a in links) / total > limit
+    return _nonspace_len("".join([a.text(deep=True) for a in links])) / total > limit
 
 
 class _Rules:
@@ -152,6 +152,7 @@ class _Rules:
         for tag in self.article_only:
             self.kinds.pop(tag, None)
         self.names: dict[str, bool] = {}  # class/id value -> boilerplate?
+        self.class_verdicts: dict[str, int] = {}  # class value -> _class_verdict
 
 
 _RULES: dict[int, tuple[ExtractConfig, _Rules]] = {}
@@ -186,6 +187,17 @@ def _boiler_names(value: str, rules: _Rules) -> bool:
     return hit
 
 
+def _class_verdict(cls: str, rules: _Rules) -> int:
+    """1 when a class value names a boilerplate block, 2 when it marks an end-of-document link, else 0; cached."""
+    verdict = 1 if _boiler_names(cls, rules) else 0
+    if not verdict and rules.eod_classes and not rules.eod_classes.isdisjoint(cls.split()):
+        verdict = 2
+    if len(rules.class_verdicts) > 200_000:
+        rules.class_verdicts.clear()
+    rules.class_verdicts[cls] = verdict
+    return verdict
+
+
 def _verdict(tag: str, attrs: dict, rules: _Rules) -> int:
     """0 keep, 1 remove with subtree (boilerplate by name), 2 replace with the end-of-document paragraph,
     3 remove with subtree (hidden)."""
@@ -193,10 +205,11 @@ def _verdict(tag: str, attrs: dict, rules: _Rules) -> int:
         return 0
     cls = attrs.get("class")
     if cls:
-        if _boiler_names(cls, rules):
-            return 1
-        if rules.eod_classes and not rules.eod_classes.isdisjoint(cls.split()):
-            return 2
+        verdict = rules.class_verdicts.get(cls)
+        if verdict is None:
+            verdict = _class_verdict(cls, rules)
+        if verdict:
+            return verdict
     ident = attrs.get("id")
     if ident and _boiler_names(ident, rules):
         return 1
@@ -245,6 +258,29 @@ def simplify_default(html: str, cfg: ExtractConfig) -> tuple[LexborHTMLParser, s
         for node in tree.css(rule):
             node.replace_with(text)
     return tree, base_href
+
+
+def _pre_text(t: str, buf: list, pending: int) -> int:
+    """Append a text node inside ``<pre>`` (its line breaks kept) to ``buf``; returns the pending break."""
+    if not t or (t.isspace() and "\n" not in t):
+        return 1 if buf and pending < 1 else pending
+    for k, piece in enumerate(t.split("\n")):
+        if k and pending < 2:
+            pending = 2
+        core = " ".join(piece.split())
+        if not core:
+            if buf and pending < 1:
+                pending = 1
+            continue
+        if buf:
+            level = pending
+            if level < 1 and piece[0].isspace():
+                level = 1
+            buf.append(_SEP[level] + core if level else core)
+        else:
+            buf.append(core)
+        pending = 1 if piece[-1].isspace() else 0
+    return pending
 
 
 class _Emitter:
@@ -340,7 +376,9 @@ _NO_ATTR_CHECK = frozenset(["b", "i", "em", "strong", "u", "s", "small", "sup", 
                             "q", "mark", "time", "wbr", "font", "tr", "td", "th", "tbody", "thead", "tfoot",
                             "li", "dt", "dd", "strike", "tt", "kbd", "var", "samp", "bdi", "bdo", "big", "nobr"])
 _EMPTY: dict = {}
+# the attributes :func:`_verdict` reads: an element with none of them is kept without calling it
 _RULE_ATTRS = frozenset(["class", "id", "role", "style", "hidden", "aria-hidden", "title"])
+
 
 
 def extract_nodes(html: str, page_url: str, cfg: ExtractConfig | None = None):
@@ -375,6 +413,7 @@ def _extract_nodes(html: str, page_url: str, cfg: ExtractConfig, bulk_text: bool
     remove_dates = cfg.remove_dates
     article_only = rules.article_only
     sep = _SEP
+    rule_attrs = _RULE_ATTRS
     # text being accumulated for the current text node, and the break owed before the next word
     # (0 none, 1 space, 2 line, 3 paragraph)
     em = _Emitter()
@@ -395,6 +434,7 @@ def _extract_nodes(html: str, page_url: str, cfg: ExtractConfig, bulk_text: bool
         texts = all_text.split("\x00") if all_text else []
     else:
         texts = None
+    n_texts = len(texts) if texts is not None else 0
     idx = 0
     stack = []
     node = body.first_child
@@ -412,43 +452,34 @@ def _extract_nodes(html: str, page_url: str, cfg: ExtractConfig, bulk_text: bool
         tag = node.tag
         if tag == "-text":
             if texts is not None:
-                t = texts[idx] if idx < len(texts) else ""
+                t = texts[idx] if idx < n_texts else ""
             else:
                 t = node.text_content or ""
             idx += 1
             if no_text:
                 pass
-            elif not t or (t.isspace() and not (in_pre and "\n" in t)):
+            elif in_pre:  # rare: line breaks inside <pre> are kept
+                pending = _pre_text(t, buf, pending)
+            elif not t or t.isspace():
                 if buf and pending < 1:
                     pending = 1
             else:
-                if in_pre and "\n" in t:
-                    pieces = t.split("\n")
+                core = " ".join(t.split())
+                if buf:
+                    level = pending
+                    if level < 1 and t[0].isspace():
+                        level = 1
+                    buf.append(sep[level] + core if level else core)
                 else:
-                    pieces = (t,)
-                for k, piece in enumerate(pieces):
-                    if k and pending < 2:
-                        pending = 2
-                    core = " ".join(piece.split())
-                    if not core:
-                        if buf and pending < 1:
-                            pending = 1
-                        continue
-                    if buf:
-                        level = pending
-                        if level < 1 and piece[0].isspace():
-                            level = 1
-                        buf.append(sep[level] + core if level else core)
-                    else:
-                        buf.append(core)
-                    pending = 1 if piece[-1].isspace() else 0
+                    buf.append(core)
+                pending = 1 if t[-1].isspace() else 0
             node = node.next
             continue
         kind = kinds.get(tag, 0)
         skip = kind == _K_SKIP or tag is None or tag[0] == "-"  # removed tags, comments, instructions
         if not skip:
             attrs = None if tag in no_check else node.attributes
-            if attrs:
+            if attrs and not rule_attrs.isdisjoint(attrs):
                 verdict = _verdict(tag, attrs, rules)
                 if verdict:
                     if verdict == 3:

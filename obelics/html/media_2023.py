@@ -23,6 +23,11 @@ _SIZE_JUNK = re.compile('[”"<>]')
 _PX_JUNK = re.compile("[px;]")
 _QUERY_KEY = re.compile(r"\?[A-Za-z0-9]+=")
 _DOTS_SLASH = re.compile(r"\.+/")
+# format_filename's clean-up steps, in the original's order
+_PCT20 = re.compile(r"%2[0]*")
+_DIMENSIONS = re.compile(r"[0-9]+x[0-9]+")
+_DIGITS = re.compile(r"[0-9]+")
+_SPACES = re.compile(r"[ ]{2,}")
 
 
 def _usable(value: str | None) -> bool:
@@ -78,11 +83,11 @@ def format_filename(url: str) -> str:
     name = os.path.split(url)[1].split(".")[0]
     if _QUERY_KEY.findall(name):
         return ""
-    name = re.sub(r"[_-]", " ", name)
-    name = re.sub(r"%2[0]*", " ", name)
-    name = re.sub(r"[0-9]+x[0-9]+", "", name)
-    name = re.sub(r"[0-9]+", " ", name)
-    name = re.sub(r"[ ]{2,}", " ", name)
+    name = name.replace("_", " ").replace("-", " ")
+    name = _PCT20.sub(" ", name)
+    name = _DIMENSIONS.sub("", name)
+    name = _DIGITS.sub(" ", name)
+    name = _SPACES.sub(" ", name)
     for junk in ("\n", "+", "%B", "%"):
         name = name.replace(junk, " ")
     name = name.strip()

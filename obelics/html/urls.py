@@ -10,6 +10,7 @@ outside parentheses).
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, urljoin, urlsplit
 
 _WS = " \t\n\r\f"
@@ -17,36 +18,32 @@ _SAFE = ":/?#[]@!$&'()*+,;=%~"
 _SKIP_SCHEMES = ("data:", "javascript:", "blob:", "about:", "mailto:", "tel:", "file:", "chrome:")
 
 
+_SKIP_SEPARATORS = re.compile(r"[ \t\n\r\f,]*")
+_URL_RUN = re.compile(r"[^ \t\n\r\f]*")
+
+
 def parse_srcset(value: str) -> list[tuple[str, float | None, float | None]]:
     """``srcset`` -> ``[(url, width_w, density_x), ...]`` (missing descriptors are None)."""
     out = []
     i, n = 0, len(value)
     while i < n:
-        while i < n and (value[i] in _WS or value[i] == ","):
-            i += 1
+        i = _SKIP_SEPARATORS.match(value, i).end()
         if i >= n:
             break
-        start = i
-        while i < n and value[i] not in _WS:
-            i += 1
-        url = value[start:i]
+        end = _URL_RUN.match(value, i).end()
+        url = value[i:end]
+        i = end
         descriptors = ""
         if url.endswith(","):
             url = url.rstrip(",")
         else:
-            depth = 0
-            start = i
-            while i < n:
-                c = value[i]
-                if c == "(":
-                    depth += 1
-                elif c == ")" and depth:
-                    depth -= 1
-                elif c == "," and depth == 0:
-                    break
-                i += 1
-            descriptors = value[start:i]
-            i += 1
+            comma = value.find(",", i)
+            if comma < 0:
+                comma = n
+            if "(" in value[i:comma]:  # a comma inside parentheses does not end the descriptors
+                comma = _descriptors_end(value, i)
+            descriptors = value[i:comma]
+            i = comma + 1
         if not url:
             continue
         width = density = None
@@ -60,6 +57,21 @@ def parse_srcset(value: str) -> list[tuple[str, float | None, float | None]]:
                 pass
         out.append((url, width, density))
     return out
+
+
+def _descriptors_end(value: str, i: int) -> int:
+    """Index of the comma that ends a candidate's descriptors (outside parentheses), or ``len(value)``."""
+    depth, n = 0, len(value)
+    while i < n:
+        c = value[i]
+        if c == "(":
+            depth += 1
+        elif c == ")" and depth:
+            depth -= 1
+        elif c == "," and depth == 0:
+            break
+        i += 1
+    return i
 
 
 def best_candidate(candidates: list[tuple[str, float | None, float | None]]) -> str | None:

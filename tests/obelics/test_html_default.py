@@ -212,3 +212,56 @@ def test_pre_with_highlighted_spans_keeps_lines():
     doc = run('<pre><code><span class="k">import</span> os\n<span class="k">from</span> x <span>import</span> y'
               "</code></pre>")
     assert doc.texts == ["import os\nfrom x import y"]
+
+
+def _srcset_by_characters(value):
+    """The HTML standard's srcset algorithm, one character at a time: what parse_srcset must equal."""
+    ws = " \t\n\r\f"
+    out, i, n = [], 0, len(value)
+    while i < n:
+        while i < n and (value[i] in ws or value[i] == ","):
+            i += 1
+        if i >= n:
+            break
+        start = i
+        while i < n and value[i] not in ws:
+            i += 1
+        url, descriptors = value[start:i], ""
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            depth, start = 0, i
+            while i < n:
+                c = value[i]
+                if c == "(":
+                    depth += 1
+                elif c == ")" and depth:
+                    depth -= 1
+                elif c == "," and depth == 0:
+                    break
+                i += 1
+            descriptors = value[start:i]
+            i += 1
+        if not url:
+            continue
+        width = density = None
+        for d in descriptors.split():
+            try:
+                if d.endswith("w"):
+                    width = float(d[:-1])
+                elif d.endswith("x"):
+                    density = float(d[:-1])
+            except ValueError:
+                pass
+        out.append((url, width, density))
+    return out
+
+
+def test_srcset_parser_equals_the_character_algorithm():
+    import random
+
+    rng = random.Random(7)
+    alphabet = ["a", "b.jpg", " ", ",", "(", ")", "1", "2x", "300w", "\t", "\n", ".", "x", "w", "1.5x"]
+    for _ in range(5000):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        assert parse_srcset(value) == _srcset_by_characters(value), value
