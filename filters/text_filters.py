@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from filters import fast_metrics
 from filters.base import FilterStats, Verdict
+from filters.fast_metrics import CharStats, char_stats
 from filters.text_metrics import (
     character_repetition_ratio,
     get_words,
@@ -179,7 +181,8 @@ class TextFilter:
     :class:`filters.perplexity.PerplexityFilter`); ``None`` switches those checks off.
     """
 
-    def __init__(self, cfg: TextFiltersConfig | None = None, langid=None, perplexity=None):
+    def __init__(self, cfg: TextFiltersConfig | None = None, langid=None, perplexity=None,
+                 fast: bool | None = None):
         self.cfg = cfg or TextFiltersConfig()
         try:
             self.lists = _load_lists(self.cfg)
@@ -187,6 +190,8 @@ class TextFilter:
             raise
         self.langid = langid
         self.perplexity = perplexity
+        # the compiled per-character metrics (filters.fast_metrics) when Numba is installed; the same values
+        self.fast = fast_metrics.available() if fast is None else fast
         # words of the paragraphs kept by the last filter_nodes call, reused by document_verdict
         # (document words = the paragraphs' words in order, since "\n" splits words anyway)
         self._words_memo: dict[str, list[str]] = {}
@@ -205,21 +210,26 @@ class TextFilter:
         return cls(cfg, langid, ppl)
 
     # -- paragraphs ------------------------------------------------------------------------------
-    def paragraph_verdict(self, text: str) -> Verdict:
-        """Reason the paragraph fails (first failing check of §5.3), or ``None``."""
+    def paragraph_verdict(self, text: str, chars: CharStats | None = None, i: int = 0) -> Verdict:
+        """Reason the paragraph fails (first failing check of §5.3), or ``None``.
+
+        ``chars`` (optional): the paragraph's :func:`filters.fast_metrics.char_stats` entry ``i``, which
+        gives the same character repetition, special-character and punctuation values.
+        """
         c = self.cfg.node
         words = get_words(text)
         n = len(words)
         if _too_low(n, c.number_words_min) or _too_high(n, c.number_words_max):
             return "number_words"
         if c.character_repetition_max is not None and _too_high(
-                character_repetition_ratio(text, c.character_repetition_length), c.character_repetition_max):
+                chars.char_rep(i) if chars else character_repetition_ratio(text, c.character_repetition_length),
+                c.character_repetition_max):
             return "character_repetition_ratio"
         if c.word_repetition_max is not None and _too_high(
                 word_repetition_ratio(words, c.word_repetition_length), c.word_repetition_max):
             return "word_repetition_ratio"
         if c.special_character_ratio_max is not None and _too_high(
-                special_character_ratio(text), c.special_character_ratio_max):
+                chars.special_ratio(i) if chars else special_character_ratio(text), c.special_character_ratio_max):
             return "special_character_ratio"
         if c.stopword_ratio_min is not None and _too_low(word_ratio(words, self.lists.stopwords),
                                                          c.stopword_ratio_min):
@@ -228,7 +238,8 @@ class TextFilter:
                                                               c.flagged_word_ratio_max):
             return "flagged_word_ratio"
         if c.punctuation_ratio_min is not None and _too_low(
-                punctuation_ratio(text, c.punctuation_min_tokens), c.punctuation_ratio_min):
+                chars.punct_ratio(i, c.punctuation_min_tokens) if chars
+                else punctuation_ratio(text, c.punctuation_min_tokens), c.punctuation_ratio_min):
             return "punctuation_ratio"
         if self.lists.common is not None and c.common_word_ratio_min is not None and _too_low(
                 word_ratio(words, self.lists.common), c.common_word_ratio_min):
@@ -244,17 +255,34 @@ class TextFilter:
         self._words_memo[text] = words
         return None
 
+    def paragraph_verdicts(self, paragraphs: list[str]) -> list[Verdict]:
+        """:meth:`paragraph_verdict` of every paragraph (``None`` for the end-of-document token), with the
+        per-character metrics of all of them computed in one compiled pass when Numba is installed."""
+        chars = None
+        if self.fast and len(paragraphs) > 0:
+            chars = char_stats(paragraphs, self.cfg.node.character_repetition_length)
+        verdict = self.paragraph_verdict
+        return [None if p == EOD_TOKEN else verdict(p, chars, i) for i, p in enumerate(paragraphs)]
+
     def filter_text(self, text: str, stats: FilterStats | None = None,
                     decisions: list | None = None) -> str | None:
         """The text node after paragraph filtering (kept paragraphs re-joined), or ``None`` if none is left.
 
         ``decisions`` (optional) receives ``(paragraph, reason)`` for every paragraph.
         """
+        paras = self._paragraphs(text)
+        return self._keep(paras, self.paragraph_verdicts(paras), stats, decisions)
+
+    def _paragraphs(self, text: str) -> list[str]:
         if self.cfg.standardize_whitespace:
             text = standardize_whitespace(text)
+        return text.split("\n\n")
+
+    @staticmethod
+    def _keep(paras: list[str], reasons: list[Verdict], stats: FilterStats | None,
+              decisions: list | None = None) -> str | None:
         kept = []
-        for para in text.split("\n\n"):
-            reason = None if para == EOD_TOKEN else self.paragraph_verdict(para)
+        for para, reason in zip(paras, reasons):
             if stats is not None:
                 stats.seen("paragraph")
                 if reason:
@@ -268,22 +296,36 @@ class TextFilter:
         return "\n\n".join(kept) if kept else None
 
     def filter_nodes(self, doc: WebDocument, stats: FilterStats | None = None) -> WebDocument:
-        """Node level (§5.3, text part): filter every text node's paragraphs; drop emptied and null nodes."""
+        """Node level (§5.3, text part): filter every text node's paragraphs; drop emptied and null nodes.
+
+        The paragraphs of all text nodes are judged in one :meth:`paragraph_verdicts` call.
+        """
         self._words_memo.clear()
-        texts, images, metadata = [], [], []
+        nodes = []                      # (text node's paragraphs or None, image, metadata)
+        flat: list[str] = []
         for t, i, m in zip(doc.texts, doc.images, doc.metadata):
             if i is not None:
+                nodes.append((None, i, m))
+            elif t is None:
+                if stats is not None:
+                    stats.drop("node", "empty_node")
+            else:
+                paras = self._paragraphs(t)
+                nodes.append((paras, None, None))
+                flat.extend(paras)
+        reasons = self.paragraph_verdicts(flat)
+        texts, images, metadata = [], [], []
+        pos = 0
+        for paras, i, m in nodes:
+            if paras is None:
                 texts.append(None)
                 images.append(i)
                 metadata.append(m)
                 continue
-            if t is None:
-                if stats is not None:
-                    stats.drop("node", "empty_node")
-                continue
             if stats is not None:
                 stats.seen("node")
-            new = self.filter_text(t, stats)
+            new = self._keep(paras, reasons[pos:pos + len(paras)], stats)
+            pos += len(paras)
             if new is None:
                 if stats is not None:
                     stats.drop("node", "no_paragraph_left")
@@ -320,14 +362,16 @@ class TextFilter:
         n = len(words)
         if _too_low(n, c.number_words_min) or _too_high(n, c.number_words_max):
             return "number_words"
+        chars = char_stats([full], c.character_repetition_length) if self.fast else None
         if c.character_repetition_max is not None and _too_high(
-                character_repetition_ratio(full, c.character_repetition_length), c.character_repetition_max):
+                chars.char_rep(0) if chars else character_repetition_ratio(full, c.character_repetition_length),
+                c.character_repetition_max):
             return "character_repetition_ratio"
         if c.word_repetition_max is not None and _too_high(
                 word_repetition_ratio(words, c.word_repetition_length), c.word_repetition_max):
             return "word_repetition_ratio"
-        if c.special_character_ratio_max is not None and _too_high(special_character_ratio(full),
-                                                                   c.special_character_ratio_max):
+        if c.special_character_ratio_max is not None and _too_high(
+                chars.special_ratio(0) if chars else special_character_ratio(full), c.special_character_ratio_max):
             return "special_character_ratio"
         if c.stopword_ratio_min is not None and _too_low(word_ratio(words, self.lists.stopwords),
                                                          c.stopword_ratio_min):
@@ -335,7 +379,8 @@ class TextFilter:
         if c.flagged_word_ratio_max is not None and _too_high(word_ratio(words, self.lists.flagged),
                                                               c.flagged_word_ratio_max):
             return "flagged_word_ratio"
-        if c.punctuation_ratio_min is not None and _too_low(punctuation_ratio(full), c.punctuation_ratio_min):
+        if c.punctuation_ratio_min is not None and _too_low(
+                chars.punct_ratio(0) if chars else punctuation_ratio(full), c.punctuation_ratio_min):
             return "punctuation_ratio"
         if self.lists.common is not None and c.common_word_ratio_min is not None and _too_low(
                 word_ratio(words, self.lists.common), c.common_word_ratio_min):

@@ -1,0 +1,204 @@
+"""Compiled per-character metrics (Numba): character repetition, special characters, punctuation tokens.
+
+The filter chain spent most of its time in three per-character metrics of :mod:`filters.text_metrics`
+(reference §5.2), which no library computes: CPython costs ~100 ns a character for the n-gram Counter
+and ~30 ns for the ``[\\w']+`` regex, plus microseconds of call overhead per paragraph. This module
+computes all three in one compiled pass over the code points of many texts at once (one call per
+document), giving the same values:
+
+- character repetition: the n-grams are counted in an open-addressing table keyed by a rolling hash,
+  and two n-grams only share a slot after their code points compare equal, so the counts are exact
+  (no hash-collision caveat);
+- special characters: code points of the single characters of SPECIAL_CHARACTERS;
+- punctuation tokens: ``[\\w']+|[,;:?!.]`` tokens are the maximal runs of ``[\\w']`` characters plus the
+  punctuation characters (none of which is in ``[\\w']``); which code points ``[\\w']`` matches is
+  decided by Python's own ``re`` once, when the table is built.
+
+Numba is optional: :func:`available` is false without it, and callers then use the pure-Python
+functions of :mod:`filters.text_metrics` (tests/filters/test_fast_metrics.py checks both agree on
+every shared paragraph and document).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+try:  # pragma: no cover - exercised when numba is installed (a dependency; the fallback keeps it optional)
+    import numba
+except ImportError:  # pragma: no cover
+    numba = None
+
+SPECIAL, WORD, PUNCT = 1, 2, 4
+_TABLE: list[np.ndarray] = []
+
+
+def available() -> bool:
+    """Whether the compiled kernels can run (Numba is installed)."""
+    return numba is not None
+
+
+def class_table() -> np.ndarray:
+    """uint8 per code point: bit 1 special character, bit 2 ``[\\w']``, bit 4 one of ``,;:?!.``."""
+    if not _TABLE:
+        from filters.text_metrics import _STRIP_CHARS
+        from filters.wordlists import PUNCTUATION
+
+        every = "".join(map(chr, range(0x110000)))
+        marked = re.sub(r"[\w']", "'", every).encode("utf-32-le", "surrogatepass")
+        table = np.where(np.frombuffer(marked, dtype=np.uint32) == ord("'"), WORD, 0).astype(np.uint8)
+        table[[ord(c) for c in _STRIP_CHARS]] |= SPECIAL
+        table[[ord(c) for c in PUNCTUATION]] |= PUNCT
+        _TABLE.append(table)
+    return _TABLE[0]
+
+
+def code_points(text: str) -> np.ndarray:
+    """The code points of ``text`` (lone surrogates kept as themselves)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _kernel(a, starts, ends, n, table, top, special, tokens, punct):  # pragma: no cover - compiled
+    base = np.uint64(0x9E3779B97F4A7C15)
+    shift = np.uint64(1)
+    for _ in range(n - 1):
+        shift = shift * base          # base^(n-1), mod 2^64
+    longest = 0
+    for s in range(starts.shape[0]):
+        longest = max(longest, ends[s] - starts[s] - n + 1)
+    size = 16
+    while size < 2 * longest:
+        size <<= 1
+    mask = np.uint64(size - 1)
+    keys = np.zeros(size, dtype=np.uint64)
+    counts = np.zeros(size, dtype=np.int64)
+    first = np.zeros(size, dtype=np.int64)
+    used = np.empty(max(longest, 1), dtype=np.int64)
+    for s in range(starts.shape[0]):
+        lo, hi = starts[s], ends[s]
+        # special characters, [\w']+ runs and punctuation characters
+        n_special = 0
+        n_runs = 0
+        n_punct = 0
+        prev_word = False
+        for i in range(lo, hi):
+            c = table[a[i]]
+            if c & 1:
+                n_special += 1
+            if c & 4:
+                n_punct += 1
+            w = (c & 2) != 0
+            if w and not prev_word:
+                n_runs += 1
+            prev_word = w
+        special[s] = n_special
+        tokens[s] = n_runs + n_punct
+        punct[s] = n_punct
+        # character n-grams: exact counts in an open-addressing table
+        total = hi - lo - n + 1
+        top[s] = 0
+        if total <= 0:
+            continue
+        h = np.uint64(0)
+        for i in range(lo, lo + n):
+            h = h * base + np.uint64(a[i]) + np.uint64(1)
+        distinct = 0
+        for i in range(lo, lo + total):
+            if i > lo:
+                h = (h - (np.uint64(a[i - 1]) + np.uint64(1)) * shift) * base + np.uint64(a[i + n - 1]) + np.uint64(1)
+            j = ((h * np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(17)) & mask
+            while True:
+                if counts[j] == 0:
+                    keys[j] = h
+                    counts[j] = 1
+                    first[j] = i
+                    used[distinct] = j
+                    distinct += 1
+                    break
+                if keys[j] == h:
+                    f = first[j]
+                    same = True
+                    for t in range(n):
+                        if a[f + t] != a[i + t]:
+                            same = False
+                            break
+                    if same:
+                        counts[j] += 1
+                        break
+                j = (j + np.uint64(1)) & mask
+        n_rep = 0
+        for u in range(distinct):
+            if counts[used[u]] > 1:
+                n_rep += 1
+        k = int(np.sqrt(distinct))
+        while k * k > distinct:
+            k -= 1
+        while (k + 1) * (k + 1) <= distinct:
+            k += 1
+        k = min(k, n_rep)
+        if k > 0:
+            rep = np.empty(n_rep, dtype=np.int64)
+            r = 0
+            for u in range(distinct):
+                c2 = counts[used[u]]
+                if c2 > 1:
+                    rep[r] = c2
+                    r += 1
+            rep.sort()
+            acc = 0
+            for r in range(n_rep - k, n_rep):
+                acc += rep[r]
+            top[s] = acc
+        for u in range(distinct):
+            counts[used[u]] = 0
+
+
+_COMPILED: list = []
+
+
+def _compiled():
+    if not _COMPILED:
+        _COMPILED.append(numba.njit(cache=True, nogil=True)(_kernel))
+    return _COMPILED[0]
+
+
+class CharStats:
+    """Per-text results of :func:`char_stats`, as lists of Python numbers."""
+
+    __slots__ = ("lengths", "top", "special", "tokens", "punct", "n")
+
+    def __init__(self, lengths, top, special, tokens, punct, n):
+        self.lengths, self.top, self.special, self.tokens, self.punct, self.n = \
+            lengths, top, special, tokens, punct, n
+
+    def char_rep(self, i: int) -> float:
+        """= ``text_metrics.character_repetition_ratio(texts[i], n)``."""
+        total = self.lengths[i] - self.n + 1
+        return self.top[i] / total if total > 0 and self.top[i] else 0.0
+
+    def special_ratio(self, i: int) -> float:
+        """= ``text_metrics.special_character_ratio(texts[i])``."""
+        return self.special[i] / self.lengths[i] if self.lengths[i] else 0.0
+
+    def punct_ratio(self, i: int, min_tokens: int = -1) -> float:
+        """= ``text_metrics.punctuation_ratio(texts[i], min_tokens)``."""
+        tokens = self.tokens[i]
+        if not tokens:
+            return 0.0
+        if tokens < min_tokens:
+            return 1.0
+        return self.punct[i] / tokens
+
+
+def char_stats(texts: list[str], n: int) -> CharStats:
+    """Character-repetition numerators (sum of the k largest n-gram counts), special-character counts,
+    punctuation-token and punctuation counts of every text, in one compiled pass."""
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    starts = np.zeros(len(texts), dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    a = code_points("\n".join(texts))
+    m = len(texts)
+    top, special, tokens, punct = (np.zeros(m, dtype=np.int64) for _ in range(4))
+    _compiled()(a, starts, starts + lengths, n, class_table(), top, special, tokens, punct)
+    return CharStats(lengths.tolist(), top.tolist(), special.tolist(), tokens.tolist(), punct.tolist(), n)

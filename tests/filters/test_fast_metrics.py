@@ -1,0 +1,84 @@
+"""The compiled metrics (filters/fast_metrics.py) equal the straightforward ones of filters/text_metrics.py,
+and the chain decides the same with and without them, on every paragraph and document of the shared pages."""
+
+from __future__ import annotations
+
+import json
+import string
+
+import pytest
+
+from filters import fast_metrics
+from filters.text_filters import TextFilter, TextFiltersConfig
+from filters.text_metrics import (
+    character_repetition_ratio,
+    punctuation_ratio,
+    special_character_ratio,
+    standardize_whitespace,
+)
+from obelics.config import load_profile
+from obelics.document import EOD_TOKEN, WebDocument
+from tests.conftest import shared_path
+
+pytestmark = pytest.mark.skipif(not fast_metrics.available(), reason="numba is not installed")
+
+
+def _docs() -> list[WebDocument]:
+    docs = []
+    for name in ("shared_html.jsonl", "shared_warc.jsonl"):
+        for line in open(shared_path("data", "reference", name), encoding="utf-8"):
+            d = json.loads(line)
+            meta = d["metadata"]
+            meta = json.loads(meta) if isinstance(meta, str) else meta
+            docs.append(WebDocument(list(d["texts"]), [i or None for i in d["images"]], list(meta), {"url": d["url"]}))
+    return docs
+
+
+def _assert_same(texts: list[str], n: int) -> None:
+    st = fast_metrics.char_stats(texts, n)
+    for i, t in enumerate(texts):
+        assert st.char_rep(i) == character_repetition_ratio(t, n), t[:80]
+        assert st.special_ratio(i) == special_character_ratio(t), t[:80]
+        assert st.punct_ratio(i, 12) == punctuation_ratio(t, 12), t[:80]
+        assert st.punct_ratio(i) == punctuation_ratio(t), t[:80]
+
+
+EDGE = ["", "a", "abcdefghi", "abcdefghij", "a" * 20, "abab" * 40, string.printable * 3, "l'été, c'est ça! 12:30?",
+        "😀😀😀😀😀😀😀😀😀😀😀😀 ok", "\ud800 lone surrogate \udfff", "İstanbul İİİİİİİİİİİİ", "__init__ x_y ''' ...",
+        "٣٤٥ ١٢ — “quoted” … ¡hola! ¿qué?", "\x00\x01\t\n\r end", "ab" * 3000 + "c" * 500]
+
+
+@pytest.mark.parametrize("n", [2, 5, 10])
+def test_edge_cases(n):
+    _assert_same(EDGE, n)
+    for t in EDGE:
+        _assert_same([t], n)
+
+
+def test_every_shared_paragraph_and_document():
+    docs = _docs()
+    paragraphs, fulls = [], []
+    for doc in docs:
+        texts = [standardize_whitespace(t) for t in doc.texts if t]
+        paragraphs.extend(p for t in texts for p in t.split("\n\n"))
+        fulls.append("\n\n".join(texts))
+    assert len(paragraphs) > 6000
+    for k in range(0, len(paragraphs), 50):  # a document's worth at a time, as the chain calls it
+        _assert_same(paragraphs[k:k + 50], 10)
+    for k in range(0, len(fulls), 10):
+        _assert_same(fulls[k:k + 10], 10)
+
+
+@pytest.mark.parametrize("name", ["obelics-2023", "default"])
+def test_chain_decides_the_same(name):
+    cfg = load_profile(name).section("text_filters", TextFiltersConfig)
+    fast, slow = TextFilter(cfg, fast=True), TextFilter(cfg, fast=False)
+    for doc in _docs():
+        for t in doc.texts:
+            if t:
+                paras = standardize_whitespace(t).split("\n\n")
+                assert fast.paragraph_verdicts(paras) == [None if p == EOD_TOKEN
+                                                          else slow.paragraph_verdict(p) for p in paras]
+        a, b = fast.filter_nodes(doc), slow.filter_nodes(doc)
+        assert a.texts == b.texts
+        assert fast.document_verdict(a) == slow.document_verdict(b)
