@@ -22,6 +22,7 @@ every shared paragraph and document).
 from __future__ import annotations
 
 import re
+from itertools import chain, count
 
 import numpy as np
 
@@ -202,3 +203,82 @@ def char_stats(texts: list[str], n: int) -> CharStats:
     top, special, tokens, punct = (np.zeros(m, dtype=np.int64) for _ in range(4))
     _compiled()(a, starts, starts + lengths, n, class_table(), top, special, tokens, punct)
     return CharStats(lengths.tolist(), top.tolist(), special.tolist(), tokens.tolist(), punct.tolist(), n)
+
+
+def _word_kernel(ids, starts, ends, n, repeated):  # pragma: no cover - compiled
+    base = np.uint64(0xC2B2AE3D27D4EB4F)
+    shift = np.uint64(1)
+    for _ in range(n - 1):
+        shift = shift * base
+    longest = 0
+    for s in range(starts.shape[0]):
+        longest = max(longest, ends[s] - starts[s] - n + 1)
+    size = 16
+    while size < 2 * longest:
+        size <<= 1
+    mask = np.uint64(size - 1)
+    keys = np.zeros(size, dtype=np.uint64)
+    counts = np.zeros(size, dtype=np.int64)
+    first = np.zeros(size, dtype=np.int64)
+    used = np.empty(max(longest, 1), dtype=np.int64)
+    for s in range(starts.shape[0]):
+        lo, hi = starts[s], ends[s]
+        total = hi - lo - n + 1
+        repeated[s] = 0
+        if total <= 0:
+            continue
+        h = np.uint64(0)
+        for i in range(lo, lo + n):
+            h = h * base + np.uint64(ids[i]) + np.uint64(1)
+        distinct = 0
+        for i in range(lo, lo + total):
+            if i > lo:
+                h = (h - (np.uint64(ids[i - 1]) + np.uint64(1)) * shift) * base + np.uint64(ids[i + n - 1]) + np.uint64(1)
+            j = ((h * np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(17)) & mask
+            while True:
+                if counts[j] == 0:
+                    keys[j] = h
+                    counts[j] = 1
+                    first[j] = i
+                    used[distinct] = j
+                    distinct += 1
+                    break
+                if keys[j] == h:
+                    f = first[j]
+                    same = True
+                    for t in range(n):
+                        if ids[f + t] != ids[i + t]:
+                            same = False
+                            break
+                    if same:
+                        counts[j] += 1
+                        break
+                j = (j + np.uint64(1)) & mask
+        acc = 0
+        for u in range(distinct):
+            c = counts[used[u]]
+            if c > 1:
+                acc += c
+            counts[used[u]] = 0
+        repeated[s] = acc
+
+
+_WORD_COMPILED: list = []
+
+
+def word_repetition_many(word_lists: list[list[str]], n: int) -> list[float]:
+    """``[text_metrics.word_repetition_ratio(words, n) for words in word_lists]`` in one compiled pass:
+    words become integer ids (equal words, equal ids), and word n-grams are counted exactly as tuples
+    of ids (the original joins them with spaces; words never contain one)."""
+    if not _WORD_COMPILED:
+        _WORD_COMPILED.append(numba.njit(cache=True, nogil=True)(_word_kernel))
+    m = len(word_lists)
+    lengths = np.fromiter(map(len, word_lists), dtype=np.int64, count=m)
+    starts = np.zeros(m, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    first: dict[str, int] = {}
+    ids = np.fromiter(map(first.setdefault, chain.from_iterable(word_lists), count()), dtype=np.int64,
+                      count=int(lengths.sum()))
+    repeated = np.zeros(m, dtype=np.int64)
+    _WORD_COMPILED[0](ids, starts, starts + lengths, n, repeated)
+    return [r / (k - n + 1) if r else 0.0 for r, k in zip(repeated.tolist(), lengths.tolist())]

@@ -24,7 +24,7 @@ from typing import Literal
 
 from filters import fast_metrics
 from filters.base import FilterStats, Verdict
-from filters.fast_metrics import CharStats, char_stats
+from filters.fast_metrics import CharStats, char_stats, word_repetition_many
 from filters.text_metrics import (
     character_repetition_ratio,
     get_words,
@@ -166,6 +166,15 @@ def _load_lists(cfg: TextFiltersConfig) -> _Lists:
     )
 
 
+@dataclass
+class _Batch:
+    """Metrics of many paragraphs computed at once (:meth:`TextFilter.paragraph_verdicts`)."""
+
+    words: list[list[str]]
+    chars: CharStats
+    word_rep: list[float]
+
+
 def _too_low(value: float, cutoff: float | None) -> bool:
     return cutoff is not None and value < cutoff
 
@@ -210,26 +219,27 @@ class TextFilter:
         return cls(cfg, langid, ppl)
 
     # -- paragraphs ------------------------------------------------------------------------------
-    def paragraph_verdict(self, text: str, chars: CharStats | None = None, i: int = 0) -> Verdict:
+    def paragraph_verdict(self, text: str, batch: _Batch | None = None, i: int = 0) -> Verdict:
         """Reason the paragraph fails (first failing check of §5.3), or ``None``.
 
-        ``chars`` (optional): the paragraph's :func:`filters.fast_metrics.char_stats` entry ``i``, which
-        gives the same character repetition, special-character and punctuation values.
+        ``batch`` (optional): the metrics of many paragraphs computed at once (:meth:`paragraph_verdicts`);
+        ``text`` is its paragraph ``i``. The values, and so the verdict, are the same.
         """
         c = self.cfg.node
-        words = get_words(text)
+        words = batch.words[i] if batch else get_words(text)
         n = len(words)
         if _too_low(n, c.number_words_min) or _too_high(n, c.number_words_max):
             return "number_words"
         if c.character_repetition_max is not None and _too_high(
-                chars.char_rep(i) if chars else character_repetition_ratio(text, c.character_repetition_length),
+                batch.chars.char_rep(i) if batch else character_repetition_ratio(text, c.character_repetition_length),
                 c.character_repetition_max):
             return "character_repetition_ratio"
         if c.word_repetition_max is not None and _too_high(
-                word_repetition_ratio(words, c.word_repetition_length), c.word_repetition_max):
+                batch.word_rep[i] if batch else word_repetition_ratio(words, c.word_repetition_length),
+                c.word_repetition_max):
             return "word_repetition_ratio"
         if c.special_character_ratio_max is not None and _too_high(
-                chars.special_ratio(i) if chars else special_character_ratio(text), c.special_character_ratio_max):
+                batch.chars.special_ratio(i) if batch else special_character_ratio(text), c.special_character_ratio_max):
             return "special_character_ratio"
         if c.stopword_ratio_min is not None and _too_low(word_ratio(words, self.lists.stopwords),
                                                          c.stopword_ratio_min):
@@ -238,7 +248,7 @@ class TextFilter:
                                                               c.flagged_word_ratio_max):
             return "flagged_word_ratio"
         if c.punctuation_ratio_min is not None and _too_low(
-                chars.punct_ratio(i, c.punctuation_min_tokens) if chars
+                batch.chars.punct_ratio(i, c.punctuation_min_tokens) if batch
                 else punctuation_ratio(text, c.punctuation_min_tokens), c.punctuation_ratio_min):
             return "punctuation_ratio"
         if self.lists.common is not None and c.common_word_ratio_min is not None and _too_low(
@@ -256,13 +266,19 @@ class TextFilter:
         return None
 
     def paragraph_verdicts(self, paragraphs: list[str]) -> list[Verdict]:
-        """:meth:`paragraph_verdict` of every paragraph (``None`` for the end-of-document token), with the
-        per-character metrics of all of them computed in one compiled pass when Numba is installed."""
-        chars = None
-        if self.fast and len(paragraphs) > 0:
-            chars = char_stats(paragraphs, self.cfg.node.character_repetition_length)
+        """:meth:`paragraph_verdict` of every paragraph (``None`` for the end-of-document token).
+
+        With Numba installed, the character metrics and word repetition of all of them are computed in
+        one compiled pass each (:mod:`filters.fast_metrics`), with the same values.
+        """
+        batch = None
+        if self.fast and paragraphs:
+            c = self.cfg.node
+            words = [get_words(p) for p in paragraphs]
+            batch = _Batch(words, char_stats(paragraphs, c.character_repetition_length),
+                           word_repetition_many(words, c.word_repetition_length))
         verdict = self.paragraph_verdict
-        return [None if p == EOD_TOKEN else verdict(p, chars, i) for i, p in enumerate(paragraphs)]
+        return [None if p == EOD_TOKEN else verdict(p, batch, i) for i, p in enumerate(paragraphs)]
 
     def filter_text(self, text: str, stats: FilterStats | None = None,
                     decisions: list | None = None) -> str | None:
@@ -368,7 +384,8 @@ class TextFilter:
                 c.character_repetition_max):
             return "character_repetition_ratio"
         if c.word_repetition_max is not None and _too_high(
-                word_repetition_ratio(words, c.word_repetition_length), c.word_repetition_max):
+                word_repetition_many([words], c.word_repetition_length)[0] if self.fast
+                else word_repetition_ratio(words, c.word_repetition_length), c.word_repetition_max):
             return "word_repetition_ratio"
         if c.special_character_ratio_max is not None and _too_high(
                 chars.special_ratio(0) if chars else special_character_ratio(full), c.special_character_ratio_max):

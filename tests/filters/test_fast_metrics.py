@@ -82,3 +82,18 @@ def test_chain_decides_the_same(name):
         a, b = fast.filter_nodes(doc), slow.filter_nodes(doc)
         assert a.texts == b.texts
         assert fast.document_verdict(a) == slow.document_verdict(b)
+
+
+def test_word_repetition_many():
+    from filters.fast_metrics import word_repetition_many
+    from filters.text_metrics import get_words, word_repetition_ratio
+
+    lists = [get_words(t) for t in EDGE] + [["a"] * 7, ["a", "b"] * 9, [], ["x"], "a b c d e a b c d e f".split()]
+    for doc in _docs():
+        texts = [standardize_whitespace(t) for t in doc.texts if t]
+        lists.extend(get_words(p) for t in texts for p in t.split("\n\n"))
+        lists.append(get_words("\n\n".join(texts)))
+    for n in (1, 2, 5):
+        for k in range(0, len(lists), 40):
+            chunk = lists[k:k + 40]
+            assert word_repetition_many(chunk, n) == [word_repetition_ratio(w, n) for w in chunk]
