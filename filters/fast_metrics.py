@@ -282,3 +282,143 @@ def word_repetition_many(word_lists: list[list[str]], n: int) -> list[float]:
     repeated = np.zeros(m, dtype=np.int64)
     _WORD_COMPILED[0](ids, starts, starts + lengths, n, repeated)
     return [r / (k - n + 1) if r else 0.0 for r, k in zip(repeated.tolist(), lengths.tolist())]
+
+
+def _split_kernel(a, starts, ends, table, ids, n_words, uniq_start, uniq_end):  # pragma: no cover - compiled
+    """Words of each segment of the (lower-cased) code points ``a``: pieces between " ", "\\n", "\\t" with
+    the special characters (table bit 1) stripped from both ends, empty ones dropped. Writes every
+    word's id (equal words, equal ids; ids numbered by first occurrence) and each id's first span;
+    returns (number of words, number of distinct words)."""
+    size = 16
+    while size < 2 * a.shape[0]:
+        size <<= 1
+    mask = np.uint64(size - 1)
+    keys = np.zeros(size, dtype=np.uint64)
+    slot = np.full(size, -1, dtype=np.int64)
+    w = 0
+    u = 0
+    for s in range(starts.shape[0]):
+        lo, hi = starts[s], ends[s]
+        count = 0
+        i = lo
+        while i < hi:
+            c = a[i]
+            if c == 32 or c == 10 or c == 9:
+                i += 1
+                continue
+            j = i + 1
+            while j < hi:
+                c = a[j]
+                if c == 32 or c == 10 or c == 9:
+                    break
+                j += 1
+            b, e = i, j
+            i = j
+            while b < e and table[a[b]] & 1:
+                b += 1
+            while e > b and table[a[e - 1]] & 1:
+                e -= 1
+            if b == e:
+                continue
+            h = np.uint64(0xCBF29CE484222325)
+            for t in range(b, e):
+                h = (h ^ np.uint64(a[t])) * np.uint64(0x100000001B3)
+            k = ((h * np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(17)) & mask
+            while True:
+                sid = slot[k]
+                if sid < 0:
+                    slot[k] = u
+                    keys[k] = h
+                    uniq_start[u] = b
+                    uniq_end[u] = e
+                    ids[w] = u
+                    u += 1
+                    break
+                if keys[k] == h:
+                    fb, fe = uniq_start[sid], uniq_end[sid]
+                    same = fe - fb == e - b
+                    if same:
+                        for t in range(e - b):
+                            if a[fb + t] != a[b + t]:
+                                same = False
+                                break
+                    if same:
+                        ids[w] = sid
+                        break
+                k = (k + np.uint64(1)) & mask
+            w += 1
+            count += 1
+        n_words[s] = count
+    return w, u
+
+
+_SPLIT_COMPILED: list = []
+
+
+class Words:
+    """Words of many paragraphs (:func:`words_many`): per paragraph ``words[i]`` (= ``get_words``), and
+    for every word its id in ``ids`` (paragraph ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``), plus
+    how many of each paragraph's words are in each vocabulary (``in_vocab[name][i]``)."""
+
+    __slots__ = ("words", "ids", "offsets", "in_vocab")
+
+    def __init__(self, words, ids, offsets, in_vocab):
+        self.words, self.ids, self.offsets, self.in_vocab = words, ids, offsets, in_vocab
+
+
+def words_many(texts: list[str], vocabularies: dict | None = None) -> Words:
+    """``[text_metrics.get_words(t) for t in texts]`` in one compiled pass, with word ids and counts of
+    words in each of ``vocabularies`` (name -> set), each looked up once per distinct word.
+
+    Each text is lower-cased by ``str.lower`` as ``get_words`` does; the pieces, the strip of special
+    characters and the dropping of empty words happen in the kernel, which splits on " ", "\\n" and
+    "\\t" only: the original's splitter (``get_words`` uses ``str.split()`` only when the two agree).
+    """
+    if not _SPLIT_COMPILED:
+        _SPLIT_COMPILED.append(numba.njit(cache=True, nogil=True)(_split_kernel))
+    lows = [t.lower() for t in texts]
+    m = len(lows)
+    low = "\n".join(lows)
+    a = code_points(low)
+    lengths = np.fromiter(map(len, lows), dtype=np.int64, count=m)
+    starts = np.zeros(m, dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    cap = len(a) // 2 + 1
+    ids = np.empty(cap, dtype=np.int64)
+    n_words = np.zeros(m, dtype=np.int64)
+    ustart = np.empty(cap, dtype=np.int64)
+    uend = np.empty(cap, dtype=np.int64)
+    nw, nu = _SPLIT_COMPILED[0](a, starts, starts + lengths, class_table(), ids, n_words, ustart, uend)
+    ids = ids[:nw]
+    uniq = [low[b:e] for b, e in zip(ustart[:nu].tolist(), uend[:nu].tolist())]
+    flat = list(map(uniq.__getitem__, ids.tolist()))
+    offsets = [0] * (m + 1)
+    words = []
+    pos = 0
+    for i, k in enumerate(n_words.tolist()):
+        words.append(flat[pos:pos + k])
+        pos += k
+        offsets[i + 1] = pos
+    in_vocab = {}
+    if vocabularies:
+        off = np.asarray(offsets, dtype=np.int64)
+        for name, vocab in vocabularies.items():
+            hit = np.fromiter(map(vocab.__contains__, uniq), dtype=np.int64, count=nu)[ids]
+            c = np.zeros(nw + 1, dtype=np.int64)
+            np.cumsum(hit, out=c[1:])
+            in_vocab[name] = (c[off[1:]] - c[off[:-1]]).tolist()
+    return Words(words, ids, offsets, in_vocab)
+
+
+def word_repetition_ids(ids: np.ndarray, lengths: list[int], n: int) -> list[float]:
+    """Word repetition ratio (``text_metrics.word_repetition_ratio``) of consecutive runs of word ids of
+    the given ``lengths``."""
+    if not _WORD_COMPILED:
+        _WORD_COMPILED.append(numba.njit(cache=True, nogil=True)(_word_kernel))
+    m = len(lengths)
+    lens = np.asarray(lengths, dtype=np.int64)
+    starts = np.zeros(m, dtype=np.int64)
+    np.cumsum(lens[:-1], out=starts[1:])
+    repeated = np.zeros(m, dtype=np.int64)
+    _WORD_COMPILED[0](ids, starts, starts + lens, n, repeated)
+    return [r / (k - n + 1) if r else 0.0 for r, k in zip(repeated.tolist(), lengths)]

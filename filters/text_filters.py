@@ -22,9 +22,18 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+import numpy as np
+
 from filters import fast_metrics
 from filters.base import FilterStats, Verdict
-from filters.fast_metrics import CharStats, char_stats, word_repetition_many
+from filters.fast_metrics import (
+    CharStats,
+    Words,
+    char_stats,
+    word_repetition_ids,
+    word_repetition_many,
+    words_many,
+)
 from filters.text_metrics import (
     character_repetition_ratio,
     get_words,
@@ -170,9 +179,49 @@ def _load_lists(cfg: TextFiltersConfig) -> _Lists:
 class _Batch:
     """Metrics of many paragraphs computed at once (:meth:`TextFilter.paragraph_verdicts`)."""
 
-    words: list[list[str]]
+    words: Words
     chars: CharStats
     word_rep: list[float]
+
+    def ratio(self, vocabulary: str, i: int) -> float:
+        """= ``word_ratio(words[i], <vocabulary>)``."""
+        n = len(self.words.words[i])
+        return self.words.in_vocab[vocabulary][i] / n if n else 0.0
+
+
+class _DocumentWords:
+    """The words of a document's full text, from its paragraphs' batch when all are there (ids and
+    vocabulary counts already known), else from ``get_words``; the same values either way."""
+
+    def __init__(self, chain: TextFilter, full: str):
+        self.chain = chain
+        memo = chain._words_memo
+        entries = [memo.get(p) for p in full.split("\n\n")]
+        batch = entries[0][0] if entries and isinstance(entries[0], tuple) else None
+        if batch is not None and all(isinstance(e, tuple) and e[0] is batch for e in entries):
+            self.batch, self.index = batch, [e[1] for e in entries]
+            self.n = sum(len(batch.words.words[i]) for i in self.index)
+        else:
+            self.batch = None
+            self.words = []
+            for p, e in zip(full.split("\n\n"), entries):
+                self.words.extend(e if isinstance(e, list) else get_words(p))
+            self.n = len(self.words)
+
+    def repetition(self, n: int) -> float:
+        if self.batch is None:
+            if self.chain.fast:
+                return word_repetition_many([self.words], n)[0]
+            return word_repetition_ratio(self.words, n)
+        w = self.batch.words
+        ids = np.concatenate([w.ids[w.offsets[i]:w.offsets[i + 1]] for i in self.index])
+        return word_repetition_ids(ids, [self.n], n)[0]
+
+    def ratio(self, name: str, vocabulary) -> float:
+        if self.batch is None:
+            return word_ratio(self.words, vocabulary)
+        counts = self.batch.words.in_vocab[name]
+        return sum(counts[i] for i in self.index) / self.n if self.n else 0.0
 
 
 def _too_low(value: float, cutoff: float | None) -> bool:
@@ -201,9 +250,12 @@ class TextFilter:
         self.perplexity = perplexity
         # the compiled per-character metrics (filters.fast_metrics) when Numba is installed; the same values
         self.fast = fast_metrics.available() if fast is None else fast
-        # words of the paragraphs kept by the last filter_nodes call, reused by document_verdict
-        # (document words = the paragraphs' words in order, since "\n" splits words anyway)
-        self._words_memo: dict[str, list[str]] = {}
+        self._vocabularies = {"stop": self.lists.stopwords, "flagged": self.lists.flagged}
+        if self.lists.common is not None:
+            self._vocabularies["common"] = self.lists.common
+        # words of the paragraphs judged by the last filter_nodes call (a list, or (batch, index)), reused
+        # by document_verdict (document words = the paragraphs' words in order: "\n" splits words anyway)
+        self._words_memo: dict[str, list[str] | tuple[_Batch, int]] = {}
 
     @classmethod
     def from_profile(cls, profile) -> TextFilter:
@@ -226,7 +278,7 @@ class TextFilter:
         ``text`` is its paragraph ``i``. The values, and so the verdict, are the same.
         """
         c = self.cfg.node
-        words = batch.words[i] if batch else get_words(text)
+        words = batch.words.words[i] if batch else get_words(text)
         n = len(words)
         if _too_low(n, c.number_words_min) or _too_high(n, c.number_words_max):
             return "number_words"
@@ -241,18 +293,19 @@ class TextFilter:
         if c.special_character_ratio_max is not None and _too_high(
                 batch.chars.special_ratio(i) if batch else special_character_ratio(text), c.special_character_ratio_max):
             return "special_character_ratio"
-        if c.stopword_ratio_min is not None and _too_low(word_ratio(words, self.lists.stopwords),
-                                                         c.stopword_ratio_min):
+        if c.stopword_ratio_min is not None and _too_low(
+                batch.ratio("stop", i) if batch else word_ratio(words, self.lists.stopwords), c.stopword_ratio_min):
             return "stopword_ratio"
-        if c.flagged_word_ratio_max is not None and _too_high(word_ratio(words, self.lists.flagged),
-                                                              c.flagged_word_ratio_max):
+        if c.flagged_word_ratio_max is not None and _too_high(
+                batch.ratio("flagged", i) if batch else word_ratio(words, self.lists.flagged),
+                c.flagged_word_ratio_max):
             return "flagged_word_ratio"
         if c.punctuation_ratio_min is not None and _too_low(
                 batch.chars.punct_ratio(i, c.punctuation_min_tokens) if batch
                 else punctuation_ratio(text, c.punctuation_min_tokens), c.punctuation_ratio_min):
             return "punctuation_ratio"
         if self.lists.common is not None and c.common_word_ratio_min is not None and _too_low(
-                word_ratio(words, self.lists.common), c.common_word_ratio_min):
+                batch.ratio("common", i) if batch else word_ratio(words, self.lists.common), c.common_word_ratio_min):
             return "common_word_ratio"
         if self.langid is not None and self.langid.cfg.node_level:
             v = self.langid.verdict(text)
@@ -262,7 +315,8 @@ class TextFilter:
             v = self.perplexity.paragraph_verdict(text)
             if v:
                 return v
-        self._words_memo[text] = words
+        if batch is None:
+            self._words_memo[text] = words
         return None
 
     def paragraph_verdicts(self, paragraphs: list[str]) -> list[Verdict]:
@@ -274,9 +328,12 @@ class TextFilter:
         batch = None
         if self.fast and paragraphs:
             c = self.cfg.node
-            words = [get_words(p) for p in paragraphs]
+            words = words_many(paragraphs, self._vocabularies)
             batch = _Batch(words, char_stats(paragraphs, c.character_repetition_length),
-                           word_repetition_many(words, c.word_repetition_length))
+                           word_repetition_ids(words.ids, list(map(len, words.words)), c.word_repetition_length))
+            memo = self._words_memo
+            for i, p in enumerate(paragraphs):  # for document_verdict: a kept paragraph's words and ids
+                memo[p] = (batch, i)
         verdict = self.paragraph_verdict
         return [None if p == EOD_TOKEN else verdict(p, batch, i) for i, p in enumerate(paragraphs)]
 
@@ -370,12 +427,8 @@ class TextFilter:
             return v
         texts = [t for t in doc.texts if t]
         full = "\n\n".join(texts)
-        memo = self._words_memo
-        words = []
-        for p in full.split("\n\n"):
-            w = memo.get(p)
-            words.extend(get_words(p) if w is None else w)
-        n = len(words)
+        words = _DocumentWords(self, full)
+        n = words.n
         if _too_low(n, c.number_words_min) or _too_high(n, c.number_words_max):
             return "number_words"
         chars = char_stats([full], c.character_repetition_length) if self.fast else None
@@ -384,23 +437,22 @@ class TextFilter:
                 c.character_repetition_max):
             return "character_repetition_ratio"
         if c.word_repetition_max is not None and _too_high(
-                word_repetition_many([words], c.word_repetition_length)[0] if self.fast
-                else word_repetition_ratio(words, c.word_repetition_length), c.word_repetition_max):
+                words.repetition(c.word_repetition_length), c.word_repetition_max):
             return "word_repetition_ratio"
         if c.special_character_ratio_max is not None and _too_high(
                 chars.special_ratio(0) if chars else special_character_ratio(full), c.special_character_ratio_max):
             return "special_character_ratio"
-        if c.stopword_ratio_min is not None and _too_low(word_ratio(words, self.lists.stopwords),
+        if c.stopword_ratio_min is not None and _too_low(words.ratio("stop", self.lists.stopwords),
                                                          c.stopword_ratio_min):
             return "stopword_ratio"
-        if c.flagged_word_ratio_max is not None and _too_high(word_ratio(words, self.lists.flagged),
+        if c.flagged_word_ratio_max is not None and _too_high(words.ratio("flagged", self.lists.flagged),
                                                               c.flagged_word_ratio_max):
             return "flagged_word_ratio"
         if c.punctuation_ratio_min is not None and _too_low(
                 chars.punct_ratio(0) if chars else punctuation_ratio(full), c.punctuation_ratio_min):
             return "punctuation_ratio"
         if self.lists.common is not None and c.common_word_ratio_min is not None and _too_low(
-                word_ratio(words, self.lists.common), c.common_word_ratio_min):
+                words.ratio("common", self.lists.common), c.common_word_ratio_min):
             return "common_word_ratio"
         if self.langid is not None and self.langid.cfg.doc_level:
             v = self.langid.verdict(full)

@@ -97,3 +97,44 @@ def test_word_repetition_many():
         for k in range(0, len(lists), 40):
             chunk = lists[k:k + 40]
             assert word_repetition_many(chunk, n) == [word_repetition_ratio(w, n) for w in chunk]
+
+
+def test_words_many_equals_get_words():
+    from filters.fast_metrics import word_repetition_ids, words_many
+    from filters.text_metrics import get_words, word_ratio, word_repetition_ratio
+    from filters.wordlists import load_wordlist
+
+    stop = load_wordlist("stopwords", "obelics-2023")
+    edge = EDGE + ["ΣΑΣ ΟΔΟΣ. σ", "a\rb c\x0bd\u2028e\x85f g\xa0h", "-- ... “x” 😀a😀", " \n\t ", "END_OF_DOCUMENT_TOKEN_TO_BE_REPLACED"]
+    groups = [edge, [e for e in edge if e]]
+    for doc in _docs():
+        texts = [standardize_whitespace(t) for t in doc.texts if t]
+        groups.append([p for t in texts for p in t.split("\n\n")])
+        groups.append(["\n\n".join(texts)])
+    for texts in groups:
+        w = words_many(texts, {"stop": stop})
+        ref = [get_words(t) for t in texts]
+        assert w.words == ref
+        assert w.in_vocab["stop"] == [round(word_ratio(r, stop) * len(r)) for r in ref]
+        assert word_repetition_ids(w.ids, list(map(len, ref)), 5) == [word_repetition_ratio(r, 5) for r in ref]
+
+
+def test_document_words_from_the_batch():
+    """Document-level word values taken from the paragraphs' batch equal those of get_words on the full text."""
+    from filters.text_filters import _DocumentWords
+    from filters.text_metrics import get_words, word_ratio, word_repetition_ratio
+
+    cfg = load_profile("default").section("text_filters", TextFiltersConfig)
+    chain = TextFilter(cfg, fast=True)
+    used = 0
+    for doc in _docs():
+        after = chain.filter_nodes(doc)
+        full = "\n\n".join(t for t in after.texts if t)
+        dw = _DocumentWords(chain, full)
+        used += dw.batch is not None
+        words = get_words(full)
+        assert dw.n == len(words)
+        assert dw.repetition(5) == word_repetition_ratio(words, 5)
+        assert dw.ratio("stop", chain.lists.stopwords) == word_ratio(words, chain.lists.stopwords)
+        assert dw.ratio("flagged", chain.lists.flagged) == word_ratio(words, chain.lists.flagged)
+    assert used > 100
