@@ -71,7 +71,6 @@ def _kernel(a, starts, ends, n, table, top, special, tokens, punct):  # pragma: 
     size = 16
     while size < 2 * longest:
         size <<= 1
-    mask = np.uint64(size - 1)
     keys = np.zeros(size, dtype=np.uint64)
     counts = np.zeros(size, dtype=np.int64)
     first = np.zeros(size, dtype=np.int64)
@@ -101,6 +100,10 @@ def _kernel(a, starts, ends, n, table, top, special, tokens, punct):  # pragma: 
         top[s] = 0
         if total <= 0:
             continue
+        seg_size = 16
+        while seg_size < 2 * total:
+            seg_size <<= 1
+        mask = np.uint64(seg_size - 1)  # a table sized for this segment: short ones stay in cache
         h = np.uint64(0)
         for i in range(lo, lo + n):
             h = h * base + np.uint64(a[i]) + np.uint64(1)
@@ -216,7 +219,6 @@ def _word_kernel(ids, starts, ends, n, repeated):  # pragma: no cover - compiled
     size = 16
     while size < 2 * longest:
         size <<= 1
-    mask = np.uint64(size - 1)
     keys = np.zeros(size, dtype=np.uint64)
     counts = np.zeros(size, dtype=np.int64)
     first = np.zeros(size, dtype=np.int64)
@@ -227,6 +229,10 @@ def _word_kernel(ids, starts, ends, n, repeated):  # pragma: no cover - compiled
         repeated[s] = 0
         if total <= 0:
             continue
+        seg_size = 16
+        while seg_size < 2 * total:
+            seg_size <<= 1
+        mask = np.uint64(seg_size - 1)
         h = np.uint64(0)
         for i in range(lo, lo + n):
             h = h * base + np.uint64(ids[i]) + np.uint64(1)
