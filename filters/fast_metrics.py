@@ -362,14 +362,24 @@ _SPLIT_COMPILED: list = []
 
 
 class Words:
-    """Words of many paragraphs (:func:`words_many`): per paragraph ``words[i]`` (= ``get_words``), and
-    for every word its id in ``ids`` (paragraph ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``), plus
-    how many of each paragraph's words are in each vocabulary (``in_vocab[name][i]``)."""
+    """Words of many paragraphs (:func:`words_many`): ``counts[i]`` words in paragraph ``i``, every word's id
+    in ``ids`` (paragraph ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``), the distinct words ``distinct``
+    (by id), how many of each paragraph's words are in each vocabulary (``in_vocab[name][i]``), and the
+    word lists themselves (``words``, built on first use: the chain needs only the numbers)."""
 
-    __slots__ = ("words", "ids", "offsets", "in_vocab")
+    __slots__ = ("counts", "ids", "offsets", "distinct", "in_vocab", "_words")
 
-    def __init__(self, words, ids, offsets, in_vocab):
-        self.words, self.ids, self.offsets, self.in_vocab = words, ids, offsets, in_vocab
+    def __init__(self, counts, ids, offsets, distinct, in_vocab):
+        self.counts, self.ids, self.offsets, self.distinct, self.in_vocab = counts, ids, offsets, distinct, in_vocab
+        self._words = None
+
+    @property
+    def words(self) -> list[list[str]]:
+        """``get_words`` of every paragraph."""
+        if self._words is None:
+            flat = list(map(self.distinct.__getitem__, self.ids.tolist()))
+            self._words = [flat[self.offsets[i]:self.offsets[i + 1]] for i in range(len(self.counts))]
+        return self._words
 
 
 def words_many(texts: list[str], vocabularies: dict | None = None) -> Words:
@@ -397,23 +407,15 @@ def words_many(texts: list[str], vocabularies: dict | None = None) -> Words:
     nw, nu = _SPLIT_COMPILED[0](a, starts, starts + lengths, class_table(), ids, n_words, ustart, uend)
     ids = ids[:nw]
     uniq = [low[b:e] for b, e in zip(ustart[:nu].tolist(), uend[:nu].tolist())]
-    flat = list(map(uniq.__getitem__, ids.tolist()))
-    offsets = [0] * (m + 1)
-    words = []
-    pos = 0
-    for i, k in enumerate(n_words.tolist()):
-        words.append(flat[pos:pos + k])
-        pos += k
-        offsets[i + 1] = pos
+    off = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(n_words, out=off[1:])
     in_vocab = {}
-    if vocabularies:
-        off = np.asarray(offsets, dtype=np.int64)
-        for name, vocab in vocabularies.items():
-            hit = np.fromiter(map(vocab.__contains__, uniq), dtype=np.int64, count=nu)[ids]
-            c = np.zeros(nw + 1, dtype=np.int64)
-            np.cumsum(hit, out=c[1:])
-            in_vocab[name] = (c[off[1:]] - c[off[:-1]]).tolist()
-    return Words(words, ids, offsets, in_vocab)
+    for name, vocab in (vocabularies or {}).items():
+        hit = np.fromiter(map(vocab.__contains__, uniq), dtype=np.int64, count=nu)[ids]
+        c = np.zeros(nw + 1, dtype=np.int64)
+        np.cumsum(hit, out=c[1:])
+        in_vocab[name] = (c[off[1:]] - c[off[:-1]]).tolist()
+    return Words(n_words.tolist(), ids, off.tolist(), uniq, in_vocab)
 
 
 def word_repetition_ids(ids: np.ndarray, lengths: list[int], n: int) -> list[float]:
@@ -428,3 +430,89 @@ def word_repetition_ids(ids: np.ndarray, lengths: list[int], n: int) -> list[flo
     repeated = np.zeros(m, dtype=np.int64)
     _WORD_COMPILED[0](ids, starts, starts + lens, n, repeated)
     return [r / (k - n + 1) if r else 0.0 for r, k in zip(repeated.tolist(), lengths)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Perplexity normalisation (filters.perplexity.normalize) of many texts at once
+# ---------------------------------------------------------------------------------------------------------
+# One code per code point: 0 kept, 1 deleted (non-printing), 2 -> " " (odd space), 3 -> "0" (a \d digit),
+# 4 + k -> the k-th replacement of UNICODE_PUNCTUATION; plus 128 if str.strip would strip it (\s).
+_NORM: list = []
+
+
+def _norm_tables():
+    if not _NORM:
+        from filters.perplexity import NON_PRINTING_CHARACTERS_RE, UNICODE_PUNCTUATION, WHITESPACE_CHARS
+
+        every = "".join(map(chr, range(0x110000)))
+
+        def matches(pattern: str) -> np.ndarray:
+            marked = re.sub(pattern, "\x00", every).encode("utf-32-le", "surrogatepass")
+            hit = np.frombuffer(marked, dtype=np.uint32) == 0
+            hit[0] = re.fullmatch(pattern, "\x00") is not None
+            return hit
+
+        code = np.zeros(0x110000, dtype=np.uint8)
+        # the steps of normalize(), applied last to first so that the first applicable one wins
+        repl = list(UNICODE_PUNCTUATION.items())
+        for k, (ch, _) in enumerate(repl):
+            code[ord(ch)] = 4 + k
+        code[matches(r"\d")] = 3
+        code[[ord(c) for c in WHITESPACE_CHARS]] = 2
+        code[matches(NON_PRINTING_CHARACTERS_RE.pattern)] = 1
+        code[matches(r"\s")] |= 128
+        width = max(len(r) for _, r in repl)
+        out = np.zeros((4 + len(repl), width), dtype=np.uint32)
+        out_len = np.zeros(4 + len(repl), dtype=np.int64)
+        out[2, 0], out_len[2] = ord(" "), 1
+        out[3, 0], out_len[3] = ord("0"), 1
+        for k, (_, r) in enumerate(repl):
+            out[4 + k, :len(r)] = [ord(c) for c in r]
+            out_len[4 + k] = len(r)
+        _NORM.append((code, out, out_len))
+    return _NORM[0]
+
+
+def _normalize_kernel(a, starts, ends, code, repl, repl_len, buf, out_start, out_end):  # pragma: no cover
+    w = 0
+    for s in range(starts.shape[0]):
+        lo, hi = starts[s], ends[s]
+        # strip: after deleting non-printing characters, leading and trailing \s go
+        while lo < hi and (code[a[lo]] == 1 or code[a[lo]] >= 128):
+            lo += 1
+        while hi > lo and (code[a[hi - 1]] == 1 or code[a[hi - 1]] >= 128):
+            hi -= 1
+        out_start[s] = w
+        for i in range(lo, hi):
+            c = code[a[i]] & 127
+            if c == 0:
+                buf[w] = a[i]
+                w += 1
+            elif c >= 2:
+                for t in range(repl_len[c]):
+                    buf[w] = repl[c, t]
+                    w += 1
+        out_end[s] = w
+
+
+_NORM_COMPILED: list = []
+
+
+def normalize_many(texts: list[str]) -> list[str]:
+    """``[perplexity.normalize(t) for t in texts]`` in one compiled pass (tests/filters/test_fast_metrics.py
+    compares them on every shared paragraph and document)."""
+    if not _NORM_COMPILED:
+        _NORM_COMPILED.append(numba.njit(cache=True, nogil=True)(_normalize_kernel))
+    code, repl, repl_len = _norm_tables()
+    m = len(texts)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=m)
+    starts = np.zeros(m, dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    a = code_points("\n".join(texts))
+    buf = np.empty(len(a) * repl.shape[1] + 1, dtype=np.uint32)
+    out_start = np.zeros(m, dtype=np.int64)
+    out_end = np.zeros(m, dtype=np.int64)
+    _NORM_COMPILED[0](a, starts, starts + lengths, code, repl, repl_len, buf, out_start, out_end)
+    total = int(out_end[-1]) if m else 0
+    joined = buf[:total].tobytes().decode("utf-32-le", "surrogatepass")
+    return [joined[b:e] for b, e in zip(out_start.tolist(), out_end.tolist())]

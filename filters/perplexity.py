@@ -63,6 +63,10 @@ def _punct(m: re.Match) -> str:
     return UNICODE_PUNCTUATION[m.group()]
 
 
+def _normalize_each(texts: list[str]) -> list[str]:
+    return [normalize(t) for t in texts]
+
+
 @dataclass
 class PerplexityConfig:
     """The ``perplexity`` profile section."""
@@ -101,11 +105,18 @@ class KenlmScorer:
         return total, length
 
     def perplexity(self, text: str, mode: str = "glued") -> float:
-        """Perplexity of ``text``: glued (one normalised line) or one line per ``\\n\\n`` paragraph."""
+        """Perplexity of ``text``: glued (one normalised line) or one line per ``\\n\\n`` paragraph.
+
+        With Numba installed the normalisation runs compiled (:func:`filters.fast_metrics.normalize_many`,
+        the same strings as :func:`normalize`).
+        """
+        from filters import fast_metrics
+
+        norm = fast_metrics.normalize_many if fast_metrics.available() else _normalize_each
         if mode == "glued":
-            lines = [normalize(text)]
+            lines = norm([text])
         else:
-            lines = [n for n in (normalize(p) for p in text.split("\n\n")) if n]
+            lines = [n for n in norm(text.split("\n\n")) if n]
             if not lines:
                 lines = [""]
         total, length = self.score_lines(lines)

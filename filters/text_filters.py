@@ -185,7 +185,7 @@ class _Batch:
 
     def ratio(self, vocabulary: str, i: int) -> float:
         """= ``word_ratio(words[i], <vocabulary>)``."""
-        n = len(self.words.words[i])
+        n = self.words.counts[i]
         return self.words.in_vocab[vocabulary][i] / n if n else 0.0
 
 
@@ -200,7 +200,8 @@ class _DocumentWords:
         batch = entries[0][0] if entries and isinstance(entries[0], tuple) else None
         if batch is not None and all(isinstance(e, tuple) and e[0] is batch for e in entries):
             self.batch, self.index = batch, [e[1] for e in entries]
-            self.n = sum(len(batch.words.words[i]) for i in self.index)
+            counts = batch.words.counts
+            self.n = sum(counts[i] for i in self.index)
         else:
             self.batch = None
             self.words = []
@@ -278,8 +279,11 @@ class TextFilter:
         ``text`` is its paragraph ``i``. The values, and so the verdict, are the same.
         """
         c = self.cfg.node
-        words = batch.words.words[i] if batch else get_words(text)
-        n = len(words)
+        if batch:
+            words, n = None, batch.words.counts[i]  # the batch has every value computed from the words
+        else:
+            words = get_words(text)
+            n = len(words)
         if _too_low(n, c.number_words_min) or _too_high(n, c.number_words_max):
             return "number_words"
         if c.character_repetition_max is not None and _too_high(
@@ -330,7 +334,7 @@ class TextFilter:
             c = self.cfg.node
             words = words_many(paragraphs, self._vocabularies)
             batch = _Batch(words, char_stats(paragraphs, c.character_repetition_length),
-                           word_repetition_ids(words.ids, list(map(len, words.words)), c.word_repetition_length))
+                           word_repetition_ids(words.ids, words.counts, c.word_repetition_length))
             memo = self._words_memo
             for i, p in enumerate(paragraphs):  # for document_verdict: a kept paragraph's words and ids
                 memo[p] = (batch, i)
@@ -354,18 +358,16 @@ class TextFilter:
     @staticmethod
     def _keep(paras: list[str], reasons: list[Verdict], stats: FilterStats | None,
               decisions: list | None = None) -> str | None:
-        kept = []
-        for para, reason in zip(paras, reasons):
-            if stats is not None:
-                stats.seen("paragraph")
-                if reason:
-                    stats.drop("paragraph", reason)
-                else:
-                    stats.kept("paragraph")
-            if decisions is not None:
-                decisions.append((para, reason))
-            if reason is None:
-                kept.append(para)
+        kept = [para for para, reason in zip(paras, reasons) if reason is None]
+        if stats is not None:
+            stats.seen("paragraph", len(paras))
+            stats.kept("paragraph", len(kept))
+            if len(kept) < len(paras):
+                for reason in reasons:
+                    if reason:
+                        stats.drop("paragraph", reason)
+        if decisions is not None:
+            decisions.extend(zip(paras, reasons))
         return "\n\n".join(kept) if kept else None
 
     def filter_nodes(self, doc: WebDocument, stats: FilterStats | None = None) -> WebDocument:

@@ -138,3 +138,18 @@ def test_document_words_from_the_batch():
         assert dw.ratio("stop", chain.lists.stopwords) == word_ratio(words, chain.lists.stopwords)
         assert dw.ratio("flagged", chain.lists.flagged) == word_ratio(words, chain.lists.flagged)
     assert used > 100
+
+
+def test_normalize_many_equals_normalize():
+    from filters.fast_metrics import normalize_many
+    from filters.perplexity import normalize
+
+    edge = EDGE + [" ", "\n\n", "Line one 2023.\n\nLine “two”…", "a\u00a0b — c，d", "１", " \u00a0\u3000x\u0084 \t",
+                   "\x00\x85abc\x9f", "٣٤ ５ 𝟘", "—", " — ", "．．…", "（ok）【x】％►"]
+    assert normalize_many(edge) == [normalize(t) for t in edge]
+    for doc in _docs():
+        texts = [standardize_whitespace(t) for t in doc.texts if t]
+        full = "\n\n".join(texts)
+        assert normalize_many([full]) == [normalize(full)]
+        paras = full.split("\n\n")
+        assert normalize_many(paras) == [normalize(p) for p in paras]
