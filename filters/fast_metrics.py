@@ -290,11 +290,16 @@ def word_repetition_many(word_lists: list[list[str]], n: int) -> list[float]:
     return [r / (k - n + 1) if r else 0.0 for r, k in zip(repeated.tolist(), lengths.tolist())]
 
 
-def _split_kernel(a, starts, ends, table, ids, n_words, uniq_start, uniq_end):  # pragma: no cover - compiled
+def _split_kernel(a, starts, ends, table, ids, n_words, uniq_start, uniq_end,
+                  vhash, vbits, vstart, vend, vchars, in_vocab):  # pragma: no cover - compiled
     """Words of each segment of the (lower-cased) code points ``a``: pieces between " ", "\\n", "\\t" with
     the special characters (table bit 1) stripped from both ends, empty ones dropped. Writes every
-    word's id (equal words, equal ids; ids numbered by first occurrence) and each id's first span;
-    returns (number of words, number of distinct words)."""
+    word's id (equal words, equal ids; ids numbered by first occurrence), each id's first span, and per
+    segment how many words are in vocabulary v (``in_vocab[s, v]``; the vocabularies' words are in
+    ``vchars``, found by their hash ``vhash`` (sorted) and compared in full, member of vocabulary v
+    if bit v of ``vbits`` is set); returns (number of words, number of distinct words)."""
+    nv = in_vocab.shape[1]
+    ubits = np.zeros(a.shape[0] // 2 + 1, dtype=np.int64)
     size = 16
     while size < 2 * a.shape[0]:
         size <<= 1
@@ -337,6 +342,21 @@ def _split_kernel(a, starts, ends, table, ids, n_words, uniq_start, uniq_end):  
                     keys[k] = h
                     uniq_start[u] = b
                     uniq_end[u] = e
+                    bits = 0
+                    v = np.searchsorted(vhash, h)
+                    while v < vhash.shape[0] and vhash[v] == h:
+                        if vend[v] - vstart[v] == e - b:
+                            same = True
+                            for t in range(e - b):
+                                if vchars[vstart[v] + t] != a[b + t]:
+                                    same = False
+                                    break
+                            if same:
+                                bits = vbits[v]
+                                break
+                        v += 1
+                    ubits[u] = bits
+                    sid = u
                     ids[w] = u
                     u += 1
                     break
@@ -352,6 +372,11 @@ def _split_kernel(a, starts, ends, table, ids, n_words, uniq_start, uniq_end):  
                         ids[w] = sid
                         break
                 k = (k + np.uint64(1)) & mask
+            bits = ubits[sid]
+            if bits:
+                for v in range(nv):
+                    if (bits >> v) & 1:
+                        in_vocab[s, v] += 1
             w += 1
             count += 1
         n_words[s] = count
@@ -363,15 +388,23 @@ _SPLIT_COMPILED: list = []
 
 class Words:
     """Words of many paragraphs (:func:`words_many`): ``counts[i]`` words in paragraph ``i``, every word's id
-    in ``ids`` (paragraph ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``), the distinct words ``distinct``
-    (by id), how many of each paragraph's words are in each vocabulary (``in_vocab[name][i]``), and the
-    word lists themselves (``words``, built on first use: the chain needs only the numbers)."""
+    in ``ids`` (paragraph ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``), how many of each paragraph's
+    words are in each vocabulary (``in_vocab[name][i]``), and the words themselves (``distinct`` by id
+    and ``words`` per paragraph, built on first use: the chain needs only the numbers)."""
 
-    __slots__ = ("counts", "ids", "offsets", "distinct", "in_vocab", "_words")
+    __slots__ = ("counts", "ids", "offsets", "in_vocab", "_low", "_spans", "_distinct", "_words")
 
-    def __init__(self, counts, ids, offsets, distinct, in_vocab):
-        self.counts, self.ids, self.offsets, self.distinct, self.in_vocab = counts, ids, offsets, distinct, in_vocab
-        self._words = None
+    def __init__(self, counts, ids, offsets, in_vocab, low, spans):
+        self.counts, self.ids, self.offsets, self.in_vocab = counts, ids, offsets, in_vocab
+        self._low, self._spans = low, spans
+        self._distinct = self._words = None
+
+    @property
+    def distinct(self) -> list[str]:
+        if self._distinct is None:
+            low = self._low
+            self._distinct = [low[b:e] for b, e in zip(*(x.tolist() for x in self._spans))]
+        return self._distinct
 
     @property
     def words(self) -> list[list[str]]:
@@ -382,9 +415,41 @@ class Words:
         return self._words
 
 
-def words_many(texts: list[str], vocabularies: dict | None = None) -> Words:
+class Vocabularies:
+    """Word sets prepared for :func:`words_many`: each word's code points, found by the kernel's hash."""
+
+    def __init__(self, vocabularies: dict):
+        if len(vocabularies) > 62:
+            raise ValueError("at most 62 vocabularies")
+        self.names = list(vocabularies)
+        bits: dict[str, int] = {}
+        for v, name in enumerate(self.names):
+            for word in vocabularies[name]:
+                bits[word] = bits.get(word, 0) | (1 << v)
+        words = list(bits)
+        hashes = np.fromiter(map(_fnv, words), dtype=np.uint64, count=len(words))
+        order = np.argsort(hashes, kind="stable")
+        words = [words[i] for i in order.tolist()]
+        self.hash = hashes[order]
+        self.bits = np.fromiter((bits[w] for w in words), dtype=np.int64, count=len(words))
+        lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        self.start = np.zeros(len(words), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=self.start[1:])
+        self.end = self.start + lengths
+        self.chars = code_points("".join(words)) if words else np.zeros(0, dtype=np.uint32)
+
+
+def _fnv(word: str) -> int:
+    """The kernel's word hash (FNV-1a over code points, 64-bit)."""
+    h = 0xCBF29CE484222325
+    for c in word:
+        h = ((h ^ ord(c)) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def words_many(texts: list[str], vocabularies: Vocabularies | None = None) -> Words:
     """``[text_metrics.get_words(t) for t in texts]`` in one compiled pass, with word ids and counts of
-    words in each of ``vocabularies`` (name -> set), each looked up once per distinct word.
+    words in each of ``vocabularies``.
 
     Each text is lower-cased by ``str.lower`` as ``get_words`` does; the pieces, the strip of special
     characters and the dropping of empty words happen in the kernel, which splits on " ", "\\n" and
@@ -392,6 +457,11 @@ def words_many(texts: list[str], vocabularies: dict | None = None) -> Words:
     """
     if not _SPLIT_COMPILED:
         _SPLIT_COMPILED.append(numba.njit(cache=True, nogil=True)(_split_kernel))
+    voc = vocabularies
+    if voc is None:
+        if not _NO_VOCABULARY:
+            _NO_VOCABULARY.append(Vocabularies({}))
+        voc = _NO_VOCABULARY[0]
     lows = [t.lower() for t in texts]
     m = len(lows)
     low = "\n".join(lows)
@@ -404,18 +474,16 @@ def words_many(texts: list[str], vocabularies: dict | None = None) -> Words:
     n_words = np.zeros(m, dtype=np.int64)
     ustart = np.empty(cap, dtype=np.int64)
     uend = np.empty(cap, dtype=np.int64)
-    nw, nu = _SPLIT_COMPILED[0](a, starts, starts + lengths, class_table(), ids, n_words, ustart, uend)
-    ids = ids[:nw]
-    uniq = [low[b:e] for b, e in zip(ustart[:nu].tolist(), uend[:nu].tolist())]
+    in_vocab = np.zeros((m, max(len(voc.names), 1)), dtype=np.int64)
+    nw, nu = _SPLIT_COMPILED[0](a, starts, starts + lengths, class_table(), ids, n_words, ustart, uend,
+                                voc.hash, voc.bits, voc.start, voc.end, voc.chars, in_vocab)
     off = np.zeros(m + 1, dtype=np.int64)
     np.cumsum(n_words, out=off[1:])
-    in_vocab = {}
-    for name, vocab in (vocabularies or {}).items():
-        hit = np.fromiter(map(vocab.__contains__, uniq), dtype=np.int64, count=nu)[ids]
-        c = np.zeros(nw + 1, dtype=np.int64)
-        np.cumsum(hit, out=c[1:])
-        in_vocab[name] = (c[off[1:]] - c[off[:-1]]).tolist()
-    return Words(n_words.tolist(), ids, off.tolist(), uniq, in_vocab)
+    counts = {name: in_vocab[:, v].tolist() for v, name in enumerate(voc.names)}
+    return Words(n_words.tolist(), ids[:nw], off.tolist(), counts, low, (ustart[:nu], uend[:nu]))
+
+
+_NO_VOCABULARY: list = []
 
 
 def word_repetition_ids(ids: np.ndarray, lengths: list[int], n: int) -> list[float]:

@@ -251,9 +251,11 @@ class TextFilter:
         self.perplexity = perplexity
         # the compiled per-character metrics (filters.fast_metrics) when Numba is installed; the same values
         self.fast = fast_metrics.available() if fast is None else fast
-        self._vocabularies = {"stop": self.lists.stopwords, "flagged": self.lists.flagged}
-        if self.lists.common is not None:
-            self._vocabularies["common"] = self.lists.common
+        if self.fast:
+            vocabularies = {"stop": self.lists.stopwords, "flagged": self.lists.flagged}
+            if self.lists.common is not None:
+                vocabularies["common"] = self.lists.common
+            self._vocabularies = fast_metrics.Vocabularies(vocabularies)
         # words of the paragraphs judged by the last filter_nodes call (a list, or (batch, index)), reused
         # by document_verdict (document words = the paragraphs' words in order: "\n" splits words anyway)
         self._words_memo: dict[str, list[str] | tuple[_Batch, int]] = {}

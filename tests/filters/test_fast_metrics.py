@@ -100,22 +100,24 @@ def test_word_repetition_many():
 
 
 def test_words_many_equals_get_words():
-    from filters.fast_metrics import word_repetition_ids, words_many
-    from filters.text_metrics import get_words, word_ratio, word_repetition_ratio
+    from filters.fast_metrics import Vocabularies, word_repetition_ids, words_many
+    from filters.text_metrics import get_words, word_repetition_ratio
     from filters.wordlists import load_wordlist
 
     stop = load_wordlist("stopwords", "obelics-2023")
-    edge = EDGE + ["ΣΑΣ ΟΔΟΣ. σ", "a\rb c\x0bd\u2028e\x85f g\xa0h", "-- ... “x” 😀a😀", " \n\t ", "END_OF_DOCUMENT_TOKEN_TO_BE_REPLACED"]
+    edge = EDGE + ["ab AB ab. 😀a x y", "ΣΑΣ ΟΔΟΣ. σ", "a\rb c\x0bd\u2028e\x85f g\xa0h", "-- ... “x” 😀a😀", " \n\t ", "END_OF_DOCUMENT_TOKEN_TO_BE_REPLACED"]
     groups = [edge, [e for e in edge if e]]
     for doc in _docs():
         texts = [standardize_whitespace(t) for t in doc.texts if t]
         groups.append([p for t in texts for p in t.split("\n\n")])
         groups.append(["\n\n".join(texts)])
     for texts in groups:
-        w = words_many(texts, {"stop": stop})
+        w = words_many(texts, Vocabularies({"stop": stop, "none": set(), "odd": {"A", "x y", "", "ab", "😀a"}}))
         ref = [get_words(t) for t in texts]
         assert w.words == ref
-        assert w.in_vocab["stop"] == [round(word_ratio(r, stop) * len(r)) for r in ref]
+        assert w.in_vocab["stop"] == [sum(x in stop for x in r) for r in ref]
+        assert w.in_vocab["odd"] == [sum(x in {"A", "x y", "", "ab", "😀a"} for x in r) for r in ref]
+        assert w.in_vocab["none"] == [0] * len(ref)
         assert word_repetition_ids(w.ids, list(map(len, ref)), 5) == [word_repetition_ratio(r, 5) for r in ref]
 
 
