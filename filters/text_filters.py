@@ -423,8 +423,12 @@ class TextFilter:
             return "number_images"
         return None
 
-    def document_verdict(self, doc: WebDocument) -> Verdict:
-        """Reason the document fails (first failing check of §5.4), or ``None``."""
+    def document_verdict(self, doc: WebDocument, models: bool = True) -> Verdict:
+        """Reason the document fails (first failing check of §5.4), or ``None``.
+
+        ``models=False`` stops before the checks that run models (language id, perplexity): see
+        :meth:`model_verdicts`.
+        """
         c = self.cfg.doc
         v = self.image_count_verdict(doc)
         if v:
@@ -458,15 +462,26 @@ class TextFilter:
         if self.lists.common is not None and c.common_word_ratio_min is not None and _too_low(
                 words.ratio("common", self.lists.common), c.common_word_ratio_min):
             return "common_word_ratio"
+        return self.model_verdicts([texts])[0] if models else None
+
+    @property
+    def runs_models(self) -> bool:
+        """Whether the document level has checks that run models (language id, perplexity)."""
+        return ((self.langid is not None and self.langid.cfg.doc_level)
+                or (self.perplexity is not None and self.perplexity.cfg.doc_level))
+
+    def model_verdicts(self, documents: list[list[str]]) -> list[Verdict]:
+        """The last document checks (language id, then perplexity) of documents given as their non-empty
+        texts; each check runs over all documents before the next, so each model's tables stay in the
+        processor's cache (the verdicts are those of running them document by document)."""
+        reasons: list[Verdict] = [None] * len(documents)
         if self.langid is not None and self.langid.cfg.doc_level:
-            v = self.langid.verdict(full)
-            if v:
-                return v
+            verdict = self.langid.verdict
+            reasons = [verdict("\n\n".join(texts)) for texts in documents]
         if self.perplexity is not None and self.perplexity.cfg.doc_level:
-            v = self.perplexity.document_verdict(texts)
-            if v:
-                return v
-        return None
+            verdict = self.perplexity.document_verdict
+            reasons = [r or verdict(texts) for r, texts in zip(reasons, documents)]
+        return reasons
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -500,7 +515,9 @@ def filter_documents(docs, profile, stats: FilterStats, rejects: list | None = N
     chain = text_filter_for(profile)
     if not chain.cfg.enabled:
         return stats.pass_through(list(docs))
-    out = []
+    models = chain.cfg.doc_level and chain.runs_models
+    decided: list[list] = []            # [document after node level, reason], in input order
+    waiting: list[int] = []             # documents that passed every check before the models
     for doc in docs:
         stats.seen("document")
         # The image count (first document check) does not depend on the text filters: a document that
@@ -510,7 +527,16 @@ def filter_documents(docs, profile, stats: FilterStats, rejects: list | None = N
         new = doc
         if reason is None:
             new = chain.filter_nodes(doc, stats) if chain.cfg.node_level else doc
-            reason = chain.document_verdict(new) if chain.cfg.doc_level else None
+            reason = chain.document_verdict(new, models=False) if chain.cfg.doc_level else None
+            if reason is None and models:
+                waiting.append(len(decided))
+        decided.append([new, reason])
+    # the model checks last, for all waiting documents at once (same verdicts, models hot in cache)
+    reasons = chain.model_verdicts([[t for t in decided[k][0].texts if t] for k in waiting])
+    for k, reason in zip(waiting, reasons):
+        decided[k][1] = reason
+    out: list[WebDocument] = []
+    for new, reason in decided:
         stats.decide(new, reason, out, rejects)
     return out
 

@@ -155,3 +155,36 @@ def test_normalize_many_equals_normalize():
         assert normalize_many([full]) == [normalize(full)]
         paras = full.split("\n\n")
         assert normalize_many(paras) == [normalize(p) for p in paras]
+
+
+@pytest.mark.parametrize("name", ["obelics-2023", "default"])
+def test_filter_documents_same_as_one_by_one(name):
+    """filter_documents runs the model checks (language id, perplexity) for all documents after the other
+    checks; verdicts and counts equal judging each document alone with every check, fast metrics off."""
+    from filters.base import FilterStats
+    from filters.langid import LangIdConfig, LanguageFilter
+    from filters.perplexity import PerplexityConfig, PerplexityFilter
+    from filters.text_filters import filter_documents
+
+    prof = load_profile(name)
+    docs = _docs()
+    stats, rejects = FilterStats("t"), []
+    kept = filter_documents(docs, prof, stats, rejects)
+    slow = TextFilter(prof.section("text_filters", TextFiltersConfig),
+                      LanguageFilter(prof.section("langid", LangIdConfig)),
+                      PerplexityFilter(prof.section("perplexity", PerplexityConfig)), fast=False)
+    expected_kept, expected_reasons, expected_stats = [], [], FilterStats("t")
+    for doc in docs:
+        reason = slow.image_count_verdict(doc)
+        new = doc
+        if reason is None:
+            new = slow.filter_nodes(doc, expected_stats)
+            reason = slow.document_verdict(new)
+        if reason:
+            expected_reasons.append(f"document:{reason}")
+        else:
+            expected_kept.append(new)
+    assert [d.texts for d in kept] == [d.texts for d in expected_kept]
+    assert [r for _, r in rejects] == expected_reasons
+    assert {r for r in expected_reasons} & {"document:lang_id", "document:perplexity"}  # the models decided some
+    assert stats.dropped.get("paragraph") == expected_stats.dropped.get("paragraph")
