@@ -98,9 +98,10 @@ class KenlmScorer:
     def score_lines(self, lines: list[str]) -> tuple[float, int]:
         """(sum of log10 scores, sum of #pieces + 1) over already-normalised lines."""
         total, length = 0.0, 0
-        score = self.model.score
-        for pieces in self.sp.encode(lines, out_type=str, num_threads=1):  # = encode_as_pieces per line
-            total += score(" ".join(pieces))
+        score, encode = self.model.score, self.sp.encode
+        for line in lines:
+            pieces = encode(line, out_type=str)  # = encode_as_pieces; one line at a time: the batch call
+            total += score(" ".join(pieces))     # starts a thread pool per call, slower here
             length += len(pieces) + 1
         return total, length
 
