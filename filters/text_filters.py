@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
@@ -365,9 +366,9 @@ class TextFilter:
             stats.seen("paragraph", len(paras))
             stats.kept("paragraph", len(kept))
             if len(kept) < len(paras):
-                for reason in reasons:
+                for reason, n in Counter(reasons).items():
                     if reason:
-                        stats.drop("paragraph", reason)
+                        stats.drop("paragraph", reason, n)
         if decisions is not None:
             decisions.extend(zip(paras, reasons))
         return "\n\n".join(kept) if kept else None
