@@ -11,6 +11,10 @@ Configurations timed (one process, ``--repeat`` passes over the documents, best 
 - ``obelics-2023, all on``: + document-level language id (lid.176) and glued perplexity (KenLM);
 - ``default, all on``: registry lists, per-paragraph perplexity, language id.
 
+After the table, one more (instrumented) pass per configuration splits its CPU time between the node
+level, the document checks before the models, language id and perplexity; the compiled metrics
+(filters/fast_metrics.py, Numba) are on when Numba is installed, and the header says so.
+
 Run: ``.venv/bin/python bench/bench_filters.py [--repeat 5] [--extract]``
 """
 
@@ -71,6 +75,41 @@ def time_chain(docs, profile, repeat: int) -> tuple[float, float, FilterStats]:
     return len(docs) / best_cpu, len(docs) / best_wall, stats
 
 
+def breakdown(docs, profile) -> dict[str, float]:
+    """CPU milliseconds of one pass spent in each part of the chain (wrappers on the cached chain)."""
+    from filters.text_filters import text_filter_for
+
+    chain = text_filter_for(profile)
+    spent: dict[str, float] = {}
+
+    def timed(obj, name: str, key: str):
+        fn = getattr(obj, name)
+
+        def wrapper(*a, **k):
+            c0 = time.process_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[key] = spent.get(key, 0.0) + time.process_time() - c0
+        setattr(obj, name, wrapper)
+
+    parts = [(chain, "filter_nodes", "node level"), (chain, "document_verdict", "document checks")]
+    if chain.langid is not None:
+        parts.append((chain.langid, "verdict", "language id"))
+    if chain.perplexity is not None:
+        parts.append((chain.perplexity, "document_verdict", "perplexity"))
+    for obj, name, key in parts:
+        timed(obj, name, key)
+    try:
+        c0 = time.process_time()
+        filter_documents(docs, profile, FilterStats("text"))
+        spent["total"] = time.process_time() - c0
+    finally:
+        for obj, name, _ in parts:
+            delattr(obj, name)  # back to the class's method
+    return {k: v * 1000 for k, v in spent.items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
@@ -89,19 +128,28 @@ def main() -> int:
         "obelics-2023, all on (langid + glued ppl)": load_profile("obelics-2023"),
         "default, all on (langid + per-paragraph ppl)": load_profile("default"),
     }
+    from filters import fast_metrics
     from filters.langid import get_model
     from filters.perplexity import PerplexityConfig, get_scorer
 
+    compiled = f"on (numba {fast_metrics.numba.__version__})" if fast_metrics.available() else "off (no numba)"
     print(f"language-id model: {get_model('auto').path.name}; perplexity model: "
-          f"{get_scorer(PerplexityConfig()).name}")
+          f"{get_scorer(PerplexityConfig()).name}; compiled metrics: {compiled}")
     print(f"{'set':5} {'docs':>5}  {'configuration':48} {'docs/cpu-s':>10} {'x original':>10} {'docs/wall-s':>11}  kept")
+    parts = {}
     for set_name, docs in sets.items():
         for cname, prof in configs.items():
             cpu_rate, wall_rate, stats = time_chain(docs, prof, args.repeat)
             print(f"{set_name:5} {len(docs):5}  {cname:48} {cpu_rate:10.0f} {cpu_rate / ORIGINAL[set_name]:9.1f}x"
                   f" {wall_rate:11.0f}  {stats.outputs['document']}")
+            parts[set_name, cname] = breakdown(docs, prof)
     print(f"original: {ORIGINAL['html']:.0f} docs/s (HTML pages), {ORIGINAL['warc']:.0f} docs/s (WARC records), "
           "langid/perplexity off, one process on a 2-core machine")
+    keys = ["node level", "document checks", "language id", "perplexity", "total"]
+    print("\nCPU ms of one instrumented pass, by part (document checks: those before the models)")
+    print(f"{'set':5} {'configuration':48} " + " ".join(f"{k:>15}" for k in keys))
+    for (set_name, cname), spent in parts.items():
+        print(f"{set_name:5} {cname:48} " + " ".join(f"{spent.get(k, 0.0):15.1f}" for k in keys))
     return 0
 
 
