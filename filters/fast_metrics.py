@@ -1,22 +1,28 @@
-"""Compiled per-character metrics (Numba): character repetition, special characters, punctuation tokens.
+"""Compiled (Numba) text-filter metrics: word split, word and character repetition, special characters,
+punctuation tokens, vocabulary counts, and the perplexity normalisation.
 
-The filter chain spent most of its time in three per-character metrics of :mod:`filters.text_metrics`
-(reference §5.2), which no library computes: CPython costs ~100 ns a character for the n-gram Counter
-and ~30 ns for the ``[\\w']+`` regex, plus microseconds of call overhead per paragraph. This module
-computes all three in one compiled pass over the code points of many texts at once (one call per
-document), giving the same values:
+The filter chain spent most of its time in per-character and per-word metrics of
+:mod:`filters.text_metrics` (reference §5.2), which no library computes: CPython costs ~100 ns a
+character for the n-gram Counter, ~30 ns for the ``[\\w']+`` regex, ~150 ns a word for the split and
+strip, plus microseconds of call overhead per paragraph and per metric. Here each is one compiled pass
+over the code points of all paragraphs of a document at once, giving the same values:
 
-- character repetition: the n-grams are counted in an open-addressing table keyed by a rolling hash,
-  and two n-grams only share a slot after their code points compare equal, so the counts are exact
-  (no hash-collision caveat);
+- words (:func:`words_many`): pieces between " ", "\\n", "\\t", special characters stripped from both
+  ends, as ``get_words``; equal words get equal ids, and vocabulary membership is looked up once per
+  distinct word (hash, then the code points compared in full);
+- character and word repetition: n-grams counted in an open-addressing table keyed by a rolling hash;
+  two n-grams only share a slot after their code points (word ids) compare equal, so the counts are
+  exact (no hash-collision caveat);
 - special characters: code points of the single characters of SPECIAL_CHARACTERS;
 - punctuation tokens: ``[\\w']+|[,;:?!.]`` tokens are the maximal runs of ``[\\w']`` characters plus the
-  punctuation characters (none of which is in ``[\\w']``); which code points ``[\\w']`` matches is
-  decided by Python's own ``re`` once, when the table is built.
+  punctuation characters (none of which is in ``[\\w']``); which code points ``[\\w']``, ``\\d`` and ``\\s``
+  match is decided by Python's own ``re`` once, when the tables are built;
+- :func:`normalize_many`: ``filters.perplexity.normalize`` as one per-code-point mapping.
 
 Numba is optional: :func:`available` is false without it, and callers then use the pure-Python
-functions of :mod:`filters.text_metrics` (tests/filters/test_fast_metrics.py checks both agree on
-every shared paragraph and document).
+functions (tests/filters/test_fast_metrics.py checks both agree on every shared paragraph and
+document, and that the chain decides the same). Kernels compile on first use (a few seconds) and are
+cached on disk by Numba.
 """
 
 from __future__ import annotations

@@ -12,6 +12,13 @@ off. Checks run in the original order and the first failure decides.
 case-sensitive URL substrings, no re-check after dedup). ``default`` fixes reference §9: no document
 length cap, URL ban words matched case-insensitively on word boundaries, per-paragraph perplexity
 (:mod:`filters.perplexity`), and :func:`recheck_documents` for documents that dedup changed.
+
+Speed: :meth:`TextFilter.paragraph_verdict` is the straightforward check list. The chain itself judges
+all paragraphs of a document at once (:meth:`TextFilter.paragraph_verdicts`, compiled metrics of
+:mod:`filters.fast_metrics` when Numba is installed), reuses the paragraphs' words at document level,
+and runs the model checks (language id, then perplexity) for all documents of a batch after the other
+checks (:meth:`TextFilter.model_verdicts`). Every value and verdict is the same as the straightforward
+path's (tests/filters/test_fast_metrics.py).
 """
 
 from __future__ import annotations
