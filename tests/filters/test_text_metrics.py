@@ -109,3 +109,23 @@ def test_hashed_char_repetition_matches_counter():
     for t in texts:
         for n in (3, 10):
             assert character_repetition_ratio(t, n) == pytest.approx(naive(t, n), abs=1e-12)
+
+
+def test_get_words_equals_the_plain_definition():
+    """get_words (lower once, str.split when it agrees, ASCII specials stripped first) = the original's
+    per-word definition, on every paragraph of the shared pages and on awkward strings."""
+    import json
+
+    from filters.text_metrics import _STRIP_CHARS
+
+    def plain(text):
+        pieces = [w for w in text.replace("\n", " ").replace("\t", " ").split(" ") if w]
+        return [w for w in (p.lower().strip(_STRIP_CHARS) for p in pieces) if w]
+
+    texts = ["", "a\rb c\x0bd\u2028e\x85f g\xa0h", "-- ... “x” 😀a😀 ,.,", "ΣΑΣ ΟΔΟΣ. σ", "İstanbul", "'quoted'!?"]
+    for name in ("shared_html.jsonl", "shared_warc.jsonl"):
+        for line in open(shared_path("data", "reference", name), encoding="utf-8"):
+            texts.extend(p for t in json.loads(line)["texts"] if t for p in standardize_whitespace(t).split("\n\n"))
+    assert len(texts) > 6000
+    for t in texts:
+        assert get_words(t) == plain(t), t[:80]
