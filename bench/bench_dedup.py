@@ -111,6 +111,7 @@ class PeakMemory:
         self.interval = interval
         self.peak = 0
         self.at_peak: list[tuple[str, int]] = []  # (process, bytes) at the peak sample
+        self.driver_peak = 0  # this process alone, over the whole run
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -131,6 +132,8 @@ class PeakMemory:
         while not self._stop.is_set():
             detail: list = []
             v = self._sample(detail)
+            if detail and detail[0][1] > self.driver_peak:
+                self.driver_peak = detail[0][1]
             if v > self.peak:
                 self.peak, self.at_peak = v, sorted(detail, key=lambda x: -x[1])[:8]
             self._stop.wait(self.interval)
@@ -177,6 +180,7 @@ def run_size(n: int, profile: str, cpus: int, partitions: int, object_store_mb: 
             "generate_s": round(gen_s, 1), "cpus": cpus, "partitions": partitions, "profile": profile,
             "object_store_mb": object_store_mb,
             "top_processes_at_peak_mb": [(name, round(v / 2**20)) for name, v in mem.at_peak],
+            "driver_peak_mb": round(mem.driver_peak / 2**20),
             "passes": {s.stage: s.as_dict() for s in stats}}
 
 
@@ -258,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
               f"peak memory {r['peak_mem_mb']:,} MB (Ray idle {r['mem_after_ray_init_mb']:,} MB), "
               f"{r['cpus']} CPUs, {r['partitions']} partitions, object store cap {r['object_store_mb']} MB, "
               f"profile {r['profile']}")
-        print(f"    largest processes at the peak (MB): {r['top_processes_at_peak_mb']}")
+        print(f"    largest processes at the peak (MB): {r['top_processes_at_peak_mb']}; "
+              f"driver's own peak {r['driver_peak_mb']} MB")
         for stage, s in r["passes"].items():
             print(f"    {stage}: in {s['in']} out {s['out']} dropped {s['dropped']}")
     if len(results) > 1:

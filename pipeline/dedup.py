@@ -78,7 +78,6 @@ from obelics.parquet import atomic_path, write_table_atomic
 log = logging.getLogger("obelics.dedup")
 
 KEY_COLUMNS = ["doc_id", "url", "warc_filename", "capture_date", "images"]
-EDGE_SCHEMA = pa.schema([("a", pa.string()), ("b", pa.string()), ("ra", pa.string()), ("rb", pa.string())])
 READ_BLOCK_BYTES = 16 << 20  # Parquet bytes per task: small units are grouped, a big one is read alone
 BATCH_ROWS = 8192  # rows per record batch read from a file (memory per task does not follow file size)
 EDGES_PER_CONFIRM = 20_000  # candidate edges per MinHash confirm partition
@@ -156,60 +155,125 @@ def _remote(fn):
     return _REMOTE[fn]
 
 
-def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callable, out_path: str):
-    """Map side: ``key_fn(batch)`` (a table with ``_part``) over the files, written as one Arrow IPC file
-    with the rows of each partition in their own record batches. Returns (path, partition of each batch)."""
-    pieces = [k for t in _iter_tables(paths, columns) if (k := key_fn(t)).num_rows]
-    if not pieces:
-        return out_path, np.zeros(0, np.int64)
-    t = pa.concat_tables(pieces)
-    del pieces
-    part = t["_part"].to_numpy()
+def _ipc_writer(path, schema: pa.Schema):
+    return pa.ipc.new_file(str(path), schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+
+
+def _write_sorted(writer, t: pa.Table, part: np.ndarray) -> list[int]:
+    """The rows of ``t`` grouped by ``part``, one record batch per group; returns each batch's part."""
     order = np.argsort(part, kind="stable")
     part = part[order]
-    t = t.drop_columns(["_part"]).take(pa.array(order))
+    t = t.take(pa.array(order))
     starts = np.flatnonzero(np.concatenate([[True], part[1:] != part[:-1]]))
     ends = np.append(starts[1:], len(part))
     batch_part = []
+    for lo, hi in zip(starts, ends):
+        for b in t.slice(lo, hi - lo).combine_chunks().to_batches():
+            writer.write_batch(b)
+            batch_part.append(int(part[lo]))
+    return batch_part
+
+
+def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callable, out_path: str,
+                    file_ids: list[int] | None = None):
+    """Map side: ``key_fn(batch)`` (a table with ``_part``) over the files' record batches, streamed into
+    one Arrow IPC file: each input batch's rows of a partition form a record batch, so the task holds
+    one batch at a time. Returns (path, partition of each record batch).
+
+    With ``file_ids`` (one per path; ``key_fn`` then gives one row per input row) the rows carry the id
+    of the file they come from as ``_file``, so a decision can be routed back to its file.
+    """
     tmp = atomic_path(out_path)
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(
-            sink, t.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as w:
-        for lo, hi in zip(starts, ends):
-            for b in t.slice(lo, hi - lo).combine_chunks().to_batches():
-                w.write_batch(b)
-                batch_part.append(part[lo])
-    os.replace(tmp, out_path)
+    writer, schema, batch_part = None, None, []
+    try:
+        for i, path in enumerate(paths):
+            for t in _iter_tables([path], columns):
+                k = key_fn(t)
+                if file_ids is not None:
+                    k = k.append_column("_file", pa.array(np.full(k.num_rows, file_ids[i], np.int64)))
+                if not k.num_rows:
+                    continue
+                part = k["_part"].to_numpy()
+                k = k.drop_columns(["_part"])
+                if writer is None:
+                    schema = k.schema
+                    writer = _ipc_writer(tmp, schema)
+                elif k.schema != schema:
+                    k = k.cast(schema)
+                batch_part.extend(_write_sorted(writer, k, part))
+        if writer is None:
+            return out_path, np.zeros(0, np.int64)
+        writer.close()
+        writer = None
+        os.replace(tmp, out_path)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
     return out_path, np.array(batch_part, np.int64)
 
 
-def _reduce_task(locs: list[tuple[str, list[int]]], fn: Callable, p: int):
-    """Reduce side: partition ``p``'s record batches from every map file, then ``fn(table, p)``."""
+def _write_partitioned(t: pa.Table, part: np.ndarray, out_path: str):
+    """``t`` as an Arrow IPC file, one record batch per value of ``part``; returns (path, each batch's part)."""
+    tmp = atomic_path(out_path)
+    try:
+        with _ipc_writer(tmp, t.schema) as w:
+            batch_part = _write_sorted(w, t, part)
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out_path, np.array(batch_part, np.int64)
+
+
+def _read_batches(locs: list[tuple[str, list[int]]]) -> pa.Table:
+    """The record batches ``locs`` names ((IPC file, batch indices) pairs) as one table."""
     batches, schema = [], None
     for path, idx in locs:
         with pa.OSFile(path, "rb") as src:
             r = pa.ipc.open_file(src)
             schema = r.schema
             batches.extend(r.get_batch(int(i)) for i in idx)
-    return fn(pa.Table.from_batches(batches, schema), p)
+    return pa.Table.from_batches(batches, schema)
+
+
+def _reduce_task(locs: list[tuple[str, list[int]]], fn: Callable, p: int):
+    """Reduce side: partition ``p``'s record batches from every map file, then ``fn(table, p)``."""
+    return fn(_read_batches(locs), p)
+
+
+def _locations(outs: list) -> dict[int, list]:
+    """{part: [(IPC file, batch indices)]} from (path, part of each batch) pairs."""
+    locs: dict[int, list] = defaultdict(list)
+    for path, parts in outs:
+        for p in np.unique(parts):
+            locs[int(p)].append((path, np.flatnonzero(parts == p).tolist()))
+    return locs
 
 
 def shuffle(paths: list[str], columns: list[str] | None, key_fn: Callable, reduce_fn: Callable,
-            workdir: Path) -> list:
+            workdir: Path, tag_files: bool = False, on_result: Callable | None = None) -> list | None:
     """Hash-partition ``key_fn``'s rows of ``paths`` on disk under ``workdir`` and ``reduce_fn(rows, p)``
-    each non-empty partition in a Ray task; returns the results in partition order."""
+    each non-empty partition in a Ray task; returns the results in partition order, or passes each to
+    ``on_result`` as it arrives (in any order; the driver then holds one at a time). With ``tag_files``
+    the rows carry ``_file``, the index in ``paths`` of their file."""
     import ray
 
     workdir.mkdir(parents=True, exist_ok=True)
+    index = {p: i for i, p in enumerate(paths)}
     try:
         mapper = _remote(_partition_task)
-        outs = ray.get([mapper.remote(g, columns, key_fn, str(workdir / f"map-{i:05d}.arrow"))
+        outs = ray.get([mapper.remote(g, columns, key_fn, str(workdir / f"map-{i:05d}.arrow"),
+                                      [index[p] for p in g] if tag_files else None)
                         for i, g in enumerate(file_groups(paths))])
-        locs: dict[int, list] = defaultdict(list)
-        for path, parts in outs:
-            for p in np.unique(parts):
-                locs[int(p)].append((path, np.flatnonzero(parts == p).tolist()))
+        locs = _locations(outs)
         reducer = _remote(_reduce_task)
-        return ray.get([reducer.remote(locs[p], reduce_fn, p) for p in sorted(locs)])
+        refs = [reducer.remote(locs[p], reduce_fn, p) for p in sorted(locs)]
+        if on_result is None:
+            return ray.get(refs)
+        while refs:
+            done, refs = ray.wait(refs, num_returns=1)
+            on_result(ray.get(done[0]))
+        return None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -335,17 +399,36 @@ def _paragraph_rows(t: pa.Table, pcfg, P: int) -> pa.Table:
     return k.append_column("_part", pa.array(partition_of(k["domain"].to_pylist(), P), pa.int64()))
 
 
-def _paragraph_reduce(t: pa.Table, p: int, min_count: int) -> pa.Table:
-    return duplicated_paragraphs(t, min_count)
+def _paragraph_reduce(t: pa.Table, p: int, min_count: int, out_dir: str):
+    """Drops of one domain partition, written as an IPC file with one batch per input file."""
+    drops = duplicated_paragraphs(t, min_count)
+    if drops.num_rows == 0:
+        return None, np.zeros(0, np.int64), 0
+    file_of = t["_file"].to_numpy()[pc.index_in(drops["doc_id"], value_set=t["doc_id"]).to_numpy()]
+    path, parts = _write_partitioned(drops, file_of, str(Path(out_dir) / f"drops-{p:05d}.arrow"))
+    return path, parts, drops.num_rows
 
 
-def paragraph_decision(paths: list[str], cfg: DedupConfig, work: Path) -> pa.Table:
-    """(doc_id, drop_hashes) of documents holding a paragraph repeated in their domain (partitioned by domain)."""
+@dataclass
+class ParagraphDrops:
+    """Where the (doc_id, drop_hashes) rows of each input file are: {file: [(IPC file, batch indices)]}."""
+
+    locs: dict[str, list]
+    rows: int
+
+
+def paragraph_decision(paths: list[str], cfg: DedupConfig, work: Path) -> ParagraphDrops:
+    """(doc_id, drop_hashes) of documents holding a paragraph repeated in their domain (partitioned by
+    domain), left on disk under ``work/drops`` and routed back to each input file."""
     P = num_partitions(paths, cfg)
-    tables = shuffle(paths, ["doc_id", "url", "domain", "texts"],
-                     functools.partial(_paragraph_rows, pcfg=cfg.paragraphs, P=P),
-                     functools.partial(_paragraph_reduce, min_count=cfg.paragraphs.min_count), work / "shuffle")
-    return pa.concat_tables([DROPS_SCHEMA.empty_table(), *[t for t in tables if t.num_rows]])
+    out_dir = work / "drops"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res = shuffle(paths, ["doc_id", "url", "domain", "texts"],
+                  functools.partial(_paragraph_rows, pcfg=cfg.paragraphs, P=P),
+                  functools.partial(_paragraph_reduce, min_count=cfg.paragraphs.min_count, out_dir=str(out_dir)),
+                  work / "shuffle", tag_files=True)
+    locs = _locations([(r[0], r[1]) for r in res if r[0]])
+    return ParagraphDrops({paths[f]: v for f, v in locs.items()}, sum(r[2] for r in res))
 
 
 # -- MinHash ---------------------------------------------------------------------------------------
@@ -374,10 +457,12 @@ def _band_rows_keyed(t: pa.Table, cfg: DedupConfig, P: int) -> pa.Table:
     return rows.append_column("_part", pa.array((rows["key"].to_numpy() % np.uint64(P)).astype(np.int64)))
 
 
-def minhash_partition_edges(rows: pa.Table, p: int | None = None) -> pa.Table:
-    """Candidate edges among the band rows of one partition (bucket heads = most recent)."""
+def minhash_partition_edges(rows: pa.Table, p: int | None = None) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """Candidate edges among the band rows of one partition (bucket heads = most recent): the documents
+    on an edge (doc_id, rec) and the edges as int32 indices into them."""
+    empty = pa.table({"doc_id": pa.array([], pa.string()), "rec": pa.array([], pa.string())})
     if rows.num_rows == 0:
-        return EDGE_SCHEMA.empty_table()
+        return empty, np.zeros(0, np.int32), np.zeros(0, np.int32)
     ids = rows["doc_id"].combine_chunks()
     uniq = pc.unique(ids)
     member = pc.index_in(ids, value_set=uniq).to_numpy()
@@ -386,8 +471,12 @@ def minhash_partition_edges(rows: pa.Table, p: int | None = None) -> pa.Table:
     rec_u = rows["rec"].combine_chunks().take(pa.array(first_pos))
     prio = recency_rank(rec_u, uniq)
     a, b = bucket_edges(rows["key"].to_numpy(), member, prio[member])
-    return pa.table({"a": uniq.take(pa.array(a)), "b": uniq.take(pa.array(b)),
-                     "ra": rec_u.take(pa.array(a)), "rb": rec_u.take(pa.array(b))}, schema=EDGE_SCHEMA)
+    if len(a) == 0:
+        return empty, np.zeros(0, np.int32), np.zeros(0, np.int32)
+    on_edge, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    sel = pa.array(on_edge)
+    nodes = pa.table({"doc_id": uniq.take(sel).cast(pa.string()), "rec": rec_u.take(sel).cast(pa.string())})
+    return nodes, inverse[:len(a)].astype(np.int32), inverse[len(a):].astype(np.int32)
 
 
 def _feature_rows(t: pa.Table, mh, need) -> pa.Table:
@@ -445,6 +534,48 @@ def _confirm_reduce(t: pa.Table, p: int, edges, mh) -> tuple[np.ndarray, np.ndar
     return uniq[ca], uniq[cb]
 
 
+class _EdgeAccumulator:
+    """Candidate edges from the band partitions, merged one result at a time: the documents on an edge
+    (doc_id, rec; once each, keyed by the 64-bit hash of the doc_id) and the edges as uint64 hash pairs."""
+
+    def __init__(self):
+        self.keys = np.zeros(0, np.uint64)  # sorted
+        self.nodes = pa.table({"doc_id": pa.array([], pa.string()), "rec": pa.array([], pa.string())})
+        self.pairs: list[np.ndarray] = []
+        self.n_pairs = 0
+        self.n_unique = 0
+
+    def add(self, result) -> None:
+        t, a, b = result
+        if len(a) == 0:
+            return
+        h = hash64(t["doc_id"].to_pylist())
+        new = ~np.isin(h, self.keys)
+        if new.any():
+            nodes = pa.concat_tables([self.nodes, t.filter(pa.array(new))])
+            keys = np.concatenate([self.keys, h[new]])
+            keys, first = np.unique(keys, return_index=True)  # sorted; a doc_id twice in ``t`` kept once
+            self.keys, self.nodes = keys, nodes.take(pa.array(first)).combine_chunks()
+        x, y = h[a], h[b]
+        self.pairs.append(np.stack([np.minimum(x, y), np.maximum(x, y)], 1))
+        self.n_pairs += len(x)
+        if self.n_pairs > 2 * self.n_unique + (1 << 20):  # the same pair comes from several bands
+            self.pairs = [np.unique(np.concatenate(self.pairs), axis=0)]
+            self.n_pairs = self.n_unique = len(self.pairs[0])
+
+    def result(self) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray]:
+        """(doc_ids, recs) of the nodes (in the order of their hashes) and the unique edges as int64
+        node indices."""
+        if not self.pairs:
+            return self.nodes["doc_id"].combine_chunks(), self.nodes["rec"].combine_chunks(), \
+                np.zeros(0, np.int64), np.zeros(0, np.int64)
+        pairs = np.unique(np.concatenate(self.pairs), axis=0)
+        self.pairs = []
+        a = np.searchsorted(self.keys, pairs[:, 0]).astype(np.int64)
+        b = np.searchsorted(self.keys, pairs[:, 1]).astype(np.int64)
+        return self.nodes["doc_id"].combine_chunks(), self.nodes["rec"].combine_chunks(), a, b
+
+
 def minhash_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir: Path | None = None) -> Removal:
     """The MinHash pass's removals: candidate edges per band-key partition, confirmed per edge partition,
     greedy removal on the driver over int64 arrays."""
@@ -452,21 +583,12 @@ def minhash_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir
 
     mh = cfg.minhash
     P = num_partitions(paths, cfg)
-    parts = shuffle(paths, MINHASH_COLUMNS, functools.partial(_band_rows_keyed, cfg=cfg, P=P),
-                    minhash_partition_edges, work / "bands")
-    edges = pa.concat_tables([EDGE_SCHEMA.empty_table(), *[t for t in parts if t.num_rows]])
-    del parts
-    if edges.num_rows == 0:
+    acc = _EdgeAccumulator()
+    shuffle(paths, MINHASH_COLUMNS, functools.partial(_band_rows_keyed, cfg=cfg, P=P), minhash_partition_edges,
+            work / "bands", on_result=acc.add)
+    nodes, node_rec, a, b = acc.result()
+    if len(a) == 0:
         return Removal(np.zeros(0, np.uint64), {})
-    nodes = pc.unique(pa.concat_arrays([edges["a"].combine_chunks(), edges["b"].combine_chunks()]))
-    a = pc.index_in(edges["a"], value_set=nodes).to_numpy().astype(np.int64)
-    b = pc.index_in(edges["b"], value_set=nodes).to_numpy().astype(np.int64)
-    pairs = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
-    a, b = pairs[:, 0], pairs[:, 1]
-    rec = pa.concat_arrays([edges["ra"].combine_chunks(), edges["rb"].combine_chunks()])
-    all_ids = pa.concat_arrays([edges["a"].combine_chunks(), edges["b"].combine_chunks()])
-    node_rec = rec.take(pc.index_in(nodes, value_set=all_ids))
-    del edges, rec, all_ids, pairs
     if mh.verify != "none":  # the candidates' shingle sets go to the confirm partitions that need them
         Q = max(1, math.ceil(len(a) / EDGES_PER_CONFIRM))
         part = a % Q
@@ -515,12 +637,21 @@ def _edit_paragraphs(t: pa.Table, drops: pa.Table, pcfg):
     return out, None, n
 
 
-def _apply_task(group: list[str], edit: Callable, decision, out_dir: str, removed_dir: str | None):
-    """Each file of ``group`` streamed batch by batch through ``edit``, written under ``out_dir``.
+def _file_drops(path: str, decision: ParagraphDrops) -> pa.Table:
+    locs = decision.locs.get(path)
+    return _read_batches(locs).select(DROPS_SCHEMA.names) if locs else DROPS_SCHEMA.empty_table()
+
+
+def _apply_task(group: list[str], edit: Callable, decision, out_dir: str, removed_dir: str | None,
+                per_file: Callable | None = None):
+    """Each file of ``group`` streamed batch by batch through ``edit(batch, decision)``, written under
+    ``out_dir``; with ``per_file``, ``edit`` gets ``per_file(path, decision)`` instead.
 
     Returns (output paths, rows in, rows out, items removed, removed rows written)."""
     outs, rows_in, rows_out, items, n_removed = [], 0, 0, 0, 0
+    whole = decision
     for path in group:
+        decision = per_file(path, whole) if per_file else whole
         out = Path(out_dir) / Path(path).name
         schema = pq.ParquetFile(path).schema_arrow
         removed = []
@@ -551,9 +682,10 @@ def _apply_task(group: list[str], edit: Callable, decision, out_dir: str, remove
     return outs, rows_in, rows_out, items, n_removed
 
 
-def _apply_files(paths: list[str], edit: Callable, decision, out_dir: Path, removed_dir: Path | None = None):
+def _apply_files(paths: list[str], edit: Callable, decision, out_dir: Path, removed_dir: Path | None = None,
+                 per_file: Callable | None = None):
     out_dir.mkdir(parents=True, exist_ok=True)
-    res = _map_files(paths, _apply_task, edit, decision, str(out_dir), removed_dir and str(removed_dir))
+    res = _map_files(paths, _apply_task, edit, decision, str(out_dir), removed_dir and str(removed_dir), per_file)
     return ([p for r in res for p in r[0]], sum(r[1] for r in res), sum(r[2] for r in res), sum(r[3] for r in res),
             sum(r[4] for r in res))
 
@@ -593,7 +725,7 @@ def run_pass_files(name: str, paths: list[str], cfg: DedupConfig, work: Path,
     elif name == "paragraphs":
         drops = paragraph_decision(paths, cfg, work)
         out, n_in, n_out, n, _ = _apply_files(paths, functools.partial(_edit_paragraphs, pcfg=cfg.paragraphs),
-                                              drops, out_dir)
+                                              drops, out_dir, per_file=_file_drops)
         if n:
             stats.drop("paragraph", f"paragraph_dedup:seen>={cfg.paragraphs.min_count}_in_domain", n)
     else:
@@ -709,10 +841,16 @@ def _decide(name: str, prev_dir: Path, units: list[str], ctx: dict, cfg: DedupCo
         stats.seen("frequent_image_url", len(frequent))
         return {"pass": name, "file": str(out), "stats": [stats.as_dict()]}
     if name == "paragraphs":
-        table = paragraph_decision(paths, cfg, work)
-        stats.seen("document_with_repeated_paragraph", table.num_rows)
+        drops = paragraph_decision(paths, cfg, work)
+        stats.seen("document_with_repeated_paragraph", drops.rows)
         out = ddir / "paragraph_drops.parquet"
-        write_table_atomic(out, table)
+        tmp = atomic_path(out)
+        with pq.ParquetWriter(tmp, DROPS_SCHEMA) as w:  # streamed, file by file
+            for path in paths:
+                t = _file_drops(path, drops)
+                if t.num_rows:
+                    w.write_table(t.cast(DROPS_SCHEMA))
+        os.replace(tmp, out)
         return {"pass": name, "file": str(out), "stats": [stats.as_dict()]}
     removal = REMOVAL_DECISIONS[name](paths, cfg, work, work / "removed")
     out = ddir / "removed.parquet"
