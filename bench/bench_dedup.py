@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "bench.bench_dedup", "--one", str(n), "--profile", args.profile,
                "--cpus", str(args.cpus), "--partitions", str(args.partitions),
                "--object-store-mb", str(args.object_store_mb)]
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        # the driver runs with the workers' allocator settings (glibc reads them at start-up)
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **WORKER_ENV})
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             print(out.stdout[-2000:], out.stderr[-4000:])

@@ -92,11 +92,12 @@ def config_of(profile) -> DedupConfig:
 
 
 # -- files and tasks ------------------------------------------------------------------------------
-def file_groups(paths: list[str], max_bytes: int = READ_BLOCK_BYTES) -> list[list[str]]:
-    """Consecutive files grouped up to ``max_bytes`` (a bigger file forms a group alone).
+def file_groups(paths: list[str], max_bytes: int | None = None) -> list[list[str]]:
+    """Consecutive files grouped up to ``max_bytes`` (``READ_BLOCK_BYTES``; a bigger file forms a group alone).
 
     One task per small file made a pass over many small units cost ~0.1 s per file in overhead.
     """
+    max_bytes = READ_BLOCK_BYTES if max_bytes is None else max_bytes
     groups: list[list[str]] = []
     cur: list[str] = []
     size = 0
@@ -125,12 +126,12 @@ def read_units(paths: list[str]):
         read, batch_size=1, batch_format="numpy")
 
 
-def _iter_tables(paths: list[str], columns: list[str] | None = None):
+def _iter_tables(paths: list[str], columns: list[str] | None = None, batch_rows: int | None = None):
     """Record batches (as tables) of ``paths``, only ``columns`` that the files have."""
     for p in paths:
         f = pq.ParquetFile(p)
         cols = None if columns is None else [c for c in columns if c in f.schema_arrow.names]
-        for b in f.iter_batches(batch_size=BATCH_ROWS, columns=cols):
+        for b in f.iter_batches(batch_size=batch_rows or BATCH_ROWS, columns=cols):
             yield pa.Table.from_batches([b])
 
 
@@ -175,7 +176,7 @@ def _write_sorted(writer, t: pa.Table, part: np.ndarray) -> list[int]:
 
 
 def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callable, out_path: str,
-                    file_ids: list[int] | None = None):
+                    file_ids: list[int] | None = None, batch_rows: int | None = None):
     """Map side: ``key_fn(batch)`` (a table with ``_part``) over the files' record batches, streamed into
     one Arrow IPC file: each input batch's rows of a partition form a record batch, so the task holds
     one batch at a time. Returns (path, partition of each record batch).
@@ -187,7 +188,7 @@ def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callabl
     writer, schema, batch_part = None, None, []
     try:
         for i, path in enumerate(paths):
-            for t in _iter_tables([path], columns):
+            for t in _iter_tables([path], columns, batch_rows):
                 k = key_fn(t)
                 if file_ids is not None:
                     k = k.append_column("_file", pa.array(np.full(k.num_rows, file_ids[i], np.int64)))
@@ -263,7 +264,7 @@ def shuffle(paths: list[str], columns: list[str] | None, key_fn: Callable, reduc
     try:
         mapper = _remote(_partition_task)
         outs = ray.get([mapper.remote(g, columns, key_fn, str(workdir / f"map-{i:05d}.arrow"),
-                                      [index[p] for p in g] if tag_files else None)
+                                      [index[p] for p in g] if tag_files else None, BATCH_ROWS)
                         for i, g in enumerate(file_groups(paths))])
         locs = _locations(outs)
         reducer = _remote(_reduce_task)
@@ -643,7 +644,7 @@ def _file_drops(path: str, decision: ParagraphDrops) -> pa.Table:
 
 
 def _apply_task(group: list[str], edit: Callable, decision, out_dir: str, removed_dir: str | None,
-                per_file: Callable | None = None):
+                per_file: Callable | None = None, batch_rows: int | None = None):
     """Each file of ``group`` streamed batch by batch through ``edit(batch, decision)``, written under
     ``out_dir``; with ``per_file``, ``edit`` gets ``per_file(path, decision)`` instead.
 
@@ -658,7 +659,7 @@ def _apply_task(group: list[str], edit: Callable, decision, out_dir: str, remove
         tmp = atomic_path(out)
         writer = None
         try:
-            for t in _iter_tables([path]):
+            for t in _iter_tables([path], None, batch_rows):
                 rows_in += t.num_rows
                 t, rem, n = edit(t, decision)
                 items += n
@@ -685,7 +686,8 @@ def _apply_task(group: list[str], edit: Callable, decision, out_dir: str, remove
 def _apply_files(paths: list[str], edit: Callable, decision, out_dir: Path, removed_dir: Path | None = None,
                  per_file: Callable | None = None):
     out_dir.mkdir(parents=True, exist_ok=True)
-    res = _map_files(paths, _apply_task, edit, decision, str(out_dir), removed_dir and str(removed_dir), per_file)
+    res = _map_files(paths, _apply_task, edit, decision, str(out_dir), removed_dir and str(removed_dir), per_file,
+                     BATCH_ROWS)
     return ([p for r in res for p in r[0]], sum(r[1] for r in res), sum(r[2] for r in res), sum(r[3] for r in res),
             sum(r[4] for r in res))
 

@@ -84,7 +84,7 @@ class DedupConfig:
     num_partitions: int = 16  # at least this many hash partitions per global pass
     # at most this many documents per partition: the partitions grow with the data, so what one worker
     # holds (rows of one partition) does not
-    docs_per_partition: int = 12_500
+    docs_per_partition: int = 6_250
     url: UrlDedupConfig = field(default_factory=UrlDedupConfig)
     image_url: ImageUrlDedupConfig = field(default_factory=ImageUrlDedupConfig)
     paragraphs: ParagraphDedupConfig = field(default_factory=ParagraphDedupConfig)

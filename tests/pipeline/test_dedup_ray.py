@@ -99,3 +99,76 @@ def test_decide_then_apply_per_unit(ray_local, tmp_path):
     got = pa.concat_tables(list(tables.values())).sort_by("doc_id")
     assert got["doc_id"].to_pylist() == expected.table.sort_by("doc_id")["doc_id"].to_pylist()
     assert got["texts"].to_pylist() == expected.table.sort_by("doc_id")["texts"].to_pylist()
+
+
+def _near_duplicates():
+    """Five edited copies of one story on different sites and dates (a cluster with several edges)."""
+    rng = np.random.default_rng(1)
+    words = rng.choice([f"v{i}" for i in range(3000)], 300).tolist()
+    docs = []
+    for k in range(5):
+        w = list(words)
+        for e in rng.integers(0, len(w), 2):
+            w[e] = f"edit{k}"
+        docs.append(make_doc(f"https://c{k}.org/s", [f"https://img/c{k}.jpg"], texts=[" ".join(w)],
+                             date=f"202{k}-01-01", doc_id=f"near{k}"))
+    return docs
+
+
+def _write_units(docs, directory, n):
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        pq.write_table(documents_to_table(docs[i::n]), directory / f"u{i}.parquet")
+    return [f"u{i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("profile", ["default", "obelics-2023"])
+def test_many_small_partitions_match_in_memory_passes(ray_local, profile, tmp_path, monkeypatch):
+    """One file per task, record batches of 4 rows, a few documents per partition, one candidate edge per
+    MinHash confirm partition."""
+    import pipeline.dedup as dd
+
+    monkeypatch.setattr(dd, "READ_BLOCK_BYTES", 1)
+    monkeypatch.setattr(dd, "BATCH_ROWS", 4)
+    monkeypatch.setattr(dd, "EDGES_PER_CONFIRM", 1)
+    cfg = dedup_config(profile, ["dedup.num_partitions=2", "dedup.docs_per_partition=3"])
+    docs = _corpus() + _near_duplicates()
+    expected, want_stats = run_passes(docs, cfg)
+    units = _write_units(docs, tmp_path / "in", 5)
+    assert dd.num_partitions([str(tmp_path / "in" / f"{u}.parquet") for u in units], cfg) == 17
+    stats = []
+    out = dd.dedup_files([str(tmp_path / "in" / f"{u}.parquet") for u in units], cfg, tmp_path / "work", stats,
+                         removed_dir=tmp_path / "removed")
+    got = pa.concat_tables([pq.read_table(p) for p in out]).sort_by("doc_id")
+    want = expected.table.sort_by("doc_id")
+    for col in ("doc_id", "texts", "images", "metadata"):
+        assert got[col].to_pylist() == want[col].to_pylist()
+    removed = pq.read_table(tmp_path / "removed").to_pylist()
+    assert {r["doc_id"]: r["reason"] for r in removed} == expected.removed_ids()
+    def counts(st):
+        d = st.as_dict()
+        return d["stage"], d["in"]["document"], d["out"], d["dropped"]
+
+    assert [counts(s) for s in stats] == [counts(s) for s in want_stats]
+    if profile == "default":  # the cluster: only the most recent copy is left
+        assert [d for d in got["doc_id"].to_pylist() if d.startswith("near")] == ["near4", "nearnew"]
+
+
+@pytest.mark.parametrize("profile,name", [("default", "minhash"), ("default", "image_set"),
+                                          ("obelics-2023", "image_set")])
+def test_decide_then_apply_removals(ray_local, profile, name, tmp_path):
+    from pipeline.dedup import apply, decide
+
+    docs = _corpus() + _near_duplicates()
+    units = _write_units(docs, tmp_path / "prev", 3)
+    expected, _ = run_passes(docs, dedup_config(profile), [name])
+    ddir = tmp_path / "decision"
+    ddir.mkdir()
+    decision = decide(name, tmp_path / "prev", units, {"profile": profile, "decision_dir": str(ddir)})
+    assert sorted(p.name for p in ddir.iterdir()) == ["removed.parquet"]  # the working files are gone
+    removed = pq.read_table(decision["file"]).to_pylist()
+    assert {r["doc_id"]: r["reason"] for r in removed} == expected.removed_ids()
+    tables = [apply(name, pq.read_table(tmp_path / "prev" / f"{u}.parquet"), decision, {"profile": profile})[0]
+              for u in units]
+    got = pa.concat_tables(tables).sort_by("doc_id")["doc_id"].to_pylist()
+    assert got == expected.table.sort_by("doc_id")["doc_id"].to_pylist()
