@@ -284,7 +284,8 @@ def _map_files(paths: list[str], fn: Callable, *args) -> list:
     import ray
 
     task = _remote(fn)
-    refs = [ray.put(a) if isinstance(a, (np.ndarray, pa.Table, pa.Array, tuple)) else a for a in args]
+    # a decision goes through the object store once, not once per task
+    refs = [ray.put(a) if isinstance(a, (np.ndarray, pa.Table, pa.Array, tuple, ParagraphDrops)) else a for a in args]
     return ray.get([task.remote(g, *refs) for g in file_groups(paths)])
 
 
@@ -292,11 +293,14 @@ def _concat_parquet(files: list[str], out: Path, schema: pa.Schema) -> int:
     """Stream ``files`` (same columns as ``schema``) into one Parquet file ``out``; returns its rows."""
     n = 0
     tmp = atomic_path(out)
-    with pq.ParquetWriter(tmp, schema) as w:
-        for t in _iter_tables(files, schema.names):
-            w.write_table(t.select(schema.names).cast(schema))
-            n += t.num_rows
-    os.replace(tmp, out)
+    try:
+        with pq.ParquetWriter(tmp, schema) as w:
+            for t in _iter_tables(files, schema.names):
+                w.write_table(t.select(schema.names).cast(schema))
+                n += t.num_rows
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return n
 
 
@@ -847,12 +851,15 @@ def _decide(name: str, prev_dir: Path, units: list[str], ctx: dict, cfg: DedupCo
         stats.seen("document_with_repeated_paragraph", drops.rows)
         out = ddir / "paragraph_drops.parquet"
         tmp = atomic_path(out)
-        with pq.ParquetWriter(tmp, DROPS_SCHEMA) as w:  # streamed, file by file
-            for path in paths:
-                t = _file_drops(path, drops)
-                if t.num_rows:
-                    w.write_table(t.cast(DROPS_SCHEMA))
-        os.replace(tmp, out)
+        try:
+            with pq.ParquetWriter(tmp, DROPS_SCHEMA) as w:  # streamed, file by file
+                for path in paths:
+                    t = _file_drops(path, drops)
+                    if t.num_rows:
+                        w.write_table(t.cast(DROPS_SCHEMA))
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
         return {"pass": name, "file": str(out), "stats": [stats.as_dict()]}
     removal = REMOVAL_DECISIONS[name](paths, cfg, work, work / "removed")
     out = ddir / "removed.parquet"
