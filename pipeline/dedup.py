@@ -285,7 +285,7 @@ def _map_files(paths: list[str], fn: Callable, *args) -> list:
 
     task = _remote(fn)
     # a decision goes through the object store once, not once per task
-    refs = [ray.put(a) if isinstance(a, (np.ndarray, pa.Table, pa.Array, tuple, ParagraphDrops)) else a for a in args]
+    refs = [a if a is None or isinstance(a, (str, int, float)) or callable(a) else ray.put(a) for a in args]
     return ray.get([task.remote(g, *refs) for g in file_groups(paths)])
 
 
@@ -311,8 +311,14 @@ class Removal:
 
     hashes: np.ndarray  # sorted uint64: of removed doc_ids, or of "url\\0warc_filename" when ``by_pair``
     counts: dict[str, int]
-    files: list[str] = field(default_factory=list)  # Parquet (doc_id, reason); none when ``by_pair``
+    files: list[str] = field(default_factory=list)  # Parquet (doc_id, reason) when asked; none when ``by_pair``
     by_pair: bool = False
+    reasons: np.ndarray | None = None  # per hash: index into ``names``
+    names: list[str] = field(default_factory=list)
+
+    def route(self, group: list[str]) -> pa.Table:
+        """(doc_id, reason) of the rows of ``group``'s files that this decision removes."""
+        return route_removed(group, self.hashes, self.reasons, self.names, self.by_pair)
 
 
 def _keyed(t: pa.Table, key_fn: Callable, P: int) -> pa.Table:
@@ -334,29 +340,60 @@ def _pair_strings(t: pa.Table) -> list:
 
 
 def _removal_reduce(t: pa.Table, p: int, decide_fn: Callable, out_dir: str | None, by_pair: bool):
+    """One partition's removals: (hashes, reason codes, reason names, counts, written file or None)."""
     removed = decide_fn(t)
-    counts = dict(Counter(removed["reason"].to_pylist())) if removed.num_rows else {}
+    if removed.num_rows == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint8), [], {}, None
+    enc = pc.dictionary_encode(removed["reason"].combine_chunks())
+    names = enc.dictionary.to_pylist()
+    codes = enc.indices.to_numpy().astype(np.uint8)
+    counts = dict(zip(names, np.bincount(codes, minlength=len(names)).tolist()))
     if by_pair:
-        return hash64(_pair_strings(removed)) if removed.num_rows else np.zeros(0, np.uint64), counts, None
+        return hash64(_pair_strings(removed)), codes, names, counts, None
     path = None
-    if removed.num_rows and out_dir:
+    if out_dir:
         path = str(write_table_atomic(Path(out_dir) / f"part-{p:05d}.parquet", removed.select(["doc_id", "reason"])))
-    return hash64(removed["doc_id"].to_pylist()), counts, path
+    return hash64(removed["doc_id"].to_pylist()), codes, names, counts, path
 
 
 def _removal(results: list, by_pair: bool = False) -> Removal:
-    arrays = [r[0] for r in results]
+    """The partitions' removals merged: sorted unique hashes with their reasons."""
+    names = sorted({n for r in results for n in r[2]})
+    code_of = {n: i for i, n in enumerate(names)}
     counts: Counter = Counter()
-    for r in results:
-        counts.update(r[1])
-    hashes = np.unique(np.concatenate(arrays)).astype(np.uint64) if arrays else np.zeros(0, np.uint64)
-    return Removal(hashes, dict(counts), [r[2] for r in results if r[2]], by_pair)
+    hashes, reasons = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint8)]
+    for h, codes, local, c, _ in results:
+        counts.update(c)
+        hashes.append(h)
+        reasons.append(np.array([code_of[n] for n in local], np.uint8)[codes] if len(h) else codes)
+    h, first = np.unique(np.concatenate(hashes), return_index=True)
+    return Removal(h.astype(np.uint64), dict(counts), [r[4] for r in results if r[4]], by_pair,
+                   np.concatenate(reasons)[first], names)
+
+
+def route_removed(group: list[str], hashes: np.ndarray, reasons: np.ndarray | None, names: list[str],
+                  by_pair: bool = False) -> pa.Table:
+    """(doc_id, reason) of the rows of ``group``'s files whose doc_id hash (or (url, warc_filename) hash
+    when ``by_pair``) is in the sorted ``hashes``; ``reasons`` index ``names`` per hash."""
+    parts = [REMOVED_SCHEMA.empty_table()]
+    if len(hashes) == 0:
+        return parts[0]
+    names_arr = pa.array(names, pa.string())
+    for t in _iter_tables(group, ["doc_id", "url", "warc_filename"] if by_pair else ["doc_id"]):
+        h = hash64(_pair_strings(t) if by_pair else t["doc_id"].to_pylist())
+        pos = np.minimum(np.searchsorted(hashes, h), len(hashes) - 1)
+        hit = hashes[pos] == h
+        if hit.any():
+            codes = reasons[pos[hit]] if reasons is not None else np.zeros(int(hit.sum()), np.uint8)
+            parts.append(pa.table({"doc_id": t["doc_id"].filter(pa.array(hit)).cast(pa.string()),
+                                   "reason": names_arr.take(pa.array(codes.astype(np.int32)))}, schema=REMOVED_SCHEMA))
+    return pa.concat_tables(parts)
 
 
 def url_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir: Path | None = None) -> Removal:
     """The URL pass's removals (partitioned by URL)."""
     P = num_partitions(paths, cfg)
-    out = str(removed_dir or work / "removed")
+    out = None if removed_dir is None else str(removed_dir)
     return _removal(shuffle(paths, KEY_COLUMNS, functools.partial(_keyed, key_fn=_url_key, P=P),
                             functools.partial(_removal_reduce, decide_fn=functools.partial(url_removals, cfg=cfg),
                                               out_dir=out, by_pair=False), work / "shuffle"))
@@ -368,7 +405,7 @@ def image_set_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_d
     by_pair = cfg.image_set.remove_by == "url_warc"
     key_fn = functools.partial(_keyed, key_fn=functools.partial(_image_set_key, key=cfg.image_set.key), P=P)
     decide_fn = functools.partial(image_set_mod.image_set_duplicates, cfg=cfg)
-    out = str(removed_dir or work / "removed")
+    out = None if removed_dir is None else str(removed_dir)
     return _removal(shuffle(paths, KEY_COLUMNS, key_fn, functools.partial(
         _removal_reduce, decide_fn=decide_fn, out_dir=out, by_pair=by_pair), work / "shuffle"), by_pair)
 
@@ -593,7 +630,7 @@ def minhash_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir
             work / "bands", on_result=acc.add)
     nodes, node_rec, a, b = acc.result()
     if len(a) == 0:
-        return Removal(np.zeros(0, np.uint64), {})
+        return Removal(np.zeros(0, np.uint64), {}, reasons=np.zeros(0, np.uint8))
     if mh.verify != "none":  # the candidates' shingle sets go to the confirm partitions that need them
         Q = max(1, math.ceil(len(a) / EDGES_PER_CONFIRM))
         part = a % Q
@@ -609,10 +646,12 @@ def minhash_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir
     removed = nodes.filter(pa.array(by >= 0))
     table = pa.table({"doc_id": removed, "reason": pa.array([MINHASH_REASON] * len(removed), pa.string())},
                      schema=REMOVED_SCHEMA)
-    out = Path(removed_dir or work / "removed") / "part-00000.parquet"
-    files = [str(write_table_atomic(out, table))] if len(removed) else []
-    return Removal(np.unique(hash64(removed.to_pylist())).astype(np.uint64),
-                   {MINHASH_REASON: len(removed)} if len(removed) else {}, files)
+    files = []
+    if len(removed) and removed_dir is not None:
+        files = [str(write_table_atomic(Path(removed_dir) / "part-00000.parquet", table))]
+    hashes = np.unique(hash64(removed.to_pylist())).astype(np.uint64)
+    return Removal(hashes, {MINHASH_REASON: len(removed)} if len(removed) else {}, files,
+                   reasons=np.zeros(len(hashes), np.uint8), names=[MINHASH_REASON])
 
 
 REMOVAL_DECISIONS = {"url": url_decision, "image_set": image_set_decision, "minhash": minhash_decision}
@@ -826,15 +865,38 @@ def decide(name: str, prev_dir: Path, units: list[str], ctx: dict) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _pair_hits(group: list[str], hashes: np.ndarray) -> pa.Table:
-    """(doc_id, reason) of the rows of ``group`` whose (url, warc_filename) hash is in ``hashes``."""
-    parts = [_drop_pairs(t, hashes)[1] for t in _iter_tables(group, ["doc_id", "url", "warc_filename"])]
-    return pa.concat_tables([REMOVED_SCHEMA.empty_table(), *[p.cast(REMOVED_SCHEMA) for p in parts]])
+def _route_task(group: list[str], decision, unit_of: dict[str, str], out_dir: str) -> dict[str, int]:
+    """Each file's share of a decision written as ``out_dir/<unit>.parquet`` (when it has any); counts by
+    reason (removals) or documents (paragraph drops)."""
+    counts: Counter = Counter()
+    for path in group:
+        if isinstance(decision, ParagraphDrops):
+            t = _file_drops(path, decision)
+            counts["documents"] += t.num_rows
+        else:
+            t = decision.route([path])
+            counts.update(dict(zip(*np.unique(t["reason"].to_numpy(zero_copy_only=False), return_counts=True)))
+                          if t.num_rows else {})
+        if t.num_rows:
+            write_table_atomic(Path(out_dir) / f"{unit_of[path]}.parquet", t)
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def _route_to_units(paths: list[str], unit_of: dict[str, str], decision, out_dir: Path, out: Path,
+                    schema: pa.Schema) -> Counter:
+    """Split ``decision`` by unit into ``out_dir`` (Ray tasks), and all of it into ``out`` (streamed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts: Counter = Counter()
+    for c in _map_files(paths, _route_task, decision, unit_of, str(out_dir)):
+        counts.update(c)
+    _concat_parquet(sorted(str(p) for p in out_dir.glob("*.parquet")), out, schema)
+    return counts
 
 
 def _decide(name: str, prev_dir: Path, units: list[str], ctx: dict, cfg: DedupConfig, ddir: Path,
             work: Path) -> dict:
-    paths = [str(Path(prev_dir) / f"{u}.parquet") for u in units if (Path(prev_dir) / f"{u}.parquet").exists()]
+    unit_of = {str(Path(prev_dir) / f"{u}.parquet"): u for u in units if (Path(prev_dir) / f"{u}.parquet").exists()}
+    paths = list(unit_of)
     stats = FilterStats(f"dedup.{name}.decide")
     if not paths:
         return {"pass": name, "file": None, "stats": [stats.as_dict()]}
@@ -850,33 +912,14 @@ def _decide(name: str, prev_dir: Path, units: list[str], ctx: dict, cfg: DedupCo
         drops = paragraph_decision(paths, cfg, work)
         stats.seen("document_with_repeated_paragraph", drops.rows)
         out = ddir / "paragraph_drops.parquet"
-        tmp = atomic_path(out)
-        try:
-            with pq.ParquetWriter(tmp, DROPS_SCHEMA) as w:  # streamed, file by file
-                for path in paths:
-                    t = _file_drops(path, drops)
-                    if t.num_rows:
-                        w.write_table(t.cast(DROPS_SCHEMA))
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return {"pass": name, "file": str(out), "stats": [stats.as_dict()]}
-    removal = REMOVAL_DECISIONS[name](paths, cfg, work, work / "removed")
+        _route_to_units(paths, unit_of, drops, ddir / "units", out, DROPS_SCHEMA)
+        return {"pass": name, "file": str(out), "unit_dir": str(ddir / "units"), "stats": [stats.as_dict()]}
+    removal = REMOVAL_DECISIONS[name](paths, cfg, work)
     out = ddir / "removed.parquet"
-    if removal.by_pair:
-        hits = _map_files(paths, _pair_hits, removal.hashes)
-        files = []
-        for i, t in enumerate(hits):
-            if t.num_rows:
-                files.append(str(write_table_atomic(work / "removed" / f"pairs-{i:05d}.parquet", t)))
-        n = _concat_parquet(files, out, REMOVED_SCHEMA)
-        counts = {image_set_mod.REASON: n} if n else {}
-    else:
-        _concat_parquet(removal.files, out, REMOVED_SCHEMA)
-        counts = removal.counts
-    for reason, n in counts.items():
+    counts = _route_to_units(paths, unit_of, removal, ddir / "units", out, REMOVED_SCHEMA)
+    for reason, n in sorted(counts.items()):
         stats.drop("document", reason, n)
-    return {"pass": name, "file": str(out), "stats": [stats.as_dict()]}
+    return {"pass": name, "file": str(out), "unit_dir": str(ddir / "units"), "stats": [stats.as_dict()]}
 
 
 @functools.lru_cache(maxsize=4)
@@ -886,15 +929,29 @@ def _load_decision(path: str):
     return pq.read_table(path)
 
 
+def _unit_decision(name: str, decision: dict, unit: str | None):
+    """The decision for one unit: its own file under ``unit_dir`` (none: nothing to do), else all of it."""
+    if unit is None or not decision.get("unit_dir"):
+        return _load_decision(decision["file"])
+    path = Path(decision["unit_dir"]) / f"{unit}.parquet"
+    if path.exists():
+        return pq.read_table(path)
+    return (DROPS_SCHEMA if name == "paragraphs" else REMOVED_SCHEMA).empty_table()
+
+
 def apply(name: str, table: pa.Table, decision: dict, ctx: dict | None = None) -> tuple[pa.Table, FilterStats]:
-    """Apply a decision from :func:`decide` to one unit's documents (a DOCUMENT_SCHEMA table)."""
+    """Apply a decision from :func:`decide` to one unit's documents (a DOCUMENT_SCHEMA table).
+
+    With ``ctx["unit"]`` a worker reads only that unit's share of a removal or paragraph decision, so
+    its memory follows the unit, not the dataset.
+    """
     cfg = config_of((ctx or {}).get("profile", "default"))
     stats = FilterStats(f"dedup.{name}")
     stats.seen("document", table.num_rows)
     if decision.get("file") is None:
         stats.kept("document", table.num_rows)
         return table, stats
-    d = _load_decision(decision["file"])
+    d = _unit_decision(name, decision, (ctx or {}).get("unit"))
     if name == "image_url":
         table, n = remove_image_nodes(table, d, (ctx or {}).get("phash_canonical") if cfg.image_url.use_phash else None)
         if n:

@@ -95,7 +95,7 @@ def test_decide_then_apply_per_unit(ray_local, tmp_path):
         for u in units:
             pq.write_table(tables[u], prev / f"{u}.parquet")
         decision = decide(name, prev, units, {"profile": cfg_name, "decision_dir": str(ddir)})
-        tables = {u: apply(name, tables[u], decision, {"profile": cfg_name})[0] for u in units}
+        tables = {u: apply(name, tables[u], decision, {"profile": cfg_name, "unit": u})[0] for u in units}
     got = pa.concat_tables(list(tables.values())).sort_by("doc_id")
     assert got["doc_id"].to_pylist() == expected.table.sort_by("doc_id")["doc_id"].to_pylist()
     assert got["texts"].to_pylist() == expected.table.sort_by("doc_id")["texts"].to_pylist()
@@ -165,10 +165,18 @@ def test_decide_then_apply_removals(ray_local, profile, name, tmp_path):
     ddir = tmp_path / "decision"
     ddir.mkdir()
     decision = decide(name, tmp_path / "prev", units, {"profile": profile, "decision_dir": str(ddir)})
-    assert sorted(p.name for p in ddir.iterdir()) == ["removed.parquet"]  # the working files are gone
+    assert sorted(p.name for p in ddir.iterdir()) == ["removed.parquet", "units"]  # the working files are gone
     removed = pq.read_table(decision["file"]).to_pylist()
     assert {r["doc_id"]: r["reason"] for r in removed} == expected.removed_ids()
-    tables = [apply(name, pq.read_table(tmp_path / "prev" / f"{u}.parquet"), decision, {"profile": profile})[0]
-              for u in units]
-    got = pa.concat_tables(tables).sort_by("doc_id")["doc_id"].to_pylist()
-    assert got == expected.table.sort_by("doc_id")["doc_id"].to_pylist()
+    # each unit's share of the decision is in its own file, and a unit applies only that
+    by_unit = {p.stem: set(pq.read_table(p)["doc_id"].to_pylist()) for p in (ddir / "units").iterdir()}
+    assert set().union(*by_unit.values()) == set(expected.removed_ids())
+    for ctx in ({"profile": profile}, None):
+        tables = []
+        for u in units:
+            t = pq.read_table(tmp_path / "prev" / f"{u}.parquet")
+            out, st = apply(name, t, decision, ctx or {"profile": profile, "unit": u})
+            assert set(t["doc_id"].to_pylist()) - set(out["doc_id"].to_pylist()) == by_unit.get(u, set())
+            tables.append(out)
+        got = pa.concat_tables(tables).sort_by("doc_id")["doc_id"].to_pylist()
+        assert got == expected.table.sort_by("doc_id")["doc_id"].to_pylist()
