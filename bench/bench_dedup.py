@@ -12,7 +12,11 @@ Parquet shards under ``build/bench-dedup/<N>/`` and read back by Ray tasks, so t
 the corpus; each pass hash-partitions its keys on disk and writes its output under
 ``build/bench-dedup/<N>-spill/`` (``pipeline.dedup.dedup_files``), so nothing large goes through Ray's
 object store. Peak memory is the peak sum of the proportional set size (PSS) of the driver and every
-process it started (Ray's GCS, raylet, workers, object store pages), sampled every 0.5 s.
+process it started (Ray's GCS, raylet, workers, object store pages), sampled every 0.5 s; the largest
+processes at that sample and the driver's own peak are printed. Workers and driver run with
+``MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=0`` and Arrow's system allocator, so freed memory goes back
+to the OS between tasks. Partitions: at least ``dedup.num_partitions`` (``--partitions``), at most
+``dedup.docs_per_partition`` documents each.
 """
 
 from __future__ import annotations

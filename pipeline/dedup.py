@@ -2,33 +2,34 @@
 
 Every pass is *decide, then apply*, over Parquet files (the run's units, or a pass's output):
 
-- decide: Ray tasks read groups of files (about ``READ_BLOCK_BYTES`` of Parquet each, record batches
-  of ``BATCH_ROWS`` rows), project the few columns a pass needs and hash-partition them by the pass's
-  key (URL, domain, image-set key, image URL, MinHash band key) into P partitions, written as one
-  Arrow IPC file per task with one record batch per partition. One reduce task per partition reads
-  its batches from every file and runs the pure per-partition decision from ``filters.dedup``.
-  P grows with the number of documents (at least ``dedup.num_partitions``, at most
+- decide: Ray tasks read groups of files (about ``READ_BLOCK_BYTES`` of Parquet each, in record
+  batches of ``BATCH_ROWS`` rows), project the few columns a pass needs and hash-partition them by the
+  pass's key (URL, domain, image-set key, image URL, MinHash band key) into P partitions, streamed
+  into one Arrow IPC file per task (one record batch per input batch and partition). One reduce task
+  per partition reads its batches from every file and runs the pure per-partition decision from
+  ``filters.dedup``. P grows with the number of documents (at least ``dedup.num_partitions``, at most
   ``dedup.docs_per_partition`` documents each), so what a worker holds is bounded whatever the size of
-  the dataset, and nothing but small results goes through Ray's object store (nothing spills).
-- apply: the decision is broadcast through the object store as sorted 64-bit hashes (removed doc_ids;
-  (url, warc_filename) pairs; too-frequent image URLs) or the (doc_id, paragraph hashes) table of
-  documents that lose a paragraph, and one task per file group streams its files batch by batch,
-  writing the edited Parquet next to the others. The broadcast costs 8 bytes per removed document; a
-  false removal needs a 64-bit hash collision between a removed and a kept doc_id (about
-  removed * kept / 2**64).
+  the dataset, and only small results go through Ray's object store (nothing spills). Ray Data's
+  groupby materialised every pass's keys in the object store and spilled, so memory grew with the data.
+- apply: removals are sorted 64-bit hashes (of removed doc_ids, or of (url, warc_filename) pairs),
+  8 bytes per removed document, broadcast once through the object store; too-frequent image URLs
+  likewise; paragraph drops are routed back to the file of their document on disk. One task per file
+  group streams its files batch by batch, writing the edited Parquet. A false removal needs a 64-bit
+  hash collision between a removed and a kept doc_id (about removed * kept / 2**64).
 
 MinHash runs in three such steps: band rows (key, doc_id, recency) partitioned by band key give the
-candidate edges of each bucket; the edges (as int64 node pairs) are split into confirm partitions,
-and the candidates' shingle sets are shuffled to the partitions whose edges need them, where the
-pairs are confirmed; the greedy removal then runs on the driver over NumPy arrays of the confirmed
-edges (its size follows the number of near-duplicates, not of documents).
+candidate edges of each bucket, merged on the driver one partition at a time as uint64 pairs; the
+edges are split into confirm partitions and the candidates' shingle sets are shuffled to the
+partitions whose edges need them, where pairs are confirmed; the greedy removal runs on the driver
+over int64 arrays (its size follows the number of near-duplicates, not of documents).
 
-Partition files live under a working folder (``spill_dir`` or the decision folder): on a cluster
-that folder must be on storage every node sees, as the run's units already are.
+Partition files live under a working folder (``spill_dir``/``work_dir`` or the decision folder): on a
+cluster it must be on storage every node sees, as the run's units already are.
 
 Two entry points: :func:`run_global_dedup` / :func:`dedup_files` (passes in profile order over a
-dataset or files) and :func:`decide` / :func:`apply` for the unit-based executor (decision files
-under ``decision_dir``, applied unit by unit).
+dataset or files) and :func:`decide` / :func:`apply` for the unit-based executor: ``decide`` writes
+the whole decision under ``decision_dir`` and each unit's share as ``units/<unit>.parquet``, so
+``apply`` on a unit reads only its own.
 """
 
 from __future__ import annotations
