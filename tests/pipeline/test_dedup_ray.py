@@ -180,3 +180,15 @@ def test_decide_then_apply_removals(ray_local, profile, name, tmp_path):
             tables.append(out)
         got = pa.concat_tables(tables).sort_by("doc_id")["doc_id"].to_pylist()
         assert got == expected.table.sort_by("doc_id")["doc_id"].to_pylist()
+
+
+def test_empty_files_pass_through(ray_local, tmp_path):
+    from obelics.document import DOCUMENT_SCHEMA
+    from pipeline.dedup import dedup_files, num_rows
+
+    (tmp_path / "in").mkdir()
+    pq.write_table(DOCUMENT_SCHEMA.empty_table(), tmp_path / "in" / "empty.parquet")
+    stats = []
+    out = dedup_files([str(tmp_path / "in" / "empty.parquet")], "default", tmp_path / "work", stats)
+    assert num_rows(out) == 0 and len(stats) == 5
+    assert all(s.as_dict()["out"]["document"] == 0 for s in stats)
