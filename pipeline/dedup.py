@@ -340,6 +340,57 @@ def _pair_strings(t: pa.Table) -> list:
                                        "\x00").to_pylist()
 
 
+@dataclass
+class Routed:
+    """A decision left on disk and routed back to the input files: where each file's rows are,
+    ``{file: [(IPC file, batch indices)]}``; ``kind`` "removed" (doc_id, reason) or "drops" (doc_id,
+    drop_hashes)."""
+
+    locs: dict[str, list]
+    counts: dict[str, int]  # removals by reason, or {"documents": n} for drops
+    kind: str
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+    def rows_of(self, path: str) -> pa.Table:
+        schema = DROPS_SCHEMA if self.kind == "drops" else REMOVED_SCHEMA
+        locs = self.locs.get(path)
+        return _read_batches(locs).select(schema.names) if locs else schema.empty_table()
+
+
+def _route_rows(keys: pa.Table, result: pa.Table, out_path: str):
+    """``result`` (rows keyed by doc_id, from the partition ``keys`` with ``_file``) as an IPC file with
+    one batch per input file holding each doc_id; returns (path, the file of each batch)."""
+    pos = pc.fill_null(pc.index_in(keys["doc_id"], value_set=result["doc_id"].combine_chunks()), -1)
+    pos = pos.to_numpy().astype(np.int64)
+    sel = pos >= 0
+    pairs = np.unique(np.stack([keys["_file"].to_numpy()[sel], pos[sel]], 1), axis=0)
+    return _write_partitioned(result.take(pa.array(pairs[:, 1])), pairs[:, 0], out_path)
+
+
+def _routed(paths: list[str], results: list, kind: str) -> Routed:
+    """A :class:`Routed` from reduce results (IPC path or None, file of each batch, counts)."""
+    counts: Counter = Counter()
+    for r in results:
+        counts.update(r[2])
+    locs = _locations([(r[0], r[1]) for r in results if r[0]])
+    return Routed({paths[f]: v for f, v in locs.items()}, dict(counts), kind)
+
+
+def _routed_removal_reduce(t: pa.Table, p: int, decide_fn: Callable, out_dir: str, removed_dir: str | None):
+    """One partition's removals, routed back to the files of the removed documents."""
+    removed = decide_fn(t).select(["doc_id", "reason"]).cast(REMOVED_SCHEMA)
+    if removed.num_rows == 0:
+        return None, np.zeros(0, np.int64), {}
+    if removed_dir:
+        write_table_atomic(Path(removed_dir) / f"part-{p:05d}.parquet", removed)
+    counts = dict(zip(*np.unique(removed["reason"].to_numpy(zero_copy_only=False), return_counts=True)))
+    path, parts = _route_rows(t, removed, str(Path(out_dir) / f"removed-{p:05d}.arrow"))
+    return path, parts, {str(k): int(v) for k, v in counts.items()}
+
+
 def _removal_reduce(t: pa.Table, p: int, decide_fn: Callable, out_dir: str | None, by_pair: bool):
     """One partition's removals: (hashes, reason codes, reason names, counts, written file or None)."""
     removed = decide_fn(t)
@@ -391,24 +442,33 @@ def route_removed(group: list[str], hashes: np.ndarray, reasons: np.ndarray | No
     return pa.concat_tables(parts)
 
 
-def url_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir: Path | None = None) -> Removal:
-    """The URL pass's removals (partitioned by URL)."""
-    P = num_partitions(paths, cfg)
-    out = None if removed_dir is None else str(removed_dir)
-    return _removal(shuffle(paths, KEY_COLUMNS, functools.partial(_keyed, key_fn=_url_key, P=P),
-                            functools.partial(_removal_reduce, decide_fn=functools.partial(url_removals, cfg=cfg),
-                                              out_dir=out, by_pair=False), work / "shuffle"))
+def _routed_removals(paths: list[str], key_fn: Callable, decide_fn: Callable, work: Path,
+                     removed_dir: Path | None) -> Routed:
+    out_dir = work / "routed"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return _routed(paths, shuffle(paths, KEY_COLUMNS, key_fn, functools.partial(
+        _routed_removal_reduce, decide_fn=decide_fn, out_dir=str(out_dir),
+        removed_dir=None if removed_dir is None else str(removed_dir)), work / "shuffle", tag_files=True), "removed")
 
 
-def image_set_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir: Path | None = None) -> Removal:
-    """The image-set pass's removals (partitioned by image-set key); by (url, warc) pair with ``url_warc``."""
+def url_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir: Path | None = None) -> Routed:
+    """The URL pass's removals (partitioned by URL), routed back to their files under ``work``."""
     P = num_partitions(paths, cfg)
-    by_pair = cfg.image_set.remove_by == "url_warc"
+    return _routed_removals(paths, functools.partial(_keyed, key_fn=_url_key, P=P),
+                            functools.partial(url_removals, cfg=cfg), work, removed_dir)
+
+
+def image_set_decision(paths: list[str], cfg: DedupConfig, work: Path,
+                       removed_dir: Path | None = None) -> Routed | Removal:
+    """The image-set pass's removals (partitioned by image-set key), routed back to their files; with
+    ``url_warc``, the hashes of the removed (url, warc_filename) pairs (they match documents anywhere)."""
+    P = num_partitions(paths, cfg)
     key_fn = functools.partial(_keyed, key_fn=functools.partial(_image_set_key, key=cfg.image_set.key), P=P)
     decide_fn = functools.partial(image_set_mod.image_set_duplicates, cfg=cfg)
-    out = None if removed_dir is None else str(removed_dir)
+    if cfg.image_set.remove_by != "url_warc":
+        return _routed_removals(paths, key_fn, decide_fn, work, removed_dir)
     return _removal(shuffle(paths, KEY_COLUMNS, key_fn, functools.partial(
-        _removal_reduce, decide_fn=decide_fn, out_dir=out, by_pair=by_pair), work / "shuffle"), by_pair)
+        _removal_reduce, decide_fn=decide_fn, out_dir=None, by_pair=True), work / "shuffle"), True)
 
 
 def _image_hash_rows(t: pa.Table, count: str, canonical, P: int) -> pa.Table:
@@ -443,24 +503,15 @@ def _paragraph_rows(t: pa.Table, pcfg, P: int) -> pa.Table:
 
 
 def _paragraph_reduce(t: pa.Table, p: int, min_count: int, out_dir: str):
-    """Drops of one domain partition, written as an IPC file with one batch per input file."""
+    """Drops of one domain partition, routed back to the files of their documents."""
     drops = duplicated_paragraphs(t, min_count)
     if drops.num_rows == 0:
-        return None, np.zeros(0, np.int64), 0
-    file_of = t["_file"].to_numpy()[pc.index_in(drops["doc_id"], value_set=t["doc_id"]).to_numpy()]
-    path, parts = _write_partitioned(drops, file_of, str(Path(out_dir) / f"drops-{p:05d}.arrow"))
-    return path, parts, drops.num_rows
+        return None, np.zeros(0, np.int64), {}
+    path, parts = _route_rows(t, drops, str(Path(out_dir) / f"drops-{p:05d}.arrow"))
+    return path, parts, {"documents": drops.num_rows}
 
 
-@dataclass
-class ParagraphDrops:
-    """Where the (doc_id, drop_hashes) rows of each input file are: {file: [(IPC file, batch indices)]}."""
-
-    locs: dict[str, list]
-    rows: int
-
-
-def paragraph_decision(paths: list[str], cfg: DedupConfig, work: Path) -> ParagraphDrops:
+def paragraph_decision(paths: list[str], cfg: DedupConfig, work: Path) -> Routed:
     """(doc_id, drop_hashes) of documents holding a paragraph repeated in their domain (partitioned by
     domain), left on disk under ``work/drops`` and routed back to each input file."""
     P = num_partitions(paths, cfg)
@@ -470,8 +521,7 @@ def paragraph_decision(paths: list[str], cfg: DedupConfig, work: Path) -> Paragr
                   functools.partial(_paragraph_rows, pcfg=cfg.paragraphs, P=P),
                   functools.partial(_paragraph_reduce, min_count=cfg.paragraphs.min_count, out_dir=str(out_dir)),
                   work / "shuffle", tag_files=True)
-    locs = _locations([(r[0], r[1]) for r in res if r[0]])
-    return ParagraphDrops({paths[f]: v for f, v in locs.items()}, sum(r[2] for r in res))
+    return _routed(paths, res, "drops")
 
 
 # -- MinHash ---------------------------------------------------------------------------------------
@@ -682,9 +732,13 @@ def _edit_paragraphs(t: pa.Table, drops: pa.Table, pcfg):
     return out, None, n
 
 
-def _file_drops(path: str, decision: ParagraphDrops) -> pa.Table:
-    locs = decision.locs.get(path)
-    return _read_batches(locs).select(DROPS_SCHEMA.names) if locs else DROPS_SCHEMA.empty_table()
+def _drop_listed(t: pa.Table, removed: pa.Table):
+    hit = pc.fill_null(pc.is_in(t["doc_id"], value_set=removed["doc_id"].combine_chunks()), False)
+    return t.filter(pc.invert(hit)), None, 0
+
+
+def _routed_rows(path: str, decision: Routed) -> pa.Table:
+    return decision.rows_of(path)
 
 
 def _apply_task(group: list[str], edit: Callable, decision, out_dir: str, removed_dir: str | None,
@@ -753,6 +807,13 @@ def run_pass_files(name: str, paths: list[str], cfg: DedupConfig, work: Path,
         removed_dir.mkdir(parents=True, exist_ok=True)
     if name in REMOVAL_DECISIONS:
         removal = REMOVAL_DECISIONS[name](paths, cfg, work, removed_dir)
+        if isinstance(removal, Routed):  # each file reads the removals of its own documents
+            out, n_in, n_out, _, _ = _apply_files(paths, _drop_listed, removal, out_dir, per_file=_routed_rows)
+            for reason, n in sorted(removal.counts.items()):
+                stats.drop("document", reason, n)
+            stats.seen("document", n_in)
+            stats.kept("document", n_out)
+            return out, stats
         edit = _drop_pairs if removal.by_pair else _drop_ids
         out, n_in, n_out, _, n_rem = _apply_files(paths, edit, removal.hashes, out_dir,
                                                   removed_dir if removal.by_pair else None)
@@ -771,7 +832,7 @@ def run_pass_files(name: str, paths: list[str], cfg: DedupConfig, work: Path,
     elif name == "paragraphs":
         drops = paragraph_decision(paths, cfg, work)
         out, n_in, n_out, n, _ = _apply_files(paths, functools.partial(_edit_paragraphs, pcfg=cfg.paragraphs),
-                                              drops, out_dir, per_file=_file_drops)
+                                              drops, out_dir, per_file=_routed_rows)
         if n:
             stats.drop("paragraph", f"paragraph_dedup:seen>={cfg.paragraphs.min_count}_in_domain", n)
     else:
@@ -871,13 +932,11 @@ def _route_task(group: list[str], decision, unit_of: dict[str, str], out_dir: st
     reason (removals) or documents (paragraph drops)."""
     counts: Counter = Counter()
     for path in group:
-        if isinstance(decision, ParagraphDrops):
-            t = _file_drops(path, decision)
+        t = decision.rows_of(path) if isinstance(decision, Routed) else decision.route([path])
+        if "reason" not in t.column_names:
             counts["documents"] += t.num_rows
-        else:
-            t = decision.route([path])
-            counts.update(dict(zip(*np.unique(t["reason"].to_numpy(zero_copy_only=False), return_counts=True)))
-                          if t.num_rows else {})
+        elif t.num_rows:
+            counts.update(dict(zip(*np.unique(t["reason"].to_numpy(zero_copy_only=False), return_counts=True))))
         if t.num_rows:
             write_table_atomic(Path(out_dir) / f"{unit_of[path]}.parquet", t)
     return {str(k): int(v) for k, v in counts.items()}
