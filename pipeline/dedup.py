@@ -11,11 +11,13 @@ Every pass is *decide, then apply*, over Parquet files (the run's units, or a pa
   ``dedup.docs_per_partition`` documents each), so what a worker holds is bounded whatever the size of
   the dataset, and only small results go through Ray's object store (nothing spills). Ray Data's
   groupby materialised every pass's keys in the object store and spilled, so memory grew with the data.
-- apply: removals are sorted 64-bit hashes (of removed doc_ids, or of (url, warc_filename) pairs),
-  8 bytes per removed document, broadcast once through the object store; too-frequent image URLs
-  likewise; paragraph drops are routed back to the file of their document on disk. One task per file
-  group streams its files batch by batch, writing the edited Parquet. A false removal needs a 64-bit
-  hash collision between a removed and a kept doc_id (about removed * kept / 2**64).
+- apply: the URL and image-set removals and the paragraph drops are routed back, on disk, to the
+  files holding their documents (each reduce task writes its rows as one IPC batch per input file),
+  so a file's task reads only its own share. What is broadcast once through the object store is
+  small or follows the duplicates, not the documents: the sorted 64-bit hashes of the too-frequent
+  image URLs, of the MinHash removals and of the removed (url, warc_filename) pairs (``url_warc``:
+  a pair matches documents in any partition). A false match needs a 64-bit hash collision.
+  One task per file group streams its files batch by batch, writing the edited Parquet.
 
 MinHash runs in three such steps: band rows (key, doc_id, recency) partitioned by band key give the
 candidate edges of each bucket, merged on the driver one partition at a time as uint64 pairs; the
