@@ -49,7 +49,7 @@ sample: $(SAMPLE_WARC)
 # NUM_SHARDS of that Common Crawl snapshot (LIMIT=m takes only its first m WARC files).
 crawl-shard: $(VENV)/.base $(SAMPLE_WARC)
 	$(VENV)/bin/obelics run --profile $(PROFILE) --out $(if $(SNAPSHOT),$(if $(filter out/sample,$(OUT)),out/$(SNAPSHOT)-$(SHARD),$(OUT)),$(OUT)) \
-	  $(if $(SNAPSHOT),--snapshot $(SNAPSHOT) --shard $(SHARD) --num-shards $(NUM_SHARDS) $(if $(LIMIT),--limit $(LIMIT)),configs/run/sample.yaml)
+	  $(if $(SNAPSHOT),--snapshot $(SNAPSHOT) --shard $(SHARD) --num-shards $(NUM_SHARDS) $(if $(LIMIT),--limit $(LIMIT)),--restart-if-changed configs/run/sample.yaml)
 
 test: $(VENV)/.all $(SAMPLE_WARC)
 	DS_ACCELERATOR=$${DS_ACCELERATOR:-cpu} $(PY) -m pytest -q -m "$(TEST_MARK)" $(PYTEST_ARGS)

@@ -117,11 +117,13 @@ def discard_run(out: Path) -> None:
 
 
 def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: list[str] | None = None,
-        workers: int | None = None, ray_address: str | None = None, restart: bool = False) -> dict:
+        workers: int | None = None, ray_address: str | None = None, restart: bool = False,
+        restart_if_changed: bool = False) -> dict:
     """Run the pipeline over ``inputs`` (WARC paths or URLs) into ``out``; returns the final stats.
 
     ``restart`` discards a previous run in ``out`` first; otherwise a previous run with the same plan is
-    resumed (or found complete), and one with another plan is refused.
+    resumed (or found complete), and one with another plan is refused, or discarded and started again
+    with ``restart_if_changed`` (for small runs such as the embedded sample).
     """
     profile = load_profile(profile, overrides)
     cfg = profile.section("run", RunConfig)
@@ -138,7 +140,11 @@ def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: l
     plan_path = out / "run.json"
     if plan_path.exists():
         previous = read_json(plan_path)
-        if previous != plan_record:
+        if previous != plan_record and restart_if_changed:
+            log.info("%s holds a run with another plan: discarding it", out)
+            discard_run(out)
+            write_json_atomic(plan_path, plan_record)
+        elif previous != plan_record:
             raise ValueError(f"{out} holds a run with another plan (inputs, profile or stages differ); "
                              "use a new --out folder, or --restart to discard that run")
     else:

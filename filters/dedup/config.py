@@ -91,6 +91,9 @@ class DedupConfig:
     image_set: ImageSetDedupConfig = field(default_factory=ImageSetDedupConfig)
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     phash: PhashConfig = field(default_factory=PhashConfig)
+    # no longer used (the passes partition on disk since docs_per_partition); still accepted so that the
+    # profile.yaml saved by an older run loads
+    shuffle_strategy: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.order if p not in PASSES]

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, help="concurrent units (default: one per CPU of the Ray cluster)")
     p.add_argument("--cc-base-url", help="Common Crawl HTTP base (default https://data.commoncrawl.org/)")
     p.add_argument("--restart", action="store_true", help="discard a previous run in --out and start again")
+    p.add_argument("--restart-if-changed", action="store_true",
+                   help="start again when --out holds a run with another plan (inputs, profile or stages); "
+                        "without it such a run is refused")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", help="override a profile value")
     p.set_defaults(func=main)
 
@@ -72,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
             if not w.startswith(("http://", "https://")) and not Path(w).exists():
                 raise FileNotFoundError(f"no such WARC: {w}")
     stats = run(conf["profile"], out, inputs, overrides=conf.get("set"), workers=conf.get("workers"),
-                restart=args.restart)
+                restart=args.restart, restart_if_changed=args.restart_if_changed)
     print(json.dumps(stats.get("summary", {}), indent=2))
     print(f"output: {out}")
     return 0

@@ -76,6 +76,17 @@ def test_sample_run_then_rerun_does_nothing(tmp_path):
     # a different plan in the same folder is refused
     with pytest.raises(ValueError, match="another plan"):
         run("obelics-2023", out, [str(sample_warc())], overrides=OFFLINE)
+    # ...unless asked to start again then (what `make crawl-shard` does with the sample)
+    changed = OFFLINE + ["run.use_ray=false", "dedup.num_partitions=8"]
+    third = run("default", out, [str(sample_warc())], overrides=changed, restart_if_changed=True)
+    assert (third["summary"]["documents"], third["summary"]["images"]) == (s["documents"], s["images"])
+    assert read_plan(out)["profile_data"]["dedup"]["num_partitions"] == 8
+
+
+def read_plan(out):
+    import json
+
+    return json.loads((out / "run.json").read_text())
 
 
 def test_killed_unit_is_redone_and_nothing_half_written(tmp_path):
