@@ -134,6 +134,78 @@ def run_profile(path: Path, profile: str, limit: int | None = None) -> tuple[int
     return n, stats.bytes_read
 
 
+def breakdown(path: Path, runs: int = 5) -> dict:
+    """CPU ms per page of each step of the ``default`` profile, beside a C-level and a Python-level walk.
+
+    Steps: the WARC reader; lexbor's parse with the script/style removal (``simplify_default``);
+    lexbor's text read of the body; the whole extraction (``extract_nodes``), whose remainder is the
+    Python walk with the rules. Walks (of trees parsed beforehand): lexbor's ``traverse`` (the floor's
+    walk) and a bare Python walk reading each node's tag and attributes (the least a Python extractor
+    pays).
+    """
+    from selectolax.lexbor import LexborHTMLParser
+
+    from obelics.extract import extract_config
+    from obelics.html.extract_default import extract_nodes, simplify_default
+    from obelics.warc import iter_html_records
+
+    cfg = extract_config("default")
+    records = list(iter_html_records(path))
+    trees = [LexborHTMLParser(r.html) for r in records]
+
+    def reader():
+        for _ in iter_html_records(path):
+            pass
+
+    def parse():
+        for r in records:
+            simplify_default(r.html, cfg)
+
+    def parse_text():
+        for r in records:
+            tree, _ = simplify_default(r.html, cfg)
+            if tree.body is not None:
+                tree.body.text(deep=True, separator="\x00")
+
+    def extract():
+        for r in records:
+            extract_nodes(r.html, r.url, cfg)
+
+    def c_walk():
+        for tree in trees:
+            for _ in tree.root.traverse(include_text=True):
+                pass
+
+    def python_walk():
+        for tree in trees:
+            stack, node = [], tree.root.first_child
+            while True:
+                if node is None:
+                    if not stack:
+                        break
+                    node = stack.pop().next
+                    continue
+                if node.tag != "-text":
+                    node.attributes  # noqa: B018 - what a Python extractor reads at each element
+                child = node.first_child
+                if child is None:
+                    node = node.next
+                else:
+                    stack.append(node)
+                    node = child
+
+    out = {}
+    for name, fn in (("reader", reader), ("parse", parse), ("parse_text", parse_text), ("extract", extract),
+                     ("c_walk", c_walk), ("python_walk", python_walk)):
+        times = []
+        for _ in range(runs):
+            t = time.process_time()
+            fn()
+            times.append(time.process_time() - t)
+        out[name] = statistics.median(times) / len(records) * 1000
+    return out
+
+
 def timed(fn, *args, runs: int = 1) -> dict:
     times, result = [], None
     for _ in range(runs):
@@ -153,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", choices=["warc", "html", "both"], default="both")
     ap.add_argument("--no-pin", action="store_true", help="do not pin the process to one CPU")
     ap.add_argument("--json", help="also write the figures as JSON")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also print CPU ms per page of each step of the default profile (unique pages)")
     args = ap.parse_args(argv)
     if not (SHARED / "data").exists():
         print(f"shared data not found at {SHARED}", file=sys.stderr)
@@ -193,6 +267,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"default is {r['floor']['pages_s'] / r['default']['pages_s']:.2f}x slower than the parse floor "
                   f"(goal <= 2x) and {r['default']['pages_s'] / ORIGINAL_PAGES_S[name]:.0f}x the original "
                   f"({ORIGINAL_PAGES_S[name]} pages/s; goal > 40x)")
+            if args.breakdown:
+                unique = Path(tmp) / f"{name}-unique.warc.gz"
+                write_corpus(members, len(members), unique)
+                b = r["breakdown"] = breakdown(unique)
+                print(f"CPU ms per page ({len(members)} unique pages, median of 5): reader {b['reader']:.3f}; "
+                      f"lexbor parse + script/style removal {b['parse']:.3f}; lexbor text read "
+                      f"{b['parse_text'] - b['parse']:.3f}; Python walk and rules "
+                      f"{b['extract'] - b['parse_text']:.3f}; extraction in all {b['extract']:.3f}")
+                print(f"  walks alone (trees parsed beforehand): lexbor traverse {b['c_walk']:.3f}, "
+                      f"bare Python walk reading tags and attributes {b['python_walk']:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
