@@ -66,11 +66,17 @@ def code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def _kernel(a, starts, ends, n, table, top, special, tokens, punct):  # pragma: no cover - compiled
-    base = np.uint64(0x9E3779B97F4A7C15)
+def _jit(fn):
+    """``fn`` compiled by Numba on its first call (and cached on disk), or ``fn`` itself without Numba."""
+    return numba.njit(cache=True, nogil=True)(fn) if numba is not None else fn
+
+
+def _ngram_tables(starts, ends, n, base):  # pragma: no cover - compiled
+    """``base**(n-1)`` (mod 2**64) and an empty open-addressing table (keys, counts, first position, used
+    slots) big enough for the longest segment's n-grams."""
     shift = np.uint64(1)
     for _ in range(n - 1):
-        shift = shift * base          # base^(n-1), mod 2^64
+        shift = shift * base
     longest = 0
     for s in range(starts.shape[0]):
         longest = max(longest, ends[s] - starts[s] - n + 1)
@@ -81,6 +87,57 @@ def _kernel(a, starts, ends, n, table, top, special, tokens, punct):  # pragma: 
     counts = np.zeros(size, dtype=np.int64)
     first = np.zeros(size, dtype=np.int64)
     used = np.empty(max(longest, 1), dtype=np.int64)
+    return shift, keys, counts, first, used
+
+
+_ngram_tables = _jit(_ngram_tables)
+
+
+def _count_ngrams(a, lo, total, n, base, shift, keys, counts, first, used):  # pragma: no cover - compiled
+    """Count the ``total`` n-grams of ``a`` starting at ``lo`` (symbols: code points or word ids) exactly:
+    a rolling hash picks the slot, and two n-grams share a slot only after their symbols compare equal.
+    Only the part of the table sized for this segment is used (short ones stay in cache); returns the
+    number of distinct n-grams, whose slots are ``used[:distinct]``. The caller resets ``counts`` there."""
+    seg_size = 16
+    while seg_size < 2 * total:
+        seg_size <<= 1
+    mask = np.uint64(seg_size - 1)
+    h = np.uint64(0)
+    for i in range(lo, lo + n):
+        h = h * base + np.uint64(a[i]) + np.uint64(1)
+    distinct = 0
+    for i in range(lo, lo + total):
+        if i > lo:
+            h = (h - (np.uint64(a[i - 1]) + np.uint64(1)) * shift) * base + np.uint64(a[i + n - 1]) + np.uint64(1)
+        j = ((h * np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(17)) & mask
+        while True:
+            if counts[j] == 0:
+                keys[j] = h
+                counts[j] = 1
+                first[j] = i
+                used[distinct] = j
+                distinct += 1
+                break
+            if keys[j] == h:
+                f = first[j]
+                same = True
+                for t in range(n):
+                    if a[f + t] != a[i + t]:
+                        same = False
+                        break
+                if same:
+                    counts[j] += 1
+                    break
+            j = (j + np.uint64(1)) & mask
+    return distinct
+
+
+_count_ngrams = _jit(_count_ngrams)
+
+
+def _kernel(a, starts, ends, n, table, top, special, tokens, punct):  # pragma: no cover - compiled
+    base = np.uint64(0x9E3779B97F4A7C15)
+    shift, keys, counts, first, used = _ngram_tables(starts, ends, n, base)
     for s in range(starts.shape[0]):
         lo, hi = starts[s], ends[s]
         # special characters, [\w']+ runs and punctuation characters
@@ -106,37 +163,7 @@ def _kernel(a, starts, ends, n, table, top, special, tokens, punct):  # pragma: 
         top[s] = 0
         if total <= 0:
             continue
-        seg_size = 16
-        while seg_size < 2 * total:
-            seg_size <<= 1
-        mask = np.uint64(seg_size - 1)  # a table sized for this segment: short ones stay in cache
-        h = np.uint64(0)
-        for i in range(lo, lo + n):
-            h = h * base + np.uint64(a[i]) + np.uint64(1)
-        distinct = 0
-        for i in range(lo, lo + total):
-            if i > lo:
-                h = (h - (np.uint64(a[i - 1]) + np.uint64(1)) * shift) * base + np.uint64(a[i + n - 1]) + np.uint64(1)
-            j = ((h * np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(17)) & mask
-            while True:
-                if counts[j] == 0:
-                    keys[j] = h
-                    counts[j] = 1
-                    first[j] = i
-                    used[distinct] = j
-                    distinct += 1
-                    break
-                if keys[j] == h:
-                    f = first[j]
-                    same = True
-                    for t in range(n):
-                        if a[f + t] != a[i + t]:
-                            same = False
-                            break
-                    if same:
-                        counts[j] += 1
-                        break
-                j = (j + np.uint64(1)) & mask
+        distinct = _count_ngrams(a, lo, total, n, base, shift, keys, counts, first, used)
         n_rep = 0
         for u in range(distinct):
             if counts[used[u]] > 1:
@@ -216,56 +243,14 @@ def char_stats(texts: list[str], n: int) -> CharStats:
 
 def _word_kernel(ids, starts, ends, n, repeated):  # pragma: no cover - compiled
     base = np.uint64(0xC2B2AE3D27D4EB4F)
-    shift = np.uint64(1)
-    for _ in range(n - 1):
-        shift = shift * base
-    longest = 0
-    for s in range(starts.shape[0]):
-        longest = max(longest, ends[s] - starts[s] - n + 1)
-    size = 16
-    while size < 2 * longest:
-        size <<= 1
-    keys = np.zeros(size, dtype=np.uint64)
-    counts = np.zeros(size, dtype=np.int64)
-    first = np.zeros(size, dtype=np.int64)
-    used = np.empty(max(longest, 1), dtype=np.int64)
+    shift, keys, counts, first, used = _ngram_tables(starts, ends, n, base)
     for s in range(starts.shape[0]):
         lo, hi = starts[s], ends[s]
         total = hi - lo - n + 1
         repeated[s] = 0
         if total <= 0:
             continue
-        seg_size = 16
-        while seg_size < 2 * total:
-            seg_size <<= 1
-        mask = np.uint64(seg_size - 1)
-        h = np.uint64(0)
-        for i in range(lo, lo + n):
-            h = h * base + np.uint64(ids[i]) + np.uint64(1)
-        distinct = 0
-        for i in range(lo, lo + total):
-            if i > lo:
-                h = (h - (np.uint64(ids[i - 1]) + np.uint64(1)) * shift) * base + np.uint64(ids[i + n - 1]) + np.uint64(1)
-            j = ((h * np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(17)) & mask
-            while True:
-                if counts[j] == 0:
-                    keys[j] = h
-                    counts[j] = 1
-                    first[j] = i
-                    used[distinct] = j
-                    distinct += 1
-                    break
-                if keys[j] == h:
-                    f = first[j]
-                    same = True
-                    for t in range(n):
-                        if ids[f + t] != ids[i + t]:
-                            same = False
-                            break
-                    if same:
-                        counts[j] += 1
-                        break
-                j = (j + np.uint64(1)) & mask
+        distinct = _count_ngrams(ids, lo, total, n, base, shift, keys, counts, first, used)
         acc = 0
         for u in range(distinct):
             c = counts[used[u]]

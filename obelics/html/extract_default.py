@@ -463,7 +463,7 @@ def _extract_nodes(html: str, page_url: str, cfg: ExtractConfig, bulk_text: bool
             elif not t or t.isspace():
                 if buf and pending < 1:
                     pending = 1
-            else:
+            else:  # _pre_text's steps for one piece, inlined: this runs for every text node of the page
                 core = " ".join(t.split())
                 if buf:
                     level = pending
