@@ -128,8 +128,6 @@ def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: l
     profile = load_profile(profile, overrides)
     cfg = profile.section("run", RunConfig)
     out = Path(out)
-    if restart:
-        discard_run(out)
     work = out / "work"
     final_marker = out / "stats.json"
     units = {input_name(i): i for i in inputs}
@@ -138,16 +136,15 @@ def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: l
     plan_record = {"profile": profile.name, "profile_data": profile.data, "inputs": list(inputs),
                    "stages": cfg.stages}
     plan_path = out / "run.json"
-    if plan_path.exists():
-        previous = read_json(plan_path)
-        if previous != plan_record and restart_if_changed:
+    changed = plan_path.exists() and read_json(plan_path) != plan_record
+    if restart or (restart_if_changed and changed):
+        if changed:
             log.info("%s holds a run with another plan: discarding it", out)
-            discard_run(out)
-            write_json_atomic(plan_path, plan_record)
-        elif previous != plan_record:
-            raise ValueError(f"{out} holds a run with another plan (inputs, profile or stages differ); "
-                             "use a new --out folder, or --restart to discard that run")
-    else:
+        discard_run(out)
+    elif changed:
+        raise ValueError(f"{out} holds a run with another plan (inputs, profile or stages differ); "
+                         "use a new --out folder, --restart to discard that run, or --restart-if-changed")
+    if not plan_path.exists():
         write_json_atomic(plan_path, plan_record)
     resolved = out / "profile.yaml"  # the exact profile, overrides applied (the dataset card shows it)
     if not resolved.exists():

@@ -106,3 +106,14 @@ def hash64(strings) -> np.ndarray:
 def partition_of(strings, num_partitions: int) -> np.ndarray:
     """A stable hash partition in [0, num_partitions) per string (None -> 0)."""
     return (hash64(strings) % np.uint64(num_partitions)).astype(np.int64)
+
+
+def removal_result(name: str, table: pa.Table, removed: pa.Table) -> DedupResult:
+    """What a pass that removes whole documents returns: ``table`` without ``removed``, with stats
+    (documents seen and kept, drops by reason) named ``name``."""
+    stats = FilterStats(name)
+    stats.seen("document", table.num_rows)
+    out = apply_removals(table, removed)
+    count_removed(stats, removed)
+    stats.kept("document", out.num_rows)
+    return DedupResult(out, removed, stats)

@@ -12,8 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filters.base import FilterStats
-from filters.dedup.common import DedupResult, apply_removals, as_table, count_removed, removed_table
+from filters.dedup.common import DedupResult, as_table, removal_result, removed_table
 from filters.dedup.config import DedupConfig
 from filters.dedup.recency import keep_most_recent, recency_column
 
@@ -69,12 +68,7 @@ def image_set_dedup(docs, cfg: DedupConfig | None = None) -> DedupResult:
     """The whole pass over documents held in memory."""
     cfg = cfg or DedupConfig()
     table = as_table(docs)
-    stats = FilterStats("dedup.image_set")
-    stats.seen("document", table.num_rows)
     removed = image_set_duplicates(table, cfg)
     if cfg.image_set.remove_by == "url_warc":
         removed = expand_url_warc(table, removed)
-    out = apply_removals(table, removed)
-    count_removed(stats, removed)
-    stats.kept("document", out.num_rows)
-    return DedupResult(out, removed, stats)
+    return removal_result("dedup.image_set", table, removed)

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from filters.base import FilterStats
-from filters.dedup.common import DedupResult, apply_removals, as_table, count_removed, removed_table
+from filters.dedup.common import DedupResult, as_table, removal_result, removed_table
 from filters.dedup.config import DedupConfig, MinHashConfig
 from filters.dedup.recency import recency_column
 
@@ -388,13 +387,8 @@ def minhash_dedup(docs, cfg: DedupConfig | None = None) -> DedupResult:
     """Remove near-duplicate documents, keeping the most recent of each cluster."""
     cfg = cfg or DedupConfig()
     table = as_table(docs)
-    stats = FilterStats("dedup.minhash")
-    stats.seen("document", table.num_rows)
     rank = recency_rank(recency_column(table, cfg.recency), table["doc_id"].combine_chunks())
     a, b = near_duplicate_pairs(table, cfg.minhash, rank)
     keep = greedy_removals(table.num_rows, a, b, rank) < 0
     removed = removed_table(table["doc_id"].filter(pa.array(~keep)).to_pylist(), REASON)
-    out = apply_removals(table, removed)
-    count_removed(stats, removed)
-    stats.kept("document", out.num_rows)
-    return DedupResult(out, removed, stats)
+    return removal_result("dedup.minhash", table, removed)

@@ -6,14 +6,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filters.base import FilterStats
 from filters.dedup.common import (
     DedupResult,
-    apply_removals,
     as_table,
     concat_removed,
-    count_removed,
     num_images,
+    removal_result,
     removed_table,
 )
 from filters.dedup.config import DedupConfig
@@ -54,10 +52,5 @@ def url_dedup(docs, cfg: DedupConfig | None = None) -> DedupResult:
     """URL dedup over documents held in memory (a list of WebDocument or a DOCUMENT_SCHEMA table)."""
     cfg = cfg or DedupConfig()
     table = as_table(docs)
-    stats = FilterStats("dedup.url")
-    stats.seen("document", table.num_rows)
     removed = url_removals(table, cfg)
-    out = apply_removals(table, removed)
-    count_removed(stats, removed)
-    stats.kept("document", out.num_rows)
-    return DedupResult(out, removed, stats)
+    return removal_result("dedup.url", table, removed)

@@ -200,9 +200,7 @@ def _class_verdict(cls: str, rules: _Rules) -> int:
 
 def _verdict(tag: str, attrs: dict, rules: _Rules) -> int:
     """0 keep, 1 remove with subtree (boilerplate by name), 2 replace with the end-of-document paragraph,
-    3 remove with subtree (hidden)."""
-    if not attrs:
-        return 0
+    3 remove with subtree (hidden). Called only for elements that carry one of ``_RULE_ATTRS``."""
     cls = attrs.get("class")
     if cls:
         verdict = rules.class_verdicts.get(cls)
@@ -378,7 +376,6 @@ _NO_ATTR_CHECK = frozenset(["b", "i", "em", "strong", "u", "s", "small", "sup", 
 _EMPTY: dict = {}
 # the attributes :func:`_verdict` reads: an element with none of them is kept without calling it
 _RULE_ATTRS = frozenset(["class", "id", "role", "style", "hidden", "aria-hidden", "title"])
-
 
 
 def extract_nodes(html: str, page_url: str, cfg: ExtractConfig | None = None):
