@@ -26,13 +26,14 @@ help:
 	@echo "make crawl-shard [SNAPSHOT=CC-MAIN-2023-06 SHARD=k NUM_SHARDS=n PROFILE=default OUT=dir]"
 	@echo "make test | test-all | lint | bench | train-sample | resources | clean"
 
-$(VENV)/.base: pyproject.toml
+# setup.py and the .pyx: the compiled walk of the default profile, rebuilt by the editable install
+$(VENV)/.base: pyproject.toml setup.py obelics/html/_walk.pyx
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade "pip>=23.2"
 	$(PIP) install -e .
 	touch $@
 
-$(VENV)/.all: pyproject.toml $(VENV)/.base
+$(VENV)/.all: pyproject.toml setup.py obelics/html/_walk.pyx $(VENV)/.base
 	$(PIP) install "$(TORCH_SPEC)"
 	$(PIP) install -e ".[train,dev]"
 	touch $@

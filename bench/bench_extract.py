@@ -9,6 +9,8 @@ For each corpus the script measures, in one process pinned to one core:
 
 - ``floor``: gunzip + warcio record iteration + one lexbor parse of the payload bytes + one walk of
   every node (the minimum any lexbor-based extractor pays);
+  the ``default`` profile's walk is the compiled one (obelics/html/_walk.pyx) where it is built, which
+  the first line of the output says;
 - ``reader``: ``obelics.warc.iter_html_records`` alone (recovery layer, charset choice);
 - ``default`` and ``obelics-2023``: ``obelics.iter_warc_documents`` end to end.
 
@@ -137,11 +139,11 @@ def run_profile(path: Path, profile: str, limit: int | None = None) -> tuple[int
 def breakdown(path: Path, runs: int = 5) -> dict:
     """CPU ms per page of each step of the ``default`` profile, beside a C-level and a Python-level walk.
 
-    Steps: the WARC reader; lexbor's parse with the script/style removal (``simplify_default``);
-    lexbor's text read of the body; the whole extraction (``extract_nodes``), whose remainder is the
-    Python walk with the rules. Walks (of trees parsed beforehand): lexbor's ``traverse`` (the floor's
-    walk) and a bare Python walk reading each node's tag and attributes (the least a Python extractor
-    pays).
+    Steps: the WARC reader; lexbor's parse; the whole extraction (``extract_nodes``), whose remainder is
+    the walk with the rules (the compiled walk where it is built); the same with the Python walk
+    (``compiled=False``: lexbor's parse with the script/style removal of ``simplify_default``, then the
+    walk). Walks (of trees parsed beforehand): lexbor's ``traverse`` (the floor's walk) and a bare Python
+    walk reading each node's tag and attributes (the least a Python extractor pays).
     """
     from selectolax.lexbor import LexborHTMLParser
 
@@ -159,17 +161,19 @@ def breakdown(path: Path, runs: int = 5) -> dict:
 
     def parse():
         for r in records:
-            simplify_default(r.html, cfg)
+            LexborHTMLParser(r.html)
 
-    def parse_text():
+    def parse_strip():
         for r in records:
-            tree, _ = simplify_default(r.html, cfg)
-            if tree.body is not None:
-                tree.body.text(deep=True, separator="\x00")
+            simplify_default(r.html, cfg)
 
     def extract():
         for r in records:
             extract_nodes(r.html, r.url, cfg)
+
+    def extract_python():
+        for r in records:
+            extract_nodes(r.html, r.url, cfg, compiled=False)
 
     def c_walk():
         for tree in trees:
@@ -195,8 +199,8 @@ def breakdown(path: Path, runs: int = 5) -> dict:
                     node = child
 
     out = {}
-    for name, fn in (("reader", reader), ("parse", parse), ("parse_text", parse_text), ("extract", extract),
-                     ("c_walk", c_walk), ("python_walk", python_walk)):
+    for name, fn in (("reader", reader), ("parse", parse), ("parse_strip", parse_strip), ("extract", extract),
+                     ("extract_python", extract_python), ("c_walk", c_walk), ("python_walk", python_walk)):
         times = []
         for _ in range(runs):
             t = time.process_time()
@@ -235,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
     corpora = ["warc", "html"] if args.corpus == "both" else [args.corpus]
+    from obelics.html import extract_default
+
+    walk_name = "compiled" if extract_default._compiled is not None else "Python"
+    print(f"default profile walk: {walk_name}"
+          + (f" ({extract_default.COMPILED_MISSING})" if extract_default._compiled is None else
+             " (obelics/html/_walk.pyx)"))
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in corpora:
@@ -272,9 +282,10 @@ def main(argv: list[str] | None = None) -> int:
                 write_corpus(members, len(members), unique)
                 b = r["breakdown"] = breakdown(unique)
                 print(f"CPU ms per page ({len(members)} unique pages, median of 5): reader {b['reader']:.3f}; "
-                      f"lexbor parse + script/style removal {b['parse']:.3f}; lexbor text read "
-                      f"{b['parse_text'] - b['parse']:.3f}; Python walk and rules "
-                      f"{b['extract'] - b['parse_text']:.3f}; extraction in all {b['extract']:.3f}")
+                      f"lexbor parse {b['parse']:.3f}; {walk_name} walk and rules {b['extract'] - b['parse']:.3f}; "
+                      f"extraction in all {b['extract']:.3f}")
+                print(f"  with the Python walk: parse + script/style removal {b['parse_strip']:.3f}, walk and rules "
+                      f"{b['extract_python'] - b['parse_strip']:.3f}, extraction in all {b['extract_python']:.3f}")
                 print(f"  walks alone (trees parsed beforehand): lexbor traverse {b['c_walk']:.3f}, "
                       f"bare Python walk reading tags and attributes {b['python_walk']:.3f}")
     if args.json:

@@ -17,6 +17,8 @@ boilerplate blocks), then one Python walk over what is left that emits text and 
 
 from __future__ import annotations
 
+import os
+
 from selectolax.lexbor import LexborHTMLParser
 
 from obelics.document import EOD_TOKEN
@@ -248,6 +250,12 @@ def simplify_default(html: str, cfg: ExtractConfig) -> tuple[LexborHTMLParser, s
                     break
     # script/style text would count as page text in the boilerplate share: strip them first (C level)
     tree.strip_tags(["script", "style", "template"])
+    _css_rules(tree, cfg)
+    return tree, base_href
+
+
+def _css_rules(tree: LexborHTMLParser, cfg: ExtractConfig) -> None:
+    """The profile's extra CSS removals and replacements (none by default)."""
     for rule in cfg.css_remove:
         for node in reversed(tree.css(rule)):
             if node.tag not in ("html", "body"):
@@ -255,7 +263,6 @@ def simplify_default(html: str, cfg: ExtractConfig) -> tuple[LexborHTMLParser, s
     for rule, text in cfg.css_replace.items():
         for node in tree.css(rule):
             node.replace_with(text)
-    return tree, base_href
 
 
 def _pre_text(t: str, buf: list, pending: int) -> int:
@@ -329,8 +336,8 @@ class _Emitter:
         self.metadata.append(meta)
 
 
-def _emit_image(em: _Emitter, node, page_url: str, base: str, cfg: ExtractConfig, extra=()) -> None:
-    attrs = node.attributes
+def _emit_image(em: _Emitter, attrs: dict, page_url: str, base: str, cfg: ExtractConfig, extra=()) -> None:
+    """Emit the image an ``<img>`` (or ``<picture>``) with these attributes declares, unless a rule drops it."""
     cls = attrs.get("class")
     if cls and cfg.drop_image_classes:
         low = cls.lower()
@@ -347,21 +354,28 @@ def _emit_image(em: _Emitter, node, page_url: str, base: str, cfg: ExtractConfig
     em.image(url, meta)
 
 
-def _picture_candidates(picture) -> tuple[object | None, list]:
+def _picture_candidates(items) -> tuple[dict | None, list]:
+    """``(attributes of the first <img>, candidates of the <source>s)`` from a ``<picture>``'s descendants,
+    given as ``(tag, attributes)`` pairs of its ``<source>`` and ``<img>`` elements in document order."""
     img = None
     extra = []
-    for child in picture.traverse():
-        tag = child.tag
+    for tag, attrs in items:
         if tag == "source":
-            attrs = child.attributes
             for name in ("srcset", "data-srcset"):
                 if attrs.get(name):
                     extra.extend(parse_srcset(attrs[name]))
             if attrs.get("src"):
                 extra.append((attrs["src"], None, None))
         elif tag == "img" and img is None:
-            img = child
+            img = attrs
     return img, extra
+
+
+def _emit_picture(em: _Emitter, picture, page_url: str, base: str, cfg: ExtractConfig) -> None:
+    items = [(c.tag, c.attributes) for c in picture.traverse() if c.tag in ("source", "img")]
+    img, extra = _picture_candidates(items)
+    if img is not None or extra:
+        _emit_image(em, img if img is not None else picture.attributes, page_url, base, cfg, extra)
 
 
 # what the walk does with an element, by tag (anything else: a transparent container)
@@ -378,21 +392,24 @@ _EMPTY: dict = {}
 _RULE_ATTRS = frozenset(["class", "id", "role", "style", "hidden", "aria-hidden", "title"])
 
 
-def extract_nodes(html: str, page_url: str, cfg: ExtractConfig | None = None):
-    """``(texts, images, metadata)`` of a page with the ``default`` rules."""
+def extract_nodes(html: str, page_url: str, cfg: ExtractConfig | None = None, compiled: bool | None = None):
+    """``(texts, images, metadata)`` of a page with the ``default`` rules.
+
+    The walk is the compiled one of :mod:`obelics.html._walk` where it is built and loads (``compiled=None``),
+    else this module's Python walk; ``compiled=True/False`` asks for one (True raises where it is missing).
+    Both give the same output.
+    """
     cfg = cfg or ExtractConfig()
-    try:
-        return _extract_nodes(html, page_url, cfg, bulk_text=True)
-    except _TextCountMismatch:
-        return _extract_nodes(html, page_url, cfg, bulk_text=False)
-
-
-class _TextCountMismatch(RuntimeError):
-    pass
-
-
-def _extract_nodes(html: str, page_url: str, cfg: ExtractConfig, bulk_text: bool):
-    tree, base_href = simplify_default(html, cfg)
+    if compiled is None:
+        compiled = _compiled is not None
+    elif compiled and _compiled is None:
+        raise RuntimeError(f"the compiled walk is not available: {COMPILED_MISSING}")
+    if compiled and not (cfg.css_remove or cfg.css_replace):
+        # the compiled walk skips script/style/template and leaves them out of its counts: no strip_tags
+        tree = LexborHTMLParser(html)
+        base_href = _compiled.base_href(tree.head)
+    else:
+        tree, base_href = simplify_default(html, cfg)
     base = page_url
     if base_href:
         resolved = resolve_url(page_url, base_href) if page_url else base_href
@@ -401,6 +418,21 @@ def _extract_nodes(html: str, page_url: str, cfg: ExtractConfig, bulk_text: bool
     if body is None:
         return [], [], []
     rules = _rules(cfg)
+    if compiled:
+        table = _compiled.tag_table(rules, _BLOCK_LEVEL, _NO_ATTR_CHECK, _CONTENT_TAGS)
+        return _compiled.walk(body, page_url, base, cfg, rules, table)
+    try:
+        return _walk_python(body, page_url, base, cfg, rules, bulk_text=True)
+    except _TextCountMismatch:
+        return _walk_python(body, page_url, base, cfg, rules, bulk_text=False)
+
+
+class _TextCountMismatch(RuntimeError):
+    pass
+
+
+def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rules, bulk_text: bool):
+    """The walk in Python: the reference the compiled walk (:mod:`obelics.html._walk`) is checked against."""
     kinds = rules.kinds
     block_level = _BLOCK_LEVEL
     no_check = _NO_ATTR_CHECK
@@ -503,11 +535,9 @@ def _extract_nodes(html: str, page_url: str, cfg: ExtractConfig, bulk_text: bool
                 if kind == _K_IMG or kind == _K_PICTURE:
                     em.pending = pending
                     if kind == _K_IMG:
-                        _emit_image(em, node, page_url, base, cfg)
+                        _emit_image(em, node.attributes, page_url, base, cfg)
                     else:
-                        img, extra = _picture_candidates(node)
-                        if img is not None or extra:
-                            _emit_image(em, img if img is not None else node, page_url, base, cfg, extra)
+                        _emit_picture(em, node, page_url, base, cfg)
                     buf = em.buf
                     pending = em.pending
                     skip = True
@@ -566,3 +596,22 @@ def _extract_nodes(html: str, page_url: str, cfg: ExtractConfig, bulk_text: bool
     em.pending = pending
     em.flush()
     return em.texts, em.images, em.metadata
+
+
+def _load_compiled():
+    """The compiled walk, configured with this module's rules; ``(None, why)`` where it cannot run."""
+    if os.environ.get("OBELICS_PURE_PYTHON"):
+        return None, "OBELICS_PURE_PYTHON is set"
+    try:
+        from obelics.html import _walk
+    except ImportError as exc:  # not built (no C compiler at install time)
+        return None, f"obelics.html._walk is not built ({exc}); reinstall with a C compiler present"
+    if not _walk.AVAILABLE:
+        return None, "selectolax's extension does not export lexbor's accessor functions on this platform"
+    _walk.configure(_Emitter, _pre_text, _verdict, _emit_image, _picture_candidates, EOD_TOKEN,
+                    (_K_SKIP, _K_IMG, _K_PICTURE, _K_BR, _K_LIST, _K_ITEM, _K_TABLE, _K_NOSCRIPT, _K_PRE,
+                     _K_ARTICLE, _K_MAIN))
+    return _walk, None
+
+
+_compiled, COMPILED_MISSING = _load_compiled()

@@ -190,10 +190,13 @@ def test_bytes_decoding():
     "<picture>\n<source srcset='a.webp'>\n<img src='a.jpg'>\n</picture>tail",
 ])
 def test_bulk_text_walk_matches_per_node_walk(html):
-    from obelics.html.extract_default import _extract_nodes
+    from obelics.html.extract_default import _rules, _walk_python, simplify_default
 
     cfg = extract_config("default")
-    assert _extract_nodes(html, URL, cfg, bulk_text=True) == _extract_nodes(html, URL, cfg, bulk_text=False)
+    body = simplify_default(html, cfg)[0].body
+    rules = _rules(cfg)
+    assert _walk_python(body, URL, URL, cfg, rules, bulk_text=True) == _walk_python(body, URL, URL, cfg, rules,
+                                                                                     bulk_text=False)
 
 
 def test_avatar_and_emoji_images_dropped():

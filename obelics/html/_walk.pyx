@@ -1,0 +1,706 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The ``default`` profile's walk, compiled: the same rules as :func:`obelics.html.extract_default._walk_python`.
+
+Written by hand because no library walks a lexbor tree with these rules, and the Python walk spends most of a
+page's time (0.9 of 1.6 ms) in the interpreter reading each node through selectolax's Python objects. This
+walk reads the tree selectolax built through lexbor's public C API: the ``lxb_*_noi`` accessor functions
+that selectolax's extension module exports, looked up with ``dlsym`` in the module Python already loaded.
+It depends on those functions' signatures only, never on lexbor's struct layout. Where they cannot be found
+(another platform, a selectolax built without them), :data:`AVAILABLE` is False and the Python walk runs.
+
+Everything that is not per-node work (break levels, the boilerplate verdict of a class value, image
+sources and metadata, ``<pre>`` text) is the Python code of :mod:`obelics.html.extract_default`, called
+from here, so the rules are written once; ``tests/obelics/test_html_default.py`` checks that both walks
+give identical output on every shared page.
+"""
+
+from libc.stdint cimport uintptr_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memcmp
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+
+cdef extern from "<dlfcn.h>" nogil:
+    void *dlopen(const char *filename, int flag)
+    void *dlsym(void *handle, const char *symbol)
+    int RTLD_NOW
+    int RTLD_NOLOAD
+
+# lexbor's public functions, as declared in lexbor/dom/interfaces/{node,element,attr,document}.h
+ctypedef void *(*node_fn_t)(void *) noexcept nogil
+ctypedef uintptr_t (*tag_id_fn_t)(void *) noexcept nogil
+ctypedef int (*type_fn_t)(void *) noexcept nogil
+ctypedef const unsigned char *(*name_fn_t)(void *, size_t *) noexcept nogil
+ctypedef unsigned char *(*text_fn_t)(void *, size_t *) noexcept nogil
+ctypedef unsigned char *(*destroy_text_fn_t)(void *, unsigned char *) noexcept nogil
+
+cdef node_fn_t first_child_f = NULL
+cdef node_fn_t next_f = NULL
+cdef node_fn_t parent_f = NULL
+cdef tag_id_fn_t tag_id_f = NULL
+cdef type_fn_t type_f = NULL
+cdef node_fn_t first_attr_f = NULL
+cdef node_fn_t next_attr_f = NULL
+cdef name_fn_t attr_name_f = NULL
+cdef name_fn_t attr_value_f = NULL
+cdef name_fn_t element_name_f = NULL
+cdef text_fn_t text_content_f = NULL
+cdef destroy_text_fn_t destroy_text_f = NULL
+
+cdef enum:
+    NODE_ELEMENT = 1
+    NODE_TEXT = 3
+    NODE_DOCUMENT = 9
+    NTAG = 4096  # lexbor's static tag ids are below 0x100; a tag it does not know gets a pointer as id
+
+# what the walk does with an element (the values of extract_default._K_*)
+cdef enum:
+    K_SKIP = 1
+    K_IMG
+    K_PICTURE
+    K_BR
+    K_LIST
+    K_ITEM
+    K_TABLE
+    K_NOSCRIPT
+    K_PRE
+    K_ARTICLE
+    K_MAIN
+
+# per-tag flags
+cdef enum:
+    F_NO_CHECK = 1
+    F_ARTICLE_ONLY = 2
+    F_CONTENT = 4
+    F_DIV = 8
+    F_SKIP = 16  # a removed tag, or a node that is neither text nor a named element
+
+
+def _load():
+    import selectolax.lexbor as lexbor_module
+
+    path = lexbor_module.__file__.encode()
+    cdef void *handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD)
+    if handle == NULL:
+        return False
+    names = [b"lxb_dom_node_first_child_noi", b"lxb_dom_node_next_noi", b"lxb_dom_node_parent_noi",
+             b"lxb_dom_node_tag_id_noi", b"lxb_dom_node_type_noi", b"lxb_dom_element_first_attribute_noi",
+             b"lxb_dom_element_next_attribute_noi", b"lxb_dom_attr_qualified_name", b"lxb_dom_attr_value_noi",
+             b"lxb_dom_element_qualified_name", b"lxb_dom_node_text_content", b"lxb_dom_document_destroy_text_noi"]
+    cdef list found = []
+    cdef void *sym
+    for name in names:
+        sym = dlsym(handle, <const char *> name)
+        if sym == NULL:
+            return False
+        found.append(<uintptr_t> sym)
+    global first_child_f, next_f, parent_f, tag_id_f, type_f, first_attr_f, next_attr_f, attr_name_f
+    global attr_value_f, element_name_f, text_content_f, destroy_text_f
+    first_child_f = <node_fn_t> <uintptr_t> found[0]
+    next_f = <node_fn_t> <uintptr_t> found[1]
+    parent_f = <node_fn_t> <uintptr_t> found[2]
+    tag_id_f = <tag_id_fn_t> <uintptr_t> found[3]
+    type_f = <type_fn_t> <uintptr_t> found[4]
+    first_attr_f = <node_fn_t> <uintptr_t> found[5]
+    next_attr_f = <node_fn_t> <uintptr_t> found[6]
+    attr_name_f = <name_fn_t> <uintptr_t> found[7]
+    attr_value_f = <name_fn_t> <uintptr_t> found[8]
+    element_name_f = <name_fn_t> <uintptr_t> found[9]
+    text_content_f = <text_fn_t> <uintptr_t> found[10]
+    destroy_text_f = <destroy_text_fn_t> <uintptr_t> found[11]
+    return True
+
+
+AVAILABLE = _load()
+
+# the Python side of the rules, handed over by extract_default.configure_compiled()
+cdef object _Emitter = None
+cdef object _pre_text = None
+cdef object _verdict = None
+cdef object _emit_image = None
+cdef object _picture_candidates = None
+cdef object _eod = None
+cdef tuple _SEP = ("", " ", "\n", "\n\n")
+cdef uintptr_t TAG_A = 0, TAG_INPUT = 0, TAG_ARTICLE = 0, TAG_MAIN = 0, TAG_BASE = 0
+cdef uintptr_t TAG_SCRIPT = 0, TAG_STYLE = 0, TAG_TEMPLATE = 0
+# elements whose text is never page text: the Python walk strips them from the tree first (simplify_default);
+# this walk skips them and leaves them out of its character counts instead, which is cheaper and the same
+STRIPPED = frozenset(["script", "style", "template"])
+
+
+def configure(emitter, pre_text, verdict, emit_image, picture_candidates, eod_token, tuple kinds):
+    """Give the walk the Python rules it calls; learn lexbor's ids of the tags it compares."""
+    if kinds != (K_SKIP, K_IMG, K_PICTURE, K_BR, K_LIST, K_ITEM, K_TABLE, K_NOSCRIPT, K_PRE, K_ARTICLE, K_MAIN):
+        raise ImportError("obelics.html._walk was built from another version of extract_default: reinstall")
+    global _Emitter, _pre_text, _verdict, _emit_image, _picture_candidates, _eod
+    global TAG_A, TAG_INPUT, TAG_ARTICLE, TAG_MAIN, TAG_BASE, TAG_SCRIPT, TAG_STYLE, TAG_TEMPLATE
+    _Emitter, _pre_text, _verdict, _emit_image = emitter, pre_text, verdict, emit_image
+    _picture_candidates, _eod = picture_candidates, eod_token
+    from selectolax.lexbor import LexborHTMLParser
+
+    names = ["a", "input", "article", "main", "base", "script", "style", "template"]
+    probe = LexborHTMLParser("<body>" + "".join(f"<{n}></{n}>" for n in names))
+    ids = [tag_id_f(<void *> <uintptr_t> n.mem_id) for n in probe.body.iter()]
+    if len(ids) != len(names) or max(ids) >= NTAG:
+        raise ImportError(f"unexpected lexbor tag ids {ids} for {names}")
+    TAG_A, TAG_INPUT, TAG_ARTICLE, TAG_MAIN, TAG_BASE, TAG_SCRIPT, TAG_STYLE, TAG_TEMPLATE = ids
+
+
+def base_href(head):
+    """The first non-empty ``href`` of a ``<base>`` child of ``head`` (a selectolax node or None), or None."""
+    if head is None:
+        return None
+    cdef void *node = first_child_f(<void *> <uintptr_t> head.mem_id)
+    cdef size_t n = 0
+    cdef const unsigned char *value
+    while node != NULL:
+        if type_f(node) == NODE_ELEMENT and tag_id_f(node) == TAG_BASE:
+            value = _attr_value(node, "href", 4, &n)
+            if value != NULL and n:
+                return _decode(value, n)
+        node = next_f(node)
+    return None
+
+
+cdef inline bint _is(const unsigned char *s, size_t n, const char *lit, size_t m) noexcept nogil:
+    return n == m and memcmp(s, lit, m) == 0
+
+
+cdef inline str _decode(const unsigned char *s, size_t n):
+    # the same policy as selectolax: bytes lexbor passed through undecoded become U+FFFD
+    return PyUnicode_DecodeUTF8(<const char *> s, n, "replace")
+
+
+cdef dict _attributes(void *node):
+    """An element's attributes as selectolax's ``Node.attributes`` gives them (empty values are None)."""
+    cdef dict attrs = {}
+    cdef size_t n = 0, vn = 0
+    cdef const unsigned char *name
+    cdef const unsigned char *value
+    cdef void *attr = first_attr_f(node)
+    while attr != NULL:
+        name = attr_name_f(attr, &n)
+        value = attr_value_f(attr, &vn)
+        attrs[_decode(name, n) if name != NULL else ""] = _decode(value, vn) if value != NULL else None
+        attr = next_attr_f(attr)
+    return attrs
+
+
+cdef int _rule_attrs(void *node, const unsigned char **cls, size_t *cls_len) noexcept nogil:
+    """Which of the attributes the verdict reads (extract_default._RULE_ATTRS) the element has: 1 a class,
+    2 any other. ``cls`` is set to the class value (NULL for a class without value)."""
+    cdef size_t n = 0
+    cdef int found = 0
+    cdef const unsigned char *name
+    cdef void *attr = first_attr_f(node)
+    while attr != NULL:
+        name = attr_name_f(attr, &n)
+        if name != NULL:
+            if _is(name, n, "class", 5):
+                found |= 1
+                cls[0] = attr_value_f(attr, cls_len)
+            elif (_is(name, n, "id", 2) or _is(name, n, "role", 4) or _is(name, n, "style", 5)
+                  or _is(name, n, "hidden", 6) or _is(name, n, "aria-hidden", 11) or _is(name, n, "title", 5)):
+                found |= 2
+        attr = next_attr_f(attr)
+    return found
+
+
+cdef const unsigned char *_attr_value(void *node, const char *name, size_t name_len, size_t *n) noexcept nogil:
+    """The value of an attribute (NULL when absent or without value)."""
+    cdef size_t an_len = 0
+    cdef const unsigned char *an
+    cdef void *attr = first_attr_f(node)
+    while attr != NULL:
+        an = attr_name_f(attr, &an_len)
+        if an != NULL and _is(an, an_len, name, name_len):
+            return attr_value_f(attr, n)
+        attr = next_attr_f(attr)
+    return NULL
+
+
+cdef Py_ssize_t _nonspace_chars(const unsigned char *s, size_t n) noexcept nogil:
+    """Code points of UTF-8 text minus its ASCII spaces, newlines, tabs and carriage returns; -1 when the
+    bytes are not valid UTF-8 (lexbor passes undecodable bytes through: the caller decodes as Python would)."""
+    cdef size_t i = 0
+    cdef Py_ssize_t count = 0
+    cdef unsigned char c, c1
+    cdef int more, k
+    while i < n:
+        c = s[i]
+        if c < 0x80:
+            if c != 32 and c != 10 and c != 9 and c != 13:
+                count += 1
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            more = 1
+        elif 0xE0 <= c <= 0xEF:
+            more = 2
+        elif 0xF0 <= c <= 0xF4:
+            more = 3
+        else:
+            return -1
+        if i + more >= n:
+            return -1
+        c1 = s[i + 1]
+        if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F) or (c == 0xF0 and c1 < 0x90) or (
+                c == 0xF4 and c1 > 0x8F):
+            return -1
+        for k in range(1, more + 1):
+            if s[i + k] & 0xC0 != 0x80:
+                return -1
+        i += more + 1
+        count += 1
+    return count
+
+
+cdef inline bint _stripped(void *node) noexcept nogil:
+    cdef uintptr_t tid = tag_id_f(node)
+    return tid == TAG_SCRIPT or tid == TAG_STYLE or tid == TAG_TEMPLATE
+
+
+cdef inline void *_after(void *node, void *root) noexcept nogil:
+    """The node after ``node``'s subtree in document order, staying under ``root``; NULL past it."""
+    cdef void *nxt
+    while node != root:
+        nxt = next_f(node)
+        if nxt != NULL:
+            return nxt
+        node = parent_f(node)
+    return NULL
+
+
+cdef Py_ssize_t _str_nonspace(str text):
+    """``len(text)`` minus its ASCII spaces, newlines, tabs and carriage returns."""
+    cdef Py_ssize_t count = 0
+    cdef Py_UCS4 ch
+    for ch in text:
+        if ch != 32 and ch != 10 and ch != 9 and ch != 13:
+            count += 1
+    return count
+
+
+cdef str _text(void *node):
+    """The text of a text node. lexbor hands out a copy, allocated in the page's document. The walk reads
+    each text node once, and its copy is freed with the tree: freeing it here costs more (lexbor files freed
+    chunks in a search tree)."""
+    cdef size_t n = 0
+    cdef unsigned char *raw = text_content_f(node, &n)
+    return _decode(raw, n) if raw != NULL else ""
+
+
+cdef class _Copies:
+    """The text copies lexbor made for one page's counts, and the document they live in."""
+    cdef void *doc
+    cdef size_t kept
+
+
+cdef enum:
+    # bytes of counting copies left to the tree's end before they are freed one by one: freeing each at
+    # once costs a tenth of a page's time (lexbor files freed chunks in a search tree); the budget keeps
+    # nested lists and tables, which count the same text again at each level, from growing without bound
+    KEEP_COPIES = 4 << 20
+
+
+cdef Py_ssize_t _text_nonspace(void *node, _Copies copies) except -1:
+    """:func:`_str_nonspace` of a text node, counted on its UTF-8 bytes where they are valid."""
+    cdef size_t n = 0
+    cdef Py_ssize_t count
+    cdef unsigned char *raw = text_content_f(node, &n)
+    if raw == NULL:
+        return 0
+    count = _nonspace_chars(raw, n)
+    if count < 0:
+        count = _str_nonspace(_decode(raw, n))
+    if copies.kept + n > KEEP_COPIES:
+        destroy_text_f(copies.doc, raw)
+    else:
+        copies.kept += n
+    return count
+
+
+cdef Py_ssize_t _chars(void *node, _Copies copies) except -1:
+    """Characters of text under ``node``, ASCII whitespace not counted and script/style/template left out,
+    as extract_default._chars counts them on the tree it stripped."""
+    cdef Py_ssize_t count = 0
+    cdef void *cur = first_child_f(node)
+    while cur != NULL:
+        if type_f(cur) == NODE_TEXT:
+            count += _text_nonspace(cur, copies)
+        elif _stripped(cur):
+            cur = _after(cur, node)
+            continue
+        cur = _next_in(cur, node)
+    return count
+
+
+cdef bint _link_heavy(void *node, _Copies copies, double limit) except -1:
+    """More than ``limit`` of the text under ``node`` is link text (extract_default._link_heavy)."""
+    cdef void *cur = first_child_f(node)
+    cdef Py_ssize_t link_chars = 0, total
+    cdef bint any_link = False
+    while cur != NULL:
+        if _stripped(cur):
+            cur = _after(cur, node)
+            continue
+        if tag_id_f(cur) == TAG_A and type_f(cur) == NODE_ELEMENT:
+            any_link = True
+            link_chars += _chars(cur, copies)
+        cur = _next_in(cur, node)
+    if not any_link:
+        return False
+    total = _chars(node, copies)
+    if total == 0:
+        return False
+    return link_chars / <double> total > limit
+
+
+cdef bint _has_attr_value(void *node, const char *name, size_t name_len, const char *want, size_t want_len,
+                          bint ascii_nocase) noexcept nogil:
+    cdef size_t n = 0, vn = 0, i
+    cdef const unsigned char *an
+    cdef const unsigned char *v
+    cdef unsigned char c
+    cdef void *attr = first_attr_f(node)
+    while attr != NULL:
+        an = attr_name_f(attr, &n)
+        if an != NULL and _is(an, n, name, name_len):
+            v = attr_value_f(attr, &vn)
+            if v != NULL and vn == want_len:
+                if not ascii_nocase:
+                    return memcmp(v, want, vn) == 0
+                for i in range(vn):
+                    c = v[i]
+                    if 65 <= c <= 90:
+                        c += 32
+                    if c != <unsigned char> want[i]:
+                        return False
+                return True
+            return False
+        attr = next_attr_f(attr)
+    return False
+
+
+cdef void *_next_in(void *node, void *root) noexcept nogil:
+    """The node after ``node`` in document order, staying under ``root``; NULL past its subtree."""
+    cdef void *nxt = first_child_f(node)
+    if nxt != NULL:
+        return nxt
+    while node != root:
+        nxt = next_f(node)
+        if nxt != NULL:
+            return nxt
+        node = parent_f(node)
+    return NULL
+
+
+cdef bint _has_content_block(void *node) noexcept nogil:
+    """``node.css_first("article, main, [itemprop='articleBody']")`` is not None (the node itself included)."""
+    cdef void *cur = node
+    cdef uintptr_t tid
+    while cur != NULL:
+        if type_f(cur) == NODE_ELEMENT:
+            tid = tag_id_f(cur)
+            if tid == TAG_ARTICLE or tid == TAG_MAIN or _has_attr_value(cur, "itemprop", 8, "articleBody", 11, False):
+                return True
+        cur = _next_in(cur, node)
+    return False
+
+
+cdef bint _has_password_input(void *node) noexcept nogil:
+    """``node.css_first("input[type='password' i]")`` is not None."""
+    cdef void *cur = node
+    while cur != NULL:
+        if type_f(cur) == NODE_ELEMENT and tag_id_f(cur) == TAG_INPUT and _has_attr_value(cur, "type", 4, "password", 8, True):
+            return True
+        cur = _next_in(cur, node)
+    return False
+
+
+cdef class TagTable:
+    """What the walk does with each tag id, for one rule set (static ids in arrays, others per page)."""
+
+    cdef unsigned char known[NTAG]
+    cdef signed char kind[NTAG]
+    cdef signed char level[NTAG]
+    cdef unsigned char flags[NTAG]
+    cdef list names
+    cdef object rules
+    cdef dict kinds, block_level
+    cdef object no_check, article_only, content_tags
+
+    def __init__(self, rules, dict block_level, no_check, content_tags):
+        self.rules = rules
+        self.kinds = rules.kinds
+        self.block_level = block_level
+        self.no_check = no_check
+        self.article_only = rules.article_only
+        self.content_tags = content_tags
+        self.names = [None] * NTAG
+        for i in range(NTAG):
+            self.known[i] = 0
+
+    cdef tuple describe(self, void *node):
+        """(kind, level, flags, name) of an element."""
+        cdef size_t n = 0
+        cdef const unsigned char *raw = element_name_f(node, &n)
+        if raw == NULL:
+            return (0, 0, F_SKIP, None)
+        name = _decode(raw, n)
+        kind = self.kinds.get(name, 0)
+        flags = 0
+        if kind == K_SKIP or not name or name[0] == "-" or name in STRIPPED:
+            flags |= F_SKIP
+        if name in self.no_check:
+            flags |= F_NO_CHECK
+        if name in self.article_only:
+            flags |= F_ARTICLE_ONLY
+        if name in self.content_tags:
+            flags |= F_CONTENT
+        if name == "div":
+            flags |= F_DIV
+        return (kind, self.block_level.get(name, 0), flags, name)
+
+
+cdef struct Frame:
+    void *node
+    int level
+    bint saved
+    bint no_text, in_pre
+    int in_article, in_content, in_list
+
+
+_TABLES = {}
+
+
+def tag_table(rules, block_level, no_check, content_tags):
+    """The :class:`TagTable` of a rule set (cached by identity, like extract_default's rules)."""
+    key = id(rules)
+    hit = _TABLES.get(key)
+    if hit is None or (<TagTable> hit).rules is not rules:
+        if len(_TABLES) > 64:
+            _TABLES.clear()
+        hit = _TABLES[key] = TagTable(rules, block_level, no_check, content_tags)
+    return hit
+
+
+def walk(body, str page_url, str base, cfg, rules, TagTable table):
+    """``(texts, images, metadata)`` of the page whose ``<body>`` is the selectolax node ``body``."""
+    cdef void *root = <void *> <uintptr_t> body.mem_id
+    cdef _Copies copies = _Copies()
+    copies.doc = root
+    while copies.doc != NULL and type_f(copies.doc) != NODE_DOCUMENT:
+        copies.doc = parent_f(copies.doc)
+    if copies.doc == NULL:
+        raise ValueError("the body is not in a document")
+    cdef bint keep_lists = cfg.keep_lists, keep_tables = cfg.keep_tables, noscript_images = cfg.noscript_images
+    cdef double density = cfg.max_list_link_density
+    cdef double share = cfg.max_boilerplate_text_share
+    cdef bint remove_dates = cfg.remove_dates
+    cdef dict class_verdicts = rules.class_verdicts
+    special_div = rules.special_div
+    cdef dict dynamic = {}
+    em = _Emitter()
+    cdef list buf = em.buf
+    cdef int pending = 0, level, kind, flags, verdict, node_type
+    cdef bint no_text = False, in_pre = False, skip
+    cdef int has_rules
+    cdef int in_article = 0, in_content = 0, in_list = 0
+    cdef Py_ssize_t page_chars = -1
+    cdef size_t n = 0, cls_len = 0
+    cdef const unsigned char *cls
+    cdef uintptr_t tid
+    cdef str t, core, name
+    cdef dict attrs
+    cdef tuple info
+    cdef Py_ssize_t depth = 0, capacity = 64
+    cdef Frame *stack = <Frame *> malloc(capacity * sizeof(Frame))
+    cdef Frame *frame
+    cdef void *node = first_child_f(root)
+    cdef void *child
+    if stack == NULL:
+        raise MemoryError()
+    try:
+        while True:
+            if node == NULL:
+                if depth == 0:
+                    break
+                depth -= 1
+                frame = &stack[depth]
+                if frame.level > pending:
+                    pending = frame.level
+                if frame.saved:
+                    no_text, in_pre = frame.no_text, frame.in_pre
+                    in_article, in_content, in_list = frame.in_article, frame.in_content, frame.in_list
+                node = next_f(frame.node)
+                continue
+            node_type = type_f(node)
+            if node_type == NODE_TEXT:
+                if not no_text:
+                    t = _text(node)
+                    if in_pre:
+                        pending = _pre_text(t, buf, pending)
+                    elif not t or t.isspace():
+                        if buf and pending < 1:
+                            pending = 1
+                    else:
+                        core = " ".join(t.split())
+                        if buf:
+                            level = pending
+                            if level < 1 and t[0].isspace():
+                                level = 1
+                            buf.append(_SEP[level] + core if level else core)
+                        else:
+                            buf.append(core)
+                        pending = 1 if t[len(t) - 1].isspace() else 0
+                node = next_f(node)
+                continue
+            if node_type != NODE_ELEMENT:  # comments, doctype, processing instructions: no text nodes inside
+                node = next_f(node)
+                continue
+            tid = tag_id_f(node)
+            if tid < NTAG and table.known[tid]:
+                kind, level, flags = table.kind[tid], table.level[tid], table.flags[tid]
+                name = table.names[tid]
+            else:
+                info = dynamic.get(tid) if tid >= NTAG else None
+                if info is None:
+                    info = table.describe(node)
+                    if tid < NTAG:
+                        table.known[tid] = 1
+                        table.kind[tid], table.level[tid], table.flags[tid] = info[0], info[1], info[2]
+                        table.names[tid] = info[3]
+                    else:
+                        dynamic[tid] = info
+                kind, level, flags, name = info
+            skip = (flags & F_SKIP) != 0
+            cls = NULL
+            cls_len = 0
+            if not skip and not (flags & F_NO_CHECK):
+                has_rules = _rule_attrs(node, &cls, &cls_len)
+                if has_rules:
+                    verdict = -1
+                    if cls != NULL and cls_len:
+                        # the common case: the class value's cached verdict decides, without a dict of the
+                        # attributes, when it says boilerplate or when the class is the only rule attribute
+                        cls_str = _decode(cls, cls_len)
+                        v = class_verdicts.get(cls_str)
+                        if v is not None:
+                            if v:
+                                verdict = v
+                            elif has_rules == 1:
+                                verdict = 1 if (flags & F_DIV) and special_div and cls_str in special_div else 0
+                    if verdict < 0:
+                        verdict = _verdict(name, _attributes(node), rules)
+                    if verdict:
+                        if verdict == 3:
+                            # hidden inside an article is paginated or collapsed text that scripts reveal: kept
+                            verdict = 0 if in_content else 1
+                        if verdict == 1:
+                            # never drop the article, a wrapper around it, or a block with most of the page's text
+                            if (flags & F_CONTENT) or _has_content_block(node):
+                                verdict = 0
+                            else:
+                                if page_chars < 0:
+                                    page_chars = _chars(root, copies)
+                                if page_chars and _chars(node, copies) >= share * page_chars:
+                                    verdict = 0
+                        if verdict == 2:
+                            em.pending = pending
+                            em.brk(3)
+                            em.text(_eod)
+                            em.brk(3)
+                            pending = em.pending
+                        skip = verdict != 0
+            if not skip:
+                if kind:
+                    if kind == K_IMG or kind == K_PICTURE:
+                        em.pending = pending
+                        if kind == K_IMG:
+                            _emit_image(em, _attributes(node), page_url, base, cfg)
+                        else:
+                            _emit_picture(em, node, page_url, base, cfg)
+                        buf = em.buf
+                        pending = em.pending
+                        skip = True
+                    elif kind == K_BR:
+                        if pending < 2:
+                            pending = 2
+                        skip = True
+                    elif kind == K_LIST:
+                        skip = not keep_lists or (not in_list and _link_heavy(node, copies, density))
+                    elif kind == K_ITEM:
+                        skip = not keep_lists
+                    elif kind == K_TABLE:
+                        skip = not keep_tables or _link_heavy(node, copies, density)
+                        if not skip and _has_password_input(node):
+                            # a login box laid out as a table: its labels are not page content
+                            if page_chars < 0:
+                                page_chars = _chars(root, copies)
+                            skip = _chars(node, copies) < share * page_chars
+                    elif kind == K_NOSCRIPT:
+                        skip = not noscript_images
+                elif flags & F_ARTICLE_ONLY:
+                    skip = not in_article
+                if remove_dates and (flags & F_DIV) and not skip:
+                    if cls == NULL and (flags & F_NO_CHECK):
+                        _rule_attrs(node, &cls, &cls_len)
+                    skip = cls != NULL and b"date" in (<const char *> cls)[:cls_len]
+            if skip:
+                node = next_f(node)
+                continue
+            if level > pending:
+                pending = level
+            child = first_child_f(node)
+            if child == NULL:
+                node = next_f(node)
+                continue
+            if depth == capacity:
+                capacity *= 2
+                frame = <Frame *> realloc(stack, capacity * sizeof(Frame))
+                if frame == NULL:
+                    raise MemoryError()
+                stack = frame
+            frame = &stack[depth]
+            depth += 1
+            frame.node = node
+            frame.level = level
+            frame.saved = kind != 0
+            if kind:
+                frame.no_text, frame.in_pre = no_text, in_pre
+                frame.in_article, frame.in_content, frame.in_list = in_article, in_content, in_list
+                if kind == K_NOSCRIPT:
+                    no_text = True
+                elif kind == K_PRE:
+                    in_pre = True
+                elif kind == K_ARTICLE:
+                    in_article += 1
+                    in_content += 1
+                elif kind == K_MAIN:
+                    in_content += 1
+                elif kind == K_LIST:
+                    in_list += 1
+            node = child
+    finally:
+        free(stack)
+    em.pending = pending
+    em.flush()
+    return em.texts, em.images, em.metadata
+
+
+cdef _emit_picture(em, void *picture, str page_url, str base, cfg):
+    """A ``<picture>``: its ``<source>`` candidates and first ``<img>`` (extract_default._picture_candidates)."""
+    cdef list items = []
+    cdef void *cur = first_child_f(picture)
+    cdef size_t n = 0
+    cdef const unsigned char *raw
+    cdef str name
+    while cur != NULL:
+        if type_f(cur) == NODE_ELEMENT:
+            raw = element_name_f(cur, &n)
+            if raw != NULL and (_is(raw, n, "source", 6) or _is(raw, n, "img", 3)):
+                items.append((_decode(raw, n), _attributes(cur)))
+        cur = _next_in(cur, picture)
+    img, extra = _picture_candidates(items)
+    if img is not None or extra:
+        _emit_image(em, img if img is not None else _attributes(picture), page_url, base, cfg, extra)

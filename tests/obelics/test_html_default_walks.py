@@ -1,0 +1,117 @@
+"""The compiled walk of the ``default`` profile (obelics/html/_walk.pyx) against the Python walk it mirrors.
+
+Both must give identical ``(texts, images, metadata)`` on every page: the shared HTML pages and WARC records,
+the embedded sample, and hand-made edge cases. Under ``OBELICS_REQUIRE_COMPILED=1`` (set by .ci/run) a
+missing compiled walk fails instead of skipping, so CI never measures or ships the slow path by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from obelics.extract import _decode, extract_config
+from obelics.html import extract_default
+from obelics.html.reference_data import iter_reference_pages
+from tests.conftest import shared_path
+
+URL = "https://example.com/a/b.html"
+SAMPLE_PAGES = Path(extract_default.__file__).resolve().parent.parent / "sample" / "pages"
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    if extract_default._compiled is None:
+        msg = f"compiled walk missing: {extract_default.COMPILED_MISSING}"
+        if os.environ.get("OBELICS_REQUIRE_COMPILED") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return extract_config("default")
+
+
+def both(html: str, url: str, cfg):
+    fast = extract_default.extract_nodes(html, url, cfg, compiled=True)
+    slow = extract_default.extract_nodes(html, url, cfg, compiled=False)
+    return fast, slow
+
+
+def test_shared_pages_identical(cfg):
+    shared = shared_path("data", "reference").parent.parent
+    pages = nodes = 0
+    for page in iter_reference_pages(shared, which="both"):
+        html = _decode(page.payload, cfg)
+        fast, slow = both(html, page.url, cfg)
+        assert fast == slow, page.key
+        pages += 1
+        nodes += len(fast[0])
+    assert pages == 225 and nodes > 1500
+
+
+def test_sample_pages_identical(cfg):
+    files = sorted(SAMPLE_PAGES.glob("*.html"))
+    assert files
+    for f in files:
+        fast, slow = both(f.read_text(encoding="utf-8"), f"https://sample.example/{f.name}", cfg)
+        assert fast == slow, f.name
+        assert fast[0], f.name
+
+
+@pytest.mark.parametrize("body", [
+    "",
+    "plain text only",
+    "<p>x<![CDATA[y]]>z</p><svg><![CDATA[s]]><title>t</title><a href='#'>sv</a></svg>",
+    "<svg><foreignObject><p>fo</p></foreignObject><clipPath><p>c</p></clipPath></svg><p>after</p>",
+    "<select><option>o</option></select>b<textarea>ta</textarea>c<template><p>x</p></template>d",
+    "<table>stray<tr><td>x</td><td><a href=#>l</a></td></tr></table><table><tr><td>"
+    "<input type='PassWord'></td><td>Login</td></tr></table><p>" + "body text " * 30 + "</p>",
+    "<nav>n<ul><li>l</li></ul></nav><p>p</p><div class='sidebar'>s</div>q<div id=comments>c</div>",
+    "<div class='sidebar'><article><p>kept article</p></article></div><div class=footer itemprop=articleBody>k</div>",
+    "<div class='sidebar'>" + "most of the page " * 50 + "</div><p>small</p>",
+    "<ul><li><a href=#>a</a></li><li><a href=#>b</a><ul><li><a href=#>c</a></li></ul></li></ul><ul><li>text "
+    "<a href=#>x</a> more words here</li></ul><dl><dt>t</dt><dd>d</dd></dl>",
+    "<div hidden>h</div><div aria-hidden=true>a</div><div style='display: NONE'>s</div>"
+    "<article><div hidden>page 2</div><img aria-hidden=true src=i.jpg></article>",
+    "<div class='post-date'>d</div><div class='entry'>e</div><div title=share>t</div><div role=navigation>r</div>",
+    "<div class='wp-post-nav eod'>x</div><p>a<br>b<BR class=x>c</p><pre>l1\n  l2\n\n l3 </pre><pre></pre>",
+    "<noscript><img src=ns.jpg>no text</noscript><p>t <img src=a.jpg width=1 height=1><img src='data:x'>"
+    "<img srcset='s.jpg 300w, l.jpg 900w' src=m.jpg alt=' two  words '><img src=m.jpg><img src=m.jpg></p>",
+    "<picture><source srcset='a.webp 800w'><source src='b.webp'><img src='a.jpg'></picture>"
+    "<picture class=x><source data-srcset='c.webp'></picture><picture></picture>",
+    "<my-widget class=sidebar>w</my-widget><my-widget>kept</my-widget><x-y><p>in custom</p></x-y>",
+    "<p>caf\u00e9 \u00a0 na\u00efve\u2003space\u3000wide</p><p>\x00nul</p><p>emoji \U0001F600 end</p>",
+    "<h1>T</h1><address>a</address><center>c</center><details><summary>s</summary>d</details><hr><marquee>m</marquee>",
+    "<div>" * 3000 + "deep" + "</div>" * 3000,
+])
+def test_edge_cases_identical(cfg, body):
+    html = f"<html><head><base href='/base/'><title>t</title></head><body>{body}</body></html>"
+    fast, slow = both(html, URL, cfg)
+    assert fast == slow
+
+
+def test_profile_switches_identical(cfg):
+    """The switches a profile can flip reach the compiled walk too."""
+    body = ("<article><aside>only in article</aside></article><aside>out</aside><ul><li>item</li></ul>"
+            "<table><tr><td>cell</td></tr></table><noscript><img src=n.jpg></noscript><div class=date>d</div>"
+            "<img src=a.jpg><img src=a.jpg>")
+    html = f"<html><body>{body}</body></html>"
+    variants = [cfg]
+    for change in ({"keep_lists": False}, {"keep_tables": False}, {"noscript_images": False},
+                   {"remove_dates": False}, {"drop_consecutive_duplicate_images": False},
+                   {"remove_tags": list(cfg.remove_tags) + ["table"]}, {"article_only_tags": ["aside"]},
+                   {"remove_hidden": False}):
+        variants.append(cfg.__class__(**{**cfg.__dict__, **change}))
+    outputs = set()
+    for c in variants:
+        fast, slow = both(html, URL, c)
+        assert fast == slow, c
+        outputs.add(repr(fast))
+    assert len(outputs) >= 4  # the switches do change the output
+
+
+def test_compiled_required_raises_when_missing(monkeypatch):
+    monkeypatch.setattr(extract_default, "_compiled", None)
+    with pytest.raises(RuntimeError, match="not available"):
+        extract_default.extract_nodes("<p>x</p>", URL, compiled=True)
+    assert extract_default.extract_nodes("<p>x</p>", URL)[0] == ["x"]
