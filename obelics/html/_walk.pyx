@@ -2,16 +2,20 @@
 """The ``default`` profile's walk, compiled: the same rules as :func:`obelics.html.extract_default._walk_python`.
 
 Written by hand because no library walks a lexbor tree with these rules, and the Python walk spends most of a
-page's time (0.9 of 1.6 ms) in the interpreter reading each node through selectolax's Python objects. This
-walk reads the tree selectolax built through lexbor's public C API: the ``lxb_*_noi`` accessor functions
-that selectolax's extension module exports, looked up with ``dlsym`` in the module Python already loaded.
-It depends on those functions' signatures only, never on lexbor's struct layout. Where they cannot be found
-(another platform, a selectolax built without them), :data:`AVAILABLE` is False and the Python walk runs.
+page's time (0.9 of 1.3 ms) in the interpreter, reading each node through selectolax's Python objects. This
+walk reads the tree selectolax built through lexbor's public C API: the ``lxb_*_noi`` accessors and text
+functions that selectolax's extension module exports, looked up with ``dlsym`` in the module Python already
+loaded. It depends on those functions' signatures, not on lexbor's struct layout (the one cast it makes, a
+document node to its document, is lexbor's own interface convention). Where they cannot be found (another
+platform, a selectolax built without them), :data:`AVAILABLE` is False and the Python walk runs.
 
-Everything that is not per-node work (break levels, the boilerplate verdict of a class value, image
-sources and metadata, ``<pre>`` text) is the Python code of :mod:`obelics.html.extract_default`, called
-from here, so the rules are written once; ``tests/obelics/test_html_default.py`` checks that both walks
-give identical output on every shared page.
+Per node it does in C what the Python walk does: tag kinds and break levels from a table by lexbor tag id,
+the attribute checks, whitespace collapsing on the UTF-8 bytes, character counts for the boilerplate and
+link-density shares, the CSS look-ups for an article or a password field. The rest is the Python code of
+:mod:`obelics.html.extract_default`, called from here so that it is written once: the boilerplate verdict of
+an element's attributes (cached per class value), image sources and metadata, ``<pre>`` text, the emitter.
+``tests/obelics/test_html_default_walks.py`` checks that both walks give identical output on every shared
+page, the sample and edge cases.
 """
 
 from libc.stdint cimport uintptr_t
@@ -142,6 +146,10 @@ def configure(emitter, pre_text, verdict, emit_image, picture_candidates, eod_to
     ids = [tag_id_f(<void *> <uintptr_t> n.mem_id) for n in probe.body.iter()]
     if len(ids) != len(names) or max(ids) >= NTAG:
         raise ImportError(f"unexpected lexbor tag ids {ids} for {names}")
+    # the tag table keeps ids below NTAG across pages: a tag lexbor does not know must get an id above it
+    custom = LexborHTMLParser("<body><x-obelics-probe></x-obelics-probe>").body.child
+    if tag_id_f(<void *> <uintptr_t> custom.mem_id) < NTAG:
+        raise ImportError("lexbor numbers unknown tags below the static range: the tag table would mix them up")
     TAG_A, TAG_INPUT, TAG_ARTICLE, TAG_MAIN, TAG_BASE, TAG_SCRIPT, TAG_STYLE, TAG_TEMPLATE = ids
 
 
@@ -270,6 +278,55 @@ cdef inline void *_after(void *node, void *root) noexcept nogil:
     return NULL
 
 
+cdef inline size_t _space_at(const unsigned char *s, size_t i, size_t n) noexcept nogil:
+    """Byte length of the character at ``s[i]`` when Python's ``str.isspace`` holds for it (the characters
+    ``str.split()`` splits on), else 0. ``s`` is valid UTF-8."""
+    cdef unsigned char c = s[i], c1, c2
+    if c < 0x80:
+        return 1 if (9 <= c <= 13 or 28 <= c <= 32) else 0
+    if i + 1 >= n:
+        return 0
+    c1 = s[i + 1]
+    if c == 0xC2:
+        return 2 if c1 == 0x85 or c1 == 0xA0 else 0  # U+0085, U+00A0
+    if i + 2 >= n or c < 0xE1 or c > 0xE3:
+        return 0
+    c2 = s[i + 2]
+    if c == 0xE1:
+        return 3 if c1 == 0x9A and c2 == 0x80 else 0  # U+1680
+    if c == 0xE3:
+        return 3 if c1 == 0x80 and c2 == 0x80 else 0  # U+3000
+    if c1 == 0x80:  # U+2000-U+200A, U+2028, U+2029, U+202F
+        return 3 if (0x80 <= c2 <= 0x8A or c2 == 0xA8 or c2 == 0xA9 or c2 == 0xAF) else 0
+    return 3 if c1 == 0x81 and c2 == 0x9F else 0  # U+205F
+
+
+cdef size_t _collapse(const unsigned char *s, size_t n, unsigned char *out, bint *lead, bint *trail) noexcept nogil:
+    """``" ".join(text.split())`` of valid UTF-8 ``s`` into ``out`` (room for ``n`` bytes); returns its length.
+    ``lead``/``trail``: ``text`` starts/ends with whitespace."""
+    cdef size_t i = 0, m = 0, w
+    cdef bint gap = False
+    lead[0] = False
+    trail[0] = False
+    while i < n:
+        w = _space_at(s, i, n)
+        if w:
+            if m == 0:
+                lead[0] = True
+            gap = True
+            i += w
+            continue
+        if gap and m:
+            out[m] = 32
+            m += 1
+        gap = False
+        out[m] = s[i]
+        m += 1
+        i += 1
+    trail[0] = gap
+    return m
+
+
 cdef Py_ssize_t _str_nonspace(str text):
     """``len(text)`` minus its ASCII spaces, newlines, tabs and carriage returns."""
     cdef Py_ssize_t count = 0
@@ -278,15 +335,6 @@ cdef Py_ssize_t _str_nonspace(str text):
         if ch != 32 and ch != 10 and ch != 9 and ch != 13:
             count += 1
     return count
-
-
-cdef str _text(void *node):
-    """The text of a text node. lexbor hands out a copy, allocated in the page's document. The walk reads
-    each text node once, and its copy is freed with the tree: freeing it here costs more (lexbor files freed
-    chunks in a search tree)."""
-    cdef size_t n = 0
-    cdef unsigned char *raw = text_content_f(node, &n)
-    return _decode(raw, n) if raw != NULL else ""
 
 
 cdef class _Copies:
@@ -514,6 +562,10 @@ def walk(body, str page_url, str base, cfg, rules, TagTable table):
     cdef dict attrs
     cdef tuple info
     cdef Py_ssize_t depth = 0, capacity = 64
+    cdef unsigned char *raw
+    cdef unsigned char *cbuf = NULL  # collapsed text of the current text node
+    cdef size_t ccap = 0, m
+    cdef bint lead, trail
     cdef Frame *stack = <Frame *> malloc(capacity * sizeof(Frame))
     cdef Frame *frame
     cdef void *node = first_child_f(root)
@@ -537,7 +589,36 @@ def walk(body, str page_url, str base, cfg, rules, TagTable table):
             node_type = type_f(node)
             if node_type == NODE_TEXT:
                 if not no_text:
-                    t = _text(node)
+                    # lexbor hands out a copy, allocated in the page's document; the walk reads each text
+                    # node once and leaves its copy to be freed with the tree, which is cheaper than freeing
+                    # it here (lexbor files freed chunks in a search tree)
+                    raw = text_content_f(node, &n)
+                    if raw == NULL:
+                        n = 0
+                    if not in_pre and _nonspace_chars(raw, n) >= 0:
+                        # the branch below on the bytes: whitespace collapsed in C, one string made per node
+                        if n > ccap:
+                            ccap = n * 2
+                            cbuf = <unsigned char *> realloc(cbuf, ccap)
+                            if cbuf == NULL:
+                                raise MemoryError()
+                        m = _collapse(raw, n, cbuf, &lead, &trail)
+                        if m == 0:
+                            if buf and pending < 1:
+                                pending = 1
+                        else:
+                            core = PyUnicode_DecodeUTF8(<const char *> cbuf, m, NULL)
+                            if buf:
+                                level = pending
+                                if level < 1 and lead:
+                                    level = 1
+                                buf.append(_SEP[level] + core if level else core)
+                            else:
+                                buf.append(core)
+                            pending = 1 if trail else 0
+                        node = next_f(node)
+                        continue
+                    t = _decode(raw, n) if n else ""
                     if in_pre:
                         pending = _pre_text(t, buf, pending)
                     elif not t or t.isspace():
@@ -683,6 +764,7 @@ def walk(body, str page_url, str base, cfg, rules, TagTable table):
             node = child
     finally:
         free(stack)
+        free(cbuf)
     em.pending = pending
     em.flush()
     return em.texts, em.images, em.metadata

@@ -608,9 +608,12 @@ def _load_compiled():
         return None, f"obelics.html._walk is not built ({exc}); reinstall with a C compiler present"
     if not _walk.AVAILABLE:
         return None, "selectolax's extension does not export lexbor's accessor functions on this platform"
-    _walk.configure(_Emitter, _pre_text, _verdict, _emit_image, _picture_candidates, EOD_TOKEN,
-                    (_K_SKIP, _K_IMG, _K_PICTURE, _K_BR, _K_LIST, _K_ITEM, _K_TABLE, _K_NOSCRIPT, _K_PRE,
-                     _K_ARTICLE, _K_MAIN))
+    try:
+        _walk.configure(_Emitter, _pre_text, _verdict, _emit_image, _picture_candidates, EOD_TOKEN,
+                        (_K_SKIP, _K_IMG, _K_PICTURE, _K_BR, _K_LIST, _K_ITEM, _K_TABLE, _K_NOSCRIPT, _K_PRE,
+                         _K_ARTICLE, _K_MAIN))
+    except ImportError as exc:  # a stale build, or a lexbor that numbers tags otherwise
+        return None, str(exc)
     return _walk, None
 
 

@@ -18,6 +18,7 @@ from obelics.html.reference_data import iter_reference_pages
 from tests.conftest import shared_path
 
 URL = "https://example.com/a/b.html"
+_WS = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 SAMPLE_PAGES = Path(extract_default.__file__).resolve().parent.parent / "sample" / "pages"
 
 
@@ -81,6 +82,9 @@ def test_sample_pages_identical(cfg):
     "<picture class=x><source data-srcset='c.webp'></picture><picture></picture>",
     "<my-widget class=sidebar>w</my-widget><my-widget>kept</my-widget><x-y><p>in custom</p></x-y>",
     "<p>caf\u00e9 \u00a0 na\u00efve\u2003space\u3000wide</p><p>\x00nul</p><p>emoji \U0001F600 end</p>",
+    # every character str.split() splits on (the compiled walk collapses whitespace on UTF-8 bytes), and
+    # neighbours that are not whitespace (zero-width space, soft hyphen, U+180E); lone surrogates
+    "<p>" + _WS + "a" + _WS + "b\u200bc\u00ad\u180ed" + _WS + "</p><p>x\ud800y \udcff</p>" + _WS,
     "<h1>T</h1><address>a</address><center>c</center><details><summary>s</summary>d</details><hr><marquee>m</marquee>",
     "<div>" * 3000 + "deep" + "</div>" * 3000,
 ])
@@ -115,3 +119,16 @@ def test_compiled_required_raises_when_missing(monkeypatch):
     with pytest.raises(RuntimeError, match="not available"):
         extract_default.extract_nodes("<p>x</p>", URL, compiled=True)
     assert extract_default.extract_nodes("<p>x</p>", URL)[0] == ["x"]
+
+
+def test_pure_python_switch():
+    """OBELICS_PURE_PYTHON=1 runs the Python walk, and says so."""
+    import subprocess
+    import sys
+
+    code = ("from obelics.html import extract_default as e; from obelics.extract import extract_html; "
+            "assert e._compiled is None and 'OBELICS_PURE_PYTHON' in e.COMPILED_MISSING; "
+            "print(extract_html('<p>a <b>b</b></p>', 'https://x.org/').texts)")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OBELICS_PURE_PYTHON": "1"},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['a b']"
