@@ -79,6 +79,17 @@ cdef enum:
     F_SKIP = 16  # a removed tag, or a node that is neither text nor a named element
 
 
+cdef int _missing = 0
+
+
+cdef void *_symbol(void *handle, const char *name) noexcept:
+    global _missing
+    cdef void *found = dlsym(handle, name)
+    if found == NULL:
+        _missing += 1
+    return found
+
+
 def _load():
     import selectolax.lexbor as lexbor_module
 
@@ -86,44 +97,35 @@ def _load():
     cdef void *handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD)
     if handle == NULL:
         return False
-    names = [b"lxb_dom_node_first_child_noi", b"lxb_dom_node_next_noi", b"lxb_dom_node_parent_noi",
-             b"lxb_dom_node_tag_id_noi", b"lxb_dom_node_type_noi", b"lxb_dom_element_first_attribute_noi",
-             b"lxb_dom_element_next_attribute_noi", b"lxb_dom_attr_qualified_name", b"lxb_dom_attr_value_noi",
-             b"lxb_dom_element_qualified_name", b"lxb_dom_node_text_content", b"lxb_dom_document_destroy_text_noi"]
-    cdef list found = []
-    cdef void *sym
-    for name in names:
-        sym = dlsym(handle, <const char *> name)
-        if sym == NULL:
-            return False
-        found.append(<uintptr_t> sym)
     global first_child_f, next_f, parent_f, tag_id_f, type_f, first_attr_f, next_attr_f, attr_name_f
     global attr_value_f, element_name_f, text_content_f, destroy_text_f
-    first_child_f = <node_fn_t> <uintptr_t> found[0]
-    next_f = <node_fn_t> <uintptr_t> found[1]
-    parent_f = <node_fn_t> <uintptr_t> found[2]
-    tag_id_f = <tag_id_fn_t> <uintptr_t> found[3]
-    type_f = <type_fn_t> <uintptr_t> found[4]
-    first_attr_f = <node_fn_t> <uintptr_t> found[5]
-    next_attr_f = <node_fn_t> <uintptr_t> found[6]
-    attr_name_f = <name_fn_t> <uintptr_t> found[7]
-    attr_value_f = <name_fn_t> <uintptr_t> found[8]
-    element_name_f = <name_fn_t> <uintptr_t> found[9]
-    text_content_f = <text_fn_t> <uintptr_t> found[10]
-    destroy_text_f = <destroy_text_fn_t> <uintptr_t> found[11]
-    return True
+    first_child_f = <node_fn_t> _symbol(handle, "lxb_dom_node_first_child_noi")
+    next_f = <node_fn_t> _symbol(handle, "lxb_dom_node_next_noi")
+    parent_f = <node_fn_t> _symbol(handle, "lxb_dom_node_parent_noi")
+    tag_id_f = <tag_id_fn_t> _symbol(handle, "lxb_dom_node_tag_id_noi")
+    type_f = <type_fn_t> _symbol(handle, "lxb_dom_node_type_noi")
+    first_attr_f = <node_fn_t> _symbol(handle, "lxb_dom_element_first_attribute_noi")
+    next_attr_f = <node_fn_t> _symbol(handle, "lxb_dom_element_next_attribute_noi")
+    attr_name_f = <name_fn_t> _symbol(handle, "lxb_dom_attr_qualified_name")
+    attr_value_f = <name_fn_t> _symbol(handle, "lxb_dom_attr_value_noi")
+    element_name_f = <name_fn_t> _symbol(handle, "lxb_dom_element_qualified_name")
+    text_content_f = <text_fn_t> _symbol(handle, "lxb_dom_node_text_content")
+    destroy_text_f = <destroy_text_fn_t> _symbol(handle, "lxb_dom_document_destroy_text_noi")
+    return _missing == 0
 
 
 AVAILABLE = _load()
 
-# the Python side of the rules, handed over by extract_default.configure_compiled()
+# the Python side of the rules, taken from extract_default by configure()
 cdef object _Emitter = None
 cdef object _pre_text = None
 cdef object _verdict = None
 cdef object _emit_image = None
 cdef object _picture_candidates = None
-cdef object _eod = None
-cdef tuple _SEP = ("", " ", "\n", "\n\n")
+cdef object _emit_eod = None
+cdef tuple _SEP = ()
+cdef dict _BLOCK_LEVEL = None
+cdef frozenset _NO_ATTR_CHECK = None, _CONTENT_TAGS = None
 cdef uintptr_t TAG_A = 0, TAG_INPUT = 0, TAG_ARTICLE = 0, TAG_MAIN = 0, TAG_BASE = 0
 cdef uintptr_t TAG_SCRIPT = 0, TAG_STYLE = 0, TAG_TEMPLATE = 0
 # elements whose text is never page text: the Python walk strips them from the tree first (simplify_default);
@@ -131,14 +133,20 @@ cdef uintptr_t TAG_SCRIPT = 0, TAG_STYLE = 0, TAG_TEMPLATE = 0
 STRIPPED = frozenset(["script", "style", "template"])
 
 
-def configure(emitter, pre_text, verdict, emit_image, picture_candidates, eod_token, tuple kinds):
-    """Give the walk the Python rules it calls; learn lexbor's ids of the tags it compares."""
+def configure(rules_module):
+    """Take the Python rules the walk calls from ``rules_module`` (extract_default); learn lexbor's ids of the
+    tags it compares."""
+    m = rules_module
+    kinds = (m._K_SKIP, m._K_IMG, m._K_PICTURE, m._K_BR, m._K_LIST, m._K_ITEM, m._K_TABLE, m._K_NOSCRIPT,
+             m._K_PRE, m._K_ARTICLE, m._K_MAIN)
     if kinds != (K_SKIP, K_IMG, K_PICTURE, K_BR, K_LIST, K_ITEM, K_TABLE, K_NOSCRIPT, K_PRE, K_ARTICLE, K_MAIN):
         raise ImportError("obelics.html._walk was built from another version of extract_default: reinstall")
-    global _Emitter, _pre_text, _verdict, _emit_image, _picture_candidates, _eod
+    global _Emitter, _pre_text, _verdict, _emit_image, _picture_candidates, _emit_eod
+    global _SEP, _BLOCK_LEVEL, _NO_ATTR_CHECK, _CONTENT_TAGS
     global TAG_A, TAG_INPUT, TAG_ARTICLE, TAG_MAIN, TAG_BASE, TAG_SCRIPT, TAG_STYLE, TAG_TEMPLATE
-    _Emitter, _pre_text, _verdict, _emit_image = emitter, pre_text, verdict, emit_image
-    _picture_candidates, _eod = picture_candidates, eod_token
+    _Emitter, _pre_text, _verdict, _emit_image = m._Emitter, m._pre_text, m._verdict, m._emit_image
+    _picture_candidates, _emit_eod = m._picture_candidates, m._emit_eod
+    _SEP, _BLOCK_LEVEL, _NO_ATTR_CHECK, _CONTENT_TAGS = m._SEP, m._BLOCK_LEVEL, m._NO_ATTR_CHECK, m._CONTENT_TAGS
     from selectolax.lexbor import LexborHTMLParser
 
     names = ["a", "input", "article", "main", "base", "script", "style", "template"]
@@ -473,17 +481,12 @@ cdef class TagTable:
     cdef signed char level[NTAG]
     cdef unsigned char flags[NTAG]
     cdef list names
-    cdef object rules
-    cdef dict kinds, block_level
-    cdef object no_check, article_only, content_tags
+    cdef dict kinds
+    cdef object article_only
 
-    def __init__(self, rules, dict block_level, no_check, content_tags):
-        self.rules = rules
+    def __init__(self, rules):
         self.kinds = rules.kinds
-        self.block_level = block_level
-        self.no_check = no_check
         self.article_only = rules.article_only
-        self.content_tags = content_tags
         self.names = [None] * NTAG
         for i in range(NTAG):
             self.known[i] = 0
@@ -499,15 +502,15 @@ cdef class TagTable:
         flags = 0
         if kind == K_SKIP or not name or name[0] == "-" or name in STRIPPED:
             flags |= F_SKIP
-        if name in self.no_check:
+        if name in _NO_ATTR_CHECK:
             flags |= F_NO_CHECK
         if name in self.article_only:
             flags |= F_ARTICLE_ONLY
-        if name in self.content_tags:
+        if name in _CONTENT_TAGS:
             flags |= F_CONTENT
         if name == "div":
             flags |= F_DIV
-        return (kind, self.block_level.get(name, 0), flags, name)
+        return (kind, _BLOCK_LEVEL.get(name, 0), flags, name)
 
 
 cdef struct Frame:
@@ -518,22 +521,12 @@ cdef struct Frame:
     int in_article, in_content, in_list
 
 
-_TABLES = {}
-
-
-def tag_table(rules, block_level, no_check, content_tags):
-    """The :class:`TagTable` of a rule set (cached by identity, like extract_default's rules)."""
-    key = id(rules)
-    hit = _TABLES.get(key)
-    if hit is None or (<TagTable> hit).rules is not rules:
-        if len(_TABLES) > 64:
-            _TABLES.clear()
-        hit = _TABLES[key] = TagTable(rules, block_level, no_check, content_tags)
-    return hit
-
-
-def walk(body, str page_url, str base, cfg, rules, TagTable table):
-    """``(texts, images, metadata)`` of the page whose ``<body>`` is the selectolax node ``body``."""
+def walk(body, str page_url, str base, cfg, rules):
+    """``(texts, images, metadata)`` of the page whose ``<body>`` is the selectolax node ``body``, with the rule
+    set ``rules`` (an extract_default ``_Rules``, which keeps this walk's tag table)."""
+    cdef TagTable table = rules.tag_table
+    if table is None:
+        table = rules.tag_table = TagTable(rules)
     cdef void *root = <void *> <uintptr_t> body.mem_id
     cdef _Copies copies = _Copies()
     copies.doc = root
@@ -559,7 +552,6 @@ def walk(body, str page_url, str base, cfg, rules, TagTable table):
     cdef const unsigned char *cls
     cdef uintptr_t tid
     cdef str t, core, name
-    cdef dict attrs
     cdef tuple info
     cdef Py_ssize_t depth = 0, capacity = 64
     cdef unsigned char *raw
@@ -621,19 +613,10 @@ def walk(body, str page_url, str base, cfg, rules, TagTable table):
                     t = _decode(raw, n) if n else ""
                     if in_pre:
                         pending = _pre_text(t, buf, pending)
-                    elif not t or t.isspace():
-                        if buf and pending < 1:
-                            pending = 1
-                    else:
-                        core = " ".join(t.split())
-                        if buf:
-                            level = pending
-                            if level < 1 and t[0].isspace():
-                                level = 1
-                            buf.append(_SEP[level] + core if level else core)
-                        else:
-                            buf.append(core)
-                        pending = 1 if t[len(t) - 1].isspace() else 0
+                    else:  # bytes lexbor passed through undecoded: the emitter's own step, on the decoded text
+                        em.pending = pending
+                        em.text(t)
+                        pending = em.pending
                 node = next_f(node)
                 continue
             if node_type != NODE_ELEMENT:  # comments, doctype, processing instructions: no text nodes inside
@@ -687,11 +670,7 @@ def walk(body, str page_url, str base, cfg, rules, TagTable table):
                                 if page_chars and _chars(node, copies) >= share * page_chars:
                                     verdict = 0
                         if verdict == 2:
-                            em.pending = pending
-                            em.brk(3)
-                            em.text(_eod)
-                            em.brk(3)
-                            pending = em.pending
+                            pending = _emit_eod(em, pending)
                         skip = verdict != 0
             if not skip:
                 if kind:

@@ -18,6 +18,7 @@ boilerplate blocks), then one Python walk over what is left that emits text and 
 from __future__ import annotations
 
 import os
+import sys
 
 from selectolax.lexbor import LexborHTMLParser
 
@@ -155,6 +156,7 @@ class _Rules:
             self.kinds.pop(tag, None)
         self.names: dict[str, bool] = {}  # class/id value -> boilerplate?
         self.class_verdicts: dict[str, int] = {}  # class value -> _class_verdict
+        self.tag_table = None  # the compiled walk's table of tag ids, made on its first page
 
 
 _RULES: dict[int, tuple[ExtractConfig, _Rules]] = {}
@@ -336,6 +338,15 @@ class _Emitter:
         self.metadata.append(meta)
 
 
+def _emit_eod(em: _Emitter, pending: int) -> int:
+    """The end-of-document paragraph, in place of an end-of-article marker; returns the break owed after it."""
+    em.pending = pending
+    em.brk(3)
+    em.text(EOD_TOKEN)
+    em.brk(3)
+    return em.pending
+
+
 def _emit_image(em: _Emitter, attrs: dict, page_url: str, base: str, cfg: ExtractConfig, extra=()) -> None:
     """Emit the image an ``<img>`` (or ``<picture>``) with these attributes declares, unless a rule drops it."""
     cls = attrs.get("class")
@@ -419,8 +430,7 @@ def extract_nodes(html: str, page_url: str, cfg: ExtractConfig | None = None, co
         return [], [], []
     rules = _rules(cfg)
     if compiled:
-        table = _compiled.tag_table(rules, _BLOCK_LEVEL, _NO_ATTR_CHECK, _CONTENT_TAGS)
-        return _compiled.walk(body, page_url, base, cfg, rules, table)
+        return _compiled.walk(body, page_url, base, cfg, rules)
     try:
         return _walk_python(body, page_url, base, cfg, rules, bulk_text=True)
     except _TextCountMismatch:
@@ -524,11 +534,7 @@ def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rul
                             if page_chars and _chars(node) >= share * page_chars:
                                 verdict = 0
                     if verdict == 2:
-                        em.pending = pending
-                        em.brk(3)
-                        em.text(EOD_TOKEN)
-                        em.brk(3)
-                        pending = em.pending
+                        pending = _emit_eod(em, pending)
                     skip = verdict != 0
         if not skip:
             if kind:
@@ -609,9 +615,7 @@ def _load_compiled():
     if not _walk.AVAILABLE:
         return None, "selectolax's extension does not export lexbor's accessor functions on this platform"
     try:
-        _walk.configure(_Emitter, _pre_text, _verdict, _emit_image, _picture_candidates, EOD_TOKEN,
-                        (_K_SKIP, _K_IMG, _K_PICTURE, _K_BR, _K_LIST, _K_ITEM, _K_TABLE, _K_NOSCRIPT, _K_PRE,
-                         _K_ARTICLE, _K_MAIN))
+        _walk.configure(sys.modules[__name__])
     except ImportError as exc:  # a stale build, or a lexbor that numbers tags otherwise
         return None, str(exc)
     return _walk, None
