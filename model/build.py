@@ -124,18 +124,13 @@ def load_llama(model: IdeficsForVisionText2Text, path: str) -> None:
 
     Under ZeRO-3 only rank 0 reads the checkpoint; each module is gathered, written, re-partitioned.
     """
-    targets = _text_targets(model)
-    src = None
-    if _is_rank0() or not _zero3(model.parameters()):
+    def read():
         from transformers import LlamaForCausalLM
 
-        src = {k: v for k, v in LlamaForCausalLM.from_pretrained(path, dtype="auto").state_dict().items()
-               if not k.endswith("rotary_emb.inv_freq")}
-        extra = sorted(set(src) - set(targets))
-        missing = sorted(set(targets) - set(src))
-        if extra or missing:
-            raise ValueError(f"LLaMA checkpoint {path} does not fit: unused {extra[:4]}, missing {missing[:4]}")
-    _copy(model, targets, (lambda name: src[name]) if src is not None else None)
+        return {k: v for k, v in LlamaForCausalLM.from_pretrained(path, dtype="auto").state_dict().items()
+                if not k.endswith("rotary_emb.inv_freq")}
+
+    _load_checkpoint(model, _text_targets(model), read, f"LLaMA checkpoint {path}")
 
 
 def load_clip(model: IdeficsForVisionText2Text, path: str) -> None:
@@ -149,15 +144,25 @@ def load_clip(model: IdeficsForVisionText2Text, path: str) -> None:
         raise ValueError(f"CLIP checkpoint uses {clip_cfg.hidden_act!r} but the IDEFICS vision config says "
                          f"{act!r}; set model.overrides.vision_config.hidden_act to match")
     targets = [n for n, _ in model.named_parameters() if n.startswith("model.vision_model.")]
+
+    def read():
+        raw = CLIPVisionModel.from_pretrained(path, dtype="auto").state_dict()
+        return {"model.vision_model." + k.removeprefix("vision_model."): v for k, v in raw.items()
+                if not k.endswith("position_ids")}
+
+    _load_checkpoint(model, targets, read, f"CLIP checkpoint {path}")
+
+
+def _load_checkpoint(model: nn.Module, targets: list[str], read, what: str) -> None:
+    """Copy the tensors ``read()`` returns (by parameter name) into ``targets``; refuses a checkpoint whose
+    names differ. Under ZeRO-3 only rank 0 reads it."""
     src = None
     if _is_rank0() or not _zero3(model.parameters()):
-        raw = CLIPVisionModel.from_pretrained(path, dtype="auto").state_dict()
-        src = {"model.vision_model." + k.removeprefix("vision_model."): v for k, v in raw.items()
-               if not k.endswith("position_ids")}
+        src = read()
         extra = sorted(set(src) - set(targets))
         missing = sorted(set(targets) - set(src))
         if extra or missing:
-            raise ValueError(f"CLIP checkpoint {path} does not fit: unused {extra[:4]}, missing {missing[:4]}")
+            raise ValueError(f"{what} does not fit: unused {extra[:4]}, missing {missing[:4]}")
     _copy(model, targets, (lambda name: src[name]) if src is not None else None)
 
 
