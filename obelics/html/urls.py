@@ -44,19 +44,24 @@ def parse_srcset(value: str) -> list[tuple[str, float | None, float | None]]:
                 comma = _descriptors_end(value, i)
             descriptors = value[i:comma]
             i = comma + 1
-        if not url:
-            continue
-        width = density = None
-        for d in descriptors.split():
-            try:
-                if d.endswith("w"):
-                    width = float(d[:-1])
-                elif d.endswith("x"):
-                    density = float(d[:-1])
-            except ValueError:
-                pass
-        out.append((url, width, density))
+        if url:
+            out.append((url, *descriptor_values(descriptors)))
     return out
+
+
+def descriptor_values(descriptors: str) -> tuple[float | None, float | None]:
+    """``(width_w, density_x)`` of a srcset candidate's descriptors (the last of each wins; bad ones are
+    ignored)."""
+    width = density = None
+    for d in descriptors.split():
+        try:
+            if d.endswith("w"):
+                width = float(d[:-1])
+            elif d.endswith("x"):
+                density = float(d[:-1])
+        except ValueError:
+            pass
+    return width, density
 
 
 def _descriptors_end(value: str, i: int) -> int:

