@@ -12,9 +12,11 @@ not do is survive damage: on a corrupt gzip member it raises, and its decompress
   truncated record when no later member exists.
 - ``.warc``: warcio reads the stream; on an error, reading resyncs at the next ``WARC/`` line.
 
-Sources are local paths, file objects, or http(s) URLs (Common Crawl's
+Sources are local paths, file objects, http(s) URLs (Common Crawl's
 ``https://data.commoncrawl.org/<path>``), streamed with requests, retried with backoff, and resumed with
-a ``Range`` request after a dropped connection. Every record keeps its exact byte range
+a ``Range`` request after a dropped connection, or object-store URIs (``s3://...``, any fsspec
+filesystem, see :mod:`obelics.storage`), read in ranged blocks. ``s3://commoncrawl/...`` is read from
+S3 when AWS credentials are given, else over HTTPS from the same path. Every record keeps its exact byte range
 (``warc_record_offset``/``warc_record_length``: the gzip member for ``.gz``) so that
 :func:`read_record_at` can fetch it again.
 """
@@ -74,17 +76,40 @@ def warc_config(profile=None) -> WarcConfig:
 # ---------------------------------------------------------------------------------------------
 
 
+CC_S3_PREFIX = "s3://commoncrawl/"
+
+
 def is_url(source) -> bool:
-    return isinstance(source, str) and source.startswith(("http://", "https://", "s3://"))
+    """A URI (``http(s)://``, ``s3://``, any fsspec scheme but ``file://``), not a local path."""
+    from obelics.storage import is_remote
+
+    return isinstance(source, str) and is_remote(source)
+
+
+def is_http(source) -> bool:
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+def aws_credentials_given() -> bool:
+    """AWS credentials in the environment (keys or a named profile): Common Crawl can be read from S3."""
+    return bool(os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
 
 
 def cc_url(path: str, base_url: str = CC_BASE_URL) -> str:
     """The download URL of a Common Crawl path (``crawl-data/CC-MAIN-.../x.warc.gz``); URLs pass through."""
     if path.startswith(("http://", "https://")):
         return path
-    if path.startswith("s3://commoncrawl/"):
-        path = path[len("s3://commoncrawl/"):]
+    if path.startswith(CC_S3_PREFIX):
+        path = path[len(CC_S3_PREFIX):]
     return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def resolve_source(source: str) -> str:
+    """Where ``source`` is read from: ``s3://commoncrawl/...`` goes over HTTPS without AWS credentials
+    (the bucket needs signed requests); everything else is read where it is."""
+    if source.startswith(CC_S3_PREFIX) and not aws_credentials_given():
+        return cc_url(source)
+    return source
 
 
 def warc_filename_of(source) -> str:
@@ -272,23 +297,33 @@ def open_source(source, config: WarcConfig | None = None, stats: ReadStats | Non
     config = config or WarcConfig()
     if hasattr(source, "read"):
         return source
-    if is_url(str(source)):
-        return HttpRangeReader(str(source), timeout=config.http_timeout, retries=config.http_retries,
+    source = resolve_source(os.fspath(source))
+    if is_http(source):
+        return HttpRangeReader(source, timeout=config.http_timeout, retries=config.http_retries,
                                backoff=config.http_backoff, stats=stats)
+    from obelics import storage
+
+    if storage.is_remote(source):  # object storage: ranged reads of REMOTE_BLOCK_BYTES (client retries)
+        return storage.open_input(source, block_size=REMOTE_BLOCK_BYTES)
     return open(source, "rb")
 
 
+REMOTE_BLOCK_BYTES = 8 << 20
+
+
 def read_record_at(path_or_url, offset: int, length: int, config: WarcConfig | None = None) -> bytes:
-    """The bytes ``[offset, offset + length)`` of a local WARC or a URL (a ``Range`` request, retried)."""
+    """The bytes ``[offset, offset + length)`` of a WARC: local, a URL (a ``Range`` request, retried)
+    or on object storage (one ranged read)."""
     config = config or WarcConfig()
-    if is_url(str(path_or_url)):
-        with HttpRangeReader(str(path_or_url), timeout=config.http_timeout, retries=config.http_retries,
+    source = resolve_source(os.fspath(path_or_url))
+    if is_http(source):
+        with HttpRangeReader(source, timeout=config.http_timeout, retries=config.http_retries,
                              backoff=config.http_backoff, start=offset, end=offset + length) as r:
             data = r.readall()
     else:
-        with open(path_or_url, "rb") as f:
-            f.seek(offset)
-            data = f.read(length)
+        from obelics import storage
+
+        data = storage.read_bytes(source, start=offset, length=length)
     if len(data) != length:
         raise ValueError(f"{path_or_url}: wanted {length} bytes at {offset}, got {len(data)}")
     return data

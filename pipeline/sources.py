@@ -20,9 +20,19 @@ import requests
 DEFAULT_CC_BASE_URL = "https://data.commoncrawl.org/"
 
 
+CC_S3_BASE = "s3://commoncrawl/"
+
+
 def cc_base_url(base_url: str | None = None) -> str:
-    """The Common Crawl HTTP base (``OBELICS_CC_BASE_URL`` overrides it, e.g. for a mirror or tests)."""
-    url = base_url or os.environ.get("OBELICS_CC_BASE_URL") or DEFAULT_CC_BASE_URL
+    """Where Common Crawl is read: ``base_url``, else ``OBELICS_CC_BASE_URL`` (a mirror, tests), else
+    ``s3://commoncrawl/`` when AWS credentials are given and no other S3 endpoint is configured, else
+    ``https://data.commoncrawl.org/``."""
+    from obelics.warc import aws_credentials_given
+
+    url = base_url or os.environ.get("OBELICS_CC_BASE_URL")
+    if not url:
+        other_endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        url = CC_S3_BASE if aws_credentials_given() and not other_endpoint else DEFAULT_CC_BASE_URL
     return url if url.endswith("/") else url + "/"
 
 
@@ -54,19 +64,22 @@ def http_get(url: str, retries: int = 5, timeout: float = 60.0, backoff: float =
 
 
 def fetch_warc_paths(snapshot: str, base_url: str | None = None, cache_dir: str | Path | None = None) -> list[str]:
-    """The WARC paths of a snapshot, from its ``warc.paths.gz`` (cached in ``cache_dir`` if given)."""
+    """The WARC paths of a snapshot, from its ``warc.paths.gz`` (cached in ``cache_dir`` if given; both
+    may be on object storage)."""
+    from obelics import storage
+
     rel = f"crawl-data/{snapshot}/warc.paths.gz"
     data = None
-    cached = Path(cache_dir) / snapshot / "warc.paths.gz" if cache_dir else None
-    if cached and cached.exists():
-        data = cached.read_bytes()
+    cached = storage.join(cache_dir, snapshot, "warc.paths.gz") if cache_dir else None
+    if cached and storage.exists(cached):
+        data = storage.read_bytes(cached)
     if data is None:
-        data = http_get(cc_url(rel, base_url))
+        from obelics.warc import resolve_source
+
+        url = resolve_source(cc_url(rel, base_url))
+        data = http_get(url) if url.startswith(("http://", "https://")) else storage.read_bytes(url)
         if cached:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, cached)
+            storage.write_bytes_atomic(cached, data)
     with gzip.open(io.BytesIO(data), "rt", encoding="utf-8") as f:
         return [line.strip() for line in f if line.strip()]
 

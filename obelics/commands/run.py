@@ -58,6 +58,8 @@ def resolve(args: argparse.Namespace) -> dict:
 
 
 def main(args: argparse.Namespace) -> int:
+    from obelics import storage
+    from obelics.warc import resolve_source
     from pipeline.run import run
     from pipeline.sources import cc_url, fetch_warc_paths, plan_shard
 
@@ -70,9 +72,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"{conf['snapshot']} {plan.name()}: {len(inputs)} of {len(paths)} WARC files")
     else:
         warcs = conf["warc"] if isinstance(conf["warc"], list) else [conf["warc"]]
-        inputs = [w if w.startswith(("http://", "https://")) else str(Path(w).resolve()) for w in warcs]
-        for w in inputs:
-            if not w.startswith(("http://", "https://")) and not Path(w).exists():
+        inputs = [w if storage.is_remote(w) else str(Path(w).resolve()) for w in warcs]
+        for w in inputs:  # http(s) inputs are checked when read (a 404 is counted, the run goes on)
+            src = resolve_source(w)
+            if not src.startswith(("http://", "https://")) and not storage.exists(src):
                 raise FileNotFoundError(f"no such WARC: {w}")
     stats = run(conf["profile"], out, inputs, overrides=conf.get("set"), workers=conf.get("workers"),
                 restart=args.restart, restart_if_changed=args.restart_if_changed)
