@@ -58,16 +58,23 @@ def _named_config(name: str) -> ExtractConfig:
     return cfg
 
 
-def _nodes(html: str, url: str, cfg: ExtractConfig):
+def _nodes(html: str, url: str, cfg: ExtractConfig, budget=None):
+    """``(texts, images, metadata)`` of decoded HTML; ``budget`` (a running page budget) raises
+    :class:`obelics.budget.PageBudgetExceeded` when the page is over it."""
+    from obelics.budget import NO_BUDGET
+
+    budget = budget or NO_BUDGET
     if cfg.mode == "obelics-2023":
         from obelics.html.extract_2023 import tree_to_nodes
         from obelics.html.simplify_2023 import Simplify2023Config, simplify_2023
 
         scfg = Simplify2023Config(css_rules=list(cfg.css_remove), css_rules_replace_with_text=dict(cfg.css_replace))
-        return tree_to_nodes(simplify_2023(html, scfg), url)
+        return tree_to_nodes(simplify_2023(html, scfg, budget), url, budget)
     from obelics.html.extract_default import extract_nodes
 
-    return extract_nodes(html, url, cfg)
+    out = extract_nodes(html, url, cfg)  # compiled, linear in the page: bounded by the size caps
+    budget.check_time()
+    return out
 
 
 def _decode(html: str | bytes, cfg: ExtractConfig, charset: str | None = None,
@@ -92,17 +99,20 @@ def extract_html(html: str | bytes, url: str, profile: str | Path | Profile | Ex
     ``obelics-2023`` decodes bytes the production way (bs4 detection and round trip) and still
     round-trips a str through bs4, as the build did; ``default`` uses a str as is. A page with no
     content yields a document with empty lists. An undecodable page (``obelics-2023``: empty payload)
-    also yields an empty document.
+    also yields an empty document. A page over the profile's per-page budget raises
+    :class:`obelics.budget.PageBudgetExceeded` (its ``skip_reason`` is ``page_budget:<reason>``).
     """
     from obelics.html.decode import DecodeError
 
     cfg = extract_config(profile)
     gm = dict(general_metadata) if general_metadata else {"url": url}
+    budget = cfg.page_budget()
+    budget.check_size(html)
     try:
         text = _decode(html, cfg)
     except DecodeError:
         return WebDocument(general_metadata=gm, capture_date=capture_date)
-    texts, images, metadata = _nodes(text, url, cfg)
+    texts, images, metadata = _nodes(text, url, cfg, budget)
     return WebDocument(texts=texts, images=images, metadata=metadata, general_metadata=gm,
                        capture_date=capture_date)
 
@@ -117,6 +127,8 @@ def extract_record(record: HtmlRecord, profile: str | Path | Profile | ExtractCo
 
     cfg = extract_config(profile)
     gm = record.general_metadata
+    budget = cfg.page_budget()
+    budget.check_size(record.payload)
     try:
         if cfg.mode == "obelics-2023":
             text = _decode(record.payload, cfg, identified_charset=record.identified_charset)
@@ -124,7 +136,7 @@ def extract_record(record: HtmlRecord, profile: str | Path | Profile | ExtractCo
             text = _decode(record.html, cfg)
     except DecodeError:
         return WebDocument(general_metadata=gm, capture_date=record.capture_date)
-    texts, images, metadata = _nodes(text, record.url, cfg)
+    texts, images, metadata = _nodes(text, record.url, cfg, budget)
     return WebDocument(texts=texts, images=images, metadata=metadata, general_metadata=gm,
                        capture_date=record.capture_date)
 
@@ -147,6 +159,6 @@ def iter_warc_documents(path_or_url, profile: str | Path | Profile = "default",
         try:
             doc = extract_record(record, cfg)
         except Exception as e:  # noqa: BLE001 - one bad page never stops a run
-            stats.skip(f"extract_error:{type(e).__name__}")
+            stats.skip(getattr(e, "skip_reason", None) or f"extract_error:{type(e).__name__}")
             continue
         yield doc

@@ -45,7 +45,7 @@ def _extract(source, ctx):
             try:
                 doc = extract_record(record, cfg)
             except Exception as e:  # noqa: BLE001 - one bad page never stops a run
-                rs.skip(f"extract_error:{type(e).__name__}")
+                rs.skip(getattr(e, "skip_reason", None) or f"extract_error:{type(e).__name__}")
                 continue
             headers = {k: v for k, v in record.http_headers.items() if k in _OPTOUT_HEADERS}
             if headers:

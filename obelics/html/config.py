@@ -71,3 +71,15 @@ class ExtractConfig:
     min_declared_size: int = 2  # images declaring width or height below this (1x1 pixels) are dropped
     remove_dates: bool = False  # the original's "class contains date" rule
     drop_consecutive_duplicate_images: bool = True  # lazy <img> + <noscript><img> of the same URL
+    # --- every mode: a page over its budget is skipped as page_budget:<time|memory|depth> (obelics.budget)
+    page_max_seconds: float = 20.0  # wall time of one page's extraction; 0: no limit
+    page_max_chars: int = 12_000_000  # characters (or bytes) of the page
+    page_max_tags: int = 400_000  # `<` in the page, an upper bound on its elements
+    page_max_depth: int = 4_096  # estimated nesting depth (the HTML5 parser is quadratic in it)
+
+    def page_budget(self):
+        """A fresh :class:`obelics.budget.PageBudget` for one page, its clock started now."""
+        from obelics.budget import BudgetLimits, PageBudget
+
+        return PageBudget(BudgetLimits(self.page_max_seconds, self.page_max_chars, self.page_max_tags,
+                                       self.page_max_depth))

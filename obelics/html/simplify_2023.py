@@ -4,6 +4,10 @@ Steps run in the original order (a-n). Two lexbor API differences are handled (r
 ``<?php ?>`` blocks are nodes whose tag is ``None`` and colon tag names (``fb:like``) are not found
 by lexbor's ``strip_tags``, so non-kept tags are removed by walking the tree and comparing ``.tag``.
 Removals collect the nodes first, then remove them innermost first (reverse document order).
+
+Every step is linear in the page (the original's loops restarted from the root after each change,
+quadratic in the nesting depth); each one reaches the original's fixed point, so the output is the
+same. The walks call ``budget.tick()`` so that a page over its time budget stops (``obelics.budget``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 
 from selectolax.lexbor import LexborHTMLParser
 
+from obelics.budget import NO_BUDGET, PageBudget
 from obelics.html.media_2023 import get_media_src
 from obelics.html.tags_2023 import (
     BR_MARKER,
@@ -25,8 +30,6 @@ from obelics.html.tags_2023 import (
 
 _MULTI_NL = re.compile(r"[\n]{2,}")
 _MULTI_SPACE = re.compile(r"[ ]{2,}")
-# The original wrote `<!--(?s).*?-->`, an error on Python >= 3.11; a leading inline flag means the same.
-_COMMENT = re.compile(r"(?s)<!--.*?-->")
 _BR = re.compile("<br>|<br/>|<br />|</br>")
 _DIGITS = re.compile(r"\d+")
 
@@ -63,10 +66,33 @@ def preprocess_string(html: str, cfg: Simplify2023Config) -> str:
     if cfg.strip_multiple_spaces:
         html = _MULTI_SPACE.sub(" ", html)
     if cfg.remove_html_comments:
-        html = _COMMENT.sub("", html)
+        html = strip_comments(html)
     if cfg.replace_line_break_tags:
         html = _BR.sub(BR_MARKER, html)
     return html
+
+
+def strip_comments(html: str) -> str:
+    """``re.sub(r"(?s)<!--.*?-->", "", html)`` (the original's rule) in linear time.
+
+    The regex rescans to the end of the page from every ``<!--`` that has no ``-->`` after it
+    (quadratic on a page of unclosed comments); once one has none, no later one has either.
+    """
+    out = []
+    pos = 0
+    while True:
+        i = html.find("<!--", pos)
+        if i < 0:
+            break
+        j = html.find("-->", i + 4)
+        if j < 0:
+            break
+        out.append(html[pos:i])
+        pos = j + 3
+    if not out:
+        return html
+    out.append(html[pos:])
+    return "".join(out)
 
 
 def _remove_all(nodes) -> None:
@@ -76,20 +102,29 @@ def _remove_all(nodes) -> None:
 
 
 def _outermost(nodes) -> list:
-    """Drop nodes inside another node of ``nodes`` (document order kept)."""
-    chosen = set()
+    """Drop nodes inside another node of ``nodes`` (document order kept).
+
+    Each ancestor's answer is remembered (``inside``: mem_id -> is it or an ancestor chosen), so every
+    node is walked once: a later node in document order is never an ancestor of an earlier one's path.
+    """
+    inside: dict[int, bool] = {}
     out = []
     for node in nodes:
+        path = []
         parent = node.parent
-        inside = False
+        found = False
         while parent is not None:
-            if parent.mem_id in chosen:
-                inside = True
+            known = inside.get(parent.mem_id)
+            if known is not None:
+                found = known
                 break
+            path.append(parent.mem_id)
             parent = parent.parent
-        if not inside:
-            chosen.add(node.mem_id)
+        for mem_id in path:
+            inside[mem_id] = found
+        if not found:
             out.append(node)
+        inside[node.mem_id] = True
     return out
 
 
@@ -164,36 +199,59 @@ def _is_empty_leaf(node) -> bool:
     return not node.text().strip()
 
 
-def remove_empty_leaves(tree: LexborHTMLParser) -> None:
-    """Step l: repeatedly remove empty non-media leaves and media nodes without a source."""
-    while True:
-        doomed = [node for node in tree.root.traverse() if _is_empty_leaf(node)]
-        if not doomed:
-            return
-        _remove_all(doomed)
+def remove_empty_leaves(tree: LexborHTMLParser, budget: PageBudget = NO_BUDGET) -> None:
+    """Step l: remove empty non-media leaves and media nodes without a source, until none is left.
+
+    The original removed them round after round from the root. One pass children-first (reverse
+    pre-order) reaches the same fixed point: whether a node goes depends only on its own subtree, and
+    removing nodes below it can only make it go (a video loses its ``<source>`` children, which always
+    go; a parent loses the text of a removed media child).
+    """
+    for node in reversed(list(tree.root.traverse())):
+        budget.tick()
+        if _is_empty_leaf(node):
+            node.decompose()
 
 
-def unnest_nodes(tree: LexborHTMLParser) -> None:
-    """Step m: replace a node by its only element child when both have the same tag."""
-    changed = True
-    while changed:
-        changed = False
-        for node in tree.root.traverse():
-            only = None
-            count = 0
-            for child in node.iter():
-                count += 1
-                if count > 1:
-                    break
-                only = child
-            if count == 1 and node.tag == only.tag and not node.text(deep=False).strip():
-                node.replace_with(only)
-                changed = True
-                break
+def _single_same_tag_child(node):
+    only = None
+    count = 0
+    for child in node.iter():
+        count += 1
+        if count > 1:
+            return None
+        only = child
+    if count == 1 and node.tag == only.tag and not node.text(deep=False).strip():
+        return only
+    return None
 
 
-def simplify_2023(html: str, cfg: Simplify2023Config | None = None) -> LexborHTMLParser:
-    """Run steps a-n on an HTML string and return the simplified lexbor tree."""
+def unnest_nodes(tree: LexborHTMLParser, budget: PageBudget = NO_BUDGET) -> None:
+    """Step m: replace a node by its only element child when both have the same tag.
+
+    The original replaced the first such node in pre-order by a copy of its child and restarted from the
+    root. A replacement never changes whether a node before it in pre-order matches, so one pre-order
+    walk that collapses each node while it matches ends at the same tree; the child is moved, not copied.
+    """
+    stack = [tree.root]
+    while stack:
+        node = stack.pop()
+        budget.tick()
+        only = _single_same_tag_child(node)
+        while only is not None:
+            node.replace_with(only, move=True)
+            node = only
+            budget.tick()
+            only = _single_same_tag_child(node)
+        stack.extend(reversed(list(node.iter())))
+
+
+def simplify_2023(html: str, cfg: Simplify2023Config | None = None,
+                  budget: PageBudget = NO_BUDGET) -> LexborHTMLParser:
+    """Run steps a-n on an HTML string and return the simplified lexbor tree.
+
+    ``budget`` bounds the page's work: it raises :class:`obelics.budget.PageBudgetExceeded` when over.
+    """
     cfg = cfg or Simplify2023Config()
     tree = parse(preprocess_string(html, cfg))
     if cfg.css_rules:
@@ -209,9 +267,9 @@ def simplify_2023(html: str, cfg: Simplify2023Config | None = None) -> LexborHTM
     if cfg.remove_dates:
         remove_dates(tree)
     if cfg.remove_empty_leaves:
-        remove_empty_leaves(tree)
+        remove_empty_leaves(tree, budget)
     if cfg.unnest_nodes:
-        unnest_nodes(tree)
+        unnest_nodes(tree, budget)
     if cfg.remake_tree:
         tree = parse(tree.html)
     return tree

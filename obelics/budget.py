@@ -1,0 +1,127 @@
+"""A per-page budget of time and memory for extraction (a hostile page is skipped, the worker lives on).
+
+Time is bounded in-process, without signals: the extraction walks call :meth:`PageBudget.tick` once per
+node, and every ``CHECK_EVERY`` ticks the clock is read; past the deadline it raises
+:class:`PageBudgetExceeded` (reason ``time``). Memory is bounded before any work by the page's size: its
+characters and its ``<`` count (an upper bound on its elements, each of which becomes a few Python or
+lexbor objects); the extraction steps are linear, so these caps bound peak memory (reason ``memory``).
+The HTML5 tree builder itself (lexbor, like every conforming parser) checks element scope by walking the
+stack of open elements, so its time grows with the square of the nesting depth, inside C where no tick
+can stop it: a page whose estimated nesting depth (open minus closed non-void tags, a regex scan run only
+on pages with more tags than the cap) is over ``max_depth`` is skipped before parsing (reason ``depth``).
+A skipped page is counted as ``page_budget:<reason>``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+CHECK_EVERY = 1024  # ticks between two reads of the clock
+
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)")
+_TAG_BYTES = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9]*)")
+# tags that never hold an open element (void), close themselves implicitly (p, li, cells) or hold raw text
+_NO_DEPTH = frozenset(
+    "area base br col embed hr img input link meta param source track wbr keygen command basefont bgsound "
+    "frame image isindex nextid spacer p li dt dd option optgroup tr td th rb rt rp rtc tbody thead tfoot "
+    "colgroup caption html head body script style textarea title xmp iframe noembed noframes plaintext".split())
+
+
+def estimated_depth(html: str | bytes) -> int:
+    """The page's deepest nesting as its tags say (open minus closed, void and self-closing tags skipped).
+
+    An estimate made without parsing: it over-counts a page of unclosed elements that the parser closes
+    implicitly (those listed in ``_NO_DEPTH`` are skipped), which is the shape a hostile page takes too.
+    """
+    pattern = _TAG_BYTES if isinstance(html, bytes) else _TAG
+    depth = deepest = 0
+    for close, name in pattern.findall(html):
+        name = name.lower()
+        if isinstance(name, bytes):
+            name = name.decode("ascii")
+        if name in _NO_DEPTH:
+            continue
+        if close:
+            if depth:
+                depth -= 1
+        else:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+    return deepest
+
+
+class PageBudgetExceeded(Exception):
+    """A page went over its budget; ``reason`` is ``time``, ``memory`` or ``depth``."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"page over its {reason} budget" + (f": {detail}" if detail else ""))
+        self.reason = reason
+
+    @property
+    def skip_reason(self) -> str:
+        """The funnel's reason for the skipped page."""
+        return f"page_budget:{self.reason}"
+
+
+@dataclass(frozen=True)
+class BudgetLimits:
+    """Per-page limits (the profile's ``extract.page_budget``); ``0`` turns a limit off."""
+
+    max_seconds: float = 20.0  # wall time of one page's extraction (decoding included)
+    max_chars: int = 12_000_000  # characters of the decoded page
+    max_tags: int = 400_000  # `<` characters in the page: an upper bound on its elements
+    max_depth: int = 4_096  # estimated nesting depth (the shared real pages reach 418)
+
+
+class PageBudget:
+    """The running budget of one page: a deadline checked every ``CHECK_EVERY`` ticks."""
+
+    __slots__ = ("deadline", "_left", "limits")
+
+    def __init__(self, limits: BudgetLimits | None = None, now: float | None = None):
+        self.limits = limits or BudgetLimits()
+        start = time.perf_counter() if now is None else now
+        self.deadline = start + self.limits.max_seconds if self.limits.max_seconds > 0 else None
+        self._left = CHECK_EVERY
+
+    def check_size(self, html: str | bytes) -> None:
+        """Raise (``memory``) when the page is larger than the caps, before anything is parsed."""
+        lim = self.limits
+        if lim.max_chars and len(html) > lim.max_chars:
+            raise PageBudgetExceeded("memory", f"{len(html):,} characters > {lim.max_chars:,}")
+        if lim.max_tags or lim.max_depth:
+            tags = html.count(b"<" if isinstance(html, bytes) else "<")
+            if lim.max_tags and tags > lim.max_tags:
+                raise PageBudgetExceeded("memory", f"{tags:,} tags > {lim.max_tags:,}")
+            if lim.max_depth and tags > lim.max_depth:
+                depth = estimated_depth(html)
+                if depth > lim.max_depth:
+                    raise PageBudgetExceeded("depth", f"nesting depth about {depth:,} > {lim.max_depth:,}")
+
+    def check_time(self) -> None:
+        """Raise (``time``) when the deadline has passed."""
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise PageBudgetExceeded("time", f"over {self.limits.max_seconds:g} s")
+
+    def tick(self, n: int = 1) -> None:
+        """Count ``n`` units of work; read the clock every ``CHECK_EVERY`` of them."""
+        self._left -= n
+        if self._left <= 0:
+            self._left = CHECK_EVERY
+            self.check_time()
+
+
+class _NoBudget(PageBudget):
+    """The unlimited budget (library calls that pass none)."""
+
+    def __init__(self):
+        super().__init__(BudgetLimits(max_seconds=0, max_chars=0, max_tags=0, max_depth=0))
+
+    def tick(self, n: int = 1) -> None:
+        return None
+
+
+NO_BUDGET = _NoBudget()

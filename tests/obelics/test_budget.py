@@ -1,0 +1,88 @@
+"""The per-page extraction budget: over-size, over-deep and over-time pages are skipped with a reason."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from obelics.budget import BudgetLimits, PageBudget, PageBudgetExceeded, estimated_depth
+from obelics.extract import extract_config, extract_html, iter_warc_documents
+from obelics.records import ReadStats
+
+PROFILES = ["default", "obelics-2023"]
+
+
+def _cfg(profile, **limits):
+    import dataclasses
+
+    return dataclasses.replace(extract_config(profile), **limits)
+
+
+def test_estimated_depth():
+    assert estimated_depth("<div><p>a<p>b<div>c</div></div>") == 2
+    assert estimated_depth("<div>" * 50 + "<img><br/>") == 50
+    assert estimated_depth(b"<b id=1><b id=2></b><i>") == 2
+    assert estimated_depth("<li>" * 100) == 0
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_deep_page_skipped_before_parsing(profile):
+    html = "<html><body>" + "<div><section>a" * 5000
+    with pytest.raises(PageBudgetExceeded) as e:
+        extract_html(html, "https://e.com/", profile)
+    assert e.value.skip_reason == "page_budget:depth"
+    # the same page under a larger cap is extracted
+    doc = extract_html("<html><body>" + "<div><section>a" * 300, "https://e.com/", profile)
+    assert doc.texts
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_too_many_tags_or_chars(profile):
+    with pytest.raises(PageBudgetExceeded) as e:
+        extract_html("<p>x</p>" * 600, "https://e.com/", _cfg(profile, page_max_tags=1000))
+    assert e.value.skip_reason == "page_budget:memory"
+    with pytest.raises(PageBudgetExceeded) as e:
+        extract_html("<p>" + "x" * 5000 + "</p>", "https://e.com/", _cfg(profile, page_max_chars=4000))
+    assert e.value.reason == "memory"
+
+
+def test_time_budget_stops_the_2023_walk():
+    """A deadline already past: the walk raises at its first clock read (after CHECK_EVERY nodes)."""
+    html = "<html><body>" + "<p>a<b>b</b>c</p>" * 3000
+    with pytest.raises(PageBudgetExceeded) as e:
+        extract_html(html, "https://e.com/", _cfg("obelics-2023", page_max_seconds=1e-9))
+    assert e.value.skip_reason == "page_budget:time"
+    assert extract_html(html, "https://e.com/", "obelics-2023").texts
+
+
+def test_tick_reads_the_clock_every_check():
+    budget = PageBudget(BudgetLimits(max_seconds=1.0), now=-10.0)  # deadline long past
+    budget.tick(1000)
+    with pytest.raises(PageBudgetExceeded):
+        budget.tick(100)
+
+
+def _warc(pages):
+    buf = io.BytesIO()
+    w = WARCWriter(buf, gzip=True)
+    for i, html in enumerate(pages):
+        body = html.encode()
+        http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
+        w.write_record(w.create_warc_record(f"https://e.com/{i}.html", "response", payload=io.BytesIO(body),
+                                            http_headers=http))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_hostile_page_counted_and_the_rest_kept(tmp_path, profile):
+    good = "<html><body><p>" + "A normal paragraph of words. " * 20 + "</p></body></html>"
+    bad = "<html><body>" + "<div><section>a" * 6000 + "</body></html>"
+    path = tmp_path / "x.warc.gz"
+    path.write_bytes(_warc([good, bad, good]))
+    stats = ReadStats()
+    docs = list(iter_warc_documents(str(path), profile, stats=stats))
+    assert len(docs) == 2
+    assert stats.as_dict()["skipped"].get("page_budget:depth") == 1
