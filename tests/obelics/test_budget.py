@@ -30,7 +30,7 @@ def test_estimated_depth():
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_deep_page_skipped_before_parsing(profile):
-    html = "<html><body>" + "<div><section>a" * 5000
+    html = "<html><body>" + "<div><section>a" * 6000
     with pytest.raises(PageBudgetExceeded) as e:
         extract_html(html, "https://e.com/", profile)
     assert e.value.skip_reason == "page_budget:depth"
