@@ -32,6 +32,10 @@ from itertools import chain, count
 
 import numpy as np
 
+from filters.normalize import NON_PRINTING_CHARACTERS_RE, UNICODE_PUNCTUATION
+from filters.text_metrics import _STRIP_CHARS, WHITESPACE_CHARS
+from filters.wordlists import PUNCTUATION
+
 try:  # pragma: no cover - exercised when numba is installed (a dependency; the fallback keeps it optional)
     import numba
 except ImportError:  # pragma: no cover
@@ -49,9 +53,6 @@ def available() -> bool:
 def class_table() -> np.ndarray:
     """uint8 per code point: bit 1 special character, bit 2 ``[\\w']``, bit 4 one of ``,;:?!.``."""
     if not _TABLE:
-        from filters.text_metrics import _STRIP_CHARS
-        from filters.wordlists import PUNCTUATION
-
         every = "".join(map(chr, range(0x110000)))
         marked = re.sub(r"[\w']", "'", every).encode("utf-32-le", "surrogatepass")
         table = np.where(np.frombuffer(marked, dtype=np.uint32) == ord("'"), WORD, 0).astype(np.uint8)
@@ -492,7 +493,7 @@ def word_repetition_ids(ids: np.ndarray, lengths: list[int], n: int) -> list[flo
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Perplexity normalisation (filters.perplexity.normalize) of many texts at once
+# Perplexity normalisation (filters.normalize.normalize) of many texts at once
 # ---------------------------------------------------------------------------------------------------------
 # One code per code point: 0 kept, 1 deleted (non-printing), 2 -> " " (odd space), 3 -> "0" (a \d digit),
 # 4 + k -> the k-th replacement of UNICODE_PUNCTUATION; plus 128 if str.strip would strip it (\s).
@@ -501,8 +502,6 @@ _NORM: list = []
 
 def _norm_tables():
     if not _NORM:
-        from filters.perplexity import NON_PRINTING_CHARACTERS_RE, UNICODE_PUNCTUATION, WHITESPACE_CHARS
-
         every = "".join(map(chr, range(0x110000)))
 
         def matches(pattern: str) -> np.ndarray:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from filters.base import Verdict
+from filters.resources import ResourceMissing, lid_bin_path
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,11 @@ def ftz_path() -> Path:
 
 
 def resolve_model_path(model: str) -> Path:
-    from filters.resources import lid_bin_path
-
     if model in ("auto", "bin"):
         b = lid_bin_path()
         if b.is_file():
             return b
         if model == "bin":
-            from filters.wordlists import ResourceMissing
-
             raise ResourceMissing(f"{b} not found: run `obelics resources fetch` (needs a network)")
         return ftz_path()
     if model == "ftz":

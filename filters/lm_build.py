@@ -33,6 +33,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from filters.normalize import normalize
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = REPO_ROOT / "build" / "resources" / "builtin-en"
 BUILD_VERSION = 2
@@ -103,8 +105,6 @@ def gather_corpus() -> list[str]:
 
 
 def _sentences(paragraphs: list[str]) -> list[str]:
-    from filters.perplexity import normalize
-
     out = []
     for para in paragraphs:
         for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", para):

@@ -22,50 +22,19 @@ because perplexities of different models are not comparable.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from filters import fast_metrics, lm_build
 from filters.base import Verdict
+from filters.normalize import normalize, normalize_each
+from filters.resources import ResourceMissing, kenlm_paths
+
+__all__ = ["KenlmScorer", "PerplexityConfig", "PerplexityFilter", "get_scorer", "normalize", "resolve_model"]
 
 log = logging.getLogger(__name__)
-
-NON_PRINTING_CHARACTERS_RE = re.compile(f"[{''.join(map(chr, list(range(0, 32)) + list(range(127, 160))))}]")
-DIGITS_RE = re.compile(r"\d")
-WHITESPACE_CHARS = "\u2009\u200a\u202f\u2005\u3000\u2002\u2008\u2003\ufffc\u0084\u00a0"
-
-# CCNet / BigScience table (reference §5.1), data.
-UNICODE_PUNCTUATION = {
-    "，": ",", "。": ".", "、": ",", "„": '"', "”": '"', "“": '"', "«": '"', "»": '"', "１": '"', "」": '"',
-    "「": '"', "《": '"', "》": '"', "´": "'", "∶": ":", "：": ":", "？": "?", "！": "!", "（": "(", "）": ")",
-    "；": ";", "–": "-", "—": " - ", "．": ". ", "～": "~", "’": "'", "…": "...", "━": "-", "〈": "<",
-    "〉": ">", "【": "[", "】": "]", "％": "%", "►": "-",
-}
-_PUNCT_RE = re.compile("|".join(map(re.escape, UNICODE_PUNCTUATION)))
-_WS_RE = re.compile(f"[{WHITESPACE_CHARS}]")
-
-
-def normalize(text: str) -> str:
-    """The §5.2 normalisation (note: it deletes ``\\n`` without replacement).
-
-    Substitutions go through regexes that only touch the matched characters (``str.translate`` costs a
-    dictionary lookup per character); the result is the same.
-    """
-    text = NON_PRINTING_CHARACTERS_RE.sub("", text).strip()
-    text = _WS_RE.sub(" ", text)
-    text = DIGITS_RE.sub("0", text)
-    return _PUNCT_RE.sub(_punct, text)
-
-
-def _punct(m: re.Match) -> str:
-    return UNICODE_PUNCTUATION[m.group()]
-
-
-def _normalize_each(texts: list[str]) -> list[str]:
-    return [normalize(t) for t in texts]
-
 
 @dataclass
 class PerplexityConfig:
@@ -111,9 +80,7 @@ class KenlmScorer:
         With Numba installed the normalisation runs compiled (:func:`filters.fast_metrics.normalize_many`,
         the same strings as :func:`normalize`).
         """
-        from filters import fast_metrics
-
-        norm = fast_metrics.normalize_many if fast_metrics.available() else _normalize_each
+        norm = fast_metrics.normalize_many if fast_metrics.available() else normalize_each
         if mode == "glued":
             lines = norm([text])
         else:
@@ -133,8 +100,6 @@ def resolve_model(cfg: PerplexityConfig) -> tuple[str, Path, Path]:
 
     ``builtin-en`` is built on first use (about 10 s) if it is not there yet.
     """
-    from filters.resources import kenlm_paths
-
     if cfg.model == "custom":
         if not (cfg.kenlm_path and cfg.sp_path):
             raise ValueError("perplexity.model=custom needs kenlm_path and sp_path")
@@ -144,11 +109,7 @@ def resolve_model(cfg: PerplexityConfig) -> tuple[str, Path, Path]:
         if lm.is_file() and sp.is_file():
             return "wikipedia-en", lm, sp
         if cfg.model == "wikipedia-en":
-            from filters.wordlists import ResourceMissing
-
             raise ResourceMissing(f"{lm} not found: run `obelics resources fetch` (needs a network)")
-    from filters import lm_build
-
     d = lm_build.build(cfg.builtin_dir or lm_build.DEFAULT_DIR)
     return "builtin-en", d / "en.arpa", d / "en.sp.model"
 

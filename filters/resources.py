@@ -35,6 +35,10 @@ KENLM_REPO = "edugp/kenlm"
 KENLM_FILES = ("wikipedia/en.arpa.bin", "wikipedia/en.sp.model")
 
 
+class ResourceMissing(FileNotFoundError):
+    """A resource (word list, model) is not available offline; ``obelics resources fetch`` gets it."""
+
+
 def cache_dir() -> Path:
     """Where fetched resources live (see module docstring)."""
     if os.environ.get("OBELICS_RESOURCES"):
@@ -186,10 +190,8 @@ def fetch(what: Iterable[str] = ("wordlists", "langid", "kenlm"), dest: Path | N
 
 def status(dest: Path | None = None) -> dict[str, bool]:
     """Which resources are present in the cache."""
-    from filters.wordlists import WORDLIST_FILES
-
     dest = Path(dest) if dest else cache_dir()
-    st = {f"wordlists/{f}": (dest / "wordlists" / f).is_file() for f in WORDLIST_FILES.values()}
+    st = {f"wordlists/{s.file}": (dest / "wordlists" / s.file).is_file() for s in WORDLIST_SOURCES}
     st["lid.176.bin"] = (dest / "lid.176.bin").is_file()
     for f in KENLM_FILES:
         st[f"kenlm/{f}"] = (dest / "kenlm" / f).is_file()

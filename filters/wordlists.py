@@ -27,6 +27,8 @@ import os
 import string
 from pathlib import Path
 
+from filters.resources import ResourceMissing, cache_dir
+
 # The extra symbols of the original SPECIAL_CHARACTERS (data, reproduced as in reference §5.1).
 _OTHER_SPECIAL_CHARACTERS = (
     "\u3000￼’“”–ー一▬…✦�£•€«»°·═×士＾˘⇓↓↑←→（）§″′´¿−±∈¢ø‚„½¼¾¹²³―⁃，ˌ¸‹›"
@@ -93,14 +95,8 @@ WORDLIST_FILES = {
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class ResourceMissing(FileNotFoundError):
-    """A resource (word list, model) is not available offline; ``obelics resources fetch`` gets it."""
-
-
 def wordlist_dirs() -> list[Path]:
     """Folders searched, in order, for the original (``obelics-2023``) word lists."""
-    from filters.resources import cache_dir
-
     dirs = []
     if os.environ.get("OBELICS_WORDLISTS"):
         dirs.append(Path(os.environ["OBELICS_WORDLISTS"]))
