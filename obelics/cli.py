@@ -12,8 +12,8 @@ import importlib
 import logging
 import sys
 
-# Order shown in --help. A module missing from an install is skipped, never fatal.
-COMMANDS = ["extract", "filter", "dedup", "images", "run", "report", "publish", "resources", "sample"]
+# Order shown in --help; each is a module obelics/commands/<name>.py (tests/test_imports.py checks it).
+COMMANDS = ["extract", "filter", "images", "run", "report", "publish", "resources", "sample"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,13 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"obelics.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"obelics.commands.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"obelics.commands.{name}").register(sub)
     return parser
 
 

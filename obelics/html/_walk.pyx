@@ -55,20 +55,11 @@ cdef enum:
     NODE_TEXT = 3
     NODE_DOCUMENT = 9
     NTAG = 4096  # lexbor's static tag ids are below 0x100; a tag it does not know gets a pointer as id
+    MAX_NAMES = 16  # room for each of the small tables configure() copies from extract_default
 
-# what the walk does with an element (the values of extract_default._K_*)
-cdef enum:
-    K_SKIP = 1
-    K_IMG
-    K_PICTURE
-    K_BR
-    K_LIST
-    K_ITEM
-    K_TABLE
-    K_NOSCRIPT
-    K_PRE
-    K_ARTICLE
-    K_MAIN
+# what the walk does with an element: extract_default's _K_* values, taken by configure()
+cdef int K_SKIP = -1, K_IMG = -1, K_PICTURE = -1, K_BR = -1, K_LIST = -1, K_ITEM = -1, K_TABLE = -1
+cdef int K_NOSCRIPT = -1, K_PRE = -1, K_ARTICLE = -1, K_MAIN = -1
 
 # per-tag flags
 cdef enum:
@@ -126,30 +117,74 @@ cdef object _emit_eod = None
 cdef tuple _SEP = ()
 cdef dict _BLOCK_LEVEL = None
 cdef frozenset _NO_ATTR_CHECK = None, _CONTENT_TAGS = None
-cdef uintptr_t TAG_A = 0, TAG_INPUT = 0, TAG_ARTICLE = 0, TAG_MAIN = 0, TAG_BASE = 0
-cdef uintptr_t TAG_SCRIPT = 0, TAG_STYLE = 0, TAG_TEMPLATE = 0
-# elements whose text is never page text: the Python walk strips them from the tree first (simplify_default);
-# this walk skips them and leaves them out of its character counts instead, which is cheaper and the same
-STRIPPED = frozenset(["script", "style", "template"])
+cdef frozenset _STRIPPED = None  # elements whose text is never page text (extract_default._STRIPPED_TAGS)
+cdef str _DIV_TAG = None
+cdef bytes _DATE_CLASS = None
+cdef tuple _PICTURE_PARTS = None
+# lexbor's ids of the tags the walk compares, and the attribute names and values it reads in C; the bytes
+# objects behind the C strings are kept alive in _keep
+cdef uintptr_t TAG_A = 0, TAG_LOGIN = 0, TAG_BASE = 0
+cdef uintptr_t stripped_ids[MAX_NAMES]
+cdef int n_stripped = 0
+cdef uintptr_t content_ids[MAX_NAMES]
+cdef int n_content = 0
+cdef const char *content_attr = NULL
+cdef const char *content_value = NULL
+cdef size_t content_attr_len = 0, content_value_len = 0
+cdef const char *login_attr = NULL
+cdef const char *login_value = NULL
+cdef size_t login_attr_len = 0, login_value_len = 0
+cdef const char *rule_names[MAX_NAMES]  # extract_default._RULE_ATTRS other than "class"
+cdef size_t rule_lens[MAX_NAMES]
+cdef int n_rule_names = 0
+cdef list _keep = []
+
+
+cdef const char *_c_string(str text, size_t *n) except NULL:
+    """A C string of ``text`` (UTF-8) that lives as long as the module; its length in ``n``."""
+    cdef bytes b = text.encode()
+    _keep.append(b)
+    n[0] = len(b)
+    return <const char *> b
 
 
 def configure(rules_module):
-    """Take the Python rules the walk calls from ``rules_module`` (extract_default); learn lexbor's ids of the
-    tags it compares."""
+    """Take the rules from ``rules_module`` (extract_default): the Python functions the walk calls, its tag
+    kinds, tables and the tag and attribute names it compares in C; learn lexbor's ids of those tags."""
+    cdef int i
     m = rules_module
+    global _Emitter, _pre_text, _verdict, _emit_image, _picture_candidates, _emit_eod
+    global _SEP, _BLOCK_LEVEL, _NO_ATTR_CHECK, _CONTENT_TAGS, _STRIPPED, _DIV_TAG, _DATE_CLASS, _PICTURE_PARTS
+    global K_SKIP, K_IMG, K_PICTURE, K_BR, K_LIST, K_ITEM, K_TABLE, K_NOSCRIPT, K_PRE, K_ARTICLE, K_MAIN
+    global TAG_A, TAG_LOGIN, TAG_BASE, n_stripped, n_content, n_rule_names
+    global content_attr, content_value, content_attr_len, content_value_len
+    global login_attr, login_value, login_attr_len, login_value_len
     kinds = (m._K_SKIP, m._K_IMG, m._K_PICTURE, m._K_BR, m._K_LIST, m._K_ITEM, m._K_TABLE, m._K_NOSCRIPT,
              m._K_PRE, m._K_ARTICLE, m._K_MAIN)
-    if kinds != (K_SKIP, K_IMG, K_PICTURE, K_BR, K_LIST, K_ITEM, K_TABLE, K_NOSCRIPT, K_PRE, K_ARTICLE, K_MAIN):
-        raise ImportError("obelics.html._walk was built from another version of extract_default: reinstall")
-    global _Emitter, _pre_text, _verdict, _emit_image, _picture_candidates, _emit_eod
-    global _SEP, _BLOCK_LEVEL, _NO_ATTR_CHECK, _CONTENT_TAGS
-    global TAG_A, TAG_INPUT, TAG_ARTICLE, TAG_MAIN, TAG_BASE, TAG_SCRIPT, TAG_STYLE, TAG_TEMPLATE
+    if len(set(kinds)) != len(kinds) or min(kinds) < 1 or max(kinds) > 127:
+        raise ImportError(f"extract_default's tag kinds must be distinct and in 1..127: {kinds}")
+    K_SKIP, K_IMG, K_PICTURE, K_BR, K_LIST, K_ITEM, K_TABLE, K_NOSCRIPT, K_PRE, K_ARTICLE, K_MAIN = kinds
     _Emitter, _pre_text, _verdict, _emit_image = m._Emitter, m._pre_text, m._verdict, m._emit_image
     _picture_candidates, _emit_eod = m._picture_candidates, m._emit_eod
     _SEP, _BLOCK_LEVEL, _NO_ATTR_CHECK, _CONTENT_TAGS = m._SEP, m._BLOCK_LEVEL, m._NO_ATTR_CHECK, m._CONTENT_TAGS
+    _STRIPPED, _DIV_TAG, _PICTURE_PARTS = frozenset(m._STRIPPED_TAGS), m._DIV_TAG, tuple(m._PICTURE_PARTS)
+    _DATE_CLASS = m._DATE_CLASS.encode()
+    rule_attrs = sorted(a for a in m._RULE_ATTRS if a != "class")
+    if "class" not in m._RULE_ATTRS or not (len(m._STRIPPED_TAGS) <= MAX_NAMES
+                                            and len(m._CONTENT_BLOCK_TAGS) <= MAX_NAMES
+                                            and len(rule_attrs) <= MAX_NAMES):
+        raise ImportError("extract_default's tables do not fit the compiled walk (class in _RULE_ATTRS, "
+                          f"at most {MAX_NAMES} names a table): rebuild it with a larger MAX_NAMES")
+    for i, name in enumerate(rule_attrs):
+        rule_names[i] = _c_string(name, &rule_lens[i])
+    n_rule_names = len(rule_attrs)
+    content_attr = _c_string(m._CONTENT_BLOCK_ATTR[0], &content_attr_len)
+    content_value = _c_string(m._CONTENT_BLOCK_ATTR[1], &content_value_len)
+    login_attr = _c_string(m._LOGIN_FIELD[1], &login_attr_len)
+    login_value = _c_string(m._LOGIN_FIELD[2].lower(), &login_value_len)
     from selectolax.lexbor import LexborHTMLParser
 
-    names = ["a", "input", "article", "main", "base", "script", "style", "template"]
+    names = [m._LINK_TAG, m._LOGIN_FIELD[0], "base", *m._STRIPPED_TAGS, *m._CONTENT_BLOCK_TAGS]
     probe = LexborHTMLParser("<body>" + "".join(f"<{n}></{n}>" for n in names))
     ids = [tag_id_f(<void *> <uintptr_t> n.mem_id) for n in probe.body.iter()]
     if len(ids) != len(names) or max(ids) >= NTAG:
@@ -158,7 +193,13 @@ def configure(rules_module):
     custom = LexborHTMLParser("<body><x-obelics-probe></x-obelics-probe>").body.child
     if tag_id_f(<void *> <uintptr_t> custom.mem_id) < NTAG:
         raise ImportError("lexbor numbers unknown tags below the static range: the tag table would mix them up")
-    TAG_A, TAG_INPUT, TAG_ARTICLE, TAG_MAIN, TAG_BASE, TAG_SCRIPT, TAG_STYLE, TAG_TEMPLATE = ids
+    TAG_A, TAG_LOGIN, TAG_BASE = ids[:3]
+    n_stripped = len(m._STRIPPED_TAGS)
+    for i in range(n_stripped):
+        stripped_ids[i] = ids[3 + i]
+    n_content = len(m._CONTENT_BLOCK_TAGS)
+    for i in range(n_content):
+        content_ids[i] = ids[3 + n_stripped + i]
 
 
 def base_href(head):
@@ -205,7 +246,7 @@ cdef int _rule_attrs(void *node, const unsigned char **cls, size_t *cls_len) noe
     """Which of the attributes the verdict reads (extract_default._RULE_ATTRS) the element has: 1 a class,
     2 any other. ``cls`` is set to the class value (NULL for a class without value)."""
     cdef size_t n = 0
-    cdef int found = 0
+    cdef int found = 0, i
     cdef const unsigned char *name
     cdef void *attr = first_attr_f(node)
     while attr != NULL:
@@ -214,9 +255,11 @@ cdef int _rule_attrs(void *node, const unsigned char **cls, size_t *cls_len) noe
             if _is(name, n, "class", 5):
                 found |= 1
                 cls[0] = attr_value_f(attr, cls_len)
-            elif (_is(name, n, "id", 2) or _is(name, n, "role", 4) or _is(name, n, "style", 5)
-                  or _is(name, n, "hidden", 6) or _is(name, n, "aria-hidden", 11) or _is(name, n, "title", 5)):
-                found |= 2
+            elif not (found & 2):
+                for i in range(n_rule_names):
+                    if _is(name, n, rule_names[i], rule_lens[i]):
+                        found |= 2
+                        break
         attr = next_attr_f(attr)
     return found
 
@@ -272,7 +315,11 @@ cdef Py_ssize_t _nonspace_chars(const unsigned char *s, size_t n) noexcept nogil
 
 cdef inline bint _stripped(void *node) noexcept nogil:
     cdef uintptr_t tid = tag_id_f(node)
-    return tid == TAG_SCRIPT or tid == TAG_STYLE or tid == TAG_TEMPLATE
+    cdef int i
+    for i in range(n_stripped):
+        if tid == stripped_ids[i]:
+            return True
+    return False
 
 
 cdef inline void *_after(void *node, void *root) noexcept nogil:
@@ -451,23 +498,28 @@ cdef void *_next_in(void *node, void *root) noexcept nogil:
 
 
 cdef bint _has_content_block(void *node) noexcept nogil:
-    """``node.css_first("article, main, [itemprop='articleBody']")`` is not None (the node itself included)."""
+    """``node.css_first(extract_default._CONTENT_SELECTOR)`` is not None (the node itself included)."""
     cdef void *cur = node
     cdef uintptr_t tid
+    cdef int i
     while cur != NULL:
         if type_f(cur) == NODE_ELEMENT:
             tid = tag_id_f(cur)
-            if tid == TAG_ARTICLE or tid == TAG_MAIN or _has_attr_value(cur, "itemprop", 8, "articleBody", 11, False):
+            for i in range(n_content):
+                if tid == content_ids[i]:
+                    return True
+            if _has_attr_value(cur, content_attr, content_attr_len, content_value, content_value_len, False):
                 return True
         cur = _next_in(cur, node)
     return False
 
 
 cdef bint _has_password_input(void *node) noexcept nogil:
-    """``node.css_first("input[type='password' i]")`` is not None."""
+    """``node.css_first(extract_default._LOGIN_SELECTOR)`` is not None."""
     cdef void *cur = node
     while cur != NULL:
-        if type_f(cur) == NODE_ELEMENT and tag_id_f(cur) == TAG_INPUT and _has_attr_value(cur, "type", 4, "password", 8, True):
+        if (type_f(cur) == NODE_ELEMENT and tag_id_f(cur) == TAG_LOGIN
+                and _has_attr_value(cur, login_attr, login_attr_len, login_value, login_value_len, True)):
             return True
         cur = _next_in(cur, node)
     return False
@@ -500,7 +552,7 @@ cdef class TagTable:
         name = _decode(raw, n)
         kind = self.kinds.get(name, 0)
         flags = 0
-        if kind == K_SKIP or not name or name[0] == "-" or name in STRIPPED:
+        if kind == K_SKIP or not name or name[0] == "-" or name in _STRIPPED:
             flags |= F_SKIP
         if name in _NO_ATTR_CHECK:
             flags |= F_NO_CHECK
@@ -508,7 +560,7 @@ cdef class TagTable:
             flags |= F_ARTICLE_ONLY
         if name in _CONTENT_TAGS:
             flags |= F_CONTENT
-        if name == "div":
+        if name == _DIV_TAG:
             flags |= F_DIV
         return (kind, _BLOCK_LEVEL.get(name, 0), flags, name)
 
@@ -705,7 +757,7 @@ def walk(body, str page_url, str base, cfg, rules):
                 if remove_dates and (flags & F_DIV) and not skip:
                     if cls == NULL and (flags & F_NO_CHECK):
                         _rule_attrs(node, &cls, &cls_len)
-                    skip = cls != NULL and b"date" in (<const char *> cls)[:cls_len]
+                    skip = cls != NULL and _DATE_CLASS in (<const char *> cls)[:cls_len]
             if skip:
                 node = next_f(node)
                 continue
@@ -759,8 +811,10 @@ cdef _emit_picture(em, void *picture, str page_url, str base, cfg):
     while cur != NULL:
         if type_f(cur) == NODE_ELEMENT:
             raw = element_name_f(cur, &n)
-            if raw != NULL and (_is(raw, n, "source", 6) or _is(raw, n, "img", 3)):
-                items.append((_decode(raw, n), _attributes(cur)))
+            if raw != NULL:
+                name = _decode(raw, n)
+                if name in _PICTURE_PARTS:
+                    items.append((name, _attributes(cur)))
         cur = _next_in(cur, picture)
     img, extra = _picture_candidates(items)
     if img is not None or extra:

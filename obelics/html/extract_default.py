@@ -37,8 +37,23 @@ _BLOCK_LEVEL = {
     "legend": 2, "fieldset": 2, "br": 2, "thead": 2, "tbody": 2, "tfoot": 2, "body": 2, "picture": 1,
     "td": 1, "th": 1, "marquee": 2, "nobr": 0,
 }
+# The node-selection tables below are the only definition of these rules: the compiled walk
+# (obelics/html/_walk.pyx) reads every one of them at configure time, so a rule is changed here alone.
+#
+# a block matched as boilerplate is kept when it is one of these, or holds an article (a content block)
 _CONTENT_TAGS = frozenset(["article", "main", "body"])
-_CONTENT_SELECTOR = "article, main, [itemprop='articleBody']"
+_CONTENT_BLOCK_TAGS = ("article", "main")
+_CONTENT_BLOCK_ATTR = ("itemprop", "articleBody")  # attribute, exact value
+_CONTENT_SELECTOR = ", ".join(_CONTENT_BLOCK_TAGS) + ", [{}='{}']".format(*_CONTENT_BLOCK_ATTR)
+# a table holding this field is a login box, not content: tag, attribute, value (ASCII case-insensitive)
+_LOGIN_FIELD = ("input", "type", "password")
+_LOGIN_SELECTOR = "{}[{}='{}' i]".format(*_LOGIN_FIELD)
+# elements whose text is never page text: stripped before the Python walk, skipped by the compiled one
+_STRIPPED_TAGS = ("script", "style", "template")
+_LINK_TAG = "a"  # link text, for the link density of lists and tables
+_PICTURE_PARTS = ("source", "img")  # what a <picture> offers: <source> candidates, then the first <img>
+_DIV_TAG = "div"  # the tag the original's special-div and date rules apply to
+_DATE_CLASS = "date"  # remove_dates: a div whose class value contains this
 _LIST_TAGS = frozenset(["ul", "ol", "dl", "menu"])
 _LAZY_SRCSET = ("data-srcset", "data-lazy-srcset", "srcset")
 _LAZY_SRC = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-src-fg", "data-scroll-image",
@@ -126,7 +141,7 @@ def _chars(node) -> int:
 
 def _link_heavy(node, limit: float) -> bool:
     """True when more than ``limit`` of the text under ``node`` is link text (a menu, a link list)."""
-    links = node.css("a")
+    links = node.css(_LINK_TAG)
     if not links:
         return False
     total = _chars(node)
@@ -215,7 +230,7 @@ def _verdict(tag: str, attrs: dict, rules: _Rules) -> int:
     ident = attrs.get("id")
     if ident and _boiler_names(ident, rules):
         return 1
-    if tag == "div" and rules.special_div:
+    if tag == _DIV_TAG and rules.special_div:
         sd = rules.special_div
         if cls in sd or ident in sd or attrs.get("title") in sd:
             return 1
@@ -251,7 +266,7 @@ def simplify_default(html: str, cfg: ExtractConfig) -> tuple[LexborHTMLParser, s
                 if base_href:
                     break
     # script/style text would count as page text in the boilerplate share: strip them first (C level)
-    tree.strip_tags(["script", "style", "template"])
+    tree.strip_tags(list(_STRIPPED_TAGS))
     _css_rules(tree, cfg)
     return tree, base_href
 
@@ -371,19 +386,19 @@ def _picture_candidates(items) -> tuple[dict | None, list]:
     img = None
     extra = []
     for tag, attrs in items:
-        if tag == "source":
+        if tag == _PICTURE_PARTS[0]:
             for name in ("srcset", "data-srcset"):
                 if attrs.get(name):
                     extra.extend(parse_srcset(attrs[name]))
             if attrs.get("src"):
                 extra.append((attrs["src"], None, None))
-        elif tag == "img" and img is None:
+        elif tag == _PICTURE_PARTS[1] and img is None:
             img = attrs
     return img, extra
 
 
 def _emit_picture(em: _Emitter, picture, page_url: str, base: str, cfg: ExtractConfig) -> None:
-    items = [(c.tag, c.attributes) for c in picture.traverse() if c.tag in ("source", "img")]
+    items = [(c.tag, c.attributes) for c in picture.traverse() if c.tag in _PICTURE_PARTS]
     img, extra = _picture_candidates(items)
     if img is not None or extra:
         _emit_image(em, img if img is not None else picture.attributes, page_url, base, cfg, extra)
@@ -557,7 +572,7 @@ def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rul
                     skip = not keep_lists
                 elif kind == _K_TABLE:
                     skip = not keep_tables or _link_heavy(node, density)
-                    if not skip and node.css_first("input[type='password' i]") is not None:
+                    if not skip and node.css_first(_LOGIN_SELECTOR) is not None:
                         # a login box laid out as a table: its labels are not page content
                         if page_chars < 0:
                             page_chars = _chars(body)
@@ -566,9 +581,9 @@ def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rul
                     skip = not noscript_images
             elif tag in article_only:
                 skip = not in_article
-            if remove_dates and tag == "div" and not skip:
+            if remove_dates and tag == _DIV_TAG and not skip:
                 cls = (node.attributes or _EMPTY).get("class")
-                skip = bool(cls and "date" in cls)
+                skip = bool(cls and _DATE_CLASS in cls)
         if skip:
             if texts is not None and node.first_child is not None:
                 idx += _count_texts(node)
