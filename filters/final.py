@@ -35,6 +35,8 @@ class FinalConfig:
 
     enabled: bool = True
     remove_repeated_images: bool = True
+    # registry: the original list with its typo ("newletter") fixed and ordinary words (like, might, list)
+    # removed (§9 #17); obelics-2023: the original list
     spam_words: Literal["registry", "obelics-2023"] = "registry"
     spam_words_path: str | None = None
     spam_word_ratio_cutoff: float | None = 0.12   # a paragraph is kept iff its ratio < cutoff; null: off

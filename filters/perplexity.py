@@ -42,11 +42,15 @@ class PerplexityConfig:
 
     node_level: bool = False
     doc_level: bool = True
+    # paragraph: each paragraph scored as its own line; glued: the original deleted \n first (§9 #12)
     mode: Literal["paragraph", "glued"] = "paragraph"
+    # auto: wikipedia-en (edugp/kenlm, fetched) if present, else builtin-en (built offline)
     model: Literal["auto", "wikipedia-en", "builtin-en", "custom"] = "auto"
     kenlm_path: str | None = None
     sp_path: str | None = None
-    # Maximum perplexity per model name (a text above it is dropped). wikipedia-en: the original's 1500.
+    # Maximum perplexity per model name (a text above it is dropped): perplexities of different models are
+    # not comparable. wikipedia-en: the original's 1500; builtin-en calibrated on the shared pages (English
+    # 240-683, German prose ~1,100).
     max_perplexity: dict[str, float] = field(default_factory=lambda: {
         "wikipedia-en": 1500.0, "builtin-en": 1000.0, "custom": 1500.0})
     builtin_dir: str | None = None      # where builtin-en is built (default build/resources/builtin-en)

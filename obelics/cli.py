@@ -13,7 +13,7 @@ import logging
 import sys
 
 # Order shown in --help; each is a module obelics/commands/<name>.py (tests/test_imports.py checks it).
-COMMANDS = ["extract", "filter", "images", "run", "report", "publish", "resources", "sample"]
+COMMANDS = ["extract", "filter", "images", "run", "report", "publish", "resources", "sample", "profile"]
 
 
 def build_parser() -> argparse.ArgumentParser:

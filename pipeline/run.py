@@ -16,36 +16,21 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from obelics.config import Profile, load_profile
+from obelics.config import Profile
 from obelics.parquet import atomic_path
 from pipeline.executor import collect_unit_stats, ensure_ray, run_decision, run_unit_stage
 from pipeline.markers import is_done, read_json, write_json_atomic
 from pipeline.ops import GlobalOp, UnitOp, get_op
+from pipeline.profile import load_profile, resolved, validate
+from pipeline.run_config import DEFAULT_STAGES, RunConfig  # noqa: F401  (RunConfig: re-exported)
 from pipeline.sources import input_name
 
 log = logging.getLogger("obelics.run")
-
-DEFAULT_STAGES = [
-    "extract", "text_filters", "dedup_url", "dedup_minhash", "image_table", "merge_images",
-    "image_filters", "optout", "nsfw", "doc_filters", "dedup_image_urls", "dedup_paragraphs",
-    "dedup_image_sets", "final",
-]
-
-
-@dataclass
-class RunConfig:
-    """The ``run`` section of a profile."""
-
-    stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))
-    workers: int | None = None            # concurrent units on Ray (None: one per CPU)
-    use_ray: bool = True                  # False runs units inline (debugging)
-    output_shard_docs: int = 10000        # documents per output Parquet/WebDataset shard
-
 
 @dataclass
 class Plan:
@@ -126,14 +111,16 @@ def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: l
     with ``restart_if_changed`` (for small runs such as the embedded sample).
     """
     profile = load_profile(profile, overrides)
-    cfg = profile.section("run", RunConfig)
+    cfg = validate(profile).run  # every section checked before anything is written
     out = Path(out)
     work = out / "work"
     final_marker = out / "stats.json"
     units = {input_name(i): i for i in inputs}
     if len(units) != len(inputs):
         raise ValueError("two inputs map to the same unit name; pass each WARC once")
-    plan_record = {"profile": profile.name, "profile_data": profile.data, "inputs": list(inputs),
+    full = resolved(profile)  # every value the run uses, defaults included
+    plan_record = {"profile": profile.name, "profile_data": {k: v for k, v in full.items() if k != "name"},
+                   "inputs": list(inputs),
                    "stages": cfg.stages}
     plan_path = out / "run.json"
     changed = plan_path.exists() and read_json(plan_path) != plan_record
@@ -146,10 +133,9 @@ def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: l
                          "use a new --out folder, --restart to discard that run, or --restart-if-changed")
     if not plan_path.exists():
         write_json_atomic(plan_path, plan_record)
-    resolved = out / "profile.yaml"  # the exact profile, overrides applied (the dataset card shows it)
-    if not resolved.exists():
-        _write_text_atomic(resolved, yaml.safe_dump({"name": profile.name, **profile.data}, sort_keys=False,
-                                                     allow_unicode=True))
+    saved = out / "profile.yaml"  # the exact profile, defaults and overrides included (the card shows it)
+    if not saved.exists():
+        _write_text_atomic(saved, yaml.safe_dump(full, sort_keys=False, allow_unicode=True))
     if is_done(final_marker):
         log.info("run in %s is complete (stats.json exists): nothing to do", out)
         return read_json(final_marker)

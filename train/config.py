@@ -7,7 +7,6 @@ defaults and validated (unknown keys and wrong types are errors, via ``obelics.c
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import yaml
 
 from model.build import ModelConfig
-from obelics.config import ConfigError, from_dict
+from obelics.config import ConfigError, apply_overrides, deep_merge, from_dict
 from train.stream import PackingConfig
 
 
@@ -108,38 +107,6 @@ class TrainConfig:
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "overrides":
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def _set(data: dict, dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = data
-    for p in parts[:-1]:
-        if p not in node or not isinstance(node[p], dict):
-            if p in node or node is data:
-                raise ConfigError(f"override {dotted!r}: {p!r} is not a section")
-            node[p] = {}
-        node = node[p]
-    node[parts[-1]] = value
-
-
-def _parse(text: str) -> Any:
-    value = yaml.safe_load(text)
-    if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Defaults ← YAML ← ``key=value`` overrides, validated into a :class:`TrainConfig`."""
     data = dataclasses.asdict(TrainConfig())
@@ -148,12 +115,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             y = yaml.safe_load(f) or {}
         if not isinstance(y, dict):
             raise ConfigError(f"{path}: a training config must be a mapping")
-        data = _merge(data, y)
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not key.path=value")
-        key, value = item.split("=", 1)
-        _set(data, key.strip(), _parse(value))
+        data = deep_merge(data, y)
+    data = apply_overrides(data, overrides)  # the project's one override parser (obelics.config)
     cfg = from_dict(TrainConfig, data)
     if cfg.run.backend not in ("torch", "deepspeed"):
         raise ConfigError("run.backend must be torch or deepspeed")

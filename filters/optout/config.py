@@ -13,7 +13,10 @@ DEFAULT_USER_AGENT = (
     "research dataset builder; honours X-Robots-Tag noai/noimageai)"
 )
 
-# Checks by name, in the order they run (local signals first, the paid API last).
+# Checks by name, in the order they run (local signals first, the paid API last): x_robots (response
+# headers), meta (the page's <meta name=robots>), tdmrep (tdm-reservation header/meta,
+# /.well-known/tdmrep.json), robots (robots.txt), ai_txt (/ai.txt), spawning (the Spawning API). The
+# original checked image URLs with Spawning only and forgot pages.
 SOURCES = ("x_robots", "meta", "tdmrep", "robots", "ai_txt", "spawning")
 
 
@@ -60,7 +63,8 @@ class OptOutConfig:
     # Directives on a *page* (X-Robots-Tag or <meta name=robots>) that opt out the images in it.
     page_image_directives: list[str] = field(default_factory=lambda: ["noimageai", "noimageindex"])
     robots_agents: list[str] = field(default_factory=list)  # other robots.txt agents to obey too (e.g. CCBot)
-    on_error: Literal["drop", "keep", "fail"] = "drop"      # a signal that could not be read
+    # a signal that could not be read (5xx, timeout, API failure): drop, never assume "allowed"
+    on_error: Literal["drop", "keep", "fail"] = "drop"
     http: HttpConfig = field(default_factory=HttpConfig)
     spawning: SpawningConfig = field(default_factory=SpawningConfig)
 

@@ -82,11 +82,11 @@ def run_extract(inputs: list[str], output: str | Path, profile="default", overri
     """Extract every input into ``output``; returns the summary counts."""
     from tqdm import tqdm
 
-    from obelics.config import load_profile
     from obelics.extract import extract_html, iter_warc_documents
     from obelics.parquet import ParquetDocumentWriter
     from obelics.records import ReadStats
     from obelics.warc import WarcConfig, is_url
+    from pipeline.profile import load_profile  # every section validated at load
 
     prof = load_profile(profile, overrides)
     wcfg = prof.section("warc", WarcConfig)

@@ -98,7 +98,7 @@ def format_stats(stats: dict[str, FilterStats]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from obelics.config import load_profile
+    from pipeline.profile import load_profile  # every section validated at load
 
     profile = load_profile(args.profile, args.set)
     stats = run_filter(args.input, args.output, profile, args.stage, args.rejects, args.batch_size)

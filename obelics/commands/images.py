@@ -31,12 +31,12 @@ def main(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
 
     from filters.base import FilterStats
-    from obelics.config import load_profile
     from obelics.parquet import write_table_atomic
     from pipeline.images.config import ImagesConfig
     from pipeline.images.download import TABLE_DIR, download_images, unique_urls
     from pipeline.images.merge import STAGE, merge_table
     from pipeline.images.offline import warc_image_table
+    from pipeline.profile import load_profile  # every section validated at load
 
     cfg = load_profile(args.profile, args.set).section("images", ImagesConfig)
     urls = unique_urls(args.inputs)

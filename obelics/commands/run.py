@@ -43,10 +43,14 @@ def resolve(args: argparse.Namespace) -> dict:
         unknown = set(conf) - RUN_KEYS
         if unknown:
             raise ValueError(f"{args.config}: unknown keys {sorted(unknown)}")
+    sets = conf.get("set") or []
+    if not isinstance(sets, list) or not all(isinstance(x, str) for x in sets):
+        raise ValueError(f"{args.config}: `set:` must be a list of key.path=value strings")
     for key in RUN_KEYS:
         value = getattr(args, key, None)
         if value is not None:
             conf[key] = value
+    conf["set"] = sets + list(getattr(args, "set", None) or [])  # --set adds to the YAML's set:, after it
     conf.setdefault("profile", "default")
     conf.setdefault("shard", 0)
     conf.setdefault("num_shards", 1)
@@ -60,10 +64,13 @@ def resolve(args: argparse.Namespace) -> dict:
 def main(args: argparse.Namespace) -> int:
     from obelics import storage
     from obelics.warc import resolve_source
+    from pipeline.profile import load_profile
     from pipeline.run import run
     from pipeline.sources import cc_url, fetch_warc_paths, plan_shard
 
     conf = resolve(args)
+    # the whole profile (overrides included) is validated before anything is fetched or written
+    profile = load_profile(conf["profile"], conf["set"])
     out = Path(conf["out"])
     if conf.get("snapshot"):
         paths = fetch_warc_paths(conf["snapshot"], conf.get("cc_base_url"), cache_dir=out / "cache")
@@ -77,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
             src = resolve_source(w)
             if not src.startswith(("http://", "https://")) and not storage.exists(src):
                 raise FileNotFoundError(f"no such WARC: {w}")
-    stats = run(conf["profile"], out, inputs, overrides=conf.get("set"), workers=conf.get("workers"),
+    stats = run(profile, out, inputs, workers=conf.get("workers"),
                 restart=args.restart, restart_if_changed=args.restart_if_changed)
     print(json.dumps(stats.get("summary", {}), indent=2))
     print(f"output: {out}")

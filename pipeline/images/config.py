@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 DEFAULT_USER_AGENT = (
     "obelics-toolkit/0.1 (+https://github.com/obelics-toolkit/obelics-toolkit; "
@@ -17,7 +18,7 @@ class ImagesConfig:
     Defaults equal the ``default`` profile; ``obelics-2023`` re-encodes to JPEG 95 as the original did.
     """
 
-    source: str = "web"                     # "web" (img2dataset) or "warc" (image records of the input WARCs)
+    source: Literal["web", "warc"] = "web"  # web: img2dataset; warc: image records of the input WARCs (offline)
     user_agent: str = DEFAULT_USER_AGENT    # the whole User-Agent header sent with every request
     user_agent_token: str = "obelics-toolkit"  # img2dataset's token: scopes `X-Robots-Tag: token: noai`
     disallowed_header_directives: list[str] = field(
@@ -28,7 +29,7 @@ class ImagesConfig:
     thread_count: int = 64                  # download threads per process
     number_sample_per_shard: int = 10000    # URLs per img2dataset shard (its resume unit)
     reencode: bool = False                  # False: keep the original bytes and format
-    encode_format: str = "jpg"              # when reencode: jpg, png or webp
+    encode_format: Literal["jpg", "png", "webp"] = "jpg"  # when reencode
     encode_quality: int = 95                # when reencode
     extract_exif: bool = False
     max_bytes: int | None = 20_000_000      # larger bodies are dropped as "too_large_bytes" (null: no cap)

@@ -1,0 +1,24 @@
+"""The ``run`` section of a profile: the ops in order, and how units are scheduled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Cheap text filters and text dedup come before the image download, which saves most of the bandwidth;
+# document checks are re-applied once images are merged and after the dedup passes changed documents
+# (the original never re-checked).
+DEFAULT_STAGES = [
+    "extract", "url_ban", "text_filters", "dedup_url", "dedup_minhash", "image_table", "merge_images",
+    "image_filters", "optout", "nsfw", "doc_filters", "dedup_image_urls", "dedup_paragraphs",
+    "dedup_image_sets", "recheck", "final",
+]
+
+
+@dataclass
+class RunConfig:
+    """The ``run`` section of a profile."""
+
+    stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))  # ops in order (pipeline/stages.py)
+    workers: int | None = None            # concurrent units on Ray (None: one per CPU)
+    use_ray: bool = True                  # False runs units inline (debugging)
+    output_shard_docs: int = 10000        # documents per output Parquet/WebDataset shard
