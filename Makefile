@@ -11,8 +11,10 @@ TORCH_SPEC ?= torch==2.13.0
 
 OUT ?= out/sample
 PROFILE ?= default
+# one dataset: every snapshot of SNAPSHOT ("A B") and every shard of SHARDS ("0-9", "0,5,7", "3")
 SNAPSHOT ?=
 SHARD ?= 0
+SHARDS ?= $(SHARD)
 NUM_SHARDS ?= 1
 LIMIT ?=
 PYTEST_ARGS ?=
@@ -23,7 +25,7 @@ SAMPLE_WARC := build/sample/sample.warc.gz
 .PHONY: help venv venv-all crawl-shard sample test test-all lint bench train-sample clean resources
 
 help:
-	@echo "make crawl-shard [SNAPSHOT=CC-MAIN-2023-06 SHARD=k NUM_SHARDS=n PROFILE=default OUT=dir]"
+	@echo "make crawl-shard [SNAPSHOT='CC-MAIN-2023-06 CC-MAIN-2023-14' SHARDS=0-9 NUM_SHARDS=n PROFILE=default OUT=dir]"
 	@echo "make test | test-all | lint | bench | train-sample | resources | clean"
 
 # setup.py and the .pyx: the compiled walk of the default profile, rebuilt by the editable install
@@ -48,9 +50,12 @@ sample: $(SAMPLE_WARC)
 
 # No SNAPSHOT: the embedded sample, offline (configs/run/sample.yaml). With SNAPSHOT: shard SHARD of
 # NUM_SHARDS of that Common Crawl snapshot (LIMIT=m takes only its first m WARC files).
+# with several snapshots/shards the run is one dataset (dedup over all of them); rerunning with more
+# snapshots or shards on the same OUT extends it
+CRAWL_OUT = $(if $(SNAPSHOT),$(if $(filter out/sample,$(OUT)),out/$(subst $(eval) ,+,$(strip $(SNAPSHOT))),$(OUT)),$(OUT))
 crawl-shard: $(VENV)/.base $(SAMPLE_WARC)
-	$(VENV)/bin/obelics run --profile $(PROFILE) --out $(if $(SNAPSHOT),$(if $(filter out/sample,$(OUT)),out/$(SNAPSHOT)-$(SHARD),$(OUT)),$(OUT)) \
-	  $(if $(SNAPSHOT),--snapshot $(SNAPSHOT) --shard $(SHARD) --num-shards $(NUM_SHARDS) $(if $(LIMIT),--limit $(LIMIT)),--restart-if-changed configs/run/sample.yaml)
+	$(VENV)/bin/obelics run --profile $(PROFILE) --out $(CRAWL_OUT) \
+	  $(if $(SNAPSHOT),$(foreach s,$(SNAPSHOT),--snapshot $(s)) --shards "$(SHARDS)" --num-shards $(NUM_SHARDS) $(if $(LIMIT),--limit $(LIMIT)),--restart-if-changed configs/run/sample.yaml)
 
 test: $(VENV)/.all $(SAMPLE_WARC)
 	DS_ACCELERATOR=$${DS_ACCELERATOR:-cpu} $(PY) -m pytest -q -m "$(TEST_MARK)" $(PYTEST_ARGS)

@@ -1,17 +1,19 @@
-"""Dedup at scale: every pass over N generated documents on Ray, docs/s and peak memory; MinHash
-signatures/s per core against datatrove's MinHash on the same documents.
+"""Dedup at scale: every pass over N generated documents (the run's engine, on the local or the Ray
+backend), docs/s and peak memory; MinHash signatures/s per core against datatrove's MinHash.
 
     .venv/bin/python -m bench.bench_dedup --docs 100000,1000000          # all passes, each size in a fresh process
+    .venv/bin/python -m bench.bench_dedup --docs 1000000,10000000 --words 30 --backend local --minhash-docs 0
     bash bench/setup_datatrove_env.sh                                     # once: build/bench-venv with datatrove
     .venv/bin/python -m bench.bench_dedup --docs 100000 --minhash-docs 20000
 
 Documents are generated (seeded): ~4,000 domains, URLs re-crawled in several snapshots (URL
 duplicates: about 43% of documents are older copies), images drawn from a Zipf pool (some seen thousands of times), per-domain boilerplate
 paragraphs, copied image sets, and near-duplicate texts (a few words edited). They are written as
-Parquet shards under ``build/bench-dedup/<N>/`` and read back by Ray tasks, so the driver never holds
-the corpus; each pass hash-partitions its keys on disk and writes its output under
-``build/bench-dedup/<N>-spill/`` (``pipeline.dedup.dedup_files``), so nothing large goes through Ray's
-object store. Peak memory is the peak sum of the proportional set size (PSS) of the driver and every
+Parquet shards of 25,000 documents (the run's units) under ``build/bench-dedup/<N>[-w<words>]/`` and
+read back by the tasks, so the driver never holds the corpus; each pass is decided over all units and
+applied to each (``pipeline.dedup.dedup_units``: what a run does), its partitions and outputs under
+``build/bench-dedup/<N>-spill/``, so nothing large goes through Ray's object store. ``--words`` sets the
+body words per document (220 by default; small documents let 10 million fit a small machine). Peak memory is the peak sum of the proportional set size (PSS) of the driver and every
 process it started (Ray's GCS, raylet, workers, object store pages), sampled every 0.5 s; the largest
 processes at that sample and the driver's own peak are printed. Workers and driver run with
 ``MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=0`` and Arrow's system allocator, so freed memory goes back
@@ -44,7 +46,7 @@ WORKER_ENV = {"ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_ARENA_MAX": "2", "M
 
 
 # -- corpus ----------------------------------------------------------------------------------------
-def generate(n: int, out: Path, seed: int = 0) -> list[str]:
+def generate(n: int, out: Path, seed: int = 0, words: int = 220) -> list[str]:
     """Write ``n`` documents as Parquet shards (cached by size); returns the shard paths."""
     out.mkdir(parents=True, exist_ok=True)
     done = out / "DONE"
@@ -64,13 +66,13 @@ def generate(n: int, out: Path, seed: int = 0) -> list[str]:
     for i, path in enumerate(paths):
         m = min(SHARD_DOCS, n - i * SHARD_DOCS)
         rows = {k: [] for k in DOCUMENT_SCHEMA.names}
-        words = rng.choice(vocab, size=(m, 220), p=zipf_p)
+        body_words = rng.choice(vocab, size=(m, words), p=zipf_p)
         for j in range(m):
             k = i * SHARD_DOCS + j
             page = int(rng.integers(max(1, int(n * 0.8))))  # a URL is re-crawled with probability ~1/3
             dom = page % n_domains
             crawl = crawls[int(rng.integers(3))]
-            body = " ".join(words[j])
+            body = " ".join(body_words[j])
             r = rng.random()
             if stories and r < 0.05:  # near-duplicate of an earlier story, a few words edited
                 src = stories[int(rng.integers(len(stories)))].split(" ")
@@ -152,34 +154,47 @@ class PeakMemory:
 
 
 # -- one size, in this process ---------------------------------------------------------------------
-def run_size(n: int, profile: str, cpus: int, partitions: int, object_store_mb: int) -> dict:
-    import ray
+def corpus_dir(n: int, words: int) -> Path:
+    return DATA / (str(n) if words == 220 else f"{n}-w{words}")
 
+
+def run_size(n: int, profile: str, cpus: int, partitions: int, object_store_mb: int, backend: str = "ray",
+             words: int = 220) -> dict:
     from filters.dedup.config import dedup_config
-    from pipeline.dedup import dedup_files, num_partitions, num_rows
+    from pipeline.dedup import dedup_units, num_partitions, num_rows
+    from pipeline.shuffle import LocalBackend, RayBackend
 
     t0 = time.perf_counter()
-    paths = generate(n, DATA / str(n))
+    paths = generate(n, corpus_dir(n, words), words=words)
     gen_s = time.perf_counter() - t0
     # by default the profile's partitions: at least dedup.num_partitions, at most docs_per_partition each
     cfg = dedup_config(profile, [f"dedup.num_partitions={partitions}"] if partitions else [])
     partitions = num_partitions(paths, cfg)
+    units = [Path(p).stem for p in paths]
     with PeakMemory() as mem:
-        # beyond the cap Ray spills objects to disk; the allocator settings make workers give freed
-        # Arrow/heap memory back to the OS between tasks (otherwise idle workers keep their peak)
-        ray.init(num_cpus=cpus, object_store_memory=object_store_mb * 2**20, include_dashboard=False,
-                 log_to_driver=False, runtime_env={"env_vars": WORKER_ENV})
-        ray.data.DataContext.get_current().enable_progress_bars = False
+        if backend == "ray":
+            import ray
+
+            # beyond the cap Ray spills objects to disk; the allocator settings make workers give freed
+            # Arrow/heap memory back to the OS between tasks (otherwise idle workers keep their peak)
+            ray.init(num_cpus=cpus, object_store_memory=object_store_mb * 2**20, include_dashboard=False,
+                     log_to_driver=False, runtime_env={"env_vars": WORKER_ENV})
+            ray.data.DataContext.get_current().enable_progress_bars = False
+        engine = RayBackend() if backend == "ray" else LocalBackend()
         base = mem._sample()
         t1 = time.perf_counter()
-        stats = []
         spill = DATA / f"{n}-spill"
         shutil.rmtree(spill, ignore_errors=True)
-        out = dedup_files(paths, cfg, spill, stats)
+        last, _, stats = dedup_units(Path(paths[0]).parent, units, cfg, spill, ctx={"backend": engine})
         seconds = time.perf_counter() - t1
-    n_out = num_rows(out)
-    ray.shutdown()
+    n_out = num_rows([str(last / f"{u}.parquet") for u in units])
+    shutil.rmtree(spill, ignore_errors=True)
+    if backend == "ray":
+        ray.shutdown()
+    else:
+        cpus = 1
     return {"docs": n, "docs_out": n_out, "seconds": round(seconds, 1), "docs_per_s": round(n / seconds),
+            "backend": backend, "words": words, "corpus_mb": round(sum(os.path.getsize(p) for p in paths) / 2**20),
             "peak_mem_mb": round(mem.peak / 2**20), "mem_after_ray_init_mb": round(base / 2**20),
             "generate_s": round(gen_s, 1), "cpus": cpus, "partitions": partitions, "profile": profile,
             "object_store_mb": object_store_mb,
@@ -244,17 +259,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="minimum hash partitions per pass (0: the profile's; more when docs_per_partition is exceeded)")
     ap.add_argument("--object-store-mb", type=int, default=1024, help="Ray object store cap (spills beyond)")
     ap.add_argument("--minhash-docs", type=int, default=20_000, help="documents for the signature comparison (0: skip)")
+    ap.add_argument("--backend", choices=["ray", "local"], default="ray",
+                    help="where the passes' tasks run: Ray tasks, or this process (no Ray; one core)")
+    ap.add_argument("--words", type=int, default=220, help="body words per generated document")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
         print("RESULT " + json.dumps(run_size(args.one, args.profile, args.cpus, args.partitions,
-                                              args.object_store_mb)))
+                                              args.object_store_mb, args.backend, args.words)))
         return 0
     results = []
     for n in [int(x) for x in args.docs.split(",")]:
         cmd = [sys.executable, "-m", "bench.bench_dedup", "--one", str(n), "--profile", args.profile,
                "--cpus", str(args.cpus), "--partitions", str(args.partitions),
-               "--object-store-mb", str(args.object_store_mb)]
+               "--object-store-mb", str(args.object_store_mb), "--backend", args.backend, "--words", str(args.words)]
         # the driver runs with the workers' allocator settings (glibc reads them at start-up)
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **WORKER_ENV})
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -265,8 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         print(f"{r['docs']:>9,} docs -> {r['docs_out']:,} kept: {r['seconds']} s, {r['docs_per_s']:,} docs/s, "
               f"peak memory {r['peak_mem_mb']:,} MB (Ray idle {r['mem_after_ray_init_mb']:,} MB), "
-              f"{r['cpus']} CPUs, {r['partitions']} partitions, object store cap {r['object_store_mb']} MB, "
-              f"profile {r['profile']}")
+              f"{r['cpus']} CPUs ({r['backend']} backend), {r['partitions']} partitions, "
+              f"object store cap {r['object_store_mb']} MB, profile {r['profile']}, {r['words']} body words, "
+              f"corpus {r['corpus_mb']:,} MB Parquet")
         print(f"    largest processes at the peak (MB): {r['top_processes_at_peak_mb']}; "
               f"driver's own peak {r['driver_peak_mb']} MB")
         for stage, s in r["passes"].items():
@@ -274,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(results) > 1:
         a, b = results[0], results[-1]
         print(f"memory growth {a['docs']:,} -> {b['docs']:,} docs ({b['docs'] / a['docs']:.0f}x): "
-              f"{a['peak_mem_mb']:,} -> {b['peak_mem_mb']:,} MB ({b['peak_mem_mb'] / a['peak_mem_mb']:.2f}x)")
+              f"{a['peak_mem_mb']:,} -> {b['peak_mem_mb']:,} MB ({b['peak_mem_mb'] / a['peak_mem_mb']:.2f}x); "
+              f"time {a['seconds']} -> {b['seconds']} s ({b['seconds'] / a['seconds']:.2f}x)")
     if args.minhash_docs:
         from filters.dedup.config import dedup_config
 

@@ -1,23 +1,25 @@
-"""The global dedup passes on Ray: the same pure functions as ``filters.dedup``, partitioned on disk.
+"""The global dedup passes: the same pure functions as ``filters.dedup``, partitioned on disk.
 
-Every pass is *decide, then apply*, over Parquet files (the run's units, or a pass's output):
+One engine for every pass: key -> partition -> decide -> apply, its tasks run by a
+:mod:`pipeline.shuffle` backend (``LocalBackend``: in this process, no Ray; ``RayBackend``: Ray tasks,
+on one machine or a cluster). The run (``pipeline.run``) calls :func:`decide` once per pass over all
+its units and :func:`apply` on each unit; nothing else drives the passes.
 
-- decide: Ray tasks read groups of files (about ``READ_BLOCK_BYTES`` of Parquet each, in record
-  batches of ``BATCH_ROWS`` rows), project the few columns a pass needs and hash-partition them by the
-  pass's key (URL, domain, image-set key, image URL, MinHash band key) into P partitions, streamed
-  into one Arrow IPC file per task (one record batch per input batch and partition). One reduce task
-  per partition reads its batches from every file and runs the pure per-partition decision from
-  ``filters.dedup``. P grows with the number of documents (at least ``dedup.num_partitions``, at most
-  ``dedup.docs_per_partition`` documents each), so what a worker holds is bounded whatever the size of
-  the dataset, and only small results go through Ray's object store (nothing spills). Ray Data's
-  groupby materialised every pass's keys in the object store and spilled, so memory grew with the data.
-- apply: the URL and image-set removals and the paragraph drops are routed back, on disk, to the
-  files holding their documents (each reduce task writes its rows as one IPC batch per input file),
-  so a file's task reads only its own share. What is broadcast once through the object store is
-  small or follows the duplicates, not the documents: the sorted 64-bit hashes of the too-frequent
-  image URLs, of the MinHash removals and of the removed (url, warc_filename) pairs (``url_warc``:
-  a pair matches documents in any partition). A false match needs a 64-bit hash collision.
-  One task per file group streams its files batch by batch, writing the edited Parquet.
+- key and partition: map tasks read groups of files (about ``READ_BLOCK_BYTES`` of Parquet each, in
+  record batches of ``BATCH_ROWS`` rows), project the few columns a pass needs and hash-partition them
+  by the pass's key (URL, domain, image-set key, image URL, MinHash band key) into P partitions,
+  streamed into one Arrow IPC file per task (one record batch per input batch and partition).
+- decide: one reduce task per partition reads its batches from every map file and runs the pure
+  per-partition decision from ``filters.dedup``. P grows with the number of documents (at least
+  ``dedup.num_partitions``, at most ``dedup.docs_per_partition`` documents each), so what a task holds
+  is bounded whatever the size of the dataset, and only small results reach the driver.
+- the decision is routed back, on disk, to the files holding its documents (each reduce task writes
+  its rows as one IPC batch per input file), then split into one small Parquet per unit
+  (``units/<unit>.parquet``), so :func:`apply` on a unit reads only its own share. What is broadcast
+  once (``backend.put``) is small or follows the duplicates, not the documents: the sorted 64-bit
+  hashes of the too-frequent image URLs, of the MinHash removals and of the removed
+  (url, warc_filename) pairs (``url_warc``: a pair matches documents in any partition). A false match
+  needs a 64-bit hash collision.
 
 MinHash runs in three such steps: band rows (key, doc_id, recency) partitioned by band key give the
 candidate edges of each bucket, merged on the driver one partition at a time as uint64 pairs; the
@@ -25,24 +27,15 @@ edges are split into confirm partitions and the candidates' shingle sets are shu
 partitions whose edges need them, where pairs are confirmed; the greedy removal runs on the driver
 over int64 arrays (its size follows the number of near-duplicates, not of documents).
 
-Partition files live under a working folder (``spill_dir``/``work_dir`` or the decision folder): on a
-cluster it must be on storage every node sees, as the run's units already are.
-
-Two entry points: :func:`run_global_dedup` / :func:`dedup_files` (passes in profile order over a
-dataset or files) and :func:`decide` / :func:`apply` for the unit-based executor: ``decide`` writes
-the whole decision under ``decision_dir`` and each unit's share as ``units/<unit>.parquet``, so
-``apply`` on a unit reads only its own.
+Partition files live under the decision folder: on a cluster it is on storage every node sees, as
+the run's units are. File operations go through :mod:`pipeline.shuffle`'s few file functions.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -52,11 +45,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from filters.base import FilterStats
 from filters.dedup import image_set as image_set_mod
-from filters.dedup.common import REMOVED_SCHEMA, hash64, partition_of, removed_table
+from filters.dedup.common import REMOVED_SCHEMA, hash64, partition_of
 from filters.dedup.config import DedupConfig
 from filters.dedup.image_url import image_url_hashes, remove_image_nodes, too_frequent
 from filters.dedup.minhash import REASON as MINHASH_REASON
@@ -76,7 +68,8 @@ from filters.dedup.paragraphs import (
 )
 from filters.dedup.recency import recency_column
 from filters.dedup.url import url_removals
-from obelics.parquet import atomic_path, write_table_atomic
+from pipeline import shuffle as fs
+from pipeline.shuffle import Backend, get_backend, shared_value
 
 log = logging.getLogger("obelics.dedup")
 
@@ -105,7 +98,7 @@ def file_groups(paths: list[str], max_bytes: int | None = None) -> list[list[str
     cur: list[str] = []
     size = 0
     for p in paths:
-        s = os.path.getsize(p)
+        s = fs.file_size(p)
         if cur and size + s > max_bytes:
             groups.append(cur)
             cur, size = [], 0
@@ -116,23 +109,10 @@ def file_groups(paths: list[str], max_bytes: int | None = None) -> list[list[str
     return groups
 
 
-def read_units(paths: list[str]):
-    """A lazy Ray dataset over Parquet files (pyarrow inside the tasks, one task per file group)."""
-    import ray
-
-    groups = file_groups(paths)
-
-    def read(batch: dict) -> pa.Table:
-        return pa.concat_tables([pq.read_table(p) for group in batch["paths"] for p in group])
-
-    return ray.data.from_items([{"paths": g} for g in groups], override_num_blocks=max(1, len(groups))).map_batches(
-        read, batch_size=1, batch_format="numpy")
-
-
 def _iter_tables(paths: list[str], columns: list[str] | None = None, batch_rows: int | None = None):
     """Record batches (as tables) of ``paths``, only ``columns`` that the files have."""
     for p in paths:
-        f = pq.ParquetFile(p)
+        f = fs.parquet_file(p)
         cols = None if columns is None else [c for c in columns if c in f.schema_arrow.names]
         for b in f.iter_batches(batch_size=batch_rows or BATCH_ROWS, columns=cols):
             yield pa.Table.from_batches([b])
@@ -140,27 +120,12 @@ def _iter_tables(paths: list[str], columns: list[str] | None = None, batch_rows:
 
 def num_rows(paths: list[str]) -> int:
     """Rows in Parquet files, from their footers."""
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+    return sum(fs.parquet_file(p).metadata.num_rows for p in paths)
 
 
 def num_partitions(paths: list[str], cfg: DedupConfig) -> int:
     """Hash partitions for a pass over ``paths``: at most ``cfg.docs_per_partition`` documents each."""
     return max(cfg.num_partitions, math.ceil(num_rows(paths) / max(cfg.docs_per_partition, 1)))
-
-
-_REMOTE: dict = {}
-
-
-def _remote(fn):
-    import ray
-
-    if fn not in _REMOTE:
-        _REMOTE[fn] = ray.remote(num_cpus=1)(fn)
-    return _REMOTE[fn]
-
-
-def _ipc_writer(path, schema: pa.Schema):
-    return pa.ipc.new_file(str(path), schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
 
 
 def _write_sorted(writer, t: pa.Table, part: np.ndarray) -> list[int]:
@@ -187,7 +152,7 @@ def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callabl
     With ``file_ids`` (one per path; ``key_fn`` then gives one row per input row) the rows carry the id
     of the file they come from as ``_file``, so a decision can be routed back to its file.
     """
-    tmp = atomic_path(out_path)
+    tmp = fs.temporary(out_path)
     writer, schema, batch_part = None, None, []
     try:
         for i, path in enumerate(paths):
@@ -201,7 +166,7 @@ def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callabl
                 k = k.drop_columns(["_part"])
                 if writer is None:
                     schema = k.schema
-                    writer = _ipc_writer(tmp, schema)
+                    writer = fs.ipc_writer(tmp, schema)
                 elif k.schema != schema:
                     k = k.cast(schema)
                 batch_part.extend(_write_sorted(writer, k, part))
@@ -209,23 +174,23 @@ def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callabl
             return out_path, np.zeros(0, np.int64)
         writer.close()
         writer = None
-        os.replace(tmp, out_path)
+        fs.commit(tmp, out_path)
     finally:
         if writer is not None:
             writer.close()
-        tmp.unlink(missing_ok=True)
+        fs.discard(tmp)
     return out_path, np.array(batch_part, np.int64)
 
 
 def _write_partitioned(t: pa.Table, part: np.ndarray, out_path: str):
     """``t`` as an Arrow IPC file, one record batch per value of ``part``; returns (path, each batch's part)."""
-    tmp = atomic_path(out_path)
+    tmp = fs.temporary(out_path)
     try:
-        with _ipc_writer(tmp, t.schema) as w:
+        with fs.ipc_writer(tmp, t.schema) as w:
             batch_part = _write_sorted(w, t, part)
-        os.replace(tmp, out_path)
+        fs.commit(tmp, out_path)
     finally:
-        tmp.unlink(missing_ok=True)
+        fs.discard(tmp)
     return out_path, np.array(batch_part, np.int64)
 
 
@@ -233,10 +198,8 @@ def _read_batches(locs: list[tuple[str, list[int]]]) -> pa.Table:
     """The record batches ``locs`` names ((IPC file, batch indices) pairs) as one table."""
     batches, schema = [], None
     for path, idx in locs:
-        with pa.OSFile(path, "rb") as src:
-            r = pa.ipc.open_file(src)
-            schema = r.schema
-            batches.extend(r.get_batch(int(i)) for i in idx)
+        schema, got = fs.read_ipc_batches(path, idx)
+        batches.extend(got)
     return pa.Table.from_batches(batches, schema)
 
 
@@ -254,67 +217,59 @@ def _locations(outs: list) -> dict[int, list]:
     return locs
 
 
-def shuffle(paths: list[str], columns: list[str] | None, key_fn: Callable, reduce_fn: Callable,
+def shuffle(backend: Backend, paths: list[str], columns: list[str] | None, key_fn: Callable, reduce_fn: Callable,
             workdir: Path, tag_files: bool = False, on_result: Callable | None = None) -> list | None:
-    """Hash-partition ``key_fn``'s rows of ``paths`` on disk under ``workdir`` and ``reduce_fn(rows, p)``
-    each non-empty partition in a Ray task; returns the results in partition order, or passes each to
-    ``on_result`` as it arrives (in any order; the driver then holds one at a time). With ``tag_files``
-    the rows carry ``_file``, the index in ``paths`` of their file."""
-    import ray
-
-    workdir.mkdir(parents=True, exist_ok=True)
+    """Hash-partition ``key_fn``'s rows of ``paths`` into files under ``workdir`` (map tasks, one per file
+    group) and ``reduce_fn(rows, p)`` each non-empty partition (reduce tasks), on ``backend``; returns
+    the results in partition order, or passes each to ``on_result`` as it arrives (in any order; the
+    driver then holds one at a time). With ``tag_files`` the rows carry ``_file``, the index in
+    ``paths`` of their file."""
+    fs.make_dirs(workdir)
     index = {p: i for i, p in enumerate(paths)}
     try:
-        mapper = _remote(_partition_task)
-        outs = ray.get([mapper.remote(g, columns, key_fn, str(workdir / f"map-{i:05d}.arrow"),
-                                      [index[p] for p in g] if tag_files else None, BATCH_ROWS)
-                        for i, g in enumerate(file_groups(paths))])
+        outs = backend.map(_partition_task, [
+            (g, columns, key_fn, str(workdir / f"map-{i:05d}.arrow"), [index[p] for p in g] if tag_files else None,
+             BATCH_ROWS) for i, g in enumerate(file_groups(paths))])
         locs = _locations(outs)
-        reducer = _remote(_reduce_task)
-        refs = [reducer.remote(locs[p], reduce_fn, p) for p in sorted(locs)]
+        calls = [(locs[p], reduce_fn, p) for p in sorted(locs)]
         if on_result is None:
-            return ray.get(refs)
-        while refs:
-            done, refs = ray.wait(refs, num_returns=1)
-            on_result(ray.get(done[0]))
+            return backend.map(_reduce_task, calls)
+        backend.map_unordered(_reduce_task, calls, on_result)
         return None
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        fs.remove_tree(workdir)
 
 
-def _map_files(paths: list[str], fn: Callable, *args) -> list:
-    """``fn(group, *args)`` in a Ray task per file group; results in order."""
-    import ray
-
-    task = _remote(fn)
-    # a decision goes through the object store once, not once per task
-    refs = [a if a is None or isinstance(a, (str, int, float)) or callable(a) else ray.put(a) for a in args]
-    return ray.get([task.remote(g, *refs) for g in file_groups(paths)])
+def _map_files(backend: Backend, paths: list[str], fn: Callable, *args) -> list:
+    """``fn(group, *args)`` in a task per file group; results in order. A large argument goes to the
+    tasks once (``backend.put``), not once per task."""
+    shared = [a if a is None or isinstance(a, (str, int, float)) or callable(a) else backend.put(a)
+              for a in args]
+    return backend.map(fn, [(g, *shared) for g in file_groups(paths)])
 
 
 def _concat_parquet(files: list[str], out: Path, schema: pa.Schema) -> int:
     """Stream ``files`` (same columns as ``schema``) into one Parquet file ``out``; returns its rows."""
     n = 0
-    tmp = atomic_path(out)
+    tmp = fs.temporary(out)
     try:
-        with pq.ParquetWriter(tmp, schema) as w:
+        with fs.parquet_writer(tmp, schema) as w:
             for t in _iter_tables(files, schema.names):
                 w.write_table(t.select(schema.names).cast(schema))
                 n += t.num_rows
-        os.replace(tmp, out)
+        fs.commit(tmp, out)
     finally:
-        tmp.unlink(missing_ok=True)
+        fs.discard(tmp)
     return n
 
 
 # -- deciding -------------------------------------------------------------------------------------
 @dataclass
 class Removal:
-    """What a document-removing pass decided: hashes to drop, counts by reason, removed-row files."""
+    """What a document-removing pass decided: hashes to drop, counts by reason."""
 
     hashes: np.ndarray  # sorted uint64: of removed doc_ids, or of "url\\0warc_filename" when ``by_pair``
     counts: dict[str, int]
-    files: list[str] = field(default_factory=list)  # Parquet (doc_id, reason) when asked; none when ``by_pair``
     by_pair: bool = False
     reasons: np.ndarray | None = None  # per hash: index into ``names``
     names: list[str] = field(default_factory=list)
@@ -381,33 +336,26 @@ def _routed(paths: list[str], results: list, kind: str) -> Routed:
     return Routed({paths[f]: v for f, v in locs.items()}, dict(counts), kind)
 
 
-def _routed_removal_reduce(t: pa.Table, p: int, decide_fn: Callable, out_dir: str, removed_dir: str | None):
+def _routed_removal_reduce(t: pa.Table, p: int, decide_fn: Callable, out_dir: str):
     """One partition's removals, routed back to the files of the removed documents."""
     removed = decide_fn(t).select(["doc_id", "reason"]).cast(REMOVED_SCHEMA)
     if removed.num_rows == 0:
         return None, np.zeros(0, np.int64), {}
-    if removed_dir:
-        write_table_atomic(Path(removed_dir) / f"part-{p:05d}.parquet", removed)
     counts = dict(zip(*np.unique(removed["reason"].to_numpy(zero_copy_only=False), return_counts=True)))
     path, parts = _route_rows(t, removed, str(Path(out_dir) / f"removed-{p:05d}.arrow"))
     return path, parts, {str(k): int(v) for k, v in counts.items()}
 
 
-def _removal_reduce(t: pa.Table, p: int, decide_fn: Callable, out_dir: str | None, by_pair: bool):
-    """One partition's removals: (hashes, reason codes, reason names, counts, written file or None)."""
+def _removal_reduce(t: pa.Table, p: int, decide_fn: Callable, by_pair: bool):
+    """One partition's removals: (hashes, reason codes, reason names, counts)."""
     removed = decide_fn(t)
     if removed.num_rows == 0:
-        return np.zeros(0, np.uint64), np.zeros(0, np.uint8), [], {}, None
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint8), [], {}
     enc = pc.dictionary_encode(removed["reason"].combine_chunks())
     names = enc.dictionary.to_pylist()
     codes = enc.indices.to_numpy().astype(np.uint8)
     counts = dict(zip(names, np.bincount(codes, minlength=len(names)).tolist()))
-    if by_pair:
-        return hash64(_pair_strings(removed)), codes, names, counts, None
-    path = None
-    if out_dir:
-        path = str(write_table_atomic(Path(out_dir) / f"part-{p:05d}.parquet", removed.select(["doc_id", "reason"])))
-    return hash64(removed["doc_id"].to_pylist()), codes, names, counts, path
+    return hash64(_pair_strings(removed) if by_pair else removed["doc_id"].to_pylist()), codes, names, counts
 
 
 def _removal(results: list, by_pair: bool = False) -> Removal:
@@ -416,13 +364,12 @@ def _removal(results: list, by_pair: bool = False) -> Removal:
     code_of = {n: i for i, n in enumerate(names)}
     counts: Counter = Counter()
     hashes, reasons = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint8)]
-    for h, codes, local, c, _ in results:
+    for h, codes, local, c in results:
         counts.update(c)
         hashes.append(h)
         reasons.append(np.array([code_of[n] for n in local], np.uint8)[codes] if len(h) else codes)
     h, first = np.unique(np.concatenate(hashes), return_index=True)
-    return Removal(h.astype(np.uint64), dict(counts), [r[4] for r in results if r[4]], by_pair,
-                   np.concatenate(reasons)[first], names)
+    return Removal(h.astype(np.uint64), dict(counts), by_pair, np.concatenate(reasons)[first], names)
 
 
 def route_removed(group: list[str], hashes: np.ndarray, reasons: np.ndarray | None, names: list[str],
@@ -444,40 +391,36 @@ def route_removed(group: list[str], hashes: np.ndarray, reasons: np.ndarray | No
     return pa.concat_tables(parts)
 
 
-def _routed_removals(paths: list[str], key_fn: Callable, decide_fn: Callable, work: Path,
-                     removed_dir: Path | None) -> Routed:
+def _routed_removals(backend: Backend, paths: list[str], key_fn: Callable, decide_fn: Callable,
+                     work: Path) -> Routed:
     out_dir = work / "routed"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return _routed(paths, shuffle(paths, KEY_COLUMNS, key_fn, functools.partial(
-        _routed_removal_reduce, decide_fn=decide_fn, out_dir=str(out_dir),
-        removed_dir=None if removed_dir is None else str(removed_dir)), work / "shuffle", tag_files=True), "removed")
+    fs.make_dirs(out_dir)
+    return _routed(paths, shuffle(backend, paths, KEY_COLUMNS, key_fn, functools.partial(
+        _routed_removal_reduce, decide_fn=decide_fn, out_dir=str(out_dir)), work / "shuffle", tag_files=True),
+        "removed")
 
 
-def url_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir: Path | None = None) -> Routed:
+def url_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path) -> Routed:
     """The URL pass's removals (partitioned by URL), routed back to their files under ``work``."""
     P = num_partitions(paths, cfg)
-    return _routed_removals(paths, functools.partial(_keyed, key_fn=_url_key, P=P),
-                            functools.partial(url_removals, cfg=cfg), work, removed_dir)
+    return _routed_removals(backend, paths, functools.partial(_keyed, key_fn=_url_key, P=P),
+                            functools.partial(url_removals, cfg=cfg), work)
 
 
-def image_set_decision(paths: list[str], cfg: DedupConfig, work: Path,
-                       removed_dir: Path | None = None) -> Routed | Removal:
+def image_set_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path) -> Routed | Removal:
     """The image-set pass's removals (partitioned by image-set key), routed back to their files; with
     ``url_warc``, the hashes of the removed (url, warc_filename) pairs (they match documents anywhere)."""
     P = num_partitions(paths, cfg)
     key_fn = functools.partial(_keyed, key_fn=functools.partial(_image_set_key, key=cfg.image_set.key), P=P)
     decide_fn = functools.partial(image_set_mod.image_set_duplicates, cfg=cfg)
     if cfg.image_set.remove_by != "url_warc":
-        return _routed_removals(paths, key_fn, decide_fn, work, removed_dir)
-    return _removal(shuffle(paths, KEY_COLUMNS, key_fn, functools.partial(
-        _removal_reduce, decide_fn=decide_fn, out_dir=None, by_pair=True), work / "shuffle"), True)
+        return _routed_removals(backend, paths, key_fn, decide_fn, work)
+    return _removal(shuffle(backend, paths, KEY_COLUMNS, key_fn, functools.partial(
+        _removal_reduce, decide_fn=decide_fn, by_pair=True), work / "shuffle"), True)
 
 
 def _image_hash_rows(t: pa.Table, count: str, canonical, P: int) -> pa.Table:
-    import ray
-
-    canonical = ray.get(canonical) if isinstance(canonical, ray.ObjectRef) else canonical
-    h = image_url_hashes(t, count, canonical)
+    h = image_url_hashes(t, count, shared_value(canonical))
     return pa.table({"h": pa.array(h, pa.uint64()), "_part": pa.array((h % np.uint64(P)).astype(np.int64))})
 
 
@@ -485,16 +428,14 @@ def _frequent_reduce(t: pa.Table, p: int, max_count: int) -> np.ndarray:
     return too_frequent(t["h"].to_numpy(), max_count)
 
 
-def frequent_image_urls(paths: list[str], cfg: DedupConfig, work: Path,
+def frequent_image_urls(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path,
                         canonical: dict[str, str] | None = None) -> np.ndarray:
     """Sorted uint64 hashes of image URLs seen more than ``max_count`` times (counted per hash partition)."""
-    import ray
-
     c = cfg.image_url
     canonical = canonical if c.use_phash else None
     P = num_partitions(paths, cfg)
-    canon = ray.put(canonical) if canonical else None
-    arrays = shuffle(paths, ["images"], functools.partial(_image_hash_rows, count=c.count, canonical=canon, P=P),
+    canon = backend.put(canonical) if canonical else None
+    arrays = shuffle(backend, paths, ["images"], functools.partial(_image_hash_rows, count=c.count, canonical=canon, P=P),
                      functools.partial(_frequent_reduce, max_count=c.max_count), work / "shuffle")
     return np.sort(np.concatenate(arrays)).astype(np.uint64) if arrays else np.zeros(0, np.uint64)
 
@@ -513,13 +454,13 @@ def _paragraph_reduce(t: pa.Table, p: int, min_count: int, out_dir: str):
     return path, parts, {"documents": drops.num_rows}
 
 
-def paragraph_decision(paths: list[str], cfg: DedupConfig, work: Path) -> Routed:
+def paragraph_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path) -> Routed:
     """(doc_id, drop_hashes) of documents holding a paragraph repeated in their domain (partitioned by
     domain), left on disk under ``work/drops`` and routed back to each input file."""
     P = num_partitions(paths, cfg)
     out_dir = work / "drops"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    res = shuffle(paths, ["doc_id", "url", "domain", "texts"],
+    fs.make_dirs(out_dir)
+    res = shuffle(backend, paths, ["doc_id", "url", "domain", "texts"],
                   functools.partial(_paragraph_rows, pcfg=cfg.paragraphs, P=P),
                   functools.partial(_paragraph_reduce, min_count=cfg.paragraphs.min_count, out_dir=str(out_dir)),
                   work / "shuffle", tag_files=True)
@@ -577,9 +518,7 @@ def minhash_partition_edges(rows: pa.Table, p: int | None = None) -> tuple[pa.Ta
 def _feature_rows(t: pa.Table, mh, need) -> pa.Table:
     """Shingle set and signature of each candidate document of ``t``, once per confirm partition that
     needs it (``need``: nodes, sorted ``node * Q + partition`` codes, Q)."""
-    import ray
-
-    nodes, codes, Q = ray.get(need) if isinstance(need, ray.ObjectRef) else need
+    nodes, codes, Q = shared_value(need)
     idx = pc.fill_null(pc.index_in(t["doc_id"], value_set=nodes), -1).to_numpy().astype(np.int64)
     hit = np.flatnonzero(idx >= 0)
     empty = pa.table({"node": pa.array([], pa.int64()), "sh": pa.array([], pa.list_(pa.uint64())),
@@ -609,9 +548,7 @@ def _feature_rows(t: pa.Table, mh, need) -> pa.Table:
 
 def _confirm_reduce(t: pa.Table, p: int, edges, mh) -> tuple[np.ndarray, np.ndarray]:
     """Confirmed pairs among confirm partition ``p``'s candidate edges, from its documents' features."""
-    import ray
-
-    a, b, part = ray.get(edges) if isinstance(edges, ray.ObjectRef) else edges
+    a, b, part = shared_value(edges)
     sel = part == p
     a, b = a[sel], b[sel]
     node = t["node"].to_numpy()
@@ -671,15 +608,13 @@ class _EdgeAccumulator:
         return self.nodes["doc_id"].combine_chunks(), self.nodes["rec"].combine_chunks(), a, b
 
 
-def minhash_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir: Path | None = None) -> Removal:
+def minhash_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path) -> Removal:
     """The MinHash pass's removals: candidate edges per band-key partition, confirmed per edge partition,
     greedy removal on the driver over int64 arrays."""
-    import ray
-
     mh = cfg.minhash
     P = num_partitions(paths, cfg)
     acc = _EdgeAccumulator()
-    shuffle(paths, MINHASH_COLUMNS, functools.partial(_band_rows_keyed, cfg=cfg, P=P), minhash_partition_edges,
+    shuffle(backend, paths, MINHASH_COLUMNS, functools.partial(_band_rows_keyed, cfg=cfg, P=P), minhash_partition_edges,
             work / "bands", on_result=acc.add)
     nodes, node_rec, a, b = acc.result()
     if len(a) == 0:
@@ -688,245 +623,41 @@ def minhash_decision(paths: list[str], cfg: DedupConfig, work: Path, removed_dir
         Q = max(1, math.ceil(len(a) / EDGES_PER_CONFIRM))
         part = a % Q
         codes = np.unique(np.concatenate([a * Q + part, b * Q + part]))
-        need = ray.put((nodes, codes, Q))
-        edge_ref = ray.put((a, b, part))
-        res = shuffle(paths, ["doc_id", "texts"], functools.partial(_feature_rows, mh=mh, need=need),
+        need = backend.put((nodes, codes, Q))
+        edge_ref = backend.put((a, b, part))
+        res = shuffle(backend, paths, ["doc_id", "texts"], functools.partial(_feature_rows, mh=mh, need=need),
                       functools.partial(_confirm_reduce, edges=edge_ref, mh=mh), work / "features")
         a = np.concatenate([r[0] for r in res]) if res else np.zeros(0, np.int64)
         b = np.concatenate([r[1] for r in res]) if res else np.zeros(0, np.int64)
         del need, edge_ref
     by = greedy_removals(len(nodes), a, b, recency_rank(node_rec, nodes))
     removed = nodes.filter(pa.array(by >= 0))
-    table = pa.table({"doc_id": removed, "reason": pa.array([MINHASH_REASON] * len(removed), pa.string())},
-                     schema=REMOVED_SCHEMA)
-    files = []
-    if len(removed) and removed_dir is not None:
-        files = [str(write_table_atomic(Path(removed_dir) / "part-00000.parquet", table))]
     hashes = np.unique(hash64(removed.to_pylist())).astype(np.uint64)
-    return Removal(hashes, {MINHASH_REASON: len(removed)} if len(removed) else {}, files,
+    return Removal(hashes, {MINHASH_REASON: len(removed)} if len(removed) else {},
                    reasons=np.zeros(len(hashes), np.uint8), names=[MINHASH_REASON])
 
 
 REMOVAL_DECISIONS = {"url": url_decision, "image_set": image_set_decision, "minhash": minhash_decision}
 
 
-# -- applying to files ------------------------------------------------------------------------------
-def _drop_ids(t: pa.Table, hashes: np.ndarray):
-    hit = np.isin(hash64(t["doc_id"].to_pylist()), hashes)
-    return t.filter(pa.array(~hit)), None, 0
-
-
-def _drop_pairs(t: pa.Table, hashes: np.ndarray):
-    hit = np.isin(hash64(_pair_strings(t)), hashes)
-    removed = removed_table(t["doc_id"].filter(pa.array(hit)).to_pylist(), image_set_mod.REASON)
-    return t.filter(pa.array(~hit)), removed, 0
-
-
-def _strip_images(t: pa.Table, decision):
-    frequent, canonical = decision
-    out, n = remove_image_nodes(t, frequent, canonical)
-    return out, None, n
-
-
-def _edit_paragraphs(t: pa.Table, drops: pa.Table, pcfg):
-    mine = drops.filter(pc.is_in(drops["doc_id"], value_set=t["doc_id"].combine_chunks()))
-    out, n = apply_paragraph_drops(t, mine, pcfg)
-    return out, None, n
-
-
-def _drop_listed(t: pa.Table, removed: pa.Table):
-    hit = pc.fill_null(pc.is_in(t["doc_id"], value_set=removed["doc_id"].combine_chunks()), False)
-    return t.filter(pc.invert(hit)), None, 0
-
-
-def _routed_rows(path: str, decision: Routed) -> pa.Table:
-    return decision.rows_of(path)
-
-
-def _apply_task(group: list[str], edit: Callable, decision, out_dir: str, removed_dir: str | None,
-                per_file: Callable | None = None, batch_rows: int | None = None):
-    """Each file of ``group`` streamed batch by batch through ``edit(batch, decision)``, written under
-    ``out_dir``; with ``per_file``, ``edit`` gets ``per_file(path, decision)`` instead.
-
-    Returns (output paths, rows in, rows out, items removed, removed rows written)."""
-    outs, rows_in, rows_out, items, n_removed = [], 0, 0, 0, 0
-    whole = decision
-    for path in group:
-        decision = per_file(path, whole) if per_file else whole
-        out = Path(out_dir) / Path(path).name
-        schema = pq.ParquetFile(path).schema_arrow
-        removed = []
-        tmp = atomic_path(out)
-        writer = None
-        try:
-            for t in _iter_tables([path], None, batch_rows):
-                rows_in += t.num_rows
-                t, rem, n = edit(t, decision)
-                items += n
-                if rem is not None and rem.num_rows:
-                    removed.append(rem)
-                if writer is None:
-                    schema = t.schema
-                    writer = pq.ParquetWriter(tmp, schema)
-                writer.write_table(t if t.schema == schema else t.cast(schema))
-                rows_out += t.num_rows
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, schema)
-            writer.close()
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
-        outs.append(str(out))
-        if removed and removed_dir:
-            write_table_atomic(Path(removed_dir) / Path(path).name, pa.concat_tables(removed))
-        n_removed += sum(r.num_rows for r in removed)
-    return outs, rows_in, rows_out, items, n_removed
-
-
-def _apply_files(paths: list[str], edit: Callable, decision, out_dir: Path, removed_dir: Path | None = None,
-                 per_file: Callable | None = None):
-    out_dir.mkdir(parents=True, exist_ok=True)
-    res = _map_files(paths, _apply_task, edit, decision, str(out_dir), removed_dir and str(removed_dir), per_file,
-                     BATCH_ROWS)
-    return ([p for r in res for p in r[0]], sum(r[1] for r in res), sum(r[2] for r in res), sum(r[3] for r in res),
-            sum(r[4] for r in res))
-
-
-def _unique_names(paths: list[str]) -> bool:
-    return len({Path(p).name for p in paths}) == len(paths)
-
-
-def run_pass_files(name: str, paths: list[str], cfg: DedupConfig, work: Path,
-                   canonical: dict[str, str] | None = None, removed_dir: Path | None = None,
-                   ) -> tuple[list[str], FilterStats]:
-    """One pass over Parquet files of DOCUMENT_SCHEMA rows; the output files go to ``work/out``.
-
-    Removed ``(doc_id, reason)`` rows are written as Parquet under ``removed_dir`` when given.
-    """
-    stats = FilterStats(f"dedup.{name}")
-    out_dir = work / "out"
-    if removed_dir is not None:
-        removed_dir.mkdir(parents=True, exist_ok=True)
-    if name in REMOVAL_DECISIONS:
-        removal = REMOVAL_DECISIONS[name](paths, cfg, work, removed_dir)
-        if isinstance(removal, Routed):  # each file reads the removals of its own documents
-            out, n_in, n_out, _, _ = _apply_files(paths, _drop_listed, removal, out_dir, per_file=_routed_rows)
-            for reason, n in sorted(removal.counts.items()):
-                stats.drop("document", reason, n)
-            stats.seen("document", n_in)
-            stats.kept("document", n_out)
-            return out, stats
-        edit = _drop_pairs if removal.by_pair else _drop_ids
-        out, n_in, n_out, _, n_rem = _apply_files(paths, edit, removal.hashes, out_dir,
-                                                  removed_dir if removal.by_pair else None)
-        if removal.by_pair:
-            if n_rem:
-                stats.drop("document", image_set_mod.REASON, n_rem)
-        else:
-            for reason, n in removal.counts.items():
-                stats.drop("document", reason, n)
-    elif name == "image_url":
-        frequent = frequent_image_urls(paths, cfg, work, canonical)
-        canon = canonical if cfg.image_url.use_phash else None
-        out, n_in, n_out, n, _ = _apply_files(paths, _strip_images, (frequent, canon), out_dir)
-        if n:
-            stats.drop("image", f"image_url_dedup:seen>{cfg.image_url.max_count}", n)
-    elif name == "paragraphs":
-        drops = paragraph_decision(paths, cfg, work)
-        out, n_in, n_out, n, _ = _apply_files(paths, functools.partial(_edit_paragraphs, pcfg=cfg.paragraphs),
-                                              drops, out_dir, per_file=_routed_rows)
-        if n:
-            stats.drop("paragraph", f"paragraph_dedup:seen>={cfg.paragraphs.min_count}_in_domain", n)
-    else:
-        raise ValueError(f"unknown dedup pass {name!r}")
-    stats.seen("document", n_in)
-    stats.kept("document", n_out)
-    return out, stats
-
-
-def dedup_files(paths: list[str], profile="default", work_dir: str | Path | None = None,
-                stats: list[FilterStats] | None = None, passes: list[str] | None = None,
-                removed_dir: str | Path | None = None, canonical: dict[str, str] | None = None) -> list[str]:
-    """Run the enabled passes over Parquet files; returns the output files (under ``work_dir/<pass>/out``).
-
-    Each pass reads the previous pass's files, partitions on disk under ``work_dir/<pass>`` and writes its
-    output there, so memory does not follow the number of documents.
-    """
-    cfg = config_of(profile)
-    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="obelics-dedup-"))
-    paths = [str(p) for p in paths]
-    if not _unique_names(paths):  # outputs are named after inputs
-        raise ValueError("dedup_files: input files must have distinct names")
-    for name in passes or cfg.order:
-        if not getattr(cfg, name).enabled:
-            continue
-        shutil.rmtree(work / name, ignore_errors=True)
-        paths, st = run_pass_files(name, paths, cfg, work / name, canonical,
-                                   None if removed_dir is None else Path(removed_dir) / name)
-        log.info("dedup.%s: %s", name, json.dumps(st.as_dict()))
-        if stats is not None:
-            stats.append(st)
-    return paths
-
-
-def write_dataset(ds, directory: Path) -> list[str]:
-    """``ds`` written as Parquet files under ``directory`` (one per block, streamed); returns the paths."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    d = str(directory)
-
-    def write(batch: pa.Table) -> pa.Table:
-        path = f"{d}/{uuid.uuid4().hex}.parquet"
-        write_table_atomic(path, batch)
-        return pa.table({"path": [path], "rows": [batch.num_rows]})
-
-    paths = []
-    for batch in ds.map_batches(write, batch_format="pyarrow").iter_batches(batch_format="pyarrow"):
-        paths.extend(batch["path"].to_pylist())
-    return paths
-
-
-def run_global_dedup(ds, profile="default", stats: list[FilterStats] | None = None, passes: list[str] | None = None,
-                     removed_dir: str | Path | None = None, canonical: dict[str, str] | None = None,
-                     spill_dir: str | Path | None = None):
-    """Run the enabled passes (``passes`` or the profile's ``dedup.order``) over ``ds``; returns a dataset.
-
-    ``ds`` is a Ray dataset of DOCUMENT_SCHEMA rows (written to files first) or a list of Parquet files.
-    Per-pass stats are appended to ``stats``; removed ``(doc_id, reason)`` rows are written as Parquet
-    under ``removed_dir/<pass>/`` when given. Partitions and pass outputs go under ``spill_dir`` (read
-    back lazily); without it, under a temporary folder, and the result is materialised in Ray's object
-    store before the folder is removed.
-    """
-    tmp = None if spill_dir is not None else tempfile.mkdtemp(prefix="obelics-dedup-")
-    work = Path(spill_dir if spill_dir is not None else tmp)
-    try:
-        paths = ds if isinstance(ds, list) else write_dataset(ds, work / "input")
-        out = dedup_files(paths, profile, work, stats, passes, removed_dir, canonical)
-        result = read_units(out)
-        return result.materialize() if tmp else result
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-# -- the unit-based executor: decisions on disk, applied unit by unit -------------------------------
+# -- the engine's two calls: decide over all units, apply to one unit --------------------------------
 def decide(name: str, prev_dir: Path, units: list[str], ctx: dict) -> dict:
     """Decide pass ``name`` over the units' Parquet in ``prev_dir``; writes files under ``ctx['decision_dir']``.
 
-    Returns a JSON-able decision: ``{"pass", "file", "stats"}``.
+    The tasks run on ``ctx["backend"]`` (a :mod:`pipeline.shuffle` backend), else on the one
+    ``ctx["use_ray"]`` names (local when false or absent and Ray is not running). Returns a JSON-able
+    decision: ``{"pass", "file", "unit_dir", "stats"}``.
     """
-    from pipeline.executor import ensure_ray
-
-    ensure_ray()
+    backend = ctx.get("backend") or get_backend(ctx.get("use_ray"))
     cfg = config_of(ctx.get("profile", "default"))
     if not getattr(cfg, name).enabled:  # a disabled pass decides nothing and applies as a no-op
         return {"pass": name, "file": None, "stats": []}
     ddir = Path(ctx["decision_dir"])
     work = ddir / f".{name}-work-{uuid.uuid4().hex[:8]}"
     try:
-        return _decide(name, prev_dir, units, ctx, cfg, ddir, work)
+        return _decide(backend, name, prev_dir, units, ctx, cfg, ddir, work)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        fs.remove_tree(work)
 
 
 def _route_task(group: list[str], decision, unit_of: dict[str, str], out_dir: str) -> dict[str, int]:
@@ -940,64 +671,57 @@ def _route_task(group: list[str], decision, unit_of: dict[str, str], out_dir: st
         elif t.num_rows:
             counts.update(dict(zip(*np.unique(t["reason"].to_numpy(zero_copy_only=False), return_counts=True))))
         if t.num_rows:
-            write_table_atomic(Path(out_dir) / f"{unit_of[path]}.parquet", t)
+            fs.write_parquet_atomic(Path(out_dir) / f"{unit_of[path]}.parquet", t)
     return {str(k): int(v) for k, v in counts.items()}
 
 
-def _route_to_units(paths: list[str], unit_of: dict[str, str], decision, out_dir: Path, out: Path,
-                    schema: pa.Schema) -> Counter:
-    """Split ``decision`` by unit into ``out_dir`` (Ray tasks), and all of it into ``out`` (streamed)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _route_to_units(backend: Backend, paths: list[str], unit_of: dict[str, str], decision, out_dir: Path,
+                    out: Path, schema: pa.Schema) -> Counter:
+    """Split ``decision`` by unit into ``out_dir`` (a task per file group), and all of it into ``out``."""
+    fs.make_dirs(out_dir)
     counts: Counter = Counter()
-    for c in _map_files(paths, _route_task, decision, unit_of, str(out_dir)):
+    for c in _map_files(backend, paths, _route_task, decision, unit_of, str(out_dir)):
         counts.update(c)
-    _concat_parquet(sorted(str(p) for p in out_dir.glob("*.parquet")), out, schema)
+    _concat_parquet(fs.list_files(out_dir, ".parquet"), out, schema)
     return counts
 
 
-def _decide(name: str, prev_dir: Path, units: list[str], ctx: dict, cfg: DedupConfig, ddir: Path,
+def _decide(backend: Backend, name: str, prev_dir: Path, units: list[str], ctx: dict, cfg: DedupConfig, ddir: Path,
             work: Path) -> dict:
-    unit_of = {str(Path(prev_dir) / f"{u}.parquet"): u for u in units if (Path(prev_dir) / f"{u}.parquet").exists()}
+    unit_of = {str(Path(prev_dir) / f"{u}.parquet"): u for u in units if fs.exists(Path(prev_dir) / f"{u}.parquet")}
     paths = list(unit_of)
     stats = FilterStats(f"dedup.{name}.decide")
     if not paths:
         return {"pass": name, "file": None, "stats": [stats.as_dict()]}
     if name == "image_url":
-        frequent = frequent_image_urls(paths, cfg, work, ctx.get("phash_canonical"))
-        out = ddir / "frequent_image_url_hashes.npy"
-        tmp = ddir / ".frequent.tmp.npy"
-        np.save(tmp, frequent)
-        tmp.replace(out)
+        frequent = frequent_image_urls(backend, paths, cfg, work, ctx.get("phash_canonical"))
+        out = ddir / "frequent_image_url_hashes.parquet"
+        fs.write_parquet_atomic(out, pa.table({"h": pa.array(frequent, pa.uint64())}))
         stats.seen("frequent_image_url", len(frequent))
         return {"pass": name, "file": str(out), "stats": [stats.as_dict()]}
     if name == "paragraphs":
-        drops = paragraph_decision(paths, cfg, work)
+        drops = paragraph_decision(backend, paths, cfg, work)
         stats.seen("document_with_repeated_paragraph", drops.rows)
         out = ddir / "paragraph_drops.parquet"
-        _route_to_units(paths, unit_of, drops, ddir / "units", out, DROPS_SCHEMA)
+        _route_to_units(backend, paths, unit_of, drops, ddir / "units", out, DROPS_SCHEMA)
         return {"pass": name, "file": str(out), "unit_dir": str(ddir / "units"), "stats": [stats.as_dict()]}
-    removal = REMOVAL_DECISIONS[name](paths, cfg, work)
+    removal = REMOVAL_DECISIONS[name](backend, paths, cfg, work)
     out = ddir / "removed.parquet"
-    counts = _route_to_units(paths, unit_of, removal, ddir / "units", out, REMOVED_SCHEMA)
+    counts = _route_to_units(backend, paths, unit_of, removal, ddir / "units", out, REMOVED_SCHEMA)
     for reason, n in sorted(counts.items()):
         stats.drop("document", reason, n)
     return {"pass": name, "file": str(out), "unit_dir": str(ddir / "units"), "stats": [stats.as_dict()]}
 
 
-@functools.lru_cache(maxsize=4)
-def _load_decision(path: str):
-    if path.endswith(".npy"):
-        return np.load(path)
-    return pq.read_table(path)
-
-
 def _unit_decision(name: str, decision: dict, unit: str | None):
-    """The decision for one unit: its own file under ``unit_dir`` (none: nothing to do), else all of it."""
+    """The decision for one unit: its own file under ``unit_dir`` (none: nothing to do), else all of it
+    (the sorted hashes of the frequent image URLs)."""
     if unit is None or not decision.get("unit_dir"):
-        return _load_decision(decision["file"])
+        t = fs.read_parquet(decision["file"])
+        return t["h"].to_numpy() if name == "image_url" else t
     path = Path(decision["unit_dir"]) / f"{unit}.parquet"
-    if path.exists():
-        return pq.read_table(path)
+    if fs.exists(path):
+        return fs.read_parquet(str(path))
     return (DROPS_SCHEMA if name == "paragraphs" else REMOVED_SCHEMA).empty_table()
 
 
@@ -1032,3 +756,33 @@ def apply(name: str, table: pa.Table, decision: dict, ctx: dict | None = None) -
         table = table.filter(pc.invert(hit))
     stats.kept("document", table.num_rows)
     return table, stats
+
+
+def dedup_units(prev_dir: str | Path, units: list[str], profile, work: str | Path, passes: list[str] | None = None,
+                ctx: dict | None = None) -> tuple[Path, list[dict], list[FilterStats]]:
+    """The enabled passes (``passes`` or the profile's ``dedup.order``) over the units' Parquet in
+    ``prev_dir``, as a run does them: each decided over all units, then applied to each unit, whose
+    output goes to ``work/<NN>-<pass>/<unit>.parquet``. For tests and benchmarks (a run interleaves the
+    same two calls with its other stages). Returns (last folder, decisions, per-pass apply stats summed)."""
+    cfg = config_of(profile)
+    ctx = dict(ctx or {}, profile=profile)
+    prev, work = Path(prev_dir), Path(work)
+    decisions, stats = [], []
+    for i, name in enumerate(passes or cfg.order):
+        if not getattr(cfg, name).enabled:
+            continue
+        ddir = work / f"{i:02d}-{name}"
+        fs.make_dirs(ddir / "decision")
+        decision = decide(name, prev, units, dict(ctx, decision_dir=str(ddir / "decision")))
+        decisions.append(decision)
+        total = FilterStats(f"dedup.{name}")
+        for u in units:
+            src = prev / f"{u}.parquet"
+            if not fs.exists(src):
+                continue
+            table, st = apply(name, fs.read_parquet(str(src)), decision, dict(ctx, unit=u))
+            total.merge(st)
+            fs.write_parquet_atomic(ddir / f"{u}.parquet", table)
+        stats.append(total)
+        prev = ddir
+    return prev, decisions, stats

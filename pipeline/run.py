@@ -1,4 +1,8 @@
-"""``obelics run``: one shard of WARC inputs to finished dataset shards, resumable, on Ray.
+"""``obelics run``: WARC inputs (any number of snapshots and shards) to one dataset, resumable.
+
+One run is one dataset: every global pass (dedup, the image table) decides over all of its units,
+wherever they were processed. Units run on Ray (``run.use_ray``, the default) or inline, and the
+global passes on the matching :mod:`pipeline.shuffle` backend (``run.use_ray=false``: no Ray at all).
 
 Layout of ``OUT``::
 
@@ -10,6 +14,11 @@ Layout of ``OUT``::
 
 A rerun skips every unit, decision and output whose marker exists, so after a kill it redoes only
 what was in flight, and its output equals an uninterrupted run's (every step is deterministic).
+
+A rerun with a superset of the inputs (the next snapshot, more shards) and the same profile and stages
+*extends* the run: the per-unit results before the first global decision (extraction, text filters)
+are kept, the decisions and everything after them are redone over all units, so the result equals a
+fresh run over all inputs. Any other change of plan is refused (or discarded with ``--restart``).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from pipeline.run_config import DEFAULT_STAGES, RunConfig  # noqa: F401  (RunCon
 from pipeline.sources import input_name
 
 log = logging.getLogger("obelics.run")
+
 
 @dataclass
 class Plan:
@@ -101,14 +111,50 @@ def discard_run(out: Path) -> None:
             p.unlink()
 
 
+def _extends(old: dict, new: dict) -> bool:
+    """Whether plan ``new`` extends plan ``old``: the same profile and stages, a strict superset of its inputs."""
+    same = {k: v for k, v in old.items() if k != "inputs"} == {k: v for k, v in new.items() if k != "inputs"}
+    return same and set(old.get("inputs", [])) < set(new["inputs"])
+
+
+def _reusable_stages(plan: Plan) -> list[str]:
+    """The stage folders of the unit stages before the plan's first global decision."""
+    names = []
+    for i, (kind, what) in enumerate(plan.steps):
+        if kind != "units":
+            break
+        names.append(f"{i:02d}-" + "+".join(op.name for op in what))  # type: ignore[union-attr]
+    return names
+
+
+def discard_decisions(out: Path, plan: Plan) -> None:
+    """Remove what depends on the set of units (the run's marker first, then every global decision, the
+    stages after it and the dataset), keeping the per-unit stages before the first decision."""
+    import shutil
+
+    keep = set(_reusable_stages(plan))
+    (out / "stats.json").unlink(missing_ok=True)
+    work = out / "work"
+    for d in sorted(work.iterdir()) if work.exists() else []:
+        if d.is_dir() and d.name not in keep:
+            shutil.rmtree(d)
+    for name in ("report.html", "parquet", "webdataset"):
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
 def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: list[str] | None = None,
         workers: int | None = None, ray_address: str | None = None, restart: bool = False,
         restart_if_changed: bool = False) -> dict:
     """Run the pipeline over ``inputs`` (WARC paths or URLs) into ``out``; returns the final stats.
 
     ``restart`` discards a previous run in ``out`` first; otherwise a previous run with the same plan is
-    resumed (or found complete), and one with another plan is refused, or discarded and started again
-    with ``restart_if_changed`` (for small runs such as the embedded sample).
+    resumed (or found complete), one whose inputs are a subset of ``inputs`` is extended (its per-unit
+    work before the first global decision is kept), and one with another plan is refused, or discarded
+    and started again with ``restart_if_changed`` (for small runs such as the embedded sample).
     """
     profile = load_profile(profile, overrides)
     cfg = validate(profile).run  # every section checked before anything is written
@@ -123,14 +169,22 @@ def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: l
                    "inputs": list(inputs),
                    "stages": cfg.stages}
     plan_path = out / "run.json"
-    changed = plan_path.exists() and read_json(plan_path) != plan_record
-    if restart or (restart_if_changed and changed):
+    old = read_json(plan_path) if plan_path.exists() else None
+    changed = old is not None and old != plan_record
+    plan = make_plan(cfg.stages)
+    if changed and not restart and _extends(old, plan_record):
+        log.info("%s: extending the run from %d to %d inputs (global decisions are redone)", out,
+                 len(old["inputs"]), len(inputs))
+        discard_decisions(out, plan)  # before the new plan is recorded: a kill here leaves the old plan
+        write_json_atomic(plan_path, plan_record)
+    elif restart or (restart_if_changed and changed):
         if changed:
             log.info("%s holds a run with another plan: discarding it", out)
         discard_run(out)
     elif changed:
         raise ValueError(f"{out} holds a run with another plan (inputs, profile or stages differ); "
-                         "use a new --out folder, --restart to discard that run, or --restart-if-changed")
+                         "(a superset of its inputs extends it); use a new --out folder, --restart to discard "
+                         "that run, or --restart-if-changed")
     if not plan_path.exists():
         write_json_atomic(plan_path, plan_record)
     saved = out / "profile.yaml"  # the exact profile, defaults and overrides included (the card shows it)
@@ -141,11 +195,11 @@ def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: l
         return read_json(final_marker)
 
     t0 = time.monotonic()
-    plan = make_plan(cfg.stages)
     use_ray = cfg.use_ray
     if use_ray:
         ensure_ray(ray_address)
-    ctx: dict = {"profile": profile, "out": str(out), "work": str(work), "decisions": {}, "sources": units}
+    ctx: dict = {"profile": profile, "out": str(out), "work": str(work), "decisions": {}, "sources": units,
+                 "use_ray": use_ray}
     prev: str | None = None
     stage_dirs: list[str] = []
     timings = []

@@ -184,9 +184,9 @@ register(UnitOp("recheck", _recheck))
 register(UnitOp("final", _final))
 
 
-# -- dedup passes (pipeline.dedup: decide on Ray, apply per unit) ---------------------------------------
+# -- dedup passes (pipeline.dedup: decide over all units, apply per unit) ---------------------------------------
 @functools.lru_cache(maxsize=2)
-def _load_phash(path: str) -> dict[str, str]:
+def _load_phash(path: str, mtime_ns: int) -> dict[str, str]:
     import json
 
     with open(path, encoding="utf-8") as f:
@@ -195,8 +195,11 @@ def _load_phash(path: str) -> dict[str, str]:
 
 def _with_phash(ctx: dict) -> dict:
     """``ctx`` plus ``phash_canonical`` when the image-table decision computed pHash clusters."""
+    import os
+
     path = (ctx["decisions"].get("image_table") or {}).get("phash_file")
-    return dict(ctx, phash_canonical=_load_phash(path)) if path else ctx
+    # keyed by mtime too: an extended run decides again into the same file
+    return dict(ctx, phash_canonical=_load_phash(path, os.stat(path).st_mtime_ns)) if path else ctx
 
 
 def _dedup_op(op_name: str, pass_name: str) -> GlobalOp:

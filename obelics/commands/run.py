@@ -1,4 +1,9 @@
-"""``obelics run [CONFIG] [options]``: the whole pipeline on local WARCs or a Common Crawl shard."""
+"""``obelics run [CONFIG] [options]``: the whole pipeline on local WARCs or Common Crawl snapshots and shards.
+
+One run is one dataset: ``--snapshot A --snapshot B --shards 0-99 --num-shards 1000`` takes shards 0..99
+of both snapshots, and every global pass (dedup) decides over all of them. Rerunning with more
+snapshots or shards on the same ``--out`` extends the run.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +13,26 @@ from pathlib import Path
 
 import yaml
 
-RUN_KEYS = {"profile", "out", "warc", "snapshot", "shard", "num_shards", "limit", "workers", "set", "cc_base_url"}
+RUN_KEYS = {"profile", "out", "warc", "snapshot", "shard", "shards", "num_shards", "limit", "workers", "set",
+            "cc_base_url"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run the pipeline: WARCs or a Common Crawl shard -> dataset shards",
-                       description="Run extraction, filters, dedup, images, writers and the report. "
-                                   "Resumable: rerun the same command after a failure.")
-    p.add_argument("config", nargs="?", help="run YAML (keys: profile, out, warc, snapshot, shard, num_shards, "
-                                             "limit, workers, set); command-line options override it")
+    p = sub.add_parser("run", help="run the pipeline: WARCs or Common Crawl snapshots/shards -> one dataset",
+                       description="Run extraction, filters, dedup, images, writers and the report over all "
+                                   "inputs as one dataset (dedup decides over all of them). Resumable: rerun the "
+                                   "same command after a failure; rerun with more snapshots or shards to extend.")
+    p.add_argument("config", nargs="?", help="run YAML (keys: profile, out, warc, snapshot, shard, shards, "
+                                             "num_shards, limit, workers, set); command-line options override it")
     p.add_argument("--profile", help="pipeline profile name or YAML (default: default)")
     p.add_argument("--out", help="output folder")
     p.add_argument("--warc", nargs="+", help="local WARC files or http(s) URLs")
-    p.add_argument("--snapshot", help="Common Crawl snapshot, e.g. CC-MAIN-2023-06")
+    p.add_argument("--snapshot", action="append", help="Common Crawl snapshot, e.g. CC-MAIN-2023-06 (repeat it, "
+                                                       "or space-separate, for several: one dataset)")
     p.add_argument("--shard", type=int, help="shard index k (with --snapshot)")
+    p.add_argument("--shards", help="shard indices, e.g. 0-99 or 0,5,10-12 (with --snapshot and --num-shards)")
     p.add_argument("--num-shards", type=int, help="number of shards n (with --snapshot)")
-    p.add_argument("--limit", type=int, help="take at most this many WARC files of the shard")
+    p.add_argument("--limit", type=int, help="take at most this many WARC files of each shard")
     p.add_argument("--workers", type=int, help="concurrent units (default: one per CPU of the Ray cluster)")
     p.add_argument("--cc-base-url", help="Common Crawl HTTP base (default https://data.commoncrawl.org/)")
     p.add_argument("--restart", action="store_true", help="discard a previous run in --out and start again")
@@ -52,13 +61,66 @@ def resolve(args: argparse.Namespace) -> dict:
             conf[key] = value
     conf["set"] = sets + list(getattr(args, "set", None) or [])  # --set adds to the YAML's set:, after it
     conf.setdefault("profile", "default")
-    conf.setdefault("shard", 0)
     conf.setdefault("num_shards", 1)
     if not conf.get("out"):
         raise ValueError("no output folder: give --out or `out:` in the run YAML")
     if bool(conf.get("warc")) == bool(conf.get("snapshot")):
         raise ValueError("give exactly one of --warc (local files/URLs) or --snapshot")
+    if conf.get("shard") is not None and conf.get("shards") is not None:
+        raise ValueError("give --shard or --shards, not both")
+    if conf.get("snapshot"):
+        snaps = conf["snapshot"] if isinstance(conf["snapshot"], list) else [conf["snapshot"]]
+        conf["snapshot"] = [x for s in snaps for x in str(s).split()]
+        if len(set(conf["snapshot"])) != len(conf["snapshot"]):
+            raise ValueError(f"a snapshot is given twice: {conf['snapshot']}")
+        shards = conf.pop("shard", None)
+        conf["shards"] = parse_shards(conf["shards"] if conf.get("shards") is not None
+                                      else 0 if shards is None else shards, conf["num_shards"])
     return conf
+
+
+def parse_shards(spec, num_shards: int) -> list[int]:
+    """Shard indices from ``"0-99"``, ``"0,5,10-12"``, ``"0 1 2"``, an int or a list; each in [0, num_shards)."""
+    if isinstance(spec, int):
+        items = [str(spec)]
+    elif isinstance(spec, list):
+        items = [str(x) for x in spec]
+    else:
+        items = str(spec).replace(",", " ").split()
+    out: list[int] = []
+    for item in items:
+        try:
+            lo, _, hi = item.partition("-")
+            first, last = int(lo), int(hi) if hi else int(lo)
+        except ValueError:
+            raise ValueError(f"bad shard range {item!r}: use k, a-b or a list such as 0,5,10-12") from None
+        if last < first:
+            raise ValueError(f"bad shard range {item!r}: the end is before the start")
+        out.extend(range(first, last + 1))
+    if not out:
+        raise ValueError("no shard given")
+    bad = [k for k in out if not 0 <= k < num_shards]
+    if bad:
+        raise ValueError(f"shard {bad[0]} is not in [0, {num_shards}) (--num-shards {num_shards})")
+    if len(set(out)) != len(out):
+        raise ValueError(f"a shard is given twice in {spec!r}")
+    return out
+
+
+def snapshot_inputs(conf: dict, cache_dir: Path) -> list[str]:
+    """The WARC URLs of every (snapshot, shard) of ``conf``, snapshot by snapshot, shard by shard."""
+    from pipeline.sources import cc_url, fetch_warc_paths, plan_shard
+
+    inputs: list[str] = []
+    for snapshot in conf["snapshot"]:
+        paths = fetch_warc_paths(snapshot, conf.get("cc_base_url"), cache_dir=cache_dir)
+        n = 0
+        for k in conf["shards"]:
+            plan = plan_shard(paths, k, conf["num_shards"], conf.get("limit"))
+            inputs.extend(cc_url(p, conf.get("cc_base_url")) for p in plan.inputs)
+            n += len(plan.inputs)
+        print(f"{snapshot}: {len(conf['shards'])} shard(s) of {conf['num_shards']}, {n} of {len(paths)} WARC files")
+    return inputs
 
 
 def main(args: argparse.Namespace) -> int:
@@ -66,17 +128,13 @@ def main(args: argparse.Namespace) -> int:
     from obelics.warc import resolve_source
     from pipeline.profile import load_profile
     from pipeline.run import run
-    from pipeline.sources import cc_url, fetch_warc_paths, plan_shard
 
     conf = resolve(args)
     # the whole profile (overrides included) is validated before anything is fetched or written
     profile = load_profile(conf["profile"], conf["set"])
     out = Path(conf["out"])
     if conf.get("snapshot"):
-        paths = fetch_warc_paths(conf["snapshot"], conf.get("cc_base_url"), cache_dir=out / "cache")
-        plan = plan_shard(paths, conf["shard"], conf["num_shards"], conf.get("limit"))
-        inputs = [cc_url(p, conf.get("cc_base_url")) for p in plan.inputs]
-        print(f"{conf['snapshot']} {plan.name()}: {len(inputs)} of {len(paths)} WARC files")
+        inputs = snapshot_inputs(conf, out / "cache")
     else:
         warcs = conf["warc"] if isinstance(conf["warc"], list) else [conf["warc"]]
         inputs = [w if storage.is_remote(w) else str(Path(w).resolve()) for w in warcs]

@@ -1,4 +1,5 @@
-"""The Ray passes give the same result as the in-memory passes (small corpus, local Ray, 2 CPUs)."""
+"""The global-pass engine (pipeline.dedup) equals the pure in-memory passes, on the local and the Ray
+backend (small corpus, local Ray, 2 CPUs)."""
 
 import numpy as np
 import pyarrow as pa
@@ -50,55 +51,54 @@ def _corpus():
     return docs
 
 
-@pytest.mark.parametrize("profile", ["default", "obelics-2023"])
-def test_ray_passes_match_in_memory_passes(ray_local, profile, tmp_path):
-    from pipeline.dedup import run_global_dedup
+def _removed(decisions) -> dict:
+    """{doc_id: reason} of every removal decision (the oracle's ``removed_ids`` shape)."""
+    out = {}
+    for d in decisions:
+        if d["pass"] in ("url", "minhash", "image_set") and d["file"]:
+            out.update({r["doc_id"]: r["reason"] for r in pq.read_table(d["file"]).to_pylist()})
+    return out
+
+
+def _concat(folder, units):
+    return pa.concat_tables([pq.read_table(folder / f"{u}.parquet") for u in units]).sort_by("doc_id")
+
+
+def _backend(name):
+    from pipeline.shuffle import LocalBackend, RayBackend
+
+    return RayBackend() if name == "ray" else LocalBackend()
+
+
+def _counts(st):
+    d = st.as_dict()
+    return d["stage"], d["in"].get("document"), d["out"], d["dropped"]
+
+
+@pytest.mark.parametrize("profile,backend", [("default", "ray"), ("obelics-2023", "ray"), ("default", "local"),
+                                             ("obelics-2023", "local")])
+def test_engine_matches_in_memory_passes(ray_local, profile, backend, tmp_path):
+    """Decide over the units, apply to each: the same documents, removals and counts as the pure passes."""
+    from pipeline.dedup import dedup_units
 
     cfg = dedup_config(profile, ["dedup.num_partitions=3", "dedup.image_url.max_count=10"])
     docs = _corpus()
-    expected, _ = run_passes(docs, cfg)
-    stats = []
-    ds = ray.data.from_arrow(documents_to_table(docs)).repartition(4)
-    spill = tmp_path / "spill" if profile == "obelics-2023" else None  # object store, or Parquet on disk
-    out = run_global_dedup(ds, cfg, stats, removed_dir=tmp_path / "removed", spill_dir=spill)
-    got = pa.concat_tables(ray.get(list(out.to_arrow_refs()))).sort_by("doc_id")
+    expected, want_stats = run_passes(docs, cfg)
+    units = _write_units(docs, tmp_path / "in", 4)
+    last, decisions, stats = dedup_units(tmp_path / "in", units, cfg, tmp_path / "work",
+                                         ctx={"backend": _backend(backend)})
+    got = _concat(last, units)
     want = expected.table.sort_by("doc_id")
-    assert got["doc_id"].to_pylist() == want["doc_id"].to_pylist()
-    assert got["texts"].to_pylist() == want["texts"].to_pylist()
-    assert got["images"].to_pylist() == want["images"].to_pylist()
-    assert got["metadata"].to_pylist() == want["metadata"].to_pylist()
-    removed = pq.read_table(tmp_path / "removed").to_pylist()
-    assert {r["doc_id"]: r["reason"] for r in removed} == expected.removed_ids()
+    for col in ("doc_id", "texts", "images", "metadata"):
+        assert got[col].to_pylist() == want[col].to_pylist()
+    assert _removed(decisions) == expected.removed_ids()
     assert "urlold" in expected.removed_ids() and "setold" in expected.removed_ids()
     if profile == "default":
         assert expected.removed_ids()["nearold"] == "minhash:near_duplicate"
     by_stage = {s.stage: s for s in stats}
     assert by_stage["dedup.image_url"].dropped["image"]
     assert by_stage["dedup.paragraphs"].dropped["paragraph"]
-
-
-def test_decide_then_apply_per_unit(ray_local, tmp_path):
-    from pipeline.dedup import apply, decide
-
-    cfg_name = "default"
-    docs = _corpus()
-    prev = tmp_path / "prev"
-    prev.mkdir()
-    units = ["u0", "u1", "u2"]
-    for i, u in enumerate(units):
-        pq.write_table(documents_to_table(docs[i::3]), prev / f"{u}.parquet")
-    expected, _ = run_passes(docs, dedup_config(cfg_name), ["url", "paragraphs", "image_url"])
-    tables = {u: pq.read_table(prev / f"{u}.parquet") for u in units}
-    for name in ["url", "paragraphs", "image_url"]:
-        ddir = tmp_path / name
-        ddir.mkdir()
-        for u in units:
-            pq.write_table(tables[u], prev / f"{u}.parquet")
-        decision = decide(name, prev, units, {"profile": cfg_name, "decision_dir": str(ddir)})
-        tables = {u: apply(name, tables[u], decision, {"profile": cfg_name, "unit": u})[0] for u in units}
-    got = pa.concat_tables(list(tables.values())).sort_by("doc_id")
-    assert got["doc_id"].to_pylist() == expected.table.sort_by("doc_id")["doc_id"].to_pylist()
-    assert got["texts"].to_pylist() == expected.table.sort_by("doc_id")["texts"].to_pylist()
+    assert [_counts(s) for s in stats] == [_counts(s) for s in want_stats]
 
 
 def _near_duplicates():
@@ -122,8 +122,8 @@ def _write_units(docs, directory, n):
     return [f"u{i}" for i in range(n)]
 
 
-@pytest.mark.parametrize("profile", ["default", "obelics-2023"])
-def test_many_small_partitions_match_in_memory_passes(ray_local, profile, tmp_path, monkeypatch):
+@pytest.mark.parametrize("profile,backend", [("default", "ray"), ("obelics-2023", "local")])
+def test_many_small_partitions_match_in_memory_passes(ray_local, profile, backend, tmp_path, monkeypatch):
     """One file per task, record batches of 4 rows, a few documents per partition, one candidate edge per
     MinHash confirm partition."""
     import pipeline.dedup as dd
@@ -136,20 +136,14 @@ def test_many_small_partitions_match_in_memory_passes(ray_local, profile, tmp_pa
     expected, want_stats = run_passes(docs, cfg)
     units = _write_units(docs, tmp_path / "in", 5)
     assert dd.num_partitions([str(tmp_path / "in" / f"{u}.parquet") for u in units], cfg) == 17
-    stats = []
-    out = dd.dedup_files([str(tmp_path / "in" / f"{u}.parquet") for u in units], cfg, tmp_path / "work", stats,
-                         removed_dir=tmp_path / "removed")
-    got = pa.concat_tables([pq.read_table(p) for p in out]).sort_by("doc_id")
+    last, decisions, stats = dd.dedup_units(tmp_path / "in", units, cfg, tmp_path / "work",
+                                            ctx={"backend": _backend(backend)})
+    got = _concat(last, units)
     want = expected.table.sort_by("doc_id")
     for col in ("doc_id", "texts", "images", "metadata"):
         assert got[col].to_pylist() == want[col].to_pylist()
-    removed = pq.read_table(tmp_path / "removed").to_pylist()
-    assert {r["doc_id"]: r["reason"] for r in removed} == expected.removed_ids()
-    def counts(st):
-        d = st.as_dict()
-        return d["stage"], d["in"]["document"], d["out"], d["dropped"]
-
-    assert [counts(s) for s in stats] == [counts(s) for s in want_stats]
+    assert _removed(decisions) == expected.removed_ids()
+    assert [_counts(s) for s in stats] == [_counts(s) for s in want_stats]
     if profile == "default":  # the cluster: only the most recent copy is left
         assert [d for d in got["doc_id"].to_pylist() if d.startswith("near")] == ["near4", "nearnew"]
 
@@ -182,13 +176,12 @@ def test_decide_then_apply_removals(ray_local, profile, name, tmp_path):
         assert got == expected.table.sort_by("doc_id")["doc_id"].to_pylist()
 
 
-def test_empty_files_pass_through(ray_local, tmp_path):
+def test_empty_files_pass_through(tmp_path):
     from obelics.document import DOCUMENT_SCHEMA
-    from pipeline.dedup import dedup_files, num_rows
+    from pipeline.dedup import dedup_units, num_rows
 
     (tmp_path / "in").mkdir()
     pq.write_table(DOCUMENT_SCHEMA.empty_table(), tmp_path / "in" / "empty.parquet")
-    stats = []
-    out = dedup_files([str(tmp_path / "in" / "empty.parquet")], "default", tmp_path / "work", stats)
-    assert num_rows(out) == 0 and len(stats) == 5
+    last, decisions, stats = dedup_units(tmp_path / "in", ["empty"], "default", tmp_path / "work")
+    assert num_rows([str(last / "empty.parquet")]) == 0 and len(stats) == 5
     assert all(s.as_dict()["out"]["document"] == 0 for s in stats)

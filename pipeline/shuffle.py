@@ -1,0 +1,195 @@
+"""Where a global pass's tasks run, and the few file operations the passes do.
+
+A global pass (``pipeline.dedup``) is key -> partition -> decide -> apply: map tasks hash-partition rows
+into files, reduce tasks decide one partition each, apply tasks edit files. A *backend* runs these
+tasks: :class:`LocalBackend` in this process, one after the other (no Ray at all; partitions are on
+disk, so memory stays bounded), :class:`RayBackend` as Ray tasks on the local instance or a cluster.
+Both run the same functions on the same files, so their results are identical.
+
+The passes touch files only through the functions at the end of this module (size, Parquet reader,
+Arrow IPC reader/writer, atomic commit, list, exists, remove), so another filesystem is one place to change.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class Shared:
+    """A value every task reads (a decision broadcast once): ``get()`` returns it inside a task."""
+
+    def __init__(self, value: Any):
+        self._value = value
+
+    def get(self) -> Any:
+        return self._value
+
+
+def shared_value(x: Any) -> Any:
+    """``x.get()`` for a :class:`Shared`, else ``x``."""
+    return x.get() if isinstance(x, Shared) else x
+
+
+class LocalBackend:
+    """Tasks run in this process, in order: no Ray, no object store; memory is one task's."""
+
+    name = "local"
+
+    def put(self, value: Any) -> Shared:
+        return Shared(value)
+
+    def map(self, fn: Callable, calls: Iterable[tuple]) -> list:
+        """``fn(*args)`` for each ``args`` in ``calls`` (a :class:`Shared` argument arrives as its value);
+        results in order."""
+        return [fn(*map(shared_value, args)) for args in calls]
+
+    def map_unordered(self, fn: Callable, calls: Iterable[tuple], on_result: Callable) -> None:
+        """``on_result(fn(*args))`` for each call, as results arrive (the driver holds one at a time)."""
+        for args in calls:
+            on_result(fn(*map(shared_value, args)))
+
+
+class _RayShared(Shared):
+    def __init__(self, ref):
+        self.ref = ref
+
+    def get(self) -> Any:
+        import ray
+
+        return ray.get(self.ref)
+
+
+def _ref(x: Any) -> Any:
+    """A top-level task argument: a shared value's object ref (Ray passes the task its value)."""
+    return x.ref if isinstance(x, _RayShared) else x
+
+
+class RayBackend:
+    """Tasks run as Ray tasks (one CPU each) on the local Ray instance or the cluster of ``RAY_ADDRESS``."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None):
+        from pipeline.executor import ensure_ray
+
+        ensure_ray(address)
+        self._remote: dict = {}
+
+    def _task(self, fn: Callable):
+        import ray
+
+        if fn not in self._remote:
+            self._remote[fn] = ray.remote(num_cpus=1)(fn)
+        return self._remote[fn]
+
+    def put(self, value: Any) -> Shared:
+        import ray
+
+        return _RayShared(ray.put(value))
+
+    def map(self, fn: Callable, calls: Iterable[tuple]) -> list:
+        import ray
+
+        task = self._task(fn)
+        return ray.get([task.remote(*map(_ref, args)) for args in calls])
+
+    def map_unordered(self, fn: Callable, calls: Iterable[tuple], on_result: Callable) -> None:
+        import ray
+
+        task = self._task(fn)
+        refs = [task.remote(*map(_ref, args)) for args in calls]
+        while refs:
+            done, refs = ray.wait(refs, num_returns=1)
+            on_result(ray.get(done[0]))
+
+
+Backend = LocalBackend | RayBackend
+
+
+def get_backend(use_ray: bool | None = None, address: str | None = None) -> Backend:
+    """The Ray backend when ``use_ray`` (the run's ``run.use_ray``), else the local one.
+
+    ``None`` means: Ray when it is already initialised in this process (a caller started it), else local.
+    """
+    if use_ray is None:
+        import sys
+
+        use_ray = "ray" in sys.modules and sys.modules["ray"].is_initialized()
+    return RayBackend(address) if use_ray else LocalBackend()
+
+
+# -- files: every file operation of the global passes -----------------------------------------------
+def file_size(path: str) -> int:
+    return os.path.getsize(path)
+
+
+def parquet_file(path: str) -> pq.ParquetFile:
+    return pq.ParquetFile(path)
+
+
+def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(path, columns=columns)
+
+
+def read_ipc_batches(path: str, indices: Iterable[int]) -> tuple[pa.Schema, list[pa.RecordBatch]]:
+    """Record batches ``indices`` of an Arrow IPC file, with its schema."""
+    with pa.OSFile(str(path), "rb") as src:
+        r = pa.ipc.open_file(src)
+        return r.schema, [r.get_batch(int(i)) for i in indices]
+
+
+def temporary(path: str | Path) -> Path:
+    """Where to write ``path`` before :func:`commit` (a hidden name beside it)."""
+    from obelics.parquet import atomic_path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_path(path)
+
+
+def commit(tmp: str | Path, path: str | Path) -> None:
+    """``tmp`` becomes ``path`` atomically (a reader sees all of it or nothing)."""
+    os.replace(tmp, path)
+
+
+def discard(tmp: str | Path) -> None:
+    Path(tmp).unlink(missing_ok=True)
+
+
+def ipc_writer(path: str | Path, schema: pa.Schema):
+    """An Arrow IPC file writer (lz4) on ``path`` (a temporary; :func:`commit` it once closed)."""
+    return pa.ipc.new_file(str(path), schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+
+
+def parquet_writer(path: str | Path, schema: pa.Schema) -> pq.ParquetWriter:
+    return pq.ParquetWriter(str(path), schema)
+
+
+def write_parquet_atomic(path: str | Path, table: pa.Table) -> str:
+    from obelics.parquet import write_table_atomic
+
+    return str(write_table_atomic(path, table))
+
+
+def list_files(folder: str | Path, suffix: str) -> list[str]:
+    """The files of ``folder`` whose name ends with ``suffix``, sorted (none if it does not exist)."""
+    folder = Path(folder)
+    return sorted(str(p) for p in folder.glob(f"*{suffix}")) if folder.exists() else []
+
+
+def exists(path: str | Path) -> bool:
+    return Path(path).exists()
+
+
+def make_dirs(folder: str | Path) -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+
+
+def remove_tree(folder: str | Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
