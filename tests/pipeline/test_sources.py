@@ -31,3 +31,37 @@ def test_fetch_warc_paths_from_loopback(tmp_path, shared):
         assert r.status_code == 206 and r.content == warc.read_bytes()[:10]
     # cached copy is used once the server is gone
     assert fetch_warc_paths("CC-MAIN-2099-01", base_url=base, cache_dir=tmp_path / "cache") == listed
+
+
+def test_shard_ranges_and_several_snapshots_make_one_input_list(tmp_path, shared):
+    import argparse
+
+    from obelics.commands.run import parse_shards, register, resolve, snapshot_inputs
+
+    assert parse_shards("0-3", 10) == [0, 1, 2, 3]
+    assert parse_shards("0,5,7-8", 10) == [0, 5, 7, 8]
+    assert parse_shards("1 2", 10) == [1, 2] and parse_shards(4, 10) == [4]
+    for bad in ("3-1", "0-10", "x", "1,1", ""):
+        with pytest.raises(ValueError):
+            parse_shards(bad, 10)
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers())
+    warc = shared("data", "warc", "warcio__example.warc.gz")
+    listed = {s: make_snapshot(tmp_path / "cc", s, [warc] * 4) for s in ("CC-MAIN-2099-01", "CC-MAIN-2099-02")}
+    with CommonCrawlStandIn(tmp_path / "cc") as base:
+        args = p.parse_args(["run", "--out", str(tmp_path / "o"), "--snapshot", "CC-MAIN-2099-01",
+                             "--snapshot", "CC-MAIN-2099-02", "--shards", "1-2", "--num-shards", "4",
+                             "--cc-base-url", base])
+        conf = resolve(args)
+        assert conf["snapshot"] == ["CC-MAIN-2099-01", "CC-MAIN-2099-02"] and conf["shards"] == [1, 2]
+        inputs = snapshot_inputs(conf, tmp_path / "cache")
+    want = [cc_url(listed[s][k], base) for s in listed for k in (1, 2)]
+    assert inputs == want
+    assert len({input_name(i) for i in inputs}) == 4  # unit names stay unique across snapshots
+    # one space-separated value (what `make crawl-shard SNAPSHOT="A B"` passes) and the old --shard
+    conf = resolve(p.parse_args(["run", "--out", "o", "--snapshot", "A B", "--shard", "3", "--num-shards", "4"]))
+    assert conf["snapshot"] == ["A", "B"] and conf["shards"] == [3]
+    for wrong in (["--shard", "1", "--shards", "2"], ["--shards", "4", "--num-shards", "4"],
+                  ["--snapshot", "A"]):
+        with pytest.raises(ValueError):
+            resolve(p.parse_args(["run", "--out", "o", "--snapshot", "A", *wrong]))

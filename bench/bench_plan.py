@@ -1,0 +1,166 @@
+"""A run plan of many tiny units: what the driver pays per unit, and what a run writes per unit.
+
+    python -m bench.bench_plan --units 2000,20000                  # each size in a fresh process, no Ray
+    python -m bench.bench_plan --units 2000 --ray --cpus 2         # units as Ray Data tasks, passes as Ray tasks
+
+Each unit is a WARC of one small HTML page (about 80 words of English sentences drawn per unit, one
+image) and that image's response record (a 320x240 JPEG), so every stage of the default profile runs
+on it offline (``configs/run/sample.yaml``'s settings: images from the WARC's image records), the NSFW
+classifier switched off (its model time is ``bench_nsfw``'s). The run is ``pipeline.run.run`` itself: per-unit stages, every global pass deciding over all units, the
+writers. Measured: wall seconds per unit; the driver's CPU seconds per unit (without Ray the driver
+does all the work; with ``--ray`` its own process only, the work is in the workers); the driver's
+peak RSS; files and bytes the run leaves in its folder per unit (what object storage would hold);
+seconds per stage. Two sizes show whether the per-unit costs stay flat as the plan grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "build" / "bench-plan"
+OFFLINE = ["images.source=warc", "optout.images=[x_robots]", "optout.documents=[x_robots,meta]"]
+# the NSFW classifier costs ~1 s an image on a loaded CPU: model time, not the plan's (bench_nsfw measures it)
+SETTINGS = OFFLINE + ["nsfw.enabled=false"]
+SENTENCES = [
+    "The museum opened its new wing to visitors on a quiet Sunday morning in early spring.",
+    "Local farmers have been selling fresh vegetables at the market for more than twenty years.",
+    "She explained that the bridge would be closed for repairs until the end of the month.",
+    "Our team tested the recipe three times before we were happy with the final result.",
+    "The library offers free classes for children who want to learn how to write stories.",
+    "Heavy rain is expected across the region tonight, so drivers should take extra care.",
+    "He spent the summer walking along the coast and taking photographs of old lighthouses.",
+    "The city council will discuss the new cycling plan at its meeting next Thursday.",
+    "Many people believe that a short walk after dinner helps them sleep better at night.",
+    "The company said it would hire two hundred new workers at the factory next year.",
+    "Students from the village school planted trees in the park as part of a science project.",
+    "The old train station has been turned into a small cinema with a cafe on the first floor.",
+    "If you are planning a trip to the mountains, remember to bring warm clothes and water.",
+    "The band played for almost three hours and the crowd sang along to every single song.",
+    "Scientists have found that the lake is home to several kinds of rare fish and birds.",
+    "A new bakery on the corner sells bread that is made every morning with local flour.",
+]
+
+
+def _jpeg(seed: int) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    blocks = np.random.default_rng(seed).integers(0, 255, (6, 8, 3), dtype=np.uint8)  # distinct per unit (pHash)
+    img = Image.fromarray(blocks).resize((320, 240), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=60)
+    return buf.getvalue()
+
+
+def make_units(n: int, folder: Path) -> list[str]:
+    """``n`` one-page WARCs (cached by ``n``); returns their paths."""
+    import numpy as np
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    paths = [str(folder / f"unit-{i:06d}.warc.gz") for i in range(n)]
+    if (folder / "DONE").exists():
+        return paths
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i, path in enumerate(paths):
+        site = f"site{i % 500}.example"
+        url, img = f"https://{site}/page{i}", f"https://img.{site}/photo{i}.jpg"
+        picked = rng.choice(SENTENCES, 9, replace=False)
+        paras = ["<p>" + " ".join(picked[k:k + 3]) + "</p>" for k in (0, 3, 6)]
+        html = (f"<html><head><title>Page {i}</title></head><body><h1>News from {site}</h1>{''.join(paras)}"
+                f'<img src="{img}" alt="a photo"></body></html>').encode()
+        with open(path, "wb") as f:
+            w = WARCWriter(f, gzip=True)
+            for u, body, ctype in ((url, html, "text/html; charset=utf-8"), (img, _jpeg(i), "image/jpeg")):
+                headers = StatusAndHeaders("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))],
+                                           protocol="HTTP/1.1")
+                w.write_record(w.create_warc_record(u, "response", payload=io.BytesIO(body), http_headers=headers,
+                                                    warc_headers_dict={"WARC-Date": "2023-02-01T00:00:00Z"}))
+    (folder / "DONE").write_text(str(n))
+    return paths
+
+
+def run_one(n: int, use_ray: bool, cpus: int) -> dict:
+    from pipeline.run import run
+
+    inputs = make_units(n, DATA / f"units-{n}")
+    out = DATA / f"out-{n}-{'ray' if use_ray else 'local'}"
+    shutil.rmtree(out, ignore_errors=True)
+    if use_ray:
+        os.environ["OBELICS_NUM_CPUS"] = str(cpus)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    stats = run("default", out, inputs, overrides=SETTINGS + [f"run.use_ray={str(use_ray).lower()}"])
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    work = [p for p in files if "work" in p.relative_to(out).parts]
+    by_kind: dict[str, int] = {}
+    for p in work:
+        kind = "marker" if p.name.endswith(".stats.json") else "decision share" if p.parent.name == "units" \
+            else "unit parquet" if p.suffix == ".parquet" and p.parent.parent.name == "work" else "other"
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+    driver_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return {"units": n, "ray": use_ray, "cpus": cpus if use_ray else 1, "wall_s": round(wall, 1),
+            "wall_ms_per_unit": round(1000 * wall / n, 2), "driver_cpu_ms_per_unit": round(1000 * driver_cpu / n, 2),
+            "driver_peak_rss_mb": round(r1.ru_maxrss / 1024), "files": len(files),
+            "files_per_unit": round(len(files) / n, 2), "work_files_by_kind_per_unit": {k: round(v / n, 2)
+                                                                                        for k, v in by_kind.items()},
+            "bytes_per_unit": round(sum(p.stat().st_size for p in files) / n),
+            "input_bytes_per_unit": round(sum(os.path.getsize(p) for p in inputs) / n),
+            "documents_out": stats["summary"]["documents"],
+            "stage_seconds": {t["stage"]: t.get("seconds") for t in stats.get("timings", [])}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--units", default="2000,20000", help="comma-separated plan sizes (each in a fresh process)")
+    ap.add_argument("--ray", action="store_true", help="run.use_ray=true (default: no Ray, one process)")
+    ap.add_argument("--cpus", type=int, default=os.cpu_count())
+    ap.add_argument("--keep", action="store_true", help="keep the run folders under build/bench-plan")
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        r = run_one(args.one, args.ray, args.cpus)
+        if not args.keep:
+            shutil.rmtree(DATA / f"out-{args.one}-{'ray' if args.ray else 'local'}", ignore_errors=True)
+        print("RESULT " + json.dumps(r))
+        return 0
+    results = []
+    for n in [int(x) for x in args.units.split(",")]:
+        cmd = [sys.executable, "-m", "bench.bench_plan", "--one", str(n), "--cpus", str(args.cpus)]
+        cmd += ["--ray"] if args.ray else []
+        cmd += ["--keep"] if args.keep else []
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            print(out.stdout[-2000:], out.stderr[-4000:])
+            return 1
+        r = json.loads(line[7:])
+        results.append(r)
+        print(f"{r['units']:>7,} units ({'Ray, ' + str(r['cpus']) + ' CPUs' if r['ray'] else 'no Ray, 1 process'}): "
+              f"{r['wall_s']} s, {r['wall_ms_per_unit']} ms/unit wall, driver CPU {r['driver_cpu_ms_per_unit']} ms/unit, "
+              f"driver peak RSS {r['driver_peak_rss_mb']} MB; {r['files_per_unit']} files/unit "
+              f"({r['work_files_by_kind_per_unit']}), {r['bytes_per_unit']:,} bytes/unit "
+              f"(input {r['input_bytes_per_unit']:,}), {r['documents_out']:,} documents out")
+        print(f"    seconds per stage: {r['stage_seconds']}")
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        print(f"{a['units']:,} -> {b['units']:,} units: wall/unit {a['wall_ms_per_unit']} -> {b['wall_ms_per_unit']} ms, "
+              f"driver peak RSS {a['driver_peak_rss_mb']} -> {b['driver_peak_rss_mb']} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
