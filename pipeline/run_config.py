@@ -20,5 +20,5 @@ class RunConfig:
 
     stages: list[str] = field(default_factory=lambda: list(DEFAULT_STAGES))  # ops in order (pipeline/stages.py)
     workers: int | None = None            # concurrent units on Ray (None: one per CPU)
-    use_ray: bool = True                  # False runs units inline (debugging)
+    use_ray: bool = True                  # False: units inline, global passes local: no Ray at all
     output_shard_docs: int = 10000        # documents per output Parquet/WebDataset shard

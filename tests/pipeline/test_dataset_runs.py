@@ -93,10 +93,10 @@ def _snapshots(tmp_path, shared):
 
 def _unit_files(out, inputs):
     """The files of the units of ``inputs`` in the stages before the first global decision, with mtimes."""
-    from pipeline.run import RunConfig, _reusable_stages, make_plan
-
-    stages = _reusable_stages(make_plan(RunConfig().stages))
+    from pipeline.run import _reusable_stages, make_plan
     from pipeline.sources import input_name
+
+    stages = _reusable_stages(make_plan(json.loads((out / "run.json").read_text())["stages"]))
 
     files = {}
     for st in stages:
