@@ -1,10 +1,15 @@
-"""Build an ``IdeficsForVisionText2Text`` for training: init, backbones, freezing, parameter groups."""
+"""Build an ``IdeficsForVisionText2Text`` for training: init, backbones, freezing, parameter groups.
+
+Plain torch/transformers only. Each step is a list of small writes (one module each) that
+:func:`build_model` runs directly; ``model/zero3.py`` runs the same writes on a ZeRO-3-partitioned
+model, gathering one module at a time, so nothing here knows about parallelism.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -41,53 +46,42 @@ def build_config(cfg: ModelConfig, vocab_size: int | None = None):
         over["vocab_size"] = vocab_size
     over.update(freeze_text_layers=cfg.freeze_text, freeze_vision_layers=cfg.freeze_vision,
                 freeze_lm_head=cfg.freeze_lm_head)
-    return idefics_config(cfg.preset, over)
+    config = idefics_config(cfg.preset, over)
+    config._attn_implementation = cfg.attn_implementation
+    return config
 
 
-def _zero3(params) -> bool:
-    return any(hasattr(p, "ds_id") for p in params)
+Write = tuple[list[nn.Parameter], Callable[[], None]]  # (the parameters it writes, the write)
 
 
-def _is_rank0() -> bool:
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or \
-        torch.distributed.get_rank() == 0
-
-
-@contextlib.contextmanager
-def writable(params):
-    """Yield True where this process should write ``params``: everywhere without ZeRO-3; under ZeRO-3
-    the partitioned params are gathered, rank 0 writes, and the result is re-partitioned on exit."""
-    params = list(params)
-    if _zero3(params):
-        import deepspeed
-
-        with deepspeed.zero.GatheredParameters(params, modifier_rank=0):
-            yield _is_rank0()
-    else:
-        yield True
-
-
-@torch.no_grad()
-def init_new_modules(model: IdeficsForVisionText2Text, std: float = 0.02) -> None:
-    """Our init for what LLaMA and CLIP do not provide (transformers' ``_init_weights`` is not one, §1.1).
+def new_module_inits(model: IdeficsForVisionText2Text, std: float = 0.02) -> list[Write]:
+    """Our init for what LLaMA and CLIP do not provide (transformers' ``_init_weights`` is not one, §1.1),
+    as one write per block, in the order that fixes the random draws.
 
     Gated x-attn blocks: linear weights N(0, std), RMSNorms at 1, tanh gates at the configured value
     (zeros for IDEFICS, so the model starts as exactly the text LM). Perceiver: latents N(0, 1) as in
     the port, linear weights N(0, std), LayerNorms at (1, 0). Extra token rows (embedding and head):
-    N(0, std). Works on ZeRO-3-partitioned models one block at a time.
+    N(0, std).
     """
     cfg = model.config
     blocks = [m for m in model.modules() if isinstance(m, (IdeficsGatedCrossAttentionLayer, IdeficsPerceiverResampler))]
-    for module in blocks:
-        with writable(module.parameters()) as write:
-            if write:
-                _init_block(module, cfg, std)
+    writes: list[Write] = [(list(b.parameters()), lambda b=b: _init_block(b, cfg, std)) for b in blocks]
     if cfg.additional_vocab_size:
         extra = [model.model.embed_tokens.additional_embedding.weight, model.lm_head.additional_fc.weight]
-        with writable(extra) as write:
-            if write:
-                for w in extra:
-                    w.normal_(0.0, std)
+
+        def init_extra():
+            for w in extra:
+                w.normal_(0.0, std)
+
+        writes.append((extra, init_extra))
+    return writes
+
+
+@torch.no_grad()
+def init_new_modules(model: IdeficsForVisionText2Text, std: float = 0.02) -> None:
+    """Run :func:`new_module_inits` on a plain model."""
+    for _, write in new_module_inits(model, std):
+        write()
 
 
 def _init_block(module, cfg, std: float) -> None:
@@ -114,27 +108,37 @@ def _init_block(module, cfg, std: float) -> None:
         module.latents.normal_(0.0, 1.0)
 
 
-def _text_targets(model) -> list[str]:
-    return [n for n, _ in model.named_parameters()
-            if n.startswith(("model.layers.", "model.norm.")) or n in ("model.embed_tokens.weight", "lm_head.weight")]
+@dataclasses.dataclass
+class Backbone:
+    """A local checkpoint to copy into the model: ``read()`` returns tensors by our parameter names."""
+
+    what: str
+    targets: list[str]
+    read: Callable[[], dict[str, torch.Tensor]]
+
+    def check(self, src: dict) -> None:
+        """Refuse a checkpoint whose names differ from the targets."""
+        extra = sorted(set(src) - set(self.targets))
+        missing = sorted(set(self.targets) - set(src))
+        if extra or missing:
+            raise ValueError(f"{self.what} does not fit: unused {extra[:4]}, missing {missing[:4]}")
 
 
-def load_llama(model: IdeficsForVisionText2Text, path: str) -> None:
-    """Copy a local LLaMA checkpoint into the text side (embeddings, decoder layers, norm, LM head).
-
-    Under ZeRO-3 only rank 0 reads the checkpoint; each module is gathered, written, re-partitioned.
-    """
+def llama_backbone(model: IdeficsForVisionText2Text, path: str) -> Backbone:
+    """The text side (embeddings, decoder layers, norm, LM head) from a local LLaMA checkpoint."""
     def read():
         from transformers import LlamaForCausalLM
 
         return {k: v for k, v in LlamaForCausalLM.from_pretrained(path, dtype="auto").state_dict().items()
                 if not k.endswith("rotary_emb.inv_freq")}
 
-    _load_checkpoint(model, _text_targets(model), read, f"LLaMA checkpoint {path}")
+    targets = [n for n, _ in model.named_parameters()
+               if n.startswith(("model.layers.", "model.norm.")) or n in ("model.embed_tokens.weight", "lm_head.weight")]
+    return Backbone(f"LLaMA checkpoint {path}", targets, read)
 
 
-def load_clip(model: IdeficsForVisionText2Text, path: str) -> None:
-    """Copy a local CLIP vision tower into ``model.vision_model``; refuses an activation mismatch."""
+def clip_backbone(model: IdeficsForVisionText2Text, path: str) -> Backbone:
+    """``model.vision_model`` from a local CLIP vision tower; refuses an activation mismatch at once."""
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     clip_cfg = CLIPVisionConfig.from_pretrained(path)
@@ -143,56 +147,68 @@ def load_clip(model: IdeficsForVisionText2Text, path: str) -> None:
         # §1.2 caveat: QuickGELU vs GELU. The IDEFICS config is authoritative; refuse a silent mismatch.
         raise ValueError(f"CLIP checkpoint uses {clip_cfg.hidden_act!r} but the IDEFICS vision config says "
                          f"{act!r}; set model.overrides.vision_config.hidden_act to match")
-    targets = [n for n, _ in model.named_parameters() if n.startswith("model.vision_model.")]
 
     def read():
         raw = CLIPVisionModel.from_pretrained(path, dtype="auto").state_dict()
         return {"model.vision_model." + k.removeprefix("vision_model."): v for k, v in raw.items()
                 if not k.endswith("position_ids")}
 
-    _load_checkpoint(model, targets, read, f"CLIP checkpoint {path}")
+    targets = [n for n, _ in model.named_parameters() if n.startswith("model.vision_model.")]
+    return Backbone(f"CLIP checkpoint {path}", targets, read)
 
 
-def _load_checkpoint(model: nn.Module, targets: list[str], read, what: str) -> None:
-    """Copy the tensors ``read()`` returns (by parameter name) into ``targets``; refuses a checkpoint whose
-    names differ. Under ZeRO-3 only rank 0 reads it."""
-    src = None
-    if _is_rank0() or not _zero3(model.parameters()):
-        src = read()
-        extra = sorted(set(src) - set(targets))
-        missing = sorted(set(targets) - set(src))
-        if extra or missing:
-            raise ValueError(f"{what} does not fit: unused {extra[:4]}, missing {missing[:4]}")
-    _copy(model, targets, (lambda name: src[name]) if src is not None else None)
+def backbones(model: IdeficsForVisionText2Text, cfg: ModelConfig) -> list[Backbone]:
+    """The backbones ``cfg`` names (LLaMA, CLIP), checked where that needs no weights."""
+    out = []
+    if cfg.llama_path:
+        out.append(llama_backbone(model, cfg.llama_path))
+    if cfg.clip_path:
+        out.append(clip_backbone(model, cfg.clip_path))
+    return out
+
+
+def copy_writes(model: nn.Module, backbone: Backbone, src: dict | None) -> list[Write]:
+    """One write per module copying ``src`` into ``backbone.targets`` (``src`` None: a process that only
+    takes part in the writes, see ``model/zero3.py``)."""
+    params = dict(model.named_parameters())
+    by_module: dict[str, list[str]] = {}
+    for name in backbone.targets:
+        by_module.setdefault(name.rsplit(".", 1)[0], []).append(name)
+
+    def copy(names):
+        for n in names:
+            value = src[n]
+            if params[n].shape != value.shape:
+                raise ValueError(f"shape mismatch for {n}: {tuple(value.shape)} vs {tuple(params[n].shape)}")
+            params[n].copy_(value.to(params[n].dtype))
+
+    return [([params[n] for n in names], lambda names=names: copy(names)) for names in by_module.values()]
 
 
 @torch.no_grad()
-def _copy(model: nn.Module, targets: list[str], get) -> None:
-    """Write ``get(name)`` into each target parameter, one module at a time (ZeRO-3 aware)."""
-    params = dict(model.named_parameters())
-    by_module: dict[str, list[str]] = {}
-    for name in targets:
-        by_module.setdefault(name.rsplit(".", 1)[0], []).append(name)
-    for names in by_module.values():
-        with writable(params[n] for n in names) as write:
-            if not write:
-                continue
-            for n in names:
-                value = get(n)
-                if params[n].shape != value.shape:
-                    raise ValueError(f"shape mismatch for {n}: {tuple(value.shape)} vs {tuple(params[n].shape)}")
-                params[n].copy_(value.to(params[n].dtype))
+def load_backbone(model: nn.Module, backbone: Backbone) -> None:
+    """Read ``backbone``, check its names and copy it into a plain model."""
+    src = backbone.read()
+    backbone.check(src)
+    for _, write in copy_writes(model, backbone, src):
+        write()
+
+
+def load_llama(model: IdeficsForVisionText2Text, path: str) -> None:
+    """Copy a local LLaMA checkpoint into the text side."""
+    load_backbone(model, llama_backbone(model, path))
+
+
+def load_clip(model: IdeficsForVisionText2Text, path: str) -> None:
+    """Copy a local CLIP vision tower into ``model.vision_model``; refuses an activation mismatch."""
+    load_backbone(model, clip_backbone(model, path))
 
 
 @torch.no_grad()
 def fingerprint(model: nn.Module, names: list[str]) -> dict[str, float]:
-    """Sum of each named parameter (gathered under ZeRO-3): a cheap check that weights landed."""
+    """Sum of each named parameter: a cheap check that weights landed (gather them first if partitioned)."""
     params = dict(model.named_parameters())
-    out = {}
-    for n in names:
-        with writable([params[n]]):
-            out[n] = float(params[n].detach().double().sum())
-    return out
+    return {n: float(params[n].detach().double().sum()) for n in names}
 
 
 def freeze(model: IdeficsForVisionText2Text, cfg: ModelConfig) -> None:
@@ -210,39 +226,8 @@ def freeze(model: IdeficsForVisionText2Text, cfg: ModelConfig) -> None:
         model.lm_head.weight.requires_grad_(False)
 
 
-def _build_zero3(config, ds_config: dict) -> IdeficsForVisionText2Text:
-    """Partitioned construction, as transformers' ``_from_config`` does under ZeRO-3 (zero.Init without
-    eager init, then a per-module gathered init on rank 0), without its ``HfDeepSpeedConfig`` global
-    (which needs ``accelerate``)."""
-    import deepspeed
-    from transformers import initialization as hf_init
-    from transformers.integrations.deepspeed import initialize_weights_zero3, prevent_arange_dtype_change
-
-    with hf_init.no_init_weights(), prevent_arange_dtype_change(), deepspeed.zero.Init(config_dict_or_path=ds_config):
-        model = IdeficsForVisionText2Text(config)
-    initialize_weights_zero3(model)
-    return model
-
-
-def build_model(cfg: ModelConfig, vocab_size: int | None = None, seed: int = 0,
-                zero3_config: dict | None = None) -> IdeficsForVisionText2Text:
-    """Construct, initialise, load backbones (when paths are given) and freeze an IDEFICS model.
-
-    With ``zero3_config`` (a DeepSpeed config dict) the model is built inside ``deepspeed.zero.Init`` so
-    no process ever holds all weights; new modules and backbones are then written one module at a time.
-    """
-    config = build_config(cfg, vocab_size)
-    config._attn_implementation = cfg.attn_implementation
-    torch.manual_seed(seed)
-    if zero3_config is not None:
-        model = _build_zero3(config, zero3_config)
-    else:
-        model = IdeficsForVisionText2Text(config)
-    init_new_modules(model, cfg.init_std)
-    if cfg.llama_path:
-        load_llama(model, cfg.llama_path)
-    if cfg.clip_path:
-        load_clip(model, cfg.clip_path)
+def finish(model: IdeficsForVisionText2Text, cfg: ModelConfig) -> IdeficsForVisionText2Text:
+    """Freezing, gradient checkpointing, no KV cache: what follows the weights."""
     freeze(model, cfg)
     if cfg.gradient_checkpointing:
         kw = {"use_reentrant": False}
@@ -254,16 +239,33 @@ def build_model(cfg: ModelConfig, vocab_size: int | None = None, seed: int = 0,
     return model
 
 
+def build_model(cfg: ModelConfig, vocab_size: int | None = None, seed: int = 0) -> IdeficsForVisionText2Text:
+    """Construct, initialise, load backbones (when paths are given) and freeze an IDEFICS model.
+
+    For a model that no process holds whole (DeepSpeed ZeRO-3), ``model.zero3.build_model`` runs the same steps.
+    """
+    config = build_config(cfg, vocab_size)
+    torch.manual_seed(seed)
+    model = IdeficsForVisionText2Text(config)
+    init_new_modules(model, cfg.init_std)
+    for backbone in backbones(model, cfg):
+        load_backbone(model, backbone)
+    return finish(model, cfg)
+
+
 NO_DECAY_KEYS = ("bias", "norm", "alpha_", "latents", "layernorm", "layer_norm", "ln.")
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Trainable parameters split into decay / no-decay groups (norms, biases, gates, perceiver latents)."""
+def param_groups(model: nn.Module, weight_decay: float, ndim: Callable[[nn.Parameter], int] = lambda p: p.ndim
+                 ) -> list[dict]:
+    """Trainable parameters split into decay / no-decay groups (norms, biases, gates, perceiver latents).
+
+    ``ndim``: a parameter's number of dimensions (a partitioned one reports its full shape elsewhere)."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if p.ndim < 2 or any(k in name.lower() for k in NO_DECAY_KEYS):
+        if ndim(p) < 2 or any(k in name.lower() for k in NO_DECAY_KEYS):
             no_decay.append((name, p))
         else:
             decay.append((name, p))
@@ -273,11 +275,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def count_params(model: nn.Module) -> dict:
-    """Total and trainable parameter counts."""
-    def n(p):
-        return getattr(p, "ds_numel", p.numel())  # ZeRO-3 partitions report their full size here
-
-    total = sum(n(p) for p in model.parameters())
-    trainable = sum(n(p) for p in model.parameters() if p.requires_grad)
+def count_params(model: nn.Module, numel: Callable[[nn.Parameter], int] = lambda p: p.numel()) -> dict:
+    """Total and trainable parameter counts (``numel``: a parameter's full size)."""
+    total = sum(numel(p) for p in model.parameters())
+    trainable = sum(numel(p) for p in model.parameters() if p.requires_grad)
     return {"total": total, "trainable": trainable}

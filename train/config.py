@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from model.build import ModelConfig
+from model.loss import LossConfig
 from obelics.config import ConfigError, apply_overrides, deep_merge, from_dict
 from train.stream import PackingConfig
 
@@ -60,7 +61,6 @@ class OptimConfig:
     betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     grad_clip: float = 1.0
-    z_loss: float = 1e-3
     grad_accum: int = 1
 
 
@@ -103,6 +103,7 @@ class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)  # model/loss.py: one knob per part
     stability: StabilityConfig = dataclasses.field(default_factory=StabilityConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
 

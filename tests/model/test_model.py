@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from model import ModelConfig, build_model, causal_lm_loss, idefics_config, param_groups
+from model import LossConfig, ModelConfig, build_model, causal_lm_loss, idefics_config, param_groups
 from model.build import build_config
 from model.flops import count_parameters, flops_per_token
 from tests.model.backbones import tiny_backbones as _tiny_backbones
@@ -88,7 +88,7 @@ def test_first_step_moves_only_the_gates_inside_xattn():
     ids[:, 3] = 1001
     out = m(input_ids=ids, pixel_values=torch.randn(2, 1, 3, 30, 30),
             image_attention_mask=(torch.arange(12) >= 3).long()[None, :, None].expand(2, 12, 1), use_cache=False)
-    causal_lm_loss(out.logits, ids)["loss"].backward()
+    causal_lm_loss(out.logits, ids).total.backward()
     for name, p in m.model.gated_cross_attn_layers.named_parameters():
         g = p.grad
         if "alpha" in name:
@@ -117,18 +117,21 @@ def test_param_groups_no_decay_on_norms_biases_gates_latents():
 def test_loss_matches_hand_computation_and_masks():
     logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 3.0], [0.0, 0.0, 0.0]]])
     labels = torch.tensor([[0, 1, -100, 2]])  # targets after the shift: 1 (pos0), -100 (pos1), 2 (pos2)
-    out = causal_lm_loss(logits, labels, z_loss_weight=1e-3)
+    out = causal_lm_loss(logits, labels, LossConfig(z_loss=1e-3))
     lse0 = math.log(math.exp(2) + 2)
     lse2 = math.log(2 * math.exp(0.5) + math.exp(3))
     ce = ((lse0 - 0.0) + (lse2 - 3.0)) / 2
     z = (lse0 ** 2 + lse2 ** 2) / 2
-    assert out["n_tokens"] == 2
-    assert out["ce"].item() == pytest.approx(ce, rel=1e-6)
-    assert out["z"].item() == pytest.approx(z, rel=1e-6)
-    assert out["loss"].item() == pytest.approx(ce + 1e-3 * z, rel=1e-6)
+    assert out.n_tokens == 2
+    assert list(out.parts) == ["ce", "z_loss"]  # each part as it enters the total, under its log name
+    assert out.parts["ce"].item() == pytest.approx(ce, rel=1e-6)
+    assert out.parts["z_loss"].item() == pytest.approx(1e-3 * z, rel=1e-6)
+    assert out.total.item() == pytest.approx(ce + 1e-3 * z, rel=1e-6)
+    assert out.values() == pytest.approx({"ce": ce, "z_loss": 1e-3 * z}, rel=1e-6)
+    assert causal_lm_loss(logits, labels, LossConfig(z_loss=0.0)).total.item() == pytest.approx(ce, rel=1e-6)
     empty = causal_lm_loss(logits.requires_grad_(), torch.full((1, 4), -100))
-    assert empty["loss"].item() == 0.0 and empty["n_tokens"] == 0
-    empty["loss"].backward()  # a graph, no NaN
+    assert empty.total.item() == 0.0 and empty.n_tokens == 0 and set(empty.parts) == {"ce", "z_loss"}
+    empty.total.backward()  # a graph, no NaN
 
 
 def test_loss_agrees_with_transformers_where_its_labels_path_works():
@@ -142,7 +145,7 @@ def test_loss_agrees_with_transformers_where_its_labels_path_works():
               image_attention_mask=torch.ones(2, 9, 1, dtype=torch.long), use_cache=False)
     with torch.no_grad():
         out = m(labels=labels, **kw)
-        ours = causal_lm_loss(out.logits, labels, z_loss_weight=0.0)["loss"]
+        ours = causal_lm_loss(out.logits, labels, LossConfig(z_loss=0.0)).total
     torch.testing.assert_close(ours, out.loss)
     m2 = build_model(ModelConfig(preset="tiny-min"), vocab_size=64).eval()
     with torch.no_grad():

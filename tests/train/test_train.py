@@ -249,7 +249,7 @@ def test_mixture_of_webdocs_and_pairs_trains_with_per_dataset_loss(shards, tmp_p
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
     seen = {r["dataset"] for r in recs}
     assert seen == {"obelics", "laion"}
-    assert all(list(r["ce_per_dataset"]) == [r["dataset"]] for r in recs)
+    assert all(list(r["loss_per_dataset"]) == [r["dataset"]] for r in recs)
 
 
 def test_prefetch_changes_nothing_but_speed(shards, tmp_path):

@@ -1,0 +1,109 @@
+"""The DeepSpeed backend: one process per device under the ``deepspeed`` launcher (or torchrun), ZeRO as
+``run.deepspeed_config`` says. With stage 3 the model is built partitioned (``model/zero3.py``), so no
+process holds all weights. bf16 is DeepSpeed's (weights in bf16, fp32 master copy in the optimizer).
+A checkpoint is DeepSpeed's folder plus one ``rank_N.pkl`` per rank.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from model import zero3
+from model.build import ModelConfig, build_config, build_model
+from train.backends import Backend
+
+
+class DeepSpeedBackend(Backend):
+    name = "deepspeed"
+
+    def _init_distributed(self, dist_backend: str) -> None:
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend=dist_backend)
+
+    def ds_config(self, hidden_size: int) -> dict:
+        """The DeepSpeed JSON with its "auto" fields filled from the training config and hidden size."""
+        cfg = self.cfg
+        with open(cfg.run.deepspeed_config) as f:
+            ds = json.load(f)
+        fill = {"train_micro_batch_size_per_gpu": cfg.data.batch_size,
+                "gradient_accumulation_steps": cfg.optim.grad_accum,
+                "train_batch_size": cfg.data.batch_size * cfg.optim.grad_accum * self.world,
+                "gradient_clipping": cfg.optim.grad_clip}
+        for k, v in fill.items():
+            if ds.get(k, "auto") == "auto":
+                ds[k] = v
+        d = hidden_size
+        zo = ds.setdefault("zero_optimization", {})
+        for k, v in {"reduce_bucket_size": d * d, "stage3_prefetch_bucket_size": int(0.9 * d * d),
+                     "stage3_param_persistence_threshold": 10 * d}.items():
+            if zo.get(k, "auto") == "auto":
+                zo[k] = v
+        ds.setdefault("bf16", {})["enabled"] = self.precision == "bf16"
+        ds["zero_allow_untested_optimizer"] = True
+        ds["zero_force_ds_cpu_optimizer"] = False
+        return ds
+
+    def build(self, model_cfg: ModelConfig, vocab_size: int) -> None:
+        import deepspeed
+
+        self.config = self.ds_config(build_config(model_cfg, vocab_size).hidden_size)
+        seed = self.cfg.run.seed
+        if self.config.get("zero_optimization", {}).get("stage") == 3:
+            self.model = zero3.build_model(model_cfg, self.config, vocab_size=vocab_size, seed=seed)
+        else:
+            self.model = build_model(model_cfg, vocab_size=vocab_size, seed=seed)
+        self.groups = zero3.param_groups(self.model, self.cfg.optim.weight_decay)
+        o = self.cfg.optim
+        opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in self.groups],
+                                lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+        self.engine, self.optimizer, _, _ = deepspeed.initialize(model=self.model, optimizer=opt, config=self.config)
+
+    def forward(self, batch: dict, training: bool = True) -> torch.Tensor:
+        return self.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           pixel_values=batch["pixel_values"], image_attention_mask=batch["image_attention_mask"],
+                           use_cache=False).logits
+
+    def train_mode(self, on: bool) -> None:
+        self.engine.train(on)
+
+    def backward(self, loss: torch.Tensor, boundary: bool) -> None:
+        self.engine.backward(loss)  # scales by 1/grad_accum itself
+        if not boundary:
+            self.engine.step()  # DeepSpeed counts micro-steps; it updates only at the boundary
+
+    def step(self) -> float:
+        self.engine.step()
+        gnorm = self.engine.get_global_grad_norm()
+        return float(gnorm) if gnorm is not None else float("nan")
+
+    def zero_grad(self) -> None:
+        pass  # the engine clears gradients at each update; a rollback reloads its state
+
+    def full_grad(self, p: torch.nn.Parameter) -> torch.Tensor | None:
+        from deepspeed.utils import safe_get_full_grad
+
+        return safe_get_full_grad(p)
+
+    def gathered(self, params, write: bool = False):
+        return zero3.gathered(params, write=write)
+
+    def count_params(self) -> dict:
+        return zero3.count_params(self.model)
+
+    def fingerprint(self, names: list[str]) -> dict[str, float]:
+        return zero3.fingerprint(self.model, names)
+
+    def save(self, root: Path, tag: str, state: dict, per_rank: dict) -> None:
+        self.engine.save_checkpoint(str(root), tag=tag, client_state={"trainer": state}, save_latest=False)
+        self._write_rank_file(root / tag, per_rank)
+        self.barrier()
+        if self.is_main:
+            self._point_latest(root, tag)
+
+    def load(self, root: Path, tag: str) -> dict:
+        _, client = self.engine.load_checkpoint(str(root), tag=tag)
+        return client["trainer"]
