@@ -4,8 +4,8 @@ transformers 5.23's ``labels=`` path views the logits with ``config.vocab_size``
 ``vocab_size + additional_vocab_size`` columns (reference §1.5), so we call the model without labels
 and compute next-token cross-entropy over the full width here, plus PaLM's z-loss.
 
-To change the loss, edit this file only: a knob is a field of :class:`LossConfig` (the ``loss:`` section
-of a training config), a term is one more entry of ``parts``. The trainer backpropagates ``total``, feeds it
+To change the loss, edit this file only: a term is one more entry of :func:`loss_parts`, its knob a field of
+:class:`LossConfig` (the ``loss:`` section of a training config). The trainer backpropagates ``total``, feeds it
 to the spike detector, validation and per-dataset curves, and logs every part under its name.
 """
 
@@ -45,23 +45,27 @@ class LossOutput:
         return {k: float(v.detach()) for k, v in self.parts.items()}
 
 
+def loss_parts(sel: torch.Tensor, targets: torch.Tensor, cfg: LossConfig) -> dict[str, torch.Tensor]:
+    """The named terms of the loss over the target rows ``sel`` [N, V+extra] (fp32) and their ``targets`` [N]:
+    ``ce`` (next-token cross-entropy) and ``z_loss`` (``cfg.z_loss`` · mean(logsumexp²)). Add a term here."""
+    ce = F.cross_entropy(sel, targets, reduction="mean")
+    z = torch.logsumexp(sel, dim=-1).pow(2).mean()
+    return {"ce": ce, "z_loss": cfg.z_loss * z}
+
+
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, cfg: LossConfig | None = None) -> LossOutput:
-    """Parts ``ce`` (next-token cross-entropy) and ``z_loss`` (``cfg.z_loss`` · mean(logsumexp²)) over the
-    positions whose shifted label is not -100.
+    """:func:`loss_parts` over the positions whose shifted label is not -100.
 
     ``logits`` [B, L, V+extra] (any dtype; computed in fp32), ``labels`` [B, L] aligned with the inputs
-    (the shift happens here). A batch with no target at all gives zero parts that still carry a graph
-    (no NaN, open_flamingo #215).
+    (the shift happens here). A batch with no target at all gives the same parts at zero, still carrying a
+    graph (no NaN, open_flamingo #215).
     """
     cfg = cfg or LossConfig()
     shift_labels = labels[:, 1:]
     valid = shift_labels != IGNORE_INDEX
     n = int(valid.sum())
     if n == 0:
-        zero = logits.sum() * 0.0
-        return LossOutput({"ce": zero, "z_loss": zero * 0.0}, 0)
+        row = logits[:1, :1].reshape(1, -1).float()  # any row, target 0: finite parts, times zero
+        return LossOutput({k: v * 0.0 for k, v in loss_parts(row, labels.new_zeros(1), cfg).items()}, 0)
     sel = logits[:, :-1][valid].float()  # select first: fp32 copies of only the target rows
-    targets = shift_labels[valid]
-    ce = F.cross_entropy(sel, targets, reduction="mean")
-    z = torch.logsumexp(sel, dim=-1).pow(2).mean()
-    return LossOutput({"ce": ce, "z_loss": cfg.z_loss * z}, n)
+    return LossOutput(loss_parts(sel, shift_labels[valid], cfg), n)

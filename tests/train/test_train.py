@@ -40,6 +40,15 @@ def _losses(out: Path) -> dict[int, float]:
     return by_step
 
 
+def _plain_groups() -> dict:
+    """Decay / no-decay tensor counts of the tiny.yaml model built plainly."""
+    from model import ModelConfig, build_model, param_groups
+
+    m = build_model(ModelConfig(preset="tiny", freeze_text=False, freeze_lm_head=False), vocab_size=1000)
+    decay, no_decay = param_groups(m, 0.1)
+    return {"decay": len(decay["names"]), "no_decay": len(no_decay["names"])}
+
+
 def _run(cfg):
     from train.trainer import Trainer
 
@@ -90,6 +99,12 @@ def test_tiny_trains_on_shards_and_loss_falls(shards, tmp_path):
     assert "perceiver" in stats["act_rms"] and "xattn.0" in stats["act_rms"]
     assert all(r["tokens_per_s"] > 0 and 0 < r["mfu"] < 1 for r in recs if "mfu" in r)
     assert (out / "checkpoints" / "latest").read_text() == "step_00000016"
+    assert recs[0]["event"] == "start" and recs[0]["param_groups"] == _plain_groups()
+    for r in recs:  # the loss logged is the sum of its logged parts
+        if "ce" in r:
+            assert r["loss"] == pytest.approx(r["ce"] + r["z_loss"], rel=1e-12)
+        if "val_loss" in r:
+            assert r["val_loss"] == pytest.approx(r["val_ce"] + r["val_z_loss"], rel=1e-12)
     assert list((out / "tb").glob("events.out.tfevents.*"))
 
 
@@ -153,6 +168,8 @@ def test_zero3_two_processes_with_resume(shards, tmp_path):
         float(clip.state_dict()["embeddings.patch_embedding.weight"].double().sum()))
     assert fp["model.gated_cross_attn_layers.0.alpha_cross_attn"] == 0.0
     assert start[0]["params"]["total"] == 172132 and start[0]["world"] == 2
+    # weight decay judged on the full shapes, not on the (1-D) partitions: the same groups as unpartitioned
+    assert start[0]["param_groups"] == _plain_groups()
 
 
 def test_gradient_checkpointing_gives_the_same_losses(shards, tmp_path):
@@ -257,3 +274,15 @@ def test_prefetch_changes_nothing_but_speed(shards, tmp_path):
     _run(_cfg(shards, a, "run.max_steps=5", "run.save_every=100", "data.prefetch=0"))
     _run(_cfg(shards, b, "run.max_steps=5", "run.save_every=100", "data.prefetch=3"))
     assert _losses(a) == _losses(b)
+
+
+def test_the_loop_has_no_backend_branches_and_the_model_no_parallelism():
+    """The trainer calls its backend object; only model/zero3.py and train/backends/ know DeepSpeed."""
+    loop = (ROOT / "train/trainer.py").read_text()
+    for word in ("deepspeed", "engine", "DistributedDataParallel", "torch.distributed", "backend.name =="):
+        assert word not in loop, word
+    for name in ("build.py", "loss.py", "presets.py", "flops.py", "__init__.py"):
+        src = (ROOT / "model" / name).read_text()
+        for word in ("deepspeed import", "import deepspeed", "torch.distributed", "ds_id", "ds_numel", "zero.Init",
+                     "GatheredParameters", "from model.zero3", "import zero3"):
+            assert word not in src, (name, word)

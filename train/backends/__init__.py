@@ -49,8 +49,9 @@ class Backend:
         if prec == "auto":
             prec = "bf16" if use_cuda and torch.cuda.is_bf16_supported() else "fp32"
         self.precision = prec
-        self.model = None
+        self.model = None  # the unwrapped model
         self.optimizer = None
+        self.groups: list[dict] = []  # param_groups(): decay / no-decay, with their parameter names
         # checkpoints with backbones hold only the trained weights (the backbones are on disk already)
         self.save_full = not (cfg.model.llama_path or cfg.model.clip_path)
 
