@@ -2,6 +2,7 @@
 
     python -m bench.bench_plan --units 2000,20000                  # each size in a fresh process, no Ray
     python -m bench.bench_plan --units 2000 --ray --cpus 2         # units as Ray Data tasks, passes as Ray tasks
+    python -m bench.bench_plan --units 20000 --stages extract,text_filters,dedup_url,dedup_minhash,final
 
 Each unit is a WARC of one small HTML page (about 80 words of English sentences drawn per unit, one
 image) and that image's response record (a 320x240 JPEG), so every stage of the default profile runs
@@ -16,6 +17,7 @@ seconds per stage. Two sizes show whether the per-unit costs stay flat as the pl
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -28,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "build" / "bench-plan"
+JPEG_POOL = 4096  # distinct images (pHash); unit i shows image i % JPEG_POOL under its own URL
 OFFLINE = ["images.source=warc", "optout.images=[x_robots]", "optout.documents=[x_robots,meta]"]
 # the NSFW classifier costs ~1 s an image on a loaded CPU: model time, not the plan's (bench_nsfw measures it)
 SETTINGS = OFFLINE + ["nsfw.enabled=false"]
@@ -51,6 +54,7 @@ SENTENCES = [
 ]
 
 
+@functools.lru_cache(maxsize=JPEG_POOL)
 def _jpeg(seed: int) -> bytes:
     import numpy as np
     from PIL import Image
@@ -82,7 +86,7 @@ def make_units(n: int, folder: Path) -> list[str]:
                 f'<img src="{img}" alt="a photo"></body></html>').encode()
         with open(path, "wb") as f:
             w = WARCWriter(f, gzip=True)
-            for u, body, ctype in ((url, html, "text/html; charset=utf-8"), (img, _jpeg(i), "image/jpeg")):
+            for u, body, ctype in ((url, html, "text/html; charset=utf-8"), (img, _jpeg(i % JPEG_POOL), "image/jpeg")):
                 headers = StatusAndHeaders("200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))],
                                            protocol="HTTP/1.1")
                 w.write_record(w.create_warc_record(u, "response", payload=io.BytesIO(body), http_headers=headers,
@@ -91,7 +95,7 @@ def make_units(n: int, folder: Path) -> list[str]:
     return paths
 
 
-def run_one(n: int, use_ray: bool, cpus: int) -> dict:
+def run_one(n: int, use_ray: bool, cpus: int, stages: str | None = None) -> dict:
     from pipeline.run import run
 
     inputs = make_units(n, DATA / f"units-{n}")
@@ -101,7 +105,8 @@ def run_one(n: int, use_ray: bool, cpus: int) -> dict:
         os.environ["OBELICS_NUM_CPUS"] = str(cpus)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    stats = run("default", out, inputs, overrides=SETTINGS + [f"run.use_ray={str(use_ray).lower()}"])
+    settings = SETTINGS + [f"run.use_ray={str(use_ray).lower()}"] + ([f"run.stages=[{stages}]"] if stages else [])
+    stats = run("default", out, inputs, overrides=settings)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     files = [p for p in out.rglob("*") if p.is_file()]
@@ -112,7 +117,7 @@ def run_one(n: int, use_ray: bool, cpus: int) -> dict:
             else "unit parquet" if p.suffix == ".parquet" and p.parent.parent.name == "work" else "other"
         by_kind[kind] = by_kind.get(kind, 0) + 1
     driver_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return {"units": n, "ray": use_ray, "cpus": cpus if use_ray else 1, "wall_s": round(wall, 1),
+    return {"units": n, "ray": use_ray, "stages": stages or "default", "cpus": cpus if use_ray else 1, "wall_s": round(wall, 1),
             "wall_ms_per_unit": round(1000 * wall / n, 2), "driver_cpu_ms_per_unit": round(1000 * driver_cpu / n, 2),
             "driver_peak_rss_mb": round(r1.ru_maxrss / 1024), "files": len(files),
             "files_per_unit": round(len(files) / n, 2), "work_files_by_kind_per_unit": {k: round(v / n, 2)
@@ -128,11 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--units", default="2000,20000", help="comma-separated plan sizes (each in a fresh process)")
     ap.add_argument("--ray", action="store_true", help="run.use_ray=true (default: no Ray, one process)")
     ap.add_argument("--cpus", type=int, default=os.cpu_count())
+    ap.add_argument("--stages", help="run.stages as a comma-separated list (default: the profile's)")
     ap.add_argument("--keep", action="store_true", help="keep the run folders under build/bench-plan")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        r = run_one(args.one, args.ray, args.cpus)
+        r = run_one(args.one, args.ray, args.cpus, args.stages)
         if not args.keep:
             shutil.rmtree(DATA / f"out-{args.one}-{'ray' if args.ray else 'local'}", ignore_errors=True)
         print("RESULT " + json.dumps(r))
@@ -142,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "bench.bench_plan", "--one", str(n), "--cpus", str(args.cpus)]
         cmd += ["--ray"] if args.ray else []
         cmd += ["--keep"] if args.keep else []
+        cmd += ["--stages", args.stages] if args.stages else []
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
@@ -153,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['wall_s']} s, {r['wall_ms_per_unit']} ms/unit wall, driver CPU {r['driver_cpu_ms_per_unit']} ms/unit, "
               f"driver peak RSS {r['driver_peak_rss_mb']} MB; {r['files_per_unit']} files/unit "
               f"({r['work_files_by_kind_per_unit']}), {r['bytes_per_unit']:,} bytes/unit "
-              f"(input {r['input_bytes_per_unit']:,}), {r['documents_out']:,} documents out")
+              f"(input {r['input_bytes_per_unit']:,}), {r['documents_out']:,} documents out; stages: {r['stages']}")
         print(f"    seconds per stage: {r['stage_seconds']}")
     if len(results) > 1:
         a, b = results[0], results[-1]

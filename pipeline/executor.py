@@ -13,7 +13,6 @@ decision unit by unit like a per-unit stage.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,33 +26,9 @@ from obelics.parquet import write_documents
 from pipeline.markers import clean_temporaries, is_done, read_json, write_json_atomic
 from pipeline.ops import UnitFn
 from pipeline.progress import StageProgress
+from pipeline.shuffle import ensure_ray
 
 log = logging.getLogger("obelics.run")
-
-
-
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Start or join Ray: ``RAY_ADDRESS``/``address`` joins a cluster, else a local instance."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "ignore_reinit_error": True, "logging_level": logging.WARNING}
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        num_cpus = num_cpus or int(os.environ.get("OBELICS_NUM_CPUS", 0)) or os.cpu_count()
-        ray.init(num_cpus=num_cpus, **kwargs)
-    from ray.data import DataContext
-
-    ctx = DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.execution_options.verbose_progress = False
-    ctx.print_on_execution_start = False
-    for name in ("ray", "ray.data", "ray._private"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def unit_paths(stage_dir: Path, unit: str) -> tuple[Path, Path]:

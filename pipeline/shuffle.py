@@ -12,6 +12,7 @@ Arrow IPC reader/writer, atomic commit, list, exists, remove), so another filesy
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterable
@@ -35,6 +36,30 @@ class Shared:
 def shared_value(x: Any) -> Any:
     """``x.get()`` for a :class:`Shared`, else ``x``."""
     return x.get() if isinstance(x, Shared) else x
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Start or join Ray: ``RAY_ADDRESS``/``address`` joins a cluster, else a local instance."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "ignore_reinit_error": True, "logging_level": logging.WARNING}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        num_cpus = num_cpus or int(os.environ.get("OBELICS_NUM_CPUS", 0)) or os.cpu_count()
+        ray.init(num_cpus=num_cpus, **kwargs)
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.execution_options.verbose_progress = False
+    ctx.print_on_execution_start = False
+    for name in ("ray", "ray.data", "ray._private"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class LocalBackend:
@@ -77,8 +102,6 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, address: str | None = None):
-        from pipeline.executor import ensure_ray
-
         ensure_ray(address)
         self._remote: dict = {}
 
