@@ -157,7 +157,10 @@ def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: l
     and started again with ``restart_if_changed`` (for small runs such as the embedded sample).
     """
     profile = load_profile(profile, overrides)
-    cfg = validate(profile).run  # every section checked before anything is written
+    typed = validate(profile)  # every section checked before anything is written
+    cfg = typed.run
+    if "optout" in cfg.stages:
+        typed.optout.check_environment()  # a missing API key stops the run now, not after the downloads
     out = Path(out)
     work = out / "work"
     final_marker = out / "stats.json"

@@ -35,7 +35,6 @@ from filters.optout.html_meta import meta_robots_values, meta_signals
 from filters.optout.robots import RobotsRules, normalize_ai_txt
 from filters.optout.spawning import SpawningClient
 from filters.optout.x_robots import Headers, directives_for, header_values, x_robots_verdict
-from obelics.config import ConfigError
 
 Kind = Literal["image", "document"]
 HOST_FILES = {"tdmrep": "/.well-known/tdmrep.json", "robots": "/robots.txt", "ai_txt": "/ai.txt"}
@@ -69,11 +68,8 @@ class OptOutChecker:
             key = env.get(self.cfg.spawning.api_key_env, "")
             if key:
                 self.spawning = SpawningClient(self.cfg.spawning, key, self.cfg.user_agent)
-            elif self.cfg.spawning.require_key:
-                raise ConfigError(
-                    f"optout: the Spawning check is on but ${self.cfg.spawning.api_key_env} is not set; set it, "
-                    "or remove 'spawning' from optout.images/optout.documents, or set "
-                    "optout.spawning.require_key=false to skip the check (counted)")
+            else:
+                self.cfg.check_environment(env)
 
     # -- helpers -------------------------------------------------------------------------------
     def sources(self, kind: Kind) -> list[str]:

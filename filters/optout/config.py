@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from obelics.config import Profile, load_profile
+from obelics.config import ConfigError, Profile, load_profile
 
 # The same honest User-Agent the image downloader sends (pipeline/images/config.py).
 DEFAULT_USER_AGENT = (
@@ -72,9 +74,19 @@ class OptOutConfig:
         for key in ("images", "documents"):
             unknown = [s for s in getattr(self, key) if s not in SOURCES]
             if unknown:
-                from obelics.config import ConfigError
-
                 raise ConfigError(f"optout.{key}: unknown checks {unknown} (known: {list(SOURCES)})")
+
+    def check_environment(self, env: Mapping[str, str] | None = None) -> None:
+        """ConfigError when the Spawning check is on and its required API key is not in ``env``
+        (``os.environ``): a run calls this before any work, the checker again when it starts."""
+        if "spawning" not in self.images and "spawning" not in self.documents:
+            return
+        env = os.environ if env is None else env
+        if self.spawning.require_key and not env.get(self.spawning.api_key_env, ""):
+            raise ConfigError(
+                f"optout: the Spawning check is on but ${self.spawning.api_key_env} is not set; set it, "
+                "or remove 'spawning' from optout.images/optout.documents, or set "
+                "optout.spawning.require_key=false to skip the check (counted)")
 
 
 def optout_config(profile: Profile | str | OptOutConfig | None = "default") -> OptOutConfig:

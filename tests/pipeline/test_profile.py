@@ -155,3 +155,19 @@ def test_cli_profile_prints_the_whole_profile(capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed == resolved(load_profile("obelics-2023", ["text_filters.url_ban=off"]))
     assert printed["text_filters"]["url_ban"] == "off" and printed["dedup"]["recency"] == "warc_filename"
+
+
+def test_missing_spawning_key_stops_the_run_before_any_work(tmp_path, monkeypatch, capsys):
+    from pipeline.run import run
+
+    monkeypatch.delenv("SPAWNING_API_KEY", raising=False)
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"\$SPAWNING_API_KEY is not set"):
+        run("default", out, ["x.warc.gz"])
+    assert not out.exists()
+    warc = tmp_path / "in.warc.gz"
+    warc.write_bytes(b"")
+    _cli_fails_cleanly(capsys, ["run", "--warc", str(warc), "--out", str(out)], out, "SPAWNING_API_KEY")
+    # no optout op in the run, or the check not required: nothing to ask for
+    validate(load_profile("default", ["optout.spawning.require_key=false"])).optout.check_environment()
+    validate(load_profile("default")).optout.check_environment({"SPAWNING_API_KEY": "k"})
