@@ -8,7 +8,10 @@ merges across shards and serialises into the shard's ``stats.json``.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from obelics.document import WebDocument
 
 Verdict = str | None  # None: keep; a string: dropped, for that reason
 
@@ -80,3 +83,18 @@ class FilterStats:
         s.dropped = {lvl: Counter(c) for lvl, c in d.get("dropped", {}).items()}
         s.events = Counter(d.get("events", {}))
         return s
+
+
+def without_nodes(doc: WebDocument, drop: Iterable[int], metadata: list | None = None) -> WebDocument:
+    """A copy of ``doc`` without the node positions in ``drop`` (same doc_id and capture date)."""
+    drop = set(drop)
+    meta = metadata if metadata is not None else doc.metadata
+    keep = [i for i in range(len(doc.texts)) if i not in drop]
+    return WebDocument(
+        texts=[doc.texts[i] for i in keep],
+        images=[doc.images[i] for i in keep],
+        metadata=[meta[i] for i in keep],
+        general_metadata=dict(doc.general_metadata),
+        doc_id=doc.doc_id,
+        capture_date=doc.capture_date,
+    )

@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from filters.base import FilterStats
+from filters.base import FilterStats, Verdict
+from filters.step import Step, run_step
 from filters.text_metrics import get_words
 from filters.wordlists import load_wordlist
 from obelics.document import EOD_TOKEN, WebDocument
@@ -176,17 +177,48 @@ class FinalProcessor:
         return None
 
 
+class FinalStep(Step):
+    """§7.3: node-level cleaning, then the document rules (only EOD, no text, no image)."""
+
+    name = "final"
+    section = "final"
+    config = FinalConfig
+
+    def setup(self, cfg: FinalConfig, profile) -> FinalProcessor:
+        return FinalProcessor(cfg)
+
+    def active(self, proc: FinalProcessor) -> bool:
+        return proc.cfg.enabled
+
+    def transform(self, doc, proc: FinalProcessor, prepared, tally: FilterStats) -> WebDocument:
+        return proc.process_nodes(doc, tally)
+
+    def verdict(self, doc, proc: FinalProcessor, prepared) -> Verdict:
+        return proc.document_verdict(doc)
+
+
+class CleanStep(Step):
+    """The original's final cleaning (S13): drop empty texts, merge adjacent texts, then drop documents
+    without text or without image (``clean:no_text_or_no_image``)."""
+
+    name = "clean"
+
+    def transform(self, doc, state, prepared, tally: FilterStats) -> WebDocument:
+        texts, images, metadata = clean_nodes(doc.texts, doc.images, doc.metadata)
+        return WebDocument(list(texts), list(images), list(metadata), doc.general_metadata, doc.doc_id,
+                           doc.capture_date)
+
+    def verdict(self, doc, state, prepared) -> Verdict:
+        empty = doc.num_images == 0 or not any(t for t in doc.texts if t)
+        return "clean:no_text_or_no_image" if empty else None
+
+
+FINAL, CLEAN = FinalStep(), CleanStep()
+
+
 def final_processing(docs, profile, stats: FilterStats, rejects: list | None = None) -> list[WebDocument]:
-    """Apply §7.3 to ``docs``; drops counted in ``stats`` (``rejects`` gets ``(doc, reason)``)."""
+    """Apply §7.3 to ``docs`` (:class:`FinalStep`); drops counted in ``stats`` (``rejects`` gets ``(doc, reason)``)."""
     from obelics.config import load_profile
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
-    proc = FinalProcessor(profile.section("final", FinalConfig))
-    if not proc.cfg.enabled:
-        return stats.pass_through(list(docs))
-    out = []
-    for doc in docs:
-        stats.seen("document")
-        new = proc.process_nodes(doc, stats)
-        stats.decide(new, proc.document_verdict(new), out, rejects)
-    return out
+    return run_step(FINAL, docs, profile, stats=stats, rejects=rejects)[0]

@@ -24,7 +24,8 @@ from typing import Any, Literal
 
 from PIL import Image, UnidentifiedImageError
 
-from filters.base import KEEP, FilterStats, Verdict
+from filters.base import KEEP, FilterStats, Verdict, without_nodes  # noqa: F401 (without_nodes: re-exported)
+from filters.step import Step, run_step
 from obelics.config import Profile, load_profile
 from obelics.document import WebDocument
 
@@ -252,21 +253,6 @@ def check_image_node(meta: Mapping[str, Any] | None, cfg: ImageFilterConfig | No
 
 # -- documents -------------------------------------------------------------------------------------
 
-def without_nodes(doc: WebDocument, drop: Iterable[int], metadata: list | None = None) -> WebDocument:
-    """A copy of ``doc`` without the node positions in ``drop`` (same doc_id and capture date)."""
-    drop = set(drop)
-    meta = metadata if metadata is not None else doc.metadata
-    keep = [i for i in range(len(doc.texts)) if i not in drop]
-    return WebDocument(
-        texts=[doc.texts[i] for i in keep],
-        images=[doc.images[i] for i in keep],
-        metadata=[meta[i] for i in keep],
-        general_metadata=dict(doc.general_metadata),
-        doc_id=doc.doc_id,
-        capture_date=doc.capture_date,
-    )
-
-
 ImageBytes = Callable[[str], "bytes | None"] | Mapping[str, "bytes | None"]
 
 
@@ -279,37 +265,43 @@ def lookup_bytes(image_bytes: ImageBytes | None, url: str) -> bytes | None:
     return image_bytes.get(url)
 
 
+class ImageFiltersStep(Step):
+    """Node-level image rules: failing image nodes are dropped, documents kept (doc-level rules live elsewhere).
+
+    With the ``image_bytes`` input (urls -> url->bytes mapping or callable) each image is probed, and a
+    URL with no bytes is dropped as ``image:missing_bytes``; without it, the node metadata must already
+    carry ``original_width``/``original_height``/``format`` (the image stage writes them). Kept and
+    dropped nodes get the probed format and sizes and pixel rendered sizes.
+    """
+
+    name = "image_filters"
+    section = "image_filters"
+    config = ImageFilterConfig
+    level = "image"
+    needs = ("image_bytes",)
+
+    def active(self, cfg) -> bool:
+        return True
+
+    def prepare(self, docs, cfg, inputs) -> ImageBytes | None:
+        provide = inputs.get("image_bytes")
+        return provide([u for d in docs for u in d.images if u is not None]) if provide else None
+
+    def image_verdict(self, url, meta, cfg: ImageFilterConfig, image_bytes) -> tuple[Verdict, Any]:
+        data = None
+        if image_bytes is not None:
+            data = lookup_bytes(image_bytes, url)
+            if data is None:
+                return R_MISSING_BYTES, meta
+        return check_image_node(meta, cfg, data)
+
+
+IMAGE_FILTERS = ImageFiltersStep()
+
+
 def image_filter(docs: Iterable[WebDocument], profile: Profile | str | ImageFilterConfig | None = "default",
                  stats: FilterStats | None = None, image_bytes: ImageBytes | None = None) -> list[WebDocument]:
-    """Drop image nodes that fail the checks; documents are kept (doc-level rules live elsewhere).
-
-    With ``image_bytes`` (url -> bytes, mapping or callable) each image is probed; a URL with no bytes
-    is dropped as ``image:missing_bytes``. Without it, the node metadata must already carry
-    ``original_width``/``original_height``/``format`` (the image stage writes them).
-    """
-    cfg = image_config(profile)
-    stats = stats if stats is not None else FilterStats("image_filters")
-    out = []
-    for doc in docs:
-        stats.seen("document")
-        drop, new_meta = [], list(doc.metadata)
-        for i, (url, meta) in enumerate(zip(doc.images, doc.metadata)):
-            if url is None:
-                continue
-            stats.seen("image")
-            data = None
-            if image_bytes is not None:
-                data = lookup_bytes(image_bytes, url)
-                if data is None:
-                    stats.drop("image", R_MISSING_BYTES)
-                    drop.append(i)
-                    continue
-            verdict, new_meta[i] = check_image_node(meta, cfg, data)
-            if verdict:
-                stats.drop("image", verdict)
-                drop.append(i)
-            else:
-                stats.kept("image")
-        out.append(without_nodes(doc, drop, new_meta))
-        stats.kept("document")
-    return out
+    """:class:`ImageFiltersStep` over ``docs`` with ``profile``'s config and optional ``image_bytes``
+    (url -> bytes, mapping or callable)."""
+    inputs = {"image_bytes": lambda urls: image_bytes} if image_bytes is not None else None
+    return run_step(IMAGE_FILTERS, docs, state=image_config(profile), inputs=inputs, stats=stats)[0]

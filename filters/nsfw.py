@@ -37,8 +37,8 @@ from filters.image import (
     lookup_bytes,
     open_formats,
     probe_image,
-    without_nodes,
 )
+from filters.step import Step, run_step
 from obelics.config import ConfigError, Profile, load_profile
 from obelics.document import WebDocument
 
@@ -214,49 +214,62 @@ def score_urls(urls: Sequence[str], image_bytes: ImageBytes, classifier: NsfwCla
     return result
 
 
-def nsfw_filter(docs: Iterable[WebDocument], image_bytes: ImageBytes,
-                profile: Profile | str | NsfwConfig | None = "default", stats: FilterStats | None = None,
-                classifier: NsfwClassifier | None = None, rejects: list | None = None) -> list[WebDocument]:
-    """Score every image of ``docs`` (each unique URL once, batched) and apply the profile's action.
+@dataclass
+class NsfwState:
+    cfg: NsfwConfig
+    classifier: NsfwClassifier | None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.enabled
+
+
+class NsfwStep(Step):
+    """Score every image (each unique URL once, batched) and apply the profile's action.
 
     ``action: document`` drops a document with any flagged image (reason ``nsfw``), as obelics-2023;
     ``action: image`` drops only the flagged nodes. Unscored images (decode failure) and images with
     no bytes follow ``on_unscored`` / ``on_missing``; an unscored image dropped under
-    ``action: document`` drops only its node. Dropped documents go to ``rejects`` as ``(doc, "document:nsfw")``.
+    ``action: document`` drops only its node. Bytes come from the ``image_bytes`` input, a chunk of
+    documents at a time (bounds the image bytes held in memory).
     """
-    cfg = nsfw_config(profile)
-    stats = stats if stats is not None else FilterStats("nsfw")
-    docs = list(docs)
-    if not cfg.enabled:
-        return stats.pass_through(docs)
-    classifier = classifier or load_classifier(cfg)
-    urls = [u for d in docs for u in d.images if u is not None]
-    scores = score_urls(urls, image_bytes, classifier, cfg.batch_size)
-    out = []
-    for doc in docs:
-        stats.seen("document")
-        drop, flagged = [], False
-        for i, url in enumerate(doc.images):
-            if url is None:
-                continue
-            stats.seen("image")
-            s = scores.get(url)
-            if s is False:
-                verdict = R_MISSING if cfg.on_missing == "drop" else None
-            else:
-                verdict = image_verdict(s, cfg)
-            if verdict == R_NSFW:
-                flagged = True
-            if verdict:
-                stats.drop("image", verdict)
-                drop.append(i)
-            else:
-                stats.kept("image")
-        if flagged and cfg.action == "document":
-            stats.drop("document", R_NSFW)
-            if rejects is not None:
-                rejects.append((doc, f"document:{R_NSFW}"))
-            continue
-        out.append(without_nodes(doc, drop) if drop else doc)
-        stats.kept("document")
-    return out
+
+    name = "nsfw"
+    section = "nsfw"
+    config = NsfwConfig
+    level = "image"
+    chunk_docs = 256
+    needs = ("image_bytes",)
+
+    def setup(self, cfg: NsfwConfig, profile) -> NsfwState:
+        return NsfwState(cfg, None)  # the classifier loads on first use (not for a switched-off step)
+
+    def prepare(self, docs, state: NsfwState, inputs) -> dict:
+        if state.classifier is None:
+            state.classifier = load_classifier(state.cfg)
+        urls = [u for d in docs for u in d.images if u is not None]
+        return score_urls(urls, inputs["image_bytes"](urls), state.classifier, state.cfg.batch_size)
+
+    def image_verdict(self, url, meta, state: NsfwState, scores: dict) -> Verdict:
+        s = scores.get(url)
+        if s is False:
+            return R_MISSING if state.cfg.on_missing == "drop" else None
+        return image_verdict(s, state.cfg)
+
+    def document_verdict_from_images(self, reasons, state: NsfwState) -> Verdict:
+        return R_NSFW if state.cfg.action == "document" and R_NSFW in reasons else None
+
+
+NSFW = NsfwStep()
+
+
+def nsfw_filter(docs: Iterable[WebDocument], image_bytes: ImageBytes,
+                profile: Profile | str | NsfwConfig | None = "default", stats: FilterStats | None = None,
+                classifier: NsfwClassifier | None = None, rejects: list | None = None) -> list[WebDocument]:
+    """:class:`NsfwStep` over ``docs`` with ``image_bytes`` (url -> bytes, mapping or callable).
+
+    Dropped documents go to ``rejects`` as ``(doc, "document:nsfw")``.
+    """
+    state = NsfwState(nsfw_config(profile), classifier)
+    return run_step(NSFW, docs, state=state, inputs={"image_bytes": lambda urls: image_bytes},
+                    stats=stats, rejects=rejects)[0]

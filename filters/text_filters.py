@@ -32,26 +32,22 @@ from typing import Literal
 
 import numpy as np
 
-from filters import fast_metrics
+from filters import fast_metrics, text_checks
 from filters.base import FilterStats, Verdict
 from filters.fast_metrics import (
-    CharStats,
     Words,
     char_stats,
     word_repetition_ids,
     word_repetition_many,
     words_many,
 )
+from filters.step import Step, run_step
 from filters.text_metrics import (
-    character_repetition_ratio,
     get_words,
-    punctuation_ratio,
-    special_character_ratio,
     standardize_whitespace,
-    word_ratio,
     word_repetition_ratio,
 )
-from filters.wordlists import ResourceMissing, load_wordlist
+from filters.wordlists import load_wordlist
 from obelics.document import EOD_TOKEN, WebDocument
 
 log = logging.getLogger(__name__)
@@ -172,6 +168,10 @@ class _Lists:
     flagged: frozenset[str]
     common: frozenset[str] | None
 
+    def by_vocabulary(self) -> dict[str, frozenset[str] | None]:
+        """The lists by the vocabulary names of :data:`filters.text_checks.TEXT_CHECKS`."""
+        return {"stop": self.stopwords, "flagged": self.flagged, "common": self.common}
+
 
 def _load_lists(cfg: TextFiltersConfig) -> _Lists:
     common = None
@@ -186,16 +186,9 @@ def _load_lists(cfg: TextFiltersConfig) -> _Lists:
 
 @dataclass
 class _Batch:
-    """Metrics of many paragraphs computed at once (:meth:`TextFilter.paragraph_verdicts`)."""
+    """Words of many paragraphs computed at once (:meth:`TextFilter.paragraph_verdicts`)."""
 
     words: Words
-    chars: CharStats
-    word_rep: list[float]
-
-    def ratio(self, vocabulary: str, i: int) -> float:
-        """= ``word_ratio(words[i], <vocabulary>)``."""
-        n = self.words.counts[i]
-        return self.words.in_vocab[vocabulary][i] / n if n else 0.0
 
 
 class _DocumentWords:
@@ -227,44 +220,52 @@ class _DocumentWords:
         ids = np.concatenate([w.ids[w.offsets[i]:w.offsets[i + 1]] for i in self.index])
         return word_repetition_ids(ids, [self.n], n)[0]
 
-    def ratio(self, name: str, vocabulary) -> float:
+    def count(self, name: str, vocabulary) -> int:
+        """How many of the words are in ``vocabulary`` (named ``name`` in the batch)."""
         if self.batch is None:
-            return word_ratio(self.words, vocabulary)
+            return sum(map(vocabulary.__contains__, self.words))
         counts = self.batch.words.in_vocab[name]
-        return sum(counts[i] for i in self.index) / self.n if self.n else 0.0
+        return sum(counts[i] for i in self.index)
+
+    def ratio(self, name: str, vocabulary) -> float:
+        """= ``word_ratio(words, vocabulary)``."""
+        return self.count(name, vocabulary) / self.n if self.n else 0.0
 
 
-def _too_low(value: float, cutoff: float | None) -> bool:
-    return cutoff is not None and value < cutoff
+class _OneDocument:
+    """A document's counts in the shape :func:`filters.text_checks.batch_columns` reads (one row)."""
 
+    __slots__ = ("counts", "in_vocab")
 
-def _too_high(value: float, cutoff: float | None) -> bool:
-    return cutoff is not None and value > cutoff
+    def __init__(self, words: _DocumentWords, vocabularies: dict):
+        self.counts = [words.n]
+        self.in_vocab = {name: [words.count(name, v)] for name, v in vocabularies.items() if v is not None}
 
 
 class TextFilter:
     """Paragraph and document verdicts for one profile, with its word lists and models loaded once.
 
-    ``langid`` and ``perplexity`` are optional scorers (:class:`filters.langid.LanguageFilter`,
-    :class:`filters.perplexity.PerplexityFilter`); ``None`` switches those checks off.
+    The text checks are those of :data:`filters.text_checks.TEXT_CHECKS`; ``langid`` and ``perplexity``
+    are optional scorers (:class:`filters.langid.LanguageFilter`, :class:`filters.perplexity.PerplexityFilter`)
+    run after them; ``None`` switches those checks off.
     """
 
     def __init__(self, cfg: TextFiltersConfig | None = None, langid=None, perplexity=None,
                  fast: bool | None = None):
         self.cfg = cfg or TextFiltersConfig()
-        try:
-            self.lists = _load_lists(self.cfg)
-        except ResourceMissing:
-            raise
+        self.lists = _load_lists(self.cfg)
         self.langid = langid
         self.perplexity = perplexity
+        vocabularies = self.lists.by_vocabulary()
+        self._vocab_lists = vocabularies
+        self.node_plan = text_checks.plan(self.cfg.node, vocabularies)
+        self.doc_plan = text_checks.plan(self.cfg.doc, vocabularies)
+        self._node_names = [c.name for c, _, _ in self.node_plan]
+        self._doc_names = [c.name for c, _, _ in self.doc_plan]
         # the compiled per-character metrics (filters.fast_metrics) when Numba is installed; the same values
         self.fast = fast_metrics.available() if fast is None else fast
         if self.fast:
-            vocabularies = {"stop": self.lists.stopwords, "flagged": self.lists.flagged}
-            if self.lists.common is not None:
-                vocabularies["common"] = self.lists.common
-            self._vocabularies = fast_metrics.Vocabularies(vocabularies)
+            self._vocabularies = fast_metrics.Vocabularies({k: v for k, v in vocabularies.items() if v is not None})
         # words of the paragraphs judged by the last filter_nodes call (a list, or (batch, index)), reused
         # by document_verdict (document words = the paragraphs' words in order: "\n" splits words anyway)
         self._words_memo: dict[str, list[str] | tuple[_Batch, int]] = {}
@@ -283,45 +284,8 @@ class TextFilter:
         return cls(cfg, langid, ppl)
 
     # -- paragraphs ------------------------------------------------------------------------------
-    def paragraph_verdict(self, text: str, batch: _Batch | None = None, i: int = 0) -> Verdict:
-        """Reason the paragraph fails (first failing check of §5.3), or ``None``.
-
-        ``batch`` (optional): the metrics of many paragraphs computed at once (:meth:`paragraph_verdicts`);
-        ``text`` is its paragraph ``i``. The values, and so the verdict, are the same.
-        """
-        c = self.cfg.node
-        if batch:
-            words, n = None, batch.words.counts[i]  # the batch has every value computed from the words
-        else:
-            words = get_words(text)
-            n = len(words)
-        if _too_low(n, c.number_words_min) or _too_high(n, c.number_words_max):
-            return "number_words"
-        if c.character_repetition_max is not None and _too_high(
-                batch.chars.char_rep(i) if batch else character_repetition_ratio(text, c.character_repetition_length),
-                c.character_repetition_max):
-            return "character_repetition_ratio"
-        if c.word_repetition_max is not None and _too_high(
-                batch.word_rep[i] if batch else word_repetition_ratio(words, c.word_repetition_length),
-                c.word_repetition_max):
-            return "word_repetition_ratio"
-        if c.special_character_ratio_max is not None and _too_high(
-                batch.chars.special_ratio(i) if batch else special_character_ratio(text), c.special_character_ratio_max):
-            return "special_character_ratio"
-        if c.stopword_ratio_min is not None and _too_low(
-                batch.ratio("stop", i) if batch else word_ratio(words, self.lists.stopwords), c.stopword_ratio_min):
-            return "stopword_ratio"
-        if c.flagged_word_ratio_max is not None and _too_high(
-                batch.ratio("flagged", i) if batch else word_ratio(words, self.lists.flagged),
-                c.flagged_word_ratio_max):
-            return "flagged_word_ratio"
-        if c.punctuation_ratio_min is not None and _too_low(
-                batch.chars.punct_ratio(i, c.punctuation_min_tokens) if batch
-                else punctuation_ratio(text, c.punctuation_min_tokens), c.punctuation_ratio_min):
-            return "punctuation_ratio"
-        if self.lists.common is not None and c.common_word_ratio_min is not None and _too_low(
-                batch.ratio("common", i) if batch else word_ratio(words, self.lists.common), c.common_word_ratio_min):
-            return "common_word_ratio"
+    def _paragraph_models(self, text: str) -> Verdict:
+        """The model checks of a paragraph that passed the text checks (language id, then perplexity)."""
         if self.langid is not None and self.langid.cfg.node_level:
             v = self.langid.verdict(text)
             if v:
@@ -330,27 +294,40 @@ class TextFilter:
             v = self.perplexity.paragraph_verdict(text)
             if v:
                 return v
-        if batch is None:
-            self._words_memo[text] = words
         return None
+
+    def paragraph_verdict(self, text: str) -> Verdict:
+        """Reason the paragraph fails (first failing check of §5.3), or ``None``; computed with the plain
+        functions of :mod:`filters.text_metrics` (:meth:`paragraph_verdicts` gives the same verdicts)."""
+        words = get_words(text)
+        reason = text_checks.reference_verdict(text, words, self.node_plan, self.cfg.node, self._vocab_lists)
+        if reason is None:
+            reason = self._paragraph_models(text)
+        if reason is None:
+            self._words_memo[text] = words
+        return reason
 
     def paragraph_verdicts(self, paragraphs: list[str]) -> list[Verdict]:
         """:meth:`paragraph_verdict` of every paragraph (``None`` for the end-of-document token).
 
-        With Numba installed, the character metrics and word repetition of all of them are computed in
-        one compiled pass each (:mod:`filters.fast_metrics`), with the same values.
+        With Numba installed, every metric of all of them is computed in one compiled pass each
+        (:mod:`filters.fast_metrics`) and the checks applied to all at once, with the same values.
         """
-        batch = None
-        if self.fast and paragraphs:
-            c = self.cfg.node
-            words = words_many(paragraphs, self._vocabularies)
-            batch = _Batch(words, char_stats(paragraphs, c.character_repetition_length),
-                           word_repetition_ids(words.ids, words.counts, c.word_repetition_length))
-            memo = self._words_memo
-            for i, p in enumerate(paragraphs):  # for document_verdict: a kept paragraph's words and ids
-                memo[p] = (batch, i)
-        verdict = self.paragraph_verdict
-        return [None if p == EOD_TOKEN else verdict(p, batch, i) for i, p in enumerate(paragraphs)]
+        if not (self.fast and paragraphs):
+            verdict = self.paragraph_verdict
+            return [None if p == EOD_TOKEN else verdict(p) for p in paragraphs]
+        c = self.cfg.node
+        words = words_many(paragraphs, self._vocabularies)
+        batch = _Batch(words)
+        chars = char_stats(paragraphs, c.character_repetition_length)
+        rep = word_repetition_ids(words.ids, words.counts, c.word_repetition_length)
+        columns = text_checks.batch_columns(words, chars, rep, c, self._node_names)
+        reasons = text_checks.first_failures(columns, self.node_plan, len(paragraphs))
+        memo = self._words_memo
+        for i, p in enumerate(paragraphs):  # for document_verdict: a kept paragraph's words and ids
+            memo[p] = (batch, i)
+        models = self._paragraph_models
+        return [None if p == EOD_TOKEN else (r or models(p)) for p, r in zip(paragraphs, reasons)]
 
     def filter_text(self, text: str, stats: FilterStats | None = None,
                     decisions: list | None = None) -> str | None:
@@ -428,9 +405,23 @@ class TextFilter:
         """The first document check alone: the number of images."""
         c = self.cfg.doc
         n_img = sum(1 for i in doc.images if i is not None)
-        if _too_low(n_img, c.number_images_min) or _too_high(n_img, c.number_images_max):
+        if text_checks.fails(n_img, c.number_images_min, c.number_images_max):
             return "number_images"
         return None
+
+    def text_verdict(self, texts: list[str]) -> Verdict:
+        """The document's text checks (§5.4, :data:`filters.text_checks.TEXT_CHECKS`) over its non-empty
+        ``texts``: the first failing one, or None."""
+        c = self.cfg.doc
+        full = "\n\n".join(texts)
+        words = _DocumentWords(self, full)
+        if not self.fast:
+            all_words = words.words if words.batch is None else get_words(full)
+            return text_checks.reference_verdict(full, all_words, self.doc_plan, c, self._vocab_lists)
+        chars = char_stats([full], c.character_repetition_length)
+        rep = [words.repetition(c.word_repetition_length)] if "word_repetition_ratio" in self._doc_names else [0.0]
+        columns = text_checks.batch_columns(_OneDocument(words, self._vocab_lists), chars, rep, c, self._doc_names)
+        return text_checks.first_failures(columns, self.doc_plan, 1)[0]
 
     def document_verdict(self, doc: WebDocument, models: bool = True) -> Verdict:
         """Reason the document fails (first failing check of §5.4), or ``None``.
@@ -438,39 +429,13 @@ class TextFilter:
         ``models=False`` stops before the checks that run models (language id, perplexity): see
         :meth:`model_verdicts`.
         """
-        c = self.cfg.doc
         v = self.image_count_verdict(doc)
         if v:
             return v
         texts = [t for t in doc.texts if t]
-        full = "\n\n".join(texts)
-        words = _DocumentWords(self, full)
-        n = words.n
-        if _too_low(n, c.number_words_min) or _too_high(n, c.number_words_max):
-            return "number_words"
-        chars = char_stats([full], c.character_repetition_length) if self.fast else None
-        if c.character_repetition_max is not None and _too_high(
-                chars.char_rep(0) if chars else character_repetition_ratio(full, c.character_repetition_length),
-                c.character_repetition_max):
-            return "character_repetition_ratio"
-        if c.word_repetition_max is not None and _too_high(
-                words.repetition(c.word_repetition_length), c.word_repetition_max):
-            return "word_repetition_ratio"
-        if c.special_character_ratio_max is not None and _too_high(
-                chars.special_ratio(0) if chars else special_character_ratio(full), c.special_character_ratio_max):
-            return "special_character_ratio"
-        if c.stopword_ratio_min is not None and _too_low(words.ratio("stop", self.lists.stopwords),
-                                                         c.stopword_ratio_min):
-            return "stopword_ratio"
-        if c.flagged_word_ratio_max is not None and _too_high(words.ratio("flagged", self.lists.flagged),
-                                                              c.flagged_word_ratio_max):
-            return "flagged_word_ratio"
-        if c.punctuation_ratio_min is not None and _too_low(
-                chars.punct_ratio(0) if chars else punctuation_ratio(full), c.punctuation_ratio_min):
-            return "punctuation_ratio"
-        if self.lists.common is not None and c.common_word_ratio_min is not None and _too_low(
-                words.ratio("common", self.lists.common), c.common_word_ratio_min):
-            return "common_word_ratio"
+        v = self.text_verdict(texts)
+        if v:
+            return v
         return self.model_verdicts([texts])[0] if models else None
 
     @property
@@ -492,6 +457,26 @@ class TextFilter:
             reasons = [r or verdict(texts) for r, texts in zip(reasons, documents)]
         return reasons
 
+    def document_metrics(self, docs: list[WebDocument], sample: int = 500) -> dict:
+        """Document-level values of every text check for (a deterministic sample of at most ``sample`` of)
+        ``docs``, with the plain functions, and the cutoffs, in the funnel's ``metrics``/``thresholds``
+        shape for the report's histograms."""
+        c = self.cfg.doc
+        checks = [chk for chk in text_checks.TEXT_CHECKS
+                  if not chk.vocabulary or self._vocab_lists.get(chk.vocabulary) is not None]
+        step = max(1, -(-len(docs) // sample))
+        values: dict[str, list] = {chk.name: [] for chk in checks}
+        for d in docs[::step]:
+            full = "\n\n".join(t for t in d.texts if t)
+            if not full:
+                continue
+            for name, v in text_checks.reference_values(full, get_words(full), checks, c, self._vocab_lists).items():
+                values[name].append(v)
+        stage = "text_filters (document level, before filtering)"
+        thresholds = {f"{stage}.{chk.name}": {k: v for k, v in zip(("min", "max"), chk.cutoffs(c)) if v is not None}
+                      for chk in checks}
+        return {"metrics": {stage: values}, "thresholds": thresholds}
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Stage functions
@@ -512,6 +497,103 @@ def text_filter_for(profile) -> TextFilter:
     return chain
 
 
+METRIC_SAMPLE_DOCS = 500  # documents per unit whose metrics go to the report's histograms
+
+
+class TextFiltersStep(Step):
+    """Node level then document level text checks (+ language id and perplexity per the profile).
+
+    The image count (first document check) does not depend on the text: a document that fails it is
+    dropped before its paragraphs are filtered (same decision, less work; its paragraphs are then not
+    counted). The model checks run last, for all documents that passed the others at once.
+    """
+
+    name = "text_filters"
+    section = "text_filters"
+    config = TextFiltersConfig
+
+    def setup(self, cfg, profile) -> TextFilter:
+        return text_filter_for(profile)
+
+    def active(self, chain: TextFilter) -> bool:
+        return chain.cfg.enabled
+
+    def metrics(self, docs, chain: TextFilter) -> dict:
+        return chain.document_metrics(docs, METRIC_SAMPLE_DOCS)
+
+    def precheck(self, doc, chain: TextFilter, prepared) -> Verdict:
+        return chain.image_count_verdict(doc) if chain.cfg.doc_level else None
+
+    def transform(self, doc, chain: TextFilter, prepared, tally: FilterStats) -> WebDocument:
+        return chain.filter_nodes(doc, tally) if chain.cfg.node_level else doc
+
+    def verdict(self, doc, chain: TextFilter, prepared) -> Verdict:
+        return chain.text_verdict([t for t in doc.texts if t]) if chain.cfg.doc_level else None
+
+    def late_verdicts(self, docs, chain: TextFilter) -> list[Verdict] | None:
+        if not (chain.cfg.doc_level and chain.runs_models):
+            return None
+        return chain.model_verdicts([[t for t in d.texts if t] for d in docs])
+
+
+class DocFiltersStep(Step):
+    """The document image-count rule again once images are merged and filtered (failed downloads count)."""
+
+    name = "doc_filters"
+    section = "text_filters"
+    config = TextFiltersConfig
+
+    def setup(self, cfg, profile) -> TextFilter:
+        return text_filter_for(profile)
+
+    def active(self, chain: TextFilter) -> bool:
+        return True  # switched off, it still counts every document as kept
+
+    def verdict(self, doc, chain: TextFilter, prepared) -> Verdict:
+        return chain.image_count_verdict(doc) if chain.cfg.enabled and chain.cfg.doc_level else None
+
+
+class RecheckStep(Step):
+    """All document-level checks again after dedup changed documents (reasons ``recheck:<check>``).
+
+    Inactive when ``text_filters.recheck_after_dedup`` is false (``obelics-2023``: the original never
+    re-checked, so final documents can have fewer than 10 words).
+    """
+
+    name = "recheck"
+    section = "text_filters"
+    config = TextFiltersConfig
+
+    def setup(self, cfg, profile) -> TextFilter:
+        return text_filter_for(profile)
+
+    def active(self, chain: TextFilter) -> bool:
+        return chain.cfg.enabled and chain.cfg.recheck_after_dedup
+
+    def verdict(self, doc, chain: TextFilter, prepared) -> Verdict:
+        reason = chain.document_verdict(doc)
+        return f"recheck:{reason}" if reason else None
+
+
+class UrlBanStep(Step):
+    """Drop image nodes whose URL has a banned word (reference §4.4; default: word boundaries)."""
+
+    name = "url_ban"
+    section = "text_filters"
+    config = TextFiltersConfig
+    level = "image"
+    count_documents = False
+
+    def active(self, cfg) -> bool:
+        return True  # "off" still counts every image as kept
+
+    def image_verdict(self, url, meta, cfg: TextFiltersConfig, prepared) -> Verdict:
+        return url_is_banned(url, cfg)
+
+
+TEXT_FILTERS, DOC_FILTERS, RECHECK, URL_BAN = TextFiltersStep(), DocFiltersStep(), RecheckStep(), UrlBanStep()
+
+
 def filter_documents(docs, profile, stats: FilterStats, rejects: list | None = None) -> list[WebDocument]:
     """Node-level then document-level text filters (+ language id and perplexity per the profile).
 
@@ -522,50 +604,13 @@ def filter_documents(docs, profile, stats: FilterStats, rejects: list | None = N
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
     chain = text_filter_for(profile)
-    if not chain.cfg.enabled:
-        return stats.pass_through(list(docs))
-    models = chain.cfg.doc_level and chain.runs_models
-    decided: list[list] = []            # [document after node level, reason], in input order
-    waiting: list[int] = []             # documents that passed every check before the models
-    for doc in docs:
-        stats.seen("document")
-        # The image count (first document check) does not depend on the text filters: a document that
-        # fails it is dropped before its paragraphs are filtered (same decision, less work; its
-        # paragraphs are then not counted).
-        reason = chain.image_count_verdict(doc) if chain.cfg.doc_level else None
-        new = doc
-        if reason is None:
-            new = chain.filter_nodes(doc, stats) if chain.cfg.node_level else doc
-            reason = chain.document_verdict(new, models=False) if chain.cfg.doc_level else None
-            if reason is None and models:
-                waiting.append(len(decided))
-        decided.append([new, reason])
-    # the model checks last, for all waiting documents at once (same verdicts, models hot in cache)
-    reasons = chain.model_verdicts([[t for t in decided[k][0].texts if t] for k in waiting])
-    for k, reason in zip(waiting, reasons):
-        decided[k][1] = reason
-    out: list[WebDocument] = []
-    for new, reason in decided:
-        stats.decide(new, reason, out, rejects)
-    return out
+    return run_step(TEXT_FILTERS, docs, state=chain, stats=stats, rejects=rejects, metrics=False)[0]
 
 
 def recheck_documents(docs, profile, stats: FilterStats, rejects: list | None = None) -> list[WebDocument]:
-    """Re-apply the document-level checks to documents that a later step (dedup, opt-out) changed.
-
-    A no-op when the profile's ``text_filters.recheck_after_dedup`` is false (``obelics-2023``: the
-    original never re-checked, so final documents can have fewer than 10 words).
-    """
+    """Re-apply the document-level checks to documents that a later step (dedup, opt-out) changed
+    (:class:`RecheckStep`)."""
     from obelics.config import load_profile
 
     profile = load_profile(profile) if isinstance(profile, str) else profile
-    chain = text_filter_for(profile)
-    docs = list(docs)
-    if not (chain.cfg.enabled and chain.cfg.recheck_after_dedup):
-        return stats.pass_through(docs)
-    out = []
-    for doc in docs:
-        stats.seen("document")
-        reason = chain.document_verdict(doc)
-        stats.decide(doc, f"recheck:{reason}" if reason else None, out, rejects)
-    return out
+    return run_step(RECHECK, docs, state=text_filter_for(profile), stats=stats, rejects=rejects)[0]

@@ -1,0 +1,25 @@
+"""Near-identical downloaded images counted as one by the image-URL dedup pass (reference §9.3 #13).
+
+:func:`canonical_urls` hashes the downloaded images one at a time (the caller streams them from the
+image table, so memory stays bounded) and clusters them (:mod:`filters.dedup.phash`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from filters.dedup.phash import phash, phash_clusters
+
+
+def uses_phash(cfg) -> bool:
+    """Whether the ``dedup`` config ``cfg`` has the image-URL pass count pHash clusters as one image."""
+    return bool(cfg.image_url.enabled and cfg.image_url.use_phash and cfg.phash.enabled)
+
+
+def canonical_urls(images: Iterable[tuple[str, bytes]], cfg) -> dict[str, str]:
+    """{url: canonical url} of near-identical images among ``(url, bytes)`` pairs of downloaded images."""
+    urls, hashes = [], []
+    for url, data in images:
+        urls.append(url)
+        hashes.append(phash(data, cfg.phash.hash_size))
+    return phash_clusters(urls, hashes, cfg.phash.max_distance)
