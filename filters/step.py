@@ -125,6 +125,10 @@ def run_step(step: Step, docs, profile=None, *, state=None, inputs: Inputs | Non
     docs = list(docs)
     stats = stats if stats is not None else FilterStats(step.name)
     if state is None:
+        if profile is None or isinstance(profile, str):
+            from obelics.config import load_profile
+
+            profile = load_profile(profile or "default")
         state = step_state(step, profile)
     values = step.metrics(docs, state) if metrics else None
     if not step.active(state):

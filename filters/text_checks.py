@@ -12,21 +12,18 @@ Two implementations compute the same values:
 
 - :data:`REFERENCE`: the plain functions of :mod:`filters.text_metrics`, one text at a time (the oracle
   of tests/filters/test_fast_metrics.py, and the path without Numba);
-- :func:`batch_columns`: every metric of many paragraphs at once from the compiled kernels of
-  :mod:`filters.fast_metrics`, as NumPy columns; :func:`first_failures` then applies the list to all
-  paragraphs at once.
+- :data:`COMPILED`: every metric of many paragraphs from the results of the compiled kernels of
+  :mod:`filters.fast_metrics` (one pass each over all paragraphs of a document); :func:`first_failure`
+  applies the list to one of them, computing each value only when a check reaches it.
 
 Adding a check: one :class:`TextCheck` line here, its value in :data:`REFERENCE` and in
-:func:`batch_columns` (and :class:`filters.text_filters.DocumentValues`), and its cutoff in the config
-dataclasses.
+:data:`COMPILED`, and its cutoff in the config dataclasses (``NodeChecks``/``DocChecks``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
 
 from filters.base import Verdict
 from filters.text_metrics import (
@@ -116,55 +113,78 @@ def reference_values(text: str, words: list[str], checks, cut, vocabularies: dic
     return {c.name: REFERENCE[c.name](text, words, cut, vocabularies) for c in checks}
 
 
-# -- compiled implementation: many paragraphs, NumPy columns ------------------------------------------------
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den where den > 0, else 0.0 (exactly Python's int / int for counts below 2**53)."""
-    out = np.zeros(len(den), dtype=np.float64)
-    np.divide(num, den, out=out, where=den > 0)
-    return out
+# -- compiled implementation: many paragraphs, values from the kernels' counts --------------------------------
+class _Lazy:
+    """``of()``, computed on first use."""
+
+    __slots__ = ("of", "value")
+
+    def __init__(self, of):
+        self.of, self.value = of, None
+
+    def __call__(self):
+        if self.value is None:
+            self.value = self.of()
+        return self.value
 
 
-def batch_columns(words, chars, word_rep: list[float], cut, names) -> dict[str, np.ndarray]:
-    """The metric columns ``names`` of a batch of paragraphs: ``words`` (:class:`fast_metrics.Words`),
-    ``chars`` (:class:`fast_metrics.CharStats`), ``word_rep`` (their word repetition ratios)."""
-    counts = np.asarray(words.counts, dtype=np.int64)
-    lengths = np.asarray(chars.lengths, dtype=np.int64)
-    cols: dict[str, np.ndarray] = {}
-    for name in names:
-        if name == "number_words":
-            cols[name] = counts
-        elif name == "character_repetition_ratio":
-            top = np.asarray(chars.top, dtype=np.int64)
-            total = lengths - chars.n + 1
-            cols[name] = _ratio(top, np.where(top > 0, total, 0))
-        elif name == "word_repetition_ratio":
-            cols[name] = np.asarray(word_rep, dtype=np.float64)
-        elif name == "special_character_ratio":
-            cols[name] = _ratio(np.asarray(chars.special, dtype=np.int64), lengths)
-        elif name in ("stopword_ratio", "flagged_word_ratio", "common_word_ratio"):
-            vocab = {"stopword_ratio": "stop", "flagged_word_ratio": "flagged", "common_word_ratio": "common"}[name]
-            cols[name] = _ratio(np.asarray(words.in_vocab[vocab], dtype=np.int64), counts)
-        elif name == "punctuation_ratio":
-            tokens = np.asarray(chars.tokens, dtype=np.int64)
-            col = _ratio(np.asarray(chars.punct, dtype=np.int64), tokens)
-            col[(tokens > 0) & (tokens < getattr(cut, "punctuation_min_tokens", -1))] = 1.0
-            cols[name] = col
-        else:
-            raise KeyError(f"no compiled column for text check {name!r}")
-    return cols
+def _chars(method: str):
+    """A per-character metric: ``CharStats.<method>(i)`` (bound directly when the stats are computed)."""
+    def make(words, chars, rep, cut):
+        if isinstance(chars, _Lazy):
+            return lambda i: getattr(chars(), method)(i)
+        return getattr(chars, method)
+    return make
 
 
-def first_failures(columns: dict[str, np.ndarray], checks: Plan, m: int) -> list[Verdict]:
-    """For each of ``m`` paragraphs, the name of the first check it fails (None: it passes all)."""
-    first = np.full(m, len(checks), dtype=np.int64)
-    for k in range(len(checks) - 1, -1, -1):  # last to first: the first failing check is written last
-        check, lo, hi = checks[k]
-        v = columns[check.name]
-        fail = np.zeros(m, dtype=bool)
-        if lo is not None:
-            fail |= v < lo
-        if hi is not None:
-            fail |= v > hi
-        first[fail] = k
-    names: list[Verdict] = [c.name for c, _, _ in checks] + [None]
-    return [names[k] for k in first.tolist()]
+def _word_repetition(words, chars, rep, cut):
+    return (lambda i: rep()[i]) if isinstance(rep, _Lazy) else rep.__getitem__
+
+
+def _vocabulary_ratio(vocabulary: str):
+    def make(words, chars, rep, cut):
+        counts, in_vocab = words.counts, words.in_vocab[vocabulary]
+        return lambda i: in_vocab[i] / counts[i] if counts[i] else 0.0
+    return make
+
+
+def _punctuation_compiled(words, chars, rep, cut):
+    min_tokens = getattr(cut, "punctuation_min_tokens", -1)
+    if isinstance(chars, _Lazy):
+        return lambda i: chars().punct_ratio(i, min_tokens)
+    punct_ratio = chars.punct_ratio
+    return lambda i: punct_ratio(i, min_tokens)
+
+
+# name -> make(words, chars, rep, cut) -> value of row i. ``words``: fast_metrics.Words (or any object with
+# ``counts`` and ``in_vocab``); ``chars``: fast_metrics.CharStats; ``rep``: the word repetition ratios
+# (either of the last two may be a _Lazy, computed on first use).
+COMPILED: dict[str, Callable] = {
+    "number_words": lambda words, chars, rep, cut: words.counts.__getitem__,
+    "character_repetition_ratio": _chars("char_rep"),
+    "word_repetition_ratio": _word_repetition,
+    "special_character_ratio": _chars("special_ratio"),
+    "stopword_ratio": _vocabulary_ratio("stop"),
+    "flagged_word_ratio": _vocabulary_ratio("flagged"),
+    "punctuation_ratio": _punctuation_compiled,
+    "common_word_ratio": _vocabulary_ratio("common"),
+}
+
+RowPlan = list[tuple[str, Callable[[int], float], float | None, float | None]]
+
+
+def compiled_plan(checks: Plan, words, chars, rep, cut) -> RowPlan:
+    """``checks`` with each metric's value of row i from the kernels' results; ``chars`` and ``rep`` may be
+    zero-argument callables, then computed only if a check reaches them."""
+    chars = _Lazy(chars) if callable(chars) else chars
+    rep = _Lazy(rep) if callable(rep) else rep
+    return [(c.name, COMPILED[c.name](words, chars, rep, cut), lo, hi) for c, lo, hi in checks]
+
+
+def first_failure(row_plan: RowPlan, i: int) -> Verdict:
+    """The first check that row ``i`` fails (None: it passes all), each value computed only when reached."""
+    for name, value, lo, hi in row_plan:
+        v = value(i)
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            return name
+    return None

@@ -13,12 +13,16 @@ case-sensitive URL substrings, no re-check after dedup). ``default`` fixes refer
 length cap, URL ban words matched case-insensitively on word boundaries, per-paragraph perplexity
 (:mod:`filters.perplexity`), and :func:`recheck_documents` for documents that dedup changed.
 
-Speed: :meth:`TextFilter.paragraph_verdict` is the straightforward check list. The chain itself judges
-all paragraphs of a document at once (:meth:`TextFilter.paragraph_verdicts`, compiled metrics of
-:mod:`filters.fast_metrics` when Numba is installed), reuses the paragraphs' words at document level,
-and runs the model checks (language id, then perplexity) for all documents of a batch after the other
-checks (:meth:`TextFilter.model_verdicts`). Every value and verdict is the same as the straightforward
-path's (tests/filters/test_fast_metrics.py).
+The checks are those of :data:`filters.text_checks.TEXT_CHECKS`, in its order. Speed:
+:meth:`TextFilter.paragraph_verdict` computes them with the plain functions (the reference). The chain
+itself judges all paragraphs of a document at once (:meth:`TextFilter.paragraph_verdicts`: compiled
+metrics of :mod:`filters.fast_metrics` when Numba is installed, the checks applied to all paragraphs as
+NumPy columns), reuses the paragraphs' words at document level, and runs the model checks (language id,
+then perplexity) for all documents of a batch after the other checks (:meth:`TextFilter.model_verdicts`).
+Every value and verdict is the same as the reference's (tests/filters/test_fast_metrics.py).
+
+The steps (:class:`filters.step.Step`) of this module: ``url_ban``, ``text_filters``, ``doc_filters``
+(the image count once images are merged) and ``recheck``.
 """
 
 from __future__ import annotations
@@ -232,14 +236,27 @@ class _DocumentWords:
         return self.count(name, vocabulary) / self.n if self.n else 0.0
 
 
+class _Row:
+    """Row 0 of a one-row column, computed when read."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __getitem__(self, i: int):
+        return self.fn()
+
+
 class _OneDocument:
-    """A document's counts in the shape :func:`filters.text_checks.batch_columns` reads (one row)."""
+    """A document's word counts in the shape :data:`filters.text_checks.COMPILED` reads (one row)."""
 
     __slots__ = ("counts", "in_vocab")
 
     def __init__(self, words: _DocumentWords, vocabularies: dict):
         self.counts = [words.n]
-        self.in_vocab = {name: [words.count(name, v)] for name, v in vocabularies.items() if v is not None}
+        self.in_vocab = {name: _Row(lambda name=name, v=v: words.count(name, v))
+                         for name, v in vocabularies.items() if v is not None}
 
 
 class TextFilter:
@@ -260,8 +277,6 @@ class TextFilter:
         self._vocab_lists = vocabularies
         self.node_plan = text_checks.plan(self.cfg.node, vocabularies)
         self.doc_plan = text_checks.plan(self.cfg.doc, vocabularies)
-        self._node_names = [c.name for c, _, _ in self.node_plan]
-        self._doc_names = [c.name for c, _, _ in self.doc_plan]
         # the compiled per-character metrics (filters.fast_metrics) when Numba is installed; the same values
         self.fast = fast_metrics.available() if fast is None else fast
         if self.fast:
@@ -321,13 +336,13 @@ class TextFilter:
         batch = _Batch(words)
         chars = char_stats(paragraphs, c.character_repetition_length)
         rep = word_repetition_ids(words.ids, words.counts, c.word_repetition_length)
-        columns = text_checks.batch_columns(words, chars, rep, c, self._node_names)
-        reasons = text_checks.first_failures(columns, self.node_plan, len(paragraphs))
+        row_plan = text_checks.compiled_plan(self.node_plan, words, chars, rep, c)
         memo = self._words_memo
         for i, p in enumerate(paragraphs):  # for document_verdict: a kept paragraph's words and ids
             memo[p] = (batch, i)
-        models = self._paragraph_models
-        return [None if p == EOD_TOKEN else (r or models(p)) for p, r in zip(paragraphs, reasons)]
+        first_failure, models = text_checks.first_failure, self._paragraph_models
+        return [None if p == EOD_TOKEN else (first_failure(row_plan, i) or models(p))
+                for i, p in enumerate(paragraphs)]
 
     def filter_text(self, text: str, stats: FilterStats | None = None,
                     decisions: list | None = None) -> str | None:
@@ -418,10 +433,10 @@ class TextFilter:
         if not self.fast:
             all_words = words.words if words.batch is None else get_words(full)
             return text_checks.reference_verdict(full, all_words, self.doc_plan, c, self._vocab_lists)
-        chars = char_stats([full], c.character_repetition_length)
-        rep = [words.repetition(c.word_repetition_length)] if "word_repetition_ratio" in self._doc_names else [0.0]
-        columns = text_checks.batch_columns(_OneDocument(words, self._vocab_lists), chars, rep, c, self._doc_names)
-        return text_checks.first_failures(columns, self.doc_plan, 1)[0]
+        row_plan = text_checks.compiled_plan(self.doc_plan, _OneDocument(words, self._vocab_lists),
+                                             lambda: char_stats([full], c.character_repetition_length),
+                                             lambda: [words.repetition(c.word_repetition_length)], c)
+        return text_checks.first_failure(row_plan, 0)
 
     def document_verdict(self, doc: WebDocument, models: bool = True) -> Verdict:
         """Reason the document fails (first failing check of §5.4), or ``None``.
@@ -528,7 +543,7 @@ class TextFiltersStep(Step):
         return chain.filter_nodes(doc, tally) if chain.cfg.node_level else doc
 
     def verdict(self, doc, chain: TextFilter, prepared) -> Verdict:
-        return chain.text_verdict([t for t in doc.texts if t]) if chain.cfg.doc_level else None
+        return chain.document_verdict(doc, models=False) if chain.cfg.doc_level else None
 
     def late_verdicts(self, docs, chain: TextFilter) -> list[Verdict] | None:
         if not (chain.cfg.doc_level and chain.runs_models):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 
+from filters import steps as filter_steps
 from filters.base import FilterStats
 from filters.step import run_step
 from obelics.document import documents_to_table, table_to_documents
@@ -22,13 +23,7 @@ from pipeline.ops import GlobalOp, UnitOp, register
 log = logging.getLogger("obelics.run")
 
 
-def _stats(name: str) -> FilterStats:
-    return FilterStats(name)
-
-
 # -- extraction --------------------------------------------------------------------------------------
-
-
 def _extract(source, ctx):
     """Read one WARC and extract its HTML records; keep the page's opt-out signals for the opt-out op."""
     from filters.optout.stage import page_signals
@@ -53,7 +48,7 @@ def _extract(source, ctx):
         # the reader already retried and resumed by Range; what was read is kept, the rest counted
         log.warning("input %s: %s: %s", source, type(e).__name__, e)
         rs.skip(f"input_error:{type(e).__name__}")
-    st = _stats("extract")
+    st = FilterStats("extract")
     st.seen("document", rs.html_records)
     st.kept("document", len(docs))
     st.kept("image", sum(d.num_images for d in docs))
@@ -95,9 +90,8 @@ def step_op(name: str, steps) -> UnitOp:
 
 
 def _register_steps() -> None:
-    from filters import steps
-
-    steps.subscribe(lambda name, s: register(step_op(name, s)))
+    """Every op of filters.steps, and any registered later (a filter defined outside the package)."""
+    filter_steps.subscribe(lambda name, steps: register(step_op(name, steps)))
 
 
 # -- dedup passes (pipeline.dedup: decide over all units, apply per unit) ---------------------------------------
@@ -158,7 +152,7 @@ def _image_table_decide(prev_dir, units, ctx):
     ddir = Path(ctx["decision_dir"])
     table = fetch_images(urls, ddir, cfg, warcs=[ctx["sources"][u] for u in units], stats=ReadStats())
     counts = table.counts()
-    st = _stats("image_table")
+    st = FilterStats("image_table")
     st.seen("image", len(urls))  # unique image URLs of the whole run
     for reason, n in sorted(counts.items()):
         if reason != "success":
@@ -211,7 +205,7 @@ def image_table_of(ctx):
 def _merge_images(docs, ctx):
     from pipeline.images.merge import merge_table, strip_image_columns
 
-    st = _stats("merge_images")
+    st = FilterStats("merge_images")
     merged = merge_table(documents_to_table(docs), image_table_of(ctx), st, with_bytes=False)
     return list(table_to_documents(strip_image_columns(merged))), [st.as_dict()]
 

@@ -49,8 +49,9 @@ def _batches(it, n):
 def run_filter(input_path, output_path, profile, stage: str = "text", rejects_path=None,
                batch_size: int = 256) -> dict[str, FilterStats]:
     """Filter ``input_path`` into ``output_path``; returns the stats of each stage run."""
-    from filters.final import final_processing
-    from filters.text_filters import filter_documents
+    from filters.final import FINAL
+    from filters.step import run_step
+    from filters.text_filters import TEXT_FILTERS
     from obelics.document import documents_to_table
     from obelics.parquet import ParquetDocumentWriter, read_documents
 
@@ -65,9 +66,10 @@ def run_filter(input_path, output_path, profile, stage: str = "text", rejects_pa
             for batch in _batches(read_documents(input_path), batch_size):
                 rejects: list | None = [] if rej_writer else None
                 if "text" in stats:
-                    batch = filter_documents(batch, profile, stats["text"], rejects)
+                    batch = run_step(TEXT_FILTERS, batch, profile, stats=stats["text"], rejects=rejects,
+                                     metrics=False)[0]
                 if "final" in stats:
-                    batch = final_processing(batch, profile, stats["final"], rejects)
+                    batch = run_step(FINAL, batch, profile, stats=stats["final"], rejects=rejects)[0]
                 for d in batch:
                     out.write(d)
                 if rej_writer and rejects:

@@ -8,6 +8,7 @@ images merged (failed images removed, counted by reason). Resumable: rerun the s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -25,27 +26,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from filters.base import FilterStats
     from obelics.parquet import write_table_atomic
     from pipeline.images.config import ImagesConfig
-    from pipeline.images.download import TABLE_DIR, download_images, unique_urls
+    from pipeline.images.download import unique_urls
     from pipeline.images.merge import STAGE, merge_table
-    from pipeline.images.offline import warc_image_table
+    from pipeline.images.stage import fetch_images
     from pipeline.profile import load_profile  # every section validated at load
 
     cfg = load_profile(args.profile, args.set).section("images", ImagesConfig)
     urls = unique_urls(args.inputs)
-    if args.warc or cfg.source == "warc":
-        if not args.warc:
-            raise ValueError("images.source is 'warc': give the WARC files with --warc")
-        table = warc_image_table(args.warc, Path(args.work) / TABLE_DIR, cfg, wanted=urls)
-    else:
-        table = download_images(urls, args.work, cfg)
+    if args.warc:
+        cfg = dataclasses.replace(cfg, source="warc")
+    elif cfg.source == "warc":
+        raise ValueError("images.source is 'warc': give the WARC files with --warc")
+    table = fetch_images(urls, args.work, cfg, args.warc)
     counts = table.counts()
     summary = {"urls": len(urls), "by_reason": dict(counts.most_common())}
     if args.merged:
