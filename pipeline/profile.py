@@ -27,6 +27,7 @@ from filters.langid import LangIdConfig
 from filters.nsfw import NsfwConfig
 from filters.optout.config import OptOutConfig
 from filters.perplexity import PerplexityConfig
+from filters.steps import sections as step_sections
 from filters.text_filters import TextFiltersConfig
 from obelics import config as core
 from obelics.config import ConfigError, Profile
@@ -60,7 +61,8 @@ class PipelineProfile:
 def validate(profile: Profile) -> PipelineProfile:
     """Every section of ``profile`` as typed objects; :class:`ConfigError` on any unknown key or wrong type
     (``run.stages`` included: each must name a registered op)."""
-    typed = core.from_dict(PipelineProfile, profile.data, profile.name)
+    extra = _step_sections(profile)
+    typed = core.from_dict(PipelineProfile, {k: v for k, v in profile.data.items() if k not in extra}, profile.name)
     for name in typed.run.stages:
         try:
             get_op(name)
@@ -69,18 +71,26 @@ def validate(profile: Profile) -> PipelineProfile:
     return typed
 
 
+def _step_sections(profile: Profile) -> dict:
+    """The sections of ``profile`` that belong to filter steps without a field above (a filter added in
+    ``filters/steps.py`` or registered there), each validated into its step's dataclass, defaults filled."""
+    known = {f.name for f in dataclasses.fields(PipelineProfile)}
+    return {name: dataclasses.asdict(core.from_dict(cls, profile.data[name], f"{profile.name}:{name}"))
+            for name, cls in step_sections().items() if name not in known and name in profile.data}
+
+
 def load_profile(name_or_path: str | Path | Profile = "default", overrides: list[str] | None = None) -> Profile:
     """Load a profile (name, YAML path or loaded profile), apply ``key.path=value`` overrides and validate
     every section: a typo or a wrong type fails here, before any stage runs. The returned profile's
     ``data`` is complete (every default filled in)."""
     profile = core.load_profile(name_or_path, overrides)
     # the loaded profile holds every value, defaults included: Profile.get sees what the run uses
-    return Profile(profile.name, dataclasses.asdict(validate(profile)), profile.path)
+    return Profile(profile.name, {**dataclasses.asdict(validate(profile)), **_step_sections(profile)}, profile.path)
 
 
 def resolved(profile: Profile) -> dict:
     """The complete profile, every default filled in (what a run saves as ``profile.yaml``)."""
-    return {"name": profile.name, **dataclasses.asdict(validate(profile))}
+    return {"name": profile.name, **dataclasses.asdict(validate(profile)), **_step_sections(profile)}
 
 
 __all__ = ["ConfigError", "PipelineProfile", "load_profile", "resolved", "validate"]

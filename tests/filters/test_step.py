@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from filters import text_checks
 from filters.step import Step, run_step
 from filters.text_filters import DocChecks, NodeChecks, TextFilter, TextFiltersConfig
 from filters.text_metrics import get_words
-from obelics.config import Profile, load_profile
+from obelics.config import ConfigError, load_profile
 from obelics.document import WebDocument
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,22 +160,28 @@ def _example():
     return module
 
 
-def _with_url_length(profile: Profile, max_chars: int, stages: list[str]) -> Profile:
-    data = json.loads(json.dumps(profile.data))
-    data["url_length"] = {"enabled": True, "max_chars": max_chars}
-    data["run"]["stages"] = stages
-    return Profile(profile.name, data, profile.path)
+def _profile(tmp_path: Path, max_chars: int, section: str = "max_chars") -> Path:
+    """A profile that states only what differs from default: the new op in run.stages and its section."""
+    path = tmp_path / f"url_length_{max_chars}.yaml"
+    path.write_text(f"extends: default\nrun:\n  stages: [extract, url_length]\nurl_length:\n  {section}: {max_chars}\n")
+    return path
 
 
-def test_example_filter_through_the_runner():
+def test_example_filter_through_the_runner(tmp_path):
+    from pipeline.profile import load_profile as load_whole
+
     ex = _example()
-    profile = _with_url_length(load_profile("default"), 20, ["extract", "url_length"])
+    profile = load_whole(_profile(tmp_path, 20))
+    assert profile.data["url_length"] == {"enabled": True, "max_chars": 20}
     docs = [doc("https://a.org/", "x"), doc("https://example.org/a/long/path", "y"), doc("", "z")]
     rejects: list = []
     kept, stats, _ = run_step(ex.URL_LENGTH, docs, profile, rejects=rejects)
     assert [d.url for d in kept] == ["https://a.org/", ""]
     assert stats.as_dict()["dropped"] == {"document": {"url_too_long": 1}}
+    assert [r for _, r in rejects] == ["document:url_too_long"]
     assert step_registry.OPS["url_length"] == (ex.URL_LENGTH,)
+    with pytest.raises(ConfigError, match="max_char"):  # its section is validated at load like any other
+        load_whole(_profile(tmp_path, 20, section="max_char"))
 
 
 def test_example_filter_in_a_pipeline_run(tmp_path):
@@ -184,12 +189,12 @@ def test_example_filter_in_a_pipeline_run(tmp_path):
     from tests.pipeline.test_run import OFFLINE, sample_warc
 
     _example()
-    profile = load_profile("default", OFFLINE + ["run.use_ray=false"])
-    urls_stats = run(_with_url_length(profile, 10_000, ["extract", "url_length"]), tmp_path / "all", [str(sample_warc())])
-    stats = run(_with_url_length(profile, 58, ["extract", "url_length"]), tmp_path / "cut", [str(sample_warc())])
+    overrides = OFFLINE + ["run.use_ray=false"]
+    everything = run(str(_profile(tmp_path, 10_000)), tmp_path / "all", [str(sample_warc())], overrides=overrides)
+    stats = run(str(_profile(tmp_path, 58)), tmp_path / "cut", [str(sample_warc())], overrides=overrides)
     stage = next(s for s in stats["stages"] if s["stage"] == "url_length")
-    everything = next(s for s in urls_stats["stages"] if s["stage"] == "url_length")
-    assert everything["dropped"] == {} and everything["out"]["document"] == stage["in"]["document"] > 0
+    kept_all = next(s for s in everything["stages"] if s["stage"] == "url_length")
+    assert kept_all["dropped"] == {} and kept_all["out"]["document"] == stage["in"]["document"] > 0
     dropped = stage["dropped"]["document"]["url_too_long"]
     assert 0 < dropped < stage["in"]["document"]
     assert stats["summary"]["documents"] == stage["in"]["document"] - dropped
