@@ -26,17 +26,13 @@ import torch
 from model.flops import flops_per_token
 from model.loss import LossOutput, causal_lm_loss
 from train.backends import make_backend
-from train.collate import ImageTransform, collate_rows
 from train.config import TrainConfig, to_dict
-from train.prefetch import Prefetcher, pending_from_state, unit_dict
+from train.feed import Feed
 from train.stability import SpikeDetector, lr_at
 from train.stats import ActivationRMS, grad_norms
-from train.stream import Mixture, PackedStream
 from train.tokenizer import base_vocab_size, load_tokenizer
 
 log = logging.getLogger("train")
-
-TENSOR_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_attention_mask", "labels")
 
 
 class RollbackLimit(RuntimeError):
@@ -60,12 +56,9 @@ class Trainer:
         self.model = self.backend.model  # unwrapped: for statistics and hooks only
         self.model_config = self.model.config
         self.counts = self.backend.count_params()
-        image_size = cfg.data.image_size or self.model_config.vision_config.image_size
-        self.transform = ImageTransform(image_size)
-        self.datasets = cfg.data.dataset_list()
-        self.mixture = self._make_mixture()
-        self.prefetcher: Prefetcher | None = None
-        self.pending: list = []  # batches restored from a checkpoint, consumed before the mixture
+        self.feed = Feed(cfg, self.tok, cfg.data.image_size or self.model_config.vision_config.image_size,
+                         self.rank, self.world, self.device)
+        self.datasets = self.feed.datasets
         self.detector = SpikeDetector(cfg.stability.window, cfg.stability.min_history, cfg.stability.spike_sigma,
                                       cfg.stability.spike_ratio)
         self.acts = ActivationRMS(self.model)
@@ -93,9 +86,7 @@ class Trainer:
         try:
             return self._train()
         finally:
-            if self.prefetcher is not None:
-                self.prefetcher.close()
-                self.prefetcher = None
+            self.feed.close()
 
     def _train(self) -> dict:
         cfg = self.cfg
@@ -151,7 +142,7 @@ class Trainer:
         n_img = n_real = source = 0
         spiked = None
         for micro in range(accum):
-            rows, b = self._next_batch()
+            _, b = self.feed.next()
             source = b["source"]
             out = self._loss(b)
             # all ranks see the same mean loss, so they agree on a rollback
@@ -232,31 +223,15 @@ class Trainer:
     def validate(self) -> dict:
         """``val_loss`` (the loss total) and ``val_<part>`` for each part, token-weighted over the ranks;
         empty when no validation data is configured."""
-        cfg = self.cfg
-        if cfg.data.val_shards is not None:
-            specs = [(cfg.data.val_shards, "webdoc", 1000)]  # separate shards: every document
-        elif cfg.data.val_permille > 0:
-            specs = [(d.shards, d.kind, cfg.data.val_permille) for d in self.datasets]
-        else:
-            return {}
         sums: dict[str, float] = {}
         n = 0
         self.backend.train_mode(False)
         try:
             with torch.no_grad():
-                for i, (shards, kind, permille) in enumerate(specs):
-                    s = PackedStream(shards, kind, self.tok, cfg.data.packing, seed=cfg.run.seed, rank=self.rank,
-                                     world=self.world, source=i, split="val", val_permille=permille,
-                                     infinite=False)
-                    batches = []
-                    for _ in range(cfg.run.val_batches):
-                        rows = [r for r in (s.next_row() for _ in range(cfg.data.batch_size)) if r is not None]
-                        if not rows:
-                            break
-                        batches.append(rows)
+                for batches in self.feed.validation_rows():
                     # ZeRO-3 forwards are collective: every rank runs the same number of batches
                     for rows in batches[:self.backend.min(len(batches))]:
-                        out = self._loss(self._batch(rows), training=False)
+                        out = self._loss(self.feed.batch(rows), training=False)
                         for k, v in out.values().items():
                             sums[k] = sums.get(k, 0.0) + v * out.n_tokens
                         n += out.n_tokens
@@ -269,61 +244,12 @@ class Trainer:
         parts = {k: v / n_all for k, v in means.items()}
         return {"val_loss": sum(parts.values()), **{f"val_{k}": v for k, v in parts.items()}}
 
-    # ---------------------------------------------------------------- data
+    # ---------------------------------------------------------------- data, collectives
     def _seed(self, seed: int) -> None:
         random.seed(seed + self.rank)
         np.random.seed(seed + self.rank)
         torch.manual_seed(seed + self.rank)
 
-    def _make_mixture(self) -> Mixture:
-        streams = [PackedStream(d.shards, d.kind, self.tok, self.cfg.data.packing, seed=self.cfg.run.seed,
-                                rank=self.rank, world=self.world, source=i, split="train",
-                                val_permille=self.cfg.data.val_permille)
-                   for i, d in enumerate(self.datasets)]
-        return Mixture(streams, [d.weight for d in self.datasets], self.cfg.data.batch_size, self.cfg.run.seed,
-                       self.rank)
-
-    def _collate(self, rows) -> dict:
-        return collate_rows(rows, self.tok, self.cfg.data.packing.seq_len, self.transform)
-
-    def _batch(self, rows) -> dict:
-        b = self._collate(rows)
-        for k in TENSOR_KEYS:
-            b[k] = b[k].to(self.device)
-        return b
-
-    def _data_state(self) -> dict:
-        if self.prefetcher is not None:
-            return self.prefetcher.state_dict()
-        return {"mixture": self.mixture.state_dict(), "pending": [[unit_dict(u) for u in rows] for rows in self.pending]}
-
-    def _load_data_state(self, state: dict) -> None:
-        if self.prefetcher is not None:
-            self.prefetcher.close()
-            self.prefetcher = None
-        self.mixture.load_state_dict(state["mixture"])
-        self.pending = pending_from_state(state)
-
-    def _next_batch(self):
-        """(rows, device batch): checkpointed leftovers first, then the mixture (prefetched if enabled)."""
-        if self.cfg.data.prefetch > 0:
-            if self.prefetcher is None:
-                self.prefetcher = Prefetcher(self.mixture, self._collate, self.cfg.data.prefetch, self.pending)
-                self.pending = []
-            got = self.prefetcher.get()
-            if got is None:
-                raise RuntimeError("data stream ended")
-            rows, b = got
-        else:
-            rows = self.pending.pop(0) if self.pending else self.mixture.next_batch_rows()
-            if rows is None:
-                raise RuntimeError("data stream ended")
-            b = self._collate(rows)
-        for k in TENSOR_KEYS:
-            b[k] = b[k].to(self.device)
-        return rows, b
-
-    # ---------------------------------------------------------------- collectives
     def _per_dataset(self, source: int, loss: float) -> dict[str, float]:
         """Mean loss per data set over the ranks whose batch came from it this step (m4's per-dataset curves)."""
         k = len(self.datasets)
@@ -355,7 +281,7 @@ class Trainer:
         per_rank = {"rng": {"python": random.getstate(), "numpy": np.random.get_state(),
                             "torch": torch.get_rng_state(),
                             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-                    "data": self._data_state()}
+                    "data": self.feed.state_dict()}
         self.backend.save(self.ckpt_root, self._tag(self.step), self._state(), per_rank)
         self.backend.barrier()
         if self.rank == 0:
@@ -384,7 +310,7 @@ class Trainer:
             torch.set_rng_state(rng["torch"])
             if rng["cuda"] is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(rng["cuda"])
-            self._load_data_state(per_rank["data"])
+            self.feed.load_state_dict(per_rank["data"])
 
     # ---------------------------------------------------------------- logging
     def _alphas(self) -> dict[str, list[float]]:
@@ -419,8 +345,7 @@ class Trainer:
 
     def close(self) -> None:
         """Flush logs and leave the process group cleanly (an abrupt exit can abort the other ranks)."""
-        if self.prefetcher is not None:
-            self.prefetcher.close()
+        self.feed.close()
         if self.tb is not None:
             self.tb.close()
         self.backend.close()
