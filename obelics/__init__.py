@@ -5,6 +5,10 @@ from obelics.document import EOD_TOKEN, WebDocument
 __all__ = ["EOD_TOKEN", "WebDocument", "extract_html", "iter_warc_documents", "load_profile"]
 __version__ = "0.1.0"
 
+# The functions below import their modules on call, so that ``import obelics`` (the document model) stays
+# light: extraction pulls in selectolax, warcio and the profile loader, which a reader of documents does
+# not need.
+
 
 def extract_html(html, url, profile="default", **kwargs):
     """Turn one page's HTML (str or bytes) into a :class:`WebDocument` with the given profile."""

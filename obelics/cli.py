@@ -2,7 +2,10 @@
 
 Each sub-command lives in its own module under ``obelics/commands/`` with a ``register(subparsers)``
 function, so commands owned by different packages (extraction, filters, pipeline, publishing) stay
-independent of each other.
+independent of each other. A command module imports the packages that do its work inside its ``main``:
+``obelics --help`` builds every sub-parser, and should not start by loading Ray, torch or Numba.
+
+The CLI is the top layer: it may import every package, and nothing imports it (tests/test_imports.py).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from obelics.budget import BudgetLimits, PageBudget
+
 DEFAULT_REMOVE_TAGS = [
     "head", "script", "style", "template", "noembed", "noframes", "nav", "footer", "form", "button", "select",
     "textarea", "input", "option", "label", "fieldset", "iframe", "frame", "frameset", "object", "embed",
@@ -79,7 +81,5 @@ class ExtractConfig:
 
     def page_budget(self):
         """A fresh :class:`obelics.budget.PageBudget` for one page, its clock started now."""
-        from obelics.budget import BudgetLimits, PageBudget
-
         return PageBudget(BudgetLimits(self.page_max_seconds, self.page_max_chars, self.page_max_tags,
                                        self.page_max_depth))

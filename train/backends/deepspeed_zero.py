@@ -13,7 +13,7 @@ import torch
 
 from model import zero3
 from model.build import ModelConfig, build_config, build_model
-from train.backends import Backend
+from train.backends.base import Backend
 
 
 class DeepSpeedBackend(Backend):

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from model.build import ModelConfig, build_model, count_params, fingerprint, param_groups
-from train.backends import Backend
+from train.backends.base import Backend
 
 
 class TorchBackend(Backend):
