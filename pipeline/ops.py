@@ -4,6 +4,9 @@ A *unit op* transforms one unit's documents (pure functions from ``obelics``/``f
 unit ops are fused into one stage so a unit is read and written once per fused group. A *global op*
 needs every unit: it decides over the whole dataset on Ray (dedup passes, the image table) and then
 applies its decision unit by unit.
+
+This module is the registry only; :mod:`pipeline.stages` defines the ops and registers them when it is
+imported (``pipeline.run`` and ``pipeline.profile`` import it), so the registry never imports its ops.
 """
 
 from __future__ import annotations
@@ -45,8 +48,7 @@ def register(op: UnitOp | GlobalOp) -> UnitOp | GlobalOp:
 
 
 def get_op(name: str) -> UnitOp | GlobalOp:
-    from pipeline import stages  # noqa: F401  (registers the ops)
-
+    """The registered op called ``name``; ValueError naming the known ones otherwise."""
     if name not in REGISTRY:
         raise ValueError(f"unknown pipeline op {name!r}; known: {sorted(REGISTRY)}")
     return REGISTRY[name]

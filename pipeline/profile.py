@@ -33,6 +33,7 @@ from obelics import config as core
 from obelics.config import ConfigError, Profile
 from obelics.html.config import ExtractConfig
 from obelics.warc import WarcConfig
+from pipeline import stages  # noqa: F401  (registers the ops get_op looks up)
 from pipeline.images.config import ImagesConfig
 from pipeline.ops import get_op
 from pipeline.run_config import RunConfig

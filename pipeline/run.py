@@ -32,6 +32,7 @@ import yaml
 
 from obelics.config import Profile
 from obelics.parquet import atomic_path
+from pipeline import stages  # noqa: F401  (registers the ops get_op looks up)
 from pipeline.executor import collect_unit_stats, ensure_ray, run_decision, run_unit_stage
 from pipeline.markers import is_done, read_json, write_json_atomic
 from pipeline.ops import GlobalOp, UnitOp, get_op

@@ -215,8 +215,6 @@ def test_no_import_cycle_at_module_level():
     assert not cycles, "import cycles among module-level imports:\n" + _describe(cycles, top)
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline/{ops,stages,dedup,executor}: removed once the engine and steps "
-                                       "rework of those files has landed (issue 12)")
 def test_no_import_cycle_through_deferred_imports():
     top, deferred = import_graph()
     full = {m: {**deferred[m], **top[m]} for m in top}
