@@ -72,9 +72,22 @@ def _nodes(html: str, url: str, cfg: ExtractConfig, budget=None):
         return tree_to_nodes(simplify_2023(html, scfg, budget), url, budget)
     from obelics.html.extract_default import extract_nodes
 
-    out = extract_nodes(html, url, cfg)  # compiled, linear in the page: bounded by the size caps
+    texts, images, metadata = extract_nodes(html, url, cfg)  # compiled, linear: bounded by the size caps
     budget.check_time()
-    return out
+    return _without_refused_images(texts, images, metadata)
+
+
+def _without_refused_images(texts, images, metadata):
+    """Drop image nodes whose URL is a literal non-public address (``http://2130706433/``, ``[::1]``,
+    ``localhost``): never fetchable (:mod:`obelics.netguard`), so ``default`` drops them at extraction."""
+    from obelics.netguard import literal_refusal
+
+    drop = [k for k, u in enumerate(images) if u is not None and literal_refusal(u)]
+    if not drop:
+        return texts, images, metadata
+    gone = set(drop)
+    keep = [k for k in range(len(images)) if k not in gone]
+    return [texts[k] for k in keep], [images[k] for k in keep], [metadata[k] for k in keep]
 
 
 def _decode(html: str | bytes, cfg: ExtractConfig, charset: str | None = None,

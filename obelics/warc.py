@@ -37,6 +37,7 @@ from typing import BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
 
+from obelics.netguard import AddressRefused
 from obelics.records import HtmlRecord, ImageRecord, ReadStats
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,11 @@ class HttpRangeReader(io.RawIOBase):
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self.session = session or requests.Session()
+        if session is None:  # only public addresses (obelics.netguard; OBELICS_NET_ALLOW for mirrors)
+            from obelics.netguard import guard_session
+
+            session = guard_session(requests.Session())
+        self.session = session
         self.stats = stats
         self.pos = start  # logical position
         self.net_pos = start  # position of the network stream; history holds [net_pos - len, net_pos)
@@ -240,7 +245,7 @@ class HttpRangeReader(io.RawIOBase):
                     self._eof = True
                 self.net_pos += len(data)
                 return data
-            except FileNotFoundError:
+            except (FileNotFoundError, AddressRefused):  # not worth a retry
                 raise
             except Exception as e:  # noqa: BLE001 - any network error is retried from net_pos
                 self._close_resp()
@@ -680,13 +685,20 @@ def is_binary(payload: bytes, control_ratio: float = 0.05, charset: str | None =
     return bool(head) and len(head.translate(None, _NON_CONTROL)) > control_ratio * len(head)
 
 
-def _http_headers(rec) -> dict[str, str]:
+def _http_headers(rec) -> dict[str, str | list[str]]:
+    """Lower-cased names; a repeated header is the list of its lines (X-Robots-Tag scopes a user agent
+    per line: joining lines would carry ``googlebot:`` over to the next line's directives)."""
     if not rec.http_headers:
         return {}
-    out: dict[str, str] = {}
+    out: dict[str, str | list[str]] = {}
     for k, v in rec.http_headers.headers:
         k = k.lower()
-        out[k] = f"{out[k]}, {v}" if k in out else v
+        if k not in out:
+            out[k] = v
+        elif isinstance(out[k], list):
+            out[k].append(v)
+        else:
+            out[k] = [out[k], v]
     return out
 
 

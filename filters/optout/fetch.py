@@ -42,14 +42,16 @@ class HostError:
     message: str
 
 
-def make_session(user_agent: str, pool: int = 16) -> requests.Session:
-    """A requests session sending our User-Agent, sized for ``pool`` parallel connections."""
+def make_session(user_agent: str, pool: int = 16, allow: list[str] | None = None) -> requests.Session:
+    """A requests session sending our User-Agent, sized for ``pool`` parallel connections, that connects
+    only to public addresses (:mod:`obelics.netguard`, each redirect hop too; ``allow``: networks let
+    through anyway, None: the ``OBELICS_NET_ALLOW`` environment variable)."""
+    from obelics.netguard import guard_session
+
     s = requests.Session()
     s.headers["User-Agent"] = user_agent
-    adapter = requests.adapters.HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
-    s.mount("http://", adapter)
-    s.mount("https://", adapter)
-    return s
+    s.max_redirects = 5
+    return guard_session(s, allow, pool_connections=pool, pool_maxsize=pool, max_retries=0)
 
 
 def fetch(session: requests.Session, url: str, cfg: HttpConfig) -> Fetched:

@@ -72,7 +72,11 @@ class SpawningClient:
     def __init__(self, cfg: SpawningConfig, api_key: str, user_agent: str,
                  session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep):
         self.cfg, self.api_key, self.user_agent = cfg, api_key, user_agent
-        self.session = session or requests.Session()
+        if session is None:  # only public addresses (obelics.netguard; OBELICS_NET_ALLOW for a mirror)
+            from obelics.netguard import guarded_session
+
+            session = guarded_session()
+        self.session = session
         self.sleep = sleep
         self.limiter = RateLimiter(cfg.requests_per_second, sleep=sleep)
         self.delays = retry_delays(cfg.retry_delays_s)

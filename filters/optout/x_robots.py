@@ -7,7 +7,9 @@ takes an ``email.message.Message``. Rules (Google's documented syntax):
 - a header value is a comma-separated list of directives, optionally preceded by ``agent:``;
   a later ``agent:`` in the same value starts a new scope (``googlebot: noindex, otherbot: noai``);
 - directives without a scope apply to every agent; scoped ones only to the named agent;
-- names are case-insensitive; several headers are all read.
+- names are case-insensitive; several headers are all read, each on its own (a scope never runs from
+  one header line into the next: ``googlebot: noindex`` then ``noai`` leaves ``noai`` for everyone),
+  so repeated headers are kept as a list of lines, never joined.
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ def directives_for(values: Iterable[str], agent_token: str) -> set[str]:
             if agent is None or agent == token:
                 found.add(directive)
     return found
+
+
+def header_disallows(values: Iterable[str], agent_token: str | None, disallowed: Iterable[str]) -> bool:
+    """Whether X-Robots-Tag header ``values`` (one per header line) disallow ``agent_token``."""
+    found = directives_for(values, agent_token or "")
+    return any(d.lower() in found for d in disallowed)
 
 
 def x_robots_verdict(headers: Headers | None, agent_token: str, disallowed: Iterable[str]) -> str | None:

@@ -23,7 +23,8 @@ class ImagesConfig:
     user_agent_token: str = "obelics-toolkit"  # img2dataset's token: scopes `X-Robots-Tag: token: noai`
     disallowed_header_directives: list[str] = field(
         default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"])
-    timeout: float = 10.0                   # seconds per request
+    timeout: float = 10.0                   # seconds per socket read
+    max_seconds: float | None = 60.0        # the whole download, redirects included: stopped when crossed
     retries: int = 1                        # extra attempts after a failed download
     processes_count: int = 0                # 0: one per CPU
     thread_count: int = 64                  # download threads per process
@@ -32,8 +33,15 @@ class ImagesConfig:
     encode_format: Literal["jpg", "png", "webp"] = "jpg"  # when reencode
     encode_quality: int = 95                # when reencode
     extract_exif: bool = False
-    max_bytes: int | None = 20_000_000      # larger bodies are dropped as "too_large_bytes" (null: no cap)
+    max_bytes: int | None = 20_000_000      # larger bodies: the transfer stops, "too_large_bytes" (null: no cap)
     max_pixels: int | None = 100_000_000    # larger images are dropped as "too_many_pixels" (null: no cap)
+    # never decode more than this (every profile, obelics-2023 too although its build had no cap): an image
+    # whose header declares more is dropped as "too_many_pixels" before img2dataset or PIL decodes it
+    max_decode_pixels: int = 100_000_000
+
+    def decode_cap(self) -> int:
+        """The pixel count above which an image is refused before any decoding."""
+        return min(self.max_pixels or self.max_decode_pixels, self.max_decode_pixels)
     check_truncation: bool = True           # drop images whose bytes end before the format's end marker
     record_headers: list[str] = field(default_factory=lambda: [
         "x-robots-tag", "tdm-reservation", "tdm-policy", "content-type", "content-length", "last-modified"])

@@ -68,7 +68,7 @@ def unique_urls(tables_or_lists: Iterable) -> list[str]:
 
 
 @contextlib.contextmanager
-def _our_downloader(cfg: ImagesConfig):
+def _our_downloader(cfg: ImagesConfig, allow: list[str] | None = None):
     import img2dataset  # noqa: F401 - its package binds `main` to the function, so go through sys.modules
 
     i2d_main = sys.modules["img2dataset.main"]
@@ -76,7 +76,8 @@ def _our_downloader(cfg: ImagesConfig):
 
     cls = ObelicsDownloader
     original, original_signal = i2d_main.Downloader, i2d_main.signal
-    PENDING.update(user_agent=cfg.user_agent, record_headers=cfg.record_headers, headers_dir=HEADERS_DIR)
+    PENDING.update(user_agent=cfg.user_agent, record_headers=cfg.record_headers, headers_dir=HEADERS_DIR,
+                   max_bytes=cfg.max_bytes, max_seconds=cfg.max_seconds, max_pixels=cfg.decode_cap(), allow=allow)
     i2d_main.Downloader = cls
     if threading.current_thread() is not threading.main_thread():
         # img2dataset installs a SIGINT handler, which Python allows only in the main thread
@@ -117,6 +118,7 @@ def img2dataset_kwargs(cfg: ImagesConfig, url_list: Path, output_folder: Path) -
         processes_count=cfg.processes_count or os.cpu_count() or 1, thread_count=cfg.thread_count,
         number_sample_per_shard=cfg.number_sample_per_shard, timeout=cfg.timeout, retries=cfg.retries,
         resize_mode="no", encode_format=cfg.encode_format, encode_quality=cfg.encode_quality,
+        max_image_area=cfg.decode_cap(),
         skip_reencode=False, disable_all_reencoding=not cfg.reencode, compute_hash="sha256",
         extract_exif=cfg.extract_exif, incremental_mode="incremental", max_shard_retry=1,
         user_agent_token=cfg.user_agent_token,
@@ -190,10 +192,13 @@ def build_table(work_dir: str | Path, cfg: ImagesConfig) -> ImageTable:
     return table
 
 
-def download_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig | None = None) -> ImageTable:
+def download_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig | None = None,
+                    allow: list[str] | None = None) -> ImageTable:
     """Download the unique ``urls`` with img2dataset into ``work_dir``; returns the image table.
 
     Resumable: rerun with the same URLs and only unfinished img2dataset shards are fetched again.
+    Only public addresses are fetched (:mod:`obelics.netguard`); ``allow`` lists networks let through
+    anyway (tests, private mirrors; None: the ``OBELICS_NET_ALLOW`` environment variable).
     """
     import img2dataset
 
@@ -203,6 +208,6 @@ def download_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig
     urls = sorted(set(u for u in urls if u))
     _write_url_list(urls, work_dir)
     if urls:
-        with _our_downloader(cfg):
+        with _our_downloader(cfg, allow):
             img2dataset.download(**img2dataset_kwargs(cfg, work_dir / URLS_FILE, work_dir / I2D_DIR))
     return build_table(work_dir, cfg)

@@ -1,27 +1,47 @@
-"""What runs inside img2dataset's worker processes: our User-Agent and a response-header log.
+"""What runs inside img2dataset's worker processes: our User-Agent, a response-header log, the address
+guard and bounded transfers.
 
 img2dataset's API has no option for the whole User-Agent (it sends a Firefox string plus
-``(compatible; TOKEN; +img2dataset URL)``) and keeps no response headers. :class:`ObelicsDownloader`
-subclasses its ``Downloader`` (``pipeline.images.download`` puts it in place only for the duration
-of our ``img2dataset.download`` call); in each worker process it installs a urllib handler that
-replaces the User-Agent with the profile's and appends the headers opt-out needs (``X-Robots-Tag``,
-``TDM-Reservation``...) of every response, redirects and errors included, to one JSON-lines log per
-shard (``_headers/NNNNN.jsonl``, renamed into place when the shard is done).
+``(compatible; TOKEN; +img2dataset URL)``), keeps no response headers, follows any redirect to any address,
+bounds only each socket read (a server dripping a byte a second holds a download forever) and reads the
+whole body before any size check. :class:`ObelicsDownloader` subclasses its ``Downloader``
+(``pipeline.images.download`` puts it in place only for the duration of our ``img2dataset.download``
+call); in each worker process it installs a urllib opener whose connections go only to public addresses
+(:mod:`obelics.netguard`, every redirect hop included) and whose handler replaces the User-Agent with the
+profile's and appends the headers opt-out needs (``X-Robots-Tag``, ``TDM-Reservation``...) of every
+response, redirects and errors included, to one JSON-lines log per shard (``_headers/NNNNN.jsonl``, renamed
+into place when the shard is done). It also replaces img2dataset's 15-line ``download_image`` (the one
+function its API gives no hook into) with :func:`download_image`: a literal non-public address is refused
+before any request, the whole download (redirects included) has a deadline that a watchdog enforces by
+shutting the socket down, the body is read in pieces and the transfer stops as soon as it passes
+``max_bytes``, and an image whose header declares more than ``max_pixels`` pixels is refused before
+img2dataset's re-encoding would decode it.
 
-Kept free of heavy imports (no pyarrow, no PIL): spawned workers import it to unpickle the class.
+Kept free of heavy imports (no pyarrow; PIL only when a body arrives): spawned workers import it to
+unpickle the class.
 """
 
 from __future__ import annotations
 
+import heapq
+import io
 import json
 import os
+import socket
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
+import img2dataset.downloader as i2d_downloader
 from img2dataset.downloader import Downloader
 
-PENDING: dict = {"user_agent": None, "record_headers": [], "headers_dir": "_headers"}  # set by the parent
+from obelics import netguard
+
+# set by the parent before img2dataset pickles the downloader to its workers
+PENDING: dict = {"user_agent": None, "record_headers": [], "headers_dir": "_headers", "max_bytes": None,
+                 "max_seconds": None, "max_pixels": None, "allow": None}
+_LIMITS: dict = {"max_bytes": None, "max_seconds": None, "max_pixels": None}  # this worker's
 
 _sink_lock = threading.Lock()
 _sink: list = [None]        # the open header log of the shard this process is downloading
@@ -38,7 +58,8 @@ class HeaderHandler(urllib.request.BaseHandler):
         self.record = [h.lower() for h in record]
 
     def http_request(self, req):
-        req.add_header("User-Agent", self.user_agent)
+        if self.user_agent:
+            req.add_header("User-Agent", self.user_agent)
         return req
 
     def http_response(self, req, response):
@@ -47,7 +68,8 @@ class HeaderHandler(urllib.request.BaseHandler):
             for name in self.record:
                 values = response.headers.get_all(name) or []
                 if values:
-                    headers[name] = ", ".join(values)
+                    # one header line per list item: X-Robots-Tag scopes a user agent per line
+                    headers[name] = values[0] if len(values) == 1 else list(values)
             line = json.dumps({"url": req.full_url, "status": response.status, "headers": headers,
                                "location": response.headers.get("Location")}) + "\n"
             with _sink_lock:
@@ -61,20 +83,184 @@ class HeaderHandler(urllib.request.BaseHandler):
     https_response = http_response
 
 
+# -- the deadline of one download: a watchdog shuts its sockets down when it passes ------------------------
+class _Watchdog:
+    """One daemon thread per process; ``watch(sock, deadline)`` shuts ``sock`` down at ``deadline``
+    (a blocked read returns at once), so TLS handshakes, headers and bodies are all bounded."""
+
+    def __init__(self):
+        self._heap: list = []
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._thread = None
+
+    def watch(self, sock, deadline: float, state: dict) -> None:
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (deadline, self._seq, sock, state))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="download-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self):
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                deadline, _, sock, state = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(min(wait, 1.0))
+                    continue
+                heapq.heappop(self._heap)
+            if not state.get("done"):
+                state["expired"] = True
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+_WATCHDOG = _Watchdog()
+_current = threading.local()  # the download running in this thread: its deadline and state
+
+
+def _watched_connection(addr, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source=None, allow=None):
+    sock = netguard.guarded_create_connection(addr, timeout, source, allow)
+    state = getattr(_current, "state", None)
+    if state is not None:
+        _WATCHDOG.watch(sock, state["deadline"], state)
+    return sock
+
+
+def _opener(allow, handler) -> urllib.request.OpenerDirector:
+    import http.client
+
+    class _Watched:
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._create_connection = lambda a, t=socket._GLOBAL_DEFAULT_TIMEOUT, s=None: _watched_connection(
+                a, t, s, allow)
+
+    class Conn(_Watched, http.client.HTTPConnection):
+        pass
+
+    class SConn(_Watched, http.client.HTTPSConnection):
+        pass
+
+    class Http(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(Conn, req)
+
+    class Https(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(SConn, req, context=self._context)
+
+    return urllib.request.build_opener(Http(), Https(), handler)
+
+
+class DownloadTooLarge(Exception):
+    """The body passed ``max_bytes``: the transfer was stopped there."""
+
+
+class DownloadDeadline(Exception):
+    """The whole download (redirects included) passed ``max_seconds``."""
+
+
+def read_bounded(response, max_bytes: int | None) -> bytes:
+    """The body in pieces (at most one socket read each), stopping as soon as it passes ``max_bytes``."""
+    declared = response.headers.get("Content-Length")
+    if max_bytes and declared and declared.isdigit() and int(declared) > max_bytes:
+        raise DownloadTooLarge(f"download_too_large: Content-Length {declared} > {max_bytes} bytes")
+    chunks, total = [], 0
+    while True:
+        chunk = response.read1(65536)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if max_bytes and total > max_bytes:
+            raise DownloadTooLarge(f"download_too_large: body over {max_bytes} bytes")
+        chunks.append(chunk)
+
+
+def declared_pixels(data: bytes) -> int | None:
+    """Width x height from the image header only (PIL opens lazily: nothing is decoded)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+            return w * h
+    except Image.DecompressionBombError:
+        return 1 << 62
+    except Exception:  # noqa: BLE001 - not an image PIL knows: img2dataset's decoder says so later
+        return None
+
+
+def download_image(row, timeout, user_agent_token, disallowed_header_directives):
+    """img2dataset's ``download_image`` with the address guard, a deadline, a byte cap and a pixel cap.
+
+    Same contract: ``(key, BytesIO | None, error message | None)``.
+    """
+    key, url = row
+    reason = netguard.literal_refusal(url, PENDING_ALLOW[0])
+    if reason:
+        return key, None, f"address_refused:{reason} {url}"
+    max_seconds = _LIMITS["max_seconds"]
+    state = {"deadline": time.monotonic() + (max_seconds or 1e9), "done": False}
+    _current.state = state
+    try:
+        request = urllib.request.Request(url, data=None)
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            if disallowed_header_directives and i2d_downloader.is_disallowed(  # per header line
+                    r.headers, user_agent_token, disallowed_header_directives):
+                return key, None, "Use of image disallowed by X-Robots-Tag directive"
+            data = read_bounded(r, _LIMITS["max_bytes"])
+        max_pixels = _LIMITS["max_pixels"]
+        if max_pixels:
+            pixels = declared_pixels(data)
+            if pixels is not None and pixels > max_pixels:
+                return key, None, f"image area too large ({pixels} pixels declared > {max_pixels})"
+        if state.get("expired"):
+            raise DownloadDeadline("")
+        return key, io.BytesIO(data), None
+    except Exception as err:  # noqa: BLE001 - img2dataset's contract: the error as a message
+        if state.get("expired"):
+            return key, None, f"download timeout: the whole download took over {max_seconds:g} s"
+        return key, None, str(err)
+    finally:
+        state["done"] = True
+        _current.state = None
+
+
+PENDING_ALLOW: list = [None]  # this worker's allow-list (None: OBELICS_NET_ALLOW)
+
+
 class ObelicsDownloader(Downloader):
-    """img2dataset's Downloader, plus our User-Agent and a header log per shard."""
+    """img2dataset's Downloader, plus our User-Agent, a header log per shard, the address guard and bounds."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.obelics_user_agent = PENDING["user_agent"]
         self.obelics_record_headers = list(PENDING["record_headers"])
         self.obelics_headers_dir = PENDING["headers_dir"]
+        self.obelics_limits = {k: PENDING.get(k) for k in _LIMITS}
+        self.obelics_allow = None if PENDING.get("allow") is None else list(PENDING["allow"])
 
     def download_shard(self, row):
         if _opener_pid[0] != os.getpid():
-            if self.obelics_user_agent:
-                urllib.request.install_opener(urllib.request.build_opener(
-                    HeaderHandler(self.obelics_user_agent, self.obelics_record_headers)))
+            PENDING_ALLOW[0] = self.obelics_allow
+            _LIMITS.update(self.obelics_limits)
+            if _LIMITS["max_pixels"]:
+                from PIL import Image
+
+                Image.MAX_IMAGE_PIXELS = _LIMITS["max_pixels"]
+                # OpenCV (img2dataset's re-encoder) reads its own cap once per process
+                os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(_LIMITS["max_pixels"])
+            urllib.request.install_opener(_opener(self.obelics_allow, HeaderHandler(
+                self.obelics_user_agent, self.obelics_record_headers)))
+            i2d_downloader.download_image = download_image  # used by download_image_with_retry
             _opener_pid[0] = os.getpid()
         shard_id = row[0]
         folder = Path(self.output_folder) / self.obelics_headers_dir

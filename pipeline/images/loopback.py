@@ -12,6 +12,11 @@ It serves real photos and every way a download goes wrong:
 ``/truncated/NAME``         the first half of the photo's bytes (a truncated file, honest length)
 ``/html/NAME``              an HTML page served as ``image/jpeg`` (not an image)
 ``/bomb/NAME``              a PNG whose header claims 20000x20000 pixels (oversized)
+``/noai2/NAME``             the photo with two X-Robots-Tag lines: ``googlebot: noindex`` then ``noai``
+``/to/HOST:PORT/PATH``      302 to ``http://HOST:PORT/PATH`` (a redirect to another address)
+``/loop/NAME``              302 to itself (a redirect loop)
+``/drip/NAME``              the photo one byte every ``drip_seconds`` (each read is quick, the whole slow)
+``/huge/NAME``              an endless body without a length, until the client stops (``sent`` counts it)
 ==========================  ========================================================================
 
 A query string is ignored (``/img/NAME?i=7``), so a benchmark can make many distinct URLs.
@@ -54,9 +59,13 @@ def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
 class LoopbackImageServer:
     """Serve ``photos`` (name -> bytes) on 127.0.0.1 in a daemon thread; use as a context manager."""
 
-    def __init__(self, photos: dict[str, bytes], slow_seconds: float = 3.0, max_sleep: float = 10.0):
+    def __init__(self, photos: dict[str, bytes], slow_seconds: float = 3.0, max_sleep: float = 10.0,
+                 drip_seconds: float = 0.2, host: str = "127.0.0.1"):
         self.photos = photos
         self.slow_seconds = min(slow_seconds, max_sleep)
+        self.drip_seconds = drip_seconds
+        self.max_sleep = max_sleep
+        self.sent: dict[str, int] = {}  # /huge/ and /drip/ paths: body bytes written before the client left
         self.requests: list[tuple[str, str]] = []  # (path, user agent)
         server = self
 
@@ -77,6 +86,30 @@ class LoopbackImageServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
+            def _stream(self, data: bytes, length: int | None, delay: float):
+                """Write ``data`` one byte (``delay`` > 0) or one block at a time, repeated forever when
+                ``length`` is None; stop when the client leaves or ``max_sleep`` has passed."""
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                if length is not None:
+                    self.send_header("Content-Length", str(length))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                path, sent, end = self.path, 0, time.monotonic() + server.max_sleep
+                step = 1 if delay else len(data)
+                try:
+                    while time.monotonic() < end and (length is None or sent < length):
+                        block = data[sent % len(data):][:step] if length is not None else data
+                        self.wfile.write(block)
+                        self.wfile.flush()
+                        sent += len(block)
+                        server.sent[path] = sent
+                        if delay:
+                            time.sleep(delay)
+                except OSError:
+                    pass
+                self.close_connection = True
+
             def do_GET(self):  # noqa: N802
                 server.requests.append((self.path, self.headers.get("User-Agent", "")))
                 parts = self.path.split("?", 1)[0].lstrip("/").split("/", 1)  # a query only makes URLs unique
@@ -87,6 +120,12 @@ class LoopbackImageServer:
                     return self._send(int(name) if name.isdigit() else 400)
                 if kind == "bomb":
                     return self._send(200, bomb_png(), {"Content-Type": "image/png"})
+                if kind == "to":
+                    return self._send(302, b"", {"Location": f"http://{name}"})
+                if kind == "loop":
+                    return self._send(302, b"", {"Location": f"/loop/{name}"})
+                if kind == "huge":
+                    return self._stream(b"\x89PNG\r\n\x1a\n" + b"\0" * 65536, None, 0.0)
                 if kind == "html":
                     return self._send(200, b"<!doctype html><html><body>Not an image</body></html>",
                                       {"Content-Type": "image/jpeg"})
@@ -103,11 +142,22 @@ class LoopbackImageServer:
                     return self._send(200, photo, {"Content-Type": ctype, "X-Robots-Tag": "noai"})
                 if kind == "tdm":
                     return self._send(200, photo, {"Content-Type": ctype, "TDM-Reservation": "1"})
+                if kind == "noai2":
+                    self.send_response(200)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("X-Robots-Tag", "googlebot: noindex")
+                    self.send_header("X-Robots-Tag", "noai")
+                    self.send_header("Content-Length", str(len(photo)))
+                    self.end_headers()
+                    self.wfile.write(photo)
+                    return None
+                if kind == "drip":
+                    return self._stream(photo, len(photo), server.drip_seconds)
                 if kind == "truncated":
                     return self._send(200, photo[: len(photo) // 2], {"Content-Type": ctype})
                 return self._send(404)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                        daemon=True)

@@ -21,7 +21,7 @@ from pipeline.images.table import ImageTable, make_row, rows_to_table
 log = logging.getLogger("obelics.images")
 
 
-def disallowed_by_headers(headers: dict[str, str], user_agent_token: str | None,
+def disallowed_by_headers(headers: dict[str, str | list[str]], user_agent_token: str | None,
                           directives: Iterable[str]) -> bool:
     """img2dataset's X-Robots-Tag rule (``downloader.is_disallowed``) on a header dict.
 
@@ -35,7 +35,8 @@ def disallowed_by_headers(headers: dict[str, str], user_agent_token: str | None,
     value = next((v for k, v in headers.items() if k.lower() == "x-robots-tag"), None)
     if not value:
         return False
-    for field in value.split("\n"):
+    lines = value if isinstance(value, (list, tuple)) else [value]  # a repeated header: one item per line
+    for field in (f for line in lines for f in str(line).split("\n")):
         parts = field.split(":", 1)
         names = [x.strip().lower() for x in parts[-1].split(",")]
         ua = parts[0].strip().lower() if len(parts) == 2 else None

@@ -25,6 +25,14 @@ def _resizer(encode_format: str, encode_quality: int):
 
 
 def reencode(data: bytes, cfg: ImagesConfig) -> tuple[bytes | None, str | None]:
-    """``(bytes, None)`` re-encoded per the profile, or ``(None, error message)``."""
+    """``(bytes, None)`` re-encoded per the profile, or ``(None, error message)``.
+
+    An image whose header declares more than ``cfg.decode_cap()`` pixels is refused before decoding.
+    """
+    from pipeline.images.i2d_worker import declared_pixels
+
+    pixels = declared_pixels(data)
+    if pixels is not None and pixels > cfg.decode_cap():
+        return None, f"image area too large ({pixels} pixels declared > {cfg.decode_cap()})"
     img, _w, _h, _ow, _oh, err = _resizer(cfg.encode_format, cfg.encode_quality)(io.BytesIO(data))
     return (None, err) if err else (img, None)

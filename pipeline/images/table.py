@@ -126,10 +126,13 @@ def probe_bytes(data: bytes | None, check_truncation: bool = True, max_pixels: i
 
 
 _ERROR_PATTERNS = [
+    (re.compile(r"address_refused:(\w+)"), lambda m: f"address_refused:{m.group(1)}"),
+    (re.compile(r"download_too_large"), lambda m: "too_large_bytes"),
+    # before "HTTP Error": urllib labels a loop "HTTP Error 302: ... would lead to an infinite loop"
+    (re.compile(r"infinite loop|redirect", re.I), lambda m: "redirect_loop"),
     (re.compile(r"HTTP Error (\d{3})"), lambda m: f"http_{m.group(1)}"),
     (re.compile(r"X-Robots-Tag", re.I), lambda m: "optout:x-robots-tag"),
     (re.compile(r"timed out|timeout", re.I), lambda m: "timeout"),
-    (re.compile(r"infinite loop|redirect", re.I), lambda m: "redirect_loop"),
     (re.compile(r"IncompleteRead", re.I), lambda m: "incomplete_read"),
     (re.compile(r"Connection refused", re.I), lambda m: "connection_refused"),
     (re.compile(r"Connection reset|Remote end closed|RemoteDisconnected|BadStatusLine", re.I),

@@ -86,3 +86,14 @@ def test_hostile_page_counted_and_the_rest_kept(tmp_path, profile):
     docs = list(iter_warc_documents(str(path), profile, stats=stats))
     assert len(docs) == 2
     assert stats.as_dict()["skipped"].get("page_budget:depth") == 1
+
+
+def test_default_drops_literal_address_images_at_extraction(monkeypatch):
+    monkeypatch.delenv("OBELICS_NET_ALLOW", raising=False)
+    html = ("<html><body><p>" + "Words of a paragraph here. " * 5 + "</p>"
+            '<img src="http://2130706433/a.jpg"><img src="http://[::1]/b.jpg"><img src="http://10.0.0.1/c.jpg">'
+            '<img src="http://169.254.169.254/latest/meta-data/x.jpg"><img src="https://example.com/ok.jpg">'
+            "<p>" + "More words after. " * 5 + "</p></body></html>")
+    doc = extract_html(html, "https://example.com/page.html", "default")
+    assert [u for u in doc.images if u] == ["https://example.com/ok.jpg"]
+    assert len(doc.texts) == len(doc.images) == len(doc.metadata)

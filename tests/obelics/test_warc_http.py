@@ -75,6 +75,12 @@ class _Server:
         self.httpd.server_close()
 
 
+@pytest.fixture(autouse=True)
+def _allow_test_server(monkeypatch):
+    """The address guard (obelics.netguard) refuses loopback: this module's own server is let through."""
+    monkeypatch.setenv("OBELICS_NET_ALLOW", "127.0.0.1/32")
+
+
 @pytest.fixture(scope="module")
 def warc():
     return build_warc()

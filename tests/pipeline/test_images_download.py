@@ -22,6 +22,7 @@ from pipeline.images.merge import merge_table
 
 PHOTOS = skimage_photos(("astronaut.png", "rocket.jpg", "chelsea.png", "horse.png", "no_time_for_that_tiny.gif"))
 CFG = ImagesConfig(processes_count=1, thread_count=4, timeout=1.0, retries=0)
+ALLOW = ["127.0.0.1/32"]  # the address guard lets the test's own loopback server through, nothing else
 
 GOOD = [("img", "astronaut.png"), ("img", "rocket.jpg"), ("img", "no_time_for_that_tiny.gif"),
         ("redirect", "chelsea.png"), ("tdm", "horse.png")]
@@ -52,7 +53,7 @@ def run(tmp_path_factory):
         bad = {srv.url(*k): reason for k, reason in BAD.items()}
         urls = list(good) + list(bad)
         docs = _docs(urls + urls[:3])  # URLs repeat across documents: downloaded once
-        table = download_images(unique_urls([documents_to_table(docs)]), work, CFG)
+        table = download_images(unique_urls([documents_to_table(docs)]), work, CFG, ALLOW)
         requests = list(srv.requests)
     return {"work": work, "good": good, "bad": bad, "docs": docs, "table": table, "requests": requests,
             "urls": urls}
@@ -123,7 +124,7 @@ def test_merge_and_shards_end_to_end(run, tmp_path):
 def test_rerun_resumes_without_downloading_again(run):
     with LoopbackImageServer(PHOTOS) as srv:
         # same URL list (the other server's), so img2dataset finds its shard done and fetches nothing
-        table = download_images(run["urls"], run["work"], CFG)
+        table = download_images(run["urls"], run["work"], CFG, ALLOW)
         assert srv.requests == []
     assert table.counts() == run["table"].counts()
 
@@ -136,7 +137,7 @@ def test_obelics_2023_reencodes_to_jpeg(tmp_path):
     cfg.processes_count, cfg.thread_count, cfg.timeout = 1, 4, 2.0
     with LoopbackImageServer(PHOTOS) as srv:
         urls = [srv.url("img", "astronaut.png"), srv.url("img", "no_time_for_that_tiny.gif")]
-        rows = download_images(urls, tmp_path, cfg).lookup(urls)
+        rows = download_images(urls, tmp_path, cfg, ALLOW).lookup(urls)
     png = rows[urls[0]]
     assert png["status"] == "success" and png["format"] == "jpeg" and (png["width"], png["height"]) == (512, 512)
     assert png["sha256"] == hashlib.sha256(png["bytes"]).hexdigest()
@@ -155,7 +156,7 @@ def test_download_from_a_worker_thread(tmp_path):
     out = {}
     with LoopbackImageServer(PHOTOS) as srv:
         url = srv.url("img", "rocket.jpg")
-        th = threading.Thread(target=lambda: out.update(t=download_images([url], tmp_path, CFG)))
+        th = threading.Thread(target=lambda: out.update(t=download_images([url], tmp_path, CFG, ALLOW)))
         th.start()
         th.join(timeout=300)
     assert out["t"].lookup([url])[url]["bytes"] == PHOTOS["rocket.jpg"]
