@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import threading
 from collections import Counter
@@ -161,9 +162,25 @@ def _is_allowed(ip, networks) -> bool:
     return any(ip.version == n.version and ip in n for n in networks)
 
 
+_URL_HOST = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^/?#]*)")
+_LAST_LABEL_NUMBER = re.compile(r"(?:^|\.)(?:0[xX][0-9A-Fa-f]*|[0-9]+)\.?(?::[0-9]*)?$")
+
+
+def could_be_literal(url: str) -> bool:
+    """A cheap pre-check: True when the URL's host may be an address or a localhost name (an IPv6
+    literal, a host whose last label is a number, as the URL standard reads it, or ``localhost``)."""
+    m = _URL_HOST.match(url)
+    if not m:
+        return True  # unusual: let the full check decide
+    host = m.group(1)
+    return host.startswith("[") or "localhost" in host.lower() or _LAST_LABEL_NUMBER.search(host) is not None
+
+
 def literal_refusal(url: str, allow: Iterable[str] | None = None) -> str | None:
     """Why ``url`` must not be fetched, judged without DNS: a literal non-public address or a
     ``localhost`` name; None otherwise (names are checked again after resolution)."""
+    if not could_be_literal(url):
+        return None
     host = _host_of(url)
     if not host:
         return None

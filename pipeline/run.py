@@ -150,6 +150,16 @@ def discard_decisions(out: Path, plan: Plan) -> None:
 def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: list[str] | None = None,
         workers: int | None = None, ray_address: str | None = None, restart: bool = False,
         restart_if_changed: bool = False) -> dict:
+    """:func:`_run` holding ``OUT/.lock`` (one writer per folder; a killed writer's leftovers removed first)."""
+    from pipeline.lock import run_lock
+
+    with run_lock(out):
+        return _run(profile, out, inputs, overrides, workers, ray_address, restart, restart_if_changed)
+
+
+def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: list[str] | None = None,
+         workers: int | None = None, ray_address: str | None = None, restart: bool = False,
+         restart_if_changed: bool = False) -> dict:
     """Run the pipeline over ``inputs`` (WARC paths or URLs) into ``out``; returns the final stats.
 
     ``restart`` discards a previous run in ``out`` first; otherwise a previous run with the same plan is

@@ -38,8 +38,23 @@ def shared_value(x: Any) -> Any:
     return x.get() if isinstance(x, Shared) else x
 
 
+def _local_ray_on_loopback() -> None:
+    """Make a local Ray listen on 127.0.0.1 only (GCS, raylet, workers, runtime-env agent).
+
+    Ray binds its servers to the node's address, which it takes from the network unless it runs as a
+    single-machine instance (its macOS/Windows mode, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``): then the node
+    address is loopback. The variable reaches the processes Ray starts; the constant is what this process
+    already imported.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Start or join Ray: ``RAY_ADDRESS``/``address`` joins a cluster, else a local instance."""
+    """Start or join Ray: ``RAY_ADDRESS``/``address`` joins a cluster, else a local instance that listens
+    on loopback only, dashboard off (``OBELICS_RAY_DASHBOARD=1``: on, on 127.0.0.1)."""
     import ray
 
     if ray.is_initialized():
@@ -47,9 +62,12 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "ignore_reinit_error": True, "logging_level": logging.WARNING}
+    if os.environ.get("OBELICS_RAY_DASHBOARD") == "1":  # asked for: on loopback only
+        kwargs.update(include_dashboard=True, dashboard_host="127.0.0.1")
     if address:
         ray.init(address=address, **kwargs)
     else:
+        _local_ray_on_loopback()
         num_cpus = num_cpus or int(os.environ.get("OBELICS_NUM_CPUS", 0)) or os.cpu_count()
         ray.init(num_cpus=num_cpus, **kwargs)
     from ray.data import DataContext

@@ -135,7 +135,8 @@ class OptOutChecker:
         disallowed = self.cfg.image_directives if kind == "image" else self.cfg.document_directives
         token = self.cfg.user_agent_token
         signals = dict(meta) if meta is not None else (
-            meta_signals(html, token) if html is not None and ("meta" in sources or "tdmrep" in sources) else {})
+            meta_signals(html, token) if html is not None and (
+                "meta" in sources or "tdmrep" in sources or "tdmrep_headers" in sources) else {})
         if "x_robots" in sources:
             verdict = x_robots_verdict(headers, token, disallowed)
             if verdict:
@@ -145,7 +146,7 @@ class OptOutChecker:
             for d in disallowed:
                 if d in found:
                     return f"optout:meta-robots:{d}"
-        if "tdmrep" in sources:
+        if "tdmrep" in sources or "tdmrep_headers" in sources:  # the latter never fetches tdmrep.json
             verdict = tdmrep.header_verdict(headers) or tdmrep.meta_verdict(signals)
             if verdict:
                 return verdict

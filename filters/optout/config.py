@@ -17,9 +17,10 @@ DEFAULT_USER_AGENT = (
 
 # Checks by name, in the order they run (local signals first, the paid API last): x_robots (response
 # headers), meta (the page's <meta name=robots>), tdmrep (tdm-reservation header/meta,
-# /.well-known/tdmrep.json), robots (robots.txt), ai_txt (/ai.txt), spawning (the Spawning API). The
-# original checked image URLs with Spawning only and forgot pages.
-SOURCES = ("x_robots", "meta", "tdmrep", "robots", "ai_txt", "spawning")
+# /.well-known/tdmrep.json), tdmrep_headers (the tdm-reservation header/meta only, no fetch: what an offline
+# run can honour), robots (robots.txt), ai_txt (/ai.txt), spawning (the Spawning API). The original checked
+# image URLs with Spawning only and forgot pages.
+SOURCES = ("x_robots", "meta", "tdmrep", "tdmrep_headers", "robots", "ai_txt", "spawning")
 
 
 @dataclass

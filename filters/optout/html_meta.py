@@ -5,9 +5,10 @@ from __future__ import annotations
 from selectolax.lexbor import LexborHTMLParser
 
 META_NAMES = ("robots", "tdm-reservation", "tdm-policy")
+MAX_CHARS = 2_000_000  # the part of a page read for <meta> tags (callers' pre-filters cover the same part)
 
 
-def meta_signals(html: str | bytes | None, agent_token: str = "", max_chars: int = 2_000_000) -> dict[str, list[str]]:
+def meta_signals(html: str | bytes | None, agent_token: str = "", max_chars: int = MAX_CHARS) -> dict[str, list[str]]:
     """``{name: [content, ...]}`` for the opt-out ``<meta name=...>`` tags of ``html`` (lower-case names).
 
     Names read: ``robots``, ``tdm-reservation``, ``tdm-policy`` and ``agent_token`` (a robots meta

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from filters.base import FilterStats, Verdict, without_nodes
 from filters.optout.checker import OptOutChecker
 from filters.optout.config import OptOutConfig, optout_config
+from filters.optout.html_meta import MAX_CHARS as META_MAX_CHARS
 from filters.optout.html_meta import meta_signals
 from filters.optout.x_robots import Headers
 from filters.step import Step, run_step
@@ -22,7 +23,8 @@ PAGE_HEADERS_KEY = "http_headers"
 PAGE_META_KEY = "optout_meta"
 # Page headers the document opt-out reads; kept in general_metadata until pipeline.finish strips them.
 PAGE_HEADERS = ("x-robots-tag", "tdm-reservation", "tdm-policy")
-# A cheap look at the page's first 300 KB before parsing it for <meta> tags: most pages have none.
+# A cheap look at the page before parsing it for <meta> tags (most pages have none), over as much of the
+# page as meta_signals parses (its characters are at most 4 UTF-8 bytes each).
 _META_HINT = re.compile(rb"<meta[^>]{0,200}name\s*=\s*[\"']?(robots|tdm-|obelics)", re.I)
 
 
@@ -33,7 +35,7 @@ def page_signals(record, agent_token: str = "") -> dict:
     headers = {k: v for k, v in record.http_headers.items() if k in PAGE_HEADERS}
     if headers:
         out[PAGE_HEADERS_KEY] = headers
-    if _META_HINT.search(record.payload[:300_000]):
+    if _META_HINT.search(record.payload, 0, 4 * META_MAX_CHARS):
         meta = meta_signals(record.html, agent_token)
         if meta:
             out[PAGE_META_KEY] = meta

@@ -62,6 +62,9 @@ def unique_urls(tables_or_lists: Iterable) -> list[str]:
         elif isinstance(item, (str, os.PathLike)) and str(item).endswith(".parquet"):
             for images in pq.read_table(item, columns=["images"]).column("images").to_pylist():
                 seen.update(u for u in images or () if u)
+        elif isinstance(item, (str, os.PathLike)):  # a path, never a list of URLs (its characters are not)
+            hint = " (a WARC's images: --warc)" if ".warc" in str(item) else ""
+            raise ValueError(f"{item}: not a document Parquet file{hint}")
         else:
             seen.update(u for u in item if u)
     return sorted(seen)

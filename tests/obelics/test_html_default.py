@@ -60,7 +60,7 @@ def test_lazy_images():
     ("../imgs/x.png", "https://example.com/imgs/x.png"),
     ("/abs/x.png", "https://example.com/abs/x.png"),
     ("//cdn.example.org/x.png", "https://cdn.example.org/x.png"),
-    ("http://127.0.0.1:8080/x.png", "http://127.0.0.1:8080/x.png"),
+    ("http://93.184.216.34:8080/x.png", "http://93.184.216.34:8080/x.png"),  # a public IP (loopback: dropped)
     ("https://example.com:8443/p/x.png", "https://example.com:8443/p/x.png"),
     ("my pic.jpg", "https://example.com/a/my%20pic.jpg"),
 ])

@@ -142,3 +142,15 @@ def test_warc_http_reader_is_guarded(server, monkeypatch):
     with pytest.raises(AddressRefused):
         HttpRangeReader(base + "/x.warc.gz", retries=0).read(10)
     assert _Handler.hits == []
+
+
+@pytest.mark.parametrize("url,maybe", [
+    ("https://example.com/a.jpg", False), ("https://cdn1.example.com:8080/a.jpg", False),
+    ("http://2130706433/a", True), ("http://0x7f.1/a", True), ("http://127.0.0.1:80/a", True),
+    ("http://[::1]/a", True), ("http://user@10.0.0.1/a", True), ("http://LOCALHOST/a", True),
+    ("http://example.0x1f/a", True), ("//example.com/a", True),
+])
+def test_cheap_precheck_never_misses_a_literal(url, maybe):
+    assert netguard.could_be_literal(url) is maybe
+    if not maybe:
+        assert literal_refusal(url) is None
