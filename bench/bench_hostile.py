@@ -20,13 +20,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {  # n per kind, four sizes doubling
-    "deep": [1250, 2500, 5000, 10000],
-    "unclosed": [625, 1250, 2500, 5000],
+    "deep": [625, 1250, 2500, 5000],
+    "unclosed": [312, 625, 1250, 2500],  # depth 2n
     "text": [1_000_000, 2_000_000, 4_000_000, 8_000_000],
     "attribute": [1_000_000, 2_000_000, 4_000_000, 8_000_000],
     "images": [12_500, 25_000, 50_000, 100_000],
 }
-EXTRA = {"deep": 20000}  # one size past the depth cap: skipped before parsing
+EXTRA = {"deep": 10000, "unclosed": 5000}  # past the depth cap (5,000): skipped before parsing
 
 
 def page(kind: str, n: int) -> str:

@@ -48,6 +48,8 @@ def _extract(source, ctx):
         # the reader already retried and resumed by Range; what was read is kept, the rest counted
         log.warning("input %s: %s: %s", source, type(e).__name__, e)
         rs.skip(f"input_error:{type(e).__name__}")
+    if rs.records == 0 and not any(k.startswith("input_error:") for k in rs.skipped):
+        rs.skip("input_error:empty")  # no record at all (an empty or non-WARC file): a lost input, counted
     st = FilterStats("extract")
     st.seen("document", rs.html_records)
     st.kept("document", len(docs))

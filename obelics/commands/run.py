@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import yaml
@@ -146,4 +147,7 @@ def main(args: argparse.Namespace) -> int:
                 restart=args.restart, restart_if_changed=args.restart_if_changed)
     print(json.dumps(stats.get("summary", {}), indent=2))
     print(f"output: {out}")
+    if inputs and not (stats.get("read") or {}).get("records"):
+        print(f"error: no input could be read ({(stats.get('read') or {}).get('skipped')})", file=sys.stderr)
+        return 1
     return 0

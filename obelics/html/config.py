@@ -77,7 +77,7 @@ class ExtractConfig:
     page_max_seconds: float = 20.0  # wall time of one page's extraction; 0: no limit
     page_max_chars: int = 12_000_000  # characters (or bytes) of the page
     page_max_tags: int = 400_000  # `<` in the page, an upper bound on its elements
-    page_max_depth: int = 10_000  # estimated nesting depth (the HTML5 parser is quadratic in it)
+    page_max_depth: int = 5_000  # estimated nesting depth (the HTML5 parser is quadratic in it)
 
     def page_budget(self):
         """A fresh :class:`obelics.budget.PageBudget` for one page, its clock started now."""

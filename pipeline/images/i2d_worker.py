@@ -234,6 +234,20 @@ def download_image(row, timeout, user_agent_token, disallowed_header_directives)
         _current.state = None
 
 
+# answers that another try would not change: no second request for them (img2dataset retried every failure)
+_FINAL = ("HTTP Error 4", "X-Robots-Tag", "address_refused", "download_too_large", "image area too large",
+          "infinite loop", "unknown url type", "no host given")
+
+
+def download_image_with_retry(row, timeout, retries, user_agent_token, disallowed_header_directives):
+    """img2dataset's retry loop, retrying only what may succeed next time (timeouts, resets, 5xx)."""
+    for _ in range(retries + 1):
+        key, img_stream, err = download_image(row, timeout, user_agent_token, disallowed_header_directives)
+        if img_stream is not None or (err and any(m in err for m in _FINAL)):
+            return key, img_stream, err
+    return key, None, err
+
+
 PENDING_ALLOW: list = [None]  # this worker's allow-list (None: OBELICS_NET_ALLOW)
 
 
@@ -260,7 +274,8 @@ class ObelicsDownloader(Downloader):
                 os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(_LIMITS["max_pixels"])
             urllib.request.install_opener(_opener(self.obelics_allow, HeaderHandler(
                 self.obelics_user_agent, self.obelics_record_headers)))
-            i2d_downloader.download_image = download_image  # used by download_image_with_retry
+            i2d_downloader.download_image = download_image
+            i2d_downloader.download_image_with_retry = download_image_with_retry  # looked up per call
             _opener_pid[0] = os.getpid()
         shard_id = row[0]
         folder = Path(self.output_folder) / self.obelics_headers_dir

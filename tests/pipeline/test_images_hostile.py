@@ -113,3 +113,15 @@ def test_bomb_refused_before_reencoding(tmp_path):
     assert rows[urls[0]]["reason"] == "too_many_pixels"
     assert "declared" in rows[urls[0]]["error_message"]  # our header check, not img2dataset's decode
     assert rows[urls[1]]["status"] == "success"
+
+
+def test_final_answers_are_not_requested_twice(tmp_path):
+    cfg = ImagesConfig(processes_count=1, thread_count=2, timeout=2.0, retries=1)
+    with LoopbackImageServer(PHOTOS) as srv:
+        urls = [srv.url("status", "404"), srv.url("noai", "rocket.jpg"), srv.url("status", "500")]
+        table = download_images(urls, tmp_path, cfg, ALLOW)
+        paths = [p for p, _ in srv.requests]
+    assert {u: r["reason"] for u, r in table.lookup(urls, with_bytes=False).items()} == {
+        urls[0]: "http_404", urls[1]: "optout:x-robots-tag", urls[2]: "http_500"}
+    assert paths.count("/status/404") == 1 and paths.count("/noai/rocket.jpg") == 1
+    assert paths.count("/status/500") == 2  # a server error may pass: retried
