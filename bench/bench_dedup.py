@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         r = json.loads(line[7:])
         results.append(r)
         print(f"{r['docs']:>9,} docs -> {r['docs_out']:,} kept: {r['seconds']} s, {r['docs_per_s']:,} docs/s, "
-              f"peak memory {r['peak_mem_mb']:,} MB (Ray idle {r['mem_after_ray_init_mb']:,} MB), "
+              f"peak memory {r['peak_mem_mb']:,} MB (before the passes {r['mem_after_ray_init_mb']:,} MB), "
               f"{r['cpus']} CPUs ({r['backend']} backend), {r['partitions']} partitions, "
               f"object store cap {r['object_store_mb']} MB, profile {r['profile']}, {r['words']} body words, "
               f"corpus {r['corpus_mb']:,} MB Parquet")

@@ -8,7 +8,9 @@ Each unit is a WARC of one small HTML page (about 80 words of English sentences 
 image) and that image's response record (a 320x240 JPEG), so every stage of the default profile runs
 on it offline (``configs/run/sample.yaml``'s settings: images from the WARC's image records), the NSFW
 classifier switched off (its model time is ``bench_nsfw``'s). The run is ``pipeline.run.run`` itself: per-unit stages, every global pass deciding over all units, the
-writers. Measured: wall seconds per unit; the driver's CPU seconds per unit (without Ray the driver
+writers. Measured: wall seconds per unit;
+the driver's own share (a rerun once every unit and decision is done: marker checks, decisions read,
+the dataset gathered and written); the driver's CPU seconds per unit (without Ray the driver
 does all the work; with ``--ray`` its own process only, the work is in the workers); the driver's
 peak RSS; files and bytes the run leaves in its folder per unit (what object storage would hold);
 seconds per stage. Two sizes show whether the per-unit costs stay flat as the plan grows.
@@ -95,11 +97,15 @@ def make_units(n: int, folder: Path) -> list[str]:
     return paths
 
 
+def out_dir(n: int, use_ray: bool, stages: str | None) -> Path:
+    return DATA / f"out-{n}-{'ray' if use_ray else 'local'}-{len(stages.split(',')) if stages else 'default'}"
+
+
 def run_one(n: int, use_ray: bool, cpus: int, stages: str | None = None) -> dict:
     from pipeline.run import run
 
     inputs = make_units(n, DATA / f"units-{n}")
-    out = DATA / f"out-{n}-{'ray' if use_ray else 'local'}"
+    out = out_dir(n, use_ray, stages)
     shutil.rmtree(out, ignore_errors=True)
     if use_ray:
         os.environ["OBELICS_NUM_CPUS"] = str(cpus)
@@ -117,9 +123,16 @@ def run_one(n: int, use_ray: bool, cpus: int, stages: str | None = None) -> dict
             else "unit parquet" if p.suffix == ".parquet" and p.parent.parent.name == "work" else "other"
         by_kind[kind] = by_kind.get(kind, 0) + 1
     driver_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    # the driver's own share: every unit and decision is done, only the run's marker and outputs are gone,
+    # so the rerun checks every marker, reads every decision, gathers the units and writes the dataset
+    (out / "stats.json").unlink()
+    t2 = time.perf_counter()
+    run("default", out, inputs, overrides=settings)
+    resume = time.perf_counter() - t2
     return {"units": n, "ray": use_ray, "stages": stages or "default", "cpus": cpus if use_ray else 1, "wall_s": round(wall, 1),
             "wall_ms_per_unit": round(1000 * wall / n, 2), "driver_cpu_ms_per_unit": round(1000 * driver_cpu / n, 2),
-            "driver_peak_rss_mb": round(r1.ru_maxrss / 1024), "files": len(files),
+            "driver_peak_rss_mb": round(r1.ru_maxrss / 1024),
+            "resume_all_done_ms_per_unit": round(1000 * resume / n, 2), "files": len(files),
             "files_per_unit": round(len(files) / n, 2), "work_files_by_kind_per_unit": {k: round(v / n, 2)
                                                                                         for k, v in by_kind.items()},
             "bytes_per_unit": round(sum(p.stat().st_size for p in files) / n),
@@ -140,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         r = run_one(args.one, args.ray, args.cpus, args.stages)
         if not args.keep:
-            shutil.rmtree(DATA / f"out-{args.one}-{'ray' if args.ray else 'local'}", ignore_errors=True)
+            shutil.rmtree(out_dir(args.one, args.ray, args.stages), ignore_errors=True)
         print("RESULT " + json.dumps(r))
         return 0
     results = []
@@ -158,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         print(f"{r['units']:>7,} units ({'Ray, ' + str(r['cpus']) + ' CPUs' if r['ray'] else 'no Ray, 1 process'}): "
               f"{r['wall_s']} s, {r['wall_ms_per_unit']} ms/unit wall, driver CPU {r['driver_cpu_ms_per_unit']} ms/unit, "
-              f"driver peak RSS {r['driver_peak_rss_mb']} MB; {r['files_per_unit']} files/unit "
+              f"driver peak RSS {r['driver_peak_rss_mb']} MB; rerun with every unit done (markers, decisions, "
+              f"writers) {r['resume_all_done_ms_per_unit']} ms/unit; {r['files_per_unit']} files/unit "
               f"({r['work_files_by_kind_per_unit']}), {r['bytes_per_unit']:,} bytes/unit "
               f"(input {r['input_bytes_per_unit']:,}), {r['documents_out']:,} documents out; stages: {r['stages']}")
         print(f"    seconds per stage: {r['stage_seconds']}")
