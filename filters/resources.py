@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from obelics.storage import atomic_writer, write_bytes_atomic
+
 log = logging.getLogger(__name__)
 
 GITHUB_RAW = "https://raw.githubusercontent.com"
@@ -104,25 +106,15 @@ def extract_list(source: str, variable: str, key: str | None = None) -> list[str
     raise ValueError(f"no literal assignment to {variable!r} found")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _download(url: str, dest: Path, timeout: float = 60.0) -> Path:
     """Stream ``url`` to ``dest`` (temporary name, then rename)."""
     import requests
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part")
     with requests.get(url, stream=True, timeout=timeout) as r:
         r.raise_for_status()
-        with open(tmp, "wb") as f:
+        with atomic_writer(dest) as f:
             for chunk in r.iter_content(1 << 20):
                 f.write(chunk)
-    os.replace(tmp, dest)
     return dest
 
 
@@ -130,10 +122,8 @@ def _hf_download(repo_id: str, filename: str, dest: Path) -> Path:
     from huggingface_hub import hf_hub_download
 
     got = Path(hf_hub_download(repo_id=repo_id, filename=filename))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part")
-    shutil.copyfile(got, tmp)
-    os.replace(tmp, dest)
+    with open(got, "rb") as src, atomic_writer(dest) as f:
+        shutil.copyfileobj(src, f)
     return dest
 
 
@@ -149,7 +139,7 @@ def fetch_wordlists(dest: Path, github_raw: str = GITHUB_RAW, sources: Iterable[
         r.raise_for_status()
         words = [w for w in extract_list(r.text, s.variable, s.key) if w not in s.remove]
         path = dest / s.file
-        _atomic_write_bytes(path, ("\n".join(words) + "\n").encode("utf-8"))
+        write_bytes_atomic(path, ("\n".join(words) + "\n").encode("utf-8"))
         log.info("wrote %s (%d entries) from %s", path, len(words), url)
         out.append(path)
     return out

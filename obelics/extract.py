@@ -7,7 +7,7 @@ The profile's ``extract`` section (:class:`obelics.html.config.ExtractConfig`) p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from obelics.config import Profile, load_profile
@@ -154,13 +154,25 @@ def extract_record(record: HtmlRecord, profile: str | Path | Profile | ExtractCo
                        capture_date=record.capture_date)
 
 
-def iter_warc_documents(path_or_url, profile: str | Path | Profile = "default",
-                        stats: ReadStats | None = None, warc_config=None) -> Iterator[WebDocument]:
-    """Yield a document for every HTML response record of a WARC file or URL.
+def extract_or_skip(stats: ReadStats, extract: Callable[..., WebDocument], *args, **kwargs) -> WebDocument | None:
+    """``extract(*args, **kwargs)``, or ``None`` with the reason counted in ``stats.skipped``: the
+    exception's ``skip_reason`` (``page_budget:<reason>``) or ``extract_error:<ExceptionType>``. One bad
+    page never stops a run."""
+    try:
+        return extract(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - one bad page never stops a run
+        stats.skip(getattr(e, "skip_reason", None) or f"extract_error:{type(e).__name__}")
+        return None
 
-    A record whose extraction raises is skipped and counted in ``stats.skipped`` as
-    ``extract_error:<ExceptionType>``; it never stops the run. Pages without nodes still yield a
-    document (empty lists): later filters drop them.
+
+def iter_extracted(path_or_url, profile: str | Path | Profile = "default", stats: ReadStats | None = None,
+                   warc_config=None) -> Iterator[tuple[HtmlRecord, WebDocument]]:
+    """Every HTML response record of a WARC file or URL with its document: the one extract-and-skip loop.
+
+    The reader counts what it skips (status, size, encoding) in ``stats``; a record whose extraction
+    raises is skipped and counted (:func:`extract_or_skip`). Pages without nodes still
+    yield a document (empty lists): later filters drop them. An input that cannot be read raises (the
+    caller decides whether that stops it).
     """
     from obelics.warc import WarcConfig, iter_html_records
 
@@ -169,9 +181,13 @@ def iter_warc_documents(path_or_url, profile: str | Path | Profile = "default",
     wcfg = warc_config or prof.section("warc", WarcConfig)
     stats = stats if stats is not None else ReadStats()
     for record in iter_html_records(path_or_url, wcfg, stats):
-        try:
-            doc = extract_record(record, cfg)
-        except Exception as e:  # noqa: BLE001 - one bad page never stops a run
-            stats.skip(getattr(e, "skip_reason", None) or f"extract_error:{type(e).__name__}")
-            continue
+        doc = extract_or_skip(stats, extract_record, record, cfg)
+        if doc is not None:
+            yield record, doc
+
+
+def iter_warc_documents(path_or_url, profile: str | Path | Profile = "default",
+                        stats: ReadStats | None = None, warc_config=None) -> Iterator[WebDocument]:
+    """Yield a document for every HTML response record of a WARC file or URL (see :func:`iter_extracted`)."""
+    for _record, doc in iter_extracted(path_or_url, profile, stats, warc_config):
         yield doc

@@ -1,9 +1,7 @@
-"""Atomic Parquet writing: write to a temporary name in the same folder, then rename."""
+"""Atomic Parquet writing, through :class:`obelics.storage.AtomicFile` (temporary name, then rename)."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -11,12 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from obelics.document import DOCUMENT_SCHEMA, WebDocument, documents_to_table
-
-
-def atomic_path(path: str | Path) -> Path:
-    """A temporary sibling of ``path`` (same folder, so the final rename is atomic)."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+from obelics.storage import AtomicFile, atomic_writer
 
 
 class ParquetDocumentWriter:
@@ -29,11 +22,14 @@ class ParquetDocumentWriter:
     def __init__(self, path: str | Path, schema: pa.Schema = DOCUMENT_SCHEMA, batch_size: int = 256,
                  compression: str = "zstd"):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.schema = schema
         self.batch_size = batch_size
-        self._tmp = atomic_path(self.path)
-        self._writer = pq.ParquetWriter(self._tmp, schema, compression=compression)
+        self._file = AtomicFile(self.path)
+        try:
+            self._writer = pq.ParquetWriter(self._file.file, schema, compression=compression)
+        except BaseException:
+            self._file.abort()
+            raise
         self._buffer: list[WebDocument] = []
         self.count = 0
 
@@ -56,14 +52,14 @@ class ParquetDocumentWriter:
     def close(self) -> Path:
         self._flush()
         self._writer.close()
-        os.replace(self._tmp, self.path)
+        self._file.commit()
         return self.path
 
     def abort(self) -> None:
         try:
             self._writer.close()
         finally:
-            self._tmp.unlink(missing_ok=True)
+            self._file.abort()
 
     def __enter__(self) -> ParquetDocumentWriter:
         return self
@@ -84,16 +80,10 @@ def write_documents(path: str | Path, docs: Iterable[WebDocument], schema: pa.Sc
 
 
 def write_table_atomic(path: str | Path, table: pa.Table, **kwargs) -> Path:
-    """Write an Arrow table to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
-        pq.write_table(table, tmp, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """Write an Arrow table to ``path`` atomically (``kwargs`` go to ``pq.write_table``)."""
+    with atomic_writer(path) as f:
+        pq.write_table(table, f, **kwargs)
+    return Path(path)
 
 
 def read_documents(path: str | Path):

@@ -1,4 +1,4 @@
-"""The end of a run: dataset shards (Parquet in the Hub features, WebDataset), the funnel and the report.
+"""The end of a run: dataset shards (the writers of ``output.formats``), the funnel and the report.
 
 Output documents are gathered unit by unit in sorted unit order, so the shards are the same whatever
 the number of workers or interruptions. Keys the pipeline kept in ``general_metadata`` for its own use
@@ -48,13 +48,11 @@ def gather(work: Path, stage: str | None, units: list[str]) -> pa.Table:
 def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], unit_stats: list[dict], profile,
                run_cfg, timings: list[dict], seconds: float, image_table_dir: str | None = None) -> dict:
     """Write the dataset shards, ``report.html`` and return the run's stats (the caller writes stats.json)."""
-    from pipeline.images.merge import fill_image_bytes
     from pipeline.images.table import ImageTable
     from pipeline.report.funnel import document_distributions, flow_counts, merge_stats
     from pipeline.report.html import write_report
+    from pipeline.writers.base import write_outputs
     from pipeline.writers.config import OutputConfig
-    from pipeline.writers.parquet_hub import write_parquet_shard
-    from pipeline.writers.webdataset import WebDatasetWriter
 
     ocfg = profile.section("output", OutputConfig)
     table = _clean_general_metadata(gather(work, last_stage, units))
@@ -62,27 +60,7 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
     per = max(1, run_cfg.output_shard_docs)
     n_shards = max(1, -(-n // per))
     images = ImageTable(image_table_dir) if image_table_dir else None
-    outputs = []
-    wds = WebDatasetWriter(out / "webdataset", "shard", ocfg.webdataset_max_count, ocfg.webdataset_max_bytes) \
-        if ocfg.webdataset else None
-    try:
-        for k in range(n_shards):
-            part = table.slice(k * per, per)
-            need_bytes = images is not None and (ocfg.embed_image_bytes or wds is not None)
-            part_b = fill_image_bytes(part, images) if need_bytes else part
-            if ocfg.parquet:
-                path = out / "parquet" / f"train-{k:05d}-of-{n_shards:05d}.parquet"
-                outputs.append(write_parquet_shard(part_b if ocfg.embed_image_bytes else part, path,
-                                                   ocfg.embed_image_bytes, ocfg.parquet_compression,
-                                                   ocfg.parquet_row_group_size))
-            if wds is not None:
-                wds.write_table(part_b)
-        if wds is not None:
-            outputs.extend(wds.close())
-            wds = None
-    finally:
-        if wds is not None:
-            wds.abort()
+    outputs = write_outputs(table, str(out), ocfg, per, images)
     read = [s["read"] for s in unit_stats if "read" in s]
     stages = [s for s in unit_stats if "stage" in s]
     metrics = [{"metrics": s["metrics"], "thresholds": s.get("thresholds", {})} for s in unit_stats if "metrics" in s]
@@ -92,7 +70,7 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
     merged["outputs"] = outputs
     flow = flow_counts(table)
     merged["summary"] = {"profile": profile.name, "units": len(units), "documents": flow["document"],
-                         "images": flow["image"], "words": flow["word"], "parquet_shards": n_shards if ocfg.parquet else 0,
+                         "images": flow["image"], "words": flow["word"], "parquet_shards": n_shards if "parquet" in ocfg.formats else 0,
                          "seconds": round(seconds, 2)}
     merged["timings"] = timings
     if ocfg.report:

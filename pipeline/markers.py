@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipeline.writers.stats import write_json_atomic
+from obelics.storage import write_json_atomic
 
-__all__ = ["clean_temporaries", "is_done", "read_json", "write_json_atomic"]
+__all__ = ["TMP_GLOB", "clean_temporaries", "is_done", "read_json", "write_json_atomic"]
+
+TMP_GLOB = ".*.tmp"  # the temporaries of unfinished writes (obelics.storage.temporary_sibling)
 
 
 def read_json(path: str | Path) -> Any:
@@ -25,7 +27,7 @@ def clean_temporaries(folder: str | Path) -> int:
     n = 0
     folder = Path(folder)
     if folder.exists():
-        for p in folder.rglob(".*.tmp"):
+        for p in folder.rglob(TMP_GLOB):
             p.unlink(missing_ok=True)
             n += 1
     return n

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from pipeline.report.funnel import funnel_markdown, funnel_rows, load_stats, merge_stats
-from pipeline.writers.shard import PARQUET_DIR, WEBDATASET_DIR  # noqa: F401 - the run's output layout
+from pipeline.writers.parquet_hub import PARQUET_DIR
 
 log = logging.getLogger(__name__)
 

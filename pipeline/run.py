@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from obelics.config import Profile
-from obelics.parquet import atomic_path
+from obelics.storage import write_text_atomic
 from pipeline import stages  # noqa: F401  (registers the ops get_op looks up)
 from pipeline.executor import collect_unit_stats, ensure_ray, run_decision, run_unit_stage
 from pipeline.markers import is_done, read_json, write_json_atomic
@@ -48,15 +48,6 @@ class Plan:
     """Which ops run in which stage: unit ops fused between global decisions."""
 
     steps: list[tuple[str, object]]  # ("units", [UnitOp...]) or ("decide", GlobalOp)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = atomic_path(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def make_plan(stage_names: list[str]) -> Plan:
@@ -203,7 +194,7 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
         write_json_atomic(plan_path, plan_record)
     saved = out / "profile.yaml"  # the exact profile, defaults and overrides included (the card shows it)
     if not saved.exists():
-        _write_text_atomic(saved, yaml.safe_dump(full, sort_keys=False, allow_unicode=True))
+        write_text_atomic(saved, yaml.safe_dump(full, sort_keys=False, allow_unicode=True))
     if is_done(final_marker):
         log.info("run in %s is complete (stats.json exists): nothing to do", out)
         return read_json(final_marker)

@@ -188,10 +188,10 @@ def read_ipc_batches(path: str, indices: Iterable[int]) -> tuple[pa.Schema, list
 
 def temporary(path: str | Path) -> Path:
     """Where to write ``path`` before :func:`commit` (a hidden name beside it)."""
-    from obelics.parquet import atomic_path
+    from obelics.storage import temporary_sibling
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return atomic_path(path)
+    return Path(temporary_sibling(path))
 
 
 def commit(tmp: str | Path, path: str | Path) -> None:

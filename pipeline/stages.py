@@ -27,21 +27,15 @@ log = logging.getLogger("obelics.run")
 def _extract(source, ctx):
     """Read one WARC and extract its HTML records; keep the page's opt-out signals for the opt-out op."""
     from filters.optout.stage import page_signals
-    from obelics.extract import extract_config, extract_record
-    from obelics.warc import WarcConfig, iter_html_records
+    from obelics.extract import iter_extracted
+    from obelics.warc import WarcConfig
 
     profile = ctx["profile"]
-    cfg = extract_config(profile)
     token = profile.get("optout.user_agent_token", "") or ""
     rs = ReadStats()
     docs = []
     try:
-        for record in iter_html_records(source, profile.section("warc", WarcConfig), rs):
-            try:
-                doc = extract_record(record, cfg)
-            except Exception as e:  # noqa: BLE001 - one bad page never stops a run
-                rs.skip(getattr(e, "skip_reason", None) or f"extract_error:{type(e).__name__}")
-                continue
+        for record, doc in iter_extracted(source, profile, rs, profile.section("warc", WarcConfig)):
             doc.general_metadata.update(page_signals(record, token))
             docs.append(doc)
     except Exception as e:  # noqa: BLE001 - an unreadable input (404, retries exhausted) never stops the run

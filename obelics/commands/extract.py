@@ -82,7 +82,7 @@ def run_extract(inputs: list[str], output: str | Path, profile="default", overri
     """Extract every input into ``output``; returns the summary counts."""
     from tqdm import tqdm
 
-    from obelics.extract import extract_html, iter_warc_documents
+    from obelics.extract import extract_html, extract_or_skip, iter_warc_documents
     from obelics.parquet import ParquetDocumentWriter
     from obelics.records import ReadStats
     from obelics.warc import WarcConfig, is_url
@@ -132,11 +132,9 @@ def run_extract(inputs: list[str], output: str | Path, profile="default", overri
             bar.set_description(f"extract {Path(source).name}")
             payload = Path(source).read_bytes()
             stats.bytes_read += len(payload)
-            try:
-                doc = extract_html(payload, page_urls[source], profile=prof)
-            except Exception as e:  # noqa: BLE001 - one bad page never stops a run
-                stats.skip(f"extract_error:{type(e).__name__}")
-                log.error("%s: %s", source, e)
+            doc = extract_or_skip(stats, extract_html, payload, page_urls[source], profile=prof)
+            if doc is None:
+                log.error("%s: extraction failed, skipped", source)
                 continue
             stats.html_records += 1
             writer.write(doc)
@@ -172,9 +170,7 @@ def main(args: argparse.Namespace) -> int:
                           progress=not args.no_progress)
     print(format_summary(summary), file=sys.stderr)
     if args.stats_json:
-        from obelics.parquet import atomic_path
+        from obelics.storage import write_text_atomic
 
-        tmp = atomic_path(args.stats_json)
-        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
-        tmp.replace(args.stats_json)
+        write_text_atomic(args.stats_json, json.dumps(summary, indent=2, sort_keys=True))
     return 1 if summary.get("inputs_failed") else 0

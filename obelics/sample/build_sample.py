@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import re
 import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
+
+from obelics.storage import write_bytes_atomic
 
 HERE = Path(__file__).resolve().parent
 PAGES_DIR = HERE / "pages"
@@ -212,9 +213,7 @@ def build_sample(out: str | Path = DEFAULT_OUT) -> Path:
         data, mime = render_image(spec)
         response(url, "200 OK", [("Content-Type", mime), ("Cache-Control", "max-age=86400")], data)
 
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, out)
+    write_bytes_atomic(out, buf.getvalue())
     return out
 
 

@@ -37,6 +37,7 @@ import img2dataset.downloader as i2d_downloader
 from img2dataset.downloader import Downloader
 
 from obelics import netguard
+from obelics.storage import AtomicFile
 
 # set by the parent before img2dataset pickles the downloader to its workers
 PENDING: dict = {"user_agent": None, "record_headers": [], "headers_dir": "_headers", "max_bytes": None,
@@ -281,8 +282,8 @@ class ObelicsDownloader(Downloader):
         folder = Path(self.output_folder) / self.obelics_headers_dir
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"{shard_id:0{self.oom_shard_count}d}.jsonl"
-        tmp = final.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with AtomicFile(final) as af:
+            f = io.TextIOWrapper(af.file, encoding="utf-8")
             with _sink_lock:
                 _sink[0] = f
             try:
@@ -290,4 +291,5 @@ class ObelicsDownloader(Downloader):
             finally:
                 with _sink_lock:
                     _sink[0] = None
-        os.replace(tmp, final)
+            f.flush()
+            f.detach()

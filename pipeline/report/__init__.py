@@ -16,8 +16,8 @@ def build_report(out_dir: str | Path, shard_stats: list[str | Path] | None = Non
     own ``stats.json`` is used as is and only ``report.html`` is written again. To merge several runs
     (shards of a snapshot), pass their ``stats.json`` files as ``shard_stats``.
     """
+    from obelics.storage import write_json_atomic
     from pipeline.report.html import write_report
-    from pipeline.writers.stats import write_json_atomic
 
     out_dir = Path(out_dir)
     own = out_dir / "stats.json"

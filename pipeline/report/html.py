@@ -123,16 +123,7 @@ def render_report(merged: dict, title: str = "Funnel report", profile: str | Non
 
 def write_report(merged: dict, path: str | Path, **kwargs) -> Path:
     """Write ``report.html`` atomically."""
-    import os
+    from obelics.storage import write_text_atomic
 
-    from obelics.parquet import atomic_path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
-        tmp.write_text(render_report(merged, **kwargs), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    write_text_atomic(path, render_report(merged, **kwargs))
+    return Path(path)

@@ -11,14 +11,17 @@ kept), so the images ship with the data instead of as URLs only; ``datasets`` re
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from obelics.document import HUB_SCHEMA
-from obelics.parquet import write_table_atomic
-from pipeline.writers.stats import document_counts, stats_path_for, write_json_atomic
+from obelics.storage import AtomicFile, basename, join, write_json_atomic
+from pipeline.writers.base import Writer
+from pipeline.writers.stats import document_counts, stats_path_for
 
+PARQUET_DIR = "parquet"  # DEST/parquet/ holds the shards (the Hub folder is built from it)
 IMAGE_BYTES_FIELD = pa.field("image_bytes", pa.list_(pa.binary()))
 HUB_SCHEMA_WITH_BYTES = HUB_SCHEMA.append(IMAGE_BYTES_FIELD)
 
@@ -35,17 +38,40 @@ def hub_table(table: pa.Table, embed_image_bytes: bool = False) -> pa.Table:
     return out.replace_schema_metadata(None)
 
 
-def write_parquet_shard(table: pa.Table, path: str | Path, embed_image_bytes: bool = False,
+def write_parquet_shard(table: pa.Table, path: str | os.PathLike, embed_image_bytes: bool = False,
                         compression: str = "zstd", row_group_size: int = 1000) -> dict:
     """Write one Hub-format Parquet shard and its ``.stats.json`` atomically; returns the stats."""
-    path = Path(path)
     out = hub_table(table, embed_image_bytes)
-    write_table_atomic(path, out, compression=compression, row_group_size=row_group_size)
+    with AtomicFile(path) as f:
+        pq.write_table(out, f.file, compression=compression, row_group_size=row_group_size)
+        num_bytes = f.file.tell()
     rows = out.select(["texts", "images"]).to_pylist()
-    stats = {"file": path.name, "format": "parquet", "embed_image_bytes": embed_image_bytes,
-             **document_counts(rows), "num_bytes": path.stat().st_size}
+    stats = {"file": basename(path), "format": "parquet", "embed_image_bytes": embed_image_bytes,
+             **document_counts(rows), "num_bytes": num_bytes}
     if embed_image_bytes:
         stats["images_with_bytes"] = sum(1 for lst in out.column("image_bytes").to_pylist() for b in lst or ()
                                          if b is not None)
     write_json_atomic(stats_path_for(path), stats)
     return stats
+
+
+class ParquetHubWriter(Writer):
+    """``parquet``: ``DEST/parquet/train-KKKKK-of-NNNNN.parquet`` (+ ``.stats.json``), one per shard."""
+
+    format = "parquet"
+
+    @property
+    def needs_image_bytes(self) -> bool:
+        return self.cfg.embed_image_bytes
+
+    def open(self, dest: str, shards: int) -> None:
+        self.dest, self.shards, self.written = join(dest, PARQUET_DIR), shards, []
+
+    def write(self, part: pa.Table) -> None:
+        k = len(self.written)
+        path = join(self.dest, f"train-{k:05d}-of-{self.shards:05d}.parquet")
+        self.written.append(write_parquet_shard(part, path, self.cfg.embed_image_bytes,
+                                                self.cfg.parquet_compression, self.cfg.parquet_row_group_size))
+
+    def close(self) -> list[dict]:
+        return self.written

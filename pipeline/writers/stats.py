@@ -2,32 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
-
-from obelics.parquet import atomic_path
 
 
-def write_json_atomic(path: str | Path, data) -> Path:
-    """Write ``data`` as indented JSON to ``path`` through a temporary sibling and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def stats_path_for(path: str | Path) -> Path:
+def stats_path_for(path: str | os.PathLike) -> str:
     """``x/shard-00000.parquet`` -> ``x/shard-00000.stats.json``."""
-    path = Path(path)
-    return path.with_name(path.name.split(".", 1)[0] + ".stats.json")
+    head, name = os.path.split(os.fspath(path))
+    return os.path.join(head, name.split(".", 1)[0] + ".stats.json")
 
 
 def count_words(texts) -> int:

@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pyarrow as pa
 import webdataset as wds
 
-from obelics.parquet import atomic_path
+from obelics.storage import AtomicFile, basename, join, write_json_atomic
 from pipeline.images.table import ext_for_format
-from pipeline.writers.stats import count_words, stats_path_for, write_json_atomic
+from pipeline.writers.base import Writer
+from pipeline.writers.stats import count_words, stats_path_for
+
+WEBDATASET_DIR = "webdataset"
 
 
 def document_sample(row: dict) -> dict:
@@ -61,20 +63,20 @@ def document_sample(row: dict) -> dict:
 class WebDatasetWriter:
     """Write documents into size-bounded WebDataset tar shards, each atomically with its stats.json."""
 
-    def __init__(self, folder: str | Path, prefix: str = "shard", max_count: int = 10000,
+    def __init__(self, folder: str | os.PathLike, prefix: str = "shard", max_count: int = 10000,
                  max_bytes: int = 1_000_000_000):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = os.fspath(folder)
+        os.makedirs(self.folder, exist_ok=True)
         self.prefix, self.max_count, self.max_bytes = prefix, max_count, max_bytes
         self.index = 0
         self.written: list[dict] = []
         self._tar = None
 
     def _open(self) -> None:
-        self._path = self.folder / f"{self.prefix}-{self.index:05d}.tar"
-        self._tmp = atomic_path(self._path)
-        self._tar = wds.TarWriter(str(self._tmp))
-        self._stats = {"file": self._path.name, "format": "webdataset", "documents": 0, "images": 0,
+        self._path = join(self.folder, f"{self.prefix}-{self.index:05d}.tar")
+        self._file = AtomicFile(self._path)
+        self._tar = wds.TarWriter(self._file.file)
+        self._stats = {"file": basename(self._path), "format": "webdataset", "documents": 0, "images": 0,
                        "images_without_bytes": 0, "words": 0, "image_bytes": 0}
         self._size = 0
 
@@ -83,8 +85,8 @@ class WebDatasetWriter:
             return
         self._tar.close()
         self._tar = None
-        os.replace(self._tmp, self._path)
-        self._stats["num_bytes"] = self._path.stat().st_size
+        self._stats["num_bytes"] = self._file.file.tell()
+        self._file.commit()
         write_json_atomic(stats_path_for(self._path), self._stats)
         self.written.append(self._stats)
         self.index += 1
@@ -121,7 +123,7 @@ class WebDatasetWriter:
             try:
                 self._tar.close()
             finally:
-                self._tmp.unlink(missing_ok=True)
+                self._file.abort()
                 self._tar = None
 
     def __enter__(self) -> WebDatasetWriter:
@@ -134,9 +136,30 @@ class WebDatasetWriter:
             self.abort()
 
 
-def write_webdataset(table: pa.Table, folder: str | Path, prefix: str = "shard", max_count: int = 10000,
+def write_webdataset(table: pa.Table, folder: str | os.PathLike, prefix: str = "shard", max_count: int = 10000,
                      max_bytes: int = 1_000_000_000) -> list[dict]:
     """Write merged document rows as WebDataset shards; returns the per-shard stats."""
     with WebDatasetWriter(folder, prefix, max_count, max_bytes) as w:
         w.write_table(table)
     return w.written
+
+
+class WebDatasetShardWriter(Writer):
+    """``webdataset``: ``DEST/webdataset/shard-NNNNN.tar`` (+ ``.stats.json``), rotating at
+    ``output.webdataset_max_count`` documents or ``output.webdataset_max_bytes`` across the run's shards."""
+
+    format = "webdataset"
+    needs_image_bytes = True
+
+    def open(self, dest: str, shards: int) -> None:
+        self._w = WebDatasetWriter(join(dest, WEBDATASET_DIR), "shard", self.cfg.webdataset_max_count,
+                                   self.cfg.webdataset_max_bytes)
+
+    def write(self, part: pa.Table) -> None:
+        self._w.write_table(part)
+
+    def close(self) -> list[dict]:
+        return self._w.close()
+
+    def abort(self) -> None:
+        self._w.abort()

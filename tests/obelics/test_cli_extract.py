@@ -80,3 +80,32 @@ def test_a_failing_url_input_is_counted_not_fatal(sample, tmp_path):
     stats = json.loads(js.read_text())
     assert stats["inputs_failed"] == 1 and stats["documents"] == len(read_manifest())
     assert len(list(read_documents(out))) == len(read_manifest())
+
+
+def test_one_extract_and_skip_loop_for_the_cli_and_the_pipeline(sample, tmp_path, monkeypatch):
+    """A page whose extraction raises is skipped and counted the same way by ``obelics extract`` and by
+    the pipeline's extract op: both go through ``obelics.extract.iter_extracted``."""
+    import obelics.extract as extract_mod
+    from obelics.config import load_profile
+    from pipeline.stages import _extract
+
+    pages = read_manifest()
+    real = extract_mod.extract_record
+
+    def flaky(record, profile="default"):
+        if record.url == pages[1].url:
+            raise RecursionError("deep page")
+        return real(record, profile)
+
+    monkeypatch.setattr(extract_mod, "extract_record", flaky)
+    monkeypatch.setattr(extract_mod, "extract_html", lambda *a, **k: 1 / 0)
+    out, js = tmp_path / "o.parquet", tmp_path / "s.json"
+    assert _run(sample, PAGES_DIR / "blog-older-cat.html", "--url", "https://x.example/", "-o", out,
+                "--stats-json", js) == 0
+    stats = json.loads(js.read_text())
+    assert stats["skipped"]["extract_error:RecursionError"] == 1
+    assert stats["skipped"]["extract_error:ZeroDivisionError"] == 1  # the HTML input
+    assert [d.url for d in read_documents(out)] == [p.url for p in pages if p.url != pages[1].url]
+    docs, op_stats = _extract(sample, {"profile": load_profile("default")})
+    assert op_stats[0]["read"]["skipped"]["extract_error:RecursionError"] == 1
+    assert [d.url for d in docs] == [p.url for p in pages if p.url != pages[1].url]

@@ -14,8 +14,8 @@ from obelics.document import documents_to_table
 from pipeline.images.config import ImagesConfig
 from pipeline.images.merge import STAGE, merge_table
 from pipeline.images.stage import image_table
+from pipeline.writers.base import write_outputs
 from pipeline.writers.config import OutputConfig
-from pipeline.writers.shard import write_shard
 
 
 def test_offline_run_of_the_mona_lisa_page(shared, tmp_path):
@@ -37,10 +37,10 @@ def test_offline_run_of_the_mona_lisa_page(shared, tmp_path):
     add_flow(stats, docs.to_pylist(), merged.to_pylist())
     d = stats.as_dict()
     assert d["out"]["image"] >= 5 and d["in"]["word"] == d["out"]["word"] > 0
-    outputs = write_shard(merged, tmp_path / "out", "shard-00000", OutputConfig(), images=table)
+    outputs = write_outputs(merged, str(tmp_path / "out"), OutputConfig(), merged.num_rows, images=table)
     assert [o["format"] for o in outputs] == ["parquet", "webdataset"]
     assert outputs[1]["images"] == d["out"]["image"] and outputs[1]["images_without_bytes"] == 0
-    for s in wds.WebDataset(str(tmp_path / "out" / "webdataset" / "shard-00000-00000.tar"), shardshuffle=False):
+    for s in wds.WebDataset(str(tmp_path / "out" / "webdataset" / "shard-00000.tar"), shardshuffle=False):
         meta = json.loads(s["json"])["metadata"]
         for k, v in s.items():
             if k.startswith("img"):

@@ -1,4 +1,5 @@
-"""Writers: Hub-feature Parquet (optionally with image bytes) and WebDataset shards, atomic with stats."""
+"""Writers: Hub-feature Parquet (optionally with image bytes) and WebDataset shards, atomic with stats;
+``output.formats`` choosing them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pipeline.images.config import ImagesConfig
 from pipeline.images.loopback import skimage_photos
 from pipeline.images.merge import merge_table
 from pipeline.images.table import make_row
+from pipeline.writers.base import Writer, write_outputs
+from pipeline.writers.config import OutputConfig
 from pipeline.writers.parquet_hub import write_parquet_shard
 from pipeline.writers.webdataset import document_sample, write_webdataset
 
@@ -138,3 +141,49 @@ def test_bytes_filled_back_from_the_image_table(tmp_path):
     assert filled.column("image_bytes").to_pylist() == docs.column("image_bytes").to_pylist()
     stats = write_webdataset(filled, tmp_path / "w")
     assert stats[0]["images_without_bytes"] == 0 and stats[0]["images"] == 1 + 2 + 3
+
+
+class FailingWriter(Writer):
+    """A format that fails on the second shard (to check that the others are aborted)."""
+
+    format = "failing"
+
+    def open(self, dest, shards):
+        self.n = 0
+
+    def write(self, part):
+        self.n += 1
+        if self.n == 2:
+            raise RuntimeError("disk full")
+
+    def close(self):
+        return []
+
+
+def test_formats_choose_the_writers(tmp_path):
+    table = merged_docs(5)
+    out = write_outputs(table, str(tmp_path / "a"), OutputConfig(webdataset_max_count=2), shard_docs=2)
+    assert [(o["format"], o["file"], o["documents"]) for o in out] == [
+        ("parquet", "train-00000-of-00003.parquet", 2), ("parquet", "train-00001-of-00003.parquet", 2),
+        ("parquet", "train-00002-of-00003.parquet", 1),
+        ("webdataset", "shard-00000.tar", 2), ("webdataset", "shard-00001.tar", 2), ("webdataset", "shard-00002.tar", 1)]
+    only = write_outputs(table, str(tmp_path / "b"), OutputConfig(formats=["webdataset"]), shard_docs=2)
+    assert [o["format"] for o in only] == ["webdataset"] and sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "webdataset"]
+
+
+def test_a_bad_format_fails_at_load():
+    from obelics.config import ConfigError, Profile
+
+    for value, why in ((["parquet", "csv"], "unknown format 'csv'"), (["parquet", "parquet"], "listed twice"),
+                       (["pipeline.writers.base:BUILTIN"], "not a pipeline.writers.base.Writer"),
+                       (["no.such.module:W"], "cannot load")):
+        with pytest.raises(ConfigError, match=why):
+            Profile("p", {"output": {"formats": value}}).section("output", OutputConfig)
+
+
+def test_a_failing_writer_aborts_the_others(tmp_path):
+    cfg = OutputConfig(formats=["webdataset", "tests.pipeline.test_writers:FailingWriter"])
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_outputs(merged_docs(4), str(tmp_path), cfg, shard_docs=2)
+    assert [p.name for p in (tmp_path / "webdataset").iterdir()] == []  # the open tar was dropped, not renamed

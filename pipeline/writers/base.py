@@ -1,0 +1,109 @@
+"""The writer interface and the one place that chooses a run's writers.
+
+A writer is one output format. The end of a run (:func:`write_outputs`) builds one writer per name in
+the profile's ``output.formats``, calls ``open(dest, shards)`` once, ``write(part)`` once per shard of
+documents (in order, each a table of document rows with ``image_bytes`` filled when a writer asked for
+them), then ``close()``, which returns one stats dict per file written (``file``, ``format``, counts),
+and ``abort()`` instead when anything failed. A writer writes under ``dest`` (a location string; join
+with :func:`obelics.storage.join`) through :mod:`obelics.storage`, so nothing is ever half-written.
+
+A format is a built-in name (:data:`BUILTIN`) or ``package.module:Class`` naming a :class:`Writer`
+subclass of your own (see ``examples/add_output_format/``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from obelics.config import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.writers.config import OutputConfig
+
+BUILTIN = {
+    "parquet": "pipeline.writers.parquet_hub:ParquetHubWriter",
+    "webdataset": "pipeline.writers.webdataset:WebDatasetShardWriter",
+}
+
+
+class Writer:
+    """One output format (see the module docstring for the calls a run makes)."""
+
+    format = ""  # the ``format`` of the stats this writer returns
+
+    def __init__(self, cfg: OutputConfig):
+        self.cfg = cfg
+
+    @property
+    def needs_image_bytes(self) -> bool:
+        """True when the documents must carry ``image_bytes`` (filled from the image table)."""
+        return False
+
+    def open(self, dest: str, shards: int) -> None:
+        """Start writing under the run's output folder ``dest``; ``shards`` parts will follow."""
+        raise NotImplementedError
+
+    def write(self, part: pa.Table) -> None:
+        """Write one shard's documents."""
+        raise NotImplementedError
+
+    def close(self) -> list[dict]:
+        """Finish; returns the stats of every file written."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Drop what is not finished (called instead of :meth:`close` on an error)."""
+
+
+def writer_class(name: str) -> type[Writer]:
+    """The :class:`Writer` class of a format name (built-in or ``package.module:Class``)."""
+    spec = BUILTIN.get(name, name)
+    if ":" not in spec:
+        raise ConfigError(f"output.formats: unknown format {name!r}: one of {sorted(BUILTIN)} "
+                          "or package.module:Class")
+    module, _, attr = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"output.formats: cannot load {name!r}: {e}") from e
+    if not (isinstance(cls, type) and issubclass(cls, Writer)):
+        raise ConfigError(f"output.formats: {name!r} is not a pipeline.writers.base.Writer subclass")
+    return cls
+
+
+def writers_for(cfg: OutputConfig) -> list[Writer]:
+    """The writers of ``output.formats``, in order: the one place a run's output formats are chosen."""
+    return [writer_class(name)(cfg) for name in cfg.formats]
+
+
+def write_outputs(table: pa.Table, dest: str, cfg: OutputConfig, shard_docs: int, images=None) -> list[dict]:
+    """Write ``table`` (document rows, in order) in shards of ``shard_docs`` documents with every writer
+    of ``cfg``; image bytes are filled from ``images`` (an :class:`~pipeline.images.table.ImageTable`)
+    when a writer needs them. Returns the writers' per-file stats, writer by writer."""
+    writers = writers_for(cfg)
+    n_shards = max(1, -(-table.num_rows // shard_docs))
+    fill = images is not None and any(w.needs_image_bytes for w in writers)
+    opened: list[Writer] = []
+    try:
+        for w in writers:
+            w.open(dest, n_shards)
+            opened.append(w)
+        for k in range(n_shards):
+            part = table.slice(k * shard_docs, shard_docs)
+            if fill:
+                from pipeline.images.merge import fill_image_bytes
+
+                part = fill_image_bytes(part, images)
+            for w in writers:
+                w.write(part)
+        outputs = []
+        while opened:
+            outputs.extend(opened[0].close())
+            opened.pop(0)
+        return outputs
+    finally:
+        for w in opened:
+            w.abort()
