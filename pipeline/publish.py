@@ -26,6 +26,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
+from obelics.storage import write_text_atomic
 from pipeline.report.funnel import funnel_markdown, funnel_rows, load_stats, merge_stats
 from pipeline.writers.parquet_hub import PARQUET_DIR
 
@@ -203,7 +204,7 @@ def build_hub_folder(out_dir: str | Path, repo_id: str, folder: str | Path | Non
             pass
     card = dataset_card(files, repo_id, stats, profile_name, profile_yaml, license=license or cfg.license,
                         language=cfg.language, pretty_name=cfg.pretty_name)
-    (folder / "README.md").write_text(card, encoding="utf-8")
+    write_text_atomic(folder / "README.md", card)
     for name in ("stats.json", "report.html"):
         if (out_dir / name).exists():
             _link_or_copy(out_dir / name, folder / name)

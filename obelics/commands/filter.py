@@ -106,7 +106,8 @@ def main(args: argparse.Namespace) -> int:
     stats = run_filter(args.input, args.output, profile, args.stage, args.rejects, args.batch_size)
     print(format_stats(stats))
     if args.stats_json:
-        with open(args.stats_json, "w", encoding="utf-8") as f:
-            json.dump({k: s.as_dict() for k, s in stats.items()}, f, indent=1)
+        from obelics.storage import write_text_atomic
+
+        write_text_atomic(args.stats_json, json.dumps({k: s.as_dict() for k, s in stats.items()}, indent=1))
     sys.stdout.flush()
     return 0

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from obelics.parquet import write_table_atomic
+from obelics.storage import write_text_atomic
 from pipeline.images.config import ImagesConfig
 from pipeline.images.table import ImageTable, make_row, rows_to_table
 
@@ -109,7 +110,7 @@ def _write_url_list(urls: list[str], work_dir: Path) -> bool:
         shutil.rmtree(work_dir / I2D_DIR)
         shutil.rmtree(work_dir / TABLE_DIR, ignore_errors=True)
     write_table_atomic(work_dir / URLS_FILE, pa.table({"url": pa.array(urls, pa.string())}))
-    marker.write_text(digest + "\n")
+    write_text_atomic(marker, digest + "\n")
     return True
 
 

@@ -187,3 +187,23 @@ def test_a_failing_writer_aborts_the_others(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         write_outputs(merged_docs(4), str(tmp_path), cfg, shard_docs=2)
     assert [p.name for p in (tmp_path / "webdataset").iterdir()] == []  # the open tar was dropped, not renamed
+
+
+def test_the_example_jsonl_format_in_a_sample_run(tmp_path):
+    """``examples/add_output_format``: a writer of one's own, named in ``output.formats``, runs beside the
+    built-in ones in a whole (offline) sample run."""
+    from pipeline.run import run
+    from tests.conftest import ROOT
+    from tests.pipeline.test_run import OFFLINE, sample_warc
+
+    out = tmp_path / "out"
+    profile = ROOT / "examples" / "add_output_format" / "jsonl.yaml"
+    stats = run(str(profile), out, [str(sample_warc())], overrides=OFFLINE + ["run.use_ray=false"])
+    assert [o["format"] for o in stats["outputs"]] == ["parquet", "webdataset", "jsonl"]
+    lines = [json.loads(line) for line in (out / "jsonl" / "train-00000.jsonl").read_text().splitlines()]
+    rows = [r for p in sorted((out / "parquet").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    assert len(lines) == len(rows) == stats["summary"]["documents"] >= 4
+    for line, row in zip(lines, rows):
+        assert line["texts"] == row["texts"] and line["images"] == row["images"]
+        assert line["general_metadata"] == json.loads(row["general_metadata"])
+    assert json.loads((out / "jsonl" / "train-00000.stats.json").read_text())["documents"] == len(lines)
