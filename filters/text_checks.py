@@ -43,6 +43,7 @@ class TextCheck:
     min_key: str | None = None
     max_key: str | None = None
     vocabulary: str | None = None   # "stop", "flagged", "common": the check is off when the list is absent
+    levels: tuple[str, ...] = ("paragraph", "document")  # where it runs (its cutoff keys are in those configs)
 
     def cutoffs(self, cut) -> tuple[float | None, float | None]:
         """(minimum, maximum) of this check in the level's config ``cut`` (None: that side off)."""
@@ -64,11 +65,13 @@ TEXT_CHECKS: tuple[TextCheck, ...] = (
 Plan = list[tuple[TextCheck, float | None, float | None]]
 
 
-def plan(cut, vocabularies: dict) -> Plan:
-    """The checks that run with config ``cut``: (check, minimum, maximum), in order; a check with both
-    cutoffs null, or whose word list is absent (``vocabularies[name]`` None), is left out."""
+def plan(cut, vocabularies: dict, level: str) -> Plan:
+    """The checks that run at ``level`` with its config ``cut``: (check, minimum, maximum), in order; a check
+    with both cutoffs null, or whose word list is absent (``vocabularies[name]`` None), is left out."""
     out = []
     for check in TEXT_CHECKS:
+        if level not in check.levels:
+            continue
         lo, hi = check.cutoffs(cut)
         if (lo is None and hi is None) or (check.vocabulary and vocabularies.get(check.vocabulary) is None):
             continue

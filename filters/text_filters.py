@@ -275,8 +275,8 @@ class TextFilter:
         self.perplexity = perplexity
         vocabularies = self.lists.by_vocabulary()
         self._vocab_lists = vocabularies
-        self.node_plan = text_checks.plan(self.cfg.node, vocabularies)
-        self.doc_plan = text_checks.plan(self.cfg.doc, vocabularies)
+        self.node_plan = text_checks.plan(self.cfg.node, vocabularies, "paragraph")
+        self.doc_plan = text_checks.plan(self.cfg.doc, vocabularies, "document")
         # the compiled per-character metrics (filters.fast_metrics) when Numba is installed; the same values
         self.fast = fast_metrics.available() if fast is None else fast
         if self.fast:
@@ -477,8 +477,8 @@ class TextFilter:
         ``docs``, with the plain functions, and the cutoffs, in the funnel's ``metrics``/``thresholds``
         shape for the report's histograms."""
         c = self.cfg.doc
-        checks = [chk for chk in text_checks.TEXT_CHECKS
-                  if not chk.vocabulary or self._vocab_lists.get(chk.vocabulary) is not None]
+        checks = [chk for chk in text_checks.TEXT_CHECKS if "document" in chk.levels
+                  and (not chk.vocabulary or self._vocab_lists.get(chk.vocabulary) is not None)]
         step = max(1, -(-len(docs) // sample))
         values: dict[str, list] = {chk.name: [] for chk in checks}
         for d in docs[::step]:

@@ -146,9 +146,40 @@ def test_compiled_values_equal_the_reference(text):
     every = text_checks.compiled_plan([(c, None, None) for c in checks], words, chars, rep, cut)
     reference = text_checks.reference_values(text, get_words(text), checks, cut, vocab)
     assert {name: value(0) for name, value, _, _ in every} == reference
-    plan = text_checks.plan(cut, vocab)
+    plan = text_checks.plan(cut, vocab, "paragraph")
     assert text_checks.first_failure(text_checks.compiled_plan(plan, words, chars, rep, cut), 0) == \
         text_checks.reference_verdict(text, get_words(text), plan, cut, vocab)
+
+
+def test_a_new_text_check_is_one_declaration(monkeypatch):
+    """A check added to the list (with its two implementations and a cutoff) runs in both paths and agrees."""
+    from filters import fast_metrics
+
+    @dataclasses.dataclass
+    class Node(NodeChecks):
+        long_word_ratio_max: float | None = 0.3
+
+    def reference(text, words, cut, v):
+        return sum(len(w) > 9 for w in words) / len(words) if words else 0.0
+
+    def compiled(words, chars, rep, cut):
+        return lambda i: reference(None, words.words[i], cut, None)
+
+    check = text_checks.TextCheck("long_word_ratio", max_key="long_word_ratio_max", levels=("paragraph",))
+    monkeypatch.setattr(text_checks, "TEXT_CHECKS", text_checks.TEXT_CHECKS + (check,))
+    monkeypatch.setitem(text_checks.REFERENCE, check.name, reference)
+    monkeypatch.setitem(text_checks.COMPILED, check.name, compiled)
+    para = ("Interoperability considerations notwithstanding, the extraordinarily comprehensive documentation "
+            "was, in this particular case, the reason the people of the town all liked it and went there.")
+    cfg = TextFiltersConfig(node=Node(character_repetition_max=None, word_repetition_max=None, stopword_ratio_min=None,
+                                      flagged_word_ratio_max=None, special_character_ratio_max=None))
+    slow = TextFilter(cfg, fast=False)
+    assert slow.paragraph_verdict(para) is None  # 7 words of 10+ letters out of 27: below 0.3
+    strict = dataclasses.replace(cfg, node=dataclasses.replace(cfg.node, long_word_ratio_max=0.2))
+    assert TextFilter(strict, fast=False).paragraph_verdict(para) == "long_word_ratio"
+    assert "long_word_ratio" not in [c.name for c, _, _ in TextFilter(strict).doc_plan]  # paragraph level only
+    if fast_metrics.available():
+        assert TextFilter(strict, fast=True).paragraph_verdicts([para, "short one"]) == ["long_word_ratio", "number_words"]
 
 
 # -- the example of README "How to add a filter" --------------------------------------------------------------
