@@ -27,6 +27,7 @@ from filters.base import FilterStats, Verdict
 from filters.step import Step, run_step
 from filters.text_metrics import get_words
 from filters.wordlists import load_wordlist
+from obelics.config import load_profile
 from obelics.document import EOD_TOKEN, WebDocument
 
 
@@ -218,7 +219,5 @@ FINAL, CLEAN = FinalStep(), CleanStep()
 
 def final_processing(docs, profile, stats: FilterStats, rejects: list | None = None) -> list[WebDocument]:
     """Apply §7.3 to ``docs`` (:class:`FinalStep`); drops counted in ``stats`` (``rejects`` gets ``(doc, reason)``)."""
-    from obelics.config import load_profile
-
     profile = load_profile(profile) if isinstance(profile, str) else profile
     return run_step(FINAL, docs, profile, stats=stats, rejects=rejects)[0]

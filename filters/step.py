@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from filters.base import FilterStats, Verdict, without_nodes
+from obelics.config import load_profile
 from obelics.document import WebDocument
 
 Inputs = Mapping[str, Callable[..., Any]]
@@ -126,8 +127,6 @@ def run_step(step: Step, docs, profile=None, *, state=None, inputs: Inputs | Non
     stats = stats if stats is not None else FilterStats(step.name)
     if state is None:
         if profile is None or isinstance(profile, str):
-            from obelics.config import load_profile
-
             profile = load_profile(profile or "default")
         state = step_state(step, profile)
     values = step.metrics(docs, state) if metrics else None

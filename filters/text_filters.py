@@ -52,6 +52,7 @@ from filters.text_metrics import (
     word_repetition_ratio,
 )
 from filters.wordlists import load_wordlist
+from obelics.config import load_profile
 from obelics.document import EOD_TOKEN, WebDocument
 
 log = logging.getLogger(__name__)
@@ -615,8 +616,6 @@ def filter_documents(docs, profile, stats: FilterStats, rejects: list | None = N
     Returns the kept documents (their text nodes filtered). Drops are counted in ``stats`` by level
     and reason; ``rejects`` (optional) receives ``(document, "document:<reason>")`` for each dropped one.
     """
-    from obelics.config import load_profile
-
     profile = load_profile(profile) if isinstance(profile, str) else profile
     chain = text_filter_for(profile)
     return run_step(TEXT_FILTERS, docs, state=chain, stats=stats, rejects=rejects, metrics=False)[0]
@@ -625,7 +624,5 @@ def filter_documents(docs, profile, stats: FilterStats, rejects: list | None = N
 def recheck_documents(docs, profile, stats: FilterStats, rejects: list | None = None) -> list[WebDocument]:
     """Re-apply the document-level checks to documents that a later step (dedup, opt-out) changed
     (:class:`RecheckStep`)."""
-    from obelics.config import load_profile
-
     profile = load_profile(profile) if isinstance(profile, str) else profile
     return run_step(RECHECK, docs, state=text_filter_for(profile), stats=stats, rejects=rejects)[0]

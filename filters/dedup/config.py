@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from obelics.config import load_profile
 from obelics.document import EOD_TOKEN
 
 PASSES = ("url", "image_url", "paragraphs", "image_set", "minhash")
@@ -103,6 +104,4 @@ class DedupConfig:
 
 def dedup_config(profile="default", overrides: list[str] | None = None) -> DedupConfig:
     """The ``dedup`` section of ``profile`` (a name, a path or a loaded Profile)."""
-    from obelics.config import load_profile
-
     return load_profile(profile, overrides).section("dedup", DedupConfig)
