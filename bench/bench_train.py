@@ -6,7 +6,7 @@ for IDEFICS-9B and -80B on A100 with the model card's batch sizes.
 CPU part: the real trainer (data stream + collator + model + AdamW) on shards written here with real
 photos; tokens/s counts non-pad tokens. Projection part: analytic FLOPs (model/flops.py). The m4 /
 ml-engineering logged figure (4·2·N per token, frozen weights counted as trained) is ~90 TFLOPs per A100
-for the 80B run at ~49 s per 3.67 M-token step on 512 GPUs (reference §6); we derive the step time that
+for the 80B run at ~49 s per 3.67 M-token step on 512 GPUs (docs/training-reference.md §6); we derive the step time that
 figure implies for both models and the honest MFU (useful FLOPs only: no weight gradients for frozen
 weights, no recomputation) at that step time. No GPU measurement: no GPU was lent to this task.
 """

@@ -2,7 +2,7 @@
 punctuation tokens, vocabulary counts, and the perplexity normalisation.
 
 The filter chain spent most of its time in per-character and per-word metrics of
-:mod:`filters.text_metrics` (reference §5.2), which no library computes: CPython costs ~100 ns a
+:mod:`filters.text_metrics` (docs/reference.md §5.2), which no library computes: CPython costs ~100 ns a
 character for the n-gram Counter, ~30 ns for the ``[\\w']+`` regex, ~150 ns a word for the split and
 strip, plus microseconds of call overhead per paragraph and per metric. Here each is one compiled pass
 over the code points of all paragraphs of a document at once, giving the same values:

@@ -1,4 +1,4 @@
-"""Final processing of reference §7.3 (the original's ``13_final_processing.py``), as a pure stage.
+"""Final processing of docs/reference.md §7.3 (the original's ``13_final_processing.py``), as a pure stage.
 
 Node level, in this order:
 
@@ -15,7 +15,7 @@ non-empty text (``no_text``) or no image (``no_image``).
 
 ``obelics-2023`` uses the original spam list (with its ``newletter`` typo and ordinary words such as
 ``like``, ``might``, ``list``, ``content``); ``default`` uses :data:`filters.wordlists.SPAM_WORDS_FIXED`
-(typo fixed, ordinary-prose words removed, reference §9 #17).
+(typo fixed, ordinary-prose words removed, docs/reference.md §9 #17).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class FinalConfig:
     enabled: bool = True
     remove_repeated_images: bool = True
     # registry: the original list with its typo ("newletter") fixed and ordinary words (like, might, list)
-    # removed (§9 #17); obelics-2023: the original list
+    # removed (docs/reference.md §9 #17); obelics-2023: the original list
     spam_words: Literal["registry", "obelics-2023"] = "registry"
     spam_words_path: str | None = None
     spam_word_ratio_cutoff: float | None = 0.12   # a paragraph is kept iff its ratio < cutoff; null: off
@@ -179,7 +179,7 @@ class FinalProcessor:
 
 
 class FinalStep(Step):
-    """§7.3: node-level cleaning, then the document rules (only EOD, no text, no image)."""
+    """docs/reference.md §7.3: node-level cleaning, then the document rules (only EOD, no text, no image)."""
 
     name = "final"
     section = "final"
@@ -218,6 +218,6 @@ FINAL, CLEAN = FinalStep(), CleanStep()
 
 
 def final_processing(docs, profile, stats: FilterStats, rejects: list | None = None) -> list[WebDocument]:
-    """Apply §7.3 to ``docs`` (:class:`FinalStep`); drops counted in ``stats`` (``rejects`` gets ``(doc, reason)``)."""
+    """Apply docs/reference.md §7.3 to ``docs`` (:class:`FinalStep`); drops counted in ``stats`` (``rejects`` gets ``(doc, reason)``)."""
     profile = load_profile(profile) if isinstance(profile, str) else profile
     return run_step(FINAL, docs, profile, stats=stats, rejects=rejects)[0]

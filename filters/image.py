@@ -1,4 +1,4 @@
-"""Image checks (reference §5.3): safe probing of image bytes, format, sizes, aspect ratio.
+"""Image checks (docs/reference.md §5.3): safe probing of image bytes, format, sizes, aspect ratio.
 
 Two entry points:
 
@@ -158,7 +158,7 @@ def _parse_percent(value: str, how: str) -> float | None:
 
 
 def normalize_rendered_sizes(meta: Mapping[str, Any], cfg: ImageFilterConfig | None = None) -> dict[str, Any]:
-    """A copy of ``meta`` with percentage rendered sizes in pixels of the original (§5.3 step 2).
+    """A copy of ``meta`` with percentage rendered sizes in pixels of the original (docs/reference.md §5.3 step 2).
 
     ``"50%"`` becomes ``round(original * 50 / 100)``; a value that cannot be converted (or any
     rendered size that is neither an int nor a percentage) is deleted, as the original did.

@@ -1,4 +1,4 @@
-"""Language identification with fastText ``lid.176`` (reference §5.2).
+"""Language identification with fastText ``lid.176`` (docs/reference.md §5.2).
 
 The text is lower-cased, ``\\n`` is replaced by a space, and fastText's top-1 prediction is taken; the
 text passes iff the label is one of the profile's ``languages`` and its probability is at least

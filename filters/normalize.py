@@ -2,7 +2,7 @@
 :func:`filters.fast_metrics.normalize_many` is checked against).
 
 Non-printing characters 0-31 and 127-159 removed (``\\n`` included, without replacement), strip, the odd
-spaces of §5.1 made ASCII spaces, every digit ``0``, the CCNet UNICODE_PUNCTUATION table; case kept.
+spaces of docs/reference.md §5.1 made ASCII spaces, every digit ``0``, the CCNet UNICODE_PUNCTUATION table; case kept.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from filters.text_metrics import WHITESPACE_CHARS
 NON_PRINTING_CHARACTERS_RE = re.compile(f"[{''.join(map(chr, list(range(0, 32)) + list(range(127, 160))))}]")
 DIGITS_RE = re.compile(r"\d")
 
-# CCNet / BigScience table (reference §5.1), data.
+# CCNet / BigScience table (docs/reference.md §5.1), data.
 UNICODE_PUNCTUATION = {
     "，": ",", "。": ".", "、": ",", "„": '"', "”": '"', "“": '"', "«": '"', "»": '"', "１": '"', "」": '"',
     "「": '"', "《": '"', "》": '"', "´": "'", "∶": ":", "：": ":", "？": "?", "！": "!", "（": "(", "）": ")",
@@ -26,7 +26,7 @@ _WS_RE = re.compile(f"[{WHITESPACE_CHARS}]")
 
 
 def normalize(text: str) -> str:
-    """The §5.2 normalisation (note: it deletes ``\\n`` without replacement).
+    """The docs/reference.md §5.2 normalisation (note: it deletes ``\\n`` without replacement).
 
     Substitutions go through regexes that only touch the matched characters (``str.translate`` costs a
     dictionary lookup per character); the result is the same.

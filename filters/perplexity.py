@@ -1,4 +1,4 @@
-"""Perplexity with KenLM + SentencePiece, normalised as reference §5.2.
+"""Perplexity with KenLM + SentencePiece, normalised as docs/reference.md §5.2.
 
 Scoring: normalise (remove non-printing characters 0-31 and 127-159, strip, standardise whitespace,
 digits -> 0, the CCNet UNICODE_PUNCTUATION table; case kept), tokenise with SentencePiece
@@ -8,7 +8,7 @@ and ``sum(#pieces + 1)``; PPL = ``10 ** (-sum_score / sum_len)``, rounded to 1 d
 Modes (profile ``perplexity.mode``):
 
 - ``glued`` (obelics-2023): the whole document is normalised at once, so the non-printing removal
-  deletes every ``\\n`` and the paragraphs are glued into one line (the original's defect, §9 #12);
+  deletes every ``\\n`` and the paragraphs are glued into one line (the original's defect, docs/reference.md §9 #12);
 - ``paragraph`` (default): each paragraph is normalised and scored as its own line, and the document
   perplexity aggregates the lines (same formula, so a one-paragraph document scores the same).
 
@@ -42,7 +42,7 @@ class PerplexityConfig:
 
     node_level: bool = False
     doc_level: bool = True
-    # paragraph: each paragraph scored as its own line; glued: the original deleted \n first (§9 #12)
+    # paragraph: each paragraph scored as its own line; glued: the original deleted \n first (docs/reference.md §9 #12)
     mode: Literal["paragraph", "glued"] = "paragraph"
     # auto: wikipedia-en (edugp/kenlm, fetched) if present, else builtin-en (built offline)
     model: Literal["auto", "wikipedia-en", "builtin-en", "custom"] = "auto"

@@ -1,4 +1,4 @@
-"""Near-identical downloaded images counted as one by the image-URL dedup pass (reference §9.3 #13).
+"""Near-identical downloaded images counted as one by the image-URL dedup pass (docs/reference.md §9.3 #13).
 
 :func:`canonical_urls` hashes the downloaded images one at a time (the caller streams them from the
 image table, so memory stays bounded) and clusters them (:mod:`filters.dedup.phash`).

@@ -1,4 +1,4 @@
-"""The text checks of reference §5.3–§5.4, declared once: paragraph level, document level and the
+"""The text checks of docs/reference.md §5.3–§5.4, declared once: paragraph level, document level and the
 report's histograms all read this list.
 
 Each :class:`TextCheck` names a metric (the drop reason is its name), the cutoff keys it reads from

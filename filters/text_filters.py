@@ -1,4 +1,4 @@
-"""Paragraph (node) and document text filters of reference §5.3–§5.4, and the URL ban check.
+"""Paragraph (node) and document text filters of docs/reference.md §5.3–§5.4, and the URL ban check.
 
 Every check returns a :data:`filters.base.Verdict`: ``None`` keeps, a reason string drops. Reasons are
 the original's check names (``number_words``, ``stopword_ratio``, ...); stages count them per level as
@@ -9,7 +9,7 @@ values strictly above it, word-count ranges are inclusive; a cutoff set to ``nul
 off. Checks run in the original order and the first failure decides.
 
 ``obelics-2023`` reproduces the original exactly (glued perplexity, 2,000-word document cap,
-case-sensitive URL substrings, no re-check after dedup). ``default`` fixes reference §9: no document
+case-sensitive URL substrings, no re-check after dedup). ``default`` fixes docs/reference.md §9: no document
 length cap, URL ban words matched case-insensitively on word boundaries, per-paragraph perplexity
 (:mod:`filters.perplexity`), and :func:`recheck_documents` for documents that dedup changed.
 
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class NodeChecks:
-    """Paragraph-level cutoffs (reference §5.3); ``null`` switches a check off."""
+    """Paragraph-level cutoffs (docs/reference.md §5.3); ``null`` switches a check off."""
 
     number_words_min: int | None = 4
     number_words_max: int | None = 1000
@@ -79,12 +79,12 @@ class NodeChecks:
 
 @dataclass
 class DocChecks:
-    """Document-level cutoffs (reference §5.4); ``null`` switches a check off."""
+    """Document-level cutoffs (docs/reference.md §5.4); ``null`` switches a check off."""
 
     number_images_min: int | None = 1
     number_images_max: int | None = 30
     number_words_min: int | None = 10
-    number_words_max: int | None = None       # default: long documents are not dropped (§9 #12); 2023: 2000
+    number_words_max: int | None = None       # default: long documents are not dropped (docs/reference.md §9 #12); 2023: 2000
     character_repetition_length: int = 10
     character_repetition_max: float | None = 0.1
     word_repetition_length: int = 5
@@ -313,7 +313,7 @@ class TextFilter:
         return None
 
     def paragraph_verdict(self, text: str) -> Verdict:
-        """Reason the paragraph fails (first failing check of §5.3), or ``None``; computed with the plain
+        """Reason the paragraph fails (first failing check of docs/reference.md §5.3), or ``None``; computed with the plain
         functions of :mod:`filters.text_metrics` (:meth:`paragraph_verdicts` gives the same verdicts)."""
         words = get_words(text)
         reason = text_checks.reference_verdict(text, words, self.node_plan, self.cfg.node, self._vocab_lists)
@@ -375,7 +375,7 @@ class TextFilter:
         return "\n\n".join(kept) if kept else None
 
     def filter_nodes(self, doc: WebDocument, stats: FilterStats | None = None) -> WebDocument:
-        """Node level (§5.3, text part): filter every text node's paragraphs; drop emptied and null nodes.
+        """Node level (docs/reference.md §5.3, text part): filter every text node's paragraphs; drop emptied and null nodes.
 
         The paragraphs of all text nodes are judged in one :meth:`paragraph_verdicts` call.
         """
@@ -426,7 +426,7 @@ class TextFilter:
         return None
 
     def text_verdict(self, texts: list[str]) -> Verdict:
-        """The document's text checks (§5.4, :data:`filters.text_checks.TEXT_CHECKS`) over its non-empty
+        """The document's text checks (docs/reference.md §5.4, :data:`filters.text_checks.TEXT_CHECKS`) over its non-empty
         ``texts``: the first failing one, or None."""
         c = self.cfg.doc
         full = "\n\n".join(texts)
@@ -440,7 +440,7 @@ class TextFilter:
         return text_checks.first_failure(row_plan, 0)
 
     def document_verdict(self, doc: WebDocument, models: bool = True) -> Verdict:
-        """Reason the document fails (first failing check of §5.4), or ``None``.
+        """Reason the document fails (first failing check of docs/reference.md §5.4), or ``None``.
 
         ``models=False`` stops before the checks that run models (language id, perplexity): see
         :meth:`model_verdicts`.
@@ -592,7 +592,7 @@ class RecheckStep(Step):
 
 
 class UrlBanStep(Step):
-    """Drop image nodes whose URL has a banned word (reference §4.4; default: word boundaries)."""
+    """Drop image nodes whose URL has a banned word (docs/reference.md §4.4; default: word boundaries)."""
 
     name = "url_ban"
     section = "text_filters"

@@ -1,4 +1,4 @@
-"""Text metrics of the OBELICS filters, exactly as reference §5.2 defines them.
+"""Text metrics of the OBELICS filters, exactly as docs/reference.md §5.2 defines them.
 
 Every function is pure and takes the raw text (and a word list where it needs one). They are written
 for speed on CPython (``str.split``/``str.strip``/``str.translate`` instead of per-character loops)
@@ -22,7 +22,7 @@ _SPECIAL_SINGLE = frozenset(_STRIP_CHARS)
 _STRIP_ASCII = "".join(c for c in _STRIP_CHARS if c < "\x80")
 _PUNCT_TOKEN_RE = re.compile(r"[\w']+|[,;:?!.]")
 
-# Reference §5.1: characters mapped to an ASCII space by whitespace standardisation.
+# docs/reference.md §5.1: characters mapped to an ASCII space by whitespace standardisation.
 WHITESPACE_CHARS = "\u2009\u200a\u202f\u2005\u3000\u2002\u2008\u2003\ufffc\u0084\u00a0"
 
 
@@ -30,7 +30,7 @@ _WHITESPACE_RE = re.compile(f"[{WHITESPACE_CHARS}]")
 
 
 def standardize_whitespace(text: str) -> str:
-    """Map the odd spaces of reference §5.1 to an ASCII space."""
+    """Map the odd spaces of docs/reference.md §5.1 to an ASCII space."""
     return _WHITESPACE_RE.sub(" ", text)  # faster than str.translate, which looks up every character
 
 

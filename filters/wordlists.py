@@ -1,4 +1,4 @@
-"""Character sets and word lists used by the text filters (reference §5.1, App. A).
+"""Character sets and word lists used by the text filters (docs/reference.md §5.1, App. A).
 
 ``SPECIAL_CHARACTERS`` reproduces the original's set exactly: ``string.punctuation + digits +
 whitespace``, the 188 extra symbols of OBELICS/BigScience ``filtering_utils`` (typographic quotes,
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from filters.resources import ResourceMissing, cache_dir
 
-# The extra symbols of the original SPECIAL_CHARACTERS (data, reproduced as in reference §5.1).
+# The extra symbols of the original SPECIAL_CHARACTERS (data, reproduced as in docs/reference.md §5.1).
 _OTHER_SPECIAL_CHARACTERS = (
     "\u3000￼’“”–ー一▬…✦�£•€«»°·═×士＾˘⇓↓↑←→（）§″′´¿−±∈¢ø‚„½¼¾¹²³―⁃，ˌ¸‹›"
     "ʺˈʻ¦‐⠀‰‑≤≥‖◆●■►▼▲▴∆▻¡★☆✱ːº。¯˜¥ɪ≈†上ン：∼⁄・♡✓⊕․．⋅÷１‟；،、¨\u093e\u09be"
@@ -52,15 +52,15 @@ def _build_special_characters() -> frozenset[str]:
 
 SPECIAL_CHARACTERS: frozenset[str] = _build_special_characters()
 
-# Reference §5.1: the six punctuation marks counted by the punctuation ratio.
+# docs/reference.md §5.1: the six punctuation marks counted by the punctuation ratio.
 PUNCTUATION = frozenset(",;:?!.")
 
-# Reference App. A.5 (original, case-sensitive substrings) — also shipped as image_url_ban_substrings.txt.
+# docs/reference.md App. A.5 (original, case-sensitive substrings) — also shipped as image_url_ban_substrings.txt.
 URL_BAN_WORDS_2023 = ("logo", "button", "icon", "plugin", "widget", "porn", "xxx", "sex")
 
 # Our spam-word list for `default`: the original (App. A.4) with "newletter" corrected and the
 # ordinary-prose words it wrongly counted removed (like, might, list, content, access, post, share,
-# sign, interested, contact, account, follow, terms, download, loading, log, logged) (reference §9 #17).
+# sign, interested, contact, account, follow, terms, download, loading, log, logged) (docs/reference.md §9 #17).
 SPAM_WORDS_FIXED = (
     "facebook", "twitter", "instagram", "reddit", "youtube", "pinterest", "flickr", "tweet", "retweet",
     "comment", "comments", "subscribe", "newsletter", "blogger", "bloggers", "sign-up", "signup",

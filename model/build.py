@@ -55,7 +55,7 @@ Write = tuple[list[nn.Parameter], Callable[[], None]]  # (the parameters it writ
 
 
 def new_module_inits(model: IdeficsForVisionText2Text, std: float = 0.02) -> list[Write]:
-    """Our init for what LLaMA and CLIP do not provide (transformers' ``_init_weights`` is not one, §1.1),
+    """Our init for what LLaMA and CLIP do not provide (transformers' ``_init_weights`` is not one, docs/training-reference.md §1.1),
     as one write per block, in the order that fixes the random draws.
 
     Gated x-attn blocks: linear weights N(0, std), RMSNorms at 1, tanh gates at the configured value
@@ -144,7 +144,7 @@ def clip_backbone(model: IdeficsForVisionText2Text, path: str) -> Backbone:
     clip_cfg = CLIPVisionConfig.from_pretrained(path)
     act = model.config.vision_config.hidden_act
     if clip_cfg.hidden_act != act:
-        # §1.2 caveat: QuickGELU vs GELU. The IDEFICS config is authoritative; refuse a silent mismatch.
+        # docs/training-reference.md §1.2 caveat: QuickGELU vs GELU. The IDEFICS config is authoritative; refuse a silent mismatch.
         raise ValueError(f"CLIP checkpoint uses {clip_cfg.hidden_act!r} but the IDEFICS vision config says "
                          f"{act!r}; set model.overrides.vision_config.hidden_act to match")
 

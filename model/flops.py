@@ -7,7 +7,7 @@ weight matmuls, 2× for attention score/value products whose both operands are a
 trainable module costs 2× forward; the ViT (frozen, fed by pixels) has no backward at all.
 Activation recomputation (gradient checkpointing) adds one forward of the checkpointed text-side
 modules to the *hardware* FLOPs but not to the *model* FLOPs used for MFU.
-The m4 / ml-engineering logged figure is ``4 · 2 · N_params`` per token (reference §6), which counts
+The m4 / ml-engineering logged figure is ``4 · 2 · N_params`` per token (docs/training-reference.md §6), which counts
 frozen weights as if trained; we report it beside the honest one.
 """
 

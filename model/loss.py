@@ -1,7 +1,7 @@
 """The training loss, computed outside the model: its total and its named parts.
 
 transformers 5.23's ``labels=`` path views the logits with ``config.vocab_size`` while the head emits
-``vocab_size + additional_vocab_size`` columns (reference §1.5), so we call the model without labels
+``vocab_size + additional_vocab_size`` columns (docs/training-reference.md §1.5), so we call the model without labels
 and compute next-token cross-entropy over the full width here, plus PaLM's z-loss.
 
 To change the loss, edit this file only: a term is one more entry of :func:`loss_parts`, its knob a field of

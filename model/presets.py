@@ -1,6 +1,6 @@
 """IDEFICS architecture presets: the model card's 9B and 80B values and tiny CPU shapes.
 
-Values follow ``training-reference.md`` §1.2 (9B / 80B: LLaMA-7B / LLaMA-65B + CLIP ViT-H/14) and §9
+Values follow ``docs/training-reference.md`` §1.2 (9B / 80B: LLaMA-7B / LLaMA-65B + CLIP ViT-H/14) and §9
 (tiny shapes that exercise every module: resampler, qk-norms, extra vocabulary, tanh gates).
 """
 
@@ -27,14 +27,14 @@ PRESETS: dict[str, dict] = {
     "idefics-80b": dict(_COMMON, hidden_size=8192, intermediate_size=22016, num_hidden_layers=80,
                         num_attention_heads=64, rms_norm_eps=1e-5, vision_config=_VIT_H14,
                         perceiver_config=_PERCEIVER),
-    # §9 "9B-shaped" tiny: plain and x-attn layers both exist (interval 2), all freeze flags on.
+    # docs/training-reference.md §9 "9B-shaped" tiny: plain and x-attn layers both exist (interval 2), all freeze flags on.
     "tiny": dict(_COMMON, vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
                  num_attention_heads=4, cross_layer_interval=2, max_position_embeddings=512, rms_norm_eps=1e-6,
                  vision_config=dict(embed_dim=32, image_size=30, patch_size=2, num_hidden_layers=2,
                                     num_attention_heads=4, intermediate_size=64, hidden_act="gelu"),
                  perceiver_config=dict(use_resampler=True, resampler_n_latents=8, resampler_depth=2,
                                        resampler_n_heads=2, resampler_head_dim=8, qk_layer_norms_perceiver=True)),
-    # §9 minimal: one layer, every module present; for the fastest unit tests.
+    # docs/training-reference.md §9 minimal: one layer, every module present; for the fastest unit tests.
     "tiny-min": dict(_COMMON, vocab_size=64, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
                      num_attention_heads=2, max_position_embeddings=256, cross_layer_interval=1,
                      vision_config=dict(embed_dim=8, image_size=4, intermediate_size=16, patch_size=2,
@@ -66,7 +66,7 @@ def idefics_config(name: str, overrides: dict | None = None) -> IdeficsConfig:
 
 
 def check_shapes(d: dict) -> None:
-    """Reject configs that build but silently lose modules or crash later (§9 constraints)."""
+    """Reject configs that build but silently lose modules or crash later (docs/training-reference.md §9 constraints)."""
     v = d["vision_config"]
     if d["hidden_size"] % d["num_attention_heads"]:
         raise ValueError("hidden_size must be divisible by num_attention_heads")

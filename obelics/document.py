@@ -1,6 +1,6 @@
 """The web-document model: interleaved text and image nodes in page order.
 
-A :class:`WebDocument` holds three aligned lists, as in the OBELICS Hub schema (reference §2.1):
+A :class:`WebDocument` holds three aligned lists, as in the OBELICS Hub schema (docs/reference.md §2.1):
 ``texts[i]`` is a string at text positions and ``None`` at image positions; ``images[i]`` is the
 image URL at image positions and ``None`` at text positions; ``metadata[i]`` is ``None`` for text
 and a dict for images (``src``, ``alt_text``, ``rendered_width``, ...). ``general_metadata`` is the
@@ -23,7 +23,7 @@ import pyarrow as pa
 
 EOD_TOKEN = "END_OF_DOCUMENT_TOKEN_TO_BE_REPLACED"
 
-# The OBELICS Hub features (reference §2.3), in the card's order.
+# The OBELICS Hub features (docs/reference.md §2.3), in the card's order.
 HUB_SCHEMA = pa.schema(
     [
         ("images", pa.list_(pa.string())),

@@ -3,7 +3,7 @@
 Layout (same as ``IdeficsProcessor``): ``<s>`` + each text stripped of spaces + for each image
 ``<fake_token_around_image><image><fake_token_around_image>`` (only ``<image><fake…>`` when the previous
 node was an image too) + ``</s>``. Packed documents are concatenated; the image attention mask of
-reference §1.4 is computed on the packed row, so it resets at every ``</s>``.
+docs/training-reference.md §1.4 is computed on the packed row, so it resets at every ``</s>``.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def doc_units(nodes: list, tokenizer, seq_len: int, max_images: int, max_chunks:
 def image_attention_mask(input_ids: torch.Tensor, image_id: int, eos_id: int, num_images: int) -> torch.Tensor:
     """[B, L, num_images] 0/1: each token sees the most recent preceding ``<image>`` of its row (itself
     included), nothing before the first image, nothing after an ``</s>`` until the next image (the
-    ``</s>`` itself still sees it), exactly as ``IdeficsProcessor`` builds it (reference §1.4)."""
+    ``</s>`` itself still sees it), exactly as ``IdeficsProcessor`` builds it (docs/training-reference.md §1.4)."""
     B, L = input_ids.shape
     is_img = input_ids == image_id
     idx = torch.cumsum(is_img.long(), dim=1) - 1  # index of the latest image at or before each position
@@ -172,7 +172,7 @@ class ImageTransform:
 
 def collate_rows(rows: list[Unit], tokenizer, seq_len: int, transform: ImageTransform,
                  mask_bos: bool = True) -> dict:
-    """Packed rows → the model-ready batch of reference §2.2 (pixels zero-padded to the batch's max)."""
+    """Packed rows → the model-ready batch of docs/training-reference.md §2.2 (pixels zero-padded to the batch's max)."""
     pad = tokenizer.pad_token_id
     image_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     fake_id = tokenizer.convert_tokens_to_ids(FAKE_TOKEN)

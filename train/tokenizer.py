@@ -85,7 +85,7 @@ def base_vocab_size(tok) -> int:
 
 
 def check_ids(tok) -> None:
-    """The two IDEFICS tokens must be V and V+1 and nothing may lie beyond (reference §1.2 caveat)."""
+    """The two IDEFICS tokens must be V and V+1 and nothing may lie beyond (docs/training-reference.md §1.2 caveat)."""
     v = base_vocab_size(tok)
     if tok.convert_tokens_to_ids(IMAGE_TOKEN) != v + 1:
         raise ValueError(f"{IMAGE_TOKEN} must have id {v + 1}")

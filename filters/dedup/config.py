@@ -13,25 +13,25 @@ PASSES = ("url", "image_url", "paragraphs", "image_set", "minhash")
 
 @dataclass
 class UrlDedupConfig:
-    """One document per URL, the most recent crawl (reference §6.3)."""
+    """One document per URL, the most recent crawl (docs/reference.md §6.3)."""
 
     enabled: bool = True
-    drop_without_images: bool = True  # §6.3 step 3: documents left with no image are removed too
+    drop_without_images: bool = True  # docs/reference.md §6.3 step 3: documents left with no image are removed too
 
 
 @dataclass
 class ImageUrlDedupConfig:
-    """Image URLs seen more than ``max_count`` times lose their image nodes (reference §6.1)."""
+    """Image URLs seen more than ``max_count`` times lose their image nodes (docs/reference.md §6.1)."""
 
     enabled: bool = True
     max_count: int = 10
-    count: Literal["occurrences", "documents"] = "documents"  # obelics-2023 counted occurrences (§9.3 #13)
+    count: Literal["occurrences", "documents"] = "documents"  # obelics-2023 counted occurrences (docs/reference.md §9.3 #13)
     use_phash: bool = True  # with an image table: near-identical image bytes count as one image
 
 
 @dataclass
 class ParagraphDedupConfig:
-    """Paragraphs seen ``min_count`` times or more within one domain are removed (reference §6.4)."""
+    """Paragraphs seen ``min_count`` times or more within one domain are removed (docs/reference.md §6.4)."""
 
     enabled: bool = True
     min_count: int = 3
@@ -41,7 +41,7 @@ class ParagraphDedupConfig:
 
 @dataclass
 class ImageSetDedupConfig:
-    """Documents with the same set of image URLs: keep the most recent (reference §6.6)."""
+    """Documents with the same set of image URLs: keep the most recent (docs/reference.md §6.6)."""
 
     enabled: bool = True
     key: Literal["sorted_delimited", "concat"] = "sorted_delimited"  # obelics-2023: concat, no delimiter

@@ -1,8 +1,8 @@
-"""Set-of-images dedup (reference §6.6): documents with the same image URLs, keep the most recent.
+"""Set-of-images dedup (docs/reference.md §6.6): documents with the same image URLs, keep the most recent.
 
 ``default`` keys a document by its sorted unique image URLs joined with ``\\n`` (no URL contains a
 newline); ``obelics-2023`` concatenated them with no delimiter, so ``["a", "bc"]`` and ``["ab", "c"]``
-collide (§9.3 #15), and removed documents by their (url, warc_filename) pair, so a kept document that
+collide (docs/reference.md §9.3 #15), and removed documents by their (url, warc_filename) pair, so a kept document that
 shares that pair with a removed one goes too. Documents with no image have no key and are kept.
 """
 

@@ -1,4 +1,4 @@
-"""Image-URL frequency (reference §6.1): image URLs seen more than N times lose their image nodes.
+"""Image-URL frequency (docs/reference.md §6.1): image URLs seen more than N times lose their image nodes.
 
 Counting is split from removal so that a cluster can count per partition and broadcast only the
 (hashed) too-frequent URLs: ``image_url_hashes`` -> ``too_frequent`` -> ``remove_image_nodes``.

@@ -1,4 +1,4 @@
-"""Paragraph dedup within a domain (reference §6.4).
+"""Paragraph dedup within a domain (docs/reference.md §6.4).
 
 Paragraphs are the pieces of every text node split on ``\\n\\n``. Within one domain (the URL's
 netloc, as written), a paragraph seen ``min_count`` times or more, repeats inside one document

@@ -1,4 +1,4 @@
-"""Perceptual hash (pHash) of image bytes, and clusters of near-identical images (reference §9.3 #13).
+"""Perceptual hash (pHash) of image bytes, and clusters of near-identical images (docs/reference.md §9.3 #13).
 
 The original deduplicated images by URL only, so one picture under many URLs survived. Here each
 downloaded image gets a 64-bit DCT pHash (the ``imagehash.phash`` recipe: grayscale, 32x32, 2-D DCT-II,

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 def recency_column(table: pa.Table, mode: str) -> pa.Array:
     """A string per row whose maximum within a group is the copy to keep.
 
-    ``warc_filename`` (obelics-2023, §6.3): the WARC path; Common Crawl paths contain
+    ``warc_filename`` (obelics-2023, docs/reference.md §6.3): the WARC path; Common Crawl paths contain
     ``CC-MAIN-YYYY-WW`` so the lexicographic maximum is the latest crawl, and copies from the same
     WARC file tie (all kept). ``capture_date``: the capture date, then the WARC path, then the doc_id,
     so exactly one copy wins and the choice does not depend on row order.

@@ -1,4 +1,4 @@
-"""URL dedup (reference §6.3): one document per URL, the most recent crawl; then no imageless documents."""
+"""URL dedup (docs/reference.md §6.3): one document per URL, the most recent crawl; then no imageless documents."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ class HttpConfig:
 
 @dataclass
 class SpawningConfig:
-    """The Spawning opt-out API (reference §7.1)."""
+    """The Spawning opt-out API (docs/reference.md §7.1)."""
 
     endpoint: str = "https://opts-api.spawning.ai/api/v2/query/urls"
     api_key_env: str = "SPAWNING_API_KEY"   # the token is read from this environment variable

@@ -1,4 +1,4 @@
-"""Client for the Spawning opt-out API (reference §7.1), fixed where the original was weak.
+"""Client for the Spawning opt-out API (docs/reference.md §7.1), fixed where the original was weak.
 
 POSTs newline-joined URLs (``batch_size`` per request, a single URL padded with ``""``) with
 ``Authorization: API <token>``; reads ``urls[i].optOut``. Requests are rate-limited (a shared

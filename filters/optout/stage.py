@@ -1,4 +1,4 @@
-"""Opt-out steps over documents: image nodes (reference §7.1-7.2) and document URLs (the card's fix)."""
+"""Opt-out steps over documents: image nodes (docs/reference.md §7.1-7.2) and document URLs (the card's fix)."""
 
 from __future__ import annotations
 

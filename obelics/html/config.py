@@ -34,7 +34,7 @@ DEFAULT_REMOVE_CLASS_PREFIXES = ["nav-", "nav_", "navi", "navbar", "breadcrumb",
 DEFAULT_REMOVE_ROLES = [
     "navigation", "banner", "contentinfo", "menu", "menubar", "search", "dialog", "alertdialog", "complementary",
 ]
-# the original's special divs: id, class or title exactly one of these (reference A.6)
+# the original's special divs: id, class or title exactly one of these (docs/reference.md App. A.6)
 DEFAULT_SPECIAL_DIV_VALUES = ["footer", "header", "navigation", "nav", "navbar", "menu"]
 
 

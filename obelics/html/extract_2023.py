@@ -1,4 +1,4 @@
-"""Linearising a simplified tree into text and image nodes, the original way (reference §3.5-3.6).
+"""Linearising a simplified tree into text and image nodes, the original way (docs/reference.md §3.5-3.6).
 
 Pre-order walk with each node's path of ``(tag, index)``; media tags are leaves carrying their
 media info; text nodes are formatted (``#BR_TAG#`` -> newline) and consecutive ones merged with the

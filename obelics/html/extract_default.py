@@ -1,4 +1,4 @@
-"""The ``default`` profile: HTML -> interleaved text and image nodes, fixing reference §9.2.
+"""The ``default`` profile: HTML -> interleaved text and image nodes, fixing docs/reference.md §9.2.
 
 One lexbor parse, C-level removals (``strip_tags`` for boilerplate tags, one combined CSS query for
 boilerplate blocks), then one Python walk over what is left that emits text and images in page order:

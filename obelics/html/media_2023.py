@@ -1,4 +1,4 @@
-"""Image source rules of the original build (reference §3.5), quirks included.
+"""Image source rules of the original build (docs/reference.md §3.5), quirks included.
 
 Only ``<img>``, ``<video>`` and ``<audio>`` have a source; relative URLs are made absolute the
 original way (page directory, scheme and ``<base>`` ignored); URLs with a port or an IP host fail
@@ -95,7 +95,7 @@ def format_filename(url: str) -> str:
 
 
 def absolute_url_2023(page_url: str, relative: str) -> str:
-    """The original's relative-to-absolute rule (wrong on purpose, see reference §3.5 step 3)."""
+    """The original's relative-to-absolute rule (wrong on purpose, see docs/reference.md §3.5 step 3)."""
     if relative.startswith("//"):
         return "http:" + relative
     if "./" in relative:
@@ -110,7 +110,7 @@ def is_url_valid(url: str) -> bool:
 
 
 def simplify_media_node(node, page_url: str) -> dict | None:
-    """The media-info dict of a media node (reference §2.2), or None when it has no valid source."""
+    """The media-info dict of a media node (docs/reference.md §2.2), or None when it has no valid source."""
     src = get_media_src(node)
     if not src:
         return None

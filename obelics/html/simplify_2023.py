@@ -1,6 +1,6 @@
-"""DOM simplification of the original build (reference §3.4), reproduced on selectolax's lexbor.
+"""DOM simplification of the original build (docs/reference.md §3.4), reproduced on selectolax's lexbor.
 
-Steps run in the original order (a-n). Two lexbor API differences are handled (reference §12):
+Steps run in the original order (a-n). Two lexbor API differences are handled (docs/reference.md §12):
 ``<?php ?>`` blocks are nodes whose tag is ``None`` and colon tag names (``fb:like``) are not found
 by lexbor's ``strip_tags``, so non-kept tags are removed by walking the tree and comparing ``.tag``.
 Removals collect the nodes first, then remove them innermost first (reverse document order).

@@ -1,4 +1,4 @@
-"""Tag lists and separators of the original OBELICS build (reference App. A.1-A.3, A.6-A.8)."""
+"""Tag lists and separators of the original OBELICS build (docs/reference.md App. A.1-A.3, A.6-A.8)."""
 
 from __future__ import annotations
 

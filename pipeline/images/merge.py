@@ -1,4 +1,4 @@
-"""Merge the image table back into documents (reference §4.4, without the original's URL bans).
+"""Merge the image table back into documents (docs/reference.md §4.4, without the original's URL bans).
 
 Each image node is looked up by its URL (``images[i]``). A downloaded image keeps its node and its
 metadata gains ``original_width``, ``original_height``, ``format`` and ``sha256``; the bytes and the

@@ -1,4 +1,4 @@
-"""Parquet shards in exactly the OBELICS Hub features (reference §2.3).
+"""Parquet shards in exactly the OBELICS Hub features (docs/reference.md §2.3).
 
 Columns, in the card's order: ``images`` list<string> (URL at image positions, null at text
 positions), ``metadata`` string (JSON list, one entry per node), ``general_metadata`` string (JSON

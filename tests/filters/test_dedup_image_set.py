@@ -26,7 +26,7 @@ def test_same_set_keeps_most_recent():
 def test_concatenation_without_delimiter_collides_in_obelics_only():
     docs = [make_doc("https://a.com/1", ["a", "bc"], warc="W1", doc_id="p"),
             make_doc("https://b.com/2", ["ab", "c"], warc="W2", doc_id="q")]
-    assert image_set_dedup(docs, OBELICS).doc_ids == ["q"]  # "abc" == "abc" (§9.3 #15)
+    assert image_set_dedup(docs, OBELICS).doc_ids == ["q"]  # "abc" == "abc" (docs/reference.md §9.3 #15)
     assert sorted(image_set_dedup(docs, DEFAULT).doc_ids) == ["p", "q"]
 
 

@@ -17,7 +17,7 @@ def _corpus():
 
 def test_occurrences_over_threshold_remove_nodes_not_documents():
     r = image_url_dedup(_corpus(), OBELICS)  # 11 occurrences > 10
-    assert len(r.doc_ids) == 6  # documents are never dropped here (§6.1 step 3)
+    assert len(r.doc_ids) == 6  # documents are never dropped here (docs/reference.md §6.1 step 3)
     for d in r.docs:
         assert "ad" not in d.images
         d.check()  # nodes still aligned

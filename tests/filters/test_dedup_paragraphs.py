@@ -25,7 +25,7 @@ def test_paragraphs_seen_three_times_in_a_domain_are_removed():
 def test_repeats_inside_one_document_count_and_texts_can_become_empty():
     docs = [make_doc("https://x.com/1", ["i"], texts=["Ad", "Ad\n\nAd", "Body"], doc_id="1")]
     r = paragraph_dedup(docs, CFG)
-    assert [t for t in r.docs[0].texts if t is not None] == ["", "", "Body"]  # "" cleaned later (§6.4.6)
+    assert [t for t in r.docs[0].texts if t is not None] == ["", "", "Body"]  # "" cleaned later (docs/reference.md §6.4 step 6)
 
 
 def test_end_of_document_paragraphs_are_exempt():

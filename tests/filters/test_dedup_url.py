@@ -14,7 +14,7 @@ def test_obelics_keeps_lexicographically_last_warc_and_all_ties():
         make_doc("https://b.com/y", ["i3"], warc="crawl-data/CC-MAIN-2020-05/w1.warc.gz", doc_id="single"),
     ]
     r = url_dedup(docs, OBELICS)
-    assert sorted(r.doc_ids) == ["new1", "new2", "single"]  # ties within one WARC all survive (§6.3)
+    assert sorted(r.doc_ids) == ["new1", "new2", "single"]  # ties within one WARC all survive (docs/reference.md §6.3)
     assert r.removed_ids() == {"old": "url_dedup:older_copy"}
     assert r.stats.dropped["document"]["url_dedup:older_copy"] == 1
 

@@ -1,4 +1,4 @@
-"""Final processing (§7.3): repeated images, spam paragraphs, EOD runs and trailing EOD, cleaning."""
+"""Final processing (docs/reference.md §7.3): repeated images, spam paragraphs, EOD runs and trailing EOD, cleaning."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Image checks: safe probing (bombs, truncation, junk) and the node-level rules of reference §5.3."""
+"""Image checks: safe probing (bombs, truncation, junk) and the node-level rules of docs/reference.md §5.3."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Perplexity: §5.2 normalisation, glued vs per-paragraph scoring, the offline-built English model."""
+"""Perplexity: docs/reference.md §5.2 normalisation, glued vs per-paragraph scoring, the offline-built English model."""
 
 from __future__ import annotations
 

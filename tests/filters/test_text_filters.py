@@ -1,4 +1,4 @@
-"""Paragraph and document text filters: comparisons, order of checks, EOD, §9 fixes, URL bans, stages."""
+"""Paragraph and document text filters: comparisons, order of checks, EOD, docs/reference.md §9 fixes, URL bans, stages."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Text metrics: the test vectors of reference §11 and the definitions of §5.1-§5.2."""
+"""Text metrics: the test vectors of docs/reference.md §11 and the definitions of §5.1-§5.2."""
 
 from __future__ import annotations
 

@@ -136,7 +136,7 @@ def test_loss_matches_hand_computation_and_masks():
 
 def test_loss_agrees_with_transformers_where_its_labels_path_works():
     """With additional_vocab_size=0 transformers' own loss works; ours (z=0) must equal it. With the
-    real 2 extra rows its labels= path breaks (reference §1.5), which is why we own the loss."""
+    real 2 extra rows its labels= path breaks (docs/training-reference.md §1.5), which is why we own the loss."""
     m = build_model(ModelConfig(preset="tiny-min", overrides={"additional_vocab_size": 0}), vocab_size=64).eval()
     ids = torch.randint(3, 64, (2, 9))
     labels = ids.clone()

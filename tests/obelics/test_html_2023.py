@@ -1,4 +1,4 @@
-"""obelics-2023 extraction: the test vectors of reference §11 and the lexbor differences of §12."""
+"""obelics-2023 extraction: the test vectors of docs/reference.md §11 and the lexbor differences of §12."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ EOD = "END_OF_DOCUMENT_TOKEN_TO_BE_REPLACED"
 
 def _cfg(**kw) -> ExtractConfig:
     base = extract_config("obelics-2023")
-    # the §11 vectors were computed on strings handed straight to the simplifier (no bs4 step)
+    # the docs/reference.md §11 vectors were computed on strings handed straight to the simplifier (no bs4 step)
     return ExtractConfig(mode="obelics-2023", bs4_roundtrip=False, css_remove=list(base.css_remove),
                          css_replace=dict(base.css_replace), **kw)
 
@@ -95,7 +95,7 @@ def test_image_php_url_auto_width():
     assert doc.metadata[0]["formatted_filename"] == "image"
 
 
-# --- §12: lexbor API differences -------------------------------------------------------------
+# --- docs/reference.md §12: lexbor API differences -------------------------------------------------------------
 
 def test_php_processing_instruction_is_removed_not_fatal():
     doc = run("<p>Before <?php echo 'x'; ?> after</p>")

@@ -1,4 +1,4 @@
-"""default profile: the fixes of reference §9.2, and that boilerplate stays out."""
+"""default profile: the fixes of docs/reference.md §9.2, and that boilerplate stays out."""
 
 from __future__ import annotations
 
