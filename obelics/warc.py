@@ -541,6 +541,8 @@ def _scan_gzip(fh, stats: ReadStats, config: WarcConfig, process) -> Iterator:
                 stats.skip("corrupt_gzip_member")
                 continue
             stats.recovered["truncated_record"] += len(pending)
+            if not pending:  # the cut record was not one we keep (an image, a request): the loss is counted
+                stats.skip("input_truncated")
             for r in pending:
                 _set_range(r, start, end - start)
             yield from pending

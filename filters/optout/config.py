@@ -27,7 +27,8 @@ SOURCES = ("x_robots", "meta", "tdmrep", "tdmrep_headers", "robots", "ai_txt", "
 class HttpConfig:
     """Fetching robots.txt, /.well-known/tdmrep.json and ai.txt (once per origin, cached)."""
 
-    timeout_s: float = 10.0
+    timeout_s: float = 10.0      # per socket read
+    max_seconds: float = 30.0    # the whole fetch, redirects included: a dripping server is cut off
     max_bytes: int = 512_000     # RFC 9309 asks parsers to read at least 500 KiB of robots.txt
     max_workers: int = 16        # origins fetched in parallel
     cache_hosts: int = 100_000   # origins kept in the per-host cache (LRU)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,11 +55,29 @@ def make_session(user_agent: str, pool: int = 16, allow: list[str] | None = None
     return guard_session(s, allow, pool_connections=pool, pool_maxsize=pool, max_retries=0)
 
 
+def _read_capped(raw, max_bytes: int, deadline: float) -> bytes | None:
+    """The body in pieces (at most one socket read each) up to ``max_bytes``; None past ``deadline``."""
+    chunks, total = [], 0
+    while total < max_bytes:
+        if time.monotonic() > deadline:
+            return None
+        chunk = raw.read1(min(65536, max_bytes - total), decode_content=True)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)[:max_bytes]
+
+
 def fetch(session: requests.Session, url: str, cfg: HttpConfig) -> Fetched:
-    """GET ``url`` with a timeout and a body cap (longer bodies are cut at ``cfg.max_bytes``)."""
+    """GET ``url`` with a per-read timeout, a whole-fetch deadline (``cfg.max_seconds``) and a body cap
+    (longer bodies are cut at ``cfg.max_bytes``); the session decides which addresses may be reached."""
+    deadline = time.monotonic() + cfg.max_seconds
     try:
         with session.get(url, timeout=cfg.timeout_s, stream=True, allow_redirects=True) as r:
-            body = r.raw.read(cfg.max_bytes, decode_content=True) if r.status_code < 300 else b""
+            body = _read_capped(r.raw, cfg.max_bytes, deadline) if r.status_code < 300 else b""
+            if body is None:
+                return Fetched(None, error=f"Timeout: the whole fetch took over {cfg.max_seconds:g} s")
             return Fetched(r.status_code, body or b"")
     except (requests.RequestException, OSError, ValueError) as e:
         return Fetched(None, error=f"{type(e).__name__}: {e}")

@@ -154,3 +154,42 @@ def test_cheap_precheck_never_misses_a_literal(url, maybe):
     assert netguard.could_be_literal(url) is maybe
     if not maybe:
         assert literal_refusal(url) is None
+
+
+def test_optout_fetch_stops_a_dripping_server(monkeypatch):
+    """robots.txt one byte every 0.1 s: cut off at the whole-fetch deadline, not after the whole body."""
+    import time as _time
+
+    from filters.optout.config import HttpConfig
+    from filters.optout.fetch import fetch, make_session
+
+    sent = []
+
+    class Drip(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            try:
+                for _ in range(1000):
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                    sent.append(1)
+                    _time.sleep(0.1)
+            except OSError:
+                pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        got = fetch(make_session("t", allow=["127.0.0.1/32"]), f"http://127.0.0.1:{httpd.server_address[1]}/robots.txt",
+                    HttpConfig(timeout_s=5, max_seconds=1.0))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert got.status is None and "whole fetch" in got.error
+    assert len(sent) < 100  # stopped after about a second of the 100 s body

@@ -219,3 +219,21 @@ def test_nameless_file_object_has_empty_filename():
     data, _, _ = build_warc()
     recs = list(iter_html_records(io.BytesIO(data)))
     assert recs and {r.warc_filename for r in recs} == {""}
+
+
+def test_cut_inside_a_non_html_member_is_counted(tmp_path):
+    import os as _os
+
+    buf = io.BytesIO()
+    w = WARCWriter(buf, gzip=True)
+    html = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+    w.write_record(w.create_warc_record("https://e.com/a", "response", http_headers=html,
+                                        payload=io.BytesIO(b"<html><body><p>hello there words</p></body></html>")))
+    start = buf.tell()
+    png = StatusAndHeaders("200 OK", [("Content-Type", "image/png")], protocol="HTTP/1.1")
+    w.write_record(w.create_warc_record("https://e.com/i.png", "response", http_headers=png,
+                                        payload=io.BytesIO(_os.urandom(50_000))))
+    data = buf.getvalue()
+    recs, stats = read(data[: start + (len(data) - start) // 2])
+    assert len(recs) == 1
+    assert stats.skipped.get("input_truncated") == 1
