@@ -128,9 +128,16 @@ def clean_leftovers(out: str | Path) -> dict[str, int]:
 
 @contextlib.contextmanager
 def run_lock(out: str | Path) -> Iterator[dict[str, int]]:
-    """Hold ``OUT/.lock`` for the block, after removing a killed writer's leftovers; yields their counts."""
+    """Hold ``OUT/.lock`` for the block, after removing a killed writer's leftovers; yields their counts.
+
+    A folder this call created is removed again when the block leaves it empty (a run refused before any
+    work, e.g. for a bad profile, leaves nothing behind)."""
+    created = not Path(out).exists()
     acquire(out)
     try:
         yield clean_leftovers(out)
     finally:
         release(out)
+        if created:
+            with contextlib.suppress(OSError):
+                Path(out).rmdir()  # only when empty

@@ -79,3 +79,14 @@ def test_run_refused_while_another_writer_holds_the_folder(tmp_path):
             run("default", tmp_path, [str(tmp_path / "none.warc.gz")])
     assert not (tmp_path / "run.json").exists()  # nothing written by the refused run
 
+
+
+def test_folder_created_for_a_refused_run_is_removed(tmp_path):
+    out = tmp_path / "new"
+    with pytest.raises(ZeroDivisionError):
+        with run_lock(out):
+            1 / 0
+    assert not out.exists()
+    with run_lock(out):
+        (out / "stats.json").write_text("{}")
+    assert (out / "stats.json").exists() and not (out / LOCK_NAME).exists()
