@@ -83,9 +83,9 @@ def test_run_refused_while_another_writer_holds_the_folder(tmp_path):
 
 def test_folder_created_for_a_refused_run_is_removed(tmp_path):
     out = tmp_path / "new"
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(RuntimeError, match="refused"):
         with run_lock(out):
-            1 / 0
+            raise RuntimeError("refused before any work")
     assert not out.exists()
     with run_lock(out):
         (out / "stats.json").write_text("{}")
