@@ -318,14 +318,24 @@ def write_json_atomic(location: Location, data: Any) -> str:
     return write_text_atomic(location, text)
 
 
-def read_parquet(location: Location, columns: list[str] | None = None):
-    """A Parquet file as an Arrow table."""
+def read_parquet(location: Location, columns: list[str] | None = None, **kwargs):
+    """A Parquet file as an Arrow table (``kwargs`` go to ``pq.read_table``, e.g. ``filters``)."""
     import pyarrow.parquet as pq
 
     if not is_remote(location):
-        return pq.read_table(_local(location), columns=columns)
+        return pq.read_table(_local(location), columns=columns, **kwargs)
     fs, path = filesystem(location)
-    return pq.read_table(path, columns=columns, filesystem=fs)
+    return pq.read_table(path, columns=columns, filesystem=fs, **kwargs)
+
+
+def read_parquet_schema(location: Location):
+    """The Arrow schema of a Parquet file (its footer only)."""
+    import pyarrow.parquet as pq
+
+    if not is_remote(location):
+        return pq.read_schema(_local(location))
+    with open_input(location) as f:
+        return pq.read_schema(f)
 
 
 def parquet_file(location: Location):

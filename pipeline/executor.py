@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
+from obelics import storage
 from obelics.document import DOCUMENT_SCHEMA, WebDocument, table_to_documents
 from obelics.parquet import write_documents
 from pipeline.markers import clean_temporaries, is_done, read_json, write_json_atomic
@@ -31,13 +30,13 @@ from pipeline.shuffle import ensure_ray
 log = logging.getLogger("obelics.run")
 
 
-def unit_paths(stage_dir: Path, unit: str) -> tuple[Path, Path]:
-    return stage_dir / f"{unit}.parquet", stage_dir / f"{unit}.stats.json"
+def unit_paths(stage_dir: str | Path, unit: str) -> tuple[str, str]:
+    return storage.join(stage_dir, f"{unit}.parquet"), storage.join(stage_dir, f"{unit}.stats.json")
 
 
-def read_unit(stage_dir: Path, unit: str) -> list[WebDocument]:
+def read_unit(stage_dir: str | Path, unit: str) -> list[WebDocument]:
     path, _ = unit_paths(stage_dir, unit)
-    return list(table_to_documents(pq.read_table(path)))
+    return list(table_to_documents(storage.read_parquet(path)))
 
 
 @dataclass
@@ -53,13 +52,12 @@ def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, sourc
               fn: UnitFn, context: dict) -> dict:
     """Process one unit (in a Ray worker or inline); writes outputs then the marker."""
     t0 = time.monotonic()
-    sdir = Path(stage_dir)
-    out_path, marker = unit_paths(sdir, unit)
+    out_path, marker = unit_paths(stage_dir, unit)
     if prev_dir is None:
         docs_in: list[WebDocument] | str = source  # the first stage reads its source itself
         n_in = 0
     else:
-        docs_in = read_unit(Path(prev_dir), unit)
+        docs_in = read_unit(prev_dir, unit)
         n_in = len(docs_in)
     docs_out, stats = fn(docs_in, dict(context, unit=unit, source=source))
     if prev_dir is None:
@@ -71,62 +69,62 @@ def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, sourc
     return {"unit": unit, "docs_in": n_in, "docs_out": len(docs_out), "seconds": seconds}
 
 
-def run_unit_stage(stage: str, work: Path, prev: str | None, units: dict[str, str | None], fn: UnitFn,
+def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[str, str | None], fn: UnitFn,
                    context: dict, use_ray: bool = True, concurrency: int | None = None,
                    num_cpus: float = 1.0) -> dict:
     """Run ``fn`` over every unit not yet done; returns the stage's progress summary."""
-    sdir = work / stage
-    sdir.mkdir(parents=True, exist_ok=True)
+    sdir = storage.join(work, stage)
+    storage.makedirs(sdir)
     clean_temporaries(sdir)
     pending = [u for u in sorted(units) if not is_done(unit_paths(sdir, u)[1])]
     progress = StageProgress(stage, len(units), already_done=len(units) - len(pending))
     if not pending:
         log.info("[%s] all %d units already done", stage, len(units))
         return progress.summary()
-    prev_dir = str(work / prev) if prev else None
+    prev_dir = storage.join(work, prev) if prev else None
     if use_ray and len(pending) > 1:
         import ray
 
         ensure_ray()
         ds = ray.data.from_items([{"unit": u, "source": units[u]} for u in pending],
                                  override_num_blocks=len(pending))
-        ds = ds.map(lambda row: _run_unit(stage, str(sdir), prev_dir, row["unit"], row["source"], fn, context),
+        ds = ds.map(lambda row: _run_unit(stage, sdir, prev_dir, row["unit"], row["source"], fn, context),
                     num_cpus=num_cpus, concurrency=concurrency)
         for r in ds.iter_rows():
             progress.update(r["unit"], r["docs_in"], r["docs_out"], r["seconds"])
     else:
         for u in pending:
-            r = _run_unit(stage, str(sdir), prev_dir, u, units[u], fn, context)
+            r = _run_unit(stage, sdir, prev_dir, u, units[u], fn, context)
             progress.update(u, r["docs_in"], r["docs_out"], r["seconds"])
     return progress.summary()
 
 
-def run_decision(stage: str, work: Path, decide: Callable[[Path, list[str], dict], Any], prev: str,
+def run_decision(stage: str, work: str | Path, decide: Callable[[str, list[str], dict], Any], prev: str,
                  units: list[str], context: dict) -> Any:
     """Run a global pass's decision once (skipped when its marker exists); returns the decision."""
-    ddir = work / stage
-    marker = ddir / "decision.json"
+    ddir = storage.join(work, stage)
+    marker = storage.join(ddir, "decision.json")
     if is_done(marker):
         log.info("[%s] decision already made", stage)
         return read_json(marker)["decision"]
-    ddir.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(ddir)
     t0 = time.monotonic()
-    decision = decide(work / prev, sorted(units), dict(context, decision_dir=str(ddir)))
+    decision = decide(storage.join(work, prev), sorted(units), dict(context, decision_dir=ddir))
     write_json_atomic(marker, {"stage": stage, "seconds": round(time.monotonic() - t0, 3), "decision": decision})
     log.info("[%s] decision made in %.1fs", stage, time.monotonic() - t0)
     return decision
 
 
-def collect_unit_stats(work: Path, stages: list[str], units: list[str]) -> list[dict]:
+def collect_unit_stats(work: str | Path, stages: list[str], units: list[str]) -> list[dict]:
     """Every unit's stage stats, in stage then unit order."""
     out = []
     for stage in stages:
         for u in sorted(units):
-            marker = unit_paths(work / stage, u)[1]
-            if marker.exists():
+            marker = unit_paths(storage.join(work, stage), u)[1]
+            if is_done(marker):
                 out.extend(read_json(marker)["stats"])
-        dmarker = work / stage / "decision.json"
-        if dmarker.exists():
+        dmarker = storage.join(work, stage, "decision.json")
+        if is_done(dmarker):
             d = read_json(dmarker)
             if isinstance(d.get("decision"), dict) and "stats" in d["decision"]:
                 out.extend(d["decision"]["stats"])

@@ -131,21 +131,18 @@ for _op, _pass in [("dedup_url", "url"), ("dedup_minhash", "minhash"), ("dedup_i
 # -- images ---------------------------------------------------------------------------------------------
 def _image_table_decide(prev_dir, units, ctx):
     """The unique image URLs of every unit, fetched once: img2dataset (web) or the input WARCs' image records."""
-    from pathlib import Path
-
-    import pyarrow.parquet as pq
-
+    from obelics import storage
     from pipeline.images.config import ImagesConfig
     from pipeline.images.stage import fetch_images
 
     cfg = ctx["profile"].section("images", ImagesConfig)
     urls: set[str] = set()
     for u in units:
-        path = Path(prev_dir) / f"{u}.parquet"
-        if path.exists():
-            for lst in pq.read_table(path, columns=["images"])["images"].to_pylist():
+        path = storage.join(prev_dir, f"{u}.parquet")
+        if storage.exists(path):
+            for lst in storage.read_parquet(path, columns=["images"])["images"].to_pylist():
                 urls.update(x for x in lst or () if x)
-    ddir = Path(ctx["decision_dir"])
+    ddir = ctx["decision_dir"]
     table = fetch_images(urls, ddir, cfg, warcs=[ctx["sources"][u] for u in units], stats=ReadStats())
     counts = table.counts()
     st = FilterStats("image_table")
@@ -165,13 +162,9 @@ def _phash_clusters(table, profile, ddir) -> str | None:
     """Path of the JSON {url: canonical url} of near-identical downloaded images
     (:func:`filters.phash_canonical.canonical_urls`), or None when the profile does not use pHash.
     The image table is read part by part (bounded memory)."""
-    from pathlib import Path
-
-    import pyarrow.parquet as pq
-
     from filters.phash_canonical import canonical_urls, uses_phash
+    from obelics import storage
     from pipeline.dedup import config_of
-    from pipeline.markers import write_json_atomic
 
     cfg = config_of(profile)
     if not uses_phash(cfg):
@@ -179,14 +172,14 @@ def _phash_clusters(table, profile, ddir) -> str | None:
 
     def downloaded():
         for part in table.parts():
-            t = pq.read_table(part, columns=["url", "status", "bytes"])
+            t = storage.read_parquet(part, columns=["url", "status", "bytes"])
             for url, status, data in zip(t["url"].to_pylist(), t["status"].to_pylist(), t["bytes"].to_pylist()):
                 if status == "success" and data:
                     yield url, data
 
-    path = Path(ddir) / "phash_canonical.json"
-    write_json_atomic(path, canonical_urls(downloaded(), cfg))
-    return str(path)
+    path = storage.join(ddir, "phash_canonical.json")
+    storage.write_json_atomic(path, canonical_urls(downloaded(), cfg))
+    return path
 
 
 def image_table_of(ctx):

@@ -36,6 +36,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from obelics import storage
 from obelics.parquet import write_table_atomic
 from obelics.storage import write_text_atomic
 from pipeline.images.config import ImagesConfig
@@ -180,14 +181,16 @@ def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
     return rows_to_table(rows)
 
 
-def build_table(work_dir: str | Path, cfg: ImagesConfig) -> ImageTable:
-    """Turn every finished img2dataset shard (``*_stats.json`` present) into a table part, once."""
+def build_table(work_dir: str | Path, cfg: ImagesConfig, table_dir: str | None = None) -> ImageTable:
+    """Turn every finished img2dataset shard (``*_stats.json`` present) into a table part, once
+    (``table_dir``: where the table goes, default ``work_dir/table``; may be on object storage)."""
     work_dir = Path(work_dir)
-    table = ImageTable(work_dir / TABLE_DIR)
+    table = ImageTable(table_dir or work_dir / TABLE_DIR)
     for stats in sorted((work_dir / I2D_DIR).glob("*_stats.json")):
         shard = stats.name[: -len("_stats.json")]
         parquet = stats.with_name(f"{shard}.parquet")
-        if table.has_part(shard) and table.part_path(shard).stat().st_mtime >= stats.stat().st_mtime:
+        if table.has_part(shard) and (storage.is_remote(table.folder)  # parts come from finished shards only
+                                      or Path(table.part_path(shard)).stat().st_mtime >= stats.stat().st_mtime):
             continue
         if not parquet.exists():
             log.warning("img2dataset shard %s has stats but no parquet; skipped", shard)
@@ -207,11 +210,29 @@ def download_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig
     import img2dataset
 
     cfg = cfg or ImagesConfig()
+    table_dir = None
+    if storage.is_remote(work_dir):
+        table_dir = storage.join(work_dir, TABLE_DIR)
+        work_dir = scratch_dir(work_dir)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     urls = sorted(set(u for u in urls if u))
-    _write_url_list(urls, work_dir)
+    if _write_url_list(urls, work_dir) and table_dir is not None:
+        storage.remove_tree(table_dir)  # parts of another URL list
     if urls:
         with _our_downloader(cfg, allow):
             img2dataset.download(**img2dataset_kwargs(cfg, work_dir / URLS_FILE, work_dir / I2D_DIR))
-    return build_table(work_dir, cfg)
+    return build_table(work_dir, cfg, table_dir)
+
+
+def scratch_dir(work_dir: str) -> Path:
+    """The local folder img2dataset downloads into when the work folder is on object storage.
+
+    img2dataset's resumable mode and our per-shard header logs need a filesystem, and the download runs
+    on the driver; only its result, the image table, goes to the work folder where every node reads it.
+    ``OBELICS_SCRATCH`` sets the base (default: the system's temporary folder); one folder per work folder.
+    """
+    import tempfile
+
+    base = os.environ.get("OBELICS_SCRATCH") or os.path.join(tempfile.gettempdir(), "obelics-scratch")
+    return Path(base) / hashlib.sha1(str(work_dir).encode()).hexdigest()[:16]

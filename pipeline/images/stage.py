@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from obelics import storage
 from obelics.records import ReadStats
 from pipeline.images.config import ImagesConfig
 from pipeline.images.download import TABLE_DIR, download_images, unique_urls
@@ -30,7 +31,7 @@ def fetch_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig | 
         warcs = list(warcs or [])
         if not warcs:
             raise ValueError("images.source is 'warc' but no WARC files were given")
-        return warc_image_table(warcs, Path(work_dir) / TABLE_DIR, cfg, wanted=urls, stats=stats)
+        return warc_image_table(warcs, storage.join(work_dir, TABLE_DIR), cfg, wanted=urls, stats=stats)
     if cfg.source != "web":
         raise ValueError(f"images.source must be 'web' or 'warc', not {cfg.source!r}")
     return download_images(urls, work_dir, cfg)

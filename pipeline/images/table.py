@@ -18,6 +18,7 @@ import bisect
 import hashlib
 import io
 import json
+import os
 import re
 import warnings
 from collections import Counter
@@ -27,10 +28,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from PIL import Image
 
-from obelics.parquet import write_table_atomic
+from obelics import storage
 from pipeline.images.config import ImagesConfig
 
 IMAGE_TABLE_SCHEMA = pa.schema(
@@ -204,16 +204,16 @@ class ImageTable:
     """A folder of image-table parts (``part-*.parquet``), each sorted by URL."""
 
     def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-        self._index: list[tuple[str, str, Path]] | None = None
+        self.folder = os.fspath(folder)  # a local folder or an object-store prefix (obelics.storage)
+        self._index: list[tuple[str, str, str]] | None = None
 
-    def part_path(self, name: str) -> Path:
-        return self.folder / f"part-{name}.parquet"
+    def part_path(self, name: str) -> str:
+        return storage.join(self.folder, f"part-{name}.parquet")
 
     def has_part(self, name: str) -> bool:
-        return self.part_path(name).exists()
+        return storage.exists(self.part_path(name))
 
-    def write_part(self, name: str, table: pa.Table) -> Path:
+    def write_part(self, name: str, table: pa.Table) -> str:
         """Write one part atomically (sorted by URL, URL range in the footer)."""
         table = table.select(IMAGE_TABLE_SCHEMA.names).cast(IMAGE_TABLE_SCHEMA)
         urls = table.column("url").to_pylist()
@@ -227,16 +227,18 @@ class ImageTable:
         self._index = None
         # image bytes are already compressed: zstd on them costs CPU for nothing
         compression = {n: ("none" if n == "bytes" else "zstd") for n in IMAGE_TABLE_SCHEMA.names}
-        return write_table_atomic(self.part_path(name), table, compression=compression, row_group_size=256)
+        return storage.write_parquet_atomic(self.part_path(name), table, compression=compression,
+                                            row_group_size=256)
 
-    def parts(self) -> list[Path]:
-        return sorted(self.folder.glob("part-*.parquet"))
+    def parts(self) -> list[str]:
+        return [storage.join(self.folder, n) for n in storage.listdir(self.folder)
+                if n.startswith("part-") and n.endswith(".parquet")]
 
-    def _ranges(self) -> list[tuple[str, str, Path]]:
+    def _ranges(self) -> list[tuple[str, str, str]]:
         if self._index is None:
             index = []
             for p in self.parts():
-                md = pq.read_schema(p).metadata or {}
+                md = storage.read_parquet_schema(p).metadata or {}
                 if b"obelics.url_min" in md:
                     index.append((md[b"obelics.url_min"].decode(), md[b"obelics.url_max"].decode(), p))
             self._index = index
@@ -244,7 +246,7 @@ class ImageTable:
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
         """The whole table (``columns=META_COLUMNS`` leaves the bytes out)."""
-        parts = [pq.read_table(p, columns=columns) for p in self.parts()]
+        parts = [storage.read_parquet(p, columns=columns) for p in self.parts()]
         schema = IMAGE_TABLE_SCHEMA if columns is None else pa.schema([IMAGE_TABLE_SCHEMA.field(c) for c in columns])
         return pa.concat_tables([t.replace_schema_metadata(None) for t in parts]) if parts else schema.empty_table()
 
@@ -259,7 +261,7 @@ class ImageTable:
             i, j = bisect.bisect_left(wanted, lo), bisect.bisect_right(wanted, hi)
             if i >= j:
                 continue
-            t = pq.read_table(path, columns=columns, filters=pc.field("url").isin(wanted[i:j]))
+            t = storage.read_parquet(path, columns=columns, filters=pc.field("url").isin(wanted[i:j]))
             for row in t.to_pylist():
                 prev = out.get(row["url"])
                 if prev is None or (prev["status"] != "success" and row["status"] == "success"):
