@@ -119,6 +119,19 @@ def size(location: Location) -> int:
     return int(fs.size(path))
 
 
+def version(location: Location) -> str:
+    """A token that changes when the file is written again (local: its mtime; remote: ETag or mtime),
+    for caches keyed by content."""
+    if not is_remote(location):
+        return str(os.stat(_local(location)).st_mtime_ns)
+    fs, path = filesystem(location)
+    info = fs.info(path)
+    for key in ("ETag", "etag", "md5Hash", "mtime", "LastModified", "last_modified"):
+        if info.get(key) is not None:
+            return str(info[key])
+    return str(info.get("size"))
+
+
 def makedirs(location: Location) -> None:
     """Create a folder and its parents (nothing to do on an object store: prefixes need no creation)."""
     if not is_remote(location):

@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -228,7 +229,7 @@ def shuffle(backend: Backend, paths: list[str], columns: list[str] | None, key_f
     index = {p: i for i, p in enumerate(paths)}
     try:
         outs = backend.map(_partition_task, [
-            (g, columns, key_fn, str(workdir / f"map-{i:05d}.arrow"), [index[p] for p in g] if tag_files else None,
+            (g, columns, key_fn, fs.join(workdir, f"map-{i:05d}.arrow"), [index[p] for p in g] if tag_files else None,
              BATCH_ROWS) for i, g in enumerate(file_groups(paths))])
         locs = _locations(outs)
         calls = [(locs[p], reduce_fn, p) for p in sorted(locs)]
@@ -342,7 +343,7 @@ def _routed_removal_reduce(t: pa.Table, p: int, decide_fn: Callable, out_dir: st
     if removed.num_rows == 0:
         return None, np.zeros(0, np.int64), {}
     counts = dict(zip(*np.unique(removed["reason"].to_numpy(zero_copy_only=False), return_counts=True)))
-    path, parts = _route_rows(t, removed, str(Path(out_dir) / f"removed-{p:05d}.arrow"))
+    path, parts = _route_rows(t, removed, fs.join(out_dir, f"removed-{p:05d}.arrow"))
     return path, parts, {str(k): int(v) for k, v in counts.items()}
 
 
@@ -393,10 +394,10 @@ def route_removed(group: list[str], hashes: np.ndarray, reasons: np.ndarray | No
 
 def _routed_removals(backend: Backend, paths: list[str], key_fn: Callable, decide_fn: Callable,
                      work: Path) -> Routed:
-    out_dir = work / "routed"
+    out_dir = fs.join(work, "routed")
     fs.make_dirs(out_dir)
     return _routed(paths, shuffle(backend, paths, KEY_COLUMNS, key_fn, functools.partial(
-        _routed_removal_reduce, decide_fn=decide_fn, out_dir=str(out_dir)), work / "shuffle", tag_files=True),
+        _routed_removal_reduce, decide_fn=decide_fn, out_dir=out_dir), fs.join(work, "shuffle"), tag_files=True),
         "removed")
 
 
@@ -416,7 +417,7 @@ def image_set_decision(backend: Backend, paths: list[str], cfg: DedupConfig, wor
     if cfg.image_set.remove_by != "url_warc":
         return _routed_removals(backend, paths, key_fn, decide_fn, work)
     return _removal(shuffle(backend, paths, KEY_COLUMNS, key_fn, functools.partial(
-        _removal_reduce, decide_fn=decide_fn, by_pair=True), work / "shuffle"), True)
+        _removal_reduce, decide_fn=decide_fn, by_pair=True), fs.join(work, "shuffle")), True)
 
 
 def _image_hash_rows(t: pa.Table, count: str, canonical, P: int) -> pa.Table:
@@ -436,7 +437,7 @@ def frequent_image_urls(backend: Backend, paths: list[str], cfg: DedupConfig, wo
     P = num_partitions(paths, cfg)
     canon = backend.put(canonical) if canonical else None
     arrays = shuffle(backend, paths, ["images"], functools.partial(_image_hash_rows, count=c.count, canonical=canon, P=P),
-                     functools.partial(_frequent_reduce, max_count=c.max_count), work / "shuffle")
+                     functools.partial(_frequent_reduce, max_count=c.max_count), fs.join(work, "shuffle"))
     return np.sort(np.concatenate(arrays)).astype(np.uint64) if arrays else np.zeros(0, np.uint64)
 
 
@@ -450,7 +451,7 @@ def _paragraph_reduce(t: pa.Table, p: int, min_count: int, out_dir: str):
     drops = duplicated_paragraphs(t, min_count)
     if drops.num_rows == 0:
         return None, np.zeros(0, np.int64), {}
-    path, parts = _route_rows(t, drops, str(Path(out_dir) / f"drops-{p:05d}.arrow"))
+    path, parts = _route_rows(t, drops, fs.join(out_dir, f"drops-{p:05d}.arrow"))
     return path, parts, {"documents": drops.num_rows}
 
 
@@ -458,12 +459,12 @@ def paragraph_decision(backend: Backend, paths: list[str], cfg: DedupConfig, wor
     """(doc_id, drop_hashes) of documents holding a paragraph repeated in their domain (partitioned by
     domain), left on disk under ``work/drops`` and routed back to each input file."""
     P = num_partitions(paths, cfg)
-    out_dir = work / "drops"
+    out_dir = fs.join(work, "drops")
     fs.make_dirs(out_dir)
     res = shuffle(backend, paths, ["doc_id", "url", "domain", "texts"],
                   functools.partial(_paragraph_rows, pcfg=cfg.paragraphs, P=P),
-                  functools.partial(_paragraph_reduce, min_count=cfg.paragraphs.min_count, out_dir=str(out_dir)),
-                  work / "shuffle", tag_files=True)
+                  functools.partial(_paragraph_reduce, min_count=cfg.paragraphs.min_count, out_dir=out_dir),
+                  fs.join(work, "shuffle"), tag_files=True)
     return _routed(paths, res, "drops")
 
 
@@ -615,7 +616,7 @@ def minhash_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work:
     P = num_partitions(paths, cfg)
     acc = _EdgeAccumulator()
     shuffle(backend, paths, MINHASH_COLUMNS, functools.partial(_band_rows_keyed, cfg=cfg, P=P), minhash_partition_edges,
-            work / "bands", on_result=acc.add)
+            fs.join(work, "bands"), on_result=acc.add)
     nodes, node_rec, a, b = acc.result()
     if len(a) == 0:
         return Removal(np.zeros(0, np.uint64), {}, reasons=np.zeros(0, np.uint8))
@@ -626,7 +627,7 @@ def minhash_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work:
         need = backend.put((nodes, codes, Q))
         edge_ref = backend.put((a, b, part))
         res = shuffle(backend, paths, ["doc_id", "texts"], functools.partial(_feature_rows, mh=mh, need=need),
-                      functools.partial(_confirm_reduce, edges=edge_ref, mh=mh), work / "features")
+                      functools.partial(_confirm_reduce, edges=edge_ref, mh=mh), fs.join(work, "features"))
         a = np.concatenate([r[0] for r in res]) if res else np.zeros(0, np.int64)
         b = np.concatenate([r[1] for r in res]) if res else np.zeros(0, np.int64)
         del need, edge_ref
@@ -652,8 +653,8 @@ def decide(name: str, prev_dir: Path, units: list[str], ctx: dict) -> dict:
     cfg = config_of(ctx.get("profile", "default"))
     if not getattr(cfg, name).enabled:  # a disabled pass decides nothing and applies as a no-op
         return {"pass": name, "file": None, "stats": []}
-    ddir = Path(ctx["decision_dir"])
-    work = ddir / f".{name}-work-{uuid.uuid4().hex[:8]}"
+    ddir = ctx["decision_dir"]
+    work = fs.join(ddir, f".{name}-work-{uuid.uuid4().hex[:8]}")
     try:
         return _decide(backend, name, prev_dir, units, ctx, cfg, ddir, work)
     finally:
@@ -671,7 +672,7 @@ def _route_task(group: list[str], decision, unit_of: dict[str, str], out_dir: st
         elif t.num_rows:
             counts.update(dict(zip(*np.unique(t["reason"].to_numpy(zero_copy_only=False), return_counts=True))))
         if t.num_rows:
-            fs.write_parquet_atomic(Path(out_dir) / f"{unit_of[path]}.parquet", t)
+            fs.write_parquet_atomic(fs.join(out_dir, f"{unit_of[path]}.parquet"), t)
     return {str(k): int(v) for k, v in counts.items()}
 
 
@@ -680,7 +681,7 @@ def _route_to_units(backend: Backend, paths: list[str], unit_of: dict[str, str],
     """Split ``decision`` by unit into ``out_dir`` (a task per file group), and all of it into ``out``."""
     fs.make_dirs(out_dir)
     counts: Counter = Counter()
-    for c in _map_files(backend, paths, _route_task, decision, unit_of, str(out_dir)):
+    for c in _map_files(backend, paths, _route_task, decision, unit_of, out_dir):
         counts.update(c)
     _concat_parquet(fs.list_files(out_dir, ".parquet"), out, schema)
     return counts
@@ -688,29 +689,29 @@ def _route_to_units(backend: Backend, paths: list[str], unit_of: dict[str, str],
 
 def _decide(backend: Backend, name: str, prev_dir: Path, units: list[str], ctx: dict, cfg: DedupConfig, ddir: Path,
             work: Path) -> dict:
-    unit_of = {str(Path(prev_dir) / f"{u}.parquet"): u for u in units if fs.exists(Path(prev_dir) / f"{u}.parquet")}
+    unit_of = {fs.join(prev_dir, f"{u}.parquet"): u for u in units if fs.exists(fs.join(prev_dir, f"{u}.parquet"))}
     paths = list(unit_of)
     stats = FilterStats(f"dedup.{name}.decide")
     if not paths:
         return {"pass": name, "file": None, "stats": [stats.as_dict()]}
     if name == "image_url":
         frequent = frequent_image_urls(backend, paths, cfg, work, ctx.get("phash_canonical"))
-        out = ddir / "frequent_image_url_hashes.parquet"
+        out = fs.join(ddir, "frequent_image_url_hashes.parquet")
         fs.write_parquet_atomic(out, pa.table({"h": pa.array(frequent, pa.uint64())}))
         stats.seen("frequent_image_url", len(frequent))
-        return {"pass": name, "file": str(out), "stats": [stats.as_dict()]}
+        return {"pass": name, "file": out, "stats": [stats.as_dict()]}
     if name == "paragraphs":
         drops = paragraph_decision(backend, paths, cfg, work)
         stats.seen("document_with_repeated_paragraph", drops.rows)
-        out = ddir / "paragraph_drops.parquet"
-        _route_to_units(backend, paths, unit_of, drops, ddir / "units", out, DROPS_SCHEMA)
-        return {"pass": name, "file": str(out), "unit_dir": str(ddir / "units"), "stats": [stats.as_dict()]}
+        out = fs.join(ddir, "paragraph_drops.parquet")
+        _route_to_units(backend, paths, unit_of, drops, fs.join(ddir, "units"), out, DROPS_SCHEMA)
+        return {"pass": name, "file": out, "unit_dir": fs.join(ddir, "units"), "stats": [stats.as_dict()]}
     removal = REMOVAL_DECISIONS[name](backend, paths, cfg, work)
-    out = ddir / "removed.parquet"
-    counts = _route_to_units(backend, paths, unit_of, removal, ddir / "units", out, REMOVED_SCHEMA)
+    out = fs.join(ddir, "removed.parquet")
+    counts = _route_to_units(backend, paths, unit_of, removal, fs.join(ddir, "units"), out, REMOVED_SCHEMA)
     for reason, n in sorted(counts.items()):
         stats.drop("document", reason, n)
-    return {"pass": name, "file": str(out), "unit_dir": str(ddir / "units"), "stats": [stats.as_dict()]}
+    return {"pass": name, "file": out, "unit_dir": fs.join(ddir, "units"), "stats": [stats.as_dict()]}
 
 
 def _unit_decision(name: str, decision: dict, unit: str | None):
@@ -719,9 +720,9 @@ def _unit_decision(name: str, decision: dict, unit: str | None):
     if unit is None or not decision.get("unit_dir"):
         t = fs.read_parquet(decision["file"])
         return t["h"].to_numpy() if name == "image_url" else t
-    path = Path(decision["unit_dir"]) / f"{unit}.parquet"
+    path = fs.join(decision["unit_dir"], f"{unit}.parquet")
     if fs.exists(path):
-        return fs.read_parquet(str(path))
+        return fs.read_parquet(path)
     return (DROPS_SCHEMA if name == "paragraphs" else REMOVED_SCHEMA).empty_table()
 
 
@@ -766,23 +767,23 @@ def dedup_units(prev_dir: str | Path, units: list[str], profile, work: str | Pat
     same two calls with its other stages). Returns (last folder, decisions, per-pass apply stats summed)."""
     cfg = config_of(profile)
     ctx = dict(ctx or {}, profile=profile)
-    prev, work = Path(prev_dir), Path(work)
+    prev, work = os.fspath(prev_dir), os.fspath(work)
     decisions, stats = [], []
     for i, name in enumerate(passes or cfg.order):
         if not getattr(cfg, name).enabled:
             continue
-        ddir = work / f"{i:02d}-{name}"
-        fs.make_dirs(ddir / "decision")
-        decision = decide(name, prev, units, dict(ctx, decision_dir=str(ddir / "decision")))
+        ddir = fs.join(work, f"{i:02d}-{name}")
+        fs.make_dirs(fs.join(ddir, "decision"))
+        decision = decide(name, prev, units, dict(ctx, decision_dir=fs.join(ddir, "decision")))
         decisions.append(decision)
         total = FilterStats(f"dedup.{name}")
         for u in units:
-            src = prev / f"{u}.parquet"
+            src = fs.join(prev, f"{u}.parquet")
             if not fs.exists(src):
                 continue
-            table, st = apply(name, fs.read_parquet(str(src)), decision, dict(ctx, unit=u))
+            table, st = apply(name, fs.read_parquet(src), decision, dict(ctx, unit=u))
             total.merge(st)
-            fs.write_parquet_atomic(ddir / f"{u}.parquet", table)
+            fs.write_parquet_atomic(fs.join(ddir, f"{u}.parquet"), table)
         stats.append(total)
         prev = ddir
     return prev, decisions, stats

@@ -24,14 +24,15 @@ fresh run over all inputs. Any other change of plan is refused (or discarded wit
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from obelics import storage
 from obelics.config import Profile
-from obelics.storage import write_text_atomic
 from pipeline import stages  # noqa: F401  (registers the ops get_op looks up)
 from pipeline.executor import collect_unit_stats, ensure_ray, run_decision, run_unit_stage
 from pipeline.markers import is_done, read_json, write_json_atomic
@@ -91,16 +92,11 @@ def _fused(ops: list[UnitOp]):
 RUN_OUTPUTS = ("run.json", "profile.yaml", "stats.json", "report.html", "work", "parquet", "webdataset")
 
 
-def discard_run(out: Path) -> None:
+def discard_run(out: str | Path) -> None:
     """Remove what ``run`` wrote in ``out`` (and nothing else)."""
-    import shutil
-
+    storage.remove(storage.join(out, "stats.json"))  # the run's marker first
     for name in RUN_OUTPUTS:
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+        storage.remove_tree(storage.join(out, name))
 
 
 def _extends(old: dict, new: dict) -> bool:
@@ -119,23 +115,17 @@ def _reusable_stages(plan: Plan) -> list[str]:
     return names
 
 
-def discard_decisions(out: Path, plan: Plan) -> None:
+def discard_decisions(out: str | Path, plan: Plan) -> None:
     """Remove what depends on the set of units (the run's marker first, then every global decision, the
     stages after it and the dataset), keeping the per-unit stages before the first decision."""
-    import shutil
-
     keep = set(_reusable_stages(plan))
-    (out / "stats.json").unlink(missing_ok=True)
-    work = out / "work"
-    for d in sorted(work.iterdir()) if work.exists() else []:
-        if d.is_dir() and d.name not in keep:
-            shutil.rmtree(d)
+    storage.remove(storage.join(out, "stats.json"))
+    work = storage.join(out, "work")
+    for name in storage.listdir(work):
+        if name not in keep:
+            storage.remove_tree(storage.join(work, name))
     for name in ("report.html", "parquet", "webdataset"):
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
+        storage.remove_tree(storage.join(out, name))
 
 
 def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: list[str] | None = None,
@@ -163,9 +153,9 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
     cfg = typed.run
     if "optout" in cfg.stages:
         typed.optout.check_environment()  # a missing API key stops the run now, not after the downloads
-    out = Path(out)
-    work = out / "work"
-    final_marker = out / "stats.json"
+    out = os.fspath(out)  # a local folder or an object-store prefix (obelics.storage)
+    work = storage.join(out, "work")
+    final_marker = storage.join(out, "stats.json")
     units = {input_name(i): i for i in inputs}
     if len(units) != len(inputs):
         raise ValueError("two inputs map to the same unit name; pass each WARC once")
@@ -173,8 +163,8 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
     plan_record = {"profile": profile.name, "profile_data": {k: v for k, v in full.items() if k != "name"},
                    "inputs": list(inputs),
                    "stages": cfg.stages}
-    plan_path = out / "run.json"
-    old = read_json(plan_path) if plan_path.exists() else None
+    plan_path = storage.join(out, "run.json")
+    old = read_json(plan_path) if is_done(plan_path) else None
     changed = old is not None and old != plan_record
     plan = make_plan(cfg.stages)
     if changed and not restart and _extends(old, plan_record):
@@ -190,11 +180,11 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
         raise ValueError(f"{out} holds a run with another plan (inputs, profile or stages differ); "
                          "(a superset of its inputs extends it); use a new --out folder, --restart to discard "
                          "that run, or --restart-if-changed")
-    if not plan_path.exists():
+    if not is_done(plan_path):
         write_json_atomic(plan_path, plan_record)
-    saved = out / "profile.yaml"  # the exact profile, defaults and overrides included (the card shows it)
-    if not saved.exists():
-        write_text_atomic(saved, yaml.safe_dump(full, sort_keys=False, allow_unicode=True))
+    saved = storage.join(out, "profile.yaml")  # the exact profile, defaults and overrides included (the card shows it)
+    if not storage.exists(saved):
+        storage.write_text_atomic(saved, yaml.safe_dump(full, sort_keys=False, allow_unicode=True))
     if is_done(final_marker):
         log.info("run in %s is complete (stats.json exists): nothing to do", out)
         return read_json(final_marker)
@@ -203,7 +193,7 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
     use_ray = cfg.use_ray
     if use_ray:
         ensure_ray(ray_address)
-    ctx: dict = {"profile": profile, "out": str(out), "work": str(work), "decisions": {}, "sources": units,
+    ctx: dict = {"profile": profile, "out": out, "work": work, "decisions": {}, "sources": units,
                  "use_ray": use_ray}
     prev: str | None = None
     stage_dirs: list[str] = []

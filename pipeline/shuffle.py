@@ -7,20 +7,22 @@ disk, so memory stays bounded), :class:`RayBackend` as Ray tasks on the local in
 Both run the same functions on the same files, so their results are identical.
 
 The passes touch files only through the functions at the end of this module (size, Parquet reader,
-Arrow IPC reader/writer, atomic commit, list, exists, remove), so another filesystem is one place to change.
+Arrow IPC reader/writer, atomic commit, list, exists, remove), which go through :mod:`obelics.storage`:
+the partition files may sit on a local disk or on object storage shared by every node.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from obelics import storage
 
 
 class Shared:
@@ -166,71 +168,70 @@ def get_backend(use_ray: bool | None = None, address: str | None = None) -> Back
     return RayBackend(address) if use_ray else LocalBackend()
 
 
-# -- files: every file operation of the global passes -----------------------------------------------
+# -- files: every file operation of the global passes (obelics.storage: local or object storage) ----
+def join(folder: str | Path, *parts: str) -> str:
+    return storage.join(folder, *parts)
+
+
 def file_size(path: str) -> int:
-    return os.path.getsize(path)
+    return storage.size(path)
 
 
 def parquet_file(path: str) -> pq.ParquetFile:
-    return pq.ParquetFile(path)
+    return storage.parquet_file(path)
 
 
 def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
-    return pq.read_table(path, columns=columns)
+    return storage.read_parquet(path, columns=columns)
 
 
 def read_ipc_batches(path: str, indices: Iterable[int]) -> tuple[pa.Schema, list[pa.RecordBatch]]:
     """Record batches ``indices`` of an Arrow IPC file, with its schema."""
-    with pa.OSFile(str(path), "rb") as src:
+    with (storage.open_input(path) if storage.is_remote(path) else pa.OSFile(str(path), "rb")) as src:
         r = pa.ipc.open_file(src)
         return r.schema, [r.get_batch(int(i)) for i in indices]
 
 
-def temporary(path: str | Path) -> Path:
-    """Where to write ``path`` before :func:`commit` (a hidden name beside it)."""
-    from obelics.storage import temporary_sibling
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return Path(temporary_sibling(path))
+def temporary(path: str | Path) -> storage.AtomicFile:
+    """The file to write ``path`` through; it appears under ``path`` on :func:`commit` (a temporary
+    sibling renamed, or an upload completed), never half-written."""
+    return storage.AtomicFile(path)
 
 
-def commit(tmp: str | Path, path: str | Path) -> None:
+def commit(tmp: storage.AtomicFile, path: str | Path) -> None:
     """``tmp`` becomes ``path`` atomically (a reader sees all of it or nothing)."""
-    os.replace(tmp, path)
+    tmp.commit()
 
 
-def discard(tmp: str | Path) -> None:
-    Path(tmp).unlink(missing_ok=True)
+def discard(tmp: storage.AtomicFile) -> None:
+    tmp.abort()
 
 
-def ipc_writer(path: str | Path, schema: pa.Schema):
-    """An Arrow IPC file writer (lz4) on ``path`` (a temporary; :func:`commit` it once closed)."""
-    return pa.ipc.new_file(str(path), schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+def ipc_writer(tmp: storage.AtomicFile, schema: pa.Schema):
+    """An Arrow IPC file writer (lz4) into ``tmp`` (from :func:`temporary`; :func:`commit` it once closed)."""
+    return pa.ipc.new_file(tmp.file, schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
 
 
-def parquet_writer(path: str | Path, schema: pa.Schema) -> pq.ParquetWriter:
-    return pq.ParquetWriter(str(path), schema)
+def parquet_writer(tmp: storage.AtomicFile, schema: pa.Schema) -> pq.ParquetWriter:
+    return pq.ParquetWriter(tmp.file, schema)
 
 
 def write_parquet_atomic(path: str | Path, table: pa.Table) -> str:
-    from obelics.parquet import write_table_atomic
-
-    return str(write_table_atomic(path, table))
+    return storage.write_parquet_atomic(path, table)
 
 
 def list_files(folder: str | Path, suffix: str) -> list[str]:
     """The files of ``folder`` whose name ends with ``suffix``, sorted (none if it does not exist)."""
-    folder = Path(folder)
-    return sorted(str(p) for p in folder.glob(f"*{suffix}")) if folder.exists() else []
+    return [storage.join(folder, n) for n in storage.listdir(folder) if n.endswith(suffix)]
 
 
 def exists(path: str | Path) -> bool:
-    return Path(path).exists()
+    return storage.exists(path)
 
 
 def make_dirs(folder: str | Path) -> None:
-    Path(folder).mkdir(parents=True, exist_ok=True)
+    storage.makedirs(folder)
 
 
 def remove_tree(folder: str | Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
+    storage.remove_tree(folder)

@@ -92,20 +92,19 @@ def _register_steps() -> None:
 
 # -- dedup passes (pipeline.dedup: decide over all units, apply per unit) ---------------------------------------
 @functools.lru_cache(maxsize=2)
-def _load_phash(path: str, mtime_ns: int) -> dict[str, str]:
-    import json
+def _load_phash(path: str, version: str) -> dict[str, str]:
+    from obelics import storage
 
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return storage.read_json(path)
 
 
 def _with_phash(ctx: dict) -> dict:
     """``ctx`` plus ``phash_canonical`` when the image-table decision computed pHash clusters."""
-    import os
+    from obelics import storage
 
     path = (ctx["decisions"].get("image_table") or {}).get("phash_file")
-    # keyed by mtime too: an extended run decides again into the same file
-    return dict(ctx, phash_canonical=_load_phash(path, os.stat(path).st_mtime_ns)) if path else ctx
+    # keyed by the file's version too: an extended run decides again into the same file
+    return dict(ctx, phash_canonical=_load_phash(path, storage.version(path))) if path else ctx
 
 
 def _dedup_op(op_name: str, pass_name: str) -> GlobalOp:
