@@ -69,6 +69,7 @@ from filters.dedup.paragraphs import (
 )
 from filters.dedup.recency import recency_column
 from filters.dedup.url import url_removals
+from obelics import storage
 from pipeline import shuffle as fs
 from pipeline.shuffle import Backend, get_backend, shared_value
 
@@ -760,7 +761,7 @@ def apply(name: str, table: pa.Table, decision: dict, ctx: dict | None = None) -
 
 
 def dedup_units(prev_dir: str | Path, units: list[str], profile, work: str | Path, passes: list[str] | None = None,
-                ctx: dict | None = None) -> tuple[Path, list[dict], list[FilterStats]]:
+                ctx: dict | None = None) -> tuple[Path | str, list[dict], list[FilterStats]]:
     """The enabled passes (``passes`` or the profile's ``dedup.order``) over the units' Parquet in
     ``prev_dir``, as a run does them: each decided over all units, then applied to each unit, whose
     output goes to ``work/<NN>-<pass>/<unit>.parquet``. For tests and benchmarks (a run interleaves the
@@ -786,4 +787,4 @@ def dedup_units(prev_dir: str | Path, units: list[str], profile, work: str | Pat
             fs.write_parquet_atomic(fs.join(ddir, f"{u}.parquet"), table)
         stats.append(total)
         prev = ddir
-    return prev, decisions, stats
+    return (prev if storage.is_remote(prev) else Path(prev)), decisions, stats

@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from obelics import storage
 from obelics.document import DOCUMENT_SCHEMA
 
 log = logging.getLogger("obelics.run")
@@ -33,15 +33,15 @@ def _clean_general_metadata(table: pa.Table) -> pa.Table:
     return table.set_column(idx, "general_metadata", pa.array(values, pa.string()))
 
 
-def gather(work: Path, stage: str | None, units: list[str]) -> pa.Table:
+def gather(work: str | Path, stage: str | None, units: list[str]) -> pa.Table:
     """Every unit's final documents, in unit order."""
     if stage is None:
         return DOCUMENT_SCHEMA.empty_table()
     tables = []
     for u in units:
-        path = work / stage / f"{u}.parquet"
-        if path.exists():
-            tables.append(pq.read_table(path).select(DOCUMENT_SCHEMA.names).cast(DOCUMENT_SCHEMA))
+        path = storage.join(work, stage, f"{u}.parquet")
+        if storage.exists(path):
+            tables.append(storage.read_parquet(path).select(DOCUMENT_SCHEMA.names).cast(DOCUMENT_SCHEMA))
     return pa.concat_tables(tables) if tables else DOCUMENT_SCHEMA.empty_table()
 
 
@@ -74,6 +74,6 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
                          "seconds": round(seconds, 2)}
     merged["timings"] = timings
     if ocfg.report:
-        write_report(merged, out / "report.html", profile=profile.name)
+        write_report(merged, storage.join(out, "report.html"), profile=profile.name)
     log.info("wrote %d documents, %d images in %d shard(s)", flow["document"], flow["image"], n_shards)
     return merged
