@@ -21,10 +21,10 @@ class ParquetDocumentWriter:
 
     def __init__(self, path: str | Path, schema: pa.Schema = DOCUMENT_SCHEMA, batch_size: int = 256,
                  compression: str = "zstd"):
-        self.path = Path(path)
+        self.path = path  # a local path or an object-store URI (obelics.storage; Path would break a URI)
         self.schema = schema
         self.batch_size = batch_size
-        self._file = AtomicFile(self.path)
+        self._file = AtomicFile(path)
         try:
             self._writer = pq.ParquetWriter(self._file.file, schema, compression=compression)
         except BaseException:

@@ -108,7 +108,7 @@ def parse_shards(spec, num_shards: int) -> list[int]:
     return out
 
 
-def snapshot_inputs(conf: dict, cache_dir: Path) -> list[str]:
+def snapshot_inputs(conf: dict, cache_dir: str | Path) -> list[str]:
     """The WARC URLs of every (snapshot, shard) of ``conf``, snapshot by snapshot, shard by shard."""
     from pipeline.sources import cc_url, fetch_warc_paths, plan_shard
 
@@ -133,9 +133,9 @@ def main(args: argparse.Namespace) -> int:
     conf = resolve(args)
     # the whole profile (overrides included) is validated before anything is fetched or written
     profile = load_profile(conf["profile"], conf["set"])
-    out = Path(conf["out"])
+    out = str(conf["out"])  # a folder or an object-store URI (Path would turn s3://b into s3:/b)
     if conf.get("snapshot"):
-        inputs = snapshot_inputs(conf, out / "cache")
+        inputs = snapshot_inputs(conf, storage.join(out, "cache"))
     else:
         warcs = conf["warc"] if isinstance(conf["warc"], list) else [conf["warc"]]
         inputs = [w if storage.is_remote(w) else str(Path(w).resolve()) for w in warcs]

@@ -33,6 +33,7 @@ import os
 import pyarrow as pa
 import webdataset as wds
 
+from obelics import storage
 from obelics.storage import AtomicFile, basename, join, write_json_atomic
 from pipeline.images.table import ext_for_format
 from pipeline.writers.base import Writer
@@ -66,7 +67,7 @@ class WebDatasetWriter:
     def __init__(self, folder: str | os.PathLike, prefix: str = "shard", max_count: int = 10000,
                  max_bytes: int = 1_000_000_000):
         self.folder = os.fspath(folder)
-        os.makedirs(self.folder, exist_ok=True)
+        storage.makedirs(self.folder)
         self.prefix, self.max_count, self.max_bytes = prefix, max_count, max_bytes
         self.index = 0
         self.written: list[dict] = []
