@@ -210,6 +210,34 @@ def open_input(location: Location, block_size: int | None = None) -> IO[bytes]:
     return fs.open(path, "rb", **kwargs)
 
 
+def create_exclusive(location: Location, data: bytes) -> bool:
+    """Create ``location`` holding ``data`` only if nothing is there; False when something is. Locally
+    ``O_CREAT | O_EXCL``; on S3 a conditional PUT (``If-None-Match: *``); elsewhere a check then a write
+    (not atomic against a concurrent creator)."""
+    if not is_remote(location):
+        try:
+            fd = os.open(_local(location), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
+    fs, path = filesystem(location)
+    if scheme(location) in ("s3", "s3a"):
+        bucket, _, key = path.partition("/")
+        try:
+            fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        except Exception:  # noqa: BLE001 - s3fs maps the 412 to an OSError; anything else re-raised
+            if exists(location):
+                return False
+            raise
+        return True
+    if fs.exists(path):
+        return False
+    write_bytes_atomic(location, data)
+    return True
+
+
 def read_bytes(location: Location, start: int | None = None, length: int | None = None) -> bytes:
     """The whole file, or ``length`` bytes from ``start`` (one ranged request remotely)."""
     if not is_remote(location):

@@ -21,6 +21,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from obelics import storage
+
 LOCK_NAME = ".lock"
 # temporaries of a killed writer: atomic writes (.NAME.<hex>.tmp), dedup work folders (.NAME-work-<hex>),
 # img2dataset header logs (NNNNN.<pid>.tmp)
@@ -63,9 +65,9 @@ def holder_alive(info: dict) -> bool:
     return not (started and started > float(info.get("started", 0)) + 1.0)
 
 
-def _read(path: Path) -> dict | None:
+def _read(path: str | Path) -> dict | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(storage.read_bytes(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -74,6 +76,8 @@ def _read(path: Path) -> dict | None:
 
 def acquire(out: str | Path) -> Path:
     """Take ``OUT/.lock`` or raise :class:`RunLocked`; a stale lock is replaced. Returns the lock path."""
+    if storage.is_remote(out):
+        return _acquire_remote(os.fspath(out))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK_NAME
@@ -99,17 +103,52 @@ def acquire(out: str | Path) -> Path:
     raise RunLocked(f"{out}: could not take {path} (it keeps changing hands)")
 
 
+def _acquire_remote(out: str) -> str:
+    """:func:`acquire` on object storage: the lock is created by a conditional PUT (S3 has no O_EXCL);
+    a stale lock is deleted, then the creation is tried again."""
+    path = storage.join(out, LOCK_NAME)
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+    for _ in range(5):
+        if storage.create_exclusive(path, json.dumps(me).encode()):
+            return path
+        info = _read(path)
+        if info is None:
+            continue  # released meanwhile
+        if info and holder_alive(info):
+            raise RunLocked(f"{out} is being written by another run (host {info.get('host')}, pid "
+                            f"{info.get('pid')}); wait for it, or remove {path} if that run is gone") from None
+        storage.remove(path)
+    raise RunLocked(f"{out}: could not take {path} (it keeps changing hands)")
+
+
 def release(out: str | Path) -> None:
     """Remove ``OUT/.lock`` if this process holds it."""
-    path = Path(out) / LOCK_NAME
+    path = storage.join(out, LOCK_NAME)
     info = _read(path)
     if info and info.get("host") == socket.gethostname() and info.get("pid") == os.getpid():
-        path.unlink(missing_ok=True)
+        storage.remove(path)
 
 
 def clean_leftovers(out: str | Path) -> dict[str, int]:
     """Remove the temporaries a killed writer left in ``out`` (call with the lock held)."""
     counts = {"files": 0, "folders": 0}
+    if storage.is_remote(out):  # object storage: dedup work prefixes (uploads never completed are no objects)
+        prefix = os.fspath(out).rstrip("/") + "/"
+        dead = set()
+        for f in storage.walk_files(out):
+            parts = f[len(prefix):].split("/")
+            for i, part in enumerate(parts[:-1]):
+                if _WORK_DIR.match(part):
+                    dead.add(prefix + "/".join(parts[: i + 1]))
+                    break
+            else:
+                if _TMP_FILE.match(parts[-1]) and not parts[-1].startswith(LOCK_NAME):
+                    storage.remove(f)
+                    counts["files"] += 1
+        for d in sorted(dead):
+            storage.remove_tree(d)
+            counts["folders"] += 1
+        return counts
     out = Path(out)
     if not out.exists():
         return counts
