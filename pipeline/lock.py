@@ -171,7 +171,7 @@ def run_lock(out: str | Path) -> Iterator[dict[str, int]]:
 
     A folder this call created is removed again when the block leaves it empty (a run refused before any
     work, e.g. for a bad profile, leaves nothing behind)."""
-    created = not Path(out).exists()
+    created = not storage.is_remote(out) and not Path(out).exists()  # object stores have no folders
     acquire(out)
     try:
         yield clean_leftovers(out)
