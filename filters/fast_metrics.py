@@ -202,31 +202,44 @@ def _compiled():
 
 
 class CharStats:
-    """Per-text results of :func:`char_stats`, as lists of Python numbers."""
+    """Per-text results of :func:`char_stats`, as lists of Python numbers; the ratios as columns."""
 
-    __slots__ = ("lengths", "top", "special", "tokens", "punct", "n")
+    __slots__ = ("lengths", "top", "special", "tokens", "punct", "n", "_columns")
 
     def __init__(self, lengths, top, special, tokens, punct, n):
         self.lengths, self.top, self.special, self.tokens, self.punct, self.n = \
             lengths, top, special, tokens, punct, n
+        self._columns: dict = {}
+
+    def char_rep_ratios(self) -> list[float]:
+        """= ``[text_metrics.character_repetition_ratio(t, n) for t in texts]``."""
+        n = self.n
+        return [top / (length - n + 1) if top and length - n + 1 > 0 else 0.0
+                for top, length in zip(self.top, self.lengths)]
+
+    def special_ratios(self) -> list[float]:
+        """= ``[text_metrics.special_character_ratio(t) for t in texts]``."""
+        return [special / length if length else 0.0 for special, length in zip(self.special, self.lengths)]
+
+    def punct_ratios(self, min_tokens: int = -1) -> list[float]:
+        """= ``[text_metrics.punctuation_ratio(t, min_tokens) for t in texts]``."""
+        return [(punct / tokens if tokens >= min_tokens else 1.0) if tokens else 0.0
+                for punct, tokens in zip(self.punct, self.tokens)]
+
+    def _column(self, key, make) -> list[float]:
+        col = self._columns.get(key)
+        if col is None:
+            col = self._columns[key] = make()
+        return col
 
     def char_rep(self, i: int) -> float:
-        """= ``text_metrics.character_repetition_ratio(texts[i], n)``."""
-        total = self.lengths[i] - self.n + 1
-        return self.top[i] / total if total > 0 and self.top[i] else 0.0
+        return self._column("char_rep", self.char_rep_ratios)[i]
 
     def special_ratio(self, i: int) -> float:
-        """= ``text_metrics.special_character_ratio(texts[i])``."""
-        return self.special[i] / self.lengths[i] if self.lengths[i] else 0.0
+        return self._column("special", self.special_ratios)[i]
 
     def punct_ratio(self, i: int, min_tokens: int = -1) -> float:
-        """= ``text_metrics.punctuation_ratio(texts[i], min_tokens)``."""
-        tokens = self.tokens[i]
-        if not tokens:
-            return 0.0
-        if tokens < min_tokens:
-            return 1.0
-        return self.punct[i] / tokens
+        return self._column(("punct", min_tokens), lambda: self.punct_ratios(min_tokens))[i]
 
 
 def char_stats(texts: list[str], n: int) -> CharStats:

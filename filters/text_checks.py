@@ -12,12 +12,12 @@ Two implementations compute the same values:
 
 - :data:`REFERENCE`: the plain functions of :mod:`filters.text_metrics`, one text at a time (the oracle
   of tests/filters/test_fast_metrics.py, and the path without Numba);
-- :data:`COMPILED`: every metric of many paragraphs from the results of the compiled kernels of
-  :mod:`filters.fast_metrics` (one pass each over all paragraphs of a document); :func:`first_failure`
-  applies the list to one of them, computing each value only when a check reaches it.
+- :data:`COLUMNS`: every metric of many paragraphs from the results of the compiled kernels of
+  :mod:`filters.fast_metrics` (one pass each over all paragraphs of a document); :meth:`Rows.verdicts`
+  applies the list to all of them.
 
 Adding a check: one :class:`TextCheck` line here, its value in :data:`REFERENCE` and in
-:data:`COMPILED`, and its cutoff in the config dataclasses (``NodeChecks``/``DocChecks``).
+:data:`COLUMNS`, and its cutoff in the config dataclasses (``NodeChecks``/``DocChecks``).
 """
 
 from __future__ import annotations
@@ -116,78 +116,64 @@ def reference_values(text: str, words: list[str], checks, cut, vocabularies: dic
     return {c.name: REFERENCE[c.name](text, words, cut, vocabularies) for c in checks}
 
 
-# -- compiled implementation: many paragraphs, values from the kernels' counts --------------------------------
-class _Lazy:
-    """``of()``, computed on first use."""
-
-    __slots__ = ("of", "value")
-
-    def __init__(self, of):
-        self.of, self.value = of, None
-
-    def __call__(self):
-        if self.value is None:
-            self.value = self.of()
-        return self.value
+# -- compiled implementation: many paragraphs, columns from the kernels' counts ---------------------------------
+def _vocabulary_ratios(vocabulary: str):
+    def column(rows: Rows) -> list[float]:
+        return [k / n if n else 0.0 for k, n in zip(rows.words.in_vocab[vocabulary], rows.words.counts)]
+    return column
 
 
-def _chars(method: str):
-    """A per-character metric: ``CharStats.<method>(i)`` (bound directly when the stats are computed)."""
-    def make(words, chars, rep, cut):
-        if isinstance(chars, _Lazy):
-            return lambda i: getattr(chars(), method)(i)
-        return getattr(chars, method)
-    return make
-
-
-def _word_repetition(words, chars, rep, cut):
-    return (lambda i: rep()[i]) if isinstance(rep, _Lazy) else rep.__getitem__
-
-
-def _vocabulary_ratio(vocabulary: str):
-    def make(words, chars, rep, cut):
-        counts, in_vocab = words.counts, words.in_vocab[vocabulary]
-        return lambda i: in_vocab[i] / counts[i] if counts[i] else 0.0
-    return make
-
-
-def _punctuation_compiled(words, chars, rep, cut):
-    min_tokens = getattr(cut, "punctuation_min_tokens", -1)
-    if isinstance(chars, _Lazy):
-        return lambda i: chars().punct_ratio(i, min_tokens)
-    punct_ratio = chars.punct_ratio
-    return lambda i: punct_ratio(i, min_tokens)
-
-
-# name -> make(words, chars, rep, cut) -> value of row i. ``words``: fast_metrics.Words (or any object with
-# ``counts`` and ``in_vocab``); ``chars``: fast_metrics.CharStats; ``rep``: the word repetition ratios
-# (either of the last two may be a _Lazy, computed on first use).
-COMPILED: dict[str, Callable] = {
-    "number_words": lambda words, chars, rep, cut: words.counts.__getitem__,
-    "character_repetition_ratio": _chars("char_rep"),
-    "word_repetition_ratio": _word_repetition,
-    "special_character_ratio": _chars("special_ratio"),
-    "stopword_ratio": _vocabulary_ratio("stop"),
-    "flagged_word_ratio": _vocabulary_ratio("flagged"),
-    "punctuation_ratio": _punctuation_compiled,
-    "common_word_ratio": _vocabulary_ratio("common"),
+# name -> column(rows): the metric of every row, from the results of the compiled kernels
+COLUMNS: dict[str, Callable] = {
+    "number_words": lambda rows: rows.words.counts,
+    "character_repetition_ratio": lambda rows: rows.chars.char_rep_ratios(),
+    "word_repetition_ratio": lambda rows: rows.word_rep,
+    "special_character_ratio": lambda rows: rows.chars.special_ratios(),
+    "stopword_ratio": _vocabulary_ratios("stop"),
+    "flagged_word_ratio": _vocabulary_ratios("flagged"),
+    "punctuation_ratio": lambda rows: rows.chars.punct_ratios(getattr(rows.cut, "punctuation_min_tokens", -1)),
+    "common_word_ratio": _vocabulary_ratios("common"),
 }
 
-RowPlan = list[tuple[str, Callable[[int], float], float | None, float | None]]
 
+class Rows:
+    """The kernels' results for ``m`` texts (paragraphs, or one document): ``words``
+    (:class:`fast_metrics.Words`, or any object with ``counts`` and ``in_vocab``), ``chars``
+    (:class:`fast_metrics.CharStats`) and ``word_rep`` (word repetition ratios); the last two may be given
+    as zero-argument callables, then computed only when a check needs them."""
 
-def compiled_plan(checks: Plan, words, chars, rep, cut) -> RowPlan:
-    """``checks`` with each metric's value of row i from the kernels' results; ``chars`` and ``rep`` may be
-    zero-argument callables, then computed only if a check reaches them."""
-    chars = _Lazy(chars) if callable(chars) else chars
-    rep = _Lazy(rep) if callable(rep) else rep
-    return [(c.name, COMPILED[c.name](words, chars, rep, cut), lo, hi) for c, lo, hi in checks]
+    def __init__(self, m: int, words, chars, word_rep, cut):
+        self.m, self.words, self.cut = m, words, cut
+        self._chars, self._word_rep = chars, word_rep
 
+    @property
+    def chars(self):
+        if callable(self._chars):
+            self._chars = self._chars()
+        return self._chars
 
-def first_failure(row_plan: RowPlan, i: int) -> Verdict:
-    """The first check that row ``i`` fails (None: it passes all), each value computed only when reached."""
-    for name, value, lo, hi in row_plan:
-        v = value(i)
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            return name
-    return None
+    @property
+    def word_rep(self):
+        if callable(self._word_rep):
+            self._word_rep = self._word_rep()
+        return self._word_rep
+
+    def verdicts(self, checks: Plan) -> list[Verdict]:
+        """The first check each row fails (None: it passes all). One row: each column is computed only
+        when a check reaches it; many rows: the columns of every check, then the rows are judged."""
+        if self.m == 1:
+            for check, lo, hi in checks:
+                if fails(COLUMNS[check.name](self)[0], lo, hi):
+                    return [check.name]
+            return [None]
+        columns = [(c.name, COLUMNS[c.name](self), lo, hi) for c, lo, hi in checks]
+        out: list[Verdict] = []
+        for i in range(self.m):
+            for name, column, lo, hi in columns:
+                v = column[i]
+                if (lo is not None and v < lo) or (hi is not None and v > hi):
+                    out.append(name)
+                    break
+            else:
+                out.append(None)
+        return out

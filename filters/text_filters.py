@@ -237,27 +237,28 @@ class _DocumentWords:
         return self.count(name, vocabulary) / self.n if self.n else 0.0
 
 
-class _Row:
-    """Row 0 of a one-row column, computed when read."""
+class _VocabularyCounts(dict):
+    """``{vocabulary: [words of the document in it]}``, each counted when first read."""
 
-    __slots__ = ("fn",)
+    def __init__(self, words: _DocumentWords, vocabularies: dict):
+        super().__init__()
+        self.words, self.vocabularies = words, vocabularies
 
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __getitem__(self, i: int):
-        return self.fn()
+    def __missing__(self, name: str) -> list[int]:
+        if self.vocabularies.get(name) is None:
+            raise KeyError(name)
+        value = self[name] = [self.words.count(name, self.vocabularies[name])]
+        return value
 
 
 class _OneDocument:
-    """A document's word counts in the shape :data:`filters.text_checks.COMPILED` reads (one row)."""
+    """A document's word counts in the shape :data:`filters.text_checks.COLUMNS` reads (one row)."""
 
     __slots__ = ("counts", "in_vocab")
 
     def __init__(self, words: _DocumentWords, vocabularies: dict):
         self.counts = [words.n]
-        self.in_vocab = {name: _Row(lambda name=name, v=v: words.count(name, v))
-                         for name, v in vocabularies.items() if v is not None}
+        self.in_vocab = _VocabularyCounts(words, vocabularies)
 
 
 class TextFilter:
@@ -337,13 +338,12 @@ class TextFilter:
         batch = _Batch(words)
         chars = char_stats(paragraphs, c.character_repetition_length)
         rep = word_repetition_ids(words.ids, words.counts, c.word_repetition_length)
-        row_plan = text_checks.compiled_plan(self.node_plan, words, chars, rep, c)
+        reasons = text_checks.Rows(len(paragraphs), words, chars, rep, c).verdicts(self.node_plan)
         memo = self._words_memo
         for i, p in enumerate(paragraphs):  # for document_verdict: a kept paragraph's words and ids
             memo[p] = (batch, i)
-        first_failure, models = text_checks.first_failure, self._paragraph_models
-        return [None if p == EOD_TOKEN else (first_failure(row_plan, i) or models(p))
-                for i, p in enumerate(paragraphs)]
+        models = self._paragraph_models
+        return [None if p == EOD_TOKEN else (r or models(p)) for p, r in zip(paragraphs, reasons)]
 
     def filter_text(self, text: str, stats: FilterStats | None = None,
                     decisions: list | None = None) -> str | None:
@@ -434,10 +434,10 @@ class TextFilter:
         if not self.fast:
             all_words = words.words if words.batch is None else get_words(full)
             return text_checks.reference_verdict(full, all_words, self.doc_plan, c, self._vocab_lists)
-        row_plan = text_checks.compiled_plan(self.doc_plan, _OneDocument(words, self._vocab_lists),
-                                             lambda: char_stats([full], c.character_repetition_length),
-                                             lambda: [words.repetition(c.word_repetition_length)], c)
-        return text_checks.first_failure(row_plan, 0)
+        rows = text_checks.Rows(1, _OneDocument(words, self._vocab_lists),
+                                lambda: char_stats([full], c.character_repetition_length),
+                                lambda: [words.repetition(c.word_repetition_length)], c)
+        return rows.verdicts(self.doc_plan)[0]
 
     def document_verdict(self, doc: WebDocument, models: bool = True) -> Verdict:
         """Reason the document fails (first failing check of docs/reference.md §5.4), or ``None``.

@@ -143,12 +143,11 @@ def test_compiled_values_equal_the_reference(text):
     chars = fast_metrics.char_stats([text], cut.character_repetition_length)
     rep = fast_metrics.word_repetition_ids(words.ids, words.counts, cut.word_repetition_length)
     checks = [c for c in text_checks.TEXT_CHECKS if c.vocabulary != "common"]
-    every = text_checks.compiled_plan([(c, None, None) for c in checks], words, chars, rep, cut)
+    rows = text_checks.Rows(1, words, chars, rep, cut)
     reference = text_checks.reference_values(text, get_words(text), checks, cut, vocab)
-    assert {name: value(0) for name, value, _, _ in every} == reference
+    assert {c.name: text_checks.COLUMNS[c.name](rows)[0] for c in checks} == reference
     plan = text_checks.plan(cut, vocab, "paragraph")
-    assert text_checks.first_failure(text_checks.compiled_plan(plan, words, chars, rep, cut), 0) == \
-        text_checks.reference_verdict(text, get_words(text), plan, cut, vocab)
+    assert rows.verdicts(plan) == [text_checks.reference_verdict(text, get_words(text), plan, cut, vocab)]
 
 
 def test_a_new_text_check_is_one_declaration(monkeypatch):
@@ -162,13 +161,13 @@ def test_a_new_text_check_is_one_declaration(monkeypatch):
     def reference(text, words, cut, v):
         return sum(len(w) > 9 for w in words) / len(words) if words else 0.0
 
-    def compiled(words, chars, rep, cut):
-        return lambda i: reference(None, words.words[i], cut, None)
+    def compiled(rows):
+        return [reference(None, w, None, None) for w in rows.words.words]
 
     check = text_checks.TextCheck("long_word_ratio", max_key="long_word_ratio_max", levels=("paragraph",))
     monkeypatch.setattr(text_checks, "TEXT_CHECKS", text_checks.TEXT_CHECKS + (check,))
     monkeypatch.setitem(text_checks.REFERENCE, check.name, reference)
-    monkeypatch.setitem(text_checks.COMPILED, check.name, compiled)
+    monkeypatch.setitem(text_checks.COLUMNS, check.name, compiled)
     para = ("Interoperability considerations notwithstanding, the extraordinarily comprehensive documentation "
             "was, in this particular case, the reason the people of the town all liked it and went there.")
     cfg = TextFiltersConfig(node=Node(character_repetition_max=None, word_repetition_max=None, stopword_ratio_min=None,
