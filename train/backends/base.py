@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from model.build import ModelConfig
+from obelics.storage import write_text_atomic
 from train.config import TrainConfig
 
 
@@ -146,6 +147,4 @@ class Backend:
 
     @staticmethod
     def _point_latest(root: Path, tag: str) -> None:
-        tmp = root / f"latest.tmp{os.getpid()}"
-        tmp.write_text(tag)
-        os.replace(tmp, root / "latest")
+        write_text_atomic(root / "latest", tag)
