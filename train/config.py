@@ -64,15 +64,34 @@ class OptimConfig:
     grad_accum: int = 1
 
 
+INJECT_KINDS = ("loss_spike", "lr_spike", "nan_grad", "nan_batch")
+
+
+@dataclasses.dataclass
+class InjectConfig:
+    """One fault drill: at (1-based) step ``step``, once. ``loss_spike``: the loss × ``factor``;
+    ``lr_spike``: that step's LR × ``factor`` (damages the weights for real); ``nan_grad``: finite loss,
+    NaN gradients; ``nan_batch``: NaN pixels in the step's batches."""
+
+    step: int = 1
+    kind: str = "loss_spike"
+    factor: float = 100.0
+
+
 @dataclasses.dataclass
 class StabilityConfig:
     window: int = 20  # recent good losses that define "normal"
     min_history: int = 5  # no spike verdict before this many good steps
     spike_sigma: float = 6.0  # spike if loss > mean + sigma·std ...
     spike_ratio: float = 1.5  # ... and loss > ratio · mean
-    lr_cut: float = 0.5  # LR multiplier applied at each rollback
-    max_rollbacks: int = 5
-    inject_spike_at: int = -1  # testing: corrupt the trainable head rows before this step (once)
+    lr_cut: float = 0.5  # LR multiplier applied at each rollback ...
+    min_lr_scale: float = 1 / 32  # ... never below this
+    lr_recover_steps: int = 200  # after this many good steps in a row the LR scale is raised one cut (to 1)
+    max_rollbacks: int = 5  # rollbacks allowed within rollback_window steps before the run stops
+    rollback_window: int = 1000
+    max_skipped_in_row: int = 3  # optimizer steps skipped for a non-finite grad norm in a row, then roll back
+    inject: list[InjectConfig] = dataclasses.field(default_factory=list)  # fault drills (see InjectConfig)
+    inject_spike_at: int = -1  # shorthand for inject: [{step: N, kind: loss_spike}]
 
 
 @dataclasses.dataclass
@@ -121,6 +140,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     cfg = from_dict(TrainConfig, data)
     if cfg.run.backend not in ("torch", "deepspeed"):
         raise ConfigError("run.backend must be torch or deepspeed")
+    for j in cfg.stability.inject:
+        if j.kind not in INJECT_KINDS or j.step < 1:
+            raise ConfigError(f"stability.inject: kind must be one of {', '.join(INJECT_KINDS)} and step >= 1, "
+                              f"got {j}")
+    if cfg.stability.inject_spike_at >= 1:
+        cfg.stability.inject.append(InjectConfig(cfg.stability.inject_spike_at, "loss_spike", 100.0))
+        cfg.stability.inject_spike_at = -1
+    if not 0 < cfg.stability.lr_cut <= 1 or cfg.stability.max_rollbacks < 1:
+        raise ConfigError("stability.lr_cut must be in (0, 1] and stability.max_rollbacks >= 1")
     for d in cfg.data.datasets:
         if d.kind not in ("webdoc", "pairs"):
             raise ConfigError(f"dataset {d.name}: kind must be webdoc or pairs")

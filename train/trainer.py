@@ -2,11 +2,21 @@
 
 One step = ``grad_accum`` micro-batches → (spike check) → clip → AdamW → LR from the schedule. The loss
 is ``model/loss.py``'s: its ``total`` is backpropagated, checked for spikes and logged as ``loss``, each of
-its named parts is logged under its name. Every ``save_every`` steps a checkpoint with weights, optimizer,
-schedule state, RNG and data position is written and ``checkpoints/latest`` is pointed at it last, so
-``latest`` only ever names a complete one. A NaN or spike rolls back to ``latest``, cuts the LR and carries
-on with *new* data (the stream is not rewound, so the offending batches are not replayed), up to
-``max_rollbacks`` times.
+its named parts is logged under its name. Steps are numbered from 1 everywhere (metrics, events, drills):
+step N is the N-th optimizer update; checkpoint ``step_N`` holds the state after it.
+
+Recovery, with no person (``stability.*``):
+- a non-finite gradient norm skips the optimizer step (event ``skip_step``, counted); the step is retried on
+  new data; ``max_skipped_in_row`` skips in a row roll back;
+- a NaN/inf loss or a spike rolls back to ``latest``, cuts the LR (``lr_cut``, floor ``min_lr_scale``) and
+  carries on with *new* data (the stream is not rewound: the offending batches are skipped);
+- a checkpoint is written as *pending* and ``latest`` is pointed at it only once the next step succeeded, and
+  never when the weights are non-finite: a damaging update on a checkpoint step is never a rollback target
+  (the pending folder is deleted, the rollback goes one checkpoint further back);
+- if the first step after a rollback fails again, that checkpoint is deleted too and the next rollback goes
+  further back (the last ``run.keep_checkpoints`` good ones are kept);
+- at most ``max_rollbacks`` within ``rollback_window`` steps (else :class:`RollbackLimit`); after
+  ``lr_recover_steps`` good steps in a row the LR scale is raised back by one cut, up to 1.
 """
 
 from __future__ import annotations
@@ -62,11 +72,17 @@ class Trainer:
         self.detector = SpikeDetector(cfg.stability.window, cfg.stability.min_history, cfg.stability.spike_sigma,
                                       cfg.stability.spike_ratio)
         self.acts = ActivationRMS(self.model)
-        self.step = 0
+        self.step = 0  # optimizer updates done (the next one is step self.step + 1)
         self.lr_scale = 1.0
-        self.rollbacks = 0
+        self.rollback_steps: list[int] = []  # the (1-based) steps that failed and rolled back
+        self.stable = 0  # good steps since the last rollback or LR raise
+        self.skipped = 0  # optimizer steps skipped for a non-finite gradient norm (whole run)
+        self.skipped_in_row = 0
         self.tokens_seen = 0
-        self.spike_injected = False
+        self.fired: list[int] = []  # indices of stability.inject drills already fired
+        self.pending: str | None = None  # checkpoint written but not yet proven by a good next step
+        self.fresh_from: str | None = None  # checkpoint just rolled back to, until one step succeeds
+        self.batches_read = 0  # micro-batches read from the stream (its position; not rewound by a rollback)
         self.tb = None
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -104,8 +120,6 @@ class Trainer:
             if cfg.run.stop_after >= 0 and steps_here >= cfg.run.stop_after:
                 log.info("stop_after=%d reached: exiting without a final save (simulated kill)", steps_here)
                 return last
-            if cfg.stability.inject_spike_at == self.step and not self.spike_injected:
-                self._inject_spike()
             rec = self._train_step()
             if rec is None:  # rolled back
                 continue
@@ -117,13 +131,18 @@ class Trainer:
             last = rec
             kill, save_now = self._switches()
             if self.step % cfg.run.save_every == 0 or kill or save_now:
-                self.save()
+                if not self.backend.weights_finite():
+                    self.rollback("non-finite weights", failed=self.step)  # never checkpointed
+                    continue
+                self.save(confirm=kill or save_now)
             if save_now and self.rank == 0:
                 Path(cfg.run.save_switch).unlink(missing_ok=True)
             if kill:
                 log.info("kill switch %s found: checkpointed at step %d, exiting", cfg.run.kill_switch, self.step)
                 return last
         if self.latest_tag() != self._tag(self.step):
+            if not self.backend.weights_finite():
+                raise RollbackLimit(f"non-finite weights after the last step {self.step}")
             self.save()
         if self.tb is not None:
             self.tb.flush()
@@ -133,8 +152,9 @@ class Trainer:
         """One optimizer step (``self.step`` counts it); its record, or None when a spike rolled the run back."""
         cfg, backend, accum = self.cfg, self.backend, self.cfg.optim.grad_accum
         t0 = time.perf_counter()
+        drills = self._drills(self.step + 1)
         lr = lr_at(self.step, cfg.optim.lr, cfg.optim.final_lr, cfg.optim.warmup_steps, cfg.run.max_steps,
-                   self.lr_scale)
+                   self.lr_scale) * drills.get("lr_spike", 1.0)
         backend.set_lr(lr)
         stats_step = cfg.run.stats_every > 0 and self.step % cfg.run.stats_every == 0
         self.acts.set(stats_step)
@@ -143,13 +163,23 @@ class Trainer:
         spiked = None
         for micro in range(accum):
             _, b = self.feed.next()
+            self.batches_read += 1
             source = b["source"]
+            if "nan_batch" in drills:
+                b["pixel_values"] = torch.full_like(b["pixel_values"], float("nan"))
             out = self._loss(b)
+            total = out.total
+            if "loss_spike" in drills:
+                total = total * drills["loss_spike"]
+            if "nan_grad" in drills:
+                # + 0·sqrt(0·total): adds exactly 0 to the loss, but d sqrt(u)/du at 0 is inf, so 0·inf = NaN
+                # flows into every gradient (a finite loss with non-finite gradients)
+                total = total + (total * 0.0).sqrt() * 0.0
             # all ranks see the same mean loss, so they agree on a rollback
-            spiked = _peek(self.detector, backend.mean({"loss": float(out.total.detach())})["loss"])
+            spiked = _peek(self.detector, backend.mean({"loss": float(total.detach())})["loss"])
             if spiked:
                 break
-            backend.backward(out.total, boundary=micro == accum - 1)
+            backend.backward(total, boundary=micro == accum - 1)
             for k, v in out.values().items():
                 sums[k] = sums.get(k, 0.0) + v
             n_img += b["num_images"]
@@ -159,13 +189,17 @@ class Trainer:
             self.rollback(spiked)
             return None
         norms = grad_norms(self.model, backend.full_grad) if stats_step else None
-        gnorm = backend.step()
+        gnorm, applied = backend.step()
+        if not applied:
+            return self._skipped_step(gnorm)
+        self.skipped_in_row = 0
         parts_here = {k: v / accum for k, v in sums.items()}
         per_ds = self._per_dataset(source, sum(parts_here.values()))
         parts = backend.mean(parts_here)
         loss = sum(parts.values())
         self.detector.check(loss)
         self.step += 1
+        self._after_good_step()
         dt = time.perf_counter() - t0
         counts = backend.mean({"tokens": float(n_real), "images": float(n_img)})
         real_tokens, images = counts["tokens"] * self.world, counts["images"] * self.world
@@ -180,7 +214,7 @@ class Trainer:
                 "dataset": self.datasets[source].name, "step_time_s": dt, "tokens_per_s": tps,
                 "tflops_per_device": per_dev * fl.hardware / 1e12,
                 "model_tflops_per_device": per_dev * fl.model / 1e12,
-                "mfu": per_dev * fl.model / (cfg.run.peak_tflops * 1e12),
+                "mfu": per_dev * fl.model / (cfg.run.peak_tflops * 1e12), "skipped_steps": self.skipped,
                 "m4_tflops_per_device": per_dev * fl.m4_style / 1e12,
                 "tokens_seen": self.tokens_seen, "lr_scale": self.lr_scale, "loss_per_dataset": per_ds}
         if set(rest) & set(parts):
@@ -195,29 +229,95 @@ class Trainer:
     def _loss(self, b: dict, training: bool = True) -> LossOutput:
         return causal_lm_loss(self.backend.forward(b, training), b["labels"], self.cfg.loss)
 
-    def rollback(self, reason: str) -> None:
-        """Back to ``latest`` with the LR cut; the data stream goes on (the bad batches are not replayed)."""
+    def _drills(self, step: int) -> dict[str, float]:
+        """The drill due at (1-based) ``step`` as {kind: factor} (empty if none), marked fired. Drills fire one at
+        a time in list order (each waits for those before it), so a later entry can target a step that is
+        revisited after a rollback."""
+        todo = [i for i in range(len(self.cfg.stability.inject)) if i not in self.fired]
+        if not todo or self.cfg.stability.inject[todo[0]].step != step:
+            return {}
+        d = self.cfg.stability.inject[todo[0]]
+        self.fired.append(todo[0])
+        log.warning("fault drill at step %d: %s ×%g", step, d.kind, d.factor)
+        return {d.kind: d.factor}
+
+    def _skipped_step(self, gnorm: float) -> None:
+        """The update was not applied (non-finite gradient norm): count, log, retry the step on new data."""
+        self.skipped += 1
+        self.skipped_in_row += 1
+        self._log({"event": "skip_step", "step": self.step + 1, "to_step": self.step, "grad_norm": gnorm,
+                   "skipped_steps": self.skipped, "skipped_batches": self.cfg.optim.grad_accum,
+                   "data_position": self.batches_read})
+        log.warning("step %d: grad norm %s, optimizer step skipped (%d so far)", self.step + 1, gnorm, self.skipped)
+        if not self.backend.skips_nonfinite or self.skipped_in_row >= self.cfg.stability.max_skipped_in_row:
+            self.rollback(f"non-finite grad norm ({self.skipped_in_row} in a row)")
+        return None
+
+    def _after_good_step(self) -> None:
+        """A step succeeded: the checkpoint it started from is proven good; the LR scale recovers over time."""
+        st = self.cfg.stability
+        self.fresh_from = None
+        if self.pending is not None:
+            if self.rank == 0:
+                self.backend._point_latest(self.ckpt_root, self.pending)
+                self._prune()
+            self.pending = None
+        self.stable += 1
+        if self.lr_scale < 1.0 and st.lr_recover_steps > 0 and self.stable >= st.lr_recover_steps:
+            self.lr_scale = min(1.0, self.lr_scale / st.lr_cut)
+            self.stable = 0
+            self._log({"event": "lr_recover", "step": self.step, "lr_scale": self.lr_scale})
+
+    def _discard(self, tag: str) -> None:
+        """Delete checkpoint ``tag`` (a state that failed its first step) and point ``latest`` one further back."""
+        self.backend.barrier()
+        if self.rank == 0:
+            shutil.rmtree(self.ckpt_root / tag, ignore_errors=True)
+            older = [t for t in self._tags() if t < tag]
+            if self.latest_tag() == tag:
+                if older:
+                    self.backend._point_latest(self.ckpt_root, older[-1])
+                else:
+                    (self.ckpt_root / "latest").unlink(missing_ok=True)
+        self.backend.barrier()
+
+    def rollback(self, reason: str, failed: int | None = None) -> None:
+        """Back to the newest good checkpoint with the LR cut; the data stream goes on (the batches read since
+        that checkpoint are skipped, not replayed)."""
+        st = self.cfg.stability
+        failed = self.step + 1 if failed is None else failed  # the step that failed (1-based)
+        discarded = []
+        if self.pending is not None:  # the state saved just before this failure is not trusted
+            discarded.append(self.pending)
+            self._discard(self.pending)
+            self.pending = None
+        elif self.fresh_from is not None and self.fresh_from != self._tag(0):
+            # its first step failed again after a rollback: one rollback was not enough, go further back
+            discarded.append(self.fresh_from)
+            self._discard(self.fresh_from)
+        recent = [s for s in self.rollback_steps if s > failed - st.rollback_window]
+        if len(recent) >= st.max_rollbacks:
+            raise RollbackLimit(f"{reason} at step {failed}: {len(recent)} rollbacks within the last "
+                                f"{st.rollback_window} steps (stability.max_rollbacks)")
         tag = self.latest_tag()
         if tag is None:
-            raise RollbackLimit(f"{reason} at step {self.step} and no checkpoint to roll back to")
-        if self.rollbacks >= self.cfg.stability.max_rollbacks:
-            raise RollbackLimit(f"{reason} at step {self.step}: {self.rollbacks} rollbacks already")
-        bad_step, rollbacks, scale = self.step, self.rollbacks, self.lr_scale
+            raise RollbackLimit(f"{reason} at step {failed} and no good checkpoint to roll back to")
+        scale, skipped, fired = self.lr_scale, self.skipped, self.fired
+        read = self.batches_read
         self.backend.zero_grad()
         self.load(tag, restore_data=False)
-        self.rollbacks = rollbacks + 1
-        self.lr_scale = scale * self.cfg.stability.lr_cut
-        self._log({"event": "rollback", "step": bad_step, "to_step": self.step, "reason": reason,
-                   "lr_scale": self.lr_scale, "rollbacks": self.rollbacks})
-        log.warning("rollback at step %d (%s) to %s, lr scale now %.3g", bad_step, reason, tag, self.lr_scale)
-
-    def _inject_spike(self) -> None:
-        """Testing aid: blow up the trainable extra rows of the LM head so the loss really spikes."""
-        w = self.model.lm_head.additional_fc.weight
-        with torch.no_grad(), self.backend.gathered([w], write=True) as write:
-            if write:
-                w.normal_(0.0, 1000.0)
-        self.spike_injected = True
+        skipped_batches, self.batches_read = read - self.batches_read, read
+        self.rollback_steps = recent + [failed]
+        self.skipped, self.fired = skipped, fired
+        self.lr_scale = max(st.min_lr_scale, scale * st.lr_cut)
+        self.stable = 0
+        self.skipped_in_row = 0
+        self.fresh_from = tag
+        self._log({"event": "rollback", "step": failed, "to_step": self.step, "reason": reason,
+                   "lr_scale": self.lr_scale, "rollbacks": len(self.rollback_steps), "discarded": discarded,
+                   "skipped_batches": skipped_batches, "data_position": read})
+        log.warning("rollback at step %d (%s) to %s, lr scale now %.3g, %d batches skipped", failed, reason, tag,
+                    self.lr_scale, skipped_batches)
 
     # ---------------------------------------------------------------- validation
     def validate(self) -> dict:
@@ -273,33 +373,44 @@ class Trainer:
         return p.read_text().strip() if p.exists() else None
 
     def _state(self) -> dict:
-        return {"step": self.step, "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
-                "tokens_seen": self.tokens_seen, "detector": self.detector.state_dict()}
+        return {"step": self.step, "lr_scale": self.lr_scale, "rollback_steps": self.rollback_steps,
+                "stable": self.stable, "skipped": self.skipped, "fired": self.fired,
+                "tokens_seen": self.tokens_seen, "batches_read": self.batches_read,
+                "detector": self.detector.state_dict()}
 
-    def save(self) -> None:
+    def save(self, confirm: bool = True) -> None:
         """Checkpoint the current step (model, optimizer, trainer state, each rank's RNG and data position)."""
         per_rank = {"rng": {"python": random.getstate(), "numpy": np.random.get_state(),
                             "torch": torch.get_rng_state(),
                             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                     "data": self.feed.state_dict()}
-        self.backend.save(self.ckpt_root, self._tag(self.step), self._state(), per_rank)
+        tag = self._tag(self.step)
+        self.backend.save(self.ckpt_root, tag, self._state(), per_rank, confirm=confirm)
+        self.pending = None if confirm else tag
         self.backend.barrier()
         if self.rank == 0:
             self._prune()
         self.backend.barrier()
 
+    def _tags(self) -> list[str]:
+        return sorted(p.name for p in self.ckpt_root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
+
     def _prune(self) -> None:
+        """Keep the last ``keep_checkpoints`` good ones (up to ``latest``) and any newer pending one."""
         latest = self.latest_tag()
-        tags = sorted(p.name for p in self.ckpt_root.glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
-        for t in tags[: max(0, len(tags) - self.cfg.run.keep_checkpoints)]:
-            if t != latest:
-                shutil.rmtree(self.ckpt_root / t, ignore_errors=True)
+        good = [t for t in self._tags() if latest is None or t <= latest]
+        for t in good[: max(0, len(good) - self.cfg.run.keep_checkpoints)]:
+            shutil.rmtree(self.ckpt_root / t, ignore_errors=True)
 
     def load(self, tag: str, restore_data: bool = True) -> None:
         """Load checkpoint ``tag``; ``restore_data=False`` keeps the current data position (rollback)."""
         state = self.backend.load(self.ckpt_root, tag)
-        self.step, self.lr_scale, self.rollbacks = state["step"], state["lr_scale"], state["rollbacks"]
+        self.step, self.lr_scale = state["step"], state["lr_scale"]
+        self.rollback_steps, self.stable = list(state["rollback_steps"]), state["stable"]
+        self.skipped, self.fired = state["skipped"], list(state["fired"])
         self.tokens_seen = state["tokens_seen"]
+        self.pending = None
+        self.batches_read = state["batches_read"]
         self.detector.load_state_dict(state["detector"])
         if restore_data:
             with open(self.ckpt_root / tag / f"rank_{self.rank:05d}.pkl", "rb") as f:

@@ -65,8 +65,12 @@ class Backend:
     def backward(self, loss: torch.Tensor, boundary: bool) -> None:
         raise NotImplementedError
 
-    def step(self) -> float:
-        """Clip, update, clear gradients; the global gradient norm before clipping."""
+    #: True when :meth:`step` can leave the weights untouched on a non-finite gradient norm
+    skips_nonfinite = True
+
+    def step(self) -> tuple[float, bool]:
+        """Clip, update, clear gradients: (the global gradient norm before clipping, whether the update was
+        applied). A non-finite norm skips the update where :attr:`skips_nonfinite` (gradients cleared)."""
         raise NotImplementedError
 
     def zero_grad(self) -> None:
@@ -85,9 +89,9 @@ class Backend:
     def fingerprint(self, names: list[str]) -> dict[str, float]:
         raise NotImplementedError
 
-    def save(self, root: Path, tag: str, state: dict, per_rank: dict) -> None:
+    def save(self, root: Path, tag: str, state: dict, per_rank: dict, confirm: bool = True) -> None:
         """Write checkpoint ``root/tag`` (model, optimizer, ``state`` and each rank's ``per_rank``), then
-        point ``root/latest`` at it."""
+        point ``root/latest`` at it when ``confirm`` (else the trainer does, once the state proved healthy)."""
         raise NotImplementedError
 
     def load(self, root: Path, tag: str) -> dict:
@@ -130,6 +134,18 @@ class Backend:
         t = torch.tensor([int(f) for f in flags])
         t = self.all_reduce(t, torch.distributed.ReduceOp.MAX if self.distributed() else None)
         return [bool(v) for v in t.tolist()]
+
+    def weights_finite(self) -> bool:
+        """Every trained weight (this rank's partition of it under ZeRO-3) finite, on all ranks."""
+        bad = False
+        with torch.no_grad():
+            for p in self.model.parameters():
+                if p.requires_grad:
+                    t = getattr(p, "ds_tensor", p)  # ZeRO-3: the local partition
+                    if t.numel() and not bool(torch.isfinite(t).all()):
+                        bad = True
+                        break
+        return not self.any([bad])[0]
 
     def barrier(self) -> None:
         if self.distributed():

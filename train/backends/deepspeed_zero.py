@@ -7,6 +7,7 @@ A checkpoint is DeepSpeed's folder plus one ``rank_N.pkl`` per rank.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -75,10 +76,15 @@ class DeepSpeedBackend(Backend):
         if not boundary:
             self.engine.step()  # DeepSpeed counts micro-steps; it updates only at the boundary
 
-    def step(self) -> float:
+    # ZeRO-3 computes the norm inside its step (bf16/fp32 have no overflow skip): a non-finite norm has been
+    # applied already, so the trainer rolls back instead of skipping
+    skips_nonfinite = False
+
+    def step(self) -> tuple[float, bool]:
         self.engine.step()
         gnorm = self.engine.get_global_grad_norm()
-        return float(gnorm) if gnorm is not None else float("nan")
+        gnorm = float(gnorm) if gnorm is not None else float("nan")
+        return gnorm, math.isfinite(gnorm)
 
     def zero_grad(self) -> None:
         pass  # the engine clears gradients at each update; a rollback reloads its state
@@ -97,11 +103,11 @@ class DeepSpeedBackend(Backend):
     def fingerprint(self, names: list[str]) -> dict[str, float]:
         return zero3.fingerprint(self.model, names)
 
-    def save(self, root: Path, tag: str, state: dict, per_rank: dict) -> None:
+    def save(self, root: Path, tag: str, state: dict, per_rank: dict, confirm: bool = True) -> None:
         self.engine.save_checkpoint(str(root), tag=tag, client_state={"trainer": state}, save_latest=False)
         self._write_rank_file(root / tag, per_rank)
         self.barrier()
-        if self.is_main:
+        if self.is_main and confirm:
             self._point_latest(root, tag)
 
     def load(self, root: Path, tag: str) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -52,12 +53,15 @@ class TorchBackend(Backend):
     def backward(self, loss: torch.Tensor, boundary: bool) -> None:
         (loss / self.cfg.optim.grad_accum).backward()
 
-    def step(self) -> float:
+    def step(self) -> tuple[float, bool]:
         params = [p for p in self.model.parameters() if p.requires_grad]
+        # the norm is over the all-reduced gradients (DDP), so every rank takes the same decision
         gnorm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip))
-        self.optimizer.step()
+        applied = math.isfinite(gnorm)
+        if applied:
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return gnorm
+        return gnorm, applied
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -71,7 +75,7 @@ class TorchBackend(Backend):
     def fingerprint(self, names: list[str]) -> dict[str, float]:
         return fingerprint(self.model, names)
 
-    def save(self, root: Path, tag: str, state: dict, per_rank: dict) -> None:
+    def save(self, root: Path, tag: str, state: dict, per_rank: dict, confirm: bool = True) -> None:
         tmp, final = root / f"{tag}.tmp", root / tag
         if self.is_main:
             if tmp.exists():
@@ -93,7 +97,8 @@ class TorchBackend(Backend):
             if final.exists():
                 shutil.rmtree(final)
             tmp.replace(final)
-            self._point_latest(root, tag)
+            if confirm:
+                self._point_latest(root, tag)
 
     def load(self, root: Path, tag: str) -> dict:
         d = root / tag
