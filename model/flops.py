@@ -7,6 +7,8 @@ weight matmuls, 2× for attention score/value products whose both operands are a
 trainable module costs 2× forward; the ViT (frozen, fed by pixels) has no backward at all.
 Activation recomputation (gradient checkpointing) adds one forward of the checkpointed text-side
 modules to the *hardware* FLOPs but not to the *model* FLOPs used for MFU.
+MFU = model FLOPs per token × tokens/s per device ÷ the device's peak bf16 dense FLOP/s (:data:`MFU_DEFINITION`);
+``mfu_trained`` uses 6 × the trained parameters per token instead (the "6N" count over what is trained only).
 The m4 / ml-engineering logged figure is ``4 · 2 · N_params`` per token (docs/training-reference.md §6), which counts
 frozen weights as if trained; we report it beside the honest one.
 """
@@ -34,6 +36,29 @@ class Flops:
     def hardware(self) -> float:
         """What the GPU executes: model FLOPs plus activation recomputation."""
         return self.model + self.recompute
+
+
+MFU_DEFINITION = ("mfu = model FLOPs/token (forward of every module incl. frozen ones + the backward really "
+                  "needed: activation gradients through frozen parts, weight gradients of trained ones; no "
+                  "recomputation) x tokens/s per device / peak bf16 dense FLOP/s; mfu_trained = 6 x trained "
+                  "params x tokens/s per device / peak")
+
+# bf16 dense (no sparsity) peak TFLOP/s per device, from the vendors' data sheets; matched on the device name
+# in this order (the first substring found wins)
+PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H200", 989.4), ("H100", 989.4), ("A100", 312.0))
+
+
+def peak_tflops(device_name: str) -> float | None:
+    """The bf16 dense peak of the GPU called ``device_name`` (A100/H100/H200), None when unknown."""
+    for key, tf in PEAK_BF16_TFLOPS:
+        if key.lower() in device_name.lower():
+            return tf
+    return None
+
+
+def trained_flops_per_token(n_trained: int) -> float:
+    """6 FLOPs per trained parameter per token (2 forward + 4 backward): the count over trained weights only."""
+    return 6.0 * n_trained
 
 
 def count_parameters(config) -> int:

@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 
-from train.config import load_config
+from train.config import ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,10 +17,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = load_config(args.config, args.overrides)
-    from train.trainer import Trainer
+    try:
+        cfg = load_config(args.config, args.overrides)
+        from train.trainer import Trainer
 
-    trainer = Trainer(cfg)
+        trainer = Trainer(cfg)
+    except ConfigError as e:  # a user error found before any work: one line, exit code 2
+        print(f"python -m train: {e}", file=sys.stderr)
+        return 2
     if trainer.rank == 0:
         logging.getLogger("train").info("params: %s", trainer.counts)
     last = trainer.train()

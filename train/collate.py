@@ -3,7 +3,9 @@
 Layout (same as ``IdeficsProcessor``): ``<s>`` + each text stripped of spaces + for each image
 ``<fake_token_around_image><image><fake_token_around_image>`` (only ``<image><fake…>`` when the previous
 node was an image too) + ``</s>``. Packed documents are concatenated; the image attention mask of
-docs/training-reference.md §1.4 is computed on the packed row, so it resets at every ``</s>``.
+docs/training-reference.md §1.4 is computed on the packed row and resets at every ``</s>`` and at every
+unit boundary (``Unit.starts``), so a chunk cut for length (no ``</s>``) never lends its image to the
+document packed after it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Unit:
     tokens: list[int]
     images: list[bytes]
     source: int = 0
+    starts: list[int] = dataclasses.field(default_factory=lambda: [0])  # where each packed unit begins
 
 
 def layout_text(nodes: list[tuple[str, object]], bos: str, eos: str, text_separator: str = "\n\n") -> str:
@@ -109,10 +112,13 @@ def doc_units(nodes: list, tokenizer, seq_len: int, max_images: int, max_chunks:
     return units[:max_chunks]
 
 
-def image_attention_mask(input_ids: torch.Tensor, image_id: int, eos_id: int, num_images: int) -> torch.Tensor:
+def image_attention_mask(input_ids: torch.Tensor, image_id: int, eos_id: int, num_images: int,
+                         starts: torch.Tensor | None = None) -> torch.Tensor:
     """[B, L, num_images] 0/1: each token sees the most recent preceding ``<image>`` of its row (itself
     included), nothing before the first image, nothing after an ``</s>`` until the next image (the
-    ``</s>`` itself still sees it), exactly as ``IdeficsProcessor`` builds it (docs/training-reference.md §1.4)."""
+    ``</s>`` itself still sees it), exactly as ``IdeficsProcessor`` builds it (docs/training-reference.md §1.4).
+    ``starts`` [B, L] bool marks where a packed unit begins: an image before it is not seen from it on
+    (a document boundary with or without ``</s>``)."""
     B, L = input_ids.shape
     is_img = input_ids == image_id
     idx = torch.cumsum(is_img.long(), dim=1) - 1  # index of the latest image at or before each position
@@ -123,6 +129,9 @@ def image_attention_mask(input_ids: torch.Tensor, image_id: int, eos_id: int, nu
     eos_before = torch.where(is_eos, pos, torch.full_like(pos, -1)).cummax(dim=1).values
     eos_before = torch.cat([torch.full((B, 1), -1, dtype=pos.dtype), eos_before[:, :-1]], dim=1)
     valid = (idx >= 0) & (last_img > eos_before) & (idx < num_images)
+    if starts is not None:
+        seg = torch.where(starts, pos, torch.full_like(pos, -1)).cummax(dim=1).values  # latest start, inclusive
+        valid &= last_img >= seg
     mask = torch.zeros(B, L, max(num_images, 1), dtype=torch.long)
     mask.scatter_(2, idx.clamp(min=0).clamp(max=max(num_images, 1) - 1).unsqueeze(-1), valid.long().unsqueeze(-1))
     return mask
@@ -181,8 +190,10 @@ def collate_rows(rows: list[Unit], tokenizer, seq_len: int, transform: ImageTran
     att = torch.zeros((B, seq_len), dtype=torch.long)
     n_img = max(1, max(len(r.images) for r in rows))
     pixels = torch.zeros(B, n_img, 3, transform.image_size, transform.image_size)
+    starts = torch.zeros((B, seq_len), dtype=torch.bool)
     bad = 0
     for b, r in enumerate(rows):
+        starts[b, [s for s in r.starts if s < seq_len]] = True
         ids[b, : len(r.tokens)] = torch.tensor(r.tokens, dtype=torch.long)
         att[b, : len(r.tokens)] = 1
         if r.images:
@@ -194,7 +205,7 @@ def collate_rows(rows: list[Unit], tokenizer, seq_len: int, transform: ImageTran
         "input_ids": ids,
         "attention_mask": att,
         "pixel_values": pixels,
-        "image_attention_mask": image_attention_mask(ids, image_id, tokenizer.eos_token_id, n_img),
+        "image_attention_mask": image_attention_mask(ids, image_id, tokenizer.eos_token_id, n_img, starts),
         "labels": labels_for(ids, att, masked),
         "num_images": sum(len(r.images) for r in rows),
         "num_tokens": int(att.sum()),

@@ -111,7 +111,7 @@ class RunConfig:
     tensorboard: bool = True
     resume: bool = True  # continue from out_dir/checkpoints/latest when present
     stop_after: int = -1  # testing: exit (as if killed) after this many steps in this process
-    peak_tflops: float = 312.0  # per device, for MFU (A100 bf16 dense)
+    peak_tflops: float = 0.0  # per device, for MFU; 0 = from the GPU's name (A100/H100/H200 bf16 dense)
     kill_switch: str | None = None  # if this file exists: checkpoint and exit (m4's kill switch)
     save_switch: str | None = None  # if this file exists: checkpoint now, delete the file, continue
     cpu_threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default (tiny models: 1 is fastest)

@@ -50,6 +50,7 @@ class GreedyPacker:
         for row in self.rows:
             if (len(row.tokens) + len(unit.tokens) <= self.seq_len
                     and len(row.images) + len(unit.images) <= self.max_images):
+                row.starts = row.starts + [len(row.tokens) + s for s in unit.starts]
                 row.tokens = row.tokens + unit.tokens
                 row.images = row.images + unit.images
                 return []
@@ -57,7 +58,7 @@ class GreedyPacker:
         if len(self.rows) >= self.open_rows:
             fullest = max(range(len(self.rows)), key=lambda i: len(self.rows[i].tokens))
             out.append(self.rows.pop(fullest))
-        self.rows.append(Unit(list(unit.tokens), list(unit.images), unit.source))
+        self.rows.append(Unit(list(unit.tokens), list(unit.images), unit.source, list(unit.starts)))
         return out
 
     def state_dict(self) -> dict:

@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.flops import flops_per_token
+from model.flops import MFU_DEFINITION, flops_per_token, peak_tflops, trained_flops_per_token
 from model.loss import LossOutput, causal_lm_loss
+from obelics.config import ConfigError
 from train.backends import make_backend
 from train.config import TrainConfig, to_dict
 from train.feed import Feed
@@ -66,6 +67,7 @@ class Trainer:
         self.model = self.backend.model  # unwrapped: for statistics and hooks only
         self.model_config = self.model.config
         self.counts = self.backend.count_params()
+        self.device_name, self.peak = self._peak()
         self.feed = Feed(cfg, self.tok, cfg.data.image_size or self.model_config.vision_config.image_size,
                          self.rank, self.world, self.device)
         self.datasets = self.feed.datasets
@@ -207,6 +209,7 @@ class Trainer:
         fl = flops_per_token(self.model_config, cfg.data.packing.seq_len, images / max(real_tokens, 1),
                              grad_ckpt=cfg.model.gradient_checkpointing, train_text=not cfg.model.freeze_text,
                              train_vision=not cfg.model.freeze_vision)
+        fl_trained = trained_flops_per_token(self.counts["trainable"])
         tps = real_tokens / dt
         per_dev = tps / self.world
         rec = {"step": self.step, "loss": loss, **parts}
@@ -214,9 +217,12 @@ class Trainer:
                 "dataset": self.datasets[source].name, "step_time_s": dt, "tokens_per_s": tps,
                 "tflops_per_device": per_dev * fl.hardware / 1e12,
                 "model_tflops_per_device": per_dev * fl.model / 1e12,
-                "mfu": per_dev * fl.model / (cfg.run.peak_tflops * 1e12), "skipped_steps": self.skipped,
+                "trained_tflops_per_device": per_dev * fl_trained / 1e12, "skipped_steps": self.skipped,
                 "m4_tflops_per_device": per_dev * fl.m4_style / 1e12,
                 "tokens_seen": self.tokens_seen, "lr_scale": self.lr_scale, "loss_per_dataset": per_ds}
+        if self.peak:
+            rest["mfu"] = per_dev * fl.model / (self.peak * 1e12)
+            rest["mfu_trained"] = per_dev * fl_trained / (self.peak * 1e12)
         if set(rest) & set(parts):
             raise ValueError(f"loss part names {sorted(set(rest) & set(parts))} clash with log keys")
         rec.update(rest)
@@ -431,6 +437,10 @@ class Trainer:
             return {f"xattn.{i}": [float(lay.alpha_cross_attn.detach().float().mean()),
                                    float(lay.alpha_dense.detach().float().mean())] for i, lay in enumerate(layers)}
 
+    def _peak(self) -> tuple[str, float | None]:
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else self.device.type
+        return name, mfu_peak(self.device.type, name, self.cfg.run.peak_tflops)
+
     def _log_start(self) -> None:
         names = ["model.embed_tokens.weight", "model.vision_model.embeddings.patch_embedding.weight",
                  "model.gated_cross_attn_layers.0.alpha_cross_attn"]
@@ -438,7 +448,11 @@ class Trainer:
                    "backend": self.backend.name, "precision": self.precision,
                    "param_groups": {"decay": len(self.backend.groups[0]["names"]),
                                     "no_decay": len(self.backend.groups[1]["names"])},
-                   "fingerprint": self.backend.fingerprint(names)})
+                   "fingerprint": self.backend.fingerprint(names),
+                   "mfu_definition": {"definition": MFU_DEFINITION, "device": self.device_name, "peak_tflops": self.peak}})
+        if self.rank == 0:
+            log.info("%s; device %s, peak %s", MFU_DEFINITION, self.device_name,
+                     f"{self.peak} TFLOP/s" if self.peak else "unknown on CPU: MFU not reported (set run.peak_tflops)")
 
     def _log(self, rec: dict) -> None:
         if self.rank != 0:
@@ -460,6 +474,20 @@ class Trainer:
         if self.tb is not None:
             self.tb.close()
         self.backend.close()
+
+
+def mfu_peak(device_type: str, device_name: str, configured: float) -> float | None:
+    """Peak TFLOP/s per device for MFU: ``run.peak_tflops`` if set, else looked up from the GPU's name; None on
+    CPU (MFU not reported); an unknown GPU without ``run.peak_tflops`` is refused (ConfigError)."""
+    if configured:
+        return configured
+    if device_type != "cuda":
+        return None
+    peak = peak_tflops(device_name)
+    if peak is None:
+        raise ConfigError(f"no bf16 peak known for GPU {device_name!r}: set run.peak_tflops (per device, dense "
+                          f"TFLOP/s) so MFU can be computed")
+    return peak
 
 
 def _peek(detector: SpikeDetector, loss: float) -> str | None:

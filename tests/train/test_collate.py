@@ -152,3 +152,26 @@ def test_doc_units_cut_by_length_and_image_budget(tok):
     assert doc_units([("image", imgs[0])], tok, 40, 2, 4) == []
     (u,) = doc_units([("text", "x"), ("image", imgs[0]), ("text", "y"), ("image", imgs[1])], tok, 40, 2, 4)
     assert len(u.images) == 1
+
+
+def test_mask_resets_after_a_chunk_cut_for_length(tok):
+    """A document cut for length (its first chunk has no ``</s>``) packed before a short document: the short
+    document's tokens before its own image must not see the previous document's image."""
+    imgs = [photo_bytes(i) for i in range(3)]
+    long_doc = [("image", imgs[0]), ("text", "long words " * 30), ("image", imgs[1]), ("text", "end")]
+    first = doc_units(long_doc, tok, seq_len=24, max_images=2, max_chunks=1)[0]
+    assert 2 not in first.tokens and first.tokens[-1] not in (1000, 1001)  # cut for length, ends in text
+    (short,) = doc_units([("text", "short caption first"), ("image", imgs[2]), ("text", "after")], tok, 64, 2, 4)
+    p = GreedyPacker(seq_len=64, max_images=3, open_rows=1)
+    p.add(first)
+    p.add(short)
+    (row,) = p.rows
+    assert row.starts == [0, len(first.tokens)]
+    b = collate_rows([row], tok, 64, ImageTransform(30))
+    m = b["image_attention_mask"][0]
+    s = len(first.tokens)
+    own_img = s + short.tokens.index(1001)
+    assert m[s:own_img].sum() == 0  # the short document's text before its image sees nothing
+    assert m[own_img, 1] == 1 and m[s - 1, 0] == 1  # its own image from there on; the chunk keeps its image
+    old = image_attention_mask(b["input_ids"], 1001, 2, 2)  # the </s>-only rule leaks image 0 into it
+    assert old[0, s:own_img, 0].sum() > 0

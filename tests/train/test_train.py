@@ -286,3 +286,22 @@ def test_the_loop_has_no_backend_branches_and_the_model_no_parallelism():
         for word in ("deepspeed import", "import deepspeed", "torch.distributed", "ds_id", "ds_numel", "zero.Init",
                      "GatheredParameters", "from model.zero3", "import zero3"):
             assert word not in src, (name, word)
+
+
+def test_mfu_on_cpu_only_with_an_explicit_peak_and_unknown_gpu_refused(shards, tmp_path, monkeypatch):
+    out = tmp_path / "nopeak"
+    last = _run(_cfg(shards, out, "run.max_steps=1", "run.save_every=10"))
+    start = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert start["mfu_definition"]["peak_tflops"] is None and "peak bf16 dense" in start["mfu_definition"]["definition"]
+    assert "mfu" not in last and "mfu_trained" not in last and last["trained_tflops_per_device"] > 0
+    last = _run(_cfg(shards, tmp_path / "peak", "run.max_steps=1", "run.save_every=10", "run.peak_tflops=0.001"))
+    assert 0 < last["mfu_trained"] and 0 < last["mfu"]
+    # a GPU whose peak is unknown, with run.peak_tflops unset: refused; a user error exits 2 in one line
+    from train.__main__ import main
+    from train.trainer import mfu_peak
+
+    assert mfu_peak("cuda", "NVIDIA H100 80GB HBM3", 0.0) == 989.4 and mfu_peak("cuda", "Imaginary 9000", 500) == 500
+    assert mfu_peak("cpu", "cpu", 0.0) is None
+    with pytest.raises(ConfigError, match="set run.peak_tflops"):
+        mfu_peak("cuda", "Imaginary GPU 9000", 0.0)
+    assert main(["--config", str(ROOT / "configs/train/tiny.yaml"), "data.shards=x", "optim.learning_rate=1"]) == 2
