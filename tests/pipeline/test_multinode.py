@@ -9,6 +9,7 @@ outputs are all objects, so the run works the same on a cluster whose nodes shar
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +34,8 @@ def _obelics_run(args: list[str], env: dict, **kw):
 
 
 @pytest.mark.slow
-def test_multinode_run_with_a_lost_worker_equals_the_single_node_run(s3, tmp_path, shared, monkeypatch):  # noqa: F811
+def test_multinode_run_with_a_lost_worker_equals_the_single_node_run(s3, tmp_path, shared, monkeypatch,  # noqa: F811
+                                                                      request):  # noqa: F811
     from ray.cluster_utils import Cluster
 
     warcs = [sample_warc(), shared("data", "warc", "warcio__example.warc.gz"),
@@ -49,6 +51,7 @@ def test_multinode_run_with_a_lost_worker_equals_the_single_node_run(s3, tmp_pat
     sets = [x for o in OFFLINE for x in ("--set", o)]
     # a Ray temp folder of our own: the cluster's address file must not capture other Ray users here
     ray_tmp = tempfile.mkdtemp(prefix="obr", dir="/tmp")
+    request.addfinalizer(lambda: shutil.rmtree(ray_tmp, ignore_errors=True))
     monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
     # Ray turns a 127.0.0.1 address into the machine's own IP, where nothing listens when every node is
     # on loopback; this variable makes it keep the loopback address (as it does on macOS)
