@@ -38,6 +38,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.subrun import run_measurement
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "build" / "bench-dedup"
 BENCH_VENV = ROOT / "build" / "bench-venv"
@@ -274,12 +276,9 @@ def main(argv: list[str] | None = None) -> int:
                "--cpus", str(args.cpus), "--partitions", str(args.partitions),
                "--object-store-mb", str(args.object_store_mb), "--backend", args.backend, "--words", str(args.words)]
         # the driver runs with the workers' allocator settings (glibc reads them at start-up)
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **WORKER_ENV})
-        line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            print(out.stdout[-2000:], out.stderr[-4000:])
+        r = run_measurement(cmd, env={**os.environ, **WORKER_ENV})
+        if r is None:
             return 1
-        r = json.loads(line[7:])
         results.append(r)
         print(f"{r['docs']:>9,} docs -> {r['docs_out']:,} kept: {r['seconds']} s, {r['docs_per_s']:,} docs/s, "
               f"peak memory {r['peak_mem_mb']:,} MB (before the passes {r['mem_after_ray_init_mb']:,} MB), "

@@ -25,10 +25,11 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench.subrun import run_measurement
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "build" / "bench-plan"
@@ -162,12 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         cmd += ["--ray"] if args.ray else []
         cmd += ["--keep"] if args.keep else []
         cmd += ["--stages", args.stages] if args.stages else []
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            print(out.stdout[-2000:], out.stderr[-4000:])
+        r = run_measurement(cmd)
+        if r is None:
             return 1
-        r = json.loads(line[7:])
         results.append(r)
         print(f"{r['units']:>7,} units ({'Ray, ' + str(r['cpus']) + ' CPUs' if r['ray'] else 'no Ray, 1 process'}): "
               f"{r['wall_s']} s, {r['wall_ms_per_unit']} ms/unit wall, driver CPU {r['driver_cpu_ms_per_unit']} ms/unit, "

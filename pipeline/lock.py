@@ -89,9 +89,7 @@ def acquire(out: str | Path) -> Path:
             info = _read(path)
             if info is None:
                 continue  # released meanwhile
-            if info and holder_alive(info):
-                raise RunLocked(f"{out} is being written by another run (host {info.get('host')}, pid "
-                                f"{info.get('pid')}); wait for it, or remove {path} if that run is gone") from None
+            _refuse_if_held(out, path, info)
             stale = path.with_name(f"{LOCK_NAME}.stale.{os.getpid()}")
             with contextlib.suppress(FileNotFoundError):
                 os.replace(path, stale)  # one taker wins the rename
@@ -101,6 +99,13 @@ def acquire(out: str | Path) -> Path:
             json.dump(me, f)
         return path
     raise RunLocked(f"{out}: could not take {path} (it keeps changing hands)")
+
+
+def _refuse_if_held(out, path, info: dict) -> None:
+    """Raise :class:`RunLocked` when the lock at ``path`` (holding ``info``) belongs to a live run."""
+    if info and holder_alive(info):
+        raise RunLocked(f"{out} is being written by another run (host {info.get('host')}, pid "
+                        f"{info.get('pid')}); wait for it, or remove {path} if that run is gone")
 
 
 def _acquire_remote(out: str) -> str:
@@ -114,9 +119,7 @@ def _acquire_remote(out: str) -> str:
         info = _read(path)
         if info is None:
             continue  # released meanwhile
-        if info and holder_alive(info):
-            raise RunLocked(f"{out} is being written by another run (host {info.get('host')}, pid "
-                            f"{info.get('pid')}); wait for it, or remove {path} if that run is gone") from None
+        _refuse_if_held(out, path, info)
         storage.remove(path)
     raise RunLocked(f"{out}: could not take {path} (it keeps changing hands)")
 

@@ -1,0 +1,20 @@
+"""Running one bench measurement in a fresh interpreter (so peak memory is the measurement's own)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_measurement(cmd: list[str], env: dict | None = None) -> dict | None:
+    """Run ``cmd`` (a bench module in ``--one`` mode) and return the JSON of its ``RESULT`` line;
+    prints the tail of its output and returns None when it gives none."""
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        print(out.stdout[-2000:], out.stderr[-4000:])
+        return None
+    return json.loads(line[7:])
