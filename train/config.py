@@ -26,7 +26,19 @@ class DatasetConfig:
     name: str = "obelics"
     shards: Any = None  # dir, glob, list of paths or pipe:/brace URLs
     kind: str = "webdoc"  # webdoc | pairs
-    weight: float = 1.0
+    weight: float = 1.0  # share of trained (non-pad) tokens, relative to the other data sets' weights
+    packing: Any = None  # this source's overrides of data.packing (all but seq_len), e.g. {max_images: 24}
+
+    def packing_config(self, base: PackingConfig) -> PackingConfig:
+        """``base`` with this source's overrides (checked: known keys, same ``seq_len``)."""
+        if not self.packing:
+            return base
+        if not isinstance(self.packing, dict):
+            raise ConfigError(f"dataset {self.name}: packing must be a mapping of data.packing keys")
+        merged = from_dict(PackingConfig, {**dataclasses.asdict(base), **self.packing})
+        if merged.seq_len != base.seq_len:
+            raise ConfigError(f"dataset {self.name}: packing.seq_len must be data.packing.seq_len ({base.seq_len})")
+        return merged
 
 
 @dataclasses.dataclass
@@ -152,6 +164,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for d in cfg.data.datasets:
         if d.kind not in ("webdoc", "pairs"):
             raise ConfigError(f"dataset {d.name}: kind must be webdoc or pairs")
+        if d.weight <= 0:
+            raise ConfigError(f"dataset {d.name}: weight must be > 0")
+        d.packing_config(cfg.data.packing)
     return cfg
 
 

@@ -21,7 +21,8 @@ class Feed:
         self.cfg, self.tok, self.rank, self.world, self.device = cfg, tok, rank, world, device
         self.transform = ImageTransform(image_size)
         self.datasets = cfg.data.dataset_list()
-        streams = [PackedStream(d.shards, d.kind, tok, cfg.data.packing, seed=cfg.run.seed, rank=rank, world=world,
+        streams = [PackedStream(d.shards, d.kind, tok, d.packing_config(cfg.data.packing), seed=cfg.run.seed, rank=rank,
+                                world=world,
                                 source=i, split="train", val_permille=cfg.data.val_permille)
                    for i, d in enumerate(self.datasets)]
         self.mixture = Mixture(streams, [d.weight for d in self.datasets], cfg.data.batch_size, cfg.run.seed, rank)

@@ -196,30 +196,37 @@ def _tuplify(x):
 
 
 class Mixture:
-    """Batches drawn from several streams by weight (one data set per batch, as m4's
-    ``proba_interleaving_dataset``), resumable like its streams."""
+    """Batches from several streams, one data set per batch (as m4's ``proba_interleaving_dataset``), where a
+    weight is the data set's share of trained (non-pad) tokens, not of batches: each batch comes from the data
+    set furthest below its share so far (a deterministic deficit rule, so the realised shares stay within
+    one batch of the weights however long each source's rows are). Resumable like its streams."""
 
     def __init__(self, streams: list[PackedStream], weights: list[float], batch_size: int, seed: int, rank: int):
-        if len(streams) != len(weights) or not streams:
-            raise ValueError("one weight per data set")
+        if len(streams) != len(weights) or not streams or min(weights) <= 0:
+            raise ValueError("one positive weight per data set")
         total = float(sum(weights))
         self.streams, self.weights, self.batch_size = streams, [w / total for w in weights], batch_size
-        self.rng = random.Random(f"{seed}-{rank}-mixture")
+        self.tokens = [0] * len(streams)  # non-pad tokens handed out per data set
+
+    def _pick(self) -> int:
+        total = sum(self.tokens)
+        return max(range(len(self.streams)), key=lambda i: (self.weights[i] * total - self.tokens[i], self.weights[i]))
 
     def next_batch_rows(self) -> list[Unit] | None:
-        i = self.rng.choices(range(len(self.streams)), weights=self.weights)[0] if len(self.streams) > 1 else 0
+        i = self._pick()
         rows = []
         while len(rows) < self.batch_size:
             row = self.streams[i].next_row()
             if row is None:
                 break
             rows.append(row)
+        self.tokens[i] += sum(len(r.tokens) for r in rows)
         return rows or None
 
     def state_dict(self) -> dict:
-        return {"rng": self.rng.getstate(), "streams": [s.state_dict() for s in self.streams]}
+        return {"tokens": list(self.tokens), "streams": [s.state_dict() for s in self.streams]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.rng.setstate(_tuplify(state["rng"]))
+        self.tokens = list(state.get("tokens", [0] * len(self.streams)))
         for s, st in zip(self.streams, state["streams"]):
             s.load_state_dict(st)

@@ -81,6 +81,7 @@ class Trainer:
         self.skipped = 0  # optimizer steps skipped for a non-finite gradient norm (whole run)
         self.skipped_in_row = 0
         self.tokens_seen = 0
+        self.source_tokens = [0.0] * len(self.datasets)  # trained (non-pad) tokens per data set, all ranks
         self.fired: list[int] = []  # indices of stability.inject drills already fired
         self.pending: str | None = None  # checkpoint written but not yet proven by a good next step
         self.fresh_from: str | None = None  # checkpoint just rolled back to, until one step succeeds
@@ -162,6 +163,7 @@ class Trainer:
         self.acts.set(stats_step)
         sums: dict[str, float] = {}
         n_img = n_real = source = 0
+        by_source = [0.0] * len(self.datasets)
         spiked = None
         for micro in range(accum):
             _, b = self.feed.next()
@@ -186,6 +188,7 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + v
             n_img += b["num_images"]
             n_real += b["num_tokens"]
+            by_source[source] += b["num_tokens"]
         self.acts.set(False)
         if spiked:
             self.rollback(spiked)
@@ -196,7 +199,7 @@ class Trainer:
             return self._skipped_step(gnorm)
         self.skipped_in_row = 0
         parts_here = {k: v / accum for k, v in sums.items()}
-        per_ds = self._per_dataset(source, sum(parts_here.values()))
+        per_ds = self._per_dataset(source, sum(parts_here.values()), by_source)
         parts = backend.mean(parts_here)
         loss = sum(parts.values())
         self.detector.check(loss)
@@ -219,7 +222,8 @@ class Trainer:
                 "model_tflops_per_device": per_dev * fl.model / 1e12,
                 "trained_tflops_per_device": per_dev * fl_trained / 1e12, "skipped_steps": self.skipped,
                 "m4_tflops_per_device": per_dev * fl.m4_style / 1e12,
-                "tokens_seen": self.tokens_seen, "lr_scale": self.lr_scale, "loss_per_dataset": per_ds}
+                "tokens_seen": self.tokens_seen, "lr_scale": self.lr_scale, "loss_per_dataset": per_ds,
+                "token_share": self._token_shares()}
         if self.peak:
             rest["mfu"] = per_dev * fl.model / (self.peak * 1e12)
             rest["mfu_trained"] = per_dev * fl_trained / (self.peak * 1e12)
@@ -356,13 +360,22 @@ class Trainer:
         np.random.seed(seed + self.rank)
         torch.manual_seed(seed + self.rank)
 
-    def _per_dataset(self, source: int, loss: float) -> dict[str, float]:
-        """Mean loss per data set over the ranks whose batch came from it this step (m4's per-dataset curves)."""
+    def _per_dataset(self, source: int, loss: float, by_source: list[float]) -> dict[str, float]:
+        """Mean loss per data set over the ranks whose batch came from it this step (m4's per-dataset curves);
+        adds this step's trained tokens per data set (all ranks) to ``source_tokens``."""
         k = len(self.datasets)
-        v = torch.zeros(2 * k, dtype=torch.float64)
+        v = torch.zeros(3 * k, dtype=torch.float64)
         v[source], v[k + source] = loss, 1.0
+        v[2 * k:] = torch.tensor(by_source, dtype=torch.float64)
         v = self.backend.all_reduce(v)
+        for i in range(k):
+            self.source_tokens[i] += float(v[2 * k + i])
         return {self.datasets[i].name: float(v[i] / v[k + i]) for i in range(k) if v[k + i] > 0}
+
+    def _token_shares(self) -> dict[str, float]:
+        """Realised share of trained (non-pad) tokens per data set so far (the mixture weights' target)."""
+        total = sum(self.source_tokens) or 1.0
+        return {d.name: t / total for d, t in zip(self.datasets, self.source_tokens)}
 
     def _switches(self) -> tuple[bool, bool]:
         """(kill, save) switch files, agreed across ranks (any rank seeing one counts)."""
@@ -382,6 +395,7 @@ class Trainer:
         return {"step": self.step, "lr_scale": self.lr_scale, "rollback_steps": self.rollback_steps,
                 "stable": self.stable, "skipped": self.skipped, "fired": self.fired,
                 "tokens_seen": self.tokens_seen, "batches_read": self.batches_read,
+                "source_tokens": self.source_tokens,
                 "detector": self.detector.state_dict()}
 
     def save(self, confirm: bool = True) -> None:
@@ -415,6 +429,7 @@ class Trainer:
         self.rollback_steps, self.stable = list(state["rollback_steps"]), state["stable"]
         self.skipped, self.fired = state["skipped"], list(state["fired"])
         self.tokens_seen = state["tokens_seen"]
+        self.source_tokens = list(state["source_tokens"])
         self.pending = None
         self.batches_read = state["batches_read"]
         self.detector.load_state_dict(state["detector"])

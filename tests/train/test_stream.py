@@ -151,3 +151,31 @@ def test_reads_the_pipeline_writers_output(tmp_path, tok):
     ours = all_rows(tmp_path / "ours")
     assert ours and all_rows(tmp_path / "pipe-wds") == ours
     assert all_rows(tmp_path / "pipe-pq") == ours
+
+
+def test_token_share_mixing_matches_weights_for_sources_of_very_different_lengths(data, tok):
+    """Weights are shares of trained (non-pad) tokens: web documents fill their rows, pairs are short; over a
+    few hundred batches the realised token shares match the weights within 2 %. Pairs packed densely (many
+    per row: their own packing settings) fill their rows far better than with the documents' image budget."""
+    import dataclasses
+
+    root, _ = data
+    dense = dataclasses.replace(PACK, max_images=16, pack_rows=16)
+    for weights in ([0.7, 0.3], [0.2, 0.8]):
+        mix = Mixture([PackedStream(str(root / "wds"), "webdoc", tok, PACK, source=0),
+                       PackedStream(str(root / "pairs"), "pairs", tok, dense, source=1)], weights, 4, 0, 0)
+        got = [0, 0]
+        batches = [0, 0]
+        for _ in range(300):
+            rows = mix.next_batch_rows()
+            got[rows[0].source] += sum(len(r.tokens) for r in rows)
+            batches[rows[0].source] += 1
+        shares = [g / sum(got) for g in got]
+        assert abs(shares[0] - weights[0]) < 0.02 and abs(shares[1] - weights[1]) < 0.02, (shares, weights)
+        assert mix.tokens == got
+    fill = {}  # rows of 512 tokens: 3 images per row leave pairs mostly padding, 32 fill them
+    for name, max_images in (("default", 3), ("dense", 32)):
+        pack = dataclasses.replace(PACK, seq_len=512, max_images=max_images, pack_rows=16)
+        s = PackedStream(str(root / "pairs"), "pairs", tok, pack, source=1)
+        fill[name] = sum(len(s.next_row().tokens) for _ in range(50)) / (50 * 512)
+    assert fill["dense"] > 0.85 and fill["default"] < 0.5, fill

@@ -267,6 +267,20 @@ def test_mixture_of_webdocs_and_pairs_trains_with_per_dataset_loss(shards, tmp_p
     seen = {r["dataset"] for r in recs}
     assert seen == {"obelics", "laion"}
     assert all(list(r["loss_per_dataset"]) == [r["dataset"]] for r in recs)
+    share = recs[-1]["token_share"]  # realised shares of trained tokens, logged every step
+    assert set(share) == {"obelics", "laion"} and sum(share.values()) == pytest.approx(1.0)
+    assert all(0.2 < v < 0.8 for v in share.values()), share
+
+
+def test_per_source_packing_overrides(shards):
+    cfg = load_config(ROOT / "configs/train/mixture-example.yaml")
+    laion = next(d for d in cfg.data.datasets if d.name == "laion")
+    assert laion.packing_config(cfg.data.packing).max_images == 16
+    assert laion.packing_config(cfg.data.packing).seq_len == cfg.data.packing.seq_len
+    for bad in ("{seq_len: 64}", "{max_imgs: 4}"):
+        with pytest.raises(ConfigError):
+            load_config(ROOT / "configs/train/mixture-example.yaml", [
+                f"data.datasets=[{{name: a, shards: x, kind: pairs, weight: 1, packing: {bad}}}]"])
 
 
 def test_prefetch_changes_nothing_but_speed(shards, tmp_path):
