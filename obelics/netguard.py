@@ -322,17 +322,22 @@ def guarded_session(allow: Iterable[str] | None = None, **adapter_kwargs):
 
 
 # -- urllib (img2dataset) ----------------------------------------------------------------------------
-def guarded_handlers(allow: Iterable[str] | None = None) -> list:
-    """urllib HTTP and HTTPS handlers whose connections go only to checked addresses."""
+def guarded_handlers(allow: Iterable[str] | None = None, connect=None) -> list:
+    """urllib HTTP and HTTPS handlers whose connections go only to checked addresses.
+
+    ``connect(addr, timeout, source, allow)`` opens each socket; :func:`guarded_create_connection` unless a
+    caller wraps it (the image downloader adds a whole-download deadline)."""
     import http.client
     import urllib.request
+
+    connect = connect or guarded_create_connection
 
     class _Guard:
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             # http.client opens every socket through this attribute (HTTPS wraps it afterwards)
             self._create_connection = lambda addr, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source=None: (
-                guarded_create_connection(addr, timeout, source, allow))
+                connect(addr, timeout, source, allow))
 
     class GuardedHTTPConnection(_Guard, http.client.HTTPConnection):
         pass

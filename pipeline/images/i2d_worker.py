@@ -136,29 +136,7 @@ def _watched_connection(addr, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source=Non
 
 
 def _opener(allow, handler) -> urllib.request.OpenerDirector:
-    import http.client
-
-    class _Watched:
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._create_connection = lambda a, t=socket._GLOBAL_DEFAULT_TIMEOUT, s=None: _watched_connection(
-                a, t, s, allow)
-
-    class Conn(_Watched, http.client.HTTPConnection):
-        pass
-
-    class SConn(_Watched, http.client.HTTPSConnection):
-        pass
-
-    class Http(urllib.request.HTTPHandler):
-        def http_open(self, req):
-            return self.do_open(Conn, req)
-
-    class Https(urllib.request.HTTPSHandler):
-        def https_open(self, req):
-            return self.do_open(SConn, req, context=self._context)
-
-    return urllib.request.build_opener(Http(), Https(), handler)
+    return urllib.request.build_opener(*netguard.guarded_handlers(allow, connect=_watched_connection), handler)
 
 
 class DownloadTooLarge(Exception):
