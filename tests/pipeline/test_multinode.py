@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from obelics import storage
 from tests.conftest import ROOT
 from tests.pipeline.s3_server import s3  # noqa: F401 - the fixture
-from tests.pipeline.test_run import OFFLINE, digest, sample_warc
+from tests.pipeline.test_run import OFFLINE, digest, sample_warc, wait_until
 from tests.pipeline.test_storage_run import mirror
 
 NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False,
@@ -64,11 +63,7 @@ def test_multinode_run_with_a_lost_worker_equals_the_single_node_run(s3, tmp_pat
         cluster.wait_for_nodes()
         env = dict(os.environ, RAY_ADDRESS=cluster.address, PYTHONUNBUFFERED="1")
         proc = _obelics_run(["--warc", *inputs, "--out", out, "--workers", "2", *sets], env)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(k.endswith(".stats.json") for k in s3.keys("bucket", "multinode/work/00-")):
-                break
-            time.sleep(0.05)
+        wait_until(proc, lambda: any(k.endswith(".stats.json") for k in s3.keys("bucket", "multinode/work/00-")))
         cluster.add_node(**NODE)  # the survivor
         cluster.wait_for_nodes()
         assert proc.poll() is None, "the run ended before a node could be lost:\n" + proc.stdout.read()[-3000:]

@@ -45,6 +45,25 @@ def digest(out: Path) -> dict:
             "summary": {k: v for k, v in stats["summary"].items() if k != "seconds"}}
 
 
+def wait_until(proc: subprocess.Popen, ready, timeout: float = 300) -> bool:
+    """Poll ``ready()`` until it holds or ``proc`` exits (at most ``timeout`` s); whether ``proc`` still runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if ready():
+            break
+        time.sleep(0.05)
+    return proc.poll() is None
+
+
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> bool:
+    """SIGKILL ``proc``'s process group once ``ready()`` holds; returns whether it was still running then."""
+    running = wait_until(proc, ready, timeout)
+    if running:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return running
+
+
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "obelics", "run", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env=dict(os.environ, PYTHONUNBUFFERED="1"))
@@ -132,15 +151,7 @@ def test_loopback_common_crawl_on_ray_kill_resume_and_workers(tmp_path, shared, 
         out_c = tmp_path / "c"
         proc = subprocess.Popen([sys.executable, "-m", "obelics", "run", *common, "--out", str(out_c), "--workers", "2"],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if len(list((out_c / "work").glob("00-*/*.stats.json"))) >= 1:
-                break
-            time.sleep(0.05)
-        killed = proc.poll() is None
-        if killed:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        killed = kill_when(proc, lambda: len(list((out_c / "work").glob("00-*/*.stats.json"))) >= 1)
         assert killed, "the run finished before it could be killed"
         assert not (out_c / "stats.json").exists()
         c = run_cli(*common, "--out", str(out_c), "--workers", "2")

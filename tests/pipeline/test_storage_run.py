@@ -7,11 +7,8 @@ through fsspec.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ import pytest
 from obelics import storage
 from tests.conftest import ROOT
 from tests.pipeline.s3_server import s3  # noqa: F401 - the fixture
-from tests.pipeline.test_run import OFFLINE, digest, run_cli, sample_warc
+from tests.pipeline.test_run import OFFLINE, digest, kill_when, run_cli, sample_warc
 
 
 def mirror(location: str, dest: Path) -> Path:
@@ -84,15 +81,7 @@ def test_sample_config_on_s3_killed_and_rerun_equals_the_local_run(s3, tmp_path,
     log = open(tmp_path / "killed.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "obelics", "run", config, "--out", out], cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if any(k.endswith(".stats.json") for k in s3.keys("bucket", "sample/work/")):
-            break
-        time.sleep(0.05)
-    killed = proc.poll() is None
-    if killed:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    killed = kill_when(proc, lambda: any(k.endswith(".stats.json") for k in s3.keys("bucket", "sample/work/")))
     log.close()
     assert killed, "the run finished before it could be killed:\n" + (tmp_path / "killed.log").read_text()[-3000:]
     assert not storage.exists(out + "/stats.json")

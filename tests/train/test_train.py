@@ -10,18 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.train.shards import make_docs, write_webdataset
 from train.config import ConfigError, load_config
 from train.stability import SpikeDetector, lr_at
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train-shards")
-    write_webdataset(root / "wds", make_docs(30, seed=1, missing_every=6), n_shards=2)
-    return str(root / "wds")
 
 
 def _cfg(shards, out, *extra):
