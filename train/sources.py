@@ -97,7 +97,11 @@ def sample_to_nodes(sample: dict, kind: str, stats: Counter) -> tuple[str, list[
         return key, nodes
     doc = json.loads(sample["json"])
     by_pos = {}
-    for name, value in sample.items():
+    if sample.get("images.mp"):  # the pipeline's layout: one msgpack list of image bytes aligned with the nodes
+        import msgpack
+
+        by_pos = dict(enumerate(msgpack.unpackb(sample["images.mp"], raw=False)))
+    for name, value in sample.items():  # shards of older runs: one ``img{pos:04d}.{ext}`` member per image
         if name.startswith("img") and "." in name:
             stem = name.split(".", 1)[0][3:]
             if stem.isdigit():
@@ -128,13 +132,15 @@ def _parquet_nodes(sample: dict, kind: str, stats: Counter) -> tuple[str, list]:
         if row.get("text"):
             nodes.append(("text", row["text"]))
         return key, nodes
-    blobs = row.get("image_bytes") or []
+    blobs = row.get("embedded_images") or row.get("image_bytes") or []  # Image structs, or bytes
     nodes = []
     for pos, (text, image) in enumerate(zip(row.get("texts") or [], row.get("images") or [])):
         if text is not None:
             nodes.append(("text", text))
         elif image is not None:
             data = image.get("bytes") if isinstance(image, dict) else (blobs[pos] if pos < len(blobs) else None)
+            if isinstance(data, dict):  # ``embedded_images``: datasets' Image struct {bytes, path}
+                data = data.get("bytes")
             if data:
                 nodes.append(("image", data))
             else:

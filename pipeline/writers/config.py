@@ -18,7 +18,7 @@ class OutputConfig:
     """
 
     formats: list[str] = field(default_factory=lambda: ["parquet", "webdataset"])  # Hub Parquet, training tars
-    embed_image_bytes: bool = False         # add an `image_bytes` list<binary> column to the Parquet shards
+    embed_images: bool = False              # add `embedded_images`, Sequence(Image()), to the Parquet shards
     parquet_compression: str = "zstd"
     parquet_row_group_size: int = 1000
     webdataset_max_count: int = 10000       # documents per tar, at most

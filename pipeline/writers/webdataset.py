@@ -1,24 +1,27 @@
-"""WebDataset shards for training: one sample per document, images as their original bytes.
+"""WebDataset shards for training and for the Hub: one sample per document, images as their original bytes.
 
-Sample layout (the training package reads exactly this with the ``webdataset`` library):
+Every sample has the same two members, so ``datasets.load_dataset("webdataset", data_files=".../*.tar")``
+(and the Hub viewer) infer one set of columns and return each document once:
 
-- ``__key__``: the document's ``doc_id`` (hex, no dots), so tar members are ``{doc_id}.json``,
-  ``{doc_id}.img0003.jpg``, ...
-- ``json``: UTF-8 JSON object ``{"doc_id", "texts", "images", "metadata", "general_metadata"}`` where
-  ``texts`` / ``images`` are the aligned node lists (text or null; image URL or null), ``metadata``
-  the list of per-node dicts (null for text) and ``general_metadata`` the page's dict — decoded, not
-  JSON strings.
-- ``img{pos:04d}.{ext}``: the bytes of the image at node position ``pos`` (0-based index into
-  ``texts``/``images``), exactly as stored in the image table (original bytes unless the profile
-  re-encodes); ``ext`` from the image's format (``jpg``, ``png``, ``webp``, ``gif``, ...; see
-  ``pipeline.images.table.FORMAT_EXT``). An image node without bytes has no member; ``json`` still
-  lists its URL.
+- ``__key__``: the document's ``doc_id`` (hex, no dots);
+- ``{doc_id}.json``: UTF-8 JSON object with the Hub columns of the Parquet shards, ``{"doc_id", "texts",
+  "images", "metadata", "general_metadata"}``: ``texts`` / ``images`` the aligned node lists (text or
+  null; image URL or null), ``metadata`` and ``general_metadata`` JSON strings exactly as in the Parquet
+  (strings, so that their keys may differ from document to document without changing the columns);
+- ``{doc_id}.images.mp``: a msgpack list aligned with the nodes: the bytes of the image at each image
+  node, exactly as stored in the image table (original bytes unless the profile re-encodes; the format is
+  ``metadata[pos]["format"]``), null at text nodes and at image nodes without bytes. One member holds
+  them all because per-image members (``img0003.jpg``) give every document other member names, which
+  ``datasets`` refuses; msgpack is the one container that both ``datasets`` and ``webdataset`` decode
+  (``mp``) without pickle.
 
 Reading back::
 
-    import webdataset as wds
-    for s in wds.WebDataset(urls, shardshuffle=False):
-        doc = json.loads(s["json"]); pos_to_bytes = {int(k[3:7]): v for k, v in s.items() if k.startswith("img")}
+    ds = datasets.load_dataset("webdataset", data_files="OUT/webdataset/*.tar", split="train")
+    ds[0]["json"]["texts"], ds[0]["images.mp"]          # decoded images: features=webdataset_features()
+
+    for s in webdataset.WebDataset(urls, shardshuffle=False):
+        doc, blobs = read_sample(s)                     # blobs[pos]: bytes or None
 
 Shards are named ``{prefix}-{index:05d}.tar`` and rotate at ``max_count`` documents or ``max_bytes``
 (a single larger document still gets a shard of its own). Each is written to a temporary name and
@@ -30,35 +33,60 @@ from __future__ import annotations
 import json
 import os
 
+import msgpack
 import pyarrow as pa
 import webdataset as wds
 
 from obelics import storage
 from obelics.storage import AtomicFile, basename, join, write_json_atomic
-from pipeline.images.table import ext_for_format
 from pipeline.writers.base import Writer
 from pipeline.writers.stats import count_words, stats_path_for
 
 WEBDATASET_DIR = "webdataset"
 
 
+JSON_MEMBER, IMAGES_MEMBER = "json", "images.mp"
+
+
 def document_sample(row: dict) -> dict:
     """The WebDataset sample of one merged document row (see the module docstring)."""
     meta = row.get("metadata")
-    meta = json.loads(meta) if isinstance(meta, str) else (meta or [None] * len(row["texts"]))
+    meta_list = json.loads(meta) if isinstance(meta, str) else (meta or [None] * len(row["texts"]))
     gm = row.get("general_metadata")
-    gm = json.loads(gm) if isinstance(gm, str) else (gm or {})
+    gm = gm if isinstance(gm, str) else json.dumps(gm or {}, ensure_ascii=False)
     doc_id = row["doc_id"]
     if "." in doc_id or "/" in doc_id:
         raise ValueError(f"doc_id {doc_id!r} cannot be a WebDataset key (no dots or slashes)")
-    sample = {"__key__": doc_id,
-              "json": json.dumps({"doc_id": doc_id, "texts": list(row["texts"]), "images": list(row["images"]),
-                                  "metadata": meta, "general_metadata": gm}, ensure_ascii=False).encode("utf-8")}
+    doc = {"doc_id": doc_id, "texts": list(row["texts"]), "images": list(row["images"]),
+           "metadata": meta if isinstance(meta, str) else json.dumps(meta_list, ensure_ascii=False),
+           "general_metadata": gm}
     blobs = row.get("image_bytes") or [None] * len(row["texts"])
-    for pos, (url, m, data) in enumerate(zip(row["images"], meta, blobs)):
-        if url is not None and data is not None:
-            sample[f"img{pos:04d}.{ext_for_format((m or {}).get('format'))}"] = data
-    return sample
+    images = [data if url is not None else None for url, data in zip(row["images"], blobs)]
+    return {"__key__": doc_id, JSON_MEMBER: json.dumps(doc, ensure_ascii=False).encode("utf-8"),
+            IMAGES_MEMBER: msgpack.packb(images, use_bin_type=True)}
+
+
+def read_sample(sample: dict) -> tuple[dict, list]:
+    """(document dict, image bytes aligned with its nodes) of one raw sample of these shards."""
+    doc = sample[JSON_MEMBER]
+    doc = json.loads(doc) if isinstance(doc, (bytes, str)) else doc
+    blobs = sample.get(IMAGES_MEMBER)
+    blobs = msgpack.unpackb(blobs, raw=False) if isinstance(blobs, bytes) else blobs
+    return doc, list(blobs or [None] * len(doc["texts"]))
+
+
+def webdataset_features():
+    """The ``datasets`` features of these shards with the images decoded (``Sequence(Image())``): pass as
+    ``load_dataset("webdataset", data_files=..., features=webdataset_features())``."""
+    import datasets
+
+    doc = datasets.Features({"doc_id": datasets.Value("string"),
+                             "texts": datasets.List(datasets.Value("string")),
+                             "images": datasets.List(datasets.Value("string")),
+                             "metadata": datasets.Value("string"),
+                             "general_metadata": datasets.Value("string")})
+    return datasets.Features({"json": doc, IMAGES_MEMBER: datasets.List(datasets.Image()),
+                              "__key__": datasets.Value("string"), "__url__": datasets.Value("string")})
 
 
 class WebDatasetWriter:
@@ -101,13 +129,12 @@ class WebDatasetWriter:
         if self._tar is None:
             self._open()
         self._tar.write(sample)
-        n_images = sum(1 for i in row["images"] if i is not None)
-        n_members = sum(1 for k in sample if k.startswith("img"))
+        blobs = [b for u, b in zip(row["images"], row.get("image_bytes") or ()) if u is not None and b is not None]
         self._stats["documents"] += 1
-        self._stats["images"] += n_members
-        self._stats["images_without_bytes"] += n_images - n_members
+        self._stats["images"] += len(blobs)
+        self._stats["images_without_bytes"] += sum(1 for i in row["images"] if i is not None) - len(blobs)
         self._stats["words"] += count_words(row["texts"])
-        self._stats["image_bytes"] += sum(len(v) for k, v in sample.items() if k.startswith("img"))
+        self._stats["image_bytes"] += sum(len(b) for b in blobs)
         self._size += size
 
     def write_table(self, table: pa.Table) -> None:

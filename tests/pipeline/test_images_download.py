@@ -95,7 +95,7 @@ def test_merge_and_shards_end_to_end(run, tmp_path):
     import webdataset as wds
 
     from pipeline.writers.parquet_hub import write_parquet_shard
-    from pipeline.writers.webdataset import write_webdataset
+    from pipeline.writers.webdataset import read_sample, write_webdataset
 
     stats = FilterStats("images.merge")
     merged = merge_table(documents_to_table(run["docs"]), run["table"], stats)
@@ -111,11 +111,11 @@ def test_merge_and_shards_end_to_end(run, tmp_path):
     assert len(wstats) == (len(run["docs"]) + 1) // 2
     seen = 0
     for s in wds.WebDataset(sorted(str(p) for p in (tmp_path / "wds").glob("*.tar")), shardshuffle=False):
-        doc = json.loads(s["json"])
-        for key, data in s.items():
-            if key.startswith("img"):
-                pos = int(key[3:7])
-                assert hashlib.sha256(data).hexdigest() == doc["metadata"][pos]["sha256"]
+        doc, blobs = read_sample(s)
+        meta = json.loads(doc["metadata"])
+        for pos, data in enumerate(blobs):
+            if data is not None:
+                assert hashlib.sha256(data).hexdigest() == meta[pos]["sha256"]
                 seen += 1
     assert seen == d["out"]["image"]
 

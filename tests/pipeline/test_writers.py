@@ -62,25 +62,46 @@ def test_parquet_has_exactly_the_hub_features(tmp_path):
     assert json.loads(row["metadata"])[1]["format"] in ("png", "jpeg", "gif")
 
 
-def test_parquet_with_embedded_image_bytes(tmp_path):
+def test_parquet_with_embedded_images_loads_as_a_sequence_of_images(tmp_path):
     import datasets
+    from PIL import Image
 
     table = merged_docs()
     path = tmp_path / "p.parquet"
-    stats = write_parquet_shard(table, path, embed_image_bytes=True)
-    assert stats["images_with_bytes"] == stats["images"]
-    ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
-    assert ds.features["image_bytes"] == datasets.List(datasets.Value("binary"))
-    row = ds[1]
-    meta = json.loads(row["metadata"])
-    for pos, data in enumerate(row["image_bytes"]):
-        assert (data is None) == (row["images"][pos] is None)
-        if data is not None:
-            assert hashlib.sha256(data).hexdigest() == meta[pos]["sha256"]
+    stats = write_parquet_shard(table, path, embed_images=True)
+    assert stats["images_with_bytes"] == stats["images"] == 9
+    ds = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=str(tmp_path / "c"))
+    assert ds.num_rows == table.num_rows
+    assert ds.features["embedded_images"] == datasets.Sequence(datasets.Image())
+    assert [r["texts"] for r in ds] == table.column("texts").to_pylist()  # every document once, in order
+    src = table.to_pylist()
+    for k in range(ds.num_rows):
+        row = ds[k]
+        meta = json.loads(row["metadata"])
+        assert len(row["embedded_images"]) == len(row["texts"])
+        for pos, im in enumerate(row["embedded_images"]):
+            assert (im is None) == (row["images"][pos] is None)
+            if im is not None:
+                assert isinstance(im, Image.Image) and im.size == (meta[pos]["original_width"],
+                                                                  meta[pos]["original_height"])
+    raw = ds.cast_column("embedded_images", datasets.Sequence(datasets.Image(decode=False)))
+    for k, row in enumerate(raw):
+        for pos, im in enumerate(row["embedded_images"]):
+            if im is not None:  # the original bytes, intact
+                assert im["bytes"] == src[k]["image_bytes"][pos]
+                assert hashlib.sha256(im["bytes"]).hexdigest() == json.loads(row["metadata"])[pos]["sha256"]
+
+
+def test_embedded_images_are_off_by_default(tmp_path):
+    assert OutputConfig().embed_images is False
+    out = write_outputs(merged_docs(2), str(tmp_path), OutputConfig(formats=["parquet"]), shard_docs=2)
+    assert pq.read_schema(tmp_path / "parquet" / out[0]["file"]).names == HUB_SCHEMA.names
 
 
 def test_webdataset_layout_and_read_back(tmp_path):
     import webdataset as wds
+
+    from pipeline.writers.webdataset import read_sample
 
     table = merged_docs(7)
     stats = write_webdataset(table, tmp_path, prefix="run0", max_count=3)
@@ -88,23 +109,45 @@ def test_webdataset_layout_and_read_back(tmp_path):
     tars = sorted(tmp_path.glob("*.tar"))
     assert [t.name for t in tars] == ["run0-00000.tar", "run0-00001.tar", "run0-00002.tar"]
     assert all((tmp_path / f"run0-0000{i}.stats.json").exists() for i in range(3))
-    rows = {r["doc_id"]: r for r in table.to_pylist()}
+    hub = {r["doc_id"]: r for r in table.to_pylist()}
     n = 0
     for s in wds.WebDataset([str(t) for t in tars], shardshuffle=False):
-        doc = json.loads(s["json"])
-        assert s["__key__"] == doc["doc_id"] and doc["doc_id"] in rows
-        src = rows[doc["doc_id"]]
+        assert set(s) - {"__key__", "__url__", "__local_path__"} == {"json", "images.mp"}  # the same members
+        doc, blobs = read_sample(s)
+        assert s["__key__"] == doc["doc_id"] and doc["doc_id"] in hub
+        src = hub[doc["doc_id"]]
         assert doc["texts"] == src["texts"] and doc["images"] == src["images"]
-        assert doc["general_metadata"]["url"].startswith("http://site/")
-        members = {k: v for k, v in s.items() if k.startswith("img")}
-        assert len(members) == sum(1 for i in doc["images"] if i)
-        for key, data in members.items():
-            pos = int(key[3:7])
-            ext = key.split(".", 1)[1]
-            assert data == src["image_bytes"][pos]  # original bytes, intact
-            assert ext == {"png": "png", "jpeg": "jpg", "gif": "gif"}[doc["metadata"][pos]["format"]]
+        assert doc["metadata"] == src["metadata"] and doc["general_metadata"] == src["general_metadata"]
+        assert blobs == src["image_bytes"]  # original bytes at image nodes, null at text nodes
         n += 1
     assert n == 7
+
+
+def test_webdataset_shards_load_with_datasets(tmp_path):
+    """``load_dataset("webdataset")`` on the shards: each document once, images as bytes (or decoded)."""
+    import datasets
+    from PIL import Image
+
+    from pipeline.writers.webdataset import webdataset_features
+
+    table = merged_docs(12)
+    write_webdataset(table, tmp_path / "wds", max_count=5)
+    files = str(tmp_path / "wds" / "*.tar")
+    ds = datasets.load_dataset("webdataset", data_files=files, split="train", cache_dir=str(tmp_path / "c"))
+    src = table.to_pylist()
+    assert ds.num_rows == len(src)
+    assert sorted(r["json"]["doc_id"] for r in ds) == sorted(r["doc_id"] for r in src)
+    by_id = {r["doc_id"]: r for r in src}
+    for row in ds:
+        want = by_id[row["json"]["doc_id"]]
+        assert row["json"]["texts"] == want["texts"] and row["json"]["images"] == want["images"]
+        assert row["images.mp"] == want["image_bytes"]
+    decoded = datasets.load_dataset("webdataset", data_files=files, split="train", features=webdataset_features(),
+                                    cache_dir=str(tmp_path / "d"))
+    first = decoded[0]
+    ims = [im for im in first["images.mp"] if im is not None]
+    assert ims and all(isinstance(im, Image.Image) for im in ims)
+    assert len(ims) == sum(1 for u in by_id[first["json"]["doc_id"]]["images"] if u)
 
 
 def test_webdataset_rotates_by_bytes_and_rejects_bad_keys(tmp_path):

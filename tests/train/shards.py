@@ -54,7 +54,11 @@ def make_docs(n_docs: int, seed: int = 0, missing_every: int = 0) -> list[dict]:
     return docs
 
 
-def write_webdataset(out_dir: Path, docs: list[dict], n_shards: int = 1) -> list[Path]:
+def write_webdataset(out_dir: Path, docs: list[dict], n_shards: int = 1, legacy: bool = False) -> list[Path]:
+    """``docs`` as WebDataset shards in the pipeline's sample layout, written here by hand (a reference for the
+    writer): ``json`` plus ``images.mp``, a msgpack list of image bytes aligned with the nodes. ``legacy``:
+    the layout of older runs, one ``img{pos:04d}.jpg`` member per image."""
+    import msgpack
     import webdataset as wds
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -67,8 +71,11 @@ def write_webdataset(out_dir: Path, docs: list[dict], n_shards: int = 1) -> list
                 sample = {"__key__": doc["doc_id"],
                           "json": json.dumps({"texts": doc["texts"], "images": doc["images"], "metadata": "[]",
                                               "general_metadata": "{}", "doc_id": doc["doc_id"]}).encode()}
-                for pos, b in doc["blobs"].items():
-                    sample[f"img{pos:04d}.jpg"] = b
+                if legacy:
+                    for pos, b in doc["blobs"].items():
+                        sample[f"img{pos:04d}.jpg"] = b
+                else:
+                    sample["images.mp"] = msgpack.packb([doc["blobs"].get(i) for i in range(len(doc["texts"]))])
                 w.write(sample)
         paths.append(p)
     return paths

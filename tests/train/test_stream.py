@@ -122,8 +122,8 @@ def test_shards_without_trainable_documents_fail_loudly(tmp_path, tok):
 
 
 def test_reads_the_pipeline_writers_output(tmp_path, tok):
-    """Contract with pipeline/writers: their WebDataset and Hub-Parquet (with image bytes) shards give
-    the same rows as our reference shards of the same documents."""
+    """Contract with pipeline/writers: their WebDataset and Hub-Parquet (with embedded images) shards give
+    the same rows as our reference shards of the same documents (and so do shards of older runs)."""
     pytest.importorskip("pipeline.writers.webdataset")
     import pyarrow as pa
 
@@ -141,8 +141,9 @@ def test_reads_the_pipeline_writers_output(tmp_path, tok):
     table = pa.table({"texts": [r["texts"] for r in rows], "images": [r["images"] for r in rows],
                       "metadata": ["[]"] * len(rows), "general_metadata": ["{}"] * len(rows),
                       "image_bytes": [r["image_bytes"] for r in rows]})
-    write_parquet_shard(table, tmp_path / "pipe-pq" / "train-00000-of-00001.parquet", embed_image_bytes=True)
+    write_parquet_shard(table, tmp_path / "pipe-pq" / "train-00000-of-00001.parquet", embed_images=True)
     write_webdataset(tmp_path / "ours", docs)
+    write_webdataset(tmp_path / "legacy", docs, legacy=True)  # shards of runs before the fixed member names
 
     def all_rows(path):
         return _rows(PackedStream(str(path), "webdoc", tok, PACK, infinite=False, split="val", val_permille=1000),
@@ -151,6 +152,7 @@ def test_reads_the_pipeline_writers_output(tmp_path, tok):
     ours = all_rows(tmp_path / "ours")
     assert ours and all_rows(tmp_path / "pipe-wds") == ours
     assert all_rows(tmp_path / "pipe-pq") == ours
+    assert all_rows(tmp_path / "legacy") == ours
 
 
 def test_token_share_mixing_matches_weights_for_sources_of_very_different_lengths(data, tok):
