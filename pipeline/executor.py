@@ -50,8 +50,9 @@ class UnitResult:
 
 def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, source: str | None,
               fn: UnitFn, context: dict) -> dict:
-    """Process one unit (in a Ray worker or inline); writes outputs then the marker."""
-    t0 = time.monotonic()
+    """Process one unit (in a Ray worker or inline); writes outputs then the marker (with the unit's
+    wall seconds and the CPU seconds of the process that ran it, :mod:`pipeline.cpu`)."""
+    t0, c0 = time.monotonic(), time.process_time()
     out_path, marker = unit_paths(stage_dir, unit)
     if prev_dir is None:
         docs_in: list[WebDocument] | str = source  # the first stage reads its source itself
@@ -63,24 +64,31 @@ def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, sourc
     if prev_dir is None:
         n_in = next((s["read"].get("html_records", 0) for s in stats if "read" in s), len(docs_out))
     write_documents(out_path, docs_out, DOCUMENT_SCHEMA)
-    seconds = time.monotonic() - t0
+    seconds, cpu = time.monotonic() - t0, time.process_time() - c0
     write_json_atomic(marker, {"unit": unit, "stage": stage, "docs_in": n_in, "docs_out": len(docs_out),
-                               "seconds": round(seconds, 3), "stats": stats})
-    return {"unit": unit, "docs_in": n_in, "docs_out": len(docs_out), "seconds": seconds}
+                               "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 4), "stats": stats})
+    return {"unit": unit, "docs_in": n_in, "docs_out": len(docs_out), "seconds": seconds, "cpu_seconds": cpu}
 
 
 def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[str, str | None], fn: UnitFn,
                    context: dict, use_ray: bool = True, concurrency: int | None = None,
                    num_cpus: float = 1.0) -> dict:
-    """Run ``fn`` over every unit not yet done; returns the stage's progress summary."""
+    """Run ``fn`` over every unit not yet done; returns the stage's progress summary, with
+    ``unit_cpu_seconds``: the units' own CPU seconds, those done before read from their markers."""
     sdir = storage.join(work, stage)
     storage.makedirs(sdir)
     clean_temporaries(sdir)
-    pending = [u for u in sorted(units) if not is_done(unit_paths(sdir, u)[1])]
+    pending, done_cpu = [], 0.0
+    for u in sorted(units):
+        marker = unit_paths(sdir, u)[1]
+        if is_done(marker):
+            done_cpu += float(read_json(marker).get("cpu_seconds") or 0.0)
+        else:
+            pending.append(u)
     progress = StageProgress(stage, len(units), already_done=len(units) - len(pending))
     if not pending:
         log.info("[%s] all %d units already done", stage, len(units))
-        return progress.summary()
+        return dict(progress.summary(), unit_cpu_seconds=round(done_cpu, 3))
     prev_dir = storage.join(work, prev) if prev else None
     if use_ray and len(pending) > 1:
         import ray
@@ -92,11 +100,13 @@ def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[s
                     num_cpus=num_cpus, concurrency=concurrency)
         for r in ds.iter_rows():
             progress.update(r["unit"], r["docs_in"], r["docs_out"], r["seconds"])
+            done_cpu += r["cpu_seconds"]
     else:
         for u in pending:
             r = _run_unit(stage, sdir, prev_dir, u, units[u], fn, context)
             progress.update(u, r["docs_in"], r["docs_out"], r["seconds"])
-    return progress.summary()
+            done_cpu += r["cpu_seconds"]
+    return dict(progress.summary(), unit_cpu_seconds=round(done_cpu, 3))
 
 
 def run_decision(stage: str, work: str | Path, decide: Callable[[str, list[str], dict], Any], prev: str,

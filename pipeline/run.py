@@ -34,6 +34,7 @@ import yaml
 from obelics import storage
 from obelics.config import Profile
 from pipeline import stages  # noqa: F401  (registers the ops get_op looks up)
+from pipeline.cpu import StageClock
 from pipeline.executor import collect_unit_stats, ensure_ray, run_decision, run_unit_stage
 from pipeline.markers import is_done, read_json, write_json_atomic
 from pipeline.ops import GlobalOp, UnitOp, get_op
@@ -203,23 +204,28 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
             ops: list[UnitOp] = what  # type: ignore[assignment]
             name = f"{i:02d}-" + "+".join(op.name for op in ops)
             sources = {u: (src if prev is None else None) for u, src in units.items()}
-            summary = run_unit_stage(name, work, prev, sources, _fused(ops), ctx, use_ray=use_ray,
-                                     concurrency=workers or cfg.workers)
-            timings.append(summary)
+            with StageClock() as clock:
+                summary = run_unit_stage(name, work, prev, sources, _fused(ops), ctx, use_ray=use_ray,
+                                         concurrency=workers or cfg.workers)
+            timings.append(dict(summary, cpu_seconds=round(clock.cpu_seconds, 3)))
             prev = name
             stage_dirs.append(name)
         else:
             op: GlobalOp = what  # type: ignore[no-redef]
             name = f"{i:02d}-{op.name}"
-            t = time.monotonic()
-            ctx["decisions"][op.name] = run_decision(name, work, op.decide, prev, list(units), ctx)
-            timings.append({"stage": name, "seconds": round(time.monotonic() - t, 3)})
+            with StageClock() as clock:
+                ctx["decisions"][op.name] = run_decision(name, work, op.decide, prev, list(units), ctx)
+            timings.append({"stage": name, "seconds": round(clock.seconds, 3),
+                            "cpu_seconds": round(clock.cpu_seconds, 3)})
             stage_dirs.append(name)
     from pipeline.finish import finish_run
 
-    stats = finish_run(out, work, prev, sorted(units), collect_unit_stats(work, stage_dirs, list(units)),
-                       profile, cfg, timings, time.monotonic() - t0,
-                       (ctx["decisions"].get("image_table") or {}).get("table_dir"))
+    with StageClock() as clock:
+        stats = finish_run(out, work, prev, sorted(units), collect_unit_stats(work, stage_dirs, list(units)),
+                           profile, cfg, timings, time.monotonic() - t0,
+                           (ctx["decisions"].get("image_table") or {}).get("table_dir"))
+    if "cpu" in stats:  # the writers' and the report's own time, known only once they are done
+        stats["cpu"]["finish_cpu_seconds"] = round(clock.cpu_seconds, 3)
     write_json_atomic(final_marker, stats)
     log.info("run complete in %.1fs: %s", time.monotonic() - t0, out)
     return stats

@@ -8,6 +8,7 @@ import html
 import io
 from pathlib import Path
 
+from pipeline.cpu import cpu_html
 from pipeline.report.funnel import funnel_rows
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
@@ -117,6 +118,7 @@ def render_report(merged: dict, title: str = "Funnel report", profile: str | Non
             for name, values in ms.items():
                 th = thresholds.get(f"{stage}.{name}") or thresholds.get(name)
                 parts.append(f"<div class=fig>{histogram_svg(values, name, th)}</div>")
+    parts.append(cpu_html(merged))  # pipeline.cpu: where the run's CPU time went
     parts.append("</body></html>")
     return "\n".join(parts)
 
