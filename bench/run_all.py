@@ -19,7 +19,7 @@ BENCHES = [
     ("bench.bench_dedup", [], ["--docs", "20000"]),
     ("bench.bench_images", [], ["--urls", "200", "--runs", "1"]),
     ("bench.bench_nsfw", ["--repeat", "3"], ["--repeat", "1"]),
-    ("bench.bench_pipeline", ["--copies", "12"], ["--copies", "2", "--cpus", "2"]),
+    ("bench.bench_pipeline", [], ["--copies", "4", "--units", "2", "--cpus", "2"]),
     ("bench.bench_train", [], ["--steps", "3"]),
 ]
 

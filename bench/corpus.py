@@ -1,0 +1,189 @@
+"""A bench corpus that behaves like real data: copies of the shared WARCs whose pages are mostly distinct documents.
+
+Plain copies of the shared WARCs die at URL dedup (every copy has the same URLs), so the stages after
+it would run on ~140 pages whatever the corpus size. Here copy 0 is the original, and in every other copy
+each HTML page (decided by a hash of the copy number and its URL, so the corpus is the same on every
+machine) is one of:
+
+- an exact duplicate (``share_exact``, 3%): record unchanged, removed by URL dedup;
+- a near duplicate (``share_near``, 7%): its URL moved to the copy's hosts, text unchanged, removed by
+  MinHash (and its images, the same bytes under the copy's URLs, by the image passes);
+- a distinct document (the rest): URL and every URL in the HTML moved to the copy's hosts
+  (``c<k>.<host>``: the same registered domain, so the per-domain paragraph pass sees a site's pages), and
+  ``mutate`` (10%) of the words of its text swapped for other words of the same page, which leaves
+  about 40% of its word 5-grams shared with the original: a different document for MinHash, while its
+  language, stopwords and length stay those of a real page.
+
+Image records are copied under the copy's hosts, so every distinct page finds its images; request,
+metadata and other records are copied too (URLs mapped), so the record mix of the WARCs is kept.
+Work is done on raw gzip members (one record each, the WARC convention): hand-written because warcio
+re-reads and re-serialises every header, and its writer needs a parsed record for each record kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+SHARE_EXACT = 0.03
+SHARE_NEAR = 0.07
+MUTATE = 0.10
+
+_WORD = re.compile(rb"[A-Za-z]{3,}")
+_TEXT = re.compile(rb">([^<]+)<")
+_UUID = re.compile(rb"<urn:uuid:([0-9a-fA-F-]{36})>")
+_HOST = re.compile(rb"^[a-z]+://([^/:?#\s]+)", re.I)
+
+
+def gzip_members(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(raw gzip member, its decompressed bytes) for each member of a .gz file."""
+    pos = 0
+    while pos < len(data):
+        d = zlib.decompressobj(31)
+        out = d.decompress(data[pos:])
+        end = len(data) - len(d.unused_data)
+        yield data[pos:end], out
+        if end <= pos:
+            break
+        pos = end
+
+
+def _gzip(data: bytes) -> bytes:
+    c = zlib.compressobj(6, zlib.DEFLATED, 31)
+    return c.compress(data) + c.flush()
+
+
+def _unit_hash(*parts) -> float:
+    h = hashlib.blake2b("\x00".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big") / 2**64
+
+
+def hosts_of(warcs: list[Path]) -> set[bytes]:
+    """Every host named by a record's WARC-Target-URI."""
+    hosts = set()
+    for w in warcs:
+        for _, rec in gzip_members(w.read_bytes()):
+            head = rec[:rec.find(b"\r\n\r\n")]
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"warc-target-uri:"):
+                    m = _HOST.match(line.split(b":", 1)[1].strip().strip(b"<>"))
+                    if m:
+                        hosts.add(m.group(1).lower())
+    return hosts
+
+
+class _Copy:
+    """The mapping of one copy ``k``: hosts, record ids, text mutation."""
+
+    def __init__(self, k: int, hosts: set[bytes]):
+        self.k = k
+        alt = b"|".join(re.escape(h) for h in sorted(hosts, key=len, reverse=True))
+        self.host_re = re.compile(rb"(//)(" + alt + rb")(?=[/:?#\"'\s\\]|$)", re.I)
+        self.prefix = f"c{k}.".encode()
+
+    def hosts(self, data: bytes) -> bytes:
+        return self.host_re.sub(lambda m: m.group(1) + self.prefix + m.group(2), data)
+
+    def ids(self, data: bytes) -> bytes:
+        return _UUID.sub(lambda m: b"<urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.k}:{m.group(1).decode()}"))
+                         .encode() + b">", data)
+
+    def mutate(self, body: bytes, url: str) -> bytes:
+        """``MUTATE`` of the ASCII words of the text between tags swapped for other words of the page."""
+        pool = _WORD.findall(body)
+        if not pool:
+            return body
+        seed = f"{self.k}:{url}"
+        count = [0]
+
+        def word(m):
+            count[0] += 1
+            r = _unit_hash(seed, count[0])
+            if r >= MUTATE:
+                return m.group(0)
+            return pool[int(r / MUTATE * len(pool)) % len(pool)]
+
+        return _TEXT.sub(lambda m: b">" + _WORD.sub(word, m.group(1)) + b"<", body)
+
+
+def _split_record(rec: bytes) -> tuple[list[bytes], bytes] | None:
+    """(WARC header lines, block) of one record, or None when the member is not exactly one record."""
+    i = rec.find(b"\r\n\r\n")
+    if i < 0 or not rec.startswith(b"WARC/"):
+        return None
+    lines = rec[:i].split(b"\r\n")
+    length = next((int(x.split(b":", 1)[1]) for x in lines if x.lower().startswith(b"content-length:")), None)
+    block = rec[i + 4:]
+    if length is None or len(block) != length + 4:  # one record, then its \r\n\r\n
+        return None
+    return lines, block[:length]
+
+
+def _header(lines: list[bytes], name: bytes) -> bytes | None:
+    for x in lines:
+        if x.lower().startswith(name + b":"):
+            return x.split(b":", 1)[1].strip()
+    return None
+
+
+def copy_record(member: bytes, rec: bytes, copy: _Copy | None) -> bytes:
+    """One gzip member of copy ``copy`` (None: copy 0, unchanged)."""
+    if copy is None:
+        return member
+    split = _split_record(rec)
+    if split is None:
+        return member  # several records in a member, or a broken one: copied as it is (an exact duplicate)
+    lines, block = split
+    url = (_header(lines, b"warc-target-uri") or b"").decode("latin-1")
+    rtype = (_header(lines, b"warc-type") or b"").lower()
+    hi = block.find(b"\r\n\r\n")
+    http, body = (block[:hi + 4], block[hi + 4:]) if hi >= 0 else (b"", block)
+    low = http.lower()
+    html = rtype == b"response" and b"text/html" in low
+    if html:
+        r = _unit_hash(copy.k, url)
+        if r < SHARE_EXACT:
+            return member  # an exact duplicate: same URL, same bytes
+        plain = b"content-encoding:" not in low and b"transfer-encoding:" not in low
+        body = copy.hosts(body)
+        if r >= SHARE_EXACT + SHARE_NEAR and plain:
+            body = copy.mutate(body, url)
+        if plain:
+            http = re.sub(rb"(?im)^content-length:[^\r\n]*", b"Content-Length: %d" % len(body), http)
+    block = http + body
+    out = []
+    for x in lines:
+        low_x = x.lower()
+        if low_x.startswith((b"warc-block-digest:", b"warc-payload-digest:")):
+            continue
+        if low_x.startswith(b"content-length:"):
+            x = b"Content-Length: %d" % len(block)
+        elif low_x.startswith(b"warc-target-uri:"):
+            x = copy.hosts(x)
+        elif b"urn:uuid:" in x:
+            x = copy.ids(x)
+        out.append(x)
+    return _gzip(b"\r\n".join(out) + b"\r\n\r\n" + block + b"\r\n\r\n")
+
+
+def realistic_corpus(warcs: list[Path], folder: Path, copies: int, units: int) -> list[str]:
+    """``copies`` copies of ``warcs`` (copy 0 the original) concatenated into ``units`` WARC files."""
+    hosts = hosts_of(warcs)
+    members = {w: list(gzip_members(w.read_bytes())) for w in warcs}
+    outs = [folder / f"unit{u:03d}.warc.gz" for u in range(units)]
+    handles = [open(p, "wb") for p in outs]
+    try:
+        for k in range(copies):
+            copy = _Copy(k, hosts) if k else None
+            f = handles[k % units]
+            for w in warcs:
+                for member, rec in members[w]:
+                    f.write(copy_record(member, rec, copy))
+    finally:
+        for h in handles:
+            h.close()
+    return [str(p) for p in outs]
