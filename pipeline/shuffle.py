@@ -56,7 +56,8 @@ def _local_ray_on_loopback() -> None:
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Start or join Ray: ``RAY_ADDRESS``/``address`` joins a cluster, else a local instance that listens
-    on loopback only, dashboard off (``OBELICS_RAY_DASHBOARD=1``: on, on 127.0.0.1)."""
+    on loopback only, dashboard off (``OBELICS_RAY_DASHBOARD=1``: on, on 127.0.0.1), whose processes end
+    with this one however it ends (:mod:`pipeline.raywatch`)."""
     import ray
 
     if ray.is_initialized():
@@ -70,6 +71,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, **kwargs)
     else:
         _local_ray_on_loopback()
+        from pipeline.raywatch import start_watchdog
+
+        start_watchdog()
         num_cpus = num_cpus or int(os.environ.get("OBELICS_NUM_CPUS", 0)) or os.cpu_count()
         ray.init(num_cpus=num_cpus, **kwargs)
     from ray.data import DataContext
