@@ -8,6 +8,7 @@ The profile's ``extract`` section (:class:`obelics.html.config.ExtractConfig`) p
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 from obelics.config import Profile, load_profile
@@ -105,6 +106,17 @@ def _decode(html: str | bytes, cfg: ExtractConfig, charset: str | None = None,
     return html
 
 
+def _interruptible(cfg: ExtractConfig, budget):
+    """The context one page's decoding and extraction run in: the bs4 steps (``obelics-2023`` decoding, a
+    ``bs4_roundtrip``) have no tick, so there the deadline interrupts them (:meth:`PageBudget.alarm`); the
+    ``default`` walk is compiled and linear, bounded by the size caps and its checks."""
+    if cfg.mode != "obelics-2023" and not cfg.bs4_roundtrip:
+        return nullcontext()
+    import bs4  # noqa: F401 - imported before the timer runs, never interrupted half-way
+
+    return budget.alarm()
+
+
 def extract_html(html: str | bytes, url: str, profile: str | Path | Profile | ExtractConfig = "default",
                  general_metadata: dict | None = None, capture_date: str | None = None) -> WebDocument:
     """One page's HTML (str, or bytes decoded by the profile's rule) as a :class:`WebDocument`.
@@ -121,11 +133,12 @@ def extract_html(html: str | bytes, url: str, profile: str | Path | Profile | Ex
     gm = dict(general_metadata) if general_metadata else {"url": url}
     budget = cfg.page_budget()
     budget.check_size(html)
-    try:
-        text = _decode(html, cfg)
-    except DecodeError:
-        return WebDocument(general_metadata=gm, capture_date=capture_date)
-    texts, images, metadata = _nodes(text, url, cfg, budget)
+    with _interruptible(cfg, budget):
+        try:
+            text = _decode(html, cfg)
+        except DecodeError:
+            return WebDocument(general_metadata=gm, capture_date=capture_date)
+        texts, images, metadata = _nodes(text, url, cfg, budget)
     return WebDocument(texts=texts, images=images, metadata=metadata, general_metadata=gm,
                        capture_date=capture_date)
 
@@ -142,14 +155,15 @@ def extract_record(record: HtmlRecord, profile: str | Path | Profile | ExtractCo
     gm = record.general_metadata
     budget = cfg.page_budget()
     budget.check_size(record.payload)
-    try:
-        if cfg.mode == "obelics-2023":
-            text = _decode(record.payload, cfg, identified_charset=record.identified_charset)
-        else:
-            text = _decode(record.html, cfg)
-    except DecodeError:
-        return WebDocument(general_metadata=gm, capture_date=record.capture_date)
-    texts, images, metadata = _nodes(text, record.url, cfg, budget)
+    with _interruptible(cfg, budget):
+        try:
+            if cfg.mode == "obelics-2023":
+                text = _decode(record.payload, cfg, identified_charset=record.identified_charset)
+            else:
+                text = _decode(record.html, cfg)
+        except DecodeError:
+            return WebDocument(general_metadata=gm, capture_date=record.capture_date)
+        texts, images, metadata = _nodes(text, record.url, cfg, budget)
     return WebDocument(texts=texts, images=images, metadata=metadata, general_metadata=gm,
                        capture_date=record.capture_date)
 

@@ -3,6 +3,15 @@
 A snapshot (``CC-MAIN-2023-06``) publishes ``crawl-data/<snapshot>/warc.paths.gz``: one WARC path per
 line. Shard ``k`` of ``n`` takes every path whose index ``i`` satisfies ``i % n == k`` — a stable,
 dependency-free split, so every machine of a cluster computes the same plan on its own.
+
+Every HTTP(S) fetch here (``warc.paths.gz``; the WARCs themselves in :mod:`obelics.warc`) goes through the
+address guard (:mod:`obelics.netguard`): only public addresses, checked after DNS and at every redirect.
+The user chooses the endpoint, but a private one (a mirror at ``http://10.0.0.5/``) must be allowed
+deliberately with ``OBELICS_NET_ALLOW=10.0.0.0/8``, and a redirect never leaves for a private address
+that is not on that list. ``s3://`` (Common Crawl's bucket, or an S3-compatible server) is read through
+fsspec/botocore at the endpoint the user configured (``AWS_ENDPOINT_URL``, else AWS): that endpoint is a
+deliberate choice and is not guarded; S3 answers with data or errors, and botocore follows only its
+region redirects, which stay on AWS.
 """
 
 from __future__ import annotations
@@ -44,13 +53,26 @@ def cc_url(path: str, base_url: str | None = None) -> str:
 
 
 def http_get(url: str, retries: int = 5, timeout: float = 60.0, backoff: float = 1.0,
-             session: requests.Session | None = None) -> bytes:
-    """GET ``url`` with retries on connection errors, 429 and 5xx; raise on other errors."""
-    s = session or requests
+             session: requests.Session | None = None, allow: list[str] | None = None) -> bytes:
+    """GET ``url`` with retries on connection errors, 429 and 5xx; raise on other errors.
+
+    Only public addresses are reached, every redirect hop checked (``allow``: networks let through
+    anyway, None: ``OBELICS_NET_ALLOW``); a refusal is not retried: it raises ``ValueError`` saying how
+    to allow a private mirror. A given ``session`` is used as it is.
+    """
+    from obelics.netguard import AddressRefused, guarded_session
+
+    if session is None:
+        with guarded_session(allow) as own:
+            return http_get(url, retries, timeout, backoff, own)
     last: Exception | None = None
     for attempt in range(retries):
         try:
-            r = s.get(url, timeout=timeout)
+            try:
+                r = session.get(url, timeout=timeout)
+            except AddressRefused as e:
+                raise ValueError(f"GET {url}: {e}: only public addresses are fetched; a mirror on a private "
+                                 "network must be allowed with OBELICS_NET_ALLOW=<network>") from e
             if r.status_code == 200:
                 return r.content
             if r.status_code in (429, 500, 502, 503, 504):

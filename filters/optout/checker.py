@@ -13,7 +13,10 @@ Order for each URL (the first signal found is the reason; cheap local signals fi
 
 A signal that cannot be read is an *error*, counted in :attr:`OptOutChecker.errors` by source and
 resolved by ``on_error``: ``drop`` (reason ``optout:error:<source>``), ``keep`` (counted, kept), or
-``fail`` (raise :class:`OptOutError`). Nothing is treated as "allowed" silently.
+``fail`` (raise :class:`OptOutError`). Nothing is treated as "allowed" silently. Every per-origin file
+fetch is also counted by its outcome in :attr:`OptOutChecker.events` as ``optout:fetch:<source>:<outcome>``
+(``ok``, ``http_404``, ``timeout``, ``too_big``, ``address_refused:loopback``...; see
+:mod:`filters.optout.fetch`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from filters.optout.x_robots import Headers, directives_for, header_values, x_ro
 
 Kind = Literal["image", "document"]
 HOST_FILES = {"tdmrep": "/.well-known/tdmrep.json", "robots": "/robots.txt", "ai_txt": "/ai.txt"}
+_SOURCE_OF_PATH = {path: source for source, path in HOST_FILES.items()}
 
 
 class OptOutError(RuntimeError):
@@ -55,7 +59,7 @@ class OptOutChecker:
                  spawning: SpawningClient | None = None, env: Mapping[str, str] | None = None):
         self.cfg = cfg or OptOutConfig()
         self.session = session or make_session(self.cfg.user_agent, self.cfg.http.max_workers)
-        self.hosts = HostCache(self.session, self.cfg.http)
+        self.hosts = HostCache(self.session, self.cfg.http, self._fetched)
         self.errors: Counter = Counter()
         self.events: Counter = Counter()
         self._lock = threading.Lock()
@@ -87,6 +91,10 @@ class OptOutChecker:
             self.events[name] += n
 
     # -- per-origin files ----------------------------------------------------------------------
+    def _fetched(self, path: str, outcome: str) -> None:
+        """Count one per-origin file fetch by its outcome: ``optout:fetch:<source>:<outcome>``."""
+        self._event(f"optout:fetch:{_SOURCE_OF_PATH.get(path, path)}:{outcome}")
+
     def _parse_robots(self, source: str):
         def parse(f: Fetched):
             if f.status is None:

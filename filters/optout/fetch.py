@@ -1,4 +1,11 @@
-"""Per-origin files (robots.txt, /.well-known/tdmrep.json, ai.txt): fetched once, parsed, cached (LRU)."""
+"""Per-origin files (robots.txt, /.well-known/tdmrep.json, ai.txt): fetched once, parsed, cached (LRU).
+
+Every fetch has an *outcome*, counted by the checker as ``optout:fetch:<source>:<outcome>``: ``ok``,
+``http_<status>`` (status 300 and over), ``too_big`` (the body was cut at ``max_bytes``),
+``timeout`` (a read or the whole fetch), ``address_refused:<reason>`` (:mod:`obelics.netguard`, at the
+first hop or a redirect), ``too_many_redirects``, ``connection`` (DNS, refused, reset) or
+``error:<ExceptionType>``.
+"""
 
 from __future__ import annotations
 
@@ -28,11 +35,37 @@ def origin_of(url: str) -> str | None:
 
 @dataclass(frozen=True)
 class Fetched:
-    """One GET: ``status`` None means the request failed (``error`` says why)."""
+    """One GET: ``status`` None means the request failed (``error`` says why); ``outcome`` is its counted
+    outcome (see the module docstring)."""
 
     status: int | None
     body: bytes = b""
     error: str | None = None
+    outcome: str = "ok"
+
+
+def failure_outcome(e: BaseException) -> str:
+    """The outcome of a fetch that raised ``e``: the guard's refusal wherever it sits in the chain of
+    causes (requests wraps urllib3's errors), else the kind of failure."""
+    from obelics.netguard import AddressRefused
+
+    seen, todo = set(), [e]
+    while todo:
+        x = todo.pop()
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, AddressRefused):
+            return f"address_refused:{x.reason}"
+        todo += [x.__cause__, x.__context__, getattr(x, "reason", None)]
+        todo += [a for a in getattr(x, "args", ()) if isinstance(a, BaseException)]
+    if isinstance(e, requests.Timeout) or isinstance(e, TimeoutError):
+        return "timeout"
+    if isinstance(e, requests.TooManyRedirects):
+        return "too_many_redirects"
+    if isinstance(e, (requests.ConnectionError, ConnectionError)):
+        return "connection"
+    return f"error:{type(e).__name__}"
 
 
 @dataclass(frozen=True)
@@ -55,18 +88,19 @@ def make_session(user_agent: str, pool: int = 16, allow: list[str] | None = None
     return guard_session(s, allow, pool_connections=pool, pool_maxsize=pool, max_retries=0)
 
 
-def _read_capped(raw, max_bytes: int, deadline: float) -> bytes | None:
-    """The body in pieces (at most one socket read each) up to ``max_bytes``; None past ``deadline``."""
+def _read_capped(raw, max_bytes: int, deadline: float) -> tuple[bytes, bool] | None:
+    """``(body, cut)``: the body in pieces (at most one socket read each) up to ``max_bytes``, and whether
+    there was more; None past ``deadline``."""
     chunks, total = [], 0
-    while total < max_bytes:
+    while total <= max_bytes:  # one byte past the cap tells a body that is longer
         if time.monotonic() > deadline:
             return None
-        chunk = raw.read1(min(65536, max_bytes - total), decode_content=True)
+        chunk = raw.read1(min(65536, max_bytes + 1 - total), decode_content=True)
         if not chunk:
             break
         chunks.append(chunk)
         total += len(chunk)
-    return b"".join(chunks)[:max_bytes]
+    return b"".join(chunks)[:max_bytes], total > max_bytes
 
 
 def fetch(session: requests.Session, url: str, cfg: HttpConfig) -> Fetched:
@@ -75,19 +109,25 @@ def fetch(session: requests.Session, url: str, cfg: HttpConfig) -> Fetched:
     deadline = time.monotonic() + cfg.max_seconds
     try:
         with session.get(url, timeout=cfg.timeout_s, stream=True, allow_redirects=True) as r:
-            body = _read_capped(r.raw, cfg.max_bytes, deadline) if r.status_code < 300 else b""
-            if body is None:
-                return Fetched(None, error=f"Timeout: the whole fetch took over {cfg.max_seconds:g} s")
-            return Fetched(r.status_code, body or b"")
+            if r.status_code >= 300:
+                return Fetched(r.status_code, outcome=f"http_{r.status_code}")
+            read = _read_capped(r.raw, cfg.max_bytes, deadline)
+            if read is None:
+                return Fetched(None, error=f"Timeout: the whole fetch took over {cfg.max_seconds:g} s",
+                               outcome="timeout")
+            body, cut = read
+            return Fetched(r.status_code, body, outcome="too_big" if cut else "ok")
     except (requests.RequestException, OSError, ValueError) as e:
-        return Fetched(None, error=f"{type(e).__name__}: {e}")
+        return Fetched(None, error=f"{type(e).__name__}: {e}", outcome=failure_outcome(e))
 
 
 class HostCache:
     """``(origin, path) -> parsed value`` with LRU eviction; parse errors are cached as :class:`HostError`."""
 
-    def __init__(self, session: requests.Session, cfg: HttpConfig):
-        self.session, self.cfg = session, cfg
+    def __init__(self, session: requests.Session, cfg: HttpConfig,
+                 on_fetch: Callable[[str, str], None] | None = None):
+        """``on_fetch(path, outcome)`` is called after each fetch (the checker counts the outcomes)."""
+        self.session, self.cfg, self.on_fetch = session, cfg, on_fetch
         self._data: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._lock = threading.Lock()
         self.fetches = 0
@@ -102,7 +142,10 @@ class HostCache:
             if key in self._data:
                 self._data.move_to_end(key)
                 return self._data[key]
-        value = parse(fetch(self.session, origin + path, self.cfg))
+        fetched = fetch(self.session, origin + path, self.cfg)
+        if self.on_fetch is not None:
+            self.on_fetch(path, fetched.outcome)
+        value = parse(fetched)
         with self._lock:
             self.fetches += 1
             self._data[key] = value

@@ -276,3 +276,36 @@ def test_spawning_batches_padding_and_client_rate_limit(sites):
     assert len(sp.bodies) == 6 and batched.spawning.counts["requests"] == 6
     assert sorted(len(b.decode().split("\n")) for b in sp.bodies) == [2, 3, 3, 3, 3, 3]
     assert elapsed >= 0.45  # 6 request starts at 10/s: at least 5 intervals of 0.1 s
+
+
+def test_fetch_outcomes_counted_per_source_and_reason(sites, monkeypatch):
+    """robots.txt / tdmrep.json / ai.txt fetches that fail or are refused are counted, each by its reason."""
+    b, bad, slow = sites["broken"], sites["badjson"], sites["slow"]
+    big = Site({"/robots.txt": (200, [], b"User-agent: *\nDisallow: /private/\n" + b"#" * 5000), "/a.jpg": JPEG})
+    # a redirect to another loopback address: the allow-list opens 127.0.0.1 only
+    hop = Site({"/robots.txt": (302, [("Location", "http://127.0.0.2:9/robots.txt")], b""), "/a.jpg": JPEG})
+    try:
+        cfg = config(sites, images=["tdmrep", "robots", "ai_txt"], on_error="keep")
+        cfg.http.timeout_s, cfg.http.max_bytes = 0.3, 1000
+        stats = FilterStats("optout_images")
+        urls = [b.url("/a.jpg"), bad.url("/a.jpg"), slow.url("/a.jpg"), big.url("/a.jpg"), hop.url("/a.jpg")]
+        optout_filter_images([doc_with_images("http://127.0.0.1:9/p", urls)], {}, cfg, stats,
+                             checker=checker(cfg))
+        ev = {k: v for k, v in stats.events.items() if k.startswith("optout:fetch:")}
+        assert ev["optout:fetch:robots:http_503"] == 1  # broken
+        assert ev["optout:fetch:tdmrep:ok"] == 1  # badjson: read, then refused by the parser (an error)
+        assert ev["optout:fetch:tdmrep:timeout"] == 1  # slow
+        assert ev["optout:fetch:robots:too_big"] == 1  # big: cut at max_bytes, rules still read
+        assert ev["optout:fetch:robots:address_refused:loopback"] == 1  # hop's redirect
+        assert ev["optout:fetch:ai_txt:http_404"] >= 3
+        assert stats.events["optout:error:robots"] >= 2  # broken's 503 and the refused redirect
+        # without the allow-list, the test server itself is refused, and counted so
+        monkeypatch.delenv("OBELICS_NET_ALLOW")
+        refused = FilterStats("optout_images")
+        optout_filter_images([doc_with_images("http://127.0.0.1:9/p", [big.url("/a.jpg")])], {}, cfg, refused,
+                             checker=checker(cfg))
+        assert {k: v for k, v in refused.events.items() if k.startswith("optout:fetch:")} == {
+            f"optout:fetch:{s}:address_refused:loopback": 1 for s in ("tdmrep", "robots", "ai_txt")}
+    finally:
+        big.close()
+        hop.close()

@@ -97,3 +97,53 @@ def test_default_drops_literal_address_images_at_extraction(monkeypatch):
     doc = extract_html(html, "https://example.com/page.html", "default")
     assert [u for u in doc.images if u] == ["https://example.com/ok.jpg"]
     assert len(doc.texts) == len(doc.images) == len(doc.metadata)
+
+
+def _spin_swallowing_exceptions():
+    """Work with no tick that never ends by itself, and swallows ``Exception`` as some libraries do."""
+    n = 0
+    while True:
+        try:
+            n += 1
+        except Exception:  # noqa: BLE001, S112 - what the alarm must get through
+            continue
+
+
+def test_alarm_interrupts_work_without_ticks_and_restores_the_signal():
+    import signal
+
+    budget = PageBudget(BudgetLimits(max_seconds=0.05))
+    with pytest.raises(PageBudgetExceeded) as e, budget.alarm():
+        _spin_swallowing_exceptions()
+    assert e.value.skip_reason == "page_budget:time" and "interrupted" in str(e.value)
+    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    with PageBudget(BudgetLimits(max_seconds=30)).alarm():  # within the budget: the block runs as is
+        done = sum(range(1000))
+    assert done == 499500 and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_alarm_leaves_someone_elses_handler_alone():
+    import signal
+
+    def theirs(signum, frame):
+        raise AssertionError("not ours")
+
+    old = signal.signal(signal.SIGALRM, theirs)
+    try:
+        with PageBudget(BudgetLimits(max_seconds=0.01)).alarm():
+            assert signal.getsignal(signal.SIGALRM) is theirs
+            assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    finally:
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_time_budget_interrupts_the_2023_bs4_decoding():
+    """bs4's decoding and round trip have no tick: the deadline's alarm stops them (they take seconds here)."""
+    html = ("<html><body><p>images</p>" + "".join(f'<img src="https://e.com/{i}.jpg" width="3">' for i in range(20000))
+            + "</body></html>").encode()
+    with pytest.raises(PageBudgetExceeded) as e:
+        extract_html(html, "https://e.com/", _cfg("obelics-2023", page_max_seconds=0.05))
+    assert e.value.skip_reason == "page_budget:time" and "interrupted" in str(e.value)
+    small = b"<html><body><p>" + b"Some words. " * 10 + b"</p><img src='https://e.com/a.jpg'></body></html>"
+    assert extract_html(small, "https://e.com/", "obelics-2023").images == [None, "https://e.com/a.jpg"]

@@ -21,7 +21,8 @@ def test_cc_url_and_names():
     assert input_name("crawl-data/X/a.warc.gz") != input_name("crawl-data/Y/a.warc.gz")
 
 
-def test_fetch_warc_paths_from_loopback(tmp_path, shared):
+def test_fetch_warc_paths_from_loopback(tmp_path, shared, monkeypatch):
+    monkeypatch.setenv("OBELICS_NET_ALLOW", "127.0.0.1/32")  # the address guard lets the stand-in through
     warc = shared("data", "warc", "warcio__example.warc.gz")
     listed = make_snapshot(tmp_path / "cc", "CC-MAIN-2099-01", [warc, warc])
     with CommonCrawlStandIn(tmp_path / "cc") as base:
@@ -33,7 +34,8 @@ def test_fetch_warc_paths_from_loopback(tmp_path, shared):
     assert fetch_warc_paths("CC-MAIN-2099-01", base_url=base, cache_dir=tmp_path / "cache") == listed
 
 
-def test_shard_ranges_and_several_snapshots_make_one_input_list(tmp_path, shared):
+def test_shard_ranges_and_several_snapshots_make_one_input_list(tmp_path, shared, monkeypatch):
+    monkeypatch.setenv("OBELICS_NET_ALLOW", "127.0.0.1/32")  # the address guard lets the stand-in through
     import argparse
 
     from obelics.commands.run import parse_shards, register, resolve, snapshot_inputs
@@ -65,3 +67,24 @@ def test_shard_ranges_and_several_snapshots_make_one_input_list(tmp_path, shared
                   ["--snapshot", "A"]):
         with pytest.raises(ValueError):
             resolve(p.parse_args(["run", "--out", "o", "--snapshot", "A", *wrong]))
+
+
+def test_warc_paths_fetch_goes_through_the_address_guard(tmp_path, shared, monkeypatch):
+    """The loopback stand-in is refused unless allow-listed, and an allowed server's redirect to another
+    private address is refused too; the error says how to allow a mirror."""
+    from tests.filters.optout_server import Site
+
+    warc = shared("data", "warc", "warcio__example.warc.gz")
+    make_snapshot(tmp_path / "cc", "CC-MAIN-2099-01", [warc])
+    monkeypatch.delenv("OBELICS_NET_ALLOW", raising=False)
+    with CommonCrawlStandIn(tmp_path / "cc") as base:
+        with pytest.raises(ValueError, match="address_refused:loopback.*OBELICS_NET_ALLOW"):
+            fetch_warc_paths("CC-MAIN-2099-01", base_url=base)
+    hop = Site({"/crawl-data/CC-MAIN-2099-01/warc.paths.gz": (302, [("Location", "http://127.0.0.2:9/x.gz")], b"")})
+    try:
+        monkeypatch.setenv("OBELICS_NET_ALLOW", "127.0.0.1/32")  # the test's own server only
+        with pytest.raises(ValueError, match="address_refused:loopback 127.0.0.2"):
+            fetch_warc_paths("CC-MAIN-2099-01", base_url=hop.origin)
+        assert hop.hits["/crawl-data/CC-MAIN-2099-01/warc.paths.gz"] == 1  # the first hop was allowed
+    finally:
+        hop.close()
