@@ -50,7 +50,7 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
     """Write the dataset shards, ``report.html`` and return the run's stats (the caller writes stats.json)."""
     from pipeline.cpu import cpu_summary
     from pipeline.images.table import ImageTable
-    from pipeline.report.funnel import document_distributions, flow_counts, merge_stats
+    from pipeline.report.funnel import document_distributions, flow_counts, merge_flow, merge_stats
     from pipeline.report.html import write_report
     from pipeline.writers.base import write_outputs
     from pipeline.writers.config import OutputConfig
@@ -69,6 +69,7 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
     merged = merge_stats(shard_stats)
     merged["distributions"] = document_distributions(table.select(["texts", "images"]).to_pylist())
     merged["outputs"] = outputs
+    merged["flow"] = merge_flow(s["flow"] for s in unit_stats if "flow" in s)
     flow = flow_counts(table)
     merged["summary"] = {"profile": profile.name, "units": len(units), "documents": flow["document"],
                          "images": flow["image"], "words": flow["word"], "parquet_shards": n_shards if "parquet" in ocfg.formats else 0,

@@ -1,13 +1,21 @@
 """Publishing a run's output to the Hugging Face Hub: the folder, its dataset card, the upload.
 
-:func:`build_hub_folder` lays out what the Hub repository will hold:
+:func:`build_hub_folder` lays out what the Hub repository will hold, by default in ``OUT_DIR/.hub``: a
+hidden folder, so ``datasets.load_dataset(OUT_DIR)`` (which skips hidden folders) still reads the run's
+Parquet once and not the copy as well:
 
 - ``data/train-XXXXX-of-NNNNN.parquet``: the run's Parquet shards (``OUT_DIR/parquet/*.parquet``,
-  hard-linked or copied), in the OBELICS Hub features;
-- ``README.md``: the dataset card — YAML front matter (licence, language, ``dataset_info`` with the
-  features and sizes, ``configs`` with ``data_files``) then the funnel, the profile and its
-  thresholds, and licence, opt-out and content notes;
+  hard-linked or copied), in the OBELICS Hub features (config ``default``);
+- ``README.md``: the dataset card, built with huggingface_hub's ``DatasetCard`` / ``DatasetCardData`` from
+  the run's resolved profile (``OUT_DIR/profile.yaml``: run-time ``--set`` overrides included) and its
+  sources (``run.json``: local WARCs or Common Crawl snapshots; images from the WARCs or downloaded):
+  front matter with ``configs`` (the ``default`` config: ``data/train-*``, so each file is read once)
+  and ``dataset_info``, then the funnel, the profile and licence, opt-out and content notes;
 - ``stats.json`` and ``report.html`` of the run when present.
+
+The WebDataset shards are not published: ``datasets`` loads one format per repository (every config of a
+repository goes through the builder its files infer), and the Parquet is the Hub's own; with
+``output.embed_images: true`` it carries the images as ``Sequence(Image())``.
 
 :func:`publish` uploads that folder with huggingface_hub's resumable large-folder upload
 (``HfApi.upload_large_folder`` where the installed version has it; from huggingface_hub 2.x its
@@ -20,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -34,33 +43,89 @@ log = logging.getLogger(__name__)
 
 
 
-def _features_yaml(schema) -> list:
-    import datasets
+HUB_FOLDER = ".hub"  # inside OUT_DIR, hidden: load_dataset(OUT_DIR) does not read it
 
-    return datasets.Features.from_arrow_schema(schema)._to_yaml_list()
+
+def _type_yaml(t) -> dict:
+    """The card's YAML for one Arrow type of our shards (the Hub's ``dataset_info.features`` syntax);
+    written here because ``datasets`` has no public call for it."""
+    import pyarrow as pa
+
+    from pipeline.writers.parquet_hub import IMAGE_STRUCT
+
+    if t == IMAGE_STRUCT:
+        return {"dtype": "image"}
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner = _type_yaml(t.value_type)
+        return {"list": inner["dtype"]} if set(inner) == {"dtype"} else {"list": inner}
+    if pa.types.is_struct(t):
+        return {"struct": [{"name": f.name, **_type_yaml(f.type)} for f in t]}
+    names = {pa.string(): "string", pa.large_string(): "large_string", pa.binary(): "binary", pa.int64(): "int64"}
+    if t not in names:
+        raise ValueError(f"no card type for {t}")
+    return {"dtype": names[t]}
+
+
+def _features_yaml(schema) -> list:
+    return [{"name": f.name, **_type_yaml(f.type)} for f in schema]
+
+
+SNAPSHOT = re.compile(r"crawl-data/(CC-MAIN-\d{4}-\d{2})/")
+
+
+def run_sources(out_dir: Path, output_profile: dict | None) -> dict:
+    """Where a run's data came from: ``{"snapshots": [...], "common_crawl_files", "local_files",
+    "image_source"}`` from ``run.json`` and the resolved profile (``None`` where not known)."""
+    inputs = []
+    if (out_dir / "run.json").exists():
+        inputs = json.loads((out_dir / "run.json").read_text(encoding="utf-8")).get("inputs") or []
+    snaps = sorted({m.group(1) for i in inputs if (m := SNAPSHOT.search(str(i)))})
+    n_cc = sum(1 for i in inputs if SNAPSHOT.search(str(i)) and "://" in str(i))
+    images = ((output_profile or {}).get("images") or {}).get("source")
+    optout = (output_profile or {}).get("optout") or {}
+    checks = None
+    if "optout" in (output_profile or {}):
+        checks = {"images": list(optout.get("images") or []), "documents": list(optout.get("documents") or [])}
+        if optout.get("enabled") is False:
+            checks = {"images": [], "documents": []}
+    return {"snapshots": snaps, "common_crawl_files": n_cc, "local_files": len(inputs) - n_cc,
+            "image_source": images, "inputs": len(inputs), "optout": checks}
 
 
 def _run_stats(out_dir: Path) -> dict:
     if (out_dir / "stats.json").exists():
         with open(out_dir / "stats.json", encoding="utf-8") as f:
             return json.load(f)
-    shard_stats = [p for p in out_dir.rglob("stats.json") if p.parent != out_dir and "hub" not in p.parts]
+    shard_stats = [p for p in out_dir.rglob("stats.json")
+                   if p.parent != out_dir and not {"hub", HUB_FOLDER} & set(p.parts)]
     return merge_stats(load_stats(shard_stats)) if shard_stats else {}
 
 
-def _profile_text(out_dir: Path, profile: str | None) -> tuple[str | None, str | None]:
-    """(profile name, YAML text) from the run's saved ``profile.yaml`` (with its overrides: exact), else
-    the named profile as shipped (the run's ``stats.json`` names it)."""
+def _profile_text(out_dir: Path, profile: str | None) -> tuple[str | None, str | None, dict]:
+    """(profile name, YAML text, data) of the run's saved ``profile.yaml`` (the resolved profile, overrides
+    included: exact), else of the named profile as shipped (the run's ``stats.json`` names it)."""
     if (out_dir / "profile.yaml").exists():
         text = (out_dir / "profile.yaml").read_text(encoding="utf-8")
         data = yaml.safe_load(text) or {}
-        return data.get("name", profile), text
+        return data.get("name", profile), text, data
     if profile:
         from obelics.config import load_profile
 
         p = load_profile(profile)
-        return p.name, yaml.safe_dump({"name": p.name, **p.data}, sort_keys=False)
-    return None, None
+        data = {"name": p.name, **p.data}
+        return p.name, yaml.safe_dump(data, sort_keys=False), data
+    return None, None, {}
+
+
+def _output_config(data: dict):
+    """The ``output`` section of a resolved profile (a saved one may hold keys of an older version)."""
+    import dataclasses
+
+    from pipeline.writers.config import OutputConfig
+
+    section = data.get("output") or {}
+    known = {f.name for f in dataclasses.fields(OutputConfig)}
+    return OutputConfig(**{k: v for k, v in section.items() if k in known})
 
 
 def _size_category(n: int) -> str:
@@ -71,41 +136,67 @@ def _size_category(n: int) -> str:
     return "100M<n<1B"
 
 
+def _sources_text(src: dict, with_bytes: bool) -> tuple[str, str]:
+    """(where the pages came from, how the images were obtained) for the card, from :func:`run_sources`."""
+    if src.get("snapshots"):
+        pages = (f"Common Crawl snapshot(s) {', '.join(src['snapshots'])} ({src['common_crawl_files']:,} WARC "
+                 "file(s)" + (f", plus {src['local_files']:,} local WARC file(s)" if src.get("local_files") else "")
+                 + ")")
+    elif src.get("inputs"):
+        pages = f"{src['inputs']:,} local WARC file(s)"
+    else:
+        pages = "web crawl WARC files"
+    how = {"warc": "Images were read from the image records of the input WARC files (nothing was fetched "
+                   "from the web).",
+           "web": "Images were downloaded with img2dataset under an identifying User-Agent, honouring "
+                  "`X-Robots-Tag` (`noai`, `noimageai`, `noindex`, `noimageindex`)."}.get(
+        src.get("image_source"), "How the images were obtained is not recorded in this run's profile.")
+    if not with_bytes:
+        how += " The images themselves are given as URLs."
+    checks = src.get("optout")
+    if checks is not None:
+        how += (" Opt-out checks of this build: on images " + (", ".join(f"`{c}`" for c in checks["images"]) or "none")
+                + "; on documents " + (", ".join(f"`{c}`" for c in checks["documents"]) or "none") + ".")
+    return pages, how
+
+
 def dataset_card(files: list[Path], repo_id: str, stats: dict, profile_name: str | None,
-                 profile_yaml: str | None, license: str = "cc-by-4.0", language: str = "en",
-                 pretty_name: str = "OBELICS-style interleaved image-text documents") -> str:
-    """The README.md (YAML front matter + prose) for Parquet ``files`` already in ``data/``."""
+                 profile_yaml: str | None, output=None, sources: dict | None = None) -> str:
+    """The README.md for Parquet ``files`` in ``data/``, built with huggingface_hub's ``DatasetCard``:
+    ``output`` is the run's resolved ``output`` section (licence, language, name), ``sources`` its
+    :func:`run_sources`."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    from pipeline.writers.config import OutputConfig
+
+    output = output or OutputConfig()
+    sources = sources or {}
     if not files:
         raise ValueError("no Parquet shards to describe")
-    schema = pq.read_schema(files[0]).remove_metadata()
+    schema = pq.read_schema(files[0])
     rows = num_bytes = download = 0
     for f in files:
         md = pq.read_metadata(f)
         rows += md.num_rows
         num_bytes += sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
         download += f.stat().st_size
-    front = {
-        "license": license,
-        "language": [language],
-        "pretty_name": pretty_name,
-        "size_categories": [_size_category(rows)],
-        "task_categories": ["image-to-text", "text-generation"],
-        "tags": ["interleaved", "image-text", "obelics", "common-crawl"],
-        "dataset_info": {
-            "features": _features_yaml(schema),
+    configs = [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}]
+    info = {"features": _features_yaml(schema),
             "splits": [{"name": "train", "num_bytes": num_bytes, "num_examples": rows}],
-            "download_size": download,
-            "dataset_size": num_bytes,
-        },
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}],
-    }
-    with_bytes = "image_bytes" in schema.names
+            "download_size": download, "dataset_size": num_bytes}
+    tags = ["interleaved", "image-text", "obelics"] + (["common-crawl"] if sources.get("snapshots") else [])
+    data = DatasetCardData(license=output.license, language=[output.language], pretty_name=output.pretty_name,
+                           size_categories=[_size_category(rows)],
+                           task_categories=["image-to-text", "text-generation"], tags=tags,
+                           configs=configs, dataset_info=info)
+    with_bytes = "embedded_images" in schema.names
+    pages, how_images = _sources_text(sources, with_bytes)
     rows_f = funnel_rows(stats) if stats else []
     body = [
-        f"# {pretty_name}",
+        f"# {output.pretty_name}",
         "",
         f"`{repo_id}`: {rows:,} web documents as interleaved text and images in page order, built from "
-        "Common Crawl with the open obelics-toolkit"
+        f"{pages} with the open obelics-toolkit"
         + (f" and the `{profile_name}` profile." if profile_name else "."),
         "",
         "## Data fields",
@@ -115,14 +206,13 @@ def dataset_card(files: list[Path], repo_id: str, stats: dict, profile_name: str
         "- `metadata` (string, JSON list): one entry per node; null for text, for images a dict with `src`, "
         "`alt_text`, `original_width`, `original_height`, `format` and `sha256` (of the image bytes as fetched).",
         "- `general_metadata` (string, JSON object): the page's `url`, `warc_filename`, `warc_record_offset`, "
-        "`warc_record_length` (enough to fetch the page again from Common Crawl).",
+        "`warc_record_length` (enough to fetch the page again from its WARC).",
     ]
     if with_bytes:
-        body.append("- `image_bytes` (list of binary): the image bytes at image nodes (original bytes and "
-                    "format unless the profile re-encodes), null at text nodes.")
+        body.append("- `embedded_images` (list of image): the image at image nodes (original bytes and "
+                    "format unless the profile re-encodes), null at text nodes and where no bytes were kept.")
+    body += ["", f"Load it with `datasets.load_dataset(\"{repo_id}\", split=\"train\")`."]
     body += [
-        "",
-        "Load it with `datasets.load_dataset(\"" + repo_id + "\", split=\"train\")`.",
         "",
         "## How it was filtered",
         "",
@@ -131,23 +221,21 @@ def dataset_card(files: list[Path], repo_id: str, stats: dict, profile_name: str
     ]
     if profile_yaml:
         body += ["## Profile and thresholds", "",
-                 f"Every rule and threshold of the `{profile_name}` profile used for this build:", "",
-                 "```yaml", profile_yaml.rstrip(), "```", ""]
+                 f"Every rule and threshold of the `{profile_name}` profile as this build ran it (command-line "
+                 "overrides included):", "", "```yaml", profile_yaml.rstrip(), "```", ""]
     body += [
         "## Licence",
         "",
-        f"The dataset (its structure, texts as extracted and metadata) is released under `{license}`. "
+        f"The dataset (its structure, texts as extracted and metadata) is released under `{output.license}`. "
         "The web pages and images remain the property of their authors and are subject to their own "
-        "terms; " + ("the image bytes are included for research use." if with_bytes else
+        "terms; " + ("the images are included for research use." if with_bytes else
                      "images are given as URLs and must be fetched by the user (for example with img2dataset)."),
         "",
         "## Opt-out",
         "",
-        "Images were fetched with an identifying User-Agent and dropped when the response carried an "
-        "`X-Robots-Tag` with `noai`, `noimageai`, `noindex` or `noimageindex`; any further opt-out checks of "
-        "the profile (TDM reservation headers, robots.txt, the Spawning API) are listed in the funnel above. "
-        "Opt-out status changes over time: re-check documents and images before reuse. To have content "
-        "removed, open a discussion on this repository with the URLs concerned.",
+        how_images + " What they dropped is in the funnel above. Opt-out status changes over time: "
+        "re-check documents and images before reuse. To have content removed, open a discussion on this "
+        "repository with the URLs concerned.",
         "",
         "## Content notes",
         "",
@@ -157,7 +245,7 @@ def dataset_card(files: list[Path], repo_id: str, stats: dict, profile_name: str
         "`END_OF_DOCUMENT_TOKEN_TO_BE_REPLACED` string is kept in `texts`, as in OBELICS.",
         "",
     ]
-    return "---\n" + yaml.safe_dump(front, sort_keys=False, allow_unicode=True) + "---\n\n" + "\n".join(body)
+    return str(DatasetCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n".join(body)))
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -174,36 +262,27 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 def build_hub_folder(out_dir: str | Path, repo_id: str, folder: str | Path | None = None,
                      profile: str | None = None, license: str | None = None) -> Path:
-    """Lay out the Hub repository for a run's output in ``folder`` (default ``OUT_DIR/hub``)."""
-    from pipeline.writers.config import OutputConfig
-
+    """Lay out the Hub repository for a run's output in ``folder`` (default ``OUT_DIR/.hub``)."""
     out_dir = Path(out_dir)
-    folder = Path(folder) if folder else out_dir / "hub"
+    folder = Path(folder) if folder else out_dir / HUB_FOLDER
     shards = sorted(p for p in (out_dir / PARQUET_DIR).rglob("*.parquet") if not p.name.startswith("."))
     if not shards:
         raise FileNotFoundError(f"no Parquet shards under {out_dir / PARQUET_DIR}")
-    data = folder / "data"
-    if data.exists():  # a previous build with another shard count: start the data folder again
-        for old in data.glob("train-*.parquet"):
-            old.unlink()
+    for old in (folder / "data").glob("train-*.parquet"):  # a previous build with other shards: start again
+        old.unlink()
     files = []
     for i, src in enumerate(shards):
-        dst = data / f"train-{i:05d}-of-{len(shards):05d}.parquet"
+        dst = folder / "data" / f"train-{i:05d}-of-{len(shards):05d}.parquet"
         _link_or_copy(src, dst)
         files.append(dst)
     stats = _run_stats(out_dir)
     profile = profile or stats.get("profile") or (stats.get("summary") or {}).get("profile")
-    profile_name, profile_yaml = _profile_text(out_dir, profile)
-    cfg = OutputConfig()
-    if profile_name:
-        try:
-            from obelics.config import load_profile
-
-            cfg = load_profile(profile_name).section("output", OutputConfig)
-        except Exception:  # noqa: BLE001 - a saved profile may name a file that is not here
-            pass
-    card = dataset_card(files, repo_id, stats, profile_name, profile_yaml, license=license or cfg.license,
-                        language=cfg.language, pretty_name=cfg.pretty_name)
+    profile_name, profile_yaml, profile_data = _profile_text(out_dir, profile)
+    output = _output_config(profile_data)
+    if license:
+        output.license = license
+    card = dataset_card(files, repo_id, stats, profile_name, profile_yaml, output,
+                        run_sources(out_dir, profile_data))
     write_text_atomic(folder / "README.md", card)
     for name in ("stats.json", "report.html"):
         if (out_dir / name).exists():

@@ -1,6 +1,6 @@
 """``obelics publish OUT_DIR --repo-id ORG/NAME [--dry-run]``: dataset card + resumable upload to the Hub.
 
-Builds OUT_DIR/hub (data/train-*.parquet, README.md with the card, stats.json, report.html) and uploads
+Builds OUT_DIR/.hub (data/train-*.parquet, README.md with the card, stats.json, report.html) and uploads
 it with huggingface_hub's large-folder upload; rerun the same command to resume an interrupted upload.
 ``--dry-run`` builds the exact folder and uploads nothing.
 """
@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir", metavar="OUT_DIR", help="the run's output folder (with parquet/)")
     p.add_argument("--repo-id", required=True, help="dataset repository, ORG/NAME")
     p.add_argument("--dry-run", action="store_true", help="build the folder only; upload nothing")
-    p.add_argument("--folder", help="where to build the folder (default OUT_DIR/hub)")
+    p.add_argument("--folder", help="where to build the folder (default OUT_DIR/.hub)")
     p.add_argument("--profile", help="profile to describe when OUT_DIR has no profile.yaml")
     p.add_argument("--private", action="store_true", help="create the repository as private")
     p.set_defaults(func=main)

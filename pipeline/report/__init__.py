@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.report.funnel import funnel_rows, load_stats, merge_stats
+from pipeline.report.funnel import funnel_rows, load_stats, merge_flow, merge_stats
 
 
 def build_report(out_dir: str | Path, shard_stats: list[str | Path] | None = None,
@@ -28,8 +28,13 @@ def build_report(out_dir: str | Path, shard_stats: list[str | Path] | None = Non
         write_report(merged, out_dir / "report.html", profile=profile or merged.get("summary", {}).get("profile"))
         return merged
     if shard_stats is None:
-        shard_stats = sorted(p for p in out_dir.rglob("stats.json") if p.parent != out_dir and "hub" not in p.parts)
-    merged = merge_stats(load_stats(shard_stats))
+        shard_stats = sorted(p for p in out_dir.rglob("stats.json")
+                             if p.parent != out_dir and not {"hub", ".hub"} & set(p.parts))
+    loaded = load_stats(shard_stats)
+    merged = merge_stats(loaded)
+    flow = merge_flow(f for s in loaded for f in s.get("flow") or [])
+    if flow:
+        merged["flow"] = flow
     if profile:
         merged["profile"] = profile
     write_json_atomic(out_dir / "stats.json", merged)

@@ -15,6 +15,10 @@ A shard's ``stats.json`` (written by the run for each shard) is a JSON object; e
     ``{"images_per_document": [...], "words_per_document": [...]}`` of the output documents.
 ``outputs``
     the writers' per-file stats (``pipeline.writers``).
+``flow``
+    a list, in run order, of ``{"stage", "document", "image", "word"}``: what was left after the unit op
+    whose last funnel stage is ``stage`` (:func:`document_flow`, summed by :func:`merge_flow`); it fills
+    the funnel's levels a stage does not count itself (words above all).
 
 :func:`merge_stats` sums shards into one object of the same shape (the run's ``stats.json``);
 :func:`funnel_rows` turns it into one row per stage for the report and the dataset card.
@@ -104,11 +108,52 @@ def _levels(stages: list[dict]) -> list[str]:
     return sorted(seen, key=lambda x: (LEVEL_ORDER.index(x) if x in LEVEL_ORDER else len(LEVEL_ORDER), x))
 
 
+def document_flow(docs, stage: str) -> dict:
+    """``{"stage", "document", "image", "word"}`` of documents (``WebDocument`` objects or rows with
+    ``texts``/``images``) left after ``stage``."""
+    n_docs = n_images = n_words = 0
+    for d in docs:
+        texts, images = (d["texts"], d["images"]) if isinstance(d, dict) else (d.texts, d.images)
+        n_docs += 1
+        n_images += sum(1 for i in images or () if i is not None)
+        n_words += sum(len(t.split()) for t in texts or () if t)
+    return {"stage": stage, "document": n_docs, "image": n_images, "word": n_words}
+
+
+def merge_flow(entries: Iterable[dict]) -> list[dict]:
+    """:func:`document_flow` entries (of every unit, or of several runs' ``flow`` lists) summed by stage, in
+    the order first seen."""
+    out: dict[str, Counter] = {}
+    for e in entries:
+        c = out.setdefault(e["stage"], Counter())
+        c.update({k: v for k, v in e.items() if k != "stage"})
+    return [{"stage": st, **{k: c[k] for k in ("document", "image", "word")}} for st, c in out.items()]
+
+
+def _fill_from_flow(rows: list[dict], flow: list[dict]) -> None:
+    """Levels (document, image, word) a stage did not count itself, from the flow: ``out`` after the stage,
+    ``in`` the flow before it (the previous flow entry in run order)."""
+    by_stage = {f["stage"]: f for f in flow}
+    prev = None
+    for row in rows:
+        f = by_stage.get(row["stage"])
+        if f is None:
+            continue
+        for level in ("document", "image", "word"):
+            if level in row["levels"] or (level == "word" and "words" in row["levels"]):
+                continue
+            n_in = prev[level] if prev is not None else None
+            row["levels"][level] = {"in": n_in, "out": f[level],
+                                    "dropped": None if n_in is None else max(0, n_in - f[level]), "reasons": {}}
+        prev = f
+
+
 def funnel_rows(merged: dict) -> list[dict]:
     """One row per stage: ``{"stage", "levels": {level: {"in", "out", "dropped", "reasons"}}}``.
 
     WARC reading comes first (records in, HTML documents out, skips by reason). Where a stage counts
-    a level's input but not its output, ``out`` is ``in`` minus the drops.
+    a level's input but not its output, ``out`` is ``in`` minus the drops. Documents, images and words a
+    stage does not count come from the run's ``flow`` (words in and out of every unit op).
     """
     rows = []
     if merged.get("read"):
@@ -129,6 +174,7 @@ def funnel_rows(merged: dict) -> list[dict]:
                 n_out = n_in - dropped
             levels[lvl] = {"in": n_in, "out": n_out, "dropped": dropped, "reasons": reasons}
         rows.append({"stage": s["stage"], "levels": levels, "events": dict(s.get("events") or {})})
+    _fill_from_flow(rows, merged.get("flow") or [])
     return rows
 
 
@@ -138,9 +184,10 @@ def funnel_markdown(merged: dict) -> str:
              "|---|---|---|---|---|"]
 
     def cell(lv):
-        if not lv or lv.get("in") is None:
+        if not lv or (lv.get("in") is None and lv.get("out") is None):
             return "—"
-        return f"{lv['in']:,} → {lv['out']:,}" if lv.get("out") is not None else f"{lv['in']:,} → ?"
+        return (f"{lv['in']:,}" if lv.get("in") is not None else "—") + " → " + (
+            f"{lv['out']:,}" if lv.get("out") is not None else "?")
 
     for row in funnel_rows(merged):
         lv = row["levels"]

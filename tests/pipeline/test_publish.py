@@ -64,7 +64,7 @@ def test_upload_uses_the_resumable_folder_upload(out_dir, monkeypatch):
     assert calls[0][0] == "create_repo" and calls[0][2]["repo_type"] == "dataset"
     assert calls[1][0] == "upload_large_folder"
     assert calls[1][1]["repo_id"] == "org/name" and calls[1][1]["repo_type"] == "dataset"
-    assert (out_dir / "hub" / "README.md").exists()
+    assert (out_dir / ".hub" / "README.md").exists()
 
 
 def test_falls_back_to_upload_folder_on_huggingface_hub_2(out_dir):
@@ -78,7 +78,7 @@ def test_falls_back_to_upload_folder_on_huggingface_hub_2(out_dir):
             calls.append(kw)
 
     publish(out_dir, "org/name", api=Api2())
-    assert calls and calls[0]["folder_path"].endswith("hub")
+    assert calls and calls[0]["folder_path"].endswith(".hub")
 
 
 def test_no_shards_is_a_clear_error(tmp_path):
@@ -106,3 +106,26 @@ def test_card_takes_the_profile_named_in_the_run_stats(out_dir):
     (out_dir / "stats.json").write_text(json.dumps(stats))
     card = (build_hub_folder(out_dir, "org/name") / "README.md").read_text()
     assert "`obelics-2023` profile" in card and "reencode: true" in card
+
+
+def test_card_says_what_the_run_did_common_crawl_and_downloaded_images(out_dir):
+    """The card follows the run's resolved profile (its --set overrides included) and its real sources."""
+    from huggingface_hub import DatasetCard
+
+    from obelics.config import load_profile
+
+    profile = load_profile("default", ["output.license=odc-by", "images.source=web", "optout.documents=[x_robots]"])
+    (out_dir / "profile.yaml").write_text(yaml.safe_dump({"name": profile.name, **profile.data}, sort_keys=False))
+    cc = "https://data.commoncrawl.org/crawl-data/CC-MAIN-2023-06/segments/1/warc/x-{}.warc.gz"
+    (out_dir / "run.json").write_text(json.dumps({"inputs": [cc.format(0), cc.format(1)], "profile": "default"}))
+    card = DatasetCard.load(build_hub_folder(out_dir, "org/name") / "README.md")
+    assert card.data.license == "odc-by"
+    assert "Common Crawl snapshot(s) CC-MAIN-2023-06 (2 WARC file(s))" in card.text
+    assert "common-crawl" in card.data.tags
+    assert "downloaded with img2dataset under an identifying User-Agent" in card.text
+    assert "on documents `x_robots`." in card.text
+    (out_dir / "run.json").write_text(json.dumps({"inputs": ["/data/a.warc.gz"], "profile": "default"}))
+    card = DatasetCard.load(build_hub_folder(out_dir, "org/name") / "README.md")
+    assert "1 local WARC file(s)" in card.text and "Common Crawl" not in card.text.split("## How it was")[0]
+    assert "common-crawl" not in (card.data.tags or [])
+
