@@ -80,16 +80,17 @@ def _applier(op: GlobalOp):
 
 
 def _fused(ops: list[UnitOp]):
-    from pipeline.report.funnel import document_flow
+    from pipeline.report.funnel import WordCounter, document_flow
 
     def fn(docs, ctx):
         stats: list[dict] = []
+        words = WordCounter()
         for op in ops:
             docs, s = op.fn(docs, ctx)
             stats.extend(s)
             if not any("flow" in x for x in s):  # documents, images and words left after the op (the
                 last = next((x["stage"] for x in reversed(s) if "stage" in x), op.name)  # report's funnel)
-                stats.append({"flow": document_flow(docs, last)})
+                stats.append({"flow": document_flow(docs, last, words)})
         return docs, stats
 
     return fn

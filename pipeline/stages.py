@@ -19,7 +19,7 @@ from filters.step import run_step
 from obelics.document import documents_to_table, table_to_documents
 from obelics.records import ReadStats
 from pipeline.ops import GlobalOp, UnitOp, register
-from pipeline.report.funnel import document_flow
+from pipeline.report.funnel import WordCounter, document_flow
 
 log = logging.getLogger("obelics.run")
 
@@ -75,11 +75,12 @@ def step_op(name: str, steps) -> UnitOp:
     def run(docs, ctx):
         given = _inputs(ctx)
         out = []
+        words = WordCounter()
         for step in steps:
             inputs = {k: given[k] for k in step.needs if k in given}
             docs, st, metrics = run_step(step, docs, ctx["profile"], inputs=inputs)
             out.append(st.as_dict())
-            out.append({"flow": document_flow(docs, st.stage)})  # what is left after each step (words too)
+            out.append({"flow": document_flow(docs, st.stage, words)})  # what is left after each step
             if metrics:
                 out.append(metrics)
         return docs, out

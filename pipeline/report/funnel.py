@@ -108,15 +108,36 @@ def _levels(stages: list[dict]) -> list[str]:
     return sorted(seen, key=lambda x: (LEVEL_ORDER.index(x) if x in LEVEL_ORDER else len(LEVEL_ORDER), x))
 
 
-def document_flow(docs, stage: str) -> dict:
+class WordCounter:
+    """Whitespace-separated words of a text, each string object split once: the steps of a unit keep the
+    strings of the paragraphs they keep, so counting after every step costs a lookup per paragraph. Holds
+    the strings it counted (so an id is never reused while cached); make one per unit."""
+
+    def __init__(self):
+        self._seen: dict[int, tuple[str, int]] = {}
+
+    def __call__(self, text: str) -> int:
+        hit = self._seen.get(id(text))
+        if hit is None or hit[0] is not text:
+            hit = self._seen[id(text)] = (text, len(text.split()))
+        return hit[1]
+
+
+def document_flow(docs, stage: str, words=None) -> dict:
     """``{"stage", "document", "image", "word"}`` of documents (``WebDocument`` objects or rows with
-    ``texts``/``images``) left after ``stage``."""
+    ``texts``/``images``) left after ``stage``; ``words`` counts a text's words (a :class:`WordCounter`)."""
+    seen = words._seen if words is not None else {}  # inlined WordCounter: this runs after every step
     n_docs = n_images = n_words = 0
     for d in docs:
         texts, images = (d["texts"], d["images"]) if isinstance(d, dict) else (d.texts, d.images)
         n_docs += 1
-        n_images += sum(1 for i in images or () if i is not None)
-        n_words += sum(len(t.split()) for t in texts or () if t)
+        n_images += len(images or ()) - (images or []).count(None)
+        for t in texts or ():
+            if t:
+                hit = seen.get(id(t))
+                if hit is None or hit[0] is not t:
+                    hit = seen[id(t)] = (t, len(t.split()))
+                n_words += hit[1]
     return {"stage": stage, "document": n_docs, "image": n_images, "word": n_words}
 
 

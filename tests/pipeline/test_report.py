@@ -83,3 +83,18 @@ def test_add_flow_fills_words_images_documents():
     assert d["out"] == {"document": 1, "image": 1, "word": 3}
     row = funnel_rows({"stages": [d]})[0]["levels"]
     assert row["word"]["in"] == 5 and row["word"]["out"] == 3
+
+
+def test_document_flow_counts_words_images_documents_with_or_without_the_counter():
+    from pipeline.report.funnel import WordCounter, document_flow, merge_flow
+
+    docs = [{"texts": ["one two  three", None, "four\nfive"], "images": [None, "http://i/1.jpg", None]},
+            {"texts": ["six"], "images": [None]}]
+    words = WordCounter()
+    first = document_flow(docs, "a", words)
+    assert first == document_flow(docs, "a") == {"stage": "a", "document": 2, "image": 1, "word": 6}
+    docs[0]["texts"][0] = "one"  # a step that rewrote a paragraph: a new string, counted afresh
+    assert document_flow(docs, "b", words)["word"] == 4
+    assert merge_flow([first, {"stage": "a", "document": 1, "image": 0, "word": 2},
+                       {"stage": "b", "document": 1, "image": 1, "word": 1}]) == [
+        {"stage": "a", "document": 3, "image": 1, "word": 8}, {"stage": "b", "document": 1, "image": 1, "word": 1}]
