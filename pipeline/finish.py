@@ -47,11 +47,11 @@ def gather(work: str | Path, stage: str | None, units: list[str]) -> pa.Table:
 
 def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], unit_stats: list[dict], profile,
                run_cfg, timings: list[dict], seconds: float, image_table_dir: str | None = None) -> dict:
-    """Write the dataset shards, ``report.html`` and return the run's stats (the caller writes stats.json)."""
+    """Write the dataset shards and return the run's stats (the caller adds to them, writes ``report.html``
+    with :func:`pipeline.report.write_run_report`, then stats.json)."""
     from pipeline.cpu import cpu_summary
     from pipeline.images.table import ImageTable
     from pipeline.report.funnel import document_distributions, flow_counts, merge_flow, merge_stats
-    from pipeline.report.html import write_report
     from pipeline.writers.base import write_outputs
     from pipeline.writers.config import OutputConfig
 
@@ -76,7 +76,5 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
                          "seconds": round(seconds, 2)}
     merged["timings"] = timings
     merged["cpu"] = cpu_summary(timings, (merged.get("read") or {}).get("html_records"))  # pipeline.cpu
-    if ocfg.report:
-        write_report(merged, storage.join(out, "report.html"), profile=profile.name)
     log.info("wrote %d documents, %d images in %d shard(s)", flow["document"], flow["image"], n_shards)
     return merged

@@ -225,6 +225,7 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
                             "cpu_seconds": round(clock.cpu_seconds, 3)})
             stage_dirs.append(name)
     from pipeline.finish import finish_run
+    from pipeline.report import write_run_report
 
     with StageClock() as clock:
         stats = finish_run(out, work, prev, sorted(units), collect_unit_stats(work, stage_dirs, list(units)),
@@ -232,6 +233,9 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
                            (ctx["decisions"].get("image_table") or {}).get("table_dir"))
     if "cpu" in stats:  # the writers' and the report's own time, known only once they are done
         stats["cpu"]["finish_cpu_seconds"] = round(clock.cpu_seconds, 3)
+    # the report last, once everything that adds to the stats has run (errors, losses: its warnings), and
+    # before the completion marker
+    write_run_report(stats, out, typed.output)
     write_json_atomic(final_marker, stats)
     log.info("run complete in %.1fs: %s", time.monotonic() - t0, out)
     return stats

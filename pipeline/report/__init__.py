@@ -42,4 +42,13 @@ def build_report(out_dir: str | Path, shard_stats: list[str | Path] | None = Non
     return merged
 
 
-__all__ = ["build_report", "funnel_rows", "load_stats", "merge_stats"]
+def write_run_report(stats: dict, out: str | Path, output) -> None:
+    """``out/report.html`` of a finished run's ``stats`` when ``output.report`` (an ``OutputConfig``) is on."""
+    from obelics.storage import join
+    from pipeline.report.html import write_report
+
+    if output.report:
+        write_report(stats, join(str(out), "report.html"), profile=(stats.get("summary") or {}).get("profile"))
+
+
+__all__ = ["build_report", "funnel_rows", "load_stats", "merge_stats", "write_run_report"]
