@@ -37,7 +37,7 @@ $(VENV)/.base: pyproject.toml setup.py obelics/html/_walk.pyx
 
 $(VENV)/.all: pyproject.toml setup.py obelics/html/_walk.pyx $(VENV)/.base
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[train,dev]"
+	$(PIP) install -e ".[train,dev,view]"
 	touch $@
 
 venv: $(VENV)/.base

@@ -16,7 +16,7 @@ import logging
 import sys
 
 # Order shown in --help; each is a module obelics/commands/<name>.py (tests/test_imports.py checks it).
-COMMANDS = ["extract", "filter", "images", "run", "report", "publish", "resources", "sample", "profile"]
+COMMANDS = ["extract", "filter", "images", "run", "report", "publish", "resources", "sample", "profile", "view"]
 
 
 def build_parser() -> argparse.ArgumentParser:
