@@ -299,10 +299,17 @@ def metric(step, profile: Profile, level: str, reason: str, text: str | None = N
             value = chain.perplexity.scorer.perplexity(text, "glued")
             out["metric"] = {"name": "perplexity", "value": value, "min": None, "max": chain.perplexity.cutoff}
     if out["metric"] is None and image_meta:
+        cfg = step.config_of(profile) if step is not None else None
         side = "width" if "width" in reason else "height" if "height" in reason else None
         if side:
             key = f"rendered_{side}" if "rendered" in reason else f"original_{side}"
-            out["metric"] = {"name": key, "value": image_meta.get(key), "min": None, "max": None}
+            out["metric"] = {"name": key, "value": image_meta.get(key), "min": getattr(cfg, f"{key}_min", None),
+                             "max": getattr(cfg, f"{key}_max", None)}
+        elif "aspect" in reason and getattr(cfg, "aspect_ratio_max", None):
+            w, h = image_meta.get("original_width"), image_meta.get("original_height")
+            ratio = w / h if isinstance(w, int) and isinstance(h, int) and h else None
+            out["metric"] = {"name": "aspect_ratio", "value": ratio, "min": 1 / cfg.aspect_ratio_max,
+                             "max": cfg.aspect_ratio_max}
     return out
 
 

@@ -294,7 +294,8 @@ class RunFolder:
             m = _STAGE_DIR.match(name)
             marker = storage.join(work, name, "decision.json")
             if m and m.group(2) == "image_table" and storage.exists(marker):
-                return (storage.read_json(marker).get("decision") or {}).get("table_dir")
+                here = storage.join(work, name, "table")  # where the run put it, also after the folder moved
+                return here if storage.isdir(here) else (storage.read_json(marker).get("decision") or {}).get("table_dir")
         return None
 
     def image(self, url: str) -> tuple[bytes, str | None] | None:
@@ -322,7 +323,7 @@ class RunFolder:
         return ImageTable(folder).lookup([url], with_bytes=False).get(url)
 
     def _webdataset_image(self, url: str) -> tuple[bytes, str | None] | None:
-        if self._wds_index is None:
+        if not self._wds_index:  # built once the shards exist (a run in progress writes them last)
             self._wds_index = webdataset_images(storage.join(self.out, "webdataset"))
         where = self._wds_index.get(url)
         if where is None:

@@ -25,13 +25,13 @@ pytest.importorskip("starlette", reason="the viewer needs the view extra (starle
 pytest.importorskip("uvicorn", reason="the viewer needs the view extra (starlette, uvicorn)")
 
 
-def sample_run(base: Path) -> Path:
-    """The sample run (default profile, offline, no Ray) in ``base/view-sample``, made once per session."""
-    out = base / "view-sample"
+def sample_run(base: Path, profile: str = "default") -> Path:
+    """The sample run (offline, no Ray) in ``base/view-sample[-profile]``, made once per session."""
+    out = base / ("view-sample" if profile == "default" else f"view-sample-{profile}")
     if not (out / "stats.json").exists():
         from pipeline.run import run
 
-        run("default", out, [str(sample_warc())], overrides=OFFLINE + ["run.use_ray=false"])
+        run(profile, out, [str(sample_warc())], overrides=OFFLINE + ["run.use_ray=false"])
     return out
 
 
@@ -137,6 +137,26 @@ def test_drop_samples_match_the_funnel(client):
     assert client.get("/api/drops", params={"stage": "nope", "reason": "x"}).status_code == 400
 
 
+def test_image_and_image_table_drops_with_their_thresholds(tmp_path_factory):
+    """obelics-2023 on the sample drops images (too small, not in the WARC) and documents without images."""
+    from pipeline.view.drops import sample
+
+    out = str(sample_run(tmp_path_factory.getbasetemp(), "obelics-2023"))
+    stages = {s["stage"]: s["dropped"] for s in json.loads(Path(out, "stats.json").read_text())["stages"]}
+    [(reason, n)] = stages["image_filters"]["image"].items()
+    r = sample(out, "image_filters", "image", reason, limit=10)
+    assert len(r["items"]) == n and reason == "image:too_small_height"
+    m = r["items"][0]["metric"]
+    assert m["name"] == "original_height" and m["value"] < m["min"] == 150
+    assert r["items"][0]["image_meta"]["original_height"] == m["value"]
+    for reason, n in stages["image_table"]["image"].items():
+        items = sample(out, "image_table", "image", reason, limit=10)["items"]
+        assert len(items) == n and all(it["image_meta"]["reason"] == reason for it in items)
+    docs = sample(out, "text_filters", "document", "number_images", limit=10)["items"]
+    assert len(docs) == stages["text_filters"]["document"]["number_images"]
+    assert all(it["metric"]["value"] < it["metric"]["min"] for it in docs)
+
+
 def test_side_by_side_extraction_of_one_page(client, sample_out):
     from obelics.extract import iter_warc_documents
 
@@ -169,6 +189,34 @@ def test_run_in_progress(sample_out, tmp_path):
     assert not funnel["finished"]
     assert [s["stage"] for s in funnel["stages"]][:3] == ["extract", "url_ban", "text_filters"]
     assert "merge_images" not in [s["stage"] for s in funnel["stages"]]
+
+
+def test_a_run_on_object_storage(sample_out, tmp_path, monkeypatch):
+    """``obelics view s3://...``: the same documents, images (from the bucket's image table), search and drops."""
+    from starlette.testclient import TestClient
+
+    from pipeline.view.app import create_app
+    from tests.pipeline.s3_server import LoopbackS3
+
+    monkeypatch.chdir(tmp_path)
+    local = TestClient(create_app(str(sample_out)))
+    with LoopbackS3() as s3:
+        s3.make_bucket("runs")
+        s3.upload_tree(sample_out, "runs", "sample/")
+        with TestClient(create_app("s3://runs/sample")) as c:
+            assert c.get("/api/summary").json()["documents"] == 6
+            for path in ("/api/docs?start=0&n=10", "/api/doc/2", "/api/funnel"):
+                assert c.get(path).json() == local.get(path).json()
+            url = next(n["url"] for n in c.get("/api/doc/2").json()["nodes"] if n["type"] == "image")
+            from pipeline.view.runfolder import RunFolder
+
+            assert RunFolder("s3://runs/sample").image_table_dir().startswith("s3://runs/sample/work/")
+            assert c.get("/api/image", params={"url": url}).content == local.get("/api/image", params={"url": url}).content
+            hits = c.get("/api/search", params={"q": "deep field"}).json()["documents"]
+            assert [h["index"] for h in hits] == [0]
+            q = {"stage": "text_filters", "level": "paragraph", "reason": "stopword_ratio", "limit": 3}
+            assert c.get("/api/drops", params=q).json()["items"] == local.get("/api/drops", params=q).json()["items"]
+    assert not (tmp_path / "s3:").exists()
 
 
 def _serve(*args: str) -> tuple[subprocess.Popen, str]:
