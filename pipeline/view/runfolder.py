@@ -326,22 +326,18 @@ class RunFolder:
         if not self._wds_index:  # built once the shards exist (a run in progress writes them last)
             self._wds_index = webdataset_images(storage.join(self.out, "webdataset"))
         where = self._wds_index.get(url)
-        if where is None:
-            return None
-        shard, member = where
-        with storage.open_input(shard) as fh, tarfile.open(fileobj=fh, mode="r|") as tf:
-            for m in tf:
-                if m.name == member:
-                    return tf.extractfile(m).read(), member.rsplit(".", 1)[-1]
-        return None
+        return webdataset_image(*where) if where else None
 
 
-def webdataset_images(folder: str) -> dict[str, tuple[str, str]]:
-    """``{image URL: (shard, member)}`` of the WebDataset shards in ``folder``, from tar headers and the
-    samples' ``json`` members only (image bytes are not read). A sample's image members are matched to its
-    image nodes by the node position in the member name when it has one (``img0003.jpg``), else in order.
-    """
-    index: dict[str, tuple[str, str]] = {}
+# The two sample layouts of pipeline/writers/webdataset.py: one msgpack list of image bytes aligned with the
+# nodes (``{key}.images.mp``), or, in shards written before it, one member per image (``{key}.img0003.jpg``).
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tiff", "avif")
+
+
+def webdataset_images(folder: str) -> dict[str, tuple[str, str, int, str | None]]:
+    """``{image URL: (shard, member, node position, format)}`` of the WebDataset shards in ``folder``, from
+    the tar headers and the samples' ``json`` members only (image bytes are skipped, not read into memory)."""
+    index: dict[str, tuple[str, str, int, str | None]] = {}
     if not storage.isdir(folder):
         return index
     for name in sorted(storage.listdir(folder)):
@@ -352,19 +348,40 @@ def webdataset_images(folder: str) -> dict[str, tuple[str, str]]:
         with storage.open_input(shard) as fh, tarfile.open(fileobj=fh, mode="r|") as tf:
             for m in tf:
                 key, _, rest = m.name.partition(".")
-                s = samples.setdefault(key, {"json": None, "images": []})
+                s = samples.setdefault(key, {"json": None, "members": []})
                 if rest == "json":
                     s["json"] = json.loads(tf.extractfile(m).read())
-                elif rest.split(".")[-1].lower() in ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tiff", "avif"):
-                    s["images"].append((rest, m.name))
+                elif rest == "images.mp" or rest.rsplit(".", 1)[-1].lower() in IMAGE_EXTS:
+                    s["members"].append((rest, m.name))
         for s in samples.values():
-            urls = (s["json"] or {}).get("images") or []
-            positions = [k for k, u in enumerate(urls) if u]
-            for order, (rest, member) in enumerate(s["images"]):
-                digits = re.search(r"(\d+)", rest)
-                pos = int(digits.group(1)) if digits else None
-                if pos is None or pos >= len(urls) or not urls[pos]:
-                    pos = positions[order] if order < len(positions) else None
-                if pos is not None:
-                    index.setdefault(urls[pos], (shard, member))
+            doc = s["json"] or {}
+            urls = doc.get("images") or []
+            meta = doc.get("metadata")
+            meta = json.loads(meta) if isinstance(meta, str) else (meta or [])
+            for rest, member in s["members"]:
+                if rest == "images.mp":
+                    places = [k for k, u in enumerate(urls) if u]
+                else:
+                    digits = re.search(r"(\d+)", rest)
+                    places = [int(digits.group(1))] if digits else []
+                for pos in places:
+                    if pos < len(urls) and urls[pos]:
+                        fmt = (meta[pos] or {}).get("format") if pos < len(meta) and isinstance(meta[pos], dict) else None
+                        index.setdefault(urls[pos], (shard, member, pos, fmt or rest.rsplit(".", 1)[-1]))
     return index
+
+
+def webdataset_image(shard: str, member: str, pos: int, fmt: str | None) -> tuple[bytes, str | None] | None:
+    """The bytes of the image at node ``pos`` in ``member`` of ``shard`` (see :func:`webdataset_images`)."""
+    with storage.open_input(shard) as fh, tarfile.open(fileobj=fh, mode="r|") as tf:
+        for m in tf:
+            if m.name != member:
+                continue
+            data = tf.extractfile(m).read()
+            if not member.endswith(".images.mp"):
+                return data, fmt
+            import msgpack
+
+            blobs = msgpack.unpackb(data, raw=False)
+            return (blobs[pos], fmt) if pos < len(blobs) and blobs[pos] else None
+    return None

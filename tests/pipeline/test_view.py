@@ -103,6 +103,26 @@ def test_images_from_webdataset_shards_without_image_table(sample_out, tmp_path)
         assert data == table.lookup([url])[url]["bytes"]
 
 
+def test_images_from_shards_of_the_older_layout(tmp_path):
+    """Shards written before the single ``images.mp`` member (one ``img0003.jpg`` member per image) still serve."""
+    import io
+    import tarfile
+
+    from pipeline.view.runfolder import webdataset_image, webdataset_images
+
+    (tmp_path / "wds").mkdir()
+    doc = {"texts": ["a", None, "b", None], "images": [None, "https://x.example/1.png", None, "https://x.example/3.jpg"],
+           "metadata": [None, {"format": "png"}, None, {"format": "jpeg"}]}
+    with tarfile.open(tmp_path / "wds" / "shard-00000.tar", "w") as tf:
+        for name, data in (("k1.json", json.dumps(doc).encode()), ("k1.img0001.png", b"PNG1"), ("k1.img0003.jpg", b"JPG3")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    index = webdataset_images(str(tmp_path / "wds"))
+    assert webdataset_image(*index["https://x.example/1.png"]) == (b"PNG1", "png")
+    assert webdataset_image(*index["https://x.example/3.jpg"]) == (b"JPG3", "jpeg")
+
+
 def test_search_by_text_url_and_domain(client):
     hits = client.get("/api/search", params={"q": "hubble space telescope"}).json()["documents"]
     assert [h["url"] for h in hits] == ["https://sample.obelics.example/news/2023/hubble-deep-field.html"]
