@@ -37,13 +37,19 @@ class ModelConfig:
     init_std: float = 0.02  # std of the new modules' linear layers and extra token rows
     attn_implementation: str = "sdpa"
     gradient_checkpointing: bool = False
+    # start from these weights (over llama_path / clip_path): an exported folder (python -m train.export) or a
+    # training run / checkpoint; extra token rows it lacks (e.g. <end_of_utterance>) are drawn N(0, init_std)
+    init_from: str | None = None
 
 
-def build_config(cfg: ModelConfig, vocab_size: int | None = None):
-    """The ``IdeficsConfig`` for ``cfg``; ``vocab_size`` (base rows, from the tokenizer) overrides the preset."""
+def build_config(cfg: ModelConfig, vocab_size: int | None = None, extra_tokens: int | None = None):
+    """The ``IdeficsConfig`` for ``cfg``; ``vocab_size`` (base rows, from the tokenizer) and ``extra_tokens``
+    (rows of the trained extra table: 2 image tokens, 3 with ``<end_of_utterance>``) override the preset."""
     over = dict(cfg.overrides)
     if vocab_size is not None:
         over["vocab_size"] = vocab_size
+    if extra_tokens is not None:
+        over["additional_vocab_size"] = extra_tokens
     over.update(freeze_text_layers=cfg.freeze_text, freeze_vision_layers=cfg.freeze_vision,
                 freeze_lm_head=cfg.freeze_lm_head)
     config = idefics_config(cfg.preset, over)
@@ -157,13 +163,58 @@ def clip_backbone(model: IdeficsForVisionText2Text, path: str) -> Backbone:
     return Backbone(f"CLIP checkpoint {path}", targets, read)
 
 
-def backbones(model: IdeficsForVisionText2Text, cfg: ModelConfig) -> list[Backbone]:
-    """The backbones ``cfg`` names (LLaMA, CLIP), checked where that needs no weights."""
+EXTRA_ROWS = ("model.embed_tokens.additional_embedding.weight", "lm_head.additional_fc.weight")
+
+
+def read_pretrained(path: str) -> dict[str, torch.Tensor]:
+    """Every weight of an exported folder (safetensors, sharded or not) or of a training run / checkpoint."""
+    from pathlib import Path
+
+    p = Path(path)
+    files = sorted(p.glob("*.safetensors")) if p.is_dir() else []
+    if files:
+        from safetensors.torch import load_file
+
+        out: dict[str, torch.Tensor] = {}
+        for f in files:
+            out.update(load_file(str(f)))
+        return out
+    # a training checkpoint: train/weights.py knows the checkpoint layouts (imported here only, when used)
+    from train.weights import load_model
+
+    return load_model(p)[0].state_dict()
+
+
+def pretrained_backbone(model: IdeficsForVisionText2Text, path: str, std: float = 0.02, seed: int = 0) -> Backbone:
+    """Every weight from ``path`` (:func:`read_pretrained`). Where the model has more extra token rows than the
+    source (``<end_of_utterance>`` added for instruction tuning), the new rows are drawn N(0, ``std``)."""
+    cfg = model.config
+    rows = cfg.additional_vocab_size
+
+    def read():
+        src = read_pretrained(path)
+        gen = torch.Generator().manual_seed(seed)
+        for name in EXTRA_ROWS:
+            have = src.get(name)
+            if have is not None and have.shape[0] < rows:
+                new = torch.randn(rows - have.shape[0], have.shape[1], generator=gen) * std
+                src[name] = torch.cat([have, new.to(have.dtype)])
+        return {k: v for k, v in src.items() if not k.endswith("rotary_emb.inv_freq")}
+
+    targets = [n for n, _ in model.named_parameters()]
+    return Backbone(f"pretrained weights {path}", targets, read)
+
+
+def backbones(model: IdeficsForVisionText2Text, cfg: ModelConfig, seed: int = 0) -> list[Backbone]:
+    """The backbones ``cfg`` names (LLaMA, CLIP, then ``init_from`` over them), checked where that needs no
+    weights."""
     out = []
     if cfg.llama_path:
         out.append(llama_backbone(model, cfg.llama_path))
     if cfg.clip_path:
         out.append(clip_backbone(model, cfg.clip_path))
+    if cfg.init_from:
+        out.append(pretrained_backbone(model, cfg.init_from, cfg.init_std, seed))
     return out
 
 
@@ -239,16 +290,17 @@ def finish(model: IdeficsForVisionText2Text, cfg: ModelConfig) -> IdeficsForVisi
     return model
 
 
-def build_model(cfg: ModelConfig, vocab_size: int | None = None, seed: int = 0) -> IdeficsForVisionText2Text:
+def build_model(cfg: ModelConfig, vocab_size: int | None = None, seed: int = 0,
+                extra_tokens: int | None = None) -> IdeficsForVisionText2Text:
     """Construct, initialise, load backbones (when paths are given) and freeze an IDEFICS model.
 
     For a model that no process holds whole (DeepSpeed ZeRO-3), ``model.zero3.build_model`` runs the same steps.
     """
-    config = build_config(cfg, vocab_size)
+    config = build_config(cfg, vocab_size, extra_tokens)
     torch.manual_seed(seed)
     model = IdeficsForVisionText2Text(config)
     init_new_modules(model, cfg.init_std)
-    for backbone in backbones(model, cfg):
+    for backbone in backbones(model, cfg, seed):
         load_backbone(model, backbone)
     return finish(model, cfg)
 

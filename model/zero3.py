@@ -65,13 +65,13 @@ def _construct(config, ds_config: dict) -> IdeficsForVisionText2Text:
 
 
 def build_model(cfg: ModelConfig, ds_config: dict, vocab_size: int | None = None,
-                seed: int = 0) -> IdeficsForVisionText2Text:
+                seed: int = 0, extra_tokens: int | None = None) -> IdeficsForVisionText2Text:
     """``build.build_model`` for ZeRO-3: the same steps, in the same order, with the same random draws."""
-    config = build.build_config(cfg, vocab_size)
+    config = build.build_config(cfg, vocab_size, extra_tokens)
     torch.manual_seed(seed)
     model = _construct(config, ds_config)
     _run(build.new_module_inits(model, cfg.init_std))
-    for backbone in build.backbones(model, cfg):
+    for backbone in build.backbones(model, cfg, seed):
         src = None
         if is_rank0():
             src = backbone.read()

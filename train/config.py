@@ -53,6 +53,7 @@ class DataConfig:
     image_size: int | None = None  # default: the model's vision image_size
     tokenizer: str | None = None  # local tokenizer dir (LLaMA's); None = the offline BPE
     tokenizer_vocab: int = 1000
+    end_of_utterance: bool = False  # instruction tuning: <end_of_utterance> added as a trained token row (V + 2)
 
     def dataset_list(self) -> list[DatasetConfig]:
         if self.datasets and self.shards is not None:

@@ -4,7 +4,8 @@ The offline tokenizer is a byte-level BPE trained with the ``tokenizers`` librar
 ships with CPython (``pydoc_data.topics``), so it needs no download. Special tokens follow LLaMA's ids
 (``<unk>``=0, ``<s>``=1, ``</s>``=2; pad = unk as in IDEFICS) and the two IDEFICS tokens are added
 *after* the base vocabulary so that ``<fake_token_around_image>`` = V and ``<image>`` = V + 1, as
-``IdeficsDecoupledEmbedding`` requires.
+``IdeficsDecoupledEmbedding`` requires. Instruction tuning adds ``<end_of_utterance>`` as V + 2, a third row
+of the trained extra table (the model is built with ``additional_vocab_size`` = 3).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from transformers import PreTrainedTokenizerFast
 
 FAKE_TOKEN = "<fake_token_around_image>"
 IMAGE_TOKEN = "<image>"
+END_OF_UTTERANCE = "<end_of_utterance>"  # instruction tuning: ends every dialogue turn; id V + 2 (a trained row)
 BASE_SPECIALS = ["<unk>", "<s>", "</s>"]
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / "build" / "tokenizer"
@@ -62,20 +64,29 @@ def wrap(tok) -> PreTrainedTokenizerFast:
     return fast
 
 
-def load_tokenizer(path: str | None, vocab_size: int = 1000) -> PreTrainedTokenizerFast:
-    """``path`` (a local tokenizer directory, e.g. LLaMA's) or, when None, the offline BPE."""
+def extra_tokens(end_of_utterance: bool = False) -> list[str]:
+    """The tokens after the base vocabulary, in id order."""
+    return [FAKE_TOKEN, IMAGE_TOKEN] + ([END_OF_UTTERANCE] if end_of_utterance else [])
+
+
+def load_tokenizer(path: str | None, vocab_size: int = 1000, end_of_utterance: bool = False
+                   ) -> PreTrainedTokenizerFast:
+    """``path`` (a local tokenizer directory, e.g. LLaMA's or an exported model's) or, when None, the offline
+    BPE; with ``end_of_utterance`` the instruct token is added as V + 2 (where the tokenizer lacks it)."""
     if path is None:
         tok = train_offline_tokenizer(vocab_size)
     else:
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(path)
-        missing = [t for t in (FAKE_TOKEN, IMAGE_TOKEN) if t not in tok.get_vocab()]
-        if missing:
-            tok.add_special_tokens({"additional_special_tokens": missing})
         if tok.pad_token is None:
             tok.pad_token = tok.unk_token
-    check_ids(tok)
+    # one call with every special token in id order (a tokenizer that has them already keeps their ids)
+    specials = list(tok.special_tokens_map.get("additional_special_tokens", []))
+    missing = [t for t in extra_tokens(end_of_utterance) if t not in tok.get_vocab()]
+    if missing:
+        tok.add_special_tokens({"additional_special_tokens": specials + missing})
+    check_ids(tok, end_of_utterance)
     return tok
 
 
@@ -84,10 +95,14 @@ def base_vocab_size(tok) -> int:
     return tok.convert_tokens_to_ids(FAKE_TOKEN)
 
 
-def check_ids(tok) -> None:
-    """The two IDEFICS tokens must be V and V+1 and nothing may lie beyond (docs/training-reference.md §1.2 caveat)."""
+def check_ids(tok, end_of_utterance: bool = False) -> None:
+    """The IDEFICS tokens must be V, V+1 (and ``<end_of_utterance>`` V+2 when asked) and nothing may lie beyond,
+    since the model's extra table has exactly that many rows (docs/training-reference.md §1.2 caveat)."""
     v = base_vocab_size(tok)
-    if tok.convert_tokens_to_ids(IMAGE_TOKEN) != v + 1:
-        raise ValueError(f"{IMAGE_TOKEN} must have id {v + 1}")
-    if len(tok) != v + 2:
-        raise ValueError(f"tokenizer has {len(tok)} tokens; only V+2={v + 2} fit the decoupled embedding")
+    want = extra_tokens(end_of_utterance)
+    for i, t in enumerate(want):
+        if tok.convert_tokens_to_ids(t) != v + i:
+            raise ValueError(f"{t} must have id {v + i}")
+    if len(tok) != v + len(want):
+        raise ValueError(f"tokenizer has {len(tok)} tokens; only V+{len(want)}={v + len(want)} fit the decoupled "
+                         f"embedding" + ("" if end_of_utterance else " (data.end_of_utterance adds the instruct token)"))

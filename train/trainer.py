@@ -62,8 +62,9 @@ class Trainer:
         self.ckpt_root = self.out / "checkpoints"
         self._seed(cfg.run.seed)
 
-        self.tok = load_tokenizer(cfg.data.tokenizer, cfg.data.tokenizer_vocab)
-        self.backend.build(cfg.model, base_vocab_size(self.tok))
+        self.tok = load_tokenizer(cfg.data.tokenizer, cfg.data.tokenizer_vocab, cfg.data.end_of_utterance)
+        vocab = base_vocab_size(self.tok)
+        self.backend.build(cfg.model, vocab, extra_tokens=len(self.tok) - vocab)
         self.model = self.backend.model  # unwrapped: for statistics and hooks only
         self.model_config = self.model.config
         self.counts = self.backend.count_params()

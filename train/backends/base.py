@@ -52,7 +52,7 @@ class Backend:
     def _init_distributed(self, dist_backend: str) -> None:
         raise NotImplementedError
 
-    def build(self, model_cfg: ModelConfig, vocab_size: int) -> None:
+    def build(self, model_cfg: ModelConfig, vocab_size: int, extra_tokens: int | None = None) -> None:
         """Build ``self.model`` (unwrapped) and ``self.optimizer`` (AdamW over ``param_groups``)."""
         raise NotImplementedError
 

@@ -48,15 +48,16 @@ class DeepSpeedBackend(Backend):
         ds["zero_force_ds_cpu_optimizer"] = False
         return ds
 
-    def build(self, model_cfg: ModelConfig, vocab_size: int) -> None:
+    def build(self, model_cfg: ModelConfig, vocab_size: int, extra_tokens: int | None = None) -> None:
         import deepspeed
 
         self.config = self.ds_config(build_config(model_cfg, vocab_size).hidden_size)
         seed = self.cfg.run.seed
         if self.config.get("zero_optimization", {}).get("stage") == 3:
-            self.model = zero3.build_model(model_cfg, self.config, vocab_size=vocab_size, seed=seed)
+            self.model = zero3.build_model(model_cfg, self.config, vocab_size=vocab_size, seed=seed,
+                                           extra_tokens=extra_tokens)
         else:
-            self.model = build_model(model_cfg, vocab_size=vocab_size, seed=seed)
+            self.model = build_model(model_cfg, vocab_size=vocab_size, seed=seed, extra_tokens=extra_tokens)
         self.groups = zero3.param_groups(self.model, self.cfg.optim.weight_decay)
         o = self.cfg.optim
         opt = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"} for g in self.groups],

@@ -26,8 +26,8 @@ class TorchBackend(Backend):
         if self.world > 1 and not self.distributed():
             torch.distributed.init_process_group(backend=dist_backend)
 
-    def build(self, model_cfg: ModelConfig, vocab_size: int) -> None:
-        self.model = build_model(model_cfg, vocab_size=vocab_size, seed=self.cfg.run.seed)
+    def build(self, model_cfg: ModelConfig, vocab_size: int, extra_tokens: int | None = None) -> None:
+        self.model = build_model(model_cfg, vocab_size=vocab_size, seed=self.cfg.run.seed, extra_tokens=extra_tokens)
         self.model.to(self.device)
         self.groups = param_groups(self.model, self.cfg.optim.weight_decay)
         o = self.cfg.optim
