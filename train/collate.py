@@ -28,6 +28,10 @@ class Unit:
     images: list[bytes]
     source: int = 0
     starts: list[int] = dataclasses.field(default_factory=lambda: [0])  # where each packed unit begins
+    mask: list[int] | None = None  # per token, 1 = in the loss (instruction tuning: assistant turns); None = all
+
+    def loss_mask(self) -> list[int]:
+        return self.mask if self.mask is not None else [1] * len(self.tokens)
 
 
 def layout_text(nodes: list[tuple[str, object]], bos: str, eos: str, text_separator: str = "\n\n") -> str:
@@ -201,12 +205,17 @@ def collate_rows(rows: list[Unit], tokenizer, seq_len: int, transform: ImageTran
             pixels[b, : len(r.images)] = px
             bad += nbad
     masked = [image_id, fake_id] + ([tokenizer.bos_token_id] if mask_bos else [])
+    labels = labels_for(ids, att, masked)
+    for b, r in enumerate(rows):
+        if r.mask is not None:  # instruction tuning: only the assistant's tokens are targets
+            keep = torch.tensor(r.mask[:seq_len], dtype=torch.bool)
+            labels[b, : len(keep)][~keep] = IGNORE_INDEX
     return {
         "input_ids": ids,
         "attention_mask": att,
         "pixel_values": pixels,
         "image_attention_mask": image_attention_mask(ids, image_id, tokenizer.eos_token_id, n_img, starts),
-        "labels": labels_for(ids, att, masked),
+        "labels": labels,
         "num_images": sum(len(r.images) for r in rows),
         "num_tokens": int(att.sum()),
         "bad_images": bad,

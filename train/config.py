@@ -25,7 +25,9 @@ class DatasetConfig:
 
     name: str = "obelics"
     shards: Any = None  # dir, glob, list of paths or pipe:/brace URLs
-    kind: str = "webdoc"  # webdoc | pairs
+    kind: str = "webdoc"  # webdoc | pairs | dialog (instruction tuning: train/instruct.py)
+    format: str = "dialog"  # dialog files: llava | m3it | lrv | mimicit | ultrachat | dialog
+    images: str | None = None  # dialog files: the image folder (llava, lrv, dialog) or images JSON (mimicit)
     weight: float = 1.0  # share of trained (non-pad) tokens, relative to the other data sets' weights
     packing: Any = None  # this source's overrides of data.packing (all but seq_len), e.g. {max_images: 24}
 
@@ -163,8 +165,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if not 0 < cfg.stability.lr_cut <= 1 or cfg.stability.max_rollbacks < 1:
         raise ConfigError("stability.lr_cut must be in (0, 1] and stability.max_rollbacks >= 1")
     for d in cfg.data.datasets:
-        if d.kind not in ("webdoc", "pairs"):
-            raise ConfigError(f"dataset {d.name}: kind must be webdoc or pairs")
+        if d.kind not in ("webdoc", "pairs", "dialog"):
+            raise ConfigError(f"dataset {d.name}: kind must be webdoc, pairs or dialog")
+        from train.instruct import FORMATS
+
+        if d.kind == "dialog" and d.format not in FORMATS:
+            raise ConfigError(f"dataset {d.name}: format must be one of {', '.join(FORMATS)}")
+        if d.kind == "dialog" and not cfg.data.end_of_utterance:
+            raise ConfigError(f"dataset {d.name}: dialogues need data.end_of_utterance=true")
         if d.weight <= 0:
             raise ConfigError(f"dataset {d.name}: weight must be > 0")
         d.packing_config(cfg.data.packing)

@@ -22,8 +22,8 @@ class Feed:
         self.transform = ImageTransform(image_size)
         self.datasets = cfg.data.dataset_list()
         streams = [PackedStream(d.shards, d.kind, tok, d.packing_config(cfg.data.packing), seed=cfg.run.seed, rank=rank,
-                                world=world,
-                                source=i, split="train", val_permille=cfg.data.val_permille)
+                                world=world, source=i, split="train", val_permille=cfg.data.val_permille,
+                                fmt=d.format, images=d.images)
                    for i, d in enumerate(self.datasets)]
         self.mixture = Mixture(streams, [d.weight for d in self.datasets], cfg.data.batch_size, cfg.run.seed, rank)
         self.prefetcher: Prefetcher | None = None
@@ -62,15 +62,16 @@ class Feed:
         """Per validation source, up to ``run.val_batches`` batches (as rows); empty when none is configured."""
         cfg = self.cfg
         if cfg.data.val_shards is not None:
-            specs = [(cfg.data.val_shards, "webdoc", 1000)]  # separate shards: every document
+            specs = [(cfg.data.val_shards, "webdoc", 1000, None)]  # separate shards: every document
         elif cfg.data.val_permille > 0:
-            specs = [(d.shards, d.kind, cfg.data.val_permille) for d in self.datasets]
+            specs = [(d.shards, d.kind, cfg.data.val_permille, d) for d in self.datasets]
         else:
             return []
         out = []
-        for i, (shards, kind, permille) in enumerate(specs):
+        for i, (shards, kind, permille, d) in enumerate(specs):
             s = PackedStream(shards, kind, self.tok, cfg.data.packing, seed=cfg.run.seed, rank=self.rank,
-                             world=self.world, source=i, split="val", val_permille=permille, infinite=False)
+                             world=self.world, source=i, split="val", val_permille=permille, infinite=False,
+                             fmt=d.format if d else "dialog", images=d.images if d else None)
             batches = []
             for _ in range(cfg.run.val_batches):
                 rows = [r for r in (s.next_row() for _ in range(cfg.data.batch_size)) if r is not None]

@@ -69,7 +69,7 @@ class Prefetcher:
 
 
 def unit_dict(u: Unit) -> dict:
-    return {"tokens": u.tokens, "images": u.images, "source": u.source, "starts": u.starts}
+    return {"tokens": u.tokens, "images": u.images, "source": u.source, "starts": u.starts, "mask": u.mask}
 
 
 def pending_from_state(state: dict) -> list[list[Unit]]:

@@ -26,7 +26,8 @@ def expand_shards(spec: str | list[str]) -> list[str]:
             out.append(item)
         elif os.path.isdir(item):
             found = sorted(glob.glob(os.path.join(item, "**", "*.tar"), recursive=True)
-                           + glob.glob(os.path.join(item, "**", "*.parquet"), recursive=True))
+                           + glob.glob(os.path.join(item, "**", "*.parquet"), recursive=True)
+                           + glob.glob(os.path.join(item, "**", "*.jsonl"), recursive=True))
             out.extend(found)
         elif any(c in item for c in "*?["):
             out.extend(sorted(glob.glob(item)))
@@ -41,6 +42,10 @@ def iter_shard(path: str, skip: int = 0) -> Iterator[dict]:
     """Raw samples of one shard (WebDataset tar or Parquet), skipping the first ``skip``."""
     if path.endswith(".parquet"):
         yield from _iter_parquet(path, skip)
+    elif path.endswith((".json", ".jsonl")):  # dialogue files (instruction tuning, train/instruct.py)
+        from train.instruct import iter_records
+
+        yield from iter_records(path, skip)
     else:
         yield from _iter_tar(path, skip)
 

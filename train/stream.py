@@ -14,6 +14,7 @@ import random
 from collections import Counter
 
 from train.collate import Unit, doc_units
+from train.instruct import sample_unit
 from train.sources import expand_shards, image_ok, iter_shard, sample_to_nodes
 
 
@@ -51,6 +52,8 @@ class GreedyPacker:
             if (len(row.tokens) + len(unit.tokens) <= self.seq_len
                     and len(row.images) + len(unit.images) <= self.max_images):
                 row.starts = row.starts + [len(row.tokens) + s for s in unit.starts]
+                if row.mask is not None or unit.mask is not None:
+                    row.mask = row.loss_mask() + unit.loss_mask()
                 row.tokens = row.tokens + unit.tokens
                 row.images = row.images + unit.images
                 return []
@@ -58,7 +61,8 @@ class GreedyPacker:
         if len(self.rows) >= self.open_rows:
             fullest = max(range(len(self.rows)), key=lambda i: len(self.rows[i].tokens))
             out.append(self.rows.pop(fullest))
-        self.rows.append(Unit(list(unit.tokens), list(unit.images), unit.source, list(unit.starts)))
+        self.rows.append(Unit(list(unit.tokens), list(unit.images), unit.source, list(unit.starts),
+                              None if unit.mask is None else list(unit.mask)))
         return out
 
     def state_dict(self) -> dict:
@@ -73,9 +77,10 @@ class PackedStream:
 
     def __init__(self, shards, kind: str, tokenizer, pack: PackingConfig, seed: int = 0, rank: int = 0,
                  world: int = 1, source: int = 0, split: str = "train", val_permille: int = 0,
-                 infinite: bool = True):
-        if kind not in ("webdoc", "pairs"):
-            raise ValueError(f"dataset kind must be webdoc or pairs, got {kind!r}")
+                 infinite: bool = True, fmt: str = "dialog", images: str | None = None):
+        if kind not in ("webdoc", "pairs", "dialog"):
+            raise ValueError(f"dataset kind must be webdoc, pairs or dialog, got {kind!r}")
+        self.fmt, self.images = fmt, images  # dialog: the file format and image folder (train/instruct.py)
         self.shards = expand_shards(shards)
         self.kind, self.tok, self.pack = kind, tokenizer, pack
         self.seed, self.rank, self.world, self.source = seed, rank, world, source
@@ -118,22 +123,29 @@ class PackedStream:
                 self.seen += 1
                 if not self.by_shard and (self.seen - 1) % self.world != self.rank:
                     continue
-                try:
-                    doc_id, nodes = sample_to_nodes(sample, self.kind, self.stats)
-                except Exception:
-                    self.stats["bad_sample"] += 1
-                    continue
-                if (self.split == "val") != in_validation(doc_id, self.val_permille):
-                    continue
-                kept = []
-                for kind, value in nodes:
-                    if kind == "image" and not image_ok(value):
-                        self.stats["image_undecodable"] += 1
+                if self.kind == "dialog":
+                    doc_id, unit = sample_unit(sample, self.fmt, self.images, self.tok, self.pack.seq_len,
+                                               self.pack.max_images, self.source, self.stats)
+                    if (self.split == "val") != in_validation(doc_id, self.val_permille):
                         continue
-                    kept.append((kind, value))
-                units = doc_units(kept, self.tok, self.pack.seq_len, self.pack.max_images,
-                                  self.pack.max_chunks_per_doc, self.source, self.pack.text_separator,
-                                  self.pack.require_image)
+                    units = [unit] if unit is not None else []
+                else:
+                    try:
+                        doc_id, nodes = sample_to_nodes(sample, self.kind, self.stats)
+                    except Exception:
+                        self.stats["bad_sample"] += 1
+                        continue
+                    if (self.split == "val") != in_validation(doc_id, self.val_permille):
+                        continue
+                    kept = []
+                    for kind, value in nodes:
+                        if kind == "image" and not image_ok(value):
+                            self.stats["image_undecodable"] += 1
+                            continue
+                        kept.append((kind, value))
+                    units = doc_units(kept, self.tok, self.pack.seq_len, self.pack.max_images,
+                                      self.pack.max_chunks_per_doc, self.source, self.pack.text_separator,
+                                      self.pack.require_image)
                 self.stats["docs"] += 1
                 if not units:
                     self.stats["docs_skipped"] += 1

@@ -104,3 +104,32 @@ def write_parquet(path: Path, docs: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(rows), path)
     return path
+
+
+ANSWERS = ("A cat.", "An astronaut.", "A cup of coffee.", "A rocket.", "A cat.", "Cells.")
+
+
+def write_dialogs(path: Path, n: int, fmt: str = "dialog") -> Path:
+    """``n`` one-exchange dialogues about skimage photos in this project's dialogue JSONL (``dialog``) or LLaVA's
+    JSON (``llava``, images in ``path.parent / "images"``). Photo k's answer is ``ANSWERS[k % 6]``."""
+    import base64
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recs = []
+    for i in range(n):
+        k = i % len(_PHOTOS)
+        if fmt == "llava":
+            (path.parent / "images").mkdir(exist_ok=True)
+            (path.parent / "images" / f"{i}.jpg").write_bytes(photo_bytes(k))
+            recs.append({"id": f"d{i}", "image": f"{i}.jpg", "conversations": [
+                {"from": "human", "value": "<image>\nWhat is this?"}, {"from": "gpt", "value": ANSWERS[k]}]})
+        else:
+            recs.append({"id": f"d{i}", "turns": [
+                {"role": "user", "content": [{"image_base64": base64.b64encode(photo_bytes(k)).decode()},
+                                             {"text": "What is this?"}]},
+                {"role": "assistant", "content": [{"text": ANSWERS[k]}]}]})
+    if fmt == "llava":
+        path.write_text(json.dumps(recs))
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return path
