@@ -70,8 +70,13 @@ bench: $(VENV)/.all $(SAMPLE_WARC)
 	bash bench/setup_datatrove_env.sh
 	$(PY) -m bench.run_all
 
+# tiny IDEFICS on the sample's shards, exported as a plain transformers folder, one line generated on a shared photo
+TRAIN_OUT ?= out/train/tiny
+PHOTO ?= ../shared/data/images/skimage__chelsea.png
 train-sample: $(VENV)/.all crawl-shard
-	$(PY) -m train --config configs/train/tiny.yaml data.shards=$(OUT)/webdataset
+	$(PY) -m train --config configs/train/tiny.yaml data.shards=$(OUT)/webdataset run.out_dir=$(TRAIN_OUT)
+	$(PY) -m train.export $(TRAIN_OUT) $(TRAIN_OUT)/export
+	$(PY) -m train.generate $(TRAIN_OUT)/export --image $(PHOTO) --text "This photo shows" --max-new-tokens 12
 
 resources: $(VENV)/.base
 	$(VENV)/bin/obelics resources fetch

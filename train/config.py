@@ -133,6 +133,25 @@ class RunConfig:
 
 
 @dataclasses.dataclass
+class EvalTaskConfig:
+    """One benchmark of the periodic few-shot evaluation (train/evaluate.py)."""
+
+    task: str = "vqav2"  # vqav2 | coco
+    data: str | None = None  # benchmark folder (published file formats)
+    split: str | None = None  # Karpathy split of the queries (coco)
+    support: str | None = None  # support-set folder; default: the benchmark's non-query examples
+    shots: list[int] = dataclasses.field(default_factory=lambda: [0])
+    limit: int = 16  # queries: the first N examples
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    every: int = 0  # run the tasks every N steps (0 = never); scores go to metrics.jsonl and out_dir/eval/
+    tasks: list[EvalTaskConfig] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class TrainConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -140,6 +159,7 @@ class TrainConfig:
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)  # model/loss.py: one knob per part
     stability: StabilityConfig = dataclasses.field(default_factory=StabilityConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)  # periodic few-shot evaluation
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
@@ -164,6 +184,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         cfg.stability.inject_spike_at = -1
     if not 0 < cfg.stability.lr_cut <= 1 or cfg.stability.max_rollbacks < 1:
         raise ConfigError("stability.lr_cut must be in (0, 1] and stability.max_rollbacks >= 1")
+    for t in cfg.eval.tasks:
+        from train.evaluate import TASKS
+
+        if t.task not in TASKS or not t.data or any(s < 0 for s in t.shots):
+            raise ConfigError(f"eval.tasks: task must be one of {', '.join(TASKS)} with data and shots >= 0, got {t}")
     for d in cfg.data.datasets:
         if d.kind not in ("webdoc", "pairs", "dialog"):
             raise ConfigError(f"dataset {d.name}: kind must be webdoc, pairs or dialog")

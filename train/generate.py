@@ -122,7 +122,8 @@ def generate(loaded: Loaded, items: list[tuple[str, object]], max_new_tokens: in
     tok = loaded.tok
     if instruct and END_OF_UTTERANCE not in tok.get_vocab():
         raise ConfigError("--instruct needs a model trained with <end_of_utterance> (data.end_of_utterance)")
-    b = prompt_batch(loaded, items, instruct)
+    device = next(loaded.model.parameters()).device
+    b = {k: v.to(device) for k, v in prompt_batch(loaded, items, instruct).items()}
     eos = [tok.eos_token_id] + ([tok.convert_tokens_to_ids(END_OF_UTTERANCE)] if END_OF_UTTERANCE in tok.get_vocab() else [])
     kw = dict(do_sample=sample)
     if sample:

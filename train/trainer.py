@@ -68,6 +68,10 @@ class Trainer:
         self.model = self.backend.model  # unwrapped: for statistics and hooks only
         self.model_config = self.model.config
         self.counts = self.backend.count_params()
+        if cfg.eval.every > 0 and not self.backend.holds_full_model:
+            raise ConfigError("eval.every needs a backend where rank 0 holds the whole model (torch, or ZeRO "
+                              "stage < 3); export a ZeRO-3 checkpoint and run python -m train.evaluate on it")
+        self._eval_sets: dict = {}
         self.device_name, self.peak = self._peak()
         self.feed = Feed(cfg, self.tok, cfg.data.image_size or self.model_config.vision_config.image_size,
                          self.rank, self.world, self.device)
@@ -130,7 +134,9 @@ class Trainer:
             steps_here += 1
             if cfg.run.val_every > 0 and self.step % cfg.run.val_every == 0:
                 rec.update(self.validate())
-            if self.step % max(1, cfg.run.log_every) == 0 or "val_loss" in rec:
+            if cfg.eval.every > 0 and self.step % cfg.eval.every == 0:
+                rec.update(self.evaluate())
+            if self.step % max(1, cfg.run.log_every) == 0 or "val_loss" in rec or any(k.startswith("eval_") for k in rec):
                 self._log(rec)
             last = rec
             kill, save_now = self._switches()
@@ -354,6 +360,33 @@ class Trainer:
             return {}
         parts = {k: v / n_all for k, v in means.items()}
         return {"val_loss": sum(parts.values()), **{f"val_{k}": v for k, v in parts.items()}}
+
+    def evaluate(self) -> dict:
+        """The few-shot benchmarks of ``eval.tasks`` on the current weights (rank 0, greedy): their scores as
+        ``eval_<task>_<k>shot`` (also written to ``out_dir/eval/step_N.json``)."""
+        out: dict = {}
+        if self.rank == 0:
+            from train import evaluate as ev
+            from train.generate import Loaded
+
+            loaded = Loaded(self.model, self.tok, self.cfg.data.image_size or self.model_config.vision_config.image_size)
+            results = []
+            self.backend.train_mode(False)
+            try:
+                for t in self.cfg.eval.tasks:
+                    if t.data not in self._eval_sets:
+                        examples = ev.load_task(t.task, t.data, t.split)
+                        support = ev.load_task(t.task, t.support) if t.support else None
+                        self._eval_sets[t.data] = ev.split_queries(examples, support, t.limit)
+                    queries, support = self._eval_sets[t.data]
+                    r = ev.evaluate(loaded, t.task, queries, support, t.shots, t.seed)
+                    results.append(r)
+                    out.update({f"eval_{t.task}_{k}shot": v for k, v in r["scores"].items()})
+            finally:
+                self.backend.train_mode(True)
+            ev.write_json(self.out / "eval" / f"{self._tag(self.step)}.json", {"step": self.step, "results": results})
+        self.backend.barrier()
+        return out
 
     # ---------------------------------------------------------------- data, collectives
     def _seed(self, seed: int) -> None:

@@ -65,6 +65,9 @@ class Backend:
     def backward(self, loss: torch.Tensor, boundary: bool) -> None:
         raise NotImplementedError
 
+    #: True when every process holds the whole model (not partitioned): periodic evaluation can generate on rank 0
+    holds_full_model = True
+
     #: True when :meth:`step` can leave the weights untouched on a non-finite gradient norm
     skips_nonfinite = True
 

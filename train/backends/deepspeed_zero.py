@@ -64,6 +64,10 @@ class DeepSpeedBackend(Backend):
                                 lr=o.lr, betas=tuple(o.betas), eps=o.eps)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(model=self.model, optimizer=opt, config=self.config)
 
+    @property
+    def holds_full_model(self) -> bool:
+        return self.config.get("zero_optimization", {}).get("stage") != 3
+
     def forward(self, batch: dict, training: bool = True) -> torch.Tensor:
         return self.engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                            pixel_values=batch["pixel_values"], image_attention_mask=batch["image_attention_mask"],
