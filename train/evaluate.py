@@ -194,7 +194,7 @@ def evaluate(loaded, task: str, queries: list[Example], support: list[Example], 
     scores, preds = {}, {}
     for k in shots:
         out = []
-        for i, q in enumerate(queries):
+        for q in queries:
             rng = random.Random(f"{seed}-{k}-{q.id}")
             prompt = few_shot_prompt(task, q, draw_shots([s for s in support if s.id != q.id], k, rng), k)
             text, _ = generate(loaded, prompt, max_new_tokens=max_new)
