@@ -142,3 +142,37 @@ def test_export_from_a_zero3_checkpoint_gives_the_trainers_logits(shards, tmp_pa
     clip = CLIPVisionModel.from_pretrained(tmp_path / "clip").state_dict()
     patch = next(v for k, v in clip.items() if k.endswith("embeddings.patch_embedding.weight"))
     assert torch.equal(sd["model.vision_model.embeddings.patch_embedding.weight"], patch)
+
+
+def test_export_of_a_run_with_backbone_paths_merges_frozen_and_trained_weights(shards, tmp_path):
+    """The torch backend saves only the trained weights when the backbones come from local checkpoints; the
+    export reads the backbones again and lays the trained weights over them."""
+    from safetensors.torch import load_file
+
+    from tests.model.backbones import tiny_backbones
+    from train.export import export_checkpoint
+    from train.trainer import Trainer
+
+    _, clip = tiny_backbones(tmp_path)
+    trainer = Trainer(_cfg(shards, tmp_path / "run", "run.max_steps=2", f"model.llama_path={tmp_path / 'llama'}",
+                           f"model.clip_path={tmp_path / 'clip'}"))
+    trainer.train()
+    _, b = trainer.feed.next()
+    trainer.backend.train_mode(False)
+    with torch.no_grad():
+        ref = trainer.backend.forward(b, training=False)
+    trained = dict(trainer.model.named_parameters())
+    trainer.close()
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "step_00000002" / "model.pt")
+    assert not any(k.startswith("model.vision_model.") for k in saved)  # the frozen tower is not in the checkpoint
+    out = export_checkpoint(tmp_path / "run", tmp_path / "export")
+    sd = load_file(str(out / "model.safetensors"))
+    patch = next(v for k, v in clip.state_dict().items() if k.endswith("embeddings.patch_embedding.weight"))
+    assert torch.equal(sd["model.vision_model.embeddings.patch_embedding.weight"], patch)
+    assert torch.equal(sd["model.perceiver_resampler.latents"], trained["model.perceiver_resampler.latents"].detach())
+    from transformers import IdeficsForVisionText2Text
+
+    m = IdeficsForVisionText2Text.from_pretrained(out).eval()
+    with torch.no_grad():
+        got = m(**{k: b[k] for k in BATCH_KEYS}).logits
+    assert (got - ref).abs().max().item() <= ATOL
