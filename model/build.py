@@ -166,23 +166,26 @@ def clip_backbone(model: IdeficsForVisionText2Text, path: str) -> Backbone:
 EXTRA_ROWS = ("model.embed_tokens.additional_embedding.weight", "lm_head.additional_fc.weight")
 
 
-def read_pretrained(path: str) -> dict[str, torch.Tensor]:
-    """Every weight of an exported folder (safetensors, sharded or not) or of a training run / checkpoint."""
+def is_exported(path: str) -> bool:
+    """A folder of safetensors weights (``python -m train.export``, or any IDEFICS checkpoint in that format)."""
     from pathlib import Path
 
-    p = Path(path)
-    files = sorted(p.glob("*.safetensors")) if p.is_dir() else []
-    if files:
-        from safetensors.torch import load_file
+    return Path(path).is_dir() and any(Path(path).glob("*.safetensors"))
 
-        out: dict[str, torch.Tensor] = {}
-        for f in files:
-            out.update(load_file(str(f)))
-        return out
-    # a training checkpoint: train/weights.py knows the checkpoint layouts (imported here only, when used)
-    from train.weights import load_model
 
-    return load_model(p)[0].state_dict()
+def read_pretrained(path: str) -> dict[str, torch.Tensor]:
+    """Every weight of an exported folder (safetensors, sharded or not). The trainer exports a training run
+    named as ``init_from`` first (train/trainer.py), so only this format reaches the model."""
+    from pathlib import Path
+
+    if not is_exported(path):
+        raise ValueError(f"{path}: no safetensors weights (export a training run with python -m train.export)")
+    from safetensors.torch import load_file
+
+    out: dict[str, torch.Tensor] = {}
+    for f in sorted(Path(path).glob("*.safetensors")):
+        out.update(load_file(str(f)))
+    return out
 
 
 def pretrained_backbone(model: IdeficsForVisionText2Text, path: str, std: float = 0.02, seed: int = 0) -> Backbone:

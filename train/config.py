@@ -80,6 +80,7 @@ class OptimConfig:
 
 
 INJECT_KINDS = ("loss_spike", "lr_spike", "nan_grad", "nan_batch")
+EVAL_TASKS = ("vqav2", "coco")  # train/evaluate.py
 
 
 @dataclasses.dataclass
@@ -185,10 +186,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if not 0 < cfg.stability.lr_cut <= 1 or cfg.stability.max_rollbacks < 1:
         raise ConfigError("stability.lr_cut must be in (0, 1] and stability.max_rollbacks >= 1")
     for t in cfg.eval.tasks:
-        from train.evaluate import TASKS
-
-        if t.task not in TASKS or not t.data or any(s < 0 for s in t.shots):
-            raise ConfigError(f"eval.tasks: task must be one of {', '.join(TASKS)} with data and shots >= 0, got {t}")
+        if t.task not in EVAL_TASKS or not t.data or any(s < 0 for s in t.shots):
+            raise ConfigError(f"eval.tasks: task must be one of {', '.join(EVAL_TASKS)} with data and shots >= 0, "
+                              f"got {t}")
     for d in cfg.data.datasets:
         if d.kind not in ("webdoc", "pairs", "dialog"):
             raise ConfigError(f"dataset {d.name}: kind must be webdoc, pairs or dialog")

@@ -32,10 +32,10 @@ import sys
 from pathlib import Path
 
 from obelics.config import ConfigError
+from train.config import EVAL_TASKS as TASKS
 
 SHOTS = (0, 4, 8, 16, 32)
 ZERO_SHOT_TEXT_EXAMPLES = 2
-TASKS = ("vqav2", "coco")
 
 
 @dataclasses.dataclass

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 from train.collate import Unit
@@ -96,29 +94,6 @@ def dialog_unit(turns: list[Turn], tokenizer, seq_len: int, max_images: int, sou
 
 
 # -------------------------------------------------------------------------------------------- readers
-def _records(path: str) -> Iterator[dict]:
-    if path.endswith(".jsonl"):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield json.loads(line)
-        return
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    if isinstance(data, dict) and "annotations" in data:  # LRV
-        data = data["annotations"]
-    elif isinstance(data, dict) and "data" in data and isinstance(data["data"], dict):  # MIMIC-IT
-        data = [{"id": k, **v} for k, v in data["data"].items()]
-    yield from data
-
-
-def iter_records(path: str, skip: int = 0) -> Iterator[dict]:
-    """Raw records of a JSON / JSONL file, skipping the first ``skip`` (the stream's resume offset)."""
-    for i, rec in enumerate(_records(path)):
-        if i >= skip:
-            yield {"__record__": rec, "__key__": f"{os.path.basename(path)}:{i}"}
-
-
 def _file(root: str | None, name: str) -> bytes:
     p = Path(root or ".") / name
     return p.read_bytes()

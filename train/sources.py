@@ -43,8 +43,6 @@ def iter_shard(path: str, skip: int = 0) -> Iterator[dict]:
     if path.endswith(".parquet"):
         yield from _iter_parquet(path, skip)
     elif path.endswith((".json", ".jsonl")):  # dialogue files (instruction tuning, train/instruct.py)
-        from train.instruct import iter_records
-
         yield from iter_records(path, skip)
     else:
         yield from _iter_tar(path, skip)
@@ -61,6 +59,29 @@ def _iter_tar(path: str, skip: int) -> Iterator[dict]:
         if i < skip:
             continue
         yield sample
+
+
+def _json_records(path: str) -> Iterator[dict]:
+    if path.endswith(".jsonl"):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    yield json.loads(line)
+        return
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if isinstance(data, dict) and "annotations" in data:  # LRV
+        data = data["annotations"]
+    elif isinstance(data, dict) and "data" in data and isinstance(data["data"], dict):  # MIMIC-IT
+        data = [{"id": k, **v} for k, v in data["data"].items()]
+    yield from data
+
+
+def iter_records(path: str, skip: int = 0) -> Iterator[dict]:
+    """Raw records of a JSON / JSONL file, skipping the first ``skip`` (the stream's resume offset)."""
+    for i, rec in enumerate(_json_records(path)):
+        if i >= skip:
+            yield {"__record__": rec, "__key__": f"{os.path.basename(path)}:{i}"}
 
 
 def _all_urls(urls):

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.build import is_exported
 from model.flops import MFU_DEFINITION, flops_per_token, peak_tflops, trained_flops_per_token
 from model.loss import LossOutput, causal_lm_loss
 from obelics.config import ConfigError
@@ -63,6 +64,8 @@ class Trainer:
         self._seed(cfg.run.seed)
 
         self.tok = load_tokenizer(cfg.data.tokenizer, cfg.data.tokenizer_vocab, cfg.data.end_of_utterance)
+        if cfg.model.init_from and not is_exported(cfg.model.init_from):
+            cfg.model.init_from = self._export_init(cfg.model.init_from)
         vocab = base_vocab_size(self.tok)
         self.backend.build(cfg.model, vocab, extra_tokens=len(self.tok) - vocab)
         self.model = self.backend.model  # unwrapped: for statistics and hooks only
@@ -387,6 +390,18 @@ class Trainer:
             ev.write_json(self.out / "eval" / f"{self._tag(self.step)}.json", {"step": self.step, "results": results})
         self.backend.barrier()
         return out
+
+    def _export_init(self, source: str) -> str:
+        """``model.init_from`` named a training run or checkpoint: export it (rank 0) to ``out_dir/init_from`` once,
+        the folder the model then starts from (model/ reads exported folders only)."""
+        target = self.out / "init_from"
+        if self.rank == 0 and not target.exists():
+            from train.export import export_checkpoint
+
+            export_checkpoint(source, target, dtype="fp32")
+            log.info("init_from %s exported to %s", source, target)
+        self.backend.barrier()
+        return str(target)
 
     # ---------------------------------------------------------------- data, collectives
     def _seed(self, seed: int) -> None:

@@ -70,6 +70,19 @@ def test_packing_keeps_each_units_mask(tok):
     assert p.rows[0].tokens == [5, 6, 7, 8, 9] and p.rows[0].mask == [1, 1, 1, 0, 1] and p.rows[0].starts == [0, 3]
 
 
+def test_dialogue_files_stream_with_their_masks(tmp_path, tok):
+    from train.stream import PackedStream, PackingConfig
+
+    write_dialogs(tmp_path / "llava" / "d.json", 4, fmt="llava")
+    s = PackedStream(str(tmp_path / "llava" / "d.json"), "dialog", tok, PackingConfig(seq_len=128, max_images=3,
+                     shuffle_rows=1, pack_rows=1), fmt="llava", images=str(tmp_path / "llava" / "images"),
+                     infinite=False)
+    rows = [r for r in iter(s.next_row, None)]
+    assert sum(len(r.starts) for r in rows) == 4 and all(r.mask is not None and len(r.images) >= 1 for r in rows)
+    answers = {tok.decode([t for t, m in zip(r.tokens, r.mask) if m]) for r in rows}
+    assert all(a.endswith("<end_of_utterance>") for a in answers)
+
+
 def test_public_format_readers(tmp_path, tok):
     import base64
 
@@ -136,8 +149,11 @@ def test_new_token_row_trains_while_frozen_rows_stay_frozen(shards, tmp_path):
 
     base = _base_export(shards, tmp_path)
     src = load_file(str(base / "model.safetensors"))
-    cfg = _instruct(tmp_path, base, "model.freeze_text=true", "model.freeze_lm_head=true", "run.max_steps=4")
+    # started from the training run itself (not its export): the trainer exports it to out_dir/init_from first
+    cfg = _instruct(tmp_path, tmp_path / "base", "model.freeze_text=true", "model.freeze_lm_head=true",
+                    "run.max_steps=4")
     trainer = Trainer(cfg)
+    assert cfg.model.init_from == str(tmp_path / "inst" / "init_from")
     m = trainer.model
     emb, head = m.model.embed_tokens, m.lm_head
     assert emb.additional_embedding.weight.shape == (3, 32) and head.additional_fc.weight.shape == (3, 32)
