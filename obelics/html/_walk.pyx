@@ -570,12 +570,13 @@ cdef struct Frame:
     int level
     bint saved
     bint no_text, in_pre
-    int in_article, in_content, in_list
+    int in_article, in_content, in_list, in_main
 
 
-def walk(body, str page_url, str base, cfg, rules):
+def walk(body, str page_url, str base, cfg, rules, plan=None):
     """``(texts, images, metadata)`` of the page whose ``<body>`` is the selectolax node ``body``, with the rule
-    set ``rules`` (an extract_default ``_Rules``, which keeps this walk's tag table)."""
+    set ``rules`` (an extract_default ``_Rules``, which keeps this walk's tag table) and the main-content
+    decision ``plan`` (an obelics.html.content ``Plan``, or None)."""
     cdef TagTable table = rules.tag_table
     if table is None:
         table = rules.tag_table = TagTable(rules)
@@ -599,6 +600,11 @@ def walk(body, str page_url, str base, cfg, rules):
     cdef bint no_text = False, in_pre = False, skip
     cdef int has_rules
     cdef int in_article = 0, in_content = 0, in_list = 0
+    cdef bint has_plan = plan is not None, forced, entering
+    cdef int in_main = 0 if has_plan else 1
+    cdef frozenset roots = plan.roots if has_plan else None
+    cdef frozenset ancestors = plan.ancestors if has_plan else None
+    cdef frozenset drops = plan.drops if has_plan and plan.drops else None
     cdef Py_ssize_t page_chars = -1
     cdef size_t n = 0, cls_len = 0
     cdef const unsigned char *cls
@@ -628,11 +634,12 @@ def walk(body, str page_url, str base, cfg, rules):
                 if frame.saved:
                     no_text, in_pre = frame.no_text, frame.in_pre
                     in_article, in_content, in_list = frame.in_article, frame.in_content, frame.in_list
+                    in_main = frame.in_main
                 node = next_f(frame.node)
                 continue
             node_type = type_f(node)
             if node_type == NODE_TEXT:
-                if not no_text:
+                if not no_text and in_main:
                     # lexbor hands out a copy, allocated in the page's document; the walk reads each text
                     # node once and leaves its copy to be freed with the tree, which is cheaper than freeing
                     # it here (lexbor files freed chunks in a search tree)
@@ -692,7 +699,21 @@ def walk(body, str page_url, str base, cfg, rules):
             skip = (flags & F_SKIP) != 0
             cls = NULL
             cls_len = 0
-            if not skip and not (flags & F_NO_CHECK):
+            forced = entering = False
+            if has_plan and (not skip or kind == K_SKIP):
+                key = <unsigned long long> <uintptr_t> node
+                if not in_main:
+                    if key in roots:
+                        forced = entering = True
+                        skip = False
+                    elif key in ancestors:
+                        forced = True
+                        skip = False
+                    else:
+                        skip = True  # outside the content
+                elif drops is not None and key in drops:
+                    skip = True  # boilerplate inside the content
+            if not skip and not forced and not (flags & F_NO_CHECK):
                 has_rules = _rule_attrs(node, &cls, &cls_len)
                 if has_rules:
                     verdict = -1
@@ -758,6 +779,8 @@ def walk(body, str page_url, str base, cfg, rules):
                     if cls == NULL and (flags & F_NO_CHECK):
                         _rule_attrs(node, &cls, &cls_len)
                     skip = cls != NULL and _DATE_CLASS in (<const char *> cls)[:cls_len]
+                if forced and kind != K_IMG and kind != K_PICTURE and kind != K_BR:
+                    skip = False  # a content root or its ancestor: the decision has judged it
             if skip:
                 node = next_f(node)
                 continue
@@ -777,10 +800,13 @@ def walk(body, str page_url, str base, cfg, rules):
             depth += 1
             frame.node = node
             frame.level = level
-            frame.saved = kind != 0
-            if kind:
+            frame.saved = kind != 0 or entering
+            if frame.saved:
                 frame.no_text, frame.in_pre = no_text, in_pre
                 frame.in_article, frame.in_content, frame.in_list = in_article, in_content, in_list
+                frame.in_main = in_main
+                if entering:
+                    in_main = 1
                 if kind == K_NOSCRIPT:
                     no_text = True
                 elif kind == K_PRE:
@@ -819,3 +845,221 @@ cdef _emit_picture(em, void *picture, str page_url, str base, cfg):
     img, extra = _picture_candidates(items)
     if img is not None or extra:
         _emit_image(em, img if img is not None else _attributes(picture), page_url, base, cfg, extra)
+
+
+cdef class _Grow:
+    """Growable int32 columns of the page statistics, one row per element."""
+    cdef int *data[8]
+    cdef unsigned long long *ids
+    cdef Py_ssize_t n, cap
+
+    def __cinit__(self):
+        self.n = 0
+        self.cap = 0
+        self.ids = NULL
+        for k in range(8):
+            self.data[k] = NULL
+
+    def __dealloc__(self):
+        free(self.ids)
+        for k in range(8):
+            free(self.data[k])
+
+    cdef int grow(self) except -1:
+        cdef Py_ssize_t cap = self.cap * 2 if self.cap else 256
+        cdef void *p
+        for k in range(8):
+            p = realloc(self.data[k], cap * sizeof(int))
+            if p == NULL:
+                raise MemoryError()
+            self.data[k] = <int *> p
+        p = realloc(self.ids, cap * sizeof(unsigned long long))
+        if p == NULL:
+            raise MemoryError()
+        self.ids = <unsigned long long *> p
+        self.cap = cap
+        return 0
+
+    cdef bytes column(self, int k):
+        return (<char *> self.data[k])[:self.n * sizeof(int)]
+
+
+# columns of _Grow
+cdef enum:
+    C_PARENT = 0
+    C_END = 1
+    C_TEXT = 2
+    C_LINK = 3
+    C_OWN = 4
+    C_COMMAS = 5
+    C_IMAGES = 6
+    C_KIND = 7
+
+
+cdef Py_ssize_t _commas(const unsigned char *s, size_t n) noexcept nogil:
+    """Commas in UTF-8 text: ``,`` and the fullwidth ``，`` (U+FF0C)."""
+    cdef size_t i = 0
+    cdef Py_ssize_t count = 0
+    while i < n:
+        if s[i] == 44:
+            count += 1
+        elif s[i] == 0xEF and i + 2 < n and s[i + 1] == 0xBC and s[i + 2] == 0x8C:
+            count += 1
+        i += 1
+    return count
+
+
+def page_stats(body, rules, dict classes, frozenset transparent):
+    """``(columns, ids, tags)`` of the main-content decision's page statistics (obelics.html.content): the
+    int32 columns parent, end, text, link, own, commas, images, kind as bytes, the elements' ``mem_id``s as
+    uint64 bytes and their names; ``extract_default._page_stats_python`` counts the same on selectolax nodes.
+    ``classes``: name -> kind (0 inline, else a text block); ``transparent``: removed tags counted all the same."""
+    cdef TagTable table = rules.tag_table
+    if table is None:
+        table = rules.tag_table = TagTable(rules)
+    cdef void *root = <void *> <uintptr_t> body.mem_id
+    cdef _Grow g = _Grow()
+    cdef list tags = ["body"]
+    cdef dict dynamic = {}
+    cdef int tag_class
+    cdef Py_ssize_t depth = 0, capacity = 64, i, cur = 0, o
+    cdef int *stack_el = <int *> malloc(capacity * sizeof(int))
+    cdef void **stack_node = <void **> malloc(capacity * sizeof(void *))
+    cdef int *stack_link = <int *> malloc(capacity * sizeof(int))
+    cdef int *owner = NULL
+    cdef int in_link = 0, kind, flags, node_type
+    cdef Py_ssize_t c
+    cdef size_t n = 0
+    cdef unsigned char *raw
+    cdef uintptr_t tid
+    cdef tuple info
+    cdef str name, t
+    cdef void *node
+    cdef void *child
+    if stack_el == NULL or stack_node == NULL or stack_link == NULL:
+        free(stack_el)
+        free(stack_node)
+        free(stack_link)
+        raise MemoryError()
+    try:
+        g.grow()
+        owner = <int *> malloc(g.cap * sizeof(int))
+        if owner == NULL:
+            raise MemoryError()
+        g.data[C_PARENT][0] = -1
+        for k in range(1, 8):
+            g.data[k][0] = 0
+        g.data[C_KIND][0] = classes.get("body", 0)
+        g.ids[0] = <unsigned long long> <uintptr_t> root
+        owner[0] = 0
+        g.n = 1
+        node = first_child_f(root)
+        while True:
+            if node == NULL:
+                if depth == 0:
+                    break
+                depth -= 1
+                i = stack_el[depth]
+                g.data[C_END][i] = g.n
+                cur = g.data[C_PARENT][i]
+                in_link = stack_link[depth]
+                node = next_f(stack_node[depth])
+                continue
+            node_type = type_f(node)
+            if node_type == NODE_TEXT:
+                raw = text_content_f(node, &n)
+                if raw != NULL and n:
+                    c = _nonspace_chars(raw, n)
+                    if c < 0:
+                        t = _decode(raw, n)
+                        c = _str_nonspace(t)
+                        commas = t.count(",") + t.count("，")
+                    else:
+                        commas = _commas(raw, n)
+                    if c:
+                        g.data[C_TEXT][cur] += c
+                        if in_link:
+                            g.data[C_LINK][cur] += c
+                        o = owner[cur]
+                        g.data[C_OWN][o] += c
+                        g.data[C_COMMAS][o] += commas
+                node = next_f(node)
+                continue
+            if node_type != NODE_ELEMENT:
+                node = next_f(node)
+                continue
+            tid = tag_id_f(node)
+            if tid < NTAG and table.known[tid]:
+                kind, flags = table.kind[tid], table.flags[tid]
+                name = table.names[tid]
+            else:
+                info = dynamic.get(tid) if tid >= NTAG else None
+                if info is None:
+                    info = table.describe(node)
+                    if tid < NTAG:
+                        table.known[tid] = 1
+                        table.kind[tid], table.level[tid], table.flags[tid] = info[0], info[1], info[2]
+                        table.names[tid] = info[3]
+                    else:
+                        dynamic[tid] = info
+                kind, flags, name = info[0], info[2], info[3]
+            if kind == K_NOSCRIPT or ((flags & F_SKIP) and not (kind == K_SKIP and name in transparent)):
+                node = next_f(node)
+                continue
+            if g.n == g.cap:
+                g.grow()
+                owner = <int *> realloc(owner, g.cap * sizeof(int))
+                if owner == NULL:
+                    raise MemoryError()
+            i = g.n
+            g.n += 1
+            g.data[C_PARENT][i] = cur
+            g.data[C_END][i] = i + 1
+            g.data[C_TEXT][i] = 0
+            g.data[C_LINK][i] = 0
+            g.data[C_OWN][i] = 0
+            g.data[C_COMMAS][i] = 0
+            g.data[C_IMAGES][i] = 1 if (kind == K_IMG or kind == K_PICTURE) else 0
+            g.ids[i] = <unsigned long long> <uintptr_t> node
+            tags.append(name)
+            tag_class = classes.get(name, 0)
+            g.data[C_KIND][i] = tag_class
+            owner[i] = i if tag_class else owner[cur]
+            child = first_child_f(node)
+            if kind == K_IMG or kind == K_PICTURE or child == NULL:
+                node = next_f(node)
+                continue
+            if depth == capacity:
+                capacity *= 2
+                stack_el = <int *> realloc(stack_el, capacity * sizeof(int))
+                stack_node = <void **> realloc(stack_node, capacity * sizeof(void *))
+                stack_link = <int *> realloc(stack_link, capacity * sizeof(int))
+                if stack_el == NULL or stack_node == NULL or stack_link == NULL:
+                    raise MemoryError()
+            stack_el[depth] = i
+            stack_node[depth] = node
+            stack_link[depth] = in_link
+            depth += 1
+            cur = i
+            if tid == TAG_A:
+                in_link = 1
+            node = child
+        g.data[C_END][0] = g.n
+    finally:
+        free(stack_el)
+        free(stack_node)
+        free(stack_link)
+        free(owner)
+    columns = [g.column(k) for k in range(8)]
+    return columns, (<char *> g.ids)[:g.n * sizeof(unsigned long long)], tags
+
+
+def node_names(unsigned long long node_id):
+    """The class and id values of the element ``node_id`` (a ``mem_id``), joined with a space."""
+    cdef void *node = <void *> <uintptr_t> node_id
+    cdef size_t n = 0
+    cdef const unsigned char *v = _attr_value(node, "class", 5, &n)
+    cls = _decode(v, n) if v != NULL else ""
+    v = _attr_value(node, "id", 2, &n)
+    ident = _decode(v, n) if v != NULL else ""
+    return cls + " " + ident

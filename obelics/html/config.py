@@ -34,6 +34,13 @@ DEFAULT_REMOVE_CLASS_PREFIXES = ["nav-", "nav_", "navi", "navbar", "breadcrumb",
 DEFAULT_REMOVE_ROLES = [
     "navigation", "banner", "contentinfo", "menu", "menubar", "search", "dialog", "alertdialog", "complementary",
 ]
+# class/id words of content containers and of boilerplate, for the main-content decision (substrings)
+DEFAULT_CONTENT_POSITIVE = ["article", "body", "content", "entry", "main", "page", "post", "text", "blog", "story",
+                            "prose", "markdown"]
+DEFAULT_CONTENT_NEGATIVE = ["comment", "sidebar", "related", "share", "sharing", "social", "footer", "foot",
+                            "masthead", "banner", "sponsor", "promo", "advert", "widget", "newsletter", "subscribe",
+                            "outbrain", "taboola", "recommend", "popular", "trending", "cookie", "breadcrumb",
+                            "menu", "nav", "tags", "byline", "author", "meta", "shopping", "hidden", "skip"]
 # the original's special divs: id, class or title exactly one of these (docs/reference.md App. A.6)
 DEFAULT_SPECIAL_DIV_VALUES = ["footer", "header", "navigation", "nav", "navbar", "menu"]
 
@@ -50,6 +57,17 @@ class ExtractConfig:
     css_remove: list[str] = field(default_factory=list)
     css_replace: dict[str, str] = field(default_factory=dict)
     # --- default mode only -------------------------------------------------------------------
+    # the main-content decision (obelics/html/content.py): keep the page's content blocks (text, figures,
+    # captions, tables, lists, code) and drop the boilerplate around them; off: the rules before issue 16
+    main_content: bool = True
+    min_block_chars: int = 25  # a text block scores when it owns at least this many characters
+    content_positive: list[str] = field(default_factory=lambda: list(DEFAULT_CONTENT_POSITIVE))
+    content_negative: list[str] = field(default_factory=lambda: list(DEFAULT_CONTENT_NEGATIVE))
+    # inside the content, a container with few commas and more than this share of link text is dropped
+    content_max_link_density: float = 0.33
+    # ...and a text block of fewer characters than this that is mostly (this share) one link: a link line
+    content_link_line_density: float = 0.8
+    content_link_line_chars: int = 200
     remove_tags: list[str] = field(default_factory=lambda: list(DEFAULT_REMOVE_TAGS))
     remove_classes: list[str] = field(default_factory=lambda: list(DEFAULT_REMOVE_CLASSES))
     remove_class_substrings: list[str] = field(default_factory=lambda: list(DEFAULT_REMOVE_CLASS_SUBSTRINGS))

@@ -23,6 +23,7 @@ import sys
 from selectolax.lexbor import LexborHTMLParser
 
 from obelics.document import EOD_TOKEN
+from obelics.html import content
 from obelics.html.config import ExtractConfig
 from obelics.html.media_2023 import format_filename
 from obelics.html.urls import parse_srcset, resolve_url
@@ -444,20 +445,116 @@ def extract_nodes(html: str, page_url: str, cfg: ExtractConfig | None = None, co
     if body is None:
         return [], [], []
     rules = _rules(cfg)
+    plan = _plan(body, rules, cfg, compiled)
     if compiled:
-        return _compiled.walk(body, page_url, base, cfg, rules)
+        return _compiled.walk(body, page_url, base, cfg, rules, plan)
     try:
-        return _walk_python(body, page_url, base, cfg, rules, bulk_text=True)
+        return _walk_python(body, page_url, base, cfg, rules, bulk_text=True, plan=plan)
     except _TextCountMismatch:
-        return _walk_python(body, page_url, base, cfg, rules, bulk_text=False)
+        return _walk_python(body, page_url, base, cfg, rules, bulk_text=False, plan=plan)
+
+
+def _plan(body, rules: _Rules, cfg: ExtractConfig, compiled: bool):
+    """The main-content decision of the page (:mod:`obelics.html.content`), or None (off, or no text block)."""
+    if not cfg.main_content:
+        return None
+    import numpy as np
+
+    if compiled:
+        columns, ids, tags = _compiled.page_stats(body, rules, content.TAG_CLASSES, content.TRANSPARENT_TAGS)
+        cols = [np.frombuffer(c, dtype=np.int32) for c in columns]
+        ids = np.frombuffer(ids, dtype=np.uint64)
+        names = _compiled.node_names
+        st = content.stats_of(*cols, tags, ids, lambda i: names(int(ids[i])))
+    else:
+        st = _page_stats_python(body, rules)
+    return content.decide(st, cfg)
+
+
+def _page_stats_python(body, rules: _Rules) -> content.PageStats:
+    """What ``_walk.page_stats`` counts, on selectolax nodes (the Python walk's side of the decision)."""
+    import numpy as np
+
+    kinds = rules.kinds
+    classes = content.TAG_CLASSES
+    transparent = content.TRANSPARENT_TAGS
+    parent, end, text, link, own, commas, images = [-1], [0], [0], [0], [0], [0], [0]
+    kinds_of = [classes.get("body", 0)]
+    tags, ids, nodes, owner = ["body"], [body.mem_id], [body], [0]
+    stack = []
+    cur = 0
+    in_link = 0
+    node = body.first_child
+    while True:
+        if node is None:
+            if not stack:
+                break
+            top, i, in_link = stack.pop()
+            end[i] = len(tags)
+            cur = parent[i]
+            node = top.next
+            continue
+        tag = node.tag
+        if tag == "-text":
+            t = node.text_content or ""
+            c = _nonspace_len(t)
+            if c:
+                text[cur] += c
+                if in_link:
+                    link[cur] += c
+                o = owner[cur]
+                own[o] += c
+                commas[o] += t.count(",") + t.count("，")
+            node = node.next
+            continue
+        kind = kinds.get(tag, 0)
+        if tag is None or tag[0] == "-" or kind == _K_NOSCRIPT or tag in _STRIPPED_TAGS or (
+                kind == _K_SKIP and tag not in transparent):
+            node = node.next
+            continue
+        i = len(tags)
+        parent.append(cur)
+        end.append(i + 1)
+        text.append(0)
+        link.append(0)
+        own.append(0)
+        commas.append(0)
+        is_image = kind == _K_IMG or kind == _K_PICTURE
+        images.append(1 if is_image else 0)
+        tags.append(tag)
+        ids.append(node.mem_id)
+        nodes.append(node)
+        tag_class = classes.get(tag, 0)
+        kinds_of.append(tag_class)
+        owner.append(i if tag_class else owner[cur])
+        child = node.first_child
+        if is_image or child is None:
+            node = node.next
+            continue
+        stack.append((node, i, in_link))
+        cur = i
+        if tag == _LINK_TAG:
+            in_link = 1
+        node = child
+    end[0] = len(tags)
+
+    def names(i: int) -> str:
+        attrs = nodes[i].attributes
+        return (attrs.get("class") or "") + " " + (attrs.get("id") or "")
+
+    cols = [np.array(x, dtype=np.int32) for x in (parent, end, text, link, own, commas, images, kinds_of)]
+    return content.stats_of(*cols, tags, np.array(ids, dtype=np.uint64), names)
 
 
 class _TextCountMismatch(RuntimeError):
     pass
 
 
-def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rules, bulk_text: bool):
-    """The walk in Python: the reference the compiled walk (:mod:`obelics.html._walk`) is checked against."""
+def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rules, bulk_text: bool,
+                 plan: content.Plan | None = None):
+    """The walk in Python: the reference the compiled walk (:mod:`obelics.html._walk`) is checked against.
+    With a ``plan`` (the main-content decision) only its roots are emitted, less its drops; the roots and
+    their ancestors are walked whatever the other rules say of them."""
     kinds = rules.kinds
     block_level = _BLOCK_LEVEL
     no_check = _NO_ATTR_CHECK
@@ -479,6 +576,8 @@ def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rul
     in_article = 0
     in_content = 0  # inside <article> or <main>
     in_list = 0  # inside a list that passed the link-density check
+    in_main = 0 if plan is not None else 1  # inside a content root of the plan (everything without a plan)
+    roots, ancestors, drops = (plan.roots, plan.ancestors, plan.drops) if plan is not None else ((), (), ())
     page_chars = -1  # characters of text in <body>, computed when first needed
     # the text of every text node under <body>, in document order, from one C call: the walk takes
     # the next item at each text node, and skips the count of a subtree it does not enter
@@ -500,7 +599,7 @@ def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rul
             if level > pending:
                 pending = level
             if saved is not None:
-                no_text, in_pre, in_article, in_content, in_list = saved
+                no_text, in_pre, in_article, in_content, in_list, in_main = saved
             node = parent.next
             continue
         tag = node.tag
@@ -510,7 +609,7 @@ def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rul
             else:
                 t = node.text_content or ""
             idx += 1
-            if no_text:
+            if no_text or not in_main:
                 pass
             elif in_pre:  # rare: line breaks inside <pre> are kept
                 pending = _pre_text(t, buf, pending)
@@ -531,7 +630,21 @@ def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rul
             continue
         kind = kinds.get(tag, 0)
         skip = kind == _K_SKIP or tag is None or tag[0] == "-"  # removed tags, comments, instructions
-        if not skip:
+        forced = entering = False
+        if plan is not None and (not skip or kind == _K_SKIP):
+            mid = node.mem_id
+            if not in_main:
+                if mid in roots:
+                    forced = entering = True
+                    skip = False
+                elif mid in ancestors:
+                    forced = True
+                    skip = False
+                else:
+                    skip = True  # outside the content
+            elif drops and mid in drops:
+                skip = True  # boilerplate inside the content
+        if not skip and not forced:
             attrs = None if tag in no_check else node.attributes
             if attrs and not rule_attrs.isdisjoint(attrs):
                 verdict = _verdict(tag, attrs, rules)
@@ -584,6 +697,8 @@ def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rul
             if remove_dates and tag == _DIV_TAG and not skip:
                 cls = (node.attributes or _EMPTY).get("class")
                 skip = bool(cls and _DATE_CLASS in cls)
+            if forced and kind != _K_IMG and kind != _K_PICTURE and kind != _K_BR:
+                skip = False  # a content root or its ancestor: the decision has judged it
         if skip:
             if texts is not None and node.first_child is not None:
                 idx += _count_texts(node)
@@ -596,8 +711,10 @@ def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rul
         if child is None:
             node = node.next
             continue
-        if kind:
-            stack.append((node, level, (no_text, in_pre, in_article, in_content, in_list)))
+        if kind or entering:
+            stack.append((node, level, (no_text, in_pre, in_article, in_content, in_list, in_main)))
+            if entering:
+                in_main = 1
             if kind == _K_NOSCRIPT:
                 no_text = True
             elif kind == _K_PRE:

@@ -1,0 +1,304 @@
+"""The ``default`` profile's main-content decision: which blocks of a page are its content, which boilerplate.
+
+Written here because no library decides it on the lexbor tree the walk reads (trafilatura, Readability and
+jusText work on lxml or their own DOMs); the ideas are theirs, the code is not:
+
+1. **Text blocks.** Every block element (``p``, ``div``, ``td``, ``li``, headings...) owns the text of its
+   inline descendants. A block owning at least ``min_block_chars`` characters scores
+   ``1 + commas + min(chars // 100, 3)`` (longer, comma-rich prose scores more: Readability's paragraph score).
+2. **Containers.** Each block hands its score to its ancestors: all of it to its parent, half to the
+   grandparent, a third of that to the level above, and so on for five levels, so the element holding the
+   most prose collects the most. A container's score gets a bonus or penalty from its tag (``div`` +5,
+   ``td``/``pre``/``blockquote`` +3, list parts -3, headings -5) and from its class/id words (``article``,
+   ``content``, ``post``... +25; ``comment``, ``sidebar``, ``related``, ``share``... -25), then is scaled by
+   ``1 - link density``.
+3. **The content root** is the best container; when three of the five best lie under one of its ancestors,
+   or a parent scores more, the root moves up (the article is split over sibling wrappers), and an only child
+   gives way to its parent.
+4. **Siblings** of the root are kept when they score at least a fifth of the root (more with the root's
+   class) or are prose blocks with few links: a lead paragraph, a figure with its caption beside the body.
+5. **Inside the content**, a container (``div``, ``section``, ``ul``, ``table``, ``aside``...) with little
+   prose (fewer than ten commas) is dropped when its links are most of its text, when its class/id says
+   boilerplate, or when it is a list of links posing as text: related-article lists, share bars, tag clouds.
+
+Everything outside the kept blocks is dropped, images included: thumbnails, avatars and logos of the page's
+chrome go, images of the content (in it or in a figure beside it) stay with their captions. A page without
+any text block keeps the old rules (no decision).
+
+The inputs are per-element arrays in document order (:class:`PageStats`), gathered in C by the compiled walk
+(:func:`obelics.html._walk.page_stats`) or here in Python (:func:`page_stats`) for the Python walk; both
+give the same arrays, and this one function decides for both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# elements that own the text of their inline descendants (a text block); anything else is inline
+TEXT_BLOCK_TAGS = frozenset([
+    "p", "div", "section", "article", "main", "td", "th", "li", "dt", "dd", "blockquote", "pre", "h1", "h2",
+    "h3", "h4", "h5", "h6", "figure", "figcaption", "caption", "address", "center", "details", "summary",
+    "header", "aside", "ul", "ol", "dl", "table", "tr", "tbody", "thead", "tfoot", "body", "hgroup", "legend",
+    "fieldset", "dialog", "marquee", "html", "form", "nav", "footer",
+])
+# containers the inner cleaning may drop; prose blocks (p, li, td, headings) are dropped only as link lines
+CLEANED_TAGS = frozenset(["div", "section", "ul", "ol", "dl", "table", "aside", "header", "form", "nav",
+                          "fieldset", "details", "center", "footer"])
+BLOCK, CONTAINER = 1, 2  # kinds of element in PageStats.kind (0: inline)
+TAG_CLASSES = {t: (CONTAINER if t in CLEANED_TAGS else BLOCK) for t in TEXT_BLOCK_TAGS}
+_TAG_BONUS = {"div": 5, "pre": 3, "td": 3, "blockquote": 3, "address": -3, "ol": -3, "ul": -3, "dl": -3,
+              "dd": -3, "dt": -3, "li": -3, "form": -3, "h1": -5, "h2": -5, "h3": -5, "h4": -5, "h5": -5,
+              "h6": -5, "th": -5}
+# removed tags that may wrap a whole page (ASP.NET pages put the body in one <form>): the decision looks inside
+# them, and walks through one when it holds the content; elsewhere they stay removed
+TRANSPARENT_TAGS = frozenset(["form"])
+
+
+@dataclass
+class PageStats:
+    """Per-element figures of a page's ``<body>`` in document order (index 0 is the body), skipped subtrees
+    (script/style/template, the profile's removed tags, noscript) left out.
+
+    ``parent``/``end``: the parent's index (-1 for the body) and the index past the element's subtree;
+    ``chars``/``links``: characters of text (ASCII whitespace not counted) under the element and inside
+    ``<a>`` under it; ``own``/``commas``: characters and commas of the text the element owns as a text
+    block, ``commas_under`` those of the blocks under it; ``images``: ``<img>``/``<picture>`` under it;
+    ``tags``: names; ``ids``: the nodes' ``mem_id``; ``names``: ``names(i)`` is the element's class and id
+    values joined with a space."""
+
+    parent: np.ndarray
+    end: np.ndarray
+    chars: np.ndarray
+    links: np.ndarray
+    own: np.ndarray
+    commas: np.ndarray
+    commas_under: np.ndarray
+    images: np.ndarray
+    kind: np.ndarray
+    tags: list
+    ids: np.ndarray
+    names: object
+
+
+def stats_of(parent, end, text, link, own, commas, images, kind, tags, ids, names) -> PageStats:
+    """:class:`PageStats` from what a gatherer counted per element: ``text``/``link``/``images`` of the
+    element itself (its direct text nodes, those inside a link, 1 for an image), summed here over subtrees."""
+    idx = np.arange(len(tags))
+
+    def under(direct):
+        cs = np.concatenate(([0], np.cumsum(direct, dtype=np.int64)))
+        return cs[end] - cs[idx]
+
+    return PageStats(parent=parent, end=end, chars=under(text), links=under(link), own=own, commas=commas,
+                     commas_under=under(commas), images=under(images), kind=kind, tags=tags, ids=ids, names=names)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The decision, as node ``mem_id`` sets: ``roots`` kept with their subtree, ``ancestors`` of roots
+    walked through (their own text dropped), ``drops`` inside the roots removed with their subtree."""
+
+    roots: frozenset
+    ancestors: frozenset
+    drops: frozenset
+
+
+def _weight(name: str, cfg) -> int:
+    """Class/id evidence: +25 for a content word, -25 for a boilerplate word (each at most once)."""
+    low = name.lower()
+    w = 0
+    if any(s in low for s in cfg.content_negative):
+        w -= 25
+    if any(s in low for s in cfg.content_positive):
+        w += 25
+    return w
+
+
+def decide(st: PageStats, cfg) -> Plan | None:
+    """The content blocks of a page (see the module docstring), or None when it has no text block."""
+    n = len(st.tags)
+    if n < 2:
+        return None
+    parent, chars, links = st.parent, st.chars, st.links
+    blocks = np.flatnonzero(st.own >= cfg.min_block_chars)
+    if not len(blocks):
+        return None
+    block_score = 1.0 + st.commas[blocks] + np.minimum(st.own[blocks] // 100, 3)
+    # a paragraph credits its container; a block mixing its own text with child blocks (text straight in a
+    # div beside a heading) is a container of its text, like Readability's wrapped paragraphs
+    is_block = np.flatnonzero(st.kind[1:] > 0) + 1
+    has_block_child = np.bincount(parent[is_block], minlength=n) > 0
+    score = np.zeros(n)
+    anc = np.where(has_block_child[blocks] & (st.own[blocks] * 2 >= chars[blocks]), blocks, parent[blocks])
+    for level in range(5):
+        ok = anc >= 0
+        if not ok.any():
+            break
+        anc, block_score = anc[ok], block_score[ok]
+        div = 1.0 if level == 0 else (2.0 if level == 1 else level * 3.0)
+        score += np.bincount(anc, weights=block_score / div, minlength=n)
+        anc = parent[anc]
+    cand = np.flatnonzero(score > 0)
+    density = np.where(chars > 0, links / np.maximum(chars, 1), 0.0)
+    tags = st.tags
+    bonus = np.array([_TAG_BONUS.get(tags[i], 0) for i in cand], dtype=float)
+    base = (score[cand] + bonus) * (1.0 - density[cand])
+    final: dict[int, float] = {}
+    weights: dict[int, int] = {}
+
+    def weight(i: int) -> int:
+        w = weights.get(i)
+        if w is None:
+            w = weights[i] = _weight(st.names(i), cfg)
+        return w
+
+    def value(i: int) -> float:
+        v = final.get(i)
+        if v is None:
+            if score[i] <= 0:
+                v = 0.0
+            else:
+                v = (score[i] + _TAG_BONUS.get(tags[i], 0) + weight(i)) * (1.0 - density[i])
+            final[i] = v
+        return v
+
+    # the class/id words move a score by at most 25 points: only the best by score alone can win
+    order = cand[np.argsort(-base, kind="stable")]
+    best = base.max() if len(base) else 0.0
+    short = [int(i) for i in order[:40] if base[np.searchsorted(cand, i)] + 50 >= best]
+    ranked = sorted(short, key=lambda i: (-value(i), i))
+    top = ranked[0]
+    top = _move_up(st, top, ranked, value)
+    roots = _with_siblings(st, top, value(ranked[0]), value, weight, density, cfg)
+    drops = _inner_drops(st, roots, weight, score, density, cfg)
+    ancestors = set()
+    p = parent[roots[0]]
+    while p >= 0:
+        ancestors.add(int(st.ids[p]))
+        p = parent[p]
+    return Plan(frozenset(int(st.ids[r]) for r in roots), frozenset(ancestors),
+                frozenset(int(st.ids[d]) for d in drops))
+
+
+def _ancestors(parent, i: int) -> list[int]:
+    out = []
+    p = parent[i]
+    while p >= 0:
+        out.append(int(p))
+        p = parent[p]
+    return out
+
+
+def _move_up(st: PageStats, top: int, ranked: list[int], value) -> int:
+    """Readability's steps up from the best container: a common ancestor of most of the best ones, a parent
+    scoring more than the root (or not much less, three levels up at most), an only child's parent."""
+    parent, end = st.parent, st.end
+    # an article split in parts of one class (paragraph cards, body sections between ads): their common
+    # ancestor holds it
+    name = st.names(top)
+    if name.strip():
+        top_value = value(top)
+        parts = [i for i in ranked[1:12] if value(i) >= 0.5 * top_value and st.names(i) == name
+                 and not (i < top < end[i] or top < i < end[top])]
+        if parts:
+            for a in _ancestors(parent, top):
+                if all(a < i < end[a] for i in parts):
+                    top = a
+                    break
+    best = last = value(top)
+    p = int(parent[top])
+    while p > 0:
+        v = value(p)
+        if v <= 0:
+            p = int(parent[p])
+            continue
+        if v < last / 3:
+            break
+        if v > best:
+            top = p
+            break
+        last = v
+        p = int(parent[p])
+    # an only child (no element siblings) stands for its parent
+    while top > 0:
+        p = int(parent[top])
+        if p <= 0 or not (end[top] == end[p] and top == p + 1):
+            break
+        top = p
+    return top
+
+
+def _children(st: PageStats, p: int) -> list[int]:
+    out = []
+    i = p + 1
+    stop = st.end[p]
+    while i < stop:
+        out.append(i)
+        i = int(st.end[i])
+    return out
+
+
+def _with_siblings(st: PageStats, top: int, best_value: float, value, weight, density, cfg) -> list[int]:
+    """The root and the siblings that belong with it, in document order."""
+    p = int(st.parent[top])
+    if p < 0:
+        return [top]
+    top_value = max(value(top), best_value)
+    threshold = max(10.0, top_value * 0.2)
+    top_name = st.names(top).split(" ")[0]
+    kept = []
+    for s in _children(st, p):
+        if s == top:
+            kept.append(s)
+            continue
+        v = value(s)
+        if top_name and st.names(s).split(" ")[0] == top_name:
+            v += top_value * 0.2
+        if v >= threshold:
+            kept.append(s)
+            continue
+        c = st.chars[s]
+        if weight(s) < 0:
+            continue
+        if c > 80 and density[s] < 0.25 and st.own[s] > 0.5 * c:
+            kept.append(s)  # a prose paragraph beside the body
+        elif st.images[s] and c < 200 and density[s] == 0 and _adjacent(st, kept, s, top):
+            kept.append(s)  # a figure or lead image beside the body, with its caption
+    return kept
+
+
+def _adjacent(st: PageStats, kept: list[int], s: int, top: int) -> bool:
+    """``s`` comes right before the root or right after a kept block (no text block in between)."""
+    nxt = int(st.end[s])
+    return nxt == top or (kept and int(st.end[kept[-1]]) == s)
+
+
+def _inner_drops(st: PageStats, roots: list[int], weight, score, density, cfg) -> list[int]:
+    """Elements inside the roots that are boilerplate (step 5 of the module docstring), outermost first."""
+    drops = []
+    kind, chars = st.kind, st.chars
+    for r in roots:
+        lo, hi = r + 1, int(st.end[r])
+        if hi <= lo:
+            continue
+        d = density[lo:hi]
+        c = chars[lo:hi]
+        # a container with little prose, mostly links
+        linky = (kind[lo:hi] == CONTAINER) & (c > 0) & (st.commas_under[lo:hi] < 10) & (
+            d > cfg.content_max_link_density)
+        # a line that is one link: "Read more", a related headline, a tag
+        own = st.own[lo:hi]
+        link_line = (own > 0) & (own * 10 >= c * 9) & (d >= cfg.content_link_line_density) & (
+            c < cfg.content_link_line_chars)
+        stop = -1
+        for k in np.flatnonzero(linky | link_line):
+            i = lo + int(k)
+            if i < stop:
+                continue  # inside one dropped already
+            if linky[k] and density[i] <= 0.5 and weight(i) >= 25:
+                continue  # a content container by name with a few links: kept
+            drops.append(i)
+            stop = int(st.end[i])
+    return drops
