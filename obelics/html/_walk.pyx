@@ -601,6 +601,7 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
     cdef int has_rules
     cdef int in_article = 0, in_content = 0, in_list = 0
     cdef bint has_plan = plan is not None, forced, entering
+    cdef bint keep_hidden = not has_plan or cfg.content_keep_hidden
     cdef int in_main = 0 if has_plan else 1
     cdef frozenset roots = plan.roots if has_plan else None
     cdef frozenset ancestors = plan.ancestors if has_plan else None
@@ -732,7 +733,10 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
                     if verdict:
                         if verdict == 3:
                             # hidden inside an article is paginated or collapsed text that scripts reveal: kept
-                            verdict = 0 if in_content else 1
+                            if keep_hidden:
+                                verdict = 0 if in_content else 1
+                            else:  # with the decision, the content is what shows: hidden blocks go whatever they hold
+                                verdict = 4
                         if verdict == 1:
                             # never drop the article, a wrapper around it, or a block with most of the page's text
                             if (flags & F_CONTENT) or _has_content_block(node):
@@ -911,7 +915,7 @@ cdef Py_ssize_t _commas(const unsigned char *s, size_t n) noexcept nogil:
 
 def page_stats(body, rules, dict classes, frozenset transparent):
     """``(columns, ids, tags)`` of the main-content decision's page statistics (obelics.html.content): the
-    int32 columns parent, end, text, link, own, commas, images, kind as bytes, the elements' ``mem_id``s as
+    int32 columns parent, end, text, link, own, commas, images, kind one after the other as bytes, the elements' ``mem_id``s as
     uint64 bytes and their names; ``extract_default._page_stats_python`` counts the same on selectolax nodes.
     ``classes``: name -> kind (0 inline, else a text block); ``transparent``: removed tags counted all the same."""
     cdef TagTable table = rules.tag_table
@@ -1050,7 +1054,7 @@ def page_stats(body, rules, dict classes, frozenset transparent):
         free(stack_node)
         free(stack_link)
         free(owner)
-    columns = [g.column(k) for k in range(8)]
+    columns = b"".join([g.column(k) for k in range(8)])
     return columns, (<char *> g.ids)[:g.n * sizeof(unsigned long long)], tags
 
 

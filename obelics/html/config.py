@@ -63,6 +63,20 @@ class ExtractConfig:
     min_block_chars: int = 25  # a text block scores when it owns at least this many characters
     content_positive: list[str] = field(default_factory=lambda: list(DEFAULT_CONTENT_POSITIVE))
     content_negative: list[str] = field(default_factory=lambda: list(DEFAULT_CONTENT_NEGATIVE))
+    # a text block is prose from this many characters; short blocks before the first prose block and short
+    # ones (under content_tail_chars) after the last are the title, byline, share and tag lines
+    content_good_chars: int = 40
+    content_tail_chars: int = 60
+    # hidden blocks inside an <article>/<main> are kept without the decision (collapsed text); with it, the
+    # content is chosen on what shows: off drops them too
+    content_keep_hidden: bool = False
+    # with the decision: a line of at least this many characters equal to the line before it is dropped
+    # (a full and a truncated copy of one caption); 0: kept
+    repeated_line_chars: int = 30
+    content_sibling_chars: int = 80
+    content_sibling_share: float = 1.0
+    # a container under an element with a class/id word starting with one of these is never the content root
+    content_section_negative: list[str] = field(default_factory=lambda: ["comment", "disqus"])
     # inside the content, a container with few commas and more than this share of link text is dropped
     content_max_link_density: float = 0.33
     # ...and a text block of fewer characters than this that is mostly (this share) one link: a link line

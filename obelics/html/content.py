@@ -32,6 +32,7 @@ give the same arrays, and this one function decides for both.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,13 +106,35 @@ class Plan:
     drops: frozenset
 
 
-def _weight(name: str, cfg) -> int:
+_WORDS: dict = {}
+
+
+def _word_patterns(cfg):
+    """Compiled searches for the class/id words of ``cfg`` (negative, positive, section prefixes), cached."""
+    key = (tuple(cfg.content_negative), tuple(cfg.content_positive), tuple(cfg.content_section_negative))
+    hit = _WORDS.get(key)
+    if hit is None:
+        if len(_WORDS) > 16:
+            _WORDS.clear()
+
+        def any_of(words, prefix=False):
+            if not words:
+                return None
+            alts = "|".join(re.escape(w) for w in words)
+            return re.compile(rf"(?:^|\s)(?:{alts})" if prefix else alts)
+
+        hit = _WORDS[key] = (any_of(key[0]), any_of(key[1]), any_of(key[2], prefix=True))
+    return hit
+
+
+def _weight(name: str, patterns) -> int:
     """Class/id evidence: +25 for a content word, -25 for a boilerplate word (each at most once)."""
     low = name.lower()
+    negative, positive, _ = patterns
     w = 0
-    if any(s in low for s in cfg.content_negative):
+    if negative is not None and negative.search(low):
         w -= 25
-    if any(s in low for s in cfg.content_positive):
+    if positive is not None and positive.search(low):
         w += 25
     return w
 
@@ -143,15 +166,14 @@ def decide(st: PageStats, cfg) -> Plan | None:
     cand = np.flatnonzero(score > 0)
     density = np.where(chars > 0, links / np.maximum(chars, 1), 0.0)
     tags = st.tags
-    bonus = np.array([_TAG_BONUS.get(tags[i], 0) for i in cand], dtype=float)
-    base = (score[cand] + bonus) * (1.0 - density[cand])
+    patterns = _word_patterns(cfg)
     final: dict[int, float] = {}
     weights: dict[int, int] = {}
 
     def weight(i: int) -> int:
         w = weights.get(i)
         if w is None:
-            w = weights[i] = _weight(st.names(i), cfg)
+            w = weights[i] = _weight(st.names(i), patterns)
         return w
 
     def value(i: int) -> float:
@@ -164,15 +186,37 @@ def decide(st: PageStats, cfg) -> Plan | None:
             final[i] = v
         return v
 
-    # the class/id words move a score by at most 25 points: only the best by score alone can win
-    order = cand[np.argsort(-base, kind="stable")]
-    best = base.max() if len(base) else 0.0
-    short = [int(i) for i in order[:40] if base[np.searchsorted(cand, i)] + 50 >= best]
+    # tag and class/id words move a score by at most 30 points: only the best by score alone can win
+    base = score[cand] * (1.0 - density[cand])
+    order = np.argsort(-base, kind="stable")[:40]
+    best = base[order[0]]
+    short = [int(cand[k]) for k in order if base[k] + 60 >= best]
     ranked = sorted(short, key=lambda i: (-value(i), i))
+    # a comment section, or a container in one, is not the article, however much text it has
+    section = patterns[2]
+    away: dict[int, bool] = {}
+
+    def under_boilerplate(i: int) -> bool:
+        p = i
+        while p >= 0:
+            hit = away.get(p)
+            if hit is None:
+                hit = away[p] = section.search(st.names(p).lower()) is not None
+            if hit:
+                return True
+            p = int(parent[p])
+        return False
+
+    if section is not None:
+        ranked = [i for i in ranked if not under_boilerplate(i)] or ranked
     top = ranked[0]
     top = _move_up(st, top, ranked, value)
-    roots = _with_siblings(st, top, value(ranked[0]), value, weight, density, cfg)
+    if top == 0:
+        return None  # the whole body: no decision
+    roots = _with_siblings(st, top, value(ranked[0]), value, weight, density, cfg,
+                           under_boilerplate if section is not None else None)
     drops = _inner_drops(st, roots, weight, score, density, cfg)
+    drops += _edge_drops(st, roots, drops, density, cfg)
     ancestors = set()
     p = parent[roots[0]]
     while p >= 0:
@@ -203,10 +247,16 @@ def _move_up(st: PageStats, top: int, ranked: list[int], value) -> int:
         parts = [i for i in ranked[1:12] if value(i) >= 0.5 * top_value and st.names(i) == name
                  and not (i < top < end[i] or top < i < end[top])]
         if parts:
+            # the highest ancestor where the parts are at least half of the text
+            best_a = None
             for a in _ancestors(parent, top):
-                if all(a < i < end[a] for i in parts):
-                    top = a
+                if a == 0:
                     break
+                inside = [i for i in parts if a < i < end[a]]
+                if inside and st.chars[top] + sum(int(st.chars[i]) for i in inside) >= 0.5 * st.chars[a]:
+                    best_a = a
+            if best_a is not None:
+                top = best_a
     best = last = value(top)
     p = int(parent[top])
     while p > 0:
@@ -240,8 +290,9 @@ def _children(st: PageStats, p: int) -> list[int]:
     return out
 
 
-def _with_siblings(st: PageStats, top: int, best_value: float, value, weight, density, cfg) -> list[int]:
-    """The root and the siblings that belong with it, in document order."""
+def _with_siblings(st: PageStats, top: int, best_value: float, value, weight, density, cfg,
+                   section=None) -> list[int]:
+    """The root and the siblings that belong with it, in document order (never a comment section)."""
     p = int(st.parent[top])
     if p < 0:
         return [top]
@@ -253,16 +304,18 @@ def _with_siblings(st: PageStats, top: int, best_value: float, value, weight, de
         if s == top:
             kept.append(s)
             continue
+        if section is not None and section(s):
+            continue
         v = value(s)
         if top_name and st.names(s).split(" ")[0] == top_name:
             v += top_value * 0.2
-        if v >= threshold:
+        if v >= threshold * cfg.content_sibling_share:
             kept.append(s)
             continue
         c = st.chars[s]
         if weight(s) < 0:
             continue
-        if c > 80 and density[s] < 0.25 and st.own[s] > 0.5 * c:
+        if c > cfg.content_sibling_chars and density[s] < 0.25 and st.own[s] > 0.5 * c:
             kept.append(s)  # a prose paragraph beside the body
         elif st.images[s] and c < 200 and density[s] == 0 and _adjacent(st, kept, s, top):
             kept.append(s)  # a figure or lead image beside the body, with its caption
@@ -302,3 +355,53 @@ def _inner_drops(st: PageStats, roots: list[int], weight, score, density, cfg) -
             drops.append(i)
             stop = int(st.end[i])
     return drops
+
+
+def _edge_drops(st: PageStats, roots: list[int], drops: list[int], density, cfg) -> list[int]:
+    """Short text blocks before the content's first prose paragraph and after its last one (jusText's
+    neighbourhood rule): the title, byline, date and share line above the body, the tags and credits below.
+    Only blocks whose text is all their own and that hold no image (a caption beside its image stays)."""
+    n = len(st.tags)
+    marks = np.zeros(n + 1, dtype=np.int32)  # +1 where a kept range opens, -1 where it closes
+    for r in roots:
+        marks[r] += 1
+        marks[st.end[r]] -= 1
+    for d in drops:
+        marks[d] -= 1
+        marks[st.end[d]] += 1
+    inside = np.cumsum(marks[:n]) > 0
+    own = st.own
+    text = np.flatnonzero(inside & (own > 0))
+    if not len(text):
+        return []
+    t_own = own[text]
+    good = np.flatnonzero((t_own >= cfg.content_good_chars) & (density[text] < 0.3))
+    if not len(good):
+        return []
+    first, last = text[good[0]], text[good[-1]]
+    leaf = (t_own == st.chars[text]) & (st.images[text] == 0) & (st.images[np.maximum(st.parent[text], 0)] == 0)
+    lead = leaf & (text < first)
+    tail = leaf & (text > last) & (t_own < cfg.content_tail_chars)
+    out = text[lead | tail]
+    if not len(out):
+        return []
+    roots_set = set(roots)
+    return [int(i) for i in out if int(i) not in roots_set]
+
+
+def without_repeated_lines(text: str, min_chars: int) -> str:
+    """``text`` without a line (of at least ``min_chars`` characters) equal to the line before it, blank
+    lines between not counted: a full and a truncated copy of one caption, a heading for mobile and desktop."""
+    if "\n" not in text:
+        return text
+    out: list[str] = []
+    last = None
+    for line in text.split("\n"):
+        if line and line == last and len(line) >= min_chars:
+            while out and not out[-1]:
+                out.pop()
+            continue
+        out.append(line)
+        if line:
+            last = line
+    return "\n".join(out)

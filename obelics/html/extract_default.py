@@ -447,11 +447,18 @@ def extract_nodes(html: str, page_url: str, cfg: ExtractConfig | None = None, co
     rules = _rules(cfg)
     plan = _plan(body, rules, cfg, compiled)
     if compiled:
-        return _compiled.walk(body, page_url, base, cfg, rules, plan)
-    try:
-        return _walk_python(body, page_url, base, cfg, rules, bulk_text=True, plan=plan)
-    except _TextCountMismatch:
-        return _walk_python(body, page_url, base, cfg, rules, bulk_text=False, plan=plan)
+        out = _compiled.walk(body, page_url, base, cfg, rules, plan)
+    else:
+        try:
+            out = _walk_python(body, page_url, base, cfg, rules, bulk_text=True, plan=plan)
+        except _TextCountMismatch:
+            out = _walk_python(body, page_url, base, cfg, rules, bulk_text=False, plan=plan)
+    if cfg.main_content and cfg.repeated_line_chars:
+        texts = out[0]
+        for k, t in enumerate(texts):
+            if t is not None and "\n" in t:
+                texts[k] = content.without_repeated_lines(t, cfg.repeated_line_chars)
+    return out
 
 
 def _plan(body, rules: _Rules, cfg: ExtractConfig, compiled: bool):
@@ -462,7 +469,7 @@ def _plan(body, rules: _Rules, cfg: ExtractConfig, compiled: bool):
 
     if compiled:
         columns, ids, tags = _compiled.page_stats(body, rules, content.TAG_CLASSES, content.TRANSPARENT_TAGS)
-        cols = [np.frombuffer(c, dtype=np.int32) for c in columns]
+        cols = np.frombuffer(columns, dtype=np.int32).reshape(8, -1)
         ids = np.frombuffer(ids, dtype=np.uint64)
         names = _compiled.node_names
         st = content.stats_of(*cols, tags, ids, lambda i: names(int(ids[i])))
@@ -578,6 +585,7 @@ def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rul
     in_list = 0  # inside a list that passed the link-density check
     in_main = 0 if plan is not None else 1  # inside a content root of the plan (everything without a plan)
     roots, ancestors, drops = (plan.roots, plan.ancestors, plan.drops) if plan is not None else ((), (), ())
+    keep_hidden = plan is None or cfg.content_keep_hidden
     page_chars = -1  # characters of text in <body>, computed when first needed
     # the text of every text node under <body>, in document order, from one C call: the walk takes
     # the next item at each text node, and skips the count of a subtree it does not enter
@@ -651,7 +659,10 @@ def _walk_python(body, page_url: str, base: str, cfg: ExtractConfig, rules: _Rul
                 if verdict:
                     if verdict == 3:
                         # hidden inside an article is paginated or collapsed text that scripts reveal: kept
-                        verdict = 0 if in_content else 1
+                        if keep_hidden:
+                            verdict = 0 if in_content else 1
+                        else:  # with the decision, the content is what shows: hidden blocks go whatever they hold
+                            verdict = 4
                     if verdict == 1:
                         # never drop the article, a wrapper around it, or a block with most of the page's text
                         if tag in _CONTENT_TAGS or node.css_first(_CONTENT_SELECTOR) is not None:

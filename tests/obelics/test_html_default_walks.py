@@ -7,6 +7,7 @@ missing compiled walk fails instead of skipping, so CI never measures or ships t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def both(html: str, url: str, cfg):
     return fast, slow
 
 
-def test_shared_pages_identical(cfg):
+@pytest.mark.parametrize("main_content", [True, False])
+def test_shared_pages_identical(cfg, main_content):
+    cfg = dataclasses.replace(cfg, main_content=main_content)
     shared = shared_path("data", "reference").parent.parent
     pages = nodes = 0
     for page in iter_reference_pages(shared, which="both"):
@@ -47,7 +50,19 @@ def test_shared_pages_identical(cfg):
         assert fast == slow, page.key
         pages += 1
         nodes += len(fast[0])
-    assert pages == 225 and nodes > 1500
+    # the main-content decision leaves fewer nodes: images of the page's chrome go, so text nodes merge
+    assert pages == 225 and nodes > (900 if main_content else 1500)
+
+
+def test_content_bench_pages_identical(cfg):
+    """Both walks and both gatherers of the decision's statistics agree on the content benchmark's pages."""
+    from bench.bench_content import DATA, load_pages
+
+    if not (DATA / "ground-truth.json").exists():
+        pytest.skip(f"no content benchmark at {DATA}")
+    for page in load_pages()[::3]:
+        fast, slow = both(page.html, page.url, cfg)
+        assert fast == slow, page.key
 
 
 def test_sample_pages_identical(cfg):
