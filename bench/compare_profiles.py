@@ -3,7 +3,10 @@
 Runs both profiles on the same pages (../shared/data/html and the HTML records of ../shared/data/warc,
 the pages of the fidelity test), prints the images and words each keeps, and writes a sample of the
 extra content ``default`` keeps (text lines and images absent from the ``obelics-2023`` output) so a
-person can check it is real page content, not menus or ads. Also times both profiles and a parse floor
+person can check it is real page content, not menus or ads. Then the main-content decision (issue 16):
+``default`` with ``extract.main_content: off`` (before) and on (after), words and images kept after
+extraction and after the ``default`` profile's paragraph and document filters, and the images the decision
+drops. Also times both profiles and a parse floor
 (one lexbor parse + one walk of every node) in the same run, on decoded strings, single process, in
 CPU seconds (best of 3; obelics-2023 once).
 
@@ -87,6 +90,37 @@ def compare(pages, sample_size: int, seed: int = 0):
     return totals, extra, sample, more_images, fewer_images, dropped, dropped_sample
 
 
+def content_funnel(pages) -> dict:
+    """Words, images and documents of ``default`` before (``main_content: off``) and after the main-content
+    decision, straight from extraction and after the profile's text filters (paragraph and document level,
+    language id and perplexity included); plus the images only one of them keeps."""
+    import dataclasses
+
+    from filters.base import FilterStats
+    from filters.text_filters import filter_documents
+
+    after_cfg = extract_config("default")
+    cfgs = {"before": dataclasses.replace(after_cfg, main_content=False), "after": after_cfg}
+    out = {}
+    srcs = {}
+    for name, cfg in cfgs.items():
+        docs = [extract_html(p.payload, p.url, profile=cfg) for p in pages]
+        srcs[name] = [{u for u in d.images if u} for d in docs]
+        row = {"documents": sum(1 for d in docs if d.num_texts or d.num_images),
+               "words": sum(_words(d) for d in docs), "images": sum(d.num_images for d in docs),
+               "paragraphs": sum(sum(t.count("\n\n") + 1 for t in d.texts if t) for d in docs)}
+        stats = FilterStats("text_filters")
+        kept = filter_documents([d for d in docs if d.num_texts], "default", stats)
+        row["filtered"] = {"documents": len(kept), "words": sum(_words(d) for d in kept),
+                           "images": sum(d.num_images for d in kept),
+                           "paragraphs_dropped": sum(stats.dropped.get("paragraph", {}).values()),
+                           "documents_dropped": sum(stats.dropped.get("document", {}).values())}
+        out[name] = row
+    out["images_only_before"] = sum(len(b - a) for b, a in zip(srcs["before"], srcs["after"], strict=True))
+    out["images_only_after"] = sum(len(a - b) for b, a in zip(srcs["before"], srcs["after"], strict=True))
+    return out
+
+
 def timing(pages, repeats: int = 3):
     """Pages/s of the parse floor and both profiles on the same decoded strings (best of ``repeats``)."""
     from selectolax.lexbor import LexborHTMLParser
@@ -156,6 +190,18 @@ def main(argv=None) -> int:
     print(f"obelics-2023 images not kept by default: {len(dropped)}")
     print(f"samples (one item per site): {out / 'extra_content_sample.jsonl'} ({len(sample)} extra items), "
           f"{out / 'dropped_images_sample.jsonl'} ({len(dropped_sample)} dropped images)")
+    funnel = content_funnel(pages)
+    print("main-content decision (default, extract.main_content off = before / on = after):")
+    print(f"  {'':8}{'docs':>6}{'words':>10}{'images':>8}{'paragraphs':>12}   after the default text filters: "
+          f"docs, words, images (paragraphs, documents dropped)")
+    for name in ("before", "after"):
+        r, f = funnel[name], funnel[name]["filtered"]
+        print(f"  {name:8}{r['documents']:>6}{r['words']:>10}{r['images']:>8}{r['paragraphs']:>12}   "
+              f"{f['documents']}, {f['words']}, {f['images']} ({f['paragraphs_dropped']}, {f['documents_dropped']})")
+    print(f"  images kept before but not after: {funnel['images_only_before']}; after but not before: "
+          f"{funnel['images_only_after']}")
+    with open(out / "content_funnel.json", "w", encoding="utf-8") as f:
+        json.dump(funnel, f, indent=1)
     if not args.no_timing:
         rates, nbytes = timing(pages)
         floor = rates["parse floor"]

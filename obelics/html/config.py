@@ -73,6 +73,9 @@ class ExtractConfig:
     # with the decision: a line of at least this many characters equal to the line before it is dropped
     # (a full and a truncated copy of one caption); 0: kept
     repeated_line_chars: int = 30
+    # an article split in parts of one class: their common ancestor is the root when they hold this share of
+    # its text
+    content_parts_share: float = 0.3
     content_sibling_chars: int = 80
     content_sibling_share: float = 1.0
     # a container under an element with a class/id word starting with one of these is never the content root

@@ -210,7 +210,15 @@ def decide(st: PageStats, cfg) -> Plan | None:
     if section is not None:
         ranked = [i for i in ranked if not under_boilerplate(i)] or ranked
     top = ranked[0]
-    top = _move_up(st, top, ranked, value)
+    # a close second holding several times the prose (the body beside a popup named "content") wins
+    prose = chars - links
+    for i in ranked[1:8]:
+        if value(i) < 0.75 * value(top):
+            break
+        if prose[i] >= 4 * prose[top] and not (i < top < st.end[i] or top < i < st.end[top]):
+            top = i
+            break
+    top = _move_up(st, top, ranked, value, cfg)
     if top == 0:
         return None  # the whole body: no decision
     roots = _with_siblings(st, top, value(ranked[0]), value, weight, density, cfg,
@@ -235,7 +243,7 @@ def _ancestors(parent, i: int) -> list[int]:
     return out
 
 
-def _move_up(st: PageStats, top: int, ranked: list[int], value) -> int:
+def _move_up(st: PageStats, top: int, ranked: list[int], value, cfg) -> int:
     """Readability's steps up from the best container: a common ancestor of most of the best ones, a parent
     scoring more than the root (or not much less, three levels up at most), an only child's parent."""
     parent, end = st.parent, st.end
@@ -253,7 +261,8 @@ def _move_up(st: PageStats, top: int, ranked: list[int], value) -> int:
                 if a == 0:
                     break
                 inside = [i for i in parts if a < i < end[a]]
-                if inside and st.chars[top] + sum(int(st.chars[i]) for i in inside) >= 0.5 * st.chars[a]:
+                share = cfg.content_parts_share * st.chars[a]
+                if inside and st.chars[top] + sum(int(st.chars[i]) for i in inside) >= share:
                     best_a = a
             if best_a is not None:
                 top = best_a
