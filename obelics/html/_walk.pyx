@@ -19,7 +19,7 @@ page, the sample and edge cases.
 """
 
 from libc.stdint cimport uintptr_t
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcmp
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
@@ -853,7 +853,7 @@ cdef _emit_picture(em, void *picture, str page_url, str base, cfg):
 
 cdef class _Grow:
     """Growable int32 columns of the page statistics, one row per element."""
-    cdef int *data[8]
+    cdef int *data[9]
     cdef unsigned long long *ids
     cdef Py_ssize_t n, cap
 
@@ -861,18 +861,18 @@ cdef class _Grow:
         self.n = 0
         self.cap = 0
         self.ids = NULL
-        for k in range(8):
+        for k in range(9):
             self.data[k] = NULL
 
     def __dealloc__(self):
         free(self.ids)
-        for k in range(8):
+        for k in range(9):
             free(self.data[k])
 
     cdef int grow(self) except -1:
         cdef Py_ssize_t cap = self.cap * 2 if self.cap else 256
         cdef void *p
-        for k in range(8):
+        for k in range(9):
             p = realloc(self.data[k], cap * sizeof(int))
             if p == NULL:
                 raise MemoryError()
@@ -898,6 +898,7 @@ cdef enum:
     C_COMMAS = 5
     C_IMAGES = 6
     C_KIND = 7
+    C_UNDER = 8  # commas of the text blocks under an element, filled after the walk
 
 
 cdef Py_ssize_t _commas(const unsigned char *s, size_t n) noexcept nogil:
@@ -913,11 +914,13 @@ cdef Py_ssize_t _commas(const unsigned char *s, size_t n) noexcept nogil:
     return count
 
 
-def page_stats(body, rules, dict classes, frozenset transparent):
-    """``(columns, ids, tags)`` of the main-content decision's page statistics (obelics.html.content): the
-    int32 columns parent, end, text, link, own, commas, images, kind one after the other as bytes, the elements' ``mem_id``s as
-    uint64 bytes and their names; ``extract_default._page_stats_python`` counts the same on selectolax nodes.
-    ``classes``: name -> kind (0 inline, else a text block); ``transparent``: removed tags counted all the same."""
+def page_stats(body, rules, dict classes, frozenset transparent, int min_block_chars):
+    """``(columns, scores, ids, tags)`` of the main-content decision's page statistics (obelics.html.content):
+    the int32 columns parent, end, chars, links, own, commas, images, kind, commas_under one after the other
+    as bytes (chars, links, images and commas_under summed over subtrees), the containers' int64 scores
+    (content.score_blocks), the elements' ``mem_id``s as uint64 bytes and their names;
+    ``extract_default._page_stats_python`` counts the same on selectolax nodes. ``classes``: name -> kind
+    (0 inline, else a text block); ``transparent``: removed tags counted all the same."""
     cdef TagTable table = rules.tag_table
     if table is None:
         table = rules.tag_table = TagTable(rules)
@@ -951,7 +954,7 @@ def page_stats(body, rules, dict classes, frozenset transparent):
         if owner == NULL:
             raise MemoryError()
         g.data[C_PARENT][0] = -1
-        for k in range(1, 8):
+        for k in range(1, 9):
             g.data[k][0] = 0
         g.data[C_KIND][0] = classes.get("body", 0)
         g.ids[0] = <unsigned long long> <uintptr_t> root
@@ -1054,8 +1057,62 @@ def page_stats(body, rules, dict classes, frozenset transparent):
         free(stack_node)
         free(stack_link)
         free(owner)
-    columns = b"".join([g.column(k) for k in range(8)])
-    return columns, (<char *> g.ids)[:g.n * sizeof(unsigned long long)], tags
+    scores = _sums_and_scores(g, min_block_chars)
+    columns = b"".join([g.column(k) for k in range(9)])
+    return columns, scores, (<char *> g.ids)[:g.n * sizeof(unsigned long long)], tags
+
+
+cdef long long LEVEL_SHARE[5]
+LEVEL_SHARE[:] = [36, 18, 6, 4, 3]  # content.LEVEL_SHARE: 1, 1/2, 1/6, 1/9, 1/12 of a block's score, times 36
+
+
+cdef bytes _sums_and_scores(_Grow g, int min_block_chars):
+    """Sum chars, links, images and commas over subtrees (children come after their parent), then each text
+    block's score onto its container and four levels above: content.score_blocks, in C."""
+    cdef Py_ssize_t n = g.n, i, level
+    cdef int *parent = g.data[C_PARENT]
+    cdef int *chars = g.data[C_TEXT]
+    cdef int *links = g.data[C_LINK]
+    cdef int *images = g.data[C_IMAGES]
+    cdef int *own = g.data[C_OWN]
+    cdef int *commas = g.data[C_COMMAS]
+    cdef int *under = g.data[C_UNDER]
+    cdef int *kind = g.data[C_KIND]
+    cdef int p, a, m
+    cdef long long bs
+    cdef long long *score = <long long *> calloc(n if n else 1, sizeof(long long))
+    cdef unsigned char *has_block_child = <unsigned char *> malloc(n if n else 1)
+    if has_block_child == NULL or score == NULL:
+        free(score)
+        free(has_block_child)
+        raise MemoryError()
+    for i in range(n):
+        under[i] = commas[i]
+        has_block_child[i] = 0
+    for i in range(n - 1, 0, -1):
+        p = parent[i]
+        chars[p] += chars[i]
+        links[p] += links[i]
+        images[p] += images[i]
+        under[p] += under[i]
+        if kind[i] > 0:
+            has_block_child[p] = 1
+    for i in range(n):
+        if own[i] < min_block_chars:
+            continue
+        m = own[i] // 100
+        bs = 1 + commas[i] + (m if m < 3 else 3)
+        a = i if (has_block_child[i] and own[i] * 2 >= chars[i]) else parent[i]
+        for level in range(5):
+            if a < 0:
+                break
+            score[a] += bs * LEVEL_SHARE[level]
+            a = parent[a]
+    free(has_block_child)
+    try:
+        return (<char *> score)[:n * sizeof(long long)]
+    finally:
+        free(score)
 
 
 def node_names(unsigned long long node_id):

@@ -76,6 +76,7 @@ class ExtractConfig:
     # an article split in parts of one class: their common ancestor is the root when they hold this share of
     # its text
     content_parts_share: float = 0.3
+    content_candidates: int = 40  # containers compared with their class/id evidence (the best by score alone)
     content_sibling_chars: int = 80
     content_sibling_share: float = 1.0
     # a container under an element with a class/id word starting with one of these is never the content root

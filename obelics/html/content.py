@@ -67,7 +67,7 @@ class PageStats:
     ``<a>`` under it; ``own``/``commas``: characters and commas of the text the element owns as a text
     block, ``commas_under`` those of the blocks under it; ``images``: ``<img>``/``<picture>`` under it;
     ``tags``: names; ``ids``: the nodes' ``mem_id``; ``names``: ``names(i)`` is the element's class and id
-    values joined with a space."""
+    values joined with a space; ``score``: the container scores of :func:`score_blocks`."""
 
     parent: np.ndarray
     end: np.ndarray
@@ -81,19 +81,51 @@ class PageStats:
     tags: list
     ids: np.ndarray
     names: object
+    score: np.ndarray
 
 
-def stats_of(parent, end, text, link, own, commas, images, kind, tags, ids, names) -> PageStats:
-    """:class:`PageStats` from what a gatherer counted per element: ``text``/``link``/``images`` of the
-    element itself (its direct text nodes, those inside a link, 1 for an image), summed here over subtrees."""
+LEVEL_SHARE = (36, 18, 6, 4, 3)  # a block's score on its container and the levels above: 1, 1/2, 1/6, 1/9, 1/12
+SCALE = LEVEL_SHARE[0]  # scores are integers, in 36ths of a point: exact, and the same in C and here
+
+
+def score_blocks(parent, own, commas, kind, chars, min_block_chars: int) -> np.ndarray:
+    """Readability's container scores, in 36ths: every text block owning at least ``min_block_chars``
+    characters scores ``1 + commas + min(chars // 100, 3)``, credited to its container (the block itself when
+    it mixes its own text, at least half of it, with child blocks, else its parent), half to the next level
+    up, then a sixth, a ninth, a twelfth. ``_walk._sums_and_scores`` computes the same in C."""
+    n = len(parent)
+    blocks = np.flatnonzero(own >= min_block_chars)
+    score = np.zeros(n, dtype=np.int64)
+    if not len(blocks):
+        return score
+    bs = 1 + commas[blocks].astype(np.int64) + np.minimum(own[blocks] // 100, 3)
+    has_block_child = np.zeros(n, dtype=bool)
+    has_block_child[parent[np.flatnonzero(kind[1:] > 0) + 1]] = True
+    anc = np.where(has_block_child[blocks] & (own[blocks] * 2 >= chars[blocks]), blocks, parent[blocks])
+    for share in LEVEL_SHARE:
+        ok = anc >= 0
+        if not ok.any():
+            break
+        anc, bs = anc[ok], bs[ok]
+        score += np.bincount(anc, weights=bs * share, minlength=n).astype(np.int64)  # exact: integers < 2**53
+        anc = parent[anc]
+    return score
+
+
+def stats_of(parent, end, text, link, own, commas, images, kind, tags, ids, names, min_block_chars) -> PageStats:
+    """:class:`PageStats` from what the Python gatherer counted per element: ``text``/``link``/``images`` of
+    the element itself (its direct text nodes, those inside a link, 1 for an image), summed here over
+    subtrees, and the scores (the C gatherer does both itself)."""
     idx = np.arange(len(tags))
 
     def under(direct):
         cs = np.concatenate(([0], np.cumsum(direct, dtype=np.int64)))
-        return cs[end] - cs[idx]
+        return (cs[end] - cs[idx]).astype(np.int32)
 
-    return PageStats(parent=parent, end=end, chars=under(text), links=under(link), own=own, commas=commas,
-                     commas_under=under(commas), images=under(images), kind=kind, tags=tags, ids=ids, names=names)
+    chars = under(text)
+    return PageStats(parent=parent, end=end, chars=chars, links=under(link), own=own, commas=commas,
+                     commas_under=under(commas), images=under(images), kind=kind, tags=tags, ids=ids, names=names,
+                     score=score_blocks(parent, own, commas, kind, chars, min_block_chars))
 
 
 @dataclass(frozen=True)
@@ -144,25 +176,7 @@ def decide(st: PageStats, cfg) -> Plan | None:
     n = len(st.tags)
     if n < 2:
         return None
-    parent, chars, links = st.parent, st.chars, st.links
-    blocks = np.flatnonzero(st.own >= cfg.min_block_chars)
-    if not len(blocks):
-        return None
-    block_score = 1.0 + st.commas[blocks] + np.minimum(st.own[blocks] // 100, 3)
-    # a paragraph credits its container; a block mixing its own text with child blocks (text straight in a
-    # div beside a heading) is a container of its text, like Readability's wrapped paragraphs
-    is_block = np.flatnonzero(st.kind[1:] > 0) + 1
-    has_block_child = np.bincount(parent[is_block], minlength=n) > 0
-    score = np.zeros(n)
-    anc = np.where(has_block_child[blocks] & (st.own[blocks] * 2 >= chars[blocks]), blocks, parent[blocks])
-    for level in range(5):
-        ok = anc >= 0
-        if not ok.any():
-            break
-        anc, block_score = anc[ok], block_score[ok]
-        div = 1.0 if level == 0 else (2.0 if level == 1 else level * 3.0)
-        score += np.bincount(anc, weights=block_score / div, minlength=n)
-        anc = parent[anc]
+    parent, chars, links, score = st.parent, st.chars, st.links, st.score
     cand = np.flatnonzero(score > 0)
     density = np.where(chars > 0, links / np.maximum(chars, 1), 0.0)
     tags = st.tags
@@ -177,39 +191,45 @@ def decide(st: PageStats, cfg) -> Plan | None:
         return w
 
     def value(i: int) -> float:
+        """The container's score with its tag and class/id evidence, times the share of non-link text."""
         v = final.get(i)
         if v is None:
-            if score[i] <= 0:
+            s = int(score[i])
+            if s <= 0:
                 v = 0.0
             else:
-                v = (score[i] + _TAG_BONUS.get(tags[i], 0) + weight(i)) * (1.0 - density[i])
+                c = int(chars[i])
+                s += SCALE * (_TAG_BONUS.get(tags[i], 0) + weight(i))
+                v = s * (c - int(links[i])) / c if c else float(s)
             final[i] = v
         return v
 
+    if not len(cand):
+        return None
     # tag and class/id words move a score by at most 30 points: only the best by score alone can win
     base = score[cand] * (1.0 - density[cand])
-    order = np.argsort(-base, kind="stable")[:40]
+    order = np.argsort(-base, kind="stable")[:cfg.content_candidates]
     best = base[order[0]]
-    short = [int(cand[k]) for k in order if base[k] + 60 >= best]
+    short = [int(cand[k]) for k in order if base[k] + 60 * SCALE >= best]
     ranked = sorted(short, key=lambda i: (-value(i), i))
     # a comment section, or a container in one, is not the article, however much text it has
     section = patterns[2]
-    away: dict[int, bool] = {}
+    under: dict[int, bool] = {-1: False}  # element -> in or under a comment section
 
     def under_boilerplate(i: int) -> bool:
-        p = i
-        while p >= 0:
-            hit = away.get(p)
-            if hit is None:
-                hit = away[p] = section.search(st.names(p).lower()) is not None
-            if hit:
-                return True
-            p = int(parent[p])
-        return False
+        chain = []
+        while i not in under:
+            chain.append(i)
+            i = int(parent[i])
+        hit = under[i]
+        for j in reversed(chain):
+            hit = under[j] = hit or section.search(st.names(j).lower()) is not None
+        return hit
 
-    if section is not None:
-        ranked = [i for i in ranked if not under_boilerplate(i)] or ranked
     top = ranked[0]
+    if section is not None and under_boilerplate(top):
+        ranked = [i for i in ranked[:12] if not under_boilerplate(i)] or ranked
+        top = ranked[0]
     # a close second holding several times the prose (the body beside a popup named "content") wins
     prose = chars - links
     for i in ranked[1:8]:
@@ -223,7 +243,7 @@ def decide(st: PageStats, cfg) -> Plan | None:
         return None  # the whole body: no decision
     roots = _with_siblings(st, top, value(ranked[0]), value, weight, density, cfg,
                            under_boilerplate if section is not None else None)
-    drops = _inner_drops(st, roots, weight, score, density, cfg)
+    drops = _inner_drops(st, roots, weight, density, cfg)
     drops += _edge_drops(st, roots, drops, density, cfg)
     ancestors = set()
     p = parent[roots[0]]
@@ -306,7 +326,7 @@ def _with_siblings(st: PageStats, top: int, best_value: float, value, weight, de
     if p < 0:
         return [top]
     top_value = max(value(top), best_value)
-    threshold = max(10.0, top_value * 0.2)
+    threshold = max(10.0 * SCALE, top_value * 0.2)
     top_name = st.names(top).split(" ")[0]
     kept = []
     for s in _children(st, p):
@@ -337,32 +357,31 @@ def _adjacent(st: PageStats, kept: list[int], s: int, top: int) -> bool:
     return nxt == top or (kept and int(st.end[kept[-1]]) == s)
 
 
-def _inner_drops(st: PageStats, roots: list[int], weight, score, density, cfg) -> list[int]:
+def _inner_drops(st: PageStats, roots: list[int], weight, density, cfg) -> list[int]:
     """Elements inside the roots that are boilerplate (step 5 of the module docstring), outermost first."""
-    drops = []
-    kind, chars = st.kind, st.chars
+    n = len(st.tags)
+    marks = np.zeros(n + 1, dtype=np.int32)
     for r in roots:
-        lo, hi = r + 1, int(st.end[r])
-        if hi <= lo:
-            continue
-        d = density[lo:hi]
-        c = chars[lo:hi]
-        # a container with little prose, mostly links
-        linky = (kind[lo:hi] == CONTAINER) & (c > 0) & (st.commas_under[lo:hi] < 10) & (
-            d > cfg.content_max_link_density)
-        # a line that is one link: "Read more", a related headline, a tag
-        own = st.own[lo:hi]
-        link_line = (own > 0) & (own * 10 >= c * 9) & (d >= cfg.content_link_line_density) & (
-            c < cfg.content_link_line_chars)
-        stop = -1
-        for k in np.flatnonzero(linky | link_line):
-            i = lo + int(k)
-            if i < stop:
-                continue  # inside one dropped already
-            if linky[k] and density[i] <= 0.5 and weight(i) >= 25:
-                continue  # a content container by name with a few links: kept
-            drops.append(i)
-            stop = int(st.end[i])
+        marks[r + 1] += 1
+        marks[st.end[r]] -= 1
+    inside = np.cumsum(marks[:n]) > 0  # under a root, the roots themselves left out
+    c, own = st.chars, st.own
+    # a container with little prose, mostly links
+    linky = inside & (st.kind == CONTAINER) & (c > 0) & (st.commas_under < 10) & (
+        density > cfg.content_max_link_density)
+    # a line that is one link: "Read more", a related headline, a tag
+    link_line = inside & (own > 0) & (own * 10 >= c * 9) & (density >= cfg.content_link_line_density) & (
+        c < cfg.content_link_line_chars)
+    drops = []
+    stop = -1
+    end = st.end
+    for i in np.flatnonzero(linky | link_line).tolist():
+        if i < stop:
+            continue  # inside one dropped already
+        if linky[i] and density[i] <= 0.5 and weight(i) >= 25:
+            continue  # a content container by name with a few links: kept
+        drops.append(i)
+        stop = int(end[i])
     return drops
 
 

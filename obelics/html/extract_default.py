@@ -468,17 +468,20 @@ def _plan(body, rules: _Rules, cfg: ExtractConfig, compiled: bool):
     import numpy as np
 
     if compiled:
-        columns, ids, tags = _compiled.page_stats(body, rules, content.TAG_CLASSES, content.TRANSPARENT_TAGS)
-        cols = np.frombuffer(columns, dtype=np.int32).reshape(8, -1)
+        columns, scores, ids, tags = _compiled.page_stats(body, rules, content.TAG_CLASSES, content.TRANSPARENT_TAGS,
+                                                          cfg.min_block_chars)
+        parent, end, chars, links, own, commas, images, kind, under = np.frombuffer(columns, dtype=np.int32).reshape(9, -1)
         ids = np.frombuffer(ids, dtype=np.uint64)
         names = _compiled.node_names
-        st = content.stats_of(*cols, tags, ids, lambda i: names(int(ids[i])))
+        st = content.PageStats(parent=parent, end=end, chars=chars, links=links, own=own, commas=commas,
+                               commas_under=under, images=images, kind=kind, tags=tags, ids=ids,
+                               names=lambda i: names(int(ids[i])), score=np.frombuffer(scores, dtype=np.int64))
     else:
-        st = _page_stats_python(body, rules)
+        st = _page_stats_python(body, rules, cfg.min_block_chars)
     return content.decide(st, cfg)
 
 
-def _page_stats_python(body, rules: _Rules) -> content.PageStats:
+def _page_stats_python(body, rules: _Rules, min_block_chars: int) -> content.PageStats:
     """What ``_walk.page_stats`` counts, on selectolax nodes (the Python walk's side of the decision)."""
     import numpy as np
 
@@ -550,7 +553,7 @@ def _page_stats_python(body, rules: _Rules) -> content.PageStats:
         return (attrs.get("class") or "") + " " + (attrs.get("id") or "")
 
     cols = [np.array(x, dtype=np.int32) for x in (parent, end, text, link, own, commas, images, kinds_of)]
-    return content.stats_of(*cols, tags, np.array(ids, dtype=np.uint64), names)
+    return content.stats_of(*cols, tags, np.array(ids, dtype=np.uint64), names, min_block_chars)
 
 
 class _TextCountMismatch(RuntimeError):

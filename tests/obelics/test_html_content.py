@@ -176,14 +176,17 @@ def test_page_statistics_agree(cfg):
                 "</div><nav>Menu, items</nav>")
     tree = LexborHTMLParser(html)
     rules = extract_default._rules(cfg)
-    columns, ids, tags = extract_default._compiled.page_stats(tree.body, rules, content.TAG_CLASSES,
-                                                              content.TRANSPARENT_TAGS)
-    py = extract_default._page_stats_python(tree.body, rules)
-    c = content.stats_of(*np.frombuffer(columns, dtype=np.int32).reshape(8, -1), tags,
-                         np.frombuffer(ids, dtype=np.uint64), py.names)
+    columns, scores, ids, tags = extract_default._compiled.page_stats(
+        tree.body, rules, content.TAG_CLASSES, content.TRANSPARENT_TAGS, cfg.min_block_chars)
+    py = extract_default._page_stats_python(tree.body, rules, cfg.min_block_chars)
+    cols = np.frombuffer(columns, dtype=np.int32).reshape(9, -1)
     assert tags == py.tags and "nav" not in tags and "script" not in tags and "form" in tags
-    for field in ("parent", "end", "chars", "links", "own", "commas", "commas_under", "images", "kind", "ids"):
-        assert np.array_equal(getattr(c, field), getattr(py, field)), field
+    fields = ("parent", "end", "chars", "links", "own", "commas", "images", "kind", "commas_under")
+    for k, field in enumerate(fields):
+        assert np.array_equal(cols[k], getattr(py, field)), field
+    assert np.array_equal(np.frombuffer(scores, dtype=np.int64), py.score)
+    assert np.array_equal(np.frombuffer(ids, dtype=np.uint64), py.ids)
+    assert py.score.max() > 0
     assert py.commas[py.tags.index("li")] == 2  # "," and the fullwidth "，"
     assert extract_default._compiled.node_names(int(py.ids[py.tags.index("div", 2)])) == py.names(
         py.tags.index("div", 2))
