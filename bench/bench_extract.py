@@ -12,7 +12,9 @@ For each corpus the script measures, in one process pinned to one core:
   the ``default`` profile's walk is the compiled one (obelics/html/_walk.pyx) where it is built, which
   the first line of the output says;
 - ``reader``: ``obelics.warc.iter_html_records`` alone (recovery layer, charset choice);
-- ``default`` and ``obelics-2023``: ``obelics.iter_warc_documents`` end to end.
+- ``default`` and ``obelics-2023``: ``obelics.iter_warc_documents`` end to end;
+- ``default, no main-content decision``: ``default`` with ``extract.main_content: off`` (the rules before
+  issue 16), so the decision's cost shows in the same run.
 
 It prints pages/s and MB/s (uncompressed HTML payload) and the ratios to the floor and to the
 original OBELICS code (12.8 pages/s on the HTML pages, 20.4 on the WARC records, same machine class:
@@ -253,8 +255,11 @@ def main(argv: list[str] | None = None) -> int:
             write_corpus(members, args.pages, path)
             path_2023 = Path(tmp) / f"{name}-2023.warc.gz"
             write_corpus(members, min(args.pages, args.pages_2023), path_2023)
+            off = Path(tmp) / "default-no-main-content.yaml"
+            off.write_text("extends: default\nname: default-no-main-content\nextract:\n  main_content: false\n")
             # warm-up: imports, profile loading, first-call costs
             run_profile(path, "default", limit=20)
+            run_profile(path, str(off), limit=20)
             run_profile(path_2023, "obelics-2023", limit=5)
             r = {
                 "unique_pages": len(members),
@@ -262,18 +267,19 @@ def main(argv: list[str] | None = None) -> int:
                 "floor": timed(run_floor, path, runs=args.runs),
                 "reader": timed(run_reader, path, runs=args.runs),
                 "default": timed(run_profile, path, "default", runs=args.runs),
+                "default, no main-content decision": timed(run_profile, path, str(off), runs=args.runs),
                 "obelics-2023": timed(run_profile, path_2023, "obelics-2023", runs=1),
             }
             results[name] = r
             print(f"\n== {name}: {len(members)} unique pages cycled to {args.pages} records "
                   f"({r['floor']['mb']:.1f} MB of HTML, {r['compressed_mb']:.1f} MB gzipped); "
                   f"median of {args.runs} run(s), one core")
-            print(f"{'what':<16}{'pages':>8}{'pages/s':>10}{'MB/s':>8}{'floor/x':>9}{'x/original':>12}")
-            for key in ("floor", "reader", "default", "obelics-2023"):
+            print(f"{'what':<36}{'pages':>8}{'pages/s':>10}{'MB/s':>8}{'floor/x':>9}{'x/original':>12}")
+            for key in ("floor", "reader", "default", "default, no main-content decision", "obelics-2023"):
                 m = r[key]
                 ratio_floor = r["floor"]["pages_s"] / m["pages_s"]
                 ratio_orig = m["pages_s"] / ORIGINAL_PAGES_S[name]
-                print(f"{key:<16}{m['pages']:>8}{m['pages_s']:>10.1f}{m['mb_s']:>8.1f}{ratio_floor:>9.2f}{ratio_orig:>12.1f}")
+                print(f"{key:<36}{m['pages']:>8}{m['pages_s']:>10.1f}{m['mb_s']:>8.1f}{ratio_floor:>9.2f}{ratio_orig:>12.1f}")
             print(f"default is {r['floor']['pages_s'] / r['default']['pages_s']:.2f}x slower than the parse floor "
                   f"(goal <= 2x) and {r['default']['pages_s'] / ORIGINAL_PAGES_S[name]:.0f}x the original "
                   f"({ORIGINAL_PAGES_S[name]} pages/s; goal > 40x)")
