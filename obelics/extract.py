@@ -106,15 +106,24 @@ def _decode(html: str | bytes, cfg: ExtractConfig, charset: str | None = None,
     return html
 
 
+def _uses_bs4(cfg: ExtractConfig) -> bool:
+    return cfg.mode == "obelics-2023" or cfg.bs4_roundtrip
+
+
+def _start_budget(cfg: ExtractConfig):
+    """The page's budget, its clock started once the parsers it needs are imported (an import is neither
+    the page's time nor to be interrupted half-way)."""
+    if _uses_bs4(cfg):
+        import bs4  # noqa: F401
+
+    return cfg.page_budget()
+
+
 def _interruptible(cfg: ExtractConfig, budget):
     """The context one page's decoding and extraction run in: the bs4 steps (``obelics-2023`` decoding, a
     ``bs4_roundtrip``) have no tick, so there the deadline interrupts them (:meth:`PageBudget.alarm`); the
     ``default`` walk is compiled and linear, bounded by the size caps and its checks."""
-    if cfg.mode != "obelics-2023" and not cfg.bs4_roundtrip:
-        return nullcontext()
-    import bs4  # noqa: F401 - imported before the timer runs, never interrupted half-way
-
-    return budget.alarm()
+    return budget.alarm() if _uses_bs4(cfg) else nullcontext()
 
 
 def extract_html(html: str | bytes, url: str, profile: str | Path | Profile | ExtractConfig = "default",
@@ -131,7 +140,7 @@ def extract_html(html: str | bytes, url: str, profile: str | Path | Profile | Ex
 
     cfg = extract_config(profile)
     gm = dict(general_metadata) if general_metadata else {"url": url}
-    budget = cfg.page_budget()
+    budget = _start_budget(cfg)
     budget.check_size(html)
     with _interruptible(cfg, budget):
         try:
@@ -153,7 +162,7 @@ def extract_record(record: HtmlRecord, profile: str | Path | Profile | ExtractCo
 
     cfg = extract_config(profile)
     gm = record.general_metadata
-    budget = cfg.page_budget()
+    budget = _start_budget(cfg)
     budget.check_size(record.payload)
     with _interruptible(cfg, budget):
         try:
