@@ -14,7 +14,9 @@ machine) is one of:
   about 40% of its word 5-grams shared with the original: a different document for MinHash, while its
   language, stopwords and length stay those of a real page.
 
-Image records are copied under the copy's hosts, so every distinct page finds its images; request,
+Image records are copied under the copy's hosts with their tiles shuffled (:func:`shuffled_image`: a
+different picture for pHash, the same size and format), so every distinct page finds images of its own
+instead of 120 copies of the same 57 pictures, which the pHash image passes would remove; request,
 metadata and other records are copied too (URLs mapped), so the record mix of the WARCs is kept.
 Work is done on raw gzip members (one record each, the WARC convention): hand-written because warcio
 re-reads and re-serialises every header, and its writer needs a parsed record for each record kind.
@@ -110,6 +112,39 @@ class _Copy:
         return _TEXT.sub(lambda m: b">" + _WORD.sub(word, m.group(1)) + b"<", body)
 
 
+def shuffled_image(data: bytes, k: int, url: str, grid: int = 4) -> bytes:
+    """The image with its ``grid`` x ``grid`` tiles permuted (a permutation per copy and URL), saved in its
+    format: the same size, format and kind of pixels, but another picture for pHash, so the copies' images
+    are distinct images like their pages are distinct documents. Bytes PIL cannot read are returned as they are."""
+    import io
+    import random
+
+    from PIL import Image
+
+    try:
+        im = Image.open(io.BytesIO(data))
+        fmt = im.format
+        im.load()
+    except Exception:  # noqa: BLE001 - not an image PIL reads: kept as it is
+        return data
+    w, h = im.size
+    tw, th = w // grid, h // grid
+    if not fmt or tw < 2 or th < 2:
+        return data
+    boxes = [(x * tw, y * th, (x + 1) * tw, (y + 1) * th) for y in range(grid) for x in range(grid)]
+    order = list(range(len(boxes)))
+    random.Random(f"{k}:{url}").shuffle(order)
+    out = im.copy()
+    for dst, src in zip(boxes, order):
+        out.paste(im.crop(boxes[src]), dst[:2])
+    buf = io.BytesIO()
+    try:
+        out.save(buf, format=fmt, **({"quality": 90} if fmt in ("JPEG", "WEBP") else {}))
+    except Exception:  # noqa: BLE001 - a format PIL reads but does not write: kept as it is
+        return data
+    return buf.getvalue()
+
+
 def _split_record(rec: bytes) -> tuple[list[bytes], bytes] | None:
     """(WARC header lines, block) of one record, or None when the member is not exactly one record."""
     i = rec.find(b"\r\n\r\n")
@@ -144,11 +179,14 @@ def copy_record(member: bytes, rec: bytes, copy: _Copy | None) -> bytes:
     http, body = (block[:hi + 4], block[hi + 4:]) if hi >= 0 else (b"", block)
     low = http.lower()
     html = rtype == b"response" and b"text/html" in low
-    if html:
+    plain = b"content-encoding:" not in low and b"transfer-encoding:" not in low
+    if rtype == b"response" and re.search(rb"(?m)^content-type:\s*image/", low) and plain:
+        body = shuffled_image(body, copy.k, url)
+        http = re.sub(rb"(?im)^content-length:[^\r\n]*", b"Content-Length: %d" % len(body), http)
+    elif html:
         r = _unit_hash(copy.k, url)
         if r < SHARE_EXACT:
             return member  # an exact duplicate: same URL, same bytes
-        plain = b"content-encoding:" not in low and b"transfer-encoding:" not in low
         body = copy.hosts(body)
         if r >= SHARE_EXACT + SHARE_NEAR and plain:
             body = copy.mutate(body, url)
