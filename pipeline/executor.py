@@ -60,7 +60,7 @@ def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, sourc
     else:
         docs_in = read_unit(prev_dir, unit)
         n_in = len(docs_in)
-    docs_out, stats = fn(docs_in, dict(context, unit=unit, source=source))
+    docs_out, stats = fn(docs_in, dict(context, unit=unit, source=source, stage_dir=stage_dir))
     if prev_dir is None:
         n_in = next((s["read"].get("html_records", 0) for s in stats if "read" in s), len(docs_out))
     write_documents(out_path, docs_out, DOCUMENT_SCHEMA)

@@ -210,6 +210,8 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
             ops: list[UnitOp] = what  # type: ignore[assignment]
             name = f"{i:02d}-" + "+".join(op.name for op in ops)
             sources = {u: (src if prev is None else None) for u, src in units.items()}
+            if prev is None:  # the stage that reads the inputs (and notes where their image records are)
+                ctx["source_stage_dir"] = storage.join(work, name)
             with StageClock() as clock:
                 summary = run_unit_stage(name, work, prev, sources, _fused(ops), ctx, use_ray=use_ray,
                                          concurrency=workers or cfg.workers)

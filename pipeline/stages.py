@@ -25,24 +25,63 @@ log = logging.getLogger("obelics.run")
 
 
 # -- extraction --------------------------------------------------------------------------------------
+IMAGE_RECORDS = "{unit}.image_records.parquet"  # beside the extraction stage's unit: where its image records are
+
+
+def _locates_images(profile) -> bool:
+    """Whether the run's image table reads the input WARCs' image records (``images.source: warc``)."""
+    from pipeline.images.config import ImagesConfig
+    from pipeline.run_config import RunConfig
+
+    return (profile.section("images", ImagesConfig).source == "warc"
+            and "image_table" in profile.section("run", RunConfig).stages)
+
+
+def _extracted(source, profile, rs, wcfg, found):
+    """(record, document) of every HTML record of ``source``; with ``found`` a list, the image records'
+    locations are noted in it during the same scan (the image table then reads only those records)."""
+    from obelics.extract import extract_config, extract_or_skip, extract_record, iter_extracted
+    from pipeline.images.offline import html_records_locating_images
+
+    if found is None:
+        yield from iter_extracted(source, profile, rs, wcfg)
+        return
+    cfg = extract_config(profile)
+    for record in html_records_locating_images(source, wcfg, rs, found):  # iter_extracted's loop
+        doc = extract_or_skip(rs, extract_record, record, cfg)
+        if doc is not None:
+            yield record, doc
+
+
 def _extract(source, ctx):
-    """Read one WARC and extract its HTML records; keep the page's opt-out signals for the opt-out op."""
+    """Read one WARC and extract its HTML records; keep the page's opt-out signals for the opt-out op; with
+    the image table read from the WARCs, note where the image records are (``IMAGE_RECORDS``)."""
+    import pyarrow as pa
+
     from filters.optout.stage import page_signals
-    from obelics.extract import iter_extracted
+    from obelics import storage
     from obelics.warc import WarcConfig
 
     profile = ctx["profile"]
     token = profile.get("optout.user_agent_token", "") or ""
     rs = ReadStats()
     docs = []
+    found: list | None = [] if ctx.get("stage_dir") and _locates_images(profile) else None
     try:
-        for record, doc in iter_extracted(source, profile, rs, profile.section("warc", WarcConfig)):
+        for record, doc in _extracted(source, profile, rs, profile.section("warc", WarcConfig), found):
             doc.general_metadata.update(page_signals(record, token))
             docs.append(doc)
     except Exception as e:  # noqa: BLE001 - an unreadable input (404, retries exhausted) never stops the run
         # the reader already retried and resumed by Range; what was read is kept, the rest counted
         log.warning("input %s: %s: %s", source, type(e).__name__, e)
         rs.skip(f"input_error:{type(e).__name__}")
+        found = None  # a partial list: the image table scans this input itself
+    if found is not None:  # written before the unit's marker, so a unit done has its list
+        cols = list(zip(*found)) if found else [[], [], []]
+        storage.write_parquet_atomic(
+            storage.join(ctx["stage_dir"], IMAGE_RECORDS.format(unit=ctx["unit"])),
+            pa.table({"url": pa.array(cols[0], pa.string()), "offset": pa.array(cols[1], pa.int64()),
+                      "length": pa.array(cols[2], pa.int64())}))
     if rs.records == 0 and not any(k.startswith("input_error:") for k in rs.skipped):
         rs.skip("input_error:empty")  # no record at all (an empty or non-WARC file): a lost input, counted
     st = FilterStats("extract")
@@ -145,7 +184,8 @@ def _image_table_decide(prev_dir, units, ctx):
             for lst in storage.read_parquet(path, columns=["images"])["images"].to_pylist():
                 urls.update(x for x in lst or () if x)
     ddir = ctx["decision_dir"]
-    table = fetch_images(urls, ddir, cfg, warcs=[ctx["sources"][u] for u in units], stats=ReadStats())
+    table = fetch_images(urls, ddir, cfg, warcs=[ctx["sources"][u] for u in units], stats=ReadStats(),
+                         located=_image_locations(units, ctx) if cfg.source == "warc" else None)
     counts = table.counts()
     st = FilterStats("image_table")
     st.seen("image", len(urls))  # unique image URLs of the whole run
@@ -158,6 +198,22 @@ def _image_table_decide(prev_dir, units, ctx):
     if phash_file:
         decision["phash_file"] = phash_file
     return decision
+
+
+def _image_locations(units, ctx) -> dict[str, list]:
+    """{source: [(url, offset, length)]} of the units whose extraction noted their image records (a unit
+    extracted without, e.g. by an older version, is missing: the image table scans its WARC)."""
+    from obelics import storage
+
+    sdir = ctx.get("source_stage_dir")
+    out = {}
+    for u in units if sdir else ():
+        path = storage.join(sdir, IMAGE_RECORDS.format(unit=u))
+        if storage.exists(path):
+            t = storage.read_parquet(path)
+            out[str(ctx["sources"][u])] = list(zip(t["url"].to_pylist(), t["offset"].to_pylist(),
+                                                   t["length"].to_pylist()))
+    return out
 
 
 def _phash_clusters(table, profile, ddir) -> str | None:

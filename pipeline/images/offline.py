@@ -8,13 +8,14 @@ not know where an image came from and nothing is fetched from the network.
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 
-from obelics.records import ImageRecord, ReadStats
+from obelics.records import HtmlRecord, ImageRecord, ReadStats
 from pipeline.images.config import ImagesConfig
 from pipeline.images.table import ImageTable, make_row, rows_to_table
 
@@ -80,22 +81,81 @@ def table_from_records(records: Iterable[ImageRecord], cfg: ImagesConfig | None 
     return rows_to_table(rows.values())
 
 
+ImageLocation = tuple[str, int, int]  # (URL, offset, length) of an image record's gzip member in its WARC
+
+
+def html_records_locating_images(source, config=None, stats: ReadStats | None = None,
+                                 found: list[ImageLocation] | None = None) -> Iterator[HtmlRecord]:
+    """:func:`obelics.warc.iter_html_records`'s records and counts, noting in ``found`` where each image
+    ``response`` record is, so the image table reads those records alone instead of the WARC again.
+
+    The same scan as the reader's (its processor and its gzip member ranges), with one more question per
+    record it skips: is it an image response? Its payload is not read here.
+    """
+    from obelics import warc
+
+    found = found if found is not None else []
+
+    def processor(filename, cfg, st):
+        html = warc._html_processor(filename, cfg, st)
+
+        def process(rec, member):
+            r = html(rec, member)
+            if r is None and rec.rec_type == "response" and rec.http_headers:
+                mime, _ = warc._content_type(rec.http_headers)
+                if mime.startswith("image/"):  # a marker whose member range the scan fills in
+                    return ImageRecord(url=warc._target_uri(rec), payload=b"", content_type=mime, http_status=0)
+            return r
+
+        return process
+
+    for r in warc._iter(source, config, stats, processor, None):
+        if isinstance(r, ImageRecord):
+            found.append((r.url, r.warc_record_offset, r.warc_record_length))
+        else:
+            yield r
+
+
+def located_image_records(source, locations: Iterable[ImageLocation], wanted: set[str] | None,
+                          stats: ReadStats | None = None) -> Iterator[ImageRecord]:
+    """The image records of ``source`` at ``locations`` (those of ``wanted`` URLs), in file order: what
+    :func:`obelics.warc.iter_image_records` yields for those URLs, reading only their gzip members."""
+    from obelics.warc import iter_image_records, read_record_at, warc_filename_of
+
+    done = set()
+    for url, offset, length in sorted(locations, key=lambda x: x[1]):
+        if (wanted is not None and url not in wanted) or (offset, length) in done:
+            continue
+        done.add((offset, length))  # a member holding several records is read once
+        data = read_record_at(source, offset, length)
+        for rec in iter_image_records(io.BytesIO(data), stats=stats, warc_filename=warc_filename_of(source)):
+            rec.warc_record_offset, rec.warc_record_length = offset, length
+            yield rec
+
+
 def warc_image_table(sources: Iterable[str | Path], table_dir: str | Path, cfg: ImagesConfig | None = None,
-                     wanted: Iterable[str] | None = None, stats: ReadStats | None = None) -> ImageTable:
+                     wanted: Iterable[str] | None = None, stats: ReadStats | None = None,
+                     located: dict[str, list[ImageLocation]] | None = None) -> ImageTable:
     """Read the image records of ``sources`` (WARC paths or URLs) into the image table at ``table_dir``.
 
     URLs in ``wanted`` that no record holds get a ``failed`` row with reason ``not_in_warc``, so the
-    funnel counts them like failed downloads.
+    funnel counts them like failed downloads. A source in ``located`` (its image records' locations,
+    found while extracting: :func:`html_records_locating_images`) has only its wanted records read;
+    the others are scanned whole. Either way the table is the same.
     """
     from obelics.warc import iter_image_records
 
     cfg = cfg or ImagesConfig()
     wanted_set = set(wanted) if wanted is not None else None
+    located = located or {}
 
     def records():
         for src in sources:
             try:
-                yield from iter_image_records(src, stats=stats)
+                if str(src) in located:
+                    yield from located_image_records(src, located[str(src)], wanted_set, stats)
+                else:
+                    yield from iter_image_records(src, stats=stats)
             except Exception as e:  # noqa: BLE001 - an unreadable input costs its own images only
                 log.warning("image records of %s: %s: %s", src, type(e).__name__, e)
                 if stats is not None:
