@@ -108,7 +108,9 @@ class PageBudget:
             tags = html.count(b"<" if isinstance(html, bytes) else "<")
             if lim.max_tags and tags > lim.max_tags:
                 raise PageBudgetExceeded("memory", f"{tags:,} tags > {lim.max_tags:,}")
-            if lim.max_depth and tags > lim.max_depth:
+            # the depth is at most the number of opening tags: the scan runs only when that could be over
+            if lim.max_depth and tags > lim.max_depth and tags - html.count(
+                    b"</" if isinstance(html, bytes) else "</") > lim.max_depth:
                 depth = estimated_depth(html)
                 if depth > lim.max_depth:
                     raise PageBudgetExceeded("depth", f"nesting depth about {depth:,} > {lim.max_depth:,}")

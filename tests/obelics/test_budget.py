@@ -149,3 +149,21 @@ def test_time_budget_interrupts_the_2023_bs4_decoding():
     assert e.value.skip_reason == "page_budget:time" and "interrupted" in str(e.value)
     small = b"<html><body><p>" + b"Some words. " * 10 + b"</p><img src='https://e.com/a.jpg'></body></html>"
     assert extract_html(small, "https://e.com/", "obelics-2023").images == [None, "https://e.com/a.jpg"]
+
+
+def test_depth_scan_only_when_the_opening_tags_could_be_over_the_cap(monkeypatch):
+    """The depth is at most the number of opening tags: below the cap the scan is skipped, same verdicts."""
+    import obelics.budget as budget
+
+    scans = []
+    real = budget.estimated_depth
+    monkeypatch.setattr(budget, "estimated_depth", lambda html: scans.append(1) or real(html))
+    b = PageBudget(BudgetLimits(max_depth=100))
+    b.check_size("<b>x</b>" * 80)  # 160 tags, 80 opening: no scan, nothing raised
+    b.check_size(b"<i></i>" * 80)
+    assert scans == []
+    b.check_size("<p>x</p>" * 150)  # 150 opening tags: scanned, depth 0
+    assert len(scans) == 1
+    with pytest.raises(PageBudgetExceeded):
+        b.check_size("<div>" * 120 + "</div>" * 120)  # 120 opening: scanned, depth 120
+    assert len(scans) == 2
