@@ -34,9 +34,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from filters.normalize import normalize
+from obelics.paths import build_dir
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DIR = REPO_ROOT / "build" / "resources" / "builtin-en"
+# build/ in a checkout, the user cache folder for an installed package (never site-packages)
+DEFAULT_DIR = build_dir() / "resources" / "builtin-en"
 BUILD_VERSION = 2
 
 # Prose-heavy standard-library modules whose docstrings join the corpus (fixed for reproducibility).

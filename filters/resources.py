@@ -8,8 +8,8 @@
 - fastText ``lid.176.bin`` (dl.fbaipublicfiles.com);
 - the edugp/kenlm Wikipedia English model (``en.arpa.bin`` + ``en.sp.model``) from the Hugging Face Hub.
 
-Everything lands in :func:`cache_dir` (``$OBELICS_RESOURCES``, else ``$XDG_CACHE_HOME/obelics/resources``,
-else ``~/.cache/obelics/resources``). Files are written under a temporary name, then renamed. Nothing
+Everything lands in :func:`cache_dir` (``$OBELICS_RESOURCES``, else ``resources/`` in the user's cache
+folder, :func:`obelics.paths.user_cache_dir`: ``$XDG_CACHE_HOME/obelics`` or ``~/.cache/obelics`` on Linux). Files are written under a temporary name, then renamed. Nothing
 here runs at import time or in a filter: the filters only *look* in the cache.
 """
 
@@ -45,8 +45,9 @@ def cache_dir() -> Path:
     """Where fetched resources live (see module docstring)."""
     if os.environ.get("OBELICS_RESOURCES"):
         return Path(os.environ["OBELICS_RESOURCES"])
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "obelics" / "resources"
+    from obelics.paths import user_cache_dir
+
+    return user_cache_dir() / "resources"
 
 
 def lid_bin_path() -> Path:

@@ -31,9 +31,11 @@ from typing import Any, TypeVar
 
 import yaml
 
+from obelics.paths import configs_dir
+
 T = TypeVar("T")
 
-PROFILE_DIR = Path(__file__).resolve().parent.parent / "configs" / "pipeline"
+PROFILE_DIR = configs_dir() / "pipeline"  # the checkout's configs/, or the copy shipped in the wheel
 EXTENDS = "extends"
 
 # YAML 1.1 (PyYAML) reads "1e-4" (no dot) as a string; "1.0e-4" is a float.

@@ -36,6 +36,7 @@ from obelics.config import Profile
 from pipeline import stages  # noqa: F401  (registers the ops get_op looks up)
 from pipeline.cpu import StageClock
 from pipeline.executor import collect_unit_stats, ensure_ray, run_decision, run_unit_stage
+from pipeline.loss import SystemicLoss, describe, error_drops, systemic
 from pipeline.markers import is_done, read_json, write_json_atomic
 from pipeline.ops import GlobalOp, UnitOp, get_op
 from pipeline.profile import load_profile, resolved, validate
@@ -218,6 +219,7 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
             timings.append(dict(summary, cpu_seconds=round(clock.cpu_seconds, 3)))
             prev = name
             stage_dirs.append(name)
+            _check_loss(collect_unit_stats(work, [name], list(units)), cfg, out)
         else:
             op: GlobalOp = what  # type: ignore[no-redef]
             name = f"{i:02d}-{op.name}"
@@ -235,9 +237,41 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
                            (ctx["decisions"].get("image_table") or {}).get("table_dir"))
     if "cpu" in stats:  # the writers' and the report's own time, known only once they are done
         stats["cpu"]["finish_cpu_seconds"] = round(clock.cpu_seconds, 3)
+    losses = record_errors(stats, cfg)
     # the report last, once everything that adds to the stats has run (errors, losses: its warnings), and
     # before the completion marker
     write_run_report(stats, out, typed.output)
     write_json_atomic(final_marker, stats)
     log.info("run complete in %.1fs: %s", time.monotonic() - t0, out)
+    if losses and cfg.on_systemic_loss == "fail":
+        raise SystemicLoss(loss_message(losses, out))
     return stats
+
+
+def loss_message(losses: list[dict], out: str) -> str:
+    """The one-line error of a run stopped by a systemic loss."""
+    return (describe(losses[0]) + (f" (and {len(losses) - 1} more)" if len(losses) > 1 else "")
+            + f"; fix the cause (network, service, key), then rerun with --restart into {out}, or "
+            "--set run.on_systemic_loss=warn to keep such a result")
+
+
+def _check_loss(stage_stats: list[dict], cfg: RunConfig, out: str) -> None:
+    """Stop the run (``run.on_systemic_loss: fail``) or warn when the stage just run lost too much to errors."""
+    losses = systemic(error_drops(stage_stats, cfg.error_reasons), cfg.max_error_share, cfg.min_error_drops)
+    if losses and cfg.on_systemic_loss == "fail":
+        raise SystemicLoss(loss_message(losses, out))
+    for loss in losses:
+        log.warning("systemic loss: %s", describe(loss))
+
+
+def record_errors(stats: dict, cfg: RunConfig) -> list[dict]:
+    """Write the error drops of every stage (``errors``) and those over the limit (``systemic_loss``, with
+    the policy) into the final ``stats``; returns the latter."""
+    drops = error_drops(stats.get("stages") or [], cfg.error_reasons)
+    losses = systemic(drops, cfg.max_error_share, cfg.min_error_drops)
+    stats["errors"] = drops
+    stats["systemic_loss"] = {"policy": cfg.on_systemic_loss, "max_error_share": cfg.max_error_share,
+                              "min_error_drops": cfg.min_error_drops, "stages": losses}
+    for loss in losses:
+        log.warning("systemic loss: %s", describe(loss))
+    return losses

@@ -166,6 +166,10 @@ def format_summary(s: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from pipeline.preflight import check_pins
+    from pipeline.profile import load_profile, validate
+
+    check_pins(validate(load_profile(args.profile, args.set)))  # obelics-2023 without its pins: one line
     summary = run_extract(args.inputs, args.output, args.profile, args.set, args.url, args.urls,
                           progress=not args.no_progress)
     print(format_summary(summary), file=sys.stderr)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 import pyarrow as pa
 
 from filters.base import FilterStats
+from obelics.commands import result
 
 STAGES = ("text", "final", "text+final")
 
@@ -100,14 +100,15 @@ def format_stats(stats: dict[str, FilterStats]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from pipeline.profile import load_profile  # every section validated at load
+    from pipeline.preflight import check_pins
+    from pipeline.profile import load_profile, validate  # every section validated at load
 
     profile = load_profile(args.profile, args.set)
+    check_pins(validate(profile))  # obelics-2023 without its pins: one line
     stats = run_filter(args.input, args.output, profile, args.stage, args.rejects, args.batch_size)
-    print(format_stats(stats))
+    result(format_stats(stats))
     if args.stats_json:
         from obelics.storage import write_text_atomic
 
         write_text_atomic(args.stats_json, json.dumps({k: s.as_dict() for k, s in stats.items()}, indent=1))
-    sys.stdout.flush()
     return 0

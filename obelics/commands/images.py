@@ -1,4 +1,4 @@
-"""``obelics images DOCS.parquet... --work DIR``: fetch the documents' images into the image table.
+"""``obelics images DOCS.parquet... --out DIR`` (or ``--work DIR``): fetch the documents' images into the image table.
 
 The unique image URLs of every input go to img2dataset once (``--warc`` reads them from WARC image
 records instead, downloading nothing); ``--merged OUT.parquet`` also writes the documents with their
@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
+
+from obelics.commands import result
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("images", help="download (or read from WARCs) the documents' images into the image table",
                        description=__doc__)
     p.add_argument("inputs", nargs="+", metavar="DOCS", help="document Parquet file(s)")
-    p.add_argument("--work", required=True, help="work folder (URL list, img2dataset shards, image table)")
+    p.add_argument("--work", "--out", dest="work", required=True,
+                   help="work folder (URL list, img2dataset shards, image table); --out is the same")
     p.add_argument("--warc", action="append", default=[], help="read images from this WARC instead of the web")
     p.add_argument("--merged", help="write the documents with images merged to this Parquet file")
     p.add_argument("--profile", default="default", help="profile name or YAML (default: default)")
@@ -52,6 +54,5 @@ def main(args: argparse.Namespace) -> int:
         merged = merge_table(docs, table, stats)
         write_table_atomic(args.merged, merged, compression="zstd")
         summary["merge"] = stats.as_dict()
-    json.dump(summary, sys.stdout, indent=2)
-    print()
+    result(json.dumps(summary, indent=2))
     return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 import yaml
+
+from obelics.commands import result
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,5 +22,5 @@ def main(args: argparse.Namespace) -> int:
     from pipeline.profile import load_profile, resolved
 
     text = yaml.safe_dump(resolved(load_profile(args.profile, args.set)), sort_keys=False, allow_unicode=True)
-    sys.stdout.write(text)
+    result(text)
     return 0

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from obelics.commands import result
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +23,6 @@ def main(args: argparse.Namespace) -> int:
     from pipeline.report.funnel import funnel_markdown
 
     merged = build_report(args.out_dir, args.stats, args.profile)
-    print(funnel_markdown(merged))
-    print(f"wrote {Path(args.out_dir) / 'stats.json'} and {Path(args.out_dir) / 'report.html'}")
+    result(funnel_markdown(merged))
+    print(f"wrote {Path(args.out_dir) / 'stats.json'} and {Path(args.out_dir) / 'report.html'}", file=sys.stderr)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from obelics.commands import result
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("resources", help="fetch the original word lists and models; build the offline LM",
@@ -35,7 +37,7 @@ def fetch_main(args: argparse.Namespace) -> int:
     done = resources.fetch(args.only, Path(args.dir) if args.dir else None, args.force)
     for item, paths in done.items():
         for p in paths:
-            print(f"{item}: {p}")
+            result(f"{item}: {p}")
     return 0
 
 
@@ -43,9 +45,9 @@ def status_main(args: argparse.Namespace) -> int:
     from filters import resources
 
     d = Path(args.dir) if args.dir else resources.cache_dir()
-    print(f"cache: {d}")
+    result(f"cache: {d}")
     for name, present in resources.status(d).items():
-        print(f"  {'ok     ' if present else 'missing'} {name}")
+        result(f"  {'ok     ' if present else 'missing'} {name}")
     return 0
 
 
@@ -53,5 +55,5 @@ def build_main(args: argparse.Namespace) -> int:
     from filters import lm_build
 
     d = lm_build.build(args.out or lm_build.DEFAULT_DIR, force=args.force)
-    print(d)
+    result(str(d))
     return 0

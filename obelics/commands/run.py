@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from pathlib import Path
 
 import yaml
+
+from obelics.commands import result
+
+log = logging.getLogger("obelics.run")
+# `warc: [sample]` in a run YAML (or --warc sample): the embedded sample WARC, built on demand
+SAMPLE_INPUT = "sample"
 
 RUN_KEYS = {"profile", "out", "warc", "snapshot", "shard", "shards", "num_shards", "limit", "workers", "set",
             "cc_base_url"}
@@ -24,10 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "inputs as one dataset (dedup decides over all of them). Resumable: rerun the "
                                    "same command after a failure; rerun with more snapshots or shards to extend.")
     p.add_argument("config", nargs="?", help="run YAML (keys: profile, out, warc, snapshot, shard, shards, "
-                                             "num_shards, limit, workers, set); command-line options override it")
+                                             "num_shards, limit, workers, set), or the name of a shipped one "
+                                             "(`sample`: configs/run/sample.yaml); command-line options "
+                                             "override it")
     p.add_argument("--profile", help="pipeline profile name or YAML (default: default)")
     p.add_argument("--out", help="output folder")
-    p.add_argument("--warc", nargs="+", help="local WARC files or http(s) URLs")
+    p.add_argument("--warc", nargs="+", help="local WARC files or http(s) URLs (`sample`: the embedded sample)")
     p.add_argument("--snapshot", action="append", help="Common Crawl snapshot, e.g. CC-MAIN-2023-06 (repeat it, "
                                                        "or space-separate, for several: one dataset)")
     p.add_argument("--shard", type=int, help="shard index k (with --snapshot)")
@@ -48,6 +56,7 @@ def resolve(args: argparse.Namespace) -> dict:
     """Merge the run YAML and the command-line options into one run description."""
     conf: dict = {}
     if args.config:
+        args.config = run_yaml_path(args.config)
         with open(args.config, encoding="utf-8") as f:
             conf = yaml.safe_load(f) or {}
         unknown = set(conf) - RUN_KEYS
@@ -78,6 +87,30 @@ def resolve(args: argparse.Namespace) -> dict:
         conf["shards"] = parse_shards(conf["shards"] if conf.get("shards") is not None
                                       else 0 if shards is None else shards, conf["num_shards"])
     return conf
+
+
+def run_yaml_path(name_or_path: str) -> str:
+    """A run YAML: the file given, else the shipped ``configs/run/<name>.yaml`` for a bare name (``sample``)
+    or for ``configs/run/<name>.yaml`` given outside a checkout."""
+    from obelics.paths import configs_dir
+
+    p = Path(name_or_path)
+    if p.exists():
+        return name_or_path
+    shipped = configs_dir() / "run" / (p.name if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml")
+    if (len(p.parts) == 1 or p.parts[-2:-1] == ("run",)) and shipped.is_file():
+        return str(shipped)
+    known = sorted(x.stem for x in (configs_dir() / "run").glob("*.yaml"))
+    raise FileNotFoundError(f"no run YAML {name_or_path!r}: not a file and not one of the shipped {known}")
+
+
+def local_input(w: str) -> str:
+    """A local WARC input as an absolute path; ``sample`` is the embedded sample (built if missing)."""
+    if w == SAMPLE_INPUT:
+        from obelics.sample import sample_warc_path
+
+        return str(sample_warc_path())
+    return str(Path(w).resolve())
 
 
 def parse_shards(spec, num_shards: int) -> list[int]:
@@ -120,34 +153,44 @@ def snapshot_inputs(conf: dict, cache_dir: str | Path) -> list[str]:
             plan = plan_shard(paths, k, conf["num_shards"], conf.get("limit"))
             inputs.extend(cc_url(p, conf.get("cc_base_url")) for p in plan.inputs)
             n += len(plan.inputs)
-        print(f"{snapshot}: {len(conf['shards'])} shard(s) of {conf['num_shards']}, {n} of {len(paths)} WARC files")
+        log.info("%s: %d shard(s) of %d, %d of %d WARC files", snapshot, len(conf["shards"]), conf["num_shards"],
+                 n, len(paths))
     return inputs
 
 
 def main(args: argparse.Namespace) -> int:
     from obelics import storage
     from obelics.warc import resolve_source
+    from pipeline.loss import SystemicLoss
+    from pipeline.preflight import preflight
     from pipeline.profile import load_profile
-    from pipeline.run import run
+    from pipeline.run import loss_message, run
 
     conf = resolve(args)
     # the whole profile (overrides included) is validated before anything is fetched or written
     profile = load_profile(conf["profile"], conf["set"])
     out = str(conf["out"])  # a folder or an object-store URI (Path would turn s3://b into s3:/b)
+    warcs = [] if conf.get("snapshot") else conf["warc"] if isinstance(conf["warc"], list) else [conf["warc"]]
+    warcs = [str(w) for w in warcs]
+    # keys, tokens, pins, the output folder and the network: one line and exit 2, before any work
+    preflight(profile, out, [w for w in warcs if w != SAMPLE_INPUT], snapshot=bool(conf.get("snapshot")),
+              cc_base_url=conf.get("cc_base_url"))
     if conf.get("snapshot"):
         inputs = snapshot_inputs(conf, storage.join(out, "cache"))
     else:
-        warcs = conf["warc"] if isinstance(conf["warc"], list) else [conf["warc"]]
-        inputs = [w if storage.is_remote(w) else str(Path(w).resolve()) for w in warcs]
+        inputs = [w if storage.is_remote(w) else local_input(w) for w in warcs]
         for w in inputs:  # http(s) inputs are checked when read (a 404 is counted, the run goes on)
             src = resolve_source(w)
             if not src.startswith(("http://", "https://")) and not storage.exists(src):
                 raise FileNotFoundError(f"no such WARC: {w}")
     stats = run(profile, out, inputs, workers=conf.get("workers"),
                 restart=args.restart, restart_if_changed=args.restart_if_changed)
-    print(json.dumps(stats.get("summary", {}), indent=2))
-    print(f"output: {out}")
+    result(json.dumps(stats.get("summary", {}), indent=2))
+    log.info("output: %s", out)
+    loss = stats.get("systemic_loss") or {}
+    if loss.get("stages") and loss.get("policy") == "fail":  # a finished run found again by a rerun
+        raise SystemicLoss(loss_message(loss["stages"], out))
     if inputs and not (stats.get("read") or {}).get("records"):
-        print(f"error: no input could be read ({(stats.get('read') or {}).get('skipped')})", file=sys.stderr)
+        log.error("no input could be read (%s)", (stats.get("read") or {}).get("skipped"))
         return 1
     return 0

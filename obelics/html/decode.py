@@ -15,8 +15,18 @@ class DecodeError(ValueError):
     """The page could not be decoded (the original's ``html_error``)."""
 
 
+def _require_bs4() -> None:
+    """bs4 comes with the ``obelics-2023`` extra (only that profile's decoding uses it)."""
+    try:
+        import bs4  # noqa: F401
+    except ImportError:
+        raise ImportError("the obelics-2023 decoding needs beautifulsoup4<4.13: "
+                          "pip install 'obelics-toolkit[obelics-2023]'") from None
+
+
 def detect_charset_2023(payload: bytes) -> str | None:
     """The first candidate of bs4's ``EncodingDetector(payload, is_html=True)``."""
+    _require_bs4()
     from bs4.dammit import EncodingDetector
 
     for enc in EncodingDetector(payload, is_html=True).encodings:
@@ -30,6 +40,7 @@ def bs4_roundtrip(markup: str | bytes, charset: str | None = None) -> str:
     This is the re-serialisation the production build ran before simplifying: html.parser repairs
     broken markup (unclosed ``<noscript>``, ``<BR>`` -> ``<br/>``) and entities are re-encoded.
     """
+    _require_bs4()
     from bs4 import BeautifulSoup
 
     with warnings.catch_warnings():

@@ -1,6 +1,7 @@
 """The embedded sample: pages written for the project and real photos, built into a WARC offline.
 
-:func:`sample_warc_path` returns the built WARC (``build/sample/sample.warc.gz`` in a checkout),
+:func:`sample_warc_path` returns the built WARC (``build/sample/sample.warc.gz`` in a checkout, else in
+the user's cache folder),
 building it on demand; ``python -m obelics.sample.build_sample -o PATH`` (``make sample``) builds it.
 The pages and their URLs are listed in ``MANIFEST.tsv``; ``build_sample.IMAGES`` lists the images.
 """
@@ -33,7 +34,9 @@ def sample_warc_path(rebuild: bool = False) -> Path:
     path = DEFAULT_OUT
     parent = path.parent if path.parent.exists() else path.parent.parent
     if not os.access(parent, os.W_OK):
-        path = Path.home() / ".cache" / "obelics" / "sample.warc.gz"  # an installed, read-only package
+        from obelics.paths import user_cache_dir
+
+        path = user_cache_dir() / "sample.warc.gz"  # a read-only checkout
     if rebuild or not _fresh(path):
         build_sample(path)
     return path

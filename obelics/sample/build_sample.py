@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
+from obelics.paths import build_dir
 from obelics.storage import write_bytes_atomic
 
 HERE = Path(__file__).resolve().parent
 PAGES_DIR = HERE / "pages"
 MANIFEST = HERE / "MANIFEST.tsv"
-DEFAULT_OUT = HERE.parent.parent / "build" / "sample" / "sample.warc.gz"
+DEFAULT_OUT = build_dir() / "sample" / "sample.warc.gz"  # build/ in a checkout, else the user cache
 SITE = "https://sample.obelics.example"
 WARC_FILENAME = "sample.warc.gz"
 CRAWL_DATE = "2023-03-14T10:{:02d}:{:02d}Z"
