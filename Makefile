@@ -6,8 +6,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
-# torch: the CPU wheel pinned here; any other spec pulls several GB of CUDA packages.
+# torch: where nvidia-smi sees a GPU, PyPI's build (CUDA); elsewhere the CPU build, from PyTorch's CPU index
+# as an extra index (its 2.13.0+cpu sorts above PyPI's CUDA 2.13.0; a CPU wheel in pip's find-links counts
+# too). Where that index cannot be reached pip warns and goes on with the others. Override TORCH_SPEC and
+# TORCH_INDEX (empty: PyPI only) as needed.
+HAVE_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?= $(if $(HAVE_GPU),,https://download.pytorch.org/whl/cpu)
+TORCH_PIP_ARGS = $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX) --timeout 20 --retries 1)
 
 OUT ?= out/sample
 PROFILE ?= default
@@ -32,12 +38,12 @@ help:
 $(VENV)/.base: pyproject.toml setup.py obelics/html/_walk.pyx
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade "pip>=23.2"
-	$(PIP) install -e .
+	$(PIP) install -e ".[obelics-2023]"
 	touch $@
 
 $(VENV)/.all: pyproject.toml setup.py obelics/html/_walk.pyx $(VENV)/.base
-	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[train,dev,view]"
+	$(PIP) install "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
+	$(PIP) install -e ".[train,dev,view,obelics-2023]"
 	touch $@
 
 venv: $(VENV)/.base
