@@ -206,6 +206,7 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
     prev: str | None = None
     stage_dirs: list[str] = []
     timings = []
+    warned: set[str] = set()  # stages whose systemic loss was already logged
     for i, (kind, what) in enumerate(plan.steps):
         if kind == "units":
             ops: list[UnitOp] = what  # type: ignore[assignment]
@@ -219,7 +220,7 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
             timings.append(dict(summary, cpu_seconds=round(clock.cpu_seconds, 3)))
             prev = name
             stage_dirs.append(name)
-            _check_loss(collect_unit_stats(work, [name], list(units)), cfg, out)
+            warned |= _check_loss(collect_unit_stats(work, [name], list(units)), cfg, out)
         else:
             op: GlobalOp = what  # type: ignore[no-redef]
             name = f"{i:02d}-{op.name}"
@@ -237,7 +238,7 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
                            (ctx["decisions"].get("image_table") or {}).get("table_dir"))
     if "cpu" in stats:  # the writers' and the report's own time, known only once they are done
         stats["cpu"]["finish_cpu_seconds"] = round(clock.cpu_seconds, 3)
-    losses = record_errors(stats, cfg)
+    losses = record_errors(stats, cfg, warned)
     # the report last, once everything that adds to the stats has run (errors, losses: its warnings), and
     # before the completion marker
     write_run_report(stats, out, typed.output)
@@ -255,16 +256,18 @@ def loss_message(losses: list[dict], out: str) -> str:
             "--set run.on_systemic_loss=warn to keep such a result")
 
 
-def _check_loss(stage_stats: list[dict], cfg: RunConfig, out: str) -> None:
-    """Stop the run (``run.on_systemic_loss: fail``) or warn when the stage just run lost too much to errors."""
+def _check_loss(stage_stats: list[dict], cfg: RunConfig, out: str) -> set[str]:
+    """Stop the run (``run.on_systemic_loss: fail``) or warn when the stage just run lost too much to errors;
+    returns the stages warned about."""
     losses = systemic(error_drops(stage_stats, cfg.error_reasons), cfg.max_error_share, cfg.min_error_drops)
     if losses and cfg.on_systemic_loss == "fail":
         raise SystemicLoss(loss_message(losses, out))
     for loss in losses:
         log.warning("systemic loss: %s", describe(loss))
+    return {loss["stage"] for loss in losses}
 
 
-def record_errors(stats: dict, cfg: RunConfig) -> list[dict]:
+def record_errors(stats: dict, cfg: RunConfig, warned: set[str] = frozenset()) -> list[dict]:
     """Write the error drops of every stage (``errors``) and those over the limit (``systemic_loss``, with
     the policy) into the final ``stats``; returns the latter."""
     drops = error_drops(stats.get("stages") or [], cfg.error_reasons)
@@ -273,5 +276,6 @@ def record_errors(stats: dict, cfg: RunConfig) -> list[dict]:
     stats["systemic_loss"] = {"policy": cfg.on_systemic_loss, "max_error_share": cfg.max_error_share,
                               "min_error_drops": cfg.min_error_drops, "stages": losses}
     for loss in losses:
-        log.warning("systemic loss: %s", describe(loss))
+        if loss["stage"] not in warned:
+            log.warning("systemic loss: %s", describe(loss))
     return losses

@@ -53,12 +53,14 @@ def test_installed_layout_runs_from_another_folder(tmp_path):
         return subprocess.run([sys.executable, "-m", "obelics", *args], cwd=elsewhere, env=env,
                               capture_output=True, text=True, timeout=300)
 
-    where = subprocess.run([sys.executable, "-c", "from obelics import paths; import obelics.sample.build_sample as b; "
-                            "print(paths.configs_dir()); print(paths.build_dir()); print(b.DEFAULT_OUT)"],
-                           cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    where = subprocess.run([sys.executable, "-c", "from obelics import paths; from obelics.sample import "
+                            "sample_warc_path; print(paths.configs_dir()); print(paths.build_dir()); "
+                            "print(sample_warc_path())"],
+                           cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert where.returncode == 0, where.stderr
-    assert where.stdout.split() == [str(site / "obelics" / "configs"), str(tmp_path / "cache"),
-                                    str(tmp_path / "cache" / "sample" / "sample.warc.gz")]
+    sample = tmp_path / "cache" / "sample" / "sample.warc.gz"  # built on first use, in the user cache
+    assert where.stdout.split() == [str(site / "obelics" / "configs"), str(tmp_path / "cache"), str(sample)]
+    assert sample.stat().st_size > 0
     proc = obelics("extract", "page.html", "--url", "https://example.com/a.html", "-o", "docs.parquet",
                    "--no-progress")
     assert proc.returncode == 0, proc.stderr
@@ -67,3 +69,36 @@ def test_installed_layout_runs_from_another_folder(tmp_path):
     assert prof.returncode == 0 and "mode: obelics-2023" in prof.stdout, prof.stderr
     after = sorted(str(p.relative_to(site)) for p in site.rglob("*") if "__pycache__" not in p.parts)
     assert after == [p for p in before if "__pycache__" not in p]  # nothing written into the package
+
+
+def _deps():
+    import re
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    name = re.compile(r"[A-Za-z0-9_.\-]+")
+    groups = {"core": data["project"]["dependencies"], **data["project"]["optional-dependencies"]}
+    return data, {g: {name.match(d).group(0).lower(): d for d in deps} for g, deps in groups.items()}
+
+
+def test_dependencies_are_listed_once_with_the_bounds_the_code_needs():
+    import re
+
+    from packaging.version import Version
+
+    data, groups = _deps()
+    seen: dict[str, str] = {}
+    for group, deps in groups.items():
+        for dep in deps:
+            if group != "obelics-2023":  # the extra pins what the core allows more loosely
+                assert dep not in seen, f"{dep} listed in {seen.get(dep)} and {group}"
+                seen[dep] = group
+    core = groups["core"]
+    assert "override_num_blocks" in (ROOT / "pipeline" / "executor.py").read_text()
+    ray_low = Version(re.search(r">=([0-9.]+)", core["ray"]).group(1))
+    assert core["ray"].startswith("ray[data]") and ray_low >= Version("2.10")  # 2.10: override_num_blocks
+    assert "datasketch" not in core and "datasketch" in groups["dev"]  # only the reference test imports it
+    assert "psutil" not in core and "psutil" in groups["dev"]
+    assert groups["obelics-2023"]["emoji"] == "emoji==1.6.1" and "<4.13" in groups["obelics-2023"]["beautifulsoup4"]
+    assert "beautifulsoup4" not in core
+    assert "setuptools>=77" in data["build-system"]["requires"]  # the SPDX licence string

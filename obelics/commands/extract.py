@@ -172,7 +172,8 @@ def main(args: argparse.Namespace) -> int:
     check_pins(validate(load_profile(args.profile, args.set)))  # obelics-2023 without its pins: one line
     summary = run_extract(args.inputs, args.output, args.profile, args.set, args.url, args.urls,
                           progress=not args.no_progress)
-    print(format_summary(summary), file=sys.stderr)
+    if not getattr(args, "quiet", False):
+        print(format_summary(summary), file=sys.stderr)
     if args.stats_json:
         from obelics.storage import write_text_atomic
 

@@ -32,7 +32,9 @@ def sample_warc_path(rebuild: bool = False) -> Path:
     if env:
         return Path(env)
     path = DEFAULT_OUT
-    parent = path.parent if path.parent.exists() else path.parent.parent
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:  # the nearest folder that exists decides
+        parent = parent.parent
     if not os.access(parent, os.W_OK):
         from obelics.paths import user_cache_dir
 
