@@ -98,7 +98,6 @@ def test_dependencies_are_listed_once_with_the_bounds_the_code_needs():
     ray_low = Version(re.search(r">=([0-9.]+)", core["ray"]).group(1))
     assert core["ray"].startswith("ray[data]") and ray_low >= Version("2.10")  # 2.10: override_num_blocks
     assert "datasketch" not in core and "datasketch" in groups["dev"]  # only the reference test imports it
-    assert "psutil" not in core and "psutil" in groups["dev"]
     assert groups["obelics-2023"]["emoji"] == "emoji==1.6.1" and "<4.13" in groups["obelics-2023"]["beautifulsoup4"]
     assert "beautifulsoup4" not in core
     assert "setuptools>=77" in data["build-system"]["requires"]  # the SPDX licence string
