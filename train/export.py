@@ -70,7 +70,7 @@ def export_model(model, tok, out: str | Path, max_shard_size: str = "5GB", meta:
 def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: str = "auto",
                       max_shard_size: str = "5GB") -> Path:
     """Load a training checkpoint (train/weights.py) and :func:`export_model` it. ``dtype``: fp32, bf16, fp16
-    or auto (bf16 when the run trained in bf16, else fp32)."""
+    or auto (bf16 when the run's config says run.precision=bf16, else fp32)."""
     from train.weights import load_model, resolve, summary
 
     run, ckpt = resolve(checkpoint)

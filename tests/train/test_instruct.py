@@ -192,3 +192,37 @@ def test_instruct_generation_is_deterministic_and_stops_at_end_of_utterance(shar
     # sampling: seeded, so repeatable too, and it also ends at <end_of_utterance> or the token budget
     s1 = generate(loaded, prompt, max_new_tokens=16, instruct=True, sample=True, seed=3)
     assert s1 == generate(loaded, prompt, max_new_tokens=16, instruct=True, sample=True, seed=3)
+
+
+@pytest.mark.slow
+def test_instruct_under_zero3_starts_from_the_export_with_a_new_row(shards, tmp_path):
+    """The 9B/80B instruct recipe's path: two ZeRO-3 ranks build the partitioned model from an exported folder
+    (rank 0 reads it, every module written gathered), the <end_of_utterance> row added, and train."""
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    pytest.importorskip("deepspeed")
+    base = _base_export(shards, tmp_path)
+    src = load_file(str(base / "model.safetensors"))
+    dialogs = write_dialogs(tmp_path / "dialogs.jsonl", 12)
+    out = tmp_path / "z3"
+    env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", "29535",
+           "--module", "train", "--config", str(ROOT / "configs/train/tiny-instruct.yaml"), f"model.init_from={base}",
+           f"data.datasets=[{{name: dialogs, kind: dialog, format: dialog, shards: {dialogs}}}]",
+           f"run.out_dir={out}", "run.backend=deepspeed", f"run.deepspeed_config={ROOT / 'configs/deepspeed/zero3.json'}",
+           "run.max_steps=2", "data.batch_size=2"]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    start = next(x for x in recs if x.get("event") == "start")
+    assert start["fingerprint"]["model.embed_tokens.weight"] == pytest.approx(
+        float(src["model.embed_tokens.weight"].double().sum()))
+    assert [x["step"] for x in recs if "loss" in x and "event" not in x] == [1, 2]
+    from train.export import export_checkpoint
+
+    sd = load_file(str(export_checkpoint(out, tmp_path / "z3-export") / "model.safetensors"))
+    assert sd["model.embed_tokens.additional_embedding.weight"].shape == (3, 32)
