@@ -139,6 +139,7 @@ class Plan:
 
 
 _WORDS: dict = {}
+_NAME_WEIGHTS: dict = {}  # patterns -> {class/id value: weight}, across pages (a site repeats its names)
 
 
 def _word_patterns(cfg):
@@ -184,10 +185,20 @@ def decide(st: PageStats, cfg) -> Plan | None:
     final: dict[int, float] = {}
     weights: dict[int, int] = {}
 
+    by_name = _NAME_WEIGHTS.get(patterns)
+    if by_name is None or len(by_name) > 100_000:
+        if len(_NAME_WEIGHTS) > 16:
+            _NAME_WEIGHTS.clear()
+        by_name = _NAME_WEIGHTS[patterns] = {}
+
     def weight(i: int) -> int:
         w = weights.get(i)
         if w is None:
-            w = weights[i] = _weight(st.names(i), patterns)
+            name = st.names(i)
+            w = by_name.get(name)
+            if w is None:
+                w = by_name[name] = _weight(name, patterns)
+            weights[i] = w
         return w
 
     def value(i: int) -> float:
@@ -211,7 +222,17 @@ def decide(st: PageStats, cfg) -> Plan | None:
     order = np.argsort(-base, kind="stable")[:cfg.content_candidates]
     best = base[order[0]]
     short = [int(cand[k]) for k in order if base[k] + 60 * SCALE >= best]
-    ranked = sorted(short, key=lambda i: (-value(i), i))
+    # ...and only those that can reach half the best value matter below (the parts of a split article, a
+    # close second): their evidence is read, the others' is not
+    reach = base[order] + 30 * SCALE
+    top_value = 0.0
+    seen = []
+    for k, i in enumerate(short):
+        if reach[k] < 0.5 * top_value:
+            break
+        seen.append(i)
+        top_value = max(top_value, value(i))
+    ranked = sorted(seen, key=lambda i: (-value(i), i))
     # a comment section, or a container in one, is not the article, however much text it has
     section = patterns[2]
     under: dict[int, bool] = {-1: False}  # element -> in or under a comment section
@@ -228,6 +249,7 @@ def decide(st: PageStats, cfg) -> Plan | None:
 
     top = ranked[0]
     if section is not None and under_boilerplate(top):
+        ranked = sorted(short, key=lambda i: (-value(i), i))
         ranked = [i for i in ranked[:12] if not under_boilerplate(i)] or ranked
         top = ranked[0]
     # a close second holding several times the prose (the body beside a popup named "content") wins
