@@ -30,6 +30,7 @@ ENV_TOKEN = "OBELICS_RAY_OWNER"  # set in the driver before Ray starts: every pr
 LOOK_EVERY_S = 1.0  # how often the watchdog notes the driver's descendants
 
 _started: subprocess.Popen | None = None
+_keep_open: list[int] = []  # the pipe's write end, open as long as this process lives
 
 
 def start_watchdog() -> subprocess.Popen | None:
@@ -53,9 +54,6 @@ def start_watchdog() -> subprocess.Popen | None:
     os.close(read_end)
     _keep_open.append(write_end)
     return _started
-
-
-_keep_open: list[int] = []  # the pipe's write end lives as long as this process
 
 
 def _has_token(proc, token: str) -> bool:
