@@ -7,7 +7,8 @@ HTML, CSS, JavaScript, no framework) is served from the package; nothing is load
 
 API (all GET, JSON unless said): ``/api/summary``; ``/api/docs?start=&n=``; ``/api/doc/{i}``;
 ``/api/random``; ``/api/search?q=&field=text|url|domain&start=&limit=``; ``/api/funnel``;
-``/api/drops?stage=&level=&reason=&limit=``; ``/api/compare/{i}``; ``/api/image?url=`` (image bytes).
+``/api/drops?stage=&level=&reason=&limit=``; ``/api/compare/{i}`` and
+``/api/compare?warc_filename=&offset=&length=`` (a dropped page); ``/api/image?url=`` (image bytes).
 """
 
 from __future__ import annotations
@@ -97,6 +98,14 @@ def create_app(out: str) -> Starlette:
         d = run.document(int(request.path_params["index"]))
         return JSONResponse({"index": d["index"], "url": d["url"], "profiles": extract_both(run.out, d["warc"])})
 
+    def compare_record(request):  # a page the run dropped: named by its WARC pointer
+        p = request.query_params
+        warc = {"warc_filename": p["warc_filename"], "warc_record_offset": int(p["offset"]),
+                "warc_record_length": int(p["length"])}
+        from pipeline.view.compare import extract_both
+
+        return JSONResponse({"index": None, "url": p.get("url"), "profiles": extract_both(run.out, warc)})
+
     def image(request):
         url = request.query_params.get("url", "")
         found = run.image(url) if url else None
@@ -116,6 +125,7 @@ def create_app(out: str) -> Starlette:
         Route("/api/funnel", api(funnel)),
         Route("/api/drops", api(drops)),
         Route("/api/compare/{index:int}", api(compare)),
+        Route("/api/compare", api(compare_record)),
         Route("/api/image", api(image)),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]

@@ -48,7 +48,9 @@ def extract_both(out: str, warc: dict) -> dict:
             if not docs:
                 result[profile] = None
                 continue
-            result[profile] = document(-1, documents_to_table(docs[:1]).to_pylist()[0])
+            shown = document(-1, documents_to_table(docs[:1]).to_pylist()[0])
+            shown["warc"] = {k: warc[k] for k in ("warc_filename", "warc_record_offset", "warc_record_length")}
+            result[profile] = shown
         return result
     finally:
         os.unlink(path)

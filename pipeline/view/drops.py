@@ -204,9 +204,10 @@ def sample(out: str, stage: str, level: str, reason: str, limit: int = 5, max_do
         kept, st, step = _apply(stage, ops[k], docs, uctx, rejects)
         scanned += len(docs)
         if level == "document":
+            entered = {d.doc_id: d for d in docs}
             for doc, why in rejects:
                 if why == f"document:{reason}" and len(items) < limit:
-                    items.append(_document_item(doc, reason, step, profile))
+                    items.append(_document_item(entered.get(doc.doc_id, doc), doc, reason, step, profile))
         elif reason in ((st.get("dropped") or {}).get(level) or {}):
             by_id = {d.doc_id: d for d in kept}
             exact = _chain(step, profile) is not None and level == "paragraph"
@@ -218,14 +219,33 @@ def sample(out: str, stage: str, level: str, reason: str, limit: int = 5, max_do
                                          limit - len(items)))
         if len(items) >= limit or scanned >= max_docs:
             break
+    if stage.startswith("dedup."):  # a global pass: its thresholds are its part of the dedup section
+        settings = _dedup_settings(profile, stage[len("dedup."):])
+        for it in items:
+            it["settings"] = settings
     return {"stage": stage, "level": level, "reason": reason, "folder": f"work/{folder}", "scanned": scanned,
             "items": items}
 
 
-def _document_item(doc: WebDocument, reason: str, step, profile: Profile) -> dict:
-    d = document(-1, documents_to_table([doc]).to_pylist()[0])
-    return {"kind": "document", "url": d["url"], "document": d,
-            **metric(step, profile, "document", reason, doc=doc)}
+def _dedup_settings(profile: Profile, name: str) -> dict:
+    from pipeline.dedup import config_of
+
+    part = getattr(config_of(profile), name, None)
+    if not is_dataclass(part):
+        return {}
+    return json.loads(json.dumps({f"dedup.{name}.{k}": v for k, v in asdict(part).items()}, default=str))
+
+
+def _document_item(entered: WebDocument, judged: WebDocument, reason: str, step, profile: Profile) -> dict:
+    """A dropped document as it entered the stage, with the metric of the version the check judged (a step
+    that filters paragraphs first judges what is left)."""
+    d = document(-1, documents_to_table([entered]).to_pylist()[0])
+    item = {"kind": "document", "url": d["url"], "document": d,
+            **metric(step, profile, "document", reason, doc=judged)}
+    before, after = len(_paragraphs(entered)), len(_paragraphs(judged))
+    if after != before:
+        item["note"] = f"judged after the step's own paragraph filtering: {after} of {before} paragraphs left"
+    return item
 
 
 def _node_items(before, after, level, reason, step, profile, ctx, stage, op, room) -> list[dict]:

@@ -150,6 +150,8 @@ def test_drop_samples_match_the_funnel(client):
     doc = client.get("/api/drops", params={"stage": "text_filters", "level": "document", "reason": "number_words"}).json()
     [item] = doc["items"]
     assert item["document"]["url"].endswith("/de/mond/beobachten.html")
+    # shown as it entered the stage; judged after the step's paragraph filtering (English stop words: none left)
+    assert item["document"]["words"] > 200 and item["note"].startswith("judged after the step's own paragraph filtering: 0 of")
     assert item["metric"]["value"] < item["metric"]["min"] == 10
     assert item["settings"]["text_filters.doc.number_words_min"] == 10
     eod = client.get("/api/drops", params={"stage": "final", "level": "paragraph", "reason": "trailing_eod"}).json()
@@ -181,6 +183,25 @@ def test_image_and_image_table_drops_with_their_thresholds(tmp_path_factory):
     assert all(it["metric"]["value"] < it["metric"]["min"] for it in docs)
 
 
+def test_dedup_drops(tmp_path):
+    """Two copies of the sample WARC: URL dedup drops the second copy of every page; the sample shows them."""
+    from pipeline.run import run
+    from pipeline.view.drops import sample
+
+    copy = tmp_path / "copy.warc.gz"
+    shutil.copy(sample_warc(), copy)
+    out = tmp_path / "twice"
+    stats = run("default", out, [str(sample_warc()), str(copy)], overrides=OFFLINE + ["run.use_ray=false"])
+    dropped = next(s for s in stats["stages"] if s["stage"] == "dedup.url")["dropped"]["document"]
+    assert sum(dropped.values()) == 6
+    for reason, n in dropped.items():
+        r = sample(str(out), "dedup.url", "document", reason, limit=20)
+        assert len(r["items"]) == n and r["folder"].endswith("dedup_url.apply")
+        assert r["items"][0]["settings"]["dedup.url.enabled"] is True
+        urls = [it["url"] for it in r["items"]]
+        assert len(set(urls)) == len(urls)  # one copy of each page
+
+
 def test_side_by_side_extraction_of_one_page(client, sample_out):
     from obelics.extract import iter_warc_documents
 
@@ -193,6 +214,15 @@ def test_side_by_side_extraction_of_one_page(client, sample_out):
         expected = [("image", u) if u is not None else ("text", t) for t, u in zip(page.texts, page.images)
                     if u is not None or t is not None]
         assert [(n["type"], n.get("url") or n.get("text")) for n in shown["nodes"]] == expected, profile
+    # a page the run dropped, named by its WARC pointer
+    [item] = client.get("/api/drops", params={"stage": "text_filters", "level": "document",
+                                              "reason": "number_words"}).json()["items"]
+    w = item["document"]["warc"]
+    r = client.get("/api/compare", params={"warc_filename": w["warc_filename"], "offset": w["warc_record_offset"],
+                                           "length": w["warc_record_length"]}).json()
+    assert {p: d["url"] for p, d in r["profiles"].items()} == {p: item["url"] for p in ("obelics-2023", "default")}
+    assert all(d["warc"] == w for d in r["profiles"].values())
+    assert client.get("/api/compare", params={"warc_filename": "other.warc.gz", "offset": 0, "length": 9}).status_code == 400
 
 
 def test_run_in_progress(sample_out, tmp_path):

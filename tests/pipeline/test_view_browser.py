@@ -183,3 +183,15 @@ def test_side_by_side_extraction(browser, viewer, shots):
         doc = browser.find_element("css selector", f"[data-testid=compare-doc-{profile}]")
         assert "hubble-deep-field.html" in doc.text
     _screenshot(browser, shots, "06-compare")
+
+
+def test_a_dropped_page_side_by_side(browser, viewer, shots):
+    url, _ = viewer
+    _open(browser, url, "#/drops?stage=text_filters&level=document&reason=number_words")
+    _wait(browser, lambda d: _css(d, "[data-testid=drop-compare]"))
+    assert "de/mond/beobachten.html" in browser.find_element("css selector", "[data-testid=drop-document]").text
+    _css(browser, "[data-testid=drop-compare]")[0].click()
+    _wait(browser, lambda d: d.find_element("id", "main").get_attribute("data-route") == "#/compare-record")
+    for profile in ("obelics-2023", "default"):
+        assert "de/mond/beobachten.html" in browser.find_element("css selector", f"[data-testid=compare-{profile}]").text
+    _screenshot(browser, shots, "07-dropped-page-compare")

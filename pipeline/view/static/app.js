@@ -108,15 +108,18 @@ async function showDoc(index) {
   show(nav, renderDoc(d));
 }
 
-async function showCompare(index) {
+async function showCompare(index, p) {
   show(el("p", { class: "muted", text: "extracting the WARC record with both profiles…" }));
-  const r = await api(`/api/compare/${index}`);
+  const r = index === null
+    ? await api(`/api/compare?warc_filename=${encodeURIComponent(p.f)}&offset=${p.o}&length=${p.l}`)
+    : await api(`/api/compare/${index}`);
   const col = (name) => {
     const d = r.profiles[name];
     return el("section", { "data-testid": `compare-${name}` }, el("h3", { text: name }),
       d ? renderDoc(d, `compare-doc-${name}`) : el("p", { class: "muted", text: "no document extracted" }));
   };
-  show(el("div", { class: "pager" }, el("a", { href: `#/doc/${index}`, text: "‹ back to the document" }),
+  show(el("div", { class: "pager" }, index === null ? el("a", { href: "javascript:history.back()", text: "‹ back" })
+    : el("a", { href: `#/doc/${index}`, text: "‹ back to the document" }),
     el("span", { class: "muted", text: "as extracted now from the stored record, before any filter" })),
   el("div", { class: "cols" }, col("obelics-2023"), col("default")));
 }
@@ -149,7 +152,10 @@ async function showFunnel() {
       el("td", { style: "white-space:pre", text: counts }), el("td", { class: "reasons" }, ...reasons));
   });
   const sum = s.summary ? `${s.summary.documents} documents, ${s.summary.images} images, ${s.summary.words} words out` : "";
+  const read = s.read ? `read: ${fmt(s.read.records)} WARC records, ${fmt(s.read.html_records)} HTML pages; skipped: ` +
+    (Object.entries(s.read.skipped || {}).map(([k, v]) => `${k} ×${v}`).join(", ") || "none") : "";
   show(el("p", { class: "muted", text: s.finished ? `finished run: ${sum}` : "run in progress: the units done so far" }),
+    el("p", { class: "muted", "data-testid": "funnel-read", text: read }),
     el("table", { class: "funnel", "data-testid": "funnel" },
       el("tr", {}, el("th", { text: "stage" }), el("th", { text: "in → out" }), el("th", { text: "dropped (click for a sample)" })), ...rows));
 }
@@ -163,19 +169,28 @@ function metricLine(m) {
 
 async function showDrops(p) {
   show(el("p", { class: "muted", text: `recomputing a sample of ${p.reason} drops at ${p.stage}…` }));
-  const r = await api(`/api/drops?stage=${encodeURIComponent(p.stage)}&level=${encodeURIComponent(p.level)}&reason=${encodeURIComponent(p.reason)}&limit=10`);
+  const limit = parseInt(p.limit || "10", 10);
+  const r = await api(`/api/drops?stage=${encodeURIComponent(p.stage)}&level=${encodeURIComponent(p.level)}&reason=${encodeURIComponent(p.reason)}&limit=${limit}`);
   const items = r.items.map((it) => {
     const settings = Object.keys(it.settings || {}).length
       ? el("div", { class: "settings", text: "profile: " + Object.entries(it.settings).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join("  ") }) : null;
     let body;
-    if (it.kind === "document") body = renderDoc(it.document, "drop-document");
+    if (it.kind === "document") {
+      const w = it.document.warc || {};
+      body = el("div", {}, w.warc_filename ? el("a", { "data-testid": "drop-compare",
+        href: `#/compare-record?f=${encodeURIComponent(w.warc_filename)}&o=${w.warc_record_offset}&l=${w.warc_record_length}`,
+        text: "obelics-2023 vs default extraction of this page" }) : null, renderDoc(it.document, "drop-document"));
+    }
     else if (it.kind === "image") body = imageNode({ url: it.image, meta: it.image_meta || {} });
     else body = el("div", { class: "text", "data-testid": "drop-text", text: it.text });
     return el("div", { class: "drop", "data-testid": "drop-item" },
-      it.url ? el("div", { class: "muted", text: it.url }) : null, body, metricLine(it.metric), settings);
+      it.url ? el("div", { class: "muted", text: it.url }) : null, metricLine(it.metric),
+      it.note ? el("div", { class: "muted", "data-testid": "drop-note", text: it.note }) : null, settings, body);
   });
   show(el("h2", { text: `${r.stage}: ${r.reason} (${r.level})` }),
-    el("p", { class: "muted", "data-testid": "drop-info", text: `${r.items.length} item(s) from the first ${fmt(r.scanned)} documents read by ${r.folder || "the run"}` }),
+    el("p", { class: "muted", "data-testid": "drop-info" },
+      `${r.items.length} item(s) from the first ${fmt(r.scanned)} documents read by ${r.folder || "the run"}, recomputed with the run's profile `,
+      r.items.length === limit && limit < 50 ? el("a", { href: `${location.hash.split("&limit=")[0]}&limit=50`, text: "show up to 50" }) : null),
     ...items);
 }
 
@@ -188,6 +203,7 @@ async function route() {
     let m;
     if ((m = path.match(/^#\/doc\/(\d+)$/))) await showDoc(parseInt(m[1], 10));
     else if ((m = path.match(/^#\/compare\/(\d+)$/))) await showCompare(parseInt(m[1], 10));
+    else if (path === "#/compare-record") await showCompare(null, p);
     else if (path === "#/search") await showSearch(p);
     else if (path === "#/funnel") await showFunnel();
     else if (path === "#/drops") await showDrops(p);
