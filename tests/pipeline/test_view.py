@@ -393,5 +393,5 @@ def test_a_million_documents_page_with_flat_memory(tmp_path):
     shard = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))  # one shard, decoded
     print(f"1M documents: one shard decoded {shard / 1e6:.1f} MB; Arrow peak {m['arrow_peak'] / 1e6:.2f} MB; "
           f"RSS after warm-up {m['rss_warm'] / 1e6:.0f} MB, after 400 more pages {m['rss_end'] / 1e6:.0f} MB")
-    assert m["arrow_peak"] < shard / 10      # row groups, never a whole shard
+    assert m["arrow_peak"] < shard / 4       # a few row groups (each 1/100 of a shard), never a whole shard
     assert m["rss_end"] - m["rss_warm"] < 30e6  # flat: more pages read, no more memory held
