@@ -49,12 +49,17 @@ def _footer(path: str) -> DocFile:
     return DocFile(path, md.num_rows, tuple(starts))
 
 
-def _parquet_files(folder: str) -> list[str]:
-    """Complete Parquet files of ``folder`` (temporary siblings of atomic writes left out), sorted."""
+def _parquet_files(folder: str, units_only: bool = False) -> list[str]:
+    """Complete Parquet files of ``folder`` (temporary siblings of atomic writes left out), sorted;
+    ``units_only``: in a work stage folder, the units' documents only (``<unit>.parquet`` whose marker
+    ``<unit>.stats.json`` exists; side files such as ``<unit>.image_records.parquet`` left out)."""
     if not storage.isdir(folder):
         return []
-    return [storage.join(folder, n) for n in sorted(storage.listdir(folder))
-            if n.endswith(".parquet") and not n.startswith(".") and ".tmp" not in n]
+    names = sorted(storage.listdir(folder))
+    markers = {n[: -len(".stats.json")] for n in names if n.endswith(".stats.json")}
+    return [storage.join(folder, n) for n in names
+            if n.endswith(".parquet") and not n.startswith(".") and ".tmp" not in n
+            and (not units_only or n[: -len(".parquet")] in markers)]
 
 
 def unit_stage_dirs(out: str) -> list[str]:
@@ -138,7 +143,7 @@ class RunFolder:
         if published and self.finished:
             return "parquet", published
         for name in reversed(unit_stage_dirs(self.out)):
-            files = _parquet_files(storage.join(self.out, "work", name))
+            files = _parquet_files(storage.join(self.out, "work", name), units_only=True)
             if files:
                 return f"work/{name}", files
         return "none", published
