@@ -161,10 +161,8 @@ def snapshot_inputs(conf: dict, cache_dir: str | Path) -> list[str]:
 def main(args: argparse.Namespace) -> int:
     from obelics import storage
     from obelics.warc import resolve_source
-    from pipeline.loss import SystemicLoss
     from pipeline.preflight import preflight
     from pipeline.profile import load_profile
-    from pipeline.run import loss_message, run
 
     conf = resolve(args)
     # the whole profile (overrides included) is validated before anything is fetched or written
@@ -183,6 +181,9 @@ def main(args: argparse.Namespace) -> int:
             src = resolve_source(w)
             if not src.startswith(("http://", "https://")) and not storage.exists(src):
                 raise FileNotFoundError(f"no such WARC: {w}")
+    from pipeline.loss import SystemicLoss
+    from pipeline.run import loss_message, run  # after the checks: it imports Ray (seconds)
+
     stats = run(profile, out, inputs, workers=conf.get("workers"),
                 restart=args.restart, restart_if_changed=args.restart_if_changed)
     result(json.dumps(stats.get("summary", {}), indent=2))

@@ -35,7 +35,6 @@ import os
 
 import msgpack
 import pyarrow as pa
-import webdataset as wds
 
 from obelics import storage
 from obelics.storage import AtomicFile, basename, join, write_json_atomic
@@ -104,6 +103,9 @@ class WebDatasetWriter:
     def _open(self) -> None:
         self._path = join(self.folder, f"{self.prefix}-{self.index:05d}.tar")
         self._file = AtomicFile(self._path)
+        import webdataset as wds  # here: with torch installed it imports torch (seconds), and a profile's
+        # validation loads this module (the CLI's checks must stay fast)
+
         self._tar = wds.TarWriter(self._file.file)
         self._stats = {"file": basename(self._path), "format": "webdataset", "documents": 0, "images": 0,
                        "images_without_bytes": 0, "words": 0, "image_bytes": 0}

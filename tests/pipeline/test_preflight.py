@@ -164,3 +164,17 @@ def test_cli_publish_without_token_stops_before_building(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert "Hugging Face token" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "hub").exists()
+
+
+def test_the_checks_import_neither_torch_nor_ray(tmp_path):
+    """What keeps a user error to a few seconds: loading and checking a profile loads no heavy library
+    (webdataset, imported by validating output.formats, would bring torch in)."""
+    code = ("import sys\n"
+            "from pipeline.profile import load_profile\n"
+            "from pipeline.preflight import preflight\n"
+            f"preflight(load_profile('default', ['run.builtin_lm=allow']), {str(tmp_path / 'o')!r}, network=False,"
+            " env={'SPAWNING_API_KEY': 'k'})\n"
+            "print(sorted(m for m in ('torch', 'ray', 'webdataset', 'img2dataset', 'datasets') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
