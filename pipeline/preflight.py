@@ -112,6 +112,13 @@ def check_hub_token(token: str | None = None) -> None:
                              "(or use --dry-run to build the folder only)")
 
 
+def hub_target() -> Target:
+    """The Hugging Face Hub's host (``$HF_ENDPOINT`` or huggingface.co), for :func:`check_network`."""
+    from huggingface_hub import constants
+
+    return _target(constants.ENDPOINT, "the Hugging Face Hub") or Target("huggingface.co", 443, "the Hugging Face Hub")
+
+
 def check_output(out: str) -> None:
     """PreflightError when ``out`` is not a folder the user can write in (or create). Creates nothing."""
     if storage.is_remote(out):

@@ -24,11 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from obelics.commands import result
-    from pipeline.preflight import check_hub_token
+    from pipeline.preflight import check_hub_token, check_network, hub_target
     from pipeline.publish import publish
 
-    if not args.dry_run:
-        check_hub_token()  # before any folder is built or anything uploaded
+    if not args.dry_run:  # before any folder is built or anything uploaded
+        check_hub_token()
+        check_network([hub_target()])
     folder = publish(args.out_dir, args.repo_id, dry_run=args.dry_run, folder=args.folder,
                      profile=args.profile, private=args.private)
     result(f"{'built (dry run)' if args.dry_run else 'uploaded'}: {folder}")

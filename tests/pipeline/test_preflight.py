@@ -68,6 +68,18 @@ def test_hub_token_is_required_for_publishing():
     check_hub_token("hf_x")
 
 
+def test_publish_checks_the_hub_is_reachable(tmp_path, monkeypatch, capsys):
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    (tmp_path / "run").mkdir()
+    assert main(["publish", str(tmp_path / "run"), "--repo-id", "org/name"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needed for the Hugging Face Hub" in err[0], err
+    assert not (tmp_path / "run" / "hub").exists()
+
+
 def test_network_targets_follow_what_the_run_fetches():
     assert network_targets(_typed(*OFFLINE)) == []  # the offline sample: nothing
     hosts = {t.host for t in network_targets(_typed(), ["https://example.org/a.warc.gz"])}

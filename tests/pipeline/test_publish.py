@@ -44,6 +44,7 @@ def test_dry_run_folder_loads_through_its_card(out_dir):
 
 def test_upload_uses_the_resumable_folder_upload(out_dir, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test")  # the CLI checks a token is there before building anything
+    monkeypatch.setattr("pipeline.preflight.check_network", lambda targets, timeout=3.0: None)  # the Hub: faked
     calls = []
 
     class FakeApi:
