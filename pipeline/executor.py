@@ -67,7 +67,9 @@ def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, sourc
     seconds, cpu = time.monotonic() - t0, time.process_time() - c0
     write_json_atomic(marker, {"unit": unit, "stage": stage, "docs_in": n_in, "docs_out": len(docs_out),
                                "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 4), "stats": stats})
-    return {"unit": unit, "docs_in": n_in, "docs_out": len(docs_out), "seconds": seconds, "cpu_seconds": cpu}
+    # the value the marker holds, so a resumed run sums exactly what a fresh one summed
+    return {"unit": unit, "docs_in": n_in, "docs_out": len(docs_out), "seconds": seconds,
+            "cpu_seconds": round(cpu, 4)}
 
 
 def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[str, str | None], fn: UnitFn,
@@ -78,17 +80,17 @@ def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[s
     sdir = storage.join(work, stage)
     storage.makedirs(sdir)
     clean_temporaries(sdir)
-    pending, done_cpu = [], 0.0
+    pending, unit_cpu = [], {}
     for u in sorted(units):
         marker = unit_paths(sdir, u)[1]
         if is_done(marker):
-            done_cpu += float(read_json(marker).get("cpu_seconds") or 0.0)
+            unit_cpu[u] = float(read_json(marker).get("cpu_seconds") or 0.0)
         else:
             pending.append(u)
     progress = StageProgress(stage, len(units), already_done=len(units) - len(pending))
     if not pending:
         log.info("[%s] all %d units already done", stage, len(units))
-        return dict(progress.summary(), unit_cpu_seconds=round(done_cpu, 3))
+        return dict(progress.summary(), unit_cpu_seconds=_sum_cpu(unit_cpu))
     prev_dir = storage.join(work, prev) if prev else None
     if use_ray and len(pending) > 1:
         import ray
@@ -100,13 +102,18 @@ def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[s
                     num_cpus=num_cpus, concurrency=concurrency)
         for r in ds.iter_rows():
             progress.update(r["unit"], r["docs_in"], r["docs_out"], r["seconds"])
-            done_cpu += r["cpu_seconds"]
+            unit_cpu[r["unit"]] = r["cpu_seconds"]
     else:
         for u in pending:
             r = _run_unit(stage, sdir, prev_dir, u, units[u], fn, context)
             progress.update(u, r["docs_in"], r["docs_out"], r["seconds"])
-            done_cpu += r["cpu_seconds"]
-    return dict(progress.summary(), unit_cpu_seconds=round(done_cpu, 3))
+            unit_cpu[u] = r["cpu_seconds"]
+    return dict(progress.summary(), unit_cpu_seconds=_sum_cpu(unit_cpu))
+
+
+def _sum_cpu(unit_cpu: dict[str, float]) -> float:
+    """The units' CPU seconds summed in unit order (the same float whatever order the units finished in)."""
+    return round(sum(unit_cpu[u] for u in sorted(unit_cpu)), 3)
 
 
 def run_decision(stage: str, work: str | Path, decide: Callable[[str, list[str], dict], Any], prev: str,
