@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,17 +132,18 @@ def run_decision(stage: str, work: str | Path, decide: Callable[[str, list[str],
     return decision
 
 
-def collect_unit_stats(work: str | Path, stages: list[str], units: list[str]) -> list[dict]:
-    """Every unit's stage stats, in stage then unit order."""
-    out = []
+def collect_unit_stats(work: str | Path, stages: list[str], units: list[str]) -> Iterator[dict]:
+    """Every unit's stage stats, in stage then unit order, one marker read at a time (a generator: the
+    driver never holds every unit's stats at once)."""
+    units = sorted(units)
     for stage in stages:
-        for u in sorted(units):
-            marker = unit_paths(storage.join(work, stage), u)[1]
+        sdir = storage.join(work, stage)
+        for u in units:
+            marker = unit_paths(sdir, u)[1]
             if is_done(marker):
-                out.extend(read_json(marker)["stats"])
-        dmarker = storage.join(work, stage, "decision.json")
+                yield from read_json(marker)["stats"]
+        dmarker = storage.join(sdir, "decision.json")
         if is_done(dmarker):
             d = read_json(dmarker)
             if isinstance(d.get("decision"), dict) and "stats" in d["decision"]:
-                out.extend(d["decision"]["stats"])
-    return out
+                yield from d["decision"]["stats"]

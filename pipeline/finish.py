@@ -1,14 +1,19 @@
 """The end of a run: dataset shards (the writers of ``output.formats``), the funnel and the report.
 
-Output documents are gathered unit by unit in sorted unit order, so the shards are the same whatever
-the number of workers or interruptions. Keys the pipeline kept in ``general_metadata`` for its own use
-(page opt-out signals) are removed: the published column holds ``url`` and the WARC pointer only.
+Output documents are streamed unit by unit in sorted unit order into shards of ``run.output_shard_docs``
+documents, so the shards are the same whatever the number of workers or interruptions, and the driver
+holds one shard and one unit at a time, never the dataset: the funnel, the distributions and the flow
+counts are summed shard by shard too (:class:`pipeline.report.funnel.StatsMerger`). Keys the pipeline
+kept in ``general_metadata`` for its own use (page opt-out signals) are removed: the published column
+holds ``url`` and the WARC pointer only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,44 +38,121 @@ def _clean_general_metadata(table: pa.Table) -> pa.Table:
     return table.set_column(idx, "general_metadata", pa.array(values, pa.string()))
 
 
-def gather(work: str | Path, stage: str | None, units: list[str]) -> pa.Table:
-    """Every unit's final documents, in unit order."""
+def _unit_paths(work: str | Path, stage: str | None, units: list[str]) -> list[str]:
     if stage is None:
-        return DOCUMENT_SCHEMA.empty_table()
-    tables = []
-    for u in units:
-        path = storage.join(work, stage, f"{u}.parquet")
-        if storage.exists(path):
-            tables.append(storage.read_parquet(path).select(DOCUMENT_SCHEMA.names).cast(DOCUMENT_SCHEMA))
+        return []
+    paths = (storage.join(work, stage, f"{u}.parquet") for u in units)
+    return [p for p in paths if storage.exists(p)]
+
+
+def count_documents(work: str | Path, stage: str | None, units: list[str]) -> int:
+    """The number of final documents (the units' Parquet footers only)."""
+    n = 0
+    for path in _unit_paths(work, stage, units):
+        f = storage.parquet_file(path)
+        try:
+            n += f.metadata.num_rows
+        finally:
+            f.close()
+    return n
+
+
+def unit_tables(work: str | Path, stage: str | None, units: list[str]) -> Iterator[pa.Table]:
+    """Every unit's final documents, one unit at a time, in unit order (private metadata removed)."""
+    for path in _unit_paths(work, stage, units):
+        table = storage.read_parquet(path).select(DOCUMENT_SCHEMA.names).cast(DOCUMENT_SCHEMA)
+        yield _clean_general_metadata(table)
+
+
+def shard_tables(tables: Iterable[pa.Table], per: int) -> Iterator[pa.Table]:
+    """``tables`` (in order) regrouped into shards of ``per`` rows, the last one shorter; one empty shard
+    when there are no rows. Holds at most one shard and one input table."""
+    buf: list[pa.Table] = []
+    n = 0
+    emitted = False
+    for t in tables:
+        if t.num_rows == 0:
+            continue
+        buf.append(t)
+        n += t.num_rows
+        while n >= per:
+            whole = pa.concat_tables(buf)
+            yield whole.slice(0, per)
+            emitted = True
+            rest = whole.slice(per)
+            buf, n = ([rest] if rest.num_rows else []), rest.num_rows
+    if buf or not emitted:
+        yield pa.concat_tables(buf) if buf else DOCUMENT_SCHEMA.empty_table()
+
+
+def gather(work: str | Path, stage: str | None, units: list[str]) -> pa.Table:
+    """Every unit's final documents in one table, in unit order (tests and small runs; a run streams)."""
+    tables = list(unit_tables(work, stage, units))
     return pa.concat_tables(tables) if tables else DOCUMENT_SCHEMA.empty_table()
 
 
-def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], unit_stats: list[dict], profile,
-               run_cfg, timings: list[dict], seconds: float, image_table_dir: str | None = None) -> dict:
+def merge_unit_stats(unit_stats: Iterable[dict]):
+    """The units' and decisions' stats (``read``, stage, ``metrics`` and ``flow`` entries, in stage then unit
+    order) summed one entry at a time; returns the :class:`~pipeline.report.funnel.StatsMerger` and the
+    summed flow (:func:`~pipeline.report.funnel.merge_flow`)."""
+    from pipeline.report.funnel import StatsMerger, merge_flow
+
+    merger = StatsMerger()
+    flow: list[dict] = []
+    n_read = n_metrics = 0
+    for s in unit_stats:
+        if "flow" in s:
+            flow = merge_flow([*flow, s["flow"]])  # one entry per stage so far
+        if "read" in s:
+            merger.add({"read": s["read"]})
+            n_read += 1
+        if "stage" in s:
+            merger.add({"stages": [s]})
+        if "metrics" in s:
+            merger.add({"metrics": s["metrics"], "thresholds": s.get("thresholds", {})})
+            n_metrics += 1
+    # ``shards`` counts the stats objects merged: every read, the stages as one, every metrics entry
+    merger.shards = n_read + 1 + n_metrics
+    return merger, flow
+
+
+def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], unit_stats: Iterable[dict],
+               profile, run_cfg, timings: list[dict], seconds: float, image_table_dir: str | None = None) -> dict:
     """Write the dataset shards and return the run's stats (the caller adds to them, writes ``report.html``
-    with :func:`pipeline.report.write_run_report`, then stats.json)."""
+    with :func:`pipeline.report.write_run_report`, then stats.json).
+
+    ``unit_stats`` may be a generator: it is read once, one entry at a time."""
     from pipeline.cpu import cpu_summary
     from pipeline.images.table import ImageTable
-    from pipeline.report.funnel import document_distributions, flow_counts, merge_flow, merge_stats
-    from pipeline.writers.base import write_outputs
+    from pipeline.report.funnel import Reservoir, document_distributions, flow_counts
+    from pipeline.writers.base import write_parts
     from pipeline.writers.config import OutputConfig
 
     ocfg = profile.section("output", OutputConfig)
-    table = _clean_general_metadata(gather(work, last_stage, units))
-    n = table.num_rows
+    merger, unit_flow = merge_unit_stats(unit_stats)
     per = max(1, run_cfg.output_shard_docs)
+    n = count_documents(work, last_stage, units)
     n_shards = max(1, -(-n // per))
+    flow: Counter = Counter()
+    dists = {"images_per_document": Reservoir(), "words_per_document": Reservoir()}
+
+    def counted(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for part in parts:
+            rows = part.select(["texts", "images"]).to_pylist()
+            flow.update(flow_counts(rows))
+            for k, values in document_distributions(rows).items():
+                dists[k].extend(values)
+            yield part
+
     images = ImageTable(image_table_dir) if image_table_dir else None
-    outputs = write_outputs(table, str(out), ocfg, per, images)
-    read = [s["read"] for s in unit_stats if "read" in s]
-    stages = [s for s in unit_stats if "stage" in s]
-    metrics = [{"metrics": s["metrics"], "thresholds": s.get("thresholds", {})} for s in unit_stats if "metrics" in s]
-    shard_stats = [{"read": r} for r in read] + [{"stages": stages}] + metrics
-    merged = merge_stats(shard_stats)
-    merged["distributions"] = document_distributions(table.select(["texts", "images"]).to_pylist())
+    parts = counted(shard_tables(unit_tables(work, last_stage, units), per))
+    outputs = write_parts(parts, n_shards, str(out), ocfg, images)
+    if flow["document"] != n:
+        raise RuntimeError(f"the units' footers count {n} documents but {flow['document']} were read")
+    merged = merger.result()
+    merged["distributions"] = {k: r.values for k, r in dists.items()}
     merged["outputs"] = outputs
-    merged["flow"] = merge_flow(s["flow"] for s in unit_stats if "flow" in s)
-    flow = flow_counts(table)
+    merged["flow"] = unit_flow
     merged["summary"] = {"profile": profile.name, "units": len(units), "documents": flow["document"],
                          "images": flow["image"], "words": flow["word"], "parquet_shards": n_shards if "parquet" in ocfg.formats else 0,
                          "seconds": round(seconds, 2)}

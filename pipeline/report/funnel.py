@@ -54,50 +54,90 @@ def _read_stats(d: dict) -> ReadStats:
     return r
 
 
-def _sample(values: list, k: int, seed: int = 0) -> list:
-    return values if len(values) <= k else random.Random(seed).sample(values, k)
+class Reservoir:
+    """A uniform sample of at most ``k`` values of a stream (Vitter's algorithm R, seeded): every value
+    while there are at most ``k``, in order; memory stays ``k`` values however long the stream."""
+
+    def __init__(self, k: int | None = None, seed: int = 0):
+        self.k, self.seen, self.values = MAX_VALUES if k is None else k, 0, []
+        self._rng = random.Random(seed)
+
+    def extend(self, values: Iterable) -> None:
+        values = list(values)
+        room = self.k - len(self.values)
+        if len(values) <= room:  # the common case: nothing to replace
+            self.values.extend(values)
+            self.seen += len(values)
+            return
+        for v in values:
+            self.seen += 1
+            if len(self.values) < self.k:
+                self.values.append(v)
+            else:
+                j = self._rng.randrange(self.seen)
+                if j < self.k:
+                    self.values[j] = v
 
 
-def merge_stats(shards: Iterable[dict]) -> dict:
-    """Sum shard stats (same shape in, same shape out); stage order is the order first seen."""
-    shards = list(shards)
-    read: ReadStats | None = None
-    stages: dict[str, FilterStats] = {}
-    metrics: dict[str, dict[str, list]] = {}
-    thresholds: dict = {}
-    dists: dict[str, list] = {}
-    outputs: list = []
-    for s in shards:
+class StatsMerger:
+    """Shard stats summed one shard at a time (:func:`merge_stats`, streaming): memory is that of the sums
+    and of at most :data:`MAX_VALUES` values per metric and distribution, whatever the number of shards."""
+
+    def __init__(self):
+        self.shards = 0
+        self.read: ReadStats | None = None
+        self.stages: dict[str, FilterStats] = {}
+        self.metrics: dict[str, dict[str, Reservoir]] = {}
+        self.thresholds: dict = {}
+        self.dists: dict[str, Reservoir] = {}
+        self.outputs: list = []
+
+    def add(self, s: dict) -> None:
+        """Add one shard's stats (the shape described in the module docstring)."""
+        self.shards += 1
         if s.get("read"):
-            read = (read or ReadStats()).merge(_read_stats(s["read"]))
+            self.read = (self.read or ReadStats()).merge(_read_stats(s["read"]))
         st = s.get("stages") or []
         if isinstance(st, dict):
             st = [{"stage": k, **v} for k, v in st.items()]
         for d in st:
             fs = FilterStats.from_dict(d)
-            if fs.stage in stages:
-                stages[fs.stage].merge(fs)
+            if fs.stage in self.stages:
+                self.stages[fs.stage].merge(fs)
             else:
-                stages[fs.stage] = fs
+                self.stages[fs.stage] = fs
         for stage, ms in (s.get("metrics") or {}).items():
             for name, values in ms.items():
-                metrics.setdefault(stage, {}).setdefault(name, []).extend(v for v in values if v is not None)
-        thresholds.update(s.get("thresholds") or {})
+                self.metrics.setdefault(stage, {}).setdefault(name, Reservoir()).extend(
+                    v for v in values if v is not None)
+        self.thresholds.update(s.get("thresholds") or {})
         for name, values in (s.get("distributions") or {}).items():
-            dists.setdefault(name, []).extend(values)
-        outputs.extend(s.get("outputs") or [])
-    merged = {"shards": len(shards), "stages": [fs.as_dict() for fs in stages.values()]}
-    if read is not None:
-        merged["read"] = read.as_dict()
-    if metrics:
-        merged["metrics"] = {st: {m: _sample(v, MAX_VALUES) for m, v in ms.items()} for st, ms in metrics.items()}
-    if thresholds:
-        merged["thresholds"] = thresholds
-    if dists:
-        merged["distributions"] = {k: _sample(v, MAX_VALUES) for k, v in dists.items()}
-    if outputs:
-        merged["outputs"] = outputs
-    return merged
+            self.dists.setdefault(name, Reservoir()).extend(values)
+        self.outputs.extend(s.get("outputs") or [])
+
+    def result(self) -> dict:
+        """The merged stats (stage order: the order first seen)."""
+        merged = {"shards": self.shards, "stages": [fs.as_dict() for fs in self.stages.values()]}
+        if self.read is not None:
+            merged["read"] = self.read.as_dict()
+        if self.metrics:
+            merged["metrics"] = {st: {m: r.values for m, r in ms.items()} for st, ms in self.metrics.items()}
+        if self.thresholds:
+            merged["thresholds"] = self.thresholds
+        if self.dists:
+            merged["distributions"] = {k: r.values for k, r in self.dists.items()}
+        if self.outputs:
+            merged["outputs"] = self.outputs
+        return merged
+
+
+def merge_stats(shards: Iterable[dict]) -> dict:
+    """Sum shard stats (same shape in, same shape out); stage order is the order first seen. Metric values
+    and distributions beyond :data:`MAX_VALUES` are a uniform sample (:class:`Reservoir`)."""
+    merger = StatsMerger()
+    for s in shards:
+        merger.add(s)
+    return merger.result()
 
 
 def _levels(stages: list[dict]) -> list[str]:

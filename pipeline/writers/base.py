@@ -14,6 +14,7 @@ subclass of your own (see ``examples/add_output_format/``).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -83,22 +84,32 @@ def write_outputs(table: pa.Table, dest: str, cfg: OutputConfig, shard_docs: int
     """Write ``table`` (document rows, in order) in shards of ``shard_docs`` documents with every writer
     of ``cfg``; image bytes are filled from ``images`` (an :class:`~pipeline.images.table.ImageTable`)
     when a writer needs them. Returns the writers' per-file stats, writer by writer."""
-    writers = writers_for(cfg)
     n_shards = max(1, -(-table.num_rows // shard_docs))
+    parts = (table.slice(k * shard_docs, shard_docs) for k in range(n_shards))
+    return write_parts(parts, n_shards, dest, cfg, images)
+
+
+def write_parts(parts: Iterable[pa.Table], n_shards: int, dest: str, cfg: OutputConfig, images=None) -> list[dict]:
+    """:func:`write_outputs` from the shards themselves (``n_shards`` tables of document rows, in order,
+    read one at a time: a run streams its units through here without holding the dataset)."""
+    writers = writers_for(cfg)
     fill = images is not None and any(w.needs_image_bytes for w in writers)
     opened: list[Writer] = []
     try:
         for w in writers:
             w.open(dest, n_shards)
             opened.append(w)
-        for k in range(n_shards):
-            part = table.slice(k * shard_docs, shard_docs)
+        written = 0
+        for part in parts:
             if fill:
                 from pipeline.images.merge import fill_image_bytes
 
                 part = fill_image_bytes(part, images)
             for w in writers:
                 w.write(part)
+            written += 1
+        if written != n_shards:
+            raise ValueError(f"write_parts: {written} shards given, {n_shards} announced")
         outputs = []
         while opened:
             outputs.extend(opened[0].close())
