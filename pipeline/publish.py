@@ -25,16 +25,17 @@ uploads nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
 
+from obelics import storage
 from obelics.storage import write_text_atomic
 from pipeline.report.funnel import funnel_markdown, funnel_rows, load_stats, merge_stats
 from pipeline.writers.parquet_hub import PARQUET_DIR
@@ -73,12 +74,13 @@ def _features_yaml(schema) -> list:
 SNAPSHOT = re.compile(r"crawl-data/(CC-MAIN-\d{4}-\d{2})/")
 
 
-def run_sources(out_dir: Path, output_profile: dict | None) -> dict:
+def run_sources(out_dir: str | Path, output_profile: dict | None) -> dict:
     """Where a run's data came from: ``{"snapshots": [...], "common_crawl_files", "local_files",
     "image_source"}`` from ``run.json`` and the resolved profile (``None`` where not known)."""
     inputs = []
-    if (out_dir / "run.json").exists():
-        inputs = json.loads((out_dir / "run.json").read_text(encoding="utf-8")).get("inputs") or []
+    plan = storage.join(os.fspath(out_dir), "run.json")
+    if storage.exists(plan):
+        inputs = storage.read_json(plan).get("inputs") or []
     snaps = sorted({m.group(1) for i in inputs if (m := SNAPSHOT.search(str(i)))})
     n_cc = sum(1 for i in inputs if SNAPSHOT.search(str(i)) and "://" in str(i))
     images = ((output_profile or {}).get("images") or {}).get("source")
@@ -92,20 +94,22 @@ def run_sources(out_dir: Path, output_profile: dict | None) -> dict:
             "image_source": images, "inputs": len(inputs), "optout": checks}
 
 
-def _run_stats(out_dir: Path) -> dict:
-    if (out_dir / "stats.json").exists():
-        with open(out_dir / "stats.json", encoding="utf-8") as f:
-            return json.load(f)
-    shard_stats = [p for p in out_dir.rglob("stats.json")
-                   if p.parent != out_dir and not {"hub", HUB_FOLDER} & set(p.parts)]
+def _run_stats(out_dir: str) -> dict:
+    from pipeline.report import shard_stats_files
+
+    own = storage.join(out_dir, "stats.json")
+    if storage.exists(own):
+        return storage.read_json(own)
+    shard_stats = shard_stats_files(out_dir)
     return merge_stats(load_stats(shard_stats)) if shard_stats else {}
 
 
-def _profile_text(out_dir: Path, profile: str | None) -> tuple[str | None, str | None, dict]:
+def _profile_text(out_dir: str, profile: str | None) -> tuple[str | None, str | None, dict]:
     """(profile name, YAML text, data) of the run's saved ``profile.yaml`` (the resolved profile, overrides
     included: exact), else of the named profile as shipped (the run's ``stats.json`` names it)."""
-    if (out_dir / "profile.yaml").exists():
-        text = (out_dir / "profile.yaml").read_text(encoding="utf-8")
+    saved = storage.join(out_dir, "profile.yaml")
+    if storage.exists(saved):
+        text = storage.read_text(saved)
         data = yaml.safe_load(text) or {}
         return data.get("name", profile), text, data
     if profile:
@@ -248,8 +252,16 @@ def dataset_card(files: list[Path], repo_id: str, stats: dict, profile_name: str
     return str(DatasetCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n".join(body)))
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def _link_or_copy(src: str | Path, dst: Path) -> None:
+    """``src`` (a local file: hard-linked or copied; an object: downloaded) at the local path ``dst``."""
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if storage.is_remote(src):
+        if dst.exists() and dst.stat().st_size == storage.size(src):  # a rerun: already downloaded
+            return
+        with storage.open_input(src) as f, storage.atomic_writer(dst) as out:
+            shutil.copyfileobj(f, out, 2**22)
+        return
+    src = Path(src)
     if dst.exists():
         if dst.stat().st_size == src.stat().st_size and dst.stat().st_mtime >= src.stat().st_mtime:
             return
@@ -262,12 +274,21 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 def build_hub_folder(out_dir: str | Path, repo_id: str, folder: str | Path | None = None,
                      profile: str | None = None, license: str | None = None) -> Path:
-    """Lay out the Hub repository for a run's output in ``folder`` (default ``OUT_DIR/.hub``)."""
-    out_dir = Path(out_dir)
-    folder = Path(folder) if folder else out_dir / HUB_FOLDER
-    shards = sorted(p for p in (out_dir / PARQUET_DIR).rglob("*.parquet") if not p.name.startswith("."))
+    """Lay out the Hub repository for a run's output in ``folder`` (default ``OUT_DIR/.hub``).
+
+    ``out_dir`` may be on object storage (``s3://bucket/run``): the folder is then local (default a new
+    temporary folder) and the shards are downloaded into it (a rerun keeps those already there)."""
+    out_dir = os.fspath(out_dir)
+    if folder:
+        folder = Path(folder)
+    elif storage.is_remote(out_dir):
+        folder = Path(tempfile.mkdtemp(prefix="obelics-hub-"))
+    else:
+        folder = Path(out_dir) / HUB_FOLDER
+    parquet = storage.join(out_dir, PARQUET_DIR)
+    shards = [p for p in storage.walk_files(parquet) if p.endswith(".parquet") and not storage.basename(p).startswith(".")]
     if not shards:
-        raise FileNotFoundError(f"no Parquet shards under {out_dir / PARQUET_DIR}")
+        raise FileNotFoundError(f"no Parquet shards under {parquet}")
     for old in (folder / "data").glob("train-*.parquet"):  # a previous build with other shards: start again
         old.unlink()
     files = []
@@ -285,8 +306,8 @@ def build_hub_folder(out_dir: str | Path, repo_id: str, folder: str | Path | Non
                         run_sources(out_dir, profile_data))
     write_text_atomic(folder / "README.md", card)
     for name in ("stats.json", "report.html"):
-        if (out_dir / name).exists():
-            _link_or_copy(out_dir / name, folder / name)
+        if storage.exists(storage.join(out_dir, name)):
+            _link_or_copy(storage.join(out_dir, name), folder / name)
     return folder
 
 

@@ -26,7 +26,6 @@ A shard's ``stats.json`` (written by the run for each shard) is a JSON object; e
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from collections.abc import Iterable
@@ -40,12 +39,10 @@ MAX_VALUES = 200_000  # metric values kept per metric after merging (a uniform s
 
 
 def load_stats(paths: Iterable[str | Path]) -> list[dict]:
-    """Read shard ``stats.json`` files (unreadable ones are skipped with a warning in the result)."""
-    out = []
-    for p in paths:
-        with open(p, encoding="utf-8") as f:
-            out.append(json.load(f))
-    return out
+    """Read shard ``stats.json`` files (local paths or object-store locations)."""
+    from obelics import storage
+
+    return [storage.read_json(p) for p in paths]
 
 
 def _read_stats(d: dict) -> ReadStats:
