@@ -3,6 +3,7 @@
     python -m bench.bench_plan --units 2000,20000                  # each size in a fresh process, no Ray
     python -m bench.bench_plan --units 2000 --ray --cpus 2         # units as Ray Data tasks, passes as Ray tasks
     python -m bench.bench_plan --units 20000 --stages extract,text_filters,dedup_url,dedup_minhash,final
+    python -m bench.bench_plan --driver-only --units 2000,20000,100000 --stages extract,text_filters,dedup_url,final
 
 Each unit is a WARC of one small HTML page (about 80 words of English sentences drawn per unit, one
 image) and that image's response record (a 320x240 JPEG), so every stage of the default profile runs
@@ -14,6 +15,14 @@ the dataset gathered and written); the driver's CPU seconds per unit (without Ra
 does all the work; with ``--ray`` its own process only, the work is in the workers); the driver's
 peak RSS; files and bytes the run leaves in its folder per unit (what object storage would hold);
 seconds per stage. Two sizes show whether the per-unit costs stay flat as the plan grows.
+
+``--driver-only`` measures the driver's bookkeeping alone, at sizes the full run cannot reach on a small
+machine: a real run of ``TEMPLATE_UNITS`` units is cloned into a completed work folder of N units (every
+unit's Parquet and markers copied under the N inputs' unit names, the decisions as they are, the inputs
+hard links to the template's WARCs), only ``stats.json`` missing; the run is then resumed in a fresh
+process, so it checks every marker, reads every decision, streams every unit's stats into the funnel
+and every unit's documents into the writers. Measured: its wall and CPU seconds per unit and its peak
+RSS (the driver of a Ray run pays this on top of Ray's own per-task costs).
 """
 
 from __future__ import annotations
@@ -142,6 +151,78 @@ def run_one(n: int, use_ray: bool, cpus: int, stages: str | None = None) -> dict
             "stage_seconds": {t["stage"]: t.get("seconds") for t in stats.get("timings", [])}}
 
 
+TEMPLATE_UNITS = 20
+
+
+def clone_run(n: int, stages: str | None, reuse: bool = False) -> tuple[Path, list[str], list[str]]:
+    """A completed run of ``n`` units cloned from a real run of :data:`TEMPLATE_UNITS` units, without its
+    ``stats.json`` (see the module docstring); returns its folder, inputs and the run's settings.
+    ``reuse``: the clone made before (by another process) as it is."""
+    from pipeline.markers import read_json, write_json_atomic
+    from pipeline.run import run
+    from pipeline.sources import input_name
+
+    settings = SETTINGS + ["run.use_ray=false"] + ([f"run.stages=[{stages}]"] if stages else [])
+    tdir = DATA / f"template-{len(stages.split(',')) if stages else 'default'}"
+    template = make_units(TEMPLATE_UNITS, DATA / f"units-{TEMPLATE_UNITS}")
+    if not (tdir / "stats.json").exists():
+        run("default", tdir, template, overrides=settings)
+    out = DATA / f"driver-{n}-{len(stages.split(',')) if stages else 'default'}"
+    links = DATA / f"links-{n}"
+    inputs = [str(links / f"unit-{i:07d}.warc.gz") for i in range(n)]
+    if reuse:
+        return out, inputs, settings
+    shutil.rmtree(out, ignore_errors=True)
+    links.mkdir(parents=True, exist_ok=True)
+    for i, p in enumerate(inputs):
+        if not os.path.exists(p):
+            os.link(template[i % TEMPLATE_UNITS], p)
+    plan = read_json(tdir / "run.json")
+    out.mkdir(parents=True)
+    write_json_atomic(out / "run.json", {**plan, "inputs": inputs})
+    shutil.copy(tdir / "profile.yaml", out / "profile.yaml")
+    t_units = [input_name(x) for x in template]
+    for stage in sorted((tdir / "work").iterdir()):
+        dst = out / "work" / stage.name
+        if (stage / "decision.json").exists():
+            shutil.copytree(stage, dst)
+            continue
+        dst.mkdir(parents=True)
+        for i, x in enumerate(inputs):
+            u, t = input_name(x), t_units[i % TEMPLATE_UNITS]
+            os.link(stage / f"{t}.parquet", dst / f"{u}.parquet")
+            marker = json.loads((stage / f"{t}.stats.json").read_text())
+            (dst / f"{u}.stats.json").write_text(json.dumps({**marker, "unit": u}))
+    return out, inputs, settings
+
+
+def driver_one(n: int, stages: str | None) -> dict:
+    """The resumed run of a cloned, completed run of ``n`` units (run in a fresh process)."""
+    import pipeline.finish  # noqa: F401  (what the driver imports anyway, outside the measurement)
+    import pipeline.report.html  # noqa: F401
+    import pipeline.writers.webdataset  # noqa: F401
+    from pipeline.run import run
+
+    out, inputs, settings = clone_run(n, stages, reuse=True)
+    rss0 = _rss_mb()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    stats = run("default", out, inputs, overrides=settings)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    shutil.rmtree(out, ignore_errors=True)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return {"units": n, "stages": stages or "default", "wall_s": round(wall, 1),
+            "wall_ms_per_unit": round(1000 * wall / n, 2), "cpu_ms_per_unit": round(1000 * cpu / n, 2),
+            "rss_before_mb": round(rss0), "peak_rss_mb": round(r1.ru_maxrss / 1024),
+            "documents_out": stats["summary"]["documents"]}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(x.split()[1]) for x in f if x.startswith("VmRSS:")) / 1024
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--units", default="2000,20000", help="comma-separated plan sizes (each in a fresh process)")
@@ -149,8 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus", type=int, default=os.cpu_count())
     ap.add_argument("--stages", help="run.stages as a comma-separated list (default: the profile's)")
     ap.add_argument("--keep", action="store_true", help="keep the run folders under build/bench-plan")
+    ap.add_argument("--driver-only", action="store_true",
+                    help="the driver's bookkeeping alone, on a completed run cloned to N units")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.driver_only:
+        return driver_main(args)
     if args.one:
         r = run_one(args.one, args.ray, args.cpus, args.stages)
         if not args.keep:
@@ -178,6 +263,32 @@ def main(argv: list[str] | None = None) -> int:
         a, b = results[0], results[-1]
         print(f"{a['units']:,} -> {b['units']:,} units: wall/unit {a['wall_ms_per_unit']} -> {b['wall_ms_per_unit']} ms, "
               f"driver peak RSS {a['driver_peak_rss_mb']} -> {b['driver_peak_rss_mb']} MB")
+    return 0
+
+
+def driver_main(args) -> int:
+    if args.one:
+        print("RESULT " + json.dumps(driver_one(args.one, args.stages)))
+        return 0
+    results = []
+    for n in [int(x) for x in args.units.split(",")]:
+        stages = ["--stages", args.stages] if args.stages else []
+        clone = ["-c", f"from bench.bench_plan import clone_run; clone_run({n}, {args.stages!r}); print('RESULT {{}}')"]
+        if run_measurement([sys.executable, *clone]) is None:  # the clone, in a process of its own
+            return 1
+        r = run_measurement([sys.executable, "-m", "bench.bench_plan", "--driver-only", "--one", str(n), *stages])
+        if r is None:
+            return 1
+        results.append(r)
+        print(f"{r['units']:>8,} units, every one done (driver only, no Ray): {r['wall_s']} s, "
+              f"{r['wall_ms_per_unit']} ms/unit wall, {r['cpu_ms_per_unit']} ms/unit CPU, peak RSS "
+              f"{r['peak_rss_mb']} MB ({r['rss_before_mb']} MB after imports), {r['documents_out']:,} documents "
+              f"out; stages: {r['stages']}")
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        per = 1024 * (b["peak_rss_mb"] - a["peak_rss_mb"]) / (b["units"] - a["units"])
+        print(f"{a['units']:,} -> {b['units']:,} units: peak RSS {a['peak_rss_mb']} -> {b['peak_rss_mb']} MB "
+              f"({per:.1f} KB per unit)")
     return 0
 
 
