@@ -165,8 +165,7 @@ def clone_run(n: int, stages: str | None, reuse: bool = False) -> tuple[Path, li
     settings = SETTINGS + ["run.use_ray=false"] + ([f"run.stages=[{stages}]"] if stages else [])
     tdir = DATA / f"template-{len(stages.split(',')) if stages else 'default'}"
     template = make_units(TEMPLATE_UNITS, DATA / f"units-{TEMPLATE_UNITS}")
-    if not (tdir / "stats.json").exists():
-        run("default", tdir, template, overrides=settings)
+    run("default", tdir, template, overrides=settings, restart_if_changed=True)  # done: returns at once
     out = DATA / f"driver-{n}-{len(stages.split(',')) if stages else 'default'}"
     links = DATA / f"links-{n}"
     inputs = [str(links / f"unit-{i:07d}.warc.gz") for i in range(n)]
