@@ -760,6 +760,8 @@ def _load_compiled():
         return None, f"obelics.html._walk is not built ({exc}); reinstall with a C compiler present"
     if not _walk.AVAILABLE:
         return None, "selectolax's extension does not export lexbor's accessor functions on this platform"
+    if not hasattr(_walk, "page_stats"):  # built before the main-content decision: its walk takes no plan
+        return None, "obelics.html._walk is a stale build; rebuild it (python setup.py build_ext --inplace)"
     try:
         _walk.configure(sys.modules[__name__])
     except ImportError as exc:  # a stale build, or a lexbor that numbers tags otherwise
