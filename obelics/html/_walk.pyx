@@ -543,6 +543,20 @@ cdef class TagTable:
         for i in range(NTAG):
             self.known[i] = 0
 
+    cdef tuple learn(self, void *node, uintptr_t tid, dict dynamic):
+        """(kind, level, flags, name) of a tag id not yet in the arrays: described once, then kept in the arrays
+        (static ids) or in ``dynamic`` (the page's own ids)."""
+        info = dynamic.get(tid) if tid >= NTAG else None
+        if info is None:
+            info = self.describe(node)
+            if tid < NTAG:
+                self.known[tid] = 1
+                self.kind[tid], self.level[tid], self.flags[tid] = info[0], info[1], info[2]
+                self.names[tid] = info[3]
+            else:
+                dynamic[tid] = info
+        return info
+
     cdef tuple describe(self, void *node):
         """(kind, level, flags, name) of an element."""
         cdef size_t n = 0
@@ -687,15 +701,7 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
                 kind, level, flags = table.kind[tid], table.level[tid], table.flags[tid]
                 name = table.names[tid]
             else:
-                info = dynamic.get(tid) if tid >= NTAG else None
-                if info is None:
-                    info = table.describe(node)
-                    if tid < NTAG:
-                        table.known[tid] = 1
-                        table.kind[tid], table.level[tid], table.flags[tid] = info[0], info[1], info[2]
-                        table.names[tid] = info[3]
-                    else:
-                        dynamic[tid] = info
+                info = table.learn(node, tid, dynamic)
                 kind, level, flags, name = info
             skip = (flags & F_SKIP) != 0
             cls = NULL
@@ -1000,15 +1006,7 @@ def page_stats(body, rules, dict classes, frozenset transparent, int min_block_c
                 kind, flags = table.kind[tid], table.flags[tid]
                 name = table.names[tid]
             else:
-                info = dynamic.get(tid) if tid >= NTAG else None
-                if info is None:
-                    info = table.describe(node)
-                    if tid < NTAG:
-                        table.known[tid] = 1
-                        table.kind[tid], table.level[tid], table.flags[tid] = info[0], info[1], info[2]
-                        table.names[tid] = info[3]
-                    else:
-                        dynamic[tid] = info
+                info = table.learn(node, tid, dynamic)
                 kind, flags, name = info[0], info[2], info[3]
             if kind == K_NOSCRIPT or ((flags & F_SKIP) and not (kind == K_SKIP and name in transparent)):
                 node = next_f(node)
