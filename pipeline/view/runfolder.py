@@ -280,7 +280,7 @@ class RunFolder:
         work = storage.join(self.out, "work")
         dirs = sorted(storage.listdir(work), key=lambda n: int(n.split("-")[0])) if storage.isdir(work) else []
         dirs = [d for d in dirs if _STAGE_DIR.match(d)]
-        unit_stats = collect_unit_stats(work, dirs, units)
+        unit_stats = list(collect_unit_stats(work, dirs, units))  # a generator: read twice below
         read = [s["read"] for s in unit_stats if "read" in s]
         merged = merge_stats([{"read": r} for r in read] + [{"stages": [s for s in unit_stats if "stage" in s]}])
         merged["finished"] = False
