@@ -19,7 +19,7 @@ page, the sample and edge cases.
 """
 
 from libc.stdint cimport uintptr_t
-from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.stdlib cimport malloc, calloc, realloc, free, qsort
 from libc.string cimport memcmp
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
@@ -861,17 +861,20 @@ cdef class _Grow:
     """Growable int32 columns of the page statistics, one row per element."""
     cdef int *data[9]
     cdef unsigned long long *ids
+    cdef long long *score  # the containers' scores, filled by _sums_and_scores
     cdef Py_ssize_t n, cap
 
     def __cinit__(self):
         self.n = 0
         self.cap = 0
         self.ids = NULL
+        self.score = NULL
         for k in range(9):
             self.data[k] = NULL
 
     def __dealloc__(self):
         free(self.ids)
+        free(self.score)
         for k in range(9):
             free(self.data[k])
 
@@ -927,12 +930,21 @@ def page_stats(body, rules, dict classes, frozenset transparent, int min_block_c
     (content.score_blocks), the elements' ``mem_id``s as uint64 bytes and their names;
     ``extract_default._page_stats_python`` counts the same on selectolax nodes. ``classes``: name -> kind
     (0 inline, else a text block); ``transparent``: removed tags counted all the same."""
+    cdef list tags = ["body"]
+    cdef _Grow g = _gather(body, rules, classes, transparent, min_block_chars, tags)
+    columns = b"".join([g.column(k) for k in range(9)])
+    return (columns, (<char *> g.score)[:g.n * sizeof(long long)], (<char *> g.ids)[:g.n * sizeof(unsigned long long)],
+            tags)
+
+
+cdef _Grow _gather(body, rules, dict classes, frozenset transparent, int min_block_chars, list tags):
+    """The page statistics of :func:`page_stats` in a :class:`_Grow` (scores included); element names
+    appended to ``tags``."""
     cdef TagTable table = rules.tag_table
     if table is None:
         table = rules.tag_table = TagTable(rules)
     cdef void *root = <void *> <uintptr_t> body.mem_id
     cdef _Grow g = _Grow()
-    cdef list tags = ["body"]
     cdef dict dynamic = {}
     cdef int tag_class
     cdef Py_ssize_t depth = 0, capacity = 64, i, cur = 0, o
@@ -1055,16 +1067,15 @@ def page_stats(body, rules, dict classes, frozenset transparent, int min_block_c
         free(stack_node)
         free(stack_link)
         free(owner)
-    scores = _sums_and_scores(g, min_block_chars)
-    columns = b"".join([g.column(k) for k in range(9)])
-    return columns, scores, (<char *> g.ids)[:g.n * sizeof(unsigned long long)], tags
+    _sums_and_scores(g, min_block_chars)
+    return g
 
 
 cdef long long LEVEL_SHARE[5]
 LEVEL_SHARE[:] = [36, 18, 6, 4, 3]  # content.LEVEL_SHARE: 1, 1/2, 1/6, 1/9, 1/12 of a block's score, times 36
 
 
-cdef bytes _sums_and_scores(_Grow g, int min_block_chars):
+cdef int _sums_and_scores(_Grow g, int min_block_chars) except -1:
     """Sum chars, links, images and commas over subtrees (children come after their parent), then each text
     block's score onto its container and four levels above: content.score_blocks, in C."""
     cdef Py_ssize_t n = g.n, i, level
@@ -1084,6 +1095,8 @@ cdef bytes _sums_and_scores(_Grow g, int min_block_chars):
         free(score)
         free(has_block_child)
         raise MemoryError()
+    free(g.score)
+    g.score = score
     for i in range(n):
         under[i] = commas[i]
         has_block_child[i] = 0
@@ -1107,18 +1120,412 @@ cdef bytes _sums_and_scores(_Grow g, int min_block_chars):
             score[a] += bs * LEVEL_SHARE[level]
             a = parent[a]
     free(has_block_child)
-    try:
-        return (<char *> score)[:n * sizeof(long long)]
-    finally:
-        free(score)
+    return 0
 
 
 def node_names(unsigned long long node_id):
     """The class and id values of the element ``node_id`` (a ``mem_id``), joined with a space."""
-    cdef void *node = <void *> <uintptr_t> node_id
+    return _node_names(<void *> <uintptr_t> node_id)
+
+
+cdef str _node_names(void *node):
     cdef size_t n = 0
     cdef const unsigned char *v = _attr_value(node, "class", 5, &n)
     cls = _decode(v, n) if v != NULL else ""
     v = _attr_value(node, "id", 2, &n)
     ident = _decode(v, n) if v != NULL else ""
     return cls + " " + ident
+
+
+# ---- the main-content decision (obelics.html.content.decide), in C over the _Grow columns ----
+
+ctypedef struct Ranked:
+    double key
+    int i
+
+
+cdef int _by_key(const void *a, const void *b) noexcept nogil:
+    """Descending key, then ascending index: numpy's stable argsort of ``-key`` and ``sorted(key=(-v, i))``."""
+    cdef const Ranked *x = <const Ranked *> a
+    cdef const Ranked *y = <const Ranked *> b
+    if x.key > y.key:
+        return -1
+    if x.key < y.key:
+        return 1
+    return (x.i > y.i) - (x.i < y.i)
+
+
+cdef enum:
+    SCALE_C = 36  # content.SCALE
+
+
+cdef class _Decision:
+    """One page's decision over the columns of a :class:`_Grow`: content.decide written with C arrays, the
+    class/id words read only for the elements it compares (their weights cached by name across pages)."""
+
+    cdef _Grow g
+    cdef Py_ssize_t n
+    cdef int *parent
+    cdef int *end
+    cdef int *chars
+    cdef int *links
+    cdef int *own
+    cdef int *under
+    cdef int *images
+    cdef int *kind
+    cdef long long *score
+    cdef double *val
+    cdef int *wt
+    cdef signed char *known  # bit 1: val set, bit 2: wt set
+    cdef signed char *section_mark  # -1 unknown, else in or under a comment section
+    cdef int *work  # scratch: the chain up to a known element, the roots, the drops
+    cdef list tags
+    cdef dict by_name, tag_bonus
+    cdef object patterns, weight_fn, section
+
+    def __dealloc__(self):
+        free(self.val)
+        free(self.wt)
+        free(self.known)
+        free(self.section_mark)
+        free(self.work)
+
+    cdef int setup(self, _Grow g, list tags, tuple words) except -1:
+        cdef Py_ssize_t n = g.n, i
+        self.g = g
+        self.n = n
+        self.parent, self.end = g.data[C_PARENT], g.data[C_END]
+        self.chars, self.links, self.own = g.data[C_TEXT], g.data[C_LINK], g.data[C_OWN]
+        self.under, self.images, self.kind = g.data[C_UNDER], g.data[C_IMAGES], g.data[C_KIND]
+        self.score = g.score
+        self.tags = tags
+        self.patterns, self.by_name, self.weight_fn, self.tag_bonus = words
+        self.section = self.patterns[2]
+        self.val = <double *> malloc(n * sizeof(double))
+        self.wt = <int *> malloc(n * sizeof(int))
+        self.known = <signed char *> calloc(n, 1)
+        self.section_mark = <signed char *> malloc(n)
+        self.work = <int *> malloc(3 * n * sizeof(int))
+        if self.val == NULL or self.wt == NULL or self.known == NULL or self.section_mark == NULL or self.work == NULL:
+            raise MemoryError()
+        for i in range(n):
+            self.section_mark[i] = -1
+        return 0
+
+    cdef inline double density(self, Py_ssize_t i) noexcept:
+        return self.links[i] / <double> self.chars[i] if self.chars[i] > 0 else 0.0
+
+    cdef inline bint nested(self, Py_ssize_t a, Py_ssize_t b) noexcept:
+        """One of ``a``, ``b`` is inside the other."""
+        return (a < b < self.end[a]) or (b < a < self.end[b])
+
+    cdef str names(self, Py_ssize_t i):
+        return _node_names(<void *> <uintptr_t> self.g.ids[i])
+
+    cdef int weight(self, Py_ssize_t i) except? -999999:
+        cdef object w
+        if not (self.known[i] & 2):
+            name = self.names(i)
+            w = self.by_name.get(name)
+            if w is None:
+                w = self.by_name[name] = self.weight_fn(name, self.patterns)
+            self.wt[i] = w
+            self.known[i] |= 2
+        return self.wt[i]
+
+    cdef double value(self, Py_ssize_t i) except? -1e300:
+        """content.decide's value(): the score with tag and class/id evidence, times the non-link share."""
+        cdef long long s, c
+        cdef double v
+        if self.known[i] & 1:
+            return self.val[i]
+        s = self.score[i]
+        if s <= 0:
+            v = 0.0
+        else:
+            c = self.chars[i]
+            s += SCALE_C * (<int> self.tag_bonus.get(self.tags[i], 0) + self.weight(i))
+            v = (<double> (s * (c - self.links[i]))) / <double> c if c else <double> s
+        self.val[i] = v
+        self.known[i] |= 1
+        return v
+
+    cdef int in_section(self, Py_ssize_t i) except -1:
+        """``i`` is a comment section or inside one (content.decide's under_boilerplate)."""
+        cdef int *chain = self.work
+        cdef Py_ssize_t k = 0
+        cdef int hit
+        while i >= 0 and self.section_mark[i] < 0:
+            chain[k] = i
+            k += 1
+            i = self.parent[i]
+        hit = self.section_mark[i] if i >= 0 else 0
+        while k > 0:
+            k -= 1
+            i = chain[k]
+            if not hit:
+                hit = self.section.search(self.names(i).lower()) is not None
+            self.section_mark[i] = hit
+        return hit
+
+    cdef object decide(self, cfg):
+        cdef Py_ssize_t n = self.n, i, k, ncand = 0, nshort, nrank, limit, top, a, p, best_a, nkept, nd, s
+        cdef double best, top_value, v, last, threshold, share
+        cdef long long total
+        cdef bint found
+        cdef Ranked *cand = NULL
+        cdef Ranked *rank = NULL
+        if n < 2:
+            return None
+        for i in range(n):
+            if self.score[i] > 0:
+                ncand += 1
+        if ncand == 0:
+            return None
+        cand = <Ranked *> malloc(ncand * sizeof(Ranked))
+        rank = <Ranked *> malloc(ncand * sizeof(Ranked))
+        if cand == NULL or rank == NULL:
+            free(cand)
+            free(rank)
+            raise MemoryError()
+        try:
+            k = 0
+            for i in range(n):
+                if self.score[i] > 0:
+                    cand[k].key = self.score[i] * (1.0 - self.density(i))
+                    cand[k].i = i
+                    k += 1
+            qsort(cand, ncand, sizeof(Ranked), _by_key)
+            limit = min(<Py_ssize_t> cfg.content_candidates, ncand)
+            # tag and class/id words move a score by at most 30 points: only the best by score alone can win
+            best = cand[0].key
+            nshort = 0
+            while nshort < limit and cand[nshort].key + 60 * SCALE_C >= best:
+                nshort += 1
+            # ...and only those that can reach half the best value matter below
+            top_value = 0.0
+            nrank = 0
+            for k in range(nshort):
+                if cand[k].key + 30 * SCALE_C < 0.5 * top_value:
+                    break
+                v = self.value(cand[k].i)
+                rank[nrank].key = v
+                rank[nrank].i = cand[k].i
+                nrank += 1
+                if v > top_value:
+                    top_value = v
+            qsort(rank, nrank, sizeof(Ranked), _by_key)
+            # a comment section, or a container in one, is not the article, however much text it has
+            if self.section is not None and self.in_section(rank[0].i):
+                for k in range(nshort):
+                    rank[k].key = self.value(cand[k].i)
+                    rank[k].i = cand[k].i
+                qsort(rank, nshort, sizeof(Ranked), _by_key)
+                nrank = 0
+                for k in range(min(12, nshort)):
+                    if not self.in_section(rank[k].i):
+                        rank[nrank] = rank[k]
+                        nrank += 1
+                if nrank == 0:
+                    for k in range(nshort):
+                        rank[k].key = self.value(cand[k].i)
+                        rank[k].i = cand[k].i
+                    qsort(rank, nshort, sizeof(Ranked), _by_key)
+                    nrank = nshort
+            top = rank[0].i
+            # a close second holding several times the prose (the body beside a popup named "content") wins
+            for k in range(1, min(8, nrank)):
+                i = rank[k].i
+                if self.value(i) < 0.75 * self.value(top):
+                    break
+                if (<long long> self.chars[i] - self.links[i] >= 4 * (<long long> self.chars[top] - self.links[top])
+                        and not self.nested(i, top)):
+                    top = i
+                    break
+            top = self.move_up(top, rank, nrank, cfg)
+            if top == 0:
+                return None  # the whole body: no decision
+            return self.plan(top, self.value(rank[0].i), cfg)
+        finally:
+            free(cand)
+            free(rank)
+
+    cdef Py_ssize_t move_up(self, Py_ssize_t top, Ranked *rank, Py_ssize_t nrank, cfg) except -1:
+        """content._move_up."""
+        cdef Py_ssize_t k, i, a, p, best_a = -1, nparts = 0
+        cdef Py_ssize_t parts[11]
+        cdef double top_value, best, last, v, share = cfg.content_parts_share
+        cdef long long total
+        cdef bint any_inside
+        name = self.names(top)
+        if name.strip():
+            top_value = self.value(top)
+            for k in range(1, min(12, nrank)):
+                i = rank[k].i
+                if self.value(i) >= 0.5 * top_value and not self.nested(i, top) and self.names(i) == name:
+                    parts[nparts] = i
+                    nparts += 1
+            if nparts:
+                # the highest ancestor where the parts are at least half of the text
+                a = self.parent[top]
+                while a >= 0 and a != 0:
+                    total = self.chars[top]
+                    any_inside = False
+                    for k in range(nparts):
+                        if a < parts[k] < self.end[a]:
+                            any_inside = True
+                            total += self.chars[parts[k]]
+                    if any_inside and total >= share * self.chars[a]:
+                        best_a = a
+                    a = self.parent[a]
+                if best_a >= 0:
+                    top = best_a
+        best = last = self.value(top)
+        p = self.parent[top]
+        while p > 0:
+            v = self.value(p)
+            if v <= 0:
+                p = self.parent[p]
+                continue
+            if v < last / 3:
+                break
+            if v > best:
+                top = p
+                break
+            last = v
+            p = self.parent[p]
+        # an only child (no element siblings) stands for its parent
+        while top > 0:
+            p = self.parent[top]
+            if p <= 0 or not (self.end[top] == self.end[p] and top == p + 1):
+                break
+            top = p
+        return top
+
+    cdef object plan(self, Py_ssize_t top, double best_value, cfg):
+        """The roots (top and its siblings), their ancestors and the drops inside, as mem_id frozensets."""
+        cdef int *kept = self.work + self.n
+        cdef int *drops = self.work + 2 * self.n
+        cdef Py_ssize_t nkept = 0, ndrops, ninner, p, s, r, i, k, stop, first, last
+        cdef double top_value, threshold, v, c
+        cdef double sibling_share = cfg.content_sibling_share
+        cdef int sibling_chars = cfg.content_sibling_chars
+        cdef bint check_section = self.section is not None
+        cdef unsigned long long *ids = self.g.ids
+        p = self.parent[top]
+        # content._with_siblings
+        top_value = max(self.value(top), best_value)
+        threshold = max(10.0 * SCALE_C, top_value * 0.2)
+        top_name = self.names(top).split(" ")[0]
+        s = p + 1
+        while s < self.end[p]:
+            if s == top:
+                kept[nkept] = s
+                nkept += 1
+            elif not (check_section and self.in_section(s)):
+                v = self.value(s)
+                if top_name and self.names(s).split(" ")[0] == top_name:
+                    v += top_value * 0.2
+                if v >= threshold * sibling_share:
+                    kept[nkept] = s
+                    nkept += 1
+                elif self.weight(s) >= 0:
+                    c = self.chars[s]
+                    if c > sibling_chars and self.density(s) < 0.25 and self.own[s] > 0.5 * c:
+                        kept[nkept] = s  # a prose paragraph beside the body
+                        nkept += 1
+                    elif (self.images[s] and c < 200 and self.density(s) == 0
+                          and (self.end[s] == top or (nkept and self.end[kept[nkept - 1]] == s))):
+                        kept[nkept] = s  # a figure or lead image beside the body, with its caption
+                        nkept += 1
+            s = self.end[s]
+        ninner = self.inner_drops(kept, nkept, drops, cfg)
+        ndrops = ninner + self.edge_drops(kept, nkept, drops, ninner, cfg)
+        ancestors = set()
+        i = self.parent[kept[0]]
+        while i >= 0:
+            ancestors.add(ids[i])
+            i = self.parent[i]
+        return (frozenset([ids[kept[k]] for k in range(nkept)]), frozenset(ancestors),
+                frozenset([ids[drops[k]] for k in range(ndrops)]))
+
+    cdef Py_ssize_t inner_drops(self, int *kept, Py_ssize_t nkept, int *drops, cfg) except -1:
+        """content._inner_drops: containers and link lines inside the roots that are boilerplate."""
+        cdef double max_density = cfg.content_max_link_density, line_density = cfg.content_link_line_density
+        cdef long long line_chars = cfg.content_link_line_chars, c, o
+        cdef Py_ssize_t k, i, nd = 0
+        cdef double d
+        cdef bint linky
+        for k in range(nkept):
+            i = kept[k] + 1
+            while i < self.end[kept[k]]:
+                c = self.chars[i]
+                o = self.own[i]
+                d = self.density(i)
+                linky = self.kind[i] == CONTAINER_KIND and c > 0 and self.under[i] < 10 and d > max_density
+                if linky or (o > 0 and o * 10 >= c * 9 and d >= line_density and c < line_chars):
+                    if not (linky and d <= 0.5 and self.weight(i) >= 25):
+                        drops[nd] = i
+                        nd += 1
+                        i = self.end[i]
+                        continue
+                i += 1
+        return nd
+
+    cdef Py_ssize_t edge_drops(self, int *kept, Py_ssize_t nkept, int *drops, Py_ssize_t ninner, cfg) except -1:
+        """content._edge_drops: short leaf blocks before the first prose block and after the last one,
+        appended to ``drops`` after its ``ninner`` entries."""
+        cdef long long good_chars = cfg.content_good_chars, tail_chars = cfg.content_tail_chars
+        cdef Py_ssize_t k, i, d, first = -1, last = -1, nd = ninner, p
+        # the first and last prose block inside the roots, drops left out
+        for k in range(nkept):
+            i = kept[k]
+            d = 0
+            while i < self.end[kept[k]]:
+                while d < ninner and drops[d] < i:
+                    d += 1
+                if d < ninner and drops[d] == i:
+                    i = self.end[i]
+                    continue
+                if self.own[i] > 0 and self.own[i] >= good_chars and self.density(i) < 0.3:
+                    if first < 0:
+                        first = i
+                    last = i
+                i += 1
+        if first < 0:
+            return 0
+        for k in range(nkept):
+            i = kept[k]
+            d = 0
+            while i < self.end[kept[k]]:
+                while d < ninner and drops[d] < i:
+                    d += 1
+                if d < ninner and drops[d] == i:
+                    i = self.end[i]
+                    continue
+                if i >= first and i <= last:
+                    i += 1
+                    continue
+                p = self.parent[i]
+                if (self.own[i] > 0 and self.own[i] == self.chars[i] and self.images[i] == 0
+                        and self.images[p if p > 0 else 0] == 0 and i != kept[k]
+                        and (i < first or self.own[i] < tail_chars)):
+                    drops[nd] = i
+                    nd += 1
+                i += 1
+        return nd - ninner
+
+
+cdef enum:
+    CONTAINER_KIND = 2  # content.CONTAINER
+
+
+def decide(body, rules, dict classes, frozenset transparent, int min_block_chars, cfg, tuple words):
+    """The main-content decision of the page whose ``<body>`` is ``body`` (content.decide on the statistics of
+    :func:`page_stats`, in C): ``(roots, ancestors, drops)`` as frozensets of ``mem_id``s, or None. ``words``:
+    ``(patterns, weights by name, weight function, tag bonus)`` of content.name_words."""
+    cdef list tags = ["body"]
+    cdef _Grow g = _gather(body, rules, classes, transparent, min_block_chars, tags)
+    cdef _Decision d = _Decision()
+    d.setup(g, tags, words)
+    return d.decide(cfg)

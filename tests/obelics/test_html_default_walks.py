@@ -147,3 +147,26 @@ def test_pure_python_switch():
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OBELICS_PURE_PYTHON": "1"},
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['a b']"
+
+
+def test_compiled_decision_equals_the_python_one(cfg):
+    """``_walk.decide`` (statistics and decision in C) gives the very plan of content.decide on the Python
+    statistics, on the 225 shared pages and every content-benchmark page."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    from bench.bench_content import DATA, load_pages
+
+    rules = extract_default._rules(cfg)
+    shared = shared_path("data", "reference").parent.parent
+    htmls = [_decode(p.payload, cfg) for p in iter_reference_pages(shared, which="both")]
+    if (DATA / "ground-truth.json").exists():
+        htmls += [p.html for p in load_pages()]
+    plans = 0
+    for html in htmls:
+        body = LexborHTMLParser(html).body
+        if body is None:
+            continue
+        fast = extract_default._plan(body, rules, cfg, compiled=True)
+        assert fast == extract_default._plan(body, rules, cfg, compiled=False)
+        plans += fast is not None
+    assert plans > 350
