@@ -1487,7 +1487,8 @@ cdef class _Decision:
                 if d < ninner and drops[d] == i:
                     i = self.end[i]
                     continue
-                if self.own[i] > 0 and self.own[i] >= good_chars and self.density(i) < 0.3:
+                if (self.own[i] > 0 and self.own[i] >= good_chars and self.density(i) < 0.3
+                        and self.kind[i] != HEADING_KIND):
                     if first < 0:
                         first = i
                     last = i
@@ -1518,6 +1519,7 @@ cdef class _Decision:
 
 cdef enum:
     CONTAINER_KIND = 2  # content.CONTAINER
+    HEADING_KIND = 3  # content.HEADING
 
 
 def decide(body, rules, dict classes, frozenset transparent, int min_block_chars, cfg, tuple words):

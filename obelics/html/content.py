@@ -49,8 +49,10 @@ TEXT_BLOCK_TAGS = frozenset([
 # containers the inner cleaning may drop; prose blocks (p, li, td, headings) are dropped only as link lines
 CLEANED_TAGS = frozenset(["div", "section", "ul", "ol", "dl", "table", "aside", "header", "form", "nav",
                           "fieldset", "details", "center", "footer"])
-BLOCK, CONTAINER = 1, 2  # kinds of element in PageStats.kind (0: inline)
-TAG_CLASSES = {t: (CONTAINER if t in CLEANED_TAGS else BLOCK) for t in TEXT_BLOCK_TAGS}
+HEADING_TAGS = frozenset(["h1", "h2", "h3", "h4", "h5", "h6"])
+BLOCK, CONTAINER, HEADING = 1, 2, 3  # kinds of element in PageStats.kind (0: inline)
+TAG_CLASSES = {t: (CONTAINER if t in CLEANED_TAGS else HEADING if t in HEADING_TAGS else BLOCK)
+               for t in TEXT_BLOCK_TAGS}
 _TAG_BONUS = {"div": 5, "pre": 3, "td": 3, "blockquote": 3, "address": -3, "ol": -3, "ul": -3, "dl": -3,
               "dd": -3, "dt": -3, "li": -3, "form": -3, "h1": -5, "h2": -5, "h3": -5, "h4": -5, "h5": -5,
               "h6": -5, "th": -5}
@@ -416,8 +418,9 @@ def _inner_drops(st: PageStats, roots: list[int], weight, density, cfg) -> list[
 
 
 def _edge_drops(st: PageStats, roots: list[int], drops: list[int], density, cfg) -> list[int]:
-    """Short text blocks before the content's first prose paragraph and after its last one (jusText's
-    neighbourhood rule): the title, byline, date and share line above the body, the tags and credits below.
+    """Short text blocks before the content's first prose paragraph (a block of at least ``content_good_chars``
+    characters, mostly not links, not a heading) and after its last one (jusText's neighbourhood rule): the
+    title, byline, date and share line above the body, the tags and credits below.
     Only blocks whose text is all their own and that hold no image (a caption beside its image stays)."""
     n = len(st.tags)
     marks = np.zeros(n + 1, dtype=np.int32)  # +1 where a kept range opens, -1 where it closes
@@ -433,7 +436,8 @@ def _edge_drops(st: PageStats, roots: list[int], drops: list[int], density, cfg)
     if not len(text):
         return []
     t_own = own[text]
-    good = np.flatnonzero((t_own >= cfg.content_good_chars) & (density[text] < 0.3))
+    # a heading is not prose: the title above the body is an edge line, however long
+    good = np.flatnonzero((t_own >= cfg.content_good_chars) & (density[text] < 0.3) & (st.kind[text] != HEADING))
     if not len(good):
         return []
     first, last = text[good[0]], text[good[-1]]

@@ -84,6 +84,17 @@ def test_position_short_lines_before_and_after_the_prose_go(cfg, compiled):
 
 
 @pytest.mark.parametrize("compiled", WALKS)
+def test_a_long_title_is_not_prose_so_the_byline_below_it_goes(cfg, compiled):
+    title = "Council approves the new budget after a four-hour debate on schools"  # over content_good_chars
+    assert len(title) >= cfg.content_good_chars
+    body = (f"<div class='story'><h1>{title}</h1><div class='byline'>By Jane Doe</div><div>November 20, 2019</div>"
+            + paragraphs(4) + "</div>")
+    out = text_of(page(body), cfg, compiled)
+    assert "Story 0:" in out and "Story 3:" in out
+    assert title not in out and "Jane Doe" not in out and "November 20" not in out
+
+
+@pytest.mark.parametrize("compiled", WALKS)
 def test_subheadings_between_paragraphs_stay(cfg, compiled):
     body = "<div class='story'>" + paragraphs(2) + "<h2>What comes next</h2>" + paragraphs(2, "More") + "</div>"
     assert "What comes next" in text_of(page(body), cfg, compiled)
