@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from warcio.archiveiterator import ArchiveIterator
+from warcio.recordloader import ArcWarcRecordLoader
 
 from obelics.netguard import AddressRefused
 from obelics.records import HtmlRecord, ImageRecord, ReadStats
@@ -463,6 +464,69 @@ class _GzipMember(io.RawIOBase):
             self._more()
             self.out.clear()
 
+    def unread(self, data: bytes) -> None:
+        """Give back bytes returned by :meth:`read_whole`: the next reads return them first."""
+        self.out[:0] = data
+        self.position -= len(data)
+
+    def read_whole(self, cap: int) -> bytes | None:
+        """The member's remaining decompressed bytes when the member ends (CRC checked) within ``cap``
+        of them; else None, with what was decompressed kept for the next reads (:meth:`read`)."""
+        chunk, self.out_chunk = self.out_chunk, max(self.out_chunk, 1 << 20)
+        try:
+            while not self.done and len(self.out) <= cap:
+                self._more()
+        finally:
+            self.out_chunk = chunk
+        if not self.done or self.truncated or len(self.out) > cap:
+            return None
+        data = bytes(self.out)
+        self.out.clear()
+        self.position += len(data)
+        return data
+
+
+MEMBER_SLACK_BYTES = 1 << 16  # a member read whole may hold this much more than max_record_bytes (headers)
+
+
+def _record_loader() -> ArcWarcRecordLoader:
+    """The record loader ``ArchiveIterator(member)`` uses (its defaults: no HTTP verification, ARC as ARC)."""
+    return ArcWarcRecordLoader(verify_http=False, arc2warc=False)
+
+
+def _one_record(data: bytes, loader: ArcWarcRecordLoader):
+    """warcio's record of a gzip member's bytes when they are exactly one well-formed WARC record: a valid
+    ``Content-Length`` and nothing but blank lines after the block. Else None: the member then goes through
+    :class:`ArchiveIterator` (several records, a bad length, damage: its warnings, errors and counts).
+
+    This is what ``ArchiveIterator`` yields for such a member, parsed by the same loader, without its
+    per-line Python reads (a ``BytesIO`` here) and with the HTTP headers parsed for ``response`` records
+    only: the readers decide every other record by its WARC-Type alone, so a request's or a revisit's HTTP
+    headers are never needed (their parse cannot fail: no verification, revisits may be empty).
+    """
+    if not data.startswith(b"WARC/"):
+        return None
+    stream = io.BytesIO(data)
+    try:
+        rec = loader.parse_record_stream(stream, known_format=None, no_record_parse=True)
+        if rec.format != "warc":
+            return None
+        declared = rec.rec_headers.get_header("Content-Length")
+        if declared is None or rec.length != int(declared):  # warcio read a bad length as 0
+            return None
+        end = stream.tell() + rec.length
+        if len(data) < end or data[end:].strip():  # short, or more than blank lines after the record
+            return None
+        if rec.rec_type == "response":  # = parse_record_stream's HTTP part, for this record type only
+            raw = rec.raw_stream
+            uri = rec.rec_headers.get_header("WARC-Target-URI")
+            rec.http_headers = loader.load_http_headers(rec.rec_type, uri, raw, rec.length)
+            if rec.length and rec.http_headers:
+                rec.payload_length = rec.length - raw.tell()
+    except Exception:  # noqa: BLE001 - ArchiveIterator meets the same error and counts it
+        return None
+    return rec
+
 
 def _looks_like_member(feeder: _Feeder) -> bool:
     """Does the gzip member at the feeder's position decompress to ``WARC/``?"""
@@ -494,6 +558,8 @@ def _scan_gzip(fh, stats: ReadStats, config: WarcConfig, process) -> Iterator:
     once the member's CRC has checked (or, for a member cut by the end of the file, once no later
     member exists)."""
     feeder = _Feeder(fh, config.read_block_bytes)
+    loader = _record_loader()
+    cap = config.max_record_bytes + MEMBER_SLACK_BYTES
     while True:
         head = feeder.peek(3)
         if not head:
@@ -508,16 +574,29 @@ def _scan_gzip(fh, stats: ReadStats, config: WarcConfig, process) -> Iterator:
         member = _GzipMember(feeder)
         pending: list = []
         try:
-            it = ArchiveIterator(member)
-            for rec in it:
+            try:
+                data = member.read_whole(cap)
+            except _CorruptMember:  # read it again below, so the damage is met where ArchiveIterator meets it
+                feeder.seek(start)
+                member, data = _GzipMember(feeder), None
+            rec = _one_record(data, loader) if data is not None else None
+            if rec is not None:  # the common case: one well-formed record (see _one_record)
                 r = process(rec, member)
                 if r is not None:
                     pending.append(r)
-                if len(pending) > 1 and sum(len(x.payload) for x in pending) > 4 * config.max_record_bytes:
-                    # a whole-file gzip (one member, many records): do not hold them all
-                    yield from pending
-                    pending = []
-            member.drain()
+            else:
+                if data is not None:
+                    member.unread(data)
+                it = ArchiveIterator(member)
+                for rec in it:
+                    r = process(rec, member)
+                    if r is not None:
+                        pending.append(r)
+                    if len(pending) > 1 and sum(len(x.payload) for x in pending) > 4 * config.max_record_bytes:
+                        # a whole-file gzip (one member, many records): do not hold them all
+                        yield from pending
+                        pending = []
+                member.drain()
         except _CorruptMember as e:
             stats.skip("corrupt_gzip_member")
             log.warning("%s: corrupt gzip member at byte %d (%s); resyncing", getattr(fh, "name", "warc"), start, e)

@@ -1,0 +1,103 @@
+"""The reader's one-record path (``obelics.warc._one_record``) gives what ``ArchiveIterator`` gives, or steps aside."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from obelics.records import ReadStats
+from obelics.warc import _one_record, _record_loader, iter_html_records
+from tests.conftest import shared_path
+
+
+def _members(data: bytes):
+    """The decompressed bytes of each gzip member of ``data`` (complete members only)."""
+    pos = 0
+    while pos < len(data):
+        d = zlib.decompressobj(31)
+        try:
+            out = d.decompress(data[pos:])
+        except zlib.error:
+            return
+        if not d.eof:
+            return
+        yield out
+        pos = len(data) - len(d.unused_data)
+
+
+def _same(fast, data: bytes) -> None:
+    """``fast`` is the only record ArchiveIterator finds in ``data``, with the same headers and payload."""
+    recs = []
+    for rec in ArchiveIterator(io.BytesIO(data)):
+        recs.append((rec.rec_type, rec.rec_headers.headers, rec.http_headers, rec.content_stream().read()))
+    assert len(recs) == 1
+    rtype, rec_headers, http_headers, payload = recs[0]
+    if rtype != "response":  # its HTTP headers unparsed: the block is read as ArchiveIterator(no_record_parse) reads it
+        payload = next(iter(ArchiveIterator(io.BytesIO(data), no_record_parse=True))).content_stream().read()
+    assert fast.rec_type == rtype
+    assert fast.rec_headers.headers == rec_headers
+    if rtype == "response":  # only responses carry parsed HTTP headers on this path
+        assert (fast.http_headers is None) == (http_headers is None)
+        if http_headers is not None:
+            assert fast.http_headers.headers == http_headers.headers
+            assert fast.http_headers.statusline == http_headers.statusline
+    else:
+        assert fast.http_headers is None
+    assert fast.content_stream().read() == payload
+
+
+def test_every_member_of_the_shared_warcs(shared):
+    """Every member of every shared WARC: the same record as ArchiveIterator's, or None (then it reads them)."""
+    loader = _record_loader()
+    taken = 0
+    for path in sorted(shared_path("data", "warc").glob("*.warc.gz")):
+        for data in _members(path.read_bytes()):
+            fast = _one_record(data, loader)
+            if fast is not None:
+                taken += 1
+                _same(fast, data)
+    assert taken > 700  # the common case (these files hold one well-formed record per member)
+
+
+def _record(rtype: str = "response", body: bytes = b"<html><p>hello</p></html>", **kw) -> bytes:
+    buf = io.BytesIO()
+    w = WARCWriter(buf, gzip=False)
+    http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+    w.write_record(w.create_warc_record("https://a.example/", rtype, payload=io.BytesIO(body),
+                                        http_headers=http if rtype in ("response", "revisit") else None, **kw))
+    return buf.getvalue()
+
+
+def test_steps_aside_unless_exactly_one_well_formed_record():
+    loader = _record_loader()
+    one = _record()
+    _same(_one_record(one, loader), one)
+    assert _one_record(one + _record(), loader) is None                 # two records in one member
+    assert _one_record(one + b"garbage\r\n", loader) is None             # more than blank lines after it
+    assert _one_record(one.replace(b"Content-Length: ", b"Content-Length: 1", 1), loader) is None  # too long
+    assert _one_record(one.replace(b"Content-Length: ", b"Content-Length: x", 1), loader) is None  # not a number
+    assert _one_record(b"HTTP/1.1 200 OK\r\n\r\n", loader) is None        # not a WARC record
+    assert _one_record(b"", loader) is None
+
+
+@pytest.mark.parametrize("rtype", ["request", "metadata", "revisit", "resource"])
+def test_other_records_are_typed_without_their_http_headers(rtype):
+    data = _record(rtype, body=b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n" if rtype == "request" else b"x: y\r\n")
+    fast = _one_record(data, _record_loader())
+    _same(fast, data)
+
+
+def test_reader_counts_are_those_of_archiveiterator_on_a_multi_record_member():
+    """A member holding several records (a whole-file gzip) is read by ArchiveIterator: every page kept."""
+    pages = [_record(body=f"<html><p>page {i} {'word ' * 50}</p></html>".encode()) for i in range(3)]
+    blob = gzip.compress(b"".join(pages))
+    stats = ReadStats()
+    got = list(iter_html_records(io.BytesIO(blob), stats=stats))
+    assert [r.payload.count(b"word") for r in got] == [50, 50, 50]
+    assert stats.records == 3 and stats.html_records == 3
