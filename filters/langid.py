@@ -85,6 +85,22 @@ class FastTextLangId:
         except ValueError:  # fasttext 0.9.3 under NumPy 2: use the C++ binding directly
             self._raw = self.model.f
 
+    def predict_many(self, texts: list[str]) -> list[tuple[str, float]]:
+        """``[predict(t) for t in texts]``, calling the C++ ``predict`` with the line the Python wrapper would
+        send (lower-cased, one line ending in ``\\n``) without the wrapper's per-call checks and tuples.
+        (``multilinePredict`` would be one call, but fasttext-predict's returns no probabilities.)"""
+        if self._raw is not None:
+            return [self.predict(t) for t in texts]
+        predict, out = self.model.f.predict, []
+        for t in texts:
+            res = predict(t.lower().replace("\n", " ") + "\n", 1, 0.0, "strict")
+            if res:
+                prob, label = res[0]
+                out.append((label.replace("__label__", ""), min(float(prob), 1.0)))
+            else:
+                out.append(("", 0.0))
+        return out
+
     def predict(self, text: str) -> tuple[str, float]:
         text = text.lower().replace("\n", " ")
         if self._raw is not None:
@@ -132,7 +148,15 @@ class LanguageFilter:
         return self.model.predict(text)
 
     def verdict(self, text: str) -> Verdict:
-        lang, score = self.model.predict(text)
+        return self._judge(*self.model.predict(text))
+
+    def verdicts(self, texts: list[str]) -> list[Verdict]:
+        """``[verdict(t) for t in texts]``, the model called once for all (:meth:`FastTextLangId.predict_many`)."""
+        if not texts:  # no model loaded for nothing
+            return []
+        return [self._judge(lang, score) for lang, score in self.model.predict_many(texts)]
+
+    def _judge(self, lang: str, score: float) -> Verdict:
         if lang not in self._languages or score < self.cfg.min_score:
             return "lang_id"
         return None

@@ -78,6 +78,33 @@ class KenlmScorer:
             length += len(pieces) + 1
         return total, length
 
+    def perplexities(self, texts: list[str], mode: str = "glued") -> list[float]:
+        """``[perplexity(t, mode) for t in texts]``: every text's lines normalised in one compiled pass and
+        tokenised in one SentencePiece call (one thread), then scored text by text in the same order, so
+        every sum and value is the one :meth:`perplexity` computes."""
+        if not texts:
+            return []
+        norm = fast_metrics.normalize_many if fast_metrics.available() else normalize_each
+        parts = [[t] if mode == "glued" else t.split("\n\n") for t in texts]
+        normed = norm([p for ps in parts for p in ps])
+        lines_of, pos = [], 0
+        for ps in parts:
+            lines = normed[pos:pos + len(ps)]
+            pos += len(ps)
+            if mode != "glued":
+                lines = [n for n in lines if n] or [""]
+            lines_of.append(lines)
+        pieces = self.sp.encode([line for lines in lines_of for line in lines], out_type=str, num_threads=1)
+        score, out, pos = self.model.score, [], 0
+        for lines in lines_of:
+            total, length = 0.0, 0
+            for p in pieces[pos:pos + len(lines)]:
+                total += score(" ".join(p))
+                length += len(p) + 1
+            pos += len(lines)
+            out.append(round(10.0 ** (-total / length), 1))
+        return out
+
     def perplexity(self, text: str, mode: str = "glued") -> float:
         """Perplexity of ``text``: glued (one normalised line) or one line per ``\\n\\n`` paragraph.
 
@@ -159,3 +186,12 @@ class PerplexityFilter:
 
     def document_verdict(self, texts: list[str]) -> Verdict:
         return "perplexity" if self.document_perplexity(texts) > self.cutoff else None
+
+    def document_verdicts(self, documents: list[list[str]]) -> list[Verdict]:
+        """``[document_verdict(texts) for texts in documents]``, scored in one batch (:meth:`KenlmScorer.perplexities`)."""
+        if not documents:  # no model loaded for nothing
+            return []
+        fulls = ["\n\n".join(t for t in texts if t) for texts in documents]
+        ppl = self.scorer.perplexities(fulls, "glued" if self.cfg.mode == "glued" else "paragraph")
+        cutoff = self.cutoff
+        return ["perplexity" if v > cutoff else None for v in ppl]

@@ -465,12 +465,12 @@ class TextFilter:
         texts; each check runs over all documents before the next, so each model's tables stay in the
         processor's cache (the verdicts are those of running them document by document)."""
         reasons: list[Verdict] = [None] * len(documents)
-        if self.langid is not None and self.langid.cfg.doc_level:
-            verdict = self.langid.verdict
-            reasons = [verdict("\n\n".join(texts)) for texts in documents]
-        if self.perplexity is not None and self.perplexity.cfg.doc_level:
-            verdict = self.perplexity.document_verdict
-            reasons = [r or verdict(texts) for r, texts in zip(reasons, documents)]
+        if self.langid is not None and self.langid.cfg.doc_level:  # one fastText call for the batch
+            reasons = self.langid.verdicts(["\n\n".join(texts) for texts in documents])
+        if self.perplexity is not None and self.perplexity.cfg.doc_level:  # those language id kept, in one batch
+            todo = [k for k, r in enumerate(reasons) if r is None]
+            for k, v in zip(todo, self.perplexity.document_verdicts([documents[k] for k in todo])):
+                reasons[k] = v
         return reasons
 
     def document_metrics(self, docs: list[WebDocument], sample: int = 500) -> dict:

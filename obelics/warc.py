@@ -487,11 +487,71 @@ class _GzipMember(io.RawIOBase):
 
 
 MEMBER_SLACK_BYTES = 1 << 16  # a member read whole may hold this much more than max_record_bytes (headers)
+ONE_RECORD_PATH = True  # False: every member through ArchiveIterator (bench/bench_warc.py's baseline)
 
 
 def _record_loader() -> ArcWarcRecordLoader:
     """The record loader ``ArchiveIterator(member)`` uses (its defaults: no HTTP verification, ARC as ARC)."""
     return ArcWarcRecordLoader(verify_http=False, arc2warc=False)
+
+
+_WARC_VERSIONS = tuple(v.encode() for v in ArcWarcRecordLoader.WARC_TYPES)
+_HEAD_END = b"\r\n\r\n"
+_ODD_HEADER = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]|\r\n[ \t]")  # controls, non-ASCII, continuations
+_TYPE_LINE = re.compile(rb"\r\nWARC-Type[ \t]*:([^\r\n]*)", re.I)
+_LENGTH_LINE = re.compile(rb"\r\nContent-Length[ \t]*:([^\r\n]*)", re.I)
+
+
+class _TypedRecord:
+    """A record the readers skip by its WARC-Type alone (requests, metadata, revisits, ...): ``rec_type`` is
+    set, ``http_headers`` is None, and anything else asked of it is warcio's record, parsed then."""
+
+    format = "warc"
+    http_headers = None
+
+    def __init__(self, rec_type: str | None, data: bytes, loader: ArcWarcRecordLoader):
+        self.rec_type, self._data, self._loader = rec_type, data, loader
+
+    def __getattr__(self, name):
+        rec = self.__dict__.get("_rec")
+        if rec is None:
+            rec = self.__dict__["_rec"] = self._loader.parse_record_stream(io.BytesIO(self._data), no_record_parse=True)
+        return getattr(rec, name)
+
+
+def _typed_record(data: bytes, loader: ArcWarcRecordLoader) -> _TypedRecord | None:
+    """A :class:`_TypedRecord` for a member holding exactly one well-formed record of another type than
+    ``response``, read from its two header lines that matter (``WARC-Type``, ``Content-Length``); None when it
+    is a response or its header block is not plain (then :func:`_one_record` asks warcio).
+
+    Hand-written because warcio parses every header line in Python (about 11 µs a record, most of the reader's
+    work after inflating) for records of which the readers use one value. Plain means ASCII without control
+    characters, a WARC status line and no continuation lines: there warcio's parse gives exactly these values
+    (first header of that name, value stripped), so the type and length are the ones ``ArchiveIterator`` sees.
+    """
+    end = data.find(_HEAD_END, 0, 1 << 16)
+    if end < 0:
+        return None
+    head = data[:end]
+    if not head.upper().startswith(_WARC_VERSIONS) or _ODD_HEADER.search(head):
+        return None
+    if not head.count(b"\r") == head.count(b"\n") == head.count(b"\r\n"):  # a bare CR or LF
+        return None
+    m = _TYPE_LINE.search(head)
+    rec_type = m.group(1).decode("ascii").strip() if m else None
+    if rec_type == "response":
+        return None
+    m = _LENGTH_LINE.search(head)
+    if m is None:
+        return None
+    try:
+        length = int(m.group(1).decode("ascii"))
+    except ValueError:
+        return None
+    body = end + len(_HEAD_END)
+    if length < 0 or len(data) < body + length or data[body + length:].strip():
+        return None
+    return _TypedRecord(rec_type, data, loader)
 
 
 def _one_record(data: bytes, loader: ArcWarcRecordLoader):
@@ -579,7 +639,9 @@ def _scan_gzip(fh, stats: ReadStats, config: WarcConfig, process) -> Iterator:
             except _CorruptMember:  # read it again below, so the damage is met where ArchiveIterator meets it
                 feeder.seek(start)
                 member, data = _GzipMember(feeder), None
-            rec = _one_record(data, loader) if data is not None else None
+            rec = None
+            if data is not None and ONE_RECORD_PATH:
+                rec = _typed_record(data, loader) or _one_record(data, loader)
             if rec is not None:  # the common case: one well-formed record (see _one_record)
                 r = process(rec, member)
                 if r is not None:

@@ -63,3 +63,25 @@ def test_missing_model_path():
     with pytest.raises(FileNotFoundError):
         resolve_model_path("/nonexistent/lid.bin")
     assert isinstance(LanguageFilter().model, FastTextLangId)
+
+
+def _reference_texts(shared) -> list[str]:
+    import json
+
+    texts = []
+    for name in ("shared_html.jsonl", "shared_warc.jsonl"):
+        for line in shared("data", "reference", name).open(encoding="utf-8"):
+            d = json.loads(line)
+            texts.append("\n\n".join(t for t in d["texts"] if t))
+    return texts
+
+
+def test_batch_predictions_are_the_single_ones(lang_filter, shared):
+    """One multilinePredict call for a batch gives each text's own prediction, exactly (documents, paragraphs,
+    empty and whitespace-only texts)."""
+    texts = _reference_texts(shared)
+    texts += [p for t in texts[:40] for p in t.split("\n\n")] + ["", " ", "\n\n", "THE MAYOR\nSAID SO."]
+    model = lang_filter.model
+    assert model.predict_many(texts) == [model.predict(t) for t in texts]
+    assert lang_filter.verdicts(texts) == [lang_filter.verdict(t) for t in texts]
+    assert lang_filter.verdicts([]) == []

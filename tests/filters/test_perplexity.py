@@ -79,3 +79,21 @@ def test_english_shared_pages_pass(scorer, shared):
     passed = sum(p <= f.cutoff for p in ppl)
     print(f"\nbuiltin-en: {passed}/{len(ppl)} English shared pages under {f.cutoff}; max {max(ppl)}")
     assert passed / len(ppl) >= 0.95
+
+
+@pytest.mark.parametrize("mode", ["glued", "paragraph"])
+def test_batch_perplexities_are_the_single_ones(scorer, shared, mode):
+    """Scoring a batch (one normalisation pass, one SentencePiece call) gives each text's own perplexity,
+    exactly, on every shared reference document and some edge cases."""
+    import json
+
+    texts = []
+    for name in ("shared_html.jsonl", "shared_warc.jsonl"):
+        for line in shared("data", "reference", name).open(encoding="utf-8"):
+            texts.append("\n\n".join(t for t in json.loads(line)["texts"] if t))
+    texts += ["", "\n\n", "one\n\n\n\ntwo", "２０２３ “quoted”…", "a\n\nb"]
+    assert scorer.perplexities(texts, mode) == [scorer.perplexity(t, mode) for t in texts]
+    f = PerplexityFilter(PerplexityConfig(mode=mode, max_perplexity={"builtin-en": 400.0}), scorer)
+    docs = [t.split("\n\n") for t in texts]
+    assert f.document_verdicts(docs) == [f.document_verdict(d) for d in docs]
+    assert f.document_verdicts([]) == []

@@ -101,3 +101,49 @@ def test_reader_counts_are_those_of_archiveiterator_on_a_multi_record_member():
     got = list(iter_html_records(io.BytesIO(blob), stats=stats))
     assert [r.payload.count(b"word") for r in got] == [50, 50, 50]
     assert stats.records == 3 and stats.html_records == 3
+
+
+def test_typed_records_are_those_of_archiveiterator(shared):
+    """Every non-response member of the shared WARCs is typed from its header bytes as warcio types it."""
+    from obelics.warc import _typed_record
+
+    loader = _record_loader()
+    typed = 0
+    for path in sorted(shared_path("data", "warc").glob("*.warc.gz")):
+        for data in _members(path.read_bytes()):
+            rec = _typed_record(data, loader)
+            full = next(iter(ArchiveIterator(io.BytesIO(data), no_record_parse=True)))
+            if rec is None:  # a response (parsed whole by _one_record)
+                assert full.rec_type == "response"
+                continue
+            typed += 1
+            assert rec.rec_type == full.rec_type != "response"
+            assert rec.http_headers is None
+            assert rec.rec_headers.headers == full.rec_headers.headers  # the rest: warcio's record, parsed on demand
+    assert typed > 300
+
+
+@pytest.mark.parametrize("edit", [
+    (b"WARC-Type: request", b"WARC-Type: request\r\n continued"),  # a continuation line
+    (b"WARC-Type: request", b"WARC-Type: request\x0b"),            # a control character
+    (b"WARC-Type: request", b"WARC-Type: r\xc3\xa9quest"),         # not ASCII
+    (b"WARC-Type: request", b"WARC-Type: request\nX: y"),          # a bare LF
+    (b"WARC/1.0", b"WARC/9.9"),                                    # not a WARC version warcio knows
+])
+def test_typing_steps_aside_for_headers_that_are_not_plain(edit):
+    from obelics.warc import _typed_record
+
+    data = _record("request", body=b"GET / HTTP/1.1\r\n\r\n").replace(*edit, 1)
+    assert _typed_record(data, _record_loader()) is None
+
+
+def test_typed_record_values():
+    from obelics.warc import _typed_record
+
+    loader = _record_loader()
+    data = _record("metadata", body=b"a: b\r\n").replace(b"WARC-Type: metadata", b"warc-type \t:  metadata  ", 1)
+    assert _typed_record(data, loader).rec_type == next(iter(ArchiveIterator(io.BytesIO(data)))).rec_type == "metadata"
+    no_type = _record("metadata", body=b"a: b\r\n").replace(b"WARC-Type: metadata\r\n", b"", 1)
+    assert _typed_record(no_type, loader).rec_type is None  # counted as unknown_type, as before
+    assert _typed_record(_record(), loader) is None  # a response: warcio parses it whole
+    assert _typed_record(_record("request", body=b"GET / HTTP/1.1\r\n\r\n") + b"junk", loader) is None
