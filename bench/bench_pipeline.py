@@ -1,6 +1,16 @@
 """End-to-end pipeline speed: pages/s per core on a realistic corpus, 1 vs 2 CPUs, CPU time per stage.
 
     python -m bench.bench_pipeline [--copies 120] [--units 8] [--cpus 1 2] [--corpus realistic|copies]
+    python -m bench.bench_pipeline --copies 8 32 --units 2 --cpus 1 2   # + fixed vs steady-state costs
+
+With two or more ``--copies`` sizes (the same ``--units``), every size runs with the first CPU count and
+the largest also with the others; each stage's CPU (and each fused op's own) is then fitted as
+``fixed + marginal x size`` (:func:`pipeline.cpu.fit_fixed_marginal`), which separates what a run pays once
+(Ray and its actors, worker processes, model loads, files per unit) from the steady-state cost per page,
+document or image: what a snapshot of 90,000 WARCs of ~35,000 pages each pays almost entirely. The
+projection for one snapshot is then per stage (marginal CPU per item) x (items per snapshot), with the
+items' shares of pages taken from this corpus's funnel and, separately, from the original build's
+published funnel (:data:`FUNNELS`), plus the fixed costs counted once per WARC (an upper bound).
 
 The corpus (``--corpus realistic``, the default, :mod:`bench.corpus`): every HTML-bearing shared WARC (and
 the embedded sample) copied ``--copies`` times, copy 0 the original and in the others most pages moved to
@@ -23,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -33,6 +44,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("OBELICS_SHARED", ROOT.parent / "shared"))
 SNAPSHOT_PAGES = 3.15e9  # CC-MAIN-2023-06 (Common Crawl's announcement)
+SNAPSHOT_WARCS = 90_000  # CC-MAIN-2023-06's WARC files (~1 GB, ~35,000 pages each)
+# Items per page of one snapshot at each level of the funnel, from the original build's published figures
+# (docs/obelics-reference.md §3.1, §8.1; 25 dumps, each taken as CC-MAIN-2023-06's 3.15B pages):
+#   41.2B documents extracted (-> 0.523 a page); 63.6% of them not English (-> 0.190 English);
+#   1.1B kept by S0 (MinHash, repetition, quality classifier: -> 0.0140); 3.6B image links for those
+#   (3.27 a document), 55% downloaded (1.80 a document); 365M documents and 1.4B images after the node,
+#   paragraph and document filters (0.33 of the documents; 1.27 images per document of the 1.1B: taken as
+#   the images the NSFW check sees).
+# "S0 kept": the text filters and the two text dedup passes keep what the original's S0 kept (its quality
+# classifier and cross-dump MinHash included: a low estimate of the documents reaching the image stage);
+# "English kept": they keep every English document, dedup then removing this corpus's share (a high one).
+_EXTRACTED, _ENGLISH, _S0 = 41.2e9 / 25 / SNAPSHOT_PAGES, 0.364 * 41.2e9 / 25 / SNAPSHOT_PAGES, 1.1e9 / 25 / SNAPSHOT_PAGES
+FUNNELS = {
+    "S0 kept": {"page": 1.0, "extracted": _EXTRACTED, "text_kept": _S0, "url_kept": _S0, "dedup_kept": _S0},
+    "English kept": {"page": 1.0, "extracted": _EXTRACTED, "text_kept": _ENGLISH, "url_kept": None,
+                     "dedup_kept": None},  # None: this corpus's ratio to the level before
+}
+# per document reaching the image stage: image links, images downloaded, images left after the filters, documents kept
+LINKS_PER_DOC, FETCHED_PER_DOC, KEPT_PER_DOC, DOCS_KEPT = 3.6 / 1.1, 0.55 * 3.6 / 1.1, 1.4 / 1.1, 0.365 / 1.1
 OFFLINE = ["images.source=warc", "optout.images=[x_robots]", "optout.documents=[x_robots,meta]"]
 
 
@@ -80,24 +110,39 @@ def run_once(inputs: list[str], cpus: int, out: Path) -> dict:
                        cwd=ROOT, env=env, capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(r.stderr[-3000:])
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res["load"] = os.getloadavg()[0]
+    return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--copies", type=int, default=120)
+    ap.add_argument("--copies", type=int, nargs="+", default=[120],
+                    help="corpus size(s); two or more: fixed and steady-state costs are fitted")
     ap.add_argument("--cpus", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--units", type=int, default=8,
                     help="concatenate the copies into this many WARC files (0: one file per copy)")
     ap.add_argument("--corpus", choices=["realistic", "copies"], default="realistic")
     args = ap.parse_args()
+    sizes = sorted(set(args.copies))
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
-        (tmp / "in").mkdir()
-        inputs = make_inputs(tmp / "in", args.copies, args.units or None, args.corpus)
-        mb = sum(Path(p).stat().st_size for p in inputs) / 1e6
-        results = {cpus: run_once(inputs, cpus, tmp / f"out-{cpus}") for cpus in args.cpus}
-        report(results, args, len(inputs), mb)
+        by_size = {}
+        for copies in sizes:
+            (tmp / f"in-{copies}").mkdir()
+            inputs = make_inputs(tmp / f"in-{copies}", copies, args.units or None, args.corpus)
+            mb = sum(Path(p).stat().st_size for p in inputs) / 1e6
+            cpus = args.cpus if copies == sizes[-1] else args.cpus[:1]
+            results = {}
+            for c in cpus:
+                results[c] = run_once(inputs, c, tmp / f"out-{copies}-{c}")
+                shutil.rmtree(tmp / f"out-{copies}-{c}", ignore_errors=True)
+            by_size[copies] = results
+            shutil.rmtree(tmp / f"in-{copies}", ignore_errors=True)
+        report(by_size[sizes[-1]], args, len(inputs), mb)
+        if len(sizes) > 1:
+            rows = steady_rows([by_size[k][args.cpus[0]] for k in sizes])
+            report_steady(rows, [by_size[k][args.cpus[0]] for k in sizes], args)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -105,19 +150,21 @@ def main() -> None:
 def report(results: dict, args, n_inputs: int, mb: float) -> None:
     first = results[args.cpus[0]]
     pages = first["read"]["html_records"]
-    print(f"inputs ({args.corpus}): {n_inputs} WARC files, {mb:.1f} MB compressed, {pages} HTML pages")
+    print(f"inputs ({args.corpus}, {max(args.copies)} copies): {n_inputs} WARC files, {mb:.1f} MB compressed, "
+          f"{pages} HTML pages ({pages / n_inputs:,.0f} a unit)")
     funnel = {st["stage"]: st for st in first["stages"]}
     docs = [(name, ((funnel.get(name) or {}).get("out") or {}).get("document"))
-            for name in ("extract", "text_filters", "dedup_url", "dedup_minhash", "doc_filters", "final")]
+            for name in ("extract", "text_filters", "dedup.url", "dedup.minhash", "doc_filters", "final")]
     print("documents after: " + ", ".join(f"{n} {d:,}" for n, d in docs if d is not None))
     print(f"{'cpus':>4} {'wall s':>7} {'pages/s':>8} {'pages/s/core':>13} {'CPU s':>7} {'pages/CPU-s':>12} "
-          f"{'out docs':>8}")
+          f"{'out docs':>8} {'load':>5}")
     rates, cpu_rates = {}, {}
     for cpus, r in results.items():
         rates[cpus] = pages / r["wall"]
         cpu_rates[cpus] = pages / r["cpu"]["cpu_seconds"]
         print(f"{cpus:>4} {r['wall']:>7.1f} {rates[cpus]:>8.1f} {rates[cpus] / cpus:>13.1f} "
-              f"{r['cpu']['cpu_seconds']:>7.1f} {cpu_rates[cpus]:>12.1f} {r['summary']['documents']:>8}")
+              f"{r['cpu']['cpu_seconds']:>7.1f} {cpu_rates[cpus]:>12.1f} {r['summary']['documents']:>8} "
+              f"{r.get('load', float('nan')):>5.1f}")
     if len(rates) > 1:
         lo, hi = min(rates), max(rates)
         more = results[hi]["cpu"]["cpu_seconds"] / results[lo]["cpu"]["cpu_seconds"]
@@ -126,17 +173,136 @@ def report(results: dict, args, n_inputs: int, mb: float) -> None:
     for cpus in sorted(results):
         cpu = results[cpus]["cpu"]
         print(f"\nper stage ({cpus} CPU): wall s, CPU s of the run's processes, their CPU ms per page read, "
-              f"the units' own CPU ms per page")
+              f"the units' own CPU ms per page (and each fused op's own)")
         for t, c in zip(results[cpus]["timings"], cpu["stages"]):
             unit = f"{c['unit_ms_per_page']:>8.3f}" if c.get("unit_ms_per_page") is not None else f"{'':>8}"
             print(f"  {t['stage']:<58} {t.get('seconds', 0):>7.1f} {c['cpu_seconds']:>7.1f} "
                   f"{c['ms_per_page']:>8.3f} {unit}")
+            for o in c.get("ops") or ():
+                print(f"    {o['op']:<56} {'':>7} {'':>7} {'':>8} {o['ms_per_page']:>8.3f}")
         print(f"  {'all stages':<58} {'':>7} {cpu['cpu_seconds']:>7.1f} {cpu['ms_per_page']:>8.3f}   "
               f"(then the writers and the report: {cpu.get('finish_cpu_seconds', 0):.1f} CPU s)")
     one = min(rates)
     for label, per_core in ((f"wall, {one} CPU", rates[one] / one), (f"CPU time, {one} CPU", cpu_rates[one])):
-        print(f"projected ({label}): one snapshot ({SNAPSHOT_PAGES / 1e9:.2f}B pages) at {per_core:.1f} "
-              f"pages/s/core = {SNAPSHOT_PAGES / per_core / 3600:,.0f} core-hours (excluding image download)")
+        print(f"whole run as measured ({label}): one snapshot ({SNAPSHOT_PAGES / 1e9:.2f}B pages) at {per_core:.1f} "
+              f"pages/s/core = {SNAPSHOT_PAGES / per_core / 3600:,.0f} core-hours (fixed costs of this small run "
+              "included)")
+
+
+# which funnel level a row's items are (the OBELICS shares are given per level)
+_OP_LEVEL = {"extract": "page", "url_ban": "extracted", "text_filters": "extracted", "merge_images": "dedup_kept",
+             "image_filters": "fetched", "optout": "dedup_kept", "nsfw": "images_kept", "doc_filters": "dedup_kept"}
+_STAGE_LEVEL = {"dedup_url": "text_kept", "dedup_minhash": "url_kept", "image_table": "links"}
+
+
+def _level(name: str) -> str:
+    base = name.split("-", 1)[-1].split("+")[0].removesuffix(".apply")
+    return _OP_LEVEL.get(base) or _STAGE_LEVEL.get(base) or "doc_kept"
+
+
+def steady_rows(runs: list[dict]) -> list[dict]:
+    """Per stage (and per fused op, its own CPU) of runs of the same plan at several sizes: fixed CPU s,
+    steady-state CPU ms per page, and the items the row works on (pages, documents or images, in the
+    largest run) with the steady-state CPU ms per item. A unit stage's ``rest`` is its CPU besides its
+    ops (the stage's processes: Ray, reading and writing the unit's Parquet, the marker)."""
+    from pipeline.cpu import fit_fixed_marginal
+
+    big = runs[-1]
+    pages = [r["cpu"]["pages"] for r in runs]
+    stages = [r["cpu"]["stages"] for r in runs]
+    timings = big["timings"]
+    rows = []
+    for i, st in enumerate(big["cpu"]["stages"]):
+        name = st["stage"]
+        fixed, per = fit_fixed_marginal([(p, s[i]["cpu_seconds"]) for p, s in zip(pages, stages)])
+        if "ops" not in st:  # a decision: its items are the documents (image URLs) of the stage it reads
+            nxt = timings[i + 1] if i + 1 < len(timings) else {}
+            if _level(name) == "links":
+                items = next((o["images"] for o in nxt.get("ops") or () if o["images"] is not None), None)
+            else:
+                items = nxt.get("docs")
+            rows.append(_row(name, _level(name), fixed, per, items, pages[-1]))
+            continue
+        op_fit = []
+        for j, o in enumerate(st["ops"]):
+            f, m = fit_fixed_marginal([(p, s[i]["ops"][j]["cpu_seconds"]) for p, s in zip(pages, stages)])
+            items = pages[-1] if o["documents"] is None else (o["images"] if _level(o["op"]) in ("fetched", "images_kept")
+                                                               else o["documents"])
+            op_fit.append(_row("  " + o["op"], _level(o["op"]), f, m, items, pages[-1]))
+        first_docs = timings[i].get("docs")
+        rest_level = "page" if i == 0 else _level(st["ops"][0]["op"])
+        rows.append(_row(name + " (rest)", rest_level, fixed - sum(r["fixed_s"] for r in op_fit),
+                         per - sum(r["ms_per_page"] for r in op_fit) / 1000, first_docs, pages[-1]))
+        rows.extend(op_fit)
+    return rows
+
+
+def _row(name, level, fixed, per_page_s, items, pages):
+    ms_page = per_page_s * 1000
+    return {"row": name, "level": level, "fixed_s": fixed, "ms_per_page": ms_page, "items": items,
+            "share": (items / pages) if items else 0.0,
+            "ms_per_item": (ms_page * pages / items) if items else None}
+
+
+def _shares(rows: list[dict], funnel: dict) -> dict[str, float]:
+    """Items per page at each level for ``funnel`` (None: this corpus's ratio to the level before)."""
+    corpus = {}
+    for r in rows:
+        corpus.setdefault(r["level"], r["share"])
+    out, prev = {}, None
+    for level in ("page", "extracted", "text_kept", "url_kept", "dedup_kept"):
+        v = funnel.get(level)
+        if v is None and prev is not None and corpus.get(prev):
+            v = out[prev] * corpus.get(level, 0.0) / corpus[prev]
+        out[level] = v if v is not None else corpus.get(level, 0.0)
+        prev = level
+    d = out["dedup_kept"]
+    out.update(links=d * LINKS_PER_DOC, fetched=d * FETCHED_PER_DOC, images_kept=d * KEPT_PER_DOC,
+               doc_kept=d * DOCS_KEPT)
+    return out
+
+
+def report_steady(rows: list[dict], runs: list[dict], args) -> None:
+    pages = [r["cpu"]["pages"] for r in runs]
+    print(f"\nfixed and steady-state CPU ({args.cpus[0]} CPU; runs of {', '.join(f'{p:,}' for p in pages)} pages in "
+          f"{args.units} units; line through the runs' CPU per stage and per op):")
+    print(f"  {'stage / op':<60} {'fixed s':>8} {'ms/page':>8} {'items':>8} {'level':>12} {'ms/item':>8}")
+    for r in rows:
+        per_item = f"{r['ms_per_item']:>8.3f}" if r["ms_per_item"] is not None else f"{'':>8}"
+        print(f"  {r['row']:<60} {r['fixed_s']:>8.2f} {r['ms_per_page']:>8.3f} {r['items'] or 0:>8,} "
+              f"{r['level']:>12} {per_item}")
+    total_fixed = sum(r["fixed_s"] for r in rows)
+    steady = sum(r["ms_per_page"] for r in rows)
+    print(f"  {'all stages':<60} {total_fixed:>8.2f} {steady:>8.3f}")
+    print(f"steady state on this corpus: {steady:.3f} CPU ms a page = {1000 / steady:,.0f} pages per CPU-second; "
+          f"fixed {total_fixed:.1f} CPU s a run ({total_fixed / args.units:.2f} a unit if all of it were per unit)")
+    print(f"\nprojection for one snapshot ({SNAPSHOT_PAGES / 1e9:.2f}B pages, {SNAPSHOT_WARCS:,} WARCs; images not "
+          "downloaded, their decoding, filters and NSFW included): core-hours per row, CPU ms per item x items")
+    funnels = {"this corpus": None, **FUNNELS}
+    shares = {k: (None if f is None else _shares(rows, f)) for k, f in funnels.items()}
+    print(f"  {'stage / op':<60} " + " ".join(f"{k:>13}" for k in funnels))
+    totals = dict.fromkeys(funnels, 0.0)
+    for r in rows:
+        cells = []
+        for k in funnels:
+            if shares[k] is None:
+                ms = r["ms_per_page"]
+            elif r["ms_per_item"] is None:
+                ms = 0.0
+            else:
+                ms = r["ms_per_item"] * shares[k].get(r["level"], 0.0)
+            h = ms / 1000 * SNAPSHOT_PAGES / 3600
+            totals[k] += h
+            cells.append(f"{h:>13,.0f}")
+        print(f"  {r['row']:<60} " + " ".join(cells))
+    fixed_h = total_fixed / args.units * SNAPSHOT_WARCS / 3600
+    print(f"  {'fixed costs, each WARC paying a unit share of this run':<60} " + " ".join(
+        f"{fixed_h:>13,.0f}" for _ in funnels))
+    print(f"  {'total core-hours':<60} " + " ".join(f"{totals[k] + fixed_h:>13,.0f}" for k in funnels))
+    for k, sh in shares.items():
+        if sh:
+            print(f"  {k}: items a page: " + ", ".join(f"{lv} {v:.4g}" for lv, v in sh.items()))
+    assert not any(math.isnan(v) for v in totals.values())
 
 
 if __name__ == "__main__":

@@ -11,12 +11,18 @@ Two figures per stage, both CPU time (user + system), not wall time, so they mea
   is what the stage paid besides its work. Zero for a stage found done in its marker.
 
 ``ms_per_page`` divides by the HTML pages the run read, so figures of runs of any size compare.
+
+Inside a fused stage every op's own CPU time is recorded too (:func:`op_clock`, summed over units: ``ops``),
+with the documents and images it was given, so a cost can be read per item (an image for NSFW, a
+document for the document filters) and projected onto another corpus's funnel (:func:`fit_fixed_marginal`,
+``bench/bench_pipeline.py``).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 
 def process_tree_cpu() -> float:
@@ -40,6 +46,38 @@ def process_tree_cpu() -> float:
         except psutil.Error:  # exited between the listing and the read
             continue
     return total
+
+
+def op_clock(name: str, docs) -> Callable[[], dict]:
+    """Start timing op ``name`` given ``docs`` (a list of documents, or a source path for the first op);
+    the returned function gives ``{"op_cpu": {op, cpu_seconds, documents, images}}`` (this process's CPU
+    time since the start, and the documents and images the op was given; None for a source)."""
+    c0 = time.process_time()
+    if isinstance(docs, list):
+        n_docs, n_images = len(docs), sum(d.num_images for d in docs)
+    else:
+        n_docs = n_images = None
+
+    def took() -> dict:
+        return {"op_cpu": {"op": name, "cpu_seconds": round(time.process_time() - c0, 4), "documents": n_docs,
+                           "images": n_images}}
+
+    return took
+
+
+def sum_ops(per_unit: list[list[dict]]) -> list[dict]:
+    """Ops' records of several units (each a list of ``op_cpu`` values, in op order) summed per op, in the
+    order of the first unit that ran them; pass the units sorted, so the sums are the same floats whatever
+    order they finished in."""
+    out: dict[str, dict] = {}
+    for ops in per_unit:
+        for o in ops:
+            row = out.setdefault(o["op"], {"op": o["op"], "cpu_seconds": 0.0, "documents": None, "images": None})
+            row["cpu_seconds"] = round(row["cpu_seconds"] + float(o.get("cpu_seconds") or 0.0), 4)
+            for k in ("documents", "images"):
+                if o.get(k) is not None:
+                    row[k] = (row[k] or 0) + int(o[k])
+    return list(out.values())
 
 
 class StageClock:
@@ -69,6 +107,8 @@ def cpu_summary(timings: list[dict], pages: int | None) -> dict:
         if unit_cpu is not None:
             row["unit_cpu_seconds"] = round(float(unit_cpu), 3)
             row["unit_ms_per_page"] = round(float(unit_cpu) * per, 4) if per else None
+        if t.get("ops"):
+            row["ops"] = [dict(o, ms_per_page=round(o["cpu_seconds"] * per, 4) if per else None) for o in t["ops"]]
         stages.append(row)
     return {"pages": pages or 0, "stages": stages, "cpu_seconds": round(total, 3),
             "unit_cpu_seconds": round(unit_total, 3),
@@ -96,6 +136,21 @@ def cpu_html(merged: dict) -> str:
         rows.append(f"<tr><td class=l>{html.escape(s['stage'])}</td><td>{f(s['cpu_seconds'])}</td>"
                     f"<td>{f(s['ms_per_page'], 3)}</td><td>{f(s.get('unit_cpu_seconds'))}</td>"
                     f"<td>{f(s.get('unit_ms_per_page'), 3)}</td></tr>")
+        for o in s.get("ops") or ():  # the fused ops' own share of the units' work
+            rows.append(f"<tr><td class=l>&nbsp;&nbsp;{html.escape(o['op'])}</td><td></td><td></td>"
+                        f"<td>{f(o['cpu_seconds'])}</td><td>{f(o.get('ms_per_page'), 3)}</td></tr>")
     rows.append(f"<tr><th class=l>all stages</th><th>{f(cpu['cpu_seconds'])}</th><th>{f(cpu['ms_per_page'], 3)}</th>"
                 f"<th>{f(cpu['unit_cpu_seconds'])}</th><th></th></tr></table>")
     return "\n".join(rows)
+
+
+def fit_fixed_marginal(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """(fixed, marginal) of the least-squares line ``cpu = fixed + marginal * size`` through ``points``
+    ((size, cpu seconds) of runs of the same plan at several sizes): the CPU a stage pays whatever its size
+    (process and model start-up, Ray, per-unit files) and its steady-state CPU per item."""
+    if len({x for x, _ in points}) < 2:
+        raise ValueError("fitting fixed and marginal costs needs runs of at least two sizes")
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    return my - slope * mx, slope

@@ -12,6 +12,7 @@ decision unit by unit like a per-unit stage.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from typing import Any
 from obelics import storage
 from obelics.document import DOCUMENT_SCHEMA, WebDocument, table_to_documents
 from obelics.parquet import write_documents
+from pipeline.cpu import sum_ops
 from pipeline.markers import clean_temporaries, is_done, read_json, write_json_atomic
 from pipeline.ops import UnitFn
 from pipeline.progress import StageProgress
@@ -63,34 +65,45 @@ def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, sourc
     docs_out, stats = fn(docs_in, dict(context, unit=unit, source=source, stage_dir=stage_dir))
     if prev_dir is None:
         n_in = next((s["read"].get("html_records", 0) for s in stats if "read" in s), len(docs_out))
+    ops = [s["op_cpu"] for s in stats if "op_cpu" in s]  # the fused ops' own CPU (pipeline.cpu.op_clock)
+    stats = [s for s in stats if "op_cpu" not in s]
     write_documents(out_path, docs_out, DOCUMENT_SCHEMA)
     seconds, cpu = time.monotonic() - t0, time.process_time() - c0
     write_json_atomic(marker, {"unit": unit, "stage": stage, "docs_in": n_in, "docs_out": len(docs_out),
-                               "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 4), "stats": stats})
+                               "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 4), "ops": ops,
+                               "stats": stats})
     # the value the marker holds, so a resumed run sums exactly what a fresh one summed
     return {"unit": unit, "docs_in": n_in, "docs_out": len(docs_out), "seconds": seconds,
-            "cpu_seconds": round(cpu, 4)}
+            "cpu_seconds": round(cpu, 4), "ops": json.dumps(ops)}  # a string: Ray Data rows hold no nested nulls
 
 
 def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[str, str | None], fn: UnitFn,
                    context: dict, use_ray: bool = True, concurrency: int | None = None,
                    num_cpus: float = 1.0) -> dict:
     """Run ``fn`` over every unit not yet done; returns the stage's progress summary, with
-    ``unit_cpu_seconds``: the units' own CPU seconds, those done before read from their markers."""
+    ``unit_cpu_seconds``: the units' own CPU seconds, and ``ops``: their fused ops' own CPU seconds and
+    inputs (:func:`pipeline.cpu.sum_ops`), those of units done before read from their markers."""
     sdir = storage.join(work, stage)
     storage.makedirs(sdir)
     clean_temporaries(sdir)
-    pending, unit_cpu = [], {}
+    pending, unit_cpu, unit_ops = [], {}, {}
     for u in sorted(units):
         marker = unit_paths(sdir, u)[1]
         if is_done(marker):
-            unit_cpu[u] = float(read_json(marker).get("cpu_seconds") or 0.0)
+            m = read_json(marker)
+            unit_cpu[u] = float(m.get("cpu_seconds") or 0.0)
+            unit_ops[u] = m.get("ops") or []
         else:
             pending.append(u)
     progress = StageProgress(stage, len(units), already_done=len(units) - len(pending))
+
+    def summary() -> dict:
+        return dict(progress.summary(), unit_cpu_seconds=_sum_cpu(unit_cpu),
+                    ops=sum_ops([unit_ops[u] for u in sorted(unit_ops)]))
+
     if not pending:
         log.info("[%s] all %d units already done", stage, len(units))
-        return dict(progress.summary(), unit_cpu_seconds=_sum_cpu(unit_cpu))
+        return summary()
     prev_dir = storage.join(work, prev) if prev else None
     if use_ray and len(pending) > 1:
         import ray
@@ -102,13 +115,13 @@ def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[s
                     num_cpus=num_cpus, concurrency=concurrency)
         for r in ds.iter_rows():
             progress.update(r["unit"], r["docs_in"], r["docs_out"], r["seconds"])
-            unit_cpu[r["unit"]] = r["cpu_seconds"]
+            unit_cpu[r["unit"]], unit_ops[r["unit"]] = r["cpu_seconds"], json.loads(r["ops"])
     else:
         for u in pending:
             r = _run_unit(stage, sdir, prev_dir, u, units[u], fn, context)
             progress.update(u, r["docs_in"], r["docs_out"], r["seconds"])
-            unit_cpu[u] = r["cpu_seconds"]
-    return dict(progress.summary(), unit_cpu_seconds=_sum_cpu(unit_cpu))
+            unit_cpu[u], unit_ops[u] = r["cpu_seconds"], json.loads(r["ops"])
+    return summary()
 
 
 def _sum_cpu(unit_cpu: dict[str, float]) -> float:

@@ -34,7 +34,7 @@ import yaml
 from obelics import storage
 from obelics.config import Profile
 from pipeline import stages  # noqa: F401  (registers the ops get_op looks up)
-from pipeline.cpu import StageClock
+from pipeline.cpu import StageClock, op_clock
 from pipeline.executor import collect_unit_stats, ensure_ray, run_decision, run_unit_stage
 from pipeline.loss import SystemicLoss, describe, error_drops, systemic
 from pipeline.markers import is_done, read_json, write_json_atomic
@@ -87,7 +87,9 @@ def _fused(ops: list[UnitOp]):
         stats: list[dict] = []
         words = WordCounter()
         for op in ops:
+            took = op_clock(op.name, docs)
             docs, s = op.fn(docs, ctx)
+            stats.append(took())
             stats.extend(s)
             if not any("flow" in x for x in s):  # documents, images and words left after the op (the
                 last = next((x["stage"] for x in reversed(s) if "stage" in x), op.name)  # report's funnel)
