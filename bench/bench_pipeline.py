@@ -46,7 +46,7 @@ SHARED = Path(os.environ.get("OBELICS_SHARED", ROOT.parent / "shared"))
 SNAPSHOT_PAGES = 3.15e9  # CC-MAIN-2023-06 (Common Crawl's announcement)
 SNAPSHOT_WARCS = 90_000  # CC-MAIN-2023-06's WARC files (~1 GB, ~35,000 pages each)
 # Items per page of one snapshot at each level of the funnel, from the original build's published figures
-# (docs/obelics-reference.md §3.1, §8.1; 25 dumps, each taken as CC-MAIN-2023-06's 3.15B pages):
+# (docs/reference.md §3.1, §8.1; 25 dumps, each taken as CC-MAIN-2023-06's 3.15B pages):
 #   41.2B documents extracted (-> 0.523 a page); 63.6% of them not English (-> 0.190 English);
 #   1.1B kept by S0 (MinHash, repetition, quality classifier: -> 0.0140); 3.6B image links for those
 #   (3.27 a document), 55% downloaded (1.80 a document); 365M documents and 1.4B images after the node,
@@ -98,7 +98,7 @@ def make_inputs(folder: Path, copies: int, units: int | None = None, corpus: str
     return out
 
 
-def run_once(inputs: list[str], cpus: int, out: Path) -> dict:
+def run_once(inputs: list[str], cpus: int, out: Path, extra: tuple[str, ...] = ()) -> dict:
     code = (
         "import json,sys,time;from pipeline.run import run;"
         "t=time.monotonic();s=run('default',sys.argv[1],json.loads(sys.argv[2]),overrides=json.loads(sys.argv[3]));"
@@ -106,7 +106,7 @@ def run_once(inputs: list[str], cpus: int, out: Path) -> dict:
         "'cpu':s['cpu'],'stages':s['stages']}))"
     )
     env = dict(os.environ, OBELICS_NUM_CPUS=str(cpus), PYTHONUNBUFFERED="1")
-    r = subprocess.run([sys.executable, "-c", code, str(out), json.dumps(inputs), json.dumps(OFFLINE)],
+    r = subprocess.run([sys.executable, "-c", code, str(out), json.dumps(inputs), json.dumps(OFFLINE + list(extra))],
                        cwd=ROOT, env=env, capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(r.stderr[-3000:])
@@ -123,6 +123,8 @@ def main() -> None:
     ap.add_argument("--units", type=int, default=8,
                     help="concatenate the copies into this many WARC files (0: one file per copy)")
     ap.add_argument("--corpus", choices=["realistic", "copies"], default="realistic")
+    ap.add_argument("--inline", action="store_true",
+                    help="also run the largest size without Ray (run.use_ray=false): what Ray costs, per stage")
     args = ap.parse_args()
     sizes = sorted(set(args.copies))
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
@@ -138,8 +140,12 @@ def main() -> None:
                 results[c] = run_once(inputs, c, tmp / f"out-{copies}-{c}")
                 shutil.rmtree(tmp / f"out-{copies}-{c}", ignore_errors=True)
             by_size[copies] = results
+            if args.inline and copies == sizes[-1]:
+                inline = run_once(inputs, 1, tmp / "out-inline", ("run.use_ray=false",))
             shutil.rmtree(tmp / f"in-{copies}", ignore_errors=True)
         report(by_size[sizes[-1]], args, len(inputs), mb)
+        if args.inline:
+            report_inline(by_size[sizes[-1]][args.cpus[0]], inline, args.cpus[0])
         if len(sizes) > 1:
             rows = steady_rows([by_size[k][args.cpus[0]] for k in sizes])
             report_steady(rows, [by_size[k][args.cpus[0]] for k in sizes], args)
@@ -187,6 +193,16 @@ def report(results: dict, args, n_inputs: int, mb: float) -> None:
         print(f"whole run as measured ({label}): one snapshot ({SNAPSHOT_PAGES / 1e9:.2f}B pages) at {per_core:.1f} "
               f"pages/s/core = {SNAPSHOT_PAGES / per_core / 3600:,.0f} core-hours (fixed costs of this small run "
               "included)")
+
+
+def report_inline(ray_run: dict, inline: dict, cpus: int) -> None:
+    """The same corpus with Ray (``cpus`` CPUs) and without (one process): CPU seconds per stage."""
+    print(f"\nRay ({cpus} CPU) vs one process without Ray (run.use_ray=false), same corpus: CPU s per stage")
+    for a, b in zip(ray_run["cpu"]["stages"], inline["cpu"]["stages"]):
+        print(f"  {a['stage']:<58} {a['cpu_seconds']:>7.1f} {b['cpu_seconds']:>7.1f} {a['cpu_seconds'] - b['cpu_seconds']:>+7.1f}")
+    a, b = ray_run["cpu"]["cpu_seconds"], inline["cpu"]["cpu_seconds"]
+    print(f"  {'all stages':<58} {a:>7.1f} {b:>7.1f} {a - b:>+7.1f}   (Ray's own: {(a - b) / a:.0%} of the run; wall "
+          f"{ray_run['wall']:.1f} vs {inline['wall']:.1f} s)")
 
 
 # which funnel level a row's items are (the OBELICS shares are given per level)
