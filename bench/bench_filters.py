@@ -96,10 +96,10 @@ def breakdown(docs, profile) -> dict[str, float]:
         setattr(obj, name, wrapper)
 
     parts = [(chain, "filter_nodes", "node level"), (chain, "document_verdict", "document checks")]
-    if chain.langid is not None:
-        parts.append((chain.langid, "verdict", "language id"))
+    if chain.langid is not None:  # the chain calls the batch forms (TextFilter.model_verdicts)
+        parts.append((chain.langid, "verdicts", "language id"))
     if chain.perplexity is not None:
-        parts.append((chain.perplexity, "document_verdict", "perplexity"))
+        parts.append((chain.perplexity, "document_verdicts", "perplexity"))
     for obj, name, key in parts:
         timed(obj, name, key)
     try:

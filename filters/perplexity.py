@@ -79,29 +79,33 @@ class KenlmScorer:
         return total, length
 
     def perplexities(self, texts: list[str], mode: str = "glued") -> list[float]:
-        """``[perplexity(t, mode) for t in texts]``: every text's lines normalised in one compiled pass and
-        tokenised in one SentencePiece call (one thread), then scored text by text in the same order, so
-        every sum and value is the one :meth:`perplexity` computes."""
+        """``[perplexity(t, mode) for t in texts]`` for a batch: every distinct paragraph (line) of the batch is
+        normalised, tokenised and scored once (one compiled normalisation pass, one SentencePiece call on one
+        thread; boilerplate repeated across a site's pages is common), then each text sums its lines' scores
+        in its own order, so every sum and value is the one :meth:`perplexity` computes."""
         if not texts:
             return []
         norm = fast_metrics.normalize_many if fast_metrics.available() else normalize_each
         parts = [[t] if mode == "glued" else t.split("\n\n") for t in texts]
-        normed = norm([p for ps in parts for p in ps])
-        lines_of, pos = [], 0
+        distinct = list(dict.fromkeys(p for ps in parts for p in ps))
+        normed = dict(zip(distinct, norm(distinct)))
+        lines_of = []
         for ps in parts:
-            lines = normed[pos:pos + len(ps)]
-            pos += len(ps)
+            lines = [normed[p] for p in ps]
             if mode != "glued":
                 lines = [n for n in lines if n] or [""]
             lines_of.append(lines)
-        pieces = self.sp.encode([line for lines in lines_of for line in lines], out_type=str, num_threads=1)
-        score, out, pos = self.model.score, [], 0
+        unique = list(dict.fromkeys(line for lines in lines_of for line in lines))
+        score = self.model.score
+        scored = {line: (score(" ".join(p)), len(p) + 1)
+                  for line, p in zip(unique, self.sp.encode(unique, out_type=str, num_threads=1))}
+        out = []
         for lines in lines_of:
             total, length = 0.0, 0
-            for p in pieces[pos:pos + len(lines)]:
-                total += score(" ".join(p))
-                length += len(p) + 1
-            pos += len(lines)
+            for line in lines:
+                s, n = scored[line]
+                total += s
+                length += n
             out.append(round(10.0 ** (-total / length), 1))
         return out
 

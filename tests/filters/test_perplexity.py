@@ -91,7 +91,8 @@ def test_batch_perplexities_are_the_single_ones(scorer, shared, mode):
     for name in ("shared_html.jsonl", "shared_warc.jsonl"):
         for line in shared("data", "reference", name).open(encoding="utf-8"):
             texts.append("\n\n".join(t for t in json.loads(line)["texts"] if t))
-    texts += ["", "\n\n", "one\n\n\n\ntwo", "２０２３ “quoted”…", "a\n\nb"]
+    texts += ["", "\n\n", "one\n\n\n\ntwo", "２０２３ “quoted”…", "a\n\nb", "b\n\na\n\nb"]  # repeats: scored once
+    texts += texts[:10]
     assert scorer.perplexities(texts, mode) == [scorer.perplexity(t, mode) for t in texts]
     f = PerplexityFilter(PerplexityConfig(mode=mode, max_perplexity={"builtin-en": 400.0}), scorer)
     docs = [t.split("\n\n") for t in texts]
