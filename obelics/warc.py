@@ -4,8 +4,11 @@ Record parsing is warcio's (headers, chunked transfer-encoding, content-encoding
 not do is survive damage: on a corrupt gzip member it raises, and its decompressor silently returns
 ``b''`` after a mid-stream error. So this module owns the layer below warcio:
 
-- ``.warc.gz``: the raw stream is cut into gzip members with :mod:`zlib` here; each member's
-  decompressed bytes go to warcio's :class:`ArchiveIterator`. A member whose deflate data or CRC is bad
+- ``.warc.gz``: the raw stream is cut into gzip members with :mod:`zlib` here. A member holding exactly one
+  well-formed record (the WARC convention, and nearly every member) is parsed from its bytes by warcio's
+  record loader, its HTTP headers only if it is a ``response``; a plain non-response record is typed from
+  its header bytes alone (:func:`_typed_record`). Any other member's decompressed bytes go to warcio's
+  :class:`ArchiveIterator`, which gives the same records for the plain ones. A member whose deflate data or CRC is bad
   is skipped and counted, and reading resyncs at the next gzip header that decompresses to ``WARC/``.
   A record is only yielded once its member's CRC has checked, so a member cut in half never leaks
   garbage into a document. A member cut by the end of the file (the ``clipped`` case) is yielded as a
