@@ -40,7 +40,7 @@ from obelics import storage
 from obelics.parquet import write_table_atomic
 from obelics.storage import write_text_atomic
 from pipeline.images.config import ImagesConfig
-from pipeline.images.table import ImageTable, make_row, rows_to_table
+from pipeline.images.table import IMAGE_TABLE_SCHEMA, ImageTable, make_row
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def unique_urls(tables_or_lists: Iterable) -> list[str]:
 
 
 @contextlib.contextmanager
-def _our_downloader(cfg: ImagesConfig, allow: list[str] | None = None):
+def _our_downloader(cfg: ImagesConfig, allow: list[str] | None = None, work_dir: Path | None = None):
     import img2dataset  # noqa: F401 - its package binds `main` to the function, so go through sys.modules
 
     i2d_main = sys.modules["img2dataset.main"]
@@ -82,7 +82,8 @@ def _our_downloader(cfg: ImagesConfig, allow: list[str] | None = None):
     cls = ObelicsDownloader
     original, original_signal = i2d_main.Downloader, i2d_main.signal
     PENDING.update(user_agent=cfg.user_agent, record_headers=cfg.record_headers, headers_dir=HEADERS_DIR,
-                   max_bytes=cfg.max_bytes, max_seconds=cfg.max_seconds, max_pixels=cfg.decode_cap(), allow=allow)
+                   max_bytes=cfg.max_bytes, max_seconds=cfg.max_seconds, max_pixels=cfg.decode_cap(), allow=allow,
+                   table=None if work_dir is None else (str(work_dir), cfg))
     i2d_main.Downloader = cls
     if threading.current_thread() is not threading.main_thread():
         # img2dataset installs a SIGINT handler, which Python allows only in the main thread
@@ -94,6 +95,7 @@ def _our_downloader(cfg: ImagesConfig, allow: list[str] | None = None):
         yield
     finally:
         i2d_main.Downloader, i2d_main.signal = original, original_signal
+        PENDING["table"] = None
 
 
 # --- the parent side --------------------------------------------------------------------------------------
@@ -148,7 +150,11 @@ def _final_headers(url: str, log_by_url: dict[str, dict]) -> tuple[dict | None, 
 
 
 def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
-    """One finished img2dataset shard (its Parquet and header log) as image-table rows."""
+    """One finished img2dataset shard (its Parquet and header log) as image-table rows.
+
+    The image bytes are not rebuilt from Python objects: the part's ``bytes`` column is taken from the
+    shard's own column (one Arrow ``take`` in URL order), which halves the CPU of this step.
+    """
     log_path = shard_parquet.parent / HEADERS_DIR / (shard_parquet.stem + ".jsonl")
     log_by_url: dict[str, dict] = {}
     if log_path.exists():
@@ -160,25 +166,50 @@ def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
                     continue
                 log_by_url[e["url"]] = e
     t = pq.read_table(shard_parquet)
+    n = t.num_rows
     data_col = cfg.encode_format if cfg.encode_format in t.column_names else None
-    rows = []
-    for r in t.to_pylist():
-        url = r["url"]
+
+    def column(name: str) -> list:
+        return t.column(name).to_pylist() if name in t.column_names else [None] * n
+
+    urls, statuses, errors, shas = column("url"), column("status"), column("error_message"), column("sha256")
+    blobs = column(data_col) if data_col else [None] * n
+    rows, source = [], []  # source[k]: the shard row whose bytes row k stores (None: no bytes)
+    for i, url in enumerate(urls):
         headers, status, final_url = _final_headers(url, log_by_url)
         final_url = final_url if final_url and final_url != url else None
-        if r["status"] == "success":
-            data = r.get(data_col) if data_col else None
+        if statuses[i] == "success":
             # img2dataset hashes the downloaded stream: the stored bytes only when nothing was re-encoded
-            sha = r.get("sha256") if not cfg.reencode else None
-            rows.append(make_row(url, data, cfg, http_status=status, headers=headers, final_url=final_url,
-                                 sha256=sha, source="web"))
+            sha = shas[i] if not cfg.reencode else None
+            row = make_row(url, blobs[i], cfg, http_status=status, headers=headers, final_url=final_url,
+                           sha256=sha, source="web")
         else:
-            err = r.get("error_message") or r["status"]
+            err = errors[i] or statuses[i]
             if status is not None and status >= 400 and "HTTP Error" not in err:
                 err = f"HTTP Error {status}: {err}"
-            rows.append(make_row(url, None, cfg, error=err, http_status=status, headers=headers,
-                                 final_url=final_url, source="web"))
-    return rows_to_table(rows)
+            row = make_row(url, None, cfg, error=err, http_status=status, headers=headers,
+                           final_url=final_url, source="web")
+        source.append(i if row["bytes"] is not None else None)
+        row["bytes"] = None
+        rows.append(row)
+    del blobs
+    order = sorted(range(len(rows)), key=lambda k: rows[k]["url"])
+    table = pa.Table.from_pylist([rows[k] for k in order], schema=IMAGE_TABLE_SCHEMA)
+    if data_col is None or not any(s is not None for s in source):
+        return table
+    data = t.column(data_col).take(pa.array([source[k] for k in order], pa.int64())).cast(pa.binary())
+    return table.set_column(table.schema.get_field_index("bytes"), IMAGE_TABLE_SCHEMA.field("bytes"), data)
+
+
+def write_shard_part(work_dir: str | Path, shard: str, cfg: ImagesConfig, table_dir: str | None = None) -> str:
+    """Write the image-table part of one finished img2dataset shard; returns its path.
+
+    Called in the img2dataset worker that downloaded the shard, as soon as it is done (in parallel with
+    the other workers, while they still download); :func:`build_table` does it for any shard left over.
+    """
+    work_dir = Path(work_dir)
+    table = ImageTable(table_dir or work_dir / TABLE_DIR)
+    return table.write_part(shard, shard_to_table(work_dir / I2D_DIR / f"{shard}.parquet", cfg))
 
 
 def build_table(work_dir: str | Path, cfg: ImagesConfig, table_dir: str | None = None) -> ImageTable:
@@ -220,7 +251,8 @@ def download_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig
     if _write_url_list(urls, work_dir) and table_dir is not None:
         storage.remove_tree(table_dir)  # parts of another URL list
     if urls:
-        with _our_downloader(cfg, allow):
+        # the workers write each shard's table part when it is local; on object storage the parent does
+        with _our_downloader(cfg, allow, work_dir if table_dir is None else None):
             img2dataset.download(**img2dataset_kwargs(cfg, work_dir / URLS_FILE, work_dir / I2D_DIR))
     return build_table(work_dir, cfg, table_dir)
 

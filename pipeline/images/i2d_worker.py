@@ -28,6 +28,7 @@ import io
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import urllib.request
@@ -41,7 +42,7 @@ from obelics.storage import AtomicFile
 
 # set by the parent before img2dataset pickles the downloader to its workers
 PENDING: dict = {"user_agent": None, "record_headers": [], "headers_dir": "_headers", "max_bytes": None,
-                 "max_seconds": None, "max_pixels": None, "allow": None}
+                 "max_seconds": None, "max_pixels": None, "allow": None, "table": None}
 _LIMITS: dict = {"max_bytes": None, "max_seconds": None, "max_pixels": None}  # this worker's
 
 _sink_lock = threading.Lock()
@@ -240,6 +241,7 @@ class ObelicsDownloader(Downloader):
         self.obelics_headers_dir = PENDING["headers_dir"]
         self.obelics_limits = {k: PENDING.get(k) for k in _LIMITS}
         self.obelics_allow = None if PENDING.get("allow") is None else list(PENDING["allow"])
+        self.obelics_table = PENDING.get("table")  # (work folder, ImagesConfig): write the shard's table part
 
     def download_shard(self, row):
         if _opener_pid[0] != os.getpid():
@@ -271,3 +273,13 @@ class ObelicsDownloader(Downloader):
                     _sink[0] = None
             f.flush()
             f.detach()
+        if self.obelics_table is not None:
+            # the shard's image-table part, here and now: in parallel across workers and while the other
+            # shards still download, instead of one after another in the parent once all are done
+            try:
+                from pipeline.images.download import write_shard_part
+
+                work_dir, cfg = self.obelics_table
+                write_shard_part(work_dir, f"{shard_id:0{self.oom_shard_count}d}", cfg)
+            except Exception as err:  # noqa: BLE001 - the parent's build_table writes any part missing here
+                print(f"image table part of shard {shard_id} left to the parent: {err!r}", file=sys.stderr)

@@ -160,3 +160,25 @@ def test_download_from_a_worker_thread(tmp_path):
         th.start()
         th.join(timeout=300)
     assert out["t"].lookup([url])[url]["bytes"] == PHOTOS["rocket.jpg"]
+
+
+def test_table_parts_written_by_the_workers(run, tmp_path):
+    """Each shard's part is written in the img2dataset worker that downloaded it (no part is left for the
+    parent), and it is the same file the parent's build_table writes from the same shard."""
+    import img2dataset
+
+    from pipeline.images.download import I2D_DIR, URLS_FILE, _our_downloader, build_table, img2dataset_kwargs
+    from pipeline.images.table import ImageTable
+
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / URLS_FILE).write_bytes((run["work"] / URLS_FILE).read_bytes())
+    with _our_downloader(CFG, ALLOW, work):  # the fixture's server is gone: every URL fails, parts are written
+        img2dataset.download(**img2dataset_kwargs(CFG, work / URLS_FILE, work / I2D_DIR))
+    parts = sorted(p.name for p in (work / "table").glob("part-*.parquet"))
+    assert parts and len(parts) == len(list((work / I2D_DIR).glob("*_stats.json")))
+    # the fixture's download (worker-written parts) against the parent's rebuild of the same shards
+    worker = {p.name: p.read_bytes() for p in (run["work"] / "table").glob("part-*.parquet")}
+    rebuilt = build_table(run["work"], CFG, str(tmp_path / "rebuilt"))
+    assert worker and {p.rsplit("/", 1)[-1]: open(p, "rb").read() for p in rebuilt.parts()} == worker
+    assert ImageTable(run["work"] / "table").counts() == rebuilt.counts()
