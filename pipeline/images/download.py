@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from obelics import storage
@@ -165,7 +166,10 @@ def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
                 except ValueError:
                     continue
                 log_by_url[e["url"]] = e
-    t = pq.read_table(shard_parquet)
+    # one thread, and the system allocator: a worker reads a shard once into fresh memory, where Arrow's
+    # threads and mimalloc's fresh segments cost more CPU (mostly the kernel's page faults) than they save
+    pool = pa.system_memory_pool()
+    t = pq.ParquetFile(shard_parquet, memory_map=True).read(use_threads=False)
     n = t.num_rows
     data_col = cfg.encode_format if cfg.encode_format in t.column_names else None
 
@@ -173,15 +177,16 @@ def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
         return t.column(name).to_pylist() if name in t.column_names else [None] * n
 
     urls, statuses, errors, shas = column("url"), column("status"), column("error_message"), column("sha256")
-    blobs = column(data_col) if data_col else [None] * n
+    # one image's bytes at a time (not the whole column as Python objects): the same memory is reused
+    blobs = (v.as_py() for v in t.column(data_col)) if data_col else iter(lambda: None, 0)
     rows, source = [], []  # source[k]: the shard row whose bytes row k stores (None: no bytes)
-    for i, url in enumerate(urls):
+    for i, (url, blob) in enumerate(zip(urls, blobs)):
         headers, status, final_url = _final_headers(url, log_by_url)
         final_url = final_url if final_url and final_url != url else None
         if statuses[i] == "success":
             # img2dataset hashes the downloaded stream: the stored bytes only when nothing was re-encoded
             sha = shas[i] if not cfg.reencode else None
-            row = make_row(url, blobs[i], cfg, http_status=status, headers=headers, final_url=final_url,
+            row = make_row(url, blob, cfg, http_status=status, headers=headers, final_url=final_url,
                            sha256=sha, source="web")
         else:
             err = errors[i] or statuses[i]
@@ -192,12 +197,12 @@ def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
         source.append(i if row["bytes"] is not None else None)
         row["bytes"] = None
         rows.append(row)
-    del blobs
     order = sorted(range(len(rows)), key=lambda k: rows[k]["url"])
     table = pa.Table.from_pylist([rows[k] for k in order], schema=IMAGE_TABLE_SCHEMA)
     if data_col is None or not any(s is not None for s in source):
         return table
-    data = t.column(data_col).take(pa.array([source[k] for k in order], pa.int64())).cast(pa.binary())
+    data = pc.take(t.column(data_col), pa.array([source[k] for k in order], pa.int64()), memory_pool=pool)
+    data = data.cast(pa.binary())
     return table.set_column(table.schema.get_field_index("bytes"), IMAGE_TABLE_SCHEMA.field("bytes"), data)
 
 
