@@ -277,7 +277,7 @@ class ObelicsDownloader(Downloader):
             # the shard's image-table part, here and now: in parallel across workers and while the other
             # shards still download, instead of one after another in the parent once all are done
             try:
-                from pipeline.images.download import write_shard_part
+                from pipeline.images.parts import write_shard_part
 
                 work_dir, cfg = self.obelics_table
                 write_shard_part(work_dir, f"{shard_id:0{self.oom_shard_count}d}", cfg)

@@ -1,0 +1,106 @@
+"""One finished img2dataset shard -> one part of the image table.
+
+Its own module because two processes use it: the img2dataset worker that downloaded the shard writes the
+part as soon as the shard is done (:mod:`pipeline.images.i2d_worker`), and the parent writes any part left
+over (:func:`pipeline.images.download.build_table`).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.images.config import ImagesConfig
+from pipeline.images.table import IMAGE_TABLE_SCHEMA, ImageTable, make_row
+
+I2D_DIR = "img2dataset"
+TABLE_DIR = "table"
+HEADERS_DIR = "_headers"
+
+
+def _final_headers(url: str, log_by_url: dict[str, dict]) -> tuple[dict | None, int | None, str | None]:
+    """Follow the redirects logged for ``url``: (headers, status, final URL) of the last response."""
+    seen = set()
+    entry, current = None, url
+    while current in log_by_url and current not in seen and len(seen) < 20:
+        seen.add(current)
+        entry = log_by_url[current]
+        loc = entry.get("location")
+        if not (300 <= (entry.get("status") or 0) < 400 and loc):
+            break
+        current = urllib.parse.urljoin(current, loc)
+    if entry is None:
+        return None, None, None
+    return entry.get("headers") or None, entry.get("status"), current
+
+
+def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
+    """One finished img2dataset shard (its Parquet and header log) as image-table rows.
+
+    The image bytes are not rebuilt from Python objects: the part's ``bytes`` column is taken from the
+    shard's own column (one Arrow ``take`` in URL order), which halves the CPU of this step.
+    """
+    log_path = shard_parquet.parent / HEADERS_DIR / (shard_parquet.stem + ".jsonl")
+    log_by_url: dict[str, dict] = {}
+    if log_path.exists():
+        with open(log_path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                log_by_url[e["url"]] = e
+    # one thread, and the system allocator: a worker reads a shard once into fresh memory, where Arrow's
+    # threads and mimalloc's fresh segments cost more CPU (mostly the kernel's page faults) than they save
+    pool = pa.system_memory_pool()
+    t = pq.ParquetFile(shard_parquet, memory_map=True).read(use_threads=False)
+    n = t.num_rows
+    data_col = cfg.encode_format if cfg.encode_format in t.column_names else None
+
+    def column(name: str) -> list:
+        return t.column(name).to_pylist() if name in t.column_names else [None] * n
+
+    urls, statuses, errors, shas = column("url"), column("status"), column("error_message"), column("sha256")
+    # one image's bytes at a time (not the whole column as Python objects): the same memory is reused
+    blobs = (v.as_py() for v in t.column(data_col)) if data_col else iter(lambda: None, 0)
+    rows, source = [], []  # source[k]: the shard row whose bytes row k stores (None: no bytes)
+    for i, (url, blob) in enumerate(zip(urls, blobs)):
+        headers, status, final_url = _final_headers(url, log_by_url)
+        final_url = final_url if final_url and final_url != url else None
+        if statuses[i] == "success":
+            # img2dataset hashes the downloaded stream: the stored bytes only when nothing was re-encoded
+            sha = shas[i] if not cfg.reencode else None
+            row = make_row(url, blob, cfg, http_status=status, headers=headers, final_url=final_url,
+                           sha256=sha, source="web")
+        else:
+            err = errors[i] or statuses[i]
+            if status is not None and status >= 400 and "HTTP Error" not in err:
+                err = f"HTTP Error {status}: {err}"
+            row = make_row(url, None, cfg, error=err, http_status=status, headers=headers,
+                           final_url=final_url, source="web")
+        source.append(i if row["bytes"] is not None else None)
+        row["bytes"] = None
+        rows.append(row)
+    order = sorted(range(len(rows)), key=lambda k: rows[k]["url"])
+    table = pa.Table.from_pylist([rows[k] for k in order], schema=IMAGE_TABLE_SCHEMA)
+    if data_col is None or not any(s is not None for s in source):
+        return table
+    data = pc.take(t.column(data_col), pa.array([source[k] for k in order], pa.int64()), memory_pool=pool)
+    data = data.cast(pa.binary())
+    return table.set_column(table.schema.get_field_index("bytes"), IMAGE_TABLE_SCHEMA.field("bytes"), data)
+
+
+def write_shard_part(work_dir: str | Path, shard: str, cfg: ImagesConfig, table_dir: str | None = None) -> str:
+    """Write the image-table part of one finished img2dataset shard; returns its path.
+
+    Called in the img2dataset worker that downloaded the shard, as soon as it is done (in parallel with
+    the other workers, while they still download); :func:`build_table` does it for any shard left over.
+    """
+    work_dir = Path(work_dir)
+    table = ImageTable(table_dir or work_dir / TABLE_DIR)
+    return table.write_part(shard, shard_to_table(work_dir / I2D_DIR / f"{shard}.parquet", cfg))
