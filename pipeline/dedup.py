@@ -79,6 +79,7 @@ KEY_COLUMNS = ["doc_id", "url", "warc_filename", "capture_date", "images"]
 READ_BLOCK_BYTES = 16 << 20  # Parquet bytes per task: small units are grouped, a big one is read alone
 BATCH_ROWS = 8192  # rows per record batch read from a file (memory per task does not follow file size)
 EDGES_PER_CONFIRM = 20_000  # candidate edges per MinHash confirm partition
+FLUSH_BYTES = 64 << 20  # keyed rows a map task buffers before writing them grouped by partition
 
 
 def config_of(profile) -> DedupConfig:
@@ -148,14 +149,29 @@ def _write_sorted(writer, t: pa.Table, part: np.ndarray) -> list[int]:
 def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callable, out_path: str,
                     file_ids: list[int] | None = None, batch_rows: int | None = None):
     """Map side: ``key_fn(batch)`` (a table with ``_part``) over the files' record batches, streamed into
-    one Arrow IPC file: each input batch's rows of a partition form a record batch, so the task holds
-    one batch at a time. Returns (path, partition of each record batch).
+    one Arrow IPC file. Keyed rows are buffered up to ``FLUSH_BYTES`` and then written grouped by
+    partition, one record batch per partition (rows in input order), so the task holds at most a buffer
+    and a partition's rows are a few large batches, not one per input batch. Returns (path, partition
+    of each record batch).
+
+    One batch per (input batch, partition) made the batch count grow as documents x partitions: at 10
+    million documents a pass wrote ~2.5 million batches of ~5 rows (~70 us of IPC overhead each).
 
     With ``file_ids`` (one per path; ``key_fn`` then gives one row per input row) the rows carry the id
     of the file they come from as ``_file``, so a decision can be routed back to its file.
     """
     tmp = fs.temporary(out_path)
     writer, schema, batch_part = None, None, []
+    pending: list[pa.Table] = []
+    pending_parts: list[np.ndarray] = []
+    pending_bytes = 0
+
+    def flush():
+        nonlocal pending, pending_parts, pending_bytes
+        if pending:
+            batch_part.extend(_write_sorted(writer, pa.concat_tables(pending), np.concatenate(pending_parts)))
+        pending, pending_parts, pending_bytes = [], [], 0
+
     try:
         for i, path in enumerate(paths):
             for t in _iter_tables([path], columns, batch_rows):
@@ -171,9 +187,14 @@ def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callabl
                     writer = fs.ipc_writer(tmp, schema)
                 elif k.schema != schema:
                     k = k.cast(schema)
-                batch_part.extend(_write_sorted(writer, k, part))
+                pending.append(k)
+                pending_parts.append(part)
+                pending_bytes += k.nbytes
+                if pending_bytes >= FLUSH_BYTES:
+                    flush()
         if writer is None:
             return out_path, np.zeros(0, np.int64)
+        flush()
         writer.close()
         writer = None
         fs.commit(tmp, out_path)
@@ -211,11 +232,17 @@ def _reduce_task(locs: list[tuple[str, list[int]]], fn: Callable, p: int):
 
 
 def _locations(outs: list) -> dict[int, list]:
-    """{part: [(IPC file, batch indices)]} from (path, part of each batch) pairs."""
+    """{part: [(IPC file, batch indices)]} from (path, part of each batch) pairs (one sort per file, not
+    one scan per partition: a file holds a batch for most partitions)."""
     locs: dict[int, list] = defaultdict(list)
     for path, parts in outs:
-        for p in np.unique(parts):
-            locs[int(p)].append((path, np.flatnonzero(parts == p).tolist()))
+        parts = np.asarray(parts)
+        if not len(parts):
+            continue
+        order = np.argsort(parts, kind="stable")
+        uniq, starts = np.unique(parts[order], return_index=True)
+        for p, idx in zip(uniq.tolist(), np.split(order, starts[1:])):
+            locs[p].append((path, idx.tolist()))
     return locs
 
 
