@@ -74,36 +74,31 @@ def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, sourc
                                "stats": stats})
     # the value the marker holds, so a resumed run sums exactly what a fresh one summed
     return {"unit": unit, "docs_in": n_in, "docs_out": len(docs_out), "seconds": seconds,
-            "cpu_seconds": round(cpu, 4), "ops": json.dumps(ops)}  # a string: Ray Data rows hold no nested nulls
+            "cpu_seconds": round(cpu, 4), "ops": json.dumps(ops),  # strings: Ray Data rows hold no nested nulls
+            "stats_json": json.dumps(stats, sort_keys=True, ensure_ascii=False)}  # as the marker holds them
 
 
 def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[str, str | None], fn: UnitFn,
                    context: dict, use_ray: bool = True, concurrency: int | None = None,
-                   num_cpus: float = 1.0) -> dict:
+                   num_cpus: float = 1.0, on_stats: Callable[[list[dict]], None] | None = None) -> dict:
     """Run ``fn`` over every unit not yet done; returns the stage's progress summary, with
     ``unit_cpu_seconds``: the units' own CPU seconds, and ``ops``: their fused ops' own CPU seconds and
-    inputs (:func:`pipeline.cpu.sum_ops`), those of units done before read from their markers."""
+    inputs (:func:`pipeline.cpu.sum_ops`), those of units done before read from their markers.
+
+    ``on_stats`` receives each unit's stats (as its marker holds them) in unit order: a unit run now
+    from its task's result, a unit done before from its marker, read once (its CPU seconds with it).
+    """
     sdir = storage.join(work, stage)
     storage.makedirs(sdir)
     clean_temporaries(sdir)
-    pending, unit_cpu, unit_ops = [], {}, {}
-    for u in sorted(units):
-        marker = unit_paths(sdir, u)[1]
-        if is_done(marker):
-            m = read_json(marker)
-            unit_cpu[u] = float(m.get("cpu_seconds") or 0.0)
-            unit_ops[u] = m.get("ops") or []
-        else:
-            pending.append(u)
-    progress = StageProgress(stage, len(units), already_done=len(units) - len(pending))
-
-    def summary() -> dict:
-        return dict(progress.summary(), unit_cpu_seconds=_sum_cpu(unit_cpu),
-                    ops=sum_ops([unit_ops[u] for u in sorted(unit_ops)]))
-
+    done = {u for u in units if is_done(unit_paths(sdir, u)[1])}
+    pending = [u for u in sorted(units) if u not in done]
+    unit_cpu: dict[str, float] = {}
+    unit_ops: dict[str, list] = {}
+    ordered = _InUnitOrder(sorted(units), done, sdir, unit_cpu, unit_ops, on_stats)
+    progress = StageProgress(stage, len(units), already_done=len(done))
     if not pending:
         log.info("[%s] all %d units already done", stage, len(units))
-        return summary()
     prev_dir = storage.join(work, prev) if prev else None
     if use_ray and len(pending) > 1:
         import ray
@@ -115,13 +110,50 @@ def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[s
                     num_cpus=num_cpus, concurrency=concurrency)
         for r in ds.iter_rows():
             progress.update(r["unit"], r["docs_in"], r["docs_out"], r["seconds"])
-            unit_cpu[r["unit"]], unit_ops[r["unit"]] = r["cpu_seconds"], json.loads(r["ops"])
+            ordered.finished(r)
     else:
         for u in pending:
             r = _run_unit(stage, sdir, prev_dir, u, units[u], fn, context)
             progress.update(u, r["docs_in"], r["docs_out"], r["seconds"])
-            unit_cpu[u], unit_ops[u] = r["cpu_seconds"], json.loads(r["ops"])
-    return summary()
+            ordered.finished(r)
+    ordered.drain()
+    return dict(progress.summary(), unit_cpu_seconds=_sum_cpu(unit_cpu),
+                ops=sum_ops([unit_ops[u] for u in sorted(unit_ops)]))
+
+
+class _InUnitOrder:
+    """Hands each unit's stats on in unit order while units finish in any order: a result that comes
+    early waits (its stats as JSON text) for the units before it; a unit done in an earlier run is read
+    from its marker when its turn comes, once. Fills ``unit_cpu`` and ``unit_ops``."""
+
+    def __init__(self, units: list[str], done: set[str], sdir: str, unit_cpu: dict[str, float],
+                 unit_ops: dict[str, list], sink: Callable[[list[dict]], None] | None):
+        self.units, self.done, self.sdir, self.sink = units, done, sdir, sink
+        self.unit_cpu, self.unit_ops = unit_cpu, unit_ops
+        self.waiting: dict[str, dict] = {}
+        self.next = 0
+
+    def finished(self, result: dict) -> None:
+        """A unit's result from :func:`_run_unit`."""
+        self.waiting[result["unit"]] = {k: result[k] for k in ("cpu_seconds", "ops", "stats_json")}
+        self.drain()
+
+    def drain(self) -> None:
+        while self.next < len(self.units):
+            u = self.units[self.next]
+            if u in self.done:
+                m = read_json(unit_paths(self.sdir, u)[1])
+                cpu, ops, stats = float(m.get("cpu_seconds") or 0.0), m.get("ops") or [], m.get("stats") or []
+            elif u in self.waiting:
+                r = self.waiting.pop(u)
+                cpu, ops = r["cpu_seconds"], json.loads(r["ops"])
+                stats = json.loads(r["stats_json"]) if self.sink else []
+            else:
+                return
+            self.unit_cpu[u], self.unit_ops[u] = cpu, ops
+            if self.sink:
+                self.sink(stats)
+            self.next += 1
 
 
 def _sum_cpu(unit_cpu: dict[str, float]) -> float:

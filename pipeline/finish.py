@@ -91,37 +91,70 @@ def gather(work: str | Path, stage: str | None, units: list[str]) -> pa.Table:
     return pa.concat_tables(tables) if tables else DOCUMENT_SCHEMA.empty_table()
 
 
+class RunStats:
+    """The stats of a run's stages summed as they come (``read``, stage, ``metrics`` and ``flow`` entries, in
+    stage then unit order, as a unit's marker holds them), one entry at a time: the run adds each stage's
+    units as the stage finishes (:func:`pipeline.executor.run_unit_stage` ``on_stats``) and the finish uses
+    the sums, so no marker is read again. The stage just added is also kept apart (:meth:`last_stage`),
+    for the systemic-loss check."""
+
+    def __init__(self):
+        from pipeline.report.funnel import StatsMerger
+
+        self.merger = StatsMerger()
+        self.flow: list[dict] = []
+        self.n_read = self.n_metrics = 0
+        self._stage = StatsMerger()
+
+    def begin_stage(self) -> None:
+        """Entries added from now on belong to a new stage (:meth:`last_stage`)."""
+        from pipeline.report.funnel import StatsMerger
+
+        self._stage = StatsMerger()
+
+    def add(self, entries: Iterable[dict]) -> None:
+        from pipeline.report.funnel import merge_flow
+
+        for s in entries:
+            if "flow" in s:
+                self.flow = merge_flow([*self.flow, s["flow"]])  # one entry per stage so far
+            if "read" in s:
+                self.merger.add({"read": s["read"]})
+                self.n_read += 1
+            if "stage" in s:
+                self.merger.add({"stages": [s]})
+                self._stage.add({"stages": [s]})
+            if "metrics" in s:
+                self.merger.add({"metrics": s["metrics"], "thresholds": s.get("thresholds", {})})
+                self.n_metrics += 1
+
+    def last_stage(self) -> list[dict]:
+        """The stage entries added since :meth:`begin_stage`, summed by stage name."""
+        return self._stage.result()["stages"]
+
+    def result(self):
+        """The :class:`~pipeline.report.funnel.StatsMerger` and the summed flow."""
+        # ``shards`` counts the stats objects merged: every read, the stages as one, every metrics entry
+        self.merger.shards = self.n_read + 1 + self.n_metrics
+        return self.merger, self.flow
+
+
 def merge_unit_stats(unit_stats: Iterable[dict]):
     """The units' and decisions' stats (``read``, stage, ``metrics`` and ``flow`` entries, in stage then unit
     order) summed one entry at a time; returns the :class:`~pipeline.report.funnel.StatsMerger` and the
     summed flow (:func:`~pipeline.report.funnel.merge_flow`)."""
-    from pipeline.report.funnel import StatsMerger, merge_flow
-
-    merger = StatsMerger()
-    flow: list[dict] = []
-    n_read = n_metrics = 0
-    for s in unit_stats:
-        if "flow" in s:
-            flow = merge_flow([*flow, s["flow"]])  # one entry per stage so far
-        if "read" in s:
-            merger.add({"read": s["read"]})
-            n_read += 1
-        if "stage" in s:
-            merger.add({"stages": [s]})
-        if "metrics" in s:
-            merger.add({"metrics": s["metrics"], "thresholds": s.get("thresholds", {})})
-            n_metrics += 1
-    # ``shards`` counts the stats objects merged: every read, the stages as one, every metrics entry
-    merger.shards = n_read + 1 + n_metrics
-    return merger, flow
+    stats = RunStats()
+    stats.add(unit_stats)
+    return stats.result()
 
 
-def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], unit_stats: Iterable[dict],
+def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], unit_stats: RunStats | Iterable[dict],
                profile, run_cfg, timings: list[dict], seconds: float, image_table_dir: str | None = None) -> dict:
     """Write the dataset shards and return the run's stats (the caller adds to them, writes ``report.html``
     with :func:`pipeline.report.write_run_report`, then stats.json).
 
-    ``unit_stats`` may be a generator: it is read once, one entry at a time."""
+    ``unit_stats``: the run's :class:`RunStats`, or the entries themselves (a generator is read once, one
+    entry at a time)."""
     from pipeline.cpu import cpu_summary
     from pipeline.images.table import ImageTable
     from pipeline.report.funnel import Reservoir, document_distributions, flow_counts
@@ -129,7 +162,7 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
     from pipeline.writers.config import OutputConfig
 
     ocfg = profile.section("output", OutputConfig)
-    merger, unit_flow = merge_unit_stats(unit_stats)
+    merger, unit_flow = unit_stats.result() if isinstance(unit_stats, RunStats) else merge_unit_stats(unit_stats)
     per = max(1, run_cfg.output_shard_docs)
     n = count_documents(work, last_stage, units)
     n_shards = max(1, -(-n // per))

@@ -23,6 +23,7 @@ fresh run over all inputs. Any other change of plan is refused (or discarded wit
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -35,7 +36,7 @@ from obelics import storage
 from obelics.config import Profile
 from pipeline import stages  # noqa: F401  (registers the ops get_op looks up)
 from pipeline.cpu import StageClock, op_clock
-from pipeline.executor import collect_unit_stats, ensure_ray, run_decision, run_unit_stage
+from pipeline.executor import ensure_ray, run_decision, run_unit_stage
 from pipeline.loss import SystemicLoss, describe, error_drops, systemic
 from pipeline.markers import is_done, read_json, write_json_atomic
 from pipeline.ops import GlobalOp, UnitOp, get_op
@@ -206,9 +207,11 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
     ctx: dict = {"profile": profile, "out": out, "work": work, "decisions": {}, "sources": units,
                  "use_ray": use_ray}
     prev: str | None = None
-    stage_dirs: list[str] = []
     timings = []
     warned: set[str] = set()  # stages whose systemic loss was already logged
+    from pipeline.finish import RunStats, finish_run
+
+    run_stats = RunStats()  # every stage's stats, summed as each stage ends: markers are not read again
     for i, (kind, what) in enumerate(plan.steps):
         if kind == "units":
             ops: list[UnitOp] = what  # type: ignore[assignment]
@@ -216,13 +219,13 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
             sources = {u: (src if prev is None else None) for u, src in units.items()}
             if prev is None:  # the stage that reads the inputs (and notes where their image records are)
                 ctx["source_stage_dir"] = storage.join(work, name)
+            run_stats.begin_stage()
             with StageClock() as clock:
                 summary = run_unit_stage(name, work, prev, sources, _fused(ops), ctx, use_ray=use_ray,
-                                         concurrency=workers or cfg.workers)
+                                         concurrency=workers or cfg.workers, on_stats=run_stats.add)
             timings.append(dict(summary, cpu_seconds=round(clock.cpu_seconds, 3)))
             prev = name
-            stage_dirs.append(name)
-            warned |= _check_loss(collect_unit_stats(work, [name], list(units)), cfg, out)
+            warned |= _check_loss(run_stats.last_stage(), cfg, out)
         else:
             op: GlobalOp = what  # type: ignore[no-redef]
             name = f"{i:02d}-{op.name}"
@@ -230,13 +233,13 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
                 ctx["decisions"][op.name] = run_decision(name, work, op.decide, prev, list(units), ctx)
             timings.append({"stage": name, "seconds": round(clock.seconds, 3),
                             "cpu_seconds": round(clock.cpu_seconds, 3)})
-            stage_dirs.append(name)
-    from pipeline.finish import finish_run
+            decision = ctx["decisions"][op.name]
+            if isinstance(decision, dict) and "stats" in decision:  # as its marker holds them
+                run_stats.add(json.loads(json.dumps(decision["stats"], sort_keys=True, ensure_ascii=False)))
     from pipeline.report import write_run_report
 
     with StageClock() as clock:
-        stats = finish_run(out, work, prev, sorted(units), collect_unit_stats(work, stage_dirs, list(units)),
-                           profile, cfg, timings, time.monotonic() - t0,
+        stats = finish_run(out, work, prev, sorted(units), run_stats, profile, cfg, timings, time.monotonic() - t0,
                            (ctx["decisions"].get("image_table") or {}).get("table_dir"))
     if "cpu" in stats:  # the writers' and the report's own time, known only once they are done
         stats["cpu"]["finish_cpu_seconds"] = round(clock.cpu_seconds, 3)
