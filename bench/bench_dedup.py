@@ -207,11 +207,11 @@ def run_size(n: int, profile: str, cpus: int, partitions: int, object_store_mb: 
             ray.data.DataContext.get_current().enable_progress_bars = False
         engine = RayBackend() if backend == "ray" else LocalBackend()
         base = mem._sample()
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         spill = DATA / f"{n}-spill"
         shutil.rmtree(spill, ignore_errors=True)
         last, _, stats = dedup_units(Path(paths[0]).parent, units, cfg, spill, ctx={"backend": engine})
-        seconds = time.perf_counter() - t1
+        seconds, cpu_s = time.perf_counter() - t1, time.process_time() - c1
     n_out = num_rows([str(last / f"{u}.parquet") for u in units])
     shutil.rmtree(spill, ignore_errors=True)
     if backend == "ray":
@@ -219,6 +219,7 @@ def run_size(n: int, profile: str, cpus: int, partitions: int, object_store_mb: 
     else:
         cpus = 1
     return {"docs": n, "docs_out": n_out, "seconds": round(seconds, 1), "docs_per_s": round(n / seconds),
+            "cpu_s": round(cpu_s, 1), "cpu_us_per_doc": round(1e6 * cpu_s / n, 1),
             "backend": backend, "words": words, "corpus_mb": round(sum(os.path.getsize(p) for p in paths) / 2**20),
             "peak_mem_mb": round(mem.peak / 2**20), "mem_after_ray_init_mb": round(base / 2**20),
             "generate_s": round(gen_s, 1), "cpus": cpus, "partitions": partitions, "profile": profile,
@@ -304,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         results.append(r)
         print(f"{r['docs']:>9,} docs -> {r['docs_out']:,} kept: {r['seconds']} s, {r['docs_per_s']:,} docs/s, "
+              f"{r.get('cpu_s')} CPU-s of this process ({r.get('cpu_us_per_doc')} CPU-us/doc), "
               f"peak memory {r['peak_mem_mb']:,} MB (before the passes {r['mem_after_ray_init_mb']:,} MB), "
               f"{r['cpus']} CPUs ({r['backend']} backend), {r['partitions']} partitions, "
               f"object store cap {r['object_store_mb']} MB, profile {r['profile']}, {r['words']} body words, "
@@ -316,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         a, b = results[0], results[-1]
         print(f"memory growth {a['docs']:,} -> {b['docs']:,} docs ({b['docs'] / a['docs']:.0f}x): "
               f"{a['peak_mem_mb']:,} -> {b['peak_mem_mb']:,} MB ({b['peak_mem_mb'] / a['peak_mem_mb']:.2f}x); "
-              f"time {a['seconds']} -> {b['seconds']} s ({b['seconds'] / a['seconds']:.2f}x)")
+              f"time {a['seconds']} -> {b['seconds']} s ({b['seconds'] / a['seconds']:.2f}x); "
+              f"CPU {a['cpu_s']} -> {b['cpu_s']} s ({b['cpu_s'] / a['cpu_s']:.2f}x)")
     if args.minhash_docs:
         from filters.dedup.config import dedup_config
 

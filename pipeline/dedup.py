@@ -76,7 +76,10 @@ from pipeline.shuffle import Backend, get_backend, shared_value
 log = logging.getLogger("obelics.dedup")
 
 KEY_COLUMNS = ["doc_id", "url", "warc_filename", "capture_date", "images"]
-READ_BLOCK_BYTES = 16 << 20  # Parquet bytes per task: small units are grouped, a big one is read alone
+# Parquet bytes per map task: small units are grouped, a big one is read alone. A task's memory does not
+# follow it (record batches of BATCH_ROWS, keyed rows flushed at FLUSH_BYTES); fewer map tasks mean fewer
+# (map task, partition) batches for every reduce task to read
+READ_BLOCK_BYTES = 64 << 20
 BATCH_ROWS = 8192  # rows per record batch read from a file (memory per task does not follow file size)
 EDGES_PER_CONFIRM = 20_000  # candidate edges per MinHash confirm partition
 FLUSH_BYTES = 64 << 20  # keyed rows a map task buffers before writing them grouped by partition

@@ -84,8 +84,11 @@ class DedupConfig:
     order: list[str] = field(default_factory=lambda: list(PASSES))
     num_partitions: int = 16  # at least this many hash partitions per global pass
     # at most this many documents per partition: the partitions grow with the data, so what one worker
-    # holds (rows of one partition) does not
-    docs_per_partition: int = 6_250
+    # holds (rows of one partition: ~1 M MinHash band rows, ~50 MB) does not. Every reduce task reads from
+    # every map task and every routed decision goes back to every unit, so the files and record batches a
+    # pass handles grow as (map tasks x partitions): small partitions made that term dominate (at 6,250
+    # documents the URL pass over 10 million documents took > 5 CPU-minutes, all five passes over 1 million 81 s)
+    docs_per_partition: int = 50_000
     url: UrlDedupConfig = field(default_factory=UrlDedupConfig)
     image_url: ImageUrlDedupConfig = field(default_factory=ImageUrlDedupConfig)
     paragraphs: ParagraphDedupConfig = field(default_factory=ParagraphDedupConfig)
