@@ -159,3 +159,17 @@ def test_registry_word_lists():
     health = ("Eating less saturated fat and more fibre can lower the risk of heart disease, and the study "
               "found that people who walked every day lost more fat than those who did not.")
     assert chain.paragraph_verdict(health) is None
+
+
+def test_default_paragraph_character_repetition_cutoff_keeps_prose_with_one_repeated_phrase():
+    """default's 0.2 (the original's 0.1, kept by obelics-2023) at paragraph level: a short quote that repeats
+    "We get that you" once is prose, not repetition (bench/content_filters.py measured why)."""
+    from filters.text_filters import NodeChecks, TextFilter, TextFiltersConfig
+    from obelics.config import load_profile
+
+    text = "“We get that you’re frustrated,” Bosma said. “We get that you are concerned about issues.”"
+    assert TextFilter().paragraph_verdict(text) is None
+    original = TextFiltersConfig(node=NodeChecks(character_repetition_max=0.1))
+    assert TextFilter(original).paragraph_verdict(text) == "character_repetition_ratio"
+    assert load_profile("obelics-2023").data["text_filters"]["node"]["character_repetition_max"] == 0.1
+    assert TextFilter().paragraph_verdict("Buy now! " * 12) == "character_repetition_ratio"
