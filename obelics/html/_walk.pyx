@@ -1123,6 +1123,9 @@ cdef int _sums_and_scores(_Grow g, int min_block_chars) except -1:
     return 0
 
 
+cdef str _NO_NAMES = " "  # _node_names of an element without class and id
+
+
 def node_names(unsigned long long node_id):
     """The class and id values of the element ``node_id`` (a ``mem_id``), joined with a space."""
     return _node_names(<void *> <uintptr_t> node_id)
@@ -1224,8 +1227,14 @@ cdef class _Decision:
 
     cdef int weight(self, Py_ssize_t i) except? -999999:
         cdef object w
+        cdef void *node
+        cdef size_t n = 0
         if not (self.known[i] & 2):
-            name = self.names(i)
+            node = <void *> <uintptr_t> self.g.ids[i]
+            if _attr_value(node, "class", 5, &n) == NULL and _attr_value(node, "id", 2, &n) == NULL:
+                name = _NO_NAMES  # the common case inside the content: no string made
+            else:
+                name = _node_names(node)
             w = self.by_name.get(name)
             if w is None:
                 w = self.by_name[name] = self.weight_fn(name, self.patterns)
@@ -1455,16 +1464,22 @@ cdef class _Decision:
         cdef long long line_chars = cfg.content_link_line_chars, c, o
         cdef Py_ssize_t k, i, nd = 0
         cdef double d
-        cdef bint linky
+        cdef bint linky, line, named
         for k in range(nkept):
             i = kept[k] + 1
             while i < self.end[kept[k]]:
                 c = self.chars[i]
                 o = self.own[i]
                 d = self.density(i)
-                linky = self.kind[i] == CONTAINER_KIND and c > 0 and self.under[i] < 10 and d > max_density
-                if linky or (o > 0 and o * 10 >= c * 9 and d >= line_density and c < line_chars):
-                    if not (linky and d <= 0.5 and self.weight(i) >= 25):
+                named = self.kind[i] == CONTAINER_KIND and c > 0 and self.under[i] < 10
+                linky = named and d > max_density
+                line = o > 0 and o * 10 >= c * 9 and d >= line_density and c < line_chars
+                if linky or line or named:
+                    if linky and d <= 0.5 and self.weight(i) >= 25:
+                        pass  # a content container by name with a few links: kept
+                    elif not (linky or line) and self.weight(i) >= 0:
+                        pass  # little prose, but not named as boilerplate
+                    else:
                         drops[nd] = i
                         nd += 1
                         i = self.end[i]

@@ -404,14 +404,19 @@ def _inner_drops(st: PageStats, roots: list[int], weight, density, cfg) -> list[
     # a line that is one link: "Read more", a related headline, a tag
     link_line = inside & (own > 0) & (own * 10 >= c * 9) & (density >= cfg.content_link_line_density) & (
         c < cfg.content_link_line_chars)
+    # a container with little prose, named as boilerplate (Readability's conditional cleaning): a share bar,
+    # a gallery's controls, a newsletter box inside the article
+    named = inside & (st.kind == CONTAINER) & (c > 0) & (st.commas_under < 10)
     drops = []
     stop = -1
     end = st.end
-    for i in np.flatnonzero(linky | link_line).tolist():
+    for i in np.flatnonzero(linky | link_line | named).tolist():
         if i < stop:
             continue  # inside one dropped already
         if linky[i] and density[i] <= 0.5 and weight(i) >= 25:
             continue  # a content container by name with a few links: kept
+        if not (linky[i] or link_line[i]) and weight(i) >= 0:
+            continue
         drops.append(i)
         stop = int(end[i])
     return drops

@@ -49,6 +49,16 @@ def test_link_density_drops_link_blocks_around_and_inside_the_article(cfg, compi
 
 
 @pytest.mark.parametrize("compiled", WALKS)
+def test_class_evidence_inside_the_content_drops_a_named_box_with_little_prose(cfg, compiled):
+    box = "<div class='promo-box'><div>Get our morning briefing in your inbox every day</div></div>"
+    aside = "<div class='pull-quote'><div>The vote was never in doubt</div></div>"  # not named boilerplate
+    html = page(f"<div class='story'>{paragraphs(2)}{box}{aside}{paragraphs(2, 'More')}</div>")
+    out = text_of(html, cfg, compiled)
+    assert "Story 1:" in out and "More 1:" in out and "never in doubt" in out
+    assert "morning briefing" not in out
+
+
+@pytest.mark.parametrize("compiled", WALKS)
 def test_text_density_picks_the_prose_over_short_blocks(cfg, compiled):
     teasers = "".join(f"<div class='teaser'><h3>Teaser {k}</h3><span>2 min read</span></div>" for k in range(12))
     html = page(f"<div class='x1'>{paragraphs(4)}</div><div class='x2'>{teasers}</div>")
