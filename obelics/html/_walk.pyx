@@ -1464,8 +1464,20 @@ cdef class _Decision:
         cdef long long line_chars = cfg.content_link_line_chars, c, o
         cdef Py_ssize_t k, i, nd = 0
         cdef double d
-        cdef bint linky, line, named
+        cdef bint linky, line, named, boxes
+        cdef long long covered
         for k in range(nkept):
+            # containers named as boilerplate go unless such names cover half of the root's text (the site's
+            # own vocabulary: a page builder calling every block a "widget")
+            covered = 0
+            i = kept[k] + 1
+            while i < self.end[kept[k]]:
+                if self.kind[i] == CONTAINER_KIND and self.chars[i] > 0 and self.weight(i) < 0:
+                    covered += self.chars[i]
+                    i = self.end[i]
+                    continue
+                i += 1
+            boxes = 2 * covered < self.chars[kept[k]]
             i = kept[k] + 1
             while i < self.end[kept[k]]:
                 c = self.chars[i]
@@ -1477,8 +1489,8 @@ cdef class _Decision:
                 if linky or line or named:
                     if linky and d <= 0.5 and self.weight(i) >= 25:
                         pass  # a content container by name with a few links: kept
-                    elif not (linky or line) and self.weight(i) >= 0:
-                        pass  # little prose, but not named as boilerplate
+                    elif not (linky or line) and (not boxes or self.weight(i) >= 0):
+                        pass  # little prose, but not a box named as boilerplate
                     else:
                         drops[nd] = i
                         nd += 1

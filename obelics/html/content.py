@@ -406,16 +406,29 @@ def _inner_drops(st: PageStats, roots: list[int], weight, density, cfg) -> list[
         c < cfg.content_link_line_chars)
     # a container with little prose, named as boilerplate (Readability's conditional cleaning): a share bar,
     # a gallery's controls, a newsletter box inside the article
-    named = inside & (st.kind == CONTAINER) & (c > 0) & (st.commas_under < 10)
+    containers = inside & (st.kind == CONTAINER) & (c > 0)
+    named = containers & (st.commas_under < 10)
+    end = st.end
+    # ...unless containers so named hold half of the root's text: then the words are the site's own vocabulary
+    # (a page builder calling every block a "widget"), not the mark of a box
+    boxes = set()
+    for r in roots:
+        covered, stop = 0, -1
+        for i in np.flatnonzero(containers[r + 1:end[r]]).tolist():
+            i += r + 1
+            if i >= stop and weight(i) < 0:
+                covered += int(c[i])
+                stop = int(end[i])
+        if 2 * covered < c[r]:
+            boxes.update(i + r + 1 for i in np.flatnonzero(named[r + 1:end[r]]).tolist())
     drops = []
     stop = -1
-    end = st.end
     for i in np.flatnonzero(linky | link_line | named).tolist():
         if i < stop:
             continue  # inside one dropped already
         if linky[i] and density[i] <= 0.5 and weight(i) >= 25:
             continue  # a content container by name with a few links: kept
-        if not (linky[i] or link_line[i]) and weight(i) >= 0:
+        if not (linky[i] or link_line[i]) and (i not in boxes or weight(i) >= 0):
             continue
         drops.append(i)
         stop = int(end[i])

@@ -59,6 +59,17 @@ def test_class_evidence_inside_the_content_drops_a_named_box_with_little_prose(c
 
 
 @pytest.mark.parametrize("compiled", WALKS)
+def test_class_evidence_is_not_a_page_builders_vocabulary(cfg, compiled):
+    """A site naming every block a "widget" (a page builder) keeps its short blocks: the word names the
+    site's layout, not a box, once containers so named hold half of the content."""
+    blocks = "".join(f"<div class='builder-widget'><h3>Section heading {k}</h3></div>"
+                     f"<div class='builder-widget'>{paragraphs(1, f'Part {k}')}</div>" for k in range(4))
+    out = text_of(page(f"<div class='story'>{blocks}</div>"), cfg, compiled)
+    assert all(f"Part {k} 0:" in out for k in range(4))
+    assert "Section heading 1" in out and "Section heading 3" in out
+
+
+@pytest.mark.parametrize("compiled", WALKS)
 def test_text_density_picks_the_prose_over_short_blocks(cfg, compiled):
     teasers = "".join(f"<div class='teaser'><h3>Teaser {k}</h3><span>2 min read</span></div>" for k in range(12))
     html = page(f"<div class='x1'>{paragraphs(4)}</div><div class='x2'>{teasers}</div>")
