@@ -19,7 +19,10 @@ jusText work on lxml or their own DOMs); the ideas are theirs, the code is not:
    class) or are prose blocks with few links: a lead paragraph, a figure with its caption beside the body.
 5. **Inside the content**, a container (``div``, ``section``, ``ul``, ``table``, ``aside``...) with little
    prose (fewer than ten commas) is dropped when its links are most of its text, when its class/id says
-   boilerplate, or when it is a list of links posing as text: related-article lists, share bars, tag clouds.
+   boilerplate (unless containers so named hold half of the root's text: a page builder calling every block
+   a "widget"), or when it is a list of links posing as text: related-article lists, share bars, tag clouds.
+   Short blocks before the first prose block (40+ characters, few links, not a heading) and after the last
+   one go too: title, byline, date above the body, tags and credits below it.
 
 Everything outside the kept blocks is dropped, images included: thumbnails, avatars and logos of the page's
 chrome go, images of the content (in it or in a figure beside it) stay with their captions. A page without

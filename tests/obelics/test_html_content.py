@@ -225,8 +225,9 @@ def test_page_statistics_agree(cfg):
 
 
 def test_quality_floor_on_a_fixed_part_of_the_dev_set(cfg):
-    """Every other page of the benchmark's dev split (70 pages): F1 0.960, P 0.940, R 0.982 when written;
-    the old rules score 0.881 / 0.792 / 0.992 there. Fails when the decision breaks."""
+    """Every other page of the benchmark's dev split (70 pages): F1 0.963, P 0.945, R 0.982 now (0.960 / 0.940 /
+    0.982 before the heading and named-box rules); the old rules score 0.881 / 0.792 / 0.992 there. Fails when
+    the decision breaks."""
     from bench.bench_content import DATA, document_text, load_pages, score
 
     if not (DATA / "ground-truth.json").exists():
@@ -235,4 +236,4 @@ def test_quality_floor_on_a_fixed_part_of_the_dev_set(cfg):
     assert len(pages) == 70
     pred = [document_text(extract_default.extract_nodes(p.html, p.url, cfg)[0]) for p in pages]
     got = score([p.truth for p in pages], pred)
-    assert got["f1"] >= 0.95 and got["precision"] >= 0.92 and got["recall"] >= 0.97, got
+    assert got["f1"] >= 0.955 and got["precision"] >= 0.935 and got["recall"] >= 0.97, got
