@@ -216,7 +216,7 @@ def _image_locations(units, ctx) -> dict[str, list]:
     return out
 
 
-PHASH_TASK_ROW_GROUPS = 8  # image-table row groups (256 images each) hashed by one task
+PHASH_TASK_ROW_GROUPS = 2  # image-table row groups (256 images each) hashed by one task (~1-2 CPU-s)
 
 
 def _phash_slice(part: str, first: int, stop: int, hash_size: int) -> tuple[list[str], list[int | None]]:
