@@ -311,8 +311,18 @@ class Removal:
         return route_removed(group, self.hashes, self.reasons, self.names, self.by_pair)
 
 
-def _keyed(t: pa.Table, key_fn: Callable, P: int) -> pa.Table:
-    return t.append_column("_part", pa.array(partition_of(key_fn(t), P), pa.int64()))
+def _keyed(t: pa.Table, key_fn: Callable, P: int, drop_null: bool = False) -> pa.Table:
+    """``t`` with ``_part``, the hash partition of each row's key. ``drop_null``: rows without a key are left
+    out (the pass never removes them): a null key hashes to partition 0, which would then hold every such
+    row of the dataset (10M documents: millions of documents whose images were all removed as too frequent,
+    in one image-set reduce task)."""
+    keys = key_fn(t)
+    if drop_null:
+        has = np.fromiter((k is not None for k in keys), bool, len(keys))
+        if not has.all():
+            t = t.filter(pa.array(has))
+            keys = [k for k in keys if k is not None]
+    return t.append_column("_part", pa.array(partition_of(keys, P), pa.int64()))
 
 
 def _url_key(t: pa.Table) -> list:
@@ -443,7 +453,9 @@ def image_set_decision(backend: Backend, paths: list[str], cfg: DedupConfig, wor
     """The image-set pass's removals (partitioned by image-set key), routed back to their files; with
     ``url_warc``, the hashes of the removed (url, warc_filename) pairs (they match documents anywhere)."""
     P = num_partitions(paths, cfg)
-    key_fn = functools.partial(_keyed, key_fn=functools.partial(_image_set_key, key=cfg.image_set.key), P=P)
+    # documents without an image have no key and are always kept: they stay out of the shuffle
+    key_fn = functools.partial(_keyed, key_fn=functools.partial(_image_set_key, key=cfg.image_set.key), P=P,
+                               drop_null=True)
     decide_fn = functools.partial(image_set_mod.image_set_duplicates, cfg=cfg)
     if cfg.image_set.remove_by != "url_warc":
         return _routed_removals(backend, paths, key_fn, decide_fn, work)

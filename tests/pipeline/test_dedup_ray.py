@@ -186,3 +186,30 @@ def test_empty_files_pass_through(tmp_path):
     last, decisions, stats = dedup_units(tmp_path / "in", ["empty"], "default", tmp_path / "work")
     assert num_rows([str(last / "empty.parquet")]) == 0 and len(stats) == 5
     assert all(s.as_dict()["out"]["document"] == 0 for s in stats)
+
+
+@pytest.mark.parametrize("profile", ["default", "obelics-2023"])
+def test_documents_without_images_stay_out_of_the_image_set_shuffle(profile, tmp_path, monkeypatch):
+    """A document without an image has no image-set key and is always kept: it is not shuffled (a null key
+    hashed to partition 0, whose reduce task then held every such document of the dataset). Same removals."""
+    import pipeline.dedup as dd
+    from pipeline.shuffle import LocalBackend
+
+    docs = _corpus() + [make_doc(f"https://bare{k}.com/", [], texts=[f"text {k}"], doc_id=f"bare{k}")
+                        for k in range(30)]
+    units = _write_units(docs, tmp_path / "in", 3)
+    seen = []
+    real = dd._reduce_task
+
+    def recording(locs, fn, p):
+        seen.append(dd._read_batches(locs).num_rows)
+        return real(locs, fn, p)
+
+    monkeypatch.setattr(dd, "_reduce_task", recording)
+    cfg = dedup_config(profile)
+    last, decisions, _ = dd.dedup_units(tmp_path / "in", units, cfg, tmp_path / "work", passes=["image_set"],
+                                        ctx={"backend": LocalBackend()})
+    with_images = sum(1 for d in docs if any(u for u in d.images if u))
+    assert sum(seen) == with_images < len(docs)
+    expected, _ = run_passes(docs, cfg, ["image_set"])
+    assert _removed(decisions) == expected.removed_ids()
