@@ -86,14 +86,14 @@ class FastTextLangId:
             self._raw = self.model.f
 
     def predict_many(self, texts: list[str]) -> list[tuple[str, float]]:
-        """``[predict(t) for t in texts]``, calling the C++ ``predict`` with the line the Python wrapper would
-        send (lower-cased, one line ending in ``\\n``) without the wrapper's per-call checks and tuples.
-        (``multilinePredict`` would be one call, but fasttext-predict's returns no probabilities.)"""
-        if self._raw is not None:
-            return [self.predict(t) for t in texts]
+        """``[predict(t) for t in texts]``: fastText's C++ ``predict`` called on each text's line directly, without
+        the Python wrapper's per-call checks and tuples. (``multilinePredict`` would be one call, but
+        fasttext-predict's returns no probabilities.)"""
+        # the wrapper sends the line with "\n" appended; the NumPy-2 fallback has always sent it without
+        end = "" if self._raw is not None else "\n"
         predict, out = self.model.f.predict, []
         for t in texts:
-            res = predict(t.lower().replace("\n", " ") + "\n", 1, 0.0, "strict")
+            res = predict(t.lower().replace("\n", " ") + end, 1, 0.0, "strict")
             if res:
                 prob, label = res[0]
                 out.append((label.replace("__label__", ""), min(float(prob), 1.0)))
@@ -102,18 +102,7 @@ class FastTextLangId:
         return out
 
     def predict(self, text: str) -> tuple[str, float]:
-        text = text.lower().replace("\n", " ")
-        if self._raw is not None:
-            res = self._raw.predict(text, 1, 0.0, "strict")
-            if not res:
-                return "", 0.0
-            prob, label = res[0]
-        else:
-            labels, probs = self.model.predict(text, k=1)
-            if not labels:
-                return "", 0.0
-            label, prob = labels[0], float(probs[0])
-        return label.replace("__label__", ""), min(float(prob), 1.0)
+        return self.predict_many([text])[0]
 
 
 _MODELS: dict[Path, FastTextLangId] = {}

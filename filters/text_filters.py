@@ -468,7 +468,7 @@ class TextFilter:
         texts; each check runs over all documents before the next, so each model's tables stay in the
         processor's cache (the verdicts are those of running them document by document)."""
         reasons: list[Verdict] = [None] * len(documents)
-        if self.langid is not None and self.langid.cfg.doc_level:  # one fastText call for the batch
+        if self.langid is not None and self.langid.cfg.doc_level:  # the batch through fastText's C++ predict
             reasons = self.langid.verdicts(["\n\n".join(texts) for texts in documents])
         if self.perplexity is not None and self.perplexity.cfg.doc_level:  # those language id kept, in one batch
             todo = [k for k, r in enumerate(reasons) if r is None]
