@@ -38,7 +38,7 @@ from obelics import storage
 from obelics.parquet import write_table_atomic
 from obelics.storage import write_text_atomic
 from pipeline.images.config import ImagesConfig
-from pipeline.images.parts import HEADERS_DIR, I2D_DIR, TABLE_DIR, shard_to_table, write_shard_part  # noqa: F401
+from pipeline.images.parts import HEADERS_DIR, I2D_DIR, TABLE_DIR, write_shard_part
 from pipeline.images.table import ImageTable
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def build_table(work_dir: str | Path, cfg: ImagesConfig, table_dir: str | None =
         if not parquet.exists():
             log.warning("img2dataset shard %s has stats but no parquet; skipped", shard)
             continue
-        table.write_part(shard, shard_to_table(parquet, cfg))
+        write_shard_part(work_dir, shard, cfg, table_dir)  # what a worker does when it can
     return table
 
 
