@@ -1,7 +1,9 @@
 """Near-identical downloaded images counted as one by the image-URL dedup pass (docs/reference.md §9.3 #13).
 
-:func:`canonical_urls` hashes the downloaded images one at a time (the caller streams them from the
-image table, so memory stays bounded) and clusters them (:mod:`filters.dedup.phash`).
+:func:`canonical_urls` hashes ``(url, bytes)`` pairs one at a time and clusters them (:mod:`filters.dedup.phash`):
+the one-pass reference. A run hashes the image table in parallel tasks of a few row groups each and clusters
+their results in the same order (``pipeline.stages._phash_clusters``; tested equal in
+``tests/pipeline/test_stages.py``).
 """
 
 from __future__ import annotations
