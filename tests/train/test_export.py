@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.train.launch import free_port
 from tests.train.test_train import _cfg
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +120,7 @@ def test_export_from_a_zero3_checkpoint_gives_the_trainers_logits(shards, tmp_pa
     feed.close()
     torch.save({k: b[k] for k in BATCH_KEYS}, tmp_path / "batch.pt")
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", str(free_port()),
            str(ROOT / "tests/train/run_and_forward.py"), str(tmp_path / "batch.pt"), str(tmp_path / "ref.pt"),
            "--config", str(ROOT / "configs/train/tiny.yaml"), *over]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.train.launch import free_port
 from tests.train.shards import photo_bytes, write_dialogs
 from tests.train.test_train import _cfg
 from train.config import ConfigError, load_config
@@ -210,7 +211,7 @@ def test_instruct_under_zero3_starts_from_the_export_with_a_new_row(shards, tmp_
     dialogs = write_dialogs(tmp_path / "dialogs.jsonl", 12)
     out = tmp_path / "z3"
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", "29535",
+    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", str(free_port()),
            "--module", "train", "--config", str(ROOT / "configs/train/tiny-instruct.yaml"), f"model.init_from={base}",
            f"data.datasets=[{{name: dialogs, kind: dialog, format: dialog, shards: {dialogs}}}]",
            f"run.out_dir={out}", "run.backend=deepspeed", f"run.deepspeed_config={ROOT / 'configs/deepspeed/zero3.json'}",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.train.launch import free_port, shm_buffers
 from train.config import ConfigError, load_config
 from train.stability import SpikeDetector, lr_at
 
@@ -134,7 +135,7 @@ def test_zero3_two_processes_with_resume(shards, tmp_path):
     llama, clip = tiny_backbones(tmp_path)
     out = tmp_path / "z3"
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    base = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", "29517",
+    base = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", str(free_port()),
             "--module", "train", "--config", str(ROOT / "configs/train/tiny.yaml"), f"data.shards={shards}",
             f"run.out_dir={out}", "run.backend=deepspeed",
             f"run.deepspeed_config={ROOT / 'configs/deepspeed/zero3.json'}", "data.packing.seq_len=64",
@@ -183,7 +184,7 @@ def test_gradient_checkpointing_gives_the_same_losses(shards, tmp_path):
 def test_torchrun_ddp_two_processes(shards, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "train", "--config", str(ROOT / "configs/train/tiny.yaml"), f"data.shards={shards}",
            f"run.out_dir={out}", "run.max_steps=4", "run.save_every=2", "data.packing.seq_len=64",
            "run.val_every=2", "data.val_permille=200", "run.stats_every=2", "run.tensorboard=false"]
@@ -216,13 +217,24 @@ def test_zero3_spike_rollback(shards, tmp_path):
     pytest.importorskip("deepspeed")
     out = tmp_path / "z3spike"
     env = dict(os.environ, DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", "29519",
+    port = free_port()
+    # a crashed earlier run on this port left its CPU all-reduce files: the trainer must not reuse them
+    stale = [Path(f"/dev/shm/deepspeed_allreduce_buffer_{os.getuid()}_127.0.0.1_{port}_{r}") for r in (0, 1)]
+    for f in stale:
+        f.write_bytes(b"\xff" * 4096)
+    cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", str(port),
            "--module", "train", "--config", str(ROOT / "configs/train/tiny.yaml"), f"data.shards={shards}",
            f"run.out_dir={out}", "run.backend=deepspeed", "data.packing.seq_len=64", "data.batch_size=2",
            f"run.deepspeed_config={ROOT / 'configs/deepspeed/zero3.json'}", "run.max_steps=8", "run.save_every=3",
            "run.val_every=0", "run.tensorboard=false", "stability.inject_spike_at=5", "stability.min_history=3"]
-    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    try:
+        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        left = shm_buffers(port)
+        for f in stale + left:
+            f.unlink(missing_ok=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert not left, left  # each rank unlinked its file once all had mapped it
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     (ev,) = [x for x in recs if x.get("event") == "rollback"]
     assert ev["to_step"] == 3 and ev["lr_scale"] == 0.5

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import torch
@@ -17,13 +18,33 @@ from model.build import ModelConfig, build_config, build_model
 from train.backends.base import Backend
 
 
+def _shm_buffer(rank: int) -> Path:
+    """The /dev/shm file of DeepSpeed's CPU all-reduce for ``rank`` (its name as ``shm.cpp`` builds it)."""
+    addr, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
+    return Path("/dev/shm") / f"deepspeed_allreduce_buffer_{os.getuid()}_{addr}_{port}_{rank}"
+
+
 class DeepSpeedBackend(Backend):
     name = "deepspeed"
 
     def _init_distributed(self, dist_backend: str) -> None:
         import deepspeed
 
+        if dist_backend != "gloo" or self.world < 2:
+            deepspeed.init_distributed(dist_backend=dist_backend)
+            return
+        # On CPU, DeepSpeed's shared-memory all-reduce keeps one /dev/shm file per rank, named by user, master
+        # address and port, and never removes it. A later run on the same port reopens the stale file, and a
+        # rank may read the old run's "copy done" flags before their owner resets them: it then sums garbage
+        # (seen as non-finite weights). Each rank removes its own stale file before any rank maps the others',
+        # and unlinks the name once every rank has mapped it (the mappings stay valid; nothing is left behind).
+        torch.distributed.init_process_group(backend=dist_backend)
+        own = _shm_buffer(self.rank)
+        own.unlink(missing_ok=True)
+        torch.distributed.barrier()
         deepspeed.init_distributed(dist_backend=dist_backend)
+        torch.distributed.barrier()
+        own.unlink(missing_ok=True)
 
     def ds_config(self, hidden_size: int) -> dict:
         """The DeepSpeed JSON with its "auto" fields filled from the training config and hidden size."""
