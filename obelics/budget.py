@@ -46,7 +46,35 @@ def estimated_depth(html: str | bytes) -> int:
 
     An estimate made without parsing: it over-counts a page of unclosed elements that the parser closes
     implicitly (those listed in ``_NO_DEPTH`` are skipped), which is the shape a hostile page takes too.
+    Scanned in C where the compiled walk is built (``_walk.tag_depth``; a str as its UTF-8 bytes, whose
+    ASCII tags are the same), else by :func:`estimated_depth_python`; both give the same number.
     """
+    scan = _compiled_scan()
+    if scan is None:
+        return estimated_depth_python(html)
+    return scan(html if isinstance(html, bytes) else html.encode("utf-8", "surrogatepass"), _NO_DEPTH)
+
+
+_SCAN: list = []
+
+
+def _compiled_scan():
+    """``_walk.tag_depth``, or None (not built, or ``OBELICS_PURE_PYTHON`` set); looked up once."""
+    if not _SCAN:
+        import os
+
+        scan = None
+        if not os.environ.get("OBELICS_PURE_PYTHON"):
+            try:
+                from obelics.html._walk import tag_depth as scan
+            except ImportError:
+                scan = None
+        _SCAN.append(scan)
+    return _SCAN[0]
+
+
+def estimated_depth_python(html: str | bytes) -> int:
+    """:func:`estimated_depth` in Python, one regex match at a time: the reference and the fallback."""
     pattern = _TAG_BYTES if isinstance(html, bytes) else _TAG
     depth = deepest = 0
     for close, name in pattern.findall(html):

@@ -20,7 +20,7 @@ page, the sample and edge cases.
 
 from libc.stdint cimport uintptr_t
 from libc.stdlib cimport malloc, calloc, realloc, free, qsort
-from libc.string cimport memcmp
+from libc.string cimport memchr, memcmp
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
 cdef extern from "<dlfcn.h>" nogil:
@@ -1558,3 +1558,84 @@ def decide(body, rules, dict classes, frozenset transparent, int min_block_chars
     cdef _Decision d = _Decision()
     d.setup(g, tags, words)
     return d.decide(cfg)
+
+
+# -- the page budget's nesting-depth estimate (obelics.budget.estimated_depth, in C) -----------------------
+cdef enum:
+    MAX_NO_DEPTH = 128  # names in the table
+    NAME_ROOM = 16  # bytes of a name in the table; a longer tag name is never in it
+
+cdef unsigned char _nd_names[MAX_NO_DEPTH][NAME_ROOM]
+cdef size_t _nd_lens[MAX_NO_DEPTH]
+cdef int _nd_count = 0
+cdef object _nd_set = None  # the frozenset the table was made from
+
+
+cdef inline bint _letter(unsigned char c) noexcept nogil:
+    return (c | 32) >= 97 and (c | 32) <= 122
+
+
+cdef int _nd_table(frozenset names) except -1:
+    global _nd_count, _nd_set
+    cdef bytes b
+    cdef int k = 0
+    cdef size_t j
+    for name in sorted(names):
+        b = name.lower().encode("ascii")
+        if len(b) >= NAME_ROOM or k >= MAX_NO_DEPTH:
+            raise ValueError(f"tag depth table: {name!r} does not fit")
+        for j in range(len(b)):
+            _nd_names[k][j] = b[j]
+        _nd_lens[k] = len(b)
+        k += 1
+    _nd_count = k
+    _nd_set = names
+    return 0
+
+
+def tag_depth(const unsigned char[::1] html, frozenset no_depth):
+    """:func:`obelics.budget.estimated_depth` of UTF-8 (or any ASCII-compatible) bytes: the same matches of
+    ``<(/?)([A-Za-z][A-Za-z0-9]*)``, names in ``no_depth`` (lower case) skipped, one pass in C instead of a
+    Python step per tag (a page with 100,000 tags: ~20 ms in Python)."""
+    if no_depth is not _nd_set:
+        _nd_table(no_depth)
+    cdef const unsigned char *s = &html[0] if html.shape[0] else NULL
+    cdef size_t n = html.shape[0], i = 0, j, start, length
+    cdef const unsigned char *p
+    cdef unsigned char low[NAME_ROOM]
+    cdef long depth = 0, deepest = 0
+    cdef bint close, skip
+    cdef int k
+    with nogil:
+        while i < n:
+            p = <const unsigned char *> memchr(s + i, 60, n - i)  # '<'
+            if p == NULL:
+                break
+            i = <size_t> (p - s) + 1
+            close = i < n and s[i] == 47  # '/'
+            start = i + 1 if close else i
+            if start >= n or not _letter(s[start]):
+                continue  # no tag here: the search goes on after the '<'
+            j = start + 1
+            while j < n and (_letter(s[j]) or (s[j] >= 48 and s[j] <= 57)):
+                j += 1
+            length = j - start
+            i = j
+            skip = False
+            if length < NAME_ROOM:
+                for k in range(<int> length):
+                    low[k] = s[start + k] | 32 if _letter(s[start + k]) else s[start + k]
+                for k in range(_nd_count):
+                    if _nd_lens[k] == length and memcmp(_nd_names[k], low, length) == 0:
+                        skip = True
+                        break
+            if skip:
+                continue
+            if close:
+                if depth:
+                    depth -= 1
+            else:
+                depth += 1
+                if depth > deepest:
+                    deepest = depth
+    return deepest

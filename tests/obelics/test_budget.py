@@ -28,6 +28,30 @@ def test_estimated_depth():
     assert estimated_depth("<li>" * 100) == 0
 
 
+def test_compiled_depth_scan_equals_the_python_one():
+    """The C scan (``_walk.tag_depth``) gives the regex walk's number on the shared pages and odd tag shapes."""
+    import os
+
+    from obelics import budget
+    from obelics.html.reference_data import iter_reference_pages
+    from tests.conftest import shared_path
+
+    scan = budget._compiled_scan()
+    if scan is None:
+        msg = "compiled walk missing: no C depth scan"
+        if os.environ.get("OBELICS_REQUIRE_COMPILED") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    odd = ["", "<", "</", "<<div>", "</ div>", "<div/><DIV><Div1></div1>", "<P><p><LI>", "<1a><a1><a-b>",
+           "<div" + "x" * 40 + ">", "<é><div>é</div><div>", "</div></div><div>", "<optgroupx><optgroup>",
+           "<plaintext><PlainText1>", "<a\x00b><b\ud800>", "<a>" * 3 + "</" * 3 + "<b"]
+    pages = [p.payload for p in iter_reference_pages(shared_path("data", "reference").parent.parent, which="both")]
+    assert len(pages) == 225
+    for html in odd + [o.encode("utf-8", "surrogatepass") for o in odd] + pages:
+        assert budget.estimated_depth(html) == budget.estimated_depth_python(html), html[:80]
+    assert max(budget.estimated_depth(p) for p in pages) > 100  # real nesting, not zeros
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_deep_page_skipped_before_parsing(profile):
     html = "<html><body>" + "<div><section>a" * 6000
