@@ -38,7 +38,7 @@ import logging
 import math
 import os
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +71,15 @@ from filters.dedup.recency import recency_column
 from filters.dedup.url import url_removals
 from obelics import storage
 from pipeline import shuffle as fs
+from pipeline.rounds import (
+    GroupedWriter,
+    ShufflePlan,
+    drop_part,
+    locations,
+    merge_rounds,
+    plan_shuffle,
+    slot_of,
+)
 from pipeline.shuffle import Backend, get_backend, shared_value
 
 log = logging.getLogger("obelics.dedup")
@@ -134,28 +143,15 @@ def num_partitions(paths: list[str], cfg: DedupConfig) -> int:
     return max(cfg.num_partitions, math.ceil(num_rows(paths) / max(cfg.docs_per_partition, 1)))
 
 
-def _write_sorted(writer, t: pa.Table, part: np.ndarray) -> list[int]:
-    """The rows of ``t`` grouped by ``part``, one record batch per group; returns each batch's part."""
-    order = np.argsort(part, kind="stable")
-    part = part[order]
-    t = t.take(pa.array(order))
-    starts = np.flatnonzero(np.concatenate([[True], part[1:] != part[:-1]]))
-    ends = np.append(starts[1:], len(part))
-    batch_part = []
-    for lo, hi in zip(starts, ends):
-        for b in t.slice(lo, hi - lo).combine_chunks().to_batches():
-            writer.write_batch(b)
-            batch_part.append(int(part[lo]))
-    return batch_part
-
-
 def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callable, out_path: str,
-                    file_ids: list[int] | None = None, batch_rows: int | None = None):
+                    file_ids: list[int] | None = None, batch_rows: int | None = None,
+                    bounds: np.ndarray | None = None, flush_bytes: int | None = None):
     """Map side: ``key_fn(batch)`` (a table with ``_part``) over the files' record batches, streamed into
     one Arrow IPC file. Keyed rows are buffered up to ``FLUSH_BYTES`` and then written grouped by
     partition, one record batch per partition (rows in input order), so the task holds at most a buffer
     and a partition's rows are a few large batches, not one per input batch. Returns (path, partition
-    of each record batch).
+    of each record batch). With ``bounds`` (a multi-round shuffle, :mod:`pipeline.rounds`) the batches
+    are per slot of partitions and the rows keep ``_part``; the labels are the slots' first partitions.
 
     One batch per (input batch, partition) made the batch count grow as documents x partitions: at 10
     million documents a pass wrote ~2.5 million batches of ~5 rows (~70 us of IPC overhead each).
@@ -163,18 +159,7 @@ def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callabl
     With ``file_ids`` (one per path; ``key_fn`` then gives one row per input row) the rows carry the id
     of the file they come from as ``_file``, so a decision can be routed back to its file.
     """
-    tmp = fs.temporary(out_path)
-    writer, schema, batch_part = None, None, []
-    pending: list[pa.Table] = []
-    pending_parts: list[np.ndarray] = []
-    pending_bytes = 0
-
-    def flush():
-        nonlocal pending, pending_parts, pending_bytes
-        if pending:
-            batch_part.extend(_write_sorted(writer, pa.concat_tables(pending), np.concatenate(pending_parts)))
-        pending, pending_parts, pending_bytes = [], [], 0
-
+    out = GroupedWriter(out_path, flush_bytes or FLUSH_BYTES)
     try:
         for i, path in enumerate(paths):
             for t in _iter_tables([path], columns, batch_rows):
@@ -184,40 +169,27 @@ def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callabl
                 if not k.num_rows:
                     continue
                 part = k["_part"].to_numpy()
-                k = k.drop_columns(["_part"])
-                if writer is None:
-                    schema = k.schema
-                    writer = fs.ipc_writer(tmp, schema)
-                elif k.schema != schema:
-                    k = k.cast(schema)
-                pending.append(k)
-                pending_parts.append(part)
-                pending_bytes += k.nbytes
-                if pending_bytes >= FLUSH_BYTES:
-                    flush()
-        if writer is None:
-            return out_path, np.zeros(0, np.int64)
-        flush()
-        writer.close()
-        writer = None
-        fs.commit(tmp, out_path)
+                if bounds is None:
+                    out.add(k.drop_columns(["_part"]), part)
+                else:
+                    out.add(k, slot_of(bounds, part))
+        return out.close()
     finally:
-        if writer is not None:
-            writer.close()
-        fs.discard(tmp)
-    return out_path, np.array(batch_part, np.int64)
+        out.abort()
 
 
-def _write_partitioned(t: pa.Table, part: np.ndarray, out_path: str):
-    """``t`` as an Arrow IPC file, one record batch per value of ``part``; returns (path, each batch's part)."""
-    tmp = fs.temporary(out_path)
+def _write_partitioned(t: pa.Table, part: np.ndarray, out_path: str, bounds: np.ndarray | None = None):
+    """``t`` as an Arrow IPC file, one record batch per value of ``part``; returns (path, each batch's part).
+    With ``bounds``: one batch per slot of ``bounds``, the rows keeping their part as ``_part``."""
+    out = GroupedWriter(out_path, 1 << 62)
     try:
-        with fs.ipc_writer(tmp, t.schema) as w:
-            batch_part = _write_sorted(w, t, part)
-        fs.commit(tmp, out_path)
+        if bounds is None:
+            out.add(t, part)
+        else:
+            out.add(t.append_column("_part", pa.array(part, pa.int64())), slot_of(bounds, part))
+        return out.close()
     finally:
-        fs.discard(tmp)
-    return out_path, np.array(batch_part, np.int64)
+        out.abort()
 
 
 def _read_batches(locs: list[tuple[str, list[int]]]) -> pa.Table:
@@ -230,39 +202,34 @@ def _read_batches(locs: list[tuple[str, list[int]]]) -> pa.Table:
 
 
 def _reduce_task(locs: list[tuple[str, list[int]]], fn: Callable, p: int):
-    """Reduce side: partition ``p``'s record batches from every map file, then ``fn(table, p)``."""
-    return fn(_read_batches(locs), p)
+    """Reduce side: partition ``p``'s record batches from every map file (or merged file), then
+    ``fn(table, p)``."""
+    return fn(drop_part(_read_batches(locs)), p)
 
 
-def _locations(outs: list) -> dict[int, list]:
-    """{part: [(IPC file, batch indices)]} from (path, part of each batch) pairs (one sort per file, not
-    one scan per partition: a file holds a batch for most partitions)."""
-    locs: dict[int, list] = defaultdict(list)
-    for path, parts in outs:
-        parts = np.asarray(parts)
-        if not len(parts):
-            continue
-        order = np.argsort(parts, kind="stable")
-        uniq, starts = np.unique(parts[order], return_index=True)
-        for p, idx in zip(uniq.tolist(), np.split(order, starts[1:])):
-            locs[p].append((path, idx.tolist()))
-    return locs
+def shuffle_plan(map_tasks: int, parts: int, cfg: DedupConfig) -> ShufflePlan:
+    """The plan of a shuffle of ``map_tasks`` files into ``parts`` partitions under ``cfg``'s fan-in."""
+    return plan_shuffle(map_tasks, parts, cfg.shuffle_fan_in, cfg.shuffle_single_round_max)
 
 
 def shuffle(backend: Backend, paths: list[str], columns: list[str] | None, key_fn: Callable, reduce_fn: Callable,
-            workdir: Path, tag_files: bool = False, on_result: Callable | None = None) -> list | None:
-    """Hash-partition ``key_fn``'s rows of ``paths`` into files under ``workdir`` (map tasks, one per file
-    group) and ``reduce_fn(rows, p)`` each non-empty partition (reduce tasks), on ``backend``; returns
-    the results in partition order, or passes each to ``on_result`` as it arrives (in any order; the
-    driver then holds one at a time). With ``tag_files`` the rows carry ``_file``, the index in
-    ``paths`` of their file."""
+            workdir: Path, parts: int, cfg: DedupConfig, tag_files: bool = False,
+            on_result: Callable | None = None) -> list | None:
+    """Hash-partition ``key_fn``'s rows of ``paths`` (``parts`` partitions) into files under ``workdir``
+    (map tasks, one per file group), merged in rounds of bounded fan-in when the plan says so
+    (:mod:`pipeline.rounds`), and ``reduce_fn(rows, p)`` each non-empty partition (reduce tasks), on
+    ``backend``; returns the results in partition order, or passes each to ``on_result`` as it arrives
+    (in any order; the driver then holds one at a time). With ``tag_files`` the rows carry ``_file``,
+    the index in ``paths`` of their file."""
     fs.make_dirs(workdir)
     index = {p: i for i, p in enumerate(paths)}
     try:
+        groups = file_groups(paths)
+        plan = shuffle_plan(len(groups), parts, cfg)
         outs = backend.map(_partition_task, [
             (g, columns, key_fn, fs.join(workdir, f"map-{i:05d}.arrow"), [index[p] for p in g] if tag_files else None,
-             BATCH_ROWS) for i, g in enumerate(file_groups(paths))])
-        locs = _locations(outs)
+             BATCH_ROWS, plan.top, FLUSH_BYTES) for i, g in enumerate(groups)])
+        locs = merge_rounds(backend, outs, plan, workdir, FLUSH_BYTES) if plan.multi else locations(outs)
         calls = [(locs[p], reduce_fn, p) for p in sorted(locs)]
         if on_result is None:
             return backend.map(_reduce_task, calls)
@@ -359,32 +326,43 @@ class Routed:
         return _read_batches(locs).select(schema.names) if locs else schema.empty_table()
 
 
-def _route_rows(keys: pa.Table, result: pa.Table, out_path: str):
+def _route_rows(keys: pa.Table, result: pa.Table, out_path: str, bounds: np.ndarray | None = None):
     """``result`` (rows keyed by doc_id, from the partition ``keys`` with ``_file``) as an IPC file with
-    one batch per input file holding each doc_id; returns (path, the file of each batch)."""
+    one batch per input file holding each doc_id; returns (path, the file of each batch). With ``bounds``
+    (the routing is a multi-round shuffle whose partitions are the input files): one batch per slot of
+    files, each row's file in ``_part``."""
     pos = pc.fill_null(pc.index_in(keys["doc_id"], value_set=result["doc_id"].combine_chunks()), -1)
     pos = pos.to_numpy().astype(np.int64)
     sel = pos >= 0
     pairs = np.unique(np.stack([keys["_file"].to_numpy()[sel], pos[sel]], 1), axis=0)
-    return _write_partitioned(result.take(pa.array(pairs[:, 1])), pairs[:, 0], out_path)
+    return _write_partitioned(result.take(pa.array(pairs[:, 1])), pairs[:, 0], out_path, bounds)
 
 
-def _routed(paths: list[str], results: list, kind: str) -> Routed:
-    """A :class:`Routed` from reduce results (IPC path or None, file of each batch, counts)."""
+def route_plan(parts: int, paths: list[str], cfg: DedupConfig) -> ShufflePlan:
+    """Routing a decision back is a shuffle too: up to ``parts`` reduce outputs into one partition per
+    input file (one round, or merge rounds when (parts x files) is large)."""
+    return shuffle_plan(parts, len(paths), cfg)
+
+
+def _routed(backend: Backend, paths: list[str], results: list, kind: str, plan: ShufflePlan, work: str) -> Routed:
+    """A :class:`Routed` from reduce results (IPC path or None, file (or slot) of each batch, counts),
+    merged in rounds when ``plan`` (from :func:`route_plan`) says so."""
     counts: Counter = Counter()
     for r in results:
         counts.update(r[2])
-    locs = _locations([(r[0], r[1]) for r in results if r[0]])
+    outs = [(r[0], r[1]) for r in results if r[0]]
+    locs = merge_rounds(backend, outs, plan, fs.join(work, "route-merge"), FLUSH_BYTES) if plan.multi \
+        else locations(outs)
     return Routed({paths[f]: v for f, v in locs.items()}, dict(counts), kind)
 
 
-def _routed_removal_reduce(t: pa.Table, p: int, decide_fn: Callable, out_dir: str):
+def _routed_removal_reduce(t: pa.Table, p: int, decide_fn: Callable, out_dir: str, bounds: np.ndarray | None = None):
     """One partition's removals, routed back to the files of the removed documents."""
     removed = decide_fn(t).select(["doc_id", "reason"]).cast(REMOVED_SCHEMA)
     if removed.num_rows == 0:
         return None, np.zeros(0, np.int64), {}
     counts = dict(zip(*np.unique(removed["reason"].to_numpy(zero_copy_only=False), return_counts=True)))
-    path, parts = _route_rows(t, removed, fs.join(out_dir, f"removed-{p:05d}.arrow"))
+    path, parts = _route_rows(t, removed, fs.join(out_dir, f"removed-{p:05d}.arrow"), bounds)
     return path, parts, {str(k): int(v) for k, v in counts.items()}
 
 
@@ -434,19 +412,28 @@ def route_removed(group: list[str], hashes: np.ndarray, reasons: np.ndarray | No
 
 
 def _routed_removals(backend: Backend, paths: list[str], key_fn: Callable, decide_fn: Callable,
-                     work: Path) -> Routed:
+                     work: Path, P: int, cfg: DedupConfig) -> Routed:
     out_dir = fs.join(work, "routed")
     fs.make_dirs(out_dir)
-    return _routed(paths, shuffle(backend, paths, KEY_COLUMNS, key_fn, functools.partial(
-        _routed_removal_reduce, decide_fn=decide_fn, out_dir=out_dir), fs.join(work, "shuffle"), tag_files=True),
-        "removed")
+    route = route_plan(P, paths, cfg)
+    res = shuffle(backend, paths, KEY_COLUMNS, key_fn, functools.partial(
+        _routed_removal_reduce, decide_fn=decide_fn, out_dir=out_dir, bounds=route.top), fs.join(work, "shuffle"),
+        P, cfg, tag_files=True)
+    return _routed(backend, paths, res, "removed", route, work)
+
+
+def _url_or_doc_id(t: pa.Table) -> list:
+    """The URL pass's partition key: the URL, or for a document without one (never a URL duplicate, only
+    checked for images) its doc_id, so such documents spread over the partitions instead of all hashing
+    to partition 0 (a null key) or to the partition of ""."""
+    return [u if u else "\x00" + d for u, d in zip(t["url"].to_pylist(), t["doc_id"].to_pylist())]
 
 
 def url_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path) -> Routed:
     """The URL pass's removals (partitioned by URL), routed back to their files under ``work``."""
     P = num_partitions(paths, cfg)
-    return _routed_removals(backend, paths, functools.partial(_keyed, key_fn=_url_key, P=P),
-                            functools.partial(url_removals, cfg=cfg), work)
+    return _routed_removals(backend, paths, functools.partial(_keyed, key_fn=_url_or_doc_id, P=P),
+                            functools.partial(url_removals, cfg=cfg), work, P, cfg)
 
 
 def image_set_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path) -> Routed | Removal:
@@ -458,9 +445,9 @@ def image_set_decision(backend: Backend, paths: list[str], cfg: DedupConfig, wor
                                drop_null=True)
     decide_fn = functools.partial(image_set_mod.image_set_duplicates, cfg=cfg)
     if cfg.image_set.remove_by != "url_warc":
-        return _routed_removals(backend, paths, key_fn, decide_fn, work)
+        return _routed_removals(backend, paths, key_fn, decide_fn, work, P, cfg)
     return _removal(shuffle(backend, paths, KEY_COLUMNS, key_fn, functools.partial(
-        _removal_reduce, decide_fn=decide_fn, by_pair=True), fs.join(work, "shuffle")), True)
+        _removal_reduce, decide_fn=decide_fn, by_pair=True), fs.join(work, "shuffle"), P, cfg), True)
 
 
 def _image_hash_rows(t: pa.Table, count: str, canonical, P: int) -> pa.Table:
@@ -480,21 +467,27 @@ def frequent_image_urls(backend: Backend, paths: list[str], cfg: DedupConfig, wo
     P = num_partitions(paths, cfg)
     canon = backend.put(canonical) if canonical else None
     arrays = shuffle(backend, paths, ["images"], functools.partial(_image_hash_rows, count=c.count, canonical=canon, P=P),
-                     functools.partial(_frequent_reduce, max_count=c.max_count), fs.join(work, "shuffle"))
+                     functools.partial(_frequent_reduce, max_count=c.max_count), fs.join(work, "shuffle"), P, cfg)
     return np.sort(np.concatenate(arrays)).astype(np.uint64) if arrays else np.zeros(0, np.uint64)
 
 
 def _paragraph_rows(t: pa.Table, pcfg, P: int) -> pa.Table:
+    """Paragraph keys partitioned by domain. A document without a countable paragraph can have nothing
+    dropped: it stays out of the shuffle. A document without a URL has the domain "" (the original's
+    ``urlparse(url).netloc``): such documents are one domain and meet in one partition, as in the original."""
     k = paragraph_keys(t, pcfg)
+    has = pc.greater(pc.list_value_length(k["hashes"]), 0)
+    if not pc.all(has).as_py():
+        k = k.filter(has)
     return k.append_column("_part", pa.array(partition_of(k["domain"].to_pylist(), P), pa.int64()))
 
 
-def _paragraph_reduce(t: pa.Table, p: int, min_count: int, out_dir: str):
+def _paragraph_reduce(t: pa.Table, p: int, min_count: int, out_dir: str, bounds: np.ndarray | None = None):
     """Drops of one domain partition, routed back to the files of their documents."""
     drops = duplicated_paragraphs(t, min_count)
     if drops.num_rows == 0:
         return None, np.zeros(0, np.int64), {}
-    path, parts = _route_rows(t, drops, fs.join(out_dir, f"drops-{p:05d}.arrow"))
+    path, parts = _route_rows(t, drops, fs.join(out_dir, f"drops-{p:05d}.arrow"), bounds)
     return path, parts, {"documents": drops.num_rows}
 
 
@@ -504,11 +497,13 @@ def paragraph_decision(backend: Backend, paths: list[str], cfg: DedupConfig, wor
     P = num_partitions(paths, cfg)
     out_dir = fs.join(work, "drops")
     fs.make_dirs(out_dir)
+    route = route_plan(P, paths, cfg)
     res = shuffle(backend, paths, ["doc_id", "url", "domain", "texts"],
                   functools.partial(_paragraph_rows, pcfg=cfg.paragraphs, P=P),
-                  functools.partial(_paragraph_reduce, min_count=cfg.paragraphs.min_count, out_dir=out_dir),
-                  fs.join(work, "shuffle"), tag_files=True)
-    return _routed(paths, res, "drops")
+                  functools.partial(_paragraph_reduce, min_count=cfg.paragraphs.min_count, out_dir=out_dir,
+                                    bounds=route.top),
+                  fs.join(work, "shuffle"), P, cfg, tag_files=True)
+    return _routed(backend, paths, res, "drops", route, work)
 
 
 # -- MinHash ---------------------------------------------------------------------------------------
@@ -659,7 +654,7 @@ def minhash_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work:
     P = num_partitions(paths, cfg)
     acc = _EdgeAccumulator()
     shuffle(backend, paths, MINHASH_COLUMNS, functools.partial(_band_rows_keyed, cfg=cfg, P=P), minhash_partition_edges,
-            fs.join(work, "bands"), on_result=acc.add)
+            fs.join(work, "bands"), P, cfg, on_result=acc.add)
     nodes, node_rec, a, b = acc.result()
     if len(a) == 0:
         return Removal(np.zeros(0, np.uint64), {}, reasons=np.zeros(0, np.uint8))
@@ -670,7 +665,7 @@ def minhash_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work:
         need = backend.put((nodes, codes, Q))
         edge_ref = backend.put((a, b, part))
         res = shuffle(backend, paths, ["doc_id", "texts"], functools.partial(_feature_rows, mh=mh, need=need),
-                      functools.partial(_confirm_reduce, edges=edge_ref, mh=mh), fs.join(work, "features"))
+                      functools.partial(_confirm_reduce, edges=edge_ref, mh=mh), fs.join(work, "features"), Q, cfg)
         a = np.concatenate([r[0] for r in res]) if res else np.zeros(0, np.int64)
         b = np.concatenate([r[1] for r in res]) if res else np.zeros(0, np.int64)
         del need, edge_ref

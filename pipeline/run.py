@@ -110,8 +110,22 @@ def discard_run(out: str | Path) -> None:
         storage.remove_tree(storage.join(out, name))
 
 
+def _comparable(plan: dict) -> dict:
+    """``plan`` without the dedup settings that change how the passes run, never what they decide
+    (``filters.dedup.config.EXECUTION_ONLY``: partition sizes, the shuffle's fan-in): a rerun that changes
+    only those (or a code default of theirs, or adds one) resumes the run."""
+    from filters.dedup.config import EXECUTION_ONLY
+
+    dedup = plan.get("profile_data", {}).get("dedup")
+    if not isinstance(dedup, dict):
+        return plan
+    return {**plan, "profile_data": {**plan["profile_data"],
+                                     "dedup": {k: v for k, v in dedup.items() if k not in EXECUTION_ONLY}}}
+
+
 def _extends(old: dict, new: dict) -> bool:
     """Whether plan ``new`` extends plan ``old``: the same profile and stages, a strict superset of its inputs."""
+    old, new = _comparable(old), _comparable(new)
     same = {k: v for k, v in old.items() if k != "inputs"} == {k: v for k, v in new.items() if k != "inputs"}
     return same and set(old.get("inputs", [])) < set(new["inputs"])
 
@@ -176,8 +190,12 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
                    "stages": cfg.stages}
     plan_path = storage.join(out, "run.json")
     old = read_json(plan_path) if is_done(plan_path) else None
-    changed = old is not None and old != plan_record
+    changed = old is not None and _comparable(old) != _comparable(plan_record)
     plan = make_plan(cfg.stages)
+    if old is not None and not changed and old != plan_record:  # only how the dedup passes run differs
+        log.info("%s: the dedup execution settings changed; resuming with the new ones", out)
+        write_json_atomic(plan_path, plan_record)
+        storage.remove(storage.join(out, "profile.yaml"))  # rewritten below with the values this run uses
     if changed and not restart and _extends(old, plan_record):
         log.info("%s: extending the run from %d to %d inputs (global decisions are redone)", out,
                  len(old["inputs"]), len(inputs))

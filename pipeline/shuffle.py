@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -189,11 +189,24 @@ def read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
     return storage.read_parquet(path, columns=columns)
 
 
+def open_ipc(path: str):
+    """An Arrow IPC file opened for reading (every read of the passes' partition files opens it here)."""
+    return storage.open_input(path) if storage.is_remote(path) else pa.OSFile(str(path), "rb")
+
+
 def read_ipc_batches(path: str, indices: Iterable[int]) -> tuple[pa.Schema, list[pa.RecordBatch]]:
     """Record batches ``indices`` of an Arrow IPC file, with its schema."""
-    with (storage.open_input(path) if storage.is_remote(path) else pa.OSFile(str(path), "rb")) as src:
+    with open_ipc(path) as src:
         r = pa.ipc.open_file(src)
         return r.schema, [r.get_batch(int(i)) for i in indices]
+
+
+def iter_ipc_batches(path: str, indices: Iterable[int]) -> Iterator[pa.RecordBatch]:
+    """Record batches ``indices`` of an Arrow IPC file, one at a time (the file opened once)."""
+    with open_ipc(path) as src:
+        r = pa.ipc.open_file(src)
+        for i in indices:
+            yield r.get_batch(int(i))
 
 
 def temporary(path: str | Path) -> storage.AtomicFile:

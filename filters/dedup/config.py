@@ -9,6 +9,10 @@ from obelics.config import load_profile
 from obelics.document import EOD_TOKEN
 
 PASSES = ("url", "image_url", "paragraphs", "image_set", "minhash")
+# DedupConfig fields that change how the passes run, never what they decide: a run folder's plan ignores
+# them (pipeline.run), so a rerun with other values, or with a new code default, resumes the run
+EXECUTION_ONLY = ("num_partitions", "docs_per_partition", "shuffle_fan_in", "shuffle_single_round_max",
+                  "shuffle_strategy")
 
 
 @dataclass
@@ -89,6 +93,12 @@ class DedupConfig:
     # pass handles grow as (map tasks x partitions): small partitions made that term dominate (at 6,250
     # documents the URL pass over 10 million documents took > 5 CPU-minutes, all five passes over 1 million 81 s)
     docs_per_partition: int = 50_000
+    # The shuffle's fan-in (pipeline.rounds): no task opens more than this many partition files. One round
+    # (each reduce task reads every map file) while map tasks <= shuffle_fan_in and (map tasks x
+    # partitions) <= shuffle_single_round_max; beyond, merge rounds keep the opens ~linear in the data.
+    # Neither changes a decision, only how the rows reach it.
+    shuffle_fan_in: int = 64
+    shuffle_single_round_max: int = 100_000
     url: UrlDedupConfig = field(default_factory=UrlDedupConfig)
     image_url: ImageUrlDedupConfig = field(default_factory=ImageUrlDedupConfig)
     paragraphs: ParagraphDedupConfig = field(default_factory=ParagraphDedupConfig)
@@ -103,6 +113,12 @@ class DedupConfig:
         unknown = [p for p in self.order if p not in PASSES]
         if unknown:
             raise ValueError(f"dedup.order: unknown passes {unknown}; known: {list(PASSES)}")
+        if self.shuffle_fan_in < 2:
+            raise ValueError(f"dedup.shuffle_fan_in must be at least 2, not {self.shuffle_fan_in}")
+        if self.shuffle_single_round_max < 1:
+            raise ValueError(f"dedup.shuffle_single_round_max must be at least 1, not {self.shuffle_single_round_max}")
+        if self.num_partitions < 1 or self.docs_per_partition < 1:
+            raise ValueError("dedup.num_partitions and dedup.docs_per_partition must be at least 1")
 
 
 def dedup_config(profile="default", overrides: list[str] | None = None) -> DedupConfig:
