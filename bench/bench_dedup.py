@@ -5,6 +5,8 @@ backend), docs/s and peak memory; MinHash signatures/s per core against datatrov
     .venv/bin/python -m bench.bench_dedup --docs 1000000,10000000 --words 30 --backend local --minhash-docs 0
     bash bench/setup_datatrove_env.sh                                     # once: build/bench-venv with datatrove
     .venv/bin/python -m bench.bench_dedup --docs 100000 --minhash-docs 20000
+    .venv/bin/python -m bench.bench_dedup --docs 1000000 --words 30 --backend local --minhash-docs 0 --rounds-fan-in 4
+    .venv/bin/python -m bench.bench_dedup --plan                          # the shuffle plans of a snapshot and of 25
 
 Documents are generated (seeded): ~4,000 domains, URLs re-crawled in several snapshots (URL
 duplicates: about 43% of documents are older copies), images drawn from a Zipf pool (some seen thousands of times), per-domain boilerplate
@@ -19,6 +21,14 @@ processes at that sample and the driver's own peak are printed. Workers and driv
 ``MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=0`` and Arrow's system allocator, so freed memory goes back
 to the OS between tasks. Partitions: at least ``dedup.num_partitions`` (``--partitions``), at most
 ``dedup.docs_per_partition`` documents each.
+
+``--rounds-fan-in F`` runs each size twice, in fresh processes one after the other: as configured (one
+round at these sizes) and with the multi-round shuffle forced (``dedup.shuffle_fan_in=F``,
+``dedup.shuffle_single_round_max=1``); with the local backend it counts the partition files every task
+opens (``pipeline.shuffle.open_ipc``). ``--plan`` prints, without running anything, the shuffle plans
+(``pipeline.dedup.shuffle_plan``, what the passes follow) for a snapshot and for 25: map tasks from
+``--plan-doc-bytes`` of Parquet a document read in blocks of ``READ_BLOCK_BYTES``, partitions from
+``dedup.docs_per_partition``, the routing back to the units; against one round.
 """
 
 from __future__ import annotations
@@ -184,16 +194,26 @@ def corpus_dir(n: int, words: int) -> Path:
 
 
 def run_size(n: int, profile: str, cpus: int, partitions: int, object_store_mb: int, backend: str = "ray",
-             words: int = 220) -> dict:
+             words: int = 220, overrides: list[str] | None = None) -> dict:
+    import pipeline.shuffle as sh
     from filters.dedup.config import dedup_config
     from pipeline.dedup import dedup_units, num_partitions, num_rows
     from pipeline.shuffle import LocalBackend, RayBackend
+
+    opens = [0]  # partition files opened by the tasks (this process's: all of them with the local backend)
+    real_open = sh.open_ipc
+
+    def counting_open(path):
+        opens[0] += 1
+        return real_open(path)
+
+    sh.open_ipc = counting_open
 
     t0 = time.perf_counter()
     paths = generate(n, corpus_dir(n, words), words=words)
     gen_s = time.perf_counter() - t0
     # by default the profile's partitions: at least dedup.num_partitions, at most docs_per_partition each
-    cfg = dedup_config(profile, [f"dedup.num_partitions={partitions}"] if partitions else [])
+    cfg = dedup_config(profile, ([f"dedup.num_partitions={partitions}"] if partitions else []) + (overrides or []))
     partitions = num_partitions(paths, cfg)
     units = [Path(p).stem for p in paths]
     with PeakMemory() as mem:
@@ -226,7 +246,37 @@ def run_size(n: int, profile: str, cpus: int, partitions: int, object_store_mb: 
             "object_store_mb": object_store_mb,
             "top_processes_at_peak_mb": [(name, round(v / 2**20)) for name, v in mem.at_peak],
             "driver_peak_mb": round(mem.driver_peak / 2**20),
-            "passes": {s.stage: s.as_dict() for s in stats}}
+            "passes": {s.stage: s.as_dict() for s in stats}, "overrides": overrides or [],
+            "partition_file_opens": opens[0] if backend == "local" else None}
+
+
+def print_plans(doc_bytes: int, profile: str, overrides: list[str]) -> None:
+    """The shuffle plans of every pass for a snapshot and for 25 (see the module docstring)."""
+    import math
+
+    from filters.dedup.config import dedup_config
+    from pipeline.dedup import READ_BLOCK_BYTES, partitions_for, shuffle_plan
+
+    cfg = dedup_config(profile, overrides)
+    one = dedup_config(profile, overrides + ["dedup.shuffle_fan_in=1000000000",
+                                             "dedup.shuffle_single_round_max=1000000000000000000"])
+    print(f"shuffle plans: fan-in {cfg.shuffle_fan_in}, one round up to {cfg.shuffle_single_round_max:,} "
+          f"(map tasks x partitions), {cfg.docs_per_partition:,} documents a partition, {doc_bytes:,} bytes of "
+          f"Parquet a document, map tasks of {READ_BLOCK_BYTES >> 20} MB")
+    for name, docs, units in (("one snapshot", 820_000_000, 90_000), ("25 snapshots", 20_500_000_000, 2_250_000)):
+        m = math.ceil(docs * doc_bytes / READ_BLOCK_BYTES)
+        p = partitions_for(docs, cfg)
+        print(f"{name}: {docs:,} documents, {units:,} units, {m:,} map tasks, {p:,} partitions")
+        for what, mm, pp in (("keys -> partitions", m, p), ("decision -> units", p, units)):
+            plan, single = shuffle_plan(mm, pp, cfg), shuffle_plan(mm, pp, one)
+            print(f"  {what} ({mm:,} x {pp:,}): {'multi-round' if plan.multi else 'one round'}, "
+                  f"{len(plan.rounds)} merge rounds, {sum(r.tasks for r in plan.rounds):,} merge tasks, "
+                  f"opens {plan.opens:,} (one round: {single.opens:,}, {single.opens / plan.opens:,.0f}x), "
+                  f"record batches written {plan.batches:,} (one round: {single.batches:,}), "
+                  f"most files one task opens {plan.max_task_opens:,} (one round: {single.max_task_opens:,})")
+            for i, r in enumerate(plan.rounds, 1):
+                print(f"    round {i}: {r.slots:,} slots x {r.files_per_slot:,} files, {r.tasks:,} tasks, "
+                      f"{r.opens:,} opens, {r.batches:,} batches")
 
 
 # -- MinHash signatures: ours vs datatrove -----------------------------------------------------------
@@ -288,22 +338,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", choices=["ray", "local"], default="ray",
                     help="where the passes' tasks run: Ray tasks, or this process (no Ray; one core)")
     ap.add_argument("--words", type=int, default=220, help="body words per generated document")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a profile override (repeatable)")
+    ap.add_argument("--rounds-fan-in", type=int, default=0,
+                    help="also run each size with the multi-round shuffle forced at this fan-in")
+    ap.add_argument("--plan", action="store_true", help="print the shuffle plans of a snapshot and of 25, then exit")
+    ap.add_argument("--plan-doc-bytes", type=int, default=1000, help="Parquet bytes a document, for --plan")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.plan:
+        print_plans(args.plan_doc_bytes, args.profile, args.set)
+        return 0
     if args.one:
         print("RESULT " + json.dumps(run_size(args.one, args.profile, args.cpus, args.partitions,
-                                              args.object_store_mb, args.backend, args.words)))
+                                              args.object_store_mb, args.backend, args.words, args.set)))
         return 0
     results = []
-    for n in [int(x) for x in args.docs.split(",")]:
+    variants = [args.set] + ([args.set + [f"dedup.shuffle_fan_in={args.rounds_fan_in}",
+                                          "dedup.shuffle_single_round_max=1"]] if args.rounds_fan_in else [])
+    for n, over in [(int(x), v) for x in args.docs.split(",") for v in variants]:
         cmd = [sys.executable, "-m", "bench.bench_dedup", "--one", str(n), "--profile", args.profile,
                "--cpus", str(args.cpus), "--partitions", str(args.partitions),
                "--object-store-mb", str(args.object_store_mb), "--backend", args.backend, "--words", str(args.words)]
+        cmd += [x for o in over for x in ("--set", o)]
         # the driver runs with the workers' allocator settings (glibc reads them at start-up)
         r = run_measurement(cmd, env={**os.environ, **WORKER_ENV})
         if r is None:
             return 1
         results.append(r)
+        print(f"  [{' '.join(r['overrides']) or 'as configured'}] partition files opened: {r['partition_file_opens']}")
         print(f"{r['docs']:>9,} docs -> {r['docs_out']:,} kept: {r['seconds']} s, {r['docs_per_s']:,} docs/s, "
               f"{r.get('cpu_s')} CPU-s of this process ({r.get('cpu_us_per_doc')} CPU-us/doc), "
               f"peak memory {r['peak_mem_mb']:,} MB (before the passes {r['mem_after_ray_init_mb']:,} MB), "

@@ -140,7 +140,12 @@ def num_rows(paths: list[str]) -> int:
 
 def num_partitions(paths: list[str], cfg: DedupConfig) -> int:
     """Hash partitions for a pass over ``paths``: at most ``cfg.docs_per_partition`` documents each."""
-    return max(cfg.num_partitions, math.ceil(num_rows(paths) / max(cfg.docs_per_partition, 1)))
+    return partitions_for(num_rows(paths), cfg)
+
+
+def partitions_for(rows: int, cfg: DedupConfig) -> int:
+    """Hash partitions for a pass over ``rows`` documents (at least ``cfg.num_partitions``)."""
+    return max(cfg.num_partitions, math.ceil(rows / max(cfg.docs_per_partition, 1)))
 
 
 def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callable, out_path: str,

@@ -224,14 +224,17 @@ def _merge_task(inputs: list[tuple[str, list[int]]], bounds: np.ndarray, out_pat
 def merge_rounds(backend: Backend, outs: list, plan: ShufflePlan, workdir: str,
                  flush_bytes: int | None = None) -> dict[int, list]:
     """Merge map outputs (path, slot label of each batch; slots of ``plan.top``) in rounds until each
-    partition is held by at most ``plan.fan_in`` files; returns {partition: [(file, batch indices)]}."""
+    partition is held by at most ``plan.fan_in`` files; returns {partition: [(file, batch indices)]}.
+
+    A slot that is already one partition in at most F files is left where it is; a file is removed as
+    soon as no slot still points to it (every slot it holds has been merged)."""
     f = plan.fan_in
     bounds = plan.top
     locs = locations(outs)
-    previous = None
     for r in range(1, len(plan.rounds) + 2):
         width = dict(zip(bounds[:-1].tolist(), np.diff(bounds).tolist()))
-        if all(width[lo] == 1 and len(v) <= f for lo, v in locs.items()):
+        todo = [lo for lo in sorted(locs) if width[lo] > 1 or len(locs[lo]) > f]
+        if not todo:
             break
         if r > len(plan.rounds):  # cannot happen: actual files per slot never exceed the plan's
             raise RuntimeError("the shuffle needs more merge rounds than planned")
@@ -239,15 +242,19 @@ def merge_rounds(backend: Backend, outs: list, plan: ShufflePlan, workdir: str,
         fs.make_dirs(rdir)
         nxt = refine(bounds, f)
         calls = []
-        for lo in sorted(locs):
+        for lo in todo:
             sub = nxt[np.searchsorted(nxt, lo):np.searchsorted(nxt, lo + width[lo]) + 1]
             for j in range(0, len(locs[lo]), f):
                 calls.append((locs[lo][j:j + f], sub, fs.join(rdir, f"{lo:09d}-{j // f:06d}.arrow"),
                               flush_bytes or FLUSH_BYTES))
-        locs = locations(backend.map(_merge_task, calls))
-        if previous is not None:
-            fs.remove_tree(previous)
-        previous, bounds = rdir, nxt
+        read = {path for lo in todo for path, _ in locs[lo]}
+        merged = locations(backend.map(_merge_task, calls))
+        done = set(todo)
+        locs = {lo: v for lo, v in locs.items() if lo not in done} | merged
+        live = {path for v in locs.values() for path, _ in v}
+        for path in sorted(read - live):
+            fs.remove_file(path)
+        bounds = nxt
     return locs
 
 

@@ -250,5 +250,9 @@ def make_dirs(folder: str | Path) -> None:
     storage.makedirs(folder)
 
 
+def remove_file(path: str | Path) -> None:
+    storage.remove(path)
+
+
 def remove_tree(folder: str | Path) -> None:
     storage.remove_tree(folder)
