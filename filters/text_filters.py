@@ -478,19 +478,26 @@ class TextFilter:
 
     def document_metrics(self, docs: list[WebDocument], sample: int = 500) -> dict:
         """Document-level values of every text check for (a deterministic sample of at most ``sample`` of)
-        ``docs``, with the plain functions, and the cutoffs, in the funnel's ``metrics``/``thresholds``
-        shape for the report's histograms."""
+        ``docs``, and the cutoffs, in the funnel's ``metrics``/``thresholds`` shape for the report's
+        histograms. With Numba, the compiled kernels compute all of them at once (the same values as the
+        plain functions, tests/filters/test_text_filters.py; ~5x less CPU)."""
         c = self.cfg.doc
         checks = [chk for chk in text_checks.TEXT_CHECKS if "document" in chk.levels
                   and (not chk.vocabulary or self._vocab_lists.get(chk.vocabulary) is not None)]
         step = max(1, -(-len(docs) // sample))
-        values: dict[str, list] = {chk.name: [] for chk in checks}
-        for d in docs[::step]:
-            full = "\n\n".join(t for t in d.texts if t)
-            if not full:
-                continue
-            for name, v in text_checks.reference_values(full, get_words(full), checks, c, self._vocab_lists).items():
-                values[name].append(v)
+        fulls = [full for d in docs[::step] if (full := "\n\n".join(t for t in d.texts if t))]
+        if self.fast and fulls:
+            words = words_many(fulls, self._vocabularies)
+            rows = text_checks.Rows(len(fulls), words, lambda: char_stats(fulls, c.character_repetition_length),
+                                    lambda: word_repetition_ids(words.ids, words.counts, c.word_repetition_length), c)
+            values = {chk.name: [float(v) if chk.name != "number_words" else int(v)
+                                 for v in text_checks.COLUMNS[chk.name](rows)] for chk in checks}
+        else:
+            values = {chk.name: [] for chk in checks}
+            for full in fulls:
+                for name, v in text_checks.reference_values(full, get_words(full), checks, c,
+                                                            self._vocab_lists).items():
+                    values[name].append(v)
         stage = "text_filters (document level, before filtering)"
         thresholds = {f"{stage}.{chk.name}": {k: v for k, v in zip(("min", "max"), chk.cutoffs(c)) if v is not None}
                       for chk in checks}

@@ -1,4 +1,4 @@
-"""Running stages on Ray Data: per-unit stages in parallel, global passes as decide-then-apply.
+"""Running stages on Ray: per-unit stages in parallel (a Ray task per unit), global passes as decide-then-apply.
 
 The unit of resumable work is one *unit*: one input WARC file. A per-unit stage reads the unit's
 Parquet from the previous stage, applies a pure function from ``filters``/``obelics``, and writes the
@@ -51,9 +51,12 @@ class UnitResult:
 
 
 def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, source: str | None,
-              fn: UnitFn, context: dict) -> dict:
+              fn: UnitFn | tuple[UnitFn, dict], context: dict | None = None) -> dict:
     """Process one unit (in a Ray worker or inline); writes outputs then the marker (with the unit's
-    wall seconds and the CPU seconds of the process that ran it, :mod:`pipeline.cpu`)."""
+    wall seconds and the CPU seconds of the process that ran it, :mod:`pipeline.cpu`). ``fn`` may be
+    the pair ``(fn, context)`` (one object shared by a stage's Ray tasks)."""
+    if context is None:
+        fn, context = fn  # type: ignore[misc]
     t0, c0 = time.monotonic(), time.process_time()
     out_path, marker = unit_paths(stage_dir, unit)
     if prev_dir is None:
@@ -74,7 +77,7 @@ def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, sourc
                                "stats": stats})
     # the value the marker holds, so a resumed run sums exactly what a fresh one summed
     return {"unit": unit, "docs_in": n_in, "docs_out": len(docs_out), "seconds": seconds,
-            "cpu_seconds": round(cpu, 4), "ops": json.dumps(ops),  # strings: Ray Data rows hold no nested nulls
+            "cpu_seconds": round(cpu, 4), "ops": ops,
             "stats_json": json.dumps(stats, sort_keys=True, ensure_ascii=False)}  # as the marker holds them
 
 
@@ -101,14 +104,7 @@ def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[s
         log.info("[%s] all %d units already done", stage, len(units))
     prev_dir = storage.join(work, prev) if prev else None
     if use_ray and len(pending) > 1:
-        import ray
-
-        ensure_ray()
-        ds = ray.data.from_items([{"unit": u, "source": units[u]} for u in pending],
-                                 override_num_blocks=len(pending))
-        ds = ds.map(lambda row: _run_unit(stage, sdir, prev_dir, row["unit"], row["source"], fn, context),
-                    num_cpus=num_cpus, concurrency=concurrency)
-        for r in ds.iter_rows():
+        for r in _ray_units(stage, sdir, prev_dir, pending, units, fn, context, num_cpus, concurrency):
             progress.update(r["unit"], r["docs_in"], r["docs_out"], r["seconds"])
             ordered.finished(r)
     else:
@@ -119,6 +115,35 @@ def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[s
     ordered.drain()
     return dict(progress.summary(), unit_cpu_seconds=_sum_cpu(unit_cpu),
                 ops=sum_ops([unit_ops[u] for u in sorted(unit_ops)]))
+
+
+def _ray_units(stage: str, sdir: str, prev_dir: str | None, pending: list[str], units: dict[str, str | None],
+               fn: UnitFn, context: dict, num_cpus: float, concurrency: int | None) -> Iterator[dict]:
+    """:func:`_run_unit` of every pending unit as a Ray task (``num_cpus`` each, at most ``concurrency`` at
+    once; None: as many as the cluster's CPUs allow), results as they finish.
+
+    Plain Ray tasks, not Ray Data: a stage's input is a list of unit names, so Ray Data's streaming
+    executor brought nothing but its cost: its first dataset of a run starts two actor processes (~3 CPU s
+    on the 2-core bench machine), every dataset ~0.1 s of planning, and its scheduling loop polls at
+    10 Hz in the driver while units run (``python -m bench.bench_pipeline``, BENCHMARKS.md issue 17).
+    """
+    import ray
+
+    ensure_ray()
+    task = ray.remote(num_cpus=num_cpus)(_run_unit)
+    shared = ray.put((fn, context))  # the stage's function and context go to the object store once
+    limit = concurrency or len(pending)
+    todo, running = list(pending), []
+    try:
+        while todo or running:
+            while todo and len(running) < limit:
+                u = todo.pop(0)
+                running.append(task.remote(stage, sdir, prev_dir, u, units[u], shared))
+            done, running = ray.wait(running, num_returns=1)
+            yield ray.get(done[0])
+    finally:  # a unit failed (or the caller stopped): the others are not waited for
+        for ref in running:
+            ray.cancel(ref)
 
 
 class _InUnitOrder:
@@ -146,7 +171,7 @@ class _InUnitOrder:
                 cpu, ops, stats = float(m.get("cpu_seconds") or 0.0), m.get("ops") or [], m.get("stats") or []
             elif u in self.waiting:
                 r = self.waiting.pop(u)
-                cpu, ops = r["cpu_seconds"], json.loads(r["ops"])
+                cpu, ops = r["cpu_seconds"], r["ops"]
                 stats = json.loads(r["stats_json"]) if self.sink else []
             else:
                 return

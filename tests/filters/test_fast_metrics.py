@@ -188,3 +188,18 @@ def test_filter_documents_same_as_one_by_one(name):
     assert [r for _, r in rejects] == expected_reasons
     assert {r for r in expected_reasons} & {"document:lang_id", "document:perplexity"}  # the models decided some
     assert stats.dropped.get("paragraph") == expected_stats.dropped.get("paragraph")
+
+
+@pytest.mark.parametrize("profile", ["default", "obelics-2023"])
+def test_document_metrics_fast_equal_reference(profile):
+    """The report's document metrics from the compiled kernels: the plain functions' values and types
+    (JSON text equal), on every shared document, the edge texts and a document without text."""
+    fast = TextFilter.from_profile(load_profile(profile))
+    slow = TextFilter(fast.cfg, fast=False)
+    docs = _docs() + [WebDocument([t, None], [None, "https://x/1.jpg"], [None, None], {})
+                      for t in EDGE if t and "\ud800" not in t]  # a document holds no lone surrogate
+    docs.append(WebDocument([None], ["https://x/2.jpg"], [None], {}))
+    for sample in (500, 7):
+        a, b = fast.document_metrics(docs, sample), slow.document_metrics(docs, sample)
+        assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+        assert sum(map(len, a["metrics"]["text_filters (document level, before filtering)"].values())) > 0
