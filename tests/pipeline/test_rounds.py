@@ -10,6 +10,7 @@ from filters.dedup.config import dedup_config
 from filters.dedup.passes import run_passes
 from pipeline.rounds import GroupedWriter, plan_shuffle, refine
 from tests.filters.dedup_helpers import make_doc
+from tests.pipeline.s3_server import s3  # noqa: F401 - the fixture
 from tests.pipeline.test_dedup_ray import _concat, _corpus, _counts, _near_duplicates, _removed, _write_units
 
 MULTI = ["dedup.shuffle_fan_in=2", "dedup.shuffle_single_round_max=1"]
@@ -266,3 +267,31 @@ def test_run_folder_resumes_when_only_dedup_execution_settings_differ(tmp_path):
     with pytest.raises(ValueError, match="another plan"):  # a setting that changes decisions still differs
         run("default", out, [str(sample_warc())], overrides=OFFLINE + ["run.use_ray=false",
                                                                        "dedup.image_url.max_count=3"])
+
+
+def test_multi_round_on_object_storage(s3, tmp_path):  # noqa: F811 - the fixture
+    """The units and every partition, merge and routed file on the loopback S3 server (no rename there): the
+    merge rounds give the oracle's removals, and no working object is left under the decisions."""
+    from pipeline.dedup import dedup_units
+    from pipeline.shuffle import LocalBackend
+
+    bucket = s3.make_bucket("rounds")
+    docs = _corpus() + _near_duplicates()
+    units = _write_units(docs, tmp_path / "in", 3)
+    s3.upload_tree(tmp_path / "in", "rounds", "in/")
+    cfg = dedup_config("default", ["dedup.num_partitions=5"] + MULTI)
+    last, dec, _ = dedup_units(f"{bucket}/in", units, cfg, f"{bucket}/work", ctx={"backend": LocalBackend()})
+    expected, _ = run_passes(docs, cfg)
+    assert _removed_s3(dec) == expected.removed_ids()
+    keys = s3.keys("rounds", "work/")
+    assert keys and not [k for k in keys if "-work-" in k or k.endswith(".arrow")]
+
+
+def _removed_s3(decisions) -> dict:
+    from obelics import storage
+
+    out = {}
+    for d in decisions:
+        if d["pass"] in ("url", "minhash", "image_set") and d["file"]:
+            out.update({r["doc_id"]: r["reason"] for r in storage.read_parquet(d["file"]).to_pylist()})
+    return out
