@@ -8,14 +8,18 @@ its units and :func:`apply` on each unit; nothing else drives the passes.
 - key and partition: map tasks read groups of files (about ``READ_BLOCK_BYTES`` of Parquet each, in
   record batches of ``BATCH_ROWS`` rows), project the few columns a pass needs and hash-partition them
   by the pass's key (URL, domain, image-set key, image URL, MinHash band key) into P partitions,
-  streamed into one Arrow IPC file per task (one record batch per input batch and partition).
-- decide: one reduce task per partition reads its batches from every map file and runs the pure
-  per-partition decision from ``filters.dedup``. P grows with the number of documents (at least
+  streamed into one Arrow IPC file per task (one record batch per partition per flush of its buffer).
+- merge (large passes only): when (map tasks x partitions) or the map tasks exceed the fan-in limits
+  (``dedup.shuffle_single_round_max``, ``dedup.shuffle_fan_in``), the map files are merged in rounds
+  in which no task opens more than F files (:mod:`pipeline.rounds`; the same rows reach each partition
+  in the same order, so the same decisions).
+- decide: one reduce task per partition reads its batches from every map file (at most F merged files
+  after merge rounds) and runs the pure per-partition decision from ``filters.dedup``. P grows with the number of documents (at least
   ``dedup.num_partitions``, at most ``dedup.docs_per_partition`` documents each), so what a task holds
   is bounded whatever the size of the dataset, and only small results reach the driver.
 - the decision is routed back, on disk, to the files holding its documents (each reduce task writes
-  its rows as one IPC batch per input file), then split into one small Parquet per unit
-  (``units/<unit>.parquet``), so :func:`apply` on a unit reads only its own share. What is broadcast
+  its rows as one IPC batch per input file, merged in rounds like the keys when there are many), then
+  split into one small Parquet per unit (``units/<unit>.parquet``), so :func:`apply` on a unit reads only its own share. What is broadcast
   once (``backend.put``) is small or follows the duplicates, not the documents: the sorted 64-bit
   hashes of the too-frequent image URLs, of the MinHash removals and of the removed
   (url, warc_filename) pairs (``url_warc``: a pair matches documents in any partition). A false match

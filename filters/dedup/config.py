@@ -88,10 +88,10 @@ class DedupConfig:
     order: list[str] = field(default_factory=lambda: list(PASSES))
     num_partitions: int = 16  # at least this many hash partitions per global pass
     # at most this many documents per partition: the partitions grow with the data, so what one worker
-    # holds (rows of one partition: ~1 M MinHash band rows, ~50 MB) does not. Every reduce task reads from
-    # every map task and every routed decision goes back to every unit, so the files and record batches a
-    # pass handles grow as (map tasks x partitions): small partitions made that term dominate (at 6,250
-    # documents the URL pass over 10 million documents took > 5 CPU-minutes, all five passes over 1 million 81 s)
+    # holds (rows of one partition: ~1 M MinHash band rows, ~50 MB) does not. In one round every reduce task
+    # reads from every map task, so the files and batches a pass handles grow as (map tasks x partitions)
+    # (at 6,250 documents the URL pass over 10 million documents took > 5 CPU-minutes); beyond the limits
+    # below the shuffle merges in rounds instead, and this needs no tuning with the size of the data
     docs_per_partition: int = 50_000
     # The shuffle's fan-in (pipeline.rounds): no task opens more than this many partition files. One round
     # (each reduce task reads every map file) while map tasks <= shuffle_fan_in and (map tasks x
