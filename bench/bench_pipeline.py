@@ -250,6 +250,9 @@ def steady_rows(runs: list[dict]) -> list[dict]:
         rows.append(_row(name + " (rest)", rest_level, fixed - sum(r["fixed_s"] for r in op_fit),
                          per - sum(r["ms_per_page"] for r in op_fit) / 1000, first_docs, pages[-1]))
         rows.extend(op_fit)
+    # the dataset's writers and the report, in the driver after the last stage: per document written
+    fixed, per = fit_fixed_marginal([(p, float(r["cpu"].get("finish_cpu_seconds") or 0.0)) for p, r in zip(pages, runs)])
+    rows.append(_row("writers + report (driver)", "doc_kept", fixed, per, big["summary"]["documents"], pages[-1]))
     return rows
 
 
@@ -289,7 +292,7 @@ def report_steady(rows: list[dict], runs: list[dict], args) -> None:
               f"{r['level']:>12} {per_item}")
     total_fixed = sum(r["fixed_s"] for r in rows)
     steady = sum(r["ms_per_page"] for r in rows)
-    print(f"  {'all stages':<60} {total_fixed:>8.2f} {steady:>8.3f}")
+    print(f"  {'all stages, the writers and the report':<60} {total_fixed:>8.2f} {steady:>8.3f}")
     print(f"steady state on this corpus: {steady:.3f} CPU ms a page = {1000 / steady:,.0f} pages per CPU-second; "
           f"fixed {total_fixed:.1f} CPU s a run ({total_fixed / args.units:.2f} a unit if all of it were per unit)")
     print(f"\nprojection for one snapshot ({SNAPSHOT_PAGES / 1e9:.2f}B pages, {SNAPSHOT_WARCS:,} WARCs; images not "

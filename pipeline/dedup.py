@@ -93,6 +93,7 @@ KEY_COLUMNS = ["doc_id", "url", "warc_filename", "capture_date", "images"]
 # follow it (record batches of BATCH_ROWS, keyed rows flushed at FLUSH_BYTES); fewer map tasks mean fewer
 # (map task, partition) batches for every reduce task to read
 READ_BLOCK_BYTES = 64 << 20
+MIN_GROUP_BYTES = 1 << 20  # a map task reads at least this much when groups are cut to spread over the CPUs
 BATCH_ROWS = 8192  # rows per record batch read from a file (memory per task does not follow file size)
 EDGES_PER_CONFIRM = 20_000  # candidate edges per MinHash confirm partition
 FLUSH_BYTES = 64 << 20  # keyed rows a map task buffers before writing them grouped by partition
@@ -107,17 +108,22 @@ def config_of(profile) -> DedupConfig:
 
 
 # -- files and tasks ------------------------------------------------------------------------------
-def file_groups(paths: list[str], max_bytes: int | None = None) -> list[list[str]]:
+def file_groups(paths: list[str], max_bytes: int | None = None, cpus: int = 1) -> list[list[str]]:
     """Consecutive files grouped up to ``max_bytes`` (``READ_BLOCK_BYTES``; a bigger file forms a group alone).
 
-    One task per small file made a pass over many small units cost ~0.1 s per file in overhead.
+    One task per small file made a pass over many small units cost ~0.1 s per file in overhead. With
+    ``cpus`` (the backend's) and no ``max_bytes``, groups are also cut at the total over ``cpus`` (at
+    least ``MIN_GROUP_BYTES``): a run of few units then keys its documents on every CPU, not in one task.
     """
-    max_bytes = READ_BLOCK_BYTES if max_bytes is None else max_bytes
+    sizes = [fs.file_size(p) for p in paths]
+    if max_bytes is None:
+        max_bytes = READ_BLOCK_BYTES
+        if cpus > 1:
+            max_bytes = min(max_bytes, max(MIN_GROUP_BYTES, -(-sum(sizes) // cpus)))
     groups: list[list[str]] = []
     cur: list[str] = []
     size = 0
-    for p in paths:
-        s = fs.file_size(p)
+    for p, s in zip(paths, sizes):
         if cur and size + s > max_bytes:
             groups.append(cur)
             cur, size = [], 0
@@ -126,6 +132,15 @@ def file_groups(paths: list[str], max_bytes: int | None = None) -> list[list[str
     if cur:
         groups.append(cur)
     return groups
+
+
+def backend_cpus(backend: Backend) -> int:
+    """The CPUs ``backend``'s tasks run on: the Ray cluster's, 1 for the local backend."""
+    if getattr(backend, "name", "local") != "ray":
+        return 1
+    import ray
+
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
 def _iter_tables(paths: list[str], columns: list[str] | None = None, batch_rows: int | None = None):
@@ -233,7 +248,7 @@ def shuffle(backend: Backend, paths: list[str], columns: list[str] | None, key_f
     fs.make_dirs(workdir)
     index = {p: i for i, p in enumerate(paths)}
     try:
-        groups = file_groups(paths)
+        groups = file_groups(paths, cpus=backend_cpus(backend))
         plan = shuffle_plan(len(groups), parts, cfg)
         outs = backend.map(_partition_task, [
             (g, columns, key_fn, fs.join(workdir, f"map-{i:05d}.arrow"), [index[p] for p in g] if tag_files else None,
@@ -253,7 +268,7 @@ def _map_files(backend: Backend, paths: list[str], fn: Callable, *args) -> list:
     tasks once (``backend.put``), not once per task."""
     shared = [a if a is None or isinstance(a, (str, int, float)) or callable(a) else backend.put(a)
               for a in args]
-    return backend.map(fn, [(g, *shared) for g in file_groups(paths)])
+    return backend.map(fn, [(g, *shared) for g in file_groups(paths, cpus=backend_cpus(backend))])
 
 
 def _concat_parquet(files: list[str], out: Path, schema: pa.Schema) -> int:

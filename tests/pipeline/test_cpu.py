@@ -77,11 +77,12 @@ def test_sample_run_records_cpu_per_stage_and_a_resume_keeps_the_units_cpu(tmp_p
     for s in cpu["stages"]:
         if "unit_cpu_seconds" in s:
             assert 0 < sum(o["cpu_seconds"] for o in s["ops"]) <= s["unit_cpu_seconds"] + 0.01
-    # inline (no Ray) the stage's process-tree time holds its units' work
+    # inline (no Ray) the stage's process-tree time holds its units' work; os.times (the process tree)
+    # counts in 10 ms ticks, read at the stage's start and end, process_time (the units) to the nanosecond
     for s in cpu["stages"]:
         assert s["cpu_seconds"] >= 0 and s["ms_per_page"] is not None
         if "unit_cpu_seconds" in s:
-            assert s["cpu_seconds"] >= s["unit_cpu_seconds"] - 0.01
+            assert s["cpu_seconds"] >= s["unit_cpu_seconds"] - 0.02
     assert cpu["cpu_seconds"] > 0 and cpu["finish_cpu_seconds"] > 0
     assert "CPU time by stage" in (out / "report.html").read_text()
     assert json.loads((out / "stats.json").read_text())["cpu"] == cpu
