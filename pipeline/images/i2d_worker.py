@@ -262,6 +262,11 @@ class ObelicsDownloader(Downloader):
         folder = Path(self.output_folder) / self.obelics_headers_dir
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"{shard_id:0{self.oom_shard_count}d}.jsonl"
+        samples: list | None = None
+        writer_class = self.sample_writer_class
+        if self.obelics_table is not None:
+            samples = []
+            self.sample_writer_class = _keeping(writer_class, samples, self.compute_hash)
         with AtomicFile(final) as af:
             f = io.TextIOWrapper(af.file, encoding="utf-8")
             with _sink_lock:
@@ -269,17 +274,35 @@ class ObelicsDownloader(Downloader):
             try:
                 super().download_shard(row)
             finally:
+                self.sample_writer_class = writer_class
                 with _sink_lock:
                     _sink[0] = None
             f.flush()
             f.detach()
         if self.obelics_table is not None:
             # the shard's image-table part, here and now: in parallel across workers and while the other
-            # shards still download, instead of one after another in the parent once all are done
+            # shards still download, instead of one after another in the parent once all are done; from the
+            # samples still in memory, not from the shard file read back
             try:
                 from pipeline.images.parts import write_shard_part
 
                 work_dir, cfg = self.obelics_table
-                write_shard_part(work_dir, f"{shard_id:0{self.oom_shard_count}d}", cfg)
+                write_shard_part(work_dir, f"{shard_id:0{self.oom_shard_count}d}", cfg, samples=samples)
             except Exception as err:  # noqa: BLE001 - the parent's build_table writes any part missing here
                 print(f"image table part of shard {shard_id} left to the parent: {err!r}", file=sys.stderr)
+            finally:
+                samples = None  # the shard's image bytes: freed before the next shard downloads
+
+
+def _keeping(writer_class, samples: list, hash_name: str | None):
+    """``writer_class`` (img2dataset's sample writer) that also keeps what it wrote in ``samples``:
+    (url, status, error message, hash, image bytes), what :func:`pipeline.images.parts.samples_to_table`
+    takes. The bytes are references to the objects img2dataset already holds, not copies."""
+
+    class Keeping(writer_class):
+        def write(self, img_str, key, caption, meta):
+            super().write(img_str, key, caption, meta)
+            samples.append((meta.get("url"), meta.get("status"), meta.get("error_message"),
+                            meta.get(hash_name) if hash_name else None, img_str))
+
+    return Keeping

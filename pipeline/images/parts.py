@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
@@ -39,12 +40,8 @@ def _final_headers(url: str, log_by_url: dict[str, dict]) -> tuple[dict | None, 
     return entry.get("headers") or None, entry.get("status"), current
 
 
-def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
-    """One finished img2dataset shard (its Parquet and header log) as image-table rows.
-
-    The image bytes are not rebuilt from Python objects: the part's ``bytes`` column is taken from the
-    shard's own column (one Arrow ``take`` in URL order), which halves the CPU of this step.
-    """
+def read_header_log(shard_parquet: Path) -> dict[str, dict]:
+    """The shard's response-header log (``_headers/NNNNN.jsonl``) by URL; empty when there is none."""
     log_path = shard_parquet.parent / HEADERS_DIR / (shard_parquet.stem + ".jsonl")
     log_by_url: dict[str, dict] = {}
     if log_path.exists():
@@ -55,20 +52,14 @@ def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
                 except ValueError:
                     continue
                 log_by_url[e["url"]] = e
-    # one thread, and the system allocator: a worker reads a shard once into fresh memory, where Arrow's
-    # threads and mimalloc's fresh segments cost more CPU (mostly the kernel's page faults) than they save
-    pool = pa.system_memory_pool()
-    t = pq.ParquetFile(shard_parquet, memory_map=True).read(use_threads=False)
-    n = t.num_rows
-    data_col = cfg.encode_format if cfg.encode_format in t.column_names else None
+    return log_by_url
 
-    def column(name: str) -> list:
-        return t.column(name).to_pylist() if name in t.column_names else [None] * n
 
-    urls, statuses, errors, shas = column("url"), column("status"), column("error_message"), column("sha256")
-    # one image's bytes at a time (not the whole column as Python objects): the same memory is reused
-    blobs = (v.as_py() for v in t.column(data_col)) if data_col else iter(lambda: None, 0)
-    rows, source = [], []  # source[k]: the shard row whose bytes row k stores (None: no bytes)
+def _rows_in_url_order(urls: list, statuses: list, errors: list, shas: list, blobs: Iterable,
+                       log_by_url: dict[str, dict], cfg: ImagesConfig) -> tuple[pa.Table, list[int | None]]:
+    """The image-table rows of one shard's samples, sorted by URL, with a null ``bytes`` column, and for each
+    row the sample whose bytes it stores (None: no bytes). ``blobs`` yields each sample's bytes in turn."""
+    rows, source = [], []  # source[k]: the sample whose bytes row k stores (None: no bytes)
     for i, (url, blob) in enumerate(zip(urls, blobs)):
         headers, status, final_url = _final_headers(url, log_by_url)
         final_url = final_url if final_url and final_url != url else None
@@ -88,19 +79,68 @@ def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
         rows.append(row)
     order = sorted(range(len(rows)), key=lambda k: rows[k]["url"])
     table = pa.Table.from_pylist([rows[k] for k in order], schema=IMAGE_TABLE_SCHEMA)
-    if data_col is None or not any(s is not None for s in source):
-        return table
-    data = pc.take(t.column(data_col), pa.array([source[k] for k in order], pa.int64()), memory_pool=pool)
-    data = data.cast(pa.binary())
+    return table, [source[k] for k in order]
+
+
+def _with_bytes(table: pa.Table, data: pa.Array | pa.ChunkedArray) -> pa.Table:
     return table.set_column(table.schema.get_field_index("bytes"), IMAGE_TABLE_SCHEMA.field("bytes"), data)
 
 
-def write_shard_part(work_dir: str | Path, shard: str, cfg: ImagesConfig, table_dir: str | None = None) -> str:
+def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
+    """One finished img2dataset shard (its Parquet and header log) as image-table rows.
+
+    The image bytes are not rebuilt from Python objects: the part's ``bytes`` column is taken from the
+    shard's own column (one Arrow ``take`` in URL order), which halves the CPU of this step.
+    """
+    log_by_url = read_header_log(shard_parquet)
+    # one thread, and the system allocator: a worker reads a shard once into fresh memory, where Arrow's
+    # threads and mimalloc's fresh segments cost more CPU (mostly the kernel's page faults) than they save
+    pool = pa.system_memory_pool()
+    t = pq.ParquetFile(shard_parquet, memory_map=True).read(use_threads=False)
+    n = t.num_rows
+    data_col = cfg.encode_format if cfg.encode_format in t.column_names else None
+
+    def column(name: str) -> list:
+        return t.column(name).to_pylist() if name in t.column_names else [None] * n
+
+    # one image's bytes at a time (not the whole column as Python objects): the same memory is reused
+    blobs = (v.as_py() for v in t.column(data_col)) if data_col else iter(lambda: None, 0)
+    table, picks = _rows_in_url_order(column("url"), column("status"), column("error_message"),
+                                      column("sha256"), blobs, log_by_url, cfg)
+    if data_col is None or not any(s is not None for s in picks):
+        return table
+    data = pc.take(t.column(data_col), pa.array(picks, pa.int64()), memory_pool=pool)
+    return _with_bytes(table, data.cast(pa.binary()))
+
+
+# What img2dataset hands its sample writer for one sample, as the worker keeps it:
+# (url, status, error_message, sha256, the image bytes or None)
+Sample = tuple[str, str, "str | None", "str | None", "bytes | None"]
+
+
+def samples_to_table(samples: list[Sample], shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
+    """The same table as :func:`shard_to_table`, from the samples the worker handed img2dataset's writer
+    (in the order it wrote them) instead of from the shard file: the image bytes are still in the worker's
+    memory, so the shard is not read back, decompressed and copied a second time."""
+    urls, statuses, errors, shas, blobs = (list(c) for c in zip(*samples)) if samples else ([],) * 5
+    table, picks = _rows_in_url_order(urls, statuses, errors, shas, blobs, read_header_log(shard_parquet), cfg)
+    if not any(s is not None for s in picks):
+        return table
+    return _with_bytes(table, pa.array([None if s is None else blobs[s] for s in picks], pa.binary()))
+
+
+def write_shard_part(work_dir: str | Path, shard: str, cfg: ImagesConfig, table_dir: str | None = None,
+                     samples: list[Sample] | None = None) -> str:
     """Write the image-table part of one finished img2dataset shard; returns its path.
 
     Called in the img2dataset worker that downloaded the shard, as soon as it is done (in parallel with
-    the other workers, while they still download); :func:`build_table` does it for any shard left over.
+    the other workers, while they still download), with the ``samples`` it wrote; :func:`build_table` does
+    it for any shard left over, from the shard file. Samples that do not match the shard's row count
+    (a write that failed half-way) are not trusted: the shard file is read instead.
     """
     work_dir = Path(work_dir)
     table = ImageTable(table_dir or work_dir / TABLE_DIR)
-    return table.write_part(shard, shard_to_table(work_dir / I2D_DIR / f"{shard}.parquet", cfg))
+    shard_parquet = work_dir / I2D_DIR / f"{shard}.parquet"
+    if samples is not None and pq.ParquetFile(shard_parquet).metadata.num_rows == len(samples):
+        return table.write_part(shard, samples_to_table(samples, shard_parquet, cfg))
+    return table.write_part(shard, shard_to_table(shard_parquet, cfg))

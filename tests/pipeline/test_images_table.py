@@ -218,3 +218,65 @@ def test_headers_by_url_for_the_optout_filter(tmp_path):
         make_row("http://w/a.jpg", PHOTOS["rocket.jpg"], cfg, headers={"tdm-reservation": "1"}),
         make_row("http://w/b.jpg", PHOTOS["rocket.jpg"], cfg)]))
     assert t.headers_by_url(["http://w/a.jpg", "http://w/b.jpg"]) == {"http://w/a.jpg": {"tdm-reservation": "1"}}
+
+
+def _img2dataset_shard(work, photos):
+    """An img2dataset shard written by its own ParquetSampleWriter (kept by the worker's wrapper), its
+    header log beside it: successes, a redirect, a 404, a truncated body; written out of URL order."""
+    import pyarrow as pa
+    from img2dataset.writer import ParquetSampleWriter
+
+    from pipeline.images.i2d_worker import _keeping
+    from pipeline.images.parts import HEADERS_DIR, I2D_DIR
+
+    folder = work / I2D_DIR
+    (folder / HEADERS_DIR).mkdir(parents=True)
+    schema = pa.schema([("url", pa.string()), ("key", pa.string()), ("status", pa.string()),
+                        ("error_message", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
+                        ("original_width", pa.int32()), ("original_height", pa.int32()), ("sha256", pa.string())])
+    rocket = photos["rocket.jpg"]
+    out = [("http://h/z.png", photos["astronaut.png"], None), ("http://h/a.jpg", rocket, None),
+           ("http://h/gone", None, "HTTP Error 404: Not Found"), ("http://h/m.gif", photos["no_time_for_that_tiny.gif"], None),
+           ("http://h/cut.jpg", rocket[: len(rocket) // 2], None), ("http://h/r", photos["chelsea.png"], None)]
+    log = [{"url": "http://h/r", "status": 302, "headers": {}, "location": "/final.png"},
+           {"url": "http://h/final.png", "status": 200, "headers": {"x-robots-tag": "noindex"}, "location": None},
+           {"url": "http://h/gone", "status": 404, "headers": {}, "location": None}]
+    (folder / HEADERS_DIR / "00000.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log))
+    samples = []
+    writer = _keeping(ParquetSampleWriter, samples, "sha256")(0, str(folder), False, 5, schema, "jpg")
+    for i, (url, data, err) in enumerate(out):
+        meta = {"url": url, "key": f"{i:09d}", "status": "failed_to_download" if err else "success",
+                "error_message": err, "width": None, "height": None, "original_width": None, "original_height": None,
+                "sha256": hashlib.sha256(data).hexdigest() if data else None}
+        writer.write(data, meta["key"], None, meta)
+    writer.close()
+    return samples
+
+
+def test_shard_part_from_the_workers_samples_is_the_shard_files_part(tmp_path, monkeypatch):
+    """The part a worker writes from the samples it still holds is byte for byte the part read back from
+    the shard file (what a resume or the parent writes); samples that do not match the shard are not used."""
+    from pipeline.images.parts import write_shard_part
+
+    monkeypatch.setenv("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations (img2dataset) asks PyPI otherwise
+    photos = skimage_photos()
+    samples = _img2dataset_shard(tmp_path, photos)
+    assert len(samples) == 6 and samples[1] == ("http://h/a.jpg", "success", None,
+                                                hashlib.sha256(photos["rocket.jpg"]).hexdigest(), photos["rocket.jpg"])
+    cfg = ImagesConfig()
+    from_file = open(write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "file")), "rb").read()
+    from_memory = open(write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "mem"), samples=samples), "rb").read()
+    assert from_memory == from_file
+    rows = ImageTable(tmp_path / "mem").lookup([s[0] for s in samples])
+    assert rows["http://h/a.jpg"]["bytes"] == photos["rocket.jpg"] and rows["http://h/a.jpg"]["status"] == "success"
+    assert rows["http://h/cut.jpg"]["reason"] == "truncated" and rows["http://h/cut.jpg"]["bytes"] is None
+    assert rows["http://h/gone"]["reason"] == "http_404"
+    assert rows["http://h/r"]["final_url"] == "http://h/final.png"
+    assert json.loads(rows["http://h/r"]["headers"]) == {"x-robots-tag": "noindex"}
+    # a sample list short of the shard (a write failed half-way): the shard file is read instead
+    short = open(write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "short"), samples=samples[:-1]), "rb").read()
+    assert short == from_file
+    # a list of the shard's length is what the worker wrote: its bytes are the ones stored
+    swapped = [(u, s, e, h, photos["horse.png"] if u == "http://h/a.jpg" else b) for u, s, e, h, b in samples]
+    write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "swapped"), samples=swapped)
+    assert ImageTable(tmp_path / "swapped").lookup(["http://h/a.jpg"])["http://h/a.jpg"]["bytes"] == photos["horse.png"]
