@@ -280,3 +280,17 @@ def test_shard_part_from_the_workers_samples_is_the_shard_files_part(tmp_path, m
     swapped = [(u, s, e, h, photos["horse.png"] if u == "http://h/a.jpg" else b) for u, s, e, h, b in samples]
     write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "swapped"), samples=swapped)
     assert ImageTable(tmp_path / "swapped").lookup(["http://h/a.jpg"])["http://h/a.jpg"]["bytes"] == photos["horse.png"]
+
+
+def test_binary_column_equals_arrows_own():
+    """The hand-made binary column holds what ``pa.array`` would, nulls included, chunked by size."""
+    import pyarrow as pa
+
+    from pipeline.images.parts import binary_column
+
+    blobs = [b"abc", None, b"", b"\xff\xd8" * 50, None, b"z"]
+    col = binary_column(blobs)
+    assert col.to_pylist() == blobs and col.null_count == 2 and col.equals(pa.chunked_array([pa.array(blobs, pa.binary())]))
+    small = binary_column(blobs, max_chunk=60)  # the 100-byte value gets a chunk of its own
+    assert small.to_pylist() == blobs and [len(c) for c in small.chunks] == [3, 1, 2]
+    assert binary_column([b"x", b"y"]).chunk(0).buffers()[0] is None  # no validity bitmap without nulls
