@@ -24,6 +24,7 @@ unpickle the class.
 from __future__ import annotations
 
 import heapq
+import http.client
 import io
 import json
 import os
@@ -103,7 +104,11 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="download-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0][1] == self._seq:
+                # the earliest deadline now: wake the thread. Otherwise it already wakes before this one (the
+                # deadlines of one process come in nearly increasing order), and a wake-up per connection
+                # costs a thread switch each
+                self._cond.notify()
 
     def _run(self):
         while True:
@@ -149,10 +154,18 @@ class DownloadDeadline(Exception):
 
 
 def read_bounded(response, max_bytes: int | None) -> bytes:
-    """The body in pieces (at most one socket read each), stopping as soon as it passes ``max_bytes``."""
+    """The body, stopping as soon as it passes ``max_bytes``: in one read when its declared length is within
+    the cap, else in pieces (at most one socket read each)."""
     declared = response.headers.get("Content-Length")
     if max_bytes and declared and declared.isdigit() and int(declared) > max_bytes:
         raise DownloadTooLarge(f"download_too_large: Content-Length {declared} > {max_bytes} bytes")
+    length = getattr(response, "length", None)
+    if isinstance(length, int) and not getattr(response, "chunked", True) and (not max_bytes or length <= max_bytes):
+        # a declared length within the cap: http.client reads exactly that many bytes into one buffer
+        try:
+            return response.read()
+        except http.client.IncompleteRead as err:  # the body ended early: what arrived, as piecewise reads give
+            return err.partial
     chunks, total = [], 0
     while True:
         chunk = response.read1(65536)
@@ -164,18 +177,30 @@ def read_bounded(response, max_bytes: int | None) -> bytes:
         chunks.append(chunk)
 
 
-def declared_pixels(data: bytes) -> int | None:
-    """Width x height from the image header only (PIL opens lazily: nothing is decoded)."""
+def read_header(data: bytes) -> tuple[str, int, int] | str | None:
+    """(format, width, height) from the image header only (PIL opens lazily: nothing is decoded), as
+    :func:`pipeline.images.table.probe_bytes` reads them; ``"bomb"`` past PIL's own pixel cap; None when PIL
+    does not know the bytes."""
     from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-            return w * h
+            return (im.format or "").lower(), *im.size
     except Image.DecompressionBombError:
-        return 1 << 62
+        return "bomb"
     except Exception:  # noqa: BLE001 - not an image PIL knows: img2dataset's decoder says so later
         return None
+
+
+def declared_pixels(data: bytes) -> int | None:
+    """Width x height from the image header only (PIL opens lazily: nothing is decoded)."""
+    header = read_header(data)
+    return 1 << 62 if header == "bomb" else None if header is None else header[1] * header[2]
+
+
+# URL -> (format, width, height) PIL read at download in this process, for the shard's table part (which then
+# does not open the same bytes again); emptied with every shard
+READ_AT_DOWNLOAD: dict[str, tuple[str, int, int]] = {}
 
 
 def download_image(row, timeout, user_agent_token, disallowed_header_directives):
@@ -199,9 +224,14 @@ def download_image(row, timeout, user_agent_token, disallowed_header_directives)
             data = read_bounded(r, _LIMITS["max_bytes"])
         max_pixels = _LIMITS["max_pixels"]
         if max_pixels:
-            pixels = declared_pixels(data)
+            header = read_header(data)
+            pixels = 1 << 62 if header == "bomb" else None if header is None else header[1] * header[2]
             if pixels is not None and pixels > max_pixels:
                 return key, None, f"image area too large ({pixels} pixels declared > {max_pixels})"
+            if isinstance(header, tuple):
+                READ_AT_DOWNLOAD[url] = header
+            else:  # not an earlier try's
+                READ_AT_DOWNLOAD.pop(url, None)
         if state.get("expired"):
             raise DownloadDeadline("")
         return key, io.BytesIO(data), None
@@ -263,6 +293,7 @@ class ObelicsDownloader(Downloader):
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"{shard_id:0{self.oom_shard_count}d}.jsonl"
         samples: list | None = None
+        READ_AT_DOWNLOAD.clear()
         writer_class = self.sample_writer_class
         if self.obelics_table is not None:
             samples = []
@@ -292,17 +323,20 @@ class ObelicsDownloader(Downloader):
                 print(f"image table part of shard {shard_id} left to the parent: {err!r}", file=sys.stderr)
             finally:
                 samples = None  # the shard's image bytes: freed before the next shard downloads
+        READ_AT_DOWNLOAD.clear()
 
 
 def _keeping(writer_class, samples: list, hash_name: str | None):
     """``writer_class`` (img2dataset's sample writer) that also keeps what it wrote in ``samples``:
-    (url, status, error message, hash, image bytes), what :func:`pipeline.images.parts.samples_to_table`
-    takes. The bytes are references to the objects img2dataset already holds, not copies."""
+    (url, status, error message, hash, image bytes, what PIL read from them at download), what
+    :func:`pipeline.images.parts.samples_to_table` takes. The bytes are references to the objects
+    img2dataset already holds, not copies."""
 
     class Keeping(writer_class):
         def write(self, img_str, key, caption, meta):
             super().write(img_str, key, caption, meta)
-            samples.append((meta.get("url"), meta.get("status"), meta.get("error_message"),
-                            meta.get(hash_name) if hash_name else None, img_str))
+            url = meta.get("url")
+            samples.append((url, meta.get("status"), meta.get("error_message"),
+                            meta.get(hash_name) if hash_name else None, img_str, READ_AT_DOWNLOAD.pop(url, None)))
 
     return Keeping

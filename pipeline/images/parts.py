@@ -57,9 +57,11 @@ def read_header_log(shard_parquet: Path) -> dict[str, dict]:
 
 
 def _rows_in_url_order(urls: list, statuses: list, errors: list, shas: list, blobs: Iterable,
-                       log_by_url: dict[str, dict], cfg: ImagesConfig) -> tuple[pa.Table, list[int | None]]:
+                       log_by_url: dict[str, dict], cfg: ImagesConfig,
+                       pil_read: list | None = None) -> tuple[pa.Table, list[int | None]]:
     """The image-table rows of one shard's samples, sorted by URL, with a null ``bytes`` column, and for each
-    row the sample whose bytes it stores (None: no bytes). ``blobs`` yields each sample's bytes in turn."""
+    row the sample whose bytes it stores (None: no bytes). ``blobs`` yields each sample's bytes in turn;
+    ``pil_read[i]``: what PIL already read from sample i's bytes, or None."""
     rows, source = [], []  # source[k]: the sample whose bytes row k stores (None: no bytes)
     for i, (url, blob) in enumerate(zip(urls, blobs)):
         headers, status, final_url = _final_headers(url, log_by_url)
@@ -68,7 +70,7 @@ def _rows_in_url_order(urls: list, statuses: list, errors: list, shas: list, blo
             # img2dataset hashes the downloaded stream: the stored bytes only when nothing was re-encoded
             sha = shas[i] if not cfg.reencode else None
             row = make_row(url, blob, cfg, http_status=status, headers=headers, final_url=final_url,
-                           sha256=sha, source="web")
+                           sha256=sha, source="web", header=pil_read[i] if pil_read else None)
         else:
             err = errors[i] or statuses[i]
             if status is not None and status >= 400 and "HTTP Error" not in err:
@@ -114,17 +116,19 @@ def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
     return _with_bytes(table, data.cast(pa.binary()))
 
 
-# What img2dataset hands its sample writer for one sample, as the worker keeps it:
-# (url, status, error_message, sha256, the image bytes or None)
-Sample = tuple[str, str, "str | None", "str | None", "bytes | None"]
+# What img2dataset hands its sample writer for one sample, as the worker keeps it: (url, status,
+# error_message, sha256, the image bytes or None, (format, width, height) PIL read from them at download or None)
+Sample = tuple[str, str, "str | None", "str | None", "bytes | None", "tuple[str, int, int] | None"]
 
 
 def samples_to_table(samples: list[Sample], shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
     """The same table as :func:`shard_to_table`, from the samples the worker handed img2dataset's writer
     (in the order it wrote them) instead of from the shard file: the image bytes are still in the worker's
     memory, so the shard is not read back, decompressed and copied a second time."""
-    urls, statuses, errors, shas, blobs = (list(c) for c in zip(*samples)) if samples else ([],) * 5
-    table, picks = _rows_in_url_order(urls, statuses, errors, shas, blobs, read_header_log(shard_parquet), cfg)
+    urls, statuses, errors, shas, blobs, read = (list(c) for c in zip(*samples)) if samples else ([],) * 6
+    # what PIL read at download describes the stored bytes only when img2dataset did not re-encode them
+    table, picks = _rows_in_url_order(urls, statuses, errors, shas, blobs, read_header_log(shard_parquet), cfg,
+                                      None if cfg.reencode else read)
     if not any(s is not None for s in picks):
         return table
     return _with_bytes(table, binary_column([None if s is None else blobs[s] for s in picks]))

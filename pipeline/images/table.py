@@ -90,23 +90,32 @@ def is_truncated(data: bytes, fmt: str) -> bool | None:
     return None
 
 
-def probe_bytes(data: bytes | None, check_truncation: bool = True, max_pixels: int | None = None) -> Probe:
-    """Identify an image from its bytes with PIL (header only, no pixel decode unless needed)."""
+def probe_bytes(data: bytes | None, check_truncation: bool = True, max_pixels: int | None = None,
+                header: tuple[str, int, int] | None = None) -> Probe:
+    """Identify an image from its bytes with PIL (header only, no pixel decode unless needed).
+
+    ``header``: ``(format, width, height)`` that PIL's ``Image.open`` already read from these same bytes in
+    this process (the download's pixel check): they are not opened a second time.
+    """
     if not data:
         return Probe(reason="empty")
     head = data[:512].lstrip().lower()
     if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in data[:2048].lower()):
         return Probe(format="svg", reason="svg")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            fmt = (img.format or "").lower()
-            width, height = img.size
-    except Image.DecompressionBombError:
-        return Probe(reason="too_many_pixels")
-    except Exception:  # noqa: BLE001 - PIL raises many types for non-images
-        return Probe(reason="not_image")
+    img = None
+    if header is not None:
+        fmt, width, height = header
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(io.BytesIO(data))
+                fmt = (img.format or "").lower()
+                width, height = img.size
+        except Image.DecompressionBombError:
+            return Probe(reason="too_many_pixels")
+        except Exception:  # noqa: BLE001 - PIL raises many types for non-images
+            return Probe(reason="not_image")
     probe = Probe(format=fmt, width=width, height=height)
     if max_pixels is not None and width * height > max_pixels:
         probe.reason = "too_many_pixels"
@@ -116,7 +125,7 @@ def probe_bytes(data: bytes | None, check_truncation: bool = True, max_pixels: i
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    img.load()
+                    (img or Image.open(io.BytesIO(data))).load()
                 truncated = False
             except Exception:  # noqa: BLE001
                 truncated = True
@@ -162,8 +171,9 @@ def reason_from_error(message: str | None) -> str:
 def make_row(url: str, data: bytes | None, cfg: ImagesConfig, *, error: str | None = None,
              http_status: int | None = None, headers: Mapping[str, str] | None = None,
              final_url: str | None = None, sha256: str | None = None, source: str = "web",
-             reason: str | None = None) -> dict:
-    """One image-table row from a download outcome: bytes (success) or an error message (failure)."""
+             reason: str | None = None, header: tuple[str, int, int] | None = None) -> dict:
+    """One image-table row from a download outcome: bytes (success) or an error message (failure);
+    ``header``: what PIL already read from ``data`` (:func:`probe_bytes`)."""
     row = {"url": url, "status": "failed", "reason": reason, "error_message": error,
            "http_status": http_status, "final_url": final_url, "width": None, "height": None,
            "format": None, "sha256": None, "num_bytes": None, "bytes": None,
@@ -177,7 +187,7 @@ def make_row(url: str, data: bytes | None, cfg: ImagesConfig, *, error: str | No
     if cfg.max_bytes is not None and len(data) > cfg.max_bytes:
         row["reason"] = "too_large_bytes"
         return row
-    probe = probe_bytes(data, cfg.check_truncation, cfg.max_pixels)
+    probe = probe_bytes(data, cfg.check_truncation, cfg.max_pixels, header)
     row.update(format=probe.format, width=probe.width, height=probe.height)
     if probe.reason:
         row["reason"] = probe.reason

@@ -256,17 +256,23 @@ def _img2dataset_shard(work, photos):
 def test_shard_part_from_the_workers_samples_is_the_shard_files_part(tmp_path, monkeypatch):
     """The part a worker writes from the samples it still holds is byte for byte the part read back from
     the shard file (what a resume or the parent writes); samples that do not match the shard are not used."""
+    from pipeline.images.i2d_worker import read_header
     from pipeline.images.parts import write_shard_part
 
     monkeypatch.setenv("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations (img2dataset) asks PyPI otherwise
     photos = skimage_photos()
     samples = _img2dataset_shard(tmp_path, photos)
     assert len(samples) == 6 and samples[1] == ("http://h/a.jpg", "success", None,
-                                                hashlib.sha256(photos["rocket.jpg"]).hexdigest(), photos["rocket.jpg"])
+                                                hashlib.sha256(photos["rocket.jpg"]).hexdigest(), photos["rocket.jpg"], None)
     cfg = ImagesConfig()
     from_file = open(write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "file")), "rb").read()
     from_memory = open(write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "mem"), samples=samples), "rb").read()
     assert from_memory == from_file
+    # with what the download's pixel check read from each body (PIL not opening them again): the same part
+    read = [s[:5] + (read_header(s[4]) if s[4] else None,) for s in samples]
+    assert read[1][5] == ("jpeg", 640, 427)
+    with_read = open(write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "read"), samples=read), "rb").read()
+    assert with_read == from_file
     rows = ImageTable(tmp_path / "mem").lookup([s[0] for s in samples])
     assert rows["http://h/a.jpg"]["bytes"] == photos["rocket.jpg"] and rows["http://h/a.jpg"]["status"] == "success"
     assert rows["http://h/cut.jpg"]["reason"] == "truncated" and rows["http://h/cut.jpg"]["bytes"] is None
@@ -277,7 +283,7 @@ def test_shard_part_from_the_workers_samples_is_the_shard_files_part(tmp_path, m
     short = open(write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "short"), samples=samples[:-1]), "rb").read()
     assert short == from_file
     # a list of the shard's length is what the worker wrote: its bytes are the ones stored
-    swapped = [(u, s, e, h, photos["horse.png"] if u == "http://h/a.jpg" else b) for u, s, e, h, b in samples]
+    swapped = [(u, s, e, h, photos["horse.png"] if u == "http://h/a.jpg" else b, r) for u, s, e, h, b, r in samples]
     write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "swapped"), samples=swapped)
     assert ImageTable(tmp_path / "swapped").lookup(["http://h/a.jpg"])["http://h/a.jpg"]["bytes"] == photos["horse.png"]
 
