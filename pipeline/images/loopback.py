@@ -4,6 +4,8 @@ It serves real photos and every way a download goes wrong:
 
 ==========================  ========================================================================
 ``/img/NAME``               the photo, original bytes, with its Content-Type
+``/distinct/NAME?Q``        the photo with ``Q`` in a comment (PNG ``tEXt``, JPEG ``COM``): distinct bytes
+                            per URL, as a crawl's images are (other formats: the photo as is)
 ``/status/CODE``            an empty response with that HTTP status (404, 500...)
 ``/slow/NAME``              the photo after ``slow_seconds`` (longer than the client's timeout)
 ``/redirect/NAME``          302 to ``/img/NAME``
@@ -54,6 +56,18 @@ def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def distinct_variant(photo: bytes, token: bytes) -> bytes:
+    """``photo`` with ``token`` in a comment right after its header: the same picture, distinct bytes
+    (PNG: a ``tEXt`` chunk after ``IHDR``; JPEG: a ``COM`` segment after ``SOI``; else the photo as is)."""
+    if photo.startswith(b"\x89PNG\r\n\x1a\n"):
+        data = b"Comment\0" + token
+        chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+        return photo[:33] + chunk + photo[33:]  # 8-byte signature + 25-byte IHDR chunk
+    if photo.startswith(b"\xff\xd8"):
+        return photo[:2] + b"\xff\xfe" + struct.pack(">H", len(token[:65000]) + 2) + token[:65000] + photo[2:]
+    return photo
 
 
 class LoopbackImageServer:
@@ -133,6 +147,9 @@ class LoopbackImageServer:
                     return self._send(404)
                 if kind == "img":
                     return self._send(200, photo, {"Content-Type": ctype})
+                if kind == "distinct":
+                    token = self.path.split("?", 1)[1].encode() if "?" in self.path else b""
+                    return self._send(200, distinct_variant(photo, token), {"Content-Type": ctype})
                 if kind == "slow":
                     time.sleep(server.slow_seconds)
                     return self._send(200, photo, {"Content-Type": ctype})

@@ -300,3 +300,14 @@ def test_binary_column_equals_arrows_own():
     small = binary_column(blobs, max_chunk=60)  # the 100-byte value gets a chunk of its own
     assert small.to_pylist() == blobs and [len(c) for c in small.chunks] == [3, 1, 2]
     assert binary_column([b"x", b"y"]).chunk(0).buffers()[0] is None  # no validity bitmap without nulls
+
+
+def test_distinct_variants_are_the_same_pictures():
+    """The benchmark's distinct bytes per URL: each photo stays a valid image of its format and size."""
+    from pipeline.images.loopback import distinct_variant
+
+    for name, photo in skimage_photos().items():
+        a, b = distinct_variant(photo, b"i=1"), distinct_variant(photo, b"i=2")
+        p, q = probe_bytes(photo), probe_bytes(a)
+        assert (q.format, q.width, q.height, q.reason) == (p.format, p.width, p.height, None), name
+        assert (a != b) == (p.format in ("png", "jpeg")), name
