@@ -59,8 +59,8 @@ def _named_config(name: str) -> ExtractConfig:
     return cfg
 
 
-def _nodes(html: str, url: str, cfg: ExtractConfig, budget=None):
-    """``(texts, images, metadata)`` of decoded HTML; ``budget`` (a running page budget) raises
+def _nodes(html: str | bytes, url: str, cfg: ExtractConfig, budget=None):
+    """``(texts, images, metadata)`` of decoded HTML (``default``: or valid UTF-8 bytes); ``budget`` (a running page budget) raises
     :class:`obelics.budget.PageBudgetExceeded` when the page is over it."""
     from obelics.budget import NO_BUDGET
 
@@ -104,6 +104,24 @@ def _decode(html: str | bytes, cfg: ExtractConfig, charset: str | None = None,
     if isinstance(html, bytes):
         return decode.decode_default(html, charset)
     return html
+
+
+def _default_input(record: HtmlRecord, cfg: ExtractConfig) -> str | bytes:
+    """The record's page as the ``default`` parse takes it: a valid UTF-8 payload (the reader's charset
+    ``utf-8``) as its own bytes, which are exactly the UTF-8 that lexbor would be given of the decoded
+    text, so the page is neither decoded here nor encoded again by the parser; else the text decoded
+    with the record's charset."""
+    if record.charset == "utf-8" and not cfg.bs4_roundtrip:
+        payload = record.payload
+        if payload.isascii():
+            return payload
+        try:
+            payload.decode("utf-8")  # validity only: undecodable bytes become U+FFFD in the text path
+        except UnicodeDecodeError:
+            pass
+        else:
+            return payload
+    return _decode(record.html, cfg)
 
 
 def _uses_bs4(cfg: ExtractConfig) -> bool:
@@ -169,7 +187,7 @@ def extract_record(record: HtmlRecord, profile: str | Path | Profile | ExtractCo
             if cfg.mode == "obelics-2023":
                 text = _decode(record.payload, cfg, identified_charset=record.identified_charset)
             else:
-                text = _decode(record.html, cfg)
+                text = _default_input(record, cfg)
         except DecodeError:
             return WebDocument(general_metadata=gm, capture_date=record.capture_date)
         texts, images, metadata = _nodes(text, record.url, cfg, budget)

@@ -251,7 +251,7 @@ def _verdict(tag: str, attrs: dict, rules: _Rules) -> int:
     return 0
 
 
-def simplify_default(html: str, cfg: ExtractConfig) -> tuple[LexborHTMLParser, str | None]:
+def simplify_default(html: str | bytes, cfg: ExtractConfig) -> tuple[LexborHTMLParser, str | None]:
     """Parse; run the profile's extra CSS rules (none by default); return the tree and ``<base href>``.
 
     Everything else is decided during the walk: on these pages a Python walk reading each element's
@@ -419,8 +419,8 @@ _EMPTY: dict = {}
 _RULE_ATTRS = frozenset(["class", "id", "role", "style", "hidden", "aria-hidden", "title"])
 
 
-def extract_nodes(html: str, page_url: str, cfg: ExtractConfig | None = None, compiled: bool | None = None):
-    """``(texts, images, metadata)`` of a page with the ``default`` rules.
+def extract_nodes(html: str | bytes, page_url: str, cfg: ExtractConfig | None = None, compiled: bool | None = None):
+    """``(texts, images, metadata)`` of a page (text, or UTF-8 bytes as lexbor reads them) with the ``default`` rules.
 
     The walk is the compiled one of :mod:`obelics.html._walk` where it is built and loads (``compiled=None``),
     else this module's Python walk; ``compiled=True/False`` asks for one (True raises where it is missing).

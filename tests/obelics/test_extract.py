@@ -107,3 +107,32 @@ def test_shared_pages_extract_with_default():
             if meta:
                 assert meta["src"].startswith(("http://", "https://")) and " " not in meta["src"]
     assert n == 225 and with_text >= 200
+
+
+def test_utf8_payload_parsed_as_its_bytes_gives_the_decoded_texts_document(monkeypatch):
+    """``default`` hands lexbor a valid UTF-8 payload as is: the same document as the decoded text gives, on
+    every HTML record of the shared WARCs and on pages that are not valid UTF-8 (decoded: U+FFFD)."""
+    from obelics.warc import iter_html_records
+
+    records = [r for path in sorted(shared_path("data", "warc").glob("*.warc*"))
+               for r in iter_html_records(str(path))]
+    records += [_record(p) for p in (
+        "<p>Grüße, 東京 \U0001f600</p>".encode(), b"\xef\xbb\xbf<p>BOM</p>", b"<p>bad \xff\xfe byte \xc3</p>",
+        b"<p>nul\x00 and \xed\xa0\x80 surrogate</p>", b"<p>plain ascii</p>")]
+    given = []
+    real = extract_mod._default_input
+
+    def spy(record, cfg):
+        out = real(record, cfg)
+        given.append(isinstance(out, bytes))
+        return out
+
+    monkeypatch.setattr(extract_mod, "_default_input", spy)
+    as_given = [extract_mod.extract_record(r, "default") for r in records]
+    monkeypatch.setattr(extract_mod, "_default_input", lambda record, cfg: record.html)
+    decoded = [extract_mod.extract_record(r, "default") for r in records]
+    assert len(records) > 130
+    for r, a, b in zip(records, as_given, decoded):
+        assert (a.texts, a.images, a.metadata) == (b.texts, b.images, b.metadata), r.url
+    # most records go as bytes; the invalid ones (and other charsets) as decoded text
+    assert sum(given) > len(records) // 2 and given[-5:] == [True, True, False, False, True]
