@@ -429,19 +429,23 @@ class _GzipMember(io.RawIOBase):
     def tell(self) -> int:
         return self.position
 
-    def _more(self) -> None:
+    def _inflate(self) -> bytes:
+        """The next decompressed bytes (at most ``out_chunk``); sets ``done``/``truncated`` at the member's end."""
         data = self.d.unconsumed_tail or self.feeder.take()
         if not data:
-            self.out += self.d.flush()
             self.done = self.truncated = True
-            return
+            return self.d.flush()
         try:
-            self.out += self.d.decompress(data, self.out_chunk)
+            out = self.d.decompress(data, self.out_chunk)
         except zlib.error as e:
             raise _CorruptMember(str(e)) from None
         if self.d.eof:
             self.feeder.push_back(self.d.unused_data)
             self.done = True
+        return out
+
+    def _more(self) -> None:
+        self.out += self._inflate()
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
@@ -477,6 +481,14 @@ class _GzipMember(io.RawIOBase):
         of them; else None, with what was decompressed kept for the next reads (:meth:`read`)."""
         chunk, self.out_chunk = self.out_chunk, max(self.out_chunk, 1 << 20)
         try:
+            if not self.out and not self.done:
+                first = self._inflate()
+                if self.done and not self.truncated and len(first) <= cap:
+                    # the common case, a member inflated in one call: its bytes as zlib gave them, not copied
+                    # into the buffer and out again
+                    self.position += len(first)
+                    return first
+                self.out += first
             while not self.done and len(self.out) <= cap:
                 self._more()
         finally:
