@@ -22,6 +22,7 @@ original OBELICS code (12.8 pages/s on the HTML pages, 20.4 on the WARC records,
 
     .venv/bin/python -m bench.bench_extract                  # ~3,000 pages per corpus
     .venv/bin/python -m bench.bench_extract --pages 500 --pages-2023 100 --runs 1   # quick check
+    .venv/bin/python -m bench.bench_extract --op --cpu-time   # the pipeline's extract op, step by step
 """
 
 from __future__ import annotations
@@ -212,6 +213,90 @@ def breakdown(path: Path, runs: int = 5) -> dict:
     return out
 
 
+def op_steps(copies: int = 16, runs: int = 3) -> dict:
+    """CPU ms per page of the pipeline's ``extract`` op and of each of its steps, on one unit of the realistic
+    corpus (:mod:`bench.corpus`, as ``bench_pipeline --copies N --units 2`` makes it: a WARC of ~70 pages a
+    copy, six records a page) with the pipeline bench's offline settings. Each step runs over every page of
+    the unit in turn (median of ``runs``); the op is timed whole too (its steps' sum should come near it)."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    from bench.bench_pipeline import OFFLINE, make_inputs
+    from filters.optout.stage import page_signals
+    from obelics.document import WebDocument
+    from obelics.extract import _default_input, _without_refused_images, extract_config
+    from obelics.html import content
+    from obelics.html import extract_default as ed
+    from obelics.html.urls import resolve_url
+    from obelics.records import ReadStats
+    from obelics.warc import WarcConfig
+    from pipeline import stages
+    from pipeline.images.offline import html_records_locating_images
+    from pipeline.profile import load_profile
+
+    profile = load_profile("default", OFFLINE)
+    cfg, wcfg = extract_config(profile), profile.section("warc", WarcConfig)
+    if ed._compiled is None or not cfg.main_content:
+        raise SystemExit("--op measures the compiled walk with the main-content decision")
+    rules = ed._rules(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "in").mkdir()
+        src = make_inputs(Path(tmp) / "in", copies, 2)[0]
+        steps: dict = {}
+
+        def step(name, fn):
+            times, out = [], None
+            for _ in range(runs):
+                t = time.process_time()
+                out = fn()
+                times.append(time.process_time() - t)
+            steps[name] = statistics.median(times)
+            return out
+
+        recs = step("WARC read (inflate, records, charset; image records noted)",
+                    lambda: list(html_records_locating_images(src, wcfg, ReadStats(), [])))
+        step("page budget checks (size, tags, nesting depth)",
+             lambda: [cfg.page_budget().check_size(r.payload) for r in recs])
+        inputs = step("page input (UTF-8 bytes as they are, else decoded)",
+                      lambda: [_default_input(r, cfg) for r in recs])
+        trees = step("lexbor parse", lambda: [LexborHTMLParser(h) for h in inputs])
+        hrefs = step("<base href>", lambda: [ed._compiled.base_href(t.head) for t in trees])
+        bases = [(resolve_url(r.url, h) or r.url) if h else r.url for r, h in zip(recs, hrefs)]
+        bodies = [t.body for t in trees]
+        plans = step("main-content decision (statistics pass + decision, C)",
+                     lambda: [ed._plan(b, rules, cfg, True) if b is not None else None for b in bodies])
+        outs = step("compiled walk and its rules (incl. image URLs)",
+                    lambda: [ed._compiled.walk(b, r.url, base, cfg, rules, p) if b is not None else ([], [], [])
+                             for b, r, base, p in zip(bodies, recs, bases, plans)])
+
+        def finish():
+            for o in outs:
+                for t in o[0]:
+                    if t is not None and "\n" in t:
+                        content.without_repeated_lines(t, cfg.repeated_line_chars)
+                _without_refused_images(*o)
+
+        step("repeated lines, refused image URLs", finish)
+        step("WebDocument", lambda: [WebDocument(texts=o[0], images=o[1], metadata=o[2], general_metadata=r.general_metadata,
+                                                 capture_date=r.capture_date) for o, r in zip(outs, recs)])
+        step("opt-out signals of the page (headers, <meta>)", lambda: [page_signals(r, "") for r in recs])
+        whole = {}
+        step("the op whole (pipeline.stages._extract)",
+             lambda: whole.update(r=stages._extract(src, {"profile": profile, "stage_dir": tmp, "unit": "u"})))
+    pages = whole["r"][1][0]["read"]["html_records"]
+    return {"pages": pages, "copies": copies, "ms": {k: v / pages * 1000 for k, v in steps.items()}}
+
+
+def print_op_steps(r: dict) -> None:
+    ms = r["ms"]
+    names = list(ms)
+    print(f"\n== the pipeline's extract op on one realistic-corpus unit ({r['pages']} pages, --copies {r['copies']}); "
+          "CPU ms a page, median")
+    for k in names[:-1]:
+        print(f"{k:<62}{ms[k]:>8.3f}")
+    print(f"{'sum of the steps':<62}{sum(ms[k] for k in names[:-1]):>8.3f}")
+    print(f"{names[-1]:<62}{ms[names[-1]]:>8.3f}")
+
+
 CLOCK = time.perf_counter  # --cpu-time: time.process_time (this process's CPU seconds, for a loaded machine)
 
 
@@ -236,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the figures as JSON")
     ap.add_argument("--breakdown", action="store_true",
                     help="also print CPU ms per page of each step of the default profile (unique pages)")
+    ap.add_argument("--op", action="store_true",
+                    help="only the pipeline's extract op, step by step, on one unit of the realistic bench corpus")
+    ap.add_argument("--op-copies", type=int, default=16, help="--op: copies of the shared WARCs (2 units made)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time in CPU seconds of this process instead of wall time (other jobs on shared cores)")
     args = ap.parse_args(argv)
@@ -247,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.no_pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    if args.op:
+        r = op_steps(args.op_copies, args.runs)
+        print_op_steps(r)
+        if args.json:
+            Path(args.json).write_text(json.dumps(r, indent=2))
+        return 0
 
     corpora = ["warc", "html"] if args.corpus == "both" else [args.corpus]
     from obelics.html import extract_default
