@@ -147,3 +147,17 @@ def test_typed_record_values():
     assert _typed_record(no_type, loader).rec_type is None  # counted as unknown_type, as before
     assert _typed_record(_record(), loader) is None  # a response: warcio parses it whole
     assert _typed_record(_record("request", body=b"GET / HTTP/1.1\r\n\r\n") + b"junk", loader) is None
+
+
+def test_odd_header_bytes_are_those_of_the_regex_it_replaced():
+    """``_odd_header`` (translate + two searches) says what ``[controls, non-ASCII]|\\r\\n[ \\t]`` said."""
+    import random
+    import re
+
+    from obelics.warc import _odd_header
+
+    regex = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\xff]|\r\n[ \t]")
+    rnd = random.Random(17)
+    cases = [bytes([b]) for b in range(256)] + [b"a\r\n b", b"a\r\n\tb", b"a\r\nb", b"\r\n", b"x\r\n\r\n x"]
+    cases += [bytes(rnd.choice(b"ab \t\r\n:\x0b\x7f\xc3\x00") for _ in range(rnd.randint(0, 12))) for _ in range(5000)]
+    assert [_odd_header(c) for c in cases] == [regex.search(c) is not None for c in cases]
