@@ -7,7 +7,7 @@ characters and its ``<`` count (an upper bound on its elements, each of which be
 lexbor objects); the extraction steps are linear, so these caps bound peak memory (reason ``memory``).
 The HTML5 tree builder itself (lexbor, like every conforming parser) checks element scope by walking the
 stack of open elements, so its time grows with the square of the nesting depth, inside C where no tick
-can stop it: a page whose estimated nesting depth (open minus closed non-void tags, a regex scan run only
+can stop it: a page whose estimated nesting depth (open minus closed non-void tags, one scan in C run only
 on pages with more tags than the cap) is over ``max_depth`` is skipped before parsing (reason ``depth``).
 A skipped page is counted as ``page_budget:<reason>``.
 
