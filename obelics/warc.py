@@ -44,6 +44,12 @@ from warcio.recordloader import ArcWarcRecordLoader
 from obelics.netguard import AddressRefused
 from obelics.records import HtmlRecord, ImageRecord, ReadStats
 
+try:  # ISA-L's inflate: zlib's API and output, in about half zlib's time (40% of the reader's work was zlib's)
+    from isal import isal_zlib as _inflate_lib
+except ImportError:  # not installed (it is a dependency): zlib, same records
+    _inflate_lib = zlib
+_INFLATE_ERRORS = (zlib.error, _inflate_lib.error)
+
 log = logging.getLogger(__name__)
 
 CC_BASE_URL = "https://data.commoncrawl.org/"
@@ -416,7 +422,7 @@ class _GzipMember(io.RawIOBase):
 
     def __init__(self, feeder: _Feeder, out_chunk: int = 1 << 16):
         self.feeder = feeder
-        self.d = zlib.decompressobj(31)
+        self.d = _inflate_lib.decompressobj(31)
         self.out = bytearray()
         self.done = False  # member ended (CRC checked) or the stream ended
         self.truncated = False  # the stream ended inside the member
@@ -437,7 +443,7 @@ class _GzipMember(io.RawIOBase):
             return self.d.flush()
         try:
             out = self.d.decompress(data, self.out_chunk)
-        except zlib.error as e:
+        except _INFLATE_ERRORS as e:
             raise _CorruptMember(str(e)) from None
         if self.d.eof:
             self.feeder.push_back(self.d.unused_data)

@@ -161,3 +161,35 @@ def test_odd_header_bytes_are_those_of_the_regex_it_replaced():
     cases = [bytes([b]) for b in range(256)] + [b"a\r\n b", b"a\r\n\tb", b"a\r\nb", b"\r\n", b"x\r\n\r\n x"]
     cases += [bytes(rnd.choice(b"ab \t\r\n:\x0b\x7f\xc3\x00") for _ in range(rnd.randint(0, 12))) for _ in range(5000)]
     assert [_odd_header(c) for c in cases] == [regex.search(c) is not None for c in cases]
+
+
+def test_isal_inflate_reads_what_zlib_reads(monkeypatch):
+    """ISA-L's inflate (the reader's when installed) gives zlib's records, ranges and counts, damaged WARCs too."""
+    from obelics import warc
+
+    if warc._inflate_lib is zlib:
+        pytest.skip("isal is not installed")
+    isal = warc._inflate_lib
+    clean = [p.read_bytes() for p in sorted(shared_path("data", "warc").glob("*.warc.gz"))]
+    big = max(clean, key=len)
+    n = len(big)
+    flipped = bytearray(big)
+    for k in range(20):
+        flipped[n // 3 + 997 * k] ^= 0x5A
+    cut = big.find(warc.GZIP_MAGIC, n // 2)  # a member's start
+    damaged = [big[: 2 * n // 3], big[:40], bytes(flipped), big[:cut] + b"garbage between members" + big[cut:]]
+
+    def read(data: bytes, lib):
+        monkeypatch.setattr(warc, "_inflate_lib", lib)
+        stats = ReadStats()
+        recs = [(r.url, r.payload, r.warc_record_offset, r.warc_record_length)
+                for r in iter_html_records(io.BytesIO(data), stats=stats)]
+        return recs, stats.as_dict()
+
+    total, skips = 0, set()
+    for data in clean + damaged:
+        with_isal = read(data, isal)
+        assert with_isal == read(data, zlib)
+        total += len(with_isal[0])
+        skips |= set(with_isal[1]["skipped"]) | set(with_isal[1]["recovered"])
+    assert total > 150 and {"corrupt_gzip_member", "garbage_between_members", "input_truncated"} <= skips, skips
