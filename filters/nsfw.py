@@ -183,9 +183,17 @@ class OpenNsfwClassifier:
                 path = int8_model_path() if model == "int8" else fp32_model_path()
                 session = ort.InferenceSession(path, sess_options=session_options(self.cfg.threads),
                                                providers=select_providers(self.cfg.providers or None))
-                self._input = session.get_inputs()[0].name
                 self._sessions[model] = session
         return self._sessions[model]
+
+    def run(self, model: str, pixels: list[np.ndarray]) -> np.ndarray:
+        """The model's (sfw, nsfw) probabilities for a batch of :meth:`pixels` arrays.
+
+        The fp32 model takes :meth:`batch`'s float input; the int8 model the uint8 pixels themselves (it
+        does the same float step in its graph, :func:`filters.nsfw_int8._take_pixels`)."""
+        session = self._get_session(model)
+        x = np.stack(pixels) if model == "int8" else self.batch(pixels)
+        return session.run(None, {session.get_inputs()[0].name: x})[0]
 
     def _near_threshold(self, sfw: float, nsfw: float) -> bool:
         scores = {"sfw": sfw, "nsfw": nsfw}
@@ -227,7 +235,7 @@ class OpenNsfwClassifier:
         out: list[dict[str, float] | None] = [None] * len(images)
         if not images:
             return out
-        session = self._get_session()
+        self._get_session()
         bs = max(1, self.cfg.batch_size)
         for start in range(0, len(images), bs):
             arrays, where = [], []
@@ -238,13 +246,11 @@ class OpenNsfwClassifier:
                     where.append(k)
             if not arrays:
                 continue
-            x = self.batch(arrays)
-            (probs,) = session.run(None, {self._input: x})
+            probs = self.run(self.cfg.model, arrays)
             if self.cfg.model == "int8":
                 again = [i for i, (sfw, nsfw) in enumerate(probs) if self._near_threshold(sfw, nsfw)]
                 if again:
-                    (exact,) = self._get_session("fp32").run(None, {self._input: x[again]})
-                    probs[again] = exact
+                    probs[again] = self.run("fp32", [arrays[i] for i in again])
                     self.rechecked += len(again)
             for k, (sfw, nsfw) in zip(where, probs):
                 out[k] = {"sfw": float(sfw), "nsfw": float(nsfw)}

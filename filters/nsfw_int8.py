@@ -26,7 +26,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 RANGES = Path(__file__).with_name("nsfw_int8_ranges.json")
-RECIPE = "qdq-opset13-perchannel-s8w-u8a-minmax-v1"  # change when the build below changes
+RECIPE = "qdq-opset13-perchannel-s8w-u8a-minmax-v2-rgb8in"  # change when the build below changes
+PIXELS = "pixels:0"  # the int8 model's input: N x 224 x 224 x 3 uint8 RGB (the crop after the JPEG round trip)
+MEAN_BGR = (104.0, 117.0, 123.0)
 OPSET = 13  # per-channel DequantizeLinear (axis) needs 13; the wheel's model is opset 9
 
 
@@ -74,15 +76,41 @@ def build_int8(src: str, dst: Path, ranges: dict[str, list[float]]) -> None:
                           {k: (np.float32(lo), np.float32(hi)) for k, (lo, hi) in sorted(ranges.items())})
     q = QDQQuantizer(model, True, False, QuantType.QInt8, QuantType.QUInt8, tensors, [], [], _op_types(), {})
     q.quantize_model()
+    model = q.model.model
+    _take_pixels(model)
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
     os.close(fd)
     try:
-        q.model.save_model_to_file(tmp, False)
+        with open(tmp, "wb") as f:
+            f.write(model.SerializeToString())
         os.replace(tmp, dst)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _take_pixels(model) -> None:
+    """Make the model's input the uint8 RGB pixels: Cast to float, BGR order, minus the mean, in the graph.
+
+    The same float values as :meth:`filters.nsfw.OpenNsfwClassifier.batch` (small integers, exact), done by
+    onnxruntime instead of three NumPy passes over the batch (about 0.4 CPU-ms an image)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    (old,) = [i for i in graph.input if i.name == "input:0"]
+    dims = [d.dim_param or d.dim_value for d in old.type.tensor_type.shape.dim]
+    graph.input.remove(old)
+    graph.input.insert(0, helper.make_tensor_value_info(PIXELS, TensorProto.UINT8, dims))
+    graph.initializer.extend([numpy_helper.from_array(np.array([2, 1, 0], dtype=np.int64), "pixels_bgr_order"),
+                              numpy_helper.from_array(np.array(MEAN_BGR, dtype=np.float32), "pixels_mean_bgr")])
+    nodes = [helper.make_node("Cast", [PIXELS], ["pixels_float"], name="pixels_cast", to=TensorProto.FLOAT),
+             helper.make_node("Gather", ["pixels_float", "pixels_bgr_order"], ["pixels_bgr"], name="pixels_bgr",
+                              axis=3),
+             helper.make_node("Sub", ["pixels_bgr", "pixels_mean_bgr"], ["input:0"], name="pixels_minus_mean")]
+    for k, node in enumerate(nodes):
+        graph.node.insert(k, node)
 
 
 def int8_model_path(cache: Path | None = None) -> str:
