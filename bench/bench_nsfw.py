@@ -228,7 +228,7 @@ def main() -> None:
     rows += parts(data, args.batch, args.repeat)
 
     ours = OpenNsfwClassifier(NsfwConfig(model="fp32", threads=args.threads, batch_size=args.batch))
-    c, w, _ = _cost(lambda: ours.batch([ours.pixels(b) for b in data]), n, args.repeat)
+    c, w, _ = _cost(lambda: ours.batch([p for p in (ours.pixels(b) for b in data) if p is not None]), n, args.repeat)
     rows.append(("preprocessing alone (ours)", c, w))
     c, w, ref = _cost(lambda: ours.score(data), n, args.repeat)
     rows.append((f"open_nsfw fp32, ours (threads {args.threads or worker_cpus()}, no spinning)", c, w))
