@@ -214,3 +214,16 @@ def test_unreadable_input_is_counted_and_the_run_goes_on(tmp_path, monkeypatch):
                     overrides=OFFLINE + ["run.use_ray=false", "warc.http_retries=1", "warc.http_backoff=0.01"])
     assert stats["summary"]["documents"] >= 4
     assert stats["read"]["skipped"].get("input_error:FileNotFoundError") == 1
+
+
+def test_warm_imports_loads_the_writers_modules_in_a_thread():
+    """A Ray run imports webdataset (torch with it) and matplotlib while its stages run, not after them."""
+    code = ("import sys\nfrom pipeline.run import _warm_imports\n"
+            "before = [m in sys.modules for m in ('webdataset', 'matplotlib')]\n"
+            "t = _warm_imports(['parquet', 'webdataset'])\nt.join()\n"
+            "print(before, t.daemon, [m in sys.modules for m in ('webdataset', 'matplotlib')])\n"
+            "sys.modules.pop('webdataset'); sys.modules.pop('matplotlib')\n"
+            "_warm_imports(['parquet']).join()\nprint('webdataset' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["[False, False] True [True, True]", "False"]
