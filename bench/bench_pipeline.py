@@ -176,6 +176,11 @@ def report(results: dict, args, n_inputs: int, mb: float) -> None:
         more = results[hi]["cpu"]["cpu_seconds"] / results[lo]["cpu"]["cpu_seconds"]
         print(f"scaling {lo}->{hi} CPUs (wall): {rates[hi] / rates[lo]:.2f}x (ideal {hi / lo:.0f}x); CPU seconds "
               f"with {hi} vs {lo}: {more:.2f}x (1.00x: nothing lost to running in parallel)")
+        print("where the wall time goes (s): unit stages, decisions, the rest (start, Ray, writers, report)")
+        for cpus, r in results.items():
+            units = sum(t.get("seconds", 0) for t in r["timings"] if "unit_cpu_seconds" in t)
+            decisions = sum(t.get("seconds", 0) for t in r["timings"] if "unit_cpu_seconds" not in t)
+            print(f"  {cpus} CPU: {units:.1f} + {decisions:.1f} + {r['wall'] - units - decisions:.1f} = {r['wall']:.1f}")
     for cpus in sorted(results):
         cpu = results[cpus]["cpu"]
         print(f"\nper stage ({cpus} CPU): wall s, CPU s of the run's processes, their CPU ms per page read, "
