@@ -118,10 +118,20 @@ def int8_model_path(cache: Path | None = None) -> str:
     from filters.resources import cache_dir
 
     src = fp32_model_path()
-    dst = (cache or cache_dir()) / "nsfw" / f"open-nsfw-int8-{build_key(src)}.onnx"
-    if not dst.is_file():
-        log.info("nsfw: building the int8 open_nsfw model into %s (once)", dst)
-        build_int8(src, dst, json.loads(RANGES.read_text())["ranges"])
+    name = f"open-nsfw-int8-{build_key(src)}.onnx"
+    dst = (cache or cache_dir()) / "nsfw" / name
+    if dst.is_file():
+        return str(dst)
+    ranges = json.loads(RANGES.read_text())["ranges"]
+    log.info("nsfw: building the int8 open_nsfw model into %s (once)", dst)
+    try:
+        build_int8(src, dst, ranges)
+    except OSError as e:  # a read-only or broken cache folder: build it where this process may write
+        alt = Path(tempfile.gettempdir()) / f"obelics-nsfw-{os.getuid()}" / name
+        log.warning("nsfw: cannot write the int8 model into %s (%s); using %s", dst.parent, e, alt)
+        if not alt.is_file():
+            build_int8(src, alt, ranges)
+        return str(alt)
     return str(dst)
 
 

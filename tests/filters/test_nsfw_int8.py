@@ -52,6 +52,15 @@ def test_build_is_offline_deterministic_and_once(cache, tmp_path):
     assert (tmp_path / "nsfw" / f"open-nsfw-int8-{build_key()}.onnx").stat().st_mtime_ns == mtime  # not rebuilt
 
 
+def test_a_cache_it_cannot_write_falls_back_to_the_temp_folder(cache, tmp_path, monkeypatch):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    path = int8_model_path(blocked)
+    assert path.startswith(str(tmp_path / "tmp")) and open(path, "rb").read() == open(int8_model_path(), "rb").read()
+
+
 def test_ranges_name_the_models_tensors():
     from filters.nsfw_int8 import _opset13
 
