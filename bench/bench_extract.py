@@ -256,30 +256,46 @@ def op_steps(copies: int = 16, runs: int = 3) -> dict:
                     lambda: list(html_records_locating_images(src, wcfg, ReadStats(), [])))
         step("page budget checks (size, tags, nesting depth)",
              lambda: [cfg.page_budget().check_size(r.payload) for r in recs])
-        inputs = step("page input (UTF-8 bytes as they are, else decoded)",
-                      lambda: [_default_input(r, cfg) for r in recs])
-        trees = step("lexbor parse", lambda: [LexborHTMLParser(h) for h in inputs])
-        hrefs = step("<base href>", lambda: [ed._compiled.base_href(t.head) for t in trees])
-        bases = [(resolve_url(r.url, h) or r.url) if h else r.url for r, h in zip(recs, hrefs)]
-        bodies = [t.body for t in trees]
-        plans = step("main-content decision (statistics pass + decision, C)",
-                     lambda: [ed._plan(b, rules, cfg, True) if b is not None else None for b in bodies])
-        outs = step("compiled walk and its rules (incl. image URLs)",
-                    lambda: [ed._compiled.walk(b, r.url, base, cfg, rules, p) if b is not None else ([], [], [])
-                             for b, r, base, p in zip(bodies, recs, bases, plans)])
-
-        def finish():
-            for o in outs:
-                for t in o[0]:
-                    if t is not None and "\n" in t:
-                        content.without_repeated_lines(t, cfg.repeated_line_chars)
-                _without_refused_images(*o)
-
-        step("repeated lines, refused image URLs", finish)
-        step("WebDocument", lambda: [WebDocument(texts=o[0], images=o[1], metadata=o[2], general_metadata=r.general_metadata,
-                                                 capture_date=r.capture_date) for o, r in zip(outs, recs)])
+        # the page's own steps, each timed page by page (a tree is dropped after its page, as in the op)
+        names = ("page input (UTF-8 bytes as they are, else decoded)", "lexbor parse", "<base href>",
+                 "main-content decision (statistics pass + decision, C)",
+                 "compiled walk and its rules (incl. image URLs)", "repeated lines, refused image URLs",
+                 "WebDocument")
+        per_run = {k: [] for k in names}
+        clock = time.process_time
+        for _ in range(runs):
+            spent = dict.fromkeys(names, 0.0)
+            for r in recs:
+                t0 = clock()
+                html = _default_input(r, cfg)
+                t1 = clock()
+                tree = LexborHTMLParser(html)
+                t2 = clock()
+                href = ed._compiled.base_href(tree.head)
+                base = (resolve_url(r.url, href) or r.url) if href else r.url
+                body = tree.body
+                t3 = clock()
+                plan = ed._plan(body, rules, cfg, True) if body is not None else None
+                t4 = clock()
+                out = ed._compiled.walk(body, r.url, base, cfg, rules, plan) if body is not None else ([], [], [])
+                t5 = clock()
+                for k, text in enumerate(out[0]):
+                    if text is not None and "\n" in text:
+                        out[0][k] = content.without_repeated_lines(text, cfg.repeated_line_chars)
+                texts, images, metadata = _without_refused_images(*out)
+                t6 = clock()
+                WebDocument(texts=texts, images=images, metadata=metadata, general_metadata=r.general_metadata,
+                            capture_date=r.capture_date)
+                t7 = clock()
+                del tree, body, plan
+                for k, a, b in zip(names, (t0, t1, t2, t3, t4, t5, t6), (t1, t2, t3, t4, t5, t6, t7)):
+                    spent[k] += b - a
+            for k in names:
+                per_run[k].append(spent[k])
+        steps.update({k: statistics.median(v) for k, v in per_run.items()})
         step("opt-out signals of the page (headers, <meta>)", lambda: [page_signals(r, "") for r in recs])
         whole = {}
+        stages._extract(src, {"profile": profile, "stage_dir": tmp, "unit": "u"})  # warm-up: first-call imports
         step("the op whole (pipeline.stages._extract)",
              lambda: whole.update(r=stages._extract(src, {"profile": profile, "stage_dir": tmp, "unit": "u"})))
     pages = whole["r"][1][0]["read"]["html_records"]
