@@ -4,7 +4,8 @@ Record parsing is warcio's (headers, chunked transfer-encoding, content-encoding
 not do is survive damage: on a corrupt gzip member it raises, and its decompressor silently returns
 ``b''`` after a mid-stream error. So this module owns the layer below warcio:
 
-- ``.warc.gz``: the raw stream is cut into gzip members with :mod:`zlib` here. A member holding exactly one
+- ``.warc.gz``: the raw stream is cut into gzip members here, inflated by ISA-L (``isal``, zlib's API and
+  output; :mod:`zlib` where it is missing). A member holding exactly one
   well-formed record (the WARC convention, and nearly every member) is parsed from its bytes by warcio's
   record loader, its HTTP headers only if it is a ``response``; a plain non-response record is typed from
   its header bytes alone (:func:`_typed_record`). Any other member's decompressed bytes go to warcio's
