@@ -95,7 +95,7 @@ def test_dependencies_are_listed_once_with_the_bounds_the_code_needs():
                 seen[dep] = group
     core = groups["core"]
     ray_low = Version(re.search(r">=([0-9.]+)", core["ray"]).group(1))
-    # the bound tested with (units and passes run as plain Ray tasks; pipeline.shuffle sets a DataContext)
+    # the bound tested with (units and passes run as plain Ray tasks; Ray Data is quieted where it is used)
     assert core["ray"].startswith("ray[data]") and ray_low >= Version("2.10")
     assert "datasketch" not in core and "datasketch" in groups["dev"]  # only the reference test imports it
     assert groups["obelics-2023"]["emoji"] == "emoji==1.6.1" and "<4.13" in groups["obelics-2023"]["beautifulsoup4"]
