@@ -52,11 +52,13 @@ def _corpus():
 
 
 def _removed(decisions) -> dict:
-    """{doc_id: reason} of every removal decision (the oracle's ``removed_ids`` shape)."""
+    """{doc_id: reason} of every removal decision (the oracle's ``removed_ids`` shape), local or on object storage."""
+    from obelics import storage
+
     out = {}
     for d in decisions:
         if d["pass"] in ("url", "minhash", "image_set") and d["file"]:
-            out.update({r["doc_id"]: r["reason"] for r in pq.read_table(d["file"]).to_pylist()})
+            out.update({r["doc_id"]: r["reason"] for r in storage.read_parquet(d["file"]).to_pylist()})
     return out
 
 

@@ -282,16 +282,7 @@ def test_multi_round_on_object_storage(s3, tmp_path):  # noqa: F811 - the fixtur
     cfg = dedup_config("default", ["dedup.num_partitions=5"] + MULTI)
     last, dec, _ = dedup_units(f"{bucket}/in", units, cfg, f"{bucket}/work", ctx={"backend": LocalBackend()})
     expected, _ = run_passes(docs, cfg)
-    assert _removed_s3(dec) == expected.removed_ids()
+    assert _removed(dec) == expected.removed_ids()
     keys = s3.keys("rounds", "work/")
     assert keys and not [k for k in keys if "-work-" in k or k.endswith(".arrow")]
 
-
-def _removed_s3(decisions) -> dict:
-    from obelics import storage
-
-    out = {}
-    for d in decisions:
-        if d["pass"] in ("url", "minhash", "image_set") and d["file"]:
-            out.update({r["doc_id"]: r["reason"] for r in storage.read_parquet(d["file"]).to_pylist()})
-    return out
