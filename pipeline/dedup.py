@@ -316,10 +316,6 @@ def _keyed(t: pa.Table, key_fn: Callable, P: int, drop_null: bool = False) -> pa
     return t.append_column("_part", pa.array(partition_of(keys, P), pa.int64()))
 
 
-def _url_key(t: pa.Table) -> list:
-    return t["url"].to_pylist()
-
-
 def _image_set_key(t: pa.Table, key: str) -> list:
     return image_set_mod.image_set_keys(t, key).to_pylist()
 
