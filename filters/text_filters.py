@@ -264,6 +264,13 @@ class _OneDocument:
         self.in_vocab = _VocabularyCounts(words, vocabularies)
 
 
+def _batch_rows(texts: list[str], words, c) -> text_checks.Rows:
+    """The compiled kernels' rows of ``texts`` (``words``: their :func:`words_many`) under the cutoffs ``c``;
+    character and word-repetition statistics are computed when a check first needs them."""
+    return text_checks.Rows(len(texts), words, lambda: char_stats(texts, c.character_repetition_length),
+                            lambda: word_repetition_ids(words.ids, words.counts, c.word_repetition_length), c)
+
+
 class TextFilter:
     """Paragraph and document verdicts for one profile, with its word lists and models loaded once.
 
@@ -339,9 +346,7 @@ class TextFilter:
         c = self.cfg.node
         words = words_many(paragraphs, self._vocabularies)
         batch = _Batch(words)
-        chars = char_stats(paragraphs, c.character_repetition_length)
-        rep = word_repetition_ids(words.ids, words.counts, c.word_repetition_length)
-        reasons = text_checks.Rows(len(paragraphs), words, chars, rep, c).verdicts(self.node_plan)
+        reasons = _batch_rows(paragraphs, words, c).verdicts(self.node_plan)
         memo = self._words_memo
         for i, p in enumerate(paragraphs):  # for document_verdict: a kept paragraph's words and ids
             memo[p] = (batch, i)
@@ -487,9 +492,7 @@ class TextFilter:
         step = max(1, -(-len(docs) // sample))
         fulls = [full for d in docs[::step] if (full := "\n\n".join(t for t in d.texts if t))]
         if self.fast and fulls:
-            words = words_many(fulls, self._vocabularies)
-            rows = text_checks.Rows(len(fulls), words, lambda: char_stats(fulls, c.character_repetition_length),
-                                    lambda: word_repetition_ids(words.ids, words.counts, c.word_repetition_length), c)
+            rows = _batch_rows(fulls, words_many(fulls, self._vocabularies), c)
             values = {chk.name: [float(v) if chk.name != "number_words" else int(v)
                                  for v in text_checks.COLUMNS[chk.name](rows)] for chk in checks}
         else:
