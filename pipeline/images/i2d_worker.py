@@ -192,10 +192,14 @@ def read_header(data: bytes) -> tuple[str, int, int] | str | None:
         return None
 
 
+def header_pixels(header: tuple[str, int, int] | str | None) -> int | None:
+    """Width x height of a :func:`read_header` result (``1 << 62`` past PIL's cap; None: not an image PIL knows)."""
+    return 1 << 62 if header == "bomb" else None if header is None else header[1] * header[2]
+
+
 def declared_pixels(data: bytes) -> int | None:
     """Width x height from the image header only (PIL opens lazily: nothing is decoded)."""
-    header = read_header(data)
-    return 1 << 62 if header == "bomb" else None if header is None else header[1] * header[2]
+    return header_pixels(read_header(data))
 
 
 # URL -> (format, width, height) PIL read at download in this process, for the shard's table part (which then
@@ -225,7 +229,7 @@ def download_image(row, timeout, user_agent_token, disallowed_header_directives)
         max_pixels = _LIMITS["max_pixels"]
         if max_pixels:
             header = read_header(data)
-            pixels = 1 << 62 if header == "bomb" else None if header is None else header[1] * header[2]
+            pixels = header_pixels(header)
             if pixels is not None and pixels > max_pixels:
                 return key, None, f"image area too large ({pixels} pixels declared > {max_pixels})"
             if isinstance(header, tuple):
