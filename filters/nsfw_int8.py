@@ -23,6 +23,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from obelics.storage import write_bytes_atomic
+
 log = logging.getLogger(__name__)
 
 RANGES = Path(__file__).with_name("nsfw_int8_ranges.json")
@@ -79,15 +81,7 @@ def build_int8(src: str, dst: Path, ranges: dict[str, list[float]]) -> None:
     model = q.model.model
     _take_pixels(model)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dst.name + ".", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes_atomic(dst, model.SerializeToString())
 
 
 def _take_pixels(model) -> None:
