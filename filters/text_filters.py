@@ -139,6 +139,11 @@ def _ban_words(mode: str, source: str, path: str | None) -> frozenset[str]:
     return load_wordlist("url_ban_words", source, path)
 
 
+@lru_cache(maxsize=32)
+def _lowered(words: frozenset[str]) -> frozenset[str]:
+    return frozenset(w.lower() for w in words)
+
+
 def url_is_banned(url: str | None, cfg: TextFiltersConfig | None = None) -> Verdict:
     """``"url_ban:<word>"`` if the image URL contains a ban word, else ``None``.
 
@@ -156,7 +161,7 @@ def url_is_banned(url: str | None, cfg: TextFiltersConfig | None = None) -> Verd
             if w in url:
                 return f"url_ban:{w}"
         return None
-    lowered = {w.lower() for w in words}
+    lowered = _lowered(words)
     for w in url_words(url):
         if w in lowered:
             return f"url_ban:{w}"

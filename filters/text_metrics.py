@@ -34,6 +34,26 @@ def standardize_whitespace(text: str) -> str:
     return _WHITESPACE_RE.sub(" ", text)  # faster than str.translate, which looks up every character
 
 
+def _word_count_python(text: str) -> int:
+    return len(text.split())
+
+
+def _compiled_word_count():
+    import os
+
+    if not os.environ.get("OBELICS_PURE_PYTHON"):
+        try:
+            from obelics.html._walk import word_count
+        except ImportError:  # not built (or built before it had the function): the plain count
+            return _word_count_python
+        return word_count
+    return _word_count_python
+
+
+#: ``count_words(text) == len(text.split())``, without making the words where the compiled module is built.
+count_words = _compiled_word_count()
+
+
 # Whitespace that str.split() splits on but the original's splitter (" ", "\\n", "\\t") does not.
 _OTHER_WHITESPACE_RE = re.compile("[\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 

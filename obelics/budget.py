@@ -58,19 +58,35 @@ def estimated_depth(html: str | bytes) -> int:
 _SCAN: list = []
 
 
-def _compiled_scan():
-    """``_walk.tag_depth``, or None (not built, or ``OBELICS_PURE_PYTHON`` set); looked up once."""
+def _compiled(name: str):
+    """``_walk.<name>``, or None (not built, or ``OBELICS_PURE_PYTHON`` set); looked up once."""
     if not _SCAN:
         import os
 
-        scan = None
+        walk = None
         if not os.environ.get("OBELICS_PURE_PYTHON"):
             try:
-                from obelics.html._walk import tag_depth as scan
+                from obelics.html import _walk as walk
             except ImportError:
-                scan = None
-        _SCAN.append(scan)
-    return _SCAN[0]
+                walk = None
+        _SCAN.append(walk)
+    return getattr(_SCAN[0], name, None)
+
+
+def _compiled_scan():
+    """``_walk.tag_depth``, or None (not built, or ``OBELICS_PURE_PYTHON`` set)."""
+    return _compiled("tag_depth")
+
+
+def tag_counts(html: str | bytes) -> tuple[int, int]:
+    """``(html.count("<"), html.count("</"))``: the page's tags, an upper bound on its elements, and its closing
+    tags. Bytes are counted in one compiled pass where the walk is built (``_walk.tag_counts``)."""
+    if isinstance(html, bytes):
+        count = _compiled("tag_counts")
+        if count is not None:
+            return count(html)
+        return html.count(b"<"), html.count(b"</")
+    return html.count("<"), html.count("</")
 
 
 def estimated_depth_python(html: str | bytes) -> int:
@@ -133,12 +149,11 @@ class PageBudget:
         if lim.max_chars and len(html) > lim.max_chars:
             raise PageBudgetExceeded("memory", f"{len(html):,} characters > {lim.max_chars:,}")
         if lim.max_tags or lim.max_depth:
-            tags = html.count(b"<" if isinstance(html, bytes) else "<")
+            tags, closing = tag_counts(html)
             if lim.max_tags and tags > lim.max_tags:
                 raise PageBudgetExceeded("memory", f"{tags:,} tags > {lim.max_tags:,}")
             # the depth is at most the number of opening tags: the scan runs only when that could be over
-            if lim.max_depth and tags > lim.max_depth and tags - html.count(
-                    b"</" if isinstance(html, bytes) else "</") > lim.max_depth:
+            if lim.max_depth and tags > lim.max_depth and tags - closing > lim.max_depth:
                 depth = estimated_depth(html)
                 if depth > lim.max_depth:
                     raise PageBudgetExceeded("depth", f"nesting depth about {depth:,} > {lim.max_depth:,}")

@@ -1639,3 +1639,45 @@ def tag_depth(const unsigned char[::1] html, frozenset no_depth):
                 if depth > deepest:
                     deepest = depth
     return deepest
+
+
+# -- the page budget's size counts (obelics.budget.PageBudget.check_size, in C) ---------------------------
+def tag_counts(const unsigned char[::1] html):
+    """``(html.count(b"<"), html.count(b"</"))`` in one branch-free pass that the compiler vectorises: CPython's
+    ``bytes.count`` of one byte goes a byte at a time, and the two counts were ~0.07 CPU ms on an average page,
+    more than the rare depth scans they guard. (``"</"`` cannot overlap itself, so these are the same counts.)"""
+    cdef const unsigned char *s = &html[0] if html.shape[0] else NULL
+    cdef size_t n = html.shape[0], i
+    cdef size_t lt = 0, close = 0
+    with nogil:
+        for i in range(n):
+            lt += s[i] == 60  # '<'
+        if n > 1:
+            for i in range(n - 1):
+                close += (s[i] == 60) & (s[i + 1] == 47)  # '</'
+    return lt, close
+
+
+# -- whitespace-separated word counts (the report's flow counts) ------------------------------------------
+cdef extern from "Python.h":
+    int PyUnicode_KIND(object o)
+    void *PyUnicode_DATA(object o)
+    Py_UCS4 PyUnicode_READ(int kind, void *data, Py_ssize_t index) nogil
+    bint Py_UNICODE_ISSPACE(Py_UCS4 ch) nogil
+
+
+def word_count(str text):
+    """``len(text.split())`` without making the words: runs of characters that are not whitespace by
+    ``str.split``'s own test (``Py_UNICODE_ISSPACE``). The run report counts the words left after every step,
+    and the list of a document's words was ~0.1 CPU ms of a document's text filtering."""
+    cdef Py_ssize_t n = len(text), i, count = 0
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void *data = PyUnicode_DATA(text)
+    cdef bint inside = False, space
+    with nogil:
+        for i in range(n):
+            space = Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))
+            if not space and not inside:
+                count += 1
+            inside = not space
+    return count

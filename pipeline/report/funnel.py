@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from filters.base import FilterStats
+from filters.text_metrics import count_words
 from obelics.records import ReadStats
 
 LEVEL_ORDER = ["document", "image", "word", "words", "node", "paragraph", "text"]
@@ -156,7 +157,7 @@ class WordCounter:
     def __call__(self, text: str) -> int:
         hit = self._seen.get(id(text))
         if hit is None or hit[0] is not text:
-            hit = self._seen[id(text)] = (text, len(text.split()))
+            hit = self._seen[id(text)] = (text, count_words(text))
         return hit[1]
 
 
@@ -173,7 +174,7 @@ def document_flow(docs, stage: str, words=None) -> dict:
             if t:
                 hit = seen.get(id(t))
                 if hit is None or hit[0] is not t:
-                    hit = seen[id(t)] = (t, len(t.split()))
+                    hit = seen[id(t)] = (t, count_words(t))
                 n_words += hit[1]
     return {"stage": stage, "document": n_docs, "image": n_images, "word": n_words}
 

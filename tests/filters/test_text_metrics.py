@@ -129,3 +129,29 @@ def test_get_words_equals_the_plain_definition():
     assert len(texts) > 6000
     for t in texts:
         assert get_words(t) == plain(t), t[:80]
+
+
+def test_count_words_equals_split():
+    """``count_words`` (compiled where built: the report's word counts) is ``len(text.split())`` on every kind of
+    string (ASCII, Latin-1, BMP, astral) and every character ``str.split`` treats as whitespace."""
+    import os
+    import sys
+
+    from filters import text_metrics
+
+    if os.environ.get("OBELICS_REQUIRE_COMPILED") == "1" and not os.environ.get("OBELICS_PURE_PYTHON"):
+        assert text_metrics.count_words is not text_metrics._word_count_python
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    assert len(spaces) > 20
+    texts = ["", " ", "a", " a b  c ", "x" * 7, "é à\xa0ç", "\u3000中文\u2028字\U0001F600 z", "a\x1cb\x1dc\x85d"]
+    texts += ["w" + s + "v" + s for s in spaces] + ["".join(spaces), "a" + "".join(spaces) + "b"]
+    texts += ["\u200b\ufeff\u180e"]  # not whitespace for str.split: one word
+    for t in texts:
+        assert text_metrics.count_words(t) == len(t.split()), repr(t)
+    from obelics.html.reference_data import iter_reference_pages
+
+    pages = list(iter_reference_pages(shared_path("data", "reference").parent.parent, which="both"))
+    assert len(pages) == 225
+    for p in pages:  # real pages in many scripts, decoded as the reader would
+        t = p.payload.decode("utf-8", "replace")
+        assert text_metrics.count_words(t) == len(t.split())

@@ -52,6 +52,33 @@ def test_compiled_depth_scan_equals_the_python_one():
     assert max(budget.estimated_depth(p) for p in pages) > 100  # real nesting, not zeros
 
 
+def test_compiled_tag_counts_equal_bytes_count():
+    """``_walk.tag_counts`` (the size check's ``<`` and ``</`` counts in C) gives ``bytes.count``'s numbers on the
+    shared pages and odd shapes, and ``check_size`` uses it on bytes."""
+    import os
+
+    from obelics import budget
+    from obelics.html.reference_data import iter_reference_pages
+    from tests.conftest import shared_path
+
+    count = budget._compiled("tag_counts")
+    if count is None:
+        msg = "compiled walk missing: no C tag counts"
+        if os.environ.get("OBELICS_REQUIRE_COMPILED") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    odd = [b"", b"<", b"/", b"</", b"<</", b"<//", b"a</b><c></", b"</" * 5 + b"<", b"\x00<\xff</\x80"]
+    pages = [p.payload for p in iter_reference_pages(shared_path("data", "reference").parent.parent, which="both")]
+    for html in odd + pages:
+        assert count(html) == (html.count(b"<"), html.count(b"</")), html[:80]
+        assert budget.tag_counts(html) == count(html)
+        assert budget.tag_counts(html.decode("latin-1")) == count(html)  # a str: the same counts
+    # the caps still apply through the compiled counts
+    with pytest.raises(PageBudgetExceeded, match="tags"):
+        PageBudget(BudgetLimits(max_tags=3)).check_size(b"<a><b></b></a>")
+    PageBudget(BudgetLimits(max_tags=4)).check_size(b"<a><b></b></a>")
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_deep_page_skipped_before_parsing(profile):
     html = "<html><body>" + "<div><section>a" * 6000
