@@ -99,11 +99,14 @@ def make_inputs(folder: Path, copies: int, units: int | None = None, corpus: str
 
 
 def run_once(inputs: list[str], cpus: int, out: Path, extra: tuple[str, ...] = ()) -> dict:
+    # 'all_cpu': everything the run's process tree used, its imports and Ray's processes' whole lives included
+    # (read before Ray shuts down); 'imports': the driver's imports before run() starts, wall s
     code = (
-        "import json,sys,time;from pipeline.run import run;"
+        "import json,sys,time;t0=time.monotonic();from pipeline.run import run;from pipeline.cpu import process_tree_cpu;"
         "t=time.monotonic();s=run('default',sys.argv[1],json.loads(sys.argv[2]),overrides=json.loads(sys.argv[3]));"
-        "print(json.dumps({'wall':time.monotonic()-t,'read':s.get('read'),'timings':s['timings'],'summary':s['summary'],"
-        "'cpu':s['cpu'],'stages':s['stages']}))"
+        "w=time.monotonic()-t;a=process_tree_cpu();"
+        "print(json.dumps({'wall':w,'imports':t-t0,'all_cpu':a,'read':s.get('read'),'timings':s['timings'],"
+        "'summary':s['summary'],'cpu':s['cpu'],'stages':s['stages']}))"
     )
     env = dict(os.environ, OBELICS_NUM_CPUS=str(cpus), PYTHONUNBUFFERED="1")
     r = subprocess.run([sys.executable, "-c", code, str(out), json.dumps(inputs), json.dumps(OFFLINE + list(extra))],
@@ -125,6 +128,9 @@ def main() -> None:
     ap.add_argument("--corpus", choices=["realistic", "copies"], default="realistic")
     ap.add_argument("--inline", action="store_true",
                     help="also run the largest size without Ray (run.use_ray=false): what Ray costs, per stage")
+    ap.add_argument("--fit-scaling", action="store_true",
+                    help="run every size with every CPU count and fit each count's wall time as fixed + per page: "
+                         "the scaling a long run approaches, beside the serial part a run pays once")
     args = ap.parse_args()
     sizes = sorted(set(args.copies))
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
@@ -134,7 +140,7 @@ def main() -> None:
             (tmp / f"in-{copies}").mkdir()
             inputs = make_inputs(tmp / f"in-{copies}", copies, args.units or None, args.corpus)
             mb = sum(Path(p).stat().st_size for p in inputs) / 1e6
-            cpus = args.cpus if copies == sizes[-1] else args.cpus[:1]
+            cpus = args.cpus if copies == sizes[-1] or args.fit_scaling else args.cpus[:1]
             results = {}
             for c in cpus:
                 results[c] = run_once(inputs, c, tmp / f"out-{copies}-{c}")
@@ -149,6 +155,8 @@ def main() -> None:
         if len(sizes) > 1:
             rows = steady_rows([by_size[k][args.cpus[0]] for k in sizes])
             report_steady(rows, [by_size[k][args.cpus[0]] for k in sizes], args)
+        if args.fit_scaling and len(sizes) > 1 and len(args.cpus) > 1:
+            report_scaling_fit(by_size, sizes, args.cpus)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -162,25 +170,29 @@ def report(results: dict, args, n_inputs: int, mb: float) -> None:
     docs = [(name, ((funnel.get(name) or {}).get("out") or {}).get("document"))
             for name in ("extract", "text_filters", "dedup.url", "dedup.minhash", "doc_filters", "final")]
     print("documents after: " + ", ".join(f"{n} {d:,}" for n, d in docs if d is not None))
+    print("CPU s: the stages' (stats.json); all-in: the whole process tree's, imports, Ray's start and the writers "
+          "included")
     print(f"{'cpus':>4} {'wall s':>7} {'pages/s':>8} {'pages/s/core':>13} {'CPU s':>7} {'pages/CPU-s':>12} "
-          f"{'out docs':>8} {'load':>5}")
+          f"{'all-in':>7} {'pages/CPU-s':>12} {'out docs':>8} {'load':>5}")
     rates, cpu_rates = {}, {}
     for cpus, r in results.items():
         rates[cpus] = pages / r["wall"]
         cpu_rates[cpus] = pages / r["cpu"]["cpu_seconds"]
         print(f"{cpus:>4} {r['wall']:>7.1f} {rates[cpus]:>8.1f} {rates[cpus] / cpus:>13.1f} "
-              f"{r['cpu']['cpu_seconds']:>7.1f} {cpu_rates[cpus]:>12.1f} {r['summary']['documents']:>8} "
-              f"{r.get('load', float('nan')):>5.1f}")
+              f"{r['cpu']['cpu_seconds']:>7.1f} {cpu_rates[cpus]:>12.1f} {r['all_cpu']:>7.1f} "
+              f"{pages / r['all_cpu']:>12.1f} {r['summary']['documents']:>8} {r.get('load', float('nan')):>5.1f}")
     if len(rates) > 1:
         lo, hi = min(rates), max(rates)
         more = results[hi]["cpu"]["cpu_seconds"] / results[lo]["cpu"]["cpu_seconds"]
         print(f"scaling {lo}->{hi} CPUs (wall): {rates[hi] / rates[lo]:.2f}x (ideal {hi / lo:.0f}x); CPU seconds "
               f"with {hi} vs {lo}: {more:.2f}x (1.00x: nothing lost to running in parallel)")
-        print("where the wall time goes (s): unit stages, decisions, the rest (start, Ray, writers, report)")
+        print("where the wall time goes (s): unit stages + decisions + Ray's start + writers + report + the rest "
+              "(profile, plan, Ray's shutdown) = run(); the driver's imports before it")
         for cpus, r in results.items():
-            units = sum(t.get("seconds", 0) for t in r["timings"] if "unit_cpu_seconds" in t)
-            decisions = sum(t.get("seconds", 0) for t in r["timings"] if "unit_cpu_seconds" not in t)
-            print(f"  {cpus} CPU: {units:.1f} + {decisions:.1f} + {r['wall'] - units - decisions:.1f} = {r['wall']:.1f}")
+            units, decisions, start, finish, rep = wall_parts(r)
+            rest = r["wall"] - units - decisions - start - finish - rep
+            print(f"  {cpus} CPU: {units:.1f} + {decisions:.1f} + {start:.1f} + {finish:.1f} + {rep:.1f} + {rest:.1f} "
+                  f"= {r['wall']:.1f}; imports {r.get('imports', 0):.1f}")
     for cpus in sorted(results):
         cpu = results[cpus]["cpu"]
         print(f"\nper stage ({cpus} CPU): wall s, CPU s of the run's processes, their CPU ms per page read, "
@@ -192,12 +204,50 @@ def report(results: dict, args, n_inputs: int, mb: float) -> None:
             for o in c.get("ops") or ():
                 print(f"    {o['op']:<56} {'':>7} {'':>7} {'':>8} {o['ms_per_page']:>8.3f}")
         print(f"  {'all stages':<58} {'':>7} {cpu['cpu_seconds']:>7.1f} {cpu['ms_per_page']:>8.3f}   "
-              f"(then the writers and the report: {cpu.get('finish_cpu_seconds', 0):.1f} CPU s)")
+              f"(outside them: Ray's start {cpu.get('start_cpu_seconds', 0):.1f}, the writers "
+              f"{cpu.get('finish_cpu_seconds', 0):.1f}, the report {cpu.get('report_cpu_seconds', 0):.1f} CPU s)")
     one = min(rates)
     for label, per_core in ((f"wall, {one} CPU", rates[one] / one), (f"CPU time, {one} CPU", cpu_rates[one])):
         print(f"whole run as measured ({label}): one snapshot ({SNAPSHOT_PAGES / 1e9:.2f}B pages) at {per_core:.1f} "
               f"pages/s/core = {SNAPSHOT_PAGES / per_core / 3600:,.0f} core-hours (fixed costs of this small run "
               "included)")
+
+
+def report_scaling_fit(by_size: dict, sizes: list[int], cpus: list[int]) -> None:
+    """Per CPU count, the line through the runs' wall seconds (the whole run, and its unit stages alone) against
+    their pages: the fixed wall a run pays once and the wall per page; the scaling at each size measured and at
+    the steady state (the ratio of the walls per page: what a run of many more pages approaches)."""
+    from pipeline.cpu import fit_fixed_marginal
+
+    print("\nscaling fitted on wall time (runs of " + ", ".join(
+        f"{by_size[k][cpus[0]]['cpu']['pages']:,}" for k in sizes) + " pages): fixed s + ms per page, per CPU count")
+    fits = {}
+    for c in cpus:
+        runs = [by_size[k][c] for k in sizes]
+        pts = [(r["cpu"]["pages"], r["wall"]) for r in runs]
+        unit_pts = [(r["cpu"]["pages"], wall_parts(r)[0]) for r in runs]
+        fits[c] = (fit_fixed_marginal(pts), fit_fixed_marginal(unit_pts))
+        (f, m), (uf, um) = fits[c]
+        print(f"  {c} CPU: whole run {f:.1f} s + {m * 1000:.3f} ms a page; unit stages {uf:.1f} s + {um * 1000:.3f} "
+              f"ms a page; walls " + ", ".join(f"{w:.1f}" for _, w in pts) + " s, load "
+              + ", ".join(f"{r.get('load', float('nan')):.1f}" for r in runs))
+    lo = cpus[0]
+    for c in cpus[1:]:
+        (f1, m1), (_, um1) = fits[lo]
+        (f2, m2), (_, um2) = fits[c]
+        at = ", ".join(f"{by_size[k][lo]['wall'] / by_size[k][c]['wall']:.2f}x at {by_size[k][lo]['cpu']['pages']:,}"
+                       for k in sizes)
+        print(f"  scaling {lo}->{c} CPUs: measured {at} pages; steady state (wall per page) {m1 / m2:.2f}x, the unit "
+              f"stages' {um1 / um2:.2f}x; 10x the largest run's pages {(f1 + m1 * 10 * by_size[sizes[-1]][lo]['cpu']['pages']) / (f2 + m2 * 10 * by_size[sizes[-1]][lo]['cpu']['pages']):.2f}x")
+
+
+def wall_parts(r: dict) -> tuple[float, float, float, float, float]:
+    """A run's wall seconds in its unit stages, its decisions, Ray's start, the writers and the report."""
+    units = sum(t.get("seconds", 0) for t in r["timings"] if "unit_cpu_seconds" in t)
+    decisions = sum(t.get("seconds", 0) for t in r["timings"] if "unit_cpu_seconds" not in t)
+    cpu = r["cpu"]
+    return (units, decisions, cpu.get("start_seconds", 0.0), cpu.get("finish_seconds", 0.0),
+            cpu.get("report_seconds", 0.0))
 
 
 def report_inline(ray_run: dict, inline: dict, cpus: int) -> None:
@@ -256,9 +306,27 @@ def steady_rows(runs: list[dict]) -> list[dict]:
                          per - sum(r["ms_per_page"] for r in op_fit) / 1000, first_docs, pages[-1]))
         rows.extend(op_fit)
     # the dataset's writers and the report, in the driver after the last stage: per document written
-    fixed, per = fit_fixed_marginal([(p, float(r["cpu"].get("finish_cpu_seconds") or 0.0)) for p, r in zip(pages, runs)])
+    fixed, per = fit_fixed_marginal([(p, float(r["cpu"].get("finish_cpu_seconds") or 0.0)
+                                      + float(r["cpu"].get("report_cpu_seconds") or 0.0)) for p, r in zip(pages, runs)])
     rows.append(_row("writers + report (driver)", "doc_kept", fixed, per, big["summary"]["documents"], pages[-1]))
+    # what runs once outside every stage: Ray's start, and the rest of the process tree's CPU (the driver's
+    # imports, the profile and plan, Ray's daemons outside the stages' clocks), per page like a stage
+    fixed, per = fit_fixed_marginal([(p, float(r["cpu"].get("start_cpu_seconds") or 0.0)) for p, r in zip(pages, runs)])
+    rows.append(_row("Ray's start (before the first stage)", "page", fixed, per, pages[-1], pages[-1]))
+    if all("all_cpu" in r for r in runs):
+        fixed, per = fit_fixed_marginal([(p, r["all_cpu"] - outside_clocks(r)) for p, r in zip(pages, runs)])
+        rows.append(_row("imports and the rest (outside the run's clocks)", "page", fixed, per, pages[-1], pages[-1]))
     return rows
+
+
+ONCE_A_RUN = ("Ray's start (before the first stage)", "imports and the rest (outside the run's clocks)")
+
+
+def outside_clocks(r: dict) -> float:
+    """CPU seconds of a run that its own clocks measured: stages, Ray's start, writers, report."""
+    cpu = r["cpu"]
+    return cpu["cpu_seconds"] + sum(float(cpu.get(k) or 0.0) for k in ("start_cpu_seconds", "finish_cpu_seconds",
+                                                                          "report_cpu_seconds"))
 
 
 def _row(name, level, fixed, per_page_s, items, pages):
@@ -295,11 +363,17 @@ def report_steady(rows: list[dict], runs: list[dict], args) -> None:
         per_item = f"{r['ms_per_item']:>8.3f}" if r["ms_per_item"] is not None else f"{'':>8}"
         print(f"  {r['row']:<60} {r['fixed_s']:>8.2f} {r['ms_per_page']:>8.3f} {r['items'] or 0:>8,} "
               f"{r['level']:>12} {per_item}")
-    total_fixed = sum(r["fixed_s"] for r in rows)
-    steady = sum(r["ms_per_page"] for r in rows)
+    staged = [r for r in rows if r["row"] not in ONCE_A_RUN]
+    total_fixed = sum(r["fixed_s"] for r in staged)
+    steady = sum(r["ms_per_page"] for r in staged)
+    once = sum(r["fixed_s"] for r in rows if r["row"] in ONCE_A_RUN)
+    all_steady = sum(r["ms_per_page"] for r in rows)
     print(f"  {'all stages, the writers and the report':<60} {total_fixed:>8.2f} {steady:>8.3f}")
-    print(f"steady state on this corpus: {steady:.3f} CPU ms a page = {1000 / steady:,.0f} pages per CPU-second; "
-          f"fixed {total_fixed:.1f} CPU s a run ({total_fixed / args.units:.2f} a unit if all of it were per unit)")
+    print(f"  {'all of the above (all-in)':<60} {total_fixed + once:>8.2f} {all_steady:>8.3f}")
+    print(f"steady state on this corpus: {steady:.3f} CPU ms a page = {1000 / steady:,.0f} pages per CPU-second "
+          f"({all_steady:.3f} = {1000 / all_steady:,.0f} all-in); fixed {total_fixed:.1f} CPU s a run "
+          f"({total_fixed / args.units:.2f} a unit if all of it were per unit), and {once:.1f} CPU s once a run "
+          "outside the stages (Ray's start, the driver's imports)")
     print(f"\nprojection for one snapshot ({SNAPSHOT_PAGES / 1e9:.2f}B pages, {SNAPSHOT_WARCS:,} WARCs; images not "
           "downloaded, their decoding, filters and NSFW included): core-hours per row, CPU ms per item x items")
     funnels = {"this corpus": None, **FUNNELS}
@@ -319,7 +393,7 @@ def report_steady(rows: list[dict], runs: list[dict], args) -> None:
             totals[k] += h
             cells.append(f"{h:>13,.0f}")
         print(f"  {r['row']:<60} " + " ".join(cells))
-    fixed_h = total_fixed / args.units * SNAPSHOT_WARCS / 3600
+    fixed_h = total_fixed / args.units * SNAPSHOT_WARCS / 3600  # Ray's start and the imports: once a node, ~0
     print(f"  {'fixed costs, each WARC paying a unit share of this run':<60} " + " ".join(
         f"{fixed_h:>13,.0f}" for _ in funnels))
     print(f"  {'total core-hours':<60} " + " ".join(f"{totals[k] + fixed_h:>13,.0f}" for k in funnels))

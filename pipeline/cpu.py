@@ -140,7 +140,14 @@ def cpu_html(merged: dict) -> str:
             rows.append(f"<tr><td class=l>&nbsp;&nbsp;{html.escape(o['op'])}</td><td></td><td></td>"
                         f"<td>{f(o['cpu_seconds'])}</td><td>{f(o.get('ms_per_page'), 3)}</td></tr>")
     rows.append(f"<tr><th class=l>all stages</th><th>{f(cpu['cpu_seconds'])}</th><th>{f(cpu['ms_per_page'], 3)}</th>"
-                f"<th>{f(cpu['unit_cpu_seconds'])}</th><th></th></tr></table>")
+                f"<th>{f(cpu['unit_cpu_seconds'])}</th><th></th></tr>")
+    per = 1000.0 / cpu["pages"] if cpu.get("pages") else None
+    for key, label in (("start_cpu_seconds", "before the stages: Ray's start"),
+                       ("finish_cpu_seconds", "after them: the dataset's writers")):
+        if cpu.get(key) is not None:  # what a run pays once, outside every stage
+            rows.append(f"<tr><td class=l>{label}</td><td>{f(cpu[key])}</td>"
+                        f"<td>{f(cpu[key] * per if per else None, 3)}</td><td></td><td></td></tr>")
+    rows.append("</table>")
     return "\n".join(rows)
 
 

@@ -222,9 +222,10 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
     t0 = time.monotonic()
     use_ray = cfg.use_ray
     warm = None
-    if use_ray:
-        ensure_ray(ray_address)
-        warm = _warm_imports(typed.output.formats)
+    with StageClock() as start:  # Ray's start (its processes' start-up included), before any stage
+        if use_ray:
+            ensure_ray(ray_address)
+            warm = _warm_imports(typed.output.formats)
     ctx: dict = {"profile": profile, "out": out, "work": work, "decisions": {}, "sources": units,
                  "use_ray": use_ray}
     prev: str | None = None
@@ -259,17 +260,22 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
                 run_stats.add(json.loads(json.dumps(decision["stats"], sort_keys=True, ensure_ascii=False)))
     from pipeline.report import write_run_report
 
-    if warm is not None:
-        warm.join()
     with StageClock() as clock:
+        if warm is not None:  # (a wait only if the stages took less than the imports)
+            warm.join()
         stats = finish_run(out, work, prev, sorted(units), run_stats, profile, cfg, timings, time.monotonic() - t0,
                            (ctx["decisions"].get("image_table") or {}).get("table_dir"))
-    if "cpu" in stats:  # the writers' and the report's own time, known only once they are done
-        stats["cpu"]["finish_cpu_seconds"] = round(clock.cpu_seconds, 3)
+    if "cpu" in stats:  # what runs once, outside the stages: Ray's start, then the dataset's writers
+        stats["cpu"].update(start_seconds=round(start.seconds, 3), start_cpu_seconds=round(start.cpu_seconds, 3),
+                            finish_seconds=round(clock.seconds, 3), finish_cpu_seconds=round(clock.cpu_seconds, 3))
     losses = record_errors(stats, cfg, warned)
     # the report last, once everything that adds to the stats has run (errors, losses: its warnings), and
     # before the completion marker
-    write_run_report(stats, out, typed.output)
+    with StageClock() as report_clock:
+        write_run_report(stats, out, typed.output)
+    if "cpu" in stats:  # in stats.json only: the report cannot show its own time
+        stats["cpu"].update(report_seconds=round(report_clock.seconds, 3),
+                            report_cpu_seconds=round(report_clock.cpu_seconds, 3))
     write_json_atomic(final_marker, stats)
     log.info("run complete in %.1fs: %s", time.monotonic() - t0, out)
     if losses and cfg.on_systemic_loss == "fail":

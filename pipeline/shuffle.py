@@ -75,7 +75,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
         start_watchdog()
         num_cpus = num_cpus or int(os.environ.get("OBELICS_NUM_CPUS", 0)) or os.cpu_count()
-        ray.init(num_cpus=num_cpus, **kwargs)
+        from pipeline.raystart import lean_head
+
+        with lean_head(enabled=not kwargs["include_dashboard"]):  # no autoscaler or log monitor
+            ray.init(num_cpus=num_cpus, **kwargs)
     for name in ("ray", "ray.data", "ray._private"):
         logging.getLogger(name).setLevel(logging.WARNING)
     import sys

@@ -58,6 +58,9 @@ def test_op_clock_and_sum_ops():
     s = cpu_summary([{"stage": "00-x", "cpu_seconds": 3.0, "unit_cpu_seconds": 2.9, "ops": sum_ops(units)}], 100)
     assert s["stages"][0]["ops"][0]["ms_per_page"] == 20.0
     assert "&nbsp;&nbsp;text_filters" in cpu_html({"cpu": s})
+    assert "Ray's start" not in cpu_html({"cpu": s})  # a run's parts outside the stages: rows when recorded
+    html = cpu_html({"cpu": dict(s, start_cpu_seconds=1.5, finish_cpu_seconds=0.25)})
+    assert "Ray's start</td><td>1.50</td><td>15.000</td>" in html and "writers</td><td>0.25</td><td>2.500</td>" in html
 
 
 def test_sample_run_records_cpu_per_stage_and_a_resume_keeps_the_units_cpu(tmp_path):
@@ -83,8 +86,12 @@ def test_sample_run_records_cpu_per_stage_and_a_resume_keeps_the_units_cpu(tmp_p
         assert s["cpu_seconds"] >= 0 and s["ms_per_page"] is not None
         if "unit_cpu_seconds" in s:
             assert s["cpu_seconds"] >= s["unit_cpu_seconds"] - 0.02
-    assert cpu["cpu_seconds"] > 0 and cpu["finish_cpu_seconds"] > 0
+    assert cpu["cpu_seconds"] > 0 and cpu["finish_cpu_seconds"] > 0 and cpu["report_cpu_seconds"] > 0
+    # what runs once outside the stages, timed: Ray's start (none inline), the writers, the report
+    assert cpu["start_seconds"] >= 0 and cpu["start_cpu_seconds"] >= 0
+    assert cpu["finish_seconds"] > 0 and cpu["report_seconds"] > 0
     assert "CPU time by stage" in (out / "report.html").read_text()
+    assert "after them: the dataset's writers" in (out / "report.html").read_text()
     assert json.loads((out / "stats.json").read_text())["cpu"] == cpu
     # a resume finds every unit done: their CPU seconds come from the markers, not measured again
     (out / "stats.json").unlink()

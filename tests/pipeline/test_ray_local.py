@@ -1,4 +1,5 @@
-"""A local Ray started by the pipeline listens on loopback only, with no dashboard."""
+"""A local Ray started by the pipeline listens on loopback only, with no dashboard, no autoscaler monitor and no
+log monitor (:mod:`pipeline.raystart`), and runs tasks."""
 
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ from pipeline.executor import ensure_ray
 import ray
 ensure_ray(num_cpus=1)
 ray.get(ray.remote(lambda: 1).remote())
-found = []
+found, commands = [], []
 for p in [psutil.Process()] + psutil.Process().children(recursive=True):
     try:
+        commands.append(" ".join(p.cmdline()))
         found += [(c.laddr.ip, p.name()) for c in p.net_connections(kind="inet") if c.status == "LISTEN"]
     except psutil.Error:
         pass
 ray.shutdown()
-print(json.dumps(found))
+print(json.dumps({"listen": found, "commands": commands}))
 """
 
 
@@ -36,7 +38,35 @@ def test_local_ray_listens_on_loopback_only():
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=300,
                          cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    found = probe["listen"]
     assert len(found) >= 3  # GCS, raylet, a worker at least
     assert {ip for ip, _ in found} <= {"127.0.0.1", "::ffff:127.0.0.1"}, found
     assert not any("dashboard" in name.lower() for _, name in found)
+    # the two daemons a run never uses are not started (a task ran above without them)
+    assert any("raylet" in c for c in probe["commands"]), probe["commands"]
+    assert not any("log_monitor.py" in c or "autoscaler/_private/monitor.py" in c for c in probe["commands"])
+
+
+def test_lean_head_sets_only_the_head_nodes_parameters():
+    """The Node wrapper sets the two parameters on a head node, leaves a joining node's alone, and is removed
+    after the block (no Ray started: the wrapped constructor is replaced by a recorder)."""
+    from ray._private import node as ray_node
+    from ray._private.parameter import RayParams
+
+    from pipeline.raystart import lean_head
+
+    seen = []
+    original = ray_node.Node.__init__
+    ray_node.Node.__init__ = lambda self, params, *a, **k: seen.append((params.no_monitor, params.include_log_monitor))
+    try:
+        with lean_head():
+            ray_node.Node(RayParams(include_log_monitor=True), head=True)
+            ray_node.Node(RayParams(include_log_monitor=True), head=False)
+        with lean_head(enabled=False):
+            ray_node.Node(RayParams(include_log_monitor=True), head=True)
+        recorder = ray_node.Node.__init__
+    finally:
+        ray_node.Node.__init__ = original
+    assert seen == [(True, False), (False, True), (False, True)]
+    assert recorder.__name__ == "<lambda>"  # the block put back what it found
