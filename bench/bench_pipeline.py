@@ -205,7 +205,9 @@ def report(results: dict, args, n_inputs: int, mb: float) -> None:
                 print(f"    {o['op']:<56} {'':>7} {'':>7} {'':>8} {o['ms_per_page']:>8.3f}")
         print(f"  {'all stages':<58} {'':>7} {cpu['cpu_seconds']:>7.1f} {cpu['ms_per_page']:>8.3f}   "
               f"(outside them: Ray's start {cpu.get('start_cpu_seconds', 0):.1f}, the writers "
-              f"{cpu.get('finish_cpu_seconds', 0):.1f}, the report {cpu.get('report_cpu_seconds', 0):.1f} CPU s)")
+              f"{cpu.get('finish_cpu_seconds', 0):.1f}, the report {cpu.get('report_cpu_seconds', 0):.1f} CPU s; the "
+              f"writers' and the report's imports, in the driver during the stages: "
+              f"{cpu.get('warm_imports_cpu_seconds', 0):.1f})")
     one = min(rates)
     for label, per_core in ((f"wall, {one} CPU", rates[one] / one), (f"CPU time, {one} CPU", cpu_rates[one])):
         print(f"whole run as measured ({label}): one snapshot ({SNAPSHOT_PAGES / 1e9:.2f}B pages) at {per_core:.1f} "

@@ -1,17 +1,23 @@
-"""A local Ray head without the two daemons a pipeline run never uses: the autoscaler monitor and the log monitor.
+"""A local Ray head without the three daemons a pipeline run never uses: the API server, the autoscaler monitor
+and the log monitor.
 
 ``ray.init`` on a fresh machine starts, besides the GCS and the raylet (and the raylet's dashboard and
-runtime-env agents, which it needs), the autoscaler's ``monitor.py`` and ``log_monitor.py``. A pipeline run
-on a local instance has a fixed number of CPUs (nothing to autoscale) and starts Ray with
-``log_to_driver=False`` (no worker log is streamed to the driver: the log monitor only tails files nobody
-reads). The two cost ~1 CPU second to start (each a Python process importing Ray; on the 2-core bench
-machine, serial time before the first unit runs) and ~6 CPU ms per second while the run lasts
-(``BENCHMARKS.md``, issue 17).
+runtime-env agents, which it needs), three Python processes:
 
-``ray.init`` has no argument for them, though its node parameters do (``RayParams.no_monitor``,
-``include_log_monitor``: what ``ray start --no-monitor`` sets); :func:`lean_head` sets them on the head
-node ``ray.init`` creates, for the duration of that call only. Where a Ray version lacks either parameter
-nothing is changed and Ray starts as it always did.
+- the API server (``dashboard.py``): with ``include_dashboard=False`` it loads only Ray's usage-stats module,
+  yet ``ray.init`` waits (polling every 0.1 s) until it has published its address before it starts the
+  raylet: serial time before the first task;
+- the autoscaler's ``monitor.py``: a local instance has a fixed number of CPUs, nothing to scale;
+- ``log_monitor.py``: it streams the workers' logs to the driver, which a run starts with
+  ``log_to_driver=False``: it tails files nobody reads.
+
+Together they cost ~2 CPU seconds to start (each imports Ray) and ~6 CPU ms per second while the run lasts
+(``BENCHMARKS.md``, issue 17). ``ray.init`` has no argument for them, though its node has (``RayParams``'s
+``no_monitor`` and ``include_log_monitor``, what ``ray start --no-monitor`` sets; ``Node.start_api_server``):
+:func:`lean_head` sets them on the head node ``ray.init`` creates, for the duration of that call only.
+Where a Ray version lacks one of them nothing is changed and Ray starts as it always did. Ray's job and
+state APIs (``ray job``, ``ray list``) need the API server: ``OBELICS_RAY_DASHBOARD=1`` starts Ray with
+all of it (and the dashboard, on loopback).
 """
 
 from __future__ import annotations
@@ -22,8 +28,8 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def lean_head(enabled: bool = True) -> Iterator[None]:
-    """Within the block, a head node started in this process runs no autoscaler monitor and no log monitor
-    (``enabled=False``: Ray's defaults, e.g. with the dashboard asked for)."""
+    """Within the block, a head node started in this process runs no API server, autoscaler monitor or log
+    monitor (``enabled=False``: Ray's defaults, e.g. with the dashboard asked for)."""
     if not enabled:
         yield
         return
@@ -34,19 +40,23 @@ def lean_head(enabled: bool = True) -> Iterator[None]:
         yield
         return
     probe = RayParams()
-    if not (hasattr(probe, "no_monitor") and hasattr(probe, "include_log_monitor")):
+    if not (hasattr(probe, "no_monitor") and hasattr(probe, "include_log_monitor")
+            and hasattr(ray_node.Node, "start_api_server")):
         yield
         return
-    original = ray_node.Node.__init__
+    original_init, original_api = ray_node.Node.__init__, ray_node.Node.start_api_server
 
     def init(self, ray_params, *args, **kwargs):
         if kwargs.get("head") or (args and args[0] is True):
             ray_params.no_monitor = True
             ray_params.include_log_monitor = False
-        return original(self, ray_params, *args, **kwargs)
+        return original_init(self, ray_params, *args, **kwargs)
 
-    ray_node.Node.__init__ = init
+    def no_api_server(self, *args, **kwargs):  # only a head node starts one
+        return None
+
+    ray_node.Node.__init__, ray_node.Node.start_api_server = init, no_api_server
     try:
         yield
     finally:
-        ray_node.Node.__init__ = original
+        ray_node.Node.__init__, ray_node.Node.start_api_server = original_init, original_api

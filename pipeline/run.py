@@ -268,6 +268,8 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
     if "cpu" in stats:  # what runs once, outside the stages: Ray's start, then the dataset's writers
         stats["cpu"].update(start_seconds=round(start.seconds, 3), start_cpu_seconds=round(start.cpu_seconds, 3),
                             finish_seconds=round(clock.seconds, 3), finish_cpu_seconds=round(clock.cpu_seconds, 3))
+        if warm is not None:  # the writers' and the report's imports, done in the driver during the stages
+            stats["cpu"]["warm_imports_cpu_seconds"] = round(warm.cpu_seconds, 3)
     losses = record_errors(stats, cfg, warned)
     # the report last, once everything that adds to the stats has run (errors, losses: its warnings), and
     # before the completion marker
@@ -291,13 +293,16 @@ def _warm_imports(formats: list[str]) -> threading.Thread:
     import importlib
 
     def work():
+        c0 = time.thread_time()
         for name in (["webdataset"] if "webdataset" in formats else []) + ["matplotlib"]:
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - the writer or the report raises it where it is used
                 log.debug("warming the import of %s failed", name, exc_info=True)
+        t.cpu_seconds = time.thread_time() - c0  # counted in the stage it overlapped (the first, usually)
 
     t = threading.Thread(target=work, name="obelics-warm-imports", daemon=True)
+    t.cpu_seconds = 0.0
     t.start()
     return t
 

@@ -77,7 +77,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         num_cpus = num_cpus or int(os.environ.get("OBELICS_NUM_CPUS", 0)) or os.cpu_count()
         from pipeline.raystart import lean_head
 
-        with lean_head(enabled=not kwargs["include_dashboard"]):  # no autoscaler or log monitor
+        with lean_head(enabled=not kwargs["include_dashboard"]):  # no API server, autoscaler or log monitor
             ray.init(num_cpus=num_cpus, **kwargs)
     for name in ("ray", "ray.data", "ray._private"):
         logging.getLogger(name).setLevel(logging.WARNING)

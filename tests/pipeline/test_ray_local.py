@@ -1,5 +1,5 @@
-"""A local Ray started by the pipeline listens on loopback only, with no dashboard, no autoscaler monitor and no
-log monitor (:mod:`pipeline.raystart`), and runs tasks."""
+"""A local Ray started by the pipeline listens on loopback only, with no dashboard, no API server, no autoscaler
+monitor and no log monitor (:mod:`pipeline.raystart`), and runs tasks."""
 
 from __future__ import annotations
 
@@ -43,30 +43,34 @@ def test_local_ray_listens_on_loopback_only():
     assert len(found) >= 3  # GCS, raylet, a worker at least
     assert {ip for ip, _ in found} <= {"127.0.0.1", "::ffff:127.0.0.1"}, found
     assert not any("dashboard" in name.lower() for _, name in found)
-    # the two daemons a run never uses are not started (a task ran above without them)
+    # the three daemons a run never uses are not started (a task ran above without them)
     assert any("raylet" in c for c in probe["commands"]), probe["commands"]
-    assert not any("log_monitor.py" in c or "autoscaler/_private/monitor.py" in c for c in probe["commands"])
+    assert not any(name in c for c in probe["commands"]
+                   for name in ("log_monitor.py", "autoscaler/_private/monitor.py", "dashboard/dashboard.py"))
 
 
 def test_lean_head_sets_only_the_head_nodes_parameters():
-    """The Node wrapper sets the two parameters on a head node, leaves a joining node's alone, and is removed
-    after the block (no Ray started: the wrapped constructor is replaced by a recorder)."""
+    """The Node wrapper sets the two parameters on a head node, leaves a joining node's alone, skips the API
+    server, and is removed after the block (no Ray started: the wrapped constructor is replaced by a recorder)."""
     from ray._private import node as ray_node
     from ray._private.parameter import RayParams
 
     from pipeline.raystart import lean_head
 
     seen = []
-    original = ray_node.Node.__init__
+    original, api = ray_node.Node.__init__, ray_node.Node.start_api_server
     ray_node.Node.__init__ = lambda self, params, *a, **k: seen.append((params.no_monitor, params.include_log_monitor))
+    ray_node.Node.start_api_server = lambda self, **k: seen.append("api server")
     try:
         with lean_head():
             ray_node.Node(RayParams(include_log_monitor=True), head=True)
             ray_node.Node(RayParams(include_log_monitor=True), head=False)
+            ray_node.Node.start_api_server(None, include_dashboard=False, raise_on_failure=False)
         with lean_head(enabled=False):
             ray_node.Node(RayParams(include_log_monitor=True), head=True)
+            ray_node.Node.start_api_server(None, include_dashboard=False, raise_on_failure=False)
         recorder = ray_node.Node.__init__
     finally:
-        ray_node.Node.__init__ = original
-    assert seen == [(True, False), (False, True), (False, True)]
+        ray_node.Node.__init__, ray_node.Node.start_api_server = original, api
+    assert seen == [(True, False), (False, True), (False, True), "api server"]
     assert recorder.__name__ == "<lambda>"  # the block put back what it found
