@@ -7,6 +7,7 @@ backend), docs/s and peak memory; MinHash signatures/s per core against datatrov
     .venv/bin/python -m bench.bench_dedup --docs 100000 --minhash-docs 20000
     .venv/bin/python -m bench.bench_dedup --docs 1000000 --words 30 --backend local --minhash-docs 0 --rounds-fan-in 4
     .venv/bin/python -m bench.bench_dedup --plan                          # the shuffle plans of a snapshot and of 25
+    .venv/bin/python -m bench.bench_dedup --driver-index                  # the driver's index at those plans, dry
 
 Documents are generated (seeded): ~4,000 domains, URLs re-crawled in several snapshots (URL
 duplicates: about 43% of documents are older copies), images drawn from a Zipf pool (some seen thousands of times), per-domain boilerplate
@@ -279,6 +280,128 @@ def print_plans(doc_bytes: int, profile: str, overrides: list[str]) -> None:
                       f"{r.opens:,} opens, {r.batches:,} batches")
 
 
+def driver_index(docs: int, units: int, doc_bytes: int, profile: str, overrides: list[str]) -> dict:
+    """The driver's bookkeeping of one pass's two shuffles (keys -> partitions, decision -> units) at a
+    plan's size, dry: a backend whose merge task writes nothing and returns the labels the real one would in
+    the worst case (every file holds every slot it may hold), file operations skipped; measured with
+    tracemalloc (numpy's buffers included). Also the per-unit maps the routing keeps (paths, unit of
+    each path, position of each path)."""
+    import math
+    import tracemalloc
+    from unittest import mock
+
+    from filters.dedup.config import dedup_config
+    from pipeline import rounds
+    from pipeline import shuffle as sh
+    from pipeline.dedup import READ_BLOCK_BYTES, partitions_for, shuffle_plan
+
+    cfg = dedup_config(profile, overrides)
+    m, p = math.ceil(docs * doc_bytes / READ_BLOCK_BYTES), partitions_for(docs, cfg)
+    work = "/work-folder/decision/.url-work-0123abcd/shuffle"
+
+    class Dry:
+        name = "local"
+        calls = 0
+
+        def imap(self, fn, calls):
+            for _inputs, sub, out_path, _ in calls:
+                self.calls += 1
+                yield out_path, sub[:-1]
+
+    built: list[int] = []
+    real_build = rounds.IndexBuilder.build
+
+    def build(self, base=None):
+        idx = real_build(self, base)
+        built.append(idx.entries)
+        return idx
+
+    out = {"docs": docs, "units": units, "map_tasks": m, "partitions": p}
+    with mock.patch.object(sh, "remove_file", lambda path: None), \
+            mock.patch.object(sh, "make_dirs", lambda path: None), \
+            mock.patch.object(rounds.IndexBuilder, "build", build):
+        for what, mm, pp in (("keys", m, p), ("route", p, units)):
+            plan = shuffle_plan(mm, pp, cfg)
+            built.clear()
+            dry = Dry()
+            t0 = time.process_time()
+            tracemalloc.start()
+            b = rounds.IndexBuilder()
+            labels = plan.top[:-1] if plan.multi else np.arange(pp, dtype=np.int64)
+            for i in range(mm):
+                b.add(i, f"{work}/map-{i:05d}.arrow", labels)
+            idx = b.build()
+            if plan.multi:
+                idx = rounds.merge_rounds(dry, idx, plan, work)
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            cpu = time.process_time() - t0
+            biggest = max(built)
+            out[what] = {"map_files": mm, "partitions": pp, "merge_rounds": len(plan.rounds),
+                         "merge_tasks": dry.calls, "largest_index_entries": biggest,
+                         "peak_mb": round(peak / 2**20, 1), "peak_bytes_per_entry": round(peak / biggest, 1),
+                         "cpu_s": round(cpu, 1), "final_entries": idx.entries}
+    tracemalloc.start()
+    prev = "/work-folder/work/03-text_filters"
+    names = [f"CC-MAIN-2023-06-segment-{i // 1000:05d}-warc-{i % 1000:05d}" for i in range(units)]
+    paths = [f"{prev}/{u}.parquet" for u in names]
+    unit_of = dict(zip(paths, names))
+    position = {x: i for i, x in enumerate(paths)}
+    out["per_unit_maps_bytes_per_unit"] = round(tracemalloc.get_traced_memory()[0] / units)
+    tracemalloc.stop()
+    del names, paths, unit_of, position
+    return out
+
+
+def compare_dict_index(entries_files: int, slots: int) -> dict:
+    """The index as it was (``{label: [(path, [batch, ...])]}``) against :class:`pipeline.rounds.Index`,
+    for ``entries_files`` map files each holding ``slots`` slots (tracemalloc)."""
+    import tracemalloc
+    from collections import defaultdict
+
+    from pipeline.rounds import IndexBuilder
+
+    labels = np.arange(slots, dtype=np.int64)
+    paths = [f"/work-folder/decision/.url-work-0123abcd/shuffle/map-{i:05d}.arrow" for i in range(entries_files)]
+    tracemalloc.start()
+    locs: dict = defaultdict(list)
+    for path in paths:
+        for k in labels.tolist():
+            locs[k].append((path, [k]))
+    old = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del locs
+    tracemalloc.start()
+    b = IndexBuilder()
+    for i, path in enumerate(paths):
+        b.add(i, path, labels)
+    idx = b.build()
+    del b
+    new_now, new_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    n = entries_files * slots
+    return {"entries": n, "dict_bytes_per_entry": round(old / n, 1), "index_bytes_per_entry": round(new_now / n, 1),
+            "index_peak_bytes_per_entry": round(new_peak / n, 1), "index_entries": idx.entries}
+
+
+def print_driver_index(doc_bytes: int, profile: str, overrides: list[str]) -> None:
+    c = compare_dict_index(12_219, 64)
+    print(f"index of {c['entries']:,} entries (a snapshot's map side: 12,219 files x 64 slots): dict of lists "
+          f"{c['dict_bytes_per_entry']} bytes an entry, flat arrays {c['index_bytes_per_entry']} "
+          f"(peak while built {c['index_peak_bytes_per_entry']})")
+    for name, docs, units in (("20,000 units", 20_000 * 9_111, 20_000), ("one snapshot", 820_000_000, 90_000),
+                              ("25 snapshots", 20_500_000_000, 2_250_000)):
+        r = driver_index(docs, units, doc_bytes, profile, overrides)
+        print(f"{name}: {docs:,} documents, {units:,} units; per-unit maps of the routing "
+              f"{r['per_unit_maps_bytes_per_unit']} bytes a unit ({r['per_unit_maps_bytes_per_unit'] * units / 2**20:,.0f} MB)")
+        for what in ("keys", "route"):
+            x = r[what]
+            print(f"  {what} ({x['map_files']:,} x {x['partitions']:,}): {x['merge_rounds']} merge rounds, "
+                  f"{x['merge_tasks']:,} merge tasks; largest index {x['largest_index_entries']:,} entries; "
+                  f"driver peak {x['peak_mb']:,} MB ({x['peak_bytes_per_entry']} bytes an entry of the largest "
+                  f"index); {x['cpu_s']} CPU-s")
+
+
 # -- MinHash signatures: ours vs datatrove -----------------------------------------------------------
 DATATROVE_SCRIPT = r"""
 import json, sys, time
@@ -342,11 +465,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds-fan-in", type=int, default=0,
                     help="also run each size with the multi-round shuffle forced at this fan-in")
     ap.add_argument("--plan", action="store_true", help="print the shuffle plans of a snapshot and of 25, then exit")
+    ap.add_argument("--driver-index", action="store_true",
+                    help="the driver's shuffle index, dry, at 20,000 units, a snapshot and 25 (tracemalloc), then exit")
     ap.add_argument("--plan-doc-bytes", type=int, default=1000, help="Parquet bytes a document, for --plan")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.plan:
         print_plans(args.plan_doc_bytes, args.profile, args.set)
+        return 0
+    if args.driver_index:
+        print_driver_index(args.plan_doc_bytes, args.profile, args.set)
         return 0
     if args.one:
         print("RESULT " + json.dumps(run_size(args.one, args.profile, args.cpus, args.partitions,

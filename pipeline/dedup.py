@@ -77,9 +77,10 @@ from obelics import storage
 from pipeline import shuffle as fs
 from pipeline.rounds import (
     GroupedWriter,
+    Index,
+    IndexBuilder,
     ShufflePlan,
     drop_part,
-    locations,
     merge_rounds,
     plan_shuffle,
     slot_of,
@@ -250,40 +251,21 @@ def shuffle(backend: Backend, paths: list[str], columns: list[str] | None, key_f
     try:
         groups = file_groups(paths, cpus=backend_cpus(backend))
         plan = shuffle_plan(len(groups), parts, cfg)
-        outs = backend.map(_partition_task, [
-            (g, columns, key_fn, fs.join(workdir, f"map-{i:05d}.arrow"), [index[p] for p in g] if tag_files else None,
-             BATCH_ROWS, plan.top, FLUSH_BYTES) for i, g in enumerate(groups)])
-        locs = merge_rounds(backend, outs, plan, workdir, FLUSH_BYTES) if plan.multi else locations(outs)
-        calls = [(locs[p], reduce_fn, p) for p in sorted(locs)]
+        maps = IndexBuilder()
+        calls = ((g, columns, key_fn, fs.join(workdir, f"map-{i:05d}.arrow"), [index[p] for p in g] if tag_files
+                  else None, BATCH_ROWS, plan.top, FLUSH_BYTES) for i, g in enumerate(groups))
+        for i, (path, labels) in enumerate(backend.imap(_partition_task, calls)):
+            maps.add(i, path, labels)
+        locs = maps.build()
+        if plan.multi:
+            locs = merge_rounds(backend, locs, plan, workdir, FLUSH_BYTES)
+        reduces = ((locs.group(g), reduce_fn, int(locs.keys[g])) for g in range(len(locs)))
         if on_result is None:
-            return backend.map(_reduce_task, calls)
-        backend.map_unordered(_reduce_task, calls, on_result)
+            return list(backend.imap(_reduce_task, reduces))
+        backend.map_unordered(_reduce_task, reduces, on_result)
         return None
     finally:
         fs.remove_tree(workdir)
-
-
-def _map_files(backend: Backend, paths: list[str], fn: Callable, *args) -> list:
-    """``fn(group, *args)`` in a task per file group; results in order. A large argument goes to the
-    tasks once (``backend.put``), not once per task."""
-    shared = [a if a is None or isinstance(a, (str, int, float)) or callable(a) else backend.put(a)
-              for a in args]
-    return backend.map(fn, [(g, *shared) for g in file_groups(paths, cpus=backend_cpus(backend))])
-
-
-def _concat_parquet(files: list[str], out: Path, schema: pa.Schema) -> int:
-    """Stream ``files`` (same columns as ``schema``) into one Parquet file ``out``; returns its rows."""
-    n = 0
-    tmp = fs.temporary(out)
-    try:
-        with fs.parquet_writer(tmp, schema) as w:
-            for t in _iter_tables(files, schema.names):
-                w.write_table(t.select(schema.names).cast(schema))
-                n += t.num_rows
-        fs.commit(tmp, out)
-    finally:
-        fs.discard(tmp)
-    return n
 
 
 # -- deciding -------------------------------------------------------------------------------------
@@ -328,11 +310,11 @@ def _pair_strings(t: pa.Table) -> list:
 
 @dataclass
 class Routed:
-    """A decision left on disk and routed back to the input files: where each file's rows are,
-    ``{file: [(IPC file, batch indices)]}``; ``kind`` "removed" (doc_id, reason) or "drops" (doc_id,
-    drop_hashes)."""
+    """A decision left on disk and routed back to the input files: where each input file's rows are
+    (an :class:`pipeline.rounds.Index` whose labels are the input files' positions in the pass's paths);
+    ``kind`` "removed" (doc_id, reason) or "drops" (doc_id, drop_hashes)."""
 
-    locs: dict[str, list]
+    locs: Index
     counts: dict[str, int]  # removals by reason, or {"documents": n} for drops
     kind: str
 
@@ -340,9 +322,10 @@ class Routed:
     def rows(self) -> int:
         return sum(self.counts.values())
 
-    def rows_of(self, path: str) -> pa.Table:
+    def rows_of(self, file_id: int) -> pa.Table:
+        """The rows for input file ``file_id`` (its position in the pass's paths)."""
         schema = DROPS_SCHEMA if self.kind == "drops" else REMOVED_SCHEMA
-        locs = self.locs.get(path)
+        locs = self.locs.get(file_id)
         return _read_batches(locs).select(schema.names) if locs else schema.empty_table()
 
 
@@ -364,26 +347,36 @@ def route_plan(parts: int, paths: list[str], cfg: DedupConfig) -> ShufflePlan:
     return shuffle_plan(parts, len(paths), cfg)
 
 
-def _routed(backend: Backend, paths: list[str], results: list, kind: str, plan: ShufflePlan, work: str) -> Routed:
-    """A :class:`Routed` from reduce results (IPC path or None, file (or slot) of each batch, counts),
-    merged in rounds when ``plan`` (from :func:`route_plan`) says so."""
-    counts: Counter = Counter()
-    for r in results:
-        counts.update(r[2])
-    outs = [(r[0], r[1]) for r in results if r[0]]
-    locs = merge_rounds(backend, outs, plan, fs.join(work, "route-merge"), FLUSH_BYTES) if plan.multi \
-        else locations(outs)
-    return Routed({paths[f]: v for f, v in locs.items()}, dict(counts), kind)
+class _RoutedResults:
+    """Reduce results (partition, IPC path or None, file (or slot) of each batch, counts) gathered as they
+    arrive: the index of the routed rows (reduce output ``p`` is file ``p``, so the order of arrival does
+    not matter) and the counts; the driver keeps flat arrays, not the results."""
+
+    def __init__(self):
+        self.builder = IndexBuilder()
+        self.counts: Counter = Counter()
+
+    def add(self, r) -> None:
+        p, path, labels, counts = r
+        self.counts.update(counts)
+        self.builder.add(p, path, labels)
+
+    def routed(self, backend: Backend, kind: str, plan: ShufflePlan, work: str) -> Routed:
+        """The :class:`Routed` decision, merged in rounds when ``plan`` (from :func:`route_plan`) says so."""
+        locs = self.builder.build()
+        if plan.multi:
+            locs = merge_rounds(backend, locs, plan, fs.join(work, "route-merge"), FLUSH_BYTES)
+        return Routed(locs, dict(self.counts), kind)
 
 
 def _routed_removal_reduce(t: pa.Table, p: int, decide_fn: Callable, out_dir: str, bounds: np.ndarray | None = None):
     """One partition's removals, routed back to the files of the removed documents."""
     removed = decide_fn(t).select(["doc_id", "reason"]).cast(REMOVED_SCHEMA)
     if removed.num_rows == 0:
-        return None, np.zeros(0, np.int64), {}
+        return p, None, np.zeros(0, np.int64), {}
     counts = dict(zip(*np.unique(removed["reason"].to_numpy(zero_copy_only=False), return_counts=True)))
     path, parts = _route_rows(t, removed, fs.join(out_dir, f"removed-{p:05d}.arrow"), bounds)
-    return path, parts, {str(k): int(v) for k, v in counts.items()}
+    return p, path, parts, {str(k): int(v) for k, v in counts.items()}
 
 
 def _removal_reduce(t: pa.Table, p: int, decide_fn: Callable, by_pair: bool):
@@ -436,10 +429,11 @@ def _routed_removals(backend: Backend, paths: list[str], key_fn: Callable, decid
     out_dir = fs.join(work, "routed")
     fs.make_dirs(out_dir)
     route = route_plan(P, paths, cfg)
-    res = shuffle(backend, paths, KEY_COLUMNS, key_fn, functools.partial(
+    res = _RoutedResults()
+    shuffle(backend, paths, KEY_COLUMNS, key_fn, functools.partial(
         _routed_removal_reduce, decide_fn=decide_fn, out_dir=out_dir, bounds=route.top), fs.join(work, "shuffle"),
-        P, cfg, tag_files=True)
-    return _routed(backend, paths, res, "removed", route, work)
+        P, cfg, tag_files=True, on_result=res.add)
+    return res.routed(backend, "removed", route, work)
 
 
 def _url_or_doc_id(t: pa.Table) -> list:
@@ -506,9 +500,9 @@ def _paragraph_reduce(t: pa.Table, p: int, min_count: int, out_dir: str, bounds:
     """Drops of one domain partition, routed back to the files of their documents."""
     drops = duplicated_paragraphs(t, min_count)
     if drops.num_rows == 0:
-        return None, np.zeros(0, np.int64), {}
+        return p, None, np.zeros(0, np.int64), {}
     path, parts = _route_rows(t, drops, fs.join(out_dir, f"drops-{p:05d}.arrow"), bounds)
-    return path, parts, {"documents": drops.num_rows}
+    return p, path, parts, {"documents": drops.num_rows}
 
 
 def paragraph_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path) -> Routed:
@@ -518,12 +512,13 @@ def paragraph_decision(backend: Backend, paths: list[str], cfg: DedupConfig, wor
     out_dir = fs.join(work, "drops")
     fs.make_dirs(out_dir)
     route = route_plan(P, paths, cfg)
-    res = shuffle(backend, paths, ["doc_id", "url", "domain", "texts"],
-                  functools.partial(_paragraph_rows, pcfg=cfg.paragraphs, P=P),
-                  functools.partial(_paragraph_reduce, min_count=cfg.paragraphs.min_count, out_dir=out_dir,
-                                    bounds=route.top),
-                  fs.join(work, "shuffle"), P, cfg, tag_files=True)
-    return _routed(backend, paths, res, "drops", route, work)
+    res = _RoutedResults()
+    shuffle(backend, paths, ["doc_id", "url", "domain", "texts"],
+            functools.partial(_paragraph_rows, pcfg=cfg.paragraphs, P=P),
+            functools.partial(_paragraph_reduce, min_count=cfg.paragraphs.min_count, out_dir=out_dir,
+                              bounds=route.top),
+            fs.join(work, "shuffle"), P, cfg, tag_files=True, on_result=res.add)
+    return res.routed(backend, "drops", route, work)
 
 
 # -- MinHash ---------------------------------------------------------------------------------------
@@ -719,35 +714,40 @@ def decide(name: str, prev_dir: Path, units: list[str], ctx: dict) -> dict:
         fs.remove_tree(work)
 
 
-def _route_task(group: list[str], decision, unit_of: dict[str, str], out_dir: str) -> dict[str, int]:
+def _route_task(group: list[str], ids: list[int], units: list[str], decision, out_dir: str) -> dict[str, int]:
     """Each file's share of a decision written as ``out_dir/<unit>.parquet`` (when it has any); counts by
-    reason (removals) or documents (paragraph drops)."""
+    reason (removals) or documents (paragraph drops). ``ids``: the files' positions in the pass's paths,
+    ``units``: their units."""
     counts: Counter = Counter()
-    for path in group:
-        t = decision.rows_of(path) if isinstance(decision, Routed) else decision.route([path])
+    for path, i, unit in zip(group, ids, units):
+        t = decision.rows_of(i) if isinstance(decision, Routed) else decision.route([path])
         if "reason" not in t.column_names:
             counts["documents"] += t.num_rows
         elif t.num_rows:
             counts.update(dict(zip(*np.unique(t["reason"].to_numpy(zero_copy_only=False), return_counts=True))))
         if t.num_rows:
-            fs.write_parquet_atomic(fs.join(out_dir, f"{unit_of[path]}.parquet"), t)
+            fs.write_parquet_atomic(fs.join(out_dir, f"{unit}.parquet"), t)
     return {str(k): int(v) for k, v in counts.items()}
 
 
-def _route_to_units(backend: Backend, paths: list[str], unit_of: dict[str, str], decision, out_dir: Path,
-                    out: Path, schema: pa.Schema) -> Counter:
-    """Split ``decision`` by unit into ``out_dir`` (a task per file group), and all of it into ``out``."""
+def _route_to_units(backend: Backend, paths: list[str], unit_of: dict[str, str], decision, out_dir: Path) -> Counter:
+    """Split ``decision`` by unit into ``out_dir`` (a task per file group). The units' files are the whole
+    decision (:func:`decision_table`): the driver no longer copies every removed document into one file."""
     fs.make_dirs(out_dir)
     counts: Counter = Counter()
-    for c in _map_files(backend, paths, _route_task, decision, unit_of, out_dir):
+    shared = backend.put(decision)
+    position = {p: i for i, p in enumerate(paths)}
+    calls = ((g, [position[p] for p in g], [unit_of[p] for p in g], shared, out_dir)
+             for g in file_groups(paths, cpus=backend_cpus(backend)))
+    for c in backend.imap(_route_task, calls):
         counts.update(c)
-    _concat_parquet(fs.list_files(out_dir, ".parquet"), out, schema)
     return counts
 
 
 def _decide(backend: Backend, name: str, prev_dir: Path, units: list[str], ctx: dict, cfg: DedupConfig, ddir: Path,
             work: Path) -> dict:
-    unit_of = {fs.join(prev_dir, f"{u}.parquet"): u for u in units if fs.exists(fs.join(prev_dir, f"{u}.parquet"))}
+    present = set(fs.list_files(prev_dir, ".parquet"))  # one listing, not a request per unit
+    unit_of = {path: u for u in units if (path := fs.join(prev_dir, f"{u}.parquet")) in present}
     paths = list(unit_of)
     stats = FilterStats(f"dedup.{name}.decide")
     if not paths:
@@ -761,22 +761,34 @@ def _decide(backend: Backend, name: str, prev_dir: Path, units: list[str], ctx: 
     if name == "paragraphs":
         drops = paragraph_decision(backend, paths, cfg, work)
         stats.seen("document_with_repeated_paragraph", drops.rows)
-        out = fs.join(ddir, "paragraph_drops.parquet")
-        _route_to_units(backend, paths, unit_of, drops, fs.join(ddir, "units"), out, DROPS_SCHEMA)
-        return {"pass": name, "file": out, "unit_dir": fs.join(ddir, "units"), "stats": [stats.as_dict()]}
+        _route_to_units(backend, paths, unit_of, drops, fs.join(ddir, "units"))
+        return {"pass": name, "file": fs.join(ddir, "units"), "unit_dir": fs.join(ddir, "units"),
+                "stats": [stats.as_dict()]}
     removal = REMOVAL_DECISIONS[name](backend, paths, cfg, work)
-    out = fs.join(ddir, "removed.parquet")
-    counts = _route_to_units(backend, paths, unit_of, removal, fs.join(ddir, "units"), out, REMOVED_SCHEMA)
+    counts = _route_to_units(backend, paths, unit_of, removal, fs.join(ddir, "units"))
     for reason, n in sorted(counts.items()):
         stats.drop("document", reason, n)
-    return {"pass": name, "file": out, "unit_dir": fs.join(ddir, "units"), "stats": [stats.as_dict()]}
+    return {"pass": name, "file": fs.join(ddir, "units"), "unit_dir": fs.join(ddir, "units"),
+            "stats": [stats.as_dict()]}
+
+
+def decision_table(decision: dict) -> pa.Table:
+    """The whole of a decision from :func:`decide` as one table: the frequent image URLs' hashes, or every
+    unit's share of a removal or paragraph decision (its ``file`` is then the folder of the shares; a
+    decision written before that is one Parquet file)."""
+    path = decision["file"]
+    if path.endswith(".parquet"):
+        return fs.read_parquet(path)
+    schema = DROPS_SCHEMA if decision["pass"] == "paragraphs" else REMOVED_SCHEMA
+    return pa.concat_tables([schema.empty_table()] + [fs.read_parquet(p).select(schema.names).cast(schema)
+                                                      for p in fs.list_files(path, ".parquet")])
 
 
 def _unit_decision(name: str, decision: dict, unit: str | None):
     """The decision for one unit: its own file under ``unit_dir`` (none: nothing to do), else all of it
     (the sorted hashes of the frequent image URLs)."""
     if unit is None or not decision.get("unit_dir"):
-        t = fs.read_parquet(decision["file"])
+        t = decision_table(dict(decision, **{"pass": name}))
         return t["h"].to_numpy() if name == "image_url" else t
     path = fs.join(decision["unit_dir"], f"{unit}.parquet")
     if fs.exists(path):

@@ -30,7 +30,7 @@ def _split(docs, n_units: int, snapshots=("CC-MAIN-2023-06", "CC-MAIN-2023-14"))
 
 
 def _engine(units: dict, cfg, tmp):
-    from pipeline.dedup import dedup_units
+    from pipeline.dedup import decision_table, dedup_units
     from pipeline.shuffle import LocalBackend
 
     src = tmp / "in"
@@ -42,7 +42,7 @@ def _engine(units: dict, cfg, tmp):
     removed = {}
     for d in decisions:
         if d["pass"] in ("url", "minhash", "image_set") and d["file"]:
-            removed.update({r["doc_id"]: r["reason"] for r in pq.read_table(d["file"]).to_pylist()})
+            removed.update({r["doc_id"]: r["reason"] for r in decision_table(d).to_pylist()})
     return table, removed, [s.as_dict() for s in stats]
 
 

@@ -53,12 +53,12 @@ def _corpus():
 
 def _removed(decisions) -> dict:
     """{doc_id: reason} of every removal decision (the oracle's ``removed_ids`` shape), local or on object storage."""
-    from obelics import storage
+    from pipeline.dedup import decision_table
 
     out = {}
     for d in decisions:
         if d["pass"] in ("url", "minhash", "image_set") and d["file"]:
-            out.update({r["doc_id"]: r["reason"] for r in storage.read_parquet(d["file"]).to_pylist()})
+            out.update({r["doc_id"]: r["reason"] for r in decision_table(d).to_pylist()})
     return out
 
 
@@ -154,7 +154,7 @@ def test_many_small_partitions_match_in_memory_passes(ray_local, profile, backen
 @pytest.mark.parametrize("profile,name", [("default", "minhash"), ("default", "image_set"),
                                           ("obelics-2023", "image_set")])
 def test_decide_then_apply_removals(ray_local, profile, name, tmp_path):
-    from pipeline.dedup import apply, decide
+    from pipeline.dedup import apply, decide, decision_table
 
     docs = _corpus() + _near_duplicates()
     units = _write_units(docs, tmp_path / "prev", 3)
@@ -162,8 +162,8 @@ def test_decide_then_apply_removals(ray_local, profile, name, tmp_path):
     ddir = tmp_path / "decision"
     ddir.mkdir()
     decision = decide(name, tmp_path / "prev", units, {"profile": profile, "decision_dir": str(ddir)})
-    assert sorted(p.name for p in ddir.iterdir()) == ["removed.parquet", "units"]  # the working files are gone
-    removed = pq.read_table(decision["file"]).to_pylist()
+    assert sorted(p.name for p in ddir.iterdir()) == ["units"]  # the working files are gone
+    removed = decision_table(decision).to_pylist()
     assert {r["doc_id"]: r["reason"] for r in removed} == expected.removed_ids()
     # each unit's share of the decision is in its own file, and a unit applies only that
     by_unit = {p.stem: set(pq.read_table(p)["doc_id"].to_pylist()) for p in (ddir / "units").iterdir()}

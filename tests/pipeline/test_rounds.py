@@ -3,11 +3,11 @@ decisions as one round and as the pure passes (the oracle) on the cross-unit tes
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from filters.dedup.config import dedup_config
 from filters.dedup.passes import run_passes
+from pipeline.dedup import decision_table
 from pipeline.rounds import GroupedWriter, plan_shuffle, refine
 from tests.filters.dedup_helpers import make_doc
 from tests.pipeline.s3_server import s3  # noqa: F401 - the fixture
@@ -40,6 +40,51 @@ def test_plan_one_round_when_small_else_rounds_with_bounded_fan_in():
     # linear in the data up to the log factor: 10x the files and partitions, ~10x the opens
     a, b = plan_shuffle(10_000, 10_000, 64, 1).opens, plan_shuffle(100_000, 100_000, 64, 1).opens
     assert b < 15 * a
+
+
+def _dict_index(outs):
+    """The driver's index as it was: {label: [(path, [batch, ...])]}, files in order (the reference)."""
+    locs = {}
+    for path, labels in outs:
+        for i, k in enumerate(labels):
+            entries = locs.setdefault(int(k), [])
+            if entries and entries[-1][0] == path:
+                entries[-1][1].append(i)
+            else:
+                entries.append((path, [i]))
+    return locs
+
+
+def test_flat_index_equals_the_dict_of_lists():
+    """The flat-array index gives each label the same (file, batches) list as the dict it replaces, whatever
+    the order results arrive in; select + build keeps the other labels and renumbers the files."""
+    from pipeline.rounds import IndexBuilder, locations
+
+    rng = np.random.default_rng(1)
+    outs = [(f"f{i}", np.sort(rng.integers(0, 9, rng.integers(0, 12)))) for i in range(30)]
+    outs[3] = (outs[3][0], np.array([5, 1, 5, 1]))  # a file with a label in two separate batches
+    ref = _dict_index(outs)
+    idx = locations(outs)
+    assert idx.keys.tolist() == sorted(ref) and len(idx) == len(ref)
+    assert all(idx.group(g) == ref[int(k)] for g, k in enumerate(idx.keys))
+    assert idx.get(100) is None and idx.get(int(idx.keys[0])) == ref[int(idx.keys[0])]
+    assert idx.files_per_label().tolist() == [len(ref[k]) for k in sorted(ref)]
+    b = IndexBuilder()
+    for i in rng.permutation(len(outs)).tolist():  # arrival order does not matter, only the call's position
+        b.add(i, *outs[i])
+    b.add(len(outs), None, np.array([1]))  # a result without a file holds nothing
+    again = b.build()
+    assert [again.group(g) for g in range(len(again))] == [idx.group(g) for g in range(len(idx))]
+    # keep the labels below 4, add merged files for the others: their entries come from the new files only
+    keep = idx.keys < 4
+    merged = IndexBuilder()
+    merged.add(0, "m0", np.array([4, 6]))
+    merged.add(1, "m1", np.array([6, 8]))
+    new = merged.build(idx.select(keep))
+    assert {int(k): new.group(g) for g, k in enumerate(new.keys)} == \
+        {**{k: v for k, v in ref.items() if k < 4}, 4: [("m0", [0])], 6: [("m0", [1]), ("m1", [0])], 8: [("m1", [1])]}
+    assert set(new.files) == {p for k, v in ref.items() if k < 4 for p, _ in v} | {"m0", "m1"}
+    assert new.nbytes() < 40 * new.entries
 
 
 def test_merge_file_is_atomic(tmp_path):
@@ -102,8 +147,8 @@ def test_multi_round_equals_one_round_and_the_pure_passes(profile, tmp_path, mon
     for d1, d2 in zip(dec1, dec2):  # every decision file, row for row (frequent image URLs, drops, removals)
         assert d1["pass"] == d2["pass"]
         if d1["file"]:
-            assert pq.read_table(d1["file"]).sort_by(pq.read_table(d1["file"]).column_names[0]).equals(
-                pq.read_table(d2["file"]).sort_by(pq.read_table(d2["file"]).column_names[0]))
+            t1, t2 = decision_table(d1), decision_table(d2)
+            assert t1.sort_by(t1.column_names[0]).equals(t2.sort_by(t2.column_names[0]))
     # the working files are gone: only each decision's own files are left
     for d in dec2:
         if d["file"]:
@@ -138,6 +183,9 @@ class _CountingBackend:
 
     def map(self, fn, calls):
         return self.inner.map(self._wrap(fn), calls)
+
+    def imap(self, fn, calls):
+        return self.inner.imap(self._wrap(fn), calls)
 
     def map_unordered(self, fn, calls, on_result):
         return self.inner.map_unordered(self._wrap(fn), calls, on_result)
@@ -178,9 +226,11 @@ def test_no_task_opens_more_than_the_fan_in(tmp_path, monkeypatch):
 def test_multi_round_on_ray(tmp_path, monkeypatch):
     """The same merge rounds as Ray tasks: the same result as the pure passes."""
     ray = pytest.importorskip("ray")
+    import pipeline.shuffle as sh
     from pipeline.executor import ensure_ray
     from pipeline.shuffle import RayBackend
 
+    monkeypatch.setattr(sh, "IN_FLIGHT", 2)  # RayBackend.imap's window: results still in call order
     ensure_ray(num_cpus=2)
     try:
         cfg = dedup_config("default", ["dedup.num_partitions=5"] + MULTI)
