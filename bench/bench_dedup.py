@@ -7,7 +7,8 @@ backend), docs/s and peak memory; MinHash signatures/s per core against datatrov
     .venv/bin/python -m bench.bench_dedup --docs 100000 --minhash-docs 20000
     .venv/bin/python -m bench.bench_dedup --docs 1000000 --words 30 --backend local --minhash-docs 0 --rounds-fan-in 4
     .venv/bin/python -m bench.bench_dedup --plan                          # the shuffle plans of a snapshot and of 25
-    .venv/bin/python -m bench.bench_dedup --driver-index                  # the driver's index at those plans, dry
+    .venv/bin/python -m bench.bench_dedup --driver-index                  # the driver's index, dry: 20,000 units, a snapshot
+    .venv/bin/python -m bench.bench_dedup --driver-index 25               # ... and 25 snapshots (~2.5 M merge tasks)
 
 Documents are generated (seeded): ~4,000 domains, URLs re-crawled in several snapshots (URL
 duplicates: about 43% of documents are older copies), images drawn from a Zipf pool (some seen thousands of times), per-domain boilerplate
@@ -29,7 +30,10 @@ round at these sizes) and with the multi-round shuffle forced (``dedup.shuffle_f
 opens (``pipeline.shuffle.open_ipc``). ``--plan`` prints, without running anything, the shuffle plans
 (``pipeline.dedup.shuffle_plan``, what the passes follow) for a snapshot and for 25: map tasks from
 ``--plan-doc-bytes`` of Parquet a document read in blocks of ``READ_BLOCK_BYTES``, partitions from
-``dedup.docs_per_partition``, the routing back to the units; against one round.
+``dedup.docs_per_partition``, the routing back to the units; against one round. ``--driver-index`` runs
+those plans' merge rounds dry (merge tasks that write nothing and return the worst-case labels, file
+operations skipped) and measures with tracemalloc what the driver holds: the shuffle index (flat arrays,
+against the dict of lists it replaced) and the routing's per-unit maps.
 """
 
 from __future__ import annotations
@@ -384,13 +388,16 @@ def compare_dict_index(entries_files: int, slots: int) -> dict:
             "index_peak_bytes_per_entry": round(new_peak / n, 1), "index_entries": idx.entries}
 
 
-def print_driver_index(doc_bytes: int, profile: str, overrides: list[str]) -> None:
+INDEX_PLANS = {"20000": ("20,000 units", 20_000 * 9_111, 20_000), "snapshot": ("one snapshot", 820_000_000, 90_000),
+               "25": ("25 snapshots", 20_500_000_000, 2_250_000)}  # 9,111 documents a unit: 820 M / 90,000
+
+
+def print_driver_index(doc_bytes: int, profile: str, overrides: list[str], plans: list[str]) -> None:
     c = compare_dict_index(12_219, 64)
     print(f"index of {c['entries']:,} entries (a snapshot's map side: 12,219 files x 64 slots): dict of lists "
           f"{c['dict_bytes_per_entry']} bytes an entry, flat arrays {c['index_bytes_per_entry']} "
           f"(peak while built {c['index_peak_bytes_per_entry']})")
-    for name, docs, units in (("20,000 units", 20_000 * 9_111, 20_000), ("one snapshot", 820_000_000, 90_000),
-                              ("25 snapshots", 20_500_000_000, 2_250_000)):
+    for name, docs, units in (INDEX_PLANS[x] for x in plans):
         r = driver_index(docs, units, doc_bytes, profile, overrides)
         print(f"{name}: {docs:,} documents, {units:,} units; per-unit maps of the routing "
               f"{r['per_unit_maps_bytes_per_unit']} bytes a unit ({r['per_unit_maps_bytes_per_unit'] * units / 2**20:,.0f} MB)")
@@ -465,8 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds-fan-in", type=int, default=0,
                     help="also run each size with the multi-round shuffle forced at this fan-in")
     ap.add_argument("--plan", action="store_true", help="print the shuffle plans of a snapshot and of 25, then exit")
-    ap.add_argument("--driver-index", action="store_true",
-                    help="the driver's shuffle index, dry, at 20,000 units, a snapshot and 25 (tracemalloc), then exit")
+    ap.add_argument("--driver-index", nargs="?", const="20000,snapshot", metavar="PLANS",
+                    help="the driver's shuffle index, dry (tracemalloc), at these plans (of 20000, snapshot, 25), "
+                         "then exit")
     ap.add_argument("--plan-doc-bytes", type=int, default=1000, help="Parquet bytes a document, for --plan")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -474,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         print_plans(args.plan_doc_bytes, args.profile, args.set)
         return 0
     if args.driver_index:
-        print_driver_index(args.plan_doc_bytes, args.profile, args.set)
+        print_driver_index(args.plan_doc_bytes, args.profile, args.set, args.driver_index.split(","))
         return 0
     if args.one:
         print("RESULT " + json.dumps(run_size(args.one, args.profile, args.cpus, args.partitions,

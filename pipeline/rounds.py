@@ -333,6 +333,18 @@ def _merge_task(inputs: list[tuple[str, list[int]]], bounds: np.ndarray, out_pat
         out.abort()
 
 
+def _merge_calls(index: Index, todo: np.ndarray, width: np.ndarray, nxt: np.ndarray, rdir: str, f: int,
+                 flush_bytes: int):
+    """The merge tasks' calls of one round, made one at a time: per slot to merge (``todo``: its position
+    in ``index``), one task per ``f`` of its files, splitting it into its finer slots of ``nxt``."""
+    for g in todo.tolist():
+        lo = int(index.keys[g])
+        sub = nxt[np.searchsorted(nxt, lo):np.searchsorted(nxt, lo + int(width[g])) + 1]
+        entries = index.group(g)
+        for j in range(0, len(entries), f):
+            yield entries[j:j + f], sub, fs.join(rdir, f"{lo:09d}-{j // f:06d}.arrow"), flush_bytes
+
+
 def merge_rounds(backend: Backend, index: Index, plan: ShufflePlan, workdir: str,
                  flush_bytes: int | None = None) -> Index:
     """Merge map outputs (``index``: slots of ``plan.top``) in rounds until each partition is held by at
@@ -354,23 +366,15 @@ def merge_rounds(backend: Backend, index: Index, plan: ShufflePlan, workdir: str
         fs.make_dirs(rdir)
         nxt = refine(bounds, f)
 
-        def calls(index=index, nxt=nxt, rdir=rdir, todo=todo, width=width):
-            for g in np.flatnonzero(todo).tolist():
-                lo = int(index.keys[g])
-                sub = nxt[np.searchsorted(nxt, lo):np.searchsorted(nxt, lo + int(width[g])) + 1]
-                entries = index.group(g)
-                for j in range(0, len(entries), f):
-                    yield (entries[j:j + f], sub, fs.join(rdir, f"{lo:09d}-{j // f:06d}.arrow"),
-                           flush_bytes or FLUSH_BYTES)
-
         merged = IndexBuilder()
-        for i, (path, labels) in enumerate(backend.imap(_merge_task, calls())):
+        calls = _merge_calls(index, np.flatnonzero(todo), width, nxt, rdir, f, flush_bytes or FLUSH_BYTES)
+        for i, (path, labels) in enumerate(backend.imap(_merge_task, calls)):
             merged.add(i, path, labels)
         kept = index.select(~todo)
         read = np.unique(index.file[np.repeat(todo, np.diff(index.starts))])
-        live = np.unique(kept[2])
-        for i in np.setdiff1d(read, live).tolist():
+        for i in np.setdiff1d(read, np.unique(kept[2])).tolist():
             fs.remove_file(index.files[i])
+        index = calls = None  # the round's index is gone before the next one is sorted (the driver's peak)
         index = merged.build(kept)
         bounds = nxt
     return index
