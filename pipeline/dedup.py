@@ -19,11 +19,16 @@ its units and :func:`apply` on each unit; nothing else drives the passes.
   is bounded whatever the size of the dataset, and only small results reach the driver.
 - the decision is routed back, on disk, to the files holding its documents (each reduce task writes
   its rows as one IPC batch per input file, merged in rounds like the keys when there are many), then
-  split into one small Parquet per unit (``units/<unit>.parquet``), so :func:`apply` on a unit reads only its own share. What is broadcast
-  once (``backend.put``) is small or follows the duplicates, not the documents: the sorted 64-bit
-  hashes of the too-frequent image URLs, of the MinHash removals and of the removed
-  (url, warc_filename) pairs (``url_warc``: a pair matches documents in any partition). A false match
-  needs a 64-bit hash collision.
+  split into one small Parquet per unit (``units/<unit>.parquet``), so :func:`apply` on a unit reads only
+  its own share; these shares are the whole decision (:func:`decision_table`). With ``url_warc``
+  (obelics-2023) a removed (url, warc_filename) pair matches documents in any partition: the removed
+  pairs and every document's pair meet in a second shuffle keyed by the pair's 64-bit hash. What is
+  broadcast once (``backend.put``) is small or follows the duplicates, not the documents: the sorted
+  64-bit hashes of the too-frequent image URLs and of the MinHash removals. A false match needs a
+  64-bit hash collision.
+- the driver's part: one listing of the stage folder, the units' sizes and rows read by survey tasks
+  (:func:`survey`), the shuffle index as flat arrays (:class:`pipeline.rounds.Index`, 16 bytes an entry),
+  the tasks' calls and results streamed (``Backend.imap``), a few maps per unit (its path and position).
 
 MinHash runs in three such steps: band rows (key, doc_id, recency) partitioned by band key give the
 candidate edges of each bucket, merged on the driver one partition at a time as uint64 pairs; the
@@ -303,15 +308,14 @@ def shuffle(backend: Backend, paths: list[str], columns: list[str] | None, key_f
 class Removal:
     """What a document-removing pass decided: hashes to drop, counts by reason."""
 
-    hashes: np.ndarray  # sorted uint64: of removed doc_ids, or of "url\\0warc_filename" when ``by_pair``
+    hashes: np.ndarray  # sorted uint64: of removed doc_ids
     counts: dict[str, int]
-    by_pair: bool = False
     reasons: np.ndarray | None = None  # per hash: index into ``names``
     names: list[str] = field(default_factory=list)
 
     def route(self, group: list[str]) -> pa.Table:
         """(doc_id, reason) of the rows of ``group``'s files that this decision removes."""
-        return route_removed(group, self.hashes, self.reasons, self.names, self.by_pair)
+        return route_removed(group, self.hashes, self.reasons, self.names)
 
 
 def _keyed(t: pa.Table, key_fn: Callable, P: int, drop_null: bool = False) -> pa.Table:
@@ -409,42 +413,58 @@ def _routed_removal_reduce(t: pa.Table, p: int, decide_fn: Callable, out_dir: st
     return p, path, parts, {str(k): int(v) for k, v in counts.items()}
 
 
-def _removal_reduce(t: pa.Table, p: int, decide_fn: Callable, by_pair: bool):
-    """One partition's removals: (hashes, reason codes, reason names, counts)."""
+def _pair_hash_reduce(t: pa.Table, p: int, decide_fn: Callable, Q: int, out_dir: str,
+                      bounds: np.ndarray | None = None):
+    """One image-set partition's removed (url, warc_filename) pairs as (h, reason) rows, h the pair's 64-bit
+    hash, written partitioned by ``h % Q`` (the join's partitions; with ``bounds``, by slot): a removed pair
+    removes the documents holding it in any partition, which the join finds."""
     removed = decide_fn(t)
     if removed.num_rows == 0:
-        return np.zeros(0, np.uint64), np.zeros(0, np.uint8), [], {}
-    enc = pc.dictionary_encode(removed["reason"].combine_chunks())
-    names = enc.dictionary.to_pylist()
-    codes = enc.indices.to_numpy().astype(np.uint8)
-    counts = dict(zip(names, np.bincount(codes, minlength=len(names)).tolist()))
-    return hash64(_pair_strings(removed) if by_pair else removed["doc_id"].to_pylist()), codes, names, counts
+        return p, None, np.zeros(0, np.int64), {}
+    h = hash64(_pair_strings(removed))
+    rows = pa.table({"h": pa.array(h, pa.uint64()), "reason": removed["reason"].combine_chunks().cast(pa.string())})
+    path, parts = _write_partitioned(rows, (h % np.uint64(Q)).astype(np.int64),
+                                     fs.join(out_dir, f"pairs-{p:05d}.arrow"), bounds)
+    counts = dict(zip(*np.unique(rows["reason"].to_numpy(zero_copy_only=False), return_counts=True)))
+    return p, path, parts, {str(k): int(v) for k, v in counts.items()}
 
 
-def _removal(results: list, by_pair: bool = False) -> Removal:
-    """The partitions' removals merged: sorted unique hashes with their reasons."""
-    names = sorted({n for r in results for n in r[2]})
-    code_of = {n: i for i, n in enumerate(names)}
-    counts: Counter = Counter()
-    hashes, reasons = [np.zeros(0, np.uint64)], [np.zeros(0, np.uint8)]
-    for h, codes, local, c in results:
-        counts.update(c)
-        hashes.append(h)
-        reasons.append(np.array([code_of[n] for n in local], np.uint8)[codes] if len(h) else codes)
-    h, first = np.unique(np.concatenate(hashes), return_index=True)
-    return Removal(h.astype(np.uint64), dict(counts), by_pair, np.concatenate(reasons)[first], names)
+def _pair_rows(t: pa.Table, Q: int) -> pa.Table:
+    """(h, doc_id) of every document, h the hash of its (url, warc_filename) pair, partitioned by ``h % Q``."""
+    h = hash64(_pair_strings(t))
+    return pa.table({"h": pa.array(h, pa.uint64()), "doc_id": t["doc_id"].combine_chunks().cast(pa.string()),
+                     "_part": pa.array((h % np.uint64(Q)).astype(np.int64))})
 
 
-def route_removed(group: list[str], hashes: np.ndarray, reasons: np.ndarray | None, names: list[str],
-                  by_pair: bool = False) -> pa.Table:
-    """(doc_id, reason) of the rows of ``group``'s files whose doc_id hash (or (url, warc_filename) hash
-    when ``by_pair``) is in the sorted ``hashes``; ``reasons`` index ``names`` per hash."""
+def _pair_join_reduce(t: pa.Table, q: int, pairs, out_dir: str, bounds: np.ndarray | None = None):
+    """Join partition ``q``: the documents whose pair was removed (the reason of its first removal, in
+    image-set partition order), routed back to their files."""
+    locs = shared_value(pairs).get(q)
+    if not locs:
+        return q, None, np.zeros(0, np.int64), {}
+    rm = drop_part(_read_batches(locs))
+    hs, first = np.unique(rm["h"].to_numpy(), return_index=True)
+    h = t["h"].to_numpy()
+    pos = np.minimum(np.searchsorted(hs, h), len(hs) - 1)
+    hit = hs[pos] == h
+    if not hit.any():
+        return q, None, np.zeros(0, np.int64), {}
+    removed = pa.table({"doc_id": t["doc_id"].filter(pa.array(hit)).combine_chunks(),
+                        "reason": rm["reason"].take(pa.array(first[pos[hit]]))}, schema=REMOVED_SCHEMA)
+    counts = dict(zip(*np.unique(removed["reason"].to_numpy(zero_copy_only=False), return_counts=True)))
+    path, parts = _route_rows(t, removed, fs.join(out_dir, f"removed-{q:05d}.arrow"), bounds)
+    return q, path, parts, {str(k): int(v) for k, v in counts.items()}
+
+
+def route_removed(group: list[str], hashes: np.ndarray, reasons: np.ndarray | None, names: list[str]) -> pa.Table:
+    """(doc_id, reason) of the rows of ``group``'s files whose doc_id hash is in the sorted ``hashes``;
+    ``reasons`` index ``names`` per hash."""
     parts = [REMOVED_SCHEMA.empty_table()]
     if len(hashes) == 0:
         return parts[0]
     names_arr = pa.array(names, pa.string())
-    for t in _iter_tables(group, ["doc_id", "url", "warc_filename"] if by_pair else ["doc_id"]):
-        h = hash64(_pair_strings(t) if by_pair else t["doc_id"].to_pylist())
+    for t in _iter_tables(group, ["doc_id"]):
+        h = hash64(t["doc_id"].to_pylist())
         pos = np.minimum(np.searchsorted(hashes, h), len(hashes) - 1)
         hit = hashes[pos] == h
         if hit.any():
@@ -480,9 +500,11 @@ def url_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Pat
                             functools.partial(url_removals, cfg=cfg), work, P, cfg)
 
 
-def image_set_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path) -> Routed | Removal:
-    """The image-set pass's removals (partitioned by image-set key), routed back to their files; with
-    ``url_warc``, the hashes of the removed (url, warc_filename) pairs (they match documents anywhere)."""
+def image_set_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path) -> Routed:
+    """The image-set pass's removals (partitioned by image-set key), routed back to their files. With
+    ``url_warc`` a removed (url, warc_filename) pair removes every document holding it, in any partition:
+    the removed pairs and every document's pair meet in a second shuffle partitioned by the pair's hash
+    (the driver held the hash of every removed pair and every route task read all of them)."""
     P = num_partitions(paths, cfg)
     # documents without an image have no key and are always kept: they stay out of the shuffle
     key_fn = functools.partial(_keyed, key_fn=functools.partial(_image_set_key, key=cfg.image_set.key), P=P,
@@ -490,8 +512,24 @@ def image_set_decision(backend: Backend, paths: list[str], cfg: DedupConfig, wor
     decide_fn = functools.partial(image_set_mod.image_set_duplicates, cfg=cfg)
     if cfg.image_set.remove_by != "url_warc":
         return _routed_removals(backend, paths, key_fn, decide_fn, work, P, cfg)
-    return _removal(shuffle(backend, paths, KEY_COLUMNS, key_fn, functools.partial(
-        _removal_reduce, decide_fn=decide_fn, by_pair=True), fs.join(work, "shuffle"), P, cfg), True)
+    pairs_dir, out_dir = fs.join(work, "pairs"), fs.join(work, "routed")
+    fs.make_dirs(pairs_dir)
+    fs.make_dirs(out_dir)
+    pairs_plan, route = shuffle_plan(P, P, cfg), route_plan(P, paths, cfg)  # P reduce outputs -> P join partitions
+    removed = _RoutedResults()
+    shuffle(backend, paths, KEY_COLUMNS, key_fn, functools.partial(
+        _pair_hash_reduce, decide_fn=decide_fn, Q=P, out_dir=pairs_dir, bounds=pairs_plan.top),
+        fs.join(work, "shuffle"), P, cfg, on_result=removed.add)
+    pairs = removed.builder.build()
+    if pairs_plan.multi:
+        pairs = merge_rounds(backend, pairs, pairs_plan, fs.join(work, "pairs-merge"), FLUSH_BYTES)
+    if not len(pairs):
+        return Routed(pairs, {}, "removed")
+    joined = _RoutedResults()
+    shuffle(backend, paths, ["doc_id", "url", "warc_filename"], functools.partial(_pair_rows, Q=P),
+            functools.partial(_pair_join_reduce, pairs=backend.put(pairs), out_dir=out_dir, bounds=route.top),
+            fs.join(work, "join"), P, cfg, tag_files=True, on_result=joined.add)
+    return joined.routed(backend, "removed", route, work)
 
 
 def _image_hash_rows(t: pa.Table, count: str, canonical, P: int) -> pa.Table:

@@ -204,7 +204,8 @@ def test_documents_without_images_stay_out_of_the_image_set_shuffle(profile, tmp
     real = dd._reduce_task
 
     def recording(locs, fn, p):
-        seen.append(dd._read_batches(locs).num_rows)
+        if fn.func is not dd._pair_join_reduce:  # obelics-2023's join of the removed pairs reads every document
+            seen.append(dd._read_batches(locs).num_rows)
         return real(locs, fn, p)
 
     monkeypatch.setattr(dd, "_reduce_task", recording)

@@ -336,3 +336,22 @@ def test_multi_round_on_object_storage(s3, tmp_path):  # noqa: F811 - the fixtur
     keys = s3.keys("rounds", "work/")
     assert keys and not [k for k in keys if "-work-" in k or k.endswith(".arrow")]
 
+
+
+@pytest.mark.parametrize("extra", [[], MULTI])
+def test_a_removed_url_warc_pair_removes_its_documents_in_every_partition(extra, tmp_path):
+    """obelics-2023 removes image-set duplicates by (url, warc_filename): a document sharing the removed pair
+    but with another image set (another image-set partition) goes too, through the join on the pair's hash,
+    in one round and with merge rounds; as the pure pass does."""
+    docs = _corpus()
+    docs.append(make_doc("https://news.com/a", ["https://img/other.jpg"], texts=["same record, other images"],
+                         warc="CC-MAIN-2021-01/w", date="2021-01-01", doc_id="setold-twin"))
+    docs.append(make_doc("https://news.com/a", ["https://img/third.jpg"], texts=["same url, other WARC"],
+                         warc="CC-MAIN-2019-01/w", date="2019-01-01", doc_id="other-warc"))
+    cfg = dedup_config("obelics-2023", ["dedup.num_partitions=17"] + extra)
+    got, decisions, _ = _run(cfg, docs, tmp_path, "pairs", passes=["image_set"])
+    expected, _ = run_passes(docs, cfg, ["image_set"])
+    removed = _removed(decisions)
+    assert removed == expected.removed_ids()
+    assert {"setold", "setold-twin"} <= set(removed) and "other-warc" not in removed
+    assert got["doc_id"].to_pylist() == expected.table.sort_by("doc_id")["doc_id"].to_pylist()
