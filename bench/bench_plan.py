@@ -4,6 +4,7 @@
     python -m bench.bench_plan --units 2000 --ray --cpus 2         # units as Ray Data tasks, passes as Ray tasks
     python -m bench.bench_plan --units 20000 --stages extract,text_filters,dedup_url,dedup_minhash,final
     python -m bench.bench_plan --driver-only --units 2000,20000,100000 --stages extract,text_filters,dedup_url,final
+    python -m bench.bench_plan --decisions --units 2000,20000          # each dedup decision: the driver's CPU per unit
 
 Each unit is a WARC of one small HTML page (about 80 words of English sentences drawn per unit, one
 image) and that image's response record (a 320x240 JPEG), so every stage of the default profile runs
@@ -23,6 +24,10 @@ hard links to the template's WARCs), only ``stats.json`` missing; the run is the
 process, so it checks every marker, reads every decision, streams every unit's stats into the funnel
 and every unit's documents into the writers. Measured: its wall and CPU seconds per unit and its peak
 RSS (the driver of a Ray run pays this on top of Ray's own per-task costs).
+
+``--decisions`` decides each dedup pass (``pipeline.dedup.decide``) over the first stage of such a clone,
+on the local backend with its tasks timed: the CPU left to the driver (listing, survey, plans, the shuffle
+index, routing bookkeeping) per unit, beside the tasks'.
 """
 
 from __future__ import annotations
@@ -217,6 +222,91 @@ def driver_one(n: int, stages: str | None) -> dict:
             "documents_out": stats["summary"]["documents"]}
 
 
+class TimedBackend:
+    """The local backend, timing the CPU its tasks use: what is left of a decision's CPU is the driver's."""
+
+    name = "local"
+
+    def __init__(self):
+        from pipeline.shuffle import LocalBackend
+
+        self.inner, self.task_cpu, self.tasks = LocalBackend(), 0.0, 0
+
+    def put(self, value):
+        return self.inner.put(value)
+
+    def _timed(self, fn):
+        def task(*args):
+            c0 = time.process_time()
+            try:
+                return fn(*args)
+            finally:
+                self.task_cpu += time.process_time() - c0
+                self.tasks += 1
+        return task
+
+    def map(self, fn, calls):
+        return self.inner.map(self._timed(fn), calls)
+
+    def imap(self, fn, calls):
+        return self.inner.imap(self._timed(fn), calls)
+
+    def map_unordered(self, fn, calls, on_result):
+        return self.inner.map_unordered(self._timed(fn), calls, on_result)
+
+
+DECISION_PASSES = ["url", "image_url", "paragraphs", "image_set", "minhash"]
+
+
+def decisions_one(n: int, passes: list[str]) -> dict:
+    """Each dedup pass decided over the first stage's units of a cloned run of ``n`` units (the template's
+    documents repeated, so the decisions remove the copies), on the local backend: CPU seconds in all, in
+    the tasks, and the driver's (the rest), per unit; peak RSS of the process."""
+    import tempfile
+
+    from pipeline.dedup import decide
+    from pipeline.sources import input_name
+
+    out, inputs, _ = clone_run(n, None, reuse=True)
+    stage = next(p for p in sorted((out / "work").iterdir()) if not (p / "decision.json").exists())
+    units = [input_name(x) for x in inputs]
+    res = {"units": n, "stage": stage.name, "passes": {}}
+    for name in passes:
+        backend = TimedBackend()
+        with tempfile.TemporaryDirectory(dir=DATA) as ddir:
+            c0, t0 = time.process_time(), time.perf_counter()
+            decide(name, str(stage), units, {"profile": "default", "decision_dir": ddir, "backend": backend})
+            cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        res["passes"][name] = {"cpu_ms_per_unit": round(1000 * cpu / n, 3), "wall_s": round(wall, 1),
+                               "task_cpu_ms_per_unit": round(1000 * backend.task_cpu / n, 3),
+                               "driver_cpu_ms_per_unit": round(1000 * (cpu - backend.task_cpu) / n, 3),
+                               "tasks": backend.tasks}
+    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    shutil.rmtree(out, ignore_errors=True)
+    return res
+
+
+def decisions_main(args) -> int:
+    passes = args.passes.split(",")
+    if args.one:
+        print("RESULT " + json.dumps(decisions_one(args.one, passes)))
+        return 0
+    for n in [int(x) for x in args.units.split(",")]:
+        clone = ["-c", f"from bench.bench_plan import clone_run; clone_run({n}, None); print('RESULT {{}}')"]
+        if run_measurement([sys.executable, *clone]) is None:
+            return 1
+        r = run_measurement([sys.executable, "-m", "bench.bench_plan", "--decisions", "--passes", args.passes,
+                             "--one", str(n)])
+        if r is None:
+            return 1
+        print(f"{n:>8,} units, decisions over the first stage ({r['stage']}), local backend, peak RSS "
+              f"{r['peak_rss_mb']} MB:")
+        for name, x in r["passes"].items():
+            print(f"    {name}: {x['cpu_ms_per_unit']} CPU-ms/unit = tasks {x['task_cpu_ms_per_unit']} + driver "
+                  f"{x['driver_cpu_ms_per_unit']} ({x['tasks']:,} tasks, {x['wall_s']} s wall)")
+    return 0
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as f:
         return next(int(x.split()[1]) for x in f if x.startswith("VmRSS:")) / 1024
@@ -231,8 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the run folders under build/bench-plan")
     ap.add_argument("--driver-only", action="store_true",
                     help="the driver's bookkeeping alone, on a completed run cloned to N units")
+    ap.add_argument("--decisions", action="store_true",
+                    help="the dedup decisions alone over a cloned run's first stage: the driver's CPU per unit")
+    ap.add_argument("--passes", default=",".join(DECISION_PASSES), help="for --decisions: comma-separated passes")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.decisions:
+        return decisions_main(args)
     if args.driver_only:
         return driver_main(args)
     if args.one:
