@@ -158,30 +158,36 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
     from pipeline.cpu import cpu_summary
     from pipeline.images.table import ImageTable
     from pipeline.report.funnel import Reservoir, document_distributions, flow_counts
-    from pipeline.writers.base import write_parts
+    from pipeline.writers.base import write_parts, writers_for
     from pipeline.writers.config import OutputConfig
+    from pipeline.writers.parallel import write_dataset
 
     ocfg = profile.section("output", OutputConfig)
     merger, unit_flow = unit_stats.result() if isinstance(unit_stats, RunStats) else merge_unit_stats(unit_stats)
     per = max(1, run_cfg.output_shard_docs)
-    n = count_documents(work, last_stage, units)
-    n_shards = max(1, -(-n // per))
-    flow: Counter = Counter()
     dists = {"images_per_document": Reservoir(), "words_per_document": Reservoir()}
+    if any(w.mode != "sequential" for w in writers_for(ocfg)):  # the files written by tasks
+        written = write_dataset(str(work), last_stage, units, str(out), ocfg, per, image_table_dir,
+                                bool(getattr(run_cfg, "use_ray", False)), dists)
+        outputs, flow, n_shards = written.outputs, written.flow, written.shards
+    else:  # only writers of one's own that write shard after shard: every document through the driver
+        n = count_documents(work, last_stage, units)
+        n_shards = max(1, -(-n // per))
+        flow = Counter()
 
-    def counted(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
-        for part in parts:
-            rows = part.select(["texts", "images"]).to_pylist()
-            flow.update(flow_counts(rows))
-            for k, values in document_distributions(rows).items():
-                dists[k].extend(values)
-            yield part
+        def counted(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
+            for part in parts:
+                rows = part.select(["texts", "images"]).to_pylist()
+                flow.update(flow_counts(rows))
+                for k, values in document_distributions(rows).items():
+                    dists[k].extend(values)
+                yield part
 
-    images = ImageTable(image_table_dir) if image_table_dir else None
-    parts = counted(shard_tables(unit_tables(work, last_stage, units), per))
-    outputs = write_parts(parts, n_shards, str(out), ocfg, images)
-    if flow["document"] != n:
-        raise RuntimeError(f"the units' footers count {n} documents but {flow['document']} were read")
+        images = ImageTable(image_table_dir) if image_table_dir else None
+        parts = counted(shard_tables(unit_tables(work, last_stage, units), per))
+        outputs = write_parts(parts, n_shards, str(out), ocfg, images)
+        if flow["document"] != n:
+            raise RuntimeError(f"the units' footers count {n} documents but {flow['document']} were read")
     merged = merger.result()
     merged["distributions"] = {k: r.values for k, r in dists.items()}
     merged["outputs"] = outputs

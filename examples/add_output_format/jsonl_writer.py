@@ -18,13 +18,20 @@ from pipeline.writers.stats import document_counts, stats_path_for
 
 class JsonlWriter(Writer):
     format = "jsonl"
+    # Each file is named by its shard's index alone, so the run may write every shard in a task of its own
+    # (``write_shard``, on Ray when the run uses Ray). A writer without ``mode`` ("sequential") gets the
+    # shards one after the other in the driver through ``open`` / ``write`` / ``close``.
+    mode = "shards"
 
     def open(self, dest: str, shards: int) -> None:
-        self.folder, self.written = join(dest, "jsonl"), []
+        self.dest, self.shards, self.written = dest, shards, []
 
     def write(self, part: pa.Table) -> None:
+        self.written.extend(self.write_shard(self.dest, part, len(self.written), self.shards))
+
+    def write_shard(self, dest: str, part: pa.Table, k: int, shards: int) -> list[dict]:
         rows = part.select(["texts", "images", "metadata", "general_metadata"]).to_pylist()
-        path = join(self.folder, f"train-{len(self.written):05d}.jsonl")
+        path = join(dest, "jsonl", f"train-{k:05d}.jsonl")
         with AtomicFile(path) as f:  # appears whole under its name, or not at all
             for r in rows:
                 r["metadata"], r["general_metadata"] = json.loads(r["metadata"]), json.loads(r["general_metadata"])
@@ -32,7 +39,7 @@ class JsonlWriter(Writer):
             size = f.file.tell()
         stats = {"file": basename(path), "format": self.format, **document_counts(rows), "num_bytes": size}
         write_json_atomic(stats_path_for(path), stats)
-        self.written.append(stats)
+        return [stats]
 
     def close(self) -> list[dict]:
         return self.written

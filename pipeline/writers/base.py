@@ -7,6 +7,21 @@ them), then ``close()``, which returns one stats dict per file written (``file``
 and ``abort()`` instead when anything failed. A writer writes under ``dest`` (a location string; join
 with :func:`obelics.storage.join`) through :mod:`obelics.storage`, so nothing is ever half-written.
 
+How a run calls a writer depends on its :attr:`Writer.mode` (:mod:`pipeline.writers.parallel` spreads the
+output step over tasks, on Ray when the run uses Ray, in-process otherwise):
+
+- ``"sequential"`` (the default, what the calls above describe): the driver streams every shard through
+  ``open`` / ``write`` / ``close``, in order, one document after the other. A writer of your own works
+  unchanged, but it costs the driver its whole time per document.
+- ``"shards"``: each of the run's shards is written by :meth:`Writer.write_shard` in a task of its own, in
+  any process and any order, and must give the same file(s) as ``write`` would give for that shard (its
+  names from the shard's index ``k`` alone). The built-in Parquet writer and the JSON Lines example are
+  such writers.
+- ``"spans"``: files that span shards, their boundaries depending on every document before (the built-in
+  WebDataset tars, rolling at a count or a size): the shards' tasks :meth:`Writer.measure` each document,
+  the driver cuts the run into files with :meth:`Writer.planner`, and each file is written by
+  :meth:`Writer.write_span` in a task of its own.
+
 A format is a built-in name (:data:`BUILTIN`) or ``package.module:Class`` naming a :class:`Writer`
 subclass of your own (see ``examples/add_output_format/``).
 """
@@ -58,6 +73,30 @@ class Writer:
     def abort(self) -> None:
         """Drop what is not finished (called instead of :meth:`close` on an error)."""
 
+    #: ``"sequential"``, ``"shards"`` or ``"spans"`` (see the module docstring)
+    mode = "sequential"
+
+    def write_shard(self, dest: str, part: pa.Table, k: int, shards: int) -> list[dict]:
+        """``"shards"`` writers: write the run's shard ``k`` of ``shards`` (its documents, ``image_bytes``
+        filled when :attr:`needs_image_bytes`) under ``dest``, each file atomically; returns its files' stats.
+        Runs in a task (any process, any order), so it may keep no state between calls."""
+        raise NotImplementedError
+
+    def measure(self, part: pa.Table, images) -> list[int]:
+        """``"spans"`` writers: one size per document of a shard (``images``: the run's image table, or None),
+        in a task; the driver hands them to :meth:`planner` in run order."""
+        raise NotImplementedError
+
+    def planner(self):
+        """``"spans"`` writers: an object whose ``add(sizes)`` takes the next documents' sizes and returns the
+        files they close, and ``finish()`` the rest; each file ``(first row, end row, total size)``."""
+        raise NotImplementedError
+
+    def write_span(self, dest: str, part: pa.Table, index: int, size: int) -> list[dict]:
+        """``"spans"`` writers: write file ``index`` holding exactly ``part``'s documents (``size``: their
+        measured total, to check), atomically; returns its stats. Runs in a task."""
+        raise NotImplementedError
+
 
 def writer_class(name: str) -> type[Writer]:
     """The :class:`Writer` class of a format name (built-in or ``package.module:Class``)."""
@@ -91,8 +130,17 @@ def write_outputs(table: pa.Table, dest: str, cfg: OutputConfig, shard_docs: int
 
 def write_parts(parts: Iterable[pa.Table], n_shards: int, dest: str, cfg: OutputConfig, images=None) -> list[dict]:
     """:func:`write_outputs` from the shards themselves (``n_shards`` tables of document rows, in order,
-    read one at a time: a run streams its units through here without holding the dataset)."""
+    read one at a time), every writer called in this process whatever its mode (the sequential path; a run
+    spreads its writers over tasks: :mod:`pipeline.writers.parallel`)."""
     writers = writers_for(cfg)
+    written = write_with(writers, parts, n_shards, dest, images)
+    return [o for w in writers for o in written[id(w)]]
+
+
+def write_with(writers: list[Writer], parts: Iterable[pa.Table], n_shards: int, dest: str,
+               images=None) -> dict[int, list[dict]]:
+    """Stream ``parts`` through ``writers`` (``open`` / ``write`` each part / ``close``; ``abort`` on an error);
+    returns each writer's file stats by ``id(writer)``."""
     fill = images is not None and any(w.needs_image_bytes for w in writers)
     opened: list[Writer] = []
     try:
@@ -110,9 +158,9 @@ def write_parts(parts: Iterable[pa.Table], n_shards: int, dest: str, cfg: Output
             written += 1
         if written != n_shards:
             raise ValueError(f"write_parts: {written} shards given, {n_shards} announced")
-        outputs = []
+        outputs = {}
         while opened:
-            outputs.extend(opened[0].close())
+            outputs[id(opened[0])] = opened[0].close()
             opened.pop(0)
         return outputs
     finally:

@@ -83,14 +83,18 @@ class ParquetHubWriter(Writer):
     def needs_image_bytes(self) -> bool:
         return self.cfg.embed_images
 
+    mode = "shards"  # each shard's file is named by its index alone: written by a task of its own
+
     def open(self, dest: str, shards: int) -> None:
-        self.dest, self.shards, self.written = join(dest, PARQUET_DIR), shards, []
+        self.dest, self.shards, self.written = dest, shards, []
 
     def write(self, part: pa.Table) -> None:
-        k = len(self.written)
-        path = join(self.dest, f"train-{k:05d}-of-{self.shards:05d}.parquet")
-        self.written.append(write_parquet_shard(part, path, self.cfg.embed_images,
-                                                self.cfg.parquet_compression, self.cfg.parquet_row_group_size))
+        self.written.extend(self.write_shard(self.dest, part, len(self.written), self.shards))
+
+    def write_shard(self, dest: str, part: pa.Table, k: int, shards: int) -> list[dict]:
+        path = join(dest, PARQUET_DIR, f"train-{k:05d}-of-{shards:05d}.parquet")
+        return [write_parquet_shard(part, path, self.cfg.embed_images, self.cfg.parquet_compression,
+                                    self.cfg.parquet_row_group_size)]
 
     def close(self) -> list[dict]:
         return self.written

@@ -47,8 +47,8 @@ WEBDATASET_DIR = "webdataset"
 JSON_MEMBER, IMAGES_MEMBER = "json", "images.mp"
 
 
-def document_sample(row: dict) -> dict:
-    """The WebDataset sample of one merged document row (see the module docstring)."""
+def document_json(row: dict) -> bytes:
+    """The ``json`` member of one document row (see the module docstring)."""
     meta = row.get("metadata")
     meta_list = json.loads(meta) if isinstance(meta, str) else (meta or [None] * len(row["texts"]))
     gm = row.get("general_metadata")
@@ -59,10 +59,38 @@ def document_sample(row: dict) -> dict:
     doc = {"doc_id": doc_id, "texts": list(row["texts"]), "images": list(row["images"]),
            "metadata": meta if isinstance(meta, str) else json.dumps(meta_list, ensure_ascii=False),
            "general_metadata": gm}
+    return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+
+
+def document_sample(row: dict) -> dict:
+    """The WebDataset sample of one merged document row (see the module docstring)."""
+    doc = document_json(row)
     blobs = row.get("image_bytes") or [None] * len(row["texts"])
     images = [data if url is not None else None for url, data in zip(row["images"], blobs)]
-    return {"__key__": doc_id, JSON_MEMBER: json.dumps(doc, ensure_ascii=False).encode("utf-8"),
-            IMAGES_MEMBER: msgpack.packb(images, use_bin_type=True)}
+    return {"__key__": row["doc_id"], JSON_MEMBER: doc, IMAGES_MEMBER: msgpack.packb(images, use_bin_type=True)}
+
+
+def sample_size(sample: dict) -> int:
+    """What a sample counts towards a shard's ``max_bytes``: its members' bytes plus 1 KB a key (tar headers)."""
+    return sum(len(v) for k, v in sample.items() if k != "__key__") + 1024 * len(sample)
+
+
+def packed_list_size(lengths: list[int | None]) -> int:
+    """``len(msgpack.packb(items, use_bin_type=True))`` for a list of ``bytes`` of these lengths (``None``:
+    nil), from the lengths alone: the spread output step sizes a document's tar member without reading its
+    image bytes (msgpack's array and bin headers, https://github.com/msgpack/msgpack/blob/master/spec.md)."""
+    n = len(lengths)
+    size = 1 if n < 16 else 3 if n < 1 << 16 else 5
+    for b in lengths:
+        size += 1 if b is None else b + (2 if b < 1 << 8 else 3 if b < 1 << 16 else 5)
+    return size
+
+
+def measured_size(row: dict, lengths: list[int | None]) -> int:
+    """:func:`sample_size` of a document row whose image bytes have these lengths (aligned with its nodes,
+    ``None`` where it has none), without the bytes."""
+    images = [b if url is not None else None for url, b in zip(row["images"], lengths)]
+    return len(document_json(row)) + packed_list_size(images) + 1024 * 3
 
 
 def read_sample(sample: dict) -> tuple[dict, list]:
@@ -124,7 +152,7 @@ class WebDatasetWriter:
 
     def write_row(self, row: dict) -> None:
         sample = document_sample(row)
-        size = sum(len(v) for k, v in sample.items() if k != "__key__") + 1024 * len(sample)
+        size = sample_size(sample)
         if self._tar is not None and self._stats["documents"] and (
                 self._stats["documents"] >= self.max_count or self._size + size > self.max_bytes):
             self._finish()
@@ -174,6 +202,53 @@ def write_webdataset(table: pa.Table, folder: str | os.PathLike, prefix: str = "
     return w.written
 
 
+def image_lengths(table: pa.Table, images) -> list[list[int | None]]:
+    """For each document row, the length of the bytes :func:`pipeline.images.merge.fill_image_bytes` would
+    put at each node (``None`` where it puts none), from the image table's ``num_bytes`` without reading a
+    byte of the images: the same rule (a ``success`` row whose ``sha256`` is the node's metadata's)."""
+    rows = table.select(["images", "metadata"]).to_pylist()
+    if images is None:
+        return [[None] * len(r["images"]) for r in rows]
+    hits = images.lookup({u for r in rows for u in r["images"] if u is not None}, with_bytes=False)
+    out = []
+    for r in rows:
+        meta = r["metadata"]
+        meta = json.loads(meta) if isinstance(meta, str) else (meta or [None] * len(r["images"]))
+        lengths: list[int | None] = []
+        for pos, url in enumerate(r["images"]):
+            hit = hits.get(url) if url is not None else None
+            ok = hit and hit["status"] == "success" and hit["sha256"] == (meta[pos] or {}).get("sha256")
+            lengths.append(hit["num_bytes"] if ok else None)
+        out.append(lengths)
+    return out
+
+
+class RollingPlan:
+    """Where the tars of a run start, from each document's :func:`sample_size` in run order: the rule of
+    :meth:`WebDatasetWriter.write_row` (a new tar at ``max_count`` documents, or when the next document would
+    pass ``max_bytes``; a larger single document still gets a tar of its own), applied to sizes alone."""
+
+    def __init__(self, max_count: int, max_bytes: int):
+        self.max_count, self.max_bytes = max_count, max_bytes
+        self.start = self.row = self.docs = self.size = 0
+
+    def add(self, sizes) -> list[tuple[int, int, int]]:
+        """Take the next documents' sizes; returns the tars they close: ``(first row, end row, total size)``."""
+        done = []
+        for s in sizes:
+            if self.docs and (self.docs >= self.max_count or self.size + s > self.max_bytes):
+                done.append((self.start, self.row, self.size))
+                self.start, self.docs, self.size = self.row, 0, 0
+            self.docs += 1
+            self.size += s
+            self.row += 1
+        return done
+
+    def finish(self) -> list[tuple[int, int, int]]:
+        """The last tar (none when there were no documents)."""
+        return [(self.start, self.row, self.size)] if self.docs else []
+
+
 class WebDatasetShardWriter(Writer):
     """``webdataset``: ``DEST/webdataset/shard-NNNNN.tar`` (+ ``.stats.json``), rotating at
     ``output.webdataset_max_count`` documents or ``output.webdataset_max_bytes`` across the run's shards."""
@@ -193,3 +268,28 @@ class WebDatasetShardWriter(Writer):
 
     def abort(self) -> None:
         self._w.abort()
+
+    # spread over tasks (pipeline.writers.parallel): tars span the run's shards, so their boundaries come
+    # from every document's size, measured shard by shard, then each tar is written by a task of its own
+    mode = "spans"
+
+    def measure(self, part: pa.Table, images) -> list[int]:
+        return [measured_size(row, lengths) for row, lengths in
+                zip(part.select(["doc_id", "texts", "images", "metadata", "general_metadata"]).to_pylist(),
+                    image_lengths(part, images))]
+
+    def planner(self) -> RollingPlan:
+        return RollingPlan(self.cfg.webdataset_max_count, self.cfg.webdataset_max_bytes)
+
+    def write_span(self, dest: str, part: pa.Table, index: int, size: int) -> list[dict]:
+        w = WebDatasetWriter(join(dest, WEBDATASET_DIR), "shard", max_count=1 << 62, max_bytes=1 << 62)  # one tar
+        w.index = index
+        try:
+            w.write_table(part)
+            if w._size != size or w._stats["documents"] != part.num_rows:
+                raise RuntimeError(f"webdataset tar {index}: measured {size} bytes before writing, "
+                                   f"{w._size} written: the tar boundaries would differ from a sequential run")
+        except BaseException:
+            w.abort()
+            raise
+        return w.close()
