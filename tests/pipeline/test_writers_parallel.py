@@ -1,0 +1,311 @@
+"""The output step spread over tasks (``pipeline.writers.parallel``) writes what the sequential path writes:
+the same Parquet bytes, the same tars (names, members, sizes; only the members' wall-clock mtime differs),
+the same stats, counts and distributions, for shards and tars that cut documents and units anywhere."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import msgpack
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from examples.add_output_format.jsonl_writer import JsonlWriter
+from obelics.document import DOCUMENT_SCHEMA, WebDocument, documents_to_table
+from pipeline.finish import shard_tables, unit_tables
+from pipeline.images.config import ImagesConfig
+from pipeline.images.loopback import skimage_photos
+from pipeline.images.merge import fill_image_bytes, merge_table
+from pipeline.images.table import ImageTable, make_row, rows_to_table
+from pipeline.report.funnel import Reservoir, document_distributions, flow_counts
+from pipeline.writers.base import write_parts
+from pipeline.writers.config import OutputConfig
+from pipeline.writers.parallel import pieces_of, read_pieces, write_dataset
+from pipeline.writers.webdataset import RollingPlan, image_lengths, packed_list_size
+from tests.conftest import ROOT
+from tests.pipeline.s3_server import s3  # noqa: F401 - the fixture
+
+STAGE = "09-final"
+PHOTOS = skimage_photos(("astronaut.png", "rocket.jpg", "horse.png", "no_time_for_that_tiny.gif"))
+JSONL = "examples.add_output_format.jsonl_writer:JsonlWriter"
+SEQUENTIAL_JSONL = "tests.pipeline.test_writers_parallel:SequentialJsonl"
+DISTS = ("images_per_document", "words_per_document")
+
+
+def _documents(n: int) -> list[WebDocument]:
+    names = sorted(PHOTOS)
+    docs = []
+    for k in range(n):
+        texts, images, meta = [f"Paragraph {k} — with {'a few ' * (k % 7)}words, é ü."], [None], [None]
+        for j in range(k % 4):
+            u = f"http://img/{names[(k + j) % len(names)]}" if (k + j) % 5 else f"http://img/missing-{k}"
+            if k % 11 == 3 and j == 0:
+                u = "http://img/failed"
+            texts += [None, "More words." * (1 + j)]
+            images += [u, None]
+            meta += [{"src": u}, None]
+        docs.append(WebDocument(texts=texts, images=images, metadata=meta,
+                                general_metadata={"url": f"http://site/{k}", "warc_filename": "f.warc.gz",
+                                                  "warc_record_offset": k, "warc_record_length": 1,
+                                                  "http_headers": {"x": "private"}}))
+    return docs
+
+
+def make_work(root: Path, sizes: list[int], row_group: int = 3) -> tuple[str, list[str], str]:
+    """A run's final stage (units of ``sizes`` documents, small row groups) and its image table."""
+    cfg = ImagesConfig()
+    rows = [make_row(f"http://img/{n}", PHOTOS[n], cfg) for n in PHOTOS]
+    rows.append(make_row("http://img/failed", None, cfg, error="HTTP Error 404: Not Found"))
+    lookup = {r["url"]: r for r in rows}
+    table = ImageTable(root / "images")
+    table.write_part("p", rows_to_table(rows))
+    merged = merge_table(documents_to_table(_documents(sum(sizes))), lookup, with_bytes=False)
+    merged = merged.select(DOCUMENT_SCHEMA.names)
+    if sizes and sum(sizes) > 5:  # one image whose bytes no longer match its node: no bytes in the tar
+        meta = [json.loads(m) for m in merged["metadata"].to_pylist()]
+        k = next(i for i, m in enumerate(meta) if any(x and x.get("sha256") for x in m))
+        pos = next(p for p, x in enumerate(meta[k]) if x and x.get("sha256"))
+        meta[k][pos]["sha256"] = "0" * 64
+        merged = merged.set_column(merged.schema.get_field_index("metadata"), "metadata",
+                                   pa.array([json.dumps(m) for m in meta], pa.string()))
+    (root / "work" / STAGE).mkdir(parents=True)
+    units, start = [], 0
+    for i, n in enumerate(sizes):
+        units.append(f"u{i:03d}")
+        pq.write_table(merged.slice(start, n), root / "work" / STAGE / f"{units[-1]}.parquet", row_group_size=row_group)
+        start += n
+    return str(root / "work"), units, str(root / "images")
+
+
+def sequential(work, units, dest, cfg, per, images_dir):
+    """The output step as it was: every shard through the driver, counted as it passes."""
+    flow, dists = Counter(), {k: Reservoir() for k in DISTS}
+
+    def counted(parts):
+        for part in parts:
+            rows = part.select(["texts", "images"]).to_pylist()
+            flow.update(flow_counts(rows))
+            for k, v in document_distributions(rows).items():
+                dists[k].extend(v)
+            yield part
+
+    n = sum(pq.read_metadata(os.path.join(work, STAGE, f"{u}.parquet")).num_rows for u in units)
+    outputs = write_parts(counted(shard_tables(unit_tables(work, STAGE, units), per)), max(1, -(-n // per)), dest,
+                          cfg, ImageTable(images_dir))
+    return outputs, flow, {k: r.values for k, r in dists.items()}
+
+
+def spread(work, units, dest, cfg, per, images_dir, use_ray=False):
+    dists = {k: Reservoir() for k in DISTS}
+    w = write_dataset(work, STAGE, units, dest, cfg, per, images_dir, use_ray, dists)
+    return w.outputs, w.flow, {k: r.values for k, r in dists.items()}
+
+
+def tar_without_mtime(data: bytes) -> bytes:
+    """A tar as comparable bytes: its length and each member's name, offsets, mode, owner, pax keys and
+    contents (webdataset stamps every member with the wall clock, in a pax record: only that is left out)."""
+    out = [len(data)]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        for m in tf.getmembers():
+            out.append((m.name, m.size, m.offset, m.offset_data, m.mode, m.uname, m.gname, m.type.decode(),
+                        sorted(m.pax_headers), hashlib.sha256(tf.extractfile(m).read()).hexdigest()))
+    return json.dumps(out).encode()
+
+
+def files(dest) -> dict[str, bytes]:
+    """Every file of an output folder (tars normalised), local or ``s3://``."""
+    from obelics import storage
+
+    got = {}
+    for sub in ("parquet", "webdataset", "jsonl"):
+        folder = storage.join(str(dest), sub)
+        if not storage.exists(folder):
+            continue
+        for name in sorted(storage.listdir(folder)):
+            data = storage.read_bytes(storage.join(folder, name))
+            got[f"{sub}/{name}"] = tar_without_mtime(data) if name.endswith(".tar") else data
+    return got
+
+
+def assert_same(a: tuple, b: tuple, dest_a, dest_b) -> None:
+    assert a[0] == b[0]  # every file's stats, writer by writer, in order
+    assert a[1] == b[1] and a[2] == b[2]  # flow counts, distributions
+    fa, fb = files(dest_a), files(dest_b)
+    assert sorted(fa) == sorted(fb) and fa == fb
+
+
+SETTINGS = [  # (unit sizes, documents per shard, tar max_count, tar max_bytes in documents' sizes or bytes)
+    ([5, 0, 8, 1, 9, 4], 4, 3, 10**9),        # tars roll by count, across shards and units
+    ([5, 0, 8, 1, 9, 4], 7, 100, 3.5),        # by bytes, mid-shard (about 3.5 documents a tar)
+    ([5, 0, 8, 1, 9, 4], 1, 2, 1.5),          # one document a shard; count and bytes both cutting
+    ([12, 3, 11], 5, 10000, 1),               # every document alone in its tar (max_bytes=1 byte)
+    ([6, 6], 100, 4, 10**9),                  # one shard, three tars
+    ([0, 0], 4, 3, 10**9),                    # no documents: one empty Parquet shard, no tar
+]
+
+
+@pytest.mark.parametrize("sizes,per,max_count,max_bytes", SETTINGS)
+def test_spread_output_equals_the_sequential_path(tmp_path, sizes, per, max_count, max_bytes):
+    work, units, images = make_work(tmp_path, sizes)
+    if max_bytes not in (1, 10**9):  # in documents: a tar of about that many average documents
+        from pipeline.writers.webdataset import WebDatasetShardWriter
+
+        all_rows = read_pieces(pieces_of([(os.path.join(work, STAGE, f"{u}.parquet"), n)
+                                          for u, n in zip(units, sizes)], 0, sum(sizes)))
+        measured = WebDatasetShardWriter(OutputConfig()).measure(all_rows, ImageTable(images))
+        max_bytes = int(max_bytes * sum(measured) / len(measured))
+    cfg = OutputConfig(formats=["parquet", "webdataset", JSONL], webdataset_max_count=max_count,
+                       webdataset_max_bytes=int(max_bytes))
+    want = sequential(work, units, str(tmp_path / "seq"), cfg, per, images)
+    got = spread(work, units, str(tmp_path / "par"), cfg, per, images)
+    assert_same(got, want, tmp_path / "par", tmp_path / "seq")
+    n_tars = sum(1 for o in want[0] if o["format"] == "webdataset")
+    assert (n_tars >= 2) == bool(sum(sizes))  # the settings do cut tars (none without documents)
+
+
+def test_embedded_images_and_a_sequential_writer_of_ones_own(tmp_path):
+    """Parquet with image bytes (filled in the tasks) and a plugin writer without ``mode`` (sequential, in
+    the driver) beside the spread ones: the same files, in the formats' order."""
+    work, units, images = make_work(tmp_path, [4, 7, 2, 6])
+    cfg = OutputConfig(formats=["webdataset", SEQUENTIAL_JSONL, "parquet"], embed_images=True,
+                       webdataset_max_count=5)
+    want = sequential(work, units, str(tmp_path / "seq"), cfg, 3, images)
+    got = spread(work, units, str(tmp_path / "par"), cfg, 3, images)
+    assert_same(got, want, tmp_path / "par", tmp_path / "seq")
+    assert [o["format"] for o in got[0]][:4] == ["webdataset"] * 4 and got[0][-1]["format"] == "parquet"
+    assert any(o.get("images_with_bytes") for o in got[0])
+    # the example's shard-by-shard files equal what its sequential twin wrote in the driver
+    cfg_jsonl = OutputConfig(formats=[JSONL])
+    spread(work, units, str(tmp_path / "ex"), cfg_jsonl, 3, images)
+    assert files(tmp_path / "ex") == {k: v for k, v in files(tmp_path / "par").items() if k.startswith("jsonl/")}
+
+
+class SequentialJsonl(JsonlWriter):
+    """The example with the default mode: the driver streams every shard through open/write/close."""
+
+    mode = "sequential"
+
+
+def test_tar_sizes_are_measured_without_the_image_bytes(tmp_path):
+    """The tasks size a document's tar members from the image table's lengths: equal to the real packing."""
+    for lengths in ([], [None], [0, 255, 256, 65535, 65536, None], [1] * 15, [1] * 16, [None] * 70000):
+        assert packed_list_size(lengths) == len(msgpack.packb([b"x" * n if n is not None else None
+                                                                for n in lengths], use_bin_type=True))
+    work, units, images = make_work(tmp_path, [13])
+    part = read_pieces(pieces_of([(os.path.join(work, STAGE, "u000.parquet"), 13)], 0, 13))
+    filled = fill_image_bytes(part, ImageTable(images))
+    want = [[None if b is None else len(b) for b in r] for r in filled["image_bytes"].to_pylist()]
+    assert image_lengths(part, ImageTable(images)) == want
+    assert any(x is None for r, u in zip(want, part["images"].to_pylist()) for x, url in zip(r, u) if url)
+
+
+def test_rolling_plan_follows_the_writers_rule():
+    plan = RollingPlan(max_count=3, max_bytes=10)
+    assert plan.add([4, 4]) == [] and plan.add([4, 1, 20, 2]) == [(0, 2, 8), (2, 4, 5), (4, 5, 20)]
+    assert plan.finish() == [(5, 6, 2)] and RollingPlan(3, 10).finish() == []
+
+
+def test_pieces_cover_shards_across_units():
+    counts = [("a", 5), ("b", 0), ("c", 8), ("d", 1)]
+    got = [[(p.path, p.start, p.stop) for p in pieces_of(counts, k, min(14, k + 4))] for k in range(0, 14, 4)]
+    assert got == [[("a", 0, 4)], [("a", 4, 5), ("c", 0, 3)], [("c", 3, 7)], [("c", 7, 8), ("d", 0, 1)]]
+
+
+def test_on_ray(tmp_path):
+    """The same functions as Ray tasks (two CPUs, more tasks than CPUs): the same output."""
+    ray = pytest.importorskip("ray")
+    from pipeline.executor import ensure_ray
+
+    work, units, images = make_work(tmp_path, [5, 0, 8, 1, 9, 4])
+    cfg = OutputConfig(formats=["parquet", "webdataset"], webdataset_max_count=3)
+    want = sequential(work, units, str(tmp_path / "seq"), cfg, 4, images)
+    ensure_ray(num_cpus=2)
+    try:
+        got = spread(work, units, str(tmp_path / "par"), cfg, 4, images, use_ray=True)
+    finally:
+        ray.shutdown()
+    assert_same(got, want, tmp_path / "par", tmp_path / "seq")
+
+
+KILL = """
+import os, sys
+sys.path.insert(0, {root!r})
+import pipeline.writers.webdataset as w
+from tests.pipeline.test_writers_parallel import spread
+real = w.WebDatasetWriter.write_row
+def write_row(self, row):  # the process dies in the middle of the third tar, after Parquet was written
+    real(self, row)
+    if self.index == 2 and self._stats["documents"] == 2:
+        self._file.file.flush()
+        os._exit(9)
+w.WebDatasetWriter.write_row = write_row
+from pipeline.writers.config import OutputConfig
+spread({work!r}, {units!r}, {dest!r}, OutputConfig(webdataset_max_count=3), 4, {images!r})
+"""
+
+
+def test_a_killed_output_step_leaves_no_file_that_reads_as_done_and_reruns_identically(tmp_path):
+    work, units, images = make_work(tmp_path, [5, 0, 8, 1, 9, 4])
+    dest = str(tmp_path / "out")
+    code = KILL.format(root=str(ROOT), work=work, units=units, dest=dest, images=images)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    wds = sorted(p.name for p in (tmp_path / "out" / "webdataset").iterdir())
+    done = [n for n in wds if not n.startswith(".")]
+    # the two tars before are complete with their stats; the one killed is only a temporary
+    assert done == ["shard-00000.stats.json", "shard-00000.tar", "shard-00001.stats.json", "shard-00001.tar"]
+    assert [n for n in wds if n.startswith(".")] and all(n.startswith(".shard-00002.tar.") for n in wds if n[0] == ".")
+    for name in ("shard-00000.tar", "shard-00001.tar"):
+        assert len(tarfile.open(tmp_path / "out" / "webdataset" / name).getmembers()) == 6
+    assert len(list((tmp_path / "out" / "parquet").glob("*.parquet"))) == 7
+    from pipeline.markers import clean_temporaries
+
+    clean_temporaries(dest)  # what the run lock does to a killed run's folder
+    cfg = OutputConfig(webdataset_max_count=3)
+    got = spread(work, units, dest, cfg, 4, images)
+    want = sequential(work, units, str(tmp_path / "fresh"), cfg, 4, images)
+    assert_same(got, want, dest, tmp_path / "fresh")
+    assert not [p for p in (tmp_path / "out").rglob(".*")]
+
+
+def test_a_failing_task_fails_the_step_and_leaves_its_file_unwritten(tmp_path, monkeypatch):
+    import pipeline.writers.parquet_hub as ph
+
+    work, units, images = make_work(tmp_path, [5, 8, 4])
+    real = ph.hub_table
+    calls = [0]
+
+    def failing(table, embed=False):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise OSError("disk full")
+        return real(table, embed)
+
+    monkeypatch.setattr(ph, "hub_table", failing)
+    with pytest.raises(OSError, match="disk full"):
+        spread(work, units, str(tmp_path / "out"), OutputConfig(), 4, images)
+    names = sorted(p.name for p in (tmp_path / "out" / "parquet").iterdir())
+    assert names == ["train-00000-of-00005.parquet", "train-00000-of-00005.stats.json"]
+
+
+def test_work_and_output_on_object_storage(s3, tmp_path):  # noqa: F811 - the fixture
+    """Units, image table and dataset on the loopback S3 server: the files equal the local ones."""
+    work, units, images = make_work(tmp_path / "local", [5, 0, 8, 1, 9, 4])
+    bucket = s3.make_bucket("writers")
+    s3.upload_tree(tmp_path / "local", "writers", "run/")
+    cfg = OutputConfig(formats=["parquet", "webdataset", JSONL], webdataset_max_count=3)
+    want = sequential(work, units, str(tmp_path / "seq"), cfg, 4, images)
+    got = spread(f"{bucket}/run/work", units, f"{bucket}/out", cfg, 4, f"{bucket}/run/images")
+    assert_same(got, want, f"{bucket}/out", tmp_path / "seq")
+    assert not s3.open_uploads("writers")
+    keys = s3.keys("writers", "out/")
+    assert "out/parquet/train-00006-of-00007.parquet" in keys and "out/webdataset/shard-00008.tar" in keys
