@@ -32,9 +32,9 @@ import pyarrow as pa
 
 from obelics import storage
 from obelics.document import DOCUMENT_SCHEMA
-from pipeline.finish import _clean_general_metadata, _unit_paths, shard_tables, unit_tables
 from pipeline.writers.base import Writer, write_with, writers_for
 from pipeline.writers.config import OutputConfig
+from pipeline.writers.units import _clean_general_metadata, _unit_paths, shard_tables, unit_tables
 
 log = logging.getLogger("obelics.run")
 
