@@ -47,7 +47,7 @@ def make_work(root: Path, docs: int, units: int, seed: int = 0) -> tuple[str, li
     from pipeline.images.table import ImageTable, make_row, rows_to_table
 
     rng = random.Random(seed)
-    photos = skimage_photos(("astronaut.png", "rocket.jpg", "horse.png", "no_time_for_that_tiny.gif"))
+    photos = skimage_photos(("rocket.jpg", "horse.png", "moon.png", "no_time_for_that_tiny.gif"))  # 4-113 KB
     names = sorted(photos)
     cfg = ImagesConfig()
     rows = [make_row(f"http://img{i}.example/{names[i % len(names)]}", photos[names[i % len(names)]], cfg)
