@@ -13,9 +13,9 @@ so every shard and part holds all its bytes. For each of ``--runs`` rounds, in a
 
 It prints the median wall seconds of each, URLs/s and our overhead in percent (goal: <= 10%), the median
 CPU seconds of each (driver and its img2dataset worker processes, also apart; the server runs in a process of
-its own and is not counted), which stay readable when a loaded machine makes wall times noisy, and the time
-of rebuilding the image table from the finished shard files (what a resume or the parent does for a shard
-whose worker did not write its part; the workers build it from the samples still in memory).
+its own and is not counted), which stay readable when a loaded machine makes wall times noisy, and the bytes
+each wrote to disk (our stage writes each image once, into its table part; img2dataset's shard keeps the
+metadata).
 
     .venv/bin/python -m bench.bench_images --runs 5              # 2,000 URLs, 5 rounds
     .venv/bin/python -m bench.bench_images --urls 300 --runs 1   # quick check
@@ -66,7 +66,7 @@ def main() -> None:
 
     from obelics.parquet import write_table_atomic
     from pipeline.images.config import ImagesConfig
-    from pipeline.images.download import build_table, download_images, img2dataset_kwargs
+    from pipeline.images.download import download_images, img2dataset_kwargs
     from pipeline.images.loopback import skimage_photos
 
     photos = skimage_photos()
@@ -77,7 +77,7 @@ def main() -> None:
     times: dict[str, list[float]] = {"img2dataset": [], "ours": []}
     cpu: dict[str, list[float]] = {"img2dataset": [], "ours": []}
     workers_cpu: dict[str, list[float]] = {"img2dataset": [], "ours": []}
-    table_times: list[float] = []
+    written: dict[str, list[int]] = {"img2dataset": [], "ours": []}
     total_bytes = 0
     parent, child = multiprocessing.get_context("spawn").Pipe()
     server = multiprocessing.get_context("spawn").Process(target=_serve, args=(child,), daemon=True)
@@ -109,11 +109,7 @@ def main() -> None:
                 c1 = _cpu()
                 cpu[which].append(c1[0] + c1[1] - c0[0] - c0[1])
                 workers_cpu[which].append(c1[1] - c0[1])
-                if which == "ours":  # our deterministic part alone: the image table from the shards
-                    shutil.rmtree(out / "table")
-                    t1 = time.perf_counter()
-                    build_table(out, cfg)
-                    table_times.append(time.perf_counter() - t1)
+                written[which].append(sum(p.stat().st_size for p in out.rglob("*") if p.is_file()))
                 if which == "ours" and (counts["success"], counts["http_404"]) != (n_ok, len(urls) - n_ok):
                     raise SystemExit(f"unexpected outcome: {dict(counts)}")
                 shutil.rmtree(out, ignore_errors=True)
@@ -134,10 +130,9 @@ def main() -> None:
     print(f"  of which workers: img2dataset {wa:.2f}, ours {wb:.2f}; driver: img2dataset {ca - wa:.2f}, "
           f"ours {cb - wb:.2f} (medians of each)")
     print(f"load average      : {' '.join(f'{x:.1f}' for x in os.getloadavg())} (at the end)")
-    tt = statistics.median(table_times)
     print(f"overhead          : {100 * (b - a) / a:+.1f}%   (goal <= 10%)")
-    print(f"image table rebuilt from the shard files (a resume's path, not in the stage's figures above): "
-          f"{tt:.2f} s wall")
+    print(f"written to disk   : img2dataset {statistics.median(written['img2dataset']) / 1e6:.1f} MB, "
+          f"ours {statistics.median(written['ours']) / 1e6:.1f} MB (medians)")
 
 
 if __name__ == "__main__":

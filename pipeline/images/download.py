@@ -3,8 +3,10 @@
 :func:`download_images` writes the sorted unique URL list once (``urls.parquet``), calls
 ``img2dataset.download`` on it (Parquet output, sha256, X-Robots-Tag directives on, retries and
 timeout from the profile, ``incremental_mode="incremental"``: a shard whose ``_stats.json`` exists is
-not fetched again), then turns each finished img2dataset shard into one part of the image table
-(:mod:`pipeline.images.table`). A rerun after a kill downloads only the unfinished shards.
+not fetched again). Each img2dataset shard becomes one part of the image table
+(:mod:`pipeline.images.table`), written by the worker that downloaded it before the shard is marked done;
+the image bytes are written there only (img2dataset's shard keeps their metadata). A rerun after a kill
+downloads only the unfinished shards.
 
 By default nothing is re-encoded (``disable_all_reencoding``): the stored bytes are the bytes the server
 sent, in their own format (GIF, PNG, WebP... survive), and width, height and format come from PIL's
@@ -38,7 +40,7 @@ from obelics import storage
 from obelics.parquet import write_table_atomic
 from obelics.storage import write_text_atomic
 from pipeline.images.config import ImagesConfig
-from pipeline.images.parts import HEADERS_DIR, I2D_DIR, TABLE_DIR, write_shard_part
+from pipeline.images.parts import HEADERS_DIR, I2D_DIR, TABLE_DIR, ShardWithoutBytes, write_shard_part
 from pipeline.images.table import ImageTable
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,8 @@ def unique_urls(tables_or_lists: Iterable) -> list[str]:
 
 
 @contextlib.contextmanager
-def _our_downloader(cfg: ImagesConfig, allow: list[str] | None = None, work_dir: Path | None = None):
+def _our_downloader(cfg: ImagesConfig, allow: list[str] | None = None, work_dir: Path | None = None,
+                    table_dir: str | None = None):
     import img2dataset  # noqa: F401 - its package binds `main` to the function, so go through sys.modules
 
     i2d_main = sys.modules["img2dataset.main"]
@@ -79,7 +82,7 @@ def _our_downloader(cfg: ImagesConfig, allow: list[str] | None = None, work_dir:
     original, original_signal = i2d_main.Downloader, i2d_main.signal
     PENDING.update(user_agent=cfg.user_agent, record_headers=cfg.record_headers, headers_dir=HEADERS_DIR,
                    max_bytes=cfg.max_bytes, max_seconds=cfg.max_seconds, max_pixels=cfg.decode_cap(), allow=allow,
-                   table=None if work_dir is None else (str(work_dir), cfg))
+                   table=None if work_dir is None else (str(work_dir), cfg, table_dir))
     i2d_main.Downloader = cls
     if threading.current_thread() is not threading.main_thread():
         # img2dataset installs a SIGINT handler, which Python allows only in the main thread
@@ -130,27 +133,42 @@ def img2dataset_kwargs(cfg: ImagesConfig, url_list: Path, output_folder: Path) -
 
 
 def build_table(work_dir: str | Path, cfg: ImagesConfig, table_dir: str | None = None) -> ImageTable:
-    """Turn every finished img2dataset shard (``*_stats.json`` present) into a table part, once
-    (``table_dir``: where the table goes, default ``work_dir/table``; may be on object storage)."""
-    work_dir = Path(work_dir)
+    """The image table of every finished img2dataset shard (``*_stats.json`` present), writing the part of
+    any shard that has none from its shard file (``table_dir``: where the table goes, default
+    ``work_dir/table``; may be on object storage). A shard whose file holds no image bytes (our workers keep
+    them only for the part) and that has no part is left out: see :func:`_complete_parts`."""
+    return _complete_parts(Path(work_dir), cfg, table_dir)[0]
+
+
+def _complete_parts(work_dir: Path, cfg: ImagesConfig, table_dir: str | None) -> tuple[ImageTable, list[str]]:
+    """(table, shards reset): a finished shard without a part whose file cannot give one (no image bytes in
+    it) is reset (its stats, file and header log removed), so that img2dataset downloads it again."""
     table = ImageTable(table_dir or work_dir / TABLE_DIR)
+    reset = []
     for stats in sorted((work_dir / I2D_DIR).glob("*_stats.json")):
         shard = stats.name[: -len("_stats.json")]
         parquet = stats.with_name(f"{shard}.parquet")
-        if table.has_part(shard) and (storage.is_remote(table.folder)  # parts come from finished shards only
-                                      or Path(table.part_path(shard)).stat().st_mtime >= stats.stat().st_mtime):
+        if table.has_part(shard):  # written before the shard was marked done, or rebuilt from its file
             continue
         if not parquet.exists():
             log.warning("img2dataset shard %s has stats but no parquet; skipped", shard)
             continue
-        write_shard_part(work_dir, shard, cfg, table_dir)  # what a worker does when it can
-    return table
+        try:
+            write_shard_part(work_dir, shard, cfg, table_dir)  # a shard img2dataset wrote with its bytes
+        except ShardWithoutBytes:
+            log.warning("image shard %s has no table part and its file no bytes: downloading it again", shard)
+            for path in (stats, parquet, stats.parent / HEADERS_DIR / f"{shard}.jsonl"):
+                path.unlink(missing_ok=True)
+            reset.append(shard)
+    return table, reset
 
 
 def download_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig | None = None,
                     allow: list[str] | None = None) -> ImageTable:
     """Download the unique ``urls`` with img2dataset into ``work_dir``; returns the image table.
 
+    Each image is written once: img2dataset's worker writes the bytes into the shard's image-table part
+    (local, or on object storage when ``work_dir`` is there), and img2dataset's own shard only the metadata.
     Resumable: rerun with the same URLs and only unfinished img2dataset shards are fetched again.
     Only public addresses are fetched (:mod:`obelics.netguard`); ``allow`` lists networks let through
     anyway (tests, private mirrors; None: the ``OBELICS_NET_ALLOW`` environment variable).
@@ -167,11 +185,15 @@ def download_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig
     urls = sorted(set(u for u in urls if u))
     if _write_url_list(urls, work_dir) and table_dir is not None:
         storage.remove_tree(table_dir)  # parts of another URL list
-    if urls:
-        # the workers write each shard's table part when it is local; on object storage the parent does
-        with _our_downloader(cfg, allow, work_dir if table_dir is None else None):
-            img2dataset.download(**img2dataset_kwargs(cfg, work_dir / URLS_FILE, work_dir / I2D_DIR))
-    return build_table(work_dir, cfg, table_dir)
+    for _attempt in range(2):
+        if urls:
+            with _our_downloader(cfg, allow, work_dir, table_dir):
+                img2dataset.download(**img2dataset_kwargs(cfg, work_dir / URLS_FILE, work_dir / I2D_DIR))
+        table, reset = _complete_parts(work_dir, cfg, table_dir)
+        if not reset:
+            return table
+    raise RuntimeError(f"image shards {', '.join(reset)}: downloaded twice, and their table parts are still "
+                       f"missing (see the img2dataset output above)")
 
 
 def scratch_dir(work_dir: str) -> Path:

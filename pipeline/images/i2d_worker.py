@@ -29,7 +29,6 @@ import io
 import json
 import os
 import socket
-import sys
 import threading
 import time
 import urllib.request
@@ -48,6 +47,7 @@ _LIMITS: dict = {"max_bytes": None, "max_seconds": None, "max_pixels": None}  # 
 
 _sink_lock = threading.Lock()
 _sink: list = [None]        # the open header log of the shard this process is downloading
+_sink_log: dict = {}        # its entries by URL (the last one of each), for the shard's table part
 _opener_pid: list = [None]  # the process that installed our opener
 
 
@@ -73,11 +73,16 @@ class HeaderHandler(urllib.request.BaseHandler):
                 if values:
                     # one header line per list item: X-Robots-Tag scopes a user agent per line
                     headers[name] = values[0] if len(values) == 1 else list(values)
-            line = json.dumps({"url": req.full_url, "status": response.status, "headers": headers,
-                               "location": response.headers.get("Location")}) + "\n"
+            entry = {"url": req.full_url, "status": response.status, "headers": headers,
+                     "location": response.headers.get("Location")}
+            line = json.dumps(entry) + "\n"
             with _sink_lock:
                 if _sink[0] is not None:
                     _sink[0].write(line)
+                    # the same entries by URL, the last one winning as when the log is read back
+                    # (pipeline.images.parts.read_header_log; plain JSON values, so equal to a read-back):
+                    # the shard's part is written before the log file is in place
+                    _sink_log[entry["url"]] = entry
         except Exception:  # noqa: BLE001 - never let logging break a download
             pass
         return response
@@ -275,7 +280,8 @@ class ObelicsDownloader(Downloader):
         self.obelics_headers_dir = PENDING["headers_dir"]
         self.obelics_limits = {k: PENDING.get(k) for k in _LIMITS}
         self.obelics_allow = None if PENDING.get("allow") is None else list(PENDING["allow"])
-        self.obelics_table = PENDING.get("table")  # (work folder, ImagesConfig): write the shard's table part
+        # (work folder, ImagesConfig, table folder or None): write the shard's table part, with its bytes
+        self.obelics_table = PENDING.get("table")
 
     def download_shard(self, row):
         if _opener_pid[0] != os.getpid():
@@ -293,54 +299,74 @@ class ObelicsDownloader(Downloader):
             i2d_downloader.download_image_with_retry = download_image_with_retry  # looked up per call
             _opener_pid[0] = os.getpid()
         shard_id = row[0]
+        shard = f"{shard_id:0{self.oom_shard_count}d}"
         folder = Path(self.output_folder) / self.obelics_headers_dir
         folder.mkdir(parents=True, exist_ok=True)
-        final = folder / f"{shard_id:0{self.oom_shard_count}d}.jsonl"
-        samples: list | None = None
+        final = folder / f"{shard}.jsonl"
         READ_AT_DOWNLOAD.clear()
         writer_class = self.sample_writer_class
         if self.obelics_table is not None:
-            samples = []
-            self.sample_writer_class = _keeping(writer_class, samples, self.compute_hash)
+            # the image bytes go only into the shard's image-table part, which the writer's close() writes
+            # before img2dataset marks the shard done (its _stats.json); img2dataset's own shard keeps the
+            # metadata, so every image is written once
+            work_dir, cfg, table_dir = self.obelics_table
+            self.sample_writer_class = _part_writer(writer_class, self.compute_hash, Path(self.output_folder)
+                                                    / f"{shard}.parquet", work_dir, shard, cfg, table_dir)
         with AtomicFile(final) as af:
             f = io.TextIOWrapper(af.file, encoding="utf-8")
             with _sink_lock:
                 _sink[0] = f
+                _sink_log.clear()
             try:
                 super().download_shard(row)
             finally:
                 self.sample_writer_class = writer_class
                 with _sink_lock:
                     _sink[0] = None
+                    _sink_log.clear()
             f.flush()
             f.detach()
-        if self.obelics_table is not None:
-            # the shard's image-table part, here and now: in parallel across workers and while the other
-            # shards still download, instead of one after another in the parent once all are done; from the
-            # samples still in memory, not from the shard file read back
-            try:
-                from pipeline.images.parts import write_shard_part
-
-                work_dir, cfg = self.obelics_table
-                write_shard_part(work_dir, f"{shard_id:0{self.oom_shard_count}d}", cfg, samples=samples)
-            except Exception as err:  # noqa: BLE001 - the parent's build_table writes any part missing here
-                print(f"image table part of shard {shard_id} left to the parent: {err!r}", file=sys.stderr)
-            finally:
-                samples = None  # the shard's image bytes: freed before the next shard downloads
         READ_AT_DOWNLOAD.clear()
 
 
-def _keeping(writer_class, samples: list, hash_name: str | None):
+def _keeping(writer_class, samples: list, hash_name: str | None, keep_bytes: bool = True):
     """``writer_class`` (img2dataset's sample writer) that also keeps what it wrote in ``samples``:
     (url, status, error message, hash, image bytes, what PIL read from them at download), what
     :func:`pipeline.images.parts.samples_to_table` takes. The bytes are references to the objects
-    img2dataset already holds, not copies."""
+    img2dataset already holds, not copies. ``keep_bytes=False``: img2dataset's writer gets no image bytes
+    (its shard holds the metadata only), ours are the only copy."""
 
     class Keeping(writer_class):
         def write(self, img_str, key, caption, meta):
-            super().write(img_str, key, caption, meta)
+            super().write(img_str if keep_bytes else None, key, caption, meta)
             url = meta.get("url")
             samples.append((url, meta.get("status"), meta.get("error_message"),
                             meta.get(hash_name) if hash_name else None, img_str, READ_AT_DOWNLOAD.pop(url, None)))
 
     return Keeping
+
+
+def _part_writer(writer_class, hash_name: str | None, shard_parquet: Path, work_dir: str, shard: str, cfg,
+                 table_dir: str | None):
+    """img2dataset's sample writer for one shard, writing the image bytes only into the shard's image-table
+    part: ``write`` hands img2dataset's writer the metadata alone, ``close`` closes its shard file, then
+    writes the part (``table_dir``: local or object storage) from the samples still in memory and the
+    header log's entries. img2dataset calls ``close`` before it writes ``_stats.json``: a shard marked done
+    always has its part, and a part that cannot be written fails the shard (img2dataset retries it, a
+    resume downloads it again), never leaving a finished shard without its images."""
+    samples: list = []
+
+    class PartWriter(_keeping(writer_class, samples, hash_name, keep_bytes=False)):
+        def close(self):
+            super().close()
+            from pipeline.images.parts import write_shard_part
+
+            with _sink_lock:
+                log_by_url = dict(_sink_log)
+            try:
+                write_shard_part(work_dir, shard, cfg, table_dir, samples=samples, log_by_url=log_by_url,
+                                 shard_parquet=shard_parquet)
+            finally:
+                samples.clear()  # the shard's image bytes: freed before the next shard downloads
+
+    return PartWriter

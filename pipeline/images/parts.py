@@ -89,6 +89,11 @@ def _with_bytes(table: pa.Table, data: pa.Array | pa.ChunkedArray) -> pa.Table:
     return table.set_column(table.schema.get_field_index("bytes"), IMAGE_TABLE_SCHEMA.field("bytes"), data)
 
 
+class ShardWithoutBytes(ValueError):
+    """A finished img2dataset shard whose successes have no bytes in it: they went only into its table part
+    (:func:`pipeline.images.i2d_worker._part_writer`), so the part cannot be rebuilt from the shard."""
+
+
 def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
     """One finished img2dataset shard (its Parquet and header log) as image-table rows.
 
@@ -106,6 +111,12 @@ def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
     def column(name: str) -> list:
         return t.column(name).to_pylist() if name in t.column_names else [None] * n
 
+    if "status" in t.column_names:
+        success = pc.equal(t.column("status"), "success")
+        if pc.any(pc.and_(success, pc.is_null(t.column(data_col)) if data_col else success)).as_py():
+            raise ShardWithoutBytes(f"{shard_parquet}: a success without its bytes in img2dataset's shard (our "
+                                    "worker writes them only into the shard's table part, which is missing)")
+
     # one image's bytes at a time (not the whole column as Python objects): the same memory is reused
     blobs = (v.as_py() for v in t.column(data_col)) if data_col else iter(lambda: None, 0)
     table, picks = _rows_in_url_order(column("url"), column("status"), column("error_message"),
@@ -121,13 +132,17 @@ def shard_to_table(shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
 Sample = tuple[str, str, "str | None", "str | None", "bytes | None", "tuple[str, int, int] | None"]
 
 
-def samples_to_table(samples: list[Sample], shard_parquet: Path, cfg: ImagesConfig) -> pa.Table:
+def samples_to_table(samples: list[Sample], shard_parquet: Path, cfg: ImagesConfig,
+                     log_by_url: dict[str, dict] | None = None) -> pa.Table:
     """The same table as :func:`shard_to_table`, from the samples the worker handed img2dataset's writer
-    (in the order it wrote them) instead of from the shard file: the image bytes are still in the worker's
-    memory, so the shard is not read back, decompressed and copied a second time."""
+    (in the order it wrote them) instead of from the shard file: the image bytes are only in the worker's
+    memory (img2dataset's shard keeps the metadata). ``log_by_url``: the header log's entries as
+    :func:`read_header_log` gives them (None: read from the log file)."""
     urls, statuses, errors, shas, blobs, read = (list(c) for c in zip(*samples)) if samples else ([],) * 6
+    if log_by_url is None:
+        log_by_url = read_header_log(shard_parquet)
     # what PIL read at download describes the stored bytes only when img2dataset did not re-encode them
-    table, picks = _rows_in_url_order(urls, statuses, errors, shas, blobs, read_header_log(shard_parquet), cfg,
+    table, picks = _rows_in_url_order(urls, statuses, errors, shas, blobs, log_by_url, cfg,
                                       None if cfg.reencode else read)
     if not any(s is not None for s in picks):
         return table
@@ -163,17 +178,22 @@ def _binary_chunk(blobs: list[bytes | None]) -> pa.Array:
 
 
 def write_shard_part(work_dir: str | Path, shard: str, cfg: ImagesConfig, table_dir: str | None = None,
-                     samples: list[Sample] | None = None) -> str:
-    """Write the image-table part of one finished img2dataset shard; returns its path.
+                     samples: list[Sample] | None = None, log_by_url: dict[str, dict] | None = None,
+                     shard_parquet: Path | None = None) -> str:
+    """Write the image-table part of one img2dataset shard; returns its path.
 
-    Called in the img2dataset worker that downloaded the shard, as soon as it is done (in parallel with
-    the other workers, while they still download), with the ``samples`` it wrote; :func:`build_table` does
-    it for any shard left over, from the shard file. Samples that do not match the shard's row count
-    (a write that failed half-way) are not trusted: the shard file is read instead.
+    Called in the img2dataset worker that downloaded the shard, once its shard file is closed and before
+    img2dataset marks it done, with the ``samples`` it wrote (their bytes are nowhere else) and the header
+    log's entries; :func:`build_table` calls it without samples for a shard whose file holds the bytes
+    (img2dataset alone, older folders). Samples that do not match the shard's row count (a write that failed
+    half-way) are refused: ``ValueError``, and the shard is downloaded again.
     """
     work_dir = Path(work_dir)
     table = ImageTable(table_dir or work_dir / TABLE_DIR)
-    shard_parquet = work_dir / I2D_DIR / f"{shard}.parquet"
-    if samples is not None and pq.ParquetFile(shard_parquet).metadata.num_rows == len(samples):
-        return table.write_part(shard, samples_to_table(samples, shard_parquet, cfg))
-    return table.write_part(shard, shard_to_table(shard_parquet, cfg))
+    shard_parquet = shard_parquet or work_dir / I2D_DIR / f"{shard}.parquet"
+    if samples is None:
+        return table.write_part(shard, shard_to_table(shard_parquet, cfg))
+    rows = pq.ParquetFile(shard_parquet).metadata.num_rows
+    if rows != len(samples):
+        raise ValueError(f"{shard_parquet}: {rows} rows written but {len(samples)} samples kept")
+    return table.write_part(shard, samples_to_table(samples, shard_parquet, cfg, log_by_url))

@@ -162,23 +162,76 @@ def test_download_from_a_worker_thread(tmp_path):
     assert out["t"].lookup([url])[url]["bytes"] == PHOTOS["rocket.jpg"]
 
 
-def test_table_parts_written_by_the_workers(run, tmp_path):
+def _shard_bytes(work) -> list:
+    """Every value of the image column of img2dataset's shards under ``work``."""
+    from pipeline.images.download import I2D_DIR
+
+    return [v for p in sorted((work / I2D_DIR).glob("*.parquet")) for v in pq.read_table(p).column("jpg").to_pylist()]
+
+
+def test_images_written_once_by_the_workers(run, tmp_path):
     """Each shard's part is written in the img2dataset worker that downloaded it (no part is left for the
-    parent), and it is the same file the parent's build_table writes from the same shard."""
+    parent), with the image bytes, which img2dataset's own shard does not hold (each image written once);
+    it is byte for byte the part the parent builds from a shard img2dataset wrote with its bytes."""
     import img2dataset
 
     from pipeline.images.download import I2D_DIR, URLS_FILE, _our_downloader, build_table, img2dataset_kwargs
     from pipeline.images.table import ImageTable
 
-    work = tmp_path / "w"
-    work.mkdir()
-    (work / URLS_FILE).write_bytes((run["work"] / URLS_FILE).read_bytes())
-    with _our_downloader(CFG, ALLOW, work):  # the fixture's server is gone: every URL fails, parts are written
-        img2dataset.download(**img2dataset_kwargs(CFG, work / URLS_FILE, work / I2D_DIR))
-    parts = sorted(p.name for p in (work / "table").glob("part-*.parquet"))
-    assert parts and len(parts) == len(list((work / I2D_DIR).glob("*_stats.json")))
-    # the fixture's download (worker-written parts) against the parent's rebuild of the same shards
-    worker = {p.name: p.read_bytes() for p in (run["work"] / "table").glob("part-*.parquet")}
-    rebuilt = build_table(run["work"], CFG, str(tmp_path / "rebuilt"))
-    assert worker and {p.rsplit("/", 1)[-1]: open(p, "rb").read() for p in rebuilt.parts()} == worker
-    assert ImageTable(run["work"] / "table").counts() == rebuilt.counts()
+    statuses = pq.read_table(next((run["work"] / I2D_DIR).glob("*.parquet"))).column("status").to_pylist()
+    assert "success" in statuses and not any(_shard_bytes(run["work"]))  # the bytes are only in the parts
+    assert all(r["bytes"] for r in run["table"].lookup(run["good"]).values())
+    with LoopbackImageServer(PHOTOS) as srv:
+        urls = [srv.url(*k) for k in GOOD if k[0] != "tdm"] + [srv.url("status", "404"), srv.url("truncated", "rocket.jpg")]
+        worker = tmp_path / "worker"
+        table = download_images(urls, worker, CFG, ALLOW)
+        parts = sorted(p.name for p in (worker / "table").glob("part-*.parquet"))
+        assert parts and len(parts) == len(list((worker / I2D_DIR).glob("*_stats.json")))
+        # img2dataset writing its shard with the bytes (no table hook), the parent building the parts from it
+        alone = tmp_path / "alone"
+        alone.mkdir()
+        (alone / URLS_FILE).write_bytes((worker / URLS_FILE).read_bytes())
+        with _our_downloader(CFG, ALLOW):
+            img2dataset.download(**img2dataset_kwargs(CFG, alone / URLS_FILE, alone / I2D_DIR))
+    assert sum(b is not None for b in _shard_bytes(alone)) == 5 and not any(_shard_bytes(worker))
+    rebuilt = build_table(alone, CFG)
+    assert {p.rsplit("/", 1)[-1]: open(p, "rb").read() for p in rebuilt.parts()} == \
+        {p: (worker / "table" / p).read_bytes() for p in parts}
+    assert table.counts() == ImageTable(alone / "table").counts() == {"success": 4, "http_404": 1, "truncated": 1}
+
+
+@pytest.mark.slow
+def test_a_finished_shard_without_its_part_is_downloaded_again(tmp_path):
+    """A shard marked done whose part is gone cannot be rebuilt from img2dataset's file (no bytes there): it
+    is downloaded again, and the table is whole."""
+    from pipeline.images.download import I2D_DIR
+
+    with LoopbackImageServer(PHOTOS) as srv:
+        urls = [srv.url("img", "rocket.jpg"), srv.url("img", "astronaut.png")]
+        first = download_images(urls, tmp_path, CFG, ALLOW).lookup(urls)
+        for part in (tmp_path / "table").glob("part-*.parquet"):
+            part.unlink()
+        srv.requests.clear()
+        table = download_images(urls, tmp_path, CFG, ALLOW)
+        assert len(srv.requests) == 2  # fetched again, once each
+    assert table.lookup(urls) == first and first[urls[0]]["bytes"] == PHOTOS["rocket.jpg"]
+    assert len(list((tmp_path / I2D_DIR).glob("*_stats.json"))) == 1
+
+
+@pytest.mark.slow
+def test_parts_written_to_object_storage_by_the_workers(tmp_path, monkeypatch):
+    """With the work folder on S3, the workers write each part (with its bytes) there; img2dataset's shards
+    stay in the local scratch folder with the metadata only; any node reads the table from S3."""
+    from pipeline.images.download import I2D_DIR, scratch_dir
+    from pipeline.images.table import ImageTable
+    from tests.pipeline.s3_server import LoopbackS3
+
+    monkeypatch.setenv("OBELICS_SCRATCH", str(tmp_path / "scratch"))
+    with LoopbackS3() as s3, LoopbackImageServer(PHOTOS) as srv:
+        work = s3.make_bucket("run") + "/images"
+        urls = [srv.url("img", "rocket.jpg"), srv.url("img", "no_time_for_that_tiny.gif"), srv.url("status", "404")]
+        download_images(urls, work, CFG, ALLOW)
+        assert [k for k in s3.keys("run") if k.startswith("images/table/")] == ["images/table/part-00000.parquet"]
+        rows = ImageTable(work + "/table").lookup(urls)  # a fresh reader, as another node would
+        assert rows[urls[0]]["bytes"] == PHOTOS["rocket.jpg"] and rows[urls[2]]["reason"] == "http_404"
+        assert not any(_shard_bytes(scratch_dir(work))) and (scratch_dir(work) / I2D_DIR).exists()

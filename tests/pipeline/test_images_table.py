@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pyarrow.parquet as pq
 import pytest
 
 from filters.base import FilterStats
@@ -279,13 +280,55 @@ def test_shard_part_from_the_workers_samples_is_the_shard_files_part(tmp_path, m
     assert rows["http://h/gone"]["reason"] == "http_404"
     assert rows["http://h/r"]["final_url"] == "http://h/final.png"
     assert json.loads(rows["http://h/r"]["headers"]) == {"x-robots-tag": "noindex"}
-    # a sample list short of the shard (a write failed half-way): the shard file is read instead
-    short = open(write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "short"), samples=samples[:-1]), "rb").read()
-    assert short == from_file
+    # a sample list short of the shard (a write failed half-way): refused (the shard is downloaded again)
+    with pytest.raises(ValueError, match="6 rows written but 5 samples kept"):
+        write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "short"), samples=samples[:-1])
+    assert not (tmp_path / "short").exists()
+    # the header log's entries from memory (the worker's, before the log file is in place): the same part
+    from pipeline.images.parts import read_header_log
+
+    log = read_header_log(tmp_path / "img2dataset" / "00000.parquet")
+    assert len(log) == 3
+    from_log = open(write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "log"), samples=samples,
+                                     log_by_url=log), "rb").read()
+    assert from_log == from_file
     # a list of the shard's length is what the worker wrote: its bytes are the ones stored
     swapped = [(u, s, e, h, photos["horse.png"] if u == "http://h/a.jpg" else b, r) for u, s, e, h, b, r in samples]
     write_shard_part(tmp_path, "00000", cfg, str(tmp_path / "swapped"), samples=swapped)
     assert ImageTable(tmp_path / "swapped").lookup(["http://h/a.jpg"])["http://h/a.jpg"]["bytes"] == photos["horse.png"]
+
+
+def test_a_shard_without_its_bytes_is_not_a_part(tmp_path, monkeypatch):
+    """img2dataset's shard as our worker has it written (the bytes kept only for the part): the metadata is
+    there, the bytes are not, and building a part from it is refused instead of storing empty images."""
+    from img2dataset.writer import ParquetSampleWriter
+
+    from pipeline.images.i2d_worker import _keeping
+    from pipeline.images.parts import I2D_DIR, ShardWithoutBytes, write_shard_part
+
+    monkeypatch.setenv("NO_ALBUMENTATIONS_UPDATE", "1")
+    photos = skimage_photos()
+    import pyarrow as pa
+
+    folder = tmp_path / I2D_DIR
+    folder.mkdir()
+    schema = pa.schema([("url", pa.string()), ("key", pa.string()), ("status", pa.string()),
+                        ("error_message", pa.string()), ("sha256", pa.string())])
+    samples = []
+    writer = _keeping(ParquetSampleWriter, samples, "sha256", keep_bytes=False)(0, str(folder), False, 5, schema, "jpg")
+    data = photos["rocket.jpg"]
+    writer.write(data, "0", None, {"url": "http://h/a.jpg", "key": "0", "status": "success", "error_message": None,
+                                   "sha256": hashlib.sha256(data).hexdigest()})
+    writer.write(None, "1", None, {"url": "http://h/b", "key": "1", "status": "failed_to_download",
+                                   "error_message": "HTTP Error 404: Not Found", "sha256": None})
+    writer.close()
+    shard = pq.read_table(folder / "00000.parquet")
+    assert shard.column("status").to_pylist() == ["success", "failed_to_download"]
+    assert shard.column("jpg").to_pylist() == [None, None] and samples[0][4] is data
+    with pytest.raises(ShardWithoutBytes):
+        write_shard_part(tmp_path, "00000", ImagesConfig(), str(tmp_path / "file"))
+    path = write_shard_part(tmp_path, "00000", ImagesConfig(), str(tmp_path / "mem"), samples=samples, log_by_url={})
+    assert ImageTable(tmp_path / "mem").lookup(["http://h/a.jpg"])["http://h/a.jpg"]["bytes"] == data and path
 
 
 def test_binary_column_equals_arrows_own():
