@@ -185,7 +185,8 @@ def _image_table_decide(prev_dir, units, ctx):
                 urls.update(x for x in lst or () if x)
     ddir = ctx["decision_dir"]
     table = fetch_images(urls, ddir, cfg, warcs=[ctx["sources"][u] for u in units], stats=ReadStats(),
-                         located=_image_locations(units, ctx) if cfg.source == "warc" else None)
+                         located=_image_locations(units, ctx) if cfg.source == "warc" else None,
+                         use_ray=ctx.get("use_ray"))
     counts = table.counts()
     st = FilterStats("image_table")
     st.seen("image", len(urls))  # unique image URLs of the whole run

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -133,40 +134,107 @@ def located_image_records(source, locations: Iterable[ImageLocation], wanted: se
             yield rec
 
 
+def _records_of(src, locations: list[ImageLocation] | None, wanted: set[str] | None,
+                stats: ReadStats) -> Iterator[ImageRecord]:
+    """The image records of one source: by location when given, else a scan; an unreadable input costs its
+    own images only (what was read before the error is kept)."""
+    from obelics.warc import iter_image_records
+
+    try:
+        if locations is not None:
+            yield from located_image_records(src, locations, wanted, stats)
+        else:
+            yield from iter_image_records(src, stats=stats)
+    except Exception as e:  # noqa: BLE001
+        log.warning("image records of %s: %s: %s", src, type(e).__name__, e)
+        stats.skip(f"input_error:{type(e).__name__}")
+
+
+def _source_part(src: str, name: str, table_dir: str, cfg: ImagesConfig, locations: list[ImageLocation] | None,
+                 wanted) -> tuple[ReadStats, list[str], list[bool]]:
+    """One task: the image records of one source into the table part ``name`` (the first success of a URL
+    wins, else its last failure, as over all sources); returns (read counts, the part's URLs, success of
+    each). ``wanted``: the URLs to keep (None: all), possibly a shared object."""
+    from pipeline.shuffle import shared_value
+
+    wanted = shared_value(wanted)
+    stats = ReadStats()
+    table = table_from_records(_records_of(src, locations, wanted, stats), cfg, wanted)
+    ImageTable(table_dir).write_part(name, table)
+    return stats, table.column("url").to_pylist(), [s == "success" for s in table.column("status").to_pylist()]
+
+
+def _drop_urls(part: str, urls: list[str]) -> None:
+    """One task: rewrite a table part without the rows of ``urls`` (another source's row wins for them)."""
+    import pyarrow.compute as pc
+
+    from obelics import storage
+
+    t = storage.read_parquet(part)
+    keep = pc.invert(pc.is_in(t.column("url"), pa.array(urls, pa.string())))
+    name = storage.basename(part)[len("part-"):-len(".parquet")]
+    ImageTable(storage.parent(part)).write_part(name, t.filter(keep).replace_schema_metadata(None))
+
+
 def warc_image_table(sources: Iterable[str | Path], table_dir: str | Path, cfg: ImagesConfig | None = None,
                      wanted: Iterable[str] | None = None, stats: ReadStats | None = None,
-                     located: dict[str, list[ImageLocation]] | None = None) -> ImageTable:
+                     located: dict[str, list[ImageLocation]] | None = None,
+                     use_ray: bool | None = None) -> ImageTable:
     """Read the image records of ``sources`` (WARC paths or URLs) into the image table at ``table_dir``.
 
     URLs in ``wanted`` that no record holds get a ``failed`` row with reason ``not_in_warc``, so the
     funnel counts them like failed downloads. A source in ``located`` (its image records' locations,
     found while extracting: :func:`html_records_locating_images`) has only its wanted records read;
     the others are scanned whole. Either way the table is the same.
+
+    Each source is read by a task of its own (on Ray with ``use_ray``, else in this process, in turn:
+    :func:`pipeline.shuffle.get_backend`) that writes its part; the driver only holds URLs: it names, for a
+    URL in several sources, the row that wins (the first success, else the last failure, in source order,
+    as one pass over all sources would), has the other parts rewritten without it, and writes the
+    ``not_in_warc`` rows. The rows are those of one pass over every source.
     """
-    from obelics.warc import iter_image_records
+    from obelics import storage
+    from pipeline.shuffle import get_backend
 
     cfg = cfg or ImagesConfig()
+    table_dir = os.fspath(table_dir)
     wanted_set = set(wanted) if wanted is not None else None
     located = located or {}
-
-    def records():
-        for src in sources:
-            try:
-                if str(src) in located:
-                    yield from located_image_records(src, located[str(src)], wanted_set, stats)
-                else:
-                    yield from iter_image_records(src, stats=stats)
-            except Exception as e:  # noqa: BLE001 - an unreadable input costs its own images only
-                log.warning("image records of %s: %s: %s", src, type(e).__name__, e)
-                if stats is not None:
-                    stats.skip(f"input_error:{type(e).__name__}")
-
-    table = table_from_records(records(), cfg, wanted_set)
-    if wanted_set is not None:
-        missing = wanted_set - set(table.column("url").to_pylist())
-        if missing:
-            extra = rows_to_table(make_row(u, None, cfg, reason="not_in_warc", source="warc") for u in missing)
-            table = pa.concat_tables([table, extra]).sort_by("url")
+    sources = [str(s) for s in sources]  # one task each, a source given twice too (its failures come last)
     out = ImageTable(table_dir)
-    out.write_part("warc", table)
-    return out
+    for old in out.parts():  # the table is rebuilt whole (an extended run decides again into this folder)
+        storage.remove(old)
+    backend = get_backend(use_ray)
+    shared = None
+    calls = []
+    for i, src in enumerate(sources):
+        locations = located.get(src)
+        if locations is not None:  # the task gets its own wanted URLs only
+            locations = [loc for loc in locations if wanted_set is None or loc[0] in wanted_set]
+            mine = None if wanted_set is None else {loc[0] for loc in locations}
+            calls.append((src, f"warc-{i:05d}", table_dir, cfg, locations, mine))
+        else:
+            if shared is None:
+                shared = backend.put(wanted_set)
+            calls.append((src, f"warc-{i:05d}", table_dir, cfg, None, shared))
+    results = backend.map(_source_part, calls) if calls else []
+    winner: dict[str, tuple[int, bool]] = {}  # url -> (source index, success) of the row that stays
+    for i, (st, urls, ok) in enumerate(results):
+        if stats is not None:
+            stats.merge(st)
+        for url, success in zip(urls, ok):
+            prev = winner.get(url)
+            if prev is None or not prev[1]:  # a failure gives way to any later row; a success stays
+                winner[url] = (i, success)
+    losers: dict[int, list[str]] = {}
+    for i, (_st, urls, _ok) in enumerate(results):
+        for url in urls:
+            if winner[url][0] != i:
+                losers.setdefault(i, []).append(url)
+    if losers:
+        backend.map(_drop_urls, [(out.part_path(f"warc-{i:05d}"), urls) for i, urls in sorted(losers.items())])
+    missing = sorted(wanted_set - winner.keys()) if wanted_set is not None else []
+    if missing or not results:
+        out.write_part("warc-missing", rows_to_table(make_row(u, None, cfg, reason="not_in_warc", source="warc")
+                                                     for u in missing))
+    return ImageTable(table_dir)

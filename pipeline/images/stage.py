@@ -24,9 +24,10 @@ from pipeline.images.table import ImageTable
 
 def fetch_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig | None = None,
                  warcs: Iterable[str | Path] | None = None, stats: ReadStats | None = None,
-                 located: dict | None = None) -> ImageTable:
+                 located: dict | None = None, use_ray: bool | None = None) -> ImageTable:
     """The image table of ``urls`` (sorted, unique) under ``work_dir``, from the source ``cfg.source`` names
-    (``located``: where the WARCs' image records are, :func:`pipeline.images.offline.warc_image_table`)."""
+    (``located``: where the WARCs' image records are; ``use_ray``: the WARCs are read by Ray tasks, else in
+    this process; :func:`pipeline.images.offline.warc_image_table`)."""
     cfg = cfg or ImagesConfig()
     urls = sorted(set(u for u in urls if u))
     if cfg.source == "warc":
@@ -34,7 +35,7 @@ def fetch_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig | 
         if not warcs:
             raise ValueError("images.source is 'warc' but no WARC files were given")
         return warc_image_table(warcs, storage.join(work_dir, TABLE_DIR), cfg, wanted=urls, stats=stats,
-                                located=located)
+                                located=located, use_ray=use_ray)
     if cfg.source != "web":
         raise ValueError(f"images.source must be 'web' or 'warc', not {cfg.source!r}")
     return download_images(urls, work_dir, cfg)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pyarrow.parquet as pq
+import pytest
 
 from obelics.records import ReadStats
 from obelics.warc import iter_html_records, iter_image_records
@@ -42,9 +42,88 @@ def test_image_table_from_locations_equals_the_full_scan(shared, tmp_path):
     wanted = urls[::2] + ["https://absent.example/x.png"]
     full = warc_image_table(sources, tmp_path / "full", wanted=wanted)
     fast = warc_image_table(sources, tmp_path / "fast", wanted=wanted, located=located)
-    read = [pq.read_table(p).to_pylist() for p in (full.parts()[0], fast.parts()[0])]
-    assert read[0] == read[1] and any(r["status"] == "success" for r in read[0])
+    read = [_rows(full), _rows(fast)]
+    assert read[0] == read[1] == _one_pass(sources, wanted) and any(r["status"] == "success" for r in read[0])
     assert {r["reason"] for r in read[0] if r["url"] == wanted[-1]} == {"not_in_warc"}
+    assert len(fast.parts()) == len(sources) + 1  # a part per source (each task's), and the not_in_warc rows
+
+
+def _rows(table) -> list[dict]:
+    return sorted(table.read().to_pylist(), key=lambda r: r["url"])
+
+
+def _one_pass(sources, wanted, cfg=None) -> list[dict]:
+    """The image table of one pass over every source's records in the driver (what the offline source did
+    before each source got a task of its own): first success of a URL wins, else its last failure."""
+    from pipeline.images.config import ImagesConfig
+    from pipeline.images.offline import table_from_records
+    from pipeline.images.table import make_row
+
+    cfg = cfg or ImagesConfig()
+    rows = table_from_records((r for s in sources for r in iter_image_records(s)), cfg, set(wanted)).to_pylist()
+    rows += [make_row(u, None, cfg, reason="not_in_warc", source="warc") for u in set(wanted) - {r["url"] for r in rows}]
+    return sorted(rows, key=lambda r: r["url"])
+
+
+def _warc(path, responses) -> str:
+    """A WARC of image ``responses`` [(url, status, body)]."""
+    from io import BytesIO
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as f:
+        w = WARCWriter(f, gzip=True)
+        for url, status, body in responses:
+            http = StatusAndHeaders(f"{status} X", [("Content-Type", "image/png")], protocol="HTTP/1.1")
+            w.write_record(w.create_warc_record(url, "response", payload=BytesIO(body), http_headers=http))
+    return str(path)
+
+
+def _same_url_in_several_warcs(tmp_path) -> tuple[list[str], list[str]]:
+    from pipeline.images.loopback import skimage_photos
+
+    png = skimage_photos(("astronaut.png",))["astronaut.png"]
+    a = _warc(tmp_path / "a.warc.gz", [("http://x/1.png", 404, b"no"), ("http://x/2.png", 200, png),
+                                       ("http://x/3.png", 500, b"err"), ("http://x/4.png", 200, png[:100])])
+    b = _warc(tmp_path / "b.warc.gz", [("http://x/1.png", 200, png), ("http://x/2.png", 404, b"no"),
+                                       ("http://x/3.png", 403, b"no"), ("http://x/5.png", 200, png)])
+    c = _warc(tmp_path / "c.warc.gz", [("http://x/2.png", 200, png[:-10] + b"0123456789"),
+                                       ("http://x/4.png", 200, png)])
+    return [a, b, c, a], [f"http://x/{i}.png" for i in range(1, 7)]
+
+
+def test_a_url_in_several_warcs_keeps_the_row_one_pass_keeps(tmp_path):
+    """Each WARC is read by its own task; the row that stays for a URL in several is one pass's: the first
+    success (2 from a, not c; 1 from b), else the last failure (3: a's 500, a being read again after b's
+    403); a truncated body (4 in a) is a failure a later success replaces. Every other task's row is gone."""
+    sources, wanted = _same_url_in_several_warcs(tmp_path)
+    table = warc_image_table(sources, tmp_path / "t", wanted=wanted)
+    rows = _rows(table)
+    assert rows == _one_pass(sources, wanted)
+    assert [(r["url"][-5:], r["status"], r["reason"]) for r in rows] == [
+        ("1.png", "success", None), ("2.png", "success", None), ("3.png", "failed", "http_500"),
+        ("4.png", "success", None), ("5.png", "success", None), ("6.png", "failed", "not_in_warc")]
+    assert table.read().num_rows == 6 and len(table.parts()) == 5  # a, b, c, a again, and not_in_warc
+    again = warc_image_table(sources[1:2], tmp_path / "t", wanted=wanted[:2])  # rebuilt whole: no stale part
+    assert _rows(again) == _one_pass(sources[1:2], wanted[:2])
+
+
+@pytest.mark.slow
+def test_image_records_read_by_ray_tasks(tmp_path):
+    """On Ray the WARCs are read by tasks, not the driver: the same table as one pass, and the driver
+    never opens a WARC."""
+    import obelics.warc
+
+    sources, wanted = _same_url_in_several_warcs(tmp_path)
+    opened = []
+    real = obelics.warc.iter_image_records
+    try:
+        obelics.warc.iter_image_records = lambda src, *a, **k: (opened.append(src), real(src, *a, **k))[1]
+        table = warc_image_table(sources, tmp_path / "t", wanted=wanted, use_ray=True)
+    finally:
+        obelics.warc.iter_image_records = real
+    assert opened == [] and _rows(table) == _one_pass(sources, wanted)
 
 
 def test_a_run_reads_its_image_records_by_location(tmp_path, monkeypatch):
