@@ -15,6 +15,7 @@ in the footer so that :meth:`ImageTable.lookup` only opens the parts that can ho
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import io
 import json
@@ -239,8 +240,26 @@ class ImageTable:
         # images (a crawl's) went through the dictionary encoder a whole row group at a time (hashed, copied
         # into its memo table, then re-encoded plain once it passed its size limit), ~2 CPU-s a 270 MB shard
         compression = {n: ("none" if n == "bytes" else "zstd") for n in IMAGE_TABLE_SCHEMA.names}
-        return storage.write_parquet_atomic(self.part_path(name), table, compression=compression,
-                                            use_dictionary=META_COLUMNS, row_group_size=256)
+        kwargs = dict(compression=compression, use_dictionary=META_COLUMNS, row_group_size=256)
+        path = self.part_path(name)
+        if storage.is_remote(path):
+            return storage.write_parquet_atomic(path, table, **kwargs)
+        # local: Arrow's own file writer on a temporary name, then the rename. Through a Python file object
+        # (storage.write_parquet_atomic) every page became a fresh Python bytes object: ~0.4 CPU-s more per
+        # 280 MB part, mostly the kernel's page faults (same file bytes either way)
+        import pyarrow.parquet as pq
+
+        local = path[len("file://"):] if path.startswith("file://") else path
+        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+        tmp = storage.temporary_sibling(local)
+        try:
+            pq.write_table(table, tmp, **kwargs)
+            os.replace(tmp, local)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return path
 
     def parts(self) -> list[str]:
         return [storage.join(self.folder, n) for n in storage.listdir(self.folder)
