@@ -2,6 +2,7 @@
 spreading it over tasks.
 
     nice -n 10 python -m bench.bench_writers --docs 20000 --units 20 --per 2000 --cpus 1 2
+    python -m bench.bench_writers --driver-merge 5000000     # the driver's own part alone, at any size
 
 A synthetic final stage of ``--docs`` documents in ``--units`` unit Parquet files (about 300 words in 4
 paragraphs, 0-3 images each, drawn from a pool of image URLs whose bytes sit in an image table), written as
@@ -128,6 +129,28 @@ def measure(label: str, fn, *args) -> dict:
     return r
 
 
+def driver_merge(n: int, per: int = 10000) -> float:
+    """The driver's own part of the spread step for ``n`` documents, alone: each shard's result taken in order
+    (counts summed, both distributions' reservoirs fed, every document's tar size through the cut), past
+    the reservoirs' 200,000 values where each value costs a draw. Returns CPU ms a document."""
+    from pipeline.report.funnel import Reservoir
+    from pipeline.writers.webdataset import RollingPlan
+
+    rng = random.Random(1)
+    sizes = [rng.randrange(4_000, 200_000) for _ in range(per)]
+    words = [rng.randrange(50, 2_000) for _ in range(per)]
+    images = [rng.randrange(0, 6) for _ in range(per)]
+    dists = {"images_per_document": Reservoir(), "words_per_document": Reservoir()}
+    plan, flow, tars = RollingPlan(10_000, 1_000_000_000), Counter(), 0
+    c0 = time.process_time()
+    for _ in range(n // per):
+        flow.update({"document": per, "image": 3 * per, "word": 300 * per})
+        dists["images_per_document"].extend(images)
+        dists["words_per_document"].extend(words)
+        tars += len(plan.add(sizes))
+    return 1000 * (time.process_time() - c0) / (n // per * per)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--docs", type=int, default=20000)
@@ -137,7 +160,14 @@ def main(argv=None) -> None:
     ap.add_argument("--max-bytes", type=int, default=50_000_000)
     ap.add_argument("--cpus", type=int, nargs="*", default=[1, 2], help="Ray sizes to measure")
     ap.add_argument("--skip-before", action="store_true")
+    ap.add_argument("--driver-merge", type=int, default=0, metavar="N",
+                    help="only time the driver's own part for N documents (no files written)")
     args = ap.parse_args(argv)
+    if args.driver_merge:
+        ms = driver_merge(args.driver_merge)
+        print(f"driver's part alone: {ms:.5f} CPU ms a document over {args.driver_merge:,} documents; "
+              f"{ms * SNAPSHOT_DOCS / 3.6e6:.2f} h for {SNAPSHOT_DOCS / 1e6:.0f} M documents")
+        return
 
     from pipeline.writers.config import OutputConfig
 
