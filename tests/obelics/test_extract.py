@@ -136,3 +136,45 @@ def test_utf8_payload_parsed_as_its_bytes_gives_the_decoded_texts_document(monke
         assert (a.texts, a.images, a.metadata) == (b.texts, b.images, b.metadata), r.url
     # most records go as bytes; the invalid ones (and other charsets) as decoded text
     assert sum(given) > len(records) // 2 and given[-5:] == [True, True, False, False, True]
+
+
+def test_records_read_ahead_give_the_same_documents_and_keep_those_before_a_reader_error(monkeypatch):
+    """:func:`extract_records` reads records ahead in batches: the same (record, document) pairs and counts as one
+    at a time, the byte cap closes a batch early, and when the reader raises the documents of the records it
+    gave before are yielded first, then its error propagates (as the op, which keeps what was read)."""
+    from obelics.warc import WarcConfig, iter_html_records
+
+    path = str(shared_path("data", "warc", "dolma__sample-0000.warc.gz"))
+    cfg = extract_mod.extract_config("default")
+    records = list(iter_html_records(path, WarcConfig(), ReadStats()))
+    assert len(records) > 5
+
+    def run(ahead, source=None):
+        stats = ReadStats()
+        out = [(r.url, d.texts, d.images, d.metadata, d.general_metadata)
+               for r, d in extract_mod.extract_records(source if source is not None else iter(records), cfg, stats,
+                                                        ahead=ahead)]
+        return out, stats.as_dict()
+
+    one = run(1)
+    assert len(one[0]) == len(records)
+    for ahead in (2, 3, 64):
+        assert run(ahead) == one
+    monkeypatch.setattr(extract_mod, "READ_AHEAD_BYTES", 1)  # every record closes its batch
+    assert run(64) == one
+
+    def reader_failing_after(k):
+        yield from records[:k]
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(extract_mod, "READ_AHEAD_BYTES", 16 << 20)
+    got = []
+    stats = ReadStats()
+    try:
+        for record, _doc in extract_mod.extract_records(reader_failing_after(4), cfg, stats, ahead=64):
+            got.append(record.url)
+    except OSError as e:
+        assert "connection reset" in str(e)
+    else:
+        raise AssertionError("the reader's error was swallowed")
+    assert got == [r.url for r in records[:4]]
