@@ -29,11 +29,15 @@ HIST_COLOR = "#4c72b0"
 NO_DATA = "<p class=nodata>no data</p>"
 
 
-def _svg(fig) -> str:
+def _svg(fig, tight: bool = True) -> str:
+    """``fig`` as inline SVG; its text as SVG text, not glyph outlines (half the bytes, less CPU). ``tight``: cut
+    to what is drawn (a second drawing pass: only where labels are long, as the funnel's stage names)."""
+    import matplotlib
     import matplotlib.pyplot as plt
 
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight" if tight else None)
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg"):]  # drop the XML prolog and doctype
@@ -80,8 +84,11 @@ def histogram_svg(values: list[float], title: str, threshold: dict | None = None
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not vals:
         return ""
+    import numpy as np
+
     fig, ax = _figure(5, 2.8)
-    ax.hist(vals, bins=bins, color=HIST_COLOR)
+    counts, edges = np.histogram(np.asarray(vals, dtype=float), bins=bins)  # what ax.hist counts
+    ax.stairs(counts, edges, fill=True, color=HIST_COLOR)  # one path, not a patch per bin
     for key in ("min", "max"):
         if threshold and threshold.get(key) is not None:
             ax.axvline(threshold[key], color="#c44e52", linestyle="--", label=f"{key} {threshold[key]}")
@@ -89,7 +96,8 @@ def histogram_svg(values: list[float], title: str, threshold: dict | None = None
         ax.legend(fontsize=7)
     ax.set_title(f"{title} (n={len(vals):,})", fontsize=9)
     ax.tick_params(labelsize=7)
-    return _svg(fig)
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.13, top=0.88)  # room for the short tick labels and title
+    return _svg(fig, tight=False)
 
 
 def _fig(svg: str, n: int, name: str) -> str:
