@@ -98,6 +98,22 @@ def make_inputs(folder: Path, copies: int, units: int | None = None, corpus: str
     return out
 
 
+def cached_inputs(cache: Path, copies: int, units: int, corpus: str) -> list[str]:
+    """The corpus of ``copies``/``units``/``corpus`` in ``cache``, made there first if it is not complete (its
+    list of files, written last, marks it complete)."""
+    folder = cache / f"{corpus}-c{copies}-u{units}"
+    done = folder / "inputs.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    inputs = make_inputs(folder, copies, units or None, corpus)
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(inputs))
+    tmp.replace(done)
+    return inputs
+
+
 def run_once(inputs: list[str], cpus: int, out: Path, extra: tuple[str, ...] = ()) -> dict:
     # 'all_cpu': everything the run's process tree used, its imports and Ray's processes' whole lives included
     # (read before Ray shuts down); 'imports': the driver's imports before run() starts, wall s
@@ -128,6 +144,9 @@ def main() -> None:
     ap.add_argument("--corpus", choices=["realistic", "copies"], default="realistic")
     ap.add_argument("--inline", action="store_true",
                     help="also run the largest size without Ray (run.use_ray=false): what Ray costs, per stage")
+    ap.add_argument("--keep-inputs", type=Path, default=None, metavar="DIR",
+                    help="make each corpus once in DIR and reuse it in later runs (it depends only on "
+                         "--copies, --units, --corpus and the shared WARCs)")
     ap.add_argument("--fit-scaling", action="store_true",
                     help="run every size with every CPU count and fit each count's wall time as fixed + per page: "
                          "the scaling a long run approaches, beside the serial part a run pays once")
@@ -137,8 +156,10 @@ def main() -> None:
     try:
         by_size = {}
         for copies in sizes:
-            (tmp / f"in-{copies}").mkdir()
-            inputs = make_inputs(tmp / f"in-{copies}", copies, args.units or None, args.corpus)
+            inputs = cached_inputs(args.keep_inputs, copies, args.units, args.corpus) if args.keep_inputs else None
+            if inputs is None:
+                (tmp / f"in-{copies}").mkdir()
+                inputs = make_inputs(tmp / f"in-{copies}", copies, args.units or None, args.corpus)
             mb = sum(Path(p).stat().st_size for p in inputs) / 1e6
             cpus = args.cpus if copies == sizes[-1] or args.fit_scaling else args.cpus[:1]
             results = {}
