@@ -332,13 +332,17 @@ def steady_rows(runs: list[dict]) -> list[dict]:
     fixed, per = fit_fixed_marginal([(p, float(r["cpu"].get("finish_cpu_seconds") or 0.0)
                                       + float(r["cpu"].get("report_cpu_seconds") or 0.0)) for p, r in zip(pages, runs)])
     rows.append(_row("writers + report (driver)", "doc_kept", fixed, per, big["summary"]["documents"], pages[-1]))
-    # what runs once outside every stage: Ray's start, and the rest of the process tree's CPU (the driver's
-    # imports, the profile and plan, Ray's daemons outside the stages' clocks), per page like a stage
-    fixed, per = fit_fixed_marginal([(p, float(r["cpu"].get("start_cpu_seconds") or 0.0)) for p, r in zip(pages, runs)])
-    rows.append(_row("Ray's start (before the first stage)", "page", fixed, per, pages[-1], pages[-1]))
+    # what runs once outside every stage, whatever the run's size: Ray's start, and the rest of the process
+    # tree's CPU (the driver's imports, the profile and plan): the mean of the runs, fixed only (a line
+    # through them would read their noise as a cost per page)
+    def mean(xs):
+        return sum(xs) / len(xs)
+
+    rows.append(_row("Ray's start (before the first stage)", "page",
+                     mean([float(r["cpu"].get("start_cpu_seconds") or 0.0) for r in runs]), 0.0, pages[-1], pages[-1]))
     if all("all_cpu" in r for r in runs):
-        fixed, per = fit_fixed_marginal([(p, r["all_cpu"] - outside_clocks(r)) for p, r in zip(pages, runs)])
-        rows.append(_row("imports and the rest (outside the run's clocks)", "page", fixed, per, pages[-1], pages[-1]))
+        rows.append(_row("imports and the rest (outside the run's clocks)", "page",
+                         mean([r["all_cpu"] - outside_clocks(r) for r in runs]), 0.0, pages[-1], pages[-1]))
     return rows
 
 
