@@ -288,14 +288,16 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
 def _warm_imports(formats: list[str]) -> threading.Thread:
     """Import the writers' and the report's modules in a thread while the stages run on Ray (the driver
     mostly waits for its tasks then) instead of after the last stage, when nothing else runs: with torch
-    installed ``webdataset`` imports it (~1 CPU s, ~2 s wall), matplotlib ~0.4 CPU s. A failed import is
-    left for the writer to report."""
+    installed ``webdataset`` imports it (~1 CPU s, ~2 s wall), matplotlib and its pyplot ~0.6 CPU s. A failed
+    import is left for the writer to report."""
     import importlib
 
     def work():
         c0 = time.thread_time()
-        for name in (["webdataset"] if "webdataset" in formats else []) + ["matplotlib"]:
+        for name in (["webdataset"] if "webdataset" in formats else []) + ["matplotlib", "matplotlib.pyplot"]:
             try:
+                if name == "matplotlib.pyplot":  # the report's backend (pipeline.report.html), set before pyplot
+                    importlib.import_module("matplotlib").use("Agg", force=False)
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - the writer or the report raises it where it is used
                 log.debug("warming the import of %s failed", name, exc_info=True)
