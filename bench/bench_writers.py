@@ -85,24 +85,11 @@ def make_work(root: Path, docs: int, units: int, seed: int = 0) -> tuple[str, li
 
 def before(work, units, dest, cfg, per, images_dir):
     """The sequential path, as ``finish_run`` ran it before (counted as the shards pass)."""
-    from pipeline.finish import count_documents, shard_tables, unit_tables
-    from pipeline.images.table import ImageTable
-    from pipeline.report.funnel import Reservoir, document_distributions, flow_counts
-    from pipeline.writers.base import write_parts
+    from pipeline.finish import write_sequentially
+    from pipeline.report.funnel import Reservoir
 
-    flow, dists = Counter(), {k: Reservoir() for k in ("images_per_document", "words_per_document")}
-    n = count_documents(work, "09-final", units)
-
-    def counted(parts):
-        for part in parts:
-            rows = part.select(["texts", "images"]).to_pylist()
-            flow.update(flow_counts(rows))
-            for k, v in document_distributions(rows).items():
-                dists[k].extend(v)
-            yield part
-
-    outputs = write_parts(counted(shard_tables(unit_tables(work, "09-final", units), per)), max(1, -(-n // per)),
-                          dest, cfg, ImageTable(images_dir))
+    dists = {k: Reservoir() for k in ("images_per_document", "words_per_document")}
+    outputs, flow, _ = write_sequentially(work, "09-final", units, dest, cfg, per, images_dir, dists)
     return outputs, flow
 
 

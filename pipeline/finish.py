@@ -95,6 +95,35 @@ def merge_unit_stats(unit_stats: Iterable[dict]):
     return stats.result()
 
 
+def write_sequentially(work: str, stage: str | None, units: list[str], out: str, ocfg, per: int,
+                       image_table_dir: str | None, dists: dict) -> tuple[list[dict], Counter, int]:
+    """The output step in the driver: every shard of ``per`` documents through every writer of ``ocfg`` in
+    order, counted as it passes (flow counts summed, ``dists``' reservoirs fed). Returns the writers' file
+    stats, the flow counts and the number of shards. What a run does when none of its writers writes shard
+    by shard (:func:`pipeline.writers.parallel.write_dataset` otherwise), and the reference of its tests."""
+    from pipeline.images.table import ImageTable
+    from pipeline.report.funnel import document_distributions, flow_counts
+    from pipeline.writers.base import write_parts
+
+    n = count_documents(work, stage, units)
+    n_shards = max(1, -(-n // per))
+    flow: Counter = Counter()
+
+    def counted(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for part in parts:
+            rows = part.select(["texts", "images"]).to_pylist()
+            flow.update(flow_counts(rows))
+            for k, values in document_distributions(rows).items():
+                dists[k].extend(values)
+            yield part
+
+    images = ImageTable(image_table_dir) if image_table_dir else None
+    outputs = write_parts(counted(shard_tables(unit_tables(work, stage, units), per)), n_shards, out, ocfg, images)
+    if flow["document"] != n:
+        raise RuntimeError(f"the units' footers count {n} documents but {flow['document']} were read")
+    return outputs, flow, n_shards
+
+
 def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], unit_stats: RunStats | Iterable[dict],
                profile, run_cfg, timings: list[dict], seconds: float, image_table_dir: str | None = None) -> dict:
     """Write the dataset shards and return the run's stats (the caller adds to them, writes ``report.html``
@@ -103,9 +132,8 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
     ``unit_stats``: the run's :class:`RunStats`, or the entries themselves (a generator is read once, one
     entry at a time)."""
     from pipeline.cpu import cpu_summary
-    from pipeline.images.table import ImageTable
-    from pipeline.report.funnel import Reservoir, document_distributions, flow_counts
-    from pipeline.writers.base import write_parts, writers_for
+    from pipeline.report.funnel import Reservoir
+    from pipeline.writers.base import writers_for
     from pipeline.writers.config import OutputConfig
     from pipeline.writers.parallel import write_dataset
 
@@ -118,23 +146,8 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
                                 bool(getattr(run_cfg, "use_ray", False)), dists)
         outputs, flow, n_shards = written.outputs, written.flow, written.shards
     else:  # only writers of one's own that write shard after shard: every document through the driver
-        n = count_documents(work, last_stage, units)
-        n_shards = max(1, -(-n // per))
-        flow = Counter()
-
-        def counted(parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
-            for part in parts:
-                rows = part.select(["texts", "images"]).to_pylist()
-                flow.update(flow_counts(rows))
-                for k, values in document_distributions(rows).items():
-                    dists[k].extend(values)
-                yield part
-
-        images = ImageTable(image_table_dir) if image_table_dir else None
-        parts = counted(shard_tables(unit_tables(work, last_stage, units), per))
-        outputs = write_parts(parts, n_shards, str(out), ocfg, images)
-        if flow["document"] != n:
-            raise RuntimeError(f"the units' footers count {n} documents but {flow['document']} were read")
+        outputs, flow, n_shards = write_sequentially(str(work), last_stage, units, str(out), ocfg, per,
+                                                     image_table_dir, dists)
     merged = merger.result()
     merged["distributions"] = {k: r.values for k, r in dists.items()}
     merged["outputs"] = outputs

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import tarfile
-from collections import Counter
 from pathlib import Path
 
 import msgpack
@@ -21,13 +20,12 @@ import pytest
 
 from examples.add_output_format.jsonl_writer import JsonlWriter
 from obelics.document import DOCUMENT_SCHEMA, WebDocument, documents_to_table
-from pipeline.finish import shard_tables, unit_tables
+from pipeline.finish import write_sequentially
 from pipeline.images.config import ImagesConfig
 from pipeline.images.loopback import skimage_photos
 from pipeline.images.merge import fill_image_bytes, merge_table
 from pipeline.images.table import ImageTable, make_row, rows_to_table
-from pipeline.report.funnel import Reservoir, document_distributions, flow_counts
-from pipeline.writers.base import write_parts
+from pipeline.report.funnel import Reservoir
 from pipeline.writers.config import OutputConfig
 from pipeline.writers.parallel import pieces_of, read_pieces, write_dataset
 from pipeline.writers.webdataset import RollingPlan, image_lengths, packed_list_size
@@ -88,19 +86,8 @@ def make_work(root: Path, sizes: list[int], row_group: int = 3) -> tuple[str, li
 
 def sequential(work, units, dest, cfg, per, images_dir):
     """The output step as it was: every shard through the driver, counted as it passes."""
-    flow, dists = Counter(), {k: Reservoir() for k in DISTS}
-
-    def counted(parts):
-        for part in parts:
-            rows = part.select(["texts", "images"]).to_pylist()
-            flow.update(flow_counts(rows))
-            for k, v in document_distributions(rows).items():
-                dists[k].extend(v)
-            yield part
-
-    n = sum(pq.read_metadata(os.path.join(work, STAGE, f"{u}.parquet")).num_rows for u in units)
-    outputs = write_parts(counted(shard_tables(unit_tables(work, STAGE, units), per)), max(1, -(-n // per)), dest,
-                          cfg, ImageTable(images_dir))
+    dists = {k: Reservoir() for k in DISTS}
+    outputs, flow, _ = write_sequentially(work, STAGE, units, dest, cfg, per, images_dir, dists)
     return outputs, flow, {k: r.values for k, r in dists.items()}
 
 
