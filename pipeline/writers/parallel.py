@@ -48,8 +48,10 @@ class Piece:
     stop: int
 
 
-def unit_counts(work: str, stage: str | None, units: list[str]) -> list[tuple[str, int]]:
-    """``(path, documents)`` of every unit's final Parquet, in unit order (footers only)."""
+FOOTERS_PER_TASK = 256  # units whose footers one task reads (a run of thousands of units: requests spread)
+
+
+def _footer_counts(work: str, stage: str | None, units: list[str]) -> list[tuple[str, int]]:
     out = []
     for path in _unit_paths(work, stage, units):
         f = storage.parquet_file(path)
@@ -58,6 +60,13 @@ def unit_counts(work: str, stage: str | None, units: list[str]) -> list[tuple[st
         finally:
             f.close()
     return out
+
+
+def unit_counts(work: str, stage: str | None, units: list[str], use_ray: bool = False) -> list[tuple[str, int]]:
+    """``(path, documents)`` of every unit's final Parquet, in unit order (footers only), read by tasks of
+    ``FOOTERS_PER_TASK`` units: the driver makes no request per unit (on an object store each is a round trip)."""
+    calls = [(work, stage, units[i:i + FOOTERS_PER_TASK]) for i in range(0, len(units), FOOTERS_PER_TASK)]
+    return [c for counts in in_order(_footer_counts, calls, use_ray) for c in counts]
 
 
 def pieces_of(counts: list[tuple[str, int]], start: int, stop: int) -> list[Piece]:
@@ -189,7 +198,7 @@ def write_dataset(work: str, stage: str | None, units: list[str], dest: str, cfg
     """Write the run's dataset (shards of ``per`` documents, in unit order) with every writer of ``cfg``,
     spread over tasks (module docstring). ``dists``: reservoirs (``extend``) per distribution name, fed in
     run order. Raises when the documents read differ from the footers' count."""
-    counts = unit_counts(work, stage, units)
+    counts = unit_counts(work, stage, units, use_ray)
     n = sum(c for _, c in counts)
     shards = max(1, -(-n // per))
     writers = writers_for(cfg)

@@ -207,10 +207,26 @@ def test_pieces_cover_shards_across_units():
     assert got == [[("a", 0, 4)], [("a", 4, 5), ("c", 0, 3)], [("c", 3, 7)], [("c", 7, 8), ("d", 0, 1)]]
 
 
-def test_on_ray(tmp_path):
-    """The same functions as Ray tasks (two CPUs, more tasks than CPUs): the same output."""
+def test_footers_are_read_in_chunks_of_units_in_unit_order(tmp_path, monkeypatch):
+    """The units' counts read by several tasks (2 units each, a missing unit among them) equal one pass."""
+    import pipeline.writers.parallel as parallel
+
+    work, units, _ = make_work(tmp_path, [5, 0, 8, 1, 9])
+    units = units[:2] + ["missing"] + units[2:]
+    whole = parallel.unit_counts(work, STAGE, units)
+    monkeypatch.setattr(parallel, "FOOTERS_PER_TASK", 2)
+    assert parallel.unit_counts(work, STAGE, units) == whole
+    assert [n for _, n in whole] == [5, 0, 8, 1, 9]
+
+
+def test_on_ray(tmp_path, monkeypatch):
+    """The same functions as Ray tasks (two CPUs, more tasks than CPUs, the footers read by several): the same
+    output."""
     ray = pytest.importorskip("ray")
+    import pipeline.writers.parallel as parallel
     from pipeline.executor import ensure_ray
+
+    monkeypatch.setattr(parallel, "FOOTERS_PER_TASK", 2)
 
     work, units, images = make_work(tmp_path, [5, 0, 8, 1, 9, 4])
     cfg = OutputConfig(formats=["parquet", "webdataset"], webdataset_max_count=3)
