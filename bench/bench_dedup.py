@@ -9,6 +9,7 @@ backend), docs/s and peak memory; MinHash signatures/s per core against datatrov
     .venv/bin/python -m bench.bench_dedup --plan                          # the shuffle plans of a snapshot and of 25
     .venv/bin/python -m bench.bench_dedup --driver-index                  # the driver's index, dry: 20,000 units, a snapshot
     .venv/bin/python -m bench.bench_dedup --driver-index 25               # ... and 25 snapshots (~2.5 M merge tasks)
+    .venv/bin/python -m bench.bench_dedup --index-at 25                   # 25 snapshots' largest index, built for real
 
 Documents are generated (seeded): ~4,000 domains, URLs re-crawled in several snapshots (URL
 duplicates: about 43% of documents are older copies), images drawn from a Zipf pool (some seen thousands of times), per-domain boilerplate
@@ -33,7 +34,11 @@ opens (``pipeline.shuffle.open_ipc``). ``--plan`` prints, without running anythi
 ``dedup.docs_per_partition``, the routing back to the units; against one round. ``--driver-index`` runs
 those plans' merge rounds dry (merge tasks that write nothing and return the worst-case labels, file
 operations skipped) and measures with tracemalloc what the driver holds: the shuffle index (flat arrays,
-against the dict of lists it replaced) and the routing's per-unit maps.
+against the dict of lists it replaced) and the routing's per-unit maps. ``--index-at`` builds only the
+largest index of a plan (the most record batches of one round, from the plans above), with the real
+:class:`pipeline.rounds.IndexBuilder` from synthetic results (files of F consecutive labels each, as a merge
+task's output holds its slot's finer slots; added in call order, as a merge round adds them), and measures
+it in fresh processes: with tracemalloc (held and peak, numpy's buffers included) and without (RSS).
 """
 
 from __future__ import annotations
@@ -357,6 +362,93 @@ def driver_index(docs: int, units: int, doc_bytes: int, profile: str, overrides:
     return out
 
 
+def largest_index(plan_name: str, doc_bytes: int, profile: str, overrides: list[str]) -> tuple[int, int]:
+    """(record batches, labels) of the largest index a plan's shuffles build: the map side's batches or a
+    merge round's, whichever is most, and the partitions of that shuffle (the labels it ends with)."""
+    import math
+
+    from filters.dedup.config import dedup_config
+    from pipeline.dedup import READ_BLOCK_BYTES, partitions_for, shuffle_plan
+
+    cfg = dedup_config(profile, overrides)
+    _, docs, units = INDEX_PLANS[plan_name]
+    m, p = math.ceil(docs * doc_bytes / READ_BLOCK_BYTES), partitions_for(docs, cfg)
+    best = (0, 0)
+    for mm, pp in ((m, p), (p, units)):
+        plan = shuffle_plan(mm, pp, cfg)
+        best = max([best, (plan.map_batches, pp)] + [(r.batches, pp) for r in plan.rounds])
+    return best
+
+
+def index_at(entries: int, labels: int, fan_in: int, trace: bool) -> dict:
+    """An index of ``entries`` entries over ``labels`` labels built by the real :class:`IndexBuilder` (files of
+    ``fan_in`` consecutive labels, added in call order); what it holds and its peak (tracemalloc with ``trace``,
+    else the process's RSS, in MB)."""
+    import tracemalloc
+
+    from pipeline.rounds import IndexBuilder
+
+    def rss() -> tuple[float, float]:
+        with open("/proc/self/status") as f:
+            d = dict(x.split(":", 1) for x in f)
+        return int(d["VmRSS"].split()[0]) / 1024, int(d["VmHWM"].split()[0]) / 1024
+
+    files = entries // fan_in
+    work = "/work-folder/decision/.url-work-0123abcd/route-merge/round-2"
+    rss0 = rss()
+    if trace:
+        tracemalloc.start()
+    c0 = time.process_time()
+    b = IndexBuilder()
+    for i in range(files):
+        lo = (i * 7919) % max(1, labels - fan_in)
+        b.add(i, f"{work}/{lo:09d}-{i % 64:06d}.arrow", np.arange(lo, lo + fan_in, dtype=np.int64))
+    c1 = time.process_time()
+    out = {"entries": files * fan_in, "labels": labels, "files": files, "add_cpu_s": round(c1 - c0, 1)}
+    if trace:
+        out["builder_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
+        tracemalloc.reset_peak()
+    else:
+        out["rss_after_adds_mb"] = round(rss()[0] - rss0[0])
+    idx = b.build()
+    del b
+    out["build_cpu_s"] = round(time.process_time() - c1, 1)
+    out["index_nbytes_mb"] = round(idx.nbytes() / 2**20, 1)
+    if trace:
+        held, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        out.update(held_mb=round(held / 2**20, 1), build_peak_mb=round(peak / 2**20, 1))
+    else:
+        now, hwm = rss()
+        out.update(rss_before_mb=round(rss0[0]), rss_held_mb=round(now - rss0[0]), rss_peak_mb=round(hwm - rss0[0]))
+    assert idx.entries == files * fan_in
+    return out
+
+
+def print_index_at(plans: list[str], doc_bytes: int, profile: str, overrides: list[str]) -> int:
+    from filters.dedup.config import dedup_config
+
+    fan_in = dedup_config(profile, overrides).shuffle_fan_in
+    for name in plans:
+        entries, labels = largest_index(name, doc_bytes, profile, overrides)
+        r = {}
+        for mode in ("trace", "rss"):
+            x = run_measurement([sys.executable, "-m", "bench.bench_dedup", "--index-one",
+                                 f"{entries},{labels},{fan_in},{mode}"])
+            if x is None:
+                return 1
+            r.update(x)
+        n = r["entries"]
+        print(f"{INDEX_PLANS[name][0]}: largest index {n:,} entries over {r['labels']:,} labels in {r['files']:,} files "
+              f"(fan-in {fan_in}): tracemalloc: builder {r['builder_mb']:,} MB before the build, peak while built "
+              f"{r['build_peak_mb']:,} MB ({r['build_peak_mb'] * 2**20 / n:.1f} B an entry), held "
+              f"{r['held_mb']:,} MB ({r['held_mb'] * 2**20 / n:.1f} B; arrays {r['index_nbytes_mb']:,} MB); RSS above "
+              f"the {r['rss_before_mb']} MB after imports: {r['rss_after_adds_mb']:,} MB after the adds, peak "
+              f"{r['rss_peak_mb']:,} MB ({r['rss_peak_mb'] * 2**20 / n:.1f} B an entry), held {r['rss_held_mb']:,} MB; "
+              f"CPU {r['add_cpu_s']} s adding (tracemalloc on), {r['build_cpu_s']} s building")
+    return 0
+
+
 def compare_dict_index(entries_files: int, slots: int) -> dict:
     """The index as it was (``{label: [(path, [batch, ...])]}``) against :class:`pipeline.rounds.Index`,
     for ``entries_files`` map files each holding ``slots`` slots (tracemalloc)."""
@@ -475,12 +567,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--driver-index", nargs="?", const="20000,snapshot", metavar="PLANS",
                     help="the driver's shuffle index, dry (tracemalloc), at these plans (of 20000, snapshot, 25), "
                          "then exit")
+    ap.add_argument("--index-at", nargs="?", const="25", metavar="PLANS",
+                    help="the largest index of these plans (of 20000, snapshot, 25) built for real, then exit")
+    ap.add_argument("--index-one", help=argparse.SUPPRESS)
     ap.add_argument("--plan-doc-bytes", type=int, default=1000, help="Parquet bytes a document, for --plan")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.plan:
         print_plans(args.plan_doc_bytes, args.profile, args.set)
         return 0
+    if args.index_one:
+        e, u, f, mode = args.index_one.split(",")
+        print("RESULT " + json.dumps(index_at(int(e), int(u), int(f), mode == "trace")))
+        return 0
+    if args.index_at:
+        return print_index_at(args.index_at.split(","), args.plan_doc_bytes, args.profile, args.set)
     if args.driver_index:
         print_driver_index(args.plan_doc_bytes, args.profile, args.set, args.driver_index.split(","))
         return 0

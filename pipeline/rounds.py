@@ -192,7 +192,8 @@ def slot_of(bounds: np.ndarray, part: np.ndarray) -> np.ndarray:
 
 class _Grow:
     """A numpy array appended to in place (capacity doubling): an index of millions of entries is a few
-    flat arrays, not a Python object per entry."""
+    flat arrays, not a Python object per entry. The buffer grows and is trimmed with ``ndarray.resize``
+    (``realloc``: a large buffer is remapped, not copied beside itself)."""
 
     def __init__(self, dtype):
         self.a = np.zeros(1024, dtype)
@@ -201,15 +202,15 @@ class _Grow:
     def extend(self, x: np.ndarray) -> None:
         need = self.n + len(x)
         if need > len(self.a):
-            a = np.zeros(max(need, 2 * len(self.a)), self.a.dtype)
-            a[:self.n] = self.a[:self.n]
-            self.a = a
+            self.a.resize(max(need, 2 * len(self.a)), refcheck=False)  # the builder holds the only reference
         self.a[self.n:need] = x
         self.n = need
 
     def take(self) -> np.ndarray:
-        """The values (a view); the buffer is handed over, the builder is empty after."""
-        a, self.a, self.n = self.a[:self.n], np.zeros(0, self.a.dtype), 0
+        """The values (the buffer itself, trimmed to them); the builder is empty after."""
+        a, n = self.a, self.n
+        self.a, self.n = np.zeros(0, a.dtype), 0
+        a.resize(n, refcheck=False)
         return a
 
 
@@ -218,21 +219,24 @@ class Index:
 
     Three parallel arrays sorted by (label, file, batch) (16 bytes an entry) and the files' paths (one
     string per file, not per entry). The dict of lists it replaces (``{label: [(path, [batch, ...])]}``)
-    cost ~130 bytes an entry in the driver: ~3.4 GB for the largest merge round of 25 snapshots."""
+    cost ~130 bytes an entry in the driver: ~3.4 GB for the largest merge round of 25 snapshots.
 
-    def __init__(self, files: list, label: np.ndarray, file: np.ndarray, batch: np.ndarray):
-        order = np.lexsort((batch, file, label))
-        self.label = label[order]
-        del label
-        self.batch = batch[order]
-        del batch
-        file = file[order]
+    The index takes the arrays it is given (they are sorted in place: at the peak the driver holds them,
+    the sort order and one array being permuted, ~32 bytes an entry). ``ordered``: the entries are in
+    (file, batch) order, or such runs of disjoint files one after the other, each run's files after the
+    last's (what :class:`IndexBuilder` gets from in-order results): a stable sort by label alone orders them."""
+
+    def __init__(self, files: list, label: np.ndarray, file: np.ndarray, batch: np.ndarray, ordered: bool = False):
+        order = np.argsort(label, kind="stable") if ordered else np.lexsort((batch, file, label))
+        for a in (label, file, batch):
+            a[:] = a[order]  # (one array's temporary at a time)
         del order
         # only the files an entry points to, renumbered in order
         used = np.flatnonzero(np.bincount(file, minlength=len(files)))
         remap = np.zeros(len(files), np.int32)
         remap[used] = np.arange(len(used), dtype=np.int32)
-        self.file = remap[file]
+        file[:] = remap[file]
+        self.label, self.file, self.batch = label, file, batch
         self.files = [files[i] for i in used.tolist()]
         n = len(self.label)
         first = np.flatnonzero(np.concatenate([[True], self.label[1:] != self.label[:-1]])) if n \
@@ -284,11 +288,15 @@ class IndexBuilder:
     def __init__(self):
         self.files: list = []
         self.label, self.file, self.batch = _Grow(np.int64), _Grow(np.int32), _Grow(np.int32)
+        self.last = -1
+        self.ordered = True  # results added in call order (so far): entries in (file, batch) order
 
     def add(self, i: int, path: str | None, labels) -> None:
         labels = np.asarray(labels, np.int64)
         if path is None or not len(labels):
             return
+        self.ordered = self.ordered and i > self.last
+        self.last = i
         if i >= len(self.files):
             self.files.extend([None] * (i + 1 - len(self.files)))
         self.files[i] = path
@@ -301,13 +309,14 @@ class IndexBuilder:
         new entries do not hold) before the new files."""
         label, file, batch = self.label.take(), self.file.take(), self.batch.take()
         files, self.files = self.files, []
-        if base is not None:
+        ordered, self.ordered, self.last = self.ordered, True, -1
+        if base is not None:  # (sorted by label, so still ordered runs: its files, then the new ones)
             bfiles, blabel, bfile, bbatch = base
             files = list(bfiles) + files
             label = np.concatenate([blabel, label])
             file = np.concatenate([bfile, file + len(bfiles)]).astype(np.int32)
             batch = np.concatenate([bbatch, batch])
-        return Index(files, label, file, batch)
+        return Index(files, label, file, batch, ordered)
 
 
 def locations(outs) -> Index:

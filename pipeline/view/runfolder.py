@@ -278,8 +278,8 @@ class RunFolder:
 
         units = [input_name(i) for i in run.get("inputs", [])]
         work = storage.join(self.out, "work")
-        dirs = sorted(storage.listdir(work), key=lambda n: int(n.split("-")[0])) if storage.isdir(work) else []
-        dirs = [d for d in dirs if _STAGE_DIR.match(d)]
+        dirs = [d for d in storage.listdir(work) if _STAGE_DIR.match(d)] if storage.isdir(work) else []
+        dirs = sorted(dirs, key=lambda n: int(n.split("-")[0]))  # (stage folders only: not WORK/.output)
         unit_stats = list(collect_unit_stats(work, dirs, units))  # a generator: read twice below
         read = [s["read"] for s in unit_stats if "read" in s]
         merged = merge_stats([{"read": r} for r in read] + [{"stages": [s for s in unit_stats if "stage" in s]}])

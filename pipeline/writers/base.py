@@ -92,6 +92,11 @@ class Writer:
         files they close, and ``finish()`` the rest; each file ``(first row, end row, total size)``."""
         raise NotImplementedError
 
+    def location(self, dest: str, stats: dict) -> str | None:
+        """Where the file of ``stats`` (one of the dicts this writer returned) is under ``dest``, or None when
+        the writer does not say: a rerun of a killed output step checks that the files it skips exist."""
+        return None
+
     def write_span(self, dest: str, part: pa.Table, index: int, size: int) -> list[dict]:
         """``"spans"`` writers: write file ``index`` holding exactly ``part``'s documents (``size``: their
         measured total, to check), atomically; returns its stats. Runs in a task."""

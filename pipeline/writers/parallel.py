@@ -17,16 +17,27 @@ order in the driver. Tasks run on Ray when the run does (at most a few per CPU i
 order), in-process otherwise: the same functions. They read the work folder and write the output through
 :mod:`obelics.storage` only (local or ``s3://``, nothing assumes the driver's disk), every file under a
 temporary name renamed when complete (an object store: one upload, complete or absent), so a killed task
-leaves no file that reads as done; Ray retries it, and a rerun of a killed run redoes the output step
-(the same files, rewritten).
+leaves no file that reads as done; Ray retries it.
+
+A rerun of a killed run skips what was finished (:class:`Resume`): before the step, the driver writes the
+step's plan (a digest of the units with their footers' row counts and row-group sizes, the shard size, the
+output settings and folder) to ``WORK/.output/plan.json``, and every task, once its files are renamed,
+writes a receipt beside it (``shard-KKKKK.json``: the task's result; ``<format>-IIIII.json``: a tar's stats)
+as its last object. A rerun with the same plan lists that folder once and hands each task whether its
+receipt is there: a task with one reads it back, checks its plan and (for the built-in writers) that its
+files are there, and returns it without reading a document; so the counts, distributions and tar sizes the
+driver takes are those of one uninterrupted run. Another plan removes the old receipts first.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import re
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 
@@ -51,22 +62,92 @@ class Piece:
 FOOTERS_PER_TASK = 256  # units whose footers one task reads (a run of thousands of units: requests spread)
 
 
-def _footer_counts(work: str, stage: str | None, units: list[str]) -> list[tuple[str, int]]:
+def _footprint(md) -> str:
+    """What a Parquet footer says of its file's content, short: rows, footer size and each row group's rows and
+    sizes (a unit written again, e.g. by an extended run, differs)."""
+    groups = [(g.num_rows, g.total_byte_size, sum(g.column(c).total_compressed_size for c in range(g.num_columns)))
+              for g in (md.row_group(i) for i in range(md.num_row_groups))]
+    return hashlib.sha1(json.dumps([md.num_rows, md.serialized_size, groups]).encode()).hexdigest()[:16]
+
+
+def _footers(work: str, stage: str | None, units: list[str]) -> list[tuple[str, int, str]]:
     out = []
     for path in _unit_paths(work, stage, units):
         f = storage.parquet_file(path)
         try:
-            out.append((path, f.metadata.num_rows))
+            out.append((path, f.metadata.num_rows, _footprint(f.metadata)))
         finally:
             f.close()
     return out
 
 
-def unit_counts(work: str, stage: str | None, units: list[str], use_ray: bool = False) -> list[tuple[str, int]]:
-    """``(path, documents)`` of every unit's final Parquet, in unit order (footers only), read by tasks of
-    ``FOOTERS_PER_TASK`` units: the driver makes no request per unit (on an object store each is a round trip)."""
+def unit_footers(work: str, stage: str | None, units: list[str], use_ray: bool = False) -> list[tuple[str, int, str]]:
+    """``(path, documents, footprint)`` of every unit's final Parquet, in unit order (footers only), read by
+    tasks of ``FOOTERS_PER_TASK`` units: the driver makes no request per unit (on an object store each is a
+    round trip)."""
     calls = [(work, stage, units[i:i + FOOTERS_PER_TASK]) for i in range(0, len(units), FOOTERS_PER_TASK)]
-    return [c for counts in in_order(_footer_counts, calls, use_ray) for c in counts]
+    return [c for footers in in_order(_footers, calls, use_ray) for c in footers]
+
+
+def unit_counts(work: str, stage: str | None, units: list[str], use_ray: bool = False) -> list[tuple[str, int]]:
+    """``(path, documents)`` of every unit's final Parquet, in unit order (:func:`unit_footers`)."""
+    return [(path, n) for path, n, _ in unit_footers(work, stage, units, use_ray)]
+
+
+RESUME_DIR = ".output"  # WORK/.output/: the output step's plan and its tasks' receipts
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a task finds and leaves its receipt: ``folder`` (``WORK/.output``) and the step's ``plan`` digest."""
+
+    folder: str
+    plan: str
+
+    def path(self, name: str) -> str:
+        return storage.join(self.folder, f"{name}.json")
+
+    def load(self, name: str, files: Callable[[dict], list[str | None]]) -> dict | None:
+        """Receipt ``name`` if it is this plan's and every file it names that ``files`` can locate exists."""
+        try:
+            got = json.loads(storage.read_bytes(self.path(name)))
+        except FileNotFoundError:
+            return None
+        if got.get("plan") != self.plan:
+            return None
+        if not all(storage.exists(f) for f in files(got) if f is not None):
+            return None
+        return got
+
+    def save(self, name: str, data: dict) -> None:
+        """The receipt, written last (after the task's files are renamed): compact JSON, atomically."""
+        storage.write_text_atomic(self.path(name), json.dumps({"plan": self.plan, **data}, separators=(",", ":")))
+
+
+def receipt_name(fmt: str, index: int) -> str:
+    """A ``"spans"`` file's receipt name: its format (a plugin's ``module:Class`` made a file name) and index."""
+    return f"{re.sub(r'[^A-Za-z0-9_]+', '_', fmt)}-{index:05d}"
+
+
+def start_resume(work: str, footers: list[tuple[str, int, str]], per: int, dest: str, cfg: OutputConfig,
+                 image_table_dir: str | None) -> tuple[Resume, set[str]]:
+    """The step's :class:`Resume` and the receipts already there (one listing): the plan's digest is written to
+    ``WORK/.output/plan.json`` before any task runs; another plan's receipts are removed first."""
+    folder = storage.join(work, RESUME_DIR)
+    plan = hashlib.sha256(json.dumps({"version": 1, "units": footers, "per": per, "dest": dest,
+                                      "output": asdict(cfg), "image_table_dir": image_table_dir},
+                                     sort_keys=True).encode()).hexdigest()
+    marker = storage.join(folder, "plan.json")
+    try:
+        same = json.loads(storage.read_bytes(marker)).get("plan") == plan
+    except FileNotFoundError:
+        same = False
+    if not same:
+        storage.remove_tree(folder)
+        storage.write_json_atomic(marker, {"plan": plan, "units": len(footers), "documents": sum(n for _, n, _ in footers),
+                                           "shard_docs": per})
+        return Resume(folder, plan), set()
+    return Resume(folder, plan), {n[:-5] for n in storage.listdir(folder) if n.endswith(".json")} - {"plan"}
 
 
 def pieces_of(counts: list[tuple[str, int]], start: int, stop: int) -> list[Piece]:
@@ -122,12 +203,24 @@ def _filled(part: pa.Table, images, writers: list[Writer]) -> pa.Table:
     return part
 
 
+def _located(dest: str, cfg: OutputConfig, outputs: dict[str, list[dict]]) -> list[str | None]:
+    """Where each file of ``outputs`` (stats by format) is, for the writers that say (:meth:`Writer.location`)."""
+    writers = dict(zip(cfg.formats, writers_for(cfg)))
+    return [writers[name].location(dest, st) for name, files in outputs.items() for st in files]
+
+
 def shard_task(k: int, shards: int, pieces: list[Piece], dest: str, cfg: OutputConfig,
-               image_table_dir: str | None) -> dict:
+               image_table_dir: str | None, resume: Resume | None = None, receipt: bool = False) -> dict:
     """Shard ``k`` of the run (in a task): its ``"shards"`` writers' files written, and what the driver needs:
-    ``flow`` counts, ``dists`` (each document's value, in order), ``outputs`` and ``sizes`` by format."""
+    ``flow`` counts, ``dists`` (each document's value, in order), ``outputs`` and ``sizes`` by format.
+    ``receipt``: ``resume`` holds this shard's receipt from an earlier try, returned as it is when valid."""
     from pipeline.report.funnel import document_distributions, flow_counts
 
+    rname = f"shard-{k:05d}"
+    if receipt and resume is not None:
+        got = resume.load(rname, lambda r: _located(dest, cfg, r["result"]["outputs"]))
+        if got is not None and got["result"]["k"] == k:
+            return {**got["result"], "reused": True}
     part = read_pieces(pieces)
     rows = part.select(["texts", "images"]).to_pylist()
     result = {"k": k, "flow": dict(flow_counts(rows)), "dists": document_distributions(rows),
@@ -141,17 +234,30 @@ def shard_task(k: int, shards: int, pieces: list[Piece], dest: str, cfg: OutputC
     per_shard = [(name, w) for name, w in zip(cfg.formats, writers) if w.mode == "shards"]
     if per_shard:
         filled = _filled(part, images, [w for _, w in per_shard])
-        for name, w in per_shard:
-            result["outputs"][name] = w.write_shard(dest, filled, k, shards)
+        for fmt, w in per_shard:
+            result["outputs"][fmt] = w.write_shard(dest, filled, k, shards)
+    if resume is not None:
+        resume.save(rname, {"result": result})
     return result
 
 
 def span_task(name: str, index: int, pieces: list[Piece], dest: str, cfg: OutputConfig,
-              image_table_dir: str | None, size: int) -> list[dict]:
-    """File ``index`` of the ``"spans"`` writer ``name`` (in a task); returns its stats."""
+              image_table_dir: str | None, size: int, resume: Resume | None = None, receipt: bool = False
+              ) -> list[dict]:
+    """File ``index`` of the ``"spans"`` writer ``name`` (in a task); returns its stats. ``receipt``: as for
+    :func:`shard_task` (valid only for the same rows and size)."""
     w = dict(zip(cfg.formats, writers_for(cfg)))[name]
+    rname = receipt_name(name, index)
+    span = {"pieces": [[p.path, p.start, p.stop] for p in pieces], "size": size}  # as JSON gives it back
+    if receipt and resume is not None:
+        got = resume.load(rname, lambda r: [w.location(dest, st) for st in r["files"]])
+        if got is not None and got["span"] == span:
+            return got["files"]
     part = _filled(read_pieces(pieces), _images(image_table_dir), [w])
-    return w.write_span(dest, part, index, size)
+    files = w.write_span(dest, part, index, size)
+    if resume is not None:
+        resume.save(rname, {"span": span, "files": files})
+    return files
 
 
 def in_order(fn: Callable, calls: list[tuple], use_ray: bool, window: int | None = None) -> Iterator:
@@ -198,18 +304,22 @@ def write_dataset(work: str, stage: str | None, units: list[str], dest: str, cfg
     """Write the run's dataset (shards of ``per`` documents, in unit order) with every writer of ``cfg``,
     spread over tasks (module docstring). ``dists``: reservoirs (``extend``) per distribution name, fed in
     run order. Raises when the documents read differ from the footers' count."""
-    counts = unit_counts(work, stage, units, use_ray)
+    footers = unit_footers(work, stage, units, use_ray)
+    counts = [(path, c) for path, c, _ in footers]
     n = sum(c for _, c in counts)
     shards = max(1, -(-n // per))
+    resume, receipts = start_resume(work, footers, per, dest, cfg, image_table_dir)
     writers = writers_for(cfg)
     modes = {name: w.mode for name, w in zip(cfg.formats, writers)}
     flow: Counter = Counter()
     outputs: dict[str, list[dict]] = {name: [] for name in cfg.formats}
     plans = {name: w.planner() for name, w in zip(cfg.formats, writers) if w.mode == "spans"}
     spans: dict[str, list[tuple[int, int, int]]] = {name: [] for name in plans}
-    calls = [(k, shards, pieces_of(counts, k * per, min(n, (k + 1) * per)), dest, cfg, image_table_dir)
-             for k in range(shards)]
+    calls = [(k, shards, pieces_of(counts, k * per, min(n, (k + 1) * per)), dest, cfg, image_table_dir, resume,
+              f"shard-{k:05d}" in receipts) for k in range(shards)]
+    reused = 0
     for r in in_order(shard_task, calls, use_ray):
+        reused += bool(r.get("reused"))
         flow.update(r["flow"])
         for key, values in r["dists"].items():
             if dists is not None and key in dists:
@@ -229,9 +339,10 @@ def write_dataset(work: str, stage: str | None, units: list[str], dest: str, cfg
     calls = []
     for name, plan in plans.items():
         spans[name].extend(plan.finish())
-        calls += [(name, i, pieces_of(counts, a, b), dest, cfg, image_table_dir, size)
-                  for i, (a, b, size) in enumerate(spans[name])]
+        calls += [(name, i, pieces_of(counts, a, b), dest, cfg, image_table_dir, size, resume,
+                   receipt_name(name, i) in receipts) for i, (a, b, size) in enumerate(spans[name])]
     for (name, *_), files in zip(calls, in_order(span_task, calls, use_ray)):
         outputs[name].extend(files)
-    log.info("wrote %d documents in %d shard(s) over %d task(s)", n, shards, shards + len(calls))
+    log.info("wrote %d documents in %d shard(s) over %d task(s)%s", n, shards, shards + len(calls),
+             f" ({reused} shard(s) found done by an earlier try)" if reused else "")
     return Written([o for name in cfg.formats for o in outputs[name]], flow, shards=shards)

@@ -98,3 +98,6 @@ class ParquetHubWriter(Writer):
 
     def close(self) -> list[dict]:
         return self.written
+
+    def location(self, dest: str, stats: dict) -> str:
+        return join(dest, PARQUET_DIR, stats["file"])

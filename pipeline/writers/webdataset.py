@@ -278,6 +278,9 @@ class WebDatasetShardWriter(Writer):
                 zip(part.select(["doc_id", "texts", "images", "metadata", "general_metadata"]).to_pylist(),
                     image_lengths(part, images))]
 
+    def location(self, dest: str, stats: dict) -> str:
+        return join(dest, WEBDATASET_DIR, stats["file"])
+
     def planner(self) -> RollingPlan:
         return RollingPlan(self.cfg.webdataset_max_count, self.cfg.webdataset_max_bytes)
 

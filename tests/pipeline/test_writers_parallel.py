@@ -273,11 +273,14 @@ def test_a_killed_output_step_leaves_no_file_that_reads_as_done_and_reruns_ident
     from pipeline.markers import clean_temporaries
 
     clean_temporaries(dest)  # what the run lock does to a killed run's folder
+    finished = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*") if p.is_file()}
     cfg = OutputConfig(webdataset_max_count=3)
     got = spread(work, units, dest, cfg, 4, images)
     want = sequential(work, units, str(tmp_path / "fresh"), cfg, 4, images)
     assert_same(got, want, dest, tmp_path / "fresh")
     assert not [p for p in (tmp_path / "out").rglob(".*")]
+    # the rerun kept what the killed run had finished (7 Parquet shards, 2 tars, their stats): not written again
+    assert len(finished) == 18 and all(p.stat().st_mtime_ns == t for p, t in finished.items())
 
 
 def test_a_failing_task_fails_the_step_and_leaves_its_file_unwritten(tmp_path, monkeypatch):
@@ -312,3 +315,82 @@ def test_work_and_output_on_object_storage(s3, tmp_path):  # noqa: F811 - the fi
     assert not s3.open_uploads("writers")
     keys = s3.keys("writers", "out/")
     assert "out/parquet/train-00006-of-00007.parquet" in keys and "out/webdataset/shard-00008.tar" in keys
+
+
+class Counted:
+    """Counts the calls of a module function (patched in place), optionally failing on one of them."""
+
+    def __init__(self, monkeypatch, module, name, fail=None):
+        self.calls, real = [], getattr(module, name)
+
+        def wrapped(*args, **kwargs):
+            self.calls.append(args)
+            if fail is not None and fail(*args):
+                raise OSError("killed here")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapped)
+
+
+def test_a_rerun_skips_the_shards_and_tars_an_interrupted_step_finished(tmp_path, monkeypatch):
+    """A step that fails after k of n shards (then after j of m tars) is rerun: only the n-k shards (then the
+    m-j tars) are written again, the tasks found done read no document, and the output, stats, counts and
+    distributions equal an uninterrupted run's; another plan, or a finished file gone, is redone."""
+    import pipeline.writers.parallel as parallel
+    import pipeline.writers.parquet_hub as ph
+    from pipeline.writers.webdataset import WebDatasetShardWriter
+
+    work, units, images = make_work(tmp_path, [5, 0, 8, 1, 9, 4])  # 27 documents: 7 shards of 4, 9 tars of 3
+    cfg = OutputConfig(formats=["parquet", "webdataset", JSONL], webdataset_max_count=3)
+    dest = str(tmp_path / "out")
+    want = sequential(work, units, str(tmp_path / "seq"), cfg, 4, images)
+
+    def attempt(fail_shard=None, fail_tar=None):
+        with monkeypatch.context() as m:
+            shards = Counted(m, ph, "write_parquet_shard",
+                             lambda t, path, *a: fail_shard is not None and f"train-{fail_shard:05d}-" in str(path))
+            tars = Counted(m, WebDatasetShardWriter, "write_span", lambda self, d, p, i, s: i == fail_tar)
+            reads = Counted(m, parallel, "read_pieces")
+            try:
+                return spread(work, units, dest, cfg, 4, images), len(shards.calls), len(tars.calls), len(reads.calls)
+            except OSError as e:
+                assert "killed here" in str(e)
+                return None, len(shards.calls), len(tars.calls), len(reads.calls)
+
+    receipts = Path(work) / ".output"
+    got, n_shards, n_tars, _ = attempt(fail_shard=4)  # shards 0-3 done, the fifth fails: no tar yet
+    assert (got, n_shards, n_tars) == (None, 5, 0)
+    assert sorted(p.name for p in receipts.iterdir()) == ["plan.json"] + [f"shard-{k:05d}.json" for k in range(4)]
+    got, n_shards, n_tars, reads = attempt(fail_tar=5)  # shards 4-6 written; tars 0-4 done, the sixth fails
+    assert (got, n_shards, n_tars, reads) == (None, 3, 6, 3 + 6)
+    got, n_shards, n_tars, reads = attempt()  # tars 5-8 left
+    assert (n_shards, n_tars, reads) == (0, 4, 4)
+    assert_same(got, want, dest, tmp_path / "seq")
+    assert not [p for p in (tmp_path / "out").rglob(".*")]  # no temporary left
+
+    got, n_shards, n_tars, reads = attempt()  # all done: nothing read, nothing written, the same stats
+    assert (n_shards, n_tars, reads) == (0, 0, 0)
+    assert_same(got, want, dest, tmp_path / "seq")
+    (tmp_path / "out" / "webdataset" / "shard-00007.tar").unlink()  # a finished file gone: written again
+    (tmp_path / "out" / "parquet" / "train-00002-of-00007.parquet").unlink()
+    got, n_shards, n_tars, reads = attempt()
+    assert (n_shards, n_tars, reads) == (1, 1, 2)
+    assert_same(got, want, dest, tmp_path / "seq")
+
+    # another plan (3 documents a shard): every receipt is dropped, everything written; then all reused
+    def written(per):
+        with monkeypatch.context() as m:
+            counted = Counted(m, ph, "write_parquet_shard")
+            got = spread(work, units, dest, cfg, per, images)
+        return got, len(counted.calls)
+
+    assert written(3)[1] == 9 and written(3)[1] == 0
+    # a unit written again with other rows, as many (an extended run's units): its footer differs, so the plan
+    u2, u4 = (pq.read_table(Path(work) / STAGE / f"{u}.parquet") for u in ("u002", "u004"))
+    pq.write_table(u4.slice(0, u2.num_rows), Path(work) / STAGE / "u002.parquet", row_group_size=3)
+    got, n = written(3)
+    assert n == 9
+    want = sequential(work, units, str(tmp_path / "seq2"), cfg, 3, images)
+    assert got == want
+    fa, fb = files(dest), files(tmp_path / "seq2")  # (dest also holds the 4-document plan's Parquet names)
+    assert {k: fa.get(k) for k in fb} == fb
