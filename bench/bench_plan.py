@@ -5,6 +5,7 @@
     python -m bench.bench_plan --units 20000 --stages extract,text_filters,dedup_url,dedup_minhash,final
     python -m bench.bench_plan --driver-only --units 2000,20000,100000 --stages extract,text_filters,dedup_url,final
     python -m bench.bench_plan --decisions --units 2000,20000          # each dedup decision: the driver's CPU per unit
+    python -m bench.bench_plan --requests --units 20,80 --cpus 2       # object-store requests a run makes, by kind
 
 Each unit is a WARC of one small HTML page (about 80 words of English sentences drawn per unit, one
 image) and that image's response record (a 320x240 JPEG), so every stage of the default profile runs
@@ -28,6 +29,14 @@ RSS (the driver of a Ray run pays this on top of Ray's own per-task costs).
 ``--decisions`` decides each dedup pass (``pipeline.dedup.decide``) over the first stage of such a clone,
 on the local backend with its tasks timed: the CPU left to the driver (listing, survey, plans, the shuffle
 index, routing bookkeeping) per unit, beside the tasks'.
+
+``--requests`` runs the plan (Ray, ``--cpus`` CPUs) with its work folder and outputs on the loopback S3
+server (moto, in the bench's process; the inputs stay local files, as Common Crawl is read over HTTPS) and
+counts every request the server gets, by kind (GET, HEAD, LIST, PUT, POST: multipart and batch deletes,
+DELETE) and by who sent it: the driver's S3 client says ``app/driver`` in its User-Agent
+(``AWS_SDK_UA_APP_ID``), Ray's workers ``app/task`` (set before Ray starts, so its processes inherit it).
+Two sizes give the requests per unit (the slope) apart from the run's fixed ones; a second run of the same
+folder (every unit and decision done, ``stats.json`` removed) gives what a resume costs.
 """
 
 from __future__ import annotations
@@ -307,6 +316,109 @@ def decisions_main(args) -> int:
     return 0
 
 
+def _request_kind(method: str, path: str, query: str) -> str:
+    from urllib.parse import parse_qs
+
+    q = parse_qs(query, keep_blank_values=True)
+    if method == "GET" and path.strip("/").count("/") == 0:  # the bucket itself: a listing
+        return "LIST"
+    if method == "POST":
+        return "DELETE" if "delete" in q else "POST"  # batch delete; multipart create/complete
+    return method
+
+
+def _request_area(path: str, query: str, prefix: str) -> str:
+    """The part of the run folder a request is about: ``work/<stage>``, ``parquet``, ``webdataset``, a file."""
+    from urllib.parse import parse_qs, unquote
+
+    key = unquote(path).split("/", 2)[2] if path.strip("/").count("/") else parse_qs(query).get("prefix", [""])[0]
+    rest = key[len(prefix):].lstrip("/") if key.startswith(prefix) else key
+    parts = rest.split("/")
+    return "/".join(parts[:2]) if parts[0] == "work" and len(parts) > 2 else parts[0] if len(parts) > 1 else rest or "."
+
+
+def requests_one(n: int, cpus: int) -> dict:
+    """Run ``n`` units with the work folder and outputs on the loopback S3 server (Ray, ``cpus`` CPUs), then
+    resume it once done (``stats.json`` removed); count the server's requests (see the module docstring)."""
+    from collections import Counter
+
+    from tests.pipeline.s3_server import LoopbackS3
+
+    inputs = make_units(n, DATA / f"units-{n}")
+    log: list[tuple] = []
+
+    def counting(app):
+        def middleware(environ, start_response):
+            ua = environ.get("HTTP_USER_AGENT", "")
+            who = "driver" if "app/driver" in ua else "task" if "app/task" in ua else "other"
+            log.append((who, environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")))
+            return app(environ, start_response)
+        return middleware
+
+    os.environ["AWS_SDK_UA_APP_ID"] = "task"  # what Ray's processes inherit
+    with LoopbackS3() as s3:
+        s3.server._server.app = counting(s3.server._server.app)
+        bucket = s3.make_bucket("bench")
+        os.environ["OBELICS_NUM_CPUS"] = str(cpus)
+        from pipeline.shuffle import ensure_ray
+
+        ensure_ray(num_cpus=cpus)
+        os.environ["AWS_SDK_UA_APP_ID"] = "driver"  # this process's S3 clients, made from now on
+        from pipeline.run import run
+
+        out = f"{bucket}/run"
+        settings = SETTINGS + ["run.use_ray=true"]
+        res = {"units": n, "cpus": cpus}
+        for phase in ("fresh", "resume"):
+            log.clear()
+            t0 = time.perf_counter()
+            stats = run("default", out, inputs, overrides=settings)
+            res[phase] = {"wall_s": round(time.perf_counter() - t0, 1), "by": {}, "areas": {}}
+            by: Counter = Counter()
+            areas: Counter = Counter()
+            for who, method, path, query in log:
+                kind = _request_kind(method, path, query)
+                by[f"{who} {kind}"] += 1
+                areas[f"{who} {_request_area(path, query, 'run')}"] += 1
+            res[phase]["by"], res[phase]["areas"] = dict(sorted(by.items())), dict(sorted(areas.items()))
+            if phase == "fresh":
+                res["documents_out"] = stats["summary"]["documents"]
+                res["objects"] = len(s3.keys("bench", "run/"))
+                res["objects_work"] = len(s3.keys("bench", "run/work/"))
+                s3.client.delete_object(Bucket="bench", Key="run/stats.json")
+    return res
+
+
+def requests_main(args) -> int:
+    results = []
+    for n in [int(x) for x in args.units.split(",")]:
+        r = run_measurement([sys.executable, "-m", "bench.bench_plan", "--requests", "--one", str(n), "--cpus",
+                             str(args.cpus)])
+        if r is None:
+            return 1
+        results.append(r)
+        print(f"{n:,} units (Ray, {r['cpus']} CPUs), {r['documents_out']} documents out, {r['objects']} objects "
+              f"({r['objects_work']} in work/):")
+        for phase in ("fresh", "resume"):
+            x = r[phase]
+            print(f"  {phase} ({x['wall_s']} s): {sum(x['by'].values()):,} requests: {x['by']}")
+            print(f"    by area: {x['areas']}")
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        du = b["units"] - a["units"]
+        for phase in ("fresh", "resume"):
+            keys = sorted(set(a[phase]["by"]) | set(b[phase]["by"]))
+            slope = {k: round((b[phase]["by"].get(k, 0) - a[phase]["by"].get(k, 0)) / du, 2) for k in keys}
+            fixed = {k: round(a[phase]["by"].get(k, 0) - slope[k] * a["units"]) for k in keys}
+            tot_a, tot_b = sum(a[phase]["by"].values()), sum(b[phase]["by"].values())
+            print(f"{phase}: per unit ({a['units']} -> {b['units']} units) {round((tot_b - tot_a) / du, 2)} requests: "
+                  f"{slope}; fixed: {fixed}")
+            for who in ("driver", "task"):
+                w = sum(v for k, v in slope.items() if k.startswith(who + " "))
+                print(f"    {who}: {round(w, 2)} requests a unit")
+    return 0
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as f:
         return next(int(x.split()[1]) for x in f if x.startswith("VmRSS:")) / 1024
@@ -324,8 +436,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decisions", action="store_true",
                     help="the dedup decisions alone over a cloned run's first stage: the driver's CPU per unit")
     ap.add_argument("--passes", default=",".join(DECISION_PASSES), help="for --decisions: comma-separated passes")
+    ap.add_argument("--requests", action="store_true",
+                    help="the object-store requests of a run on the loopback S3 server, by kind and sender")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.requests:
+        if args.one:
+            print("RESULT " + json.dumps(requests_one(args.one, args.cpus)))
+            return 0
+        return requests_main(args)
     if args.decisions:
         return decisions_main(args)
     if args.driver_only:

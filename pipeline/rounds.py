@@ -191,9 +191,9 @@ def slot_of(bounds: np.ndarray, part: np.ndarray) -> np.ndarray:
 
 
 class _Grow:
-    """A numpy array appended to in place (capacity doubling): an index of millions of entries is a few
-    flat arrays, not a Python object per entry. The buffer grows and is trimmed with ``ndarray.resize``
-    (``realloc``: a large buffer is remapped, not copied beside itself)."""
+    """A numpy array appended to in place: an index of millions of entries is a few flat arrays, not a Python
+    object per entry. The buffer grows by a quarter and is trimmed with ``ndarray.resize`` (``realloc``: a
+    large buffer is remapped, not copied beside itself), so it holds at most 1.25x its values."""
 
     def __init__(self, dtype):
         self.a = np.zeros(1024, dtype)
@@ -202,7 +202,7 @@ class _Grow:
     def extend(self, x: np.ndarray) -> None:
         need = self.n + len(x)
         if need > len(self.a):
-            self.a.resize(max(need, 2 * len(self.a)), refcheck=False)  # the builder holds the only reference
+            self.a.resize(max(need, len(self.a) + len(self.a) // 4), refcheck=False)  # (the only reference)
         self.a[self.n:need] = x
         self.n = need
 
