@@ -80,6 +80,16 @@ from filters.dedup.recency import recency_column
 from filters.dedup.url import url_removals
 from obelics import storage
 from pipeline import shuffle as fs
+from pipeline.components import (
+    EDGE_SCHEMA,
+    read_batches,
+    read_rows,
+    run_stage,
+    star_components,
+    star_labels,
+    write_edges,
+    write_partitioned,
+)
 from pipeline.rounds import (
     GroupedWriter,
     Index,
@@ -101,7 +111,6 @@ KEY_COLUMNS = ["doc_id", "url", "warc_filename", "capture_date", "images"]
 READ_BLOCK_BYTES = 64 << 20
 MIN_GROUP_BYTES = 1 << 20  # a map task reads at least this much when groups are cut to spread over the CPUs
 BATCH_ROWS = 8192  # rows per record batch read from a file (memory per task does not follow file size)
-EDGES_PER_CONFIRM = 20_000  # candidate edges per MinHash confirm partition
 FLUSH_BYTES = 64 << 20  # keyed rows a map task buffers before writing them grouped by partition
 
 
@@ -238,27 +247,8 @@ def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callabl
         out.abort()
 
 
-def _write_partitioned(t: pa.Table, part: np.ndarray, out_path: str, bounds: np.ndarray | None = None):
-    """``t`` as an Arrow IPC file, one record batch per value of ``part``; returns (path, each batch's part).
-    With ``bounds``: one batch per slot of ``bounds``, the rows keeping their part as ``_part``."""
-    out = GroupedWriter(out_path, 1 << 62)
-    try:
-        if bounds is None:
-            out.add(t, part)
-        else:
-            out.add(t.append_column("_part", pa.array(part, pa.int64())), slot_of(bounds, part))
-        return out.close()
-    finally:
-        out.abort()
-
-
-def _read_batches(locs: list[tuple[str, list[int]]]) -> pa.Table:
-    """The record batches ``locs`` names ((IPC file, batch indices) pairs) as one table."""
-    batches, schema = [], None
-    for path, idx in locs:
-        schema, got = fs.read_ipc_batches(path, idx)
-        batches.extend(got)
-    return pa.Table.from_batches(batches, schema)
+_write_partitioned = write_partitioned
+_read_batches = read_batches
 
 
 def _reduce_task(locs: list[tuple[str, list[int]]], fn: Callable, p: int):
@@ -637,16 +627,59 @@ def minhash_partition_edges(rows: pa.Table, p: int | None = None) -> tuple[pa.Ta
     return nodes, inverse[:len(a)].astype(np.int32), inverse[len(a):].astype(np.int32)
 
 
-def _feature_rows(t: pa.Table, mh, need) -> pa.Table:
-    """Shingle set and signature of each candidate document of ``t``, once per confirm partition that
-    needs it (``need``: nodes, sorted ``node * Q + partition`` codes, Q)."""
-    nodes, codes, Q = shared_value(need)
+NODE_SCHEMA = pa.schema([("h", pa.uint64()), ("doc_id", pa.string()), ("rec", pa.string()), ("_file", pa.int64())])
+CAND_SCHEMA = pa.schema([("x", pa.uint64()), ("y", pa.uint64())])
+NEED_SCHEMA = pa.schema([("doc_id", pa.string()), ("q", pa.int64())])
+FEATURE_SCHEMA = pa.schema([("h", pa.uint64()), ("sh", pa.list_(pa.uint64())), ("sig", pa.list_(pa.uint32()))])
+LABELLED_SCHEMA = pa.schema([("label", pa.uint64()), ("h", pa.uint64()), ("doc_id", pa.string()),
+                             ("rec", pa.string()), ("_file", pa.int64())])
+_NONE = (None, np.zeros(0, np.int64))
+
+
+def _band_reduce(t: pa.Table, p: int, K: int, verify: str, out_dir: str, part_bounds, route_bounds):
+    """One band partition's candidate edges (bucket heads = most recent), written for the next steps, not
+    returned: the nodes on them as (h, doc_id, rec, _file) partitioned by ``h % K`` (h: the doc_id's 64-bit
+    hash; one row per file holding the doc_id); the edges as (x, y) hash pairs partitioned by ``x % K``, the
+    confirm partition (with ``verify == "none"``: as confirmed edges for the components); and each node's
+    confirm partitions as (doc_id, q) routed back to the files holding it, so the feature map reads only
+    its own files' share. Returns (p, [nodes, edges, need] as (path, labels), counts)."""
+    nodes, a, b = minhash_partition_edges(t.select(["key", "doc_id", "rec"]))
+    if len(a) == 0:
+        return [_NONE, _NONE, _NONE], {}
+    ids = nodes["doc_id"]
+    h = hash64(ids.to_pylist())
+    pos = pc.fill_null(pc.index_in(t["doc_id"], value_set=ids), -1).to_numpy().astype(np.int64)
+    sel = pos >= 0
+    nf = np.unique(np.stack([pos[sel], t["_file"].to_numpy()[sel]], 1), axis=0)  # (node, file), by node
+    take = pa.array(nf[:, 0])
+    rows = pa.table({"h": pa.array(h[nf[:, 0]], pa.uint64()), "doc_id": ids.take(take),
+                     "rec": nodes["rec"].take(take), "_file": pa.array(nf[:, 1], pa.int64())})
+    out_nodes = write_partitioned(rows, (h[nf[:, 0]] % np.uint64(K)).astype(np.int64),
+                                  fs.join(out_dir, f"nodes-{p:05d}.arrow"), part_bounds)
+    x, y = np.minimum(h[a], h[b]), np.maximum(h[a], h[b])
+    counts = {"candidate_edges": len(x)}
+    if verify == "none":
+        return [out_nodes, write_edges(x, y, K, fs.join(out_dir, f"edges-{p:05d}.arrow"), part_bounds), _NONE], counts
+    q = (x % np.uint64(K)).astype(np.int64)
+    out_cand = write_partitioned(pa.table({"x": pa.array(x, pa.uint64()), "y": pa.array(y, pa.uint64())}), q,
+                                 fs.join(out_dir, f"cand-{p:05d}.arrow"), part_bounds)
+    need = np.unique(np.concatenate([np.stack([a, q], 1), np.stack([b, q], 1)]), axis=0)  # (node, q), by node
+    lo = np.searchsorted(nf[:, 0], need[:, 0])
+    rep = np.searchsorted(nf[:, 0], need[:, 0], side="right") - lo
+    row = np.repeat(np.arange(len(need)), rep)  # each (node, q) once per file holding the node
+    file_of = nf[np.repeat(lo, rep) + np.arange(int(rep.sum())) - np.repeat(np.cumsum(rep) - rep, rep), 1]
+    need_rows = pa.table({"doc_id": ids.take(pa.array(need[row, 0])), "q": pa.array(need[row, 1], pa.int64())})
+    out_need = write_partitioned(need_rows, file_of, fs.join(out_dir, f"need-{p:05d}.arrow"), route_bounds)
+    return [out_nodes, out_cand, out_need], counts
+
+
+def _feature_rows(t: pa.Table, mh, nodes: pa.Array, codes: np.ndarray, Q: int) -> pa.Table:
+    """Shingle set and signature of each document of ``t`` among ``nodes``, once per confirm partition that
+    needs it (``codes``: sorted ``node * Q + partition``), with its doc_id's 64-bit hash ``h`` and ``_part``."""
     idx = pc.fill_null(pc.index_in(t["doc_id"], value_set=nodes), -1).to_numpy().astype(np.int64)
     hit = np.flatnonzero(idx >= 0)
-    empty = pa.table({"node": pa.array([], pa.int64()), "sh": pa.array([], pa.list_(pa.uint64())),
-                      "sig": pa.array([], pa.list_(pa.uint32())), "_part": pa.array([], pa.int64())})
     if len(hit) == 0:
-        return empty
+        return FEATURE_SCHEMA.append(pa.field("_part", pa.int64())).empty_table()
     idx = idx[hit]
     h = MinHasher.from_config(mh)
     texts = [document_text(x) for x in t["texts"].take(pa.array(hit)).to_pylist()]
@@ -664,99 +697,189 @@ def _feature_rows(t: pa.Table, mh, need) -> pa.Table:
     row = np.repeat(np.arange(len(idx)), rep)
     pos = np.repeat(lo - (np.cumsum(rep) - rep), rep) + np.arange(int(rep.sum()))
     take = pa.array(row, pa.int64())
-    return pa.table({"node": pa.array(idx[row], pa.int64()), "sh": sh.take(take), "sig": sig.take(take),
+    dh = hash64(t["doc_id"].take(pa.array(hit)).to_pylist())
+    return pa.table({"h": pa.array(dh[row], pa.uint64()), "sh": sh.take(take), "sig": sig.take(take),
                      "_part": pa.array(codes[pos] % Q, pa.int64())})
 
 
-def _confirm_reduce(t: pa.Table, p: int, edges, mh) -> tuple[np.ndarray, np.ndarray]:
-    """Confirmed pairs among confirm partition ``p``'s candidate edges, from its documents' features."""
-    a, b, part = shared_value(edges)
-    sel = part == p
-    a, b = a[sel], b[sel]
-    node = t["node"].to_numpy()
-    uniq, first = np.unique(node, return_index=True)
-    la = np.minimum(np.searchsorted(uniq, a), len(uniq) - 1)
-    lb = np.minimum(np.searchsorted(uniq, b), len(uniq) - 1)
-    ok = (uniq[la] == a) & (uniq[lb] == b)  # every candidate was read (one input); guard anyway
+def _feature_task(group: list[str], needs: list, mh, Q: int, out_path: str, bounds):
+    """Map side of the confirm shuffle: the features of the candidate documents of ``group``'s files (each
+    file's share of the routed (doc_id, q) rows in ``needs``), partitioned by confirm partition q."""
+    out = GroupedWriter(out_path, FLUSH_BYTES)
+    try:
+        for path, locs in zip(group, needs):
+            if not locs:
+                continue
+            need = read_rows(locs, NEED_SCHEMA)
+            nodes = pc.unique(need["doc_id"].combine_chunks())
+            idx = pc.index_in(need["doc_id"], value_set=nodes).to_numpy().astype(np.int64)
+            codes = np.unique(idx * Q + need["q"].to_numpy())
+            for t in _iter_tables([path], ["doc_id", "texts"]):
+                k = _feature_rows(t, mh, nodes, codes, Q)
+                if k.num_rows:
+                    part = k["_part"].to_numpy()
+                    out.add(k.drop_columns(["_part"]) if bounds is None else k,
+                            part if bounds is None else slot_of(bounds, part))
+        return [out.close()], {}
+    finally:
+        out.abort()
+
+
+def _confirm_task(cand_locs, feat_locs, mh, K: int, out_path: str, bounds):
+    """Confirm partition q: its candidate edges checked on their documents' features; the confirmed ones
+    written as (u, v) rows both ways, partitioned by ``u % K`` (the components' input)."""
+    c = read_rows(cand_locs, CAND_SCHEMA)
+    pairs = np.unique(np.stack([c["x"].to_numpy(), c["y"].to_numpy()], 1), axis=0)
+    f = read_rows(feat_locs, FEATURE_SCHEMA)
+    uniq, first = np.unique(f["h"].to_numpy(), return_index=True)
+    if not len(pairs) or not len(uniq):
+        return [_NONE], {}
+    la = np.minimum(np.searchsorted(uniq, pairs[:, 0]), len(uniq) - 1)
+    lb = np.minimum(np.searchsorted(uniq, pairs[:, 1]), len(uniq) - 1)
+    ok = (uniq[la] == pairs[:, 0]) & (uniq[lb] == pairs[:, 1])  # every candidate's features came; guard anyway
     la, lb = la[ok], lb[ok]
-    sh = t["sh"].combine_chunks()
+    sh = f["sh"].combine_chunks()
     flat = pc.list_flatten(sh).to_numpy()
     off = np.concatenate([[0], np.cumsum(pc.list_value_length(sh).to_numpy())])
     sets = [flat[off[i]:off[i + 1]] for i in first]
-    sigs = pc.list_flatten(t["sig"].combine_chunks()).to_numpy().reshape(t.num_rows, -1)[first]
+    sigs = pc.list_flatten(f["sig"].combine_chunks()).to_numpy().reshape(f.num_rows, -1)[first]
     ca, cb = confirm(la, lb, mh, sets, sigs)
-    return uniq[ca], uniq[cb]
+    if not len(ca):
+        return [_NONE], {}
+    return [write_edges(uniq[ca], uniq[cb], K, out_path, bounds)], {"confirmed_edges": len(ca)}
 
 
-class _EdgeAccumulator:
-    """Candidate edges from the band partitions, merged one result at a time: the documents on an edge
-    (doc_id, rec; once each, keyed by the 64-bit hash of the doc_id) and the edges as uint64 hash pairs."""
-
-    def __init__(self):
-        self.keys = np.zeros(0, np.uint64)  # sorted
-        self.nodes = pa.table({"doc_id": pa.array([], pa.string()), "rec": pa.array([], pa.string())})
-        self.pairs: list[np.ndarray] = []
-        self.n_pairs = 0
-        self.n_unique = 0
-
-    def add(self, result) -> None:
-        t, a, b = result
-        if len(a) == 0:
-            return
-        h = hash64(t["doc_id"].to_pylist())
-        new = ~np.isin(h, self.keys)
-        if new.any():
-            nodes = pa.concat_tables([self.nodes, t.filter(pa.array(new))])
-            keys = np.concatenate([self.keys, h[new]])
-            keys, first = np.unique(keys, return_index=True)  # sorted; a doc_id twice in ``t`` kept once
-            self.keys, self.nodes = keys, nodes.take(pa.array(first)).combine_chunks()
-        x, y = h[a], h[b]
-        self.pairs.append(np.stack([np.minimum(x, y), np.maximum(x, y)], 1))
-        self.n_pairs += len(x)
-        if self.n_pairs > 2 * self.n_unique + (1 << 20):  # the same pair comes from several bands
-            self.pairs = [np.unique(np.concatenate(self.pairs), axis=0)]
-            self.n_pairs = self.n_unique = len(self.pairs[0])
-
-    def result(self) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray]:
-        """(doc_ids, recs) of the nodes (in the order of their hashes) and the unique edges as int64
-        node indices."""
-        if not self.pairs:
-            return self.nodes["doc_id"].combine_chunks(), self.nodes["rec"].combine_chunks(), \
-                np.zeros(0, np.int64), np.zeros(0, np.int64)
-        pairs = np.unique(np.concatenate(self.pairs), axis=0)
-        self.pairs = []
-        a = np.searchsorted(self.keys, pairs[:, 0]).astype(np.int64)
-        b = np.searchsorted(self.keys, pairs[:, 1]).astype(np.int64)
-        return self.nodes["doc_id"].combine_chunks(), self.nodes["rec"].combine_chunks(), a, b
+def _label_task(star_locs, node_locs, edge_locs, K: int, node_path: str, edge_path: str, bounds):
+    """Node partition q: each node's component (from the star forest) joined to its (doc_id, rec, files)
+    and to its confirmed edges, both written partitioned by ``label % K`` (the greedy removal's tasks).
+    Nodes with no confirmed edge have no component and are left out (they are never removed)."""
+    nodes, labels = star_labels(read_rows(star_locs, EDGE_SCHEMA))
+    n = read_rows(node_locs, NODE_SCHEMA)
+    h = n["h"].to_numpy()
+    pos = np.minimum(np.searchsorted(nodes, h), max(len(nodes) - 1, 0))
+    hit = (nodes[pos] == h) if len(nodes) else np.zeros(len(h), bool)
+    n = n.filter(pa.array(hit))
+    lab = labels[pos[hit]]
+    rows = pa.table({"label": pa.array(lab, pa.uint64()), **{c: n[c] for c in NODE_SCHEMA.names}})
+    part = (lab % np.uint64(K)).astype(np.int64)
+    out_nodes = write_partitioned(rows, part, node_path, bounds) if rows.num_rows else _NONE
+    e = read_rows(edge_locs, EDGE_SCHEMA)
+    u, v = e["u"].to_numpy(), e["v"].to_numpy()
+    sel = u < v  # each undirected edge once, from its smaller end (held by this partition)
+    u, v = u[sel], v[sel]
+    el = labels[np.searchsorted(nodes, u)] if len(u) else np.zeros(0, np.uint64)
+    out_edges = write_partitioned(pa.table({"x": pa.array(u, pa.uint64()), "y": pa.array(v, pa.uint64())}),
+                                  (el % np.uint64(K)).astype(np.int64), edge_path, bounds) if len(u) else _NONE
+    return [out_nodes, out_edges], {"nodes": len(np.unique(lab)) if len(lab) else 0}
 
 
-def minhash_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path) -> Removal:
-    """The MinHash pass's removals: candidate edges per band-key partition, confirmed per edge partition,
-    greedy removal on the driver over int64 arrays."""
+def _greedy_task(node_locs, edge_locs, c: int, out_path: str, route_bounds):
+    """Greedy partition c: :func:`filters.dedup.minhash.greedy_removals` over its whole components (removal
+    only follows edges, so on the whole graph it is the union of the results per component), nodes ranked
+    by :func:`recency_rank` over (rec, doc_id) with ties broken by the doc_id hash (the order the driver
+    used); the removed documents routed back to their files. Returns (c, path, files, counts)."""
+    n = read_rows(node_locs, LABELLED_SCHEMA)
+    e = read_rows(edge_locs, CAND_SCHEMA)
+    h = n["h"].to_numpy()
+    uh, first = np.unique(h, return_index=True)
+    if not len(uh) or not e.num_rows:
+        return c, None, np.zeros(0, np.int64), {}
+    take = pa.array(first)
+    rank = recency_rank(n["rec"].take(take), n["doc_id"].take(take))
+    a = np.searchsorted(uh, e["x"].to_numpy()).astype(np.int64)
+    b = np.searchsorted(uh, e["y"].to_numpy()).astype(np.int64)
+    by = greedy_removals(len(uh), a, b, rank)
+    gone = np.isin(h, uh[by >= 0])
+    if not gone.any():
+        return c, None, np.zeros(0, np.int64), {}
+    rows = np.flatnonzero(gone)
+    fid = n["_file"].to_numpy()[rows]
+    keep = np.unique(np.stack([h[rows], fid.astype(np.uint64)], 1), axis=0, return_index=True)[1]
+    rows, fid = rows[keep], fid[keep]
+    removed = pa.table({"doc_id": n["doc_id"].take(pa.array(rows)),
+                        "reason": pa.array([MINHASH_REASON] * len(rows), pa.string())}, schema=REMOVED_SCHEMA)
+    path, parts = write_partitioned(removed, fid, out_path, route_bounds)
+    return c, path, parts, {MINHASH_REASON: int((by >= 0).sum())}
+
+
+def minhash_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path) -> Routed:
+    """The MinHash pass's removals, decided in tasks and routed back to their files; the driver holds the
+    files' indexes and counts, never a document, an edge or a removal:
+
+    1. band rows partitioned by band key: each reduce task writes its candidate edges, their nodes and
+       (``verify`` on) each node's confirm partitions routed back to its files;
+    2. (``verify`` on) the candidates' features shuffled by confirm partition (each map task reads its own
+       files' share of 1.), where the candidate edges are confirmed;
+    3. connected components of the confirmed edges (:func:`pipeline.components.star_components`);
+    4. each node's component joined to its (doc_id, rec, files) and to its edges, shuffled by component;
+    5. the greedy removal per component partition, its removals routed back to their files.
+    """
     mh = cfg.minhash
     P = num_partitions(paths, cfg)
-    acc = _EdgeAccumulator()
-    shuffle(backend, paths, MINHASH_COLUMNS, functools.partial(_band_rows_keyed, cfg=cfg, P=P), minhash_partition_edges,
-            fs.join(work, "bands"), P, cfg, on_result=acc.add)
-    nodes, node_rec, a, b = acc.result()
-    if len(a) == 0:
-        return Removal(np.zeros(0, np.uint64), {}, reasons=np.zeros(0, np.uint8))
-    if mh.verify != "none":  # the candidates' shingle sets go to the confirm partitions that need them
-        Q = max(1, math.ceil(len(a) / EDGES_PER_CONFIRM))
-        part = a % Q
-        codes = np.unique(np.concatenate([a * Q + part, b * Q + part]))
-        need = backend.put((nodes, codes, Q))
-        edge_ref = backend.put((a, b, part))
-        res = shuffle(backend, paths, ["doc_id", "texts"], functools.partial(_feature_rows, mh=mh, need=need),
-                      functools.partial(_confirm_reduce, edges=edge_ref, mh=mh), fs.join(work, "features"), Q, cfg)
-        a = np.concatenate([r[0] for r in res]) if res else np.zeros(0, np.int64)
-        b = np.concatenate([r[1] for r in res]) if res else np.zeros(0, np.int64)
-        del need, edge_ref
-    by = greedy_removals(len(nodes), a, b, recency_rank(node_rec, nodes))
-    removed = nodes.filter(pa.array(by >= 0))
-    hashes = np.unique(hash64(removed.to_pylist())).astype(np.uint64)
-    return Removal(hashes, {MINHASH_REASON: len(removed)} if len(removed) else {},
-                   reasons=np.zeros(len(hashes), np.uint8), names=[MINHASH_REASON])
+    K = P
+    part_plan, route = shuffle_plan(P, K, cfg), route_plan(P, paths, cfg)
+    out_dir = fs.join(work, "bands-out")
+    fs.make_dirs(out_dir)
+    builders = [IndexBuilder() for _ in range(3)]
+    counts: Counter = Counter()
+
+    def gather(r):
+        p, (outs, c) = r
+        for b, (path, labels) in zip(builders, outs):
+            b.add(p, path, labels)
+        counts.update(c)
+
+    shuffle(backend, paths, MINHASH_COLUMNS, functools.partial(_band_rows_keyed, cfg=cfg, P=P),
+            functools.partial(_band_result, K=K, verify=mh.verify, out_dir=out_dir, part_bounds=part_plan.top,
+                              route_bounds=route.top),
+            fs.join(work, "bands"), P, cfg, tag_files=True, on_result=gather)
+    nodes, edges, need = (b.build() for b in builders)
+    if part_plan.multi:
+        nodes = merge_rounds(backend, nodes, part_plan, fs.join(work, "nodes-merge"), FLUSH_BYTES)
+        edges = merge_rounds(backend, edges, part_plan, fs.join(work, "edges-merge"), FLUSH_BYTES)
+    if not len(edges):
+        return Routed(edges, {}, "removed")
+    if mh.verify != "none":  # the candidates' features go to the confirm partitions that need them
+        if route.multi:
+            need = merge_rounds(backend, need, route, fs.join(work, "need-merge"), FLUSH_BYTES)
+        position = {p: i for i, p in enumerate(paths)}
+        groups = file_groups(paths, cpus=backend_cpus(backend))
+        feat_plan = shuffle_plan(len(groups), K, cfg)
+        fdir = fs.join(work, "features")
+        fs.make_dirs(fdir)
+        calls = ((g, [need.get(position[p]) for p in g], mh, K, fs.join(fdir, f"map-{i:05d}.arrow"), feat_plan.top)
+                 for i, g in enumerate(groups))
+        (feats,), _ = run_stage(backend, _feature_task, calls, 1, [feat_plan], fdir)
+        cdir = fs.join(work, "confirmed")
+        fs.make_dirs(cdir)
+        calls = ((edges.group(g), feats.get(int(edges.keys[g])), mh, K, fs.join(cdir, f"{int(edges.keys[g]):06d}.arrow"),
+                  part_plan.top) for g in range(len(edges)))
+        (edges,), c = run_stage(backend, _confirm_task, calls, 1, [part_plan], cdir)
+        counts.update(c)
+        fs.remove_tree(fdir)
+    if not len(edges):
+        return Routed(edges, {}, "removed")
+    stars, steps = star_components(backend, edges, K, part_plan, fs.join(work, "components"))
+    ldir = fs.join(work, "labelled")
+    fs.make_dirs(ldir)
+    calls = ((stars.group(g), nodes.get(int(stars.keys[g])), edges.get(int(stars.keys[g])), K,
+              fs.join(ldir, f"nodes-{int(stars.keys[g]):06d}.arrow"), fs.join(ldir, f"edges-{int(stars.keys[g]):06d}.arrow"),
+              part_plan.top) for g in range(len(stars)))
+    (lnodes, ledges), c = run_stage(backend, _label_task, calls, 2, [part_plan, part_plan], ldir)
+    log.info("minhash: %d candidate and %d confirmed edges, %d nodes in components, %d component steps",
+             counts["candidate_edges"], counts.get("confirmed_edges", counts["candidate_edges"]), c["nodes"], steps)
+    rdir = fs.join(work, "routed")
+    fs.make_dirs(rdir)
+    res = _RoutedResults()
+    calls = ((lnodes.group(g), ledges.get(int(lnodes.keys[g])), int(lnodes.keys[g]),
+              fs.join(rdir, f"removed-{int(lnodes.keys[g]):06d}.arrow"), route.top) for g in range(len(lnodes)))
+    for r in backend.imap(_greedy_task, calls):
+        res.add(r)
+    return res.routed(backend, "removed", route, work)
+
+
+def _band_result(t: pa.Table, p: int, **kw):
+    return p, _band_reduce(t, p, **kw)
 
 
 REMOVAL_DECISIONS = {"url": url_decision, "image_set": image_set_decision, "minhash": minhash_decision}

@@ -132,7 +132,6 @@ def test_many_small_partitions_match_in_memory_passes(ray_local, profile, backen
 
     monkeypatch.setattr(dd, "READ_BLOCK_BYTES", 1)
     monkeypatch.setattr(dd, "BATCH_ROWS", 4)
-    monkeypatch.setattr(dd, "EDGES_PER_CONFIRM", 1)
     monkeypatch.setattr(dd, "FLUSH_BYTES", 1)  # a map task writes each input batch as it comes
     cfg = dedup_config(profile, ["dedup.num_partitions=2", "dedup.docs_per_partition=3"])
     docs = _corpus() + _near_duplicates()

@@ -1,0 +1,199 @@
+"""The MinHash decision in tasks (pipeline.dedup.minhash_decision, pipeline.components): connected components
+of partitioned edge files equal an in-memory union-find, the greedy removal per component equals the pure
+in-memory pass (the oracle) on many components, chains, ties in recency and components spread over units and
+snapshots, on the local backend and on Ray, and what reaches the driver does not grow with the nodes."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from filters.dedup.config import dedup_config
+from filters.dedup.passes import run_passes
+from filters.dedup.union_find import connected_components
+from tests.filters.dedup_helpers import make_doc
+from tests.pipeline.test_dedup_ray import _removed, _write_units, ray_local  # noqa: F401 - the fixture
+
+
+def _edge_index(tmp_path, x, y, K, files=3):
+    """Undirected edges (x, y) written as ``files`` edge files partitioned by u % K, and their index."""
+    from pipeline.components import write_edges
+    from pipeline.rounds import IndexBuilder
+
+    b = IndexBuilder()
+    for i, sl in enumerate(np.array_split(np.arange(len(x)), files)):
+        b.add(i, *write_edges(x[sl], y[sl], K, str(tmp_path / f"e{i}.arrow")))
+    return b.build()
+
+
+def _graph(rng):
+    """A random sparse graph, a long path (many steps), a star and a few isolated edges, as uint64 ids."""
+    ids = np.unique(rng.integers(1, 1 << 62, 700, dtype=np.uint64))[:600]
+    ids = ids[rng.permutation(len(ids))]
+    a = [rng.integers(0, 200, 150), np.arange(200, 399), np.full(60, 450), np.arange(520, 560, 2)]
+    b = [rng.integers(0, 200, 150), np.arange(201, 400), np.arange(460, 520), np.arange(521, 561, 2)]
+    a, b = np.concatenate(a), np.concatenate(b)
+    keep = a != b
+    return ids[a[keep]], ids[b[keep]]
+
+
+@pytest.mark.parametrize("K,multi", [(1, False), (4, False), (7, True)])
+def test_star_components_equal_an_in_memory_union_find(tmp_path, K, multi):
+    from pipeline.components import EDGE_SCHEMA, read_rows, star_components, star_labels
+    from pipeline.rounds import plan_shuffle
+    from pipeline.shuffle import LocalBackend
+
+    x, y = _graph(np.random.default_rng(K))
+    plan = plan_shuffle(K, K, 2, 1) if multi else plan_shuffle(K, K, 64, 100_000)
+    assert plan.multi == multi
+    stars, steps = star_components(LocalBackend(), _edge_index(tmp_path, x, y, K), K, plan, str(tmp_path / "cc"))
+    assert steps >= 3  # the path needs several steps
+    got = {}
+    for g in range(len(stars)):
+        nodes, labels = star_labels(read_rows(stars.group(g), EDGE_SCHEMA))
+        assert (nodes % np.uint64(K) == stars.keys[g]).all()  # each node's label is in its own partition
+        got.update(zip(nodes.tolist(), labels.tolist()))
+    ids = np.unique(np.concatenate([x, y]))
+    comp = connected_components(len(ids), np.searchsorted(ids, x), np.searchsorted(ids, y))
+    assert got == dict(zip(ids.tolist(), ids[comp].tolist()))  # the label is the component's smallest id
+
+
+def _words(rng, n):
+    return rng.choice([f"t{i}" for i in range(20000)], n).tolist()
+
+
+def _cluster_docs(n_clusters: int, seed: int = 3):
+    """Near-duplicate clusters of four shapes, their members spread over units (the caller's round robin)
+    and over two snapshots (WARC paths of 2021 and 2023):
+    - a chain A~B, B~C, A!~C (windows of one text shifted by 35 words: Jaccard ~0.84 between neighbours,
+      ~0.70 between the ends), its three orders of recency in turn;
+    - a star of four lightly edited copies;
+    - copies in one WARC with one date (ties in recency: with ``warc_filename`` recency only the doc_id
+      breaks them);
+    - a pair and an unrelated document."""
+    rng = np.random.default_rng(seed)
+    docs = []
+    for c in range(n_clusters):
+        kind = c % 4
+        base = _words(rng, 480)
+        if kind == 0:
+            texts = [base[0:400], base[35:435], base[70:470]]
+            dates = [["2021-01-01", "2022-01-01", "2023-01-01"], ["2023-01-01", "2021-01-01", "2022-01-01"],
+                     ["2022-01-01", "2023-01-01", "2021-01-01"]][(c // 4) % 3]
+        elif kind == 1:
+            texts = []
+            for k in range(4):
+                w = list(base[:400])
+                for e in rng.integers(0, 400, 3):
+                    w[e] = f"e{c}x{k}"
+                texts.append(w)
+            dates = [f"202{k}-06-01" for k in range(4)]
+        elif kind == 2:
+            texts = [base[:400]] * 3
+            dates = ["2022-03-01"] * 3
+        else:
+            texts = [base[:400], base[:399] + ["end"], _words(rng, 300)]
+            dates = ["2021-05-05", "2023-05-05", "2022-05-05"]
+        for k, (t, d) in enumerate(zip(texts, dates)):
+            snap = "CC-MAIN-2023-06" if (c + k) % 2 else "CC-MAIN-2021-04"
+            warc = f"CC-MAIN-2022-05/w{c}.warc.gz" if kind == 2 else f"{snap}/w{c}-{k}.warc.gz"
+            docs.append(make_doc(f"https://s{c}-{k}.org/p", [], texts=[" ".join(t)], warc=warc, date=d,
+                                 doc_id=f"c{c:03d}-{k}"))
+    return docs
+
+
+def _decide_minhash(docs, cfg, tmp_path, backend, units=5):
+    from pipeline.dedup import dedup_units
+
+    names = _write_units(docs, tmp_path / "in", units)
+    _, decisions, stats = dedup_units(tmp_path / "in", names, cfg, tmp_path / "work", passes=["minhash"],
+                                      ctx={"backend": backend})
+    return _removed(decisions), stats
+
+
+CASES = [("default", ["dedup.num_partitions=3"]),
+         ("default", ["dedup.recency=warc_filename", "dedup.num_partitions=2", "dedup.docs_per_partition=7"]),
+         ("default", ["dedup.minhash.verify=signature", "dedup.num_partitions=5"]),
+         ("default", ["dedup.minhash.verify=none", "dedup.num_partitions=4"]),
+         ("default", ["dedup.num_partitions=2", "dedup.docs_per_partition=5", "dedup.shuffle_fan_in=2",
+                      "dedup.shuffle_single_round_max=1"])]
+
+
+@pytest.mark.parametrize("profile,overrides", CASES)
+def test_minhash_in_tasks_equals_the_in_memory_pass(profile, overrides, tmp_path):
+    from pipeline.shuffle import LocalBackend
+
+    cfg = dedup_config(profile, overrides)
+    docs = _cluster_docs(24)
+    expected, _ = run_passes(docs, cfg, ["minhash"])
+    want = expected.removed_ids()
+    assert len(want) > 20
+    got, _ = _decide_minhash(docs, cfg, tmp_path, LocalBackend())
+    assert got == want
+    if cfg.minhash.verify == "exact":
+        if cfg.recency == "capture_date":  # a chain whose newest member is its end C (cluster 0: A 2021,
+            # B 2022, C 2023): C removes B, A stays (connected components would remove A too)
+            assert "c000-1" in got and "c000-0" not in got and "c000-2" not in got
+        # one WARC, one date: the copy with the largest doc_id is kept whatever the recency mode
+        assert {"c002-0", "c002-1"} <= set(got) and "c002-2" not in got
+
+
+def test_minhash_in_tasks_on_ray_equals_the_in_memory_pass(ray_local, tmp_path):  # noqa: F811 - the fixture
+    from pipeline.shuffle import RayBackend
+
+    cfg = dedup_config("default", ["dedup.num_partitions=2", "dedup.docs_per_partition=9"])
+    docs = _cluster_docs(16, seed=5)
+    expected, want_stats = run_passes(docs, cfg, ["minhash"])
+    got, stats = _decide_minhash(docs, cfg, tmp_path, RayBackend(), units=4)
+    assert got == expected.removed_ids() and len(got) > 10
+    assert stats[0].as_dict()["dropped"] == want_stats[0].as_dict()["dropped"]
+
+
+class _Recording:
+    """The local backend, recording the pickled size of everything put or returned to the driver."""
+
+    name = "local"
+
+    def __init__(self):
+        from pipeline.shuffle import LocalBackend
+
+        self.inner = LocalBackend()
+        self.sizes: list[int] = []
+
+    def _seen(self, x):
+        self.sizes.append(len(pickle.dumps(x)))
+        return x
+
+    def put(self, value):
+        return self.inner.put(self._seen(value))
+
+    def map(self, fn, calls):
+        return [self._seen(r) for r in self.inner.map(fn, calls)]
+
+    def imap(self, fn, calls):
+        return (self._seen(r) for r in self.inner.imap(fn, calls))
+
+    def map_unordered(self, fn, calls, on_result):
+        return self.inner.map_unordered(fn, calls, lambda r: on_result(self._seen(r)))
+
+
+def test_the_driver_holds_no_per_node_or_per_edge_arrays(tmp_path):
+    """Four times the near-duplicate clusters (nodes, edges, removals), the same partitions and units: what
+    is put or returned to the driver stays the same size (indexes and counts, O(partitions x files))."""
+    from pipeline.dedup import decide
+
+    cfg = dedup_config("default", ["dedup.num_partitions=4", "dedup.docs_per_partition=1000000"])
+    seen = {}
+    for n in (8, 32):
+        docs = _cluster_docs(n, seed=11)
+        units = _write_units(docs, tmp_path / f"in{n}", 4)
+        rec = _Recording()
+        (tmp_path / f"d{n}").mkdir()
+        d = decide("minhash", str(tmp_path / f"in{n}"), units,
+                   {"profile": cfg, "decision_dir": str(tmp_path / f"d{n}"), "backend": rec})
+        removed = sum(v for k, v in d["stats"][0]["dropped"].get("document", {}).items())
+        seen[n] = (max(rec.sizes), len(rec.sizes), removed)
+    (big8, calls8, rm8), (big32, calls32, rm32) = seen[8], seen[32]
+    assert rm32 >= 3 * rm8 > 0
+    assert calls32 <= calls8 + 8  # tasks follow the partitions and files, not the clusters
+    assert big32 <= big8 + 256  # no result or broadcast grows with the nodes (a doc_id list would: ~20 bytes each)
