@@ -24,17 +24,22 @@ its units and :func:`apply` on each unit; nothing else drives the passes.
   (obelics-2023) a removed (url, warc_filename) pair matches documents in any partition: the removed
   pairs and every document's pair meet in a second shuffle keyed by the pair's 64-bit hash. What is
   broadcast once (``backend.put``) is small or follows the duplicates, not the documents: the sorted
-  64-bit hashes of the too-frequent image URLs and of the MinHash removals. A false match needs a
-  64-bit hash collision.
+  64-bit hashes of the too-frequent image URLs (a false match needs a 64-bit hash collision).
 - the driver's part: one listing of the stage folder, the units' sizes and rows read by survey tasks
   (:func:`survey`), the shuffle index as flat arrays (:class:`pipeline.rounds.Index`, 16 bytes an entry),
   the tasks' calls and results streamed (``Backend.imap``), a few maps per unit (its path and position).
 
-MinHash runs in three such steps: band rows (key, doc_id, recency) partitioned by band key give the
-candidate edges of each bucket, merged on the driver one partition at a time as uint64 pairs; the
-edges are split into confirm partitions and the candidates' shingle sets are shuffled to the
-partitions whose edges need them, where pairs are confirmed; the greedy removal runs on the driver
-over int64 arrays (its size follows the number of near-duplicates, not of documents).
+MinHash runs as a chain of such steps, every one a task per partition whose output is written, not
+returned (:func:`minhash_decision`): the band rows (key, doc_id, recency) partitioned by band key give
+each bucket's candidate edges (hash pairs), their nodes and each node's confirm partitions (routed back to
+its files); each map task reads its own files' share of those and shuffles the candidates' shingle sets
+to the confirm partitions, where the edges are confirmed; the connected components of the confirmed
+edges are found by Large-Star/Small-Star steps over the partitioned edge files
+(:mod:`pipeline.components`); nodes and edges are shuffled by component and the greedy removal runs per
+component partition (the same removals as over the whole graph: removal only follows edges, and each
+component is ranked in the same order); the removals are routed back to their files like the other
+passes'. The driver holds the files' indexes and counts, never a node, an edge or a removal; a component
+is not split, so a task holds its largest component.
 
 Partition files live under the decision folder: on a cluster it is on storage every node sees, as
 the run's units are. File operations go through :mod:`pipeline.shuffle`'s few file functions.
@@ -49,7 +54,7 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -294,20 +299,6 @@ def shuffle(backend: Backend, paths: list[str], columns: list[str] | None, key_f
 
 
 # -- deciding -------------------------------------------------------------------------------------
-@dataclass
-class Removal:
-    """What a document-removing pass decided: hashes to drop, counts by reason."""
-
-    hashes: np.ndarray  # sorted uint64: of removed doc_ids
-    counts: dict[str, int]
-    reasons: np.ndarray | None = None  # per hash: index into ``names``
-    names: list[str] = field(default_factory=list)
-
-    def route(self, group: list[str]) -> pa.Table:
-        """(doc_id, reason) of the rows of ``group``'s files that this decision removes."""
-        return route_removed(group, self.hashes, self.reasons, self.names)
-
-
 def _keyed(t: pa.Table, key_fn: Callable, P: int, drop_null: bool = False) -> pa.Table:
     """``t`` with ``_part``, the hash partition of each row's key. ``drop_null``: rows without a key are left
     out (the pass never removes them): a null key hashes to partition 0, which would then hold every such
@@ -336,7 +327,8 @@ def _pair_strings(t: pa.Table) -> list:
 class Routed:
     """A decision left on disk and routed back to the input files: where each input file's rows are
     (an :class:`pipeline.rounds.Index` whose labels are the input files' positions in the pass's paths);
-    ``kind`` "removed" (doc_id, reason) or "drops" (doc_id, drop_hashes)."""
+    ``kind`` "removed" (doc_id, reason), "drops" (doc_id, drop_hashes) or "images" (h: the hashes of the
+    too-frequent image URLs that occur in the file)."""
 
     locs: Index
     counts: dict[str, int]  # removals by reason, or {"documents": n} for drops
@@ -348,7 +340,7 @@ class Routed:
 
     def rows_of(self, file_id: int) -> pa.Table:
         """The rows for input file ``file_id`` (its position in the pass's paths)."""
-        schema = DROPS_SCHEMA if self.kind == "drops" else REMOVED_SCHEMA
+        schema = _SCHEMAS[self.kind]
         locs = self.locs.get(file_id)
         return _read_batches(locs).select(schema.names) if locs else schema.empty_table()
 
@@ -446,24 +438,6 @@ def _pair_join_reduce(t: pa.Table, q: int, pairs, out_dir: str, bounds: np.ndarr
     return q, path, parts, {str(k): int(v) for k, v in counts.items()}
 
 
-def route_removed(group: list[str], hashes: np.ndarray, reasons: np.ndarray | None, names: list[str]) -> pa.Table:
-    """(doc_id, reason) of the rows of ``group``'s files whose doc_id hash is in the sorted ``hashes``;
-    ``reasons`` index ``names`` per hash."""
-    parts = [REMOVED_SCHEMA.empty_table()]
-    if len(hashes) == 0:
-        return parts[0]
-    names_arr = pa.array(names, pa.string())
-    for t in _iter_tables(group, ["doc_id"]):
-        h = hash64(t["doc_id"].to_pylist())
-        pos = np.minimum(np.searchsorted(hashes, h), len(hashes) - 1)
-        hit = hashes[pos] == h
-        if hit.any():
-            codes = reasons[pos[hit]] if reasons is not None else np.zeros(int(hit.sum()), np.uint8)
-            parts.append(pa.table({"doc_id": t["doc_id"].filter(pa.array(hit)).cast(pa.string()),
-                                   "reason": names_arr.take(pa.array(codes.astype(np.int32)))}, schema=REMOVED_SCHEMA))
-    return pa.concat_tables(parts)
-
-
 def _routed_removals(backend: Backend, paths: list[str], key_fn: Callable, decide_fn: Callable,
                      work: Path, P: int, cfg: DedupConfig) -> Routed:
     out_dir = fs.join(work, "routed")
@@ -522,25 +496,46 @@ def image_set_decision(backend: Backend, paths: list[str], cfg: DedupConfig, wor
     return joined.routed(backend, "removed", route, work)
 
 
+IMAGE_HASH_SCHEMA = pa.schema([("h", pa.uint64())])
+_SCHEMAS = {"removed": REMOVED_SCHEMA, "drops": DROPS_SCHEMA, "images": IMAGE_HASH_SCHEMA}
+
+
 def _image_hash_rows(t: pa.Table, count: str, canonical, P: int) -> pa.Table:
     h = image_url_hashes(t, count, shared_value(canonical))
     return pa.table({"h": pa.array(h, pa.uint64()), "_part": pa.array((h % np.uint64(P)).astype(np.int64))})
 
 
-def _frequent_reduce(t: pa.Table, p: int, max_count: int) -> np.ndarray:
-    return too_frequent(t["h"].to_numpy(), max_count)
+def _frequent_reduce(t: pa.Table, p: int, max_count: int, out_dir: str, bounds: np.ndarray | None = None):
+    """One hash partition's too-frequent image URLs, routed back as (h) rows to the files they occur in (once
+    per file). Returns (p, path, files, {"frequent_image_url": how many})."""
+    h = t["h"].to_numpy()
+    frequent = too_frequent(h, max_count)
+    if not len(frequent):
+        return p, None, np.zeros(0, np.int64), {}
+    sel = np.isin(h, frequent)
+    pairs = np.unique(np.stack([t["_file"].to_numpy()[sel].astype(np.uint64), h[sel]], 1), axis=0)
+    path, parts = write_partitioned(pa.table({"h": pa.array(pairs[:, 1], pa.uint64())}), pairs[:, 0].astype(np.int64),
+                                    fs.join(out_dir, f"frequent-{p:05d}.arrow"), bounds)
+    return p, path, parts, {"frequent_image_url": len(frequent)}
 
 
 def frequent_image_urls(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path,
-                        canonical: dict[str, str] | None = None) -> np.ndarray:
-    """Sorted uint64 hashes of image URLs seen more than ``max_count`` times (counted per hash partition)."""
+                        canonical: dict[str, str] | None = None) -> Routed:
+    """The image URLs seen more than ``max_count`` times (counted per hash partition), as the hashes of those
+    that occur in each file, routed back to the files (kind "images"): nothing on the driver grows with
+    the number of frequent URLs."""
     c = cfg.image_url
     canonical = canonical if c.use_phash else None
     P = num_partitions(paths, cfg)
     canon = backend.put(canonical) if canonical else None
-    arrays = shuffle(backend, paths, ["images"], functools.partial(_image_hash_rows, count=c.count, canonical=canon, P=P),
-                     functools.partial(_frequent_reduce, max_count=c.max_count), fs.join(work, "shuffle"), P, cfg)
-    return np.sort(np.concatenate(arrays)).astype(np.uint64) if arrays else np.zeros(0, np.uint64)
+    out_dir = fs.join(work, "routed")
+    fs.make_dirs(out_dir)
+    route = route_plan(P, paths, cfg)
+    res = _RoutedResults()
+    shuffle(backend, paths, ["images"], functools.partial(_image_hash_rows, count=c.count, canonical=canon, P=P),
+            functools.partial(_frequent_reduce, max_count=c.max_count, out_dir=out_dir, bounds=route.top),
+            fs.join(work, "shuffle"), P, cfg, tag_files=True, on_result=res.add)
+    return res.routed(backend, "images", route, work)
 
 
 def _paragraph_rows(t: pa.Table, pcfg, P: int) -> pa.Table:
@@ -910,8 +905,8 @@ def _route_task(group: list[str], ids: list[int], units: list[str], decision, ou
     reason (removals) or documents (paragraph drops). ``ids``: the files' positions in the pass's paths,
     ``units``: their units."""
     counts: Counter = Counter()
-    for path, i, unit in zip(group, ids, units):
-        t = decision.rows_of(i) if isinstance(decision, Routed) else decision.route([path])
+    for _path, i, unit in zip(group, ids, units):
+        t = decision.rows_of(i)
         if "reason" not in t.column_names:
             counts["documents"] += t.num_rows
         elif t.num_rows:
@@ -945,10 +940,10 @@ def _decide(backend: Backend, name: str, prev_dir: Path, units: list[str], ctx: 
     paths = survey(backend, list(unit_of))
     if name == "image_url":
         frequent = frequent_image_urls(backend, paths, cfg, work, ctx.get("phash_canonical"))
-        out = fs.join(ddir, "frequent_image_url_hashes.parquet")
-        fs.write_parquet_atomic(out, pa.table({"h": pa.array(frequent, pa.uint64())}))
-        stats.seen("frequent_image_url", len(frequent))
-        return {"pass": name, "file": out, "stats": [stats.as_dict()]}
+        stats.seen("frequent_image_url", frequent.counts.get("frequent_image_url", 0))
+        _route_to_units(backend, paths, unit_of, frequent, fs.join(ddir, "units"))
+        return {"pass": name, "file": fs.join(ddir, "units"), "unit_dir": fs.join(ddir, "units"),
+                "stats": [stats.as_dict()]}
     if name == "paragraphs":
         drops = paragraph_decision(backend, paths, cfg, work)
         stats.seen("document_with_repeated_paragraph", drops.rows)
@@ -964,27 +959,30 @@ def _decide(backend: Backend, name: str, prev_dir: Path, units: list[str], ctx: 
 
 
 def decision_table(decision: dict) -> pa.Table:
-    """The whole of a decision from :func:`decide` as one table: the frequent image URLs' hashes, or every
-    unit's share of a removal or paragraph decision (its ``file`` is then the folder of the shares; a
-    decision written before that is one Parquet file)."""
+    """The whole of a decision from :func:`decide` as one table: every unit's share of a removal, paragraph
+    or frequent-image-URL decision (its ``file`` is then the folder of the shares; the frequent URLs' hashes
+    once per unit holding them). A decision written before that is one Parquet file."""
     path = decision["file"]
     if path.endswith(".parquet"):
         return fs.read_parquet(path)
-    schema = DROPS_SCHEMA if decision["pass"] == "paragraphs" else REMOVED_SCHEMA
+    schema = _SCHEMAS[_KIND.get(decision["pass"], "removed")]
     return pa.concat_tables([schema.empty_table()] + [fs.read_parquet(p).select(schema.names).cast(schema)
                                                       for p in fs.list_files(path, ".parquet")])
 
 
+_KIND = {"paragraphs": "drops", "image_url": "images"}  # other passes: "removed"
+
+
 def _unit_decision(name: str, decision: dict, unit: str | None):
-    """The decision for one unit: its own file under ``unit_dir`` (none: nothing to do), else all of it
-    (the sorted hashes of the frequent image URLs)."""
+    """The decision for one unit: its own file under ``unit_dir`` (none: nothing to do), else all of it;
+    for the image URLs, the sorted hashes of the frequent ones (those of the unit, or all)."""
+    kind = _KIND.get(name, "removed")
     if unit is None or not decision.get("unit_dir"):
         t = decision_table(dict(decision, **{"pass": name}))
-        return t["h"].to_numpy() if name == "image_url" else t
-    path = fs.join(decision["unit_dir"], f"{unit}.parquet")
-    if fs.exists(path):
-        return fs.read_parquet(path)
-    return (DROPS_SCHEMA if name == "paragraphs" else REMOVED_SCHEMA).empty_table()
+    else:
+        path = fs.join(decision["unit_dir"], f"{unit}.parquet")
+        t = fs.read_parquet(path) if fs.exists(path) else _SCHEMAS[kind].empty_table()
+    return np.unique(t["h"].to_numpy()).astype(np.uint64) if name == "image_url" else t
 
 
 def apply(name: str, table: pa.Table, decision: dict, ctx: dict | None = None) -> tuple[pa.Table, FilterStats]:
