@@ -197,3 +197,32 @@ def test_the_driver_holds_no_per_node_or_per_edge_arrays(tmp_path):
     assert rm32 >= 3 * rm8 > 0
     assert calls32 <= calls8 + 8  # tasks follow the partitions and files, not the clusters
     assert big32 <= big8 + 256  # no result or broadcast grows with the nodes (a doc_id list would: ~20 bytes each)
+
+
+def test_a_component_larger_than_a_partition_is_decided_in_one_task(tmp_path, monkeypatch):
+    """40 edited copies of one story, spread over every unit and over partitions of 5 documents: the component
+    is not split; one greedy task holds all of it and decides as the in-memory pass (the most recent copy
+    is kept)."""
+    import pipeline.dedup as dd
+    from pipeline.components import read_rows
+    from pipeline.shuffle import LocalBackend
+
+    held = []
+    real = dd._greedy_task
+    monkeypatch.setattr(dd, "_greedy_task", lambda nodes, *a: held.append(
+        len(set(read_rows(nodes, dd.LABELLED_SCHEMA)["h"].to_pylist()))) or real(nodes, *a))
+    rng = np.random.default_rng(2)
+    base = _words(rng, 400)
+    docs = []
+    for k in range(40):
+        w = list(base)
+        w[int(rng.integers(0, 400))] = f"edit{k}"
+        docs.append(make_doc(f"https://big{k}.org/", [], texts=[" ".join(w)], date=f"20{10 + k // 12:02d}-0{1 + k % 9}-01",
+                             warc=f"CC-MAIN-20{10 + k // 12:02d}-1{k % 9}/w.warc.gz", doc_id=f"big{k:02d}"))
+    docs += _cluster_docs(8, seed=9)
+    cfg = dedup_config("default", ["dedup.num_partitions=2", "dedup.docs_per_partition=5"])
+    expected, _ = run_passes(docs, cfg, ["minhash"])
+    got, _ = _decide_minhash(docs, cfg, tmp_path, LocalBackend())
+    assert got == expected.removed_ids()
+    assert sum(1 for d in got if d.startswith("big")) == 39
+    assert max(held) >= 40 and len(held) > 1  # the component in one task, the other clusters in others
