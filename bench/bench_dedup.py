@@ -362,9 +362,10 @@ def driver_index(docs: int, units: int, doc_bytes: int, profile: str, overrides:
     return out
 
 
-def largest_index(plan_name: str, doc_bytes: int, profile: str, overrides: list[str]) -> tuple[int, int]:
-    """(record batches, labels) of the largest index a plan's shuffles build: the map side's batches or a
-    merge round's, whichever is most, and the partitions of that shuffle (the labels it ends with)."""
+def largest_index(plan_name: str, doc_bytes: int, profile: str, overrides: list[str]) -> tuple[int, int, int]:
+    """(record batches, labels, batches of the index before it) of the largest index a plan's shuffles build:
+    the map side's batches or a merge round's, whichever is most, the partitions of that shuffle (the labels
+    it ends with), and the index the driver holds while that one's results come in (the round before's)."""
     import math
 
     from filters.dedup.config import dedup_config
@@ -373,17 +374,20 @@ def largest_index(plan_name: str, doc_bytes: int, profile: str, overrides: list[
     cfg = dedup_config(profile, overrides)
     _, docs, units = INDEX_PLANS[plan_name]
     m, p = math.ceil(docs * doc_bytes / READ_BLOCK_BYTES), partitions_for(docs, cfg)
-    best = (0, 0)
+    best = (0, 0, 0)
     for mm, pp in ((m, p), (p, units)):
         plan = shuffle_plan(mm, pp, cfg)
-        best = max([best, (plan.map_batches, pp)] + [(r.batches, pp) for r in plan.rounds])
+        sizes = [plan.map_batches] + [r.batches for r in plan.rounds]
+        best = max([best] + [(b, pp, sizes[i - 1] if i else 0) for i, b in enumerate(sizes)])
     return best
 
 
-def index_at(entries: int, labels: int, fan_in: int, trace: bool) -> dict:
+def index_at(entries: int, labels: int, fan_in: int, trace: bool, before: int = 0) -> dict:
     """An index of ``entries`` entries over ``labels`` labels built by the real :class:`IndexBuilder` (files of
     ``fan_in`` consecutive labels, added in call order); what it holds and its peak (tracemalloc with ``trace``,
-    else the process's RSS, in MB)."""
+    else the process's RSS, in MB). ``before``: an index of that many entries is built first and held while
+    the results come in, then dropped before the build, as :func:`pipeline.rounds.merge_rounds` does; the
+    peak then is the round's (``round_peak_mb``)."""
     import tracemalloc
 
     from pipeline.rounds import IndexBuilder
@@ -395,21 +399,38 @@ def index_at(entries: int, labels: int, fan_in: int, trace: bool) -> dict:
 
     files = entries // fan_in
     work = "/work-folder/decision/.url-work-0123abcd/route-merge/round-2"
+
+    def results(n_files: int):
+        for i in range(n_files):
+            lo = (i * 7919) % max(1, labels - fan_in)
+            yield i, f"{work}/{lo:09d}-{i % 64:06d}.arrow", np.arange(lo, lo + fan_in, dtype=np.int64)
+
     rss0 = rss()
     if trace:
         tracemalloc.start()
+    prev = None
+    if before:
+        pb = IndexBuilder()
+        for r in results(before // fan_in):
+            pb.add(*r)
+        prev = pb.build()
+        del pb
+        if trace:
+            tracemalloc.reset_peak()
     c0 = time.process_time()
     b = IndexBuilder()
-    for i in range(files):
-        lo = (i * 7919) % max(1, labels - fan_in)
-        b.add(i, f"{work}/{lo:09d}-{i % 64:06d}.arrow", np.arange(lo, lo + fan_in, dtype=np.int64))
+    for r in results(files):
+        b.add(*r)
     c1 = time.process_time()
     out = {"entries": files * fan_in, "labels": labels, "files": files, "add_cpu_s": round(c1 - c0, 1)}
     if trace:
         out["builder_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
+        if before:
+            out["round_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
         tracemalloc.reset_peak()
     else:
         out["rss_after_adds_mb"] = round(rss()[0] - rss0[0])
+    del prev  # (merge_rounds drops the round's index before the next one is built)
     idx = b.build()
     del b
     out["build_cpu_s"] = round(time.process_time() - c1, 1)
@@ -430,14 +451,17 @@ def print_index_at(plans: list[str], doc_bytes: int, profile: str, overrides: li
 
     fan_in = dedup_config(profile, overrides).shuffle_fan_in
     for name in plans:
-        entries, labels = largest_index(name, doc_bytes, profile, overrides)
+        entries, labels, before = largest_index(name, doc_bytes, profile, overrides)
         r = {}
-        for mode in ("trace", "rss"):
+        for mode in ("trace", "rss", "round"):
             x = run_measurement([sys.executable, "-m", "bench.bench_dedup", "--index-one",
-                                 f"{entries},{labels},{fan_in},{mode}"])
+                                 f"{entries},{labels},{fan_in},{mode},{before if mode == 'round' else 0}"])
             if x is None:
                 return 1
-            r.update(x)
+            if mode == "round":  # the peak of the whole round: results coming in beside the round before's, or the build
+                r["round_peak_mb"] = max(x["round_peak_mb"], x["build_peak_mb"])
+            else:
+                r.update(x)
         n = r["entries"]
         print(f"{INDEX_PLANS[name][0]}: largest index {n:,} entries over {r['labels']:,} labels in {r['files']:,} files "
               f"(fan-in {fan_in}): tracemalloc: builder {r['builder_mb']:,} MB before the build, peak while built "
@@ -445,7 +469,9 @@ def print_index_at(plans: list[str], doc_bytes: int, profile: str, overrides: li
               f"{r['held_mb']:,} MB ({r['held_mb'] * 2**20 / n:.1f} B; arrays {r['index_nbytes_mb']:,} MB); RSS above "
               f"the {r['rss_before_mb']} MB after imports: {r['rss_after_adds_mb']:,} MB after the adds, peak "
               f"{r['rss_peak_mb']:,} MB ({r['rss_peak_mb'] * 2**20 / n:.1f} B an entry), held {r['rss_held_mb']:,} MB; "
-              f"CPU {r['add_cpu_s']} s adding (tracemalloc on), {r['build_cpu_s']} s building")
+              f"CPU {r['add_cpu_s']} s adding (tracemalloc on), {r['build_cpu_s']} s building; the merge round "
+              f"(the round before's index of {before:,} entries held while its results come in, then this one "
+              f"built): peak {r['round_peak_mb']:,} MB (tracemalloc)")
     return 0
 
 
@@ -577,8 +603,8 @@ def main(argv: list[str] | None = None) -> int:
         print_plans(args.plan_doc_bytes, args.profile, args.set)
         return 0
     if args.index_one:
-        e, u, f, mode = args.index_one.split(",")
-        print("RESULT " + json.dumps(index_at(int(e), int(u), int(f), mode == "trace")))
+        e, u, f, mode, before = args.index_one.split(",")
+        print("RESULT " + json.dumps(index_at(int(e), int(u), int(f), mode != "rss", int(before))))
         return 0
     if args.index_at:
         return print_index_at(args.index_at.split(","), args.plan_doc_bytes, args.profile, args.set)

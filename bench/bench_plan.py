@@ -379,7 +379,7 @@ def requests_one(n: int, cpus: int) -> dict:
             for who, method, path, query in log:
                 kind = _request_kind(method, path, query)
                 by[f"{who} {kind}"] += 1
-                areas[f"{who} {_request_area(path, query, 'run')}"] += 1
+                areas[f"{who} {_request_area(path, query, 'run')} {kind}"] += 1
             res[phase]["by"], res[phase]["areas"] = dict(sorted(by.items())), dict(sorted(areas.items()))
             if phase == "fresh":
                 res["documents_out"] = stats["summary"]["documents"]
