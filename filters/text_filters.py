@@ -131,7 +131,8 @@ _URL_WORD_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 
 def url_words(url: str) -> list[str]:
     """Lower-cased words of a URL, split on non-letters and on camelCase humps (``siteLogo`` -> site, logo)."""
-    return [w.lower() for w in _URL_WORD_RE.findall(url)]
+    found = _URL_WORD_RE.findall(url)  # ASCII letters and digits only: lowering them joined is lowering each
+    return " ".join(found).lower().split(" ") if found else []
 
 
 @lru_cache(maxsize=32)
@@ -621,8 +622,13 @@ class UrlBanStep(Step):
     def active(self, cfg) -> bool:
         return True  # "off" still counts every image as kept
 
-    def image_verdict(self, url, meta, cfg: TextFiltersConfig, prepared) -> Verdict:
-        return url_is_banned(url, cfg)
+    def prepare(self, docs, cfg: TextFiltersConfig, inputs) -> dict[str, Verdict]:
+        """The verdict of every distinct image URL of the chunk, each judged once: a site's logo, buttons and
+        icons recur on most of its pages (the bench corpus: 1,009 distinct of 3,568 image nodes in a unit)."""
+        return {url: url_is_banned(url, cfg) for url in {u for d in docs for u in d.images if u}}
+
+    def image_verdict(self, url, meta, cfg: TextFiltersConfig, prepared: dict[str, Verdict]) -> Verdict:
+        return prepared[url] if url in prepared else url_is_banned(url, cfg)
 
 
 TEXT_FILTERS, DOC_FILTERS, RECHECK, URL_BAN = TextFiltersStep(), DocFiltersStep(), RecheckStep(), UrlBanStep()

@@ -136,6 +136,46 @@ def test_url_ban_obelics_2023_substring():
     assert url_is_banned("https://example.com/LOGO.png", cfg) is None  # case-sensitive, as the original
 
 
+def test_url_words_split_and_lowered():
+    from filters.text_filters import url_words
+
+    assert url_words("https://Example.com/img/siteLogo-ICONS_2.PNG") == [
+        "https", "example", "com", "img", "site", "logo", "icons", "2", "png"]
+    assert url_words("") == [] and url_words("/-_/") == []
+
+
+@pytest.mark.parametrize("profile", ["default", "obelics-2023"])
+def test_url_ban_step_judges_each_distinct_url_once_with_the_same_verdicts(profile, monkeypatch):
+    """The step judges each distinct URL of a chunk once (UrlBanStep.prepare); the nodes kept and the counts by
+    reason are those of judging every image node on its own."""
+    import filters.text_filters as tf
+    from filters.step import run_step
+
+    if profile == "obelics-2023":
+        shared_path("data", "wordlists", "image_url_ban_substrings.txt")
+    prof = load_profile(profile)
+    urls = ["https://example.com/img/site-logo.png", "https://example.com/photos/river.jpg",
+            "https://example.com/ICONS/home.png", "https://example.com/silicon-valley.jpg",
+            "https://example.com/essex/photo.jpg", "https://example.com/static/SiteLogo.png"]
+    docs = [WebDocument([GOOD, None, None, GOOD2, None],
+                        [None, urls[k % 6], urls[(3 * k + 1) % 6], None, urls[(k + 2) % 6]],
+                        [None, {}, {}, None, {}], {"url": f"https://example.com/{k}"}) for k in range(12)]
+    cfg = prof.section("text_filters", TextFiltersConfig)
+    calls = []
+    judged = tf.url_is_banned
+    monkeypatch.setattr(tf, "url_is_banned", lambda url, c=None: calls.append(url) or judged(url, c))
+    out, st, _ = run_step(tf.URL_BAN, docs, prof)
+    assert sorted(calls) == sorted(set(urls))  # each distinct URL once
+    expected_images = [[u if (u is None or judged(u, cfg) is None) else "x" for u in d.images] for d in docs]
+    assert [d.images for d in out] == [[u for u in im if u != "x"] for im in expected_images]
+    reasons = {}
+    for d in docs:
+        for u in d.images:
+            if u and judged(u, cfg):
+                reasons[judged(u, cfg)] = reasons.get(judged(u, cfg), 0) + 1
+    assert reasons and st.as_dict()["dropped"]["image"] == reasons
+
+
 def test_user_word_list_overrides(tmp_path):
     p = tmp_path / "common.json"
     p.write_text('{"the": 1, "committee": 1}')
