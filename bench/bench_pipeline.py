@@ -381,6 +381,27 @@ def _shares(rows: list[dict], funnel: dict) -> dict[str, float]:
     return out
 
 
+# the parts a page's steady-state CPU is summed into: a row's op or stage name (its stage number dropped)
+STEADY_PARTS = (("extraction", ("extract",)), ("NSFW", ("nsfw",)), ("text filters + url_ban", ("text_filters", "url_ban")),
+                ("image table", ("image_table",)), ("MinHash decision", ("dedup_minhash",)))
+STAGE_REST = "unit stages besides their ops (Ray's worker and daemons, Parquet, markers)"
+
+
+def steady_parts(rows: list[dict]) -> list[tuple[str, float]]:
+    """The steady CPU ms a page of ``rows`` (:func:`steady_rows`: stages, ops, writers) summed by
+    :data:`STEADY_PARTS`; a unit stage's CPU besides its ops goes to :data:`STAGE_REST`, every other row
+    (the other decisions and applies, image filters, the writers) to "the rest"."""
+    sums = dict.fromkeys([name for name, _ in STEADY_PARTS] + [STAGE_REST, "the rest"], 0.0)
+    for r in rows:
+        row = r["row"].strip()
+        if row.endswith("(rest)"):
+            sums[STAGE_REST] += r["ms_per_page"]
+            continue
+        name = row.split("-", 1)[1] if row[:2].isdigit() else row
+        sums[next((part for part, names in STEADY_PARTS if name in names), "the rest")] += r["ms_per_page"]
+    return list(sums.items())
+
+
 def report_steady(rows: list[dict], runs: list[dict], args) -> None:
     pages = [r["cpu"]["pages"] for r in runs]
     print(f"\nfixed and steady-state CPU ({args.cpus[0]} CPU; runs of {', '.join(f'{p:,}' for p in pages)} pages in "
@@ -397,6 +418,8 @@ def report_steady(rows: list[dict], runs: list[dict], args) -> None:
     all_steady = sum(r["ms_per_page"] for r in rows)
     print(f"  {'all stages, the writers and the report':<60} {total_fixed:>8.2f} {steady:>8.3f}")
     print(f"  {'all of the above (all-in)':<60} {total_fixed + once:>8.2f} {all_steady:>8.3f}")
+    print("where a page's steady CPU goes (ms a page, share): " + ", ".join(
+        f"{name} {ms:.3f} ({ms / steady:.0%})" for name, ms in steady_parts(staged)))
     print(f"steady state on this corpus: {steady:.3f} CPU ms a page = {1000 / steady:,.0f} pages per CPU-second "
           f"({all_steady:.3f} = {1000 / all_steady:,.0f} all-in); fixed {total_fixed:.1f} CPU s a run "
           f"({total_fixed / args.units:.2f} a unit if all of it were per unit), and {once:.1f} CPU s once a run "
