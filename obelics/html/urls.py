@@ -88,6 +88,44 @@ def best_candidate(candidates: list[tuple[str, float | None, float | None]]) -> 
     return max(candidates, key=lambda c: c[2] if c[2] is not None else 1.0)[0]
 
 
+# The plain URLs of :func:`_resolve_plain`: printable ASCII path and query characters without ``;`` (urllib's
+# params), ``#``, blanks, quotes or the characters resolve_url escapes; a host of letters, digits, dots and
+# hyphens with an optional port; a query, when there is a ``?``, that is not empty (urllib drops an empty one).
+_PCHARS = r"A-Za-z0-9\-._~!$&'()*+,=:@/%"
+_PLAIN_TAIL = rf"(?:/[{_PCHARS}]*)?(?:\?[{_PCHARS}?]+)?"
+_PLAIN_ABSOLUTE = re.compile(rf"(https?)://([A-Za-z0-9.\-]+)(?::([0-9]{{1,5}}))?({_PLAIN_TAIL})\Z")
+_PLAIN_ROOTED = re.compile(rf"/(?!/)[{_PCHARS}]*(?:\?[{_PCHARS}?]+)?\Z")
+
+
+def _resolve_plain(base: str, value: str) -> str | None:
+    """What :func:`resolve_url` returns for a plain base (:data:`_PLAIN_ABSOLUTE`) and a plain absolute,
+    root-relative (without ``.``/``..`` segments) or scheme-relative value, 90% of a page's image URLs; None
+    for anything else (then urllib decides).
+
+    Hand-written because ``urljoin`` + ``urlsplit`` cost ~8 µs a URL. For these shapes urllib's join is a
+    concatenation: an absolute value comes back as it is (re-assembled from its own parts, which give it
+    back when it has no params, fragment or empty query), a root-relative one is put after the base's
+    scheme and host, a scheme-relative one after its scheme; the host is never empty and the port is in
+    range. Tested equal to urllib on every image URL of the shared pages and on generated odd ones.
+    """
+    b = _PLAIN_ABSOLUTE.match(base)
+    if b is None or (b.group(3) and int(b.group(3)) > 65535):
+        return None
+    if value[0] == "/":
+        if value[1:2] == "/":  # scheme-relative: the base's scheme, the value's host
+            v = _PLAIN_ABSOLUTE.match(b.group(1) + ":" + value)
+            if v is None or (v.group(3) and int(v.group(3)) > 65535):
+                return None
+            return v.string
+        if _PLAIN_ROOTED.match(value) is None or "/." in value.partition("?")[0]:
+            return None
+        return base[: b.end(3) if b.group(3) else b.end(2)] + value
+    v = _PLAIN_ABSOLUTE.match(value)
+    if v is None or (v.group(3) and int(v.group(3)) > 65535):
+        return None
+    return value
+
+
 def resolve_url(base: str, value: str | None) -> str | None:
     """``value`` made absolute against ``base`` (RFC 3986), or None when it is not a usable
     http(s) URL (empty, ``data:``/``javascript:``, no host, bad port)."""
@@ -96,6 +134,15 @@ def resolve_url(base: str, value: str | None) -> str | None:
     value = value.strip(_WS)
     if not value or value.startswith("#"):
         return None
+    if base:
+        plain = _resolve_plain(base, value)
+        if plain is not None:
+            return plain
+    return _resolve_urllib(base, value)
+
+
+def _resolve_urllib(base: str, value: str) -> str | None:
+    """:func:`resolve_url` by urllib, for a stripped, non-empty ``value``."""
     low = value[:12].lower()
     if low.startswith(_SKIP_SCHEMES):
         return None

@@ -193,3 +193,97 @@ def test_isal_inflate_reads_what_zlib_reads(monkeypatch):
         total += len(with_isal[0])
         skips |= set(with_isal[1]["skipped"]) | set(with_isal[1]["recovered"])
     assert total > 150 and {"corrupt_gzip_member", "garbage_between_members", "input_truncated"} <= skips, skips
+
+
+def _fields(rec):
+    """Everything the readers may read of a record, its streams read to their end."""
+    def sh(h):
+        return None if h is None else (h.statusline, h.headers, h.protocol, h.total_len, bool(h))
+
+    raw = rec.raw_stream
+    return (rec.format, rec.rec_type, sh(rec.rec_headers), sh(rec.http_headers), rec.content_type, rec.length,
+            rec.payload_length, raw.tell(), raw.limit, rec.content_stream().read())
+
+
+def _response_equal(data: bytes) -> bool:
+    """The hand-parsed response record of ``data`` equals warcio's field by field; False when it steps aside."""
+    from obelics.warc import _response_record, _warcio_record
+
+    loader = _record_loader()
+    fast = _response_record(data, loader)
+    if fast is None:
+        return False
+    slow = _warcio_record(data, loader)
+    assert slow is not None and _fields(fast) == _fields(slow)
+    return True
+
+
+def test_response_records_parsed_by_hand_are_warcios(shared):
+    """Every response member of the shared WARCs: the hand-parsed header blocks and record are warcio's."""
+    taken = responses = 0
+    for path in sorted(shared_path("data", "warc").glob("*.warc.gz")):
+        for data in _members(path.read_bytes()):
+            responses += b"WARC-Type: response\r\n" in data[:4096]
+            taken += _response_equal(data)
+    # the rest (32 of 236): EUC-JP bytes and continuation lines in HTTP headers, dns: records
+    assert taken > 200 and taken >= 0.85 * responses, (taken, responses)
+
+
+def _response(http_head: bytes = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n", body: bytes = b"<p>hi</p>",
+              warc_extra: bytes = b"", target: bytes = b"https://a.example/x") -> bytes:
+    block = http_head + b"\r\n" + body
+    return (b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: " + target + b"\r\n" + warc_extra
+            + b"Content-Length: " + str(len(block)).encode() + b"\r\n\r\n" + block + b"\r\n\r\n")
+
+
+@pytest.mark.parametrize("http_head,plain", [
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n", True),
+    (b"HTTP/1.1   404   Not Found   \r\ncontent-type \t:   text/html; charset=utf-8  \r\n", True),
+    (b"HTTP/1.0 200\r\nX-Empty:\r\nNoColonLine\r\nX-Robots-Tag: noai\r\nX-Robots-Tag: googlebot: none\r\n", True),
+    (b"HTTP/1.1\r\nA:b:c\r\nTransfer-Encoding: chunked\r\n", True),
+    (b" HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n", True),         # a status line starting with a blank
+    (b"HTTP/1.1\t200\tOK\r\nContent-Type: text/html\r\n", True),       # tabs, not blanks
+    (b"ICY 200 OK\r\nContent-Type: text/html\r\n", True),              # not HTTP/1.x: unverified, as warcio reads it
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n continued\r\n", False),  # continuation: warcio's path
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/h\xc3\xa9ml\r\n", False),    # not ASCII: warcio's path
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\nX: y\r\n", False),    # a bare LF: warcio's path
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\rX: y\r\n", False),    # a bare CR: warcio's path
+    (b"   \r\nContent-Type: text/html\r\n", False),                    # a blank status line: warcio's path
+    (b"HTTP/1.1 200 OK\r\nX-C: a\x0bb\r\n", False),                      # a control character: warcio's path
+])
+def test_hand_parsed_headers_are_warcios_or_step_aside(http_head, plain):
+    data = _response(http_head)
+    assert _response_equal(data) == plain
+    _same(_one_record(data, _record_loader()), data)  # either way, ArchiveIterator's record
+
+
+@pytest.mark.parametrize("case", [
+    dict(warc_extra=b"warc-type: request\r\n"),                       # a second WARC-Type: the first one counts
+    dict(warc_extra=b"X-Odd   :   spaced value  \r\nNoColon\r\nWARC-Date: 2023-01-01T00:00:00Z\r\n"),
+    dict(target=b"<https://a.example/x>"),                           # warcio strips the <>, as here
+    dict(target=b"https://a.example/a b"),                           # warcio escapes the blank: its path
+    dict(target=b"dns:a.example"),                                   # no HTTP headers: its path
+    dict(body=b""),
+    dict(http_head=b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n", body=gzip.compress(b"<p>zipped</p>")),
+])
+def test_hand_parsed_records_on_odd_warc_headers(case):
+    data = _response(**case)
+    _response_equal(data)
+    _same(_one_record(data, _record_loader()), data)
+
+
+def test_hand_parse_steps_aside_on_odd_lengths_and_versions():
+    from obelics.warc import _response_record
+
+    loader = _record_loader()
+    data = _response()
+    assert _response_equal(data)
+    for edit in [(b"Content-Length: ", b"Content-Length: 9"), (b"Content-Length: ", b"Content-Length: x"),
+                 (b"Content-Length: ", b"Content-Length: -"), (b"WARC/1.0", b"WARC/9.9"),
+                 (b"WARC-Type: response", b"WARC-Type: Response"), (b"Content-Length: ", b"Content-Length-X: ")]:
+        assert _response_record(data.replace(*edit, 1), loader) is None
+    assert _response_record(data + b"junk", loader) is None
+    zero = data.replace(b"Content-Length: ", b"Content-Length: 0\r\nX: ", 1)  # the first Content-Length: 0
+    assert _response_record(zero, loader) is None
+    headless = b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: https://a/\r\nContent-Length: 4\r\n\r\nabcd"
+    assert _response_record(headless, loader) is None  # no end of HTTP headers inside the block
