@@ -113,15 +113,24 @@ def _default_input(record: HtmlRecord, cfg: ExtractConfig) -> str | bytes:
     with the record's charset."""
     if record.charset == "utf-8" and not cfg.bs4_roundtrip:
         payload = record.payload
-        if payload.isascii():
-            return payload
-        try:
-            payload.decode("utf-8")  # validity only: undecodable bytes become U+FFFD in the text path
-        except UnicodeDecodeError:
-            pass
-        else:
+        if payload.isascii() or _utf8_valid(payload):  # else undecodable bytes become U+FFFD in the text path
             return payload
     return _decode(record.html, cfg)
+
+
+def _utf8_valid(payload: bytes) -> bool:
+    """Whether ``payload.decode("utf-8")`` succeeds: compiled without making the str (``_walk.utf8_valid``)
+    where the walk is built, else by decoding."""
+    from obelics.budget import _compiled
+
+    valid = _compiled("utf8_valid")
+    if valid is not None:
+        return valid(payload)
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _uses_bs4(cfg: ExtractConfig) -> bool:

@@ -18,9 +18,9 @@ an element's attributes (cached per class value), image sources and metadata, ``
 page, the sample and edge cases.
 """
 
-from libc.stdint cimport uintptr_t
+from libc.stdint cimport uint64_t, uintptr_t
 from libc.stdlib cimport malloc, calloc, realloc, free, qsort
-from libc.string cimport memchr, memcmp
+from libc.string cimport memchr, memcmp, memcpy
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
 cdef extern from "<dlfcn.h>" nogil:
@@ -1656,6 +1656,57 @@ def tag_counts(const unsigned char[::1] html):
             for i in range(n - 1):
                 close += (s[i] == 60) & (s[i + 1] == 47)  # '</'
     return lt, close
+
+
+# -- UTF-8 validity of a page (obelics.extract._default_input) --------------------------------------------
+cdef bint _utf8_valid(const unsigned char *s, size_t n) noexcept nogil:
+    cdef size_t i = 0
+    cdef uint64_t w
+    cdef unsigned char c, c1
+    cdef int more, k
+    while i < n:
+        if i + 8 <= n:
+            memcpy(&w, s + i, 8)
+            if (w & 0x8080808080808080ULL) == 0:  # eight ASCII bytes
+                i += 8
+                continue
+        c = s[i]
+        if c < 0x80:
+            i += 1
+            continue
+        # the well-formed sequences of Unicode's table 3-7, as _nonspace_chars reads them
+        if 0xC2 <= c <= 0xDF:
+            more = 1
+        elif 0xE0 <= c <= 0xEF:
+            more = 2
+        elif 0xF0 <= c <= 0xF4:
+            more = 3
+        else:
+            return False
+        if i + more >= n:
+            return False
+        c1 = s[i + 1]
+        if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F) or (c == 0xF0 and c1 < 0x90) or (
+                c == 0xF4 and c1 > 0x8F):
+            return False
+        for k in range(1, more + 1):
+            if s[i + k] & 0xC0 != 0x80:
+                return False
+        i += more + 1
+    return True
+
+
+def utf8_valid(const unsigned char[::1] data):
+    """Whether ``bytes(data).decode("utf-8")`` succeeds, without making the str: eight ASCII bytes at a time,
+    else one sequence at a time by Unicode's well-formed table (strict UTF-8: no surrogates, overlong forms or
+    code points over U+10FFFF, as Python's codec). Decoding a page only to test it was ~0.03-0.04 CPU ms of
+    an average page."""
+    cdef const unsigned char *s = &data[0] if data.shape[0] else NULL
+    cdef size_t n = data.shape[0]
+    cdef bint ok
+    with nogil:
+        ok = _utf8_valid(s, n)
+    return ok
 
 
 # -- whitespace-separated word counts (the report's flow counts) ------------------------------------------
