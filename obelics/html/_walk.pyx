@@ -277,14 +277,35 @@ cdef const unsigned char *_attr_value(void *node, const char *name, size_t name_
     return NULL
 
 
+cdef extern from *:
+    int __builtin_popcountll(unsigned long long) nogil
+
+cdef uint64_t _LOW7 = 0x7F7F7F7F7F7F7F7FULL, _HIGH = 0x8080808080808080ULL
+
+
+cdef inline uint64_t _zero_bytes(uint64_t y) noexcept nogil:
+    """The high bit of each byte of ``y`` that is 0, for bytes under 0x80 (no carry crosses a byte: exact)."""
+    return ~(((y & _LOW7) + _LOW7) | y) & _HIGH
+
+
 cdef Py_ssize_t _nonspace_chars(const unsigned char *s, size_t n) noexcept nogil:
     """Code points of UTF-8 text minus its ASCII spaces, newlines, tabs and carriage returns; -1 when the
-    bytes are not valid UTF-8 (lexbor passes undecodable bytes through: the caller decodes as Python would)."""
+    bytes are not valid UTF-8 (lexbor passes undecodable bytes through: the caller decodes as Python would).
+    Eight ASCII bytes are counted at a time: 8 minus those equal to one of the four (a byte-wise zero test)."""
     cdef size_t i = 0
     cdef Py_ssize_t count = 0
     cdef unsigned char c, c1
     cdef int more, k
+    cdef uint64_t w
     while i < n:
+        if i + 8 <= n:
+            memcpy(&w, s + i, 8)
+            if (w & _HIGH) == 0:
+                count += 8 - __builtin_popcountll(
+                    _zero_bytes(w ^ 0x2020202020202020ULL) | _zero_bytes(w ^ 0x0A0A0A0A0A0A0A0AULL)
+                    | _zero_bytes(w ^ 0x0909090909090909ULL) | _zero_bytes(w ^ 0x0D0D0D0D0D0D0D0DULL))
+                i += 8
+                continue
         c = s[i]
         if c < 0x80:
             if c != 32 and c != 10 and c != 9 and c != 13:
