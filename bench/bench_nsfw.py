@@ -116,15 +116,14 @@ def parts(data: list[bytes], batch: int, repeat: int) -> list[tuple[str, float, 
             return np.asarray(Image.open(buf))
 
     px = row("  JPEG round trip", lambda: [round_trip(i) for i in crops])
-    x = row("  float step (NumPy: BGR, minus mean; fp32's input)",
+    x = row("  float step (NumPy: BGR, minus mean; both models' input)",
             lambda: [clf.batch(px[k:k + batch]) for k in range(0, len(px), batch)])
     x = np.concatenate(x)
-    u8 = np.stack(px)
-    for model, inp in (("fp32", x), ("int8", u8)):
+    for model in ("fp32", "int8"):
         session = clf._get_session(model)
         name = session.get_inputs()[0].name
-        row(f"  model alone, {model}" + (" (float step in its graph)" if model == "int8" else ""),
-            lambda s=session, n=name, a=inp: [s.run(None, {n: a[k:k + batch]}) for k in range(0, len(a), batch)])
+        row(f"  model alone, {model}",
+            lambda s=session, n=name: [s.run(None, {n: x[k:k + batch]}) for k in range(0, len(x), batch)])
     return rows
 
 

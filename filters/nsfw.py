@@ -186,13 +186,9 @@ class OpenNsfwClassifier:
                 self._sessions[model] = session
         return self._sessions[model]
 
-    def run(self, model: str, pixels: list[np.ndarray]) -> np.ndarray:
-        """The model's (sfw, nsfw) probabilities for a batch of :meth:`pixels` arrays.
-
-        The fp32 model takes :meth:`batch`'s float input; the int8 model the uint8 pixels themselves (it
-        does the same float step in its graph, :func:`filters.nsfw_int8._take_pixels`)."""
+    def run(self, model: str, x: np.ndarray) -> np.ndarray:
+        """The model's (sfw, nsfw) probabilities for a :meth:`batch` array (both models take the same input)."""
         session = self._get_session(model)
-        x = np.stack(pixels) if model == "int8" else self.batch(pixels)
         return session.run(None, {session.get_inputs()[0].name: x})[0]
 
     def _near_threshold(self, sfw: float, nsfw: float) -> bool:
@@ -222,9 +218,15 @@ class OpenNsfwClassifier:
 
     @staticmethod
     def batch(pixels: list[np.ndarray]) -> np.ndarray:
-        """NHWC float32 BGR minus the dataset mean, as the package's ``preprocess`` gives per image."""
-        x = np.stack(pixels).astype(np.float32)[..., ::-1] - _MEAN_BGR
-        return np.ascontiguousarray(x, dtype=np.float32)
+        """NHWC float32 BGR minus the dataset mean, as the package's ``preprocess`` gives per image.
+
+        One pass per image straight into the batch (uint8 -> float32 in the subtraction, no stack, no copies):
+        about half the CPU of stacking, casting, reversing and subtracting in turn, the same values (small
+        integers, exact)."""
+        x = np.empty((len(pixels), _CROP, _CROP, 3), dtype=np.float32)
+        for i, px in enumerate(pixels):
+            np.subtract(px[..., ::-1], _MEAN_BGR, out=x[i])
+        return x
 
     def preprocess(self, data: bytes) -> np.ndarray | None:
         """One image as the model's input (224x224x3 float32), or None when it cannot be decoded."""
@@ -246,11 +248,12 @@ class OpenNsfwClassifier:
                     where.append(k)
             if not arrays:
                 continue
-            probs = self.run(self.cfg.model, arrays)
-            if self.cfg.model == "int8":
+            x = self.batch(arrays)
+            probs = self.run(self.cfg.model, x)
+            if self.cfg.model == "int8":  # the re-check band, batched: fp32 gets the same input rows
                 again = [i for i, (sfw, nsfw) in enumerate(probs) if self._near_threshold(sfw, nsfw)]
                 if again:
-                    probs[again] = self.run("fp32", [arrays[i] for i in again])
+                    probs[again] = self.run("fp32", x[again])
                     self.rechecked += len(again)
             for k, (sfw, nsfw) in zip(where, probs):
                 out[k] = {"sfw": float(sfw), "nsfw": float(nsfw)}

@@ -9,6 +9,11 @@ module (MinMax over photos available offline, made by ``python -m bench.bench_ns
 build needs no images and gives the same bytes on every machine for the same inputs; the file's name holds
 a hash of the fp32 model, the ranges, the recipe and the onnxruntime version.
 
+The int8 model takes the fp32 model's own input (``input:0``, :meth:`filters.nsfw.OpenNsfwClassifier.batch`'s
+floats), so one NumPy batch feeds both. The build before did that float step inside the graph (Cast, Gather on the
+channel axis, Sub): onnxruntime's Gather over the last axis made it ~1.7 CPU-ms an image against ~0.25 in NumPy
+(BENCHMARKS.md, issue 17), with the same scores bit for bit.
+
 int8 scores differ from fp32's (about 0.01 on average, up to ~0.11 on the bench corpus's images:
 BENCHMARKS.md), so :class:`filters.nsfw.OpenNsfwClassifier` re-scores with the exact fp32 model every image
 whose int8 score is within ``nsfw.int8_recheck_margin`` of a threshold: verdicts are fp32's.
@@ -28,9 +33,7 @@ from obelics.storage import write_bytes_atomic
 log = logging.getLogger(__name__)
 
 RANGES = Path(__file__).with_name("nsfw_int8_ranges.json")
-RECIPE = "qdq-opset13-perchannel-s8w-u8a-minmax-v2-rgb8in"  # change when the build below changes
-PIXELS = "pixels:0"  # the int8 model's input: N x 224 x 224 x 3 uint8 RGB (the crop after the JPEG round trip)
-MEAN_BGR = (104.0, 117.0, 123.0)
+RECIPE = "qdq-opset13-perchannel-s8w-u8a-minmax-v3-floatin"  # change when the build below changes
 OPSET = 13  # per-channel DequantizeLinear (axis) needs 13; the wheel's model is opset 9
 
 
@@ -79,32 +82,8 @@ def build_int8(src: str, dst: Path, ranges: dict[str, list[float]]) -> None:
     q = QDQQuantizer(model, True, False, QuantType.QInt8, QuantType.QUInt8, tensors, [], [], _op_types(), {})
     q.quantize_model()
     model = q.model.model
-    _take_pixels(model)
     dst.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(dst, model.SerializeToString())
-
-
-def _take_pixels(model) -> None:
-    """Make the model's input the uint8 RGB pixels: Cast to float, BGR order, minus the mean, in the graph.
-
-    The same float values as :meth:`filters.nsfw.OpenNsfwClassifier.batch` (small integers, exact), done by
-    onnxruntime instead of three NumPy passes over the batch (about 0.4 CPU-ms an image)."""
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
-    graph = model.graph
-    (old,) = [i for i in graph.input if i.name == "input:0"]
-    dims = [d.dim_param or d.dim_value for d in old.type.tensor_type.shape.dim]
-    graph.input.remove(old)
-    graph.input.insert(0, helper.make_tensor_value_info(PIXELS, TensorProto.UINT8, dims))
-    graph.initializer.extend([numpy_helper.from_array(np.array([2, 1, 0], dtype=np.int64), "pixels_bgr_order"),
-                              numpy_helper.from_array(np.array(MEAN_BGR, dtype=np.float32), "pixels_mean_bgr")])
-    nodes = [helper.make_node("Cast", [PIXELS], ["pixels_float"], name="pixels_cast", to=TensorProto.FLOAT),
-             helper.make_node("Gather", ["pixels_float", "pixels_bgr_order"], ["pixels_bgr"], name="pixels_bgr",
-                              axis=3),
-             helper.make_node("Sub", ["pixels_bgr", "pixels_mean_bgr"], ["input:0"], name="pixels_minus_mean")]
-    for k, node in enumerate(nodes):
-        graph.node.insert(k, node)
 
 
 def int8_model_path(cache: Path | None = None) -> str:
