@@ -315,6 +315,20 @@ def test_work_and_output_on_object_storage(s3, tmp_path):  # noqa: F811 - the fi
     assert not s3.open_uploads("writers")
     keys = s3.keys("writers", "out/")
     assert "out/parquet/train-00006-of-00007.parquet" in keys and "out/webdataset/shard-00008.tar" in keys
+    # the receipts are objects too (the plan, 7 shards, 9 tars); a tar gone from the bucket is the only file
+    # a rerun writes
+    receipts = s3.keys("writers", "run/work/.output/")
+    assert len(receipts) == 1 + 7 + 9 and "run/work/.output/plan.json" in receipts
+    s3.client.delete_object(Bucket="writers", Key="out/webdataset/shard-00004.tar")
+    import pipeline.writers.parquet_hub as ph
+    from pipeline.writers.webdataset import WebDatasetShardWriter
+
+    with pytest.MonkeyPatch.context() as m:
+        shards = Counted(m, ph, "write_parquet_shard")
+        tars = Counted(m, WebDatasetShardWriter, "write_span")
+        again = spread(f"{bucket}/run/work", units, f"{bucket}/out", cfg, 4, f"{bucket}/run/images")
+    assert (len(shards.calls), [c[3] for c in tars.calls]) == (0, [4])
+    assert_same(again, want, f"{bucket}/out", tmp_path / "seq")
 
 
 class Counted:
