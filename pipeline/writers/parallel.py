@@ -45,7 +45,7 @@ from obelics import storage
 from obelics.document import DOCUMENT_SCHEMA
 from pipeline.writers.base import Writer, write_with, writers_for
 from pipeline.writers.config import OutputConfig
-from pipeline.writers.units import _clean_general_metadata, _unit_paths, shard_tables, unit_tables
+from pipeline.writers.units import _clean_general_metadata, shard_tables, unit_tables
 
 log = logging.getLogger("obelics.run")
 
@@ -71,9 +71,15 @@ def _footprint(md) -> str:
 
 
 def _footers(work: str, stage: str | None, units: list[str]) -> list[tuple[str, int, str]]:
+    if stage is None:
+        return []
     out = []
-    for path in _unit_paths(work, stage, units):
-        f = storage.parquet_file(path)
+    for u in units:  # opened without an ``exists`` first: a request less a unit on an object store
+        path = storage.join(work, stage, f"{u}.parquet")
+        try:
+            f = storage.parquet_file(path)
+        except FileNotFoundError:  # a unit without final documents' file
+            continue
         try:
             out.append((path, f.metadata.num_rows, _footprint(f.metadata)))
         finally:
