@@ -592,7 +592,8 @@ class RecheckStep(Step):
     """All document-level checks again after dedup changed documents (reasons ``recheck:<check>``).
 
     Inactive when ``text_filters.recheck_after_dedup`` is false (``obelics-2023``: the original never
-    re-checked, so final documents can have fewer than 10 words).
+    re-checked, so final documents can have fewer than 10 words). The model checks run last, for all
+    documents the other checks kept at once (the verdicts of :meth:`TextFilter.document_verdict`).
     """
 
     name = "recheck"
@@ -606,8 +607,15 @@ class RecheckStep(Step):
         return chain.cfg.enabled and chain.cfg.recheck_after_dedup
 
     def verdict(self, doc, chain: TextFilter, prepared) -> Verdict:
-        reason = chain.document_verdict(doc)
+        reason = chain.document_verdict(doc, models=False)
         return f"recheck:{reason}" if reason else None
+
+    def late_verdicts(self, docs, chain: TextFilter) -> list[Verdict] | None:
+        """The model checks of the documents the other checks kept, in one batch (as the text filters)."""
+        if not chain.runs_models:
+            return None
+        reasons = chain.model_verdicts([[t for t in d.texts if t] for d in docs])
+        return [f"recheck:{r}" if r else None for r in reasons]
 
 
 class UrlBanStep(Step):

@@ -136,6 +136,32 @@ def test_url_ban_obelics_2023_substring():
     assert url_is_banned("https://example.com/LOGO.png", cfg) is None  # case-sensitive, as the original
 
 
+def test_recheck_runs_the_models_in_one_batch_with_the_verdicts_of_one_document_at_a_time():
+    """RecheckStep leaves language id and perplexity for the documents its other checks kept, all at once; what
+    it keeps and drops (by reason) is document_verdict's, one document at a time (a low perplexity cutoff, so
+    both models drop some)."""
+    import json
+    from collections import Counter
+
+    from filters.text_filters import text_filter_for
+
+    docs = []
+    for name in ("shared_warc.jsonl", "shared_html.jsonl"):
+        for line in open(shared_path("data", "reference", name), encoding="utf-8"):
+            d = json.loads(line)
+            meta = json.loads(d["metadata"]) if isinstance(d["metadata"], str) else d["metadata"]
+            docs.append(WebDocument(list(d["texts"]), [i or None for i in d["images"]], list(meta), {"url": d["url"]}))
+    prof = load_profile("default", ["perplexity.model=builtin-en", "perplexity.max_perplexity.builtin-en=400"])
+    one_by_one = [text_filter_for(prof).document_verdict(d) for d in docs]
+    reasons = Counter(f"recheck:{r}" for r in one_by_one if r)
+    assert reasons["recheck:perplexity"] and reasons["recheck:lang_id"] and one_by_one.count(None)
+    stats, rejects = FilterStats("recheck"), []
+    kept = recheck_documents(docs, prof, stats, rejects)
+    assert kept == [d for d, r in zip(docs, one_by_one) if r is None]
+    assert stats.dropped["document"] == dict(reasons)
+    assert [r for _, r in rejects] == [f"document:recheck:{r}" for r in one_by_one if r]
+
+
 def test_url_words_split_and_lowered():
     from filters.text_filters import url_words
 
