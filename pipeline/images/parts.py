@@ -12,13 +12,12 @@ import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.images.config import ImagesConfig
-from pipeline.images.table import IMAGE_TABLE_SCHEMA, ImageTable, make_row
+from pipeline.images.table import IMAGE_TABLE_SCHEMA, ImageTable, binary_column, make_row  # noqa: F401 - binary_column: re-exported
 
 I2D_DIR = "img2dataset"
 TABLE_DIR = "table"
@@ -138,43 +137,23 @@ def samples_to_table(samples: list[Sample], shard_parquet: Path, cfg: ImagesConf
     (in the order it wrote them) instead of from the shard file: the image bytes are only in the worker's
     memory (img2dataset's shard keeps the metadata). ``log_by_url``: the header log's entries as
     :func:`read_header_log` gives them (None: read from the log file)."""
+    table, picks = samples_rows(samples, shard_parquet, cfg, log_by_url)
+    if not any(s is not None for s in picks):
+        return table
+    return _with_bytes(table, binary_column(picks))
+
+
+def samples_rows(samples: list[Sample], shard_parquet: Path, cfg: ImagesConfig,
+                 log_by_url: dict[str, dict] | None = None) -> tuple[pa.Table, list[bytes | None]]:
+    """:func:`samples_to_table`'s rows with a null ``bytes`` column, and each row's image bytes apart (in the
+    table's order), for :meth:`ImageTable.write_part`'s ``blobs``."""
     urls, statuses, errors, shas, blobs, read = (list(c) for c in zip(*samples)) if samples else ([],) * 6
     if log_by_url is None:
         log_by_url = read_header_log(shard_parquet)
     # what PIL read at download describes the stored bytes only when img2dataset did not re-encode them
     table, picks = _rows_in_url_order(urls, statuses, errors, shas, blobs, log_by_url, cfg,
                                       None if cfg.reencode else read)
-    if not any(s is not None for s in picks):
-        return table
-    return _with_bytes(table, binary_column([None if s is None else blobs[s] for s in picks]))
-
-
-def binary_column(blobs: list[bytes | None], max_chunk: int = 2**31 - 1) -> pa.ChunkedArray:
-    """``blobs`` as an Arrow binary column: per chunk one ``b"".join`` (a single allocation of the exact
-    size, one copy) wrapped without a copy, and offsets from the lengths.
-
-    Hand-made because ``pa.array(blobs, pa.binary())`` grows its buffer by doubling: on a shard of image
-    bytes (hundreds of MB) the reallocations cost 4-6x the CPU of the copy itself, mostly in the kernel
-    zeroing fresh (huge) pages. A chunk holds at most ``max_chunk`` bytes (32-bit offsets).
-    """
-    chunks, start, size = [], 0, 0
-    for i, b in enumerate(blobs):
-        n = len(b) if b is not None else 0
-        if size + n > max_chunk and i > start:
-            chunks.append(_binary_chunk(blobs[start:i]))
-            start, size = i, 0
-        size += n
-    chunks.append(_binary_chunk(blobs[start:]))
-    return pa.chunked_array(chunks, pa.binary())
-
-
-def _binary_chunk(blobs: list[bytes | None]) -> pa.Array:
-    offsets = np.zeros(len(blobs) + 1, np.int32)
-    np.cumsum([len(b) if b is not None else 0 for b in blobs], out=offsets[1:])
-    nulls = sum(b is None for b in blobs)
-    validity = pa.array([b is not None for b in blobs], pa.bool_()).buffers()[1] if nulls else None
-    data = pa.py_buffer(b"".join(b for b in blobs if b is not None))
-    return pa.Array.from_buffers(pa.binary(), len(blobs), [validity, pa.py_buffer(offsets), data], null_count=nulls)
+    return table, [None if s is None else blobs[s] for s in picks]
 
 
 def write_shard_part(work_dir: str | Path, shard: str, cfg: ImagesConfig, table_dir: str | None = None,
@@ -196,4 +175,4 @@ def write_shard_part(work_dir: str | Path, shard: str, cfg: ImagesConfig, table_
     rows = pq.ParquetFile(shard_parquet).metadata.num_rows
     if rows != len(samples):
         raise ValueError(f"{shard_parquet}: {rows} rows written but {len(samples)} samples kept")
-    return table.write_part(shard, samples_to_table(samples, shard_parquet, cfg, log_by_url))
+    return table.write_part(shard, *samples_rows(samples, shard_parquet, cfg, log_by_url))

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
@@ -211,6 +212,70 @@ def reason_counts(table: pa.Table) -> Counter:
     return c
 
 
+ROW_GROUP = 256  # rows per row group of a part
+
+
+def binary_column(blobs: list[bytes | None], max_chunk: int = 2**31 - 1) -> pa.ChunkedArray:
+    """``blobs`` as an Arrow binary column: per chunk one ``b"".join`` (a single allocation of the exact
+    size, one copy) wrapped without a copy, and offsets from the lengths.
+
+    Hand-made because ``pa.array(blobs, pa.binary())`` grows its buffer by doubling: on a shard of image
+    bytes (hundreds of MB) the reallocations cost 4-6x the CPU of the copy itself, mostly in the kernel
+    zeroing fresh (huge) pages. A chunk holds at most ``max_chunk`` bytes (32-bit offsets).
+    """
+    chunks, start, size = [], 0, 0
+    for i, b in enumerate(blobs):
+        n = len(b) if b is not None else 0
+        if size + n > max_chunk and i > start:
+            chunks.append(_binary_chunk(blobs[start:i]))
+            start, size = i, 0
+        size += n
+    chunks.append(_binary_chunk(blobs[start:]))
+    return pa.chunked_array(chunks, pa.binary())
+
+
+def _binary_chunk(blobs: list[bytes | None], into: bytearray | None = None) -> pa.Array:
+    """One binary array of ``blobs``; ``into``: a buffer to copy them into (at least their total size; the
+    array is a view of it, valid until it is written over) instead of one ``b"".join``."""
+    offsets = np.zeros(len(blobs) + 1, np.int32)
+    np.cumsum([len(b) if b is not None else 0 for b in blobs], out=offsets[1:])
+    nulls = sum(b is None for b in blobs)
+    validity = pa.array([b is not None for b in blobs], pa.bool_()).buffers()[1] if nulls else None
+    if into is None:
+        data = pa.py_buffer(b"".join(b for b in blobs if b is not None))
+    else:
+        view = memoryview(into)
+        for b, at in zip(blobs, offsets[:-1].tolist()):
+            if b is not None:
+                view[at:at + len(b)] = b
+        data = pa.py_buffer(view[:int(offsets[-1])])
+    return pa.Array.from_buffers(pa.binary(), len(blobs), [validity, pa.py_buffer(offsets), data], null_count=nulls)
+
+
+def _write_row_groups(path: str, table: pa.Table, blobs: list[bytes | None], kwargs: dict) -> None:
+    """``table`` to Parquet at ``path`` with its ``bytes`` column from ``blobs``, one row group of
+    :data:`ROW_GROUP` rows at a time, each group's bytes copied into the same buffer (grown when a group
+    needs more). Hand-written because Arrow's writer takes whole arrays: this keeps one group's bytes in
+    memory that is reused instead of the whole part's in fresh memory. Parquet copies each page's values
+    as it encodes them, so the buffer is free again once a group is written."""
+    import pyarrow.parquet as pq
+
+    if len(blobs) != table.num_rows:
+        raise ValueError(f"{len(blobs)} image byte strings for {table.num_rows} rows")
+    k, field = table.schema.get_field_index("bytes"), IMAGE_TABLE_SCHEMA.field("bytes")
+    buf = bytearray()
+    with pq.ParquetWriter(path, table.schema, **{n: v for n, v in kwargs.items() if n != "row_group_size"}) as w:
+        for start in range(0, table.num_rows, ROW_GROUP):
+            group = blobs[start:start + ROW_GROUP]
+            need = sum(len(b) for b in group if b is not None)
+            if need > len(buf):
+                buf = bytearray(need)
+            piece = table.slice(start, len(group))
+            w.write_table(piece.set_column(k, field, _binary_chunk(group, buf)), row_group_size=ROW_GROUP)
+        if not table.num_rows:
+            w.write_table(table)
+
+
 class ImageTable:
     """A folder of image-table parts (``part-*.parquet``), each sorted by URL."""
 
@@ -224,11 +289,23 @@ class ImageTable:
     def has_part(self, name: str) -> bool:
         return storage.exists(self.part_path(name))
 
-    def write_part(self, name: str, table: pa.Table) -> str:
-        """Write one part atomically (sorted by URL, URL range in the footer)."""
+    def write_part(self, name: str, table: pa.Table, blobs: list[bytes | None] | None = None) -> str:
+        """Write one part atomically (sorted by URL, URL range in the footer).
+
+        ``blobs``: the ``bytes`` column's values in ``table``'s row order, given apart (``table``'s own
+        ``bytes`` column is then ignored). A local part is then written row group by row group, each group's
+        bytes copied into one reused buffer: the same file, byte for byte, as from the whole column, without
+        first copying a shard's worth of image bytes into fresh memory (its page faults cost more CPU than
+        the copy)."""
         table = table.select(IMAGE_TABLE_SCHEMA.names).cast(IMAGE_TABLE_SCHEMA)
+        path = self.part_path(name)
         urls = table.column("url").to_pylist()
-        if any(a > b for a, b in zip(urls, urls[1:])):
+        unsorted = any(a > b for a, b in zip(urls, urls[1:]))
+        if blobs is not None and (unsorted or storage.is_remote(path)):
+            table = table.set_column(table.schema.get_field_index("bytes"), IMAGE_TABLE_SCHEMA.field("bytes"),
+                                     binary_column(blobs))
+            blobs = None
+        if unsorted:
             table = table.sort_by("url")
         if table.num_rows:
             urls = table.column("url")
@@ -240,8 +317,7 @@ class ImageTable:
         # images (a crawl's) went through the dictionary encoder a whole row group at a time (hashed, copied
         # into its memo table, then re-encoded plain once it passed its size limit), ~2 CPU-s a 270 MB shard
         compression = {n: ("none" if n == "bytes" else "zstd") for n in IMAGE_TABLE_SCHEMA.names}
-        kwargs = dict(compression=compression, use_dictionary=META_COLUMNS, row_group_size=256)
-        path = self.part_path(name)
+        kwargs = dict(compression=compression, use_dictionary=META_COLUMNS, row_group_size=ROW_GROUP)
         if storage.is_remote(path):
             return storage.write_parquet_atomic(path, table, **kwargs)
         # local: Arrow's own file writer on a temporary name, then the rename. Through a Python file object
@@ -253,7 +329,10 @@ class ImageTable:
         os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
         tmp = storage.temporary_sibling(local)
         try:
-            pq.write_table(table, tmp, **kwargs)
+            if blobs is None:
+                pq.write_table(table, tmp, **kwargs)
+            else:
+                _write_row_groups(tmp, table, blobs, kwargs)
             os.replace(tmp, local)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

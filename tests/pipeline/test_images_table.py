@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -343,6 +344,41 @@ def test_binary_column_equals_arrows_own():
     small = binary_column(blobs, max_chunk=60)  # the 100-byte value gets a chunk of its own
     assert small.to_pylist() == blobs and [len(c) for c in small.chunks] == [3, 1, 2]
     assert binary_column([b"x", b"y"]).chunk(0).buffers()[0] is None  # no validity bitmap without nulls
+
+
+@pytest.mark.parametrize("rows", [0, 1, 256, 700])
+def test_a_part_written_from_blobs_apart_is_the_same_file(tmp_path, rows):
+    """write_part(table, blobs): row group by row group through one reused buffer, the same file byte for byte
+    as the joined column gives; groups of different sizes (the buffer grows and is written over), failures
+    (no bytes) among them; an unsorted table and blobs fall back to the joined column and sort."""
+    import random
+
+    from pipeline.images.table import ROW_GROUP
+
+    cfg = ImagesConfig()
+    names = sorted(PHOTOS)
+    rng = random.Random(rows)
+    made = []
+    for i in range(rows):
+        if i % 7 == 3:
+            made.append(make_row(f"http://h/{i:04d}", None, cfg, error="HTTP Error 404: Not Found"))
+        else:  # sizes vary from group to group: the buffer grows, and shorter groups write over longer ones
+            name = names[rng.randrange(len(names))] if i < ROW_GROUP or i >= 2 * ROW_GROUP else "hubble_deep_field.jpg"
+            made.append(make_row(f"http://h/{i:04d}", PHOTOS[name], cfg))
+    joined = rows_to_table(made)
+    blobs = joined.column("bytes").to_pylist()
+    apart = joined.set_column(joined.schema.get_field_index("bytes"), "bytes",
+                              pa.nulls(rows, pa.binary()))
+    a = ImageTable(tmp_path / "a").write_part("x", joined)
+    b = ImageTable(tmp_path / "b").write_part("x", apart, blobs)
+    assert open(a, "rb").read() == open(b, "rb").read()
+    assert pq.ParquetFile(b).metadata.num_row_groups == max(1, -(-rows // ROW_GROUP))
+    if rows > 1:  # reversed rows and blobs: sorted as a whole table would be
+        back = list(range(rows))[::-1]
+        c = ImageTable(tmp_path / "c").write_part("x", apart.take(back), [blobs[k] for k in back])
+        assert pq.read_table(c).equals(pq.read_table(a))
+    with pytest.raises(ValueError, match="byte strings"):
+        ImageTable(tmp_path / "d").write_part("x", apart, blobs + [b"extra"])
 
 
 def test_distinct_variants_are_the_same_pictures():
