@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=32)
     ap.add_argument("--per-shard", type=int, default=1000, help="URLs per img2dataset shard")
     ap.add_argument("--fail-rate", type=float, default=0.05)
+    ap.add_argument("--timeout", type=float, default=10.0, help="seconds per download (a loaded machine needs more)")
     ap.add_argument("--distinct", action="store_true", help="distinct bytes per URL (no repeated photos)")
     args = ap.parse_args()
 
@@ -72,7 +73,7 @@ def main() -> None:
     photos = skimage_photos()
     names = sorted(photos)
     cfg = ImagesConfig(processes_count=args.processes, thread_count=args.threads,
-                       number_sample_per_shard=args.per_shard, timeout=10.0, retries=0)
+                       number_sample_per_shard=args.per_shard, timeout=args.timeout, retries=0)
     tmp = Path(tempfile.mkdtemp(prefix="bench_images_"))
     times: dict[str, list[float]] = {"img2dataset": [], "ours": []}
     cpu: dict[str, list[float]] = {"img2dataset": [], "ours": []}
