@@ -288,14 +288,39 @@ cdef inline uint64_t _zero_bytes(uint64_t y) noexcept nogil:
     return ~(((y & _LOW7) + _LOW7) | y) & _HIGH
 
 
+cdef inline int _utf8_sequence(const unsigned char *s, size_t i, size_t n) noexcept nogil:
+    """The length (2-4) of the well-formed UTF-8 sequence starting with the non-ASCII byte ``s[i]`` (Unicode's
+    table 3-7: no overlong forms, surrogates or code points over U+10FFFF, as Python's codec), or 0."""
+    cdef unsigned char c = s[i], c1
+    cdef int more, k
+    if 0xC2 <= c <= 0xDF:
+        more = 1
+    elif 0xE0 <= c <= 0xEF:
+        more = 2
+    elif 0xF0 <= c <= 0xF4:
+        more = 3
+    else:
+        return 0
+    if i + more >= n:
+        return 0
+    c1 = s[i + 1]
+    if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F) or (c == 0xF0 and c1 < 0x90) or (
+            c == 0xF4 and c1 > 0x8F):
+        return 0
+    for k in range(1, more + 1):
+        if s[i + k] & 0xC0 != 0x80:
+            return 0
+    return more + 1
+
+
 cdef Py_ssize_t _nonspace_chars(const unsigned char *s, size_t n) noexcept nogil:
     """Code points of UTF-8 text minus its ASCII spaces, newlines, tabs and carriage returns; -1 when the
     bytes are not valid UTF-8 (lexbor passes undecodable bytes through: the caller decodes as Python would).
     Eight ASCII bytes are counted at a time: 8 minus those equal to one of the four (a byte-wise zero test)."""
     cdef size_t i = 0
     cdef Py_ssize_t count = 0
-    cdef unsigned char c, c1
-    cdef int more, k
+    cdef unsigned char c
+    cdef int more
     cdef uint64_t w
     while i < n:
         if i + 8 <= n:
@@ -312,24 +337,10 @@ cdef Py_ssize_t _nonspace_chars(const unsigned char *s, size_t n) noexcept nogil
                 count += 1
             i += 1
             continue
-        if 0xC2 <= c <= 0xDF:
-            more = 1
-        elif 0xE0 <= c <= 0xEF:
-            more = 2
-        elif 0xF0 <= c <= 0xF4:
-            more = 3
-        else:
+        more = _utf8_sequence(s, i, n)
+        if more == 0:
             return -1
-        if i + more >= n:
-            return -1
-        c1 = s[i + 1]
-        if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F) or (c == 0xF0 and c1 < 0x90) or (
-                c == 0xF4 and c1 > 0x8F):
-            return -1
-        for k in range(1, more + 1):
-            if s[i + k] & 0xC0 != 0x80:
-                return -1
-        i += more + 1
+        i += more
         count += 1
     return count
 
@@ -1683,8 +1694,8 @@ def tag_counts(const unsigned char[::1] html):
 cdef bint _utf8_valid(const unsigned char *s, size_t n) noexcept nogil:
     cdef size_t i = 0
     cdef uint64_t w
-    cdef unsigned char c, c1
-    cdef int more, k
+    cdef unsigned char c
+    cdef int more
     while i < n:
         if i + 8 <= n:
             memcpy(&w, s + i, 8)
@@ -1695,25 +1706,10 @@ cdef bint _utf8_valid(const unsigned char *s, size_t n) noexcept nogil:
         if c < 0x80:
             i += 1
             continue
-        # the well-formed sequences of Unicode's table 3-7, as _nonspace_chars reads them
-        if 0xC2 <= c <= 0xDF:
-            more = 1
-        elif 0xE0 <= c <= 0xEF:
-            more = 2
-        elif 0xF0 <= c <= 0xF4:
-            more = 3
-        else:
+        more = _utf8_sequence(s, i, n)
+        if more == 0:
             return False
-        if i + more >= n:
-            return False
-        c1 = s[i + 1]
-        if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F) or (c == 0xF0 and c1 < 0x90) or (
-                c == 0xF4 and c1 > 0x8F):
-            return False
-        for k in range(1, more + 1):
-            if s[i + k] & 0xC0 != 0x80:
-                return False
-        i += more + 1
+        i += more
     return True
 
 
