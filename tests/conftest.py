@@ -22,6 +22,17 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+def compiled_or_skip(found, what: str):
+    """``found`` (a piece of the compiled walk); when it is None the test skips (fails under
+    OBELICS_REQUIRE_COMPILED=1, as .ci/run sets it) with "compiled walk missing: ``what``"."""
+    if found is None:
+        msg = f"compiled walk missing: {what}"
+        if os.environ.get("OBELICS_REQUIRE_COMPILED") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return found
+
+
 @pytest.fixture
 def shared():
     """Function returning paths inside ../shared, skipping when it is missing."""

@@ -30,18 +30,12 @@ def test_estimated_depth():
 
 def test_compiled_depth_scan_equals_the_python_one():
     """The C scan (``_walk.tag_depth``) gives the regex walk's number on the shared pages and odd tag shapes."""
-    import os
 
     from obelics import budget
     from obelics.html.reference_data import iter_reference_pages
-    from tests.conftest import shared_path
+    from tests.conftest import compiled_or_skip, shared_path
 
-    scan = budget._compiled_scan()
-    if scan is None:
-        msg = "compiled walk missing: no C depth scan"
-        if os.environ.get("OBELICS_REQUIRE_COMPILED") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    compiled_or_skip(budget._compiled_scan(), "no C depth scan")
     odd = ["", "<", "</", "<<div>", "</ div>", "<div/><DIV><Div1></div1>", "<P><p><LI>", "<1a><a1><a-b>",
            "<div" + "x" * 40 + ">", "<é><div>é</div><div>", "</div></div><div>", "<optgroupx><optgroup>",
            "<plaintext><PlainText1>", "<a\x00b><b\ud800>", "<a>" * 3 + "</" * 3 + "<b"]
@@ -55,18 +49,12 @@ def test_compiled_depth_scan_equals_the_python_one():
 def test_compiled_tag_counts_equal_bytes_count():
     """``_walk.tag_counts`` (the size check's ``<`` and ``</`` counts in C) gives ``bytes.count``'s numbers on the
     shared pages and odd shapes, and ``check_size`` uses it on bytes."""
-    import os
 
     from obelics import budget
     from obelics.html.reference_data import iter_reference_pages
-    from tests.conftest import shared_path
+    from tests.conftest import compiled_or_skip, shared_path
 
-    count = budget._compiled("tag_counts")
-    if count is None:
-        msg = "compiled walk missing: no C tag counts"
-        if os.environ.get("OBELICS_REQUIRE_COMPILED") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    count = compiled_or_skip(budget._compiled("tag_counts"), "no C tag counts")
     odd = [b"", b"<", b"/", b"</", b"<</", b"<//", b"a</b><c></", b"</" * 5 + b"<", b"\x00<\xff</\x80"]
     pages = [p.payload for p in iter_reference_pages(shared_path("data", "reference").parent.parent, which="both")]
     for html in odd + pages:

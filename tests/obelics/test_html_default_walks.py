@@ -16,7 +16,7 @@ import pytest
 from obelics.extract import _decode, extract_config
 from obelics.html import extract_default
 from obelics.html.reference_data import iter_reference_pages
-from tests.conftest import shared_path
+from tests.conftest import compiled_or_skip, shared_path
 
 URL = "https://example.com/a/b.html"
 _WS = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
@@ -25,11 +25,7 @@ SAMPLE_PAGES = Path(extract_default.__file__).resolve().parent.parent / "sample"
 
 @pytest.fixture(scope="module")
 def cfg():
-    if extract_default._compiled is None:
-        msg = f"compiled walk missing: {extract_default.COMPILED_MISSING}"
-        if os.environ.get("OBELICS_REQUIRE_COMPILED") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
+    compiled_or_skip(extract_default._compiled, extract_default.COMPILED_MISSING)
     return extract_config("default")
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-import os
 import random
 
 import pytest
 
 from obelics import budget
 from obelics.extract import _utf8_valid
+from tests.conftest import compiled_or_skip
 
 
 def _python(b: bytes) -> bool:
@@ -22,13 +22,7 @@ def _python(b: bytes) -> bool:
 
 @pytest.fixture(scope="module")
 def valid():
-    fn = budget._compiled("utf8_valid")
-    if fn is None:
-        msg = "compiled walk missing: no C UTF-8 test"
-        if os.environ.get("OBELICS_REQUIRE_COMPILED") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return fn
+    return compiled_or_skip(budget._compiled("utf8_valid"), "no C UTF-8 test")
 
 
 # bytes around every boundary of Unicode's well-formed table (leads, second-byte limits, continuations)
