@@ -253,14 +253,10 @@ def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callabl
         out.abort()
 
 
-_write_partitioned = write_partitioned
-_read_batches = read_batches
-
-
 def _reduce_task(locs: list[tuple[str, list[int]]], fn: Callable, p: int):
     """Reduce side: partition ``p``'s record batches from every map file (or merged file), then
     ``fn(table, p)``."""
-    return fn(drop_part(_read_batches(locs)), p)
+    return fn(drop_part(read_batches(locs)), p)
 
 
 def shuffle_plan(map_tasks: int, parts: int, cfg: DedupConfig) -> ShufflePlan:
@@ -343,7 +339,7 @@ class Routed:
         """The rows for input file ``file_id`` (its position in the pass's paths)."""
         schema = _SCHEMAS[self.kind]
         locs = self.locs.get(file_id)
-        return _read_batches(locs).select(schema.names) if locs else schema.empty_table()
+        return read_batches(locs).select(schema.names) if locs else schema.empty_table()
 
 
 def _route_rows(keys: pa.Table, result: pa.Table, out_path: str, bounds: np.ndarray | None = None):
@@ -355,7 +351,7 @@ def _route_rows(keys: pa.Table, result: pa.Table, out_path: str, bounds: np.ndar
     pos = pos.to_numpy().astype(np.int64)
     sel = pos >= 0
     pairs = np.unique(np.stack([keys["_file"].to_numpy()[sel], pos[sel]], 1), axis=0)
-    return _write_partitioned(result.take(pa.array(pairs[:, 1])), pairs[:, 0], out_path, bounds)
+    return write_partitioned(result.take(pa.array(pairs[:, 1])), pairs[:, 0], out_path, bounds)
 
 
 def route_plan(parts: int, paths: list[str], cfg: DedupConfig) -> ShufflePlan:
@@ -406,7 +402,7 @@ def _pair_hash_reduce(t: pa.Table, p: int, decide_fn: Callable, Q: int, out_dir:
         return p, None, np.zeros(0, np.int64), {}
     h = hash64(_pair_strings(removed))
     rows = pa.table({"h": pa.array(h, pa.uint64()), "reason": removed["reason"].combine_chunks().cast(pa.string())})
-    path, parts = _write_partitioned(rows, (h % np.uint64(Q)).astype(np.int64),
+    path, parts = write_partitioned(rows, (h % np.uint64(Q)).astype(np.int64),
                                      fs.join(out_dir, f"pairs-{p:05d}.arrow"), bounds)
     counts = dict(zip(*np.unique(rows["reason"].to_numpy(zero_copy_only=False), return_counts=True)))
     return p, path, parts, {str(k): int(v) for k, v in counts.items()}
@@ -425,7 +421,7 @@ def _pair_join_reduce(t: pa.Table, q: int, pairs, out_dir: str, bounds: np.ndarr
     locs = shared_value(pairs).get(q)
     if not locs:
         return q, None, np.zeros(0, np.int64), {}
-    rm = drop_part(_read_batches(locs))
+    rm = drop_part(read_batches(locs))
     hs, first = np.unique(rm["h"].to_numpy(), return_index=True)
     h = t["h"].to_numpy()
     pos = np.minimum(np.searchsorted(hs, h), len(hs) - 1)
@@ -662,11 +658,18 @@ def _band_reduce(t: pa.Table, p: int, K: int, verify: str, out_dir: str, part_bo
     need = np.unique(np.concatenate([np.stack([a, q], 1), np.stack([b, q], 1)]), axis=0)  # (node, q), by node
     lo = np.searchsorted(nf[:, 0], need[:, 0])
     rep = np.searchsorted(nf[:, 0], need[:, 0], side="right") - lo
-    row = np.repeat(np.arange(len(need)), rep)  # each (node, q) once per file holding the node
-    file_of = nf[np.repeat(lo, rep) + np.arange(int(rep.sum())) - np.repeat(np.cumsum(rep) - rep, rep), 1]
+    row, at = _expand(lo, rep)  # each (node, q) once per file holding the node
+    file_of = nf[at, 1]
     need_rows = pa.table({"doc_id": ids.take(pa.array(need[row, 0])), "q": pa.array(need[row, 1], pa.int64())})
     out_need = write_partitioned(need_rows, file_of, fs.join(out_dir, f"need-{p:05d}.arrow"), route_bounds)
     return [out_nodes, out_cand, out_need], counts
+
+
+def _expand(lo: np.ndarray, rep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Item i repeated ``rep[i]`` times, beside the positions ``lo[i], lo[i] + 1, ..., lo[i] + rep[i] - 1``
+    (each item's run of matches in a sorted array): (items, positions)."""
+    row = np.repeat(np.arange(len(lo)), rep)
+    return row, np.repeat(lo - (np.cumsum(rep) - rep), rep) + np.arange(int(rep.sum()))
 
 
 def _feature_rows(t: pa.Table, mh, nodes: pa.Array, codes: np.ndarray, Q: int) -> pa.Table:
@@ -689,9 +692,7 @@ def _feature_rows(t: pa.Table, mh, nodes: pa.Array, codes: np.ndarray, Q: int) -
     sig = pa.ListArray.from_arrays(pa.array(np.arange(len(texts) + 1) * k, pa.int32()), pa.array(sigs.reshape(-1)))
     lo = np.searchsorted(codes, idx * Q)
     hi = np.searchsorted(codes, idx * Q + Q)
-    rep = hi - lo
-    row = np.repeat(np.arange(len(idx)), rep)
-    pos = np.repeat(lo - (np.cumsum(rep) - rep), rep) + np.arange(int(rep.sum()))
+    row, pos = _expand(lo, hi - lo)
     take = pa.array(row, pa.int64())
     dh = hash64(t["doc_id"].take(pa.array(hit)).to_pylist())
     return pa.table({"h": pa.array(dh[row], pa.uint64()), "sh": sh.take(take), "sig": sig.take(take),
@@ -901,12 +902,12 @@ def decide(name: str, prev_dir: Path, units: list[str], ctx: dict) -> dict:
         fs.remove_tree(work)
 
 
-def _route_task(group: list[str], ids: list[int], units: list[str], decision, out_dir: str) -> dict[str, int]:
+def _route_task(ids: list[int], units: list[str], decision, out_dir: str) -> dict[str, int]:
     """Each file's share of a decision written as ``out_dir/<unit>.parquet`` (when it has any); counts by
     reason (removals) or documents (paragraph drops). ``ids``: the files' positions in the pass's paths,
     ``units``: their units."""
     counts: Counter = Counter()
-    for _path, i, unit in zip(group, ids, units):
+    for i, unit in zip(ids, units):
         t = decision.rows_of(i)
         if "reason" not in t.column_names:
             counts["documents"] += t.num_rows
@@ -924,7 +925,7 @@ def _route_to_units(backend: Backend, paths: list[str], unit_of: dict[str, str],
     counts: Counter = Counter()
     shared = backend.put(decision)
     position = {p: i for i, p in enumerate(paths)}
-    calls = ((g, [position[p] for p in g], [unit_of[p] for p in g], shared, out_dir)
+    calls = (([position[p] for p in g], [unit_of[p] for p in g], shared, out_dir)
              for g in file_groups(paths, cpus=backend_cpus(backend)))
     for c in backend.imap(_route_task, calls):
         counts.update(c)

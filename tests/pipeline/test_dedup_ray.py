@@ -9,6 +9,7 @@ import pytest
 from filters.dedup.config import dedup_config
 from filters.dedup.passes import run_passes
 from obelics.document import documents_to_table
+from pipeline.components import read_batches
 from tests.filters.dedup_helpers import make_doc
 
 ray = pytest.importorskip("ray")
@@ -204,7 +205,7 @@ def test_documents_without_images_stay_out_of_the_image_set_shuffle(profile, tmp
 
     def recording(locs, fn, p):
         if fn.func is not dd._pair_join_reduce:  # obelics-2023's join of the removed pairs reads every document
-            seen.append(dd._read_batches(locs).num_rows)
+            seen.append(read_batches(locs).num_rows)
         return real(locs, fn, p)
 
     monkeypatch.setattr(dd, "_reduce_task", recording)

@@ -7,6 +7,7 @@ import pytest
 
 from filters.dedup.config import dedup_config
 from filters.dedup.passes import run_passes
+from pipeline.components import read_batches
 from pipeline.dedup import decision_table
 from pipeline.rounds import GroupedWriter, plan_shuffle, refine
 from tests.filters.dedup_helpers import make_doc
@@ -282,7 +283,7 @@ def _reduce_rows(monkeypatch):
     real = dd._reduce_task
 
     def recording(locs, fn, p):
-        t = dd._read_batches(locs)
+        t = read_batches(locs)
         seen.append(t)
         return real(locs, fn, p)
 
