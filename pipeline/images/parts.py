@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.images.config import ImagesConfig
-from pipeline.images.table import IMAGE_TABLE_SCHEMA, ImageTable, binary_column, make_row  # noqa: F401 - binary_column: re-exported
+from pipeline.images.table import IMAGE_TABLE_SCHEMA, ImageTable, binary_column, make_row
 
 I2D_DIR = "img2dataset"
 TABLE_DIR = "table"

@@ -130,6 +130,11 @@ class Resume:
         storage.write_text_atomic(self.path(name), json.dumps({"plan": self.plan, **data}, separators=(",", ":")))
 
 
+def shard_receipt(k: int) -> str:
+    """Shard ``k``'s receipt name."""
+    return f"shard-{k:05d}"
+
+
 def receipt_name(fmt: str, index: int) -> str:
     """A ``"spans"`` file's receipt name: its format (a plugin's ``module:Class`` made a file name) and index."""
     return f"{re.sub(r'[^A-Za-z0-9_]+', '_', fmt)}-{index:05d}"
@@ -222,7 +227,7 @@ def shard_task(k: int, shards: int, pieces: list[Piece], dest: str, cfg: OutputC
     ``receipt``: ``resume`` holds this shard's receipt from an earlier try, returned as it is when valid."""
     from pipeline.report.funnel import document_distributions, flow_counts
 
-    rname = f"shard-{k:05d}"
+    rname = shard_receipt(k)
     if receipt and resume is not None:
         got = resume.load(rname, lambda r: _located(dest, cfg, r["result"]["outputs"]))
         if got is not None and got["result"]["k"] == k:
@@ -322,7 +327,7 @@ def write_dataset(work: str, stage: str | None, units: list[str], dest: str, cfg
     plans = {name: w.planner() for name, w in zip(cfg.formats, writers) if w.mode == "spans"}
     spans: dict[str, list[tuple[int, int, int]]] = {name: [] for name in plans}
     calls = [(k, shards, pieces_of(counts, k * per, min(n, (k + 1) * per)), dest, cfg, image_table_dir, resume,
-              f"shard-{k:05d}" in receipts) for k in range(shards)]
+              shard_receipt(k) in receipts) for k in range(shards)]
     reused = 0
     for r in in_order(shard_task, calls, use_ray):
         reused += bool(r.get("reused"))

@@ -336,7 +336,7 @@ def test_binary_column_equals_arrows_own():
     """The hand-made binary column holds what ``pa.array`` would, nulls included, chunked by size."""
     import pyarrow as pa
 
-    from pipeline.images.parts import binary_column
+    from pipeline.images.table import binary_column
 
     blobs = [b"abc", None, b"", b"\xff\xd8" * 50, None, b"z"]
     col = binary_column(blobs)
