@@ -390,12 +390,8 @@ def index_at(entries: int, labels: int, fan_in: int, trace: bool, before: int = 
     peak then is the round's (``round_peak_mb``)."""
     import tracemalloc
 
+    from bench.subrun import memory_mb as rss
     from pipeline.rounds import IndexBuilder
-
-    def rss() -> tuple[float, float]:
-        with open("/proc/self/status") as f:
-            d = dict(x.split(":", 1) for x in f)
-        return int(d["VmRSS"].split()[0]) / 1024, int(d["VmHWM"].split()[0]) / 1024
 
     files = entries // fan_in
     work = "/work-folder/decision/.url-work-0123abcd/route-merge/round-2"

@@ -52,7 +52,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.subrun import run_measurement
+from bench.subrun import memory_mb, run_measurement
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "build" / "bench-plan"
@@ -217,7 +217,7 @@ def driver_one(n: int, stages: str | None) -> dict:
     from pipeline.run import run
 
     out, inputs, settings = clone_run(n, stages, reuse=True)
-    rss0 = _rss_mb()
+    rss0 = memory_mb()[0]
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     stats = run("default", out, inputs, overrides=settings)
@@ -419,9 +419,6 @@ def requests_main(args) -> int:
     return 0
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        return next(int(x.split()[1]) for x in f if x.startswith("VmRSS:")) / 1024
 
 
 def main(argv: list[str] | None = None) -> int:

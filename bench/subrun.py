@@ -18,3 +18,10 @@ def run_measurement(cmd: list[str], env: dict | None = None) -> dict | None:
         print(out.stdout[-2000:], out.stderr[-4000:])
         return None
     return json.loads(line[7:])
+
+
+def memory_mb() -> tuple[float, float]:
+    """This process's resident memory now and at its peak (``VmRSS``, ``VmHWM``), in MB (Linux)."""
+    with open("/proc/self/status") as f:
+        d = dict(x.split(":", 1) for x in f)
+    return int(d["VmRSS"].split()[0]) / 1024, int(d["VmHWM"].split()[0]) / 1024
