@@ -17,6 +17,23 @@ from obelics.storage import write_text_atomic
 from train.config import TrainConfig
 
 
+def local_weights(p: torch.Tensor, part_rank: int | None = None) -> torch.Tensor:
+    """The values of ``p`` this rank holds: all of it, or under ZeRO-3 its partition without the padding.
+
+    DeepSpeed pads the last partitions of a parameter up to ``world × partition size`` and leaves that
+    padding uninitialised (``torch.empty``): whatever the allocator hands back, NaN bits included. Judging the
+    padding made finite runs roll back as "non-finite weights" where recycled memory held such bits.
+    ``part_rank``: this rank in the parameter's partition group (read from ``torch.distributed`` if None).
+    """
+    t = getattr(p, "ds_tensor", None)
+    if t is None:
+        return p
+    if part_rank is None:
+        part_rank = torch.distributed.get_rank(group=getattr(p, "ds_process_group", None))
+    size = t.numel()
+    return t.view(-1).narrow(0, 0, max(0, min(size, p.ds_numel - part_rank * size)))
+
+
 class Backend:
     """Common part: ranks, device, precision, collectives over ``torch.distributed``, checkpoint files."""
 
@@ -144,7 +161,7 @@ class Backend:
         with torch.no_grad():
             for p in self.model.parameters():
                 if p.requires_grad:
-                    t = getattr(p, "ds_tensor", p)  # ZeRO-3: the local partition
+                    t = local_weights(p)
                     if t.numel() and not bool(torch.isfinite(t).all()):
                         bad = True
                         break

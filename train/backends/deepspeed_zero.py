@@ -33,11 +33,12 @@ class DeepSpeedBackend(Backend):
         if dist_backend != "gloo" or self.world < 2:
             deepspeed.init_distributed(dist_backend=dist_backend)
             return
-        # On CPU, DeepSpeed's shared-memory all-reduce keeps one /dev/shm file per rank, named by user, master
-        # address and port, and never removes it. A later run on the same port reopens the stale file, and a
-        # rank may read the old run's "copy done" flags before their owner resets them: it then sums garbage
-        # (seen as non-finite weights). Each rank removes its own stale file before any rank maps the others',
-        # and unlinks the name once every rank has mapped it (the mappings stay valid; nothing is left behind).
+        # On CPU, DeepSpeed's shared-memory all-reduce (its inference_all_reduce; training's collectives go
+        # through gloo) keeps one /dev/shm file per rank, named by user, master address and port, and never
+        # removes it. A later run on the same port would reopen the stale file, and a rank could read the old
+        # run's "copy done" flags before their owner resets them. Each rank removes its own stale file before
+        # any rank maps the others', and unlinks the name once every rank has mapped it (the mappings stay
+        # valid; nothing is left behind in /dev/shm).
         torch.distributed.init_process_group(backend=dist_backend)
         own = _shm_buffer(self.rank)
         own.unlink(missing_ok=True)
