@@ -25,7 +25,8 @@ Reading back::
 
 Shards are named ``{prefix}-{index:05d}.tar`` and rotate at ``max_count`` documents or ``max_bytes``
 (a single larger document still gets a shard of its own). Each is written to a temporary name and
-renamed when complete, with ``{prefix}-{index:05d}.stats.json`` beside it.
+renamed when complete, with ``{prefix}-{index:05d}.stats.json`` beside it. Every member has the same fixed
+mtime (``pipeline/writers/tar.py``), so the same documents give the same tar bytes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from obelics import storage
 from obelics.storage import AtomicFile, basename, join, write_json_atomic
 from pipeline.writers.base import Writer
 from pipeline.writers.stats import count_words, stats_path_for
+from pipeline.writers.tar import TarMembers
 
 WEBDATASET_DIR = "webdataset"
 
@@ -131,10 +133,7 @@ class WebDatasetWriter:
     def _open(self) -> None:
         self._path = join(self.folder, f"{self.prefix}-{self.index:05d}.tar")
         self._file = AtomicFile(self._path)
-        import webdataset as wds  # here: with torch installed it imports torch (seconds), and a profile's
-        # validation loads this module (the CLI's checks must stay fast)
-
-        self._tar = wds.TarWriter(self._file.file)
+        self._tar = TarMembers(self._file.file)  # webdataset.TarWriter's members, a fixed mtime, headers made cheaply
         self._stats = {"file": basename(self._path), "format": "webdataset", "documents": 0, "images": 0,
                        "images_without_bytes": 0, "words": 0, "image_bytes": 0}
         self._size = 0
@@ -158,7 +157,9 @@ class WebDatasetWriter:
             self._finish()
         if self._tar is None:
             self._open()
-        self._tar.write(sample)
+        for k in sorted(sample):  # webdataset.TarWriter's order and names: {key}.{member}, "_" keys left out
+            if not k.startswith("_"):
+                self._tar.add(f"{sample['__key__']}.{k}", sample[k])
         blobs = [b for u, b in zip(row["images"], row.get("image_bytes") or ()) if u is not None and b is not None]
         self._stats["documents"] += 1
         self._stats["images"] += len(blobs)
