@@ -137,11 +137,16 @@ def _load_phash(path: str, version: str) -> dict[str, str]:
     return storage.read_json(path)
 
 
-def _with_phash(ctx: dict) -> dict:
-    """``ctx`` plus ``phash_canonical`` when the image-table decision computed pHash clusters."""
+def _with_phash(ctx: dict, unit: bool = False) -> dict:
+    """``ctx`` plus ``phash_canonical`` when the image-table decision computed pHash clusters: with ``unit``
+    (an apply) only the unit's URLs' entries, from its joined rows (:func:`image_table_of`); else the
+    whole clustering (the decision's tasks count every unit's URLs)."""
     from obelics import storage
 
-    path = (ctx["decisions"].get("image_table") or {}).get("phash_file")
+    decision = ctx["decisions"].get("image_table") or {}
+    path = decision.get("phash_file")
+    if path and unit and decision.get("unit_dir") and ctx.get("unit"):
+        return dict(ctx, phash_canonical=image_table_of(ctx).canonical())
     # keyed by the file's version too: an extended run decides again into the same file
     return dict(ctx, phash_canonical=_load_phash(path, storage.version(path))) if path else ctx
 
@@ -155,7 +160,7 @@ def _dedup_op(op_name: str, pass_name: str) -> GlobalOp:
     def apply(docs, decision, ctx):
         from pipeline.dedup import apply as da
 
-        table, st = da(pass_name, documents_to_table(docs), decision, _with_phash(ctx))
+        table, st = da(pass_name, documents_to_table(docs), decision, _with_phash(ctx, unit=True))
         return list(table_to_documents(table)), [st.as_dict()]
 
     return GlobalOp(op_name, decide, apply)
@@ -168,33 +173,57 @@ for _op, _pass in [("dedup_url", "url"), ("dedup_minhash", "minhash"), ("dedup_i
 
 # -- images ---------------------------------------------------------------------------------------------
 def _image_table_decide(prev_dir, units, ctx):
-    """The unique image URLs of every unit, fetched once: img2dataset (web) or the input WARCs' image records."""
+    """The unique image URLs of every unit, fetched once: img2dataset (web) or the input WARCs' image records;
+    then each unit's rows of the table (and its URLs' pHash canonical URLs) joined and written per unit
+    (:mod:`pipeline.images.join`), so that a unit task reads its own file, never every part of the table.
+
+    The URLs come from a hash-partitioned shuffle of the units' image columns (tasks), distinct per
+    partition; the driver lists the unit folder once and reads the distinct URLs' files for the fetch."""
     from obelics import storage
+    from pipeline import shuffle as fs
+    from pipeline.dedup import config_of, partitions_for, survey
+    from pipeline.images import join
     from pipeline.images.config import ImagesConfig
     from pipeline.images.stage import fetch_images
+    from pipeline.shuffle import get_backend
 
     cfg = ctx["profile"].section("images", ImagesConfig)
-    urls: set[str] = set()
-    for u in units:
-        path = storage.join(prev_dir, f"{u}.parquet")
-        if storage.exists(path):
-            for lst in storage.read_parquet(path, columns=["images"])["images"].to_pylist():
-                urls.update(x for x in lst or () if x)
+    dcfg = config_of(ctx["profile"])
+    backend = ctx.get("backend") or get_backend(ctx.get("use_ray"))
     ddir = ctx["decision_dir"]
-    table = fetch_images(urls, ddir, cfg, warcs=[ctx["sources"][u] for u in units], stats=ReadStats(),
-                         located=_image_locations(units, ctx) if cfg.source == "warc" else None,
-                         use_ray=ctx.get("use_ray"))
-    counts = table.counts()
+    present = set(storage.listdir(prev_dir))  # one listing, not a request per unit
+    unit_of = {storage.join(prev_dir, f"{u}.parquet"): u for u in units if f"{u}.parquet" in present}
+    work = join.new_work(ddir, "image_table")
+    try:
+        paths = survey(backend, list(unit_of))
+        P = partitions_for(paths.rows, dcfg)
+        wanted = join.wanted_urls(backend, paths, P, dcfg, fs.join(work, "wanted")) if paths else None
+        files, n_urls = join.distinct_urls(backend, wanted, fs.join(work, "urls")) if paths else ([], 0)
+        table = fetch_images(join.read_url_files(files), ddir, cfg, warcs=[ctx["sources"][u] for u in units],
+                             stats=ReadStats(), located=_image_locations(units, ctx) if cfg.source == "warc" else None,
+                             use_ray=ctx.get("use_ray"))
+        tables, counts = join.table_rows(backend, table, P, dcfg, fs.join(work, "table"))
+        decision = {"table_dir": str(table.folder)}
+        canonical = _phash_canonical(table, ctx["profile"], ctx.get("use_ray"))
+        canon_index = None
+        if canonical is not None:
+            decision["phash_file"] = path = storage.join(ddir, "phash_canonical.json")
+            storage.write_json_atomic(path, canonical)
+            canon_index = join.canonical_rows(canonical, P, fs.join(work, "canonical.arrow"))
+            canonical = None  # the driver's copy goes before the join
+        if paths:
+            join.join_units(backend, paths, unit_of, wanted, tables, canon_index, P, dcfg,
+                            storage.join(ddir, join.UNIT_DIR), work)
+        decision["unit_dir"] = storage.join(ddir, join.UNIT_DIR)
+    finally:
+        fs.remove_tree(work)
     st = FilterStats("image_table")
-    st.seen("image", len(urls))  # unique image URLs of the whole run
+    st.seen("image", n_urls)  # unique image URLs of the whole run
     for reason, n in sorted(counts.items()):
         if reason != "success":
             st.drop("image", reason, n)
     st.kept("image", counts.get("success", 0))
-    decision = {"table_dir": str(table.folder), "stats": [st.as_dict()]}
-    phash_file = _phash_clusters(table, ctx["profile"], ddir, ctx.get("use_ray"))
-    if phash_file:
-        decision["phash_file"] = phash_file
+    decision["stats"] = [st.as_dict()]
     return decision
 
 
@@ -235,11 +264,25 @@ def _phash_slice(part: str, first: int, stop: int, hash_size: int) -> tuple[list
 
 def _phash_clusters(table, profile, ddir, use_ray: bool | None = None) -> str | None:
     """Path of the JSON {url: canonical url} of near-identical downloaded images
-    (:func:`filters.dedup.phash.phash_clusters`), or None when the profile does not use pHash.
+    (:func:`_phash_canonical`), or None when the profile does not use pHash."""
+    from obelics import storage
+
+    canonical = _phash_canonical(table, profile, use_ray)
+    if canonical is None:
+        return None
+    path = storage.join(ddir, "phash_canonical.json")
+    storage.write_json_atomic(path, canonical)
+    return path
+
+
+def _phash_canonical(table, profile, use_ray: bool | None = None) -> dict[str, str] | None:
+    """{url: canonical url} of near-identical downloaded images (:func:`filters.dedup.phash.phash_clusters`),
+    or None when the profile does not use pHash.
 
     The images are hashed in parallel tasks of a few row groups each (on Ray with ``use_ray``: a snapshot
     downloads ~80M images, hashed in the driver they took days), read by the tasks themselves; their
-    results, in part and row order, are the lists one pass would make, clustered in the driver."""
+    results, in part and row order, are the lists one pass would make, clustered in the driver (its
+    memory: the URLs and 64-bit hashes of the downloaded images, and the clusters' mapping)."""
     from filters.dedup.phash import phash_clusters
     from filters.phash_canonical import uses_phash
     from obelics import storage
@@ -259,17 +302,27 @@ def _phash_clusters(table, profile, ddir, use_ray: bool | None = None) -> str | 
     for u, h in get_backend(use_ray).map(_phash_slice, calls) if calls else ():
         urls += u
         hashes += h
-    path = storage.join(ddir, "phash_canonical.json")
-    storage.write_json_atomic(path, phash_clusters(urls, hashes, cfg.phash.max_distance))
-    return path
+    return phash_clusters(urls, hashes, cfg.phash.max_distance)
 
 
 def image_table_of(ctx):
+    """The image table as a unit op sees it: the unit's own joined rows (:class:`pipeline.images.join.UnitImages`,
+    kept in ``ctx`` for the unit's other ops), or the whole table (a decision made before the join, or no unit)."""
     from pipeline.images.table import ImageTable
 
     decision = ctx["decisions"].get("image_table")
     if not decision:
         raise ValueError("this op needs the image_table op earlier in run.stages")
+    if decision.get("unit_dir") and ctx.get("unit"):
+        from obelics import storage
+        from pipeline.images.join import UnitImages
+
+        key = ("_unit_images", ctx["unit"])
+        if ctx.get("_unit_images_key") != key:
+            ctx["_unit_images"] = UnitImages(decision["table_dir"],
+                                             storage.join(decision["unit_dir"], f"{ctx['unit']}.parquet"))
+            ctx["_unit_images_key"] = key
+        return ctx["_unit_images"]
     return ImageTable(decision["table_dir"])
 
 

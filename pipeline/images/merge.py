@@ -83,10 +83,10 @@ def merge_table(table: pa.Table, images: ImageTable | Mapping[str, dict], stats:
                 with_bytes: bool = True) -> pa.Table:
     """Merge a batch of document rows; extra input columns pass through unchanged.
 
-    ``images`` is an :class:`ImageTable` (looked up once for the batch's URLs) or a ready mapping
-    ``url -> row``. ``with_bytes=False`` leaves ``image_bytes`` null (sizes and hashes only).
+    ``images`` is an :class:`ImageTable` or a unit's joined rows (:class:`pipeline.images.join.UnitImages`),
+    looked up once for the batch's URLs, or a ready mapping ``url -> row``. ``with_bytes=False`` leaves ``image_bytes`` null (sizes and hashes only).
     """
-    if isinstance(images, ImageTable):
+    if isinstance(images, ImageTable) or hasattr(images, "headers_by_url"):
         urls = {u for lst in table.column("images").to_pylist() for u in lst or () if u}
         images = images.lookup(urls, with_bytes=with_bytes)
     schema = merged_schema(table.schema)

@@ -1,0 +1,215 @@
+"""Each unit's image-table rows, by the shuffle join (pipeline.images.join), equal ImageTable.lookup's for
+the unit's URLs; a unit task reads its own file and the parts holding its rows, never every part."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from filters.dedup.config import DedupConfig
+from obelics import storage
+from pipeline.dedup import survey
+from pipeline.images import join
+from pipeline.images.table import ImageTable, rows_to_table
+from pipeline.shuffle import LocalBackend, get_backend
+
+
+def _png(seed: int) -> bytes:
+    from PIL import Image
+
+    img = Image.new("RGB", (8 + seed % 5, 8), (seed * 37 % 256, seed * 11 % 256, 90))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _row(url: str, ok: bool, seed: int, headers: str | None = None) -> dict:
+    data = _png(seed) if ok else None
+    return {"url": url, "status": "success" if ok else "failed", "reason": None if ok else "http_404",
+            "error_message": None if ok else "404", "http_status": 200 if ok else 404, "final_url": url,
+            "width": 8 if ok else None, "height": 8 if ok else None, "format": "png" if ok else None,
+            "sha256": hashlib.sha256(data).hexdigest() if ok else None, "num_bytes": len(data) if ok else None,
+            "bytes": data, "headers": headers, "source": "web"}
+
+
+def _fixture(tmp_path, n_parts=12, n_urls=900, n_units=7):
+    """A table of ``n_parts`` parts, each spanning the whole URL range (as on a real crawl), some URLs in
+    several parts (a failure in one, a success in a later one, or two successes), and units whose documents
+    want overlapping random URLs (some not in the table)."""
+    rng = random.Random(7)
+    urls = [f"http://img{rng.randrange(50)}.test/{i:05d}.png" for i in range(n_urls)]
+    table = ImageTable(tmp_path / "table")
+    parts: list[list[dict]] = [[] for _ in range(n_parts)]
+    for i, u in enumerate(urls):
+        k = rng.randrange(n_parts)
+        parts[k].append(_row(u, ok=i % 4 != 0, seed=i, headers='{"x-robots-tag": "noai"}' if i % 7 == 0 else None))
+        if i % 9 == 0:  # the same URL in a second part: failed first, or another success
+            parts[(k + 3) % n_parts].append(_row(u, ok=i % 2 == 0, seed=i + 1))
+    for k, rows in enumerate(parts):
+        table.write_part(f"{k:03d}", rows_to_table(rows))
+    unit_dir = tmp_path / "units-in"
+    unit_dir.mkdir()
+    wanted = {}
+    for j in range(n_units):
+        mine = rng.sample(urls, 120) + [f"http://missing.test/{j}-{i}" for i in range(5)]
+        docs = [mine[i:i + 6] + [None] for i in range(0, len(mine), 6)]
+        docs.append([])  # a document without an image
+        pq.write_table(pa.table({"images": pa.array(docs, pa.list_(pa.string()))}), unit_dir / f"u{j}.parquet")
+        wanted[f"u{j}"] = set(mine)
+    return table, unit_dir, wanted
+
+
+def _join(backend, table, unit_dir, cfg, out):
+    units = sorted(p.stem for p in unit_dir.glob("*.parquet"))
+    unit_of = {str(unit_dir / f"{u}.parquet"): u for u in units}
+    paths = survey(backend, list(unit_of))
+    P = 5
+    work = str(out / "work")
+    wanted = join.wanted_urls(backend, paths, P, cfg, storage.join(work, "wanted"))
+    files, n = join.distinct_urls(backend, wanted, storage.join(work, "urls"))
+    tables, counts = join.table_rows(backend, table, P, cfg, storage.join(work, "table"))
+    join.join_units(backend, paths, unit_of, wanted, tables, None, P, cfg, str(out / "units"), work)
+    return files, n, counts
+
+
+@pytest.mark.parametrize("cfg", [DedupConfig(), DedupConfig(shuffle_fan_in=2, shuffle_single_round_max=4)],
+                         ids=["one-round", "merge-rounds"])
+def test_unit_rows_equal_the_table_lookup(tmp_path, cfg):
+    table, unit_dir, wanted = _fixture(tmp_path)
+    files, n, counts = _join(LocalBackend(), table, unit_dir, cfg, tmp_path)
+    assert n == len(set().union(*wanted.values()))
+    got = list(join.read_url_files(files))
+    assert sorted(got) == sorted(set().union(*wanted.values()))  # distinct
+    for f in files:  # each partition's file sorted
+        one = list(join.read_url_files([f]))
+        assert one == sorted(one)
+    assert counts == table.counts()
+    for u, urls in wanted.items():
+        mine = join.UnitImages(str(table.folder), str(tmp_path / "units" / f"{u}.parquet"))
+        assert mine.lookup(urls, with_bytes=False) == table.lookup(urls, with_bytes=False)
+        assert mine.lookup(urls, with_bytes=True) == table.lookup(urls, with_bytes=True)
+        some = sorted(urls)[::3]
+        assert mine.lookup(some, with_bytes=True) == table.lookup(some, with_bytes=True)
+        assert mine.headers_by_url(urls) == table.headers_by_url(urls)
+        assert any(r["status"] == "success" for r in mine.lookup(urls, with_bytes=False).values())
+
+
+def test_unit_rows_on_ray_equal_the_local_ones(tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    from pipeline.executor import ensure_ray
+
+    table, unit_dir, wanted = _fixture(tmp_path, n_parts=6, n_urls=300, n_units=4)
+    started = not ray.is_initialized()
+    ensure_ray(num_cpus=2)
+    try:
+        _join(get_backend(True), table, unit_dir, DedupConfig(), tmp_path / "ray")
+    finally:
+        if started:
+            ray.shutdown()
+    _join(LocalBackend(), table, unit_dir, DedupConfig(), tmp_path / "local")
+    for u, urls in wanted.items():
+        got = pq.read_table(tmp_path / "ray" / "units" / f"{u}.parquet")
+        assert got.equals(pq.read_table(tmp_path / "local" / "units" / f"{u}.parquet"))
+        mine = join.UnitImages(str(table.folder), str(tmp_path / "ray" / "units" / f"{u}.parquet"))
+        assert mine.lookup(urls) == table.lookup(urls)
+
+
+def test_a_unit_lookup_opens_only_its_file_and_the_parts_holding_its_rows(tmp_path, monkeypatch):
+    """The property the join is for: the old lookup read the footer of every part (units x parts reads)."""
+    table, unit_dir, wanted = _fixture(tmp_path, n_parts=30, n_urls=600, n_units=3)
+    _join(LocalBackend(), table, unit_dir, DedupConfig(), tmp_path)
+    opened: list[str] = []
+    for name in ("read_parquet", "read_parquet_schema", "parquet_file", "open_input"):
+        real = getattr(storage, name)
+        monkeypatch.setattr(storage, name, lambda p, *a, _r=real, **k: (opened.append(str(p)), _r(p, *a, **k))[1])
+    u, urls = "u0", sorted(wanted["u0"])[:4]
+    mine = join.UnitImages(str(table.folder), str(tmp_path / "units" / f"{u}.parquet"))
+    rows = mine.lookup(urls, with_bytes=True)
+    holding = {r["part"] for url, r in mine.rows().items() if url in rows}
+    parts = [p for p in opened if "part-" in p]
+    assert 0 < len(set(parts)) <= len(holding) <= 4  # the parts that hold its 4 rows, of 30
+    assert len([p for p in opened if p.endswith(f"{u}.parquet")]) == 1
+    opened.clear()
+    mine.lookup(sorted(wanted["u0"]), with_bytes=False)  # metadata: its own file only, already read
+    assert opened == []
+
+
+def test_run_units_read_their_rows_not_the_table(tmp_path, monkeypatch):
+    """The sample run (WARC source, pHash on): each unit of the image-table decision has its joined rows,
+    equal to ImageTable.lookup of its documents' URLs, with the pHash canonical URLs of its own URLs; and no
+    unit op reads a table part's footer."""
+    from pipeline import stages
+    from pipeline.images.table import ImageTable as IT
+    from pipeline.run import run
+    from tests.pipeline.test_run import OFFLINE, sample_warc
+
+    ranges = []
+    real = IT._ranges
+    monkeypatch.setattr(IT, "_ranges", lambda self: (ranges.append(self.folder), real(self))[1])
+    out = tmp_path / "out"
+    run("default", out, [str(sample_warc())], overrides=OFFLINE + ["run.use_ray=false", "output.formats=[parquet]"])
+    assert ranges == []  # no op (merge, image filters, NSFW, opt-out) looked up the whole table
+    ddir = next((out / "work").glob("*-image_table"))
+    decision = storage.read_json(str(ddir / "decision.json"))["decision"]
+    assert decision["unit_dir"] and decision.get("phash_file")
+    number = int(ddir.name.split("-")[0])
+    prev = next(p for p in (out / "work").iterdir() if p.name.startswith(f"{number - 1:02d}-"))
+    table = IT(decision["table_dir"])
+    canonical = storage.read_json(decision["phash_file"])
+    units = sorted(p.name[: -len(".parquet")] for p in prev.glob("*.parquet") if ".image_records" not in p.name)
+    assert units
+    for u in units:
+        urls = {x for lst in pq.read_table(prev / f"{u}.parquet", columns=["images"])["images"].to_pylist()
+                for x in lst or () if x}
+        mine = join.UnitImages(decision["table_dir"], storage.join(decision["unit_dir"], f"{u}.parquet"))
+        assert mine.lookup(urls) == table.lookup(urls) and len(mine.rows()) > 0
+        assert mine.canonical() == {k: v for k, v in canonical.items() if k in urls}
+        ctx = {"decisions": {"image_table": decision}, "unit": u}
+        assert isinstance(stages.image_table_of(ctx), join.UnitImages)
+
+
+def test_web_source_decision_joins_downloaded_rows(tmp_path, monkeypatch):
+    """images.source=web: the distinct URLs of the units (from files) are downloaded from the loopback server,
+    and each unit's joined rows equal the table's lookup."""
+    from obelics.config import load_profile
+    from obelics.document import WebDocument, documents_to_table
+    from pipeline import stages
+    from pipeline.images.loopback import LoopbackImageServer, skimage_photos
+
+    monkeypatch.setenv("OBELICS_NET_ALLOW", "127.0.0.1/32")
+    photos = skimage_photos(("astronaut.png", "rocket.jpg", "chelsea.png"))
+    prev = tmp_path / "prev"
+    prev.mkdir()
+    with LoopbackImageServer(photos, slow_seconds=1) as srv:
+        urls = [srv.url("img", "astronaut.png"), srv.url("img", "rocket.jpg"), srv.url("status", "404"),
+                srv.url("redirect", "chelsea.png")]
+        for j, mine in enumerate([urls[:2], urls[1:], [urls[3]]]):
+            texts, images = ["Words."], [None]
+            for u in mine:
+                texts.append(None)
+                images.append(u)
+            doc = WebDocument(texts=texts, images=images, metadata=[None] * len(texts),
+                              general_metadata={"url": f"http://site/{j}", "warc_filename": "x", "warc_record_offset": 0,
+                                                "warc_record_length": 1})
+            pq.write_table(documents_to_table([doc]), prev / f"u{j}.parquet")
+        profile = load_profile("default", ["images.source=web", "images.processes_count=1", "images.retries=0",
+                                           "images.timeout=2"])
+        ddir = tmp_path / "decision"
+        ddir.mkdir()
+        ctx = {"profile": profile, "decision_dir": str(ddir), "sources": {f"u{j}": None for j in range(3)},
+               "use_ray": False}
+        decision = stages._image_table_decide(str(prev), ["u0", "u1", "u2"], ctx)
+    table = ImageTable(decision["table_dir"])
+    assert decision["stats"][0]["in"]["image"] == 4
+    for j, mine_urls in enumerate([urls[:2], urls[1:], [urls[3]]]):
+        mine = join.UnitImages(decision["table_dir"], storage.join(decision["unit_dir"], f"u{j}.parquet"))
+        assert set(mine.rows()) == set(mine_urls)
+        assert mine.lookup(mine_urls) == table.lookup(mine_urls)
+    assert table.lookup([urls[0]])[urls[0]]["status"] == "success"
