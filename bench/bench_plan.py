@@ -6,6 +6,7 @@
     python -m bench.bench_plan --driver-only --units 2000,20000,100000 --stages extract,text_filters,dedup_url,final
     python -m bench.bench_plan --decisions --units 2000,20000          # each dedup decision: the driver's CPU per unit
     python -m bench.bench_plan --requests --units 20,80 --cpus 2       # object-store requests a run makes, by kind
+    python -m bench.bench_plan --image-lookup --units 2000,20000       # a unit's image lookup: every part vs the join
 
 Each unit is a WARC of one small HTML page (about 80 words of English sentences drawn per unit, one
 image) and that image's response record (a 320x240 JPEG), so every stage of the default profile runs
@@ -435,8 +436,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--passes", default=",".join(DECISION_PASSES), help="for --decisions: comma-separated passes")
     ap.add_argument("--requests", action="store_true",
                     help="the object-store requests of a run on the loopback S3 server, by kind and sender")
+    ap.add_argument("--image-lookup", action="store_true",
+                    help="a unit's image-table lookup before/after the join, and the join's CPU (bench_image_join)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.image_lookup:
+        from bench.bench_image_join import main as image_lookup_main
+
+        return image_lookup_main(["--units", args.units])
     if args.requests:
         if args.one:
             print("RESULT " + json.dumps(requests_one(args.one, args.cpus)))

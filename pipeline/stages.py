@@ -227,19 +227,41 @@ def _image_table_decide(prev_dir, units, ctx):
     return decision
 
 
-def _image_locations(units, ctx) -> dict[str, list]:
-    """{source: [(url, offset, length)]} of the units whose extraction noted their image records (a unit
-    extracted without, e.g. by an older version, is missing: the image table scans its WARC)."""
+IMAGE_RECORDS_TASK_UNITS = 1000  # units whose image-record lists one task reads
+
+
+def _read_image_records(paths: list[str]) -> list[list]:
+    """One task: the (url, offset, length) lists of a few units' image-record files."""
     from obelics import storage
 
+    out = []
+    for path in paths:
+        t = storage.read_parquet(path)
+        out.append(list(zip(t["url"].to_pylist(), t["offset"].to_pylist(), t["length"].to_pylist())))
+    return out
+
+
+def _image_locations(units, ctx) -> dict[str, list]:
+    """{source: [(url, offset, length)]} of the units whose extraction noted their image records (a unit
+    extracted without, e.g. by an older version, is missing: the image table scans its WARC). One listing of
+    the extraction's folder; the files are read by tasks (a request a unit, not in the driver)."""
+    from obelics import storage
+    from pipeline.shuffle import get_backend
+
     sdir = ctx.get("source_stage_dir")
+    if not sdir:
+        return {}
+    present = set(storage.listdir(sdir))
+    have = [u for u in units if IMAGE_RECORDS.format(unit=u) in present]
+    paths = [storage.join(sdir, IMAGE_RECORDS.format(unit=u)) for u in have]
+    backend = ctx.get("backend") or get_backend(ctx.get("use_ray"))
+    calls = ((paths[i:i + IMAGE_RECORDS_TASK_UNITS],) for i in range(0, len(paths), IMAGE_RECORDS_TASK_UNITS))
     out = {}
-    for u in units if sdir else ():
-        path = storage.join(sdir, IMAGE_RECORDS.format(unit=u))
-        if storage.exists(path):
-            t = storage.read_parquet(path)
-            out[str(ctx["sources"][u])] = list(zip(t["url"].to_pylist(), t["offset"].to_pylist(),
-                                                   t["length"].to_pylist()))
+    i = 0
+    for lists in backend.imap(_read_image_records, calls):
+        for locs in lists:
+            out[str(ctx["sources"][have[i]])] = locs
+            i += 1
     return out
 
 
