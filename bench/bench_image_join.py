@@ -115,7 +115,7 @@ def one(n: int) -> dict:
     work = str(out / "work")
     wanted = join.wanted_urls(backend, paths, P, cfg, f"{work}/wanted")
     files, n_urls = join.distinct_urls(backend, wanted, f"{work}/urls")
-    tables, counts = join.table_rows(backend, ImageTable(folder / "table"), P, cfg, f"{work}/table")
+    tables, counts, _groups = join.table_rows(backend, ImageTable(folder / "table"), P, cfg, f"{work}/table")
     join.join_units(backend, paths, unit_of, wanted, tables, None, P, cfg, str(out / "units"), work)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     res.update(join_cpu_ms_per_unit=round(1000 * cpu / n, 3), join_task_cpu_ms_per_unit=round(1000 * backend.task_cpu / n, 3),

@@ -202,9 +202,9 @@ def _image_table_decide(prev_dir, units, ctx):
         table = fetch_images(join.read_url_files(files), ddir, cfg, warcs=[ctx["sources"][u] for u in units],
                              stats=ReadStats(), located=_image_locations(units, ctx) if cfg.source == "warc" else None,
                              use_ray=ctx.get("use_ray"))
-        tables, counts = join.table_rows(backend, table, P, dcfg, fs.join(work, "table"))
+        tables, counts, row_groups = join.table_rows(backend, table, P, dcfg, fs.join(work, "table"))
         decision = {"table_dir": str(table.folder)}
-        canonical = _phash_canonical(table, ctx["profile"], ctx.get("use_ray"))
+        canonical = _phash_canonical(table, ctx["profile"], ctx.get("use_ray"), row_groups)
         canon_index = None
         if canonical is not None:
             decision["phash_file"] = path = storage.join(ddir, "phash_canonical.json")
@@ -297,14 +297,16 @@ def _phash_clusters(table, profile, ddir, use_ray: bool | None = None) -> str | 
     return path
 
 
-def _phash_canonical(table, profile, use_ray: bool | None = None) -> dict[str, str] | None:
+def _phash_canonical(table, profile, use_ray: bool | None = None,
+                     row_groups: dict[str, int] | None = None) -> dict[str, str] | None:
     """{url: canonical url} of near-identical downloaded images (:func:`filters.dedup.phash.phash_clusters`),
     or None when the profile does not use pHash.
 
     The images are hashed in parallel tasks of a few row groups each (on Ray with ``use_ray``: a snapshot
     downloads ~80M images, hashed in the driver they took days), read by the tasks themselves; their
     results, in part and row order, are the lists one pass would make, clustered in the driver (its
-    memory: the URLs and 64-bit hashes of the downloaded images, and the clusters' mapping)."""
+    memory: the URLs and 64-bit hashes of the downloaded images, and the clusters' mapping). ``row_groups``:
+    each part's row groups, as tasks read them (else the driver reads every part's footer)."""
     from filters.dedup.phash import phash_clusters
     from filters.phash_canonical import uses_phash
     from obelics import storage
@@ -316,7 +318,7 @@ def _phash_canonical(table, profile, use_ray: bool | None = None) -> dict[str, s
         return None
     calls = []
     for part in table.parts():
-        n = storage.parquet_file(part).num_row_groups
+        n = row_groups[part] if row_groups is not None and part in row_groups else storage.parquet_file(part).num_row_groups
         calls += [(part, i, min(i + PHASH_TASK_ROW_GROUPS, n), cfg.phash.hash_size)
                   for i in range(0, n, PHASH_TASK_ROW_GROUPS)]
     urls: list[str] = []

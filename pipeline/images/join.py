@@ -124,13 +124,15 @@ def read_url_files(files: Iterable[str]) -> Iterable[str]:
 def _table_map_task(parts: list[str], P: int, out_path: str, bounds: np.ndarray | None):
     """The rows of a few image-table parts without their bytes, with ``part`` (the part's file name) and
     ``row`` (its position in the part), partitioned by URL hash into one IPC file; returns (path, labels,
-    the rows' reason counts as :meth:`ImageTable.counts` counts them)."""
+    the rows' reason counts as :meth:`ImageTable.counts` counts them, each part's row groups)."""
     out = GroupedWriter(out_path, FLUSH_BYTES)
     counts: Counter = Counter()
+    groups: dict[str, int] = {}
     try:
         for path in parts:
             name = storage.basename(path)
             f = fs.parquet_file(path)
+            groups[path] = f.metadata.num_row_groups
             row = 0
             for b in f.iter_batches(batch_size=BATCH_ROWS, columns=META_COLUMNS):
                 t = pa.Table.from_batches([b]).replace_schema_metadata(None)
@@ -147,27 +149,31 @@ def _table_map_task(parts: list[str], P: int, out_path: str, bounds: np.ndarray 
                 else:
                     out.add(t.append_column("_part", pa.array(part)), slot_of(bounds, part))
         path, labels = out.close()
-        return path, labels, dict(counts)
+        return path, labels, dict(counts), groups
     finally:
         out.abort()
 
 
-def table_rows(backend: Backend, table: ImageTable, P: int, cfg: DedupConfig, work: str) -> tuple[Index, Counter]:
-    """The table's rows (no bytes) hash-partitioned like :func:`wanted_urls`; and the rows by reason."""
+def table_rows(backend: Backend, table: ImageTable, P: int, cfg: DedupConfig,
+               work: str) -> tuple[Index, Counter, dict[str, int]]:
+    """The table's rows (no bytes) hash-partitioned like :func:`wanted_urls`; the rows by reason; each part's
+    row groups (read by the tasks with the footers they open anyway: the pHash tasks are cut by row group)."""
     fs.make_dirs(work)
     parts = table.parts()
     groups = [parts[i:i + TABLE_PARTS_PER_TASK] for i in range(0, len(parts), TABLE_PARTS_PER_TASK)]
     plan = shuffle_plan(len(groups), P, cfg)
     maps = IndexBuilder()
     counts: Counter = Counter()
+    row_groups: dict[str, int] = {}
     calls = ((g, P, fs.join(work, f"table-{i:05d}.arrow"), plan.top) for i, g in enumerate(groups))
-    for i, (path, labels, c) in enumerate(backend.imap(_table_map_task, calls)):
+    for i, (path, labels, c, rg) in enumerate(backend.imap(_table_map_task, calls)):
         maps.add(i, path, labels)
         counts.update(c)
+        row_groups.update(rg)
     locs = maps.build()
     if plan.multi:
         locs = merge_rounds(backend, locs, plan, fs.join(work, "merge"), FLUSH_BYTES)
-    return locs, counts
+    return locs, counts, row_groups
 
 
 def canonical_rows(canonical: dict[str, str], P: int, out_path: str) -> Index:

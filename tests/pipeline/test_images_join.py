@@ -72,7 +72,8 @@ def _join(backend, table, unit_dir, cfg, out):
     work = str(out / "work")
     wanted = join.wanted_urls(backend, paths, P, cfg, storage.join(work, "wanted"))
     files, n = join.distinct_urls(backend, wanted, storage.join(work, "urls"))
-    tables, counts = join.table_rows(backend, table, P, cfg, storage.join(work, "table"))
+    tables, counts, groups = join.table_rows(backend, table, P, cfg, storage.join(work, "table"))
+    assert groups == {p: pq.ParquetFile(p).num_row_groups for p in table.parts()}
     join.join_units(backend, paths, unit_of, wanted, tables, None, P, cfg, str(out / "units"), work)
     return files, n, counts
 
