@@ -23,6 +23,7 @@ original OBELICS code (12.8 pages/s on the HTML pages, 20.4 on the WARC records,
     .venv/bin/python -m bench.bench_extract                  # ~3,000 pages per corpus
     .venv/bin/python -m bench.bench_extract --pages 500 --pages-2023 100 --runs 1   # quick check
     .venv/bin/python -m bench.bench_extract --op --cpu-time   # the pipeline's extract op, step by step
+    .venv/bin/python -m bench.bench_extract --op-ab text-reads --runs 8   # the op with a change off / on, alternated
 """
 
 from __future__ import annotations
@@ -313,6 +314,72 @@ def print_op_steps(r: dict) -> None:
     print(f"{names[-1]:<62}{ms[names[-1]]:>8.3f}")
 
 
+def _text_reads(on: bool) -> None:
+    from obelics.html import extract_default
+
+    extract_default._compiled.text_reads(on)
+
+
+# --op-ab: a change of the op that can be switched off in the running process, as (off, on)
+AB_SWITCHES = {
+    # the walk and the decision's statistics read text nodes' bytes in place, or lexbor's copies of them
+    "text-reads": (lambda: _text_reads(False), lambda: _text_reads(True)),
+}
+
+
+def op_ab(switch: str, copies: int = 16, passes: int = 8) -> dict:
+    """CPU ms per page of the pipeline's ``extract`` op with ``switch`` off and on, in one process, the two
+    alternated pass by pass (ABBA order) on one unit of the realistic corpus; each pass's documents, counts
+    and image-record list are compared with the first pass's (a change must not change them)."""
+    from bench.bench_pipeline import OFFLINE, make_inputs
+    from pipeline import stages
+    from pipeline.profile import load_profile
+
+    profile = load_profile("default", OFFLINE)
+    off, on = AB_SWITCHES[switch]
+    times: dict = {"off": [], "on": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "in").mkdir()
+        src = make_inputs(Path(tmp) / "in", copies, 2)[0]
+
+        def run(mode: str, k: int):
+            out = Path(tmp) / f"{mode}{k}"
+            out.mkdir()
+            t = time.process_time()
+            r = stages._extract(src, {"profile": profile, "stage_dir": str(out), "unit": "u"})
+            times[mode].append(time.process_time() - t)
+            return r, ([d.to_row() for d in r[0]], r[1], sorted(p.read_bytes() for p in out.rglob("*") if p.is_file()))
+
+        on()
+        run("on", -1)  # warm-up: first-call imports
+        times["on"].clear()
+        first = None
+        try:
+            for k in range(passes):
+                for mode in (("off", "on") if k % 2 == 0 else ("on", "off")):
+                    (off if mode == "off" else on)()
+                    r, files = run(mode, k)
+                    first = first if first is not None else files
+                    if files != first:
+                        raise SystemExit(f"--op-ab {switch}: pass {k} ({mode}) wrote other documents")
+        finally:
+            on()
+    pages = r[1][0]["read"]["html_records"]
+    ms = {m: [t / pages * 1000 for t in v] for m, v in times.items()}
+    return {"switch": switch, "pages": pages, "copies": copies, "passes": passes, "ms": ms,
+            "median": {m: statistics.median(v) for m, v in ms.items()}, "load": os.getloadavg()}
+
+
+def print_op_ab(r: dict) -> None:
+    med = r["median"]
+    print(f"\n== the extract op, {r['switch']} off / on, alternated {r['passes']} times ({r['pages']} pages, "
+          f"--copies {r['copies']}); CPU ms a page; same documents in every pass")
+    for m in ("off", "on"):
+        print(f"{m:<4} median {med[m]:.3f}  min {min(r['ms'][m]):.3f}  passes {' '.join(f'{x:.3f}' for x in r['ms'][m])}")
+    print(f"on / off: {med['on'] / med['off']:.3f} ({100 * (med['on'] / med['off'] - 1):+.1f}%); "
+          f"load average {' '.join(f'{x:.1f}' for x in r['load'])}")
+
+
 CLOCK = time.perf_counter  # --cpu-time: time.process_time (this process's CPU seconds, for a loaded machine)
 
 
@@ -340,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--op", action="store_true",
                     help="only the pipeline's extract op, step by step, on one unit of the realistic bench corpus")
     ap.add_argument("--op-copies", type=int, default=16, help="--op: copies of the shared WARCs (2 units made)")
+    ap.add_argument("--op-ab", choices=sorted(AB_SWITCHES),
+                    help="only the extract op with this change off and on, alternated --runs times (CPU time)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time in CPU seconds of this process instead of wall time (other jobs on shared cores)")
     args = ap.parse_args(argv)
@@ -351,6 +420,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.no_pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    if args.op_ab:
+        r = op_ab(args.op_ab, args.op_copies, args.runs)
+        print_op_ab(r)
+        if args.json:
+            Path(args.json).write_text(json.dumps(r, indent=2))
+        return 0
     if args.op:
         r = op_steps(args.op_copies, args.runs)
         print_op_steps(r)

@@ -5,9 +5,11 @@ Written by hand because no library walks a lexbor tree with these rules, and the
 page's time (0.9 of 1.3 ms) in the interpreter, reading each node through selectolax's Python objects. This
 walk reads the tree selectolax built through lexbor's public C API: the ``lxb_*_noi`` accessors and text
 functions that selectolax's extension module exports, looked up with ``dlsym`` in the module Python already
-loaded. It depends on those functions' signatures, not on lexbor's struct layout (the one cast it makes, a
-document node to its document, is lexbor's own interface convention). Where they cannot be found (another
-platform, a selectolax built without them), :data:`AVAILABLE` is False and the Python walk runs.
+loaded. It depends on those functions' signatures; of lexbor's struct layout it reads one field, a text node's
+own bytes (``lxb_dom_character_data_t.data``, where selectolax reads them too), and only after checking its offset
+on probe nodes at import (else each text is copied out by ``lxb_dom_node_text_content``, as before; see
+:func:`text_reads`). Where the functions cannot be found (another platform, a selectolax built without them),
+:data:`AVAILABLE` is False and the Python walk runs.
 
 Per node it does in C what the Python walk does: tag kinds and break levels from a table by lexbor tag id,
 the attribute checks, whitespace collapsing on the UTF-8 bytes, character counts for the boilerplate and
@@ -81,6 +83,78 @@ cdef void *_symbol(void *handle, const char *name) noexcept:
     return found
 
 
+# A text node's bytes: lexbor keeps them in the node (lxb_dom_character_data_t = {lxb_dom_node_t node;
+# lexbor_str_t data}, lexbor_str_t = {lxb_char_t *data; size_t length}), and lxb_dom_node_text_content hands out a
+# copy of them, allocated in the document. The walk and the page statistics read every text node of a page, the
+# walk's content a second time: reading the node's own bytes saves an allocation and a copy each time (the text
+# is never changed while the tree is walked). The field's offset is lexbor's layout (twelve pointer-sized
+# fields before it, as selectolax's own lexbor.pxd declares lxb_dom_node_t); probe_text_layout checks it on
+# probe nodes and leaves TEXT_DATA_OFFSET at -1 (copies) when it does not hold.
+ctypedef struct _LxbStr:
+    unsigned char *data
+    size_t length
+
+cdef Py_ssize_t TEXT_DATA_OFFSET = -1  # offset of a text node's lexbor_str_t; -1: copies (text_content_f)
+cdef Py_ssize_t _probed_offset = -1  # what the probe found (text_reads(True) restores it)
+
+
+cdef inline const unsigned char *_text_bytes(void *node, size_t *n, bint *copied) noexcept nogil:
+    """A text node's UTF-8 bytes (valid while its tree lives): its own, or a copy made in its document (then
+    ``copied``; lexbor frees it with the tree, or ``destroy_text_f`` earlier). NULL when lexbor has none."""
+    cdef _LxbStr *s
+    if TEXT_DATA_OFFSET >= 0:
+        s = <_LxbStr *> (<char *> node + TEXT_DATA_OFFSET)
+        copied[0] = False
+        n[0] = s.length if s.data != NULL else 0
+        return s.data
+    copied[0] = True
+    return text_content_f(node, n)
+
+
+def probe_text_layout(Py_ssize_t offset):
+    """``offset`` when a text node's bytes are there (lexbor_str_t), checked on three probe text nodes against
+    lexbor's copies of them (their lengths first: no pointer is followed unless the field holds each node's own
+    length), else -1. Run at import with lexbor's layout, twelve pointer-sized fields."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    cdef _LxbStr *s
+    cdef void *node
+    cdef unsigned char *copy
+    cdef size_t n = 0
+    cdef bint ok = True
+    texts = ["x" * 4093, "\u00e9t\u00e9 " * 311, "<probe> & 77"]
+    tree = LexborHTMLParser("<body>" + "".join(f"<p>{t.replace('<', '&lt;')}</p>" for t in texts) + "</body>")
+    found = 0
+    for p in tree.body.iter():
+        node = first_child_f(<void *> <uintptr_t> p.mem_id)
+        if node == NULL or type_f(node) != NODE_TEXT:
+            return -1
+        copy = text_content_f(node, &n)
+        if copy == NULL:
+            return -1
+        s = <_LxbStr *> (<char *> node + offset)
+        ok = s.length == n and n > 0 and s.data != NULL and memcmp(s.data, copy, n) == 0
+        destroy_text_f(_document_of(node), copy)
+        if not ok:
+            return -1
+        found += 1
+    return offset if found == len(texts) else -1
+
+
+cdef void *_document_of(void *node) noexcept nogil:
+    while node != NULL and type_f(node) != NODE_DOCUMENT:
+        node = parent_f(node)
+    return node
+
+
+def text_reads(bint direct):
+    """Read text nodes' own bytes (``direct``, where the import-time check passed) or lexbor's copies of them;
+    returns whether the walk now reads them directly. The two give the same output (tests compare them)."""
+    global TEXT_DATA_OFFSET
+    TEXT_DATA_OFFSET = _probed_offset if direct else -1
+    return TEXT_DATA_OFFSET >= 0
+
+
 def _load():
     import selectolax.lexbor as lexbor_module
 
@@ -106,6 +180,8 @@ def _load():
 
 
 AVAILABLE = _load()
+if AVAILABLE:
+    _probed_offset = TEXT_DATA_OFFSET = probe_text_layout(12 * sizeof(void *))
 
 # the Python side of the rules, taken from extract_default by configure()
 cdef object _Emitter = None
@@ -441,16 +517,18 @@ cdef Py_ssize_t _text_nonspace(void *node, _Copies copies) except -1:
     """:func:`_str_nonspace` of a text node, counted on its UTF-8 bytes where they are valid."""
     cdef size_t n = 0
     cdef Py_ssize_t count
-    cdef unsigned char *raw = text_content_f(node, &n)
+    cdef bint copied
+    cdef const unsigned char *raw = _text_bytes(node, &n, &copied)
     if raw == NULL:
         return 0
     count = _nonspace_chars(raw, n)
     if count < 0:
         count = _str_nonspace(_decode(raw, n))
-    if copies.kept + n > KEEP_COPIES:
-        destroy_text_f(copies.doc, raw)
-    else:
-        copies.kept += n
+    if copied:
+        if copies.kept + n > KEEP_COPIES:
+            destroy_text_f(copies.doc, <unsigned char *> raw)
+        else:
+            copies.kept += n
     return count
 
 
@@ -659,10 +737,10 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
     cdef str t, core, name
     cdef tuple info
     cdef Py_ssize_t depth = 0, capacity = 64
-    cdef unsigned char *raw
+    cdef const unsigned char *raw
     cdef unsigned char *cbuf = NULL  # collapsed text of the current text node
     cdef size_t ccap = 0, m
-    cdef bint lead, trail
+    cdef bint lead, trail, copied
     cdef Frame *stack = <Frame *> malloc(capacity * sizeof(Frame))
     cdef Frame *frame
     cdef void *node = first_child_f(root)
@@ -687,10 +765,9 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
             node_type = type_f(node)
             if node_type == NODE_TEXT:
                 if not no_text and in_main:
-                    # lexbor hands out a copy, allocated in the page's document; the walk reads each text
-                    # node once and leaves its copy to be freed with the tree, which is cheaper than freeing
-                    # it here (lexbor files freed chunks in a search tree)
-                    raw = text_content_f(node, &n)
+                    # the node's own bytes; where they are a copy (text_reads), it is left to be freed with
+                    # the tree, which is cheaper than freeing it here (lexbor files freed chunks in a search tree)
+                    raw = _text_bytes(node, &n, &copied)
                     if raw == NULL:
                         n = 0
                     if not in_pre and _nonspace_chars(raw, n) >= 0:
@@ -987,7 +1064,8 @@ cdef _Grow _gather(body, rules, dict classes, frozenset transparent, int min_blo
     cdef int in_link = 0, kind, flags, node_type
     cdef Py_ssize_t c
     cdef size_t n = 0
-    cdef unsigned char *raw
+    cdef const unsigned char *raw
+    cdef bint copied
     cdef uintptr_t tid
     cdef tuple info
     cdef str name, t
@@ -1024,7 +1102,7 @@ cdef _Grow _gather(body, rules, dict classes, frozenset transparent, int min_blo
                 continue
             node_type = type_f(node)
             if node_type == NODE_TEXT:
-                raw = text_content_f(node, &n)
+                raw = _text_bytes(node, &n, &copied)
                 if raw != NULL and n:
                     c = _nonspace_chars(raw, n)
                     if c < 0:

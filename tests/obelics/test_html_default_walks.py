@@ -166,3 +166,50 @@ def test_compiled_decision_equals_the_python_one(cfg):
         assert fast == extract_default._plan(body, rules, cfg, compiled=False)
         plans += fast is not None
     assert plans > 350
+
+
+def _read_both_ways(html, url, cfg):
+    """The compiled walk's output reading text nodes' own bytes, and reading lexbor's copies of them."""
+    w = extract_default._compiled
+    try:
+        assert w.text_reads(False) is False
+        copied = extract_default.extract_nodes(html, url, cfg, compiled=True)
+        assert w.text_reads(True) is True
+        direct = extract_default.extract_nodes(html, url, cfg, compiled=True)
+    finally:
+        w.text_reads(True)
+    return direct, copied
+
+
+@pytest.mark.parametrize("main_content", [True, False])
+def test_text_read_in_place_equals_the_copies(cfg, main_content):
+    """The walk and the decision's statistics read each text node's bytes where lexbor keeps them (the layout
+    checked at import; it holds for the selectolax installed here) and give exactly what lexbor's copies give:
+    every shared page, the sample, and odd text (invalid UTF-8 passed through, NUL, CDATA, long runs)."""
+    cfg = dataclasses.replace(cfg, main_content=main_content)
+    shared = shared_path("data", "reference").parent.parent
+    pages = [(_decode(p.payload, cfg), p.url) for p in iter_reference_pages(shared, which="both")]
+    pages += [(f.read_text(encoding="utf-8"), URL) for f in sorted(SAMPLE_PAGES.glob("*.html"))]
+    odd = (b"<p>caf\xe9 \xff\xfe bytes</p><p>ok \xc3\xa9t\xc3\xa9</p><ul><li><a href=#>l\x80</a></li></ul>"
+           b"<p>x<![CDATA[y]]>z\x00w</p><div class=sidebar>" + b"long text " * 5000 + b"</div><p>" + b"a" * 70000
+           + b"</p><table><tr><td><a href=#>\xe2\x80</a></td><td>t</td></tr></table>")
+    pages += [(odd, URL), (odd.decode("utf-8", "replace"), URL), ("<body></body>", URL), ("<p></p>text", URL)]
+    nodes = 0
+    for html, url in pages:
+        direct, copied = _read_both_ways(html, url, cfg)
+        assert direct == copied, url
+        nodes += len(direct[0])
+    assert len(pages) > 225 and nodes > 900
+
+
+def test_text_layout_probe():
+    """The import-time check finds lexbor's text field at its offset and refuses the fields before it (it
+    compares each probe node's length before it follows a pointer)."""
+    import struct
+
+    w = extract_default._compiled
+    compiled_or_skip(w, extract_default.COMPILED_MISSING)
+    ptr = struct.calcsize("P")
+    assert w.probe_text_layout(12 * ptr) == 12 * ptr
+    for k in range(8, 12):
+        assert w.probe_text_layout(k * ptr) == -1
