@@ -168,6 +168,9 @@ def test_compiled_decision_equals_the_python_one(cfg):
     assert plans > 350
 
 
+STALE = "a build older than _walk.pyx's text_reads (rebuild: python setup.py build_ext --inplace)"
+
+
 def _read_both_ways(html, url, cfg):
     """The compiled walk's output reading text nodes' own bytes, and reading lexbor's copies of them."""
     w = extract_default._compiled
@@ -186,6 +189,7 @@ def test_text_read_in_place_equals_the_copies(cfg, main_content):
     """The walk and the decision's statistics read each text node's bytes where lexbor keeps them (the layout
     checked at import; it holds for the selectolax installed here) and give exactly what lexbor's copies give:
     every shared page, the sample, and odd text (invalid UTF-8 passed through, NUL, CDATA, long runs)."""
+    compiled_or_skip(getattr(extract_default._compiled, "text_reads", None), STALE)
     cfg = dataclasses.replace(cfg, main_content=main_content)
     shared = shared_path("data", "reference").parent.parent
     pages = [(_decode(p.payload, cfg), p.url) for p in iter_reference_pages(shared, which="both")]
@@ -209,6 +213,7 @@ def test_text_layout_probe():
 
     w = extract_default._compiled
     compiled_or_skip(w, extract_default.COMPILED_MISSING)
+    compiled_or_skip(getattr(w, "probe_text_layout", None), STALE)
     ptr = struct.calcsize("P")
     assert w.probe_text_layout(12 * ptr) == 12 * ptr
     for k in range(8, 12):
