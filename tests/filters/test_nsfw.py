@@ -201,3 +201,78 @@ def test_scores_identical_across_threads_and_batch_sizes(open_nsfw):
     opts = session_options(0)
     assert opts.intra_op_num_threads == worker_cpus() and opts.inter_op_num_threads == 1
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_the_same_bytes_are_scored_once_across_urls_and_chunks():
+    """A picture under several URLs, or met again in a later chunk, is scored once (by content)."""
+    from filters.nsfw import ScoreCache, score_urls
+
+    fake, cache = FakeClassifier(), ScoreCache()
+    blobs = {"a": b"ok", "b": b"ok", "c": bytearray(b"BAD"), "d": b"UNREADABLE", "e": b"UNREADABLE", "f": None}
+    got = score_urls(list("abcdefa"), blobs, fake, batch_size=2, cache=cache)
+    assert fake.calls == [2, 1]  # ok, BAD, UNREADABLE: three contents for six URLs with bytes
+    assert got["a"] == got["b"] == {"sfw": 0.99, "nsfw": 0.01}
+    assert got["c"]["nsfw"] == 0.95 and got["d"] is None and got["e"] is None and got["f"] is False
+    again = score_urls(["x", "y"], {"x": b"BAD", "y": b"UNREADABLE"}, fake, cache=cache)
+    assert fake.calls == [2, 1] and again == {"x": got["c"], "y": None}  # answered by the cache
+    assert cache.hits == 2
+    small = ScoreCache(size=1)
+    score_urls(["a", "c"], blobs, fake, cache=small)
+    score_urls(["a"], blobs, fake, cache=small)  # "ok" was evicted by "BAD": scored again
+    assert fake.calls == [2, 1, 2, 1]
+
+
+def test_the_step_keeps_its_score_cache_between_chunks():
+    fake = FakeClassifier()
+    docs = make_docs() + make_docs()
+    from filters.nsfw import NSFW, NsfwState
+
+    state = NsfwState(NsfwConfig(action="image", on_missing="drop"), fake)
+    from filters.step import run_step
+
+    for half in (docs[:4], docs[4:]):
+        run_step(NSFW, half, state=state, inputs={"image_bytes": lambda urls: BYTES})
+    assert fake.calls == [4]  # the second chunk's images were all scored in the first
+
+
+def _reference_decode(data: bytes, max_pixels: int, min_side: int = 512):
+    """decode_rgb as it was: the image filters' header probe, then a second open to decode."""
+    from filters.image import SAFE_DECODERS, ImageFilterConfig, open_formats, probe_image
+
+    probe = probe_image(data, ImageFilterConfig(max_pixels=max_pixels, verify_decode=False))
+    if not probe.ok:
+        return None
+    try:
+        img = Image.open(io.BytesIO(data), formats=open_formats(SAFE_DECODERS))
+        if probe.format in ("jpeg", "mpo"):
+            img.draft("RGB", (min_side, min_side))
+        img.load()
+        return img.convert("RGB")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def test_decode_gives_the_probe_and_decode_pixels_and_refusals():
+    """One open instead of a probe and a second open: the same pixels, and None for the same inputs."""
+    import numpy as np
+    from skimage import data as skdata
+
+    photos = list(real_images().values())
+    extra = []
+    for mode in ("RGBA", "L", "P", "CMYK"):
+        img = Image.fromarray(skdata.astronaut()).convert(mode)
+        for fmt in (("PNG", "GIF", "WEBP") if mode != "CMYK" else ("JPEG", "TIFF")):
+            if fmt == "GIF" and mode == "RGBA":
+                continue
+            buf = io.BytesIO()
+            img.save(buf, format=fmt)
+            extra.append(buf.getvalue())
+    big = io.BytesIO()
+    Image.fromarray(skdata.astronaut()).resize((2048, 1536)).save(big, format="JPEG")
+    bad = [b"", b"<svg/>", photos[0][:300], b"%!PS-Adobe-3.0 EPSF-3.0\n", b"\x89PNG\r\n\x1a\n" + b"\0" * 40]
+    for data in photos + extra + [big.getvalue()] + bad:
+        for cap in (10**8, 1000):
+            ref, got = _reference_decode(data, cap), decode_rgb(data, cap)
+            assert (ref is None) == (got is None)
+            if ref is not None:
+                assert got.mode == "RGB" and np.array_equal(np.asarray(ref), np.asarray(got))
