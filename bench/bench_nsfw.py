@@ -3,6 +3,8 @@
     .venv/bin/python -m bench.bench_nsfw [--images shared|corpus|DIR] [--repeat 4] [--batch 32] [--threads 0]
     .venv/bin/python -m bench.bench_nsfw --images corpus --agreement 8
     .venv/bin/python -m bench.bench_nsfw --calibrate     # remakes filters/nsfw_int8_ranges.json
+    .venv/bin/python -m bench.bench_nsfw --images corpus --ort-options   # the int8 model's builds and sessions
+    .venv/bin/python -m bench.bench_nsfw --phash [--repeat 3]            # pHash by step, and JPEG draft decodes
 
 CPU time (``time.process_time``: every thread of this process, onnxruntime's pool included) per image,
 so the figures mean something on a shared machine; wall ms per image beside it. Images: ``shared`` (the
@@ -23,6 +25,15 @@ The fp32 rows' scores are checked equal to the first (bit for bit). ``--agreemen
 image records and K-1 tile-shuffled copies of each (:func:`bench.corpus.shuffled_image`, distinct pictures
 of the same kind) with fp32, raw int8 and the ``default`` path, and prints the verdict flips at the
 profile's threshold, the largest and mean |score difference| and the share re-checked by fp32.
+
+``--ort-options``: the int8 model alone (its input made once) under other builds (QOperator instead of QDQ,
+per-tensor weights, ``reduce_range``, int8 activations) and session settings (arena, memory pattern, graph
+level, denormals as zero, batch sizes), in alternated rounds, CPU ms an image, with |nsfw - fp32|.
+
+``--phash``: the image table's pHash (``filters.dedup.phash.phash``) by step (decode, grayscale, LANCZOS 32x32,
+DCT) on the corpus's images and on :func:`photo_variants` (every photo available offline as JPEG at 1-4x
+and cropped), then the same hash after a JPEG draft decode (DCT-scaled, sides >= 64 ... 512): CPU ms, how
+many hashes change and by how many bits, and how many pairs cross ``phash.max_distance`` (a changed cluster).
 """
 
 from __future__ import annotations
@@ -161,6 +172,176 @@ def agreement(data: list[bytes], batch: int) -> None:
               f"{np.quantile(d, 0.99):8.4f} {again / len(ok):10.1%}")
 
 
+def ort_options(data: list[bytes], repeat: int) -> None:
+    """The int8 model alone under other builds and session settings (see the module docstring)."""
+    import collections
+    import json
+    import os
+    import tempfile
+
+    import numpy as np
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationMethod, QuantizationMode, QuantType
+    from onnxruntime.quantization.calibrate import TensorsData
+    from onnxruntime.quantization.onnx_quantizer import ONNXQuantizer
+    from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+
+    from filters import nsfw_int8 as q8
+    from filters.nsfw import NsfwConfig, OpenNsfwClassifier, session_options
+
+    clf = OpenNsfwClassifier(NsfwConfig(threads=1))
+    x = clf.batch([p for p in (clf.pixels(b) for b in data) if p is not None])
+    ranges = json.loads(q8.RANGES.read_text())["ranges"]
+    src, tmp = q8.fp32_model_path(), Path(tempfile.mkdtemp(prefix="bench-nsfw-ort."))
+
+    def build(name, qoperator=False, per_channel=True, reduce_range=False, act=QuantType.QUInt8):
+        t = TensorsData(CalibrationMethod.MinMax, {k: (np.float32(lo), np.float32(hi)) for k, (lo, hi) in ranges.items()})
+        m = q8._opset13(src)
+        qz = (ONNXQuantizer(m, per_channel, reduce_range, QuantizationMode.QLinearOps, True, QuantType.QInt8, act, t,
+                            [], [], q8._op_types(), {}) if qoperator else
+              QDQQuantizer(m, per_channel, reduce_range, QuantType.QInt8, act, t, [], [], q8._op_types(), {}))
+        qz.quantize_model()
+        (tmp / name).write_bytes(qz.model.model.SerializeToString())
+        return str(tmp / name)
+
+    def session(path, **kw):
+        o = session_options(1)
+        for k, v in kw.items():
+            o.add_session_config_entry(k.replace("_", "."), v) if k.startswith("session_") else setattr(o, k, v)
+        return ort.InferenceSession(path, sess_options=o, providers=["CPUExecutionProvider"])
+
+    cur = session(q8.int8_model_path())
+    runs = {"int8 as built (QDQ, per-channel, u8 activations)": (cur, 32),
+            "QOperator (QLinearConv in the file)": (session(build("qop.onnx", qoperator=True)), 32),
+            "per-tensor weights": (session(build("pt.onnx", per_channel=False)), 32),
+            "reduce_range (7-bit weights)": (session(build("rr.onnx", reduce_range=True)), 32),
+            "int8 activations (s8s8)": (session(build("s8.onnx", act=QuantType.QInt8)), 32),
+            "no CPU memory arena": (session(q8.int8_model_path(), enable_cpu_mem_arena=False), 32),
+            "no memory pattern": (session(q8.int8_model_path(), enable_mem_pattern=False), 32),
+            "graph level EXTENDED": (session(q8.int8_model_path(),
+                                             graph_optimization_level=ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED), 32),
+            "denormals as zero": (session(q8.int8_model_path(), session_set_denormal_as_zero="1"), 32)}
+    runs.update({f"batch {b}": (cur, b) for b in (1, 4, 8, 16, 64)})
+
+    def run(s, b):
+        n = s.get_inputs()[0].name
+        return np.concatenate([s.run(None, {n: x[k:k + b]})[0] for k in range(0, len(x), b)])
+
+    exact = run(session(src), 32)[:, 1]
+    diff = {k: np.abs(run(s, b)[:, 1] - exact) for k, (s, b) in runs.items()}
+    cpu = collections.defaultdict(list)
+    for r in range(repeat):  # alternated: every setting once a round, the order reversed every other round
+        for k, (s, b) in (list(runs.items()) if r % 2 == 0 else list(runs.items())[::-1]):
+            c = time.process_time()
+            run(s, b)
+            cpu[k].append((time.process_time() - c) / len(x) * 1e3)
+    base = statistics.median(cpu[next(iter(runs))])
+    print(f"\n{len(x)} images, {repeat} alternated rounds, load {os.getloadavg()[0]:.1f}")
+    print(f"{'int8 model alone, 1 thread':52s} {'CPU ms/image':>12s} {'x':>6s} {'max |d|':>8s} {'mean |d|':>9s}")
+    for k, v in cpu.items():
+        m = statistics.median(v)
+        print(f"{k:52s} {m:12.2f} {m / base:6.3f} {diff[k].max():8.4f} {diff[k].mean():9.5f}")
+
+
+def photo_variants() -> list[bytes]:
+    """Every photo available offline (scikit-image's bundled files, the shared photos, the corpus's image
+    records) as JPEG at 1, 1.5, 2, 3 and 4 times its size (quality 75 and 92), and three crops of 3x."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    blobs = [p.read_bytes() for p in calibration_images()] + corpus_images(1)
+    rng, out = np.random.default_rng(0), []
+    for b in blobs:
+        try:
+            img = Image.open(io.BytesIO(b))
+            img = img.convert("RGB")
+        except Exception:  # noqa: BLE001 - an empty or broken record of the corpus
+            continue
+        if min(img.size) < 32:
+            continue
+
+        def jpeg(im, q):
+            buf = io.BytesIO()
+            im.save(buf, "JPEG", quality=q)
+            return buf.getvalue()
+
+        w, h = img.size
+        for s in (1, 1.5, 2, 3, 4):
+            im = img if s == 1 else img.resize((int(w * s), int(h * s)), Image.Resampling.LANCZOS)
+            out += [jpeg(im, 75), jpeg(im, 92)]
+        big = img.resize((w * 3, h * 3), Image.Resampling.LANCZOS)
+        for _ in range(3):
+            a, b_, c, d = rng.uniform(0, 0.08, 4)
+            out.append(jpeg(big.crop((int(a * 3 * w), int(b_ * 3 * h), int((1 - c) * 3 * w), int((1 - d) * 3 * h))), 85))
+    return out
+
+
+def phash_costs(repeat: int) -> None:
+    """pHash by step, and what a JPEG draft decode would save and change (see the module docstring)."""
+    import io
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from filters.dedup.config import PhashConfig
+    from filters.dedup.phash import _dct_matrix, phash
+
+    limit = PhashConfig().max_distance
+    d32 = _dct_matrix(32)
+
+    def bits(gray):
+        low = (d32 @ np.asarray(gray, dtype=np.float64) @ d32.T)[:8, :8]
+        return int(np.packbits((low > np.median(low)).reshape(-1)).view(">u8")[0])
+
+    def drafted(b, side):
+        img = Image.open(io.BytesIO(b))
+        if img.format in ("JPEG", "MPO"):
+            img.draft("RGB", (side, side))
+        return bits(img.convert("L").resize((32, 32), Image.Resampling.LANCZOS))
+
+    def one(name: str, data: list[bytes]) -> None:
+        n = len(data)
+        print(f"\n{name}: {n} images, {sum(map(len, data)) / n / 1e3:.0f} kB mean, load {os.getloadavg()[0]:.1f}")
+        c, _, _ = _cost(lambda: [Image.open(io.BytesIO(b)) for b in data], n, repeat)
+        rows = [("open (header)", c)]
+        c, _, _ = _cost(lambda: [Image.open(io.BytesIO(b)).load() for b in data], n, repeat)
+        rows.append(("decode in full", c))
+        loaded = [Image.open(io.BytesIO(b)) for b in data]
+        for i in loaded:
+            i.load()
+        c, _, gray = _cost(lambda: [i.convert("L") for i in loaded], n, repeat)
+        rows.append(("grayscale", c))
+        c, _, small = _cost(lambda: [g.resize((32, 32), Image.Resampling.LANCZOS) for g in gray], n, repeat)
+        rows.append(("LANCZOS to 32x32", c))
+        c, _, _ = _cost(lambda: [bits(s) for s in small], n, repeat)
+        rows.append(("DCT, median, bits", c))
+        c, _, exact = _cost(lambda: [phash(b) for b in data], n, repeat)
+        rows.append(("phash() whole", c))
+        for k, v in rows:
+            print(f"  {k:40s} {v:8.3f} CPU ms/image")
+        h0 = np.array(exact, dtype=np.uint64)
+        iu = np.triu_indices(n, 1)
+
+        def pair_bits(h):
+            x = (h[:, None] ^ h[None, :])[iu]
+            return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+
+        near0 = pair_bits(h0) <= limit
+        for side in (64, 128, 256, 512):
+            c, _, got = _cost(lambda s=side: [drafted(b, s) for b in data], n, repeat)
+            own = np.array([(a ^ b).bit_count() for a, b in zip(exact, got)])
+            near = pair_bits(np.array(got, dtype=np.uint64)) <= limit
+            print(f"  JPEG draft >= {side:3d}: {c:8.3f} CPU ms/image; {(own > 0).sum()} of {n} hashes change "
+                  f"(max {own.max()} bits, {(own > limit).sum()} by more than {limit}); pairs within {limit}: "
+                  f"{near0.sum()} exact, {(near0 != near).sum()} change side")
+
+    one("corpus image records", [b for b in corpus_images(1) if phash(b) is not None])
+    one("offline photos as JPEG, 1-4x and crops", photo_variants())
+
+
 def calibration_images() -> list[Path]:
     """Photos available offline: scikit-image's bundled data files (no fetch) and the shared photos."""
     import skimage
@@ -198,7 +379,15 @@ def main() -> None:
                     help="only the int8/fp32 agreement, on the images and K-1 shuffled copies of each")
     ap.add_argument("--calibrate", action="store_true",
                     help="rewrite the int8 model's activation ranges (filters/nsfw_int8_ranges.json), then stop")
+    ap.add_argument("--ort-options", action="store_true", help="only the int8 model's builds and session settings")
+    ap.add_argument("--phash", action="store_true", help="only pHash by step and JPEG draft decodes")
     args = ap.parse_args()
+    if args.phash:
+        phash_costs(args.repeat)
+        return
+    if args.ort_options:
+        ort_options(load_images(args.images, args.copies), args.repeat)
+        return
     if args.calibrate:
         write_ranges()
         return
