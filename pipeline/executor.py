@@ -106,7 +106,8 @@ def run_unit_stage(stage: str, work: str | Path, prev: str | None, units: dict[s
     pending = [u for u in sorted(units) if u not in done]
     unit_cpu: dict[str, float] = {}
     unit_ops: dict[str, list] = {}
-    ordered = _InUnitOrder(sorted(units), done, sdir, unit_cpu, unit_ops, on_stats)
+    reads = done_markers(sdir, sorted(done), with_stats=on_stats is not None, use_ray=use_ray)
+    ordered = _InUnitOrder(sorted(units), done, reads, unit_cpu, unit_ops, on_stats)
     progress = StageProgress(stage, len(units), already_done=len(done))
     if not pending:
         log.info("[%s] all %d units already done", stage, len(units))
@@ -154,14 +155,42 @@ def _ray_units(stage: str, sdir: str, prev_dir: str | None, pending: list[str], 
             ray.cancel(ref)
 
 
+MARKERS_PER_TASK = 256  # done units whose markers one task reads on a resume
+
+
+def _read_markers(sdir: str, units: list[str], with_stats: bool) -> list[tuple[float, list, list]]:
+    """(CPU seconds, ops, stats) of each unit's marker, in order (stats empty unless ``with_stats``)."""
+    out = []
+    for u in units:
+        m = read_json(unit_paths(sdir, u)[1])
+        out.append((float(m.get("cpu_seconds") or 0.0), m.get("ops") or [],
+                    (m.get("stats") or []) if with_stats else []))
+    return out
+
+
+def done_markers(sdir: str, done: list[str], with_stats: bool, use_ray: bool) -> Iterator[tuple[float, list, list]]:
+    """:func:`_read_markers` of the units ``done`` (sorted) before, yielded one unit at a time in their
+    order, read by tasks of ``MARKERS_PER_TASK`` units when the run uses Ray: a resumed run's driver makes no
+    request per unit (on an object store a marker read was a HEAD and a GET, one after the other, per unit
+    per stage). A generator: the tasks start when the first unit's turn comes, a window at a time."""
+    if not done:
+        return
+    from pipeline.shuffle import get_backend
+
+    calls = ((sdir, done[i:i + MARKERS_PER_TASK], with_stats) for i in range(0, len(done), MARKERS_PER_TASK))
+    for batch in get_backend(use_ray and len(done) > 1).imap(_read_markers, calls):
+        yield from batch
+
+
 class _InUnitOrder:
     """Hands each unit's stats on in unit order while units finish in any order: a result that comes
-    early waits (its stats as JSON text) for the units before it; a unit done in an earlier run is read
-    from its marker when its turn comes, once. Fills ``unit_cpu`` and ``unit_ops``."""
+    early waits (its stats as JSON text) for the units before it; a unit done in an earlier run takes the
+    next of ``reads`` (:func:`done_markers`, in the done units' order) when its turn comes. Fills
+    ``unit_cpu`` and ``unit_ops``."""
 
-    def __init__(self, units: list[str], done: set[str], sdir: str, unit_cpu: dict[str, float],
-                 unit_ops: dict[str, list], sink: Callable[[list[dict]], None] | None):
-        self.units, self.done, self.sdir, self.sink = units, done, sdir, sink
+    def __init__(self, units: list[str], done: set[str], reads: Iterator[tuple[float, list, list]],
+                 unit_cpu: dict[str, float], unit_ops: dict[str, list], sink: Callable[[list[dict]], None] | None):
+        self.units, self.done, self.reads, self.sink = units, done, reads, sink
         self.unit_cpu, self.unit_ops = unit_cpu, unit_ops
         self.waiting: dict[str, dict] = {}
         self.next = 0
@@ -175,8 +204,7 @@ class _InUnitOrder:
         while self.next < len(self.units):
             u = self.units[self.next]
             if u in self.done:
-                m = read_json(unit_paths(self.sdir, u)[1])
-                cpu, ops, stats = float(m.get("cpu_seconds") or 0.0), m.get("ops") or [], m.get("stats") or []
+                cpu, ops, stats = next(self.reads)
             elif u in self.waiting:
                 r = self.waiting.pop(u)
                 cpu, ops = r["cpu_seconds"], r["ops"]

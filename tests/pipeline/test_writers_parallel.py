@@ -176,6 +176,26 @@ def test_embedded_images_and_a_sequential_writer_of_ones_own(tmp_path):
     assert files(tmp_path / "ex") == {k: v for k, v in files(tmp_path / "par").items() if k.startswith("jsonl/")}
 
 
+def test_each_documents_json_is_encoded_once(tmp_path, monkeypatch):
+    """The tars' tasks take each document's ``json`` member as the shards' tasks encoded it to measure it
+    (the same bytes: equal to the sequential path's tars); the encoded files are gone once the tars are written;
+    a tar whose shards' encoded files are missing encodes its documents itself, the same bytes."""
+    import pipeline.writers.webdataset as wd
+
+    work, units, images = make_work(tmp_path, [5, 0, 8, 1, 9, 4])  # 27 documents
+    cfg = OutputConfig(formats=["parquet", "webdataset"], webdataset_max_count=3)
+    want = sequential(work, units, str(tmp_path / "seq"), cfg, 4, images)
+    encoded, real = [], wd.document_json
+    monkeypatch.setattr(wd, "document_json", lambda row: encoded.append(row["doc_id"]) or real(row))
+    got = spread(work, units, str(tmp_path / "par"), cfg, 4, images)
+    assert_same(got, want, tmp_path / "par", tmp_path / "seq")
+    assert len(encoded) == 27 and len(set(encoded)) == 27  # once each (it was twice: measured, then written)
+    assert not [n for n in os.listdir(os.path.join(work, ".output")) if n.endswith(".arrow")]
+    from pipeline.writers.parallel import Resume, load_encoded
+
+    assert load_encoded(Resume(os.path.join(work, ".output"), "x"), "webdataset", (0, 3), 4) is None  # -> encodes
+
+
 class SequentialJsonl(JsonlWriter):
     """The example with the default mode: the driver streams every shard through open/write/close."""
 
@@ -245,8 +265,8 @@ sys.path.insert(0, {root!r})
 import pipeline.writers.webdataset as w
 from tests.pipeline.test_writers_parallel import spread
 real = w.WebDatasetWriter.write_row
-def write_row(self, row):  # the process dies in the middle of the third tar, after Parquet was written
-    real(self, row)
+def write_row(self, row, *args):  # the process dies in the middle of the third tar, after Parquet was written
+    real(self, row, *args)
     if self.index == 2 and self._stats["documents"] == 2:
         self._file.file.flush()
         os._exit(9)
@@ -374,7 +394,7 @@ def test_a_rerun_skips_the_shards_and_tars_an_interrupted_step_finished(tmp_path
     receipts = Path(work) / ".output"
     got, n_shards, n_tars, _ = attempt(fail_shard=4)  # shards 0-3 done, the fifth fails: no tar yet
     assert (got, n_shards, n_tars) == (None, 5, 0)
-    assert sorted(p.name for p in receipts.iterdir()) == ["plan.json"] + [f"shard-{k:05d}.json" for k in range(4)]
+    assert sorted(p.name for p in receipts.iterdir() if p.suffix == ".json") == ["plan.json"] + [f"shard-{k:05d}.json" for k in range(4)]
     got, n_shards, n_tars, reads = attempt(fail_tar=5)  # shards 4-6 written; tars 0-4 done, the sixth fails
     assert (got, n_shards, n_tars, reads) == (None, 3, 6, 3 + 6)
     got, n_shards, n_tars, reads = attempt()  # tars 5-8 left
