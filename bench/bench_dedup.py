@@ -570,6 +570,108 @@ def minhash_speed(n: int, bands: int, rows: int) -> dict:
     return res
 
 
+# -- one large near-duplicate component: the memory of the task that holds it ----------------------
+def component_files(n: int, folder: Path, words: int = 220, seed: int = 0) -> tuple[str, str, dict]:
+    """The nodes and edges of one component as the greedy task gets them: ``n`` copies of one template of
+    ``words`` Zipf words with three words edited each (spread over ``n // 10`` units and the three crawls of
+    :func:`generate`), their band rows (:func:`pipeline.dedup.minhash_band_rows`), the candidate edges of
+    those rows (:func:`pipeline.dedup.minhash_partition_edges`, the band partitions' union) taken as confirmed
+    (three edits in 220 words: Jaccard ~0.97), written as one labelled nodes file and one edges file (Arrow
+    IPC, the schemas of ``pipeline.dedup``). Returns the two paths and counts."""
+    import pyarrow.compute as pc
+
+    from filters.dedup.common import hash64
+    from filters.dedup.config import dedup_config
+    from pipeline.dedup import CAND_SCHEMA, LABELLED_SCHEMA, minhash_band_rows, minhash_partition_edges
+
+    cfg = dedup_config("default")
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, 20_001) ** 1.05
+    cdf = np.cumsum(p / p.sum())
+    template = np.minimum(np.searchsorted(cdf, rng.random(words)), len(cdf) - 1)
+    body = np.tile(template, (n, 1))
+    body[np.arange(n)[:, None], rng.integers(0, words, (n, 3))] = rng.integers(0, 20_000, (n, 3))
+    crawls = ["CC-MAIN-2021-04", "CC-MAIN-2022-05", "CC-MAIN-2023-06"]
+    crawl = rng.integers(3, size=n)
+    vocab = pa.array([f"w{i}" for i in range(20_000)])
+    texts = pc.binary_join(pa.ListArray.from_arrays(pa.array(np.arange(0, body.size + 1, words, dtype=np.int32)),
+                                                    vocab.take(pa.array(body.ravel()))), " ").to_pylist()
+    t = pa.table({"doc_id": [f"{i:012d}" for i in range(n)], "texts": [[x] for x in texts],
+                  "warc_filename": [f"crawl-data/{crawls[c]}/segments/x/warc/{i % 1000:05d}.warc.gz"
+                                    for i, c in enumerate(crawl)],
+                  "capture_date": [f"{crawls[c][8:12]}-0{c + 1}-15T00:00:00Z" for c in crawl]})
+    rows = pa.concat_tables([minhash_band_rows(t.slice(i, 20_000), cfg) for i in range(0, n, 20_000)])
+    nodes, a, b = minhash_partition_edges(rows)
+    h = hash64(nodes["doc_id"].to_pylist())
+    folder.mkdir(parents=True, exist_ok=True)
+    labelled = pa.table({"label": pa.array(np.zeros(len(h), np.uint64)), "h": pa.array(h, pa.uint64()),
+                         "doc_id": nodes["doc_id"], "rec": nodes["rec"],
+                         "_file": pa.array(rng.integers(0, max(1, n // 10), len(h)), pa.int64())},
+                        schema=LABELLED_SCHEMA)
+    edges = pa.table({"x": pa.array(np.minimum(h[a], h[b]), pa.uint64()),
+                      "y": pa.array(np.maximum(h[a], h[b]), pa.uint64())}, schema=CAND_SCHEMA)
+    paths = []
+    for name, tab in (("nodes", labelled), ("edges", edges)):
+        path = str(folder / f"{name}-{n}.arrow")
+        with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, tab.schema) as w:
+            w.write_table(tab, max_chunksize=1 << 20)
+        paths.append(path)
+    return paths[0], paths[1], {"docs": n, "nodes": len(h), "edges": len(a),
+                                "band_rows": rows.num_rows, "file_mb": round(sum(os.path.getsize(x) for x in paths) / 2**20, 1)}
+
+
+def component_one(nodes: str, edges: str, tracemalloc_on: bool) -> dict:
+    """The greedy task (``pipeline.dedup._greedy_task``) over one component's files, in this fresh process:
+    its CPU seconds and its memory (RSS growth and peak; or tracemalloc's peak, numpy and Arrow buffers
+    that Python allocates included)."""
+    import tracemalloc
+
+    from bench.subrun import memory_mb
+    from pipeline.dedup import _greedy_task
+
+    def locs(path):
+        with pa.OSFile(path, "rb") as f:
+            return [(path, list(range(pa.ipc.open_file(f).num_record_batches)))]
+
+    node_locs, edge_locs = locs(nodes), locs(edges)
+    rss0 = memory_mb()[0]
+    if tracemalloc_on:
+        tracemalloc.start()
+    c0 = time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        _, path, parts, counts = _greedy_task(node_locs, edge_locs, 0, os.path.join(tmp, "removed.arrow"), None)
+    cpu = time.process_time() - c0
+    res = {"cpu_s": round(cpu, 2), "removed": counts, "rss_before_mb": round(rss0)}
+    if tracemalloc_on:
+        res["tracemalloc_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+    else:
+        rss, peak = memory_mb()
+        res["peak_rss_mb"], res["peak_growth_mb"] = round(peak), round(peak - rss0)
+    return res
+
+
+def print_component(sizes: list[int], words: int) -> int:
+    folder = DATA / "component"
+    for n in sizes:
+        t0 = time.process_time()
+        nodes, edges, counts = component_files(n, folder, words)
+        print(f"{n:,} copies of one template ({words} words, 3 edited): {counts['nodes']:,} nodes, "
+              f"{counts['edges']:,} candidate edges ({counts['band_rows']:,} band rows), files "
+              f"{counts['file_mb']} MB; made in {time.process_time() - t0:.1f} CPU-s", flush=True)
+        for mode in ("rss", "tracemalloc"):
+            code = (f"import json; from bench.bench_dedup import component_one; "
+                    f"print('RESULT ' + json.dumps(component_one({nodes!r}, {edges!r}, {mode == 'tracemalloc'})))")
+            r = run_measurement([sys.executable, "-c", code], env={**os.environ, **WORKER_ENV})
+            if r is None:
+                return 1
+            print(f"    greedy task ({mode}): {r}; per node: "
+                  + (f"{1024 * r['peak_growth_mb'] / counts['nodes']:.2f} KB RSS growth" if mode == "rss" else
+                     f"{1024 * r['tracemalloc_peak_mb'] / counts['nodes']:.2f} KB traced"), flush=True)
+        os.unlink(nodes)
+        os.unlink(edges)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--docs", default="100000", help="comma-separated corpus sizes (each in a fresh process)")
@@ -593,8 +695,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="the largest index of these plans (of 20000, snapshot, 25) built for real, then exit")
     ap.add_argument("--index-one", help=argparse.SUPPRESS)
     ap.add_argument("--plan-doc-bytes", type=int, default=1000, help="Parquet bytes a document, for --plan")
+    ap.add_argument("--component", metavar="SIZES",
+                    help="one near-duplicate component of these sizes (comma-separated copies of one template): "
+                         "the greedy task's memory, then exit")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.component:
+        return print_component([int(x) for x in args.component.split(",")], args.words)
     if args.plan:
         print_plans(args.plan_doc_bytes, args.profile, args.set)
         return 0

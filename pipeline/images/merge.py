@@ -109,6 +109,16 @@ def fill_image_bytes(table: pa.Table, images: ImageTable) -> pa.Table:
     (``merge_table(..., with_bytes=False)``); the writers get them back here.
     """
     rows = table.to_pylist()
+    fill_rows(rows, images)
+    schema = merged_schema(table.schema)
+    for r in rows:
+        r.setdefault("image_headers", [None] * len(r["images"]))
+    return pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
+
+
+def fill_rows(rows: list[dict], images: ImageTable) -> None:
+    """:func:`fill_image_bytes` on document rows in place (``image_bytes`` set on each): a writer that takes
+    rows gets them without a table built and turned back into rows."""
     need = {u for r in rows for u, b in zip(r["images"], r.get("image_bytes") or [None] * len(r["images"]))
             if u is not None and b is None}
     hits = images.lookup(need, with_bytes=True) if need else {}
@@ -123,7 +133,3 @@ def fill_image_bytes(table: pa.Table, images: ImageTable) -> pa.Table:
             if hit and hit["status"] == "success" and hit["sha256"] == (meta[pos] or {}).get("sha256"):
                 blobs[pos] = hit["bytes"]
         r["image_bytes"] = blobs
-    schema = merged_schema(table.schema)
-    for r in rows:
-        r.setdefault("image_headers", [None] * len(r["images"]))
-    return pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()

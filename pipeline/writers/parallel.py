@@ -241,11 +241,7 @@ def shard_task(k: int, shards: int, pieces: list[Piece], dest: str, cfg: OutputC
     images = _images(image_table_dir)
     spans = [(name, w) for name, w in zip(cfg.formats, writers) if w.mode == "spans"]
     for name, w in spans:  # before the bytes are filled: sizes come from the image table's lengths
-        if resume is not None and hasattr(w, "measure_encoded"):  # each document encoded once: kept for its tar
-            result["sizes"][name], encoded = w.measure_encoded(part, images)
-            save_encoded(resume, name, k, encoded)
-        else:
-            result["sizes"][name] = w.measure(part, images)
+        result["sizes"][name] = w.measure(part, images)
     per_shard = [(name, w) for name, w in zip(cfg.formats, writers) if w.mode == "shards"]
     if per_shard:
         filled = _filled(part, images, [w for _, w in per_shard])
@@ -256,49 +252,11 @@ def shard_task(k: int, shards: int, pieces: list[Piece], dest: str, cfg: OutputC
     return result
 
 
-ENCODED = pa.schema([("doc", pa.binary())])
-
-
-def encoded_name(fmt: str, k: int) -> str:
-    """The file (in ``WORK/.output``) of shard ``k``'s documents as the ``"spans"`` writer ``fmt`` encoded them."""
-    return f"{shard_receipt(k)}.{receipt_name(fmt, 0)[:-6]}.arrow"
-
-
-def save_encoded(resume: Resume, fmt: str, k: int, encoded: list[bytes]) -> None:
-    """Shard ``k``'s encoded documents (an Arrow IPC file, lz4), for the tasks of the files that hold them."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, ENCODED, options=pa.ipc.IpcWriteOptions(compression="lz4")) as w:
-        w.write_table(pa.table({"doc": pa.array(encoded, pa.binary())}, schema=ENCODED))
-    storage.write_bytes_atomic(storage.join(resume.folder, encoded_name(fmt, k)), sink.getvalue().to_pybytes())
-
-
-def load_encoded(resume: Resume | None, fmt: str, rows: tuple[int, int] | None, per: int | None) -> list[bytes] | None:
-    """The encoded documents of the run's rows ``[a, b)`` from the shards' files (:func:`save_encoded`), or
-    None when one is missing (a shard found done by an older try, a writer that keeps none): the file's task
-    then encodes its documents itself, the same bytes."""
-    if resume is None or rows is None or not per:
-        return None
-    a, b = rows
-    out: list[bytes] = []
-    for k in range(a // per, (b - 1) // per + 1) if b > a else ():
-        try:
-            data = storage.read_bytes(storage.join(resume.folder, encoded_name(fmt, k)))
-        except FileNotFoundError:
-            return None
-        col = pa.ipc.open_file(pa.BufferReader(data)).read_all()["doc"]
-        lo, hi = max(a, k * per) - k * per, min(b, (k + 1) * per) - k * per
-        if hi > len(col):
-            return None
-        out.extend(col.slice(lo, hi - lo).to_pylist())
-    return out
-
-
 def span_task(name: str, index: int, pieces: list[Piece], dest: str, cfg: OutputConfig,
-              image_table_dir: str | None, size: int, resume: Resume | None = None, receipt: bool = False,
-              rows: tuple[int, int] | None = None, per: int | None = None) -> list[dict]:
+              image_table_dir: str | None, size: int, resume: Resume | None = None, receipt: bool = False
+              ) -> list[dict]:
     """File ``index`` of the ``"spans"`` writer ``name`` (in a task); returns its stats. ``receipt``: as for
-    :func:`shard_task` (valid only for the same rows and size). ``rows``: the run's rows it holds, in shards of
-    ``per``: their documents as the shards' tasks encoded them are read back, not encoded again."""
+    :func:`shard_task` (valid only for the same rows and size)."""
     w = dict(zip(cfg.formats, writers_for(cfg)))[name]
     rname = receipt_name(name, index)
     span = {"pieces": [[p.path, p.start, p.stop] for p in pieces], "size": size}  # as JSON gives it back
@@ -306,10 +264,16 @@ def span_task(name: str, index: int, pieces: list[Piece], dest: str, cfg: Output
         got = resume.load(rname, lambda r: [w.location(dest, st) for st in r["files"]])
         if got is not None and got["span"] == span:
             return got["files"]
-    part = _filled(read_pieces(pieces), _images(image_table_dir), [w])
-    encoded = load_encoded(resume, name, rows, per) if hasattr(w, "measure_encoded") else None
-    files = w.write_span(dest, part, index, size) if encoded is None else w.write_span(dest, part, index, size,
-                                                                                        encoded=encoded)
+    if hasattr(w, "write_span_rows"):  # rows made once: filled in place, not a table built and read back
+        rows = read_pieces(pieces).to_pylist()
+        images = _images(image_table_dir)
+        if images is not None and w.needs_image_bytes:
+            from pipeline.images.merge import fill_rows
+
+            fill_rows(rows, images)
+        files = w.write_span_rows(dest, rows, index, size)
+    else:
+        files = w.write_span(dest, _filled(read_pieces(pieces), _images(image_table_dir), [w]), index, size)
     if resume is not None:
         resume.save(rname, {"span": span, "files": files})
     return files
@@ -397,12 +361,9 @@ def write_dataset(work: str, stage: str | None, units: list[str], dest: str, cfg
     for name, plan in plans.items():
         spans[name].extend(plan.finish())
         calls += [(name, i, pieces_of(counts, a, b), dest, cfg, image_table_dir, size, resume,
-                   receipt_name(name, i) in receipts, (a, b), per) for i, (a, b, size) in enumerate(spans[name])]
+                   receipt_name(name, i) in receipts) for i, (a, b, size) in enumerate(spans[name])]
     for (name, *_), files in zip(calls, in_order(span_task, calls, use_ray)):
         outputs[name].extend(files)
-    for name in plans:  # every file written: the encoded documents are not needed again
-        for k in range(shards):
-            storage.remove(storage.join(resume.folder, encoded_name(name, k)))
     log.info("wrote %d documents in %d shard(s) over %d task(s)%s", n, shards, shards + len(calls),
              f" ({reused} shard(s) found done by an earlier try)" if reused else "")
     return Written([o for name in cfg.formats for o in outputs[name]], flow, shards=shards)

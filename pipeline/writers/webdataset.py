@@ -64,10 +64,9 @@ def document_json(row: dict) -> bytes:
     return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
 
-def document_sample(row: dict, doc_json: bytes | None = None) -> dict:
-    """The WebDataset sample of one merged document row (see the module docstring); ``doc_json``: its
-    :func:`document_json`, when already encoded (the output step's measuring task encodes it once)."""
-    doc = document_json(row) if doc_json is None else doc_json
+def document_sample(row: dict) -> dict:
+    """The WebDataset sample of one merged document row (see the module docstring)."""
+    doc = document_json(row)
     blobs = row.get("image_bytes") or [None] * len(row["texts"])
     images = [data if url is not None else None for url, data in zip(row["images"], blobs)]
     return {"__key__": row["doc_id"], JSON_MEMBER: doc, IMAGES_MEMBER: msgpack.packb(images, use_bin_type=True)}
@@ -89,11 +88,11 @@ def packed_list_size(lengths: list[int | None]) -> int:
     return size
 
 
-def measured_size(row: dict, lengths: list[int | None], doc_json: bytes | None = None) -> int:
+def measured_size(row: dict, lengths: list[int | None]) -> int:
     """:func:`sample_size` of a document row whose image bytes have these lengths (aligned with its nodes,
-    ``None`` where it has none), without the bytes (``doc_json``: its :func:`document_json`, if encoded)."""
+    ``None`` where it has none), without the bytes."""
     images = [b if url is not None else None for url, b in zip(row["images"], lengths)]
-    return len(document_json(row) if doc_json is None else doc_json) + packed_list_size(images) + 1024 * 3
+    return len(document_json(row)) + packed_list_size(images) + 1024 * 3
 
 
 def read_sample(sample: dict) -> tuple[dict, list]:
@@ -150,8 +149,8 @@ class WebDatasetWriter:
         self.written.append(self._stats)
         self.index += 1
 
-    def write_row(self, row: dict, doc_json: bytes | None = None) -> None:
-        sample = document_sample(row, doc_json)
+    def write_row(self, row: dict) -> None:
+        sample = document_sample(row)
         size = sample_size(sample)
         if self._tar is not None and self._stats["documents"] and (
                 self._stats["documents"] >= self.max_count or self._size + size > self.max_bytes):
@@ -169,12 +168,12 @@ class WebDatasetWriter:
         self._stats["image_bytes"] += sum(len(b) for b in blobs)
         self._size += size
 
-    def write_table(self, table: pa.Table, doc_jsons: list[bytes] | None = None) -> None:
-        """Every row of ``table``, in order (``doc_jsons``: their :func:`document_json`, if encoded)."""
-        if doc_jsons is not None and len(doc_jsons) != table.num_rows:
-            raise ValueError(f"{len(doc_jsons)} encoded documents for {table.num_rows} rows")
-        for i, row in enumerate(table.to_pylist()):
-            self.write_row(row, None if doc_jsons is None else doc_jsons[i])
+    def write_table(self, table: pa.Table) -> None:
+        self.write_rows(table.to_pylist())
+
+    def write_rows(self, rows: list[dict]) -> None:
+        for row in rows:
+            self.write_row(row)
 
     def close(self) -> list[dict]:
         """Finish the open shard; returns the stats of every shard written."""
@@ -279,14 +278,9 @@ class WebDatasetShardWriter(Writer):
     mode = "spans"
 
     def measure(self, part: pa.Table, images) -> list[int]:
-        return self.measure_encoded(part, images)[0]
-
-    def measure_encoded(self, part: pa.Table, images) -> tuple[list[int], list[bytes]]:
-        """The sizes, and each document's ``json`` member: the tar's task takes them instead of encoding every
-        document a second time (:mod:`pipeline.writers.parallel`)."""
-        rows = part.select(["doc_id", "texts", "images", "metadata", "general_metadata"]).to_pylist()
-        jsons = [document_json(row) for row in rows]
-        return [measured_size(row, lengths, j) for row, lengths, j in zip(rows, image_lengths(part, images), jsons)], jsons
+        return [measured_size(row, lengths) for row, lengths in
+                zip(part.select(["doc_id", "texts", "images", "metadata", "general_metadata"]).to_pylist(),
+                    image_lengths(part, images))]
 
     def location(self, dest: str, stats: dict) -> str:
         return join(dest, WEBDATASET_DIR, stats["file"])
@@ -294,13 +288,17 @@ class WebDatasetShardWriter(Writer):
     def planner(self) -> RollingPlan:
         return RollingPlan(self.cfg.webdataset_max_count, self.cfg.webdataset_max_bytes)
 
-    def write_span(self, dest: str, part: pa.Table, index: int, size: int, encoded: list[bytes] | None = None
-                   ) -> list[dict]:
+    def write_span(self, dest: str, part: pa.Table, index: int, size: int) -> list[dict]:
+        return self.write_span_rows(dest, part.to_pylist(), index, size)
+
+    def write_span_rows(self, dest: str, rows: list[dict], index: int, size: int) -> list[dict]:
+        """:meth:`write_span` from the document rows (``image_bytes`` filled: :func:`pipeline.images.merge.fill_rows`),
+        so the tar's task turns its documents into rows once."""
         w = WebDatasetWriter(join(dest, WEBDATASET_DIR), "shard", max_count=1 << 62, max_bytes=1 << 62)  # one tar
         w.index = index
         try:
-            w.write_table(part, encoded)
-            if w._size != size or w._stats["documents"] != part.num_rows:
+            w.write_rows(rows)
+            if w._size != size or w._stats["documents"] != len(rows):
                 raise RuntimeError(f"webdataset tar {index}: measured {size} bytes before writing, "
                                    f"{w._size} written: the tar boundaries would differ from a sequential run")
         except BaseException:
