@@ -90,9 +90,9 @@ def _footers(work: str, stage: str | None, units: list[str]) -> list[tuple[str, 
 def unit_footers(work: str, stage: str | None, units: list[str], use_ray: bool = False) -> list[tuple[str, int, str]]:
     """``(path, documents, footprint)`` of every unit's final Parquet, in unit order (footers only), read by
     tasks of ``FOOTERS_PER_TASK`` units: the driver makes no request per unit (on an object store each is a
-    round trip; one task even for a few units)."""
+    round trip)."""
     calls = [(work, stage, units[i:i + FOOTERS_PER_TASK]) for i in range(0, len(units), FOOTERS_PER_TASK)]
-    return [c for footers in in_order(_footers, calls, use_ray, inline_one=False) for c in footers]
+    return [c for footers in in_order(_footers, calls, use_ray) for c in footers]
 
 
 def unit_counts(work: str, stage: str | None, units: list[str], use_ray: bool = False) -> list[tuple[str, int]]:
@@ -279,13 +279,11 @@ def span_task(name: str, index: int, pieces: list[Piece], dest: str, cfg: Output
     return files
 
 
-def in_order(fn: Callable, calls: list[tuple], use_ray: bool, window: int | None = None,
-             inline_one: bool = True) -> Iterator:
+def in_order(fn: Callable, calls: list[tuple], use_ray: bool, window: int | None = None) -> Iterator:
     """``fn(*args)`` of every call, results in call order: Ray tasks (1 CPU each, at most ``window`` in flight;
-    None: twice the cluster's CPUs) when ``use_ray`` and there is more than one call (or one, unless
-    ``inline_one``), else in this process. A task that fails fails the step, and the tasks still running are
-    cancelled."""
-    if not use_ray or not calls or (len(calls) == 1 and inline_one):
+    None: twice the cluster's CPUs) when ``use_ray``, even for one call (the driver reads no unit), else in this
+    process. A task that fails fails the step, and the tasks still running are cancelled."""
+    if not use_ray or not calls:
         for args in calls:
             yield fn(*args)
         return
