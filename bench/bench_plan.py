@@ -126,6 +126,59 @@ def out_dir(n: int, use_ray: bool, stages: str | None) -> Path:
     return DATA / f"out-{n}-{'ray' if use_ray else 'local'}-{len(stages.split(',')) if stages else 'default'}"
 
 
+class Monitor:
+    """Every ``interval`` seconds, a JSON line in ``path``: wall seconds, this process's RSS and CPU seconds,
+    the newest stage folder of ``work`` and its files (a run stopped part-way still says how far it went, and
+    what each stage cost: its CPU between samples, its peak RSS, its objects)."""
+
+    def __init__(self, path: Path, work: Path, interval: float = 10.0):
+        import threading
+
+        self.path, self.work, self.interval = path, work, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.t0 = time.monotonic()
+
+    def sample(self) -> dict:
+        stages = sorted(p.name for p in self.work.iterdir()) if self.work.exists() else []
+        files = sum(1 for _ in os.scandir(self.work / stages[-1])) if stages else 0
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return {"t": round(time.monotonic() - self.t0, 1), "clock": time.strftime("%H:%M:%S"),
+                "rss_mb": round(memory_mb()[0]), "peak_mb": round(memory_mb()[1]),
+                "cpu_s": round(r.ru_utime + r.ru_stime, 1), "load": os.getloadavg()[0],
+                "stage": stages[-1] if stages else None, "stage_files": files}
+
+    def _loop(self):
+        with open(self.path, "a") as f:
+            while not self.stop.wait(self.interval):
+                f.write(json.dumps(self.sample()) + "\n")
+                f.flush()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def per_stage(out: Path, n: int, monitor: Path, timings: list[dict]) -> dict:
+    """Each stage's wall and CPU seconds (the run's timings), files a unit in its folder, and the peak RSS
+    sampled while it ran (the monitor's samples in its window of the run's wall time)."""
+    samples = [json.loads(x) for x in monitor.read_text().splitlines()] if monitor.exists() else []
+    res, t = {}, 0.0
+    for x in timings:
+        lo, hi = t, t + (x.get("seconds") or 0)
+        t = hi
+        folder = out / "work" / x["stage"]
+        files = sum(len(f) for _, _, f in os.walk(folder))  # (a decision's shares in their subfolder too)
+        peak = max([s["peak_mb"] for s in samples if lo <= s["t"] <= hi + 10] or [None], key=lambda v: v or 0)
+        res[x["stage"]] = {"seconds": x.get("seconds"), "cpu_ms_per_unit": round(1000 * (x.get("cpu_seconds") or 0) / n, 2),
+                           "files_per_unit": round(files / n, 3), "peak_rss_mb": peak}
+    return res
+
+
 def run_one(n: int, use_ray: bool, cpus: int, stages: str | None = None) -> dict:
     from pipeline.run import run
 
@@ -137,7 +190,10 @@ def run_one(n: int, use_ray: bool, cpus: int, stages: str | None = None) -> dict
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     settings = SETTINGS + [f"run.use_ray={str(use_ray).lower()}"] + ([f"run.stages=[{stages}]"] if stages else [])
-    stats = run("default", out, inputs, overrides=settings)
+    monitor = out.parent / f"{out.name}.monitor.jsonl"
+    monitor.unlink(missing_ok=True)
+    with Monitor(monitor, out / "work"):
+        stats = run("default", out, inputs, overrides=settings)
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     files = [p for p in out.rglob("*") if p.is_file()]
@@ -163,7 +219,9 @@ def run_one(n: int, use_ray: bool, cpus: int, stages: str | None = None) -> dict
             "bytes_per_unit": round(sum(p.stat().st_size for p in files) / n),
             "input_bytes_per_unit": round(sum(os.path.getsize(p) for p in inputs) / n),
             "documents_out": stats["summary"]["documents"],
-            "stage_seconds": {t["stage"]: t.get("seconds") for t in stats.get("timings", [])}}
+            "stage_seconds": {t["stage"]: t.get("seconds") for t in stats.get("timings", [])},
+            "per_stage": per_stage(out, n, monitor, stats.get("timings", [])),
+            "finish_cpu_s": (stats.get("cpu") or {}).get("finish_cpu_seconds")}
 
 
 TEMPLATE_UNITS = 20
@@ -476,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
               f"({r['work_files_by_kind_per_unit']}), {r['bytes_per_unit']:,} bytes/unit "
               f"(input {r['input_bytes_per_unit']:,}), {r['documents_out']:,} documents out; stages: {r['stages']}")
         print(f"    seconds per stage: {r['stage_seconds']}")
+        for stage, x in r["per_stage"].items():
+            print(f"    {stage}: {x}")
+        print(f"    the output step and the funnel (finish): {r['finish_cpu_s']} CPU-s")
     if len(results) > 1:
         a, b = results[0], results[-1]
         print(f"{a['units']:,} -> {b['units']:,} units: wall/unit {a['wall_ms_per_unit']} -> {b['wall_ms_per_unit']} ms, "
