@@ -214,3 +214,33 @@ def test_web_source_decision_joins_downloaded_rows(tmp_path, monkeypatch):
         assert set(mine.rows()) == set(mine_urls)
         assert mine.lookup(mine_urls) == table.lookup(mine_urls)
     assert table.lookup([urls[0]])[urls[0]]["status"] == "success"
+
+
+def test_image_locations_one_listing_and_read_by_tasks(tmp_path, monkeypatch):
+    """The units' image-record lists: one listing of the extraction's folder (no existence check a unit), the
+    files read by the backend's tasks; a unit without its list is left out (its WARC is scanned)."""
+    from pipeline import stages
+
+    sdir = tmp_path / "00-extract"
+    sdir.mkdir()
+    units = [f"u{i}" for i in range(5)]
+    for i, u in enumerate(units[:4]):
+        pq.write_table(pa.table({"url": pa.array([f"http://x.test/{u}.jpg"]), "offset": pa.array([i], pa.int64()),
+                                 "length": pa.array([10 + i], pa.int64())}),
+                       sdir / stages.IMAGE_RECORDS.format(unit=u))
+    calls = {"exists": 0, "listdir": 0, "tasks": 0}
+    for name in ("exists", "listdir"):
+        real = getattr(storage, name)
+        monkeypatch.setattr(storage, name, lambda p, _r=real, _n=name: (calls.__setitem__(_n, calls[_n] + 1), _r(p))[1])
+
+    class Counting(LocalBackend):
+        def imap(self, fn, it):
+            for args in it:
+                calls["tasks"] += 1
+                yield fn(*args)
+
+    monkeypatch.setattr(stages, "IMAGE_RECORDS_TASK_UNITS", 2)
+    ctx = {"source_stage_dir": str(sdir), "sources": {u: f"/in/{u}.warc.gz" for u in units}, "backend": Counting()}
+    got = stages._image_locations(units, ctx)
+    assert got == {f"/in/{u}.warc.gz": [(f"http://x.test/{u}.jpg", i, 10 + i)] for i, u in enumerate(units[:4])}
+    assert calls == {"exists": 0, "listdir": 1, "tasks": 2}
