@@ -85,3 +85,23 @@ def test_batch_predictions_are_the_single_ones(lang_filter, shared):
     assert model.predict_many(texts) == [model.predict(t) for t in texts]
     assert lang_filter.verdicts(texts) == [lang_filter.verdict(t) for t in texts]
     assert lang_filter.verdicts([]) == []
+
+
+def test_batch_predicts_each_distinct_text_once(lang_filter, shared, monkeypatch):
+    """A text met again in a batch reuses its prediction: the same results, one C++ call per distinct text."""
+    import types
+
+    texts = _reference_texts(shared)[:30]
+    batch = texts + texts[::3] + ["", "", "Le chat dort.", "le chat dort."]
+    model = FastTextLangId(lang_filter.model.path)
+    expected = [model.predict(t) for t in batch]
+    calls = []
+    raw = model.model.f
+
+    def counting(line, *args):
+        calls.append(line)
+        return raw.predict(line, *args)
+
+    monkeypatch.setattr(model, "model", types.SimpleNamespace(f=types.SimpleNamespace(predict=counting)))
+    assert model.predict_many(batch) == expected
+    assert len(calls) == len(set(batch))
