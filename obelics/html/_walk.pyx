@@ -389,10 +389,11 @@ cdef inline int _utf8_sequence(const unsigned char *s, size_t i, size_t n) noexc
     return more + 1
 
 
-cdef Py_ssize_t _nonspace_chars(const unsigned char *s, size_t n) noexcept nogil:
+cdef inline Py_ssize_t _text_counts(const unsigned char *s, size_t n, Py_ssize_t *commas) noexcept nogil:
     """Code points of UTF-8 text minus its ASCII spaces, newlines, tabs and carriage returns; -1 when the
     bytes are not valid UTF-8 (lexbor passes undecodable bytes through: the caller decodes as Python would).
-    Eight ASCII bytes are counted at a time: 8 minus those equal to one of the four (a byte-wise zero test)."""
+    Eight ASCII bytes are counted at a time: 8 minus those equal to one of the four (a byte-wise zero test).
+    With ``commas``, its commas (``,`` and the fullwidth U+FF0C) are added to it in the same pass."""
     cdef size_t i = 0
     cdef Py_ssize_t count = 0
     cdef unsigned char c
@@ -405,20 +406,31 @@ cdef Py_ssize_t _nonspace_chars(const unsigned char *s, size_t n) noexcept nogil
                 count += 8 - __builtin_popcountll(
                     _zero_bytes(w ^ 0x2020202020202020ULL) | _zero_bytes(w ^ 0x0A0A0A0A0A0A0A0AULL)
                     | _zero_bytes(w ^ 0x0909090909090909ULL) | _zero_bytes(w ^ 0x0D0D0D0D0D0D0D0DULL))
+                if commas != NULL:
+                    commas[0] += __builtin_popcountll(_zero_bytes(w ^ 0x2C2C2C2C2C2C2C2CULL))
                 i += 8
                 continue
         c = s[i]
         if c < 0x80:
             if c != 32 and c != 10 and c != 9 and c != 13:
                 count += 1
+                if c == 44 and commas != NULL:
+                    commas[0] += 1
             i += 1
             continue
         more = _utf8_sequence(s, i, n)
         if more == 0:
             return -1
+        if commas != NULL and c == 0xEF and s[i + 1] == 0xBC and s[i + 2] == 0x8C:  # well-formed: 3 bytes
+            commas[0] += 1
         i += more
         count += 1
     return count
+
+
+cdef Py_ssize_t _nonspace_chars(const unsigned char *s, size_t n) noexcept nogil:
+    """:func:`_text_counts` without the commas."""
+    return _text_counts(s, n, NULL)
 
 
 cdef inline bint _stripped(void *node) noexcept nogil:
@@ -642,16 +654,34 @@ cdef class TagTable:
     cdef signed char kind[NTAG]
     cdef signed char level[NTAG]
     cdef unsigned char flags[NTAG]
+    cdef int tag_class[NTAG]  # the decision's class of a static id (the dict ``classes_of`` gives it), else -1
     cdef list names
     cdef dict kinds
     cdef object article_only
+    cdef object classes_of
 
     def __init__(self, rules):
         self.kinds = rules.kinds
         self.article_only = rules.article_only
         self.names = [None] * NTAG
+        self.classes_of = None
         for i in range(NTAG):
             self.known[i] = 0
+
+    cdef inline int class_of(self, uintptr_t tid, str name, dict classes) except? -2:
+        """``classes.get(name, 0)`` of the element with tag id ``tid`` and name ``name``: looked up once per
+        static id (their name never changes), every time for a page's own ids."""
+        cdef int c
+        if tid >= NTAG:
+            return classes.get(name, 0)
+        if classes is not self.classes_of:
+            for i in range(NTAG):
+                self.tag_class[i] = -1
+            self.classes_of = classes
+        c = self.tag_class[tid]
+        if c == -1:
+            c = self.tag_class[tid] = classes.get(name, 0)
+        return c
 
     cdef tuple learn(self, void *node, uintptr_t tid, dict dynamic):
         """(kind, level, flags, name) of a tag id not yet in the arrays: described once, then kept in the arrays
@@ -687,6 +717,41 @@ cdef class TagTable:
         if name == _DIV_TAG:
             flags |= F_DIV
         return (kind, _BLOCK_LEVEL.get(name, 0), flags, name)
+
+
+cdef int _by_id(const void *a, const void *b) noexcept nogil:
+    cdef unsigned long long x = (<const unsigned long long *> a)[0], y = (<const unsigned long long *> b)[0]
+    return (x > y) - (x < y)
+
+
+cdef class _Ids:
+    """A set of node ids (``mem_id``s) as a sorted C array."""
+    cdef unsigned long long *ids
+    cdef Py_ssize_t n
+
+    def __cinit__(self, ids):
+        cdef Py_ssize_t k = 0
+        self.n = len(ids)
+        self.ids = <unsigned long long *> malloc((self.n if self.n else 1) * sizeof(unsigned long long))
+        if self.ids == NULL:
+            raise MemoryError()
+        for v in ids:
+            self.ids[k] = v
+            k += 1
+        qsort(self.ids, self.n, sizeof(unsigned long long), _by_id)
+
+    def __dealloc__(self):
+        free(self.ids)
+
+    cdef inline bint has(self, unsigned long long key) noexcept nogil:
+        cdef Py_ssize_t lo = 0, hi = self.n, mid
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if self.ids[mid] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo < self.n and self.ids[lo] == key
 
 
 cdef struct Frame:
@@ -727,9 +792,12 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
     cdef bint has_plan = plan is not None, forced, entering
     cdef bint keep_hidden = not has_plan or cfg.content_keep_hidden
     cdef int in_main = 0 if has_plan else 1
-    cdef frozenset roots = plan.roots if has_plan else None
-    cdef frozenset ancestors = plan.ancestors if has_plan else None
-    cdef frozenset drops = plan.drops if has_plan and plan.drops else None
+    # the plan's sets as sorted C arrays: an element's membership is a binary search, not a Python int made for
+    # each element of the content and looked up in a frozenset
+    cdef _Ids roots = _Ids(plan.roots if has_plan else ())
+    cdef _Ids ancestors = _Ids(plan.ancestors if has_plan else ())
+    cdef _Ids drops = _Ids(plan.drops if has_plan and plan.drops else ())
+    cdef unsigned long long key
     cdef Py_ssize_t page_chars = -1
     cdef size_t n = 0, cls_len = 0
     cdef const unsigned char *cls
@@ -819,15 +887,15 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
             if has_plan and (not skip or kind == K_SKIP):
                 key = <unsigned long long> <uintptr_t> node
                 if not in_main:
-                    if key in roots:
+                    if roots.has(key):
                         forced = entering = True
                         skip = False
-                    elif key in ancestors:
+                    elif ancestors.has(key):
                         forced = True
                         skip = False
                     else:
                         skip = True  # outside the content
-                elif drops is not None and key in drops:
+                elif drops.n and drops.has(key):
                     skip = True  # boilerplate inside the content
             if not skip and not forced and not (flags & F_NO_CHECK):
                 has_rules = _rule_attrs(node, &cls, &cls_len)
@@ -1019,19 +1087,6 @@ cdef enum:
     C_UNDER = 8  # commas of the text blocks under an element, filled after the walk
 
 
-cdef Py_ssize_t _commas(const unsigned char *s, size_t n) noexcept nogil:
-    """Commas in UTF-8 text: ``,`` and the fullwidth ``，`` (U+FF0C)."""
-    cdef size_t i = 0
-    cdef Py_ssize_t count = 0
-    while i < n:
-        if s[i] == 44:
-            count += 1
-        elif s[i] == 0xEF and i + 2 < n and s[i + 1] == 0xBC and s[i + 2] == 0x8C:
-            count += 1
-        i += 1
-    return count
-
-
 def page_stats(body, rules, dict classes, frozenset transparent, int min_block_chars):
     """``(columns, scores, ids, tags)`` of the main-content decision's page statistics (obelics.html.content):
     the int32 columns parent, end, chars, links, own, commas, images, kind, commas_under one after the other
@@ -1062,7 +1117,7 @@ cdef _Grow _gather(body, rules, dict classes, frozenset transparent, int min_blo
     cdef int *stack_link = <int *> malloc(capacity * sizeof(int))
     cdef int *owner = NULL
     cdef int in_link = 0, kind, flags, node_type
-    cdef Py_ssize_t c
+    cdef Py_ssize_t c, commas
     cdef size_t n = 0
     cdef const unsigned char *raw
     cdef bint copied
@@ -1104,13 +1159,12 @@ cdef _Grow _gather(body, rules, dict classes, frozenset transparent, int min_blo
             if node_type == NODE_TEXT:
                 raw = _text_bytes(node, &n, &copied)
                 if raw != NULL and n:
-                    c = _nonspace_chars(raw, n)
+                    commas = 0
+                    c = _text_counts(raw, n, &commas)  # characters and commas in one pass
                     if c < 0:
                         t = _decode(raw, n)
                         c = _str_nonspace(t)
                         commas = t.count(",") + t.count("，")
-                    else:
-                        commas = _commas(raw, n)
                     if c:
                         g.data[C_TEXT][cur] += c
                         if in_link:
@@ -1149,7 +1203,7 @@ cdef _Grow _gather(body, rules, dict classes, frozenset transparent, int min_blo
             g.data[C_IMAGES][i] = 1 if (kind == K_IMG or kind == K_PICTURE) else 0
             g.ids[i] = <unsigned long long> <uintptr_t> node
             tags.append(name)
-            tag_class = classes.get(name, 0)
+            tag_class = table.class_of(tid, name, classes)
             g.data[C_KIND][i] = tag_class
             owner[i] = i if tag_class else owner[cur]
             child = first_child_f(node)
