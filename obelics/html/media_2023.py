@@ -7,7 +7,6 @@ validation. Written from the reference's description; kept separate from the ``d
 
 from __future__ import annotations
 
-import os
 import re
 from urllib.parse import urlparse
 
@@ -27,6 +26,7 @@ _DOTS_SLASH = re.compile(r"\.+/")
 _PCT20 = re.compile(r"%2[0]*")
 _DIMENSIONS = re.compile(r"[0-9]+x[0-9]+")
 _DIGITS = re.compile(r"[0-9]+")
+_ANY_DIGIT = re.compile(r"[0-9]")
 _SPACES = re.compile(r"[ ]{2,}")
 
 
@@ -79,15 +79,21 @@ def format_image_size(size: str):
 
 
 def format_filename(url: str) -> str:
-    """A cleaned-up stem of the URL's basename ('' when nothing useful is left)."""
-    name = os.path.split(url)[1].split(".")[0]
-    if _QUERY_KEY.findall(name):
+    """A cleaned-up stem of the URL's basename ('' when nothing useful is left).
+
+    Each regex step runs only where the name holds what it needs to match (a ``?``, ``%2``, a digit, two
+    spaces): the same result with fewer regex calls (it runs for every image the ``default`` walk keeps)."""
+    name = url[url.rfind("/") + 1:].split(".")[0]  # os.path.split(url)[1]: after the last "/"
+    if "?" in name and _QUERY_KEY.search(name):
         return ""
     name = name.replace("_", " ").replace("-", " ")
-    name = _PCT20.sub(" ", name)
-    name = _DIMENSIONS.sub("", name)
-    name = _DIGITS.sub(" ", name)
-    name = _SPACES.sub(" ", name)
+    if "%2" in name:
+        name = _PCT20.sub(" ", name)
+    if _ANY_DIGIT.search(name):
+        name = _DIMENSIONS.sub("", name)
+        name = _DIGITS.sub(" ", name)
+    if "  " in name:
+        name = _SPACES.sub(" ", name)
     for junk in ("\n", "+", "%B", "%"):
         name = name.replace(junk, " ")
     name = name.strip()
