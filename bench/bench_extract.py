@@ -320,14 +320,44 @@ def _text_reads(on: bool) -> None:
     extract_default._compiled.text_reads(on)
 
 
-# --op-ab: a change of the op that can be switched off in the running process, as (off, on)
+def _walk_module(path: str):
+    """The compiled walk built at ``path`` (an earlier build of ``_walk.pyx``), loaded beside the installed one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("obelics.html._walk", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _use_walk(mod) -> None:
+    """Make ``mod`` the compiled walk ``extract_default`` runs (its tag tables made again on the next page)."""
+    from obelics.html import extract_default
+
+    mod.configure(extract_default)
+    extract_default._compiled = mod
+    for _cfg, rules in extract_default._RULES.values():
+        rules.tag_table = None
+
+
+def _walk_builds(path: str):
+    from obelics.html import _walk
+
+    other = _walk_module(path)
+    return (lambda: _use_walk(other), lambda: _use_walk(_walk))
+
+
+# --op-ab: a change of the op that can be switched off in the running process, as (off, on); a callable taking
+# the --ab-so path for the walk's builds
 AB_SWITCHES = {
     # the walk and the decision's statistics read text nodes' bytes in place, or lexbor's copies of them
     "text-reads": (lambda: _text_reads(False), lambda: _text_reads(True)),
+    # off: the compiled walk built at --ab-so (e.g. from main's _walk.pyx); on: the one built here
+    "walk-so": _walk_builds,
 }
 
 
-def op_ab(switch: str, copies: int = 16, passes: int = 8) -> dict:
+def op_ab(switch: str, copies: int = 16, passes: int = 8, so: str | None = None) -> dict:
     """CPU ms per page of the pipeline's ``extract`` op with ``switch`` off and on, in one process, the two
     alternated pass by pass (ABBA order) on one unit of the realistic corpus; each pass's documents, counts
     and image-record list are compared with the first pass's (a change must not change them)."""
@@ -336,7 +366,7 @@ def op_ab(switch: str, copies: int = 16, passes: int = 8) -> dict:
     from pipeline.profile import load_profile
 
     profile = load_profile("default", OFFLINE)
-    off, on = AB_SWITCHES[switch]
+    off, on = AB_SWITCHES[switch] if switch != "walk-so" else AB_SWITCHES[switch](so)
     times: dict = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "in").mkdir()
@@ -409,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--op-copies", type=int, default=16, help="--op: copies of the shared WARCs (2 units made)")
     ap.add_argument("--op-ab", choices=sorted(AB_SWITCHES),
                     help="only the extract op with this change off and on, alternated --runs times (CPU time)")
+    ap.add_argument("--ab-so", help="--op-ab walk-so: the earlier build of the compiled walk (a .so path)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time in CPU seconds of this process instead of wall time (other jobs on shared cores)")
     args = ap.parse_args(argv)
@@ -421,7 +452,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     if args.op_ab:
-        r = op_ab(args.op_ab, args.op_copies, args.runs)
+        if args.op_ab == "walk-so" and not (args.ab_so and Path(args.ab_so).is_file()):
+            print("--op-ab walk-so needs --ab-so PATH, an earlier build of the compiled walk", file=sys.stderr)
+            return 2
+        r = op_ab(args.op_ab, args.op_copies, args.runs, args.ab_so)
         print_op_ab(r)
         if args.json:
             Path(args.json).write_text(json.dumps(r, indent=2))
