@@ -191,6 +191,8 @@ cdef object _emit_image = None
 cdef object _picture_candidates = None
 cdef object _emit_eod = None
 cdef tuple _SEP = ()
+cdef char _sep_bytes[4][8]  # _SEP's break strings as UTF-8, for the text the walk joins in C
+cdef size_t _sep_lens[4]
 cdef dict _BLOCK_LEVEL = None
 cdef frozenset _NO_ATTR_CHECK = None, _CONTENT_TAGS = None
 cdef frozenset _STRIPPED = None  # elements whose text is never page text (extract_default._STRIPPED_TAGS)
@@ -243,6 +245,12 @@ def configure(rules_module):
     _Emitter, _pre_text, _verdict, _emit_image = m._Emitter, m._pre_text, m._verdict, m._emit_image
     _picture_candidates, _emit_eod = m._picture_candidates, m._emit_eod
     _SEP, _BLOCK_LEVEL, _NO_ATTR_CHECK, _CONTENT_TAGS = m._SEP, m._BLOCK_LEVEL, m._NO_ATTR_CHECK, m._CONTENT_TAGS
+    seps = [sep.encode() for sep in _SEP]
+    if len(seps) != 4 or max(len(sep) for sep in seps) > 8:
+        raise ImportError(f"extract_default._SEP does not fit the compiled walk (4 breaks of at most 8 bytes): {_SEP}")
+    for i, sep in enumerate(seps):
+        _sep_lens[i] = len(sep)
+        memcpy(_sep_bytes[i], <const char *> sep, len(sep))
     _STRIPPED, _DIV_TAG, _PICTURE_PARTS = frozenset(m._STRIPPED_TAGS), m._DIV_TAG, tuple(m._PICTURE_PARTS)
     _DATE_CLASS = m._DATE_CLASS.encode()
     rule_attrs = sorted(a for a in m._RULE_ATTRS if a != "class")
@@ -754,6 +762,35 @@ cdef class _Ids:
         return lo < self.n and self.ids[lo] == key
 
 
+cdef class _Joined:
+    """UTF-8 text joined in a C buffer, handed to a Python list as one string."""
+    cdef unsigned char *data
+    cdef size_t n, cap
+
+    def __dealloc__(self):
+        free(self.data)
+
+    cdef int add(self, const unsigned char *s, size_t k) except -1:
+        cdef size_t cap
+        cdef unsigned char *p
+        if self.n + k > self.cap:
+            cap = (self.n + k) * 2 if self.n + k > 128 else 256
+            p = <unsigned char *> realloc(self.data, cap)
+            if p == NULL:
+                raise MemoryError()
+            self.data, self.cap = p, cap
+        memcpy(self.data + self.n, s, k)
+        self.n += k
+        return 0
+
+    cdef int out(self, list into) except -1:
+        """Append the text joined so far to ``into`` (one str) and start again."""
+        if self.n:
+            into.append(PyUnicode_DecodeUTF8(<const char *> self.data, self.n, NULL))
+            self.n = 0
+        return 0
+
+
 cdef struct Frame:
     void *node
     int level
@@ -807,6 +844,9 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
     cdef Py_ssize_t depth = 0, capacity = 64
     cdef const unsigned char *raw
     cdef unsigned char *cbuf = NULL  # collapsed text of the current text node
+    # the text nodes' pieces (break + collapsed text) since the emitter's list was last handed to Python, joined
+    # here as UTF-8 and appended to it as one string before any Python step reads or extends it (_text_out)
+    cdef _Joined acc = _Joined()
     cdef size_t ccap = 0, m
     cdef bint lead, trail, copied
     cdef Frame *stack = <Frame *> malloc(capacity * sizeof(Frame))
@@ -847,21 +887,21 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
                                 raise MemoryError()
                         m = _collapse(raw, n, cbuf, &lead, &trail)
                         if m == 0:
-                            if buf and pending < 1:
+                            if (buf or acc.n) and pending < 1:
                                 pending = 1
                         else:
-                            core = PyUnicode_DecodeUTF8(<const char *> cbuf, m, NULL)
-                            if buf:
+                            level = 0
+                            if buf or acc.n:
                                 level = pending
                                 if level < 1 and lead:
                                     level = 1
-                                buf.append(_SEP[level] + core if level else core)
-                            else:
-                                buf.append(core)
+                            acc.add(<const unsigned char *> _sep_bytes[level], _sep_lens[level])
+                            acc.add(cbuf, m)
                             pending = 1 if trail else 0
                         node = next_f(node)
                         continue
                     t = _decode(raw, n) if n else ""
+                    acc.out(buf)
                     if in_pre:
                         pending = _pre_text(t, buf, pending)
                     else:  # bytes lexbor passed through undecoded: the emitter's own step, on the decoded text
@@ -930,11 +970,13 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
                                 if page_chars and _chars(node, copies) >= share * page_chars:
                                     verdict = 0
                         if verdict == 2:
+                            acc.out(buf)
                             pending = _emit_eod(em, pending)
                         skip = verdict != 0
             if not skip:
                 if kind:
                     if kind == K_IMG or kind == K_PICTURE:
+                        acc.out(buf)
                         em.pending = pending
                         if kind == K_IMG:
                             _emit_image(em, _attributes(node), page_url, base, cfg)
@@ -1009,6 +1051,7 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
     finally:
         free(stack)
         free(cbuf)
+    acc.out(buf)
     em.pending = pending
     em.flush()
     return em.texts, em.images, em.metadata
