@@ -25,13 +25,24 @@ def _dct_matrix(n: int) -> np.ndarray:
     return np.cos(np.pi * (2 * x + 1) * k / (2 * n))
 
 
+@lru_cache(maxsize=1)
+def _safe_formats() -> tuple[str, ...]:
+    from filters.image import SAFE_DECODERS, open_formats
+
+    return tuple(open_formats(SAFE_DECODERS))
+
+
 def phash(image, hash_size: int = 8, highfreq_factor: int = 4) -> int | None:
-    """64-bit pHash (for hash_size 8) of image bytes or a PIL image; None when it cannot be decoded."""
+    """64-bit pHash (for hash_size 8) of image bytes or a PIL image; None when it cannot be decoded.
+
+    Bytes are opened only by the image filters' safe decoders (:data:`filters.image.SAFE_DECODERS`): web
+    bytes claiming to be EPS would otherwise be handed to Ghostscript, where it is installed.
+    """
     from PIL import Image
 
     size = hash_size * highfreq_factor
     try:
-        img = image if isinstance(image, Image.Image) else Image.open(io.BytesIO(image))
+        img = image if isinstance(image, Image.Image) else Image.open(io.BytesIO(image), formats=_safe_formats())
         img = img.convert("L").resize((size, size), Image.Resampling.LANCZOS)
     except Exception:  # undecodable bytes are skipped by the caller, not fatal
         return None

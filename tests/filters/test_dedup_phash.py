@@ -48,3 +48,21 @@ def test_canonical_keys_feed_the_image_url_pass():
     docs = [make_doc(f"https://s{k}.com/", [u]) for k, u in enumerate(urls)]
     r = image_url_dedup(docs, DedupConfig(), canonical=canonical)  # 11 documents show one picture
     assert not any(i for d in r.docs for i in d.images)
+
+
+def test_phash_opens_bytes_with_the_safe_decoders_only():
+    """Bytes in a format outside filters.image.SAFE_DECODERS (EPS would run Ghostscript) are not hashed."""
+    import io
+
+    from PIL import Image
+
+    from filters.dedup.phash import phash
+
+    img = Image.new("RGB", (64, 48), (200, 30, 30))
+    for fmt, hashed in (("PNG", True), ("JPEG", True), ("TGA", False), ("PCX", False)):
+        buf = io.BytesIO()
+        img.save(buf, format=fmt)
+        assert (phash(buf.getvalue()) is not None) is hashed, fmt
+        assert phash(Image.open(io.BytesIO(buf.getvalue()))) is not None  # a PIL image given is hashed
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
+    assert phash(eps) is None
