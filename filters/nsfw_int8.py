@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 from obelics.storage import write_bytes_atomic
@@ -80,7 +81,13 @@ def build_int8(src: str, dst: Path, ranges: dict[str, list[float]]) -> None:
     tensors = TensorsData(CalibrationMethod.MinMax,
                           {k: (np.float32(lo), np.float32(hi)) for k, (lo, hi) in sorted(ranges.items())})
     q = QDQQuantizer(model, True, False, QuantType.QInt8, QuantType.QUInt8, tensors, [], [], _op_types(), {})
-    q.quantize_model()
+    with warnings.catch_warnings():
+        # Four output channels of the model have near-zero weights (scales ~1e-17) and biases of ~1e-7; their
+        # int32 bias overflows. onnxruntime 1.18 casts the overflow unclipped (INT32_MIN, with this NumPy
+        # warning; the channel's bias dequantizes to ~-7e-8 instead of ~-8e-8), later releases clip it. Either
+        # way the error is below 1e-7 on a pre-activation: the warning alarms without meaning anything here.
+        warnings.filterwarnings("ignore", "invalid value encountered in cast", RuntimeWarning)
+        q.quantize_model()
     model = q.model.model
     dst.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(dst, model.SerializeToString())
