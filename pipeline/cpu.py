@@ -33,8 +33,9 @@ def process_tree_cpu() -> float:
     """
     import psutil
 
-    t = os.times()
-    total = t.user + t.system + t.children_user + t.children_system
+    t = os.times()  # the reaped children's time; this process's own from process_time: os.times counts in
+    # 10 ms ticks, which read a step of a few ms (the writers of a small run) as 0
+    total = time.process_time() + t.children_user + t.children_system
     try:
         kids = psutil.Process().children(recursive=True)
     except psutil.Error:

@@ -110,3 +110,11 @@ def test_fit_fixed_marginal():
     assert abs(per - 0.125) < 1e-12 and abs(fixed - (2.1666666 - 0.125 * 10)) < 1e-6
     with pytest.raises(ValueError, match="two sizes"):
         fit_fixed_marginal([(10, 1.0), (10, 1.2)])
+
+
+def test_process_tree_cpu_sees_a_few_milliseconds():
+    """This process's own CPU to the nanosecond (os.times' 10 ms ticks read a 2 ms step as 0, mostly)."""
+    c0, t0 = process_tree_cpu(), time.process_time()
+    while time.process_time() - t0 < 0.002:
+        pass
+    assert process_tree_cpu() - c0 >= 0.0019
