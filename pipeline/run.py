@@ -225,7 +225,7 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
     with StageClock() as start:  # Ray's start (its processes' start-up included), before any stage
         if use_ray:
             ensure_ray(ray_address)
-            warm = _warm_imports(typed.output.formats)
+            warm = _warm_imports()
     ctx: dict = {"profile": profile, "out": out, "work": work, "decisions": {}, "sources": units,
                  "use_ray": use_ray}
     prev: str | None = None
@@ -285,16 +285,16 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
     return stats
 
 
-def _warm_imports(formats: list[str]) -> threading.Thread:
-    """Import the writers' and the report's modules in a thread while the stages run on Ray (the driver
-    mostly waits for its tasks then) instead of after the last stage, when nothing else runs: with torch
-    installed ``webdataset`` imports it (~1 CPU s, ~2 s wall), matplotlib and its pyplot ~0.6 CPU s. A failed
-    import is left for the writer to report."""
+def _warm_imports() -> threading.Thread:
+    """Import the report's modules in a thread while the stages run on Ray (the driver mostly waits for its
+    tasks then) instead of after the last stage, when nothing else runs: matplotlib and its pyplot, ~0.6 CPU s.
+    (The writers need no slow import: the tars are written without ``webdataset``, which imports torch.) A
+    failed import is left for the report to raise."""
     import importlib
 
     def work():
         c0 = time.thread_time()
-        for name in (["webdataset"] if "webdataset" in formats else []) + ["matplotlib", "matplotlib.pyplot"]:
+        for name in ("matplotlib", "matplotlib.pyplot"):
             try:
                 if name == "matplotlib.pyplot":  # the report's backend (pipeline.report.html), set before pyplot
                     importlib.import_module("matplotlib").use("Agg", force=False)

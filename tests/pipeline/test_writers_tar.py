@@ -100,3 +100,20 @@ def test_shards_are_reproducible_and_as_webdataset_writes_them(tmp_path):
         w.write(document_sample(row))
     w.tarstream.close()  # TarWriter.close would close the BytesIO too
     assert (tmp_path / "a" / "shard-00000.tar").read_bytes() == buf.getvalue()
+
+
+def test_writing_tars_imports_neither_webdataset_nor_torch(tmp_path):
+    """The tars are written without webdataset (which imports torch, seconds): the output step needs neither."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, pyarrow as pa, json\n"
+            "from pipeline.writers.webdataset import write_webdataset\n"
+            "t = pa.Table.from_pylist([{'doc_id': 'ab', 'texts': ['t', None], 'images': [None, 'http://x/a.jpg'], "
+            "'metadata': '[null, {}]', 'general_metadata': '{}', 'image_bytes': [None, b'jpg']}])\n"
+            f"print(len(write_webdataset(t, {str(tmp_path)!r})), 'webdataset' in sys.modules, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "False", "False"]
