@@ -96,12 +96,12 @@ def merge_unit_stats(unit_stats: Iterable[dict]):
 
 
 def write_sequentially(work: str, stage: str | None, units: list[str], out: str, ocfg, per: int,
-                       image_table_dir: str | None, dists: dict) -> tuple[list[dict], Counter, int]:
+                       image_table: str | dict | None, dists: dict) -> tuple[list[dict], Counter, int]:
     """The output step in the driver: every shard of ``per`` documents through every writer of ``ocfg`` in
     order, counted as it passes (flow counts summed, ``dists``' reservoirs fed). Returns the writers' file
     stats, the flow counts and the number of shards. What a run does when none of its writers writes shard
     by shard (:func:`pipeline.writers.parallel.write_dataset` otherwise), and the reference of its tests."""
-    from pipeline.images.table import ImageTable
+    from pipeline.images.join import images_for
     from pipeline.report.funnel import document_distributions, flow_counts
     from pipeline.writers.base import write_parts
 
@@ -117,7 +117,7 @@ def write_sequentially(work: str, stage: str | None, units: list[str], out: str,
                 dists[k].extend(values)
             yield part
 
-    images = ImageTable(image_table_dir) if image_table_dir else None
+    images = images_for(image_table)  # the whole table: every unit passes through here
     outputs = write_parts(counted(shard_tables(unit_tables(work, stage, units), per)), n_shards, out, ocfg, images)
     if flow["document"] != n:
         raise RuntimeError(f"the units' footers count {n} documents but {flow['document']} were read")
@@ -125,7 +125,7 @@ def write_sequentially(work: str, stage: str | None, units: list[str], out: str,
 
 
 def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], unit_stats: RunStats | Iterable[dict],
-               profile, run_cfg, timings: list[dict], seconds: float, image_table_dir: str | None = None) -> dict:
+               profile, run_cfg, timings: list[dict], seconds: float, image_table: str | dict | None = None) -> dict:
     """Write the dataset shards and return the run's stats (the caller adds to them, writes ``report.html``
     with :func:`pipeline.report.write_run_report`, then stats.json).
 
@@ -142,12 +142,12 @@ def finish_run(out: Path, work: Path, last_stage: str | None, units: list[str], 
     per = max(1, run_cfg.output_shard_docs)
     dists = {"images_per_document": Reservoir(), "words_per_document": Reservoir()}
     if any(w.mode != "sequential" for w in writers_for(ocfg)):  # the files written by tasks
-        written = write_dataset(str(work), last_stage, units, str(out), ocfg, per, image_table_dir,
+        written = write_dataset(str(work), last_stage, units, str(out), ocfg, per, image_table,
                                 bool(getattr(run_cfg, "use_ray", False)), dists)
         outputs, flow, n_shards = written.outputs, written.flow, written.shards
     else:  # only writers of one's own that write shard after shard: every document through the driver
         outputs, flow, n_shards = write_sequentially(str(work), last_stage, units, str(out), ocfg, per,
-                                                     image_table_dir, dists)
+                                                     image_table, dists)
     merged = merger.result()
     merged["distributions"] = {k: r.values for k, r in dists.items()}
     merged["outputs"] = outputs

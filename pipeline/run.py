@@ -154,6 +154,14 @@ def discard_decisions(out: str | Path, plan: Plan) -> None:
         storage.remove_tree(storage.join(out, name))
 
 
+def _writers_images(decision: dict | None) -> dict | None:
+    """The image-table decision's folders the writers read: the table, and the join's per-unit rows (each shard
+    task reads its units' rows instead of every part's footer)."""
+    if not decision or not decision.get("table_dir"):
+        return None
+    return {k: decision[k] for k in ("table_dir", "unit_dir") if decision.get(k)}
+
+
 def run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: list[str] | None = None,
         workers: int | None = None, ray_address: str | None = None, restart: bool = False,
         restart_if_changed: bool = False) -> dict:
@@ -264,7 +272,7 @@ def _run(profile: str | Profile, out: str | Path, inputs: list[str], overrides: 
         if warm is not None:  # (a wait only if the stages took less than the imports)
             warm.join()
         stats = finish_run(out, work, prev, sorted(units), run_stats, profile, cfg, timings, time.monotonic() - t0,
-                           (ctx["decisions"].get("image_table") or {}).get("table_dir"))
+                           _writers_images(ctx["decisions"].get("image_table")))
     if "cpu" in stats:  # what runs once, outside the stages: Ray's start, then the dataset's writers
         stats["cpu"].update(start_seconds=round(start.seconds, 3), start_cpu_seconds=round(start.cpu_seconds, 3),
                             finish_seconds=round(clock.seconds, 3), finish_cpu_seconds=round(clock.cpu_seconds, 3))

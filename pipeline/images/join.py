@@ -284,18 +284,21 @@ class UnitImages:
     :class:`~pipeline.images.table.ImageTable` over them: a unit task reads its file, and for bytes the row
     groups of the parts that hold its rows, never another part."""
 
-    def __init__(self, table_dir: str, path: str):
+    def __init__(self, table_dir: str, path: str | list[str]):
         self.table_dir, self.path = table_dir, path
         self._rows: dict[str, dict] | None = None
 
     def rows(self) -> dict[str, dict]:
-        """{url: row} of the unit (``META_COLUMNS``, ``part``, ``row``, ``canonical``)."""
+        """{url: row} of the unit (``META_COLUMNS``, ``part``, ``row``, ``canonical``); of several units when
+        ``path`` lists their files (a writer's task: a URL of two units has the same row in both)."""
         if self._rows is None:
-            try:
-                t = fs.read_parquet(self.path)
-            except FileNotFoundError:  # a unit without documents at the decision
-                t = UNIT_ROWS_SCHEMA.empty_table()
-            self._rows = {r["url"]: r for r in t.to_pylist()}
+            self._rows = {}
+            for path in [self.path] if isinstance(self.path, str) else self.path:
+                try:
+                    t = fs.read_parquet(path)
+                except FileNotFoundError:  # a unit without documents at the decision
+                    continue
+                self._rows.update((r["url"], r) for r in t.to_pylist())
         return self._rows
 
     def canonical(self) -> dict[str, str]:
@@ -335,3 +338,24 @@ class UnitImages:
     def headers_by_url(self, urls: Iterable[str]) -> dict[str, dict[str, str]]:
         """As :meth:`ImageTable.headers_by_url`."""
         return {u: json.loads(r["headers"]) for u, r in self.lookup(urls, with_bytes=False).items() if r.get("headers")}
+
+
+def table_dir_of(images: str | dict | None) -> str | None:
+    """The image table's folder of what a run hands its writers (:func:`images_for`)."""
+    return images.get("table_dir") if isinstance(images, dict) else images
+
+
+def images_for(images: str | dict | None, unit_files: Iterable[str] | None = None):
+    """What a writer's task looks image rows up in. ``images``: the image-table decision's folders
+    (``{"table_dir", "unit_dir"}``), a table folder (a decision made before the join), or None (no images).
+    With the join's per-unit rows and ``unit_files`` (the final Parquet files, ``<unit>.parquet``, its documents
+    come from): those units' rows, so a shard task never reads every part's footer (shards x parts at a
+    snapshot); else the whole table (:class:`ImageTable`)."""
+    table_dir = table_dir_of(images)
+    if not table_dir:
+        return None
+    unit_dir = images.get("unit_dir") if isinstance(images, dict) else None
+    if unit_dir and unit_files is not None:
+        units = sorted({f.rsplit("/", 1)[-1].removesuffix(".parquet") for f in unit_files})
+        return UnitImages(table_dir, [storage.join(unit_dir, f"{u}.parquet") for u in units])
+    return ImageTable(table_dir)

@@ -141,12 +141,12 @@ def receipt_name(fmt: str, index: int) -> str:
 
 
 def start_resume(work: str, footers: list[tuple[str, int, str]], per: int, dest: str, cfg: OutputConfig,
-                 image_table_dir: str | None) -> tuple[Resume, set[str]]:
+                 image_table: str | dict | None) -> tuple[Resume, set[str]]:
     """The step's :class:`Resume` and the receipts already there (one listing): the plan's digest is written to
     ``WORK/.output/plan.json`` before any task runs; another plan's receipts are removed first."""
     folder = storage.join(work, RESUME_DIR)
     plan = hashlib.sha256(json.dumps({"version": 1, "units": footers, "per": per, "dest": dest,
-                                      "output": asdict(cfg), "image_table_dir": image_table_dir},
+                                      "output": asdict(cfg), "image_table_dir": image_table},
                                      sort_keys=True).encode()).hexdigest()
     marker = storage.join(folder, "plan.json")
     try:
@@ -200,10 +200,11 @@ def read_pieces(pieces: list[Piece]) -> pa.Table:
     return pa.concat_tables(tables) if tables else DOCUMENT_SCHEMA.empty_table()
 
 
-def _images(image_table_dir: str | None):
-    from pipeline.images.table import ImageTable
+def _images(images: str | dict | None, pieces: list[Piece] | None = None):
+    """The image rows a task's documents need: those of its pieces' units (:func:`pipeline.images.join.images_for`)."""
+    from pipeline.images.join import images_for
 
-    return ImageTable(image_table_dir) if image_table_dir else None
+    return images_for(images, None if pieces is None else [p.path for p in pieces])
 
 
 def _filled(part: pa.Table, images, writers: list[Writer]) -> pa.Table:
@@ -221,7 +222,7 @@ def _located(dest: str, cfg: OutputConfig, outputs: dict[str, list[dict]]) -> li
 
 
 def shard_task(k: int, shards: int, pieces: list[Piece], dest: str, cfg: OutputConfig,
-               image_table_dir: str | None, resume: Resume | None = None, receipt: bool = False) -> dict:
+               image_table: str | dict | None, resume: Resume | None = None, receipt: bool = False) -> dict:
     """Shard ``k`` of the run (in a task): its ``"shards"`` writers' files written, and what the driver needs:
     ``flow`` counts, ``dists`` (each document's value, in order), ``outputs`` and ``sizes`` by format.
     ``receipt``: ``resume`` holds this shard's receipt from an earlier try, returned as it is when valid."""
@@ -238,7 +239,7 @@ def shard_task(k: int, shards: int, pieces: list[Piece], dest: str, cfg: OutputC
               "outputs": {}, "sizes": {}}
     del rows
     writers = writers_for(cfg)
-    images = _images(image_table_dir)
+    images = _images(image_table, pieces)
     spans = [(name, w) for name, w in zip(cfg.formats, writers) if w.mode == "spans"]
     for name, w in spans:  # before the bytes are filled: sizes come from the image table's lengths
         result["sizes"][name] = w.measure(part, images)
@@ -253,7 +254,7 @@ def shard_task(k: int, shards: int, pieces: list[Piece], dest: str, cfg: OutputC
 
 
 def span_task(name: str, index: int, pieces: list[Piece], dest: str, cfg: OutputConfig,
-              image_table_dir: str | None, size: int, resume: Resume | None = None, receipt: bool = False
+              image_table: str | dict | None, size: int, resume: Resume | None = None, receipt: bool = False
               ) -> list[dict]:
     """File ``index`` of the ``"spans"`` writer ``name`` (in a task); returns its stats. ``receipt``: as for
     :func:`shard_task` (valid only for the same rows and size)."""
@@ -266,14 +267,14 @@ def span_task(name: str, index: int, pieces: list[Piece], dest: str, cfg: Output
             return got["files"]
     if hasattr(w, "write_span_rows"):  # rows made once: filled in place, not a table built and read back
         rows = read_pieces(pieces).to_pylist()
-        images = _images(image_table_dir)
+        images = _images(image_table, pieces)
         if images is not None and w.needs_image_bytes:
             from pipeline.images.merge import fill_rows
 
             fill_rows(rows, images)
         files = w.write_span_rows(dest, rows, index, size)
     else:
-        files = w.write_span(dest, _filled(read_pieces(pieces), _images(image_table_dir), [w]), index, size)
+        files = w.write_span(dest, _filled(read_pieces(pieces), _images(image_table, pieces), [w]), index, size)
     if resume is not None:
         resume.save(rname, {"span": span, "files": files})
     return files
@@ -319,7 +320,7 @@ class Written:
 
 
 def write_dataset(work: str, stage: str | None, units: list[str], dest: str, cfg: OutputConfig, per: int,
-                  image_table_dir: str | None, use_ray: bool, dists: dict | None = None) -> Written:
+                  image_table: str | dict | None, use_ray: bool, dists: dict | None = None) -> Written:
     """Write the run's dataset (shards of ``per`` documents, in unit order) with every writer of ``cfg``,
     spread over tasks (module docstring). ``dists``: reservoirs (``extend``) per distribution name, fed in
     run order. Raises when the documents read differ from the footers' count."""
@@ -327,14 +328,14 @@ def write_dataset(work: str, stage: str | None, units: list[str], dest: str, cfg
     counts = [(path, c) for path, c, _ in footers]
     n = sum(c for _, c in counts)
     shards = max(1, -(-n // per))
-    resume, receipts = start_resume(work, footers, per, dest, cfg, image_table_dir)
+    resume, receipts = start_resume(work, footers, per, dest, cfg, image_table)
     writers = writers_for(cfg)
     modes = {name: w.mode for name, w in zip(cfg.formats, writers)}
     flow: Counter = Counter()
     outputs: dict[str, list[dict]] = {name: [] for name in cfg.formats}
     plans = {name: w.planner() for name, w in zip(cfg.formats, writers) if w.mode == "spans"}
     spans: dict[str, list[tuple[int, int, int]]] = {name: [] for name in plans}
-    calls = [(k, shards, pieces_of(counts, k * per, min(n, (k + 1) * per)), dest, cfg, image_table_dir, resume,
+    calls = [(k, shards, pieces_of(counts, k * per, min(n, (k + 1) * per)), dest, cfg, image_table, resume,
               shard_receipt(k) in receipts) for k in range(shards)]
     reused = 0
     for r in in_order(shard_task, calls, use_ray):
@@ -352,13 +353,13 @@ def write_dataset(work: str, stage: str | None, units: list[str], dest: str, cfg
     sequential = [(name, w) for name, w in zip(cfg.formats, writers) if modes[name] == "sequential"]
     if sequential:  # a writer of one's own that writes shard after shard: in the driver, as before
         parts = shard_tables(unit_tables(work, stage, units), per)
-        written = write_with([w for _, w in sequential], parts, shards, dest, _images(image_table_dir))
+        written = write_with([w for _, w in sequential], parts, shards, dest, _images(image_table))
         for name, w in sequential:
             outputs[name] = written[id(w)]
     calls = []
     for name, plan in plans.items():
         spans[name].extend(plan.finish())
-        calls += [(name, i, pieces_of(counts, a, b), dest, cfg, image_table_dir, size, resume,
+        calls += [(name, i, pieces_of(counts, a, b), dest, cfg, image_table, size, resume,
                    receipt_name(name, i) in receipts) for i, (a, b, size) in enumerate(spans[name])]
     for (name, *_), files in zip(calls, in_order(span_task, calls, use_ray)):
         outputs[name].extend(files)

@@ -422,3 +422,27 @@ def test_a_rerun_skips_the_shards_and_tars_an_interrupted_step_finished(tmp_path
     assert got == want
     fa, fb = files(dest), files(tmp_path / "seq2")  # (dest also holds the 4-document plan's Parquet names)
     assert {k: fa.get(k) for k in fb} == fb
+
+
+def test_shard_tasks_read_their_units_image_rows_not_the_table(tmp_path, monkeypatch):
+    """The sample run's output step (Parquet and tars: image lengths and bytes) looks images up in the join's
+    rows of the units each task writes, never through every table part's footer (shards x parts at a snapshot);
+    its tars hold the images, and a task reads only its own units' rows files."""
+    from pipeline.images import join
+    from pipeline.run import run
+    from tests.pipeline.test_run import OFFLINE, sample_warc
+
+    ranges, files = [], []
+    real_ranges, real_rows = ImageTable._ranges, join.UnitImages.rows
+    monkeypatch.setattr(ImageTable, "_ranges", lambda self: (ranges.append(self.folder), real_ranges(self))[1])
+    monkeypatch.setattr(join.UnitImages, "rows", lambda self: (files.append(self.path), real_rows(self))[1])
+    out = tmp_path / "out"
+    stats = run("default", out, [str(sample_warc())], overrides=OFFLINE + ["run.use_ray=false"])
+    assert ranges == []
+    assert stats["summary"]["images"] > 0
+    with tarfile.open(next((out / "webdataset").glob("*.tar"))) as tar:
+        packed = [msgpack.unpackb(tar.extractfile(m).read()) for m in tar.getmembers() if m.name.endswith(".mp")]
+    assert sum(len([b for b in x if b]) for x in packed) == stats["summary"]["images"]
+    units = {p.name for p in (out / "work").glob("*-image_table/units/*.parquet")}
+    written = [p for p in files if isinstance(p, list)]  # the writers' tasks (a unit op reads one path)
+    assert written and all({q.rsplit("/", 1)[-1] for q in p} <= units for p in written)
