@@ -50,7 +50,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -58,7 +57,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.subrun import run_measurement
+from bench.subrun import Periodic, run_measurement
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "build" / "bench-dedup"
@@ -152,19 +151,17 @@ def generate(n: int, out: Path, seed: int = 0, words: int = 220) -> list[str]:
 
 
 # -- memory sampling -------------------------------------------------------------------------------
-class PeakMemory:
+class PeakMemory(Periodic):
     """Peak of the summed PSS (RSS where PSS is unavailable) of this process and all its descendants."""
 
     def __init__(self, interval: float = 0.5):
         import psutil
 
+        super().__init__(interval)
         self.proc = psutil.Process()
-        self.interval = interval
         self.peak = 0
         self.at_peak: list[tuple[str, int]] = []  # (process, bytes) at the peak sample
         self.driver_peak = 0  # this process alone, over the whole run
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self, detail: list | None = None) -> int:
         total = 0
@@ -179,23 +176,13 @@ class PeakMemory:
                 pass
         return total
 
-    def _run(self):
-        while not self._stop.is_set():
-            detail: list = []
-            v = self._sample(detail)
-            if detail and detail[0][1] > self.driver_peak:
-                self.driver_peak = detail[0][1]
-            if v > self.peak:
-                self.peak, self.at_peak = v, sorted(detail, key=lambda x: -x[1])[:8]
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    def tick(self) -> None:
+        detail: list = []
+        v = self._sample(detail)
+        if detail and detail[0][1] > self.driver_peak:
+            self.driver_peak = detail[0][1]
+        if v > self.peak:
+            self.peak, self.at_peak = v, sorted(detail, key=lambda x: -x[1])[:8]
 
 
 # -- one size, in this process ---------------------------------------------------------------------

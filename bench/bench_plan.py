@@ -53,7 +53,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.subrun import memory_mb, run_measurement
+from bench.subrun import Periodic, memory_mb, run_measurement
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "build" / "bench-plan"
@@ -126,17 +126,14 @@ def out_dir(n: int, use_ray: bool, stages: str | None) -> Path:
     return DATA / f"out-{n}-{'ray' if use_ray else 'local'}-{len(stages.split(',')) if stages else 'default'}"
 
 
-class Monitor:
+class Monitor(Periodic):
     """Every ``interval`` seconds, a JSON line in ``path``: wall seconds, this process's RSS and CPU seconds,
     the newest stage folder of ``work`` and its files (a run stopped part-way still says how far it went, and
     what each stage cost: its CPU between samples, its peak RSS, its objects)."""
 
     def __init__(self, path: Path, work: Path, interval: float = 10.0):
-        import threading
-
-        self.path, self.work, self.interval = path, work, interval
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
+        super().__init__(interval)
+        self.path, self.work = path, work
         self.t0 = time.monotonic()
 
     def sample(self) -> dict:
@@ -148,19 +145,9 @@ class Monitor:
                 "cpu_s": round(r.ru_utime + r.ru_stime, 1), "load": os.getloadavg()[0],
                 "stage": stages[-1] if stages else None, "stage_files": files}
 
-    def _loop(self):
+    def tick(self) -> None:
         with open(self.path, "a") as f:
-            while not self.stop.wait(self.interval):
-                f.write(json.dumps(self.sample()) + "\n")
-                f.flush()
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
+            f.write(json.dumps(self.sample()) + "\n")
 
 
 def per_stage(out: Path, n: int, monitor: Path, timings: list[dict]) -> dict:
