@@ -1,11 +1,9 @@
 """The output step spread over tasks (``pipeline.writers.parallel``) writes what the sequential path writes:
-the same Parquet bytes, the same tars (names, members, sizes; only the members' wall-clock mtime differs),
+the same Parquet bytes, the same tar bytes (members carry a fixed mtime: pipeline/writers/tar.py),
 the same stats, counts and distributions, for shards and tars that cut documents and units anywhere."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import subprocess
@@ -97,19 +95,8 @@ def spread(work, units, dest, cfg, per, images_dir, use_ray=False):
     return w.outputs, w.flow, {k: r.values for k, r in dists.items()}
 
 
-def tar_without_mtime(data: bytes) -> bytes:
-    """A tar as comparable bytes: its length and each member's name, offsets, mode, owner, pax keys and
-    contents (webdataset stamps every member with the wall clock, in a pax record: only that is left out)."""
-    out = [len(data)]
-    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-        for m in tf.getmembers():
-            out.append((m.name, m.size, m.offset, m.offset_data, m.mode, m.uname, m.gname, m.type.decode(),
-                        sorted(m.pax_headers), hashlib.sha256(tf.extractfile(m).read()).hexdigest()))
-    return json.dumps(out).encode()
-
-
 def files(dest) -> dict[str, bytes]:
-    """Every file of an output folder (tars normalised), local or ``s3://``."""
+    """Every file of an output folder, byte for byte, local or ``s3://``."""
     from obelics import storage
 
     got = {}
@@ -118,8 +105,7 @@ def files(dest) -> dict[str, bytes]:
         if not storage.exists(folder):
             continue
         for name in sorted(storage.listdir(folder)):
-            data = storage.read_bytes(storage.join(folder, name))
-            got[f"{sub}/{name}"] = tar_without_mtime(data) if name.endswith(".tar") else data
+            got[f"{sub}/{name}"] = storage.read_bytes(storage.join(folder, name))
     return got
 
 
