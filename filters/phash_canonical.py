@@ -2,7 +2,7 @@
 
 :func:`canonical_urls` hashes ``(url, bytes)`` pairs one at a time and clusters them (:mod:`filters.dedup.phash`):
 the one-pass reference. A run hashes the image table in parallel tasks of a few row groups each and clusters
-their results in the same order (``pipeline.stages._phash_clusters``; tested equal in
+their results in the same order (``pipeline.stages._phash_canonical``; tested equal in
 ``tests/pipeline/test_stages.py``).
 """
 

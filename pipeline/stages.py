@@ -284,19 +284,6 @@ def _phash_slice(part: str, first: int, stop: int, hash_size: int) -> tuple[list
     return urls, hashes
 
 
-def _phash_clusters(table, profile, ddir, use_ray: bool | None = None) -> str | None:
-    """Path of the JSON {url: canonical url} of near-identical downloaded images
-    (:func:`_phash_canonical`), or None when the profile does not use pHash."""
-    from obelics import storage
-
-    canonical = _phash_canonical(table, profile, use_ray)
-    if canonical is None:
-        return None
-    path = storage.join(ddir, "phash_canonical.json")
-    storage.write_json_atomic(path, canonical)
-    return path
-
-
 def _phash_canonical(table, profile, use_ray: bool | None = None,
                      row_groups: dict[str, int] | None = None) -> dict[str, str] | None:
     """{url: canonical url} of near-identical downloaded images (:func:`filters.dedup.phash.phash_clusters`),

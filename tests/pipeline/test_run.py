@@ -179,10 +179,11 @@ def test_phash_clusters_reach_the_image_url_pass(tmp_path):
     from PIL import Image
     from skimage import data
 
+    from obelics import storage
     from obelics.config import load_profile
     from pipeline.images.config import ImagesConfig
     from pipeline.images.table import ImageTable, make_row, rows_to_table
-    from pipeline.stages import _phash_clusters, _with_phash
+    from pipeline.stages import _phash_canonical, _with_phash
 
     img = Image.fromarray(data.astronaut())
     png, jpg = io.BytesIO(), io.BytesIO()
@@ -195,11 +196,12 @@ def test_phash_clusters_reach_the_image_url_pass(tmp_path):
     table.write_part("x", rows_to_table([make_row("http://a/x.png", png.getvalue(), cfg),
                                          make_row("http://b/y.jpg", jpg.getvalue(), cfg),
                                          make_row("http://c/z.png", other.getvalue(), cfg)]))
-    path = _phash_clusters(table, load_profile("default"), tmp_path)
+    path = str(tmp_path / "phash_canonical.json")
+    storage.write_json_atomic(path, _phash_canonical(table, load_profile("default")))
     ctx = _with_phash({"decisions": {"image_table": {"phash_file": path}}})
     canon = ctx["phash_canonical"]
     assert canon["http://a/x.png"] == canon["http://b/y.jpg"] and "http://c/z.png" not in canon
-    assert _phash_clusters(table, load_profile("obelics-2023"), tmp_path / "2023") is None
+    assert _phash_canonical(table, load_profile("obelics-2023")) is None
 
 
 def test_unreadable_input_is_counted_and_the_run_goes_on(tmp_path, monkeypatch):
