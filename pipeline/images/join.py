@@ -23,7 +23,6 @@ counts, never a URL.
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -48,7 +47,7 @@ from pipeline.dedup import (
     route_plan,
     shuffle_plan,
 )
-from pipeline.images.table import IMAGE_TABLE_SCHEMA, META_COLUMNS, ImageTable, reason_counts
+from pipeline.images.table import IMAGE_TABLE_SCHEMA, META_COLUMNS, ImageRows, ImageTable, reason_counts
 from pipeline.rounds import GroupedWriter, Index, IndexBuilder, drop_part, merge_rounds, slot_of
 from pipeline.shuffle import Backend, shared_value
 
@@ -279,7 +278,7 @@ def new_work(ddir: str, name: str) -> str:
 
 
 # -- a unit's side ----------------------------------------------------------------------------------
-class UnitImages:
+class UnitImages(ImageRows):
     """One unit's image-table rows (``units/<unit>.parquet`` of the image-table decision), with the lookups of
     :class:`~pipeline.images.table.ImageTable` over them: a unit task reads its file, and for bytes the row
     groups of the parts that hold its rows, never another part."""
@@ -334,10 +333,6 @@ class UnitImages:
                     if gg == g:
                         out[url] = col[int(row - starts[g])].as_py()
         return out
-
-    def headers_by_url(self, urls: Iterable[str]) -> dict[str, dict[str, str]]:
-        """As :meth:`ImageTable.headers_by_url`."""
-        return {u: json.loads(r["headers"]) for u, r in self.lookup(urls, with_bytes=False).items() if r.get("headers")}
 
 
 def table_dir_of(images: str | dict | None) -> str | None:

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from filters.base import FilterStats
 from obelics.document import DOCUMENT_SCHEMA
-from pipeline.images.table import ImageTable
+from pipeline.images.table import ImageRows
 
 STAGE = "images.merge"
 IMAGE_COLUMNS = [("image_bytes", pa.list_(pa.binary())), ("image_headers", pa.list_(pa.string()))]
@@ -79,14 +79,14 @@ def merge_row(row: dict, lookup: Mapping[str, dict], stats: FilterStats | None =
     return out
 
 
-def merge_table(table: pa.Table, images: ImageTable | Mapping[str, dict], stats: FilterStats | None = None,
+def merge_table(table: pa.Table, images: ImageRows | Mapping[str, dict], stats: FilterStats | None = None,
                 with_bytes: bool = True) -> pa.Table:
     """Merge a batch of document rows; extra input columns pass through unchanged.
 
     ``images`` is an :class:`ImageTable` or a unit's joined rows (:class:`pipeline.images.join.UnitImages`),
     looked up once for the batch's URLs, or a ready mapping ``url -> row``. ``with_bytes=False`` leaves ``image_bytes`` null (sizes and hashes only).
     """
-    if isinstance(images, ImageTable) or hasattr(images, "headers_by_url"):
+    if isinstance(images, ImageRows):
         urls = {u for lst in table.column("images").to_pylist() for u in lst or () if u}
         images = images.lookup(urls, with_bytes=with_bytes)
     schema = merged_schema(table.schema)
@@ -102,7 +102,7 @@ def strip_image_columns(table: pa.Table) -> pa.Table:
     return table.drop_columns([n for n, _ in IMAGE_COLUMNS if n in table.column_names])
 
 
-def fill_image_bytes(table: pa.Table, images: ImageTable) -> pa.Table:
+def fill_image_bytes(table: pa.Table, images: ImageRows) -> pa.Table:
     """Fill ``image_bytes`` from the image table for image nodes that have none (by URL, sha256-checked).
 
     Lets the stages between the merge and the writers carry documents without their bytes
@@ -116,7 +116,7 @@ def fill_image_bytes(table: pa.Table, images: ImageTable) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
 
 
-def fill_rows(rows: list[dict], images: ImageTable) -> None:
+def fill_rows(rows: list[dict], images: ImageRows) -> None:
     """:func:`fill_image_bytes` on document rows in place (``image_bytes`` set on each): a writer that takes
     rows gets them without a table built and turned back into rows."""
     need = {u for r in rows for u, b in zip(r["images"], r.get("image_bytes") or [None] * len(r["images"]))

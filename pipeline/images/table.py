@@ -276,7 +276,21 @@ def _write_row_groups(path: str, table: pa.Table, blobs: list[bytes | None], kwa
             w.write_table(table)
 
 
-class ImageTable:
+class ImageRows:
+    """Rows of the image table looked up by URL (:meth:`lookup`): the whole table (:class:`ImageTable`) or a
+    unit's joined rows (:class:`pipeline.images.join.UnitImages`)."""
+
+    def lookup(self, urls: Iterable[str], with_bytes: bool = True) -> dict[str, dict]:
+        raise NotImplementedError
+
+    def headers_by_url(self, urls: Iterable[str]) -> dict[str, dict[str, str]]:
+        """The recorded response headers of ``urls`` (lower-cased names), as opt-out filters take them
+        (``filters.optout.stage.optout_filter_images(headers_by_url=...)``)."""
+        return {u: json.loads(r["headers"]) for u, r in self.lookup(urls, with_bytes=False).items()
+                if r.get("headers")}
+
+
+class ImageTable(ImageRows):
     """A folder of image-table parts (``part-*.parquet``), each sorted by URL."""
 
     def __init__(self, folder: str | Path):
@@ -377,12 +391,6 @@ class ImageTable:
                 if prev is None or (prev["status"] != "success" and row["status"] == "success"):
                     out[row["url"]] = row
         return out
-
-    def headers_by_url(self, urls: Iterable[str]) -> dict[str, dict[str, str]]:
-        """The recorded response headers of ``urls`` (lower-cased names), as opt-out filters take them
-        (``filters.optout.stage.optout_filter_images(headers_by_url=...)``)."""
-        return {u: json.loads(r["headers"]) for u, r in self.lookup(urls, with_bytes=False).items()
-                if r.get("headers")}
 
     def counts(self) -> Counter:
         return reason_counts(self.read(columns=["url", "status", "reason"]))
