@@ -57,32 +57,46 @@ def hamming(a: int, b: int) -> int:
     return int(a ^ b).bit_count()
 
 
+def band_keys(hs: np.ndarray, max_distance: int) -> np.ndarray:
+    """The pigeonhole band keys of 64-bit hashes ``hs``: shape (bands, len(hs)), ``max_distance + 1`` bands of
+    the 64 bits (two hashes within the distance agree exactly on at least one band); a key holds its band
+    index, so equal keys are in the same band."""
+    nb = max_distance + 1
+    width = 64 // nb
+    keys = np.empty((nb, len(hs)), np.uint64)
+    for band in range(nb):
+        lo = band * width
+        bits = 64 - lo if band == nb - 1 else width
+        mask = np.uint64((1 << bits) - 1)
+        keys[band] = ((hs >> np.uint64(lo)) & mask) * np.uint64(nb) + np.uint64(band)
+    return keys
+
+
+def within(x: np.ndarray, y: np.ndarray, max_distance: int) -> np.ndarray:
+    """Whether each pair of 64-bit hashes differs in at most ``max_distance`` bits."""
+    d = np.ascontiguousarray(x ^ y, dtype=np.uint64)
+    return np.unpackbits(d.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1) <= max_distance
+
+
 def phash_clusters(urls: list[str], hashes: list[int | None], max_distance: int = 4) -> dict[str, str]:
     """{url: canonical url} for images within ``max_distance`` bits of another (only clustered URLs).
 
-    Candidates come from splitting the 64 bits into ``max_distance + 1`` bands (two hashes within the
-    distance agree exactly on at least one band, by pigeonhole); candidates are confirmed by their
-    Hamming distance and joined into components. The canonical URL is the smallest of a cluster.
+    Candidates come from splitting the 64 bits into ``max_distance + 1`` bands (:func:`band_keys`);
+    candidates (:func:`filters.dedup.minhash.bucket_edges`: each bucket's members linked to its first and
+    to the next, in input order) are confirmed by their Hamming distance and joined into components. The
+    canonical URL is the smallest of a cluster. The one-process reference: a run finds the same clusters
+    in tasks (:mod:`pipeline.images.phash_tasks`).
     """
     pairs = [(u, h) for u, h in zip(urls, hashes) if h is not None and u is not None]
     if len(pairs) < 2:
         return {}
     us = [u for u, _ in pairs]
     hs = np.array([h for _, h in pairs], dtype=np.uint64)
-    nb = max_distance + 1
-    width = 64 // nb
-    keys, members = [], []
-    for band in range(nb):
-        lo = band * width
-        bits = 64 - lo if band == nb - 1 else width
-        mask = np.uint64((1 << bits) - 1)
-        keys.append(((hs >> np.uint64(lo)) & mask) * np.uint64(nb) + np.uint64(band))
-        members.append(np.arange(len(hs)))
-    a, b = bucket_edges(np.concatenate(keys), np.concatenate(members))
+    keys = band_keys(hs, max_distance)
+    members = np.tile(np.arange(len(hs)), len(keys))
+    a, b = bucket_edges(keys.reshape(-1), members)
     if len(a):
-        x = hs[a] ^ hs[b]
-        dist = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
-        ok = dist <= max_distance
+        ok = within(hs[a], hs[b], max_distance)
         a, b = a[ok], b[ok]
     labels = connected_components(len(hs), a, b)
     sizes = np.bincount(labels, minlength=len(hs))

@@ -1,0 +1,212 @@
+"""pHash clusters of the downloaded images found by tasks: the driver holds file indexes and counts, never a
+URL, a hash or the clusters' mapping (:func:`filters.dedup.phash.phash_clusters` did it all in the driver:
+~25-30 GB at a snapshot's ~80 M images).
+
+The same steps as :func:`~filters.dedup.phash.phash_clusters`, each a task per partition writing its output
+(the chain of :func:`pipeline.dedup.minhash_decision`):
+
+1. hash tasks (a few image-table row groups each, or any ``source`` of (urls, hashes)) write every hashed
+   image's pigeonhole band rows (key, id, hash), partitioned by band key, and its (id, url) node row,
+   partitioned by id. ``id`` is the image's place in the one-pass order (call index << 32 | position in the
+   call's lists), so a bucket's members are ordered as in the one pass: :func:`bucket_edges` (which links
+   each member to its bucket's first and to the next, not every pair) gives the same candidates;
+2. band tasks: each bucket's candidate edges, confirmed by Hamming distance, written as edge rows by id;
+3. :func:`pipeline.components.star_components` over the confirmed edges;
+4. label tasks: each clustered node's (label, id, url), partitioned by component label;
+5. canonical tasks: a component's canonical URL is its smallest (as the one pass), rows (url, canonical, id)
+   partitioned by the URL's 64-bit hash like :func:`pipeline.images.join.wanted_urls`;
+6. pick tasks: one row per URL (a URL hashed twice, e.g. in two parts, keeps the mapping of its last
+   occurrence in the one-pass order, as the one pass's dict does), one file per URL partition.
+
+The result is the :class:`~pipeline.rounds.Index` that :func:`pipeline.images.join.join_units` joins to the
+units' rows (the ``canonical`` column of ``units/<unit>.parquet``): the same mapping as the one pass on the
+same inputs. URLs are routed by their 64-bit xxh3 hash (as every global pass routes its keys); they are
+compared as strings, so a hash collision only puts two URLs in one partition.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from filters.dedup.common import hash64
+from filters.dedup.config import DedupConfig
+from filters.dedup.minhash import bucket_edges
+from filters.dedup.phash import band_keys, within
+from pipeline import shuffle as fs
+from pipeline.components import EDGE_SCHEMA, read_rows, run_stage, star_components, star_labels, write_edges, \
+    write_partitioned
+from pipeline.rounds import Index, IndexBuilder, ShufflePlan
+
+BAND_SCHEMA = pa.schema([("key", pa.uint64()), ("id", pa.uint64()), ("h", pa.uint64())])
+NODE_SCHEMA = pa.schema([("id", pa.uint64()), ("url", pa.string())])
+LABELLED_SCHEMA = pa.schema([("label", pa.uint64()), ("id", pa.uint64()), ("url", pa.string())])
+CANON_ID_SCHEMA = pa.schema([("url", pa.string()), ("canonical", pa.string()), ("id", pa.uint64())])
+CANONICAL_SCHEMA = pa.schema([("url", pa.string()), ("canonical", pa.string())])
+ID_BITS = 32  # an image's id: its call's index << ID_BITS | its position in the call's lists
+_NONE = (None, np.zeros(0, np.int64))
+
+
+def _plan(maps: int, parts: int, cfg: DedupConfig) -> ShufflePlan:
+    from pipeline.dedup import shuffle_plan
+
+    return shuffle_plan(maps, parts, cfg)
+
+
+def url_partition(urls: list[str], P: int) -> np.ndarray:
+    """The URL partition of :mod:`pipeline.images.join` (``hash64(url) % P``)."""
+    return (hash64(urls) % np.uint64(P)).astype(np.int64)
+
+
+# -- 1. hashes -> band rows and node rows --------------------------------------------------------------
+def _hash_task(i: int, source: Callable, args: tuple, max_distance: int, K: int, band_path: str, node_path: str,
+               bounds):
+    """Call ``i``: ``source(*args)`` gives (urls, hashes) (a hash None: not decoded); the band rows of each
+    hashed image partitioned by ``key % K``, its node row by ``id % K``."""
+    urls, hashes = source(*args)
+    keep = [j for j, (u, h) in enumerate(zip(urls, hashes)) if u is not None and h is not None]
+    if not keep:
+        return [_NONE, _NONE], {}
+    if len(urls) >= 1 << ID_BITS:
+        raise ValueError(f"a pHash task hashed {len(urls)} images; at most {(1 << ID_BITS) - 1}")
+    ids = (np.uint64(i) << np.uint64(ID_BITS)) | np.array(keep, np.uint64)
+    hs = np.array([hashes[j] for j in keep], np.uint64)
+    keys = band_keys(hs, max_distance).reshape(-1)
+    nb = len(keys) // len(hs)
+    bands = pa.table({"key": pa.array(keys, pa.uint64()), "id": pa.array(np.tile(ids, nb), pa.uint64()),
+                      "h": pa.array(np.tile(hs, nb), pa.uint64())})
+    out_bands = write_partitioned(bands, (keys % np.uint64(K)).astype(np.int64), band_path, bounds)
+    nodes = pa.table({"id": pa.array(ids, pa.uint64()), "url": pa.array([urls[j] for j in keep], pa.string())})
+    out_nodes = write_partitioned(nodes, (ids % np.uint64(K)).astype(np.int64), node_path, bounds)
+    return [out_bands, out_nodes], {"hashed": len(keep)}
+
+
+# -- 2. buckets -> confirmed edges ---------------------------------------------------------------------
+def _band_task(locs, max_distance: int, K: int, out_path: str, bounds):
+    """Band partition: each bucket's members in id order (the one pass's order), linked by
+    :func:`bucket_edges`, kept within ``max_distance`` bits; written as edge rows by ``id % K``."""
+    t = read_rows(locs, BAND_SCHEMA)
+    key, ids, h = t["key"].to_numpy(), t["id"].to_numpy(), t["h"].to_numpy()
+    order = np.lexsort((ids, key))
+    key, ids, h = key[order], ids[order], h[order]
+    a, b = bucket_edges(key, np.arange(len(key)))
+    n = len(a)
+    if n:
+        ok = within(h[a], h[b], max_distance)
+        a, b = a[ok], b[ok]
+    if not len(a):
+        return [_NONE], {"candidate_edges": n}
+    return [write_edges(ids[a], ids[b], K, out_path, bounds)], {"candidate_edges": n, "confirmed_edges": len(a)}
+
+
+# -- 4. components -> (label, id, url) -----------------------------------------------------------------
+def _label_task(star_locs, node_locs, K: int, out_path: str, bounds):
+    """Node partition: each clustered node's component label (the star forest's) joined to its URL, written
+    by ``label % K``."""
+    nodes, labels = star_labels(read_rows(star_locs, EDGE_SCHEMA))
+    n = read_rows(node_locs, NODE_SCHEMA)
+    ids = n["id"].to_numpy()
+    if not len(nodes) or not len(ids):
+        return [_NONE], {}
+    pos = np.minimum(np.searchsorted(nodes, ids), len(nodes) - 1)
+    hit = nodes[pos] == ids
+    lab = labels[pos[hit]]
+    rows = pa.table({"label": pa.array(lab, pa.uint64()), "id": pa.array(ids[hit], pa.uint64()),
+                     "url": n["url"].filter(pa.array(hit))})
+    return [write_partitioned(rows, (lab % np.uint64(K)).astype(np.int64), out_path, bounds)], {"nodes": len(lab)}
+
+
+# -- 5. the smallest URL of each component --------------------------------------------------------------
+def _canonical_task(locs, P: int, out_path: str, bounds):
+    """Label partition: every node's (url, canonical url, id), canonical the smallest URL of its component
+    (Arrow sorts strings by their UTF-8 bytes: code point order, as Python's ``min``); written by URL
+    partition."""
+    t = read_rows(locs, LABELLED_SCHEMA).sort_by([("label", "ascending"), ("url", "ascending")])
+    if not t.num_rows:
+        return [_NONE], {}
+    lab = t["label"].to_numpy()
+    first = np.flatnonzero(np.concatenate([[True], lab[1:] != lab[:-1]]))
+    which = np.repeat(np.arange(len(first)), np.diff(np.append(first, len(lab))))
+    canon = t["url"].combine_chunks().take(pa.array(first)).take(pa.array(which))
+    rows = pa.table({"url": t["url"], "canonical": canon, "id": t["id"]}, schema=CANON_ID_SCHEMA)
+    return [write_partitioned(rows, url_partition(t["url"].to_pylist(), P), out_path, bounds)], \
+        {"components": len(first)}
+
+
+# -- 6. one row per URL --------------------------------------------------------------------------------
+def _pick_task(locs, q: int, out_path: str):
+    """URL partition ``q``: one (url, canonical) row per URL, that of its largest id (the one pass's dict
+    keeps a URL's last occurrence); one IPC file, one batch."""
+    t = read_rows(locs, CANON_ID_SCHEMA).sort_by([("url", "ascending"), ("id", "descending")])
+    if not t.num_rows:
+        return [_NONE], {}
+    urls = t["url"].combine_chunks()
+    first = np.ones(len(urls), bool)
+    if len(urls) > 1:
+        first[1:] = pc.not_equal(urls[1:], urls[:-1]).to_numpy(zero_copy_only=False)
+    rows = t.filter(pa.array(first)).select(CANONICAL_SCHEMA.names).cast(CANONICAL_SCHEMA)
+    return [write_partitioned(rows, np.full(rows.num_rows, q, np.int64), out_path)], {"urls": rows.num_rows}
+
+
+def phash_canonical_index(backend, source: Callable, calls: list[tuple], max_distance: int, P: int,
+                          cfg: DedupConfig, work: str) -> tuple[Index, Counter]:
+    """{url: canonical url} of the clustered images as (url, canonical) rows partitioned by URL hash into
+    ``P`` partitions (the :class:`Index` :func:`pipeline.images.join.join_units` takes), and counts
+    (hashed images, candidate and confirmed edges, clustered URLs). ``source(*call)`` gives each call's
+    (urls, hashes); the calls' order is the one pass's order. Files under ``work`` (the result's too: the
+    caller removes it once joined)."""
+    fs.make_dirs(work)
+    counts: Counter = Counter()
+    plan = _plan(P, P, cfg)  # P partitions' outputs into P partitions (every step after the hashes)
+
+    def stage(name, task, calls, outputs, plans):
+        d = fs.join(work, name)
+        fs.make_dirs(d)
+        out, c = run_stage(backend, task, calls(d), outputs, plans, d)
+        counts.update(c)
+        return d, out
+
+    first = _plan(len(calls), P, cfg)
+    hdir, (bands, nodes) = stage("hashed", _hash_task, lambda d: (
+        (i, source, args, max_distance, P, fs.join(d, f"bands-{i:06d}.arrow"), fs.join(d, f"nodes-{i:06d}.arrow"),
+         first.top) for i, args in enumerate(calls)), 2, [first, first])
+    edir, (edges,) = stage("edges", _band_task, lambda d: (
+        (bands.group(g), max_distance, P, fs.join(d, f"{int(bands.keys[g]):06d}.arrow"), plan.top)
+        for g in range(len(bands))), 1, [plan])
+    if not len(edges):
+        fs.remove_tree(hdir)
+        return IndexBuilder().build(), counts
+    stars, steps = star_components(backend, edges, P, plan, fs.join(work, "components"))
+    ldir, (labelled,) = stage("labelled", _label_task, lambda d: (
+        (stars.group(g), nodes.get(int(stars.keys[g])), P, fs.join(d, f"{int(stars.keys[g]):06d}.arrow"), plan.top)
+        for g in range(len(stars))), 1, [plan])
+    for d in (hdir, edir, fs.join(work, "components")):  # the band, node, edge and star files are read
+        fs.remove_tree(d)
+    cdir, (canon,) = stage("canonical", _canonical_task, lambda d: (
+        (labelled.group(g), P, fs.join(d, f"{int(labelled.keys[g]):06d}.arrow"), plan.top)
+        for g in range(len(labelled))), 1, [plan])
+    fs.remove_tree(ldir)
+    _, (out,) = stage("urls", _pick_task, lambda d: (
+        (canon.group(g), int(canon.keys[g]), fs.join(d, f"{int(canon.keys[g]):06d}.arrow"))
+        for g in range(len(canon))), 1, [None])
+    fs.remove_tree(cdir)
+    counts["component_steps"] = steps
+    return out, counts
+
+
+def read_canonical(index: Index) -> dict[str, str]:
+    """The whole mapping of :func:`phash_canonical_index`'s result, in memory (tests and small tools only)."""
+    out: dict[str, str] = {}
+    for g in range(len(index)):
+        t = read_rows(index.group(g), CANONICAL_SCHEMA)
+        out.update(zip(t["url"].to_pylist(), t["canonical"].to_pylist()))
+    return out
+
+
+def given_hashes(urls: list, hashes: list) -> tuple[list, list]:
+    """A ``source`` for :func:`phash_canonical_index` when the hashes are already known (tests, benchmarks)."""
+    return urls, hashes
