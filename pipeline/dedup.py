@@ -237,8 +237,9 @@ def _partition_task(paths: list[str], columns: list[str] | None, key_fn: Callabl
     out = GroupedWriter(out_path, flush_bytes or FLUSH_BYTES)
     try:
         for i, path in enumerate(paths):
+            fn = key_fn.for_file(path) if hasattr(key_fn, "for_file") else key_fn  # a key of the file's own
             for t in _iter_tables([path], columns, batch_rows):
-                k = key_fn(t)
+                k = fn(t)
                 if file_ids is not None:
                     k = k.append_column("_file", pa.array(np.full(k.num_rows, file_ids[i], np.int64)))
                 if not k.num_rows:
@@ -502,6 +503,33 @@ def _image_hash_rows(t: pa.Table, count: str, canonical, P: int) -> pa.Table:
     return pa.table({"h": pa.array(h, pa.uint64()), "_part": pa.array((h % np.uint64(P)).astype(np.int64))})
 
 
+def unit_canonical(path: str) -> dict[str, str]:
+    """{url: canonical url} of a unit's pHash-clustered image URLs: the ``canonical`` column of its joined
+    image rows (``path``: ``units/<unit>.parquet`` of the image-table decision; none when it is missing)."""
+    try:
+        t = fs.read_parquet(path, columns=["url", "canonical"])
+    except FileNotFoundError:  # a unit without documents at the image-table decision
+        return {}
+    t = t.filter(pc.is_valid(t["canonical"]))
+    return dict(zip(t["url"].to_pylist(), t["canonical"].to_pylist()))
+
+
+@dataclass(frozen=True)
+class _UnitCanonicalKeys:
+    """The image-URL map key of a file whose pHash canonical URLs are its unit's joined image rows
+    (``unit_dir/<unit>.parquet``, the unit's file having the same name): each map task reads its own files'
+    units, so no task gets, and the driver never holds, the whole mapping (:func:`_partition_task` asks
+    ``for_file`` once per file)."""
+
+    count: str
+    unit_dir: str
+    P: int
+
+    def for_file(self, path: str) -> Callable:
+        canonical = unit_canonical(fs.join(self.unit_dir, storage.basename(path)))
+        return functools.partial(_image_hash_rows, count=self.count, canonical=canonical, P=self.P)
+
+
 def _frequent_reduce(t: pa.Table, p: int, max_count: int, out_dir: str, bounds: np.ndarray | None = None):
     """One hash partition's too-frequent image URLs, routed back as (h) rows to the files they occur in (once
     per file). Returns (p, path, files, {"frequent_image_url": how many})."""
@@ -517,19 +545,23 @@ def _frequent_reduce(t: pa.Table, p: int, max_count: int, out_dir: str, bounds: 
 
 
 def frequent_image_urls(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path,
-                        canonical: dict[str, str] | None = None) -> Routed:
+                        canonical_dir: str | None = None) -> Routed:
     """The image URLs seen more than ``max_count`` times (counted per hash partition), as the hashes of those
     that occur in each file, routed back to the files (kind "images"): nothing on the driver grows with
-    the number of frequent URLs."""
+    the number of frequent URLs. With ``canonical_dir`` (the image-table decision's folder of units' joined
+    rows) and ``image_url.use_phash``, a URL in a pHash cluster counts as its canonical URL, read by each map
+    task from its files' units' rows (nothing broadcast)."""
     c = cfg.image_url
-    canonical = canonical if c.use_phash else None
     P = num_partitions(paths, cfg)
-    canon = backend.put(canonical) if canonical else None
+    if canonical_dir and c.use_phash:
+        key_fn = _UnitCanonicalKeys(c.count, str(canonical_dir), P)
+    else:
+        key_fn = functools.partial(_image_hash_rows, count=c.count, canonical=None, P=P)
     out_dir = fs.join(work, "routed")
     fs.make_dirs(out_dir)
     route = route_plan(P, paths, cfg)
     res = _RoutedResults()
-    shuffle(backend, paths, ["images"], functools.partial(_image_hash_rows, count=c.count, canonical=canon, P=P),
+    shuffle(backend, paths, ["images"], key_fn,
             functools.partial(_frequent_reduce, max_count=c.max_count, out_dir=out_dir, bounds=route.top),
             fs.join(work, "shuffle"), P, cfg, tag_files=True, on_result=res.add)
     return res.routed(backend, "images", route, work)
@@ -941,7 +973,7 @@ def _decide(backend: Backend, name: str, prev_dir: Path, units: list[str], ctx: 
         return {"pass": name, "file": None, "stats": [stats.as_dict()]}
     paths = survey(backend, list(unit_of))
     if name == "image_url":
-        frequent = frequent_image_urls(backend, paths, cfg, work, ctx.get("phash_canonical"))
+        frequent = frequent_image_urls(backend, paths, cfg, work, ctx.get("phash_unit_dir"))
         stats.seen("frequent_image_url", frequent.counts.get("frequent_image_url", 0))
         _route_to_units(backend, paths, unit_of, frequent, fs.join(ddir, "units"))
         return {"pass": name, "file": fs.join(ddir, "units"), "unit_dir": fs.join(ddir, "units"),

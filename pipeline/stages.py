@@ -10,7 +10,6 @@ out, dropped) for the funnel.
 
 from __future__ import annotations
 
-import functools
 import logging
 
 from filters import steps as filter_steps
@@ -130,25 +129,27 @@ def _register_steps() -> None:
 
 
 # -- dedup passes (pipeline.dedup: decide over all units, apply per unit) ---------------------------------------
-@functools.lru_cache(maxsize=2)
-def _load_phash(path: str, version: str) -> dict[str, str]:
-    from obelics import storage
-
-    return storage.read_json(path)
-
-
 def _with_phash(ctx: dict, unit: bool = False) -> dict:
-    """``ctx`` plus ``phash_canonical`` when the image-table decision computed pHash clusters: with ``unit``
-    (an apply) only the unit's URLs' entries, from its joined rows (:func:`image_table_of`); else the
-    whole clustering (the decision's tasks count every unit's URLs)."""
-    from obelics import storage
-
+    """``ctx`` for a dedup pass when the image-table decision computed pHash clusters (their canonical URLs
+    are the ``canonical`` column of each unit's joined rows, ``units/<unit>.parquet``): with ``unit`` (an
+    apply) ``phash_canonical``, the unit's URLs' entries (:func:`image_table_of`; without a unit, every
+    unit's); else ``phash_unit_dir``, the folder of those files, from which the decision's map tasks read
+    their own units' entries (nothing holds or broadcasts the whole mapping). A decision of an older version names its ``phash_file``; its
+    units' files have the column too."""
     decision = ctx["decisions"].get("image_table") or {}
-    path = decision.get("phash_file")
-    if path and unit and decision.get("unit_dir") and ctx.get("unit"):
+    if not (decision.get("phash") or decision.get("phash_file")) or not decision.get("unit_dir"):
+        return ctx
+    if unit and ctx.get("unit"):
         return dict(ctx, phash_canonical=image_table_of(ctx).canonical())
-    # keyed by the file's version too: an extended run decides again into the same file
-    return dict(ctx, phash_canonical=_load_phash(path, storage.version(path))) if path else ctx
+    if unit:  # an apply to documents of no named unit (tests, tools): every unit's entries, as the decision's
+        from pipeline.dedup import unit_canonical
+        from pipeline.shuffle import list_files
+
+        canonical: dict[str, str] = {}
+        for path in list_files(decision["unit_dir"], ".parquet"):
+            canonical.update(unit_canonical(path))
+        return dict(ctx, phash_canonical=canonical)
+    return dict(ctx, phash_unit_dir=decision["unit_dir"])
 
 
 def _dedup_op(op_name: str, pass_name: str) -> GlobalOp:
@@ -204,13 +205,9 @@ def _image_table_decide(prev_dir, units, ctx):
                              use_ray=ctx.get("use_ray"))
         tables, counts, row_groups = join.table_rows(backend, table, P, dcfg, fs.join(work, "table"))
         decision = {"table_dir": str(table.folder)}
-        canonical = _phash_canonical(table, ctx["profile"], ctx.get("use_ray"), row_groups)
-        canon_index = None
-        if canonical is not None:
-            decision["phash_file"] = path = storage.join(ddir, "phash_canonical.json")
-            storage.write_json_atomic(path, canonical)
-            canon_index = join.canonical_rows(canonical, P, fs.join(work, "canonical.arrow"))
-            canonical = None  # the driver's copy goes before the join
+        canon_index = _phash_canonical(table, ctx["profile"], fs.join(work, "phash"), P, backend, row_groups)
+        if canon_index is not None:
+            decision["phash"] = True  # the canonical URLs: the units' rows files' ``canonical`` column
         if paths:
             join.join_units(backend, paths, unit_of, wanted, tables, canon_index, P, dcfg,
                             storage.join(ddir, join.UNIT_DIR), work)
@@ -284,20 +281,21 @@ def _phash_slice(part: str, first: int, stop: int, hash_size: int) -> tuple[list
     return urls, hashes
 
 
-def _phash_canonical(table, profile, use_ray: bool | None = None,
-                     row_groups: dict[str, int] | None = None) -> dict[str, str] | None:
-    """{url: canonical url} of near-identical downloaded images (:func:`filters.dedup.phash.phash_clusters`),
-    or None when the profile does not use pHash.
+def _phash_canonical(table, profile, work: str, P: int, backend=None, row_groups: dict[str, int] | None = None):
+    """The pHash clusters' {url: canonical url} of the downloaded images as (url, canonical) rows partitioned
+    by URL hash into ``P`` partitions under ``work`` (the :class:`pipeline.rounds.Index` that
+    :func:`pipeline.images.join.join_units` takes), or None when the profile does not use pHash.
 
-    The images are hashed in parallel tasks of a few row groups each (on Ray with ``use_ray``: a snapshot
-    downloads ~80M images, hashed in the driver they took days), read by the tasks themselves; their
-    results, in part and row order, are the lists one pass would make, clustered in the driver (its
-    memory: the URLs and 64-bit hashes of the downloaded images, and the clusters' mapping). ``row_groups``:
-    each part's row groups, as tasks read them (else the driver reads every part's footer)."""
-    from filters.dedup.phash import phash_clusters
+    The images are hashed in tasks of a few row groups each (a snapshot downloads ~80M images, hashed in the
+    driver they took days), read by the tasks themselves, and clustered by tasks
+    (:func:`pipeline.images.phash_tasks.phash_canonical_index`: the same mapping as
+    :func:`filters.dedup.phash.phash_clusters` over the images in part and row order; the driver held
+    every URL, hash and the mapping, ~25-30 GB at a snapshot). ``row_groups``: each part's row groups, as
+    tasks read them (else the driver reads every part's footer)."""
     from filters.phash_canonical import uses_phash
     from obelics import storage
     from pipeline.dedup import config_of
+    from pipeline.images.phash_tasks import phash_canonical_index
     from pipeline.shuffle import get_backend
 
     cfg = config_of(profile)
@@ -308,12 +306,11 @@ def _phash_canonical(table, profile, use_ray: bool | None = None,
         n = row_groups[part] if row_groups is not None and part in row_groups else storage.parquet_file(part).num_row_groups
         calls += [(part, i, min(i + PHASH_TASK_ROW_GROUPS, n), cfg.phash.hash_size)
                   for i in range(0, n, PHASH_TASK_ROW_GROUPS)]
-    urls: list[str] = []
-    hashes: list[int | None] = []
-    for u, h in get_backend(use_ray).map(_phash_slice, calls) if calls else ():
-        urls += u
-        hashes += h
-    return phash_clusters(urls, hashes, cfg.phash.max_distance)
+    index, counts = phash_canonical_index(backend or get_backend(None), _phash_slice, calls, cfg.phash.max_distance,
+                                          P, cfg, work)
+    log.info("phash: %d images hashed, %d candidate and %d confirmed edges, %d URLs clustered",
+             counts["hashed"], counts["candidate_edges"], counts["confirmed_edges"], counts["urls"])
+    return index
 
 
 def image_table_of(ctx):

@@ -11,8 +11,8 @@ lookup is a join, done once by the image-table decision:
   the same hash, a map task per few parts (:func:`table_rows`); the tasks count the rows by reason too;
 - the reduce task of partition q picks, for each URL, the row :meth:`ImageTable.lookup` would return (the
   first success in part then row order, else the first row), joins it (and, with pHash clusters, the URL's
-  canonical URL) to the (URL, file) pairs wanting it, and routes the rows back to their files like a dedup
-  decision (:class:`pipeline.dedup.Routed`);
+  canonical URL, partitioned the same way by :mod:`pipeline.images.phash_tasks`) to the (URL, file) pairs
+  wanting it, and routes the rows back to their files like a dedup decision (:class:`pipeline.dedup.Routed`);
 - one Parquet per unit (``units/<unit>.parquet``) is written by tasks: the unit's rows, nothing else.
 
 A unit task then reads one small file (:class:`UnitImages`); the bytes, where an op needs them, are read
@@ -173,18 +173,6 @@ def table_rows(backend: Backend, table: ImageTable, P: int, cfg: DedupConfig,
     if plan.multi:
         locs = merge_rounds(backend, locs, plan, fs.join(work, "merge"), FLUSH_BYTES)
     return locs, counts, row_groups
-
-
-def canonical_rows(canonical: dict[str, str], P: int, out_path: str) -> Index:
-    """The pHash clusters' {url: canonical} partitioned like the URLs, as one IPC file (written where the
-    clusters are made)."""
-    b = IndexBuilder()
-    if canonical:
-        urls = list(canonical)
-        t = pa.table({"url": pa.array(urls, pa.string()), "canonical": pa.array(list(canonical.values()), pa.string())})
-        path, labels = write_partitioned(t, (_partition(urls) % np.uint64(P)).astype(np.int64), out_path)
-        b.add(0, path, labels)
-    return b.build()
 
 
 # -- the join -------------------------------------------------------------------------------------

@@ -38,15 +38,22 @@ from filters.dedup.config import DedupConfig
 from filters.dedup.minhash import bucket_edges
 from filters.dedup.phash import band_keys, within
 from pipeline import shuffle as fs
-from pipeline.components import EDGE_SCHEMA, read_rows, run_stage, star_components, star_labels, write_edges, \
-    write_partitioned
+from pipeline.components import (
+    EDGE_SCHEMA,
+    read_rows,
+    run_stage,
+    star_components,
+    star_labels,
+    write_edges,
+    write_partitioned,
+)
+from pipeline.images.join import CANONICAL_SCHEMA
 from pipeline.rounds import Index, IndexBuilder, ShufflePlan
 
 BAND_SCHEMA = pa.schema([("key", pa.uint64()), ("id", pa.uint64()), ("h", pa.uint64())])
 NODE_SCHEMA = pa.schema([("id", pa.uint64()), ("url", pa.string())])
 LABELLED_SCHEMA = pa.schema([("label", pa.uint64()), ("id", pa.uint64()), ("url", pa.string())])
 CANON_ID_SCHEMA = pa.schema([("url", pa.string()), ("canonical", pa.string()), ("id", pa.uint64())])
-CANONICAL_SCHEMA = pa.schema([("url", pa.string()), ("canonical", pa.string())])
 ID_BITS = 32  # an image's id: its call's index << ID_BITS | its position in the call's lists
 _NONE = (None, np.zeros(0, np.int64))
 
