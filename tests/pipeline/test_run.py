@@ -179,10 +179,11 @@ def test_phash_clusters_reach_the_image_url_pass(tmp_path):
     from PIL import Image
     from skimage import data
 
-    from obelics import storage
     from obelics.config import load_profile
     from pipeline.images.config import ImagesConfig
+    from pipeline.images.phash_tasks import read_canonical
     from pipeline.images.table import ImageTable, make_row, rows_to_table
+    from pipeline.shuffle import LocalBackend
     from pipeline.stages import _phash_canonical, _with_phash
 
     img = Image.fromarray(data.astronaut())
@@ -196,12 +197,13 @@ def test_phash_clusters_reach_the_image_url_pass(tmp_path):
     table.write_part("x", rows_to_table([make_row("http://a/x.png", png.getvalue(), cfg),
                                          make_row("http://b/y.jpg", jpg.getvalue(), cfg),
                                          make_row("http://c/z.png", other.getvalue(), cfg)]))
-    path = str(tmp_path / "phash_canonical.json")
-    storage.write_json_atomic(path, _phash_canonical(table, load_profile("default")))
-    ctx = _with_phash({"decisions": {"image_table": {"phash_file": path}}})
-    canon = ctx["phash_canonical"]
+    work = str(tmp_path / "work")
+    canon = read_canonical(_phash_canonical(table, load_profile("default"), work, 4, LocalBackend()))
     assert canon["http://a/x.png"] == canon["http://b/y.jpg"] and "http://c/z.png" not in canon
-    assert _phash_canonical(table, load_profile("obelics-2023")) is None
+    assert _phash_canonical(table, load_profile("obelics-2023"), work, 4, LocalBackend()) is None
+    # the image-URL decision gets the folder of the units' joined rows, not the mapping
+    ctx = _with_phash({"decisions": {"image_table": {"phash": True, "unit_dir": "u"}}})
+    assert ctx["phash_unit_dir"] == "u" and "phash_canonical" not in ctx
 
 
 def test_unreadable_input_is_counted_and_the_run_goes_on(tmp_path, monkeypatch):

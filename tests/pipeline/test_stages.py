@@ -1,4 +1,4 @@
-"""pipeline.stages: the pHash clusters of the image table, hashed in parallel tasks, equal one pass's."""
+"""pipeline.stages: the pHash clusters of the image table, hashed and clustered in tasks, equal one pass's."""
 
 from __future__ import annotations
 
@@ -51,7 +51,11 @@ def test_phash_clusters_in_tasks_equal_one_pass(tmp_path, monkeypatch):
     _part(table, "two", rows[520:])
     monkeypatch.setattr(stages, "PHASH_TASK_ROW_GROUPS", 1)  # one task per row group: 4 tasks
 
-    got = stages._phash_canonical(table, profile, use_ray=False)
+    from pipeline.images.phash_tasks import read_canonical
+    from pipeline.shuffle import LocalBackend
+
+    index = stages._phash_canonical(table, profile, str(tmp_path / "work"), 3, LocalBackend())
+    got = read_canonical(index)
 
     def one_pass():  # what the driver did before: every part, every row, in order
         for part in table.parts():
