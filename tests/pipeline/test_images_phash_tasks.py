@@ -1,0 +1,196 @@
+"""pHash clusters found by tasks (pipeline.images.phash_tasks) equal the one-pass reference
+(filters.dedup.phash.phash_clusters), locally and on Ray; the image-URL decision reads each unit's canonical
+URLs from its joined rows, and neither the driver nor a broadcast holds the whole mapping."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from filters.dedup.config import DedupConfig, dedup_config
+from filters.dedup.phash import phash_clusters
+from pipeline.images.phash_tasks import given_hashes, phash_canonical_index, read_canonical
+from pipeline.shuffle import LocalBackend
+from tests.pipeline.test_dedup_ray import ray_local  # noqa: F401 - the fixture
+
+
+def _hashes(seed: int, n: int):
+    """``n`` (url, hash) pairs: near copies of a few base hashes (0-6 bits flipped: near pairs, chains across
+    bands), URLs repeated (a URL hashed twice, same or other hash), some hashes None (undecodable), a few
+    URLs None."""
+    rng = random.Random(seed)
+    base = [rng.getrandbits(64) for _ in range(n // 4 + 1)]
+    urls, hashes = [], []
+    for _ in range(n):
+        h = rng.choice(base)
+        for _ in range(rng.randrange(7)):
+            h ^= 1 << rng.randrange(64)
+        urls.append(None if rng.random() < 0.03 else f"http://img{rng.randrange(5)}.test/{rng.randrange(2 * n)}")
+        hashes.append(None if rng.random() < 0.1 else h)
+    return urls, hashes
+
+
+def _clusters(backend, urls, hashes, max_distance, cfg, work, step):
+    calls = [(urls[i:i + step], hashes[i:i + step]) for i in range(0, len(urls), step)]
+    index, counts = phash_canonical_index(backend, given_hashes, calls, max_distance, cfg.num_partitions, cfg, work)
+    return read_canonical(index), counts
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_tasks_equal_the_one_pass_clusters(seed, tmp_path):
+    rng = random.Random(seed)
+    n = rng.randrange(50, 500)
+    urls, hashes = _hashes(seed, n)
+    max_distance = [0, 1, 2, 4, 6, 10][seed % 6]  # 1 to 11 bands
+    cfg = DedupConfig(num_partitions=rng.choice([1, 3, 7]), shuffle_fan_in=2 + seed % 3,
+                      shuffle_single_round_max=4 if seed % 2 else 100_000)  # odd seeds: merge rounds
+    want = phash_clusters(urls, hashes, max_distance)
+    got, counts = _clusters(LocalBackend(), urls, hashes, max_distance, cfg, str(tmp_path / "w"), rng.randrange(1, 80))
+    assert got == want
+    assert counts["hashed"] == sum(1 for u, h in zip(urls, hashes) if u is not None and h is not None)
+    if max_distance >= 2:
+        assert len(want) > 10
+
+
+def test_bucket_order_is_the_one_pass_order(tmp_path):
+    """A bucket links each member to its first and to the next (not every pair): B~D in a bucket [A, B, C, D]
+    is no candidate, while in [B, A, C, D] it is. The tasks follow the calls' order, as the one pass."""
+    low = 0x1234_5678
+    far = [0x0F0F_0F0F, 0xF0F0_F0F0, 0x3C3C_3C3C]  # high halves > 1 bit from each other and from B's
+    b = 0xAAAA_AAAA
+    h = {"A": far[0] << 32 | low, "B": b << 32 | low, "C": far[1] << 32 | low, "D": (b ^ 1) << 32 | low}
+    cfg = DedupConfig(num_partitions=2)
+    for order in ("ABCD", "BACD"):
+        urls = [f"http://x/{c}" for c in order]
+        hashes = [h[c] for c in order]
+        want = phash_clusters(urls, hashes, 1)
+        got, _ = _clusters(LocalBackend(), urls, hashes, 1, cfg, str(tmp_path / order), 1)
+        assert got == want
+        assert (want == {}) if order == "ABCD" else (want == {"http://x/B": "http://x/B", "http://x/D": "http://x/B"})
+
+
+def test_tasks_on_ray_equal_the_one_pass_clusters(ray_local, tmp_path):  # noqa: F811 - the fixture
+    from pipeline.shuffle import RayBackend
+
+    urls, hashes = _hashes(3, 400)
+    cfg = DedupConfig(num_partitions=4, shuffle_fan_in=2, shuffle_single_round_max=4)
+    got, _ = _clusters(RayBackend(), urls, hashes, 4, cfg, str(tmp_path / "w"), 37)
+    want = phash_clusters(urls, hashes, 4)
+    assert got == want and len(want) > 50
+
+
+class _Recording:
+    """The local backend, recording what is put (broadcast) and the pickled size of what reaches the driver."""
+
+    name = "local"
+
+    def __init__(self):
+        self.inner = LocalBackend()
+        self.puts: list = []
+        self.sizes: list[int] = []
+
+    def _seen(self, x):
+        self.sizes.append(len(pickle.dumps(x)))
+        return x
+
+    def put(self, value):
+        self.puts.append(value)
+        return self.inner.put(self._seen(value))
+
+    def map(self, fn, calls):
+        return [self._seen(r) for r in self.inner.map(fn, calls)]
+
+    def imap(self, fn, calls):
+        return (self._seen(r) for r in self.inner.imap(fn, calls))
+
+    def map_unordered(self, fn, calls, on_result):
+        return self.inner.map_unordered(fn, calls, lambda r: on_result(self._seen(r)))
+
+
+def test_the_driver_holds_no_url_or_hash_of_the_clusters(tmp_path):
+    """4x the clustered images, the same calls and partitions: what is put or returned to the driver stays
+    the same size (indexes and counts), and nothing put is a mapping."""
+    cfg = DedupConfig(num_partitions=4)
+    seen = {}
+    for k in (2, 8):
+        rng = random.Random(k)
+        urls, hashes = [], []
+        for i in range(800):  # groups of k near copies, the same 16 calls
+            urls.append(f"http://img.test/{i:06d}/{'x' * 40}")
+            hashes.append((random.Random(i // k).getrandbits(64)) ^ (1 << rng.randrange(64)) if i < 100 * k
+                          else rng.getrandbits(64))
+        rec = _Recording()
+        got, _ = _clusters(rec, urls, hashes, 4, cfg, str(tmp_path / f"w{k}"), 50)
+        assert got == phash_clusters(urls, hashes, 4)
+        assert not any(isinstance(p, dict) for p in rec.puts)
+        seen[k] = (len(got), max(rec.sizes))
+    assert seen[8][0] >= 3 * seen[2][0] > 0
+    assert seen[8][1] <= seen[2][1] + 256  # no result grows with the clustered URLs
+
+
+# -- the image-URL decision: each unit's canonical URLs from its joined rows ---------------------------------
+def _docs(n_pictures: int):
+    """Each picture under 3 URLs, each URL on 2 pages (6 pages a picture: more than max_count 4 only counted
+    as one image), and URLs seen once."""
+    from tests.filters.dedup_helpers import make_doc
+
+    docs, canonical = [], {}
+    for p in range(n_pictures):
+        names = [f"https://cdn{j}.test/pic{p}.jpg" for j in range(3)]
+        canonical.update({u: names[0] for u in names})
+        for j in range(6):
+            k = len(docs)
+            docs.append(make_doc(f"https://s{k}.org/p", [names[j % 3], f"https://img/{k}.jpg"], texts=[f"page {k}"],
+                                 doc_id=f"d{k:05d}"))
+    return docs, canonical
+
+
+def _unit_rows(docs, units, canonical, unit_dir):
+    """Each unit's joined rows file as the image-table decision writes it (only its URLs; ``canonical``)."""
+    unit_dir.mkdir()
+    for i, u in enumerate(units):
+        urls = sorted({x for d in docs[i::len(units)] for x in d.images if x})
+        pq.write_table(pa.table({"url": urls, "canonical": [canonical.get(x) for x in urls]}),
+                       unit_dir / f"{u}.parquet")
+
+
+@pytest.mark.parametrize("count", ["documents", "occurrences"])
+def test_image_url_pass_reads_each_units_canonical_urls(count, tmp_path):
+    """The decision with ``phash_unit_dir`` (the units' joined rows) and each unit's apply equal the in-memory
+    pass given the whole mapping; nothing put is a mapping, and what reaches the driver does not grow with it."""
+    from filters.dedup.image_url import image_url_dedup
+    from pipeline.dedup import apply, decide, unit_canonical
+    from tests.pipeline.test_dedup_ray import _write_units
+
+    cfg = dedup_config("default", [f"dedup.image_url.count={count}", "dedup.image_url.max_count=4",
+                                   "dedup.num_partitions=3", "dedup.docs_per_partition=1000000"])
+    seen = {}
+    for n in (4, 40):
+        docs, canonical = _docs(n)
+        want = image_url_dedup(docs, cfg, canonical=canonical)
+        units = _write_units(docs, tmp_path / f"in{n}", 4)
+        _unit_rows(docs, units, canonical, tmp_path / f"rows{n}")
+        (tmp_path / f"d{n}").mkdir()
+        rec = _Recording()
+        decision = decide("image_url", str(tmp_path / f"in{n}"), units,
+                          {"profile": cfg, "decision_dir": str(tmp_path / f"d{n}"), "backend": rec,
+                           "phash_unit_dir": str(tmp_path / f"rows{n}")})
+        assert decision["stats"][0]["in"]["frequent_image_url"] == n  # each picture once, not its 3 URLs
+        assert not any(isinstance(p, dict) for p in rec.puts)
+        seen[n] = (max(rec.sizes), len(rec.sizes))
+        got, removed = [], 0
+        for u in units:
+            t = pq.read_table(tmp_path / f"in{n}" / f"{u}.parquet")
+            out, st = apply("image_url", t, decision, {"profile": cfg, "unit": u,
+                                                        "phash_canonical": unit_canonical(str(tmp_path / f"rows{n}" / f"{u}.parquet"))})
+            got.append(out)
+            removed += sum(st.as_dict()["dropped"].get("image", {}).values())
+        got_t = pa.concat_tables(got).sort_by("doc_id")
+        want_t = want.table.sort_by("doc_id")
+        assert got_t["images"].to_pylist() == want_t["images"].to_pylist()
+        assert removed == sum(want.stats.as_dict()["dropped"].get("image", {}).values()) == 6 * n
+    assert seen[40][1] == seen[4][1] and seen[40][0] <= seen[4][0] + 64
