@@ -1,9 +1,10 @@
 """Near-identical downloaded images counted as one by the image-URL dedup pass (docs/reference.md §9.3 #13).
 
 :func:`canonical_urls` hashes ``(url, bytes)`` pairs one at a time and clusters them (:mod:`filters.dedup.phash`):
-the one-pass reference. A run hashes the image table in parallel tasks of a few row groups each and clusters
-their results in the same order (``pipeline.stages._phash_canonical``; tested equal in
-``tests/pipeline/test_stages.py``).
+the one-pass reference. A run hashes the image table in tasks of a few row groups each and clusters the
+hashes in tasks too, in the same order (``pipeline.stages._phash_canonical``,
+:mod:`pipeline.images.phash_tasks`; tested equal in ``tests/pipeline/test_stages.py`` and
+``tests/pipeline/test_images_phash_tasks.py``).
 """
 
 from __future__ import annotations
