@@ -134,8 +134,8 @@ def _with_phash(ctx: dict, unit: bool = False) -> dict:
     are the ``canonical`` column of each unit's joined rows, ``units/<unit>.parquet``): with ``unit`` (an
     apply) ``phash_canonical``, the unit's URLs' entries (:func:`image_table_of`; without a unit, every
     unit's); else ``phash_unit_dir``, the folder of those files, from which the decision's map tasks read
-    their own units' entries (nothing holds or broadcasts the whole mapping). A decision of an older version names its ``phash_file``; its
-    units' files have the column too."""
+    their own units' entries (nothing holds or broadcasts the whole mapping). A decision of an older version
+    names its ``phash_file`` instead of ``phash``; its units' files have the column too."""
     decision = ctx["decisions"].get("image_table") or {}
     if not (decision.get("phash") or decision.get("phash_file")) or not decision.get("unit_dir"):
         return ctx
@@ -290,7 +290,7 @@ def _phash_canonical(table, profile, work: str, P: int, backend=None, row_groups
     driver they took days), read by the tasks themselves, and clustered by tasks
     (:func:`pipeline.images.phash_tasks.phash_canonical_index`: the same mapping as
     :func:`filters.dedup.phash.phash_clusters` over the images in part and row order; the driver held
-    every URL, hash and the mapping, ~25-30 GB at a snapshot). ``row_groups``: each part's row groups, as
+    every URL, hash and the mapping: ~1.2 KB an image, ~100 GB at a snapshot, ``bench/bench_phash.py``). ``row_groups``: each part's row groups, as
     tasks read them (else the driver reads every part's footer)."""
     from filters.phash_canonical import uses_phash
     from obelics import storage
