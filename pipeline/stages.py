@@ -179,7 +179,7 @@ def _image_table_decide(prev_dir, units, ctx):
     (:mod:`pipeline.images.join`), so that a unit task reads its own file, never every part of the table.
 
     The URLs come from a hash-partitioned shuffle of the units' image columns (tasks), distinct per
-    partition; the driver lists the unit folder once and reads the distinct URLs' files for the fetch."""
+    partition; the driver lists the unit folder once and hands the fetch those files, never the URLs."""
     from obelics import storage
     from pipeline import shuffle as fs
     from pipeline.dedup import config_of, partitions_for, survey
@@ -200,9 +200,9 @@ def _image_table_decide(prev_dir, units, ctx):
         P = partitions_for(paths.rows, dcfg)
         wanted = join.wanted_urls(backend, paths, P, dcfg, fs.join(work, "wanted")) if paths else None
         files, n_urls = join.distinct_urls(backend, wanted, fs.join(work, "urls")) if paths else ([], 0)
-        table = fetch_images(join.read_url_files(files), ddir, cfg, warcs=[ctx["sources"][u] for u in units],
+        table = fetch_images(join.url_files(files, n_urls, P), ddir, cfg, warcs=[ctx["sources"][u] for u in units],
                              stats=ReadStats(), located=_image_locations(units, ctx) if cfg.source == "warc" else None,
-                             use_ray=ctx.get("use_ray"))
+                             use_ray=ctx.get("use_ray"), dedup=dcfg)
         tables, counts, row_groups = join.table_rows(backend, table, P, dcfg, fs.join(work, "table"))
         decision = {"table_dir": str(table.folder)}
         canon_index = _phash_canonical(table, ctx["profile"], fs.join(work, "phash"), P, backend, row_groups)
@@ -224,42 +224,18 @@ def _image_table_decide(prev_dir, units, ctx):
     return decision
 
 
-IMAGE_RECORDS_TASK_UNITS = 1000  # units whose image-record lists one task reads
-
-
-def _read_image_records(paths: list[str]) -> list[list]:
-    """One task: the (url, offset, length) lists of a few units' image-record files."""
-    from obelics import storage
-
-    out = []
-    for path in paths:
-        t = storage.read_parquet(path)
-        out.append(list(zip(t["url"].to_pylist(), t["offset"].to_pylist(), t["length"].to_pylist())))
-    return out
-
-
-def _image_locations(units, ctx) -> dict[str, list]:
-    """{source: [(url, offset, length)]} of the units whose extraction noted their image records (a unit
+def _image_locations(units, ctx) -> dict[str, str]:
+    """{source: its image-record list's file} of the units whose extraction noted their image records (a unit
     extracted without, e.g. by an older version, is missing: the image table scans its WARC). One listing of
-    the extraction's folder; the files are read by tasks (a request a unit, not in the driver)."""
+    the extraction's folder; the files are read by the image table's tasks, never by the driver."""
     from obelics import storage
-    from pipeline.shuffle import get_backend
 
     sdir = ctx.get("source_stage_dir")
     if not sdir:
         return {}
     present = set(storage.listdir(sdir))
-    have = [u for u in units if IMAGE_RECORDS.format(unit=u) in present]
-    paths = [storage.join(sdir, IMAGE_RECORDS.format(unit=u)) for u in have]
-    backend = ctx.get("backend") or get_backend(ctx.get("use_ray"))
-    calls = ((paths[i:i + IMAGE_RECORDS_TASK_UNITS],) for i in range(0, len(paths), IMAGE_RECORDS_TASK_UNITS))
-    out = {}
-    i = 0
-    for lists in backend.imap(_read_image_records, calls):
-        for locs in lists:
-            out[str(ctx["sources"][have[i]])] = locs
-            i += 1
-    return out
+    return {str(ctx["sources"][u]): storage.join(sdir, IMAGE_RECORDS.format(unit=u))
+            for u in units if IMAGE_RECORDS.format(unit=u) in present}
 
 
 PHASH_TASK_ROW_GROUPS = 2  # image-table row groups (256 images each) hashed by one task (~1-2 CPU-s)

@@ -31,6 +31,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -98,11 +99,32 @@ def _our_downloader(cfg: ImagesConfig, allow: list[str] | None = None, work_dir:
 
 
 # --- the parent side --------------------------------------------------------------------------------------
-def _write_url_list(urls: list[str], work_dir: Path) -> bool:
-    """Write the URL list; returns False when an identical list is already there (resume)."""
-    digest = hashlib.sha256("\n".join(urls).encode("utf-8", "surrogatepass")).hexdigest()
+@dataclass(frozen=True)
+class UrlFiles:
+    """Distinct URLs as Parquet files (a ``url`` column, each file sorted, no URL in two files), fetched in
+    ``files`` order: what the run's tasks write (:func:`pipeline.images.join.distinct_urls`, ``urls-<q>.parquet``
+    for hash partition ``q`` of ``partitions``: ``keys``), handed to the fetch instead of the URLs, so that the driver
+    never holds the list. Not iterable: the fetch reads one file at a time (a guard against a driver that
+    would materialise it)."""
+
+    files: tuple[str, ...]
+    count: int                         # the URLs of all files
+    partitions: int | None = None      # P, when file k holds hash partition keys[k] of P (the WARC source's join)
+    keys: tuple[int, ...] | None = None
+
+    def __iter__(self):
+        raise TypeError("UrlFiles are read a file at a time by the fetch, never as one list in the driver")
+
+
+URL_LIST_DIR = "urls"  # the fetch's URL list as files (from UrlFiles), beside the plain list's URLS_FILE
+URL_LIST_SHARDS = 16   # img2dataset shards a file of URL_LIST_DIR holds (the driver's buffer: 160k URLs)
+
+
+def _list_marker(work_dir: Path, digest: str, present: bool) -> bool:
+    """Whether the list whose ``digest`` is given differs from the one the download in ``work_dir`` used
+    (an identical list, ``present``, resumes it); a different one discards that download."""
     marker = work_dir / "urls.sha256"
-    if marker.exists() and marker.read_text().strip() == digest and (work_dir / URLS_FILE).exists():
+    if present and marker.exists() and marker.read_text().strip() == digest:
         return False
     if (work_dir / I2D_DIR).exists():
         # img2dataset's incremental mode needs the same input split into the same shards
@@ -111,9 +133,70 @@ def _write_url_list(urls: list[str], work_dir: Path) -> bool:
 
         shutil.rmtree(work_dir / I2D_DIR)
         shutil.rmtree(work_dir / TABLE_DIR, ignore_errors=True)
-    write_table_atomic(work_dir / URLS_FILE, pa.table({"url": pa.array(urls, pa.string())}))
-    write_text_atomic(marker, digest + "\n")
     return True
+
+
+def _write_url_list(urls: list[str], work_dir: Path) -> bool:
+    """Write the URL list; returns False when an identical list is already there (resume)."""
+    import shutil
+
+    digest = hashlib.sha256("\n".join(urls).encode("utf-8", "surrogatepass")).hexdigest()
+    if not _list_marker(work_dir, digest, (work_dir / URLS_FILE).exists()):
+        return False
+    shutil.rmtree(work_dir / URL_LIST_DIR, ignore_errors=True)  # a list of the other form
+    write_table_atomic(work_dir / URLS_FILE, pa.table({"url": pa.array(urls, pa.string())}))
+    write_text_atomic(work_dir / "urls.sha256", digest + "\n")
+    return True
+
+
+def _write_url_files(src: UrlFiles, work_dir: Path, per_shard: int) -> bool:
+    """Copy ``src``'s URLs, in order, into ``work_dir/urls/`` as files of ``URL_LIST_SHARDS`` whole
+    img2dataset shards each (the last file excepted), a record batch at a time; returns False when the same
+    list is already there (resume).
+
+    img2dataset shards each input file on its own (a file's last shard is short): the run's partition files
+    (~1,600 URLs each at a snapshot, where a shard holds 10,000) are regrouped so that the shards are those of
+    one list in the same order, as many and as full. The digest is the plain list's (the URLs joined by
+    newlines), so a list holding the same URLs in the same order, in either form, resumes the same shards."""
+    import shutil
+
+    from obelics import storage as st
+
+    rows = per_shard * URL_LIST_SHARDS
+    staging = work_dir / f"{URL_LIST_DIR}.new-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    h = hashlib.sha256()
+    pending: list[pa.Array] = []
+    n_pending = n_files = 0
+    first = True
+
+    def flush(k: int) -> None:
+        nonlocal pending, n_pending, n_files
+        whole = pa.concat_arrays(pending) if pending else pa.array([], pa.string())
+        write_table_atomic(staging / f"urls-{n_files:06d}.parquet", pa.table({"url": whole.slice(0, k)}))
+        n_files += 1
+        pending, n_pending = ([whole.slice(k)] if k < len(whole) else []), len(whole) - k
+
+    for f in src.files:
+        for batch in st.parquet_file(f).iter_batches(batch_size=65536, columns=["url"]):
+            col = batch.column(0).cast(pa.string())
+            if not len(col):
+                continue
+            h.update((("" if first else "\n") + "\n".join(col.to_pylist())).encode("utf-8", "surrogatepass"))
+            first = False
+            pending.append(col)
+            n_pending += len(col)
+            while n_pending >= rows:
+                flush(rows)
+    if n_pending:
+        flush(n_pending)
+    changed = _list_marker(work_dir, h.hexdigest(), True)
+    shutil.rmtree(work_dir / URL_LIST_DIR, ignore_errors=True)
+    (work_dir / URLS_FILE).unlink(missing_ok=True)
+    staging.rename(work_dir / URL_LIST_DIR)
+    write_text_atomic(work_dir / "urls.sha256", h.hexdigest() + "\n")
+    return changed
 
 
 def img2dataset_kwargs(cfg: ImagesConfig, url_list: Path, output_folder: Path) -> dict:
@@ -163,10 +246,12 @@ def _complete_parts(work_dir: Path, cfg: ImagesConfig, table_dir: str | None) ->
     return table, reset
 
 
-def download_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig | None = None,
+def download_images(urls: Iterable[str] | UrlFiles, work_dir: str | Path, cfg: ImagesConfig | None = None,
                     allow: list[str] | None = None) -> ImageTable:
     """Download the unique ``urls`` with img2dataset into ``work_dir``; returns the image table.
 
+    ``urls``: the URLs (sorted and made unique here), or :class:`UrlFiles` (distinct URLs as files, fetched
+    in their order and read a file at a time, never held whole: a snapshot's ~1e8 URLs are ~10 GB as strings).
     Each image is written once: img2dataset's worker writes the bytes into the shard's image-table part
     (local, or on object storage when ``work_dir`` is there), and img2dataset's own shard only the metadata.
     Resumable: rerun with the same URLs and only unfinished img2dataset shards are fetched again.
@@ -182,13 +267,17 @@ def download_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig
         work_dir = scratch_dir(work_dir)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    urls = sorted(set(u for u in urls if u))
-    if _write_url_list(urls, work_dir) and table_dir is not None:
+    if isinstance(urls, UrlFiles):
+        changed, url_list, count = _write_url_files(urls, work_dir, cfg.number_sample_per_shard), URL_LIST_DIR, urls.count
+    else:
+        urls = sorted(set(u for u in urls if u))
+        changed, url_list, count = _write_url_list(urls, work_dir), URLS_FILE, len(urls)
+    if changed and table_dir is not None:
         storage.remove_tree(table_dir)  # parts of another URL list
     for _attempt in range(2):
-        if urls:
+        if count:
             with _our_downloader(cfg, allow, work_dir, table_dir):
-                img2dataset.download(**img2dataset_kwargs(cfg, work_dir / URLS_FILE, work_dir / I2D_DIR))
+                img2dataset.download(**img2dataset_kwargs(cfg, work_dir / url_list, work_dir / I2D_DIR))
         table, reset = _complete_parts(work_dir, cfg, table_dir)
         if not reset:
             return table

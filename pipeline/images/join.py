@@ -47,6 +47,7 @@ from pipeline.dedup import (
     route_plan,
     shuffle_plan,
 )
+from pipeline.images.download import UrlFiles
 from pipeline.images.table import IMAGE_TABLE_SCHEMA, META_COLUMNS, ImageRows, ImageTable, reason_counts
 from pipeline.rounds import GroupedWriter, Index, IndexBuilder, drop_part, merge_rounds, slot_of
 from pipeline.shuffle import Backend, shared_value
@@ -111,6 +112,14 @@ def distinct_urls(backend: Backend, wanted: Index, out_dir: str) -> tuple[list[s
             files.append(path)
             n += k
     return files, n
+
+
+def url_files(files: list[str], n: int, P: int) -> UrlFiles:
+    """:func:`distinct_urls`'s files as the fetch takes them (:class:`~pipeline.images.download.UrlFiles`), in
+    partition order, each keyed by its partition (the number in its name): the driver hands the fetch the
+    files, never the URLs."""
+    keyed = sorted((int(storage.basename(f)[len("urls-"):-len(".parquet")]), f) for f in files)
+    return UrlFiles(tuple(f for _, f in keyed), n, P, tuple(q for q, _ in keyed))
 
 
 def read_url_files(files: Iterable[str]) -> Iterable[str]:

@@ -70,7 +70,11 @@ def row_from_record(rec: ImageRecord, cfg: ImagesConfig) -> dict:
 def table_from_records(records: Iterable[ImageRecord], cfg: ImagesConfig | None = None,
                        wanted: set[str] | None = None) -> pa.Table:
     """Image-table rows for ``records`` (only URLs in ``wanted`` if given; the first success wins)."""
-    cfg = cfg or ImagesConfig()
+    return rows_to_table(_rows_from_records(records, cfg or ImagesConfig(), wanted).values())
+
+
+def _rows_from_records(records: Iterable[ImageRecord], cfg: ImagesConfig, wanted: set[str] | None) -> dict[str, dict]:
+    """{url: row} of one pass over ``records``: a URL's first success, else its last failure."""
     rows: dict[str, dict] = {}
     for rec in records:
         if wanted is not None and rec.url not in wanted:
@@ -79,7 +83,7 @@ def table_from_records(records: Iterable[ImageRecord], cfg: ImagesConfig | None 
         if prev is not None and prev["status"] == "success":
             continue
         rows[rec.url] = row_from_record(rec, cfg)
-    return rows_to_table(rows.values())
+    return rows
 
 
 ImageLocation = tuple[str, int, int]  # (URL, offset, length) of an image record's gzip member in its WARC
@@ -134,107 +138,208 @@ def located_image_records(source, locations: Iterable[ImageLocation], wanted: se
             yield rec
 
 
-def _records_of(src, locations: list[ImageLocation] | None, wanted: set[str] | None,
+def _records_of(src, locations: list[ImageLocation], wanted: set[str] | None,
                 stats: ReadStats) -> Iterator[ImageRecord]:
-    """The image records of one source: by location when given, else a scan; an unreadable input costs its
-    own images only (what was read before the error is kept)."""
-    from obelics.warc import iter_image_records
-
+    """The image records of one source at ``locations``; an unreadable input costs its own images only (what
+    was read before the error is kept)."""
     try:
-        if locations is not None:
-            yield from located_image_records(src, locations, wanted, stats)
-        else:
-            yield from iter_image_records(src, stats=stats)
+        yield from located_image_records(src, locations, wanted, stats)
     except Exception as e:  # noqa: BLE001
         log.warning("image records of %s: %s: %s", src, type(e).__name__, e)
         stats.skip(f"input_error:{type(e).__name__}")
 
 
-def _source_part(src: str, name: str, table_dir: str, cfg: ImagesConfig, locations: list[ImageLocation] | None,
-                 wanted) -> tuple[ReadStats, list[str], list[bool]]:
-    """One task: the image records of one source into the table part ``name`` (the first success of a URL
-    wins, else its last failure, as over all sources); returns (read counts, the part's URLs, success of
-    each). ``wanted``: the URLs to keep (None: all), possibly a shared object."""
-    from pipeline.shuffle import shared_value
+LOCATION_SCHEMA = pa.schema([("url", pa.string()), ("offset", pa.int64()), ("length", pa.int64())])
+_ROUTED_SCHEMA = pa.schema(list(LOCATION_SCHEMA) + [("_file", pa.int64())])  # _file: the source's index
+URLS_PER_PARTITION = 100_000  # wanted URLs a read task gets when they are given as a list (not as files)
+RECORD_FILES_PER_TASK = 256   # image-record lists a map task partitions
 
-    wanted = shared_value(wanted)
+
+def _locations_table(found: Iterable[ImageLocation]) -> pa.Table:
+    cols = list(zip(*found)) or [[], [], []]
+    return pa.table([pa.array(c, f.type) for c, f in zip(cols, LOCATION_SCHEMA)], schema=LOCATION_SCHEMA)
+
+
+def _locate_task(src: str, out_path: str) -> ReadStats:
+    """One task: a scan of ``src`` noting where its image records are (a source extraction did not locate),
+    written to ``out_path`` like an extraction's list; an unreadable input keeps what was found before."""
+    from obelics import storage
+    from obelics.warc import iter_image_records
+
     stats = ReadStats()
-    table = table_from_records(_records_of(src, locations, wanted, stats), cfg, wanted)
-    ImageTable(table_dir).write_part(name, table)
-    return stats, table.column("url").to_pylist(), [s == "success" for s in table.column("status").to_pylist()]
+    found = []
+    try:
+        for rec in iter_image_records(src, stats=stats):
+            found.append((rec.url, rec.warc_record_offset, rec.warc_record_length))
+    except Exception as e:  # noqa: BLE001
+        log.warning("image records of %s: %s: %s", src, type(e).__name__, e)
+        stats.skip(f"input_error:{type(e).__name__}")
+    storage.write_parquet_atomic(out_path, _locations_table(found))
+    return stats
 
 
-def _drop_urls(part: str, urls: list[str]) -> None:
-    """One task: rewrite a table part without the rows of ``urls`` (another source's row wins for them)."""
+def _location_rows(t: pa.Table, P: int) -> pa.Table:
+    """(url, offset, length, _part) of a batch of image-record locations, by the URL hash of the join."""
+    import numpy as np
+
+    from filters.dedup.common import hash64
+
+    part = (hash64(t["url"].to_pylist()) % np.uint64(P)).astype(np.int64) if t.num_rows else np.zeros(0, np.int64)
+    return t.select(LOCATION_SCHEMA.names).cast(LOCATION_SCHEMA).append_column("_part", pa.array(part))
+
+
+def _partition_part(locs, q: int, url_file: str | None, sources, table_dir: str, cfg: ImagesConfig,
+                    counted: set[int]) -> tuple[ReadStats, int]:
+    """One task: partition ``q``'s part of the table. Its image-record locations (each with its source's index),
+    those of the URLs in ``url_file`` (partition ``q``'s distinct wanted URLs; None: every URL), are read
+    source by source in source order, each in file order: one pass over every source, so a URL keeps its
+    first success, else its last failure; a wanted URL no record holds gets a ``not_in_warc`` row. Returns
+    (read counts of the sources in ``counted``, rows written)."""
     import pyarrow.compute as pc
 
+    from pipeline.components import read_rows
+    from pipeline.shuffle import shared_value
+
+    sources = shared_value(sources)
+    t = read_rows(locs, _ROUTED_SCHEMA)
+    wanted = None
+    if url_file is not None:
+        from obelics import storage
+
+        wanted = storage.read_parquet(url_file, columns=["url"])["url"].combine_chunks()
+        if t.num_rows:
+            t = t.filter(pc.is_in(t["url"], value_set=wanted))
+    keep = set(t["url"].to_pylist())
+    by_source: dict[int, list[ImageLocation]] = {}
+    for url, offset, length, i in zip(*(t[c].to_pylist() for c in _ROUTED_SCHEMA.names)):
+        by_source.setdefault(i, []).append((url, offset, length))
+    stats = ReadStats()
+    records = (r for i in sorted(by_source)
+               for r in _records_of(sources[i], by_source[i], keep, stats if i in counted else ReadStats()))
+    rows = list(_rows_from_records(records, cfg, keep).values())
+    if wanted is not None:
+        have = {r["url"] for r in rows}
+        rows += [make_row(u, None, cfg, reason="not_in_warc", source="warc")
+                 for u in wanted.to_pylist() if u not in have]
+    if rows:
+        ImageTable(table_dir).write_part(f"warc-{q:06d}", rows_to_table(rows))
+    return stats, len(rows)
+
+
+def _wanted_files(wanted: Iterable[str], work: str) -> tuple[dict[int, str], int]:
+    """A list of wanted URLs as the distinct URL files of a run (hash partitions, each sorted): ({q: file}, P)."""
+    import math
+
+    import numpy as np
+
+    from filters.dedup.common import hash64
     from obelics import storage
 
-    t = storage.read_parquet(part)
-    keep = pc.invert(pc.is_in(t.column("url"), pa.array(urls, pa.string())))
-    name = storage.basename(part)[len("part-"):-len(".parquet")]
-    ImageTable(storage.parent(part)).write_part(name, t.filter(keep).replace_schema_metadata(None))
+    urls = sorted(set(u for u in wanted if u))
+    P = max(1, math.ceil(len(urls) / URLS_PER_PARTITION))
+    part = hash64(urls) % np.uint64(P) if urls else np.zeros(0, np.uint64)
+    files = {}
+    for q in np.unique(part):
+        files[int(q)] = path = storage.join(work, f"urls-{int(q):06d}.parquet")
+        storage.write_parquet_atomic(path, pa.table({"url": pa.array([u for u, k in zip(urls, part) if k == q],
+                                                                      pa.string())}))
+    return files, P
 
 
 def warc_image_table(sources: Iterable[str | Path], table_dir: str | Path, cfg: ImagesConfig | None = None,
-                     wanted: Iterable[str] | None = None, stats: ReadStats | None = None,
-                     located: dict[str, list[ImageLocation]] | None = None,
-                     use_ray: bool | None = None) -> ImageTable:
+                     wanted=None, stats: ReadStats | None = None, located: dict | None = None,
+                     use_ray: bool | None = None, dedup=None) -> ImageTable:
     """Read the image records of ``sources`` (WARC paths or URLs) into the image table at ``table_dir``.
 
-    URLs in ``wanted`` that no record holds get a ``failed`` row with reason ``not_in_warc``, so the
-    funnel counts them like failed downloads. A source in ``located`` (its image records' locations,
-    found while extracting: :func:`html_records_locating_images`) has only its wanted records read;
-    the others are scanned whole. Either way the table is the same.
+    ``wanted``: the URLs to keep (None: all), a list or the run's distinct URLs as files
+    (:class:`~pipeline.images.download.UrlFiles`, hash-partitioned); one of them that no record holds gets a
+    ``failed`` row with reason ``not_in_warc``, so the funnel counts it like a failed download. ``located``:
+    {source: where its image records are, a list of (url, offset, length) or a Parquet file of those}, found
+    while extracting (:func:`html_records_locating_images`); a source without is scanned by a task first.
 
-    Each source is read by a task of its own (on Ray with ``use_ray``, else in this process, in turn:
-    :func:`pipeline.shuffle.get_backend`) that writes its part; the driver only holds URLs: it names, for a
-    URL in several sources, the row that wins (the first success, else the last failure, in source order,
-    as one pass over all sources would), has the other parts rewritten without it, and writes the
-    ``not_in_warc`` rows. The rows are those of one pass over every source.
+    No URL is held in the driver (beyond a ``wanted`` or ``located`` given as lists): the image-record
+    locations, with their source's index, are hash-partitioned by URL like the wanted URLs (``dedup``: the
+    shuffle's settings), and the task of partition q reads its wanted URLs' records from every source, in
+    source order, then file order, as one pass over every source would (a URL keeps its first success, else
+    its last failure), and writes the part ``warc-<q>`` (with its ``not_in_warc`` rows). The table is rebuilt
+    whole (an extended run decides again into this folder).
     """
+    import functools
+    import uuid
+
+    from filters.dedup.config import DedupConfig
     from obelics import storage
+    from pipeline import shuffle as fs
+    from pipeline.dedup import BATCH_ROWS, FLUSH_BYTES, _partition_task, shuffle_plan
+    from pipeline.images.download import UrlFiles
+    from pipeline.rounds import IndexBuilder, merge_rounds
     from pipeline.shuffle import get_backend
 
     cfg = cfg or ImagesConfig()
+    dcfg = dedup or DedupConfig()
     table_dir = os.fspath(table_dir)
-    wanted_set = set(wanted) if wanted is not None else None
     located = located or {}
-    sources = [str(s) for s in sources]  # one task each, a source given twice too (its failures come last)
+    sources = [str(s) for s in sources]  # each an index, a source given twice too (its failures come last)
     out = ImageTable(table_dir)
-    for old in out.parts():  # the table is rebuilt whole (an extended run decides again into this folder)
+    for old in out.parts():
         storage.remove(old)
     backend = get_backend(use_ray)
-    shared = None
-    calls = []
-    for i, src in enumerate(sources):
-        locations = located.get(src)
-        if locations is not None:  # the task gets its own wanted URLs only
-            locations = [loc for loc in locations if wanted_set is None or loc[0] in wanted_set]
-            mine = None if wanted_set is None else {loc[0] for loc in locations}
-            calls.append((src, f"warc-{i:05d}", table_dir, cfg, locations, mine))
+    work = storage.join(storage.parent(table_dir), f".warc-work-{uuid.uuid4().hex[:8]}")
+    fs.make_dirs(work)
+    try:
+        if isinstance(wanted, UrlFiles) and wanted.partitions:
+            url_files, P = dict(zip(wanted.keys, wanted.files)), wanted.partitions
+        elif isinstance(wanted, UrlFiles):  # files not partitioned by the join's hash: partitioned here
+            from pipeline.images.join import read_url_files
+
+            url_files, P = _wanted_files(read_url_files(wanted.files), storage.join(work, "urls"))
+        elif wanted is not None:
+            url_files, P = _wanted_files(wanted, storage.join(work, "urls"))
         else:
-            if shared is None:
-                shared = backend.put(wanted_set)
-            calls.append((src, f"warc-{i:05d}", table_dir, cfg, None, shared))
-    results = backend.map(_source_part, calls) if calls else []
-    winner: dict[str, tuple[int, bool]] = {}  # url -> (source index, success) of the row that stays
-    for i, (st, urls, ok) in enumerate(results):
-        if stats is not None:
-            stats.merge(st)
-        for url, success in zip(urls, ok):
-            prev = winner.get(url)
-            if prev is None or not prev[1]:  # a failure gives way to any later row; a success stays
-                winner[url] = (i, success)
-    losers: dict[int, list[str]] = {}
-    for i, (_st, urls, _ok) in enumerate(results):
-        for url in urls:
-            if winner[url][0] != i:
-                losers.setdefault(i, []).append(url)
-    if losers:
-        backend.map(_drop_urls, [(out.part_path(f"warc-{i:05d}"), urls) for i, urls in sorted(losers.items())])
-    missing = sorted(wanted_set - winner.keys()) if wanted_set is not None else []
-    if missing or not results:
-        out.write_part("warc-missing", rows_to_table(make_row(u, None, cfg, reason="not_in_warc", source="warc")
-                                                     for u in missing))
+            url_files, P = None, 1
+        # each source's list of locations: given (a file, or a list written here), else found by a scan task
+        lists: dict[str, str] = {}
+        scans = []
+        for i, src in enumerate(sources):
+            if src in lists:
+                continue
+            lists[src] = path = storage.join(work, f"located-{i:06d}.parquet")
+            given = located.get(src)
+            if isinstance(given, (str, os.PathLike)):
+                lists[src] = os.fspath(given)
+            elif given is not None:
+                storage.write_parquet_atomic(path, _locations_table(given))
+            else:
+                scans.append((src, path))
+        read = ReadStats()
+        for st in backend.map(_locate_task, scans) if scans else ():
+            read.merge(st)
+        counted = {i for i, src in enumerate(sources) if src in located}  # a scan counted its reads already
+        paths = [lists[src] for src in sources]
+        groups = [list(range(k, min(k + RECORD_FILES_PER_TASK, len(paths))))
+                  for k in range(0, len(paths), RECORD_FILES_PER_TASK)]
+        plan = shuffle_plan(len(groups), P, dcfg)
+        maps = IndexBuilder()
+        calls = (([paths[i] for i in g], LOCATION_SCHEMA.names, functools.partial(_location_rows, P=P),
+                  fs.join(work, f"map-{k:05d}.arrow"), g, BATCH_ROWS, plan.top, FLUSH_BYTES)
+                 for k, g in enumerate(groups))
+        for k, (path, labels) in enumerate(backend.imap(_partition_task, calls)):
+            maps.add(k, path, labels)
+        locs = maps.build()
+        if plan.multi:
+            locs = merge_rounds(backend, locs, plan, fs.join(work, "merge"), FLUSH_BYTES)
+        qs = sorted(url_files) if url_files is not None else [int(q) for q in locs.keys]
+        shared = backend.put(sources)
+        calls = ((locs.get(q), q, url_files[q] if url_files is not None else None, shared, table_dir, cfg, counted)
+                 for q in qs)
+        rows = 0
+        for st, n in backend.imap(_partition_part, calls):
+            read.merge(st)
+            rows += n
+        if not rows:  # an empty table still has a part
+            out.write_part("warc-missing", rows_to_table([]))
+    finally:
+        fs.remove_tree(work)
+    if stats is not None:
+        stats.merge(read)
     return ImageTable(table_dir)

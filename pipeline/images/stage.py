@@ -17,25 +17,29 @@ from pathlib import Path
 from obelics import storage
 from obelics.records import ReadStats
 from pipeline.images.config import ImagesConfig
-from pipeline.images.download import TABLE_DIR, download_images, unique_urls
+from pipeline.images.download import TABLE_DIR, UrlFiles, download_images, unique_urls
 from pipeline.images.offline import warc_image_table
 from pipeline.images.table import ImageTable
 
 
-def fetch_images(urls: Iterable[str], work_dir: str | Path, cfg: ImagesConfig | None = None,
+def fetch_images(urls: Iterable[str] | UrlFiles, work_dir: str | Path, cfg: ImagesConfig | None = None,
                  warcs: Iterable[str | Path] | None = None, stats: ReadStats | None = None,
-                 located: dict | None = None, use_ray: bool | None = None) -> ImageTable:
-    """The image table of ``urls`` (sorted, unique) under ``work_dir``, from the source ``cfg.source`` names
-    (``located``: where the WARCs' image records are; ``use_ray``: the WARCs are read by Ray tasks, else in
-    this process; :func:`pipeline.images.offline.warc_image_table`)."""
+                 located: dict | None = None, use_ray: bool | None = None, dedup=None) -> ImageTable:
+    """The image table of ``urls`` under ``work_dir``, from the source ``cfg.source`` names.
+
+    ``urls``: the URLs (made unique, sorted), or :class:`~pipeline.images.download.UrlFiles` (the run's
+    distinct URLs as files: the driver never holds them). ``located``: where the WARCs' image records are,
+    {source: its (url, offset, length) list, or the Parquet file of those}; ``use_ray``: the WARCs are read by
+    Ray tasks, else in this process; ``dedup``: the shuffle's settings (:func:`pipeline.images.offline.warc_image_table`)."""
     cfg = cfg or ImagesConfig()
-    urls = sorted(set(u for u in urls if u))
+    if not isinstance(urls, UrlFiles):
+        urls = sorted(set(u for u in urls if u))
     if cfg.source == "warc":
         warcs = list(warcs or [])
         if not warcs:
             raise ValueError("images.source is 'warc' but no WARC files were given")
         return warc_image_table(warcs, storage.join(work_dir, TABLE_DIR), cfg, wanted=urls, stats=stats,
-                                located=located, use_ray=use_ray)
+                                located=located, use_ray=use_ray, dedup=dedup)
     if cfg.source != "web":
         raise ValueError(f"images.source must be 'web' or 'warc', not {cfg.source!r}")
     return download_images(urls, work_dir, cfg)

@@ -232,9 +232,10 @@ def test_web_source_decision_joins_downloaded_rows(tmp_path, monkeypatch):
     assert table.lookup([urls[0]])[urls[0]]["status"] == "success"
 
 
-def test_image_locations_one_listing_and_read_by_tasks(tmp_path, monkeypatch):
-    """The units' image-record lists: one listing of the extraction's folder (no existence check a unit), the
-    files read by the backend's tasks; a unit without its list is left out (its WARC is scanned)."""
+def test_image_locations_one_listing_never_read_in_the_driver(tmp_path, monkeypatch):
+    """The units' image-record lists: one listing of the extraction's folder (no existence check a unit), each
+    source mapped to its file, which the image table's tasks read (the driver reads none); a unit without its
+    list is left out (its WARC is scanned)."""
     from pipeline import stages
 
     sdir = tmp_path / "00-extract"
@@ -244,19 +245,12 @@ def test_image_locations_one_listing_and_read_by_tasks(tmp_path, monkeypatch):
         pq.write_table(pa.table({"url": pa.array([f"http://x.test/{u}.jpg"]), "offset": pa.array([i], pa.int64()),
                                  "length": pa.array([10 + i], pa.int64())}),
                        sdir / stages.IMAGE_RECORDS.format(unit=u))
-    calls = {"exists": 0, "listdir": 0, "tasks": 0}
-    for name in ("exists", "listdir"):
+    calls = {"exists": 0, "listdir": 0, "read_parquet": 0}
+    for name in calls:
         real = getattr(storage, name)
-        monkeypatch.setattr(storage, name, lambda p, _r=real, _n=name: (calls.__setitem__(_n, calls[_n] + 1), _r(p))[1])
-
-    class Counting(LocalBackend):
-        def imap(self, fn, it):
-            for args in it:
-                calls["tasks"] += 1
-                yield fn(*args)
-
-    monkeypatch.setattr(stages, "IMAGE_RECORDS_TASK_UNITS", 2)
-    ctx = {"source_stage_dir": str(sdir), "sources": {u: f"/in/{u}.warc.gz" for u in units}, "backend": Counting()}
+        monkeypatch.setattr(storage, name, lambda p, *a, _r=real, _n=name, **k: (calls.__setitem__(_n, calls[_n] + 1),
+                                                                              _r(p, *a, **k))[1])
+    ctx = {"source_stage_dir": str(sdir), "sources": {u: f"/in/{u}.warc.gz" for u in units}}
     got = stages._image_locations(units, ctx)
-    assert got == {f"/in/{u}.warc.gz": [(f"http://x.test/{u}.jpg", i, 10 + i)] for i, u in enumerate(units[:4])}
-    assert calls == {"exists": 0, "listdir": 1, "tasks": 2}
+    assert got == {f"/in/{u}.warc.gz": storage.join(str(sdir), stages.IMAGE_RECORDS.format(unit=u)) for u in units[:4]}
+    assert calls == {"exists": 0, "listdir": 1, "read_parquet": 0}

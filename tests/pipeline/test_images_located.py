@@ -29,7 +29,13 @@ def test_locating_scan_reads_the_same_html_records_and_counts(shared):
         assert sorted(found) == sorted(images), src  # every image response record, where the reader finds it
 
 
-def test_image_table_from_locations_equals_the_full_scan(shared, tmp_path):
+def test_image_table_from_locations_equals_the_full_scan(shared, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    import pipeline.images.offline as offline
+    from filters.dedup.common import hash64
+
+    monkeypatch.setattr(offline, "URLS_PER_PARTITION", 4)  # several partitions, each a task and a part
     sources = _sources(shared)
     located = {}
     for src in sources:
@@ -45,7 +51,12 @@ def test_image_table_from_locations_equals_the_full_scan(shared, tmp_path):
     read = [_rows(full), _rows(fast)]
     assert read[0] == read[1] == _one_pass(sources, wanted) and any(r["status"] == "success" for r in read[0])
     assert {r["reason"] for r in read[0] if r["url"] == wanted[-1]} == {"not_in_warc"}
-    assert len(fast.parts()) == len(sources) + 1  # a part per source (each task's), and the not_in_warc rows
+    P = -(-len(wanted) // 4)
+    for part in fast.parts():  # a part per hash partition of the wanted URLs (each task's), not_in_warc rows too
+        q = int(part.rsplit("-", 1)[1].removesuffix(".parquet"))
+        urls_q = pq.read_table(part, columns=["url"]).column("url").to_pylist()
+        assert urls_q and {int(h) % P for h in hash64(urls_q)} == {q}
+    assert len(fast.parts()) == len({int(h) % P for h in hash64(wanted)}) > 1
 
 
 def _rows(table) -> list[dict]:
@@ -104,7 +115,7 @@ def test_a_url_in_several_warcs_keeps_the_row_one_pass_keeps(tmp_path):
     assert [(r["url"][-5:], r["status"], r["reason"]) for r in rows] == [
         ("1.png", "success", None), ("2.png", "success", None), ("3.png", "failed", "http_500"),
         ("4.png", "success", None), ("5.png", "success", None), ("6.png", "failed", "not_in_warc")]
-    assert table.read().num_rows == 6 and len(table.parts()) == 5  # a, b, c, a again, and not_in_warc
+    assert table.read().num_rows == 6 and len(table.parts()) == 1  # one partition: its task reads a, b, c, a
     again = warc_image_table(sources[1:2], tmp_path / "t", wanted=wanted[:2])  # rebuilt whole: no stale part
     assert _rows(again) == _one_pass(sources[1:2], wanted[:2])
 
