@@ -235,3 +235,65 @@ def test_parts_written_to_object_storage_by_the_workers(tmp_path, monkeypatch):
         rows = ImageTable(work + "/table").lookup(urls)  # a fresh reader, as another node would
         assert rows[urls[0]]["bytes"] == PHOTOS["rocket.jpg"] and rows[urls[2]]["reason"] == "http_404"
         assert not any(_shard_bytes(scratch_dir(work))) and (scratch_dir(work) / I2D_DIR).exists()
+
+
+def _url_files(folder, parts: list[list[str]]) -> list[str]:
+    import pyarrow as pa
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k, urls in enumerate(parts):
+        pq.write_table(pa.table({"url": pa.array(urls, pa.string())}), folder / f"urls-{k:06d}.parquet")
+        files.append(str(folder / f"urls-{k:06d}.parquet"))
+    return files
+
+
+def test_url_files_regrouped_into_whole_shards_and_resumed(tmp_path, monkeypatch):
+    """The run's distinct-URL files (one per hash partition, each sorted, of any size) are copied in order into
+    files of whole img2dataset shards (img2dataset cuts each input file on its own), a batch at a time; the
+    digest is the plain list's for the same order, so the same list resumes and another discards the download."""
+    from pipeline.images import download as dl
+
+    monkeypatch.setattr(dl, "URL_LIST_SHARDS", 2)
+    parts = [[f"http://b/{i:03d}" for i in range(3)], [], [f"http://a/{i:03d}" for i in range(5)], ["http://c/0"]]
+    files = _url_files(tmp_path / "in", parts)
+    src = dl.UrlFiles(tuple(files), 9)
+    with pytest.raises(TypeError):
+        list(src)  # the guard: never one list in the driver
+    work = tmp_path / "w"
+    work.mkdir()
+    assert dl._write_url_files(src, work, per_shard=2)
+    got = [pq.read_table(p).column("url").to_pylist() for p in sorted((work / dl.URL_LIST_DIR).glob("*.parquet"))]
+    flat = [u for p in parts for u in p]
+    assert [len(g) for g in got] == [4, 4, 1] and sum(got, []) == flat
+    assert (work / "urls.sha256").read_text() == hashlib.sha256("\n".join(flat).encode()).hexdigest() + "\n"
+    (work / dl.I2D_DIR).mkdir()
+    (work / dl.I2D_DIR / "00000_stats.json").write_text("{}")
+    assert not dl._write_url_files(src, work, per_shard=2) and (work / dl.I2D_DIR / "00000_stats.json").exists()
+    assert dl._write_url_files(dl.UrlFiles(tuple(files[:2]), 3), work, per_shard=2)
+    assert not (work / dl.I2D_DIR).exists()  # another list: img2dataset's shards would not match it
+
+
+@pytest.mark.slow
+def test_url_files_download_the_same_table_as_the_list(tmp_path, monkeypatch):
+    """Given files of distinct URLs (as the run's tasks write them) instead of the URLs, img2dataset reads the
+    regrouped files: the same rows, as many shards as the one list makes, and a rerun fetches nothing."""
+    from dataclasses import replace
+
+    from pipeline.images import download as dl
+
+    monkeypatch.setattr(dl, "URL_LIST_SHARDS", 1)
+    cfg = replace(CFG, number_sample_per_shard=2)
+    with LoopbackImageServer(PHOTOS) as srv:
+        urls = [srv.url(*k) for k in GOOD] + [srv.url("status", "404"), srv.url("truncated", "rocket.jpg")]
+        listed = download_images(urls, tmp_path / "list", cfg, ALLOW)
+        files = _url_files(tmp_path / "in", [sorted(urls[k::3]) for k in (2, 0, 1)])
+        table = download_images(dl.UrlFiles(tuple(files), len(urls)), tmp_path / "files", cfg, ALLOW)
+        assert len(list((tmp_path / "files" / dl.URL_LIST_DIR).glob("*.parquet"))) == 4
+        srv.requests.clear()
+        again = download_images(dl.UrlFiles(tuple(files), len(urls)), tmp_path / "files", cfg, ALLOW)
+        assert srv.requests == []
+    assert table.lookup(urls) == listed.lookup(urls) == again.lookup(urls)
+    assert table.counts() == listed.counts() and table.counts()["success"] == 5
+    shards = [len(list((tmp_path / d / dl.I2D_DIR).glob("*_stats.json"))) for d in ("list", "files")]
+    assert shards == [4, 4]

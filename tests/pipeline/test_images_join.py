@@ -232,6 +232,25 @@ def test_web_source_decision_joins_downloaded_rows(tmp_path, monkeypatch):
     assert table.lookup([urls[0]])[urls[0]]["status"] == "success"
 
 
+def test_web_decision_hands_the_fetch_files_not_urls(tmp_path, monkeypatch):
+    """The decision never reads the distinct URLs into the driver (a snapshot's ~1e8): the fetch gets their
+    files, and img2dataset a folder of URL files, not one list the driver wrote."""
+    from pathlib import Path
+
+    from pipeline.images import download
+
+    def refused(files):
+        raise AssertionError("the distinct URLs were read into the driver")
+
+    monkeypatch.setattr(join, "read_url_files", refused)
+    given = []
+    real = download.img2dataset_kwargs
+    monkeypatch.setattr(download, "img2dataset_kwargs",
+                        lambda cfg, url_list, out: (given.append(Path(url_list)), real(cfg, url_list, out))[1])
+    test_web_source_decision_joins_downloaded_rows(tmp_path, monkeypatch)
+    assert given and all(p.is_dir() and list(p.glob("urls-*.parquet")) for p in given)
+
+
 def test_image_locations_one_listing_never_read_in_the_driver(tmp_path, monkeypatch):
     """The units' image-record lists: one listing of the extraction's folder (no existence check a unit), each
     source mapped to its file, which the image table's tasks read (the driver reads none); a unit without its

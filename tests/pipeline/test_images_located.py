@@ -150,3 +150,88 @@ def test_a_run_reads_its_image_records_by_location(tmp_path, monkeypatch):
     assert stats["summary"]["images"] > 0
     assert scans and not any(isinstance(s, str) for s in scans)  # only in-memory members, never the file
     assert list((tmp_path / "out" / "work").glob("00-*/*.image_records.parquet"))
+
+
+def _partitioned(urls: list[str], P: int, folder):
+    """``urls`` as the run's distinct-URL files (:func:`pipeline.images.join.distinct_urls`: a sorted file per
+    hash partition) and the fetch's handle on them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from filters.dedup.common import hash64
+    from pipeline.images.join import url_files
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for q in range(P):
+        mine = sorted(u for u, h in zip(urls, hash64(urls)) if int(h) % P == q)
+        if mine:
+            files.append(str(folder / f"urls-{q:06d}.parquet"))
+            pq.write_table(pa.table({"url": pa.array(mine, pa.string())}), files[-1])
+    return url_files(files, len(urls), P)
+
+
+def _location_files(sources, folder) -> dict[str, str]:
+    """Each source's image-record list as the extraction writes it (``<unit>.image_records.parquet``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for i, src in enumerate(dict.fromkeys(sources)):
+        found = [(r.url, r.warc_record_offset, r.warc_record_length) for r in iter_image_records(src)]
+        out[src] = str(folder / f"u{i}.image_records.parquet")
+        pq.write_table(pa.table({"url": pa.array([f[0] for f in found], pa.string()),
+                                 "offset": pa.array([f[1] for f in found], pa.int64()),
+                                 "length": pa.array([f[2] for f in found], pa.int64())}), out[src])
+    return out
+
+
+def test_wanted_and_location_files_are_read_by_tasks_only(tmp_path, monkeypatch):
+    """The run's form: the wanted URLs as hash-partitioned files and the sources' image-record lists as files
+    (one source without: scanned by a task). The table is one pass's (first success, else last failure, in
+    source order; not_in_warc), whatever the partitions; no URL file or list is read in the driver."""
+    from obelics import storage
+    from pipeline import shuffle
+    from pipeline.shuffle import LocalBackend
+
+    sources, wanted = _same_url_in_several_warcs(tmp_path)
+    located = _location_files(sources, tmp_path / "extract")
+    del located[sources[1]]  # b is scanned
+    in_task, reads = [0], []
+
+    def counted(fn):
+        def call(self, f, calls, *a):
+            def task(*args):
+                in_task[0] += 1
+                try:
+                    return f(*args)
+                finally:
+                    in_task[0] -= 1
+            return fn(self, task, calls, *a)
+        return call
+
+    for name in ("map", "imap", "map_unordered"):
+        monkeypatch.setattr(LocalBackend, name, counted(getattr(LocalBackend, name)))
+    for mod in (storage, shuffle):
+        for name in ("read_parquet", "parquet_file"):
+            real = getattr(mod, name)
+            monkeypatch.setattr(mod, name, lambda p, *a, _r=real, **k: (reads.append((str(p), in_task[0] > 0)),
+                                                                        _r(p, *a, **k))[1])
+    for P in (1, 3, 7):
+        urls = _partitioned(wanted, P, tmp_path / f"urls-{P}")
+        table = warc_image_table(sources, tmp_path / f"t{P}", wanted=urls, located=located)
+        assert _rows(table) == _one_pass(sources, wanted)
+        assert len(table.parts()) == len(urls.files)  # a part per partition holding wanted URLs
+    ours = [(p, t) for p, t in reads if "urls-" in p or "image_records" in p or "located-" in p]
+    assert ours and all(t for _, t in ours), [p for p, t in ours if not t]
+
+
+@pytest.mark.slow
+def test_wanted_and_location_files_on_ray_equal_one_pass(tmp_path):
+    pytest.importorskip("ray")
+    sources, wanted = _same_url_in_several_warcs(tmp_path)
+    located = _location_files(sources[:1], tmp_path / "extract")  # a located; b and c scanned
+    table = warc_image_table(sources, tmp_path / "t", wanted=_partitioned(wanted, 4, tmp_path / "urls"),
+                             located=located, use_ray=True)
+    assert _rows(table) == _one_pass(sources, wanted)
