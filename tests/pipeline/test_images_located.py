@@ -218,9 +218,16 @@ def test_wanted_and_location_files_are_read_by_tasks_only(tmp_path, monkeypatch)
             real = getattr(mod, name)
             monkeypatch.setattr(mod, name, lambda p, *a, _r=real, **k: (reads.append((str(p), in_task[0] > 0)),
                                                                         _r(p, *a, **k))[1])
-    for P in (1, 3, 7):
+    import pipeline.images.offline as offline
+    from filters.dedup.config import DedupConfig
+    from pipeline.dedup import shuffle_plan
+
+    monkeypatch.setattr(offline, "RECORD_FILES_PER_TASK", 1)  # a map task a source
+    rounds = DedupConfig(shuffle_fan_in=2, shuffle_single_round_max=2)
+    assert shuffle_plan(len(sources), 7, rounds).multi
+    for P, dcfg in ((1, None), (3, None), (7, rounds)):
         urls = _partitioned(wanted, P, tmp_path / f"urls-{P}")
-        table = warc_image_table(sources, tmp_path / f"t{P}", wanted=urls, located=located)
+        table = warc_image_table(sources, tmp_path / f"t{P}", wanted=urls, located=located, dedup=dcfg, use_ray=False)
         assert _rows(table) == _one_pass(sources, wanted)
         assert len(table.parts()) == len(urls.files)  # a part per partition holding wanted URLs
     ours = [(p, t) for p, t in reads if "urls-" in p or "image_records" in p or "located-" in p]
