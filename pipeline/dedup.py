@@ -73,7 +73,6 @@ from filters.dedup.minhash import (
     bucket_edges,
     confirm,
     document_text,
-    greedy_removals,
     recency_rank,
 )
 from filters.dedup.paragraphs import (
@@ -96,6 +95,7 @@ from pipeline.components import (
     write_edges,
     write_partitioned,
 )
+from pipeline.greedy import greedy_partition
 from pipeline.rounds import (
     GroupedWriter,
     Index,
@@ -805,30 +805,13 @@ def _label_task(star_locs, node_locs, edge_locs, K: int, node_path: str, edge_pa
 def _greedy_task(node_locs, edge_locs, c: int, out_path: str, route_bounds):
     """Greedy partition c: :func:`filters.dedup.minhash.greedy_removals` over its whole components (removal
     only follows edges, so on the whole graph it is the union of the results per component), nodes ranked
-    by :func:`recency_rank` over (rec, doc_id) with ties broken by the doc_id hash (the order the driver
-    used); the removed documents routed back to their files. Returns (c, path, files, counts)."""
-    n = read_rows(node_locs, LABELLED_SCHEMA)
-    e = read_rows(edge_locs, CAND_SCHEMA)
-    h = n["h"].to_numpy()
-    uh, first = np.unique(h, return_index=True)
-    if not len(uh) or not e.num_rows:
+    by :func:`recency_rank` over (rec, doc_id) (ties by the doc_id hash), run by
+    :func:`pipeline.greedy.greedy_partition` in memory bounded by its spill budget plus ~14 bytes a node;
+    the removed documents routed back to their files. Returns (c, path, files, counts)."""
+    path, parts, removed = greedy_partition(node_locs, edge_locs, out_path, route_bounds, flush_bytes=FLUSH_BYTES)
+    if not removed:
         return c, None, np.zeros(0, np.int64), {}
-    take = pa.array(first)
-    rank = recency_rank(n["rec"].take(take), n["doc_id"].take(take))
-    a = np.searchsorted(uh, e["x"].to_numpy()).astype(np.int64)
-    b = np.searchsorted(uh, e["y"].to_numpy()).astype(np.int64)
-    by = greedy_removals(len(uh), a, b, rank)
-    gone = np.isin(h, uh[by >= 0])
-    if not gone.any():
-        return c, None, np.zeros(0, np.int64), {}
-    rows = np.flatnonzero(gone)
-    fid = n["_file"].to_numpy()[rows]
-    keep = np.unique(np.stack([h[rows], fid.astype(np.uint64)], 1), axis=0, return_index=True)[1]
-    rows, fid = rows[keep], fid[keep]
-    removed = pa.table({"doc_id": n["doc_id"].take(pa.array(rows)),
-                        "reason": pa.array([MINHASH_REASON] * len(rows), pa.string())}, schema=REMOVED_SCHEMA)
-    path, parts = write_partitioned(removed, fid, out_path, route_bounds)
-    return c, path, parts, {MINHASH_REASON: int((by >= 0).sum())}
+    return c, path, parts, {MINHASH_REASON: removed}
 
 
 def minhash_decision(backend: Backend, paths: list[str], cfg: DedupConfig, work: Path) -> Routed:

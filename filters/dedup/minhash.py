@@ -320,12 +320,19 @@ def confirm(a: np.ndarray, b: np.ndarray, cfg: MinHashConfig, shingle_sets=None,
     return a[ok], b[ok]
 
 
-def recency_rank(recency: pa.Array, doc_ids: pa.Array) -> np.ndarray:
-    """Rank of each row, 0 = most recent (ties broken by the larger doc_id)."""
+def recency_key(recency: pa.Array, doc_ids: pa.Array) -> pa.Array:
+    """The string :func:`recency_rank` sorts by (descending): recency, NUL, doc_id."""
     import pyarrow.compute as pc
 
-    key = pc.binary_join_element_wise(pc.fill_null(recency.cast(pa.string()), ""),
-                                      pc.fill_null(doc_ids.cast(pa.string()), ""), "\x00")
+    return pc.binary_join_element_wise(pc.fill_null(recency.cast(pa.string()), ""),
+                                       pc.fill_null(doc_ids.cast(pa.string()), ""), "\x00")
+
+
+def recency_rank(recency: pa.Array, doc_ids: pa.Array) -> np.ndarray:
+    """Rank of each row, 0 = most recent (ties broken by the larger doc_id, then by row order)."""
+    import pyarrow.compute as pc
+
+    key = recency_key(recency, doc_ids)
     order = pc.sort_indices(pa.table({"k": key}), sort_keys=[("k", "descending")]).to_numpy()
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order))
@@ -360,6 +367,47 @@ def greedy_removals(num_nodes: int, a: np.ndarray, b: np.ndarray, rank: np.ndarr
         nb = nb[(by[nb] < 0) & ~kept[nb]]
         by[nb] = n
     return by
+
+
+UNDECIDED, KEPT, REMOVED = 0, 1, 2
+_SEQUENTIAL_RATIO = 128  # a round that decides fewer than (edges + undecided) / this nodes: finish node by node
+
+
+def greedy_window(state: np.ndarray, hi: np.ndarray, lo: np.ndarray, r0: int, r1: int) -> None:
+    """Decide the nodes of ranks ``r0 .. r1 - 1`` as :func:`greedy_removals` does, in place in ``state``
+    (uint8 by rank: UNDECIDED, KEPT, REMOVED; every rank below ``r0`` decided), from all the edges
+    ``(hi, lo)`` (ranks, ``lo < hi``) whose ``hi`` is in the window.
+
+    The greedy keeps a node iff none of its more recent neighbours is kept (the first maximal independent
+    set in rank order), so a window needs only the decided states below it and its own edges. Decided in
+    vectorised rounds: a node with a kept lower neighbour is removed, one whose lower neighbours are all
+    removed is kept (the lowest undecided node always is, so every round decides one at least). A round
+    that decides too few nodes for its cost (a path in rank order takes one round a node) hands the rest
+    to a loop over the nodes in rank order.
+    """
+    sel = (hi >= r0) & (hi < r1) & (lo < hi)
+    hi, lo = hi[sel], lo[sel]
+    und = np.arange(r0, r1)
+    und = und[state[und] == UNDECIDED]
+    while len(und):
+        s = state[lo]
+        state[hi[s == KEPT]] = REMOVED
+        waiting = np.zeros(r1 - r0, bool)
+        waiting[hi[state[lo] == UNDECIDED] - r0] = True
+        free = und[(state[und] == UNDECIDED) & ~waiting[und - r0]]
+        state[free] = KEPT
+        before = len(und)
+        und = und[state[und] == UNDECIDED]
+        keep = state[hi] == UNDECIDED
+        hi, lo = hi[keep], lo[keep]
+        if len(und) and (before - len(und)) * _SEQUENTIAL_RATIO < len(hi) + len(und):
+            order = np.argsort(hi, kind="stable")
+            hi, lo = hi[order], lo[order]
+            starts = np.searchsorted(hi, und)
+            ends = np.searchsorted(hi, und, side="right")
+            for r, a, b in zip(und.tolist(), starts.tolist(), ends.tolist()):
+                state[r] = REMOVED if (state[lo[a:b]] == KEPT).any() else KEPT
+            return
 
 
 # -- the pass over documents in memory ------------------------------------------------------------
