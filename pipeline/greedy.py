@@ -234,12 +234,14 @@ def greedy_states(edge_locs, uh: np.ndarray, rank: np.ndarray, budget: int, fold
         spill.remove()
 
 
-def greedy_partition(node_locs, edge_locs, out_path: str, route_bounds=None, budget: int = SPILL_BYTES,
+def greedy_partition(node_locs, edge_locs, out_path: str, route_bounds=None, budget: int | None = None,
                      flush_bytes: int = 64 << 20, tmp_dir: str | None = None):
     """The greedy removal over one partition's components (labelled node rows and (x, y) edge rows, as
-    ``pipeline.dedup._greedy_task`` gets them), in memory bounded by ``budget`` plus ~14 bytes a node.
+    ``pipeline.dedup._greedy_task`` gets them), in memory bounded by ``budget`` (default
+    :data:`SPILL_BYTES`) plus ~14 bytes a node.
     The removed documents are written to ``out_path`` grouped by file (by slot of ``route_bounds``, the
     file kept as ``_part``); returns (path or None, each batch's label, number of removed nodes)."""
+    budget = budget or SPILL_BYTES
     with tempfile.TemporaryDirectory(prefix="obelics-greedy-", dir=tmp_dir) as folder:
         hashes = _Hashes()
         for t in _batches(node_locs, ["h", "doc_id", "rec"]):

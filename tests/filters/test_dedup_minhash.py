@@ -110,3 +110,57 @@ def test_verification_modes(verify):
 def test_short_documents_are_never_linked():
     docs = [make_doc(f"https://a.com/{k}", ["i"], texts=["Home"], doc_id=str(k)) for k in range(3)]
     assert len(minhash_dedup(docs, DedupConfig()).doc_ids) == 3
+
+
+# -- the greedy removal decided a window of ranks at a time (the bounded-memory task's scan) ---------
+def _greedy_by_windows(n, a, b, rank, windows):
+    """greedy_window over rank windows cut at ``windows``: the removed nodes (by node index)."""
+    from filters.dedup.minhash import REMOVED, greedy_window
+
+    ra, rb = rank[a], rank[b]
+    hi, lo = np.maximum(ra, rb), np.minimum(ra, rb)
+    state = np.zeros(n, np.uint8)
+    cuts = [0, *sorted(set(windows) - {0, n}), n]
+    for r0, r1 in zip(cuts[:-1], cuts[1:]):
+        sel = (hi >= r0) & (hi < r1)
+        greedy_window(state, hi[sel], lo[sel], r0, r1)
+    assert (state > 0).all()
+    return state[rank] == REMOVED
+
+
+def _random_graph(rng, n, density):
+    m = max(1, int(n * density))
+    a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+    return a, b
+
+
+@pytest.mark.parametrize("ratio", [0, 128, 10**9])  # rounds only, the default switch, node by node at once
+@pytest.mark.parametrize("seed", range(40))
+def test_greedy_window_equals_greedy_removals(seed, ratio, monkeypatch):
+    """Random graphs, dense and sparse, ranks with a path in rank order (the node-by-node fallback), a star
+    on the least recent node, several components, and windows from one rank to all of them."""
+    from filters.dedup import minhash
+    from filters.dedup.minhash import greedy_removals
+
+    monkeypatch.setattr(minhash, "_SEQUENTIAL_RATIO", ratio)
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    a, b = _random_graph(rng, n, [0.3, 1, 3, 12][seed % 4])
+    if seed % 5 == 0:  # a path in rank order: one node decided a round
+        path = np.arange(n)
+        a, b = np.concatenate([a, path[:-1]]), np.concatenate([b, path[1:]])
+    if seed % 7 == 0:  # a star centred on the least recent node
+        a, b = np.concatenate([a, np.full(n - 1, n - 1)]), np.concatenate([b, np.arange(n - 1)])
+    rank = rng.permutation(n) if seed % 5 else np.arange(n)
+    want = greedy_removals(n, a, b, rank) >= 0
+    for w in (1, 2, 7, max(1, n // 3), n):
+        got = _greedy_by_windows(n, a, b, rank, list(range(0, n, w)))
+        assert np.array_equal(got, want), (seed, w)
+
+
+def test_greedy_window_chain_keeps_the_third():
+    """A~B, B~C, A!~C, A most recent: B removed, C kept, in one window and in one window a node."""
+    a, b, rank = np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2])
+    for windows in ([0], [0, 1, 2]):
+        assert _greedy_by_windows(3, a, b, rank, windows).tolist() == [False, True, False]

@@ -1,0 +1,147 @@
+"""The bounded-memory greedy task (pipeline.greedy, pipeline.dedup._greedy_task) writes the same removed rows,
+in the same order and with the same counts, as the in-memory task it replaces (kept here as the oracle: the
+component partition read whole, ranked by recency_rank, filters.dedup.minhash.greedy_removals), on random
+graphs with rows spread over files and batches, a node on several rows (files, band partitions), recency
+ties, chains, stars, and budgets small enough that every spill has many ranges."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from filters.dedup.common import REMOVED_SCHEMA, hash64
+from filters.dedup.minhash import REASON, greedy_removals, recency_rank
+from pipeline import greedy
+from pipeline.components import read_batches, read_rows, write_partitioned
+from pipeline.dedup import CAND_SCHEMA, LABELLED_SCHEMA, _greedy_task
+
+
+def _oracle(node_locs, edge_locs, c, out_path, route_bounds):
+    """The greedy task before the bounded one (whole partition in memory)."""
+    n = read_rows(node_locs, LABELLED_SCHEMA)
+    e = read_rows(edge_locs, CAND_SCHEMA)
+    h = n["h"].to_numpy()
+    uh, first = np.unique(h, return_index=True)
+    if not len(uh) or not e.num_rows:
+        return c, None, np.zeros(0, np.int64), {}
+    take = pa.array(first)
+    rank = recency_rank(n["rec"].take(take), n["doc_id"].take(take))
+    a = np.searchsorted(uh, e["x"].to_numpy()).astype(np.int64)
+    b = np.searchsorted(uh, e["y"].to_numpy()).astype(np.int64)
+    by = greedy_removals(len(uh), a, b, rank)
+    gone = np.isin(h, uh[by >= 0])
+    if not gone.any():
+        return c, None, np.zeros(0, np.int64), {}
+    rows = np.flatnonzero(gone)
+    fid = n["_file"].to_numpy()[rows]
+    keep = np.unique(np.stack([h[rows], fid.astype(np.uint64)], 1), axis=0, return_index=True)[1]
+    rows, fid = rows[keep], fid[keep]
+    removed = pa.table({"doc_id": n["doc_id"].take(pa.array(rows)),
+                        "reason": pa.array([REASON] * len(rows), pa.string())}, schema=REMOVED_SCHEMA)
+    path, parts = write_partitioned(removed, fid, out_path, route_bounds)
+    return c, path, parts, {REASON: int((by >= 0).sum())}
+
+
+def _write(path, t, chunks):
+    """``t`` as an IPC file of ``chunks`` record batches; its locs (every batch, in order)."""
+    bounds = np.linspace(0, t.num_rows, chunks + 1).astype(int)
+    with pa.OSFile(str(path), "wb") as f, pa.ipc.new_file(f, t.schema) as w:
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            w.write_batch(t.slice(lo, hi - lo).combine_chunks().to_batches()[0] if hi > lo else
+                          pa.RecordBatch.from_pylist([], t.schema))
+    return [(str(path), list(range(chunks)))]
+
+
+def _partition(rng, tmp_path, n, density, ties, chain, star, files):
+    """A component partition's labelled node rows and edge rows as the label task writes them, in 1-3
+    files each of 1-4 batches: several components, some nodes on several rows (files, and the same file
+    twice), recency drawn from few values (ties broken by doc_id), a chain A~B~C and a star."""
+    ids = [f"doc-{i:05d}-{rng.integers(1 << 30)}" for i in range(n)]
+    h = hash64(ids)
+    recs = [f"2023-0{rng.integers(1, 1 + ties)}\x00crawl-data/CC-MAIN-2023-0{rng.integers(1, 4)}" for _ in range(n)]
+    m = max(1, int(n * density))
+    comp = rng.integers(0, 3, n)  # three components' worth of edges (edges only within a component)
+    a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+    a, b = a[comp[a] == comp[b]], b[comp[a] == comp[b]]
+    if chain and n >= 3:
+        a, b = np.concatenate([a, [0, 1]]), np.concatenate([b, [1, 2]])
+    if star and n >= 5:
+        a, b = np.concatenate([a, np.full(n // 2, n - 1)]), np.concatenate([b, np.arange(n // 2)])
+    keep = a != b
+    a, b = a[keep], b[keep]
+    on_edge = np.unique(np.concatenate([a, b]))
+    rows = [on_edge, on_edge[rng.random(len(on_edge)) < 0.3], on_edge[rng.random(len(on_edge)) < 0.1]]
+    node = np.concatenate(rows)
+    node = node[rng.permutation(len(node))]
+    fid = rng.integers(0, files, len(node))
+    rec = [recs[i] for i in node]
+    for j in np.flatnonzero(rng.random(len(node)) < 0.05):  # a later row of a node with another recency
+        rec[j] = f"2022-0{rng.integers(1, 9)}"
+    nodes = pa.table({"label": pa.array(np.zeros(len(node), np.uint64)), "h": pa.array(h[node], pa.uint64()),
+                      "doc_id": [ids[i] for i in node], "rec": rec, "_file": pa.array(fid, pa.int64())},
+                     schema=LABELLED_SCHEMA)
+    x, y = np.minimum(h[a], h[b]), np.maximum(h[a], h[b])
+    edges = pa.table({"x": pa.array(x, pa.uint64()), "y": pa.array(y, pa.uint64())}, schema=CAND_SCHEMA)
+    node_locs, edge_locs = [], []
+    for name, t, locs in (("nodes", nodes, node_locs), ("edges", edges, edge_locs)):
+        parts = rng.integers(1, 4)
+        for k, sl in enumerate(np.array_split(np.arange(t.num_rows), parts)):
+            locs += _write(tmp_path / f"{name}-{k}.arrow", t.take(pa.array(sl, pa.int64())), int(rng.integers(1, 5)))
+    return node_locs, edge_locs
+
+
+def _result(r):
+    c, path, parts, counts = r
+    rows = read_batches([(path, list(range(len(parts))))]).to_pydict() if path else None
+    return c, rows, list(parts), counts
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_greedy_task_equals_the_in_memory_task(seed, tmp_path, monkeypatch):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 30) if seed % 5 == 4 else rng.integers(30, 600))
+    node_locs, edge_locs = _partition(rng, tmp_path, n, [0.5, 1.5, 4, 16][seed % 4], ties=1 + seed % 3,
+                                      chain=seed % 2 == 0, star=seed % 3 == 0, files=int(rng.integers(1, 9)))
+    bounds = np.array([0, 3, 5]) if seed % 4 == 1 else None
+    want = _result(_oracle(node_locs, edge_locs, 7, str(tmp_path / "want.arrow"), bounds))
+    if seed % 2:  # tiny budgets: many key ranges, edge windows of one range, removed rows in many ranges
+        monkeypatch.setattr(greedy, "SPILL_BYTES", 64)
+        monkeypatch.setattr(greedy, "BATCH_ROWS", 37)
+        monkeypatch.setattr(greedy, "SAMPLE", 50)
+        monkeypatch.setattr(greedy, "EDGE_RANGES", 1 + seed % 50)
+    got = _result(_greedy_task(node_locs, edge_locs, 7, str(tmp_path / "got.arrow"), bounds))
+    assert got == want
+    assert want[1] is not None or seed % 5 == 4  # the larger graphs do remove documents
+
+
+def test_spills_are_cut_into_many_ranges(tmp_path):
+    """With a tiny budget the keys, edges and removed rows are each spilled in several ranges, and the
+    temporary folder is gone afterwards."""
+    rng = np.random.default_rng(1)
+    node_locs, edge_locs = _partition(rng, tmp_path, 400, 4, ties=2, chain=True, star=True, files=5)
+    seen = []
+    real_read = greedy._Spill.read
+
+    def read(self, lo, hi):
+        seen.append((self.path.rsplit("/", 1)[1], lo))
+        return real_read(self, lo, hi)
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    greedy._Spill.read = read
+    try:
+        path, labels, removed = greedy.greedy_partition(node_locs, edge_locs, str(tmp_path / "out.arrow"),
+                                                        budget=2048, tmp_dir=str(tmp))
+    finally:
+        greedy._Spill.read = real_read
+    assert removed > 0
+    for name in ("keys.arrow", "edges.arrow", "removed.arrow"):
+        assert len({lo for n, lo in seen if n == name}) > 3, name
+    assert list(tmp.iterdir()) == []
+
+
+def test_an_edge_to_a_missing_node_is_an_error(tmp_path):
+    rng = np.random.default_rng(2)
+    node_locs, _ = _partition(rng, tmp_path, 50, 2, ties=1, chain=True, star=False, files=2)
+    edges = pa.table({"x": pa.array([1], pa.uint64()), "y": pa.array([2], pa.uint64())}, schema=CAND_SCHEMA)
+    with pytest.raises(ValueError, match="not a node"):
+        greedy.greedy_partition(node_locs, _write(tmp_path / "bad.arrow", edges, 1), str(tmp_path / "o.arrow"))
