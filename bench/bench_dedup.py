@@ -558,77 +558,180 @@ def minhash_speed(n: int, bands: int, rows: int) -> dict:
 
 
 # -- one large near-duplicate component: the memory of the task that holds it ----------------------
-def component_files(n: int, folder: Path, words: int = 220, seed: int = 0) -> tuple[str, str, dict]:
-    """The nodes and edges of one component as the greedy task gets them: ``n`` copies of one template of
+COMPONENT_CHUNK = 20_000  # documents hashed at once while making a component
+
+
+def component_files(n: int, folder: Path, words: int = 220, seed: int = 0, K: int = 16) -> tuple[dict, dict]:
+    """The files of one component as the MinHash decision's tasks get them: ``n`` copies of one template of
     ``words`` Zipf words with three words edited each (spread over ``n // 10`` units and the three crawls of
-    :func:`generate`), their band rows (:func:`pipeline.dedup.minhash_band_rows`), the candidate edges of
-    those rows (:func:`pipeline.dedup.minhash_partition_edges`, the band partitions' union) taken as confirmed
-    (three edits in 220 words: Jaccard ~0.97), written as one labelled nodes file and one edges file (Arrow
-    IPC, the schemas of ``pipeline.dedup``). Returns the two paths and counts."""
+    :func:`generate`), their band rows (:func:`pipeline.dedup.minhash_band_rows`, a chunk of documents at a
+    time), the candidate edges of those rows (:func:`filters.dedup.minhash.bucket_edges` ranked by
+    :func:`recency_rank`, as :func:`pipeline.dedup.minhash_partition_edges` does, on integer documents so
+    that millions fit) taken as confirmed (three edits in 220 words: Jaccard ~0.97), written as Arrow IPC:
+    the greedy task's labelled nodes and edges, and the partition of ``K`` that holds the component's
+    star centre (its star rows, nodes and both-way edges: the label task's and the last component step's
+    input). Returns the paths and counts."""
     import pyarrow.compute as pc
 
     from filters.dedup.common import hash64
     from filters.dedup.config import dedup_config
-    from pipeline.dedup import CAND_SCHEMA, LABELLED_SCHEMA, minhash_band_rows, minhash_partition_edges
+    from filters.dedup.minhash import bucket_edges, recency_rank
+    from filters.dedup.recency import recency_column
+    from pipeline.components import EDGE_SCHEMA
+    from pipeline.dedup import CAND_SCHEMA, LABELLED_SCHEMA, NODE_SCHEMA, minhash_band_rows
 
     cfg = dedup_config("default")
     rng = np.random.default_rng(seed)
     p = 1.0 / np.arange(1, 20_001) ** 1.05
     cdf = np.cumsum(p / p.sum())
     template = np.minimum(np.searchsorted(cdf, rng.random(words)), len(cdf) - 1)
-    body = np.tile(template, (n, 1))
-    body[np.arange(n)[:, None], rng.integers(0, words, (n, 3))] = rng.integers(0, 20_000, (n, 3))
+    to = rng.integers(0, 20_000, (n, 3))  # drawn before the positions, as ``body[..., positions] = values`` did
+    at = rng.integers(0, words, (n, 3))
     crawls = ["CC-MAIN-2021-04", "CC-MAIN-2022-05", "CC-MAIN-2023-06"]
     crawl = rng.integers(3, size=n)
     vocab = pa.array([f"w{i}" for i in range(20_000)])
-    texts = pc.binary_join(pa.ListArray.from_arrays(pa.array(np.arange(0, body.size + 1, words, dtype=np.int32)),
-                                                    vocab.take(pa.array(body.ravel()))), " ").to_pylist()
-    t = pa.table({"doc_id": [f"{i:012d}" for i in range(n)], "texts": [[x] for x in texts],
-                  "warc_filename": [f"crawl-data/{crawls[c]}/segments/x/warc/{i % 1000:05d}.warc.gz"
-                                    for i, c in enumerate(crawl)],
-                  "capture_date": [f"{crawls[c][8:12]}-0{c + 1}-15T00:00:00Z" for c in crawl]})
-    rows = pa.concat_tables([minhash_band_rows(t.slice(i, 20_000), cfg) for i in range(0, n, 20_000)])
-    nodes, a, b = minhash_partition_edges(rows)
-    h = hash64(nodes["doc_id"].to_pylist())
+    keys, members, recs = [], [], []
+    for lo in range(0, n, COMPONENT_CHUNK):
+        m = min(COMPONENT_CHUNK, n - lo)
+        body = np.tile(template, (m, 1))
+        body[np.arange(m)[:, None], at[lo:lo + m]] = to[lo:lo + m]
+        texts = pc.binary_join(pa.ListArray.from_arrays(pa.array(np.arange(0, body.size + 1, words, dtype=np.int32)),
+                                                        vocab.take(pa.array(body.ravel()))), " ").to_pylist()
+        idx = range(lo, lo + m)
+        t = pa.table({"doc_id": [f"{i:012d}" for i in idx], "texts": [[x] for x in texts],
+                      "warc_filename": [f"crawl-data/{crawls[crawl[i]]}/segments/x/warc/{i % 1000:05d}.warc.gz"
+                                        for i in idx],
+                      "capture_date": [f"{crawls[crawl[i]][8:12]}-0{crawl[i] + 1}-15T00:00:00Z" for i in idx]})
+        rows = minhash_band_rows(t, cfg)
+        keys.append(rows["key"].to_numpy())
+        members.append(pc.cast(rows["doc_id"], pa.int64()).to_numpy().astype(np.int32))
+        recs.append(recency_column(t, cfg.recency))
+    keys, members = np.concatenate(keys), np.concatenate(members)
+    band_rows = len(keys)
+    rec = pa.concat_arrays(recs)
+    doc_ids = pa.array([f"{i:012d}" for i in range(n)])
+    prio = recency_rank(rec, doc_ids)
+    a, b = [], []
+    for part in range(8):  # the band keys in parts (a bucket is in one part): less memory at once
+        sel = keys % np.uint64(8) == np.uint64(part)
+        x, y = bucket_edges(keys[sel], members[sel], prio[members[sel]])
+        a.append(x.astype(np.int32))
+        b.append(y.astype(np.int32))
+        del sel, x, y
+    del keys, members, prio
+    code = np.unique(np.concatenate(a).astype(np.int64) * n + np.concatenate(b))
+    a, b = code // n, code % n
+    del code
+    on_edge, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    a, b = inverse[:len(a)], inverse[len(a):]
+    del inverse
+    ids = doc_ids.take(pa.array(on_edge))
+    h = hash64(ids.to_pylist())
     folder.mkdir(parents=True, exist_ok=True)
+    fid = pa.array(rng.integers(0, max(1, n // 10), len(h)), pa.int64())
     labelled = pa.table({"label": pa.array(np.zeros(len(h), np.uint64)), "h": pa.array(h, pa.uint64()),
-                         "doc_id": nodes["doc_id"], "rec": nodes["rec"],
-                         "_file": pa.array(rng.integers(0, max(1, n // 10), len(h)), pa.int64())},
-                        schema=LABELLED_SCHEMA)
-    edges = pa.table({"x": pa.array(np.minimum(h[a], h[b]), pa.uint64()),
-                      "y": pa.array(np.maximum(h[a], h[b]), pa.uint64())}, schema=CAND_SCHEMA)
-    paths = []
-    for name, tab in (("nodes", labelled), ("edges", edges)):
+                         "doc_id": ids, "rec": rec.take(pa.array(on_edge)), "_file": fid}, schema=LABELLED_SCHEMA)
+    x, y = np.minimum(h[a], h[b]), np.maximum(h[a], h[b])
+    edges = pa.table({"x": pa.array(x, pa.uint64()), "y": pa.array(y, pa.uint64())}, schema=CAND_SCHEMA)
+    centre = h.min()  # the star forest: every node linked to the smallest
+    q = int(centre % np.uint64(K))
+    mine = h % np.uint64(K) == np.uint64(q)
+    leaves = h[h != centre]
+    stars = pa.table({"u": pa.array(np.concatenate([np.full(len(leaves), centre), leaves[leaves % np.uint64(K) == q]]),
+                                    pa.uint64()),
+                      "v": pa.array(np.concatenate([leaves, np.full(int((leaves % np.uint64(K) == q).sum()), centre)]),
+                                    pa.uint64())}, schema=EDGE_SCHEMA)
+    nodes_q = labelled.filter(pa.array(mine)).select(NODE_SCHEMA.names)
+    u, v = np.concatenate([x, y]), np.concatenate([y, x])
+    sel = u % np.uint64(K) == np.uint64(q)
+    edges_q = pa.table({"u": pa.array(u[sel], pa.uint64()), "v": pa.array(v[sel], pa.uint64())}, schema=EDGE_SCHEMA)
+    paths = {}
+    for name, tab in (("nodes", labelled), ("edges", edges), ("stars_q", stars), ("nodes_q", nodes_q),
+                      ("edges_q", edges_q)):
         path = str(folder / f"{name}-{n}.arrow")
         with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, tab.schema) as w:
             w.write_table(tab, max_chunksize=1 << 20)
-        paths.append(path)
-    return paths[0], paths[1], {"docs": n, "nodes": len(h), "edges": len(a),
-                                "band_rows": rows.num_rows, "file_mb": round(sum(os.path.getsize(x) for x in paths) / 2**20, 1)}
+        paths[name] = path
+    mb = sum(os.path.getsize(paths[k]) for k in ("nodes", "edges")) / 2**20
+    return paths, {"docs": n, "nodes": len(h), "edges": len(a), "band_rows": band_rows, "file_mb": round(mb, 1),
+                   "K": K, "centre_partition_star_rows": stars.num_rows}
 
 
-def component_one(nodes: str, edges: str, tracemalloc_on: bool) -> dict:
-    """The greedy task (``pipeline.dedup._greedy_task``) over one component's files, in this fresh process:
-    its CPU seconds and its memory (RSS growth and peak; or tracemalloc's peak, numpy and Arrow buffers
-    that Python allocates included)."""
+def greedy_task_in_memory(node_locs, edge_locs, c: int, out_path: str, route_bounds):
+    """The greedy task before the bounded one (``pipeline.dedup._greedy_task`` up to 7b732e9): the whole
+    component partition read into memory, ranked by ``recency_rank`` and decided by ``greedy_removals``."""
+    from filters.dedup.common import REMOVED_SCHEMA
+    from filters.dedup.minhash import REASON, greedy_removals, recency_rank
+    from pipeline.components import read_rows, write_partitioned
+    from pipeline.dedup import CAND_SCHEMA, LABELLED_SCHEMA
+
+    n = read_rows(node_locs, LABELLED_SCHEMA)
+    e = read_rows(edge_locs, CAND_SCHEMA)
+    h = n["h"].to_numpy()
+    uh, first = np.unique(h, return_index=True)
+    if not len(uh) or not e.num_rows:
+        return c, None, np.zeros(0, np.int64), {}
+    take = pa.array(first)
+    rank = recency_rank(n["rec"].take(take), n["doc_id"].take(take))
+    a = np.searchsorted(uh, e["x"].to_numpy()).astype(np.int64)
+    b = np.searchsorted(uh, e["y"].to_numpy()).astype(np.int64)
+    by = greedy_removals(len(uh), a, b, rank)
+    gone = np.isin(h, uh[by >= 0])
+    if not gone.any():
+        return c, None, np.zeros(0, np.int64), {}
+    rows = np.flatnonzero(gone)
+    fid = n["_file"].to_numpy()[rows]
+    keep = np.unique(np.stack([h[rows], fid.astype(np.uint64)], 1), axis=0, return_index=True)[1]
+    rows, fid = rows[keep], fid[keep]
+    removed = pa.table({"doc_id": n["doc_id"].take(pa.array(rows)),
+                        "reason": pa.array([REASON] * len(rows), pa.string())}, schema=REMOVED_SCHEMA)
+    path, parts = write_partitioned(removed, fid, out_path, route_bounds)
+    return c, path, parts, {REASON: int((by >= 0).sum())}
+
+
+COMPONENT_TASKS = ("greedy-in-memory", "greedy", "label", "step")
+
+
+def component_one(paths: dict, task: str, tracemalloc_on: bool) -> dict:
+    """One task over one component's files, in this fresh process: its CPU seconds and its memory (RSS
+    growth and peak; or tracemalloc's peak, numpy and Arrow buffers that Python allocates included).
+    ``greedy-in-memory``: :func:`greedy_task_in_memory`; ``greedy``: ``pipeline.dedup._greedy_task``;
+    ``label``: ``pipeline.dedup._label_task`` of the star centre's partition; ``step``: a Large-Star step
+    (``pipeline.components._step_task``) on the star forest rows of that partition."""
+    import hashlib
     import tracemalloc
 
     from bench.subrun import memory_mb
-    from pipeline.dedup import _greedy_task
+    from pipeline import components, dedup
 
     def locs(path):
         with pa.OSFile(path, "rb") as f:
             return [(path, list(range(pa.ipc.open_file(f).num_record_batches)))]
 
-    node_locs, edge_locs = locs(nodes), locs(edges)
     rss0 = memory_mb()[0]
     if tracemalloc_on:
         tracemalloc.start()
     c0 = time.process_time()
+    res: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        _, path, parts, counts = _greedy_task(node_locs, edge_locs, 0, os.path.join(tmp, "removed.arrow"), None)
-    cpu = time.process_time() - c0
-    res = {"cpu_s": round(cpu, 2), "removed": counts, "rss_before_mb": round(rss0)}
+        out = os.path.join(tmp, "out.arrow")
+        if task in ("greedy-in-memory", "greedy"):
+            fn = greedy_task_in_memory if task == "greedy-in-memory" else dedup._greedy_task
+            _, path, parts, counts = fn(locs(paths["nodes"]), locs(paths["edges"]), 0, out, None)
+            res["removed"] = counts
+            if path:  # the removed rows, to check both tasks wrote the same
+                with pa.OSFile(path, "rb") as f:
+                    t = pa.ipc.open_file(f).read_all()
+                res["rows_sha256"] = hashlib.sha256(repr((t.to_pydict(), list(parts))).encode()).hexdigest()[:16]
+        elif task == "label":
+            _, counts = dedup._label_task(locs(paths["stars_q"]), locs(paths["nodes_q"]), locs(paths["edges_q"]),
+                                          16, out, os.path.join(tmp, "edges.arrow"), None)
+            res["counts"] = counts
+        else:
+            _, counts = components._step_task(locs(paths["stars_q"]), True, 16, out, None)
+            res["counts"] = counts
+    res["cpu_s"] = round(time.process_time() - c0, 2)
+    res["rss_before_mb"] = round(rss0)
     if tracemalloc_on:
         res["tracemalloc_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
     else:
@@ -637,25 +740,33 @@ def component_one(nodes: str, edges: str, tracemalloc_on: bool) -> dict:
     return res
 
 
-def print_component(sizes: list[int], words: int) -> int:
+def print_component(sizes: list[int], words: int, tasks: list[str], old_max: int, traced: bool) -> int:
+    """Per size: make the component's files, then each task in fresh processes (RSS, and tracemalloc when
+    ``traced``); the in-memory greedy only up to ``old_max`` nodes (it needs ~2 KB a node)."""
     folder = DATA / "component"
     for n in sizes:
         t0 = time.process_time()
-        nodes, edges, counts = component_files(n, folder, words)
+        paths, counts = component_files(n, folder, words)
         print(f"{n:,} copies of one template ({words} words, 3 edited): {counts['nodes']:,} nodes, "
               f"{counts['edges']:,} candidate edges ({counts['band_rows']:,} band rows), files "
-              f"{counts['file_mb']} MB; made in {time.process_time() - t0:.1f} CPU-s", flush=True)
-        for mode in ("rss", "tracemalloc"):
-            code = (f"import json; from bench.bench_dedup import component_one; "
-                    f"print('RESULT ' + json.dumps(component_one({nodes!r}, {edges!r}, {mode == 'tracemalloc'})))")
-            r = run_measurement([sys.executable, "-c", code], env={**os.environ, **WORKER_ENV})
-            if r is None:
-                return 1
-            print(f"    greedy task ({mode}): {r}; per node: "
-                  + (f"{1024 * r['peak_growth_mb'] / counts['nodes']:.2f} KB RSS growth" if mode == "rss" else
-                     f"{1024 * r['tracemalloc_peak_mb'] / counts['nodes']:.2f} KB traced"), flush=True)
-        os.unlink(nodes)
-        os.unlink(edges)
+              f"{counts['file_mb']} MB, centre partition of K={counts['K']}: "
+              f"{counts['centre_partition_star_rows']:,} star rows; made in {time.process_time() - t0:.1f} CPU-s",
+              flush=True)
+        for task in tasks:
+            if task == "greedy-in-memory" and n > old_max:
+                print(f"    {task}: skipped (over --component-old-max {old_max:,})", flush=True)
+                continue
+            for mode in ("rss", "tracemalloc") if traced else ("rss",):
+                code = (f"import json; from bench.bench_dedup import component_one; "
+                        f"print('RESULT ' + json.dumps(component_one({paths!r}, {task!r}, {mode == 'tracemalloc'})))")
+                r = run_measurement([sys.executable, "-c", code], env={**os.environ, **WORKER_ENV})
+                if r is None:
+                    return 1
+                per = (f"{1024 * r['peak_growth_mb'] / counts['nodes']:.3f} KB RSS growth" if mode == "rss" else
+                       f"{1024 * r['tracemalloc_peak_mb'] / counts['nodes']:.3f} KB traced")
+                print(f"    {task} ({mode}): {r}; per node: {per}", flush=True)
+        for path in paths.values():
+            os.unlink(path)
     return 0
 
 
@@ -685,10 +796,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--component", metavar="SIZES",
                     help="one near-duplicate component of these sizes (comma-separated copies of one template): "
                          "the greedy task's memory, then exit")
+    ap.add_argument("--component-tasks", default=",".join(COMPONENT_TASKS),
+                    help=f"with --component: which tasks ({', '.join(COMPONENT_TASKS)})")
+    ap.add_argument("--component-old-max", type=int, default=1_000_000,
+                    help="with --component: run the in-memory greedy only up to this many copies (~2 KB a node)")
+    ap.add_argument("--component-traced", action="store_true",
+                    help="with --component: each task also under tracemalloc (a second fresh process)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.component:
-        return print_component([int(x) for x in args.component.split(",")], args.words)
+        return print_component([int(x) for x in args.component.split(",")], args.words,
+                               args.component_tasks.split(","), args.component_old_max, args.component_traced)
     if args.plan:
         print_plans(args.plan_doc_bytes, args.profile, args.set)
         return 0

@@ -96,6 +96,31 @@ def star_labels(t: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return nodes, np.minimum(nodes, np.minimum.reduceat(v, starts))
 
 
+def _node_extremes(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct ``u`` and the smallest ``v`` of each."""
+    order = np.argsort(u, kind="stable")
+    u, v = u[order], v[order]
+    starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
+    return u[starts], np.minimum.reduceat(v, starts)
+
+
+def star_labels_of(locs) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`star_labels` of the rows that ``locs`` names, read a record batch at a time: it holds one batch
+    and the partition's distinct nodes, not its rows (a star's centre has a row for every node of its
+    component)."""
+    nodes, low = [], []
+    for path, idx in locs or ():
+        for b in fs.iter_ipc_batches(path, idx):
+            if b.num_rows:
+                n, m = _node_extremes(b.column("u").to_numpy(), b.column("v").to_numpy())
+                nodes.append(n)
+                low.append(m)
+    if not nodes:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    nodes, low = _node_extremes(np.concatenate(nodes), np.concatenate(low))
+    return nodes, np.minimum(nodes, low)
+
+
 def _step(t: pa.Table, large: bool) -> tuple[np.ndarray, np.ndarray, int]:
     """One Large-Star (``large``) or Small-Star step on one partition's rows: the new undirected edges
     (x, y) and how many nodes of the input were not settled in a star."""

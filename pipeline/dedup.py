@@ -91,7 +91,7 @@ from pipeline.components import (
     read_rows,
     run_stage,
     star_components,
-    star_labels,
+    star_labels_of,
     write_edges,
     write_partitioned,
 )
@@ -782,7 +782,7 @@ def _label_task(star_locs, node_locs, edge_locs, K: int, node_path: str, edge_pa
     """Node partition q: each node's component (from the star forest) joined to its (doc_id, rec, files)
     and to its confirmed edges, both written partitioned by ``label % K`` (the greedy removal's tasks).
     Nodes with no confirmed edge have no component and are left out (they are never removed)."""
-    nodes, labels = star_labels(read_rows(star_locs, EDGE_SCHEMA))
+    nodes, labels = star_labels_of(star_locs)
     n = read_rows(node_locs, NODE_SCHEMA)
     h = n["h"].to_numpy()
     pos = np.minimum(np.searchsorted(nodes, h), max(len(nodes) - 1, 0))

@@ -41,7 +41,7 @@ from pipeline.rounds import GroupedWriter, slot_of
 
 # Bytes of spilled rows held in memory at once (one key range, one window of edges, one range of removed
 # rows); a task's peak is ~3x that (the rows, their sort order and the sorted copy) plus ~14 bytes a node
-SPILL_BYTES = 64 << 20
+SPILL_BYTES = 32 << 20
 BATCH_ROWS = 1 << 16  # rows of the node and edge files handled at once
 SAMPLE = 16384  # recency keys sampled to cut the key ranges
 EDGE_RANGES = 4096  # at most this many rank ranges of edges (consecutive ones are read as one window)

@@ -386,7 +386,9 @@ def greedy_window(state: np.ndarray, hi: np.ndarray, lo: np.ndarray, r0: int, r1
     to a loop over the nodes in rank order.
     """
     sel = (hi >= r0) & (hi < r1) & (lo < hi)
-    hi, lo = hi[sel], lo[sel]
+    if not sel.all():
+        hi, lo = hi[sel], lo[sel]
+    del sel
     und = np.arange(r0, r1)
     und = und[state[und] == UNDECIDED]
     while len(und):

@@ -6,6 +6,7 @@ snapshots, on the local backend and on Ray, and what reaches the driver does not
 import pickle
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from filters.dedup.config import dedup_config
@@ -39,7 +40,7 @@ def _graph(rng):
 
 @pytest.mark.parametrize("K,multi", [(1, False), (4, False), (7, True)])
 def test_star_components_equal_an_in_memory_union_find(tmp_path, K, multi):
-    from pipeline.components import EDGE_SCHEMA, read_rows, star_components, star_labels
+    from pipeline.components import EDGE_SCHEMA, read_rows, star_components, star_labels, star_labels_of
     from pipeline.rounds import plan_shuffle
     from pipeline.shuffle import LocalBackend
 
@@ -52,10 +53,36 @@ def test_star_components_equal_an_in_memory_union_find(tmp_path, K, multi):
     for g in range(len(stars)):
         nodes, labels = star_labels(read_rows(stars.group(g), EDGE_SCHEMA))
         assert (nodes % np.uint64(K) == stars.keys[g]).all()  # each node's label is in its own partition
+        streamed = star_labels_of(stars.group(g))  # what the label task runs: a record batch at a time
+        assert np.array_equal(streamed[0], nodes) and np.array_equal(streamed[1], labels)
         got.update(zip(nodes.tolist(), labels.tolist()))
     ids = np.unique(np.concatenate([x, y]))
     comp = connected_components(len(ids), np.searchsorted(ids, x), np.searchsorted(ids, y))
     assert got == dict(zip(ids.tolist(), ids[comp].tolist()))  # the label is the component's smallest id
+
+
+def test_star_labels_of_a_node_split_over_batches(tmp_path):
+    """A star's centre with its rows spread over several files and record batches (and repeated rows): the
+    labels read a batch at a time equal the whole partition's."""
+    from pipeline.components import star_labels, star_labels_of
+
+    rng = np.random.default_rng(3)
+    leaves = np.unique(rng.integers(10, 1 << 40, 500).astype(np.uint64))
+    u = np.concatenate([np.full(len(leaves), 5), leaves, rng.choice(leaves, 50), [7, 3]]).astype(np.uint64)
+    v = np.concatenate([leaves, np.full(len(leaves), 5), np.full(50, 5), [3, 7]]).astype(np.uint64)
+    order = rng.permutation(len(u))
+    u, v = u[order], v[order]
+    locs = []
+    for i, sl in enumerate(np.array_split(np.arange(len(u)), 3)):
+        path = str(tmp_path / f"s{i}.arrow")
+        t = pa.table({"u": pa.array(u[sl], pa.uint64()), "v": pa.array(v[sl], pa.uint64())})
+        with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, t.schema) as w:
+            w.write_table(t, max_chunksize=97)
+        locs.append((path, list(range(-(-len(sl) // 97)))))
+    want = star_labels(pa.table({"u": pa.array(u, pa.uint64()), "v": pa.array(v, pa.uint64())}))
+    got = star_labels_of(locs)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert got[1][np.searchsorted(got[0], np.uint64(7))] == 3 and (got[1][got[0] > 7] == 5).all()
 
 
 def _words(rng, n):
