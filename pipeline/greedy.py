@@ -83,6 +83,73 @@ class _Spill:
             os.unlink(self.path)
 
 
+class _PairSpill:
+    """(hi, lo) rank pairs spilled to one local file in chunks of about ``budget / 4`` bytes, each sorted
+    by ``hi``, with where each rank range of ``width`` starts in it: a window of ranges is read back with
+    one seek and one read a chunk (Arrow IPC grouped by range would write a record batch per range and
+    chunk; with thousands of ranges that costs more than the scan)."""
+
+    def __init__(self, folder: str, dtype: np.dtype, width: int, ranges: int, budget: int):
+        self.path = os.path.join(folder, "edges.bin")
+        self.file = open(self.path, "wb")
+        self.dtype, self.width, self.ranges = np.dtype(dtype), width, ranges
+        self.chunk = max(budget // 4 // (2 * self.dtype.itemsize), 1)
+        self.pending: list[np.ndarray] = []
+        self.pending_n = self.written = 0
+        self.chunks: list[tuple[int, np.ndarray]] = []  # (first pair in the file, start of each range)
+
+    def add(self, hi: np.ndarray, lo: np.ndarray) -> None:
+        if len(hi):
+            self.pending.append(np.stack([hi, lo], 1).astype(self.dtype))
+            self.pending_n += len(hi)
+            if self.pending_n >= self.chunk:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            p = np.concatenate(self.pending)
+            p = p[np.argsort(p[:, 0], kind="stable")]
+            starts = np.searchsorted(p[:, 0], np.arange(self.ranges + 1, dtype=np.int64) * self.width)
+            self.chunks.append((self.written, starts))
+            p.tofile(self.file)
+            self.written += len(p)
+        self.pending, self.pending_n = [], 0
+
+    def close(self) -> np.ndarray:
+        """Commit the pairs; the number of pairs in each range."""
+        self._flush()
+        self.file.close()
+        counts = np.zeros(self.ranges, np.int64)
+        for _, starts in self.chunks:
+            counts += np.diff(starts)
+        return counts
+
+    def read(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs whose ``hi`` is in ranges ``r0 .. r1 - 1``, as (hi, lo)."""
+        parts = []
+        size = 2 * self.dtype.itemsize
+        for base, starts in self.chunks:
+            a, b = int(starts[r0]), int(starts[r1])
+            if b > a:
+                parts.append(np.fromfile(self.path, self.dtype, 2 * (b - a), offset=(base + a) * size).reshape(-1, 2))
+        p = np.concatenate(parts) if parts else np.zeros((0, 2), self.dtype)
+        return p[:, 0], p[:, 1]
+
+    def remove(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+def _index_of(uh: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(uh, x)``, the needles sorted first (several times faster on large ``uh``)."""
+    order = np.argsort(x)
+    out = np.empty(len(x), np.int64)
+    out[order] = np.searchsorted(uh, x[order])
+    return out
+
+
 class _Hashes:
     """Pass 1 over the node rows: the sorted distinct hashes, the key and doc_id bytes, a key sample."""
 
@@ -158,7 +225,7 @@ def dense_ranks(node_locs, uh: np.ndarray, splitters: pa.Array, budget: int, fol
     spill = _Spill(folder, "keys.arrow", budget)
     try:
         for t in _batches(node_locs, ["h", "doc_id", "rec"]):
-            i = np.searchsorted(uh, t["h"].to_numpy())
+            i = _index_of(uh, t["h"].to_numpy())
             first_i, at = np.unique(i, return_index=True)
             new = ~seen[first_i]
             first_i, at = first_i[new], at[new]
@@ -194,13 +261,11 @@ def greedy_states(edge_locs, uh: np.ndarray, rank: np.ndarray, budget: int, fold
     n = len(uh)
     width = max(1, -(-n // EDGE_RANGES))
     ranges = -(-n // width)
-    counts = np.zeros(ranges, np.int64)
-    dtype = rank.dtype
-    spill = _Spill(folder, "edges.arrow", budget)
+    spill = _PairSpill(folder, rank.dtype, width, ranges, budget)
     try:
         for t in _batches(edge_locs, ["x", "y"]):
             x, y = t["x"].to_numpy(), t["y"].to_numpy()
-            a, b = np.searchsorted(uh, x), np.searchsorted(uh, y)
+            a, b = _index_of(uh, x), _index_of(uh, y)
             ok = (a < n) & (b < n)
             ok[ok] &= (uh[a[ok]] == x[ok]) & (uh[b[ok]] == y[ok])
             if not ok.all():
@@ -208,24 +273,19 @@ def greedy_states(edge_locs, uh: np.ndarray, rank: np.ndarray, budget: int, fold
             ra, rb = rank[a], rank[b]
             hi, lo = np.maximum(ra, rb), np.minimum(ra, rb)
             keep = hi != lo
-            hi, lo = hi[keep], lo[keep]
-            r = hi // width
-            counts += np.bincount(r, minlength=ranges)
-            spill.add(pa.table({"hi": pa.array(hi.astype(dtype)), "lo": pa.array(lo.astype(dtype))}), r)
-        spill.close()
+            spill.add(hi[keep], lo[keep])
+        counts = spill.close()
         state = np.zeros(n, np.uint8)
-        per_edge = 2 * dtype.itemsize
+        per_edge = 2 * rank.dtype.itemsize
         r = 0
         while r < ranges:
             end, size = r + 1, counts[r]
             while end < ranges and (size + counts[end]) * per_edge <= budget:
                 size += counts[end]
                 end += 1
-            t = spill.read(r, end)
-            hi = t["hi"].to_numpy() if t is not None else np.zeros(0, dtype)
-            lo = t["lo"].to_numpy() if t is not None else np.zeros(0, dtype)
-            del t
+            hi, lo = spill.read(r, end)
             greedy_window(state, hi, lo, r * width, min(end * width, n))
+            del hi, lo
             r = end
         if (state == UNDECIDED).any():
             raise AssertionError("greedy: a node left undecided")
@@ -264,7 +324,7 @@ def greedy_partition(node_locs, edge_locs, out_path: str, route_bounds=None, bud
         out = GroupedWriter(out_path, flush_bytes)
         try:
             for t in _batches(node_locs, ["h", "doc_id", "_file"]):
-                i = np.searchsorted(uh, t["h"].to_numpy())
+                i = _index_of(uh, t["h"].to_numpy())
                 sel = np.flatnonzero(gone[i])
                 if len(sel):
                     take = pa.array(sel)

@@ -370,7 +370,10 @@ def greedy_removals(num_nodes: int, a: np.ndarray, b: np.ndarray, rank: np.ndarr
 
 
 UNDECIDED, KEPT, REMOVED = 0, 1, 2
-_SEQUENTIAL_RATIO = 128  # a round that decides fewer than (edges + undecided) / this nodes: finish node by node
+# the rounds go on while the work they did (edges and nodes looked at) is under this many times the nodes
+# left; then the rest is decided node by node (~400 times a round's cost a node or edge: a path in rank
+# order, one node a round, spends ~1/3 more than the node-by-node loop alone)
+_SEQUENTIAL_RATIO = 128
 
 
 def greedy_window(state: np.ndarray, hi: np.ndarray, lo: np.ndarray, r0: int, r1: int) -> None:
@@ -382,8 +385,8 @@ def greedy_window(state: np.ndarray, hi: np.ndarray, lo: np.ndarray, r0: int, r1
     set in rank order), so a window needs only the decided states below it and its own edges. Decided in
     vectorised rounds: a node with a kept lower neighbour is removed, one whose lower neighbours are all
     removed is kept (the lowest undecided node always is, so every round decides one at least). A round
-    that decides too few nodes for its cost (a path in rank order takes one round a node) hands the rest
-    to a loop over the nodes in rank order.
+    after which the rounds have cost more than the nodes left would node by node (a path in rank order
+    takes one round a node) hands the rest to a loop over the nodes in rank order.
     """
     sel = (hi >= r0) & (hi < r1) & (lo < hi)
     if not sel.all():
@@ -391,18 +394,19 @@ def greedy_window(state: np.ndarray, hi: np.ndarray, lo: np.ndarray, r0: int, r1
     del sel
     und = np.arange(r0, r1)
     und = und[state[und] == UNDECIDED]
+    spent = 0
     while len(und):
+        spent += len(hi) + len(und)
         s = state[lo]
         state[hi[s == KEPT]] = REMOVED
         waiting = np.zeros(r1 - r0, bool)
         waiting[hi[state[lo] == UNDECIDED] - r0] = True
         free = und[(state[und] == UNDECIDED) & ~waiting[und - r0]]
         state[free] = KEPT
-        before = len(und)
         und = und[state[und] == UNDECIDED]
         keep = state[hi] == UNDECIDED
         hi, lo = hi[keep], lo[keep]
-        if len(und) and (before - len(und)) * _SEQUENTIAL_RATIO < len(hi) + len(und):
+        if len(und) and spent > _SEQUENTIAL_RATIO * len(und):
             order = np.argsort(hi, kind="stable")
             hi, lo = hi[order], lo[order]
             starts = np.searchsorted(hi, und)

@@ -134,7 +134,7 @@ def _random_graph(rng, n, density):
     return a, b
 
 
-@pytest.mark.parametrize("ratio", [0, 128, 10**9])  # rounds only, the default switch, node by node at once
+@pytest.mark.parametrize("ratio", [0, 128, 10**9])  # node by node after one round, the default, rounds only
 @pytest.mark.parametrize("seed", range(40))
 def test_greedy_window_equals_greedy_removals(seed, ratio, monkeypatch):
     """Random graphs, dense and sparse, ranks with a path in rank order (the node-by-node fallback), a star

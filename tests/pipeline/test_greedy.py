@@ -119,22 +119,24 @@ def test_spills_are_cut_into_many_ranges(tmp_path):
     rng = np.random.default_rng(1)
     node_locs, edge_locs = _partition(rng, tmp_path, 400, 4, ties=2, chain=True, star=True, files=5)
     seen = []
-    real_read = greedy._Spill.read
 
-    def read(self, lo, hi):
-        seen.append((self.path.rsplit("/", 1)[1], lo))
-        return real_read(self, lo, hi)
+    def spy(cls):
+        real = cls.read
+
+        def read(self, lo, hi):
+            seen.append((self.path.rsplit("/", 1)[1], lo))
+            return real(self, lo, hi)
+        return read
 
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    greedy._Spill.read = read
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(greedy._Spill, "read", spy(greedy._Spill))
+        mp.setattr(greedy._PairSpill, "read", spy(greedy._PairSpill))
         path, labels, removed = greedy.greedy_partition(node_locs, edge_locs, str(tmp_path / "out.arrow"),
                                                         budget=2048, tmp_dir=str(tmp))
-    finally:
-        greedy._Spill.read = real_read
     assert removed > 0
-    for name in ("keys.arrow", "edges.arrow", "removed.arrow"):
+    for name in ("keys.arrow", "edges.bin", "removed.arrow"):
         assert len({lo for n, lo in seen if n == name}) > 3, name
     assert list(tmp.iterdir()) == []
 
