@@ -86,7 +86,6 @@ from filters.dedup.url import url_removals
 from obelics import storage
 from pipeline import shuffle as fs
 from pipeline.components import (
-    EDGE_SCHEMA,
     read_batches,
     read_rows,
     run_stage,
@@ -792,13 +791,25 @@ def _label_task(star_locs, node_locs, edge_locs, K: int, node_path: str, edge_pa
     rows = pa.table({"label": pa.array(lab, pa.uint64()), **{c: n[c] for c in NODE_SCHEMA.names}})
     part = (lab % np.uint64(K)).astype(np.int64)
     out_nodes = write_partitioned(rows, part, node_path, bounds) if rows.num_rows else _NONE
-    e = read_rows(edge_locs, EDGE_SCHEMA)
-    u, v = e["u"].to_numpy(), e["v"].to_numpy()
-    sel = u < v  # each undirected edge once, from its smaller end (held by this partition)
-    u, v = u[sel], v[sel]
-    el = labels[np.searchsorted(nodes, u)] if len(u) else np.zeros(0, np.uint64)
-    out_edges = write_partitioned(pa.table({"x": pa.array(u, pa.uint64()), "y": pa.array(v, pa.uint64())}),
-                                  (el % np.uint64(K)).astype(np.int64), edge_path, bounds) if len(u) else _NONE
+    out = GroupedWriter(edge_path, FLUSH_BYTES)  # the edges a record batch at a time: a node may have millions
+    try:
+        for path, idx in edge_locs or ():
+            for b in fs.iter_ipc_batches(path, idx):
+                u, v = b.column("u").to_numpy(), b.column("v").to_numpy()
+                sel = u < v  # each undirected edge once, from its smaller end (held by this partition)
+                u, v = u[sel], v[sel]
+                if not len(u):
+                    continue
+                part = (labels[np.searchsorted(nodes, u)] % np.uint64(K)).astype(np.int64)
+                t = pa.table({"x": pa.array(u, pa.uint64()), "y": pa.array(v, pa.uint64())})
+                if bounds is None:
+                    out.add(t, part)
+                else:
+                    out.add(t.append_column("_part", pa.array(part, pa.int64())), slot_of(bounds, part))
+        path, parts = out.close()
+    finally:
+        out.abort()
+    out_edges = (path, parts) if len(parts) else _NONE
     return [out_nodes, out_edges], {"nodes": len(np.unique(lab)) if len(lab) else 0}
 
 

@@ -85,6 +85,68 @@ def test_star_labels_of_a_node_split_over_batches(tmp_path):
     assert got[1][np.searchsorted(got[0], np.uint64(7))] == 3 and (got[1][got[0] > 7] == 5).all()
 
 
+def _label_task_in_memory(star_locs, node_locs, edge_locs, K, node_path, edge_path, bounds):
+    """The label task before it read the star rows and the edges a record batch at a time (the oracle)."""
+    from pipeline.components import EDGE_SCHEMA, read_rows, star_labels, write_partitioned
+    from pipeline.dedup import _NONE, NODE_SCHEMA
+
+    nodes, labels = star_labels(read_rows(star_locs, EDGE_SCHEMA))
+    n = read_rows(node_locs, NODE_SCHEMA)
+    h = n["h"].to_numpy()
+    pos = np.minimum(np.searchsorted(nodes, h), max(len(nodes) - 1, 0))
+    hit = (nodes[pos] == h) if len(nodes) else np.zeros(len(h), bool)
+    n = n.filter(pa.array(hit))
+    lab = labels[pos[hit]]
+    rows = pa.table({"label": pa.array(lab, pa.uint64()), **{c: n[c] for c in NODE_SCHEMA.names}})
+    part = (lab % np.uint64(K)).astype(np.int64)
+    out_nodes = write_partitioned(rows, part, node_path, bounds) if rows.num_rows else _NONE
+    e = read_rows(edge_locs, EDGE_SCHEMA)
+    u, v = e["u"].to_numpy(), e["v"].to_numpy()
+    sel = u < v
+    u, v = u[sel], v[sel]
+    el = labels[np.searchsorted(nodes, u)] if len(u) else np.zeros(0, np.uint64)
+    out_edges = write_partitioned(pa.table({"x": pa.array(u, pa.uint64()), "y": pa.array(v, pa.uint64())}),
+                                  (el % np.uint64(K)).astype(np.int64), edge_path, bounds) if len(u) else _NONE
+    return [out_nodes, out_edges], {"nodes": len(np.unique(lab)) if len(lab) else 0}
+
+
+@pytest.mark.parametrize("K,multi", [(1, False), (5, False), (5, True)])
+def test_label_task_equals_the_in_memory_one(tmp_path, K, multi):
+    """The label task reading the star rows and the edges a batch at a time writes the rows, batches and
+    counts of the in-memory one, on each partition of a graph with a hub (a node on every component edge)."""
+    from pipeline.components import read_batches, star_components
+    from pipeline.dedup import NODE_SCHEMA, _label_task
+    from pipeline.rounds import plan_shuffle
+    from pipeline.shuffle import LocalBackend
+
+    rng = np.random.default_rng(K)
+    x, y = _graph(rng)
+    ids = np.unique(np.concatenate([x, y]))
+    x, y = np.concatenate([x, np.full(len(ids) - 1, ids[-1])]), np.concatenate([y, ids[:-1]])  # the hub
+    plan = plan_shuffle(K, K, 2, 1) if multi else plan_shuffle(K, K, 64, 100_000)
+    edges = _edge_index(tmp_path, x, y, K)
+    stars, _ = star_components(LocalBackend(), edges, K, plan, str(tmp_path / "cc"))
+    bounds = plan.top if multi else None
+    node_rows = pa.table({"h": pa.array(np.repeat(ids, 2), pa.uint64()),  # each node in two files
+                          "doc_id": [f"d{i}" for i in np.repeat(ids, 2)], "rec": ["r"] * (2 * len(ids)),
+                          "_file": pa.array(np.tile([0, 1], len(ids)), pa.int64())}, schema=NODE_SCHEMA)
+    for g in range(len(stars)):
+        q = int(stars.keys[g])
+        mine = node_rows.filter(pa.array(node_rows["h"].to_numpy() % np.uint64(K) == q))
+        path = str(tmp_path / f"nodes-{q}.arrow")
+        with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, mine.schema) as w:
+            w.write_table(mine, max_chunksize=50)
+        node_locs = [(path, list(range(-(-mine.num_rows // 50))))]
+        res = []
+        for name, task in (("want", _label_task_in_memory), ("got", _label_task)):
+            outs, counts = task(stars.group(g), node_locs, edges.get(q), K, str(tmp_path / f"{name}-n{q}.arrow"),
+                                str(tmp_path / f"{name}-e{q}.arrow"), bounds)
+            res.append(([(read_batches([(p, list(range(len(lab))))]).to_pydict() if p else None, list(lab))
+                         for p, lab in outs], counts))
+        assert res[0] == res[1]
+        assert res[1][0][1][0] is not None  # every partition has edges (the hub's)
+
+
 def _words(rng, n):
     return rng.choice([f"t{i}" for i in range(20000)], n).tolist()
 
