@@ -568,9 +568,10 @@ def component_files(n: int, folder: Path, words: int = 220, seed: int = 0, K: in
     time), the candidate edges of those rows (:func:`filters.dedup.minhash.bucket_edges` ranked by
     :func:`recency_rank`, as :func:`pipeline.dedup.minhash_partition_edges` does, on integer documents so
     that millions fit) taken as confirmed (three edits in 220 words: Jaccard ~0.97), written as Arrow IPC:
-    the greedy task's labelled nodes and edges, and the partition of ``K`` that holds the component's
-    star centre (its star rows, nodes and both-way edges: the label task's and the last component step's
-    input). Returns the paths and counts."""
+    the greedy task's labelled nodes and edges, and the partitions of ``K`` that hold the component's star
+    centre (its smallest hash, with a star row to every node) and its hub (the node with the most edges):
+    their star rows, nodes and both-way edges (the label task's input; a step's, first and last).
+    Returns the paths and counts."""
     import pyarrow.compute as pc
 
     from filters.dedup.common import hash64
@@ -634,27 +635,33 @@ def component_files(n: int, folder: Path, words: int = 220, seed: int = 0, K: in
     x, y = np.minimum(h[a], h[b]), np.maximum(h[a], h[b])
     edges = pa.table({"x": pa.array(x, pa.uint64()), "y": pa.array(y, pa.uint64())}, schema=CAND_SCHEMA)
     centre = h.min()  # the star forest: every node linked to the smallest
-    q = int(centre % np.uint64(K))
-    mine = h % np.uint64(K) == np.uint64(q)
+    deg = np.bincount(np.concatenate([a, b]), minlength=len(h))
+    hub = h[np.argmax(deg)]  # the node with the most edges (the most recent copy heads most buckets)
     leaves = h[h != centre]
-    stars = pa.table({"u": pa.array(np.concatenate([np.full(len(leaves), centre), leaves[leaves % np.uint64(K) == q]]),
-                                    pa.uint64()),
-                      "v": pa.array(np.concatenate([leaves, np.full(int((leaves % np.uint64(K) == q).sum()), centre)]),
-                                    pa.uint64())}, schema=EDGE_SCHEMA)
-    nodes_q = labelled.filter(pa.array(mine)).select(NODE_SCHEMA.names)
     u, v = np.concatenate([x, y]), np.concatenate([y, x])
-    sel = u % np.uint64(K) == np.uint64(q)
-    edges_q = pa.table({"u": pa.array(u[sel], pa.uint64()), "v": pa.array(v[sel], pa.uint64())}, schema=EDGE_SCHEMA)
+    tables = [("nodes", labelled), ("edges", edges)]
+    for where, node in (("centre", centre), ("hub", hub)):  # the partitions of K holding them
+        q = np.uint64(int(node % np.uint64(K)))
+        own = leaves[leaves % np.uint64(K) == q]
+        centre_rows = leaves if centre % np.uint64(K) == q else np.zeros(0, np.uint64)
+        stars = pa.table({"u": pa.array(np.concatenate([np.full(len(centre_rows), centre), own]), pa.uint64()),
+                          "v": pa.array(np.concatenate([centre_rows, np.full(len(own), centre)]), pa.uint64())},
+                         schema=EDGE_SCHEMA)
+        sel = u % np.uint64(K) == q
+        tables += [(f"stars_{where}", stars),
+                   (f"nodes_{where}", labelled.filter(pa.array(h % np.uint64(K) == q)).select(NODE_SCHEMA.names)),
+                   (f"edges_{where}", pa.table({"u": pa.array(u[sel], pa.uint64()), "v": pa.array(v[sel], pa.uint64())},
+                                               schema=EDGE_SCHEMA))]
+    del u, v
     paths = {}
-    for name, tab in (("nodes", labelled), ("edges", edges), ("stars_q", stars), ("nodes_q", nodes_q),
-                      ("edges_q", edges_q)):
+    for name, tab in tables:
         path = str(folder / f"{name}-{n}.arrow")
         with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, tab.schema) as w:
             w.write_table(tab, max_chunksize=1 << 20)
         paths[name] = path
     mb = sum(os.path.getsize(paths[k]) for k in ("nodes", "edges")) / 2**20
     return paths, {"docs": n, "nodes": len(h), "edges": len(a), "band_rows": band_rows, "file_mb": round(mb, 1),
-                   "K": K, "centre_partition_star_rows": stars.num_rows}
+                   "K": K, "hub_edges": int(deg.max()), "centre_is_hub": bool(hub == centre)}
 
 
 def greedy_task_in_memory(node_locs, edge_locs, c: int, out_path: str, route_bounds):
@@ -689,15 +696,17 @@ def greedy_task_in_memory(node_locs, edge_locs, c: int, out_path: str, route_bou
     return c, path, parts, {REASON: int((by >= 0).sum())}
 
 
-COMPONENT_TASKS = ("greedy-in-memory", "greedy", "label", "step")
+COMPONENT_TASKS = ("greedy-in-memory", "greedy", "label-centre", "label-hub", "step-centre", "step-hub")
 
 
 def component_one(paths: dict, task: str, tracemalloc_on: bool) -> dict:
     """One task over one component's files, in this fresh process: its CPU seconds and its memory (RSS
     growth and peak; or tracemalloc's peak, numpy and Arrow buffers that Python allocates included).
     ``greedy-in-memory``: :func:`greedy_task_in_memory`; ``greedy``: ``pipeline.dedup._greedy_task``;
-    ``label``: ``pipeline.dedup._label_task`` of the star centre's partition; ``step``: a Large-Star step
-    (``pipeline.components._step_task``) on the star forest rows of that partition."""
+    ``label-centre``, ``label-hub``: ``pipeline.dedup._label_task`` of the partition holding the star's
+    centre or the hub; ``step-centre``: a Large-Star step (``pipeline.components._step_task``) on the star
+    rows of the centre's partition (the last step's input), ``step-hub``: one on the edges of the hub's
+    partition (the first step's input)."""
     import hashlib
     import tracemalloc
 
@@ -723,12 +732,14 @@ def component_one(paths: dict, task: str, tracemalloc_on: bool) -> dict:
                 with pa.OSFile(path, "rb") as f:
                     t = pa.ipc.open_file(f).read_all()
                 res["rows_sha256"] = hashlib.sha256(repr((t.to_pydict(), list(parts))).encode()).hexdigest()[:16]
-        elif task == "label":
-            _, counts = dedup._label_task(locs(paths["stars_q"]), locs(paths["nodes_q"]), locs(paths["edges_q"]),
-                                          16, out, os.path.join(tmp, "edges.arrow"), None)
+        elif task.startswith("label-"):
+            where = task.split("-")[1]
+            _, counts = dedup._label_task(locs(paths[f"stars_{where}"]), locs(paths[f"nodes_{where}"]),
+                                          locs(paths[f"edges_{where}"]), 16, out, os.path.join(tmp, "edges.arrow"), None)
             res["counts"] = counts
         else:
-            _, counts = components._step_task(locs(paths["stars_q"]), True, 16, out, None)
+            rows = paths["stars_centre"] if task == "step-centre" else paths["edges_hub"]
+            _, counts = components._step_task(locs(rows), True, 16, out, None)
             res["counts"] = counts
     res["cpu_s"] = round(time.process_time() - c0, 2)
     res["rss_before_mb"] = round(rss0)
@@ -740,18 +751,22 @@ def component_one(paths: dict, task: str, tracemalloc_on: bool) -> dict:
     return res
 
 
-def print_component(sizes: list[int], words: int, tasks: list[str], old_max: int, traced: bool) -> int:
+def print_component(sizes: list[int], words: int, tasks: list[str], old_max: int, traced: bool,
+                    keep: bool = False) -> int:
     """Per size: make the component's files, then each task in fresh processes (RSS, and tracemalloc when
     ``traced``); the in-memory greedy only up to ``old_max`` nodes (it needs ~2 KB a node)."""
     folder = DATA / "component"
     for n in sizes:
         t0 = time.process_time()
-        paths, counts = component_files(n, folder, words)
+        made = folder / f"counts-{n}-w{words}.json"  # kept with --component-keep: the next run reuses the files
+        if made.exists():
+            paths, counts = json.loads(made.read_text())
+        else:
+            paths, counts = component_files(n, folder, words)
         print(f"{n:,} copies of one template ({words} words, 3 edited): {counts['nodes']:,} nodes, "
               f"{counts['edges']:,} candidate edges ({counts['band_rows']:,} band rows), files "
-              f"{counts['file_mb']} MB, centre partition of K={counts['K']}: "
-              f"{counts['centre_partition_star_rows']:,} star rows; made in {time.process_time() - t0:.1f} CPU-s",
-              flush=True)
+              f"{counts['file_mb']} MB, the hub's edges {counts['hub_edges']:,} (centre is hub: "
+              f"{counts['centre_is_hub']}); made in {time.process_time() - t0:.1f} CPU-s", flush=True)
         for task in tasks:
             if task == "greedy-in-memory" and n > old_max:
                 print(f"    {task}: skipped (over --component-old-max {old_max:,})", flush=True)
@@ -765,8 +780,12 @@ def print_component(sizes: list[int], words: int, tasks: list[str], old_max: int
                 per = (f"{1024 * r['peak_growth_mb'] / counts['nodes']:.3f} KB RSS growth" if mode == "rss" else
                        f"{1024 * r['tracemalloc_peak_mb'] / counts['nodes']:.3f} KB traced")
                 print(f"    {task} ({mode}): {r}; per node: {per}", flush=True)
-        for path in paths.values():
-            os.unlink(path)
+        if keep:
+            made.write_text(json.dumps([paths, counts]))
+        else:
+            for path in paths.values():
+                os.unlink(path)
+            made.unlink(missing_ok=True)
     return 0
 
 
@@ -802,11 +821,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --component: run the in-memory greedy only up to this many copies (~2 KB a node)")
     ap.add_argument("--component-traced", action="store_true",
                     help="with --component: each task also under tracemalloc (a second fresh process)")
+    ap.add_argument("--component-keep", action="store_true",
+                    help="with --component: keep the component's files (a later run reuses them)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.component:
         return print_component([int(x) for x in args.component.split(",")], args.words,
-                               args.component_tasks.split(","), args.component_old_max, args.component_traced)
+                               args.component_tasks.split(","), args.component_old_max, args.component_traced,
+                               args.component_keep)
     if args.plan:
         print_plans(args.plan_doc_bytes, args.profile, args.set)
         return 0
