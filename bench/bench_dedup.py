@@ -567,7 +567,8 @@ def component_files(n: int, folder: Path, words: int = 220, seed: int = 0, K: in
     :func:`generate`), their band rows (:func:`pipeline.dedup.minhash_band_rows`, a chunk of documents at a
     time), the candidate edges of those rows (:func:`filters.dedup.minhash.bucket_edges` ranked by
     :func:`recency_rank`, as :func:`pipeline.dedup.minhash_partition_edges` does, on integer documents so
-    that millions fit) taken as confirmed (three edits in 220 words: Jaccard ~0.97), written as Arrow IPC:
+    that millions fit) taken as confirmed (three edits in 220 words: Jaccard ~0.97), written as Arrow IPC
+    in K record batches a file (what each of the K tasks before writes for one partition):
     the greedy task's labelled nodes and edges, and the partitions of ``K`` that hold the component's star
     centre (its smallest hash, with a star row to every node) and its hub (the node with the most edges):
     their star rows, nodes and both-way edges (the label task's input; a step's, first and last).
@@ -654,10 +655,10 @@ def component_files(n: int, folder: Path, words: int = 220, seed: int = 0, K: in
                                                schema=EDGE_SCHEMA))]
     del u, v
     paths = {}
-    for name, tab in tables:
+    for name, tab in tables:  # K batches: one from each of the K tasks before (label, confirm, step)
         path = str(folder / f"{name}-{n}.arrow")
         with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, tab.schema) as w:
-            w.write_table(tab, max_chunksize=1 << 20)
+            w.write_table(tab, max_chunksize=max(1, -(-tab.num_rows // K)))
         paths[name] = path
     mb = sum(os.path.getsize(paths[k]) for k in ("nodes", "edges")) / 2**20
     return paths, {"docs": n, "nodes": len(h), "edges": len(a), "band_rows": band_rows, "file_mb": round(mb, 1),
