@@ -16,15 +16,21 @@ count summed over the tasks is 0 the input is the answer: ``label(u) = min(u, mi
 (:func:`star_labels`). Hand-written because no chosen library finds components out of core (Ray Data has
 no graph operations; scipy's ``connected_components`` needs the whole graph in one process).
 
-A task holds its partition's rows (edges / K on average); the rows of one node are grouped in one task,
-so a star's centre brings its whole component into one task: a component larger than a task's memory is
-not split (the greedy removal after it needs the whole component in one task anyway).
+A task holds its partition's rows (edges / K on average) up to ``STEP_BYTES``; the rows of one node are
+grouped in one task, so a star's centre (or a hub: a document most of its component links to) brings a row
+for every node of its component into one task. Past ``STEP_BYTES`` the task spills its rows to a local
+temporary file by range of ``v`` and makes two passes over the ranges (:func:`_step_spilled`), so it holds
+one range and its partition's distinct nodes, not its rows; :func:`star_labels_of` reads the star rows a
+record batch at a time for the same reason.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +39,8 @@ from pipeline import shuffle as fs
 from pipeline.rounds import GroupedWriter, Index, IndexBuilder, ShufflePlan, drop_part, merge_rounds, slot_of
 
 FLUSH_BYTES = 64 << 20
+STEP_BYTES = 32 << 20  # a step's partition rows held in memory (~10x that at its peak); more are spilled (_step_spilled)
+SPILL_RANGES = 256  # ranges of v a spilled partition is cut into (a power of two)
 MAX_STEPS = 400  # far above O(log^2 n) for any graph that fits a cluster; a guard against a bug looping
 
 
@@ -145,10 +153,96 @@ def _step(t: pa.Table, large: bool) -> tuple[np.ndarray, np.ndarray, int]:
     return x, y, unsettled
 
 
+def _row_batches(locs) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(u, v) of the rows ``locs`` names, a record batch at a time."""
+    for path, idx in locs or ():
+        for b in fs.iter_ipc_batches(path, idx):
+            if b.num_rows:
+                yield b.column("u").to_numpy(), b.column("v").to_numpy()
+
+
 def _step_task(locs, large: bool, K: int, out_path: str, bounds: np.ndarray | None):
-    x, y, unsettled = _step(read_rows(locs, EDGE_SCHEMA), large)
+    """One step on partition q's rows: in memory (:func:`_step`) when they are at most STEP_BYTES, else
+    :func:`_step_spilled` (a star's centre has a row for every node of its component)."""
+    held, size = [], 0
+    rows = _row_batches(locs)
+    for u, v in rows:
+        held.append((u, v))
+        size += u.nbytes + v.nbytes
+        if size > STEP_BYTES:
+            return _step_spilled(itertools.chain(held, rows), large, K, out_path, bounds)
+    t = pa.table({"u": pa.array(np.concatenate([u for u, _ in held]) if held else np.zeros(0, np.uint64)),
+                  "v": pa.array(np.concatenate([v for _, v in held]) if held else np.zeros(0, np.uint64))})
+    del held
+    x, y, unsettled = _step(t, large)
     path, labels = write_edges(x, y, K, out_path, bounds) if len(x) else (None, np.zeros(0, np.int64))
     return [(path, labels)], {"unsettled": unsettled, "edges": len(x)}
+
+
+def _step_spilled(rows: Iterable[tuple[np.ndarray, np.ndarray]], large: bool, K: int, out_path: str,
+                  bounds: np.ndarray | None):
+    """:func:`_step` over rows spilled to a local temporary file by the top bits of ``v`` (SPILL_RANGES
+    ranges; a repeated row stays in its range): one pass over the ranges for each node's smallest and
+    largest neighbour (a node is a leaf iff they are equal and below it), one for the new edges. Holds
+    one range and the partition's distinct nodes; writes the rows :func:`_step` writes (the same per
+    partition, in another order) and the same counts."""
+    shift = np.uint64(64 - SPILL_RANGES.bit_length() + 1)
+    with tempfile.TemporaryDirectory(prefix="obelics-step-") as folder:
+        spill = GroupedWriter(os.path.join(folder, "rows.arrow"), max(STEP_BYTES // 4, 1 << 16))
+        try:
+            for u, v in rows:
+                spill.add(pa.table({"u": pa.array(u, pa.uint64()), "v": pa.array(v, pa.uint64())}),
+                          (v >> shift).astype(np.int64))
+            path, labels = spill.close()
+        finally:
+            spill.abort()
+
+        def ranges() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for r in np.unique(labels):
+                _, got = fs.read_ipc_batches(path, np.flatnonzero(labels == r))
+                t = pa.Table.from_batches(got)
+                pairs = np.unique(np.stack([t["u"].to_numpy(), t["v"].to_numpy()], 1), axis=0)
+                yield pairs[:, 0], pairs[:, 1]
+
+        parts = []
+        for u, v in ranges():
+            starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
+            parts.append((u[starts], np.minimum.reduceat(v, starts), np.maximum.reduceat(v, starts)))
+        nodes = np.concatenate([p[0] for p in parts])
+        order = np.argsort(nodes, kind="stable")
+        nodes = nodes[order]
+        starts = np.flatnonzero(np.concatenate([[True], nodes[1:] != nodes[:-1]]))
+        gmin = np.minimum.reduceat(np.concatenate([p[1] for p in parts])[order], starts)
+        gmax = np.maximum.reduceat(np.concatenate([p[2] for p in parts])[order], starts)
+        nodes = nodes[starts]
+        del parts, order, starts
+        unsettled = int((~((gmin > nodes) | ((gmin == gmax) & (gmax < nodes)))).sum())
+        m = np.minimum(nodes, gmin)
+        out = GroupedWriter(out_path, FLUSH_BYTES)
+        edges = 0
+        try:
+            def emit(x: np.ndarray, y: np.ndarray) -> None:
+                nonlocal edges
+                edges += len(x)
+                uu, vv = np.concatenate([x, y]), np.concatenate([y, x])
+                part = (uu % np.uint64(K)).astype(np.int64)
+                t = pa.table({"u": pa.array(uu, pa.uint64()), "v": pa.array(vv, pa.uint64())})
+                if bounds is None:
+                    out.add(t, part)
+                else:
+                    out.add(t.append_column("_part", pa.array(part, pa.int64())), slot_of(bounds, part))
+
+            for u, v in ranges():
+                mr = m[np.searchsorted(nodes, u)]
+                sel = (v > u) if large else ((v < u) & (v != mr))
+                emit(v[sel], mr[sel])
+            if not large:
+                own = m != nodes
+                emit(nodes[own], m[own])
+            result = out.close()
+        finally:
+            out.abort()
+    return [result if edges else (None, np.zeros(0, np.int64))], {"unsettled": unsettled, "edges": edges}
 
 
 def run_stage(backend, task: Callable, calls: Iterable[tuple], outputs: int, plans: list[ShufflePlan | None],

@@ -38,11 +38,18 @@ def _graph(rng):
     return ids[a[keep]], ids[b[keep]]
 
 
-@pytest.mark.parametrize("K,multi", [(1, False), (4, False), (7, True)])
-def test_star_components_equal_an_in_memory_union_find(tmp_path, K, multi):
+@pytest.mark.parametrize("K,multi,spill", [(1, False, False), (4, False, False), (7, True, False), (1, False, True),
+                                           (4, False, True), (7, True, True)])
+def test_star_components_equal_an_in_memory_union_find(tmp_path, K, multi, spill, monkeypatch):
+    """``spill``: every step's partition over STEP_BYTES, so every step runs spilled (_step_spilled)."""
+    from pipeline import components
     from pipeline.components import EDGE_SCHEMA, read_rows, star_components, star_labels, star_labels_of
     from pipeline.rounds import plan_shuffle
     from pipeline.shuffle import LocalBackend
+
+    if spill:
+        monkeypatch.setattr(components, "STEP_BYTES", 16)
+        monkeypatch.setattr(components, "SPILL_RANGES", 8)
 
     x, y = _graph(np.random.default_rng(K))
     plan = plan_shuffle(K, K, 2, 1) if multi else plan_shuffle(K, K, 64, 100_000)
@@ -59,6 +66,39 @@ def test_star_components_equal_an_in_memory_union_find(tmp_path, K, multi):
     ids = np.unique(np.concatenate([x, y]))
     comp = connected_components(len(ids), np.searchsorted(ids, x), np.searchsorted(ids, y))
     assert got == dict(zip(ids.tolist(), ids[comp].tolist()))  # the label is the component's smallest id
+
+
+@pytest.mark.parametrize("large", [True, False])
+@pytest.mark.parametrize("multi", [False, True])
+def test_a_spilled_step_writes_the_in_memory_steps_rows(tmp_path, monkeypatch, large, multi):
+    """A step's partition too large for memory (a hub, repeated rows) spilled by v range writes the same
+    rows to each partition (in another order) and the same counts as the step in memory."""
+    from collections import Counter
+
+    from pipeline import components
+    from pipeline.components import read_batches
+
+    rng = np.random.default_rng(int(large) + 2 * int(multi))
+    K = 5
+    x, y = _graph(rng)
+    ids = np.unique(np.concatenate([x, y]))
+    x, y = np.concatenate([x, np.full(len(ids) - 1, ids[-1]), x[:40]]), np.concatenate([y, ids[:-1], y[:40]])
+    locs = _edge_index(tmp_path, x, y, 1).group(0)  # every row in one partition, some twice
+    bounds = np.array([0, 2, 4]) if multi else None
+
+    def rows(name):
+        (path, labels), = outs[name]
+        t = read_batches([(path, list(range(len(labels))))])
+        part = t["_part"].to_numpy() if multi else np.repeat(labels, [b.num_rows for b in t.to_batches()])
+        return Counter(zip(part.tolist(), t["u"].to_numpy().tolist(), t["v"].to_numpy().tolist()))
+
+    outs, counts = {}, {}
+    for name, limit in (("memory", 1 << 40), ("spilled", 64)):
+        monkeypatch.setattr(components, "STEP_BYTES", limit)
+        monkeypatch.setattr(components, "SPILL_RANGES", 16)
+        outs[name], counts[name] = components._step_task(locs, large, K, str(tmp_path / f"{name}.arrow"), bounds)
+    assert counts["memory"] == counts["spilled"] and counts["memory"]["edges"] > 0
+    assert rows("memory") == rows("spilled")
 
 
 def test_star_labels_of_a_node_split_over_batches(tmp_path):
