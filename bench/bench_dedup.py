@@ -624,9 +624,12 @@ def component_files(n: int, folder: Path, words: int = 220, seed: int = 0, K: in
     code = np.unique(np.concatenate(a).astype(np.int64) * n + np.concatenate(b))
     a, b = code // n, code % n
     del code
-    on_edge, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
-    a, b = inverse[:len(a)], inverse[len(a):]
-    del inverse
+    present = np.zeros(n, bool)  # the documents on an edge, renumbered (np.unique's inverse, in O(n))
+    present[a] = present[b] = True
+    on_edge = np.flatnonzero(present)
+    renum = np.cumsum(present) - 1
+    a, b = renum[a], renum[b]
+    del present, renum
     ids = doc_ids.take(pa.array(on_edge))
     h = hash64(ids.to_pylist())
     folder.mkdir(parents=True, exist_ok=True)
@@ -639,7 +642,6 @@ def component_files(n: int, folder: Path, words: int = 220, seed: int = 0, K: in
     deg = np.bincount(np.concatenate([a, b]), minlength=len(h))
     hub = h[np.argmax(deg)]  # the node with the most edges (the most recent copy heads most buckets)
     leaves = h[h != centre]
-    u, v = np.concatenate([x, y]), np.concatenate([y, x])
     tables = [("nodes", labelled), ("edges", edges)]
     for where, node in (("centre", centre), ("hub", hub)):  # the partitions of K holding them
         q = np.uint64(int(node % np.uint64(K)))
@@ -648,12 +650,13 @@ def component_files(n: int, folder: Path, words: int = 220, seed: int = 0, K: in
         stars = pa.table({"u": pa.array(np.concatenate([np.full(len(centre_rows), centre), own]), pa.uint64()),
                           "v": pa.array(np.concatenate([centre_rows, np.full(len(own), centre)]), pa.uint64())},
                          schema=EDGE_SCHEMA)
-        sel = u % np.uint64(K) == q
+        fx, fy = x % np.uint64(K) == q, y % np.uint64(K) == q  # the rows (u, v) both ways with u in q
         tables += [(f"stars_{where}", stars),
                    (f"nodes_{where}", labelled.filter(pa.array(h % np.uint64(K) == q)).select(NODE_SCHEMA.names)),
-                   (f"edges_{where}", pa.table({"u": pa.array(u[sel], pa.uint64()), "v": pa.array(v[sel], pa.uint64())},
+                   (f"edges_{where}", pa.table({"u": pa.array(np.concatenate([x[fx], y[fy]]), pa.uint64()),
+                                                "v": pa.array(np.concatenate([y[fx], x[fy]]), pa.uint64())},
                                                schema=EDGE_SCHEMA))]
-    del u, v
+        del fx, fy
     paths = {}
     for name, tab in tables:  # K batches: one from each of the K tasks before (label, confirm, step)
         path = str(folder / f"{name}-{n}.arrow")
