@@ -38,9 +38,12 @@ edges are found by Large-Star/Small-Star steps over the partitioned edge files
 (:mod:`pipeline.components`); nodes and edges are shuffled by component and the greedy removal runs per
 component partition (the same removals as over the whole graph: removal only follows edges, and each
 component is ranked in the same order); the removals are routed back to their files like the other
-passes'. The driver holds the files' indexes and counts, never a node, an edge or a removal; a component
-is not split, so a task holds its largest component. A task that joins indexes (confirm: candidates and
-features; label: stars, nodes and edges; greedy: nodes and edges) opens at most F files of each, 3F in all.
+passes'. The driver holds the files' indexes and counts, never a node, an edge or a removal. A component
+is not split, but no task holds one whole: the greedy task holds ~14 bytes a node of its partition's
+components and one spilled range of their recency keys, edges or removed rows (:mod:`pipeline.greedy`);
+the label task reads star rows and edges a record batch at a time, and a component step spills a partition
+over ``pipeline.components.STEP_BYTES``. A task that joins indexes (confirm: candidates and features; label:
+stars, nodes and edges; greedy: nodes and edges) opens at most F files of each, 3F in all.
 
 Partition files live under the decision folder: on a cluster it is on storage every node sees, as
 the run's units are. File operations go through :mod:`pipeline.shuffle`'s few file functions.
