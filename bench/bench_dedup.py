@@ -622,7 +622,7 @@ def component_files(n: int, folder: Path, words: int = 220, seed: int = 0, K: in
         del sel, x, y
     del keys, members, prio
     code = np.unique(np.concatenate(a).astype(np.int64) * n + np.concatenate(b))
-    a, b = code // n, code % n
+    a, b = (code // n).astype(np.int32), (code % n).astype(np.int32)
     del code
     present = np.zeros(n, bool)  # the documents on an edge, renumbered (np.unique's inverse, in O(n))
     present[a] = present[b] = True
