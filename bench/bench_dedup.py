@@ -627,7 +627,7 @@ def component_files(n: int, folder: Path, words: int = 220, seed: int = 0, K: in
     present = np.zeros(n, bool)  # the documents on an edge, renumbered (np.unique's inverse, in O(n))
     present[a] = present[b] = True
     on_edge = np.flatnonzero(present)
-    renum = np.cumsum(present) - 1
+    renum = (np.cumsum(present) - 1).astype(np.int32)
     a, b = renum[a], renum[b]
     del present, renum
     ids = doc_ids.take(pa.array(on_edge))
