@@ -703,19 +703,22 @@ def greedy_task_in_memory(node_locs, edge_locs, c: int, out_path: str, route_bou
 COMPONENT_TASKS = ("greedy-in-memory", "greedy", "label-centre", "label-hub", "step-centre", "step-hub")
 
 
-def component_one(paths: dict, task: str, tracemalloc_on: bool) -> dict:
+def component_one(paths: dict, task: str, tracemalloc_on: bool, spill_mb: int = 0) -> dict:
     """One task over one component's files, in this fresh process: its CPU seconds and its memory (RSS
     growth and peak; or tracemalloc's peak, numpy and Arrow buffers that Python allocates included).
     ``greedy-in-memory``: :func:`greedy_task_in_memory`; ``greedy``: ``pipeline.dedup._greedy_task``;
     ``label-centre``, ``label-hub``: ``pipeline.dedup._label_task`` of the partition holding the star's
     centre or the hub; ``step-centre``: a Large-Star step (``pipeline.components._step_task``) on the star
     rows of the centre's partition (the last step's input), ``step-hub``: one on the edges of the hub's
-    partition (the first step's input)."""
+    partition (the first step's input). ``spill_mb``: the greedy's ``SPILL_BYTES`` (0: its default)."""
     import hashlib
     import tracemalloc
 
     from bench.subrun import memory_mb
-    from pipeline import components, dedup
+    from pipeline import components, dedup, greedy
+
+    if spill_mb:
+        greedy.SPILL_BYTES = spill_mb << 20
 
     def locs(path):
         with pa.OSFile(path, "rb") as f:
@@ -756,7 +759,7 @@ def component_one(paths: dict, task: str, tracemalloc_on: bool) -> dict:
 
 
 def print_component(sizes: list[int], words: int, tasks: list[str], old_max: int, traced: bool,
-                    keep: bool = False) -> int:
+                    keep: bool = False, spill_mb: int = 0) -> int:
     """Per size: make the component's files, then each task in fresh processes (RSS, and tracemalloc when
     ``traced``); the in-memory greedy only up to ``old_max`` nodes (it needs ~2 KB a node)."""
     folder = DATA / "component"
@@ -777,7 +780,7 @@ def print_component(sizes: list[int], words: int, tasks: list[str], old_max: int
                 continue
             for mode in ("rss", "tracemalloc") if traced else ("rss",):
                 code = (f"import json; from bench.bench_dedup import component_one; "
-                        f"print('RESULT ' + json.dumps(component_one({paths!r}, {task!r}, {mode == 'tracemalloc'})))")
+                        f"print('RESULT ' + json.dumps(component_one({paths!r}, {task!r}, {mode == 'tracemalloc'}, {spill_mb})))")
                 r = run_measurement([sys.executable, "-c", code], env={**os.environ, **WORKER_ENV})
                 if r is None:
                     return 1
@@ -827,12 +830,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --component: each task also under tracemalloc (a second fresh process)")
     ap.add_argument("--component-keep", action="store_true",
                     help="with --component: keep the component's files (a later run reuses them)")
+    ap.add_argument("--component-spill-mb", type=int, default=0,
+                    help="with --component: the bounded greedy's spill budget in MB (0: pipeline.greedy.SPILL_BYTES)")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.component:
         return print_component([int(x) for x in args.component.split(",")], args.words,
                                args.component_tasks.split(","), args.component_old_max, args.component_traced,
-                               args.component_keep)
+                               args.component_keep, args.component_spill_mb)
     if args.plan:
         print_plans(args.plan_doc_bytes, args.profile, args.set)
         return 0
