@@ -729,16 +729,29 @@ def component_one(paths: dict, task: str, tracemalloc_on: bool, spill_mb: int = 
         tracemalloc.start()
     c0 = time.process_time()
     res: dict = {}
+
+    def measured() -> None:  # before anything else runs (the check below reads the output back)
+        res["cpu_s"] = round(time.process_time() - c0, 2)
+        res["rss_before_mb"] = round(rss0)
+        if tracemalloc_on:
+            res["tracemalloc_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+            tracemalloc.stop()
+        else:
+            rss, peak = memory_mb()
+            res["peak_rss_mb"], res["peak_growth_mb"] = round(peak), round(peak - rss0)
+
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.arrow")
         if task in ("greedy-in-memory", "greedy"):
             fn = greedy_task_in_memory if task == "greedy-in-memory" else dedup._greedy_task
             _, path, parts, counts = fn(locs(paths["nodes"]), locs(paths["edges"]), 0, out, None)
+            measured()
             res["removed"] = counts
             if path:  # the removed rows, to check both tasks wrote the same
                 with pa.OSFile(path, "rb") as f:
                     t = pa.ipc.open_file(f).read_all()
                 res["rows_sha256"] = hashlib.sha256(repr((t.to_pydict(), list(parts))).encode()).hexdigest()[:16]
+            return res
         elif task.startswith("label-"):
             where = task.split("-")[1]
             _, counts = dedup._label_task(locs(paths[f"stars_{where}"]), locs(paths[f"nodes_{where}"]),
@@ -748,13 +761,7 @@ def component_one(paths: dict, task: str, tracemalloc_on: bool, spill_mb: int = 
             rows = paths["stars_centre"] if task == "step-centre" else paths["edges_hub"]
             _, counts = components._step_task(locs(rows), True, 16, out, None)
             res["counts"] = counts
-    res["cpu_s"] = round(time.process_time() - c0, 2)
-    res["rss_before_mb"] = round(rss0)
-    if tracemalloc_on:
-        res["tracemalloc_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
-    else:
-        rss, peak = memory_mb()
-        res["peak_rss_mb"], res["peak_growth_mb"] = round(peak), round(peak - rss0)
+        measured()
     return res
 
 
