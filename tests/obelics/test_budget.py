@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pytest
 from warcio.statusandheaders import StatusAndHeaders
@@ -56,6 +57,11 @@ def test_compiled_tag_counts_equal_bytes_count():
 
     count = compiled_or_skip(budget._compiled("tag_counts"), "no C tag counts")
     odd = [b"", b"<", b"/", b"</", b"<</", b"<//", b"a</b><c></", b"</" * 5 + b"<", b"\x00<\xff</\x80"]
+    # the counts are summed a block of 240 bytes at a time: full blocks of '<' and '</' across the boundaries
+    rnd = random.Random(17)
+    odd += [b"<" * n for n in (239, 240, 241, 481, 1000)] + [b"</" * n for n in (119, 120, 121, 700)]
+    odd += [b"x" * k + b"<" + b"/" * 2 + b"<" * 300 for k in (237, 238, 239, 240)]
+    odd += [bytes(rnd.choice(b"</a") for _ in range(rnd.randrange(2000))) for _ in range(200)]
     pages = [p.payload for p in iter_reference_pages(shared_path("data", "reference").parent.parent, which="both")]
     for html in odd + pages:
         assert count(html) == (html.count(b"<"), html.count(b"</")), html[:80]
