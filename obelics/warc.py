@@ -530,8 +530,6 @@ def _odd_header(head: bytes) -> bool:
     """Whether a header block holds a control character, a non-ASCII byte or a continuation line: one
     ``translate`` pass and two substring searches, where a regex tried a match at every byte."""
     return bool(head.translate(None, _PLAIN_BYTES)) or b"\r\n " in head or b"\r\n\t" in head
-_TYPE_LINE = re.compile(rb"\r\nWARC-Type[ \t]*:([^\r\n]*)", re.I)
-_LENGTH_LINE = re.compile(rb"\r\nContent-Length[ \t]*:([^\r\n]*)", re.I)
 
 
 class _TypedRecord:
@@ -551,34 +549,26 @@ class _TypedRecord:
         return getattr(rec, name)
 
 
-def _typed_record(data: bytes, loader: ArcWarcRecordLoader) -> _TypedRecord | None:
+def _typed_record(data: bytes, loader: ArcWarcRecordLoader, head: tuple | None = None) -> _TypedRecord | None:
     """A :class:`_TypedRecord` for a member holding exactly one well-formed record of another type than
     ``response``, read from its two header lines that matter (``WARC-Type``, ``Content-Length``); None when it
-    is a response or its header block is not plain (then :func:`_one_record` asks warcio).
+    is a response or its header block is not plain (then :func:`_one_record` asks warcio). ``head``: the
+    member's :func:`_warc_head`, when the caller has it.
 
     Hand-written because warcio parses every header line in Python (about 11 µs a record, most of the reader's
     work after inflating) for records of which the readers use one value. Plain means ASCII without control
     characters, a WARC status line and no continuation lines: there warcio's parse gives exactly these values
     (first header of that name, value stripped), so the type and length are the ones ``ArchiveIterator`` sees.
     """
-    end = data.find(_HEAD_END, 0, 1 << 16)
-    if end < 0:
+    end, block = head or _warc_head(data)
+    if block is None or not data[:min(end, 16)].upper().startswith(_WARC_VERSIONS):
         return None
-    head = data[:end]
-    if not head.upper().startswith(_WARC_VERSIONS) or _odd_header(head):
-        return None
-    if not head.count(b"\r") == head.count(b"\n") == head.count(b"\r\n"):  # a bare CR or LF
-        return None
-    m = _TYPE_LINE.search(head)
-    rec_type = m.group(1).decode("ascii").strip() if m else None
+    rec_type = block[2].get("warc-type")
     if rec_type == "response":
         return None
-    m = _LENGTH_LINE.search(head)
-    if m is None:
-        return None
     try:
-        length = int(m.group(1).decode("ascii"))
-    except ValueError:
+        length = int(block[2]["content-length"])
+    except (KeyError, ValueError):
         return None
     body = end + len(_HEAD_END)
     if length < 0 or len(data) < body + length or data[body + length:].strip():
@@ -586,7 +576,7 @@ def _typed_record(data: bytes, loader: ArcWarcRecordLoader) -> _TypedRecord | No
     return _TypedRecord(rec_type, data, loader)
 
 
-_WARC_STATUS_LINES = frozenset(v.encode() for v in ArcWarcRecordLoader.WARC_TYPES)
+_WARC_STATUS_LINES = frozenset(ArcWarcRecordLoader.WARC_TYPES)
 
 
 def _plain_head(head: bytes) -> bool:
@@ -607,15 +597,78 @@ def _header_pairs(lines: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def _headers(statusline: str, headers: list, protocol: str, total_len: int) -> StatusAndHeaders:
+def _plain_block_python(data: bytes, start: int, end: int) -> tuple | None:
+    """``(first line, [(name, value), ...], {lower-cased name: its first value})`` of the header block
+    ``data[start:end]`` when it is plain (:func:`_plain_head`), else None; the lines read by warcio's rules
+    (:func:`_header_pairs`). The reference of the compiled ``_walk.header_block``, and the fallback."""
+    head = data[start:end]
+    if not _plain_head(head):
+        return None
+    lines = head.decode("ascii").split("\r\n")
+    pairs = _header_pairs(lines[1:])
+    first: dict[str, str] = {}
+    for name, value in pairs:
+        first.setdefault(name.lower(), value)
+    return lines[0], pairs, first
+
+
+_BLOCK: list = []
+
+
+def _plain_block(data: bytes, start: int, end: int) -> tuple | None:
+    """:func:`_plain_block_python`, compiled where the walk is built (``_walk.header_block``, one pass in C)."""
+    if not _BLOCK:
+        from obelics.budget import _compiled
+
+        _BLOCK.append(_compiled("header_block") or _plain_block_python)
+    return _BLOCK[0](data, start, end)
+
+
+def _warc_head(data: bytes) -> tuple[int, tuple | None]:
+    """Where a member's WARC header block ends (-1: not in its first 64 KiB) and the block's
+    :func:`_plain_block` (None: no end, or not plain)."""
+    end = data.find(_HEAD_END, 0, 1 << 16)
+    return end, (_plain_block(data, 0, end) if end >= 0 else None)
+
+
+class _PlainHeaders(StatusAndHeaders):
+    """warcio's ``StatusAndHeaders`` of a plain block whose :meth:`get_header` is a dict look-up of each name's
+    first value, not a scan lower-casing every name (~17 look-ups a page, a fifth of the readers' processing).
+    warcio's own edits (``replace_header``, as ``_ensure_target_uri_format`` does, ``add_header``,
+    ``remove_header``) drop the dict: the scan again. The reader's records are its own; nothing edits
+    ``headers`` in place."""
+
+    def get_header(self, name, default_value=None):
+        first = self._first
+        if first is None:
+            return StatusAndHeaders.get_header(self, name, default_value)
+        return first.get(name.lower(), default_value)
+
+    def add_header(self, name, value):
+        self._first = None
+        return StatusAndHeaders.add_header(self, name, value)
+
+    def replace_header(self, name, value):
+        self._first = None
+        return StatusAndHeaders.replace_header(self, name, value)
+
+    def remove_header(self, name):
+        self._first = None
+        return StatusAndHeaders.remove_header(self, name)
+
+
+def _headers(statusline: str, headers: list, protocol: str, total_len: int, first: dict | None = None) -> StatusAndHeaders:
     """A ``StatusAndHeaders`` with these fields, as its constructor sets them for a list of str pairs
-    (the constructor would copy the list through ``headers_to_str_headers`` again)."""
-    sh = StatusAndHeaders.__new__(StatusAndHeaders)
+    (the constructor would copy the list through ``headers_to_str_headers`` again); a :class:`_PlainHeaders`
+    with ``first`` (each lower-cased name's first value in ``headers``) when given."""
+    sh = StatusAndHeaders.__new__(StatusAndHeaders) if first is None else _PlainHeaders.__new__(_PlainHeaders)
     sh.statusline, sh.headers, sh.protocol, sh.total_len, sh.headers_buff = statusline, headers, protocol, total_len, None
+    if first is not None:
+        sh._first = first
     return sh
 
 
-def _response_record(data: bytes, loader: ArcWarcRecordLoader):
+def _response_record(data: bytes, loader: ArcWarcRecordLoader, head: tuple | None = None):
     """The record ``_one_record`` makes of a member holding one well-formed ``response`` record with an
     ``http(s):`` target, whose WARC and HTTP header blocks are both plain (:func:`_plain_head`); else None
     (then warcio parses it, as before).
@@ -626,15 +679,10 @@ def _response_record(data: bytes, loader: ArcWarcRecordLoader):
     are a split and a loop, and the record is built from the same parts ``parse_record_stream`` builds it
     from (tested field by field against warcio on every member of the shared WARCs and on odd headers).
     """
-    end = data.find(_HEAD_END, 0, 1 << 16)
-    if end < 0:
+    end, block = head or _warc_head(data)
+    if block is None or block[0] not in _WARC_STATUS_LINES or not block[1]:
         return None
-    head = data[:end]
-    first = head.find(b"\r\n")
-    if first < 0 or head[:first] not in _WARC_STATUS_LINES or not _plain_head(head):
-        return None
-    lines = head.decode("ascii").split("\r\n")
-    rec_headers = _headers("", _header_pairs(lines[1:]), lines[0], end + len(_HEAD_END))
+    rec_headers = _headers("", block[1], block[0], end + len(_HEAD_END), block[2])
     uri = rec_headers.get_header("WARC-Target-URI")
     if rec_headers.get_header("WARC-Type") != "response" or loader.http_parser.verify or uri is None \
             or " " in uri:  # a URI with a blank: warcio escapes it and logs a warning, on its own path
@@ -652,17 +700,16 @@ def _response_record(data: bytes, loader: ArcWarcRecordLoader):
     http_end = data.find(_HEAD_END, body, body + length)
     if http_end < 0:
         return None
-    http_head = data[body:http_end]
-    if not _plain_head(http_head):
+    http_block = _plain_block(data, body, http_end)
+    if http_block is None:
         return None
-    lines = http_head.decode("ascii").split("\r\n")
-    status = lines[0].rstrip()
+    status = http_block[0].rstrip()
     if not status:  # warcio stops at an empty status line: its other lines are payload
         return None
     protocol_status = status.split(" ", 1)
     http_len = http_end + len(_HEAD_END) - body
     http_headers = _headers(protocol_status[1].strip() if len(protocol_status) > 1 else "",
-                            _header_pairs(lines[1:]), protocol_status[0], http_len)
+                            http_block[1], protocol_status[0], http_len, http_block[2])
     stream = io.BytesIO(data)
     stream.seek(body + http_len)
     raw = LimitReader(stream, length)
@@ -672,7 +719,7 @@ def _response_record(data: bytes, loader: ArcWarcRecordLoader):
                          digest_checker=DigestChecker(False))
 
 
-def _one_record(data: bytes, loader: ArcWarcRecordLoader):
+def _one_record(data: bytes, loader: ArcWarcRecordLoader, head: tuple | None = None):
     """warcio's record of a gzip member's bytes when they are exactly one well-formed WARC record: a valid
     ``Content-Length`` and nothing but blank lines after the block. Else None: the member then goes through
     :class:`ArchiveIterator` (several records, a bad length, damage: its warnings, errors and counts).
@@ -684,7 +731,7 @@ def _one_record(data: bytes, loader: ArcWarcRecordLoader):
     """
     if not data.startswith(b"WARC/"):
         return None
-    return _response_record(data, loader) or _warcio_record(data, loader)
+    return _response_record(data, loader, head) or _warcio_record(data, loader)
 
 
 def _warcio_record(data: bytes, loader: ArcWarcRecordLoader):
@@ -764,7 +811,8 @@ def _scan_gzip(fh, stats: ReadStats, config: WarcConfig, process) -> Iterator:
                 member, data = _GzipMember(feeder), None
             rec = None
             if data is not None and ONE_RECORD_PATH:
-                rec = _typed_record(data, loader) or _one_record(data, loader)
+                head = _warc_head(data)  # parsed once for both
+                rec = _typed_record(data, loader, head) or _one_record(data, loader, head)
             if rec is not None:  # the common case: one well-formed record (see _one_record)
                 r = process(rec, member)
                 if r is not None:

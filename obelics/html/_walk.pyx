@@ -23,7 +23,7 @@ page, the sample and edge cases.
 from libc.stdint cimport uint64_t, uintptr_t
 from libc.stdlib cimport malloc, calloc, realloc, free, qsort
 from libc.string cimport memchr, memcmp, memcpy
-from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.unicode cimport PyUnicode_DecodeUTF8, PyUnicode_DecodeASCII
 
 cdef extern from "<dlfcn.h>" nogil:
     void *dlopen(const char *filename, int flag)
@@ -1936,3 +1936,70 @@ def word_count(str text):
                 count += 1
             inside = not space
     return count
+
+
+# -- a WARC or HTTP header block (obelics.warc._plain_block) ------------------------------------------------
+cdef inline bint _blank(unsigned char c) noexcept nogil:
+    return c == 32 or c == 9
+
+
+def header_block(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t end):
+    """``(first line, [(name, value), ...], {lower-cased name: its first value})`` of the header block
+    ``data[start:end]`` (without its closing blank line) when it is plain, else None: what
+    ``obelics.warc._plain_block_python`` gives (warcio's line rules, see ``_header_pairs``), in one pass over
+    the bytes instead of a ``translate``, three counts, a split and a Python loop a line (~60% of the reader's
+    header work on a response). Plain: ASCII without controls but tab, every CR followed by LF and every LF
+    after a CR, no continuation line (a line starting with a blank or tab)."""
+    cdef const unsigned char *s
+    cdef Py_ssize_t i, ls, le, e, ne, vs
+    cdef const unsigned char *colon
+    cdef unsigned char c
+    cdef list pairs = []
+    cdef dict first = {}
+    cdef object status = None, name, value, low
+    if start < 0 or end > data.shape[0] or start > end:
+        raise ValueError(f"block [{start}, {end}) outside {data.shape[0]} bytes")
+    if end == start:
+        return "", pairs, first
+    s = &data[0]
+    i = start
+    while i < end:  # plain?
+        c = s[i]
+        if c == 13:
+            if i + 1 >= end or s[i + 1] != 10:
+                return None  # a bare CR
+            if i + 2 < end and _blank(s[i + 2]):
+                return None  # a continuation line
+            i += 2
+        elif c == 10 or c > 126 or (c < 32 and c != 9):
+            return None  # a bare LF, a control character, not ASCII
+        else:
+            i += 1
+    ls = start
+    while True:  # lines, split at CRLF (the only CRs left)
+        colon = <const unsigned char *>memchr(s + ls, 13, end - ls)
+        le = end if colon == NULL else colon - s
+        if status is None:
+            status = PyUnicode_DecodeASCII(<const char *>(s + ls), le - ls, NULL)
+        else:
+            e = le
+            while e > ls and _blank(s[e - 1]):  # the line's end stripped (blanks and tabs: the only whitespace)
+                e -= 1
+            colon = <const unsigned char *>memchr(s + ls, 58, e - ls)  # its first ':'; a line without one is dropped
+            if colon != NULL:
+                ne = colon - s
+                while ne > ls and _blank(s[ne - 1]):
+                    ne -= 1
+                vs = colon - s + 1
+                while vs < e and _blank(s[vs]):
+                    vs += 1
+                name = PyUnicode_DecodeASCII(<const char *>(s + ls), ne - ls, NULL)
+                value = PyUnicode_DecodeASCII(<const char *>(s + vs), e - vs, NULL)
+                pairs.append((name, value))
+                low = name.lower()
+                if low not in first:
+                    first[low] = value
+        if le >= end:
+            break
+        ls = le + 2
+    return status, pairs, first

@@ -287,3 +287,72 @@ def test_hand_parse_steps_aside_on_odd_lengths_and_versions():
     assert _response_record(zero, loader) is None
     headless = b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: https://a/\r\nContent-Length: 4\r\n\r\nabcd"
     assert _response_record(headless, loader) is None  # no end of HTTP headers inside the block
+
+
+def _header_blocks():
+    """Every WARC and HTTP header block of the shared WARCs' members, as (member bytes, start, end)."""
+    for path in sorted(shared_path("data", "warc").glob("*.warc.gz")):
+        for data in _members(path.read_bytes()):
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                continue
+            yield data, 0, end
+            http_end = data.find(b"\r\n\r\n", end + 4)
+            if http_end >= 0:
+                yield data, end + 4, http_end
+
+
+def test_compiled_header_block_is_the_python_one(shared):
+    """``_walk.header_block`` (one pass in C) gives ``_plain_block_python``'s status line, pairs and first values,
+    or None, on every header block of the shared WARCs, odd lines and random bytes at random offsets."""
+    import random
+
+    from obelics import budget
+    from obelics.warc import _plain_block_python
+    from tests.conftest import compiled_or_skip
+
+    block = compiled_or_skip(budget._compiled("header_block"), "no C header blocks")
+    cases = list(_header_blocks())
+    assert sum(block(*c) is not None for c in cases) > 1000
+    odd = [b"", b"\r\n", b"WARC/1.0", b"A:b", b"X\r\n:", b"X\r\nA: \t", b"X\r\nA\t:\tb \t", b"X\r\n \tA: b",
+           b"X\r\nA: b\r\n", b"X\r\nA: b\r", b"X\r\nA: b\n", b"X\r\n\r\nA: b", b"X\r\nNo colon\r\nk:v:w\r\nK: v2",
+           b"X\r\nA: b\r\n c", b"X\r\nA: b\r\n\tc", b"X\r\nA: \x7f", b"X\r\nA: \xc3\xa9", b"X\r\nA:\x0bb", b"X\tY\r\nA:b"]
+    cases += [(c, 0, len(c)) for c in odd]
+    rnd = random.Random(17)
+    for _ in range(20000):
+        c = bytes(rnd.choice(b"aB: \t\r\n\r\n\x0b\x7f\xc3\x00-") for _ in range(rnd.randrange(40)))
+        start = rnd.randrange(len(c) + 1)
+        cases.append((c, start, rnd.randrange(start, len(c) + 1)))
+    for data, start, end in cases:
+        assert block(data, start, end) == _plain_block_python(data, start, end), (data, start, end)
+    for start, end in [(-1, 2), (0, 5), (3, 2)]:
+        with pytest.raises(ValueError):
+            block(b"abcd", start, end)
+
+
+def test_plain_headers_look_up_what_warcio_scans():
+    """``_PlainHeaders.get_header`` (a dict of first values) gives warcio's scan for every name, case and missing
+    name, also after warcio's own edits (``replace_header`` edits the last of two, ``get_header`` reads the first)."""
+    from obelics.warc import _headers, _plain_block
+
+    data = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Two: first\r\nx-two : second\r\nNoColon\r\n"
+            b"K: kelvin\r\nEmpty:\r\n")
+    status, pairs, first = _plain_block(data, 0, len(data) - 2)
+    names = ["Content-Type", "content-type", "X-TWO", "x-two", "K", "\u212a", "Empty", "NoColon", "missing", ""]
+
+    def same(fast):
+        slow = StatusAndHeaders(status, list(fast.headers))
+        for name in names:
+            assert fast.get_header(name) == slow.get_header(name), name
+            assert fast.get_header(name, "d") == slow.get_header(name, "d"), name
+
+    fast = _headers(status, list(pairs), "HTTP/1.1", 0, first)
+    same(fast)
+    assert fast.get_header("x-two") == "first" and fast.get_header("nocolon") is None
+    fast.replace_header("X-Two", "edited")  # the last one
+    same(fast)
+    assert fast.get_header("X-Two") == "first"
+    for edit in (lambda h: h.add_header("Added", "1"), lambda h: h.remove_header("content-type")):
+        fast = _headers(status, list(pairs), "HTTP/1.1", 0, dict(first))
+        edit(fast)
+        same(fast)
