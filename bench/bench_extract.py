@@ -24,6 +24,7 @@ original OBELICS code (12.8 pages/s on the HTML pages, 20.4 on the WARC records,
     .venv/bin/python -m bench.bench_extract --pages 500 --pages-2023 100 --runs 1   # quick check
     .venv/bin/python -m bench.bench_extract --op --cpu-time   # the pipeline's extract op, step by step
     .venv/bin/python -m bench.bench_extract --op-ab text-reads --runs 8   # the op with a change off / on, alternated
+    .venv/bin/python -m bench.bench_extract --op-ab base --ab-so OLD.so --ab-rev REV --runs 8  # REV's reader and walk
 """
 
 from __future__ import annotations
@@ -347,17 +348,75 @@ def _walk_builds(path: str):
     return (lambda: _use_walk(other), lambda: _use_walk(_walk))
 
 
+def _module_at(rev: str, path: str, name: str):
+    """The module at ``path`` as revision ``rev`` of this checkout has it, loaded under ``name`` beside the
+    current one (its functions refer to its own globals)."""
+    import subprocess
+    import types
+
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], check=True, capture_output=True,
+                         text=True).stdout
+    mod = types.ModuleType(name)
+    mod.__file__ = f"{rev}:{path}"
+    sys.modules[name] = mod  # dataclasses look their module up
+    exec(compile(src, mod.__file__, "exec"), mod.__dict__)
+    return mod
+
+
+def _swap_functions(target, source) -> dict:
+    """Put ``source``'s module-level functions in ``target`` in place of those of the same name; the ones
+    replaced, to put back."""
+    import types
+
+    kept = {}
+    for k, v in vars(source).items():
+        if isinstance(v, types.FunctionType) and v.__module__ == source.__name__ and isinstance(
+                getattr(target, k, None), types.FunctionType):
+            kept[k] = getattr(target, k)
+            setattr(target, k, v)
+    return kept
+
+
+def _base_builds(so: str, rev: str):
+    """off: the reader of revision ``rev`` (``obelics/warc.py``'s functions) with the compiled walk built at
+    ``so`` (that revision's ``_walk.pyx``; the walk, the decision, the budget's counts, the UTF-8 check); on:
+    this checkout's. The whole op of a session's start against the current one, in one process."""
+    from obelics import budget, warc
+    from obelics.html import _walk
+
+    other = _walk_module(so)
+    base = _module_at(rev, "obelics/warc.py", "obelics_warc_base")
+    current = _swap_functions(warc, base)  # the functions replaced, put back at once
+    for k, v in current.items():
+        setattr(warc, k, v)
+
+    def off():
+        _swap_functions(warc, base)
+        _use_walk(other)
+        budget._SCAN[:] = [other]
+
+    def on():
+        for k, v in current.items():
+            setattr(warc, k, v)
+        _use_walk(_walk)
+        budget._SCAN[:] = [_walk]
+
+    return off, on
+
+
 # --op-ab: a change of the op that can be switched off in the running process, as (off, on); a callable taking
-# the --ab-so path for the walk's builds
+# the --ab-so path (and --ab-rev) for the walk's builds
 AB_SWITCHES = {
     # the walk and the decision's statistics read text nodes' bytes in place, or lexbor's copies of them
     "text-reads": (lambda: _text_reads(False), lambda: _text_reads(True)),
     # off: the compiled walk built at --ab-so (e.g. from main's _walk.pyx); on: the one built here
     "walk-so": _walk_builds,
+    # off: the reader of --ab-rev and the compiled walk built at --ab-so from that revision; on: this checkout's
+    "base": _base_builds,
 }
 
 
-def op_ab(switch: str, copies: int = 16, passes: int = 8, so: str | None = None) -> dict:
+def op_ab(switch: str, copies: int = 16, passes: int = 8, so: str | None = None, rev: str | None = None) -> dict:
     """CPU ms per page of the pipeline's ``extract`` op with ``switch`` off and on, in one process, the two
     alternated pass by pass (ABBA order) on one unit of the realistic corpus; each pass's documents, counts
     and image-record list are compared with the first pass's (a change must not change them)."""
@@ -366,7 +425,8 @@ def op_ab(switch: str, copies: int = 16, passes: int = 8, so: str | None = None)
     from pipeline.profile import load_profile
 
     profile = load_profile("default", OFFLINE)
-    off, on = AB_SWITCHES[switch] if switch != "walk-so" else AB_SWITCHES[switch](so)
+    off, on = (AB_SWITCHES[switch] if switch not in ("walk-so", "base")
+               else AB_SWITCHES[switch](so) if switch == "walk-so" else AB_SWITCHES[switch](so, rev))
     times: dict = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "in").mkdir()
@@ -439,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--op-copies", type=int, default=16, help="--op: copies of the shared WARCs (2 units made)")
     ap.add_argument("--op-ab", choices=sorted(AB_SWITCHES),
                     help="only the extract op with this change off and on, alternated --runs times (CPU time)")
-    ap.add_argument("--ab-so", help="--op-ab walk-so: the earlier build of the compiled walk (a .so path)")
+    ap.add_argument("--ab-so", help="--op-ab walk-so, base: the earlier build of the compiled walk (a .so path)")
+    ap.add_argument("--ab-rev", help="--op-ab base: the earlier revision whose obelics/warc.py is compared")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time in CPU seconds of this process instead of wall time (other jobs on shared cores)")
     args = ap.parse_args(argv)
@@ -452,10 +513,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     if args.op_ab:
-        if args.op_ab == "walk-so" and not (args.ab_so and Path(args.ab_so).is_file()):
-            print("--op-ab walk-so needs --ab-so PATH, an earlier build of the compiled walk", file=sys.stderr)
+        if args.op_ab in ("walk-so", "base") and not (args.ab_so and Path(args.ab_so).is_file()):
+            print(f"--op-ab {args.op_ab} needs --ab-so PATH, an earlier build of the compiled walk", file=sys.stderr)
             return 2
-        r = op_ab(args.op_ab, args.op_copies, args.runs, args.ab_so)
+        if args.op_ab == "base" and not args.ab_rev:
+            print("--op-ab base needs --ab-rev REV, the revision --ab-so was built from", file=sys.stderr)
+            return 2
+        r = op_ab(args.op_ab, args.op_copies, args.runs, args.ab_so, args.ab_rev)
         print_op_ab(r)
         if args.json:
             Path(args.json).write_text(json.dumps(r, indent=2))
