@@ -321,6 +321,12 @@ def _text_reads(on: bool) -> None:
     extract_default._compiled.text_reads(on)
 
 
+def _node_reads(on: bool) -> None:
+    from obelics.html import extract_default
+
+    extract_default._compiled.node_reads(on)
+
+
 def _walk_module(path: str):
     """The compiled walk built at ``path`` (an earlier build of ``_walk.pyx``), loaded beside the installed one."""
     import importlib.util
@@ -409,6 +415,9 @@ def _base_builds(so: str, rev: str):
 AB_SWITCHES = {
     # the walk and the decision's statistics read text nodes' bytes in place, or lexbor's copies of them
     "text-reads": (lambda: _text_reads(False), lambda: _text_reads(True)),
+    # the walk, the decision's statistics and the counts read nodes' links, tag ids and types from their fields,
+    # or through lexbor's functions
+    "node-reads": (lambda: _node_reads(False), lambda: _node_reads(True)),
     # off: the compiled walk built at --ab-so (e.g. from main's _walk.pyx); on: the one built here
     "walk-so": _walk_builds,
     # off: the reader of --ab-rev and the compiled walk built at --ab-so from that revision; on: this checkout's

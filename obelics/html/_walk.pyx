@@ -52,6 +52,58 @@ cdef name_fn_t element_name_f = NULL
 cdef text_fn_t text_content_f = NULL
 cdef destroy_text_fn_t destroy_text_f = NULL
 
+# A node's links, tag id and type: lexbor's ``*_noi`` functions return these fields of lxb_dom_node_t, declared
+# here as selectolax's lexbor.pxd declares it (selectolax reads them the same way). The walk and the page
+# statistics read four of them per node, twice a page; a call through a function pointer each time (an
+# indirect call lexbor's inlining cannot remove) was about a fifth of those passes. probe_node_layout checks
+# every field against the functions on a probe tree at import and leaves DIRECT_NODES False (the functions)
+# when one differs.
+ctypedef struct _LxbNode:
+    void *events
+    uintptr_t local_name  # the tag id
+    uintptr_t prefix
+    uintptr_t ns
+    void *owner_document
+    _LxbNode *next
+    _LxbNode *prev
+    _LxbNode *parent
+    _LxbNode *first_child
+    _LxbNode *last_child
+    void *user
+    int type  # lxb_dom_node_type_t
+
+cdef bint DIRECT_NODES = False
+
+
+cdef inline void *_first_child(void *node) noexcept nogil:
+    if DIRECT_NODES:
+        return (<_LxbNode *> node).first_child
+    return first_child_f(node)
+
+
+cdef inline void *_next(void *node) noexcept nogil:
+    if DIRECT_NODES:
+        return (<_LxbNode *> node).next
+    return next_f(node)
+
+
+cdef inline void *_parent(void *node) noexcept nogil:
+    if DIRECT_NODES:
+        return (<_LxbNode *> node).parent
+    return parent_f(node)
+
+
+cdef inline uintptr_t _tag_id(void *node) noexcept nogil:
+    if DIRECT_NODES:
+        return (<_LxbNode *> node).local_name
+    return tag_id_f(node)
+
+
+cdef inline int _type(void *node) noexcept nogil:
+    if DIRECT_NODES:
+        return (<_LxbNode *> node).type
+    return type_f(node)
+
 cdef enum:
     NODE_ELEMENT = 1
     NODE_TEXT = 3
@@ -126,8 +178,8 @@ def probe_text_layout(Py_ssize_t offset):
     tree = LexborHTMLParser("<body>" + "".join(f"<p>{t.replace('<', '&lt;')}</p>" for t in texts) + "</body>")
     found = 0
     for p in tree.body.iter():
-        node = first_child_f(<void *> <uintptr_t> p.mem_id)
-        if node == NULL or type_f(node) != NODE_TEXT:
+        node = _first_child(<void *> <uintptr_t> p.mem_id)
+        if node == NULL or _type(node) != NODE_TEXT:
             return -1
         copy = text_content_f(node, &n)
         if copy == NULL:
@@ -142,8 +194,8 @@ def probe_text_layout(Py_ssize_t offset):
 
 
 cdef void *_document_of(void *node) noexcept nogil:
-    while node != NULL and type_f(node) != NODE_DOCUMENT:
-        node = parent_f(node)
+    while node != NULL and _type(node) != NODE_DOCUMENT:
+        node = _parent(node)
     return node
 
 
@@ -179,8 +231,54 @@ def _load():
     return _missing == 0
 
 
+def probe_node_layout():
+    """Whether lxb_dom_node_t's fields (:class:`_LxbNode`) hold what lexbor's functions return, on every node of a
+    probe tree (elements known and not, text, comments, a doctype, attributes, nesting, the document): links,
+    tag id and type. The functions are called first and each pointer compared before any field is read through
+    it."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    cdef void *node
+    cdef void *doc
+    cdef _LxbNode *n
+    cdef int seen = 0
+    tree = LexborHTMLParser("<!DOCTYPE html><html><head><title>t</title><base href=/x></head><body class=a>"
+                            "<div id=d><p>one<b>two</b> three</p><!-- c --><x-custom a=1>four</x-custom>"
+                            "<svg><path d=z /></svg><table><tr><td>5</td></tr></table></div>six</body></html>")
+    doc = <void *> <uintptr_t> tree.body.mem_id
+    while doc != NULL and type_f(doc) != NODE_DOCUMENT:
+        doc = parent_f(doc)
+    if doc == NULL:
+        return False
+    node = doc
+    while node != NULL:  # depth first through every node, by the functions
+        n = <_LxbNode *> node
+        if (<void *> n.first_child != first_child_f(node) or <void *> n.next != next_f(node)
+                or <void *> n.parent != parent_f(node) or n.local_name != tag_id_f(node) or n.type != type_f(node)):
+            return False
+        seen += 1
+        if first_child_f(node) != NULL:
+            node = first_child_f(node)
+            continue
+        while node != NULL and next_f(node) == NULL:
+            node = parent_f(node)
+        if node != NULL:
+            node = next_f(node)
+    return seen >= 20  # (25 nodes)
+
+
+def node_reads(bint direct):
+    """Read nodes' fields directly (``direct``, where the import-time check passed) or through lexbor's
+    functions; returns whether the walk now reads them directly. The two give the same output."""
+    global DIRECT_NODES
+    DIRECT_NODES = direct and _probed_nodes
+    return DIRECT_NODES
+
+
+cdef bint _probed_nodes = False
 AVAILABLE = _load()
 if AVAILABLE:
+    _probed_nodes = DIRECT_NODES = probe_node_layout()
     _probed_offset = TEXT_DATA_OFFSET = probe_text_layout(12 * sizeof(void *))
 
 # the Python side of the rules, taken from extract_default by configure()
@@ -270,12 +368,12 @@ def configure(rules_module):
 
     names = [m._LINK_TAG, m._LOGIN_FIELD[0], "base", *m._STRIPPED_TAGS, *m._CONTENT_BLOCK_TAGS]
     probe = LexborHTMLParser("<body>" + "".join(f"<{n}></{n}>" for n in names))
-    ids = [tag_id_f(<void *> <uintptr_t> n.mem_id) for n in probe.body.iter()]
+    ids = [_tag_id(<void *> <uintptr_t> n.mem_id) for n in probe.body.iter()]
     if len(ids) != len(names) or max(ids) >= NTAG:
         raise ImportError(f"unexpected lexbor tag ids {ids} for {names}")
     # the tag table keeps ids below NTAG across pages: a tag lexbor does not know must get an id above it
     custom = LexborHTMLParser("<body><x-obelics-probe></x-obelics-probe>").body.child
-    if tag_id_f(<void *> <uintptr_t> custom.mem_id) < NTAG:
+    if _tag_id(<void *> <uintptr_t> custom.mem_id) < NTAG:
         raise ImportError("lexbor numbers unknown tags below the static range: the tag table would mix them up")
     TAG_A, TAG_LOGIN, TAG_BASE = ids[:3]
     n_stripped = len(m._STRIPPED_TAGS)
@@ -290,15 +388,15 @@ def base_href(head):
     """The first non-empty ``href`` of a ``<base>`` child of ``head`` (a selectolax node or None), or None."""
     if head is None:
         return None
-    cdef void *node = first_child_f(<void *> <uintptr_t> head.mem_id)
+    cdef void *node = _first_child(<void *> <uintptr_t> head.mem_id)
     cdef size_t n = 0
     cdef const unsigned char *value
     while node != NULL:
-        if type_f(node) == NODE_ELEMENT and tag_id_f(node) == TAG_BASE:
+        if _type(node) == NODE_ELEMENT and _tag_id(node) == TAG_BASE:
             value = _attr_value(node, "href", 4, &n)
             if value != NULL and n:
                 return _decode(value, n)
-        node = next_f(node)
+        node = _next(node)
     return None
 
 
@@ -442,7 +540,7 @@ cdef Py_ssize_t _nonspace_chars(const unsigned char *s, size_t n) noexcept nogil
 
 
 cdef inline bint _stripped(void *node) noexcept nogil:
-    cdef uintptr_t tid = tag_id_f(node)
+    cdef uintptr_t tid = _tag_id(node)
     cdef int i
     for i in range(n_stripped):
         if tid == stripped_ids[i]:
@@ -454,10 +552,10 @@ cdef inline void *_after(void *node, void *root) noexcept nogil:
     """The node after ``node``'s subtree in document order, staying under ``root``; NULL past it."""
     cdef void *nxt
     while node != root:
-        nxt = next_f(node)
+        nxt = _next(node)
         if nxt != NULL:
             return nxt
-        node = parent_f(node)
+        node = _parent(node)
     return NULL
 
 
@@ -556,9 +654,9 @@ cdef Py_ssize_t _chars(void *node, _Copies copies) except -1:
     """Characters of text under ``node``, ASCII whitespace not counted and script/style/template left out,
     as extract_default._chars counts them on the tree it stripped."""
     cdef Py_ssize_t count = 0
-    cdef void *cur = first_child_f(node)
+    cdef void *cur = _first_child(node)
     while cur != NULL:
-        if type_f(cur) == NODE_TEXT:
+        if _type(cur) == NODE_TEXT:
             count += _text_nonspace(cur, copies)
         elif _stripped(cur):
             cur = _after(cur, node)
@@ -569,14 +667,14 @@ cdef Py_ssize_t _chars(void *node, _Copies copies) except -1:
 
 cdef bint _link_heavy(void *node, _Copies copies, double limit) except -1:
     """More than ``limit`` of the text under ``node`` is link text (extract_default._link_heavy)."""
-    cdef void *cur = first_child_f(node)
+    cdef void *cur = _first_child(node)
     cdef Py_ssize_t link_chars = 0, total
     cdef bint any_link = False
     while cur != NULL:
         if _stripped(cur):
             cur = _after(cur, node)
             continue
-        if tag_id_f(cur) == TAG_A and type_f(cur) == NODE_ELEMENT:
+        if _tag_id(cur) == TAG_A and _type(cur) == NODE_ELEMENT:
             any_link = True
             link_chars += _chars(cur, copies)
         cur = _next_in(cur, node)
@@ -616,14 +714,14 @@ cdef bint _has_attr_value(void *node, const char *name, size_t name_len, const c
 
 cdef void *_next_in(void *node, void *root) noexcept nogil:
     """The node after ``node`` in document order, staying under ``root``; NULL past its subtree."""
-    cdef void *nxt = first_child_f(node)
+    cdef void *nxt = _first_child(node)
     if nxt != NULL:
         return nxt
     while node != root:
-        nxt = next_f(node)
+        nxt = _next(node)
         if nxt != NULL:
             return nxt
-        node = parent_f(node)
+        node = _parent(node)
     return NULL
 
 
@@ -633,8 +731,8 @@ cdef bint _has_content_block(void *node) noexcept nogil:
     cdef uintptr_t tid
     cdef int i
     while cur != NULL:
-        if type_f(cur) == NODE_ELEMENT:
-            tid = tag_id_f(cur)
+        if _type(cur) == NODE_ELEMENT:
+            tid = _tag_id(cur)
             for i in range(n_content):
                 if tid == content_ids[i]:
                     return True
@@ -648,7 +746,7 @@ cdef bint _has_password_input(void *node) noexcept nogil:
     """``node.css_first(extract_default._LOGIN_SELECTOR)`` is not None."""
     cdef void *cur = node
     while cur != NULL:
-        if (type_f(cur) == NODE_ELEMENT and tag_id_f(cur) == TAG_LOGIN
+        if (_type(cur) == NODE_ELEMENT and _tag_id(cur) == TAG_LOGIN
                 and _has_attr_value(cur, login_attr, login_attr_len, login_value, login_value_len, True)):
             return True
         cur = _next_in(cur, node)
@@ -809,8 +907,8 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
     cdef void *root = <void *> <uintptr_t> body.mem_id
     cdef _Copies copies = _Copies()
     copies.doc = root
-    while copies.doc != NULL and type_f(copies.doc) != NODE_DOCUMENT:
-        copies.doc = parent_f(copies.doc)
+    while copies.doc != NULL and _type(copies.doc) != NODE_DOCUMENT:
+        copies.doc = _parent(copies.doc)
     if copies.doc == NULL:
         raise ValueError("the body is not in a document")
     cdef bint keep_lists = cfg.keep_lists, keep_tables = cfg.keep_tables, noscript_images = cfg.noscript_images
@@ -851,7 +949,7 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
     cdef bint lead, trail, copied
     cdef Frame *stack = <Frame *> malloc(capacity * sizeof(Frame))
     cdef Frame *frame
-    cdef void *node = first_child_f(root)
+    cdef void *node = _first_child(root)
     cdef void *child
     if stack == NULL:
         raise MemoryError()
@@ -868,9 +966,9 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
                     no_text, in_pre = frame.no_text, frame.in_pre
                     in_article, in_content, in_list = frame.in_article, frame.in_content, frame.in_list
                     in_main = frame.in_main
-                node = next_f(frame.node)
+                node = _next(frame.node)
                 continue
-            node_type = type_f(node)
+            node_type = _type(node)
             if node_type == NODE_TEXT:
                 if not no_text and in_main:
                     # the node's own bytes; where they are a copy (text_reads), it is left to be freed with
@@ -898,7 +996,7 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
                             acc.add(<const unsigned char *> _sep_bytes[level], _sep_lens[level])
                             acc.add(cbuf, m)
                             pending = 1 if trail else 0
-                        node = next_f(node)
+                        node = _next(node)
                         continue
                     t = _decode(raw, n) if n else ""
                     acc.out(buf)
@@ -908,12 +1006,12 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
                         em.pending = pending
                         em.text(t)
                         pending = em.pending
-                node = next_f(node)
+                node = _next(node)
                 continue
             if node_type != NODE_ELEMENT:  # comments, doctype, processing instructions: no text nodes inside
-                node = next_f(node)
+                node = _next(node)
                 continue
-            tid = tag_id_f(node)
+            tid = _tag_id(node)
             if tid < NTAG and table.known[tid]:
                 kind, level, flags = table.kind[tid], table.level[tid], table.flags[tid]
                 name = table.names[tid]
@@ -1011,13 +1109,13 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
                 if forced and kind != K_IMG and kind != K_PICTURE and kind != K_BR:
                     skip = False  # a content root or its ancestor: the decision has judged it
             if skip:
-                node = next_f(node)
+                node = _next(node)
                 continue
             if level > pending:
                 pending = level
-            child = first_child_f(node)
+            child = _first_child(node)
             if child == NULL:
-                node = next_f(node)
+                node = _next(node)
                 continue
             if depth == capacity:
                 capacity *= 2
@@ -1060,12 +1158,12 @@ def walk(body, str page_url, str base, cfg, rules, plan=None):
 cdef _emit_picture(em, void *picture, str page_url, str base, cfg):
     """A ``<picture>``: its ``<source>`` candidates and first ``<img>`` (extract_default._picture_candidates)."""
     cdef list items = []
-    cdef void *cur = first_child_f(picture)
+    cdef void *cur = _first_child(picture)
     cdef size_t n = 0
     cdef const unsigned char *raw
     cdef str name
     while cur != NULL:
-        if type_f(cur) == NODE_ELEMENT:
+        if _type(cur) == NODE_ELEMENT:
             raw = element_name_f(cur, &n)
             if raw != NULL:
                 name = _decode(raw, n)
@@ -1186,7 +1284,7 @@ cdef _Grow _gather(body, rules, dict classes, frozenset transparent, int min_blo
         g.ids[0] = <unsigned long long> <uintptr_t> root
         owner[0] = 0
         g.n = 1
-        node = first_child_f(root)
+        node = _first_child(root)
         while True:
             if node == NULL:
                 if depth == 0:
@@ -1196,9 +1294,9 @@ cdef _Grow _gather(body, rules, dict classes, frozenset transparent, int min_blo
                 g.data[C_END][i] = g.n
                 cur = g.data[C_PARENT][i]
                 in_link = stack_link[depth]
-                node = next_f(stack_node[depth])
+                node = _next(stack_node[depth])
                 continue
-            node_type = type_f(node)
+            node_type = _type(node)
             if node_type == NODE_TEXT:
                 raw = _text_bytes(node, &n, &copied)
                 if raw != NULL and n:
@@ -1215,12 +1313,12 @@ cdef _Grow _gather(body, rules, dict classes, frozenset transparent, int min_blo
                         o = owner[cur]
                         g.data[C_OWN][o] += c
                         g.data[C_COMMAS][o] += commas
-                node = next_f(node)
+                node = _next(node)
                 continue
             if node_type != NODE_ELEMENT:
-                node = next_f(node)
+                node = _next(node)
                 continue
-            tid = tag_id_f(node)
+            tid = _tag_id(node)
             if tid < NTAG and table.known[tid]:
                 kind, flags = table.kind[tid], table.flags[tid]
                 name = table.names[tid]
@@ -1228,7 +1326,7 @@ cdef _Grow _gather(body, rules, dict classes, frozenset transparent, int min_blo
                 info = table.learn(node, tid, dynamic)
                 kind, flags, name = info[0], info[2], info[3]
             if kind == K_NOSCRIPT or ((flags & F_SKIP) and not (kind == K_SKIP and name in transparent)):
-                node = next_f(node)
+                node = _next(node)
                 continue
             if g.n == g.cap:
                 g.grow()
@@ -1249,9 +1347,9 @@ cdef _Grow _gather(body, rules, dict classes, frozenset transparent, int min_blo
             tag_class = table.class_of(tid, name, classes)
             g.data[C_KIND][i] = tag_class
             owner[i] = i if tag_class else owner[cur]
-            child = first_child_f(node)
+            child = _first_child(node)
             if kind == K_IMG or kind == K_PICTURE or child == NULL:
-                node = next_f(node)
+                node = _next(node)
                 continue
             if depth == capacity:
                 capacity *= 2

@@ -218,3 +218,33 @@ def test_text_layout_probe():
     assert w.probe_text_layout(12 * ptr) == 12 * ptr
     for k in range(8, 12):
         assert w.probe_text_layout(k * ptr) == -1
+
+
+@pytest.mark.parametrize("main_content", [True, False])
+def test_node_fields_read_directly_equal_the_functions(cfg, main_content):
+    """The walk, the decision's statistics and the counts read a node's links, tag id and type from its fields
+    (the layout checked at import: ``probe_node_layout``) and give exactly what lexbor's functions give: every
+    shared page, the sample, odd and nested pages, with the main-content decision on and off."""
+    w = extract_default._compiled
+    compiled_or_skip(w, extract_default.COMPILED_MISSING)
+    compiled_or_skip(getattr(w, "node_reads", None), "a build older than _walk.pyx's node_reads (rebuild)")
+    assert w.probe_node_layout() is True and w.node_reads(True) is True
+    cfg = dataclasses.replace(cfg, main_content=main_content)
+    shared = shared_path("data", "reference").parent.parent
+    pages = [(_decode(p.payload, cfg), p.url) for p in iter_reference_pages(shared, which="both")]
+    pages += [(f.read_text(encoding="utf-8"), URL) for f in sorted(SAMPLE_PAGES.glob("*.html"))]
+    pages += [("<div>" * 3000 + "deep" + "</div>" * 10, URL), ("<body></body>", URL), ("<p></p>text", URL),
+              ("<table><tr><td><picture><source srcset=a.jpg><img src=b.jpg></picture><noscript><img src=c.jpg>"
+               "</noscript><x-y>z</x-y><svg><text>s</text></svg><!-- c --></td></tr></table>", URL)]
+    nodes = 0
+    try:
+        for html, url in pages:
+            assert w.node_reads(False) is False
+            by_functions = extract_default.extract_nodes(html, url, cfg, compiled=True)
+            assert w.node_reads(True) is True
+            direct = extract_default.extract_nodes(html, url, cfg, compiled=True)
+            assert direct == by_functions, url
+            nodes += len(direct[0])
+    finally:
+        w.node_reads(True)
+    assert len(pages) > 225 and nodes > 900
