@@ -1080,7 +1080,7 @@ def _html_processor(filename: str, config: WarcConfig, stats: ReadStats):
         if not mime and not (config.sniff_untyped and _HTML_START.match(payload[:1024])):
             stats.skip("not_html")
             return None
-        if not payload.strip():
+        if not payload or payload.isspace():  # = not payload.strip(), without copying the page
             if config.skip_empty:
                 stats.skip("empty_payload")
                 return None

@@ -142,3 +142,21 @@ def test_names_and_urls():
     assert warc_filename_of(cc_url(p)) == p
     assert warc_filename_of("/data/cc/" + p) == p
     assert warc_filename_of("/tmp/x/local.warc.gz") == "local.warc.gz"
+
+
+@pytest.mark.parametrize("body,skipped", [
+    (b" \t\r\n\x0b\x0c", "empty_payload"),          # ASCII whitespace only: empty, as bytes.strip() says
+    (b"\x1c\x1d", "binary_payload"),                # not whitespace to bytes: read further (and binary)
+    (b"\n <p>x</p> \n", None),
+])
+def test_whitespace_only_payloads_are_empty(body, skipped):
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    buf = io.BytesIO()
+    w = WARCWriter(buf, gzip=True)
+    http = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+    w.write_record(w.create_warc_record("https://a.example/", "response", payload=io.BytesIO(body), http_headers=http))
+    stats = ReadStats()
+    recs = list(iter_html_records(io.BytesIO(buf.getvalue()), WarcConfig(), stats))
+    assert (len(recs), dict(stats.skipped)) == ((1, {}) if skipped is None else (0, {skipped: 1}))
