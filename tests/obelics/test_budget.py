@@ -212,3 +212,34 @@ def test_depth_scan_only_when_the_opening_tags_could_be_over_the_cap(monkeypatch
     with pytest.raises(PageBudgetExceeded):
         b.check_size("<div>" * 120 + "</div>" * 120)  # 120 opening: scanned, depth 120
     assert len(scans) == 2
+
+
+def test_compiled_depth_skips_exactly_the_listed_names():
+    """``_walk.tag_depth`` looks a tag up among the listed names of its length and first letter only: random
+    tags (every listed name in mixed case, their prefixes and extensions, digits, other names) give the
+    Python scan's depth, with the default list and with a small one."""
+    from obelics import budget
+    from tests.conftest import compiled_or_skip
+
+    scan = compiled_or_skip(budget._compiled("tag_depth"), "no C tag depth")
+    rnd = random.Random(17)
+    names = sorted(budget._NO_DEPTH) + ["div", "span", "h1", "h7", "col1", "tbodyx", "tbod", "a", "b", "z", "x9"]
+    names += [n[:-1] for n in budget._NO_DEPTH if len(n) > 1] + [n + "s" for n in budget._NO_DEPTH]
+
+    def tag():
+        name = "".join(c.upper() if rnd.random() < 0.3 else c for c in rnd.choice(names))
+        return f"<{'/' if rnd.random() < 0.3 else ''}{name}{rnd.choice(['>', ' a=1>', '/>', ''])}"
+
+    for no_depth in (budget._NO_DEPTH, frozenset({"p", "li", "td"}), frozenset()):
+        for _ in range(300):
+            page = "".join(tag() if rnd.random() < 0.8 else "text<" for _ in range(rnd.randrange(200))).encode()
+            want = budget.estimated_depth_python(page) if no_depth is budget._NO_DEPTH else None
+            if want is None:  # the Python scan with this list
+                saved = budget._NO_DEPTH
+                try:
+                    budget._NO_DEPTH = no_depth
+                    want = budget.estimated_depth_python(page)
+                finally:
+                    budget._NO_DEPTH = saved
+            assert scan(page, no_depth) == want, page[:200]
+    scan(b"", budget._NO_DEPTH)  # the default table again for the other tests
