@@ -2115,3 +2115,74 @@ def header_block(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t end
             break
         ls = le + 2
     return status, pairs, first
+
+
+def header_values(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t end, tuple names):
+    """``(first line, [the first value of each of ``names`` or None])`` of the header block ``data[start:end]``
+    when it is plain, else None: :func:`header_block`'s answer for those names (lower-case ASCII ``bytes``), made
+    without the other lines' strings. The reader types a request, a metadata or a revisit record from two of
+    its ~10 lines."""
+    cdef const unsigned char *s
+    cdef Py_ssize_t i, ls, le, e, ne, vs, k, m
+    cdef const unsigned char *colon
+    cdef const unsigned char *want
+    cdef unsigned char c, a
+    cdef Py_ssize_t n_names = len(names)
+    cdef list values = [None] * n_names
+    cdef object status = None
+    cdef bytes nb
+    if start < 0 or end > data.shape[0] or start > end:
+        raise ValueError(f"block [{start}, {end}) outside {data.shape[0]} bytes")
+    if end == start:
+        return "", values
+    s = &data[0]
+    i = start
+    while i < end:  # plain? (as header_block)
+        c = s[i]
+        if c == 13:
+            if i + 1 >= end or s[i + 1] != 10:
+                return None
+            if i + 2 < end and _blank(s[i + 2]):
+                return None
+            i += 2
+        elif c == 10 or c > 126 or (c < 32 and c != 9):
+            return None
+        else:
+            i += 1
+    ls = start
+    while True:
+        colon = <const unsigned char *>memchr(s + ls, 13, end - ls)
+        le = end if colon == NULL else colon - s
+        if status is None:
+            status = PyUnicode_DecodeASCII(<const char *>(s + ls), le - ls, NULL)
+        else:
+            e = le
+            while e > ls and _blank(s[e - 1]):
+                e -= 1
+            colon = <const unsigned char *>memchr(s + ls, 58, e - ls)
+            if colon != NULL:
+                ne = colon - s
+                while ne > ls and _blank(s[ne - 1]):
+                    ne -= 1
+                for k in range(n_names):
+                    if values[k] is not None:
+                        continue
+                    nb = names[k]
+                    if len(nb) != ne - ls:
+                        continue
+                    want = <const unsigned char *> nb
+                    for m in range(ne - ls):
+                        a = s[ls + m]
+                        if 65 <= a <= 90:
+                            a += 32
+                        if a != want[m]:
+                            break
+                    else:
+                        vs = colon - s + 1
+                        while vs < e and _blank(s[vs]):
+                            vs += 1
+                        values[k] = PyUnicode_DecodeASCII(<const char *>(s + vs), e - vs, NULL)
+        if le >= end:
+            break
+        ls = le + 2
+    return status, values

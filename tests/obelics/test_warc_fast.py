@@ -304,11 +304,12 @@ def _header_blocks():
 
 def test_compiled_header_block_is_the_python_one(shared):
     """``_walk.header_block`` (one pass in C) gives ``_plain_block_python``'s status line, pairs and first values,
-    or None, on every header block of the shared WARCs, odd lines and random bytes at random offsets."""
+    and ``_walk.header_values`` the first values of the names asked, or None, on every header block of the shared
+    WARCs, odd lines and random bytes at random offsets."""
     import random
 
     from obelics import budget
-    from obelics.warc import _plain_block_python
+    from obelics.warc import _head_values_python, _plain_block_python
     from tests.conftest import compiled_or_skip
 
     block = compiled_or_skip(budget._compiled("header_block"), "no C header blocks")
@@ -323,11 +324,17 @@ def test_compiled_header_block_is_the_python_one(shared):
         c = bytes(rnd.choice(b"aB: \t\r\n\r\n\x0b\x7f\xc3\x00-") for _ in range(rnd.randrange(40)))
         start = rnd.randrange(len(c) + 1)
         cases.append((c, start, rnd.randrange(start, len(c) + 1)))
+    values = compiled_or_skip(budget._compiled("header_values"), "no C header values")
+    wanted = [(b"warc-type", b"content-length"), (b"a", b"ab", b"k", b"b"), (b"no-such",), ()]
     for data, start, end in cases:
         assert block(data, start, end) == _plain_block_python(data, start, end), (data, start, end)
+        for names in wanted:
+            assert values(data, start, end, names) == _head_values_python(data, start, end, names), (data, names)
     for start, end in [(-1, 2), (0, 5), (3, 2)]:
         with pytest.raises(ValueError):
             block(b"abcd", start, end)
+        with pytest.raises(ValueError):
+            values(b"abcd", start, end, ())
 
 
 def test_plain_headers_look_up_what_warcio_scans():
