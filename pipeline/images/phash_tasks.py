@@ -12,9 +12,13 @@ The same steps as :func:`~filters.dedup.phash.phash_clusters`, each a task per p
    each member to its bucket's first and to the next, not every pair) gives the same candidates;
 2. band tasks: each bucket's candidate edges, confirmed by Hamming distance, written as edge rows by id;
 3. :func:`pipeline.components.star_components` over the confirmed edges;
-4. label tasks: each clustered node's (label, id, url), partitioned by component label;
-5. canonical tasks: a component's canonical URL is its smallest (as the one pass), rows (url, canonical, id)
-   partitioned by the URL's 64-bit hash like :func:`pipeline.images.join.wanted_urls`;
+4. label tasks: each clustered node's (label, id, url), partitioned by component label (the star rows read a
+   record batch at a time, :func:`pipeline.components.star_labels_of`);
+5. canonical tasks: a component's canonical URL is its smallest (as the one pass), a min-reduction by label
+   (:func:`component_minima`), then rows (url, canonical, id) written as they are read, partitioned by the
+   URL's 64-bit hash like :func:`pipeline.images.join.wanted_urls`. A component is never split (a blank
+   image under millions of URLs is one component), so neither task holds its rows: a task holds a record
+   batch, its partition's distinct nodes or labels, and a write buffer of ``FLUSH_BYTES``;
 6. pick tasks: one row per URL (a URL hashed twice, e.g. in two parts, keeps the mapping of its last
    occurrence in the one-pass order, as the one pass's dict does), one file per URL partition.
 
@@ -27,7 +31,7 @@ compared as strings, so a hash collision only puts two URLs in one partition.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -39,21 +43,22 @@ from filters.dedup.minhash import bucket_edges
 from filters.dedup.phash import band_keys, within
 from pipeline import shuffle as fs
 from pipeline.components import (
-    EDGE_SCHEMA,
+    FLUSH_BYTES,
     read_rows,
     run_stage,
     star_components,
-    star_labels,
+    star_labels_of,
     write_edges,
     write_partitioned,
 )
 from pipeline.images.join import CANONICAL_SCHEMA
-from pipeline.rounds import Index, IndexBuilder, ShufflePlan
+from pipeline.rounds import GroupedWriter, Index, IndexBuilder, ShufflePlan, slot_of
 
 BAND_SCHEMA = pa.schema([("key", pa.uint64()), ("id", pa.uint64()), ("h", pa.uint64())])
 NODE_SCHEMA = pa.schema([("id", pa.uint64()), ("url", pa.string())])
 LABELLED_SCHEMA = pa.schema([("label", pa.uint64()), ("id", pa.uint64()), ("url", pa.string())])
 CANON_ID_SCHEMA = pa.schema([("url", pa.string()), ("canonical", pa.string()), ("id", pa.uint64())])
+REDUCE_ROWS = 1 << 16  # per-batch minima held before they are reduced again (component_minima)
 ID_BITS = 32  # an image's id: its call's index << ID_BITS | its position in the call's lists
 _NONE = (None, np.zeros(0, np.int64))
 
@@ -113,8 +118,9 @@ def _band_task(locs, max_distance: int, K: int, out_path: str, bounds):
 # -- 4. components -> (label, id, url) -----------------------------------------------------------------
 def _label_task(star_locs, node_locs, K: int, out_path: str, bounds):
     """Node partition: each clustered node's component label (the star forest's) joined to its URL, written
-    by ``label % K``."""
-    nodes, labels = star_labels(read_rows(star_locs, EDGE_SCHEMA))
+    by ``label % K``. The star rows are read a record batch at a time (:func:`star_labels_of`): the task holding
+    a component's centre holds its partition's nodes, not a row per node of the component."""
+    nodes, labels = star_labels_of(star_locs)
     n = read_rows(node_locs, NODE_SCHEMA)
     ids = n["id"].to_numpy()
     if not len(nodes) or not len(ids):
@@ -128,20 +134,59 @@ def _label_task(star_locs, node_locs, K: int, out_path: str, bounds):
 
 
 # -- 5. the smallest URL of each component --------------------------------------------------------------
+def _batches(locs) -> Iterator[pa.RecordBatch]:
+    for path, idx in locs or ():
+        for b in fs.iter_ipc_batches(path, idx):
+            if b.num_rows:
+                yield b
+
+
+def _min_url(t: pa.Table) -> pa.Table:
+    """(label, url) rows reduced to each label's smallest URL, sorted by label."""
+    return t.group_by("label").aggregate([("url", "min")]).rename_columns(["label", "url"]).sort_by("label")
+
+
+def component_minima(locs) -> tuple[np.ndarray, pa.Array]:
+    """Each label's smallest URL over the (label, id, url) rows ``locs`` names, read a record batch at a time
+    (a min-reduction: it holds the partition's distinct labels, not a component's rows; Arrow compares
+    strings by their UTF-8 bytes: code point order, as Python's ``min``): (sorted labels, their URLs)."""
+    acc: list[pa.Table] = []
+    rows = held = 0
+    for b in _batches(locs):
+        acc.append(_min_url(pa.Table.from_batches([b]).select(["label", "url"])))
+        rows += acc[-1].num_rows
+        if rows > 2 * held + REDUCE_ROWS:  # re-reduce: what is held stays O(distinct labels)
+            acc = [_min_url(pa.concat_tables(acc))]
+            rows = held = acc[0].num_rows
+    if not acc:
+        return np.zeros(0, np.uint64), pa.array([], pa.string())
+    t = _min_url(pa.concat_tables(acc)) if len(acc) > 1 else acc[0]
+    return t["label"].to_numpy(), t["url"].combine_chunks()
+
+
 def _canonical_task(locs, P: int, out_path: str, bounds):
-    """Label partition: every node's (url, canonical url, id), canonical the smallest URL of its component
-    (Arrow sorts strings by their UTF-8 bytes: code point order, as Python's ``min``); written by URL
-    partition."""
-    t = read_rows(locs, LABELLED_SCHEMA).sort_by([("label", "ascending"), ("url", "ascending")])
-    if not t.num_rows:
+    """Label partition: every node's (url, canonical url, id), canonical the smallest URL of its component;
+    written by URL partition. Two passes over the rows a record batch at a time (the minima, then the rows
+    written as they are read, flushed every ``FLUSH_BYTES``): a component under millions of URLs is one
+    label, not its rows, in memory."""
+    labels, canon = component_minima(locs)
+    if not len(labels):
         return [_NONE], {}
-    lab = t["label"].to_numpy()
-    first = np.flatnonzero(np.concatenate([[True], lab[1:] != lab[:-1]]))
-    which = np.repeat(np.arange(len(first)), np.diff(np.append(first, len(lab))))
-    canon = t["url"].combine_chunks().take(pa.array(first)).take(pa.array(which))
-    rows = pa.table({"url": t["url"], "canonical": canon, "id": t["id"]}, schema=CANON_ID_SCHEMA)
-    return [write_partitioned(rows, url_partition(t["url"].to_pylist(), P), out_path, bounds)], \
-        {"components": len(first)}
+    out = GroupedWriter(out_path, FLUSH_BYTES)
+    try:
+        for b in _batches(locs):
+            url = b.column("url")
+            rows = pa.table({"url": url, "canonical": canon.take(pa.array(np.searchsorted(labels, b.column("label").to_numpy()))),
+                             "id": b.column("id")}, schema=CANON_ID_SCHEMA)
+            part = url_partition(url.to_pylist(), P)
+            if bounds is None:
+                out.add(rows, part)
+            else:
+                out.add(rows.append_column("_part", pa.array(part, pa.int64())), slot_of(bounds, part))
+        written = out.close()
+    finally:
+        out.abort()
+    return [written], {"components": len(labels)}
 
 
 # -- 6. one row per URL --------------------------------------------------------------------------------

@@ -194,3 +194,100 @@ def test_image_url_pass_reads_each_units_canonical_urls(count, tmp_path):
         assert got_t["images"].to_pylist() == want_t["images"].to_pylist()
         assert removed == sum(want.stats.as_dict()["dropped"].get("image", {}).values()) == 6 * n
     assert seen[40][1] == seen[4][1] and seen[40][0] <= seen[4][0] + 64
+
+
+# -- the label and canonical tasks hold a component's label, not its rows ---------------------------------------
+def _ipc(path, tables):
+    """``tables`` as one Arrow IPC file, a record batch each; its locs."""
+    with pa.ipc.new_file(str(path), tables[0].schema) as w:
+        for t in tables:
+            w.write_table(t)
+    return [(str(path), list(range(len(tables))))]
+
+
+@pytest.mark.parametrize("merge", [False, True])
+def test_canonical_task_equals_the_smallest_url_of_each_label(merge, tmp_path, monkeypatch):
+    """Rows in many record batches (labels across batches, non-ASCII URLs), minima re-reduced every few
+    batches: every row's canonical URL is the smallest of its label (Python's ``min``), partitioned by URL."""
+    import numpy as np
+
+    from pipeline.images import phash_tasks as pt
+    from pipeline.rounds import drop_part
+
+    monkeypatch.setattr(pt, "REDUCE_ROWS", 3, raising=False)
+    rng = random.Random(merge)
+    rows = [(rng.randrange(40), i, f"http://{rng.choice('aéz蛇')}{rng.randrange(10 ** 6)}/") for i in range(3000)]
+    tables = [pa.table({"label": pa.array([r[0] for r in rows[k:k + 97]], pa.uint64()),
+                        "id": pa.array([r[1] for r in rows[k:k + 97]], pa.uint64()),
+                        "url": [r[2] for r in rows[k:k + 97]]}) for k in range(0, len(rows), 97)]
+    P = 5
+    bounds = np.array([0, 2], np.int64) if merge else None
+    [(path, parts)], counts = pt._canonical_task(_ipc(tmp_path / "in.arrow", tables), P, str(tmp_path / "out.arrow"),
+                                                 bounds)
+    want = {}
+    for lab, _, url in rows:
+        want[lab] = min(want.get(lab, url), url)
+    assert counts["components"] == len(want)
+    got = []
+    for g, t in zip(parts, pa.ipc.open_file(path).read_all().to_batches()):
+        t = pa.Table.from_batches([t])
+        q = t["_part"].to_pylist() if merge else [g] * t.num_rows
+        t = drop_part(t)
+        assert list(pt.url_partition(t["url"].to_pylist(), P)) == q
+        got += zip(t["id"].to_pylist(), t["url"].to_pylist(), t["canonical"].to_pylist())
+    assert sorted(got) == sorted((i, u, want[lab]) for lab, i, u in rows)
+
+
+def _peaks(fn):
+    """(Arrow's peak allocation, Python and numpy's tracemalloc peak) of ``fn()``, in bytes."""
+    import tracemalloc
+
+    pool = pa.proxy_memory_pool(pa.default_memory_pool())
+    old = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    tracemalloc.start()
+    try:
+        fn()
+        return pool.max_memory(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        pa.set_memory_pool(old)
+
+
+def test_one_huge_component_is_not_held_by_a_task(tmp_path, monkeypatch):
+    """A component of 200,000 nodes (one blank image under as many URLs): its centre's star rows and its
+    labelled rows are read a record batch at a time and written every ``FLUSH_BYTES``, so the label and the
+    canonical tasks hold a few batches, not the ~12 MB of rows (the old tasks read the partition whole)."""
+    import numpy as np
+
+    from pipeline.images import phash_tasks as pt
+
+    monkeypatch.setattr(pt, "FLUSH_BYTES", 1 << 20, raising=False)
+    n, B, K = 200_000, 5_000, 16
+    leaves = np.arange(1, n + 1, dtype=np.uint64)
+    stars = [pa.table({"u": pa.array(np.zeros(B, np.uint64)), "v": pa.array(leaves[k:k + B])})
+             for k in range(0, n, B)]  # the centre 0's row to every leaf, in partition 0
+    stars += [pa.table({"v": pa.array(np.zeros(len(x), np.uint64)), "u": pa.array(x)}).select(["u", "v"])
+              for x in (leaves[k:k + B][leaves[k:k + B] % K == 0] for k in range(0, n, B))]  # its leaves' rows
+    nodes = [pa.table({"id": pa.array(leaves[k:k + B][leaves[k:k + B] % K == 0]),
+                       "url": [f"http://img.test/{int(x):09d}/{'x' * 30}" for x in leaves[k:k + B] if x % K == 0]})
+             for k in range(0, n, B)]
+    star_locs, node_locs = _ipc(tmp_path / "stars.arrow", stars), _ipc(tmp_path / "nodes.arrow", nodes)
+    labelled = [pa.table({"label": pa.array(np.zeros(B, np.uint64)), "id": pa.array(leaves[k:k + B]),
+                          "url": [f"http://img.test/{int(x):09d}/{'x' * 30}" for x in leaves[k:k + B]]})
+                for k in range(0, n, B)]
+    lab_locs = _ipc(tmp_path / "labelled.arrow", labelled)
+    rows_bytes = sum(t.nbytes for t in labelled)
+    assert rows_bytes > 10e6
+
+    def label():
+        [(path, _)], counts = pt._label_task(star_locs, node_locs, K, str(tmp_path / "l.arrow"), None)
+        assert counts["nodes"] == n // K
+
+    def canonical():
+        [(path, _)], counts = pt._canonical_task(lab_locs, 64, str(tmp_path / "c.arrow"), None)
+        assert counts["components"] == 1
+
+    for fn in (canonical, label):
+        arrow, py = _peaks(fn)
+        assert arrow < rows_bytes / 4 and py < rows_bytes / 4, (fn.__name__, arrow, py, rows_bytes)
