@@ -153,6 +153,7 @@ LOCATION_SCHEMA = pa.schema([("url", pa.string()), ("offset", pa.int64()), ("len
 _ROUTED_SCHEMA = pa.schema(list(LOCATION_SCHEMA) + [("_file", pa.int64())])  # _file: the source's index
 URLS_PER_PARTITION = 100_000  # wanted URLs a read task gets when they are given as a list (not as files)
 RECORD_FILES_PER_TASK = 256   # image-record lists a map task partitions
+PART_BYTES = 128 << 20        # image bytes a partition's task holds before it writes them as a part (_PartRows)
 
 
 def _locations_table(found: Iterable[ImageLocation]) -> pa.Table:
@@ -188,13 +189,64 @@ def _location_rows(t: pa.Table, P: int) -> pa.Table:
     return t.select(LOCATION_SCHEMA.names).cast(LOCATION_SCHEMA).append_column("_part", pa.array(part))
 
 
+class _PartRows:
+    """One pass's rows of a partition's records, written as they are decided: a URL's first success is final
+    (a later record never replaces it), so successes are written in parts of ``PART_BYTES`` of image bytes
+    (``<name>-<k>``; a partition under the budget keeps its one part ``<name>``); failures (no bytes) are held,
+    each replaced by a later record of its URL, and written last with the ``not_in_warc`` rows. A URL is in one
+    part only. Holds a part's bytes, the partition's failures and the URLs it has settled."""
+
+    def __init__(self, table_dir: str, name: str, cfg: ImagesConfig):
+        self.table, self.name, self.cfg = ImageTable(table_dir), name, cfg
+        self.done: set[str] = set()
+        self.failed: dict[str, dict] = {}
+        self.rows: list[dict] = []
+        self.bytes = self.parts = self.written = 0
+
+    def add(self, rec: ImageRecord) -> None:
+        if rec.url in self.done:
+            return
+        row = row_from_record(rec, self.cfg)
+        if row["status"] != "success":
+            self.failed[rec.url] = row
+            return
+        self.failed.pop(rec.url, None)
+        self.done.add(rec.url)
+        self.rows.append(row)
+        self.bytes += len(row["bytes"])
+        if self.bytes >= PART_BYTES:
+            self._write()
+
+    def _write(self) -> None:
+        if self.rows:
+            self.table.write_part(f"{self.name}-{self.parts:04d}", rows_to_table(self.rows))
+            self.parts += 1
+            self.written += len(self.rows)
+        self.rows, self.bytes = [], 0
+
+    def close(self, wanted: list[str] | None) -> int:
+        """The last part: the successes left, the failures, and a ``not_in_warc`` row for each URL of
+        ``wanted`` no record holds; returns the rows written."""
+        self.rows += self.failed.values()
+        if wanted is not None:
+            self.rows += [make_row(u, None, self.cfg, reason="not_in_warc", source="warc")
+                          for u in wanted if u not in self.done and u not in self.failed]
+        if self.parts:
+            self._write()
+        elif self.rows:
+            self.table.write_part(self.name, rows_to_table(self.rows))
+            self.written += len(self.rows)
+        return self.written
+
+
 def _partition_part(locs, q: int, url_file: str | None, sources, table_dir: str, cfg: ImagesConfig,
                     counted: set[int]) -> tuple[ReadStats, int]:
     """One task: partition ``q``'s part of the table. Its image-record locations (each with its source's index),
     those of the URLs in ``url_file`` (partition ``q``'s distinct wanted URLs; None: every URL), are read
     source by source in source order, each in file order: one pass over every source, so a URL keeps its
-    first success, else its last failure; a wanted URL no record holds gets a ``not_in_warc`` row. Returns
-    (read counts of the sources in ``counted``, rows written)."""
+    first success, else its last failure; a wanted URL no record holds gets a ``not_in_warc`` row. The rows are
+    written as they are decided (:class:`_PartRows`): the task holds ``PART_BYTES`` of image bytes, not its
+    partition's. Returns (read counts of the sources in ``counted``, rows written)."""
     import pyarrow.compute as pc
 
     from pipeline.components import read_rows
@@ -214,16 +266,12 @@ def _partition_part(locs, q: int, url_file: str | None, sources, table_dir: str,
     for url, offset, length, i in zip(*(t[c].to_pylist() for c in _ROUTED_SCHEMA.names)):
         by_source.setdefault(i, []).append((url, offset, length))
     stats = ReadStats()
-    records = (r for i in sorted(by_source)
-               for r in _records_of(sources[i], by_source[i], keep, stats if i in counted else ReadStats()))
-    rows = list(_rows_from_records(records, cfg, keep).values())
-    if wanted is not None:
-        have = {r["url"] for r in rows}
-        rows += [make_row(u, None, cfg, reason="not_in_warc", source="warc")
-                 for u in wanted.to_pylist() if u not in have]
-    if rows:
-        ImageTable(table_dir).write_part(f"warc-{q:06d}", rows_to_table(rows))
-    return stats, len(rows)
+    out = _PartRows(table_dir, f"warc-{q:06d}", cfg)
+    for i in sorted(by_source):
+        for rec in _records_of(sources[i], by_source[i], keep, stats if i in counted else ReadStats()):
+            if rec.url in keep:
+                out.add(rec)
+    return stats, out.close(wanted.to_pylist() if wanted is not None else None)
 
 
 def _wanted_files(wanted: Iterable[str], work: str) -> tuple[dict[int, str], int]:

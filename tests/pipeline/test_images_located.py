@@ -242,3 +242,26 @@ def test_wanted_and_location_files_on_ray_equal_one_pass(tmp_path):
     table = warc_image_table(sources, tmp_path / "t", wanted=_partitioned(wanted, 4, tmp_path / "urls"),
                              located=located, use_ray=True)
     assert _rows(table) == _one_pass(sources, wanted)
+
+
+@pytest.mark.parametrize("P", [1, 3])
+def test_a_partition_writes_its_rows_as_they_are_decided(P, tmp_path, monkeypatch):
+    """Past ``PART_BYTES`` of image bytes a partition's task writes a part (a URL's first success is final), so
+    it does not hold its partition's bytes: with a budget of 1 byte every success is a part of its own and the
+    failures and not_in_warc rows one more; the table is still one pass's, each URL in one part."""
+    import pipeline.images.offline as offline
+
+    monkeypatch.setattr(offline, "PART_BYTES", 1, raising=False)
+    sources, wanted = _same_url_in_several_warcs(tmp_path)
+    urls = _partitioned(wanted, P, tmp_path / "urls")
+    table = warc_image_table(sources, tmp_path / "t", wanted=urls, use_ray=False)
+    rows = _rows(table)
+    assert rows == _one_pass(sources, wanted)
+    import pyarrow.parquet as pq
+
+    from filters.dedup.common import hash64
+
+    failed = [r["url"] for r in rows if r["status"] != "success"]
+    with_failures = {int(h) % P for h in hash64(failed)}  # the partitions writing a last part
+    assert len(table.parts()) == len(rows) - len(failed) + len(with_failures) > P  # more parts than partitions
+    assert sum(pq.read_metadata(p).num_rows for p in table.parts()) == len(rows) == len(wanted)
