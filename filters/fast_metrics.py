@@ -73,8 +73,10 @@ def _jit(fn):
 
 
 def _ngram_tables(starts, ends, n, base):  # pragma: no cover - compiled
-    """``base**(n-1)`` (mod 2**64) and an empty open-addressing table (keys, counts, first position, used
-    slots) big enough for the longest segment's n-grams."""
+    """``base**(n-1)`` (mod 2**64), an empty open-addressing table big enough for the longest segment's
+    n-grams, and its used slots. A slot is one row ``(key, first position << 32 | count)``, count 0 when
+    empty: a probe reads one cache line, where separate key, count and position arrays read three (a
+    document's n-grams overflow the processor's caches)."""
     shift = np.uint64(1)
     for _ in range(n - 1):
         shift = shift * base
@@ -84,61 +86,71 @@ def _ngram_tables(starts, ends, n, base):  # pragma: no cover - compiled
     size = 16
     while size < 2 * longest:
         size <<= 1
-    keys = np.zeros(size, dtype=np.uint64)
-    counts = np.zeros(size, dtype=np.int64)
-    first = np.zeros(size, dtype=np.int64)
+    table = np.zeros((size, 2), dtype=np.uint64)
     used = np.empty(max(longest, 1), dtype=np.int64)
-    return shift, keys, counts, first, used
+    return shift, table, used
 
 
 _ngram_tables = _jit(_ngram_tables)
 
 
-def _count_ngrams(a, lo, total, n, base, shift, keys, counts, first, used):  # pragma: no cover - compiled
+def _count_ngrams(a, lo, total, n, base, shift, ngrams, used):  # pragma: no cover - compiled
     """Count the ``total`` n-grams of ``a`` starting at ``lo`` (symbols: code points or word ids) exactly:
     a rolling hash picks the slot, and two n-grams share a slot only after their symbols compare equal.
     Only the part of the table sized for this segment is used (short ones stay in cache); returns the
-    number of distinct n-grams, whose slots are ``used[:distinct]``. The caller resets ``counts`` there."""
+    number of distinct n-grams, whose slots are ``used[:distinct]`` (count: :func:`_slot_count`). The
+    caller empties those slots (``ngrams[j, 1] = 0``). Positions and counts fit 32 bits (texts of fewer
+    than 2**32 code points)."""
     seg_size = 16
     while seg_size < 2 * total:
         seg_size <<= 1
     mask = np.uint64(seg_size - 1)
+    one = np.uint64(1)
     h = np.uint64(0)
     for i in range(lo, lo + n):
-        h = h * base + np.uint64(a[i]) + np.uint64(1)
+        h = h * base + np.uint64(a[i]) + one
     distinct = 0
     for i in range(lo, lo + total):
         if i > lo:
-            h = (h - (np.uint64(a[i - 1]) + np.uint64(1)) * shift) * base + np.uint64(a[i + n - 1]) + np.uint64(1)
+            h = (h - (np.uint64(a[i - 1]) + one) * shift) * base + np.uint64(a[i + n - 1]) + one
         j = ((h * np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(17)) & mask
         while True:
-            if counts[j] == 0:
-                keys[j] = h
-                counts[j] = 1
-                first[j] = i
+            slot = ngrams[j, 1]
+            if slot == 0:
+                ngrams[j, 0] = h
+                ngrams[j, 1] = (np.uint64(i) << np.uint64(32)) | one
                 used[distinct] = j
                 distinct += 1
                 break
-            if keys[j] == h:
-                f = first[j]
+            if ngrams[j, 0] == h:
+                f = np.int64(slot >> np.uint64(32))
                 same = True
                 for t in range(n):
                     if a[f + t] != a[i + t]:
                         same = False
                         break
                 if same:
-                    counts[j] += 1
+                    ngrams[j, 1] = slot + one
                     break
-            j = (j + np.uint64(1)) & mask
+            j = (j + one) & mask
     return distinct
 
 
 _count_ngrams = _jit(_count_ngrams)
 
 
+def _slot_count(table, j):  # pragma: no cover - compiled
+    """The count of slot ``j`` of a :func:`_count_ngrams` table."""
+    return np.int64(table[j, 1] & np.uint64(0xFFFFFFFF))
+
+
+_slot_count = _jit(_slot_count)
+
+
 def _kernel(a, starts, ends, n, table, top, special, tokens, punct):  # pragma: no cover - compiled
     base = np.uint64(0x9E3779B97F4A7C15)
-    shift, keys, counts, first, used = _ngram_tables(starts, ends, n, base)
+    shift, ngrams, used = _ngram_tables(starts, ends, n, base)
+    rep = np.empty(used.shape[0], dtype=np.int64)  # a segment's counts above 1
     for s in range(starts.shape[0]):
         lo, hi = starts[s], ends[s]
         # special characters, [\w']+ runs and punctuation characters
@@ -164,10 +176,14 @@ def _kernel(a, starts, ends, n, table, top, special, tokens, punct):  # pragma: 
         top[s] = 0
         if total <= 0:
             continue
-        distinct = _count_ngrams(a, lo, total, n, base, shift, keys, counts, first, used)
+        distinct = _count_ngrams(a, lo, total, n, base, shift, ngrams, used)
+        # one pass over the used slots: the counts above 1 kept, every slot emptied for the next segment
         n_rep = 0
         for u in range(distinct):
-            if counts[used[u]] > 1:
+            c2 = _slot_count(ngrams, used[u])
+            ngrams[used[u], 1] = 0
+            if c2 > 1:
+                rep[n_rep] = c2
                 n_rep += 1
         k = int(np.sqrt(distinct))
         while k * k > distinct:
@@ -175,21 +191,12 @@ def _kernel(a, starts, ends, n, table, top, special, tokens, punct):  # pragma: 
         while (k + 1) * (k + 1) <= distinct:
             k += 1
         k = min(k, n_rep)
-        if k > 0:
-            rep = np.empty(n_rep, dtype=np.int64)
-            r = 0
-            for u in range(distinct):
-                c2 = counts[used[u]]
-                if c2 > 1:
-                    rep[r] = c2
-                    r += 1
-            rep.sort()
+        if k > 0:  # the sum of the k largest counts: a partition, not a sort, finds them
+            largest = np.partition(rep[:n_rep], n_rep - k)
             acc = 0
             for r in range(n_rep - k, n_rep):
-                acc += rep[r]
+                acc += largest[r]
             top[s] = acc
-        for u in range(distinct):
-            counts[used[u]] = 0
 
 
 _COMPILED: list = []
@@ -257,20 +264,20 @@ def char_stats(texts: list[str], n: int) -> CharStats:
 
 def _word_kernel(ids, starts, ends, n, repeated):  # pragma: no cover - compiled
     base = np.uint64(0xC2B2AE3D27D4EB4F)
-    shift, keys, counts, first, used = _ngram_tables(starts, ends, n, base)
+    shift, ngrams, used = _ngram_tables(starts, ends, n, base)
     for s in range(starts.shape[0]):
         lo, hi = starts[s], ends[s]
         total = hi - lo - n + 1
         repeated[s] = 0
         if total <= 0:
             continue
-        distinct = _count_ngrams(ids, lo, total, n, base, shift, keys, counts, first, used)
+        distinct = _count_ngrams(ids, lo, total, n, base, shift, ngrams, used)
         acc = 0
         for u in range(distinct):
-            c = counts[used[u]]
+            c = _slot_count(ngrams, used[u])
             if c > 1:
                 acc += c
-            counts[used[u]] = 0
+            ngrams[used[u], 1] = 0
         repeated[s] = acc
 
 
@@ -305,12 +312,13 @@ def _split_kernel(a, starts, ends, table, ids, n_words, uniq_start, uniq_end,
     if bit v of ``vbits`` is set); returns (number of words, number of distinct words)."""
     nv = in_vocab.shape[1]
     ubits = np.zeros(a.shape[0] // 2 + 1, dtype=np.int64)
+    # at most len(a) // 2 + 1 distinct words (each one code point and a separator at least), at most
+    # half the slots used; a slot is one row (key, id + 1), 0 when empty: one cache line a probe
     size = 16
-    while size < 2 * a.shape[0]:
+    while size < 2 * (a.shape[0] // 2 + 1):
         size <<= 1
     mask = np.uint64(size - 1)
-    keys = np.zeros(size, dtype=np.uint64)
-    slot = np.full(size, -1, dtype=np.int64)
+    slots = np.zeros((size, 2), dtype=np.uint64)
     w = 0
     u = 0
     for s in range(starts.shape[0]):
@@ -341,10 +349,10 @@ def _split_kernel(a, starts, ends, table, ids, n_words, uniq_start, uniq_end,
                 h = (h ^ np.uint64(a[t])) * np.uint64(0x100000001B3)
             k = ((h * np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(17)) & mask
             while True:
-                sid = slot[k]
+                sid = np.int64(slots[k, 1]) - 1
                 if sid < 0:
-                    slot[k] = u
-                    keys[k] = h
+                    slots[k, 1] = np.uint64(u + 1)
+                    slots[k, 0] = h
                     uniq_start[u] = b
                     uniq_end[u] = e
                     bits = 0
@@ -365,7 +373,7 @@ def _split_kernel(a, starts, ends, table, ids, n_words, uniq_start, uniq_end,
                     ids[w] = u
                     u += 1
                     break
-                if keys[k] == h:
+                if slots[k, 0] == h:
                     fb, fe = uniq_start[sid], uniq_end[sid]
                     same = fe - fb == e - b
                     if same:
