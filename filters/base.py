@@ -35,7 +35,10 @@ class FilterStats:
         self.outputs[level] += n
 
     def drop(self, level: str, reason: str, n: int = 1) -> None:
-        self.dropped.setdefault(level, Counter())[reason] += n
+        counts = self.dropped.get(level)
+        if counts is None:  # not setdefault: it would build a Counter at every drop
+            counts = self.dropped[level] = Counter()
+        counts[reason] += n
 
     def event(self, name: str, n: int = 1) -> None:
         self.events[name] += n

@@ -28,7 +28,7 @@ cached on disk by Numba.
 from __future__ import annotations
 
 import re
-from itertools import chain, count
+from itertools import accumulate, chain, count
 
 import numpy as np
 
@@ -249,17 +249,24 @@ class CharStats:
         return self._column(("punct", min_tokens), lambda: self.punct_ratios(min_tokens))[i]
 
 
+def _spans(lengths: list[int], sep: int) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of texts of ``lengths`` laid end to end with ``sep`` symbols between them, as int64
+    arrays: by ``itertools.accumulate``, whose pass over a document's few paragraphs costs less than
+    NumPy's calls (``np.cumsum`` ~5 µs a call)."""
+    at = np.fromiter(accumulate(lengths, lambda p, k: p + k + sep, initial=0), dtype=np.int64,
+                     count=len(lengths) + 1)
+    return at[:-1], at[1:] - sep
+
+
 def char_stats(texts: list[str], n: int) -> CharStats:
     """Character-repetition numerators (sum of the k largest n-gram counts), special-character counts,
     punctuation-token and punctuation counts of every text, in one compiled pass."""
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    starts = np.zeros(len(texts), dtype=np.int64)
-    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    lengths = list(map(len, texts))
+    starts, ends = _spans(lengths, 1)
     a = code_points("\n".join(texts))
-    m = len(texts)
-    top, special, tokens, punct = (np.zeros(m, dtype=np.int64) for _ in range(4))
-    _compiled()(a, starts, starts + lengths, n, class_table(), top, special, tokens, punct)
-    return CharStats(lengths.tolist(), top.tolist(), special.tolist(), tokens.tolist(), punct.tolist(), n)
+    out = np.zeros((4, len(texts)), dtype=np.int64)  # top, special, tokens, punct
+    _compiled()(a, starts, ends, n, class_table(), out[0], out[1], out[2], out[3])
+    return CharStats(lengths, *out.tolist(), n)
 
 
 def _word_kernel(ids, starts, ends, n, repeated):  # pragma: no cover - compiled
@@ -479,21 +486,19 @@ def words_many(texts: list[str], vocabularies: Vocabularies | None = None) -> Wo
     m = len(lows)
     low = "\n".join(lows)
     a = code_points(low)
-    lengths = np.fromiter(map(len, lows), dtype=np.int64, count=m)
-    starts = np.zeros(m, dtype=np.int64)
-    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    starts, ends = _spans(list(map(len, lows)), 1)
     cap = len(a) // 2 + 1
     ids = np.empty(cap, dtype=np.int64)
     n_words = np.zeros(m, dtype=np.int64)
     ustart = np.empty(cap, dtype=np.int64)
     uend = np.empty(cap, dtype=np.int64)
     in_vocab = np.zeros((m, max(len(voc.names), 1)), dtype=np.int64)
-    nw, nu = _SPLIT_COMPILED[0](a, starts, starts + lengths, class_table(), ids, n_words, ustart, uend,
+    nw, nu = _SPLIT_COMPILED[0](a, starts, ends, class_table(), ids, n_words, ustart, uend,
                                 voc.hash, voc.bits, voc.start, voc.end, voc.chars, in_vocab)
-    off = np.zeros(m + 1, dtype=np.int64)
-    np.cumsum(n_words, out=off[1:])
+    n_per = n_words.tolist()
+    off = list(accumulate(n_per, initial=0))
     counts = {name: in_vocab[:, v].tolist() for v, name in enumerate(voc.names)}
-    return Words(n_words.tolist(), ids[:nw], off.tolist(), counts, low, (ustart[:nu], uend[:nu]))
+    return Words(n_per, ids[:nw], off, counts, low, (ustart[:nu], uend[:nu]))
 
 
 _NO_VOCABULARY: list = []
@@ -504,12 +509,9 @@ def word_repetition_ids(ids: np.ndarray, lengths: list[int], n: int) -> list[flo
     the given ``lengths``."""
     if not _WORD_COMPILED:
         _WORD_COMPILED.append(numba.njit(cache=True, nogil=True)(_word_kernel))
-    m = len(lengths)
-    lens = np.asarray(lengths, dtype=np.int64)
-    starts = np.zeros(m, dtype=np.int64)
-    np.cumsum(lens[:-1], out=starts[1:])
-    repeated = np.zeros(m, dtype=np.int64)
-    _WORD_COMPILED[0](ids, starts, starts + lens, n, repeated)
+    starts, ends = _spans(lengths, 0)
+    repeated = np.zeros(len(lengths), dtype=np.int64)
+    _WORD_COMPILED[0](ids, starts, ends, n, repeated)
     return [r / (k - n + 1) if r else 0.0 for r, k in zip(repeated.tolist(), lengths)]
 
 
@@ -584,14 +586,12 @@ def normalize_many(texts: list[str]) -> list[str]:
         _NORM_COMPILED.append(numba.njit(cache=True, nogil=True)(_normalize_kernel))
     code, repl, repl_len = _norm_tables()
     m = len(texts)
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=m)
-    starts = np.zeros(m, dtype=np.int64)
-    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    starts, ends = _spans(list(map(len, texts)), 1)
     a = code_points("\n".join(texts))
     buf = np.empty(len(a) * repl.shape[1] + 1, dtype=np.uint32)
     out_start = np.zeros(m, dtype=np.int64)
     out_end = np.zeros(m, dtype=np.int64)
-    _NORM_COMPILED[0](a, starts, starts + lengths, code, repl, repl_len, buf, out_start, out_end)
+    _NORM_COMPILED[0](a, starts, ends, code, repl, repl_len, buf, out_start, out_end)
     total = int(out_end[-1]) if m else 0
     joined = buf[:total].tobytes().decode("utf-32-le", "surrogatepass")
     return [joined[b:e] for b, e in zip(out_start.tolist(), out_end.tolist())]
