@@ -251,10 +251,14 @@ class CharStats:
 
 def _spans(lengths: list[int], sep: int) -> tuple[np.ndarray, np.ndarray]:
     """(starts, ends) of texts of ``lengths`` laid end to end with ``sep`` symbols between them, as int64
-    arrays: by ``itertools.accumulate``, whose pass over a document's few paragraphs costs less than
-    NumPy's calls (``np.cumsum`` ~5 µs a call)."""
-    at = np.fromiter(accumulate(lengths, lambda p, k: p + k + sep, initial=0), dtype=np.int64,
-                     count=len(lengths) + 1)
+    arrays. A document's few paragraphs: by ``itertools.accumulate`` (~2-4 µs, against ~5-6 for NumPy's
+    calls); many: by ``np.cumsum`` (faster from ~64 on)."""
+    m = len(lengths)
+    if m < 64:
+        at = np.fromiter(accumulate(lengths, lambda p, k: p + k + sep, initial=0), dtype=np.int64, count=m + 1)
+    else:
+        at = np.zeros(m + 1, dtype=np.int64)
+        np.cumsum(np.asarray(lengths, dtype=np.int64) + sep, out=at[1:])
     return at[:-1], at[1:] - sep
 
 

@@ -203,3 +203,20 @@ def test_document_metrics_fast_equal_reference(profile):
         a, b = fast.document_metrics(docs, sample), slow.document_metrics(docs, sample)
         assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
         assert sum(map(len, a["metrics"]["text_filters (document level, before filtering)"].values())) > 0
+
+
+@pytest.mark.parametrize("sep", [0, 1])
+def test_spans_both_ways(sep):
+    """The kernels' spans (accumulated below 64 texts, np.cumsum from 64 on) are the texts' places when laid
+    end to end with ``sep`` symbols between them; char_stats reads them right on either side of 64."""
+    for m in (0, 1, 2, 63, 64, 65, 300):
+        lengths = [(7 * i) % 23 for i in range(m)]
+        starts, ends = fast_metrics._spans(lengths, sep)
+        at, want_starts = 0, []
+        for k in lengths:
+            want_starts.append(at)
+            at += k + sep
+        assert starts.tolist() == want_starts and starts.dtype == ends.dtype == "int64"
+        assert ends.tolist() == [s + k for s, k in zip(want_starts, lengths)]
+    for m in (63, 64, 65):
+        _assert_same((EDGE * 5)[:m], 10)
