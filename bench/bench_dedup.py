@@ -668,45 +668,13 @@ def component_files(n: int, folder: Path, words: int = 220, seed: int = 0, K: in
                    "K": K, "hub_edges": int(deg.max()), "centre_is_hub": bool(hub == centre)}
 
 
-def greedy_task_in_memory(node_locs, edge_locs, c: int, out_path: str, route_bounds):
-    """The greedy task before the bounded one (``pipeline.dedup._greedy_task`` up to 7b732e9): the whole
-    component partition read into memory, ranked by ``recency_rank`` and decided by ``greedy_removals``."""
-    from filters.dedup.common import REMOVED_SCHEMA
-    from filters.dedup.minhash import REASON, greedy_removals, recency_rank
-    from pipeline.components import read_rows, write_partitioned
-    from pipeline.dedup import CAND_SCHEMA, LABELLED_SCHEMA
-
-    n = read_rows(node_locs, LABELLED_SCHEMA)
-    e = read_rows(edge_locs, CAND_SCHEMA)
-    h = n["h"].to_numpy()
-    uh, first = np.unique(h, return_index=True)
-    if not len(uh) or not e.num_rows:
-        return c, None, np.zeros(0, np.int64), {}
-    take = pa.array(first)
-    rank = recency_rank(n["rec"].take(take), n["doc_id"].take(take))
-    a = np.searchsorted(uh, e["x"].to_numpy()).astype(np.int64)
-    b = np.searchsorted(uh, e["y"].to_numpy()).astype(np.int64)
-    by = greedy_removals(len(uh), a, b, rank)
-    gone = np.isin(h, uh[by >= 0])
-    if not gone.any():
-        return c, None, np.zeros(0, np.int64), {}
-    rows = np.flatnonzero(gone)
-    fid = n["_file"].to_numpy()[rows]
-    keep = np.unique(np.stack([h[rows], fid.astype(np.uint64)], 1), axis=0, return_index=True)[1]
-    rows, fid = rows[keep], fid[keep]
-    removed = pa.table({"doc_id": n["doc_id"].take(pa.array(rows)),
-                        "reason": pa.array([REASON] * len(rows), pa.string())}, schema=REMOVED_SCHEMA)
-    path, parts = write_partitioned(removed, fid, out_path, route_bounds)
-    return c, path, parts, {REASON: int((by >= 0).sum())}
-
-
 COMPONENT_TASKS = ("greedy-in-memory", "greedy", "label-centre", "label-hub", "step-centre", "step-hub")
 
 
 def component_one(paths: dict, task: str, tracemalloc_on: bool, spill_mb: int = 0) -> dict:
     """One task over one component's files, in this fresh process: its CPU seconds and its memory (RSS
     growth and peak; or tracemalloc's peak, numpy and Arrow buffers that Python allocates included).
-    ``greedy-in-memory``: :func:`greedy_task_in_memory`; ``greedy``: ``pipeline.dedup._greedy_task``;
+    ``greedy-in-memory``: ``pipeline.greedy.greedy_partition_in_memory``; ``greedy``: ``pipeline.dedup._greedy_task``;
     ``label-centre``, ``label-hub``: ``pipeline.dedup._label_task`` of the partition holding the star's
     centre or the hub; ``step-centre``: a Large-Star step (``pipeline.components._step_task``) on the star
     rows of the centre's partition (the last step's input), ``step-hub``: one on the edges of the hub's
@@ -743,7 +711,7 @@ def component_one(paths: dict, task: str, tracemalloc_on: bool, spill_mb: int = 
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.arrow")
         if task in ("greedy-in-memory", "greedy"):
-            fn = greedy_task_in_memory if task == "greedy-in-memory" else dedup._greedy_task
+            fn = greedy.greedy_partition_in_memory if task == "greedy-in-memory" else dedup._greedy_task
             _, path, parts, counts = fn(locs(paths["nodes"]), locs(paths["edges"]), 0, out, None)
             measured()
             res["removed"] = counts

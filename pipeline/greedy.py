@@ -349,3 +349,36 @@ def greedy_partition(node_locs, edge_locs, out_path: str, route_bounds=None, bud
         finally:
             out.abort()
             spill.remove()
+
+
+def greedy_partition_in_memory(node_locs, edge_locs, c: int, out_path: str, route_bounds):
+    """The greedy task before :func:`greedy_partition` (``pipeline.dedup._greedy_task`` up to 7b732e9), kept as
+    the oracle of the tests and the "before" of ``bench_dedup --component``: the whole component partition
+    read into memory (~2 KB a node), ranked by ``recency_rank`` and decided by ``greedy_removals``. Returns
+    (c, path, files, counts) like the task."""
+    from filters.dedup.minhash import greedy_removals, recency_rank
+    from pipeline.components import read_rows, write_partitioned
+    from pipeline.dedup import CAND_SCHEMA, LABELLED_SCHEMA
+
+    n = read_rows(node_locs, LABELLED_SCHEMA)
+    e = read_rows(edge_locs, CAND_SCHEMA)
+    h = n["h"].to_numpy()
+    uh, first = np.unique(h, return_index=True)
+    if not len(uh) or not e.num_rows:
+        return c, None, np.zeros(0, np.int64), {}
+    take = pa.array(first)
+    rank = recency_rank(n["rec"].take(take), n["doc_id"].take(take))
+    a = np.searchsorted(uh, e["x"].to_numpy()).astype(np.int64)
+    b = np.searchsorted(uh, e["y"].to_numpy()).astype(np.int64)
+    by = greedy_removals(len(uh), a, b, rank)
+    gone = np.isin(h, uh[by >= 0])
+    if not gone.any():
+        return c, None, np.zeros(0, np.int64), {}
+    rows = np.flatnonzero(gone)
+    fid = n["_file"].to_numpy()[rows]
+    keep = np.unique(np.stack([h[rows], fid.astype(np.uint64)], 1), axis=0, return_index=True)[1]
+    rows, fid = rows[keep], fid[keep]
+    removed = pa.table({"doc_id": n["doc_id"].take(pa.array(rows)),
+                        "reason": pa.array([REASON] * len(rows), pa.string())}, schema=REMOVED_SCHEMA)
+    path, parts = write_partitioned(removed, fid, out_path, route_bounds)
+    return c, path, parts, {REASON: int((by >= 0).sum())}

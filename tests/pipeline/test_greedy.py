@@ -8,37 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from filters.dedup.common import REMOVED_SCHEMA, hash64
-from filters.dedup.minhash import REASON, greedy_removals, recency_rank
+from filters.dedup.common import hash64
 from pipeline import greedy
-from pipeline.components import read_batches, read_rows, write_partitioned
+from pipeline.components import read_batches
 from pipeline.dedup import CAND_SCHEMA, LABELLED_SCHEMA, _greedy_task
-
-
-def _oracle(node_locs, edge_locs, c, out_path, route_bounds):
-    """The greedy task before the bounded one (whole partition in memory)."""
-    n = read_rows(node_locs, LABELLED_SCHEMA)
-    e = read_rows(edge_locs, CAND_SCHEMA)
-    h = n["h"].to_numpy()
-    uh, first = np.unique(h, return_index=True)
-    if not len(uh) or not e.num_rows:
-        return c, None, np.zeros(0, np.int64), {}
-    take = pa.array(first)
-    rank = recency_rank(n["rec"].take(take), n["doc_id"].take(take))
-    a = np.searchsorted(uh, e["x"].to_numpy()).astype(np.int64)
-    b = np.searchsorted(uh, e["y"].to_numpy()).astype(np.int64)
-    by = greedy_removals(len(uh), a, b, rank)
-    gone = np.isin(h, uh[by >= 0])
-    if not gone.any():
-        return c, None, np.zeros(0, np.int64), {}
-    rows = np.flatnonzero(gone)
-    fid = n["_file"].to_numpy()[rows]
-    keep = np.unique(np.stack([h[rows], fid.astype(np.uint64)], 1), axis=0, return_index=True)[1]
-    rows, fid = rows[keep], fid[keep]
-    removed = pa.table({"doc_id": n["doc_id"].take(pa.array(rows)),
-                        "reason": pa.array([REASON] * len(rows), pa.string())}, schema=REMOVED_SCHEMA)
-    path, parts = write_partitioned(removed, fid, out_path, route_bounds)
-    return c, path, parts, {REASON: int((by >= 0).sum())}
 
 
 def _write(path, t, chunks):
@@ -102,7 +75,7 @@ def test_greedy_task_equals_the_in_memory_task(seed, tmp_path, monkeypatch):
     node_locs, edge_locs = _partition(rng, tmp_path, n, [0.5, 1.5, 4, 16][seed % 4], ties=1 + seed % 3,
                                       chain=seed % 2 == 0, star=seed % 3 == 0, files=int(rng.integers(1, 9)))
     bounds = np.array([0, 3, 5]) if seed % 4 == 1 else None
-    want = _result(_oracle(node_locs, edge_locs, 7, str(tmp_path / "want.arrow"), bounds))
+    want = _result(greedy.greedy_partition_in_memory(node_locs, edge_locs, 7, str(tmp_path / "want.arrow"), bounds))
     if seed % 2:  # tiny budgets: many key ranges, edge windows of one range, removed rows in many ranges
         monkeypatch.setattr(greedy, "SPILL_BYTES", 64)
         monkeypatch.setattr(greedy, "BATCH_ROWS", 37)
