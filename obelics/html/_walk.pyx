@@ -2055,6 +2055,47 @@ cdef inline bint _blank(unsigned char c) noexcept nogil:
     return c == 32 or c == 9
 
 
+cdef bint _plain_block(const unsigned char *s, Py_ssize_t start, Py_ssize_t end) noexcept nogil:
+    """Whether ``s[start:end]`` is a plain header block: ASCII without controls but tab, every CR followed by
+    LF and every LF after a CR, no continuation line (a line starting with a blank or tab)."""
+    cdef Py_ssize_t i = start
+    cdef unsigned char c
+    while i < end:
+        c = s[i]
+        if c == 13:
+            if i + 1 >= end or s[i + 1] != 10:
+                return False  # a bare CR
+            if i + 2 < end and _blank(s[i + 2]):
+                return False  # a continuation line
+            i += 2
+        elif c == 10 or c > 126 or (c < 32 and c != 9):
+            return False  # a bare LF, a control character, not ASCII
+        else:
+            i += 1
+    return True
+
+
+cdef inline bint _header_line(const unsigned char *s, Py_ssize_t ls, Py_ssize_t le, Py_ssize_t *ne,
+                              Py_ssize_t *vs, Py_ssize_t *ve) noexcept nogil:
+    """The header line ``s[ls:le]`` of a plain block: its name is ``s[ls:ne]`` and its value ``s[vs:ve]``, both
+    stripped of blanks and tabs (the only whitespace left); False for a line without a ':' (dropped)."""
+    cdef Py_ssize_t e = le
+    cdef const unsigned char *colon
+    while e > ls and _blank(s[e - 1]):
+        e -= 1
+    colon = <const unsigned char *>memchr(s + ls, 58, e - ls)  # the line's first ':'
+    if colon == NULL:
+        return False
+    ne[0] = colon - s
+    while ne[0] > ls and _blank(s[ne[0] - 1]):
+        ne[0] -= 1
+    vs[0] = colon - s + 1
+    while vs[0] < e and _blank(s[vs[0]]):
+        vs[0] += 1
+    ve[0] = e
+    return True
+
+
 def header_block(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t end):
     """``(first line, [(name, value), ...], {lower-cased name: its first value})`` of the header block
     ``data[start:end]`` (without its closing blank line) when it is plain, else None: what
@@ -2063,9 +2104,8 @@ def header_block(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t end
     header work on a response). Plain: ASCII without controls but tab, every CR followed by LF and every LF
     after a CR, no continuation line (a line starting with a blank or tab)."""
     cdef const unsigned char *s
-    cdef Py_ssize_t i, ls, le, e, ne, vs
-    cdef const unsigned char *colon
-    cdef unsigned char c
+    cdef Py_ssize_t ls, le, e, ne, vs
+    cdef const unsigned char *cr
     cdef list pairs = []
     cdef dict first = {}
     cdef object status = None, name, value, low
@@ -2074,43 +2114,21 @@ def header_block(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t end
     if end == start:
         return "", pairs, first
     s = &data[0]
-    i = start
-    while i < end:  # plain?
-        c = s[i]
-        if c == 13:
-            if i + 1 >= end or s[i + 1] != 10:
-                return None  # a bare CR
-            if i + 2 < end and _blank(s[i + 2]):
-                return None  # a continuation line
-            i += 2
-        elif c == 10 or c > 126 or (c < 32 and c != 9):
-            return None  # a bare LF, a control character, not ASCII
-        else:
-            i += 1
+    if not _plain_block(s, start, end):
+        return None
     ls = start
     while True:  # lines, split at CRLF (the only CRs left)
-        colon = <const unsigned char *>memchr(s + ls, 13, end - ls)
-        le = end if colon == NULL else colon - s
+        cr = <const unsigned char *>memchr(s + ls, 13, end - ls)
+        le = end if cr == NULL else cr - s
         if status is None:
             status = PyUnicode_DecodeASCII(<const char *>(s + ls), le - ls, NULL)
-        else:
-            e = le
-            while e > ls and _blank(s[e - 1]):  # the line's end stripped (blanks and tabs: the only whitespace)
-                e -= 1
-            colon = <const unsigned char *>memchr(s + ls, 58, e - ls)  # its first ':'; a line without one is dropped
-            if colon != NULL:
-                ne = colon - s
-                while ne > ls and _blank(s[ne - 1]):
-                    ne -= 1
-                vs = colon - s + 1
-                while vs < e and _blank(s[vs]):
-                    vs += 1
-                name = PyUnicode_DecodeASCII(<const char *>(s + ls), ne - ls, NULL)
-                value = PyUnicode_DecodeASCII(<const char *>(s + vs), e - vs, NULL)
-                pairs.append((name, value))
-                low = name.lower()
-                if low not in first:
-                    first[low] = value
+        elif _header_line(s, ls, le, &ne, &vs, &e):
+            name = PyUnicode_DecodeASCII(<const char *>(s + ls), ne - ls, NULL)
+            value = PyUnicode_DecodeASCII(<const char *>(s + vs), e - vs, NULL)
+            pairs.append((name, value))
+            low = name.lower()
+            if low not in first:
+                first[low] = value
         if le >= end:
             break
         ls = le + 2
@@ -2123,10 +2141,10 @@ def header_values(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t en
     without the other lines' strings. The reader types a request, a metadata or a revisit record from two of
     its ~10 lines."""
     cdef const unsigned char *s
-    cdef Py_ssize_t i, ls, le, e, ne, vs, k, m
-    cdef const unsigned char *colon
+    cdef Py_ssize_t ls, le, e, ne, vs, k, m
+    cdef const unsigned char *cr
     cdef const unsigned char *want
-    cdef unsigned char c, a
+    cdef unsigned char a
     cdef Py_ssize_t n_names = len(names)
     cdef list values = [None] * n_names
     cdef object status = None
@@ -2136,52 +2154,30 @@ def header_values(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t en
     if end == start:
         return "", values
     s = &data[0]
-    i = start
-    while i < end:  # plain? (as header_block)
-        c = s[i]
-        if c == 13:
-            if i + 1 >= end or s[i + 1] != 10:
-                return None
-            if i + 2 < end and _blank(s[i + 2]):
-                return None
-            i += 2
-        elif c == 10 or c > 126 or (c < 32 and c != 9):
-            return None
-        else:
-            i += 1
+    if not _plain_block(s, start, end):
+        return None
     ls = start
     while True:
-        colon = <const unsigned char *>memchr(s + ls, 13, end - ls)
-        le = end if colon == NULL else colon - s
+        cr = <const unsigned char *>memchr(s + ls, 13, end - ls)
+        le = end if cr == NULL else cr - s
         if status is None:
             status = PyUnicode_DecodeASCII(<const char *>(s + ls), le - ls, NULL)
-        else:
-            e = le
-            while e > ls and _blank(s[e - 1]):
-                e -= 1
-            colon = <const unsigned char *>memchr(s + ls, 58, e - ls)
-            if colon != NULL:
-                ne = colon - s
-                while ne > ls and _blank(s[ne - 1]):
-                    ne -= 1
-                for k in range(n_names):
-                    if values[k] is not None:
-                        continue
-                    nb = names[k]
-                    if len(nb) != ne - ls:
-                        continue
-                    want = <const unsigned char *> nb
-                    for m in range(ne - ls):
-                        a = s[ls + m]
-                        if 65 <= a <= 90:
-                            a += 32
-                        if a != want[m]:
-                            break
-                    else:
-                        vs = colon - s + 1
-                        while vs < e and _blank(s[vs]):
-                            vs += 1
-                        values[k] = PyUnicode_DecodeASCII(<const char *>(s + vs), e - vs, NULL)
+        elif _header_line(s, ls, le, &ne, &vs, &e):
+            for k in range(n_names):
+                if values[k] is not None:
+                    continue
+                nb = names[k]
+                if len(nb) != ne - ls:
+                    continue
+                want = <const unsigned char *> nb
+                for m in range(ne - ls):
+                    a = s[ls + m]
+                    if 65 <= a <= 90:
+                        a += 32
+                    if a != want[m]:
+                        break
+                else:
+                    values[k] = PyUnicode_DecodeASCII(<const char *>(s + vs), e - vs, NULL)
         if le >= end:
             break
         ls = le + 2
