@@ -30,6 +30,7 @@ compared as strings, so a hash collision only puts two URLs in one partition.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -59,6 +60,7 @@ NODE_SCHEMA = pa.schema([("id", pa.uint64()), ("url", pa.string())])
 LABELLED_SCHEMA = pa.schema([("label", pa.uint64()), ("id", pa.uint64()), ("url", pa.string())])
 CANON_ID_SCHEMA = pa.schema([("url", pa.string()), ("canonical", pa.string()), ("id", pa.uint64())])
 REDUCE_ROWS = 1 << 16  # per-batch minima held before they are reduced again (component_minima)
+BAND_ROWS = 1 << 21  # band rows (24 bytes each) a band task sorts in memory; more are sorted out of core
 ID_BITS = 32  # an image's id: its call's index << ID_BITS | its position in the call's lists
 _NONE = (None, np.zeros(0, np.int64))
 
@@ -100,8 +102,17 @@ def _hash_task(i: int, source: Callable, args: tuple, max_distance: int, K: int,
 # -- 2. buckets -> confirmed edges ---------------------------------------------------------------------
 def _band_task(locs, max_distance: int, K: int, out_path: str, bounds):
     """Band partition: each bucket's members in id order (the one pass's order), linked by
-    :func:`bucket_edges`, kept within ``max_distance`` bits; written as edge rows by ``id % K``."""
-    t = read_rows(locs, BAND_SCHEMA)
+    :func:`bucket_edges`, kept within ``max_distance`` bits; written as edge rows by ``id % K``. A partition
+    over :data:`BAND_ROWS` rows (a hash under millions of URLs is one bucket of millions of rows) is sorted
+    out of core (:func:`_sorted_chunks`) and its edges streamed (:func:`_stream_edges`): the same edges."""
+    batches, held = [], 0
+    it = _batches(locs)
+    for b in it:
+        batches.append(b.select(BAND_SCHEMA.names))
+        held += b.num_rows
+        if held > BAND_ROWS:
+            return _band_task_spilled(itertools.chain(batches, it), max_distance, K, out_path, bounds)
+    t = pa.Table.from_batches(batches, BAND_SCHEMA)
     key, ids, h = t["key"].to_numpy(), t["id"].to_numpy(), t["h"].to_numpy()
     order = np.lexsort((ids, key))
     key, ids, h = key[order], ids[order], h[order]
@@ -113,6 +124,153 @@ def _band_task(locs, max_distance: int, K: int, out_path: str, bounds):
     if not len(a):
         return [_NONE], {"candidate_edges": n}
     return [write_edges(ids[a], ids[b], K, out_path, bounds)], {"candidate_edges": n, "confirmed_edges": len(a)}
+
+
+class _Carry:
+    """The bucket :func:`_stream_edges` is in at the end of a chunk: its key, head (id, hash), last (id, hash)."""
+
+    __slots__ = ("key", "head", "head_h", "prev", "prev_h")
+
+    def __init__(self):
+        self.key = self.head = self.head_h = self.prev = self.prev_h = None
+
+
+def _stream_edges(key: np.ndarray, ids: np.ndarray, h: np.ndarray, carry: _Carry, max_distance: int):
+    """:func:`bucket_edges` (head to member, neighbour to neighbour) and the Hamming check over one chunk of
+    rows sorted by (key, id), continuing the bucket ``carry`` holds from the previous chunk (updated): the
+    (candidates, confirmed id pairs). Pairs are unique within a bucket; a pair in two buckets comes twice."""
+    n = len(key)
+    if not n:
+        return 0, (np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+    new_run = np.ones(n, bool)
+    new_run[1:] = key[1:] != key[:-1]
+    if carry.key is not None:
+        new_run[0] = key[0] != carry.key
+    starts = np.flatnonzero(new_run)
+    run_id = np.cumsum(new_run) - 1  # -1: the carried bucket
+    head = np.empty(n, np.uint64)
+    head_h = np.empty(n, np.uint64)
+    inherited = run_id < 0
+    if inherited.any():
+        head[inherited], head_h[inherited] = carry.head, carry.head_h
+    own = ~inherited
+    head[own], head_h[own] = ids[starts][run_id[own]], h[starts][run_id[own]]
+    prev = np.empty(n, np.uint64)
+    prev_h = np.empty(n, np.uint64)
+    prev[1:], prev_h[1:] = ids[:-1], h[:-1]
+    if carry.key is not None:
+        prev[0], prev_h[0] = carry.prev, carry.prev_h
+    else:
+        prev[0], prev_h[0] = ids[0], h[0]
+    star = ~new_run & (head != ids)
+    chain = ~new_run & (prev != ids) & (prev != head)
+    x = np.concatenate([head[star], prev[chain]])
+    xh = np.concatenate([head_h[star], prev_h[chain]])
+    y = np.concatenate([ids[star], ids[chain]])
+    yh = np.concatenate([h[star], h[chain]])
+    ok = within(xh, yh, max_distance)
+    carry.key, carry.prev, carry.prev_h = key[-1], ids[-1], h[-1]
+    if run_id[-1] >= 0:
+        carry.head, carry.head_h = ids[starts[-1]], h[starts[-1]]
+    return len(x), (x[ok], y[ok])
+
+
+def _sorted_chunks(batches: Iterator[pa.RecordBatch], budget_rows: int, folder: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The band rows ``batches`` as chunks sorted by (key, id), in that order, holding about
+    ``budget_rows`` rows: runs of ``budget_rows`` rows sorted and spilled to ``folder``, then merged a block of
+    each run at a time (numpy has no k-way merge: every block's rows up to the smallest of the blocks' last
+    rows are sorted together and given out)."""
+    import os
+
+    runs: list[str] = []
+    pending: list[pa.RecordBatch] = []
+    held = 0
+
+    def spill():
+        t = pa.Table.from_batches(pending, BAND_SCHEMA).combine_chunks()
+        t = t.take(pa.array(np.lexsort((t["id"].to_numpy(), t["key"].to_numpy()))))
+        path = os.path.join(folder, f"run-{len(runs):05d}.arrow")
+        with pa.ipc.new_file(path, BAND_SCHEMA) as w:
+            for b in t.to_batches(max_chunksize=block):
+                w.write_batch(b)
+        runs.append(path)
+
+    block = max(64, budget_rows // 64)  # the merge holds a block per run: up to 64 runs, under a budget
+    for b in batches:
+        b = b.select(BAND_SCHEMA.names)
+        for off in range(0, b.num_rows, budget_rows):
+            part = b.slice(off, budget_rows)
+            if held + part.num_rows > budget_rows and pending:
+                spill()
+                pending, held = [], 0
+            pending.append(part)
+            held += part.num_rows
+    if pending:
+        spill()
+        pending = []
+    # the merge: each run's blocks read one at a time; (key, id) pairs are unique (an id once per band key)
+    readers = [pa.ipc.open_file(pa.OSFile(p)) for p in runs]
+    nxt = [0] * len(runs)
+    bufs: list = [None] * len(runs)
+
+    def load(r):
+        while nxt[r] < readers[r].num_record_batches:
+            b = readers[r].get_batch(nxt[r])
+            nxt[r] += 1
+            if b.num_rows:
+                bufs[r] = tuple(b.column(c).to_numpy() for c in BAND_SCHEMA.names)
+                return
+        bufs[r] = None
+
+    for r in range(len(runs)):
+        load(r)
+    while any(x is not None for x in bufs):
+        live = [r for r in range(len(runs)) if bufs[r] is not None]
+        ck, ci = min((bufs[r][0][-1], bufs[r][1][-1]) for r in live)
+        parts = []
+        for r in live:
+            k, i, hh = bufs[r]
+            lo, hi = np.searchsorted(k, ck, "left"), np.searchsorted(k, ck, "right")
+            j = lo + int(np.searchsorted(i[lo:hi], ci, "right"))
+            if j:
+                parts.append((k[:j], i[:j], hh[:j]))
+            if j == len(k):
+                load(r)
+            else:
+                bufs[r] = (k[j:], i[j:], hh[j:])
+        k, i, hh = (np.concatenate(c) for c in zip(*parts))
+        o = np.lexsort((i, k))
+        yield k[o], i[o], hh[o]
+
+
+def _band_task_spilled(batches: Iterator[pa.RecordBatch], max_distance: int, K: int, out_path: str, bounds):
+    """:func:`_band_task` over rows sorted out of core, the edges written as they are found (flushed every
+    ``FLUSH_BYTES``): a task holds about :data:`BAND_ROWS` rows whatever its largest bucket."""
+    import tempfile
+
+    out = GroupedWriter(out_path, FLUSH_BYTES)
+    carry = _Carry()
+    n = confirmed = 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="phash-band-") as folder:
+            for key, ids, h in _sorted_chunks(batches, BAND_ROWS, folder):
+                c, (x, y) = _stream_edges(key, ids, h, carry, max_distance)
+                n += c
+                confirmed += len(x)
+                if len(x):
+                    u, v = np.concatenate([x, y]), np.concatenate([y, x])
+                    rows = pa.table({"u": pa.array(u, pa.uint64()), "v": pa.array(v, pa.uint64())})
+                    part = (u % np.uint64(K)).astype(np.int64)
+                    if bounds is None:
+                        out.add(rows, part)
+                    else:
+                        out.add(rows.append_column("_part", pa.array(part, pa.int64())), slot_of(bounds, part))
+        written = out.close()
+    finally:
+        out.abort()
+    if not confirmed:
+        return [_NONE], {"candidate_edges": n}
+    return [written], {"candidate_edges": n, "confirmed_edges": confirmed}
 
 
 # -- 4. components -> (label, id, url) -----------------------------------------------------------------

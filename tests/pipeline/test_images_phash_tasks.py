@@ -291,3 +291,105 @@ def test_one_huge_component_is_not_held_by_a_task(tmp_path, monkeypatch):
     for fn in (canonical, label):
         arrow, py = _peaks(fn)
         assert arrow < rows_bytes / 4 and py < rows_bytes / 4, (fn.__name__, arrow, py, rows_bytes)
+
+
+# -- the band task: a bucket over the budget is sorted out of core and its edges streamed ------------------
+def _edge_set(out):
+    """The undirected edges of a band task's output, as a set of (min, max)."""
+    from pipeline.components import EDGE_SCHEMA, read_rows
+
+    [(path, parts)] = out
+    if path is None:
+        return set()
+    t = read_rows([(path, list(range(len(parts))))], EDGE_SCHEMA)
+    u, v = t["u"].to_pylist(), t["v"].to_pylist()
+    assert set(zip(u, v)) == set(zip(v, u))  # both directions
+    return {(min(a, b), max(a, b)) for a, b in zip(u, v)}
+
+
+def _band_rows(seed: int, n: int, buckets: int, huge: int):
+    """Band rows in shuffled record batches: ``huge`` rows in one bucket (hashes 0-3 bits from a blank),
+    ``n`` more over ``buckets`` keys (random hashes: heads far from their members, chain edges), ties (an id
+    in several buckets with its one hash)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids = rng.permutation(np.arange(n + huge, dtype=np.uint64) + (np.uint64(seed) << np.uint64(32)))
+    base = rng.integers(0, 1 << 62, 8, dtype=np.uint64)
+    h = base[rng.integers(0, 8, n + huge)]
+    flips = rng.integers(0, 64, (n + huge, 3)).astype(np.uint64)
+    for j in range(3):
+        h ^= np.where(rng.random(n + huge) < 0.4, np.uint64(1) << flips[:, j], np.uint64(0))
+    h[:huge] = np.uint64(0) ^ np.where(rng.random(huge) < 0.5, np.uint64(1) << flips[:huge, 0], np.uint64(0))
+    key = np.concatenate([np.full(huge, 7, np.uint64), rng.integers(0, buckets, n).astype(np.uint64) + np.uint64(100)])
+    again = rng.integers(0, n + huge, (n + huge) // 3)  # ties: ids again under other keys
+    key = np.concatenate([key, rng.integers(0, buckets, len(again)).astype(np.uint64) + np.uint64(100)])
+    ids, h = np.concatenate([ids, ids[again]]), np.concatenate([h, h[again]])
+    _, first = np.unique(np.stack([key, ids], 1), axis=0, return_index=True)  # a (key, id) once, as band_keys
+    o = rng.permutation(first)
+    t = pa.table({"key": pa.array(key[o]), "id": pa.array(ids[o]), "h": pa.array(h[o])})
+    return [pa.Table.from_batches([b]) for b in t.to_batches(max_chunksize=int(rng.integers(50, 400)))]
+
+
+@pytest.mark.parametrize("seed,budget", [(0, 300), (1, 700), (2, 1000), (3, 450)])
+def test_spilled_band_task_equals_the_in_memory_one(seed, budget, tmp_path, monkeypatch):
+    """Over the budget, the rows sorted out of core (runs, then a merge) and the bucket's edges streamed
+    across chunks: the same confirmed edges as the in-memory task (several buckets, one bucket far over the
+    budget, ids in several buckets), with merge-round rows (``_part``) too."""
+    import numpy as np
+
+    from pipeline.images import phash_tasks as pt
+
+    batches = _band_rows(seed, 3000, [5, 40, 300, 1][seed], 2500)
+    if seed == 2:  # merge rounds' rows carry their partition
+        batches = [b.append_column("_part", pa.array(np.zeros(b.num_rows, np.int64))) for b in batches]
+    locs = _ipc(tmp_path / "bands.arrow", batches)
+    for d in (1, 3):
+        want_out, want_c = pt._band_task(locs, d, 4, str(tmp_path / f"a{d}.arrow"), None)
+        monkeypatch.setattr(pt, "BAND_ROWS", budget)
+        got_out, got_c = pt._band_task(locs, d, 4, str(tmp_path / f"b{d}.arrow"), None)
+        monkeypatch.undo()
+        want = _edge_set(want_out)
+        assert len(want) > 1000
+        assert _edge_set(got_out) == want
+        assert got_c["confirmed_edges"] >= want_c["confirmed_edges"]  # a pair in two buckets may come twice
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tasks_with_spilled_band_tasks_equal_the_one_pass(seed, tmp_path, monkeypatch):
+    from pipeline.images import phash_tasks as pt
+
+    monkeypatch.setattr(pt, "BAND_ROWS", [50, 170, 260, 90][seed])
+    urls, hashes = _hashes(seed, 400)
+    blank = random.Random(seed).getrandbits(64)
+    urls += [f"http://px.test/{i}" for i in range(300)]  # one hash under many URLs: a bucket over the budget
+    hashes += [blank] * 300
+    cfg = DedupConfig(num_partitions=[1, 3, 2, 1][seed], shuffle_fan_in=2, shuffle_single_round_max=4)
+    got, _ = _clusters(LocalBackend(), urls, hashes, [2, 4, 6, 0][seed], cfg, str(tmp_path / "w"), 41)
+    want = phash_clusters(urls, hashes, [2, 4, 6, 0][seed])
+    assert got == want and len(want) >= 300
+
+
+def test_one_huge_bucket_is_not_held_by_the_band_task(tmp_path, monkeypatch):
+    """One hash under 600,000 ids (a blank image under as many URLs): one bucket, sorted out of core and its
+    edges written every ``FLUSH_BYTES``; the task holds a budget of rows, not the ~14 MB of the bucket's rows nor
+    its edges (the old task sorted the partition whole)."""
+    import numpy as np
+
+    from pipeline.images import phash_tasks as pt
+
+    monkeypatch.setattr(pt, "FLUSH_BYTES", 1 << 18)
+    monkeypatch.setattr(pt, "BAND_ROWS", 10_000, raising=False)
+    n, B = 600_000, 10_000
+    ids = np.random.default_rng(0).permutation(np.arange(n, dtype=np.uint64))
+    tables = [pa.table({"key": pa.array(np.full(B, 5, np.uint64)), "id": pa.array(ids[k:k + B]),
+                        "h": pa.array(np.zeros(B, np.uint64))}) for k in range(0, n, B)]
+    locs = _ipc(tmp_path / "bands.arrow", tables)
+    rows_bytes = sum(t.nbytes for t in tables)
+
+    def band():
+        out, counts = pt._band_task(locs, 2, 8, str(tmp_path / "e.arrow"), None)
+        assert counts["confirmed_edges"] == 2 * n - 3  # star and chain edges of equal hashes
+
+    arrow, py = _peaks(band)
+    assert arrow < rows_bytes / 4 and py < rows_bytes / 4, (arrow, py, rows_bytes)
