@@ -60,7 +60,7 @@ NODE_SCHEMA = pa.schema([("id", pa.uint64()), ("url", pa.string())])
 LABELLED_SCHEMA = pa.schema([("label", pa.uint64()), ("id", pa.uint64()), ("url", pa.string())])
 CANON_ID_SCHEMA = pa.schema([("url", pa.string()), ("canonical", pa.string()), ("id", pa.uint64())])
 REDUCE_ROWS = 1 << 16  # per-batch minima held before they are reduced again (component_minima)
-BAND_ROWS = 1 << 21  # band rows (24 bytes each) a band task sorts in memory; more are sorted out of core
+BAND_ROWS = 1 << 18  # band rows (24 bytes each) a band task sorts in memory; more are sorted out of core
 ID_BITS = 32  # an image's id: its call's index << ID_BITS | its position in the call's lists
 _NONE = (None, np.zeros(0, np.int64))
 
@@ -245,10 +245,10 @@ def _sorted_chunks(batches: Iterator[pa.RecordBatch], budget_rows: int, folder: 
 
 def _band_task_spilled(batches: Iterator[pa.RecordBatch], max_distance: int, K: int, out_path: str, bounds):
     """:func:`_band_task` over rows sorted out of core, the edges written as they are found (flushed every
-    ``FLUSH_BYTES``): a task holds about :data:`BAND_ROWS` rows whatever its largest bucket."""
+    ``FLUSH_BYTES`` or 32 bytes a budget row, the smaller): a task holds about :data:`BAND_ROWS` rows whatever its largest bucket."""
     import tempfile
 
-    out = GroupedWriter(out_path, FLUSH_BYTES)
+    out = GroupedWriter(out_path, min(FLUSH_BYTES, 32 * BAND_ROWS))  # edges: 2 rows of 16 bytes a row at most
     carry = _Carry()
     n = confirmed = 0
     try:
