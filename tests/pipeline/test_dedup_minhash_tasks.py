@@ -3,7 +3,6 @@ of partitioned edge files equal an in-memory union-find, the greedy removal per 
 in-memory pass (the oracle) on many components, chains, ties in recency and components spread over units and
 snapshots, on the local backend and on Ray, and what reaches the driver does not grow with the nodes."""
 
-import pickle
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +12,7 @@ from filters.dedup.config import dedup_config
 from filters.dedup.passes import run_passes
 from filters.dedup.union_find import connected_components
 from tests.filters.dedup_helpers import make_doc
+from tests.pipeline.recording_backend import RecordingBackend
 from tests.pipeline.test_dedup_ray import _removed, _write_units, ray_local  # noqa: F401 - the fixture
 
 
@@ -278,34 +278,6 @@ def test_minhash_in_tasks_on_ray_equals_the_in_memory_pass(ray_local, tmp_path):
     assert stats[0].as_dict()["dropped"] == want_stats[0].as_dict()["dropped"]
 
 
-class _Recording:
-    """The local backend, recording the pickled size of everything put or returned to the driver."""
-
-    name = "local"
-
-    def __init__(self):
-        from pipeline.shuffle import LocalBackend
-
-        self.inner = LocalBackend()
-        self.sizes: list[int] = []
-
-    def _seen(self, x):
-        self.sizes.append(len(pickle.dumps(x)))
-        return x
-
-    def put(self, value):
-        return self.inner.put(self._seen(value))
-
-    def map(self, fn, calls):
-        return [self._seen(r) for r in self.inner.map(fn, calls)]
-
-    def imap(self, fn, calls):
-        return (self._seen(r) for r in self.inner.imap(fn, calls))
-
-    def map_unordered(self, fn, calls, on_result):
-        return self.inner.map_unordered(fn, calls, lambda r: on_result(self._seen(r)))
-
-
 def test_the_driver_holds_no_per_node_or_per_edge_arrays(tmp_path):
     """Four times the near-duplicate clusters (nodes, edges, removals), the same partitions and units: what
     is put or returned to the driver stays the same size (indexes and counts, O(partitions x files))."""
@@ -316,7 +288,7 @@ def test_the_driver_holds_no_per_node_or_per_edge_arrays(tmp_path):
     for n in (8, 32):
         docs = _cluster_docs(n, seed=11)
         units = _write_units(docs, tmp_path / f"in{n}", 4)
-        rec = _Recording()
+        rec = RecordingBackend()
         (tmp_path / f"d{n}").mkdir()
         d = decide("minhash", str(tmp_path / f"in{n}"), units,
                    {"profile": cfg, "decision_dir": str(tmp_path / f"d{n}"), "backend": rec})

@@ -4,7 +4,6 @@ URLs from its joined rows, and neither the driver nor a broadcast holds the whol
 
 from __future__ import annotations
 
-import pickle
 import random
 
 import pyarrow as pa
@@ -15,6 +14,7 @@ from filters.dedup.config import DedupConfig, dedup_config
 from filters.dedup.phash import phash_clusters
 from pipeline.images.phash_tasks import given_hashes, phash_canonical_index, read_canonical
 from pipeline.shuffle import LocalBackend
+from tests.pipeline.recording_backend import RecordingBackend
 from tests.pipeline.test_dedup_ray import ray_local  # noqa: F401 - the fixture
 
 
@@ -83,34 +83,6 @@ def test_tasks_on_ray_equal_the_one_pass_clusters(ray_local, tmp_path):  # noqa:
     assert got == want and len(want) > 50
 
 
-class _Recording:
-    """The local backend, recording what is put (broadcast) and the pickled size of what reaches the driver."""
-
-    name = "local"
-
-    def __init__(self):
-        self.inner = LocalBackend()
-        self.puts: list = []
-        self.sizes: list[int] = []
-
-    def _seen(self, x):
-        self.sizes.append(len(pickle.dumps(x)))
-        return x
-
-    def put(self, value):
-        self.puts.append(value)
-        return self.inner.put(self._seen(value))
-
-    def map(self, fn, calls):
-        return [self._seen(r) for r in self.inner.map(fn, calls)]
-
-    def imap(self, fn, calls):
-        return (self._seen(r) for r in self.inner.imap(fn, calls))
-
-    def map_unordered(self, fn, calls, on_result):
-        return self.inner.map_unordered(fn, calls, lambda r: on_result(self._seen(r)))
-
-
 def test_the_driver_holds_no_url_or_hash_of_the_clusters(tmp_path):
     """4x the clustered images, the same calls and partitions: what is put or returned to the driver stays
     the same size (indexes and counts), and nothing put is a mapping."""
@@ -123,7 +95,7 @@ def test_the_driver_holds_no_url_or_hash_of_the_clusters(tmp_path):
             urls.append(f"http://img.test/{i:06d}/{'x' * 40}")
             hashes.append((random.Random(i // k).getrandbits(64)) ^ (1 << rng.randrange(64)) if i < 100 * k
                           else rng.getrandbits(64))
-        rec = _Recording()
+        rec = RecordingBackend()
         got, _ = _clusters(rec, urls, hashes, 4, cfg, str(tmp_path / f"w{k}"), 50)
         assert got == phash_clusters(urls, hashes, 4)
         assert not any(isinstance(p, dict) for p in rec.puts)
@@ -175,7 +147,7 @@ def test_image_url_pass_reads_each_units_canonical_urls(count, tmp_path):
         units = _write_units(docs, tmp_path / f"in{n}", 4)
         _unit_rows(docs, units, canonical, tmp_path / f"rows{n}")
         (tmp_path / f"d{n}").mkdir()
-        rec = _Recording()
+        rec = RecordingBackend()
         decision = decide("image_url", str(tmp_path / f"in{n}"), units,
                           {"profile": cfg, "decision_dir": str(tmp_path / f"d{n}"), "backend": rec,
                            "phash_unit_dir": str(tmp_path / f"rows{n}")})
