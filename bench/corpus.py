@@ -20,16 +20,28 @@ instead of 120 copies of the same 57 pictures, which the pHash image passes woul
 metadata and other records are copied too (URLs mapped), so the record mix of the WARCs is kept.
 Work is done on raw gzip members (one record each, the WARC convention): hand-written because warcio
 re-reads and re-serialises every header, and its writer needs a parsed record for each record kind.
+
+An HTTP body with a transfer or content coding (``chunked``; ``gzip``, ``deflate``, and ``br`` where the
+``brotli`` package is installed: what warcio decodes) is decoded with warcio's own readers, so into exactly
+the bytes the pipeline's reader sees, changed like a plain body, and encoded again the same way (the
+record keeps its headers; ``Content-Length`` and the WARC digests are set for the new bytes). A coding
+warcio cannot decode here is counted (``counts``) and the body copied as it is.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import re
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+
+from warcio.bufferedreaders import BufferedReader, ChunkedDataReader
+from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
 
 SHARE_EXACT = 0.03
 SHARE_NEAR = 0.07
@@ -165,51 +177,140 @@ def _header(lines: list[bytes], name: bytes) -> bytes | None:
     return None
 
 
-def copy_record(member: bytes, rec: bytes, copy: _Copy | None) -> bytes:
-    """One gzip member of copy ``copy`` (None: copy 0, unchanged)."""
+class Undecodable(Exception):
+    """An HTTP body whose coding warcio does not decode here (its reason is the message)."""
+
+
+def http_head(block: bytes) -> tuple[StatusAndHeaders, int] | None:
+    """A response block's HTTP headers as warcio parses them, and their length in bytes (None: no status line)."""
+    stream = io.BytesIO(block)
+    try:
+        http = StatusAndHeadersParser([], verify=False).parse(stream)
+    except EOFError:
+        return None
+    return (http, stream.tell()) if http.protocol else None
+
+
+def decode_body(http: StatusAndHeaders, body: bytes) -> tuple[bytes, tuple[int, str | None]]:
+    """(the body as the reader sees it, how it was encoded: chunk size or 0, content coding or None).
+
+    warcio's rules (``ArcWarcRecord.content_stream``): chunked only when ``Transfer-Encoding`` is exactly
+    ``chunked`` and the body starts with a chunk; a content coding only when it is one warcio decodes and
+    the body decodes (else warcio reads the bytes as they are, and so do we)."""
+    chunk = 0
+    data = body
+    if http.get_header("transfer-encoding") == "chunked":
+        data = ChunkedDataReader(io.BytesIO(body)).read()
+        if data != body:  # else not chunked after all: warcio fell back to the bytes as they are
+            try:
+                chunk = int(body[:body.find(b"\r\n")].split(b";")[0], 16) or 8192
+            except ValueError:
+                chunk = 8192
+    coding = (http.get_header("content-encoding") or "").strip().lower() or None
+    if coding == "br" and coding not in BufferedReader.get_supported_decompressors():
+        raise Undecodable("br_without_brotli")
+    if coding not in BufferedReader.get_supported_decompressors():
+        return data, (chunk, None)  # an unknown coding: warcio (and the reader) take the bytes as they are
+    try:
+        out = BufferedReader(io.BytesIO(data), decomp_type=coding).read()
+    except Exception as e:  # noqa: BLE001 - broken after its start: the reader's own read fails too
+        raise Undecodable(f"corrupt_{coding}") from e
+    if out == data:  # not compressed after all: warcio fell back to the bytes as they are
+        return data, (chunk, None)
+    if coding == "deflate" and not (len(data) > 1 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0):
+        coding = "deflate_raw"  # no zlib header: warcio's deflate_alt
+    return out, (chunk, coding)
+
+
+def encode_body(data: bytes, how: tuple[int, str | None]) -> bytes:
+    """``data`` encoded as :func:`decode_body` found it (content coding, then chunks)."""
+    chunk, coding = how
+    if coding == "br":
+        import brotli
+
+        data = brotli.compress(data)
+    elif coding:
+        wbits = {"gzip": 31, "deflate": 15, "deflate_raw": -15}[coding]
+        c = zlib.compressobj(6, zlib.DEFLATED, wbits)
+        data = c.compress(data) + c.flush()
+    if chunk:
+        data = b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + chunk]), data[i:i + chunk])
+                        for i in range(0, len(data), chunk)) + b"0\r\n\r\n"
+    return data
+
+
+def _digest(data: bytes) -> bytes:
+    return b"sha1:" + base64.b32encode(hashlib.sha1(data).digest())
+
+
+def _count(counts: Counter | None, key: str) -> None:
+    if counts is not None:
+        counts[key] += 1
+
+
+def copy_record(member: bytes, rec: bytes, copy: _Copy | None, counts: Counter | None = None) -> bytes:
+    """One gzip member of copy ``copy`` (None: copy 0, unchanged); ``counts`` (if given) counts what was done
+    to each HTML page and image."""
     if copy is None:
         return member
     split = _split_record(rec)
     if split is None:
+        _count(counts, "unsplit_member")
         return member  # several records in a member, or a broken one: copied as it is (an exact duplicate)
     lines, block = split
     url = (_header(lines, b"warc-target-uri") or b"").decode("latin-1")
     rtype = (_header(lines, b"warc-type") or b"").lower()
-    hi = block.find(b"\r\n\r\n")
-    http, body = (block[:hi + 4], block[hi + 4:]) if hi >= 0 else (b"", block)
-    low = http.lower()
-    html = rtype == b"response" and b"text/html" in low
-    plain = b"content-encoding:" not in low and b"transfer-encoding:" not in low
-    if rtype == b"response" and re.search(rb"(?m)^content-type:\s*image/", low) and plain:
-        body = shuffled_image(body, copy.k, url)
-        http = re.sub(rb"(?im)^content-length:[^\r\n]*", b"Content-Length: %d" % len(body), http)
-    elif html:
+    parsed = http_head(block) if rtype == b"response" else None
+    new_block = block
+    if parsed is not None:
+        http, head_len = parsed
+        head, body = block[:head_len], block[head_len:]
+        ctype = (http.get_header("content-type") or "").lower()
+        kind = "image" if ctype.strip().startswith("image/") else "html" if "html" in ctype else None
         r = _unit_hash(copy.k, url)
-        if r < SHARE_EXACT:
+        if kind == "html" and r < SHARE_EXACT:
+            _count(counts, "html_exact")
             return member  # an exact duplicate: same URL, same bytes
-        body = copy.hosts(body)
-        if r >= SHARE_EXACT + SHARE_NEAR and plain:
-            body = copy.mutate(body, url)
-        if plain:
-            http = re.sub(rb"(?im)^content-length:[^\r\n]*", b"Content-Length: %d" % len(body), http)
-    block = http + body
+        if kind:
+            try:
+                data, how = decode_body(http, body)
+            except Undecodable as e:
+                _count(counts, f"{kind}_undecoded_{e}")
+                data = None  # copied as it is (for a page: in effect a near duplicate)
+            if data is not None:
+                if kind == "image":
+                    data = shuffled_image(data, copy.k, url)
+                else:
+                    data = copy.hosts(data)
+                    if r >= SHARE_EXACT + SHARE_NEAR:
+                        data = copy.mutate(data, url)
+                _count(counts, f"{kind}_{'near' if kind == 'html' and r < SHARE_EXACT + SHARE_NEAR else 'changed'}"
+                       + ("_encoded" if how != (0, None) else ""))
+                body = encode_body(data, how)
+                head = re.sub(rb"(?im)^(content-length[ \t]*:)[^\r\n]*", lambda m: m.group(1) + b" %d" % len(body),
+                              head)
+                new_block, payload = head + body, body
     out = []
     for x in lines:
         low_x = x.lower()
-        if low_x.startswith((b"warc-block-digest:", b"warc-payload-digest:")):
-            continue
-        if low_x.startswith(b"content-length:"):
-            x = b"Content-Length: %d" % len(block)
+        if new_block is not block and low_x.startswith(b"warc-block-digest:"):
+            x = b"WARC-Block-Digest: " + _digest(new_block)
+        elif new_block is not block and low_x.startswith(b"warc-payload-digest:"):
+            x = b"WARC-Payload-Digest: " + _digest(payload)
+        elif low_x.startswith(b"content-length:"):
+            x = b"Content-Length: %d" % len(new_block)
         elif low_x.startswith(b"warc-target-uri:"):
             x = copy.hosts(x)
         elif b"urn:uuid:" in x:
             x = copy.ids(x)
         out.append(x)
-    return _gzip(b"\r\n".join(out) + b"\r\n\r\n" + block + b"\r\n\r\n")
+    return _gzip(b"\r\n".join(out) + b"\r\n\r\n" + new_block + b"\r\n\r\n")
 
 
-def realistic_corpus(warcs: list[Path], folder: Path, copies: int, units: int) -> list[str]:
-    """``copies`` copies of ``warcs`` (copy 0 the original) concatenated into ``units`` WARC files."""
+def realistic_corpus(warcs: list[Path], folder: Path, copies: int, units: int,
+                     counts: Counter | None = None) -> list[str]:
+    """``copies`` copies of ``warcs`` (copy 0 the original) concatenated into ``units`` WARC files; ``counts``
+    (if given) counts what :func:`copy_record` did to the copies' pages and images."""
     hosts = hosts_of(warcs)
     members = {w: list(gzip_members(w.read_bytes())) for w in warcs}
     outs = [folder / f"unit{u:03d}.warc.gz" for u in range(units)]
@@ -220,7 +321,7 @@ def realistic_corpus(warcs: list[Path], folder: Path, copies: int, units: int) -
             f = handles[k % units]
             for w in warcs:
                 for member, rec in members[w]:
-                    f.write(copy_record(member, rec, copy))
+                    f.write(copy_record(member, rec, copy, counts))
     finally:
         for h in handles:
             h.close()
