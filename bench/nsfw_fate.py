@@ -100,7 +100,16 @@ def fate(rec: dict, out: Path) -> dict:
         "nsfw_dropped": {lvl: sum(r.values()) for st in stats["stages"] if st.get("stage") == "nsfw"
                          for lvl, r in (st.get("dropped") or {}).items()},
         "nsfw_images_in": sum((st.get("in") or {}).get("image", 0) for st in stats["stages"] if st.get("stage") == "nsfw"),
+        "later_drops": _later_drops(stats["stages"]),
     }
+
+
+def _later_drops(stages: list[dict]) -> list[tuple[str, str, str, int]]:
+    """(stage, level, reason, count) of every drop by the stages after NSFW (stats.json's funnel)."""
+    names = [st.get("stage") for st in stages]
+    after = names[names.index("nsfw") + 1:] if "nsfw" in names else []
+    return [(st["stage"], level, reason, n) for st in stages if st.get("stage") in after and ".decide" not in st["stage"]
+            for level, reasons in (st.get("dropped") or {}).items() for reason, n in reasons.items() if n]
 
 
 def main() -> None:
@@ -134,6 +143,8 @@ def main() -> None:
     for name, n in r["levels"][1:]:
         print(f"  {name:<45} {n:>6,}  ({n / given:.1%} of NSFW's input; this step removed {prev - n:,})")
         prev = n
+    print("the later stages' drops (stats.json): " + ("; ".join(f"{st} {n:,} {lvl} ({why})" for st, lvl, why, n
+                                                              in r["later_drops"]) or "none"))
     s, k = r["contents_scored"], r["contents_kept"]
     print(f"image contents the classifier scored: {s:,}; with a pair in the dataset: {k:,}; "
           f"scored for nothing: {s - k:,} = {(s - k) / s:.1%}" if s else "no image scored")

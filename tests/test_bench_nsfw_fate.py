@@ -26,7 +26,11 @@ def test_fate_follows_each_pair_to_the_stage_that_drops_it(tmp_path):
     _docs(tmp_path / "parquet" / "train-00000-of-00001.parquet", {"d1": ["a"]})
     stats = {"read": {"html_records": 10},
              "cpu": {"stages": [{"stage": "06", "ops": [{"op": "nsfw", "cpu_seconds": 0.03}]}]},
-             "stages": [{"stage": "nsfw", "in": {"image": 4}, "dropped": {}}]}
+             "stages": [{"stage": "image_filters", "dropped": {"image": {"image:too_small_width": 3}}},
+                        {"stage": "nsfw", "in": {"image": 4}, "dropped": {}},
+                        {"stage": "doc_filters", "dropped": {"document": {"number_images": 1}}},
+                        {"stage": "dedup.image_url.decide", "dropped": {"image": {"frequent": 1}}},
+                        {"stage": "dedup.image_url", "dropped": {"image": {"frequent": 1}}}]}
     (tmp_path / "stats.json").write_text(json.dumps(stats))
     rec = {"pairs": [("d1", "a"), ("d1", "b"), ("d2", "c"), ("d3", "e")],
            "key_of": {"a": b"k1", "b": b"k1", "c": b"k2", "e": b"k3"},  # a and b: the same picture
@@ -35,4 +39,6 @@ def test_fate_follows_each_pair_to_the_stage_that_drops_it(tmp_path):
     assert [n for _, n in r["levels"]] == [4, 3, 2, 2, 1, 1]
     assert (r["pairs_given"], r["pairs_kept"]) == (4, 1)
     assert (r["contents_scored"], r["contents_kept"]) == (3, 1)  # k1 reaches the dataset through a
+    assert r["later_drops"] == [("doc_filters", "document", "number_images", 1),
+                                ("dedup.image_url", "image", "frequent", 1)]
     assert r["nsfw_cpu_s"] == 0.03 and r["pages"] == 10 and r["nsfw_images_in"] == 4
