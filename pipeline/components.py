@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline import shuffle as fs
-from pipeline.rounds import GroupedWriter, Index, IndexBuilder, ShufflePlan, drop_part, merge_rounds, slot_of
+from pipeline.rounds import GroupedWriter, Index, IndexBuilder, ShufflePlan, drop_part, merge_rounds
 
 FLUSH_BYTES = 64 << 20
 STEP_BYTES = 32 << 20  # a step's partition rows held in memory (~10x that at its peak); more are spilled (_step_spilled)
@@ -50,10 +50,7 @@ def write_partitioned(t: pa.Table, part: np.ndarray, out_path: str, bounds: np.n
     as ``_part``."""
     out = GroupedWriter(out_path, 1 << 62)
     try:
-        if bounds is None:
-            out.add(t, part)
-        else:
-            out.add(t.append_column("_part", pa.array(part, pa.int64())), slot_of(bounds, part))
+        out.add_partitioned(t, part, bounds)
         return out.close()
     finally:
         out.abort()
@@ -227,10 +224,7 @@ def _step_spilled(rows: Iterable[tuple[np.ndarray, np.ndarray]], large: bool, K:
                 uu, vv = np.concatenate([x, y]), np.concatenate([y, x])
                 part = (uu % np.uint64(K)).astype(np.int64)
                 t = pa.table({"u": pa.array(uu, pa.uint64()), "v": pa.array(vv, pa.uint64())})
-                if bounds is None:
-                    out.add(t, part)
-                else:
-                    out.add(t.append_column("_part", pa.array(part, pa.int64())), slot_of(bounds, part))
+                out.add_partitioned(t, part, bounds)
 
             for u, v in ranges():
                 mr = m[np.searchsorted(nodes, u)]

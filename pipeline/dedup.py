@@ -805,10 +805,7 @@ def _label_task(star_locs, node_locs, edge_locs, K: int, node_path: str, edge_pa
                     continue
                 part = (labels[np.searchsorted(nodes, u)] % np.uint64(K)).astype(np.int64)
                 t = pa.table({"x": pa.array(u, pa.uint64()), "y": pa.array(v, pa.uint64())})
-                if bounds is None:
-                    out.add(t, part)
-                else:
-                    out.add(t.append_column("_part", pa.array(part, pa.int64())), slot_of(bounds, part))
+                out.add_partitioned(t, part, bounds)
         path, parts = out.close()
     finally:
         out.abort()

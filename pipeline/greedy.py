@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 from filters.dedup.common import REMOVED_SCHEMA
 from filters.dedup.minhash import REASON, REMOVED, UNDECIDED, greedy_window, recency_key
 from pipeline import shuffle as fs
-from pipeline.rounds import GroupedWriter, slot_of
+from pipeline.rounds import GroupedWriter
 
 # Bytes of spilled rows held in memory at once (one key range, one window of edges, one range of removed
 # rows); a task's peak is ~3x that (the rows, their sort order and the sorted copy) plus ~14 bytes a node
@@ -340,10 +340,7 @@ def greedy_partition(node_locs, edge_locs, out_path: str, route_bounds=None, bud
                 fid = f[at]
                 rows = pa.table({"doc_id": t["doc_id"].take(pa.array(at)),
                                  "reason": pa.array([REASON] * len(at), pa.string())}, schema=REMOVED_SCHEMA)
-                if route_bounds is None:
-                    out.add(rows, fid)
-                else:
-                    out.add(rows.append_column("_part", pa.array(fid, pa.int64())), slot_of(route_bounds, fid))
+                out.add_partitioned(rows, fid, route_bounds)
             path, labels = out.close()
             return path, labels, removed
         finally:

@@ -159,6 +159,14 @@ class GroupedWriter:
         if self.pending_bytes >= self.flush_bytes:
             self.flush()
 
+    def add_partitioned(self, t: pa.Table, part: np.ndarray, bounds: np.ndarray | None = None) -> None:
+        """``t``'s rows labelled by their partition ``part``; with ``bounds`` (a multi-round shuffle) by their
+        slot of ``bounds``, each row keeping its partition as ``_part``."""
+        if bounds is None:
+            self.add(t, part)
+        else:
+            self.add(t.append_column(PART, pa.array(part, pa.int64())), slot_of(bounds, part))
+
     def flush(self) -> None:
         if self.pending:
             self.labels.extend(write_sorted(self.writer, pa.concat_tables(self.pending),

@@ -49,7 +49,7 @@ from pipeline.dedup import (
 )
 from pipeline.images.download import UrlFiles
 from pipeline.images.table import IMAGE_TABLE_SCHEMA, META_COLUMNS, ImageRows, ImageTable, reason_counts
-from pipeline.rounds import GroupedWriter, Index, IndexBuilder, drop_part, merge_rounds, slot_of
+from pipeline.rounds import GroupedWriter, Index, IndexBuilder, drop_part, merge_rounds
 from pipeline.shuffle import Backend, shared_value
 
 UNIT_DIR = "units"  # under the decision folder: one Parquet of image-table rows per unit
@@ -152,10 +152,7 @@ def _table_map_task(parts: list[str], P: int, out_path: str, bounds: np.ndarray 
                 t = t.append_column("row", pa.array(np.arange(row, row + n, dtype=np.int64)))
                 row += n
                 part = (_partition(t["url"].to_pylist()) % np.uint64(P)).astype(np.int64)
-                if bounds is None:
-                    out.add(t, part)
-                else:
-                    out.add(t.append_column("_part", pa.array(part)), slot_of(bounds, part))
+                out.add_partitioned(t, part, bounds)
         path, labels = out.close()
         return path, labels, dict(counts), groups
     finally:

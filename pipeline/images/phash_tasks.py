@@ -53,7 +53,7 @@ from pipeline.components import (
     write_partitioned,
 )
 from pipeline.images.join import CANONICAL_SCHEMA
-from pipeline.rounds import GroupedWriter, Index, IndexBuilder, ShufflePlan, slot_of
+from pipeline.rounds import GroupedWriter, Index, IndexBuilder, ShufflePlan
 
 BAND_SCHEMA = pa.schema([("key", pa.uint64()), ("id", pa.uint64()), ("h", pa.uint64())])
 NODE_SCHEMA = pa.schema([("id", pa.uint64()), ("url", pa.string())])
@@ -261,10 +261,7 @@ def _band_task_spilled(batches: Iterator[pa.RecordBatch], max_distance: int, K: 
                     u, v = np.concatenate([x, y]), np.concatenate([y, x])
                     rows = pa.table({"u": pa.array(u, pa.uint64()), "v": pa.array(v, pa.uint64())})
                     part = (u % np.uint64(K)).astype(np.int64)
-                    if bounds is None:
-                        out.add(rows, part)
-                    else:
-                        out.add(rows.append_column("_part", pa.array(part, pa.int64())), slot_of(bounds, part))
+                    out.add_partitioned(rows, part, bounds)
         written = out.close()
     finally:
         out.abort()
@@ -337,10 +334,7 @@ def _canonical_task(locs, P: int, out_path: str, bounds):
             rows = pa.table({"url": url, "canonical": canon.take(pa.array(np.searchsorted(labels, b.column("label").to_numpy()))),
                              "id": b.column("id")}, schema=CANON_ID_SCHEMA)
             part = url_partition(url.to_pylist(), P)
-            if bounds is None:
-                out.add(rows, part)
-            else:
-                out.add(rows.append_column("_part", pa.array(part, pa.int64())), slot_of(bounds, part))
+            out.add_partitioned(rows, part, bounds)
         written = out.close()
     finally:
         out.abort()
