@@ -9,7 +9,7 @@ from filters.dedup.common import hash64
 from filters.dedup.config import dedup_config
 from filters.dedup.passes import run_passes
 from tests.filters.dedup_helpers import make_doc
-from tests.pipeline.test_dedup_minhash_tasks import _Recording
+from tests.pipeline.recording_backend import RecordingBackend
 from tests.pipeline.test_dedup_ray import _concat, _write_units
 
 
@@ -60,7 +60,7 @@ def test_the_driver_holds_nothing_per_frequent_url(tmp_path):
     seen = {}
     for n in (10, 200):
         units = _write_units(_docs(n), tmp_path / f"in{n}", 4)
-        rec = _Recording()
+        rec = RecordingBackend()
         (tmp_path / f"d{n}").mkdir()
         d = decide("image_url", str(tmp_path / f"in{n}"), units,
                    {"profile": cfg, "decision_dir": str(tmp_path / f"d{n}"), "backend": rec})
