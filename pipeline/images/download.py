@@ -1,7 +1,8 @@
 """Image download: the unique image URLs of a whole run, fetched by img2dataset, into the image table.
 
-:func:`download_images` writes the sorted unique URL list once (``urls.parquet``), calls
-``img2dataset.download`` on it (Parquet output, sha256, X-Robots-Tag directives on, retries and
+:func:`download_images` writes the URL list once: a run's distinct-URL files (:class:`UrlFiles`) regrouped
+into ``urls/`` (files of whole img2dataset shards, never held in one list), or a plain list sorted and made
+unique (``urls.parquet``); it calls ``img2dataset.download`` on it (Parquet output, sha256, X-Robots-Tag directives on, retries and
 timeout from the profile, ``incremental_mode="incremental"``: a shard whose ``_stats.json`` exists is
 not fetched again). Each img2dataset shard becomes one part of the image table
 (:mod:`pipeline.images.table`), written by the worker that downloaded it before the shard is marked done;
