@@ -354,11 +354,12 @@ def greedy_partition_in_memory(node_locs, edge_locs, c: int, out_path: str, rout
     read into memory (~2 KB a node), ranked by ``recency_rank`` and decided by ``greedy_removals``. Returns
     (c, path, files, counts) like the task."""
     from filters.dedup.minhash import greedy_removals, recency_rank
-    from pipeline.components import read_rows, write_partitioned
-    from pipeline.dedup import CAND_SCHEMA, LABELLED_SCHEMA
+    from pipeline.components import read_batches, write_partitioned
 
-    n = read_rows(node_locs, LABELLED_SCHEMA)
-    e = read_rows(edge_locs, CAND_SCHEMA)
+    if not node_locs or not edge_locs:
+        return c, None, np.zeros(0, np.int64), {}
+    n = read_batches(node_locs)  # the files' own schemas (pipeline.dedup's, not imported: it imports this module)
+    e = read_batches(edge_locs)
     h = n["h"].to_numpy()
     uh, first = np.unique(h, return_index=True)
     if not len(uh) or not e.num_rows:
