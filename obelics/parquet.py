@@ -39,8 +39,10 @@ class ParquetDocumentWriter:
             self._flush()
 
     def write_table(self, table: pa.Table) -> None:
+        """Write the rows of ``table`` (the schema's columns, cast to it) in row groups of ``batch_size``, as
+        :meth:`write` does."""
         self._flush()
-        self._writer.write_table(table.select(self.schema.names).cast(self.schema))
+        self._writer.write_table(table.select(self.schema.names).cast(self.schema), row_group_size=self.batch_size)
         self.count += table.num_rows
 
     def _flush(self) -> None:
@@ -76,6 +78,14 @@ def write_documents(path: str | Path, docs: Iterable[WebDocument], schema: pa.Sc
     with ParquetDocumentWriter(path, schema) as w:
         for d in docs:
             w.write(d)
+    return w.count
+
+
+def write_document_table(path: str | Path, table: pa.Table, schema: pa.Schema = DOCUMENT_SCHEMA) -> int:
+    """Write a table of document rows atomically to ``path`` as :func:`write_documents` writes the same
+    documents; returns the number written."""
+    with ParquetDocumentWriter(path, schema) as w:
+        w.write_table(table)
     return w.count
 
 

@@ -50,12 +50,16 @@ def process_tree_cpu() -> float:
 
 
 def op_clock(name: str, docs) -> Callable[[], dict]:
-    """Start timing op ``name`` given ``docs`` (a list of documents, or a source path for the first op);
+    """Start timing op ``name`` given ``docs`` (a list of documents, a table of them, or a source path for the first op);
     the returned function gives ``{"op_cpu": {op, cpu_seconds, documents, images}}`` (this process's CPU
     time since the start, and the documents and images the op was given; None for a source)."""
     c0 = time.process_time()
     if isinstance(docs, list):
         n_docs, n_images = len(docs), sum(d.num_images for d in docs)
+    elif hasattr(docs, "num_rows"):  # a DOCUMENT_SCHEMA table (pipeline.ops.UnitOp.arrow)
+        from pipeline.report.funnel import table_images
+
+        n_docs, n_images = docs.num_rows, table_images(docs)
     else:
         n_docs = n_images = None
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from obelics import storage
 from obelics.document import DOCUMENT_SCHEMA, WebDocument, table_to_documents
-from obelics.parquet import write_documents
+from obelics.parquet import write_document_table, write_documents
 from pipeline.cpu import sum_ops
 from pipeline.markers import clean_temporaries, is_done, read_json, write_json_atomic
 from pipeline.ops import UnitFn
@@ -37,8 +37,12 @@ def unit_paths(stage_dir: str | Path, unit: str) -> tuple[str, str]:
 
 
 def read_unit(stage_dir: str | Path, unit: str) -> list[WebDocument]:
-    path, _ = unit_paths(stage_dir, unit)
-    return list(table_to_documents(storage.read_parquet(path)))
+    return list(table_to_documents(read_unit_table(stage_dir, unit)))
+
+
+def read_unit_table(stage_dir: str | Path, unit: str):
+    """A unit's documents in ``stage_dir`` as a DOCUMENT_SCHEMA table."""
+    return storage.read_parquet(unit_paths(stage_dir, unit)[0])
 
 
 @dataclass
@@ -54,7 +58,8 @@ def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, sourc
               fn: UnitFn | tuple[UnitFn, dict], context: dict | None = None) -> dict:
     """Process one unit (in a Ray worker or inline); writes outputs then the marker (with the unit's
     wall seconds and the CPU seconds of the process that ran it, :mod:`pipeline.cpu`). ``fn`` may be
-    the pair ``(fn, context)`` (one object shared by a stage's Ray tasks)."""
+    the pair ``(fn, context)`` (one object shared by a stage's Ray tasks). A ``fn`` marked ``accepts_table``
+    (:func:`pipeline.run._fused`) is given the unit's table and may return one; any other a list of documents."""
     if context is None:
         fn, context = fn  # type: ignore[misc]
     t0, c0 = time.monotonic(), time.process_time()
@@ -62,21 +67,27 @@ def _run_unit(stage: str, stage_dir: str, prev_dir: str | None, unit: str, sourc
     if prev_dir is None:
         docs_in: list[WebDocument] | str = source  # the first stage reads its source itself
         n_in = 0
+    elif getattr(fn, "accepts_table", False):
+        docs_in = read_unit_table(prev_dir, unit)
+        n_in = docs_in.num_rows
     else:
         docs_in = read_unit(prev_dir, unit)
         n_in = len(docs_in)
     docs_out, stats = fn(docs_in, dict(context, unit=unit, source=source, stage_dir=stage_dir))
+    if isinstance(docs_out, list):
+        n_out = write_documents(out_path, docs_out, DOCUMENT_SCHEMA)
+    else:  # a table (a stage whose last op is UnitOp.arrow)
+        n_out = write_document_table(out_path, docs_out, DOCUMENT_SCHEMA)
     if prev_dir is None:
-        n_in = next((s["read"].get("html_records", 0) for s in stats if "read" in s), len(docs_out))
+        n_in = next((s["read"].get("html_records", 0) for s in stats if "read" in s), n_out)
     ops = [s["op_cpu"] for s in stats if "op_cpu" in s]  # the fused ops' own CPU (pipeline.cpu.op_clock)
     stats = [s for s in stats if "op_cpu" not in s]
-    write_documents(out_path, docs_out, DOCUMENT_SCHEMA)
     seconds, cpu = time.monotonic() - t0, time.process_time() - c0
-    write_json_atomic(marker, {"unit": unit, "stage": stage, "docs_in": n_in, "docs_out": len(docs_out),
+    write_json_atomic(marker, {"unit": unit, "stage": stage, "docs_in": n_in, "docs_out": n_out,
                                "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 4), "ops": ops,
                                "stats": stats})
     # the value the marker holds, so a resumed run sums exactly what a fresh one summed
-    return {"unit": unit, "docs_in": n_in, "docs_out": len(docs_out), "seconds": seconds,
+    return {"unit": unit, "docs_in": n_in, "docs_out": n_out, "seconds": seconds,
             "cpu_seconds": round(cpu, 4), "ops": ops,
             "stats_json": json.dumps(stats, sort_keys=True, ensure_ascii=False)}  # as the marker holds them
 

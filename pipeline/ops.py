@@ -27,6 +27,10 @@ class UnitOp:
     name: str
     fn: UnitFn
     source: bool = False          # reads the unit's source (a WARC) instead of documents
+    # the op takes and returns a DOCUMENT_SCHEMA Arrow table instead of a list of documents: the fused stage
+    # converts between the two forms only where consecutive ops differ (pipeline.run._fused), so a stage
+    # of table ops reads and writes its unit's Parquet without a Python object per document
+    arrow: bool = False
 
 
 @dataclass
@@ -37,6 +41,7 @@ class GlobalOp:
     # apply(docs, decision, ctx) -> (docs, stats); None when the decision is only read by later ops
     apply: UnitFn | None = None
     meta: dict = field(default_factory=dict)
+    apply_arrow: bool = False     # apply takes and returns a DOCUMENT_SCHEMA table (UnitOp.arrow)
 
 
 REGISTRY: dict[str, UnitOp | GlobalOp] = {}

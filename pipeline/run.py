@@ -69,7 +69,7 @@ def make_plan(stage_names: list[str]) -> Plan:
             current = []
         steps.append(("decide", op))
         if op.apply is not None:
-            current.append(UnitOp(f"{op.name}.apply", _applier(op)))
+            current.append(UnitOp(f"{op.name}.apply", _applier(op), arrow=op.apply_arrow))
     if current:
         steps.append(("units", current))
     return Plan(steps)
@@ -83,14 +83,17 @@ def _applier(op: GlobalOp):
 
 
 def _fused(ops: list[UnitOp]):
+    """One function running ``ops`` in order on a unit: given (and returning) a list of documents, or a
+    DOCUMENT_SCHEMA table (``accepts_table``: :func:`pipeline.executor._run_unit` then reads and writes the
+    unit's Parquet as a table), converted only where the next op takes the other form (``UnitOp.arrow``)."""
     from pipeline.report.funnel import WordCounter, document_flow
 
     def fn(docs, ctx):
         stats: list[dict] = []
         words = WordCounter()
         for op in ops:
-            took = op_clock(op.name, docs)
-            docs, s = op.fn(docs, ctx)
+            took = op_clock(op.name, docs)  # a conversion is charged to the op that needs it
+            docs, s = op.fn(docs if op.source else _as_form(docs, op.arrow), ctx)
             stats.append(took())
             stats.extend(s)
             if not any("flow" in x for x in s):  # documents, images and words left after the op (the
@@ -98,7 +101,17 @@ def _fused(ops: list[UnitOp]):
                 stats.append({"flow": document_flow(docs, last, words)})
         return docs, stats
 
+    fn.accepts_table = True
     return fn
+
+
+def _as_form(docs, arrow: bool):
+    """``docs`` (a list of documents or a DOCUMENT_SCHEMA table) as a table when ``arrow``, else as a list."""
+    from obelics.document import documents_to_table, table_to_documents
+
+    if isinstance(docs, list):
+        return documents_to_table(docs) if arrow else docs
+    return docs if arrow else list(table_to_documents(docs))
 
 
 RUN_OUTPUTS = ("run.json", "profile.yaml", "stats.json", "report.html", "work", "parquet", "webdataset")

@@ -15,7 +15,6 @@ import logging
 from filters import steps as filter_steps
 from filters.base import FilterStats
 from filters.step import run_step
-from obelics.document import documents_to_table, table_to_documents
 from obelics.records import ReadStats
 from pipeline.ops import GlobalOp, UnitOp, register
 from pipeline.report.funnel import WordCounter, document_flow
@@ -158,13 +157,13 @@ def _dedup_op(op_name: str, pass_name: str) -> GlobalOp:
 
         return dd(pass_name, prev_dir, units, _with_phash(ctx))
 
-    def apply(docs, decision, ctx):
+    def apply(table, decision, ctx):  # on the unit's table (apply_arrow): no document objects
         from pipeline.dedup import apply as da
 
-        table, st = da(pass_name, documents_to_table(docs), decision, _with_phash(ctx, unit=True))
-        return list(table_to_documents(table)), [st.as_dict()]
+        table, st = da(pass_name, table, decision, _with_phash(ctx, unit=True))
+        return table, [st.as_dict()]
 
-    return GlobalOp(op_name, decide, apply)
+    return GlobalOp(op_name, decide, apply, apply_arrow=True)
 
 
 for _op, _pass in [("dedup_url", "url"), ("dedup_minhash", "minhash"), ("dedup_image_urls", "image_url"),
@@ -310,14 +309,15 @@ def image_table_of(ctx):
     return ImageTable(decision["table_dir"])
 
 
-def _merge_images(docs, ctx):
+def _merge_images(table, ctx):
+    """The unit's table with its image nodes' table rows merged in (sizes and hashes, no bytes: UnitOp.arrow)."""
     from pipeline.images.merge import merge_table, strip_image_columns
 
     st = FilterStats("merge_images")
-    merged = merge_table(documents_to_table(docs), image_table_of(ctx), st, with_bytes=False)
-    return list(table_to_documents(strip_image_columns(merged))), [st.as_dict()]
+    merged = merge_table(table, image_table_of(ctx), st, with_bytes=False)
+    return strip_image_columns(merged), [st.as_dict()]
 
 
 register(GlobalOp("image_table", _image_table_decide))
-register(UnitOp("merge_images", _merge_images))
+register(UnitOp("merge_images", _merge_images, arrow=True))
 _register_steps()

@@ -161,9 +161,23 @@ class WordCounter:
         return hit[1]
 
 
+def table_images(table) -> int:
+    """Image nodes (non-null ``images`` entries) of a DOCUMENT_SCHEMA table."""
+    import pyarrow.compute as pc
+
+    flat = pc.list_flatten(table["images"])
+    return len(flat) - flat.null_count
+
+
 def document_flow(docs, stage: str, words=None) -> dict:
-    """``{"stage", "document", "image", "word"}`` of documents (``WebDocument`` objects or rows with
-    ``texts``/``images``) left after ``stage``; ``words`` counts a text's words (a :class:`WordCounter`)."""
+    """``{"stage", "document", "image", "word"}`` of documents (``WebDocument`` objects, rows with
+    ``texts``/``images``, or a DOCUMENT_SCHEMA table) left after ``stage``; ``words`` counts a text's words
+    (a :class:`WordCounter`)."""
+    if hasattr(docs, "num_rows"):  # a table: its strings are new objects, counted once each
+        import pyarrow.compute as pc
+
+        n_words = sum(count_words(t) for t in pc.list_flatten(docs["texts"]).to_pylist() if t)
+        return {"stage": stage, "document": docs.num_rows, "image": table_images(docs), "word": n_words}
     seen = words._seen if words is not None else {}  # inlined WordCounter: this runs after every step
     n_docs = n_images = n_words = 0
     for d in docs:

@@ -113,8 +113,18 @@ def _unit_op(op_name: str):
 
     if op_name.endswith(".apply"):  # a global pass applied unit by unit, as pipeline.run's plan does
         op = get_op(op_name[: -len(".apply")])
-        return lambda docs, ctx: op.apply(docs, ctx["decisions"][op.name], ctx)
-    return get_op(op_name).fn
+        fn, arrow = (lambda docs, ctx: op.apply(docs, ctx["decisions"][op.name], ctx)), op.apply_arrow
+    else:
+        unit_op = get_op(op_name)
+        fn, arrow = unit_op.fn, unit_op.arrow
+    if not arrow:
+        return fn
+
+    def on_documents(docs, ctx):  # an op on tables (UnitOp.arrow), given and giving documents here
+        out, stats = fn(documents_to_table(docs), ctx)
+        return list(table_to_documents(out)), stats
+
+    return on_documents
 
 
 def _run_ops(ops: list[str], docs: list[WebDocument], ctx: dict) -> list[WebDocument]:
