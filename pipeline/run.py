@@ -90,7 +90,7 @@ def _fused(ops: list[UnitOp]):
 
     def fn(docs, ctx):
         stats: list[dict] = []
-        words = WordCounter()
+        words = ctx["word_counter"] = WordCounter()  # one for the stage's flows, its step ops' included
         for op in ops:
             took = op_clock(op.name, docs)  # a conversion is charged to the op that needs it
             docs, s = op.fn(docs if op.source else _as_form(docs, op.arrow), ctx)

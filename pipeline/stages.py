@@ -109,8 +109,8 @@ def step_op(name: str, steps) -> UnitOp:
     def run(docs, ctx):
         given = _inputs(ctx)
         out = []
-        words = WordCounter()
-        for step in steps:
+        words = ctx.get("word_counter") or WordCounter()  # the fused stage's (pipeline.run._fused): a text
+        for step in steps:  # that an earlier op or step left unchanged is not split again
             inputs = {k: given[k] for k in step.needs if k in given}
             docs, st, metrics = run_step(step, docs, ctx["profile"], inputs=inputs)
             out.append(st.as_dict())
