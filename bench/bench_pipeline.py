@@ -114,13 +114,17 @@ def cached_inputs(cache: Path, copies: int, units: int, corpus: str) -> list[str
     return inputs
 
 
-def run_once(inputs: list[str], cpus: int, out: Path, extra: tuple[str, ...] = ()) -> dict:
+def run_once(inputs: list[str], cpus: int, out: Path, extra: tuple[str, ...] = (), profile: Path | None = None) -> dict:
     # 'all_cpu': everything the run's process tree used, its imports and Ray's processes' whole lives included
-    # (read before Ray shuts down); 'imports': the driver's imports before run() starts, wall s
+    # (read before Ray shuts down); 'imports': the driver's imports before run() starts, wall s. With
+    # ``profile``, run() runs under cProfile on CPU time (this process only: a run without Ray is all of it)
+    # and its stats are dumped there (``python -m pstats FILE``)
+    prof_on = ("import cProfile;p=cProfile.Profile(time.process_time);p.enable();" if profile else "")
+    prof_off = (f"p.disable();p.dump_stats({str(profile)!r});" if profile else "")
     code = (
         "import json,sys,time;t0=time.monotonic();from pipeline.run import run;from pipeline.cpu import process_tree_cpu;"
-        "t=time.monotonic();s=run('default',sys.argv[1],json.loads(sys.argv[2]),overrides=json.loads(sys.argv[3]));"
-        "w=time.monotonic()-t;a=process_tree_cpu();"
+        f"t=time.monotonic();{prof_on}s=run('default',sys.argv[1],json.loads(sys.argv[2]),overrides=json.loads(sys.argv[3]));"
+        f"{prof_off}w=time.monotonic()-t;a=process_tree_cpu();"
         "print(json.dumps({'wall':w,'imports':t-t0,'all_cpu':a,'read':s.get('read'),'timings':s['timings'],"
         "'summary':s['summary'],'cpu':s['cpu'],'stages':s['stages']}))"
     )
@@ -147,10 +151,16 @@ def main() -> None:
     ap.add_argument("--keep-inputs", type=Path, default=None, metavar="DIR",
                     help="make each corpus once in DIR and reuse it in later runs (it depends only on "
                          "--copies, --units, --corpus and the shared WARCs)")
+    ap.add_argument("--profile", type=Path, default=None, metavar="FILE",
+                    help="with --inline: run that run (without Ray) under cProfile on CPU time, dump its stats to FILE "
+                         "and print the functions of the stages' framework (reading, writing, converting, flows), "
+                         "not of the ops; its CPU figures are then the profiler's, inflated")
     ap.add_argument("--fit-scaling", action="store_true",
                     help="run every size with every CPU count and fit each count's wall time as fixed + per page: "
                          "the scaling a long run approaches, beside the serial part a run pays once")
     args = ap.parse_args()
+    if args.profile and not args.inline:
+        ap.error("--profile needs --inline (it profiles the run without Ray)")
     sizes = sorted(set(args.copies))
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
@@ -168,11 +178,14 @@ def main() -> None:
                 shutil.rmtree(tmp / f"out-{copies}-{c}", ignore_errors=True)
             by_size[copies] = results
             if args.inline and copies == sizes[-1]:
-                inline = run_once(inputs, 1, tmp / "out-inline", ("run.use_ray=false",))
+                inline = run_once(inputs, 1, tmp / "out-inline", ("run.use_ray=false",),
+                                  args.profile.resolve() if args.profile else None)
             shutil.rmtree(tmp / f"in-{copies}", ignore_errors=True)
         report(by_size[sizes[-1]], args, len(inputs), mb)
         if args.inline:
             report_inline(by_size[sizes[-1]][args.cpus[0]], inline, args.cpus[0])
+        if args.profile:
+            report_profile(args.profile, inline["cpu"]["pages"])
         if len(sizes) > 1:
             rows = steady_rows([by_size[k][args.cpus[0]] for k in sizes])
             report_steady(rows, [by_size[k][args.cpus[0]] for k in sizes], args)
@@ -271,6 +284,27 @@ def wall_parts(r: dict) -> tuple[float, float, float, float, float]:
     cpu = r["cpu"]
     return (units, decisions, cpu.get("start_seconds", 0.0), cpu.get("finish_seconds", 0.0),
             cpu.get("report_seconds", 0.0))
+
+
+# the stages' framework around their ops: a unit's Parquet read and written, documents <-> tables, the funnel's
+# flows, the ops' clocks, the markers (pipeline.executor, pipeline.run, obelics.parquet)
+FRAMEWORK = ("read_unit_table", "read_unit", "write_documents", "write_document_table", "documents_to_table",
+             "table_to_documents", "document_flow", "op_clock", "write_json_atomic", "_as_form")
+
+
+def report_profile(path: Path, pages: int) -> None:
+    """The framework's functions (:data:`FRAMEWORK`) in the profiled run: calls, own and cumulative CPU ms a page
+    (a function called inside another is counted in both; the profiler's overhead included)."""
+    import pstats
+
+    st = pstats.Stats(str(path)).stats  # {(file, line, name): (calls, primitive calls, own s, cumulative s, callers)}
+    print(f"\nthe stages' framework in the profiled run without Ray ({path}; CPU ms a page of {pages:,}, cProfile's "
+          "overhead included):")
+    print(f"  {'function':<48} {'calls':>7} {'own':>8} {'cumul.':>8}")
+    rows = [(k, v) for k, v in st.items() if k[2] in FRAMEWORK and ("/pipeline/" in k[0] or "/obelics/" in k[0])]
+    for (file, _line, name), (_, calls, own, cum, _) in sorted(rows, key=lambda r: -r[1][3]):
+        print(f"  {Path(file).parent.name + '/' + Path(file).name + ':' + name:<48} {calls:>7} "
+              f"{own / pages * 1000:>8.4f} {cum / pages * 1000:>8.4f}")
 
 
 def report_inline(ray_run: dict, inline: dict, cpus: int) -> None:

@@ -23,3 +23,26 @@ def test_steady_parts_sum_the_rows_by_part():
     assert parts[STAGE_REST] == pytest.approx(0.25 + 0.02 + 0.02 + 0.1)
     assert parts["the rest"] == pytest.approx(0.01 + 0.03 + 0.01 + 0.1 + 0.02)
     assert sum(parts.values()) == pytest.approx(sum(v for _, v in rows))
+
+
+def test_report_profile_lists_the_stages_framework_not_the_ops(tmp_path, capsys):
+    import cProfile
+    import time
+
+    from bench.bench_pipeline import report_profile
+    from obelics.document import WebDocument, documents_to_table
+    from pipeline.report.funnel import document_flow
+    from pipeline.stages import _register_steps  # noqa: F401  (an op's module: not listed)
+
+    docs = [WebDocument(texts=["a b", None], images=[None, "u"], metadata=[None, {}],
+                        general_metadata={"url": "https://x.example/"})]
+    p = cProfile.Profile(time.process_time)
+    p.enable()
+    documents_to_table(docs)
+    document_flow(docs, "x")
+    p.disable()
+    p.dump_stats(str(tmp_path / "run.prof"))
+    report_profile(tmp_path / "run.prof", 1000)
+    out = capsys.readouterr().out
+    assert "obelics/document.py:documents_to_table" in out and "report/funnel.py:document_flow" in out
+    assert "to_row" not in out  # only the framework's own functions
