@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import io
+import logging
 import os
 import sys
 import threading
@@ -44,6 +45,8 @@ from filters.image import (
 from filters.step import Step, run_step
 from obelics.config import ConfigError, Profile, load_profile
 from obelics.document import WebDocument
+
+log = logging.getLogger(__name__)
 
 R_NSFW = "nsfw"
 R_UNSCORED = "nsfw:unscored"
@@ -71,13 +74,20 @@ class NsfwConfig:
     # "int8": open_nsfw quantized offline from the wheel's model (filters/nsfw_int8.py), ~3x less CPU, with
     # every image scored within `int8_recheck_margin` of a threshold scored again by the exact fp32 model,
     # so verdicts are fp32's (BENCHMARKS.md: 0 flips, max |int8 - fp32| 0.11 < the margin). "fp32": the
-    # wheel's model only (obelics-2023 pins it).
-    model: Literal["fp32", "int8"] = "int8"
+    # wheel's model only (obelics-2023 pins it). "amx": the same int8 model on oneDNN's AMX-INT8 kernels
+    # (filters/nsfw_amx.py, ~1.3x less CPU for the whole scoring), the same re-check; used where the CPU has
+    # AMX-INT8 and torch imports (torch is not a pipeline dependency), else "int8" (the reason logged once).
+    model: Literal["fp32", "int8", "amx"] = "amx"
     int8_recheck_margin: float = 0.3
+    # "amx" only: a worker process scores this many images with onnxruntime's int8 before it loads the AMX
+    # path (torch's import and the build cost ~2 CPU-s once; the AMX path saves ~2 CPU-ms an image).
+    amx_min_images: int = 1024
 
     def __post_init__(self) -> None:
         if not 0 <= self.int8_recheck_margin <= 1:
             raise ValueError(f"nsfw.int8_recheck_margin must be in [0, 1], not {self.int8_recheck_margin}")
+        if self.amx_min_images < 0:
+            raise ValueError(f"nsfw.amx_min_images must be >= 0, not {self.amx_min_images}")
 
 
 def nsfw_config(profile: Profile | str | NsfwConfig | None = "default") -> NsfwConfig:
@@ -175,7 +185,9 @@ class OpenNsfwClassifier:
         self.cfg = cfg or NsfwConfig()
         self._sessions: dict[str, object] = {}
         self._lock = threading.Lock()
-        self.rechecked = 0  # images scored again by the fp32 model (int8 only)
+        self._amx = None  # model "amx": the AmxInt8Net once loaded, False where it cannot run
+        self.scored = 0  # images scored by this classifier (model "amx" waits for amx_min_images)
+        self.rechecked = 0  # images scored again by the fp32 model (int8 and amx)
 
     def __getstate__(self):  # picklable for Ray workers: the sessions are rebuilt where they run
         return {"cfg": self.cfg}
@@ -185,6 +197,7 @@ class OpenNsfwClassifier:
 
     def _get_session(self, model: str | None = None):
         model = model or self.cfg.model
+        model = "int8" if model == "amx" else model  # onnxruntime's session behind the AMX path
         with self._lock:
             if model not in self._sessions:
                 import onnxruntime as ort
@@ -202,6 +215,17 @@ class OpenNsfwClassifier:
         """The model's (sfw, nsfw) probabilities for a :meth:`batch` array (both models take the same input)."""
         session = self._get_session(model)
         return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+    def amx(self):
+        """The AMX path (:class:`filters.nsfw_amx.AmxInt8Net`) for model ``amx`` once this classifier has scored
+        ``amx_min_images`` images, or None: not asked for, not yet, or it cannot run here (logged once)."""
+        if self.cfg.model != "amx" or self._amx is False:
+            return None
+        if self._amx is None and self.scored >= self.cfg.amx_min_images:
+            with self._lock:
+                if self._amx is None:
+                    self._amx = _load_amx(self.cfg.threads)
+        return self._amx or None
 
     def _near_threshold(self, sfw: float, nsfw: float) -> bool:
         scores = {"sfw": sfw, "nsfw": nsfw}
@@ -260,16 +284,39 @@ class OpenNsfwClassifier:
                     where.append(k)
             if not arrays:
                 continue
-            x = self.batch(arrays)
-            probs = self.run(self.cfg.model, x)
-            if self.cfg.model == "int8":  # the re-check band, batched: fp32 gets the same input rows
+            amx = self.amx()
+            x = None if amx is not None else self.batch(arrays)
+            probs = amx(amx.quantize(arrays)) if amx is not None else self.run(self.cfg.model, x)
+            self.scored += len(arrays)
+            if self.cfg.model != "fp32":  # the re-check band, batched: fp32 gets the same input rows
                 again = [i for i, (sfw, nsfw) in enumerate(probs) if self._near_threshold(sfw, nsfw)]
                 if again:
-                    probs[again] = self.run("fp32", x[again])
+                    probs[again] = self.run("fp32", x[again] if x is not None else self.batch([arrays[i] for i in again]))
                     self.rechecked += len(again)
             for k, (sfw, nsfw) in zip(where, probs):
                 out[k] = {"sfw": float(sfw), "nsfw": float(nsfw)}
         return out
+
+
+_AMX_LOGGED: set[str] = set()
+
+
+def _load_amx(threads: int):
+    """:class:`filters.nsfw_amx.AmxInt8Net` on the int8 model, or False with the reason logged once per process."""
+    from filters.nsfw_amx import AmxInt8Net, unavailable
+
+    reason = unavailable()
+    if reason is None:
+        from filters.nsfw_int8 import fp32_model_path, int8_model_path
+
+        try:
+            return AmxInt8Net(int8_model_path(), fp32_model_path(), threads or worker_cpus())
+        except (ValueError, RuntimeError) as e:  # a graph it does not know, or oneDNN refusing a shape
+            reason = f"the AMX path could not be built ({e})"
+    if reason not in _AMX_LOGGED:
+        _AMX_LOGGED.add(reason)
+        log.info("nsfw: model amx runs onnxruntime's int8 instead: %s", reason)
+    return False
 
 
 def load_classifier(cfg: NsfwConfig) -> NsfwClassifier:

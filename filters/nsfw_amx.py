@@ -1,0 +1,228 @@
+"""The int8 open_nsfw on oneDNN's AMX-INT8 convolutions (through torch), where the CPU has AMX and torch imports.
+
+onnxruntime runs the int8 model's ``QLinearConv`` with its AVX512-VNNI kernels, never AMX (BENCHMARKS.md,
+issue 17, amx17). This module runs the same int8 model (:func:`filters.nsfw_int8.int8_model_path`: its int8
+weights, per-channel weight scales, activation scales and zero points) conv by conv with
+``torch.ops.onednn.qconv2d_pointwise``: weights prepacked once, the residual Add and its ReLU fused into the conv
+(oneDNN's ``sum`` post-op), uint8 activations in NHWC. The input is quantized straight from the uint8 pixels
+through a 256-entry table per channel (the same values as quantizing ``batch()``'s floats, tested), and the head
+(average pool, fully connected, softmax) runs in float with the fp32 model's weights.
+
+Written by hand because no chosen library runs an ONNX QDQ graph on oneDNN's int8 AMX kernels: onnxruntime's
+MLAS has AMX only in its QGEMM (the im2col it needs costs what AMX saves), ``torch.compile`` would compile C++
+for seconds in every worker process, and OpenVINO is not a dependency. It parses only the graph
+:mod:`filters.nsfw_int8` builds (a Conv, an Add that follows a Conv, MaxPool, then the head); anything else
+raises ``ValueError`` and the caller falls back to onnxruntime's int8.
+
+Scores differ from onnxruntime's int8 (the Add is not re-quantized before the ReLU, rounding differs): up to
+~0.025 from fp32's on the bench corpus, like onnxruntime's int8. :class:`filters.nsfw.OpenNsfwClassifier`
+re-scores every image within ``nsfw.int8_recheck_margin`` of a threshold with the exact fp32 model, as for int8.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+_MEAN_BGR = (104.0, 117.0, 123.0)  # filters.nsfw._MEAN_BGR
+SUB_BATCH = 16  # images per oneDNN call: the fastest of 4/8/16/32 here (activations stay in cache)
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+@functools.lru_cache(maxsize=1)
+def unavailable() -> str | None:
+    """Why the AMX path cannot run here (a one-line reason), or None when it can."""
+    missing = {"amx_int8", "amx_tile"} - cpu_flags()
+    if missing:
+        return f"the CPU has no {' / '.join(sorted(missing))}"
+    if importlib.util.find_spec("torch") is None:
+        return "torch is not installed (it is in the training extra, not a pipeline dependency)"
+    import torch
+
+    onednn = getattr(torch.ops, "onednn", None)
+    if not (torch.backends.mkldnn.is_available() and hasattr(onednn, "qconv2d_pointwise")
+            and hasattr(onednn, "qconv_prepack")):
+        return f"torch {torch.__version__} has no oneDNN int8 convolution (torch.ops.onednn.qconv2d_pointwise)"
+    init = getattr(torch._C._cpu, "_init_amx", None)  # asks the kernel for AMX's tile state (arch_prctl)
+    if init is not None and not init():
+        return "the kernel refused this process AMX's tile state (arch_prctl ARCH_REQ_XCOMP_PERM)"
+    return None
+
+
+def _maxpool_3x3s2(v):
+    """open_nsfw's 3x3 stride-2 max pool padded by one row and column at the bottom and right (onnxruntime pads
+    with -inf: the last window holds two), on NCHW-shaped uint8 in NHWC memory; separable maxima over
+    contiguous NHWC blocks (aten's max_pool2d on uint8 channels-last costs several times more)."""
+    import torch
+
+    n, c, h, w = v.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"max pool on an odd size {h}x{w}")
+    x = v.permute(0, 2, 3, 1)
+    oh, ow = h // 2, w // 2
+    a = x.reshape(n, oh, 2, w, c)
+    r = torch.empty(n, oh, w, c, dtype=v.dtype)
+    torch.maximum(a[:, :, 0], a[:, :, 1], out=r)
+    torch.maximum(r[:, :oh - 1], a[:, 1:, 0], out=r[:, :oh - 1])
+    b = r.reshape(n, oh, ow, 2, c)
+    o = torch.empty(n, oh, ow, c, dtype=v.dtype)
+    torch.maximum(b[:, :, :, 0], b[:, :, :, 1], out=o)
+    torch.maximum(o[:, :, :ow - 1], b[:, :, 1:, 0], out=o[:, :, :ow - 1])
+    return o.permute(0, 3, 1, 2)
+
+
+class AmxInt8Net:
+    """The int8 QDQ model at ``qdq_path`` as a list of oneDNN int8 steps; the head from the fp32 model."""
+
+    def __init__(self, qdq_path: str, fp32_path: str, threads: int = 1, sub_batch: int = SUB_BATCH) -> None:
+        import onnx
+        import torch
+        from onnx import helper, numpy_helper
+
+        torch.set_num_threads(max(1, threads))  # this process's pool (the caller's worker CPUs)
+        self.sub_batch = sub_batch
+        model = onnx.load(qdq_path)
+        init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        qp, dq_of, q_of = {}, {}, {}
+        for n in model.graph.node:
+            if n.op_type == "QuantizeLinear":
+                qp[n.input[0]] = (float(init[n.input[1]]), int(init[n.input[2]]))
+                q_of[n.output[0]] = n.input[0]
+            elif n.op_type == "DequantizeLinear":
+                dq_of[n.output[0]] = n.input[0]
+        wdq = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in init}
+        self._qp = qp
+
+        def src(name):  # the float tensor a DequantizeLinear output stands for
+            t = dq_of.get(name, name)
+            return q_of.get(t, t)
+
+        nodes = [n for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
+        readers: dict[str, list] = {}
+        for n in nodes:
+            for i in n.input:
+                readers.setdefault(src(i), []).append(n)
+        onednn = torch.ops.onednn
+        self.steps, fused, shape = [], set(), {}
+        for n in nodes:
+            if id(n) in fused:
+                continue
+            a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+            if n.op_type == "Transpose" and not self.steps and not shape:
+                self.first = n.output[0]
+                self.input_q = qp[self.first]
+                shape[self.first] = (224, 3)
+            elif n.op_type == "Conv":
+                x, wn = src(n.input[0]), wdq[n.input[1]]
+                w = torch.from_numpy(init[wn.input[0]].copy())
+                ws = torch.from_numpy(np.asarray(init[wn.input[1]], dtype=np.float32).reshape(-1).copy())
+                if w.dtype != torch.int8 or np.any(init[wn.input[2]] != 0) or a.get("group", 1) != 1:
+                    raise ValueError(f"conv {n.output[0]}: not per-channel symmetric int8 weights")
+                bn = wdq[n.input[2]]  # the int32 bias onnxruntime adds, dequantized (scale: input's x weights')
+                bias = torch.from_numpy((init[bn.input[0]].astype(np.float64) * init[bn.input[1]]).astype(np.float32))
+                p, s = a.get("pads", [0, 0, 0, 0]), list(a["strides"])
+                if p[0] != p[2] or p[1] != p[3] or a.get("dilations", [1, 1]) != [1, 1]:
+                    raise ValueError(f"conv {n.output[0]}: asymmetric padding or dilation")
+                size, cin = shape[x]
+                k = a["kernel_shape"][0]
+                xs, xz = qp[x]
+                packed = onednn.qconv_prepack(w, ws, xs, xz, s, p[:2], [1, 1], 1, [sub_batch, cin, size, size])
+                conv = (x, packed, ws, torch.zeros(len(ws), dtype=torch.int64), bias, s, p[:2])
+                out, after = n.output[0], readers.get(n.output[0], [])
+                other = [src(i) for i in after[0].input if src(i) != out] if len(after) == 1 else []
+                if after and after[0].op_type == "Add" and len(other) == 1 and other[0] in shape:
+                    # the Add after the block's last conv, its other input (the shortcut) computed before: fused.
+                    # A shortcut conv's own Add waits for that conv (an Add left unfused raises below).
+                    fused.add(id(after[0]))
+                    out = after[0].output[0]
+                    self.steps.append(("conv_add", out, conv, qp[out], other[0], qp[other[0]]))
+                else:
+                    self.steps.append(("conv", out, conv, qp[out]))
+                shape[out] = ((size + p[0] + p[2] - k) // s[0] + 1, w.shape[0])
+            elif n.op_type == "MaxPool":
+                x, out = src(n.input[0]), n.output[0]
+                if (a["kernel_shape"], a["strides"], a.get("pads")) != ([3, 3], [2, 2], [0, 0, 1, 1]) \
+                        or qp[x] != qp[out]:
+                    raise ValueError("max pool: not open_nsfw's")
+                self.steps.append(("maxpool", out, x))
+                shape[out] = (shape[x][0] // 2, shape[x][1])
+            elif n.op_type == "AveragePool":
+                x = src(n.input[0])
+                self.steps.append(("head", None, x, qp[x]))
+                break
+            else:
+                raise ValueError(f"{n.op_type} {n.output[0]}: not in open_nsfw's int8 graph as built")
+        if not self.steps or self.steps[-1][0] != "head":
+            raise ValueError("no average pool head")
+        f32 = onnx.load(fp32_path)
+        f_init = {i.name: numpy_helper.to_array(i) for i in f32.graph.initializer}
+        mm = next(n for n in f32.graph.node if n.op_type == "MatMul")
+        add = next(n for n in f32.graph.node if n.op_type == "Add" and mm.output[0] in n.input)
+        self.fc_w = torch.from_numpy(f_init[mm.input[1]].copy())
+        self.fc_b = torch.from_numpy(f_init[next(i for i in add.input if i in f_init)].copy())
+        s, z = self.input_q
+        v = torch.arange(256, dtype=torch.float32)
+        # table[c * 256 + p]: the quantized input for BGR channel c holding pixel value p (p - mean, as batch())
+        self.table = torch.cat([torch.quantize_per_tensor(v - m, s, z, torch.quint8).int_repr()
+                                for m in _MEAN_BGR]).numpy()
+        self._offsets = np.array([0, 256, 512], dtype=np.intp)
+
+    def quantize(self, pixels: list[np.ndarray]) -> np.ndarray:
+        """224x224x3 uint8 RGB pixels (:meth:`filters.nsfw.OpenNsfwClassifier.pixels`) -> the quantized NHWC BGR
+        input: one table look-up per value, the same as quantizing ``batch()``'s floats."""
+        out = np.empty((len(pixels), 224, 224, 3), dtype=np.uint8)
+        for i, px in enumerate(pixels):
+            np.take(self.table, px[..., ::-1] + self._offsets, out=out[i])
+        return out
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        """(sfw, nsfw) probabilities, float32, for a :meth:`quantize` batch."""
+        import torch
+
+        with torch.no_grad():
+            parts = [self._run(torch.from_numpy(q[k:k + self.sub_batch]))
+                     for k in range(0, len(q), self.sub_batch)]
+        return torch.cat(parts).numpy() if parts else np.empty((0, 2), np.float32)
+
+    def _run(self, q):
+        import torch
+
+        onednn = torch.ops.onednn
+        env = {self.first: q.permute(0, 3, 1, 2)}  # NCHW shape, NHWC memory (oneDNN's channels-last)
+        for step in self.steps:
+            kind, out = step[0], step[1]
+            if kind == "conv":
+                (x, w, ws, wz, b, s, p), (os_, oz) = step[2], step[3]
+                xs, xz = self._q(x)
+                env[out] = onednn.qconv2d_pointwise(env[x], xs, xz, w, ws, wz, b, s, p, [1, 1], 1, os_, oz, None,
+                                                    "none", [], "")
+            elif kind == "conv_add":
+                (x, w, ws, wz, b, s, p), (os_, oz), other, (as_, az) = step[2], step[3], step[4], step[5]
+                xs, xz = self._q(x)
+                # relu(conv + other), quantized with the Add's output scale; without a zero point of 0 the QDQ
+                # graph has no ReLU there (the quantizer folds a ReLU only into a zero point of 0)
+                env[out] = onednn.qconv2d_pointwise.binary(
+                    env[x], xs, xz, w, ws, wz, env[other], b, s, p, [1, 1], 1, os_, oz, None, as_, az, "sum",
+                    1.0, "relu" if oz == 0 else "none", [], "")
+            elif kind == "maxpool":
+                env[out] = _maxpool_3x3s2(env[step[2]])
+            else:  # head: dequantize, average over the 7x7 map, fully connected, softmax
+                s, z = step[3]
+                pooled = (env[step[2]].to(torch.float32).mean((2, 3)) - z) * s
+                return torch.softmax(pooled @ self.fc_w + self.fc_b, dim=1)
+        raise AssertionError("unreachable: the steps end with the head")
+
+    def _q(self, name):
+        return self._qp[name]
