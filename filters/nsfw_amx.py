@@ -173,10 +173,11 @@ class AmxInt8Net:
         self.fc_w = torch.from_numpy(f_init[mm.input[1]].copy())
         self.fc_b = torch.from_numpy(f_init[next(i for i in add.input if i in f_init)].copy())
         s, z = self.input_q
-        v = torch.arange(256, dtype=torch.float32)
-        # table[c * 256 + p]: the quantized input for BGR channel c holding pixel value p (p - mean, as batch())
-        self.table = torch.cat([torch.quantize_per_tensor(v - m, s, z, torch.quint8).int_repr()
-                                for m in _MEAN_BGR]).numpy()
+        v = np.arange(256, dtype=np.float32)
+        # table[c * 256 + p]: the quantized input for BGR channel c holding pixel value p (p - mean, as batch()),
+        # as ONNX's QuantizeLinear computes it: float32 division, rounding half to even, saturation
+        self.table = np.concatenate([np.clip(np.rint((v - np.float32(m)) / np.float32(s)) + z, 0, 255)
+                                     for m in _MEAN_BGR]).astype(np.uint8)
         self._offsets = np.array([0, 256, 512], dtype=np.intp)
 
     def quantize(self, pixels: list[np.ndarray]) -> np.ndarray:

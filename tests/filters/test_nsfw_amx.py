@@ -1,0 +1,139 @@
+"""model amx: the int8 open_nsfw on oneDNN's AMX kernels, fp32's verdicts through the re-check, int8 where it cannot run."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from filters import nsfw as nsfw_mod
+from filters import nsfw_amx
+from filters.nsfw import NsfwConfig, OpenNsfwClassifier, is_flagged, nsfw_config
+from obelics.config import ConfigError, from_dict
+from tests.filters.test_nsfw_int8 import cache, nsfw_scores, photos  # noqa: F401 - fixtures
+
+REASON = nsfw_amx.unavailable()
+needs_amx = pytest.mark.skipif(REASON is not None, reason=f"AMX path unavailable: {REASON}")
+# The largest |amx - fp32| nsfw score allowed on the shared photos (onnxruntime's int8 is bounded at 0.02 there;
+# on the bench corpus's 416 images both are ~0.025-0.16, under the default re-check margin: BENCHMARKS.md).
+SHARED_BOUND = 0.02
+
+
+def amx_cfg(**kw) -> NsfwConfig:
+    return NsfwConfig(**{"model": "amx", "threads": 1, "amx_min_images": 0, **kw})
+
+
+@needs_amx
+def test_amx_agrees_with_fp32_on_the_shared_photos(cache, photos):  # noqa: F811
+    exact = nsfw_scores(NsfwConfig(model="fp32", threads=1), photos)
+    clf = OpenNsfwClassifier(amx_cfg(int8_recheck_margin=0))
+    raw = np.array([s["nsfw"] for s in clf.score(photos)])
+    assert clf.amx() is not None  # it ran on the AMX path, not on the fallback
+    int8 = nsfw_scores(NsfwConfig(model="int8", threads=1, int8_recheck_margin=0), photos)
+    assert not np.array_equal(raw, int8) and not np.array_equal(raw, exact)  # its own kernels
+    assert np.abs(raw - exact).max() < SHARED_BOUND
+    for threshold in (0.8, 0.2, 0.01):
+        assert list(raw > threshold) == list(exact > threshold), threshold
+    cfg = nsfw_config("default")
+    ours = OpenNsfwClassifier(amx_cfg()).score(photos)  # with the default margin
+    assert [is_flagged(s, cfg) for s in ours] == [bool(x > cfg.threshold) for x in exact]
+
+
+@needs_amx
+def test_the_input_table_equals_onnxruntimes_quantize_of_the_float_batch(cache, photos):  # noqa: F811
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    clf = OpenNsfwClassifier(amx_cfg())
+    clf.score(photos[:1])
+    net = clf.amx()
+    s, z = net.input_q
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"])], "q",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("q", TensorProto.UINT8, None)],
+        [helper.make_tensor("s", TensorProto.FLOAT, [], [s]), helper.make_tensor("z", TensorProto.UINT8, [], [z])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    pixels = [p for p in map(clf.pixels, photos) if p is not None]
+    every = (np.arange(224 * 224 * 3) % 251).astype(np.uint8).reshape(224, 224, 3)  # each value in each channel
+    for px in (pixels, [every, 255 - every]):
+        want = session.run(None, {"x": clf.batch(px)})[0]
+        assert np.array_equal(net.quantize(px), want)
+
+
+@needs_amx
+def test_near_a_threshold_the_fp32_score_decides_bit_for_bit(cache, photos):  # noqa: F811
+    exact = nsfw_scores(NsfwConfig(model="fp32", threads=1), photos)
+    raw = nsfw_scores(amx_cfg(int8_recheck_margin=0), photos)
+    clf = OpenNsfwClassifier(amx_cfg(threshold=0.02, int8_recheck_margin=0.01, batch_size=5))
+    got = np.array([s["nsfw"] for s in clf.score(photos)])
+    near = np.abs(raw - 0.02) <= 0.01
+    assert 0 < near.sum() < len(photos) and clf.rechecked == near.sum()
+    assert np.array_equal(got[near], exact[near])
+    assert np.array_equal(got[~near], raw[~near])  # the others keep the AMX path's scores (batch-size free)
+
+
+@needs_amx
+def test_a_worker_scores_amx_min_images_with_int8_first(cache, photos):  # noqa: F811
+    int8 = nsfw_scores(NsfwConfig(model="int8", threads=1, int8_recheck_margin=0), photos)
+    amx = nsfw_scores(amx_cfg(int8_recheck_margin=0), photos)
+    clf = OpenNsfwClassifier(amx_cfg(int8_recheck_margin=0, amx_min_images=4, batch_size=4))
+    first = np.array([s["nsfw"] for s in clf.score(photos[:4])])
+    assert clf._amx is None and np.array_equal(first, int8[:4])  # torch not loaded yet
+    rest = np.array([s["nsfw"] for s in clf.score(photos[4:])])
+    assert clf.amx() is not None and np.array_equal(rest, amx[4:])
+
+
+def test_without_amx_it_is_the_int8_path_and_says_why_once(cache, photos, monkeypatch, caplog):  # noqa: F811
+    monkeypatch.setattr(nsfw_amx, "unavailable", lambda: "the CPU has no amx_int8 / amx_tile")
+    monkeypatch.setattr(nsfw_mod, "_AMX_LOGGED", set())
+    int8 = [s["nsfw"] for s in OpenNsfwClassifier(NsfwConfig(model="int8", threads=1)).score(photos)]
+    with caplog.at_level(logging.INFO, logger="filters.nsfw"):
+        for _ in range(2):
+            clf = OpenNsfwClassifier(amx_cfg(batch_size=4))
+            assert [s["nsfw"] for s in clf.score(photos)] == int8
+            assert clf.amx() is None and clf._amx is False
+    said = [r.getMessage() for r in caplog.records if "model amx" in r.getMessage()]
+    assert said == ["nsfw: model amx runs onnxruntime's int8 instead: the CPU has no amx_int8 / amx_tile"]
+
+
+def test_a_graph_it_does_not_know_falls_back(cache, photos, monkeypatch, caplog):  # noqa: F811
+    def refuse(*a, **k):
+        raise ValueError("Gemm x: not in open_nsfw's int8 graph as built")
+
+    monkeypatch.setattr(nsfw_amx, "unavailable", lambda: None)
+    monkeypatch.setattr(nsfw_amx, "AmxInt8Net", refuse)
+    monkeypatch.setattr(nsfw_mod, "_AMX_LOGGED", set())
+    with caplog.at_level(logging.INFO, logger="filters.nsfw"):
+        clf = OpenNsfwClassifier(amx_cfg())
+        assert all(s is not None for s in clf.score(photos[:2])) and clf._amx is False
+    assert any("could not be built (Gemm x" in r.getMessage() for r in caplog.records)
+
+
+def test_unavailable_names_what_is_missing(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
+    assert nsfw_amx.cpu_flags(str(cpuinfo)) >= {"avx2", "avx512_vnni"}
+    assert nsfw_amx.cpu_flags(str(tmp_path / "absent")) == set()
+    monkeypatch.setattr(nsfw_amx, "cpu_flags", lambda: {"avx512_vnni"})
+    assert nsfw_amx.unavailable.__wrapped__() == "the CPU has no amx_int8 / amx_tile"
+    monkeypatch.setattr(nsfw_amx, "cpu_flags", lambda: {"amx_int8", "amx_tile"})
+    monkeypatch.setattr(nsfw_amx.importlib.util, "find_spec", lambda name: None)
+    assert "torch is not installed" in nsfw_amx.unavailable.__wrapped__()
+
+
+def test_max_pool_equals_torchs_with_onnxruntimes_padding():
+    torch = pytest.importorskip("torch")
+    v = torch.randint(0, 256, (2, 8, 12, 10), dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
+    want = torch.nn.functional.max_pool2d(torch.nn.functional.pad(v.float(), (0, 1, 0, 1), value=-1.0), 3, 2)
+    assert torch.equal(nsfw_amx._maxpool_3x3s2(v).float(), want)
+
+
+def test_profiles_and_validation():
+    assert nsfw_config("default").model == "amx"
+    assert nsfw_config("obelics-2023").model == "fp32"  # the original's path stays exactly fp32
+    assert from_dict(NsfwConfig, {"model": "amx", "amx_min_images": 0}, "t").amx_min_images == 0
+    with pytest.raises(ConfigError):
+        from_dict(NsfwConfig, {"amx_min_images": -1}, "t")
