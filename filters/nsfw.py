@@ -227,6 +227,18 @@ class OpenNsfwClassifier:
                     self._amx = _load_amx(self.cfg.threads)
         return self._amx or None
 
+    def _score_amx(self, pixels: list[np.ndarray]) -> np.ndarray | None:
+        """The AMX path's probabilities for ``pixels``, or None (not in use; or oneDNN failed: then never again)."""
+        amx = self.amx()
+        if amx is None:
+            return None
+        try:
+            return amx(amx.quantize(pixels))
+        except RuntimeError as e:  # oneDNN refusing at run time: the rest of this worker's images go to int8
+            self._amx = False
+            log.warning("nsfw: model amx failed (%s); onnxruntime's int8 from now on", e)
+            return None
+
     def _near_threshold(self, sfw: float, nsfw: float) -> bool:
         scores = {"sfw": sfw, "nsfw": nsfw}
         rules = {self.cfg.label: self.cfg.threshold, **self.cfg.label_thresholds}
@@ -284,9 +296,10 @@ class OpenNsfwClassifier:
                     where.append(k)
             if not arrays:
                 continue
-            amx = self.amx()
-            x = None if amx is not None else self.batch(arrays)
-            probs = amx(amx.quantize(arrays)) if amx is not None else self.run(self.cfg.model, x)
+            probs, x = self._score_amx(arrays), None
+            if probs is None:
+                x = self.batch(arrays)
+                probs = self.run(self.cfg.model, x)
             self.scored += len(arrays)
             if self.cfg.model != "fp32":  # the re-check band, batched: fp32 gets the same input rows
                 again = [i for i, (sfw, nsfw) in enumerate(probs) if self._near_threshold(sfw, nsfw)]

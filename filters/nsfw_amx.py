@@ -178,14 +178,15 @@ class AmxInt8Net:
         # as ONNX's QuantizeLinear computes it: float32 division, rounding half to even, saturation
         self.table = np.concatenate([np.clip(np.rint((v - np.float32(m)) / np.float32(s)) + z, 0, 255)
                                      for m in _MEAN_BGR]).astype(np.uint8)
-        self._offsets = np.array([0, 256, 512], dtype=np.intp)
+        self._tables = [self.table[c * 256:(c + 1) * 256] for c in range(3)]
 
     def quantize(self, pixels: list[np.ndarray]) -> np.ndarray:
         """224x224x3 uint8 RGB pixels (:meth:`filters.nsfw.OpenNsfwClassifier.pixels`) -> the quantized NHWC BGR
         input: one table look-up per value, the same as quantizing ``batch()``'s floats."""
         out = np.empty((len(pixels), 224, 224, 3), dtype=np.uint8)
         for i, px in enumerate(pixels):
-            np.take(self.table, px[..., ::-1] + self._offsets, out=out[i])
+            for c in range(3):  # channel by channel, indexed by the uint8 values (~0.4 CPU-ms an image)
+                out[i, ..., c] = self._tables[c][px[..., 2 - c]]
         return out
 
     def __call__(self, q: np.ndarray) -> np.ndarray:

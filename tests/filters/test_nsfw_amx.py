@@ -112,6 +112,22 @@ def test_a_graph_it_does_not_know_falls_back(cache, photos, monkeypatch, caplog)
     assert any("could not be built (Gemm x" in r.getMessage() for r in caplog.records)
 
 
+@needs_amx
+def test_a_failure_at_run_time_falls_back_for_good(cache, photos, caplog):  # noqa: F811
+    int8 = [s["nsfw"] for s in OpenNsfwClassifier(NsfwConfig(model="int8", threads=1)).score(photos)]
+    clf = OpenNsfwClassifier(amx_cfg())
+    clf.score(photos[:1])
+
+    def broken(q):
+        raise RuntimeError("could not create a primitive")
+
+    clf.amx().__class__ = type("Broken", (type(clf.amx()),), {"__call__": lambda self, q: broken(q)})
+    with caplog.at_level(logging.WARNING, logger="filters.nsfw"):
+        assert [s["nsfw"] for s in clf.score(photos)] == int8
+    assert clf._amx is False and clf.amx() is None
+    assert any("could not create a primitive" in r.getMessage() for r in caplog.records)
+
+
 def test_unavailable_names_what_is_missing(tmp_path, monkeypatch):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n")
