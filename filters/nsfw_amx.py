@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,10 @@ def unavailable() -> str | None:
         return f"the CPU has no {' / '.join(sorted(missing))}"
     if importlib.util.find_spec("torch") is None:
         return "torch is not installed (it is in the training extra, not a pipeline dependency)"
+    if "torch" not in sys.modules:
+        # OpenMP threads that spin between parallel regions cost ~5x the CPU time an image with 2 threads
+        # (BENCHMARKS.md, amx17); the runtime reads this when torch loads it, so only before the first import
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     onednn = getattr(torch.ops, "onednn", None)
@@ -91,6 +97,8 @@ class AmxInt8Net:
         import torch
         from onnx import helper, numpy_helper
 
+        if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+            threads = 1  # torch was imported before unavailable() could ask for passive OpenMP threads
         torch.set_num_threads(max(1, threads))  # this process's pool (the caller's worker CPUs)
         self.sub_batch = sub_batch
         model = onnx.load(qdq_path)

@@ -140,6 +140,18 @@ def test_unavailable_names_what_is_missing(tmp_path, monkeypatch):
     assert "torch is not installed" in nsfw_amx.unavailable.__wrapped__()
 
 
+def test_openmp_threads_wait_passively_when_it_imports_torch():
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "from filters.nsfw_amx import unavailable; import os; unavailable(); print(os.environ.get('OMP_WAIT_POLICY'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split()[-1] == ("PASSIVE" if nsfw_amx.cpu_flags() >= {"amx_int8", "amx_tile"} else "None")
+
+
 def test_max_pool_equals_torchs_with_onnxruntimes_padding():
     torch = pytest.importorskip("torch")
     v = torch.randint(0, 256, (2, 8, 12, 10), dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
