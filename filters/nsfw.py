@@ -184,7 +184,7 @@ class OpenNsfwClassifier:
     def __init__(self, cfg: NsfwConfig | None = None) -> None:
         self.cfg = cfg or NsfwConfig()
         self._sessions: dict[str, object] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # amx() holds it while its self-check runs the fp32 session
         self._amx = None  # model "amx": the AmxInt8Net once loaded, False where it cannot run
         self.scored = 0  # images scored by this classifier (model "amx" waits for amx_min_images)
         self.rechecked = 0  # images scored again by the fp32 model (int8 and amx)
@@ -224,7 +224,7 @@ class OpenNsfwClassifier:
         if self._amx is None and self.scored >= self.cfg.amx_min_images:
             with self._lock:
                 if self._amx is None:
-                    self._amx = _load_amx(self.cfg.threads)
+                    self._amx = _load_amx(self.cfg.threads, lambda x: self.run("fp32", x))
         return self._amx or None
 
     def _score_amx(self, pixels: list[np.ndarray]) -> np.ndarray | None:
@@ -314,16 +314,25 @@ class OpenNsfwClassifier:
 _AMX_LOGGED: set[str] = set()
 
 
-def _load_amx(threads: int):
-    """:class:`filters.nsfw_amx.AmxInt8Net` on the int8 model, or False with the reason logged once per process."""
-    from filters.nsfw_amx import AmxInt8Net, unavailable
+def _load_amx(threads: int, fp32):
+    """:class:`filters.nsfw_amx.AmxInt8Net` on the int8 model, or False with the reason logged once per process.
+
+    ``fp32`` runs the exact model on a :meth:`OpenNsfwClassifier.batch` array: the built path must score
+    :func:`filters.nsfw_amx.probe_pixels` like it (within PROBE_LOGIT_TOL in logits), so a torch whose oneDNN
+    ops compute something else falls back to int8 instead of giving wrong scores."""
+    from filters.nsfw_amx import PROBE_LOGIT_TOL, AmxInt8Net, logit_gap, probe_pixels, unavailable
 
     reason = unavailable()
     if reason is None:
         from filters.nsfw_int8 import fp32_model_path, int8_model_path
 
         try:
-            return AmxInt8Net(int8_model_path(), fp32_model_path(), threads or worker_cpus())
+            net = AmxInt8Net(int8_model_path(), fp32_model_path(), threads or worker_cpus())
+            probes = probe_pixels()
+            gap = logit_gap(net(net.quantize(probes)), fp32(OpenNsfwClassifier.batch(probes)))
+            if gap <= PROBE_LOGIT_TOL:
+                return net
+            reason = f"its scores differ from fp32's on the probe images (logit gap {gap:.2f} > {PROBE_LOGIT_TOL})"
         except (ValueError, RuntimeError) as e:  # a graph it does not know, or oneDNN refusing a shape
             reason = f"the AMX path could not be built ({e})"
     if reason not in _AMX_LOGGED:

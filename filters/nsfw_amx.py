@@ -67,6 +67,37 @@ def unavailable() -> str | None:
     return None
 
 
+PROBE_LOGIT_TOL = 1.0  # the AMX path's largest |logit difference| from fp32 on probe_pixels() (seen: 0.33)
+
+
+def probe_pixels(n: int = 8) -> list[np.ndarray]:
+    """``n`` fixed 224x224x3 uint8 images (noise, stripes, blocks, tinted noise; seed 0) for the AMX path's
+    self-check at load: the same pixels on every machine, no files needed."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:224, 0:224]
+    out = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            a = rng.integers(0, 256, (224, 224, 3))
+        elif kind == 1:
+            a = np.stack([(x * (i + 1)) % 256, (y * (i + 2)) % 256, ((x + y) * 3) % 256], -1)
+        elif kind == 2:
+            a = np.kron(rng.integers(0, 256, (7, 7, 3)), np.ones((32, 32, 1)))
+        else:
+            a = np.clip(rng.integers(100, 230, 3) + rng.normal(0, 20, (224, 224, 3)), 0, 255)
+        out.append(np.ascontiguousarray(a, dtype=np.uint8))
+    return out
+
+
+def logit_gap(probs: np.ndarray, reference: np.ndarray) -> float:
+    """The largest |log(nsfw/sfw)| difference between two (sfw, nsfw) probability arrays: unlike the
+    probabilities (near 0 on the probes), the logits tell a working model from a broken one."""
+    def logit(p):
+        return np.log(np.clip(p[:, 1], 1e-7, 1.0)) - np.log(np.clip(p[:, 0], 1e-7, 1.0))
+    return float(np.abs(logit(np.asarray(probs, np.float64)) - logit(np.asarray(reference, np.float64))).max())
+
+
 def _maxpool_3x3s2(v):
     """open_nsfw's 3x3 stride-2 max pool padded by one row and column at the bottom and right (onnxruntime pads
     with -inf: the last window holds two), on NCHW-shaped uint8 in NHWC memory; separable maxima over

@@ -113,6 +113,34 @@ def test_a_graph_it_does_not_know_falls_back(cache, photos, monkeypatch, caplog)
 
 
 @needs_amx
+def test_a_path_that_computes_something_else_fails_its_self_check(cache, photos, monkeypatch, caplog):  # noqa: F811
+    # a torch whose oneDNN op means another thing: the built net runs, but its scores are not the model's
+    real = nsfw_amx.AmxInt8Net
+
+    class Wrong(real):
+        def __call__(self, q):
+            p = real.__call__(self, q)
+            return np.ascontiguousarray(p[:, ::-1])  # sfw and nsfw swapped
+
+    monkeypatch.setattr(nsfw_amx, "AmxInt8Net", Wrong)
+    monkeypatch.setattr(nsfw_mod, "_AMX_LOGGED", set())
+    int8 = [s["nsfw"] for s in OpenNsfwClassifier(NsfwConfig(model="int8", threads=1)).score(photos)]
+    with caplog.at_level(logging.INFO, logger="filters.nsfw"):
+        clf = OpenNsfwClassifier(amx_cfg())
+        assert [s["nsfw"] for s in clf.score(photos)] == int8 and clf._amx is False
+    assert any("differ from fp32's on the probe images" in r.getMessage() for r in caplog.records)
+
+
+def test_the_probe_images_are_fixed_and_the_logit_gap_sees_a_swap():
+    a, b = nsfw_amx.probe_pixels(), nsfw_amx.probe_pixels()
+    assert len(a) == 8 and all(x.dtype == np.uint8 and x.shape == (224, 224, 3) for x in a)
+    assert all((x == y).all() for x, y in zip(a, b))
+    p = np.array([[0.999, 0.001], [0.99, 0.01]])
+    assert nsfw_amx.logit_gap(p, p) == 0.0
+    assert nsfw_amx.logit_gap(p[:, ::-1], p) > 2 * nsfw_amx.PROBE_LOGIT_TOL
+
+
+@needs_amx
 def test_a_failure_at_run_time_falls_back_for_good(cache, photos, caplog):  # noqa: F811
     int8 = [s["nsfw"] for s in OpenNsfwClassifier(NsfwConfig(model="int8", threads=1)).score(photos)]
     clf = OpenNsfwClassifier(amx_cfg())
