@@ -19,9 +19,9 @@ no graph operations; scipy's ``connected_components`` needs the whole graph in o
 A task holds its partition's rows (edges / K on average) up to ``STEP_BYTES``; the rows of one node are
 grouped in one task, so a star's centre (or a hub: a document most of its component links to) brings a row
 for every node of its component into one task. Past ``STEP_BYTES`` the task spills its rows to a local
-temporary file by range of ``v`` and makes two passes over the ranges (:func:`_step_spilled`), so it holds
-one range and its partition's distinct nodes, not its rows; :func:`star_labels_of` reads the star rows a
-record batch at a time for the same reason.
+temporary file in ranges by a hash of the row and makes two passes over the ranges
+(:func:`_step_spilled`), so it holds one range and its partition's distinct nodes, not its rows;
+:func:`star_labels_of` reads the star rows a record batch at a time for the same reason.
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
+from filters.dedup.minhash import _mix
 from pipeline import shuffle as fs
 from pipeline.rounds import GroupedWriter, Index, IndexBuilder, ShufflePlan, drop_part, merge_rounds
 
 FLUSH_BYTES = 64 << 20
 STEP_BYTES = 32 << 20  # a step's partition rows held in memory (~10x that at its peak); more are spilled (_step_spilled)
-SPILL_RANGES = 256  # ranges of v a spilled partition is cut into (a power of two)
+SPILL_RANGES = 256  # ranges a spilled partition's rows are cut into (by a hash of the row, _spill_range)
+REDUCE_NODES = 1 << 20  # a spilled step re-reduces its per-range node extremes past this many (and twice the last)
 MAX_STEPS = 400  # far above O(log^2 n) for any graph that fits a cluster; a guard against a bug looping
 
 
@@ -109,17 +111,23 @@ def _node_extremes(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return u[starts], np.minimum.reduceat(v, starts)
 
 
+def _row_batches(locs) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(u, v) of the rows ``locs`` names, a record batch at a time."""
+    for path, idx in locs or ():
+        for b in fs.iter_ipc_batches(path, idx):
+            if b.num_rows:
+                yield b.column("u").to_numpy(), b.column("v").to_numpy()
+
+
 def star_labels_of(locs) -> tuple[np.ndarray, np.ndarray]:
     """:func:`star_labels` of the rows that ``locs`` names, read a record batch at a time: it holds one batch
     and the partition's distinct nodes, not its rows (a star's centre has a row for every node of its
     component)."""
     nodes, low = [], []
-    for path, idx in locs or ():
-        for b in fs.iter_ipc_batches(path, idx):
-            if b.num_rows:
-                n, m = _node_extremes(b.column("u").to_numpy(), b.column("v").to_numpy())
-                nodes.append(n)
-                low.append(m)
+    for u, v in _row_batches(locs):
+        n, m = _node_extremes(u, v)
+        nodes.append(n)
+        low.append(m)
     if not nodes:
         return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
     nodes, low = _node_extremes(np.concatenate(nodes), np.concatenate(low))
@@ -150,14 +158,6 @@ def _step(t: pa.Table, large: bool) -> tuple[np.ndarray, np.ndarray, int]:
     return x, y, unsettled
 
 
-def _row_batches(locs) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(u, v) of the rows ``locs`` names, a record batch at a time."""
-    for path, idx in locs or ():
-        for b in fs.iter_ipc_batches(path, idx):
-            if b.num_rows:
-                yield b.column("u").to_numpy(), b.column("v").to_numpy()
-
-
 def _step_task(locs, large: bool, K: int, out_path: str, bounds: np.ndarray | None):
     """One step on partition q's rows: in memory (:func:`_step`) when they are at most STEP_BYTES, else
     :func:`_step_spilled` (a star's centre has a row for every node of its component)."""
@@ -167,7 +167,9 @@ def _step_task(locs, large: bool, K: int, out_path: str, bounds: np.ndarray | No
         held.append((u, v))
         size += u.nbytes + v.nbytes
         if size > STEP_BYTES:
-            return _step_spilled(itertools.chain(held, rows), large, K, out_path, bounds)
+            rows = itertools.chain(held, rows)  # the chain lets go of the held rows once spilled
+            del held
+            return _step_spilled(rows, large, K, out_path, bounds)
     t = pa.table({"u": pa.array(np.concatenate([u for u, _ in held]) if held else np.zeros(0, np.uint64)),
                   "v": pa.array(np.concatenate([v for _, v in held]) if held else np.zeros(0, np.uint64))})
     del held
@@ -176,20 +178,40 @@ def _step_task(locs, large: bool, K: int, out_path: str, bounds: np.ndarray | No
     return [(path, labels)], {"unsettled": unsettled, "edges": len(x)}
 
 
+def _spill_range(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The spill range of each row (u, v): a splitmix64 of the row modulo SPILL_RANGES, so the ranges get
+    about as many rows whatever the ids' structure (pHash's ids are ``call << 32 | position``: their top
+    bits are 0; a node's rows all share its ``u``, the rows to a hub all share their ``v``); a repeated row
+    keeps its range."""
+    return (_mix(u * np.uint64(0x9E3779B97F4A7C15) + v) % np.uint64(SPILL_RANGES)).astype(np.int64)
+
+
+def _extremes(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(nodes, smallest, largest neighbour) parts reduced to the sorted distinct nodes and the extremes of each."""
+    nodes = np.concatenate([p[0] for p in parts])
+    order = np.argsort(nodes, kind="stable")
+    nodes = nodes[order]
+    starts = np.flatnonzero(np.concatenate([[True], nodes[1:] != nodes[:-1]]))
+    gmin = np.minimum.reduceat(np.concatenate([p[1] for p in parts])[order], starts)
+    gmax = np.maximum.reduceat(np.concatenate([p[2] for p in parts])[order], starts)
+    return nodes[starts], gmin, gmax
+
+
 def _step_spilled(rows: Iterable[tuple[np.ndarray, np.ndarray]], large: bool, K: int, out_path: str,
                   bounds: np.ndarray | None):
-    """:func:`_step` over rows spilled to a local temporary file by the top bits of ``v`` (SPILL_RANGES
-    ranges; a repeated row stays in its range): one pass over the ranges for each node's smallest and
-    largest neighbour (a node is a leaf iff they are equal and below it), one for the new edges. Holds
-    one range and the partition's distinct nodes; writes the rows :func:`_step` writes (the same per
-    partition, in another order) and the same counts."""
-    shift = np.uint64(64 - SPILL_RANGES.bit_length() + 1)
+    """:func:`_step` over rows spilled to a local temporary file by :func:`_spill_range` (a hash of the
+    row): one pass over the ranges for each node's smallest and largest neighbour (reduced across the
+    ranges; a node is a leaf iff they are equal and below it), one for the new edges (each row's are its
+    own, given its node's minimum). A repeated row stays in its range, where it is de-duplicated, so each
+    distinct row is stepped once. Holds one range (~1/SPILL_RANGES of the rows) and the partition's
+    distinct nodes; writes the rows :func:`_step` writes (the same per partition, in another order) and
+    the same counts."""
     with tempfile.TemporaryDirectory(prefix="obelics-step-") as folder:
         spill = GroupedWriter(os.path.join(folder, "rows.arrow"), max(STEP_BYTES // 4, 1 << 16))
         try:
             for u, v in rows:
                 spill.add(pa.table({"u": pa.array(u, pa.uint64()), "v": pa.array(v, pa.uint64())}),
-                          (v >> shift).astype(np.int64))
+                          _spill_range(u, v))
             path, labels = spill.close()
         finally:
             spill.abort()
@@ -201,18 +223,16 @@ def _step_spilled(rows: Iterable[tuple[np.ndarray, np.ndarray]], large: bool, K:
                 pairs = np.unique(np.stack([t["u"].to_numpy(), t["v"].to_numpy()], 1), axis=0)
                 yield pairs[:, 0], pairs[:, 1]
 
-        parts = []
+        parts, held, reduced = [], 0, 0
         for u, v in ranges():
             starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]]))
             parts.append((u[starts], np.minimum.reduceat(v, starts), np.maximum.reduceat(v, starts)))
-        nodes = np.concatenate([p[0] for p in parts])
-        order = np.argsort(nodes, kind="stable")
-        nodes = nodes[order]
-        starts = np.flatnonzero(np.concatenate([[True], nodes[1:] != nodes[:-1]]))
-        gmin = np.minimum.reduceat(np.concatenate([p[1] for p in parts])[order], starts)
-        gmax = np.maximum.reduceat(np.concatenate([p[2] for p in parts])[order], starts)
-        nodes = nodes[starts]
-        del parts, order, starts
+            held += len(starts)
+            if held > 2 * reduced + REDUCE_NODES:  # a node is in up to SPILL_RANGES ranges: O(distinct nodes)
+                parts = [_extremes(parts)]
+                held = reduced = len(parts[0][0])
+        nodes, gmin, gmax = _extremes(parts)
+        del parts
         unsettled = int((~((gmin > nodes) | ((gmin == gmax) & (gmax < nodes)))).sum())
         m = np.minimum(nodes, gmin)
         out = GroupedWriter(out_path, FLUSH_BYTES)
