@@ -203,9 +203,9 @@ def _step_spilled(rows: Iterable[tuple[np.ndarray, np.ndarray]], large: bool, K:
     row): one pass over the ranges for each node's smallest and largest neighbour (reduced across the
     ranges; a node is a leaf iff they are equal and below it), one for the new edges (each row's are its
     own, given its node's minimum). A repeated row stays in its range, where it is de-duplicated, so each
-    distinct row is stepped once. Holds one range (~1/SPILL_RANGES of the rows) and the partition's
-    distinct nodes; writes the rows :func:`_step` writes (the same per partition, in another order) and
-    the same counts."""
+    distinct row is stepped once. Holds one range (~1/SPILL_RANGES of the rows), the partition's distinct
+    nodes and an output buffer of ``STEP_BYTES / 2``; writes the rows :func:`_step` writes (the same per
+    partition, in another order) and the same counts."""
     with tempfile.TemporaryDirectory(prefix="obelics-step-") as folder:
         spill = GroupedWriter(os.path.join(folder, "rows.arrow"), max(STEP_BYTES // 4, 1 << 16))
         try:
@@ -235,7 +235,7 @@ def _step_spilled(rows: Iterable[tuple[np.ndarray, np.ndarray]], large: bool, K:
         del parts
         unsettled = int((~((gmin > nodes) | ((gmin == gmax) & (gmax < nodes)))).sum())
         m = np.minimum(nodes, gmin)
-        out = GroupedWriter(out_path, FLUSH_BYTES)
+        out = GroupedWriter(out_path, min(FLUSH_BYTES, STEP_BYTES // 2))  # ~3x at a flush (labels, concat, sort)
         edges = 0
         try:
             def emit(x: np.ndarray, y: np.ndarray) -> None:
