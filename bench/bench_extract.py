@@ -327,6 +327,19 @@ def _node_reads(on: bool) -> None:
     extract_default._compiled.node_reads(on)
 
 
+_HINT: dict = {}
+
+
+def _meta_hint(on: bool) -> None:
+    """off: the opt-out's <meta> hint as ``_META_HINT.search`` over the page; on: the regex tried at the compiled
+    candidates only (``filters.optout.stage._meta_hint``)."""
+    from filters.optout import stage
+
+    compiled = _HINT.setdefault("on", stage._meta_hint)
+    stage._meta_hint = compiled if on else (
+        lambda payload: stage._META_HINT.search(payload, 0, 4 * stage.META_MAX_CHARS) is not None)
+
+
 def _walk_module(path: str):
     """The compiled walk built at ``path`` (an earlier build of ``_walk.pyx``), loaded beside the installed one."""
     import importlib.util
@@ -418,6 +431,8 @@ AB_SWITCHES = {
     # the walk, the decision's statistics and the counts read nodes' links, tag ids and types from their fields,
     # or through lexbor's functions
     "node-reads": (lambda: _node_reads(False), lambda: _node_reads(True)),
+    # the opt-out <meta> hint: the regex over the whole page, or tried at the compiled candidates only
+    "meta-hint": (lambda: _meta_hint(False), lambda: _meta_hint(True)),
     # off: the compiled walk built at --ab-so (e.g. from main's _walk.pyx); on: the one built here
     "walk-so": _walk_builds,
     # off: the reader of --ab-rev and the compiled walk built at --ab-so from that revision; on: this checkout's

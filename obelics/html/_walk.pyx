@@ -1989,6 +1989,67 @@ def tag_counts(const unsigned char[::1] html):
     return lt, close
 
 
+# -- where a `<meta ... name` regex can match (filters.optout.stage's <meta> hint, in C) ----------------------
+cdef inline bint _meta_name_at(const unsigned char *s, Py_ssize_t p, Py_ssize_t end, Py_ssize_t within) noexcept nogil:
+    """``s[p:p + 5]`` is ``<meta`` (any case) and ``name`` (any case) starts at ``p + 5 + k``, ``k <= within``,
+    with no ``>`` before it, ending by ``end``."""
+    cdef Py_ssize_t q, last
+    if p + 5 > end or s[p] != 60 or (s[p + 1] | 32) != 109 or (s[p + 2] | 32) != 101 or (s[p + 3] | 32) != 116 \
+            or (s[p + 4] | 32) != 97:
+        return False
+    q = p + 5
+    last = q + within
+    while q <= last and q + 4 <= end:
+        if s[q] == 62:  # '>': [^>] cannot pass it
+            return False
+        if (s[q] | 32) == 110 and (s[q + 1] | 32) == 97 and (s[q + 2] | 32) == 109 and (s[q + 3] | 32) == 101:
+            return True
+        q += 1
+    return False
+
+
+cdef Py_ssize_t _meta_name_candidate(const unsigned char *s, Py_ssize_t p, Py_ssize_t end,
+                                     Py_ssize_t within) noexcept nogil:
+    """The first ``p`` of :func:`meta_name_candidate`: blocks of 240 bytes are first tested for a ``<`` followed by
+    ``m``/``M`` (one byte a lane, which the compiler vectorises, as :func:`tag_counts`); only a block with one is
+    looked at byte by byte. (A ``memchr`` for ``<`` stopped at each of the ~1,400 tags of a 48 KB page.)"""
+    cdef Py_ssize_t m, j
+    cdef unsigned char a
+    while p + 5 <= end:
+        m = end - 1 - p  # s[p + j + 1] is read; a match needs p + 5 <= end, so the last 4 bytes start none
+        if m > 240:
+            m = 240
+        a = 0
+        for j in range(m):
+            a |= (s[p + j] == 60) & ((s[p + j + 1] | 32) == 109)
+        if a:
+            for j in range(m):
+                if _meta_name_at(s, p + j, end, within):
+                    return p + j
+        p += m
+    return -1
+
+
+def meta_name_candidate(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t end, Py_ssize_t within):
+    """The first position ``p >= start`` where a bytes regex beginning ``<meta[^>]{0,within}name`` under ``re.I``
+    can match inside ``data[:end]``: ``data[p:p + 5]`` is ``<meta`` in any ASCII case and ``name`` (any case)
+    starts at ``p + 5 + k`` for some ``k <= within``, with no ``>`` before it and ending by ``end``; -1 if there is
+    none. A necessary condition only: the caller tries its regex at these positions (``match``), which gives
+    what ``search`` gives, without the regex engine stepping through every byte of the page case-folded
+    (0.033 CPU ms of the 48 KB average bench page). ``| 32`` maps to these lower-case letters exactly their
+    two ASCII cases."""
+    cdef Py_ssize_t n = data.shape[0], r
+    if end > n:
+        end = n
+    if start < 0:
+        start = 0
+    if n == 0:
+        return -1
+    with nogil:
+        r = _meta_name_candidate(&data[0], start, end, within)
+    return r
+
+
 # -- UTF-8 validity of a page (obelics.extract._default_input) --------------------------------------------
 cdef bint _utf8_valid(const unsigned char *s, size_t n) noexcept nogil:
     cdef size_t i = 0
