@@ -340,6 +340,14 @@ def _meta_hint(on: bool) -> None:
         lambda payload: stage._META_HINT.search(payload, 0, 4 * stage.META_MAX_CHARS) is not None)
 
 
+def _meta_tree(on: bool) -> None:
+    """off: the opt-out's <meta> tags read by parsing the page again; on: from the extraction's tree."""
+    from filters.optout import stage
+
+    real = _HINT.setdefault("page_signals", stage.page_signals)
+    stage.page_signals = real if on else (lambda record, token="", tree=None: real(record, token))
+
+
 def _walk_module(path: str):
     """The compiled walk built at ``path`` (an earlier build of ``_walk.pyx``), loaded beside the installed one."""
     import importlib.util
@@ -433,6 +441,8 @@ AB_SWITCHES = {
     "node-reads": (lambda: _node_reads(False), lambda: _node_reads(True)),
     # the opt-out <meta> hint: the regex over the whole page, or tried at the compiled candidates only
     "meta-hint": (lambda: _meta_hint(False), lambda: _meta_hint(True)),
+    # the opt-out <meta> tags: parsed again, or read from the extraction's tree
+    "meta-tree": (lambda: _meta_tree(False), lambda: _meta_tree(True)),
     # off: the compiled walk built at --ab-so (e.g. from main's _walk.pyx); on: the one built here
     "walk-so": _walk_builds,
     # off: the reader of --ab-rev and the compiled walk built at --ab-so from that revision; on: this checkout's

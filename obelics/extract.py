@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 from obelics.config import Profile, load_profile
@@ -59,9 +60,10 @@ def _named_config(name: str) -> ExtractConfig:
     return cfg
 
 
-def _nodes(html: str | bytes, url: str, cfg: ExtractConfig, budget=None):
+def _nodes(html: str | bytes, url: str, cfg: ExtractConfig, budget=None, on_tree=None):
     """``(texts, images, metadata)`` of decoded HTML (``default``: or valid UTF-8 bytes); ``budget`` (a running page budget) raises
-    :class:`obelics.budget.PageBudgetExceeded` when the page is over it."""
+    :class:`obelics.budget.PageBudgetExceeded` when the page is over it. ``on_tree``: ``default``'s
+    :func:`~obelics.html.extract_default.extract_nodes` hands it the parse of ``html`` when the walk leaves it unchanged."""
     from obelics.budget import NO_BUDGET
 
     budget = budget or NO_BUDGET
@@ -73,7 +75,7 @@ def _nodes(html: str | bytes, url: str, cfg: ExtractConfig, budget=None):
         return tree_to_nodes(simplify_2023(html, scfg, budget), url, budget)
     from obelics.html.extract_default import extract_nodes
 
-    texts, images, metadata = extract_nodes(html, url, cfg)  # compiled, linear: bounded by the size caps
+    texts, images, metadata = extract_nodes(html, url, cfg, on_tree=on_tree)  # compiled, linear: bounded by the size caps
     budget.check_time()
     return _without_refused_images(texts, images, metadata)
 
@@ -179,11 +181,16 @@ def extract_html(html: str | bytes, url: str, profile: str | Path | Profile | Ex
                        capture_date=capture_date)
 
 
-def extract_record(record: HtmlRecord, profile: str | Path | Profile | ExtractConfig = "default") -> WebDocument:
+def extract_record(record: HtmlRecord, profile: str | Path | Profile | ExtractConfig = "default",
+                   on_tree: Callable | None = None) -> WebDocument:
     """One WARC HTML record as a document (WARC pointer in ``general_metadata``, capture date set).
 
     ``obelics-2023`` decodes the payload the original way (``WARC-Identified-Content-Charset``, else
-    bs4's detector); ``default`` uses the charset the reader chose.
+    bs4's detector); ``default`` uses the charset the reader chose. ``on_tree(tree)``, when given, is
+    called during the extraction with lexbor's parse of exactly ``record.html``, unchanged by the walk
+    (``default`` without a bs4 round trip: its input is ``record.html`` or, for a valid UTF-8 page, the same
+    text as its UTF-8 bytes; and only where the compiled walk runs without CSS rules), for a caller to read
+    more of the page after the extraction without parsing it again; not called otherwise.
     """
     from obelics.html.decode import DecodeError
 
@@ -199,7 +206,8 @@ def extract_record(record: HtmlRecord, profile: str | Path | Profile | ExtractCo
                 text = _default_input(record, cfg)
         except DecodeError:
             return WebDocument(general_metadata=gm, capture_date=record.capture_date)
-        texts, images, metadata = _nodes(text, record.url, cfg, budget)
+        same_text = on_tree is not None and cfg.mode != "obelics-2023" and not cfg.bs4_roundtrip
+        texts, images, metadata = _nodes(text, record.url, cfg, budget, on_tree if same_text else None)
     return WebDocument(texts=texts, images=images, metadata=metadata, general_metadata=gm,
                        capture_date=record.capture_date)
 
@@ -220,8 +228,9 @@ READ_AHEAD_BYTES = 16 << 20  # ... or fewer, once their payloads hold this many 
 
 
 def extract_records(records: Iterable[HtmlRecord], cfg: ExtractConfig, stats: ReadStats,
-                    ahead: int | None = None) -> Iterator[tuple[HtmlRecord, WebDocument]]:
+                    ahead: int | None = None, on_tree: Callable | None = None) -> Iterator[tuple[HtmlRecord, WebDocument]]:
     """``(record, document)`` of every record that :func:`extract_or_skip` extracts, in order.
+    ``on_tree(record, tree)``: :func:`extract_record`'s ``on_tree`` of each record, called before its pair is yielded.
 
     The records are read ahead, up to ``ahead`` (:data:`READ_AHEAD_RECORDS`) or :data:`READ_AHEAD_BYTES` of
     payload at a time, then extracted one after the other: the reader (inflating, warcio) and the parser
@@ -243,7 +252,8 @@ def extract_records(records: Iterable[HtmlRecord], cfg: ExtractConfig, stats: Re
         except Exception as e:  # noqa: BLE001 - re-raised below, after the records read before it
             error = e
         for record in batch:
-            doc = extract_or_skip(stats, extract_record, record, cfg)
+            hook = None if on_tree is None else partial(on_tree, record)
+            doc = extract_or_skip(stats, extract_record, record, cfg, hook)
             if doc is not None:
                 yield record, doc
         if error is not None:
@@ -253,13 +263,13 @@ def extract_records(records: Iterable[HtmlRecord], cfg: ExtractConfig, stats: Re
 
 
 def iter_extracted(path_or_url, profile: str | Path | Profile = "default", stats: ReadStats | None = None,
-                   warc_config=None) -> Iterator[tuple[HtmlRecord, WebDocument]]:
+                   warc_config=None, on_tree: Callable | None = None) -> Iterator[tuple[HtmlRecord, WebDocument]]:
     """Every HTML response record of a WARC file or URL with its document: the one extract-and-skip loop.
 
     The reader counts what it skips (status, size, encoding) in ``stats``; a record whose extraction
     raises is skipped and counted (:func:`extract_or_skip`). Pages without nodes still
     yield a document (empty lists): later filters drop them. An input that cannot be read raises (the
-    caller decides whether that stops it).
+    caller decides whether that stops it). ``on_tree``: :func:`extract_records`'s.
     """
     from obelics.warc import WarcConfig, iter_html_records
 
@@ -267,7 +277,7 @@ def iter_extracted(path_or_url, profile: str | Path | Profile = "default", stats
     cfg = extract_config(prof)
     wcfg = warc_config or prof.section("warc", WarcConfig)
     stats = stats if stats is not None else ReadStats()
-    yield from extract_records(iter_html_records(path_or_url, wcfg, stats), cfg, stats)
+    yield from extract_records(iter_html_records(path_or_url, wcfg, stats), cfg, stats, on_tree=on_tree)
 
 
 def iter_warc_documents(path_or_url, profile: str | Path | Profile = "default",

@@ -35,17 +35,19 @@ def _locates_images(profile) -> bool:
             and "image_table" in profile.section("run", RunConfig).stages)
 
 
-def _extracted(source, profile, rs, wcfg, found):
+def _extracted(source, profile, rs, wcfg, found, on_tree=None):
     """(record, document) of every HTML record of ``source``; with ``found`` a list, the image records'
-    locations are noted in it during the same scan (the image table then reads only those records)."""
+    locations are noted in it during the same scan (the image table then reads only those records).
+    ``on_tree``: :func:`obelics.extract.extract_records`'s."""
     from obelics.extract import extract_config, extract_records, iter_extracted
     from pipeline.images.offline import html_records_locating_images
 
     if found is None:
-        yield from iter_extracted(source, profile, rs, wcfg)
+        yield from iter_extracted(source, profile, rs, wcfg, on_tree)
         return
     # iter_extracted's loop
-    yield from extract_records(html_records_locating_images(source, wcfg, rs, found), extract_config(profile), rs)
+    yield from extract_records(html_records_locating_images(source, wcfg, rs, found), extract_config(profile), rs,
+                               on_tree=on_tree)
 
 
 def _extract(source, ctx):
@@ -62,9 +64,16 @@ def _extract(source, ctx):
     rs = ReadStats()
     docs = []
     found: list | None = [] if ctx.get("stage_dir") and _locates_images(profile) else None
+    parsed: list = [None, None]  # the record being extracted and its lexbor tree: its <meta> tags read from it
+
+    def on_tree(record, tree):
+        parsed[:] = record, tree
+
     try:
-        for record, doc in _extracted(source, profile, rs, profile.section("warc", WarcConfig), found):
-            doc.general_metadata.update(page_signals(record, token))
+        for record, doc in _extracted(source, profile, rs, profile.section("warc", WarcConfig), found, on_tree):
+            tree = parsed[1] if parsed[0] is record else None
+            parsed[:] = None, None
+            doc.general_metadata.update(page_signals(record, token, tree))
             docs.append(doc)
     except Exception as e:  # noqa: BLE001 - an unreadable input (404, retries exhausted) never stops the run
         # the reader already retried and resumed by Range; what was read is kept, the rest counted

@@ -20,10 +20,18 @@ def meta_signals(html: str | bytes | None, agent_token: str = "", max_chars: int
         html = html[:max_chars].decode("utf-8", "replace")
     else:
         html = html[:max_chars]
+    try:
+        tree = LexborHTMLParser(html)
+    except Exception:  # noqa: BLE001 - a page we cannot parse has no readable signal
+        return {}
+    return meta_signals_of_tree(tree, agent_token)
+
+
+def meta_signals_of_tree(tree: LexborHTMLParser, agent_token: str = "") -> dict[str, list[str]]:
+    """:func:`meta_signals` of a page already parsed (``tree``: lexbor's parse of the text, unchanged since)."""
     wanted = set(META_NAMES) | ({agent_token.lower()} if agent_token else set())
     out: dict[str, list[str]] = {}
     try:
-        tree = LexborHTMLParser(html)
         nodes = tree.css("meta[name]")
     except Exception:  # noqa: BLE001 - a page we cannot parse has no readable signal
         return {}

@@ -11,7 +11,7 @@ from filters.base import FilterStats, Verdict, without_nodes
 from filters.optout.checker import OptOutChecker
 from filters.optout.config import OptOutConfig, optout_config
 from filters.optout.html_meta import MAX_CHARS as META_MAX_CHARS
-from filters.optout.html_meta import meta_signals
+from filters.optout.html_meta import meta_signals, meta_signals_of_tree
 from filters.optout.x_robots import Headers
 from filters.step import Step, run_step
 from obelics.budget import _compiled
@@ -47,15 +47,22 @@ def _meta_hint(payload: bytes) -> bool:
     return False
 
 
-def page_signals(record, agent_token: str = "") -> dict:
+def page_signals(record, agent_token: str = "", tree=None) -> dict:
     """What the document opt-out needs from a WARC HTML ``record`` (``http_headers``, ``payload``,
-    ``html``), as the ``general_metadata`` entries to add: its opt-out response headers and <meta> tags."""
+    ``html``), as the ``general_metadata`` entries to add: its opt-out response headers and <meta> tags.
+
+    ``tree``: the extraction's lexbor tree of ``record.html`` (``obelics.extract.extract_records``'s
+    ``on_tree``), read for the <meta> tags instead of parsing the page again when it is all of what
+    :func:`meta_signals` parses (a payload of at most ``MAX_CHARS`` bytes has at most as many characters)."""
     out: dict = {}
     headers = {k: v for k, v in record.http_headers.items() if k in PAGE_HEADERS}
     if headers:
         out[PAGE_HEADERS_KEY] = headers
     if _meta_hint(record.payload):
-        meta = meta_signals(record.html, agent_token)
+        if tree is not None and len(record.payload) <= META_MAX_CHARS:
+            meta = meta_signals_of_tree(tree, agent_token)
+        else:
+            meta = meta_signals(record.html, agent_token)
         if meta:
             out[PAGE_META_KEY] = meta
     return out

@@ -419,12 +419,15 @@ _EMPTY: dict = {}
 _RULE_ATTRS = frozenset(["class", "id", "role", "style", "hidden", "aria-hidden", "title"])
 
 
-def extract_nodes(html: str | bytes, page_url: str, cfg: ExtractConfig | None = None, compiled: bool | None = None):
+def extract_nodes(html: str | bytes, page_url: str, cfg: ExtractConfig | None = None, compiled: bool | None = None,
+                  on_tree=None):
     """``(texts, images, metadata)`` of a page (text, or UTF-8 bytes as lexbor reads them) with the ``default`` rules.
 
     The walk is the compiled one of :mod:`obelics.html._walk` where it is built and loads (``compiled=None``),
     else this module's Python walk; ``compiled=True/False`` asks for one (True raises where it is missing).
-    Both give the same output.
+    Both give the same output. ``on_tree(tree)`` is called with lexbor's parse of ``html`` when the walk leaves
+    it as parsed (the compiled walk without CSS rules: it only reads the tree), so a caller can read more of
+    the page from it after the walk instead of parsing the page again.
     """
     cfg = cfg or ExtractConfig()
     if compiled is None:
@@ -434,6 +437,8 @@ def extract_nodes(html: str | bytes, page_url: str, cfg: ExtractConfig | None = 
     if compiled and not (cfg.css_remove or cfg.css_replace):
         # the compiled walk skips script/style/template and leaves them out of its counts: no strip_tags
         tree = LexborHTMLParser(html)
+        if on_tree is not None:
+            on_tree(tree)
         base_href = _compiled.base_href(tree.head)
     else:
         tree, base_href = simplify_default(html, cfg)

@@ -178,3 +178,82 @@ def test_records_read_ahead_give_the_same_documents_and_keep_those_before_a_read
     else:
         raise AssertionError("the reader's error was swallowed")
     assert got == [r.url for r in records[:4]]
+
+
+def _with_robots_metas(payload: bytes) -> bytes:
+    """The page with opt-out <meta> tags in its head, in its body and in an odd case, for the <meta> reads."""
+    return (payload.replace(b"<head>", b"<head><meta name='robots' content='noai'>", 1)
+            .replace(b"</p>", b"</p><META NAME=\"TDM-Reservation\" content=1>", 1)
+            .replace(b"<body", b"<meta name=obelics-toolkit content=noimageai><body", 1))
+
+
+def test_on_tree_is_the_parse_of_the_records_text_unchanged_by_the_walk():
+    """``extract_record``'s ``on_tree`` gets lexbor's parse of ``record.html`` (bytes or decoded text) and the
+    walk leaves it as parsed: after the extraction it serialises as a fresh parse of ``record.html`` does, and
+    the opt-out reads the same <meta> tags from it (every HTML record of the shared WARCs, each also with
+    robots <meta> tags added; non-UTF-8 charsets and invalid UTF-8 included)."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    from filters.optout.html_meta import meta_signals, meta_signals_of_tree
+    from obelics.warc import iter_html_records
+
+    records = [r for path in sorted(shared_path("data", "warc").glob("*.warc*"))
+               for r in iter_html_records(str(path))]
+    records += [_record(_with_robots_metas(r.payload), charset=r.charset) for r in records]
+    records += [_record(p) for p in (b"<p>bad \xff\xfe byte \xc3</p><meta name=robots content=none>",
+                                     b"\xef\xbb\xbf<meta name=robots content=noai><p>BOM</p>")]
+    seen = 0
+    signals = 0
+    for r in records:
+        trees = []
+        doc = extract_mod.extract_record(r, "default", trees.append)
+        assert doc == extract_mod.extract_record(r, "default"), r.url  # the hook changes nothing
+        assert len(trees) == 1, r.url
+        assert trees[0].html == LexborHTMLParser(r.html).html, r.url
+        meta = meta_signals_of_tree(trees[0], "obelics-toolkit")
+        assert meta == meta_signals(r.html, "obelics-toolkit"), r.url
+        seen += 1
+        signals += bool(meta)
+    assert seen > 260 and signals > 130
+    # obelics-2023 (its own decoding and simplification) never hands a tree
+    trees = []
+    extract_mod.extract_record(records[0], "obelics-2023", trees.append)
+    assert trees == []
+
+
+def test_pipeline_extract_op_reads_the_meta_tags_from_the_extraction_tree(monkeypatch, tmp_path):
+    """The pipeline's extract op gives every document the same opt-out <meta> entries whether the page is
+    parsed again for them or read from the extraction's tree (a WARC of shared records with robots tags)."""
+    import io
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    from filters.optout import stage as optout_stage
+    from obelics.warc import iter_html_records
+    from pipeline import stages
+    from pipeline.profile import load_profile
+
+    buf = io.BytesIO()
+    w = WARCWriter(buf, gzip=True)
+    for path in sorted(shared_path("data", "warc").glob("*.warc*"))[:6]:
+        for r in iter_html_records(str(path)):
+            http = StatusAndHeaders("200 OK", [("Content-Type", f"text/html; charset={r.charset}")], protocol="HTTP/1.1")
+            w.write_record(w.create_warc_record(r.url, "response", payload=io.BytesIO(_with_robots_metas(r.payload)),
+                                                http_headers=http))
+    src = tmp_path / "in.warc.gz"
+    src.write_bytes(buf.getvalue())
+    profile = load_profile("default")
+    real = optout_stage.page_signals
+    trees = []
+
+    def spy(record, token="", tree=None):
+        trees.append(tree is not None)
+        return real(record, token, tree)
+
+    monkeypatch.setattr(optout_stage, "page_signals", spy)
+    with_tree = [d.general_metadata for d in stages._extract(str(src), {"profile": profile})[0]]
+    monkeypatch.setattr(optout_stage, "page_signals", lambda record, token="", tree=None: real(record, token))
+    parsed = [d.general_metadata for d in stages._extract(str(src), {"profile": profile})[0]]
+    assert with_tree == parsed
+    assert len(parsed) > 20 and sum("optout_meta" in m for m in parsed) > 20 and all(trees)
