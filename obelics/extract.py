@@ -252,8 +252,10 @@ def extract_records(records: Iterable[HtmlRecord], cfg: ExtractConfig, stats: Re
         except Exception as e:  # noqa: BLE001 - re-raised below, after the records read before it
             error = e
         for record in batch:
-            hook = None if on_tree is None else partial(on_tree, record)
-            doc = extract_or_skip(stats, extract_record, record, cfg, hook)
+            if on_tree is None:
+                doc = extract_or_skip(stats, extract_record, record, cfg)
+            else:
+                doc = extract_or_skip(stats, extract_record, record, cfg, partial(on_tree, record))
             if doc is not None:
                 yield record, doc
         if error is not None:

@@ -92,10 +92,10 @@ def test_one_extract_and_skip_loop_for_the_cli_and_the_pipeline(sample, tmp_path
     pages = read_manifest()
     real = extract_mod.extract_record
 
-    def flaky(record, profile="default"):
+    def flaky(record, profile="default", on_tree=None):
         if record.url == pages[1].url:
             raise RecursionError("deep page")
-        return real(record, profile)
+        return real(record, profile, on_tree)
 
     monkeypatch.setattr(extract_mod, "extract_record", flaky)
     monkeypatch.setattr(extract_mod, "extract_html", lambda *a, **k: 1 / 0)
