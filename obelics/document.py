@@ -94,8 +94,11 @@ class WebDocument:
             )
         if not self.doc_id:
             gm = self.general_metadata
-            self.doc_id = make_doc_id(gm.get("url"), gm.get("warc_filename"), gm.get("warc_record_offset"),
-                                      "\n".join(t or i or "" for t, i in zip(self.texts, self.images)).encode())
+            warc_filename = gm.get("warc_filename")
+            # the nodes' content enters the id only without a WARC file: not joined for a WARC record's page
+            content = None if warc_filename is not None else "\n".join(
+                t or i or "" for t, i in zip(self.texts, self.images)).encode()
+            self.doc_id = make_doc_id(gm.get("url"), warc_filename, gm.get("warc_record_offset"), content)
 
     # -- convenience -------------------------------------------------------------------------
     @property
