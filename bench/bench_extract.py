@@ -443,6 +443,8 @@ AB_SWITCHES = {
     "meta-hint": (lambda: _meta_hint(False), lambda: _meta_hint(True)),
     # the opt-out <meta> tags: parsed again, or read from the extraction's tree
     "meta-tree": (lambda: _meta_tree(False), lambda: _meta_tree(True)),
+    # both of the above (ext18's opt-out cuts)
+    "meta": (lambda: (_meta_hint(False), _meta_tree(False)), lambda: (_meta_hint(True), _meta_tree(True))),
     # off: the compiled walk built at --ab-so (e.g. from main's _walk.pyx); on: the one built here
     "walk-so": _walk_builds,
     # off: the reader of --ab-rev and the compiled walk built at --ab-so from that revision; on: this checkout's
