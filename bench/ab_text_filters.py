@@ -1,10 +1,15 @@
 """A/B of the text filters' op in one process: ``filter_documents`` of a git revision's
-``filters/text_filters.py`` + ``filters/fast_metrics.py`` (old) against the working tree's (new), on the
+``filters/text_filters.py`` + ``fast_metrics.py`` + ``text_checks.py`` (old) against the working tree's (new), on the
 documents of one unit of the bench corpus (``bench.bench_pipeline.make_inputs``), each profile's old and
 new passes alternated, median CPU time of ``--rounds`` passes. The outputs (kept documents, counts) are
 checked equal first.
 
     python -m bench.ab_text_filters --old main --copies 16 --units 4 --unit 1 2 --rounds 11
+
+``--parts``: then the working tree's op split into its parts, over ``--rounds`` instrumented passes (:func:`parts`):
+the node level, the document checks before the models, language id (fastText's C++ ``predict`` in it), perplexity
+(SentencePiece's ``encode``, KenLM's ``score``, the compiled normalisation in it), and the compiled kernels of
+:mod:`filters.fast_metrics` (word split, character statistics, word repetition), which run in both levels ("kernels of both").
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ from filters.base import FilterStats  # noqa: E402
 
 
 def old_text_filters(rev: str, folder: Path) -> types.ModuleType:
-    """``filters.text_filters`` of ``rev``, bound to ``filters.fast_metrics`` of ``rev`` (both loaded under
-    ``_old`` names beside the working tree's)."""
+    """``filters.text_filters`` of ``rev``, bound to ``filters.fast_metrics`` and ``filters.text_checks`` of
+    ``rev`` (all loaded under ``_old`` names beside the working tree's)."""
     import importlib.util
 
     import filters
@@ -41,14 +46,92 @@ def old_text_filters(rev: str, folder: Path) -> types.ModuleType:
     fm = importlib.util.module_from_spec(spec)
     sys.modules["filters.fast_metrics_old"] = filters.fast_metrics_old = fm
     spec.loader.exec_module(fm)
+    tc = types.ModuleType("filters.text_checks_old")
+    sys.modules[tc.__name__] = filters.text_checks_old = tc
+    exec(compile(show("filters/text_checks.py"), f"{rev}:filters/text_checks.py", "exec"), tc.__dict__)
     src = (show("filters/text_filters.py")
            .replace("from filters import fast_metrics, text_checks",
-                    "from filters import fast_metrics_old as fast_metrics, text_checks")
+                    "from filters import fast_metrics_old as fast_metrics, text_checks_old as text_checks")
            .replace("from filters.fast_metrics import", "from filters.fast_metrics_old import"))
     tf = types.ModuleType("filters.text_filters_old")
     sys.modules[tf.__name__] = tf
     exec(compile(src, f"{rev}:filters/text_filters.py", "exec"), tf.__dict__)
     return tf
+
+
+# the order parts are printed in; "  " marks a part of the line above
+PARTS = ["node level", "document checks", "  kernels of both: words", "  kernels of both: characters", "  kernels of both: word rep.",
+         "language id", "  fastText predict", "perplexity", "  SentencePiece encode", "  KenLM score",
+         "  kernel: normalisation", "rest (step loop, stats)"]
+
+
+class _Timed:
+    """``obj`` with the methods named in ``keys`` timed (CPU) into ``spent[keys[name]]``: for the models' C++
+    objects, whose attributes cannot be replaced."""
+
+    def __init__(self, obj, spent: dict, **keys: str):
+        self._obj, self._spent, self._keys = obj, spent, keys
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._obj, name)
+        key = self._keys.get(name)
+        return attr if key is None else _timed(attr, self._spent, key)
+
+
+def _timed(fn, spent: dict, key: str):
+    def wrapper(*a, **k):
+        c0 = time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            spent[key] = spent.get(key, 0.0) + time.process_time() - c0
+    return wrapper
+
+
+def parts(tf, docs, prof, rounds: int) -> dict[str, float]:
+    """CPU ms a document spent in each part of ``tf.filter_documents`` (the working tree's chain), the mean of
+    ``rounds`` instrumented passes (each timed call adds ~0.5 µs: KenLM's ``score`` is called per distinct line)."""
+    from filters import fast_metrics as fm
+
+    chain = tf.text_filter_for(prof)
+    spent: dict[str, float] = {}
+    methods = [(chain, "filter_nodes", "node level"), (chain, "text_verdict", "document checks")]
+    if chain.langid is not None:
+        methods.append((chain.langid, "verdicts", "language id"))
+    if chain.perplexity is not None:
+        methods.append((chain.perplexity, "document_verdicts", "perplexity"))
+    kernels = [(fm._SPLIT_COMPILED, "  kernels of both: words"), (fm._COMPILED, "  kernels of both: characters"),
+               (fm._WORD_COMPILED, "  kernels of both: word rep."), (fm._NORM_COMPILED, "  kernel: normalisation")]
+    swapped = []  # (object, attribute, original)
+    try:
+        for obj, name, key in methods:
+            setattr(obj, name, _timed(getattr(obj, name), spent, key))
+        for compiled, key in kernels:
+            if compiled:
+                swapped.append((compiled, 0, compiled[0]))
+                compiled[0] = _timed(compiled[0], spent, key)
+        if chain.langid is not None:
+            lid = chain.langid.model
+            swapped.append((lid, "model", lid.model))
+            lid.model = types.SimpleNamespace(f=_Timed(lid.model.f, spent, predict="  fastText predict"))
+        if chain.perplexity is not None:
+            sc = chain.perplexity.scorer
+            swapped += [(sc, "sp", sc.sp), (sc, "model", sc.model)]
+            sc.sp = _Timed(sc.sp, spent, encode="  SentencePiece encode")
+            sc.model = _Timed(sc.model, spent, score="  KenLM score")
+        c0 = time.process_time()
+        for _ in range(rounds):
+            tf.filter_documents(docs, prof, FilterStats("parts"))
+        spent["total"] = time.process_time() - c0
+    finally:
+        for obj, name, _ in methods:
+            delattr(obj, name)  # back to the class's method
+        for obj, name, orig in swapped:
+            if isinstance(name, int):
+                obj[name] = orig
+            else:
+                setattr(obj, name, orig)
+    return {k: v / rounds / len(docs) * 1000 for k, v in spent.items()}
 
 
 def main() -> int:
@@ -59,6 +142,7 @@ def main() -> int:
     ap.add_argument("--unit", type=int, nargs="+", default=[1])
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--profiles", nargs="+", default=["default", "obelics-2023"])
+    ap.add_argument("--parts", action="store_true", help="then the new code's op split into its parts")
     args = ap.parse_args()
 
     from bench.bench_pipeline import make_inputs
@@ -91,6 +175,15 @@ def main() -> int:
                 old, new = (statistics.median(cpu[k]) / len(docs) * 1000 for k in ("old", "new"))
                 print(f"unit {u} {name:13s} {len(docs)} documents: old {old:.4f} new {new:.4f} CPU ms a document "
                       f"({(1 - new / old) * 100:+.1f}%), same output")
+                if args.parts:
+                    spent = parts(new_tf, docs, prof, args.rounds)
+                    total = spent.pop("total")
+                    spent["rest (step loop, stats)"] = total - sum(
+                        spent.get(k, 0.0) for k in ("node level", "document checks", "language id", "perplexity"))
+                    print(f"  parts (CPU ms a document, mean of {args.rounds} instrumented passes; total {total:.4f}):")
+                    for k in PARTS:
+                        if k in spent:
+                            print(f"    {k:30s} {spent[k]:.4f} {spent[k] / total * 100:5.1f}%")
     return 0
 
 
