@@ -155,12 +155,23 @@ def main() -> None:
                     help="with --inline: run that run (without Ray) under cProfile on CPU time, dump its stats to FILE "
                          "and print the functions of the stages' framework (reading, writing, converting, flows), "
                          "not of the ops; its CPU figures are then the profiler's, inflated")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a profile override for every run (as `obelics run --set`), e.g. nsfw.amx_min_images=0: "
+                         "the AMX NSFW path from a worker's first image, as a long-lived worker runs it")
     ap.add_argument("--fit-scaling", action="store_true",
                     help="run every size with every CPU count and fit each count's wall time as fixed + per page: "
                          "the scaling a long run approaches, beside the serial part a run pays once")
     args = ap.parse_args()
     if args.profile and not args.inline:
         ap.error("--profile needs --inline (it profiles the run without Ray)")
+    if args.overrides:  # a bad override is found before any corpus is made (one line, exit 2)
+        from obelics.config import ConfigError
+        from pipeline.profile import load_profile
+
+        try:
+            load_profile("default", OFFLINE + args.overrides)
+        except (ConfigError, ValueError) as e:
+            ap.error(f"--set: {e}")
     sizes = sorted(set(args.copies))
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
@@ -174,11 +185,11 @@ def main() -> None:
             cpus = args.cpus if copies == sizes[-1] or args.fit_scaling else args.cpus[:1]
             results = {}
             for c in cpus:
-                results[c] = run_once(inputs, c, tmp / f"out-{copies}-{c}")
+                results[c] = run_once(inputs, c, tmp / f"out-{copies}-{c}", tuple(args.overrides))
                 shutil.rmtree(tmp / f"out-{copies}-{c}", ignore_errors=True)
             by_size[copies] = results
             if args.inline and copies == sizes[-1]:
-                inline = run_once(inputs, 1, tmp / "out-inline", ("run.use_ray=false",),
+                inline = run_once(inputs, 1, tmp / "out-inline", ("run.use_ray=false", *args.overrides),
                                   args.profile.resolve() if args.profile else None)
             shutil.rmtree(tmp / f"in-{copies}", ignore_errors=True)
         report(by_size[sizes[-1]], args, len(inputs), mb)

@@ -46,3 +46,17 @@ def test_report_profile_lists_the_stages_framework_not_the_ops(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "obelics/document.py:documents_to_table" in out and "report/funnel.py:document_flow" in out
     assert "to_row" not in out  # only the framework's own functions
+
+
+@pytest.mark.parametrize("item", ["nsfw.amx_min_images=-1", "nsfw.bogus=1"])
+def test_a_bad_set_is_refused_before_any_corpus_is_made(item, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "bench.bench_pipeline", "--set", item, "--copies", "1", "--cpus", "1",
+                        "--keep-inputs", str(tmp_path / "cache")], cwd=root, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "--set:" in r.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in r.stderr and not (tmp_path / "cache").exists()
