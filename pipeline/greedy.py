@@ -4,7 +4,9 @@
 so it is one pass over the nodes in rank order with one state a node, each node looking at its edges to
 more recent nodes. This module runs that pass over a partition's labelled node rows and edge rows read
 from files, holding per node only compact arrays (its 64-bit hash, its rank and its state: ~14 bytes)
-and never more than one bucket of spilled rows (``budget`` bytes, :data:`SPILL_BYTES` by default):
+and never more than one bucket of spilled rows (``budget`` bytes, :data:`SPILL_BYTES` by default). A
+partition under :data:`SMALL_BYTES` of rows is read whole and decided in memory instead (the same removals);
+a larger one in four passes:
 
 1. the distinct node hashes (sorted; the node's index is its place among them), the bytes of the
    recency keys and a sample of them (to cut the keys into ranges of about ``budget`` bytes);
@@ -45,6 +47,11 @@ SPILL_BYTES = 32 << 20
 BATCH_ROWS = 1 << 16  # rows of the node and edge files handled at once
 SAMPLE = 16384  # recency keys sampled to cut the key ranges
 EDGE_RANGES = 4096  # at most this many rank ranges of edges (consecutive ones are read as one window)
+# A partition whose node and edge rows (~100 bytes a node) are under this many bytes is decided in memory
+# by greedy_partition_in_memory's algorithm (~2 KB a node at its peak, bench_dedup --component: ~80 MB here,
+# under the spilled passes' ~3x SPILL_BYTES): the same removals at about a third of the spilled passes' CPU
+# on a small partition, where the fixed cost of their passes and spill files dominates (BENCHMARKS.md, ab17)
+SMALL_BYTES = 4 << 20
 
 
 def _batches(locs, columns: list[str]) -> Iterator[pa.RecordBatch]:
@@ -302,6 +309,19 @@ def greedy_partition(node_locs, edge_locs, out_path: str, route_bounds=None, bud
     The removed documents are written to ``out_path`` grouped by file (by slot of ``route_bounds``, the
     file kept as ``_part``); returns (path or None, each batch's label, number of removed nodes)."""
     budget = budget or SPILL_BYTES
+    small = _read_small(node_locs, edge_locs, min(SMALL_BYTES, budget))
+    if small is not None:
+        got = _removals_in_memory(*small, check=True)
+        if got is None:
+            return None, np.zeros(0, np.int64), 0
+        rows, fid, removed = got
+        out = GroupedWriter(out_path, flush_bytes)
+        try:
+            out.add_partitioned(rows, fid, route_bounds)
+            path, labels = out.close()
+            return path, labels, removed
+        finally:
+            out.abort()
     with tempfile.TemporaryDirectory(prefix="obelics-greedy-", dir=tmp_dir) as folder:
         hashes = _Hashes()
         for t in _batches(node_locs, ["h", "doc_id", "rec"]):
@@ -348,35 +368,72 @@ def greedy_partition(node_locs, edge_locs, out_path: str, route_bounds=None, bud
             spill.remove()
 
 
-def greedy_partition_in_memory(node_locs, edge_locs, c: int, out_path: str, route_bounds):
-    """The greedy task before :func:`greedy_partition` (``pipeline.dedup._greedy_task`` up to 7b732e9), kept as
-    the oracle of the tests and the "before" of ``bench_dedup --component``: the whole component partition
-    read into memory (~2 KB a node), ranked by ``recency_rank`` and decided by ``greedy_removals``. Returns
-    (c, path, files, counts) like the task."""
-    from filters.dedup.minhash import greedy_removals, recency_rank
-    from pipeline.components import read_batches, write_partitioned
+def _read_small(node_locs, edge_locs, limit: int) -> tuple[pa.Table, pa.Table] | None:
+    """The node rows (h, doc_id, rec, _file) and edge rows (x, y) of a partition as tables when together they
+    are at most ``limit`` bytes, else None (reading stops at the first batch over it)."""
+    size = 0
+    out = []
+    for locs, columns in ((node_locs, ["h", "doc_id", "rec", "_file"]), (edge_locs, ["x", "y"])):
+        batches, schema = [], None
+        for path, idx in locs or ():
+            for b in fs.iter_ipc_batches(path, idx):
+                size += b.nbytes
+                if size > limit:
+                    return None
+                b = b.select(columns)
+                schema = b.schema
+                batches.append(b)
+        out.append(pa.Table.from_batches(batches, schema) if batches else None)
+    return out[0], out[1]
 
-    if not node_locs or not edge_locs:
-        return c, None, np.zeros(0, np.int64), {}
-    n = read_batches(node_locs)  # the files' own schemas (pipeline.dedup's, not imported: it imports this module)
-    e = read_batches(edge_locs)
+
+def _removals_in_memory(n: pa.Table | None, e: pa.Table | None, check: bool = False):
+    """The removed rows of a partition held whole (node rows ``n``, edge rows ``e``): ranked by ``recency_rank``
+    and decided by ``greedy_removals``; (rows (doc_id, reason) in (hash, file) order, their files, removed
+    nodes), or None when nothing is removed. ``check``: an edge end that is not a node is an error (as in
+    :func:`greedy_states`)."""
+    from filters.dedup.minhash import greedy_removals, recency_rank
+
+    if n is None or e is None or not n.num_rows or not e.num_rows:
+        return None
     h = n["h"].to_numpy()
     uh, first = np.unique(h, return_index=True)
-    if not len(uh) or not e.num_rows:
-        return c, None, np.zeros(0, np.int64), {}
     take = pa.array(first)
     rank = recency_rank(n["rec"].take(take), n["doc_id"].take(take))
-    a = np.searchsorted(uh, e["x"].to_numpy()).astype(np.int64)
-    b = np.searchsorted(uh, e["y"].to_numpy()).astype(np.int64)
+    x, y = e["x"].to_numpy(), e["y"].to_numpy()
+    a = np.searchsorted(uh, x).astype(np.int64)
+    b = np.searchsorted(uh, y).astype(np.int64)
+    if check:
+        ok = (a < len(uh)) & (b < len(uh))
+        ok[ok] &= (uh[a[ok]] == x[ok]) & (uh[b[ok]] == y[ok])
+        if not ok.all():
+            raise ValueError(f"greedy: {int((~ok).sum())} edges with an end that is not a node")
     by = greedy_removals(len(uh), a, b, rank)
     gone = np.isin(h, uh[by >= 0])
     if not gone.any():
-        return c, None, np.zeros(0, np.int64), {}
+        return None
     rows = np.flatnonzero(gone)
     fid = n["_file"].to_numpy()[rows]
     keep = np.unique(np.stack([h[rows], fid.astype(np.uint64)], 1), axis=0, return_index=True)[1]
     rows, fid = rows[keep], fid[keep]
     removed = pa.table({"doc_id": n["doc_id"].take(pa.array(rows)),
                         "reason": pa.array([REASON] * len(rows), pa.string())}, schema=REMOVED_SCHEMA)
+    return removed, fid, int((by >= 0).sum())
+
+
+def greedy_partition_in_memory(node_locs, edge_locs, c: int, out_path: str, route_bounds):
+    """The greedy task before :func:`greedy_partition` (``pipeline.dedup._greedy_task`` up to 7b732e9), kept as
+    the oracle of the tests and the "before" of ``bench_dedup --component``: the whole component partition
+    read into memory (~2 KB a node), ranked by ``recency_rank`` and decided by ``greedy_removals``. Returns
+    (c, path, files, counts) like the task."""
+    from pipeline.components import read_batches, write_partitioned
+
+    if not node_locs or not edge_locs:
+        return c, None, np.zeros(0, np.int64), {}
+    # the files' own schemas (pipeline.dedup's, not imported: it imports this module)
+    got = _removals_in_memory(read_batches(node_locs), read_batches(edge_locs))
+    if got is None:
+        return c, None, np.zeros(0, np.int64), {}
+    removed, fid, count = got
     path, parts = write_partitioned(removed, fid, out_path, route_bounds)
-    return c, path, parts, {REASON: int((by >= 0).sum())}
+    return c, path, parts, {REASON: count}

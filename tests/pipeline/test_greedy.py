@@ -76,6 +76,7 @@ def test_greedy_task_equals_the_in_memory_task(seed, tmp_path, monkeypatch):
                                       chain=seed % 2 == 0, star=seed % 3 == 0, files=int(rng.integers(1, 9)))
     bounds = np.array([0, 3, 5]) if seed % 4 == 1 else None
     want = _result(greedy.greedy_partition_in_memory(node_locs, edge_locs, 7, str(tmp_path / "want.arrow"), bounds))
+    monkeypatch.setattr(greedy, "SMALL_BYTES", 0)  # the spilled passes, not the small partitions' in-memory path
     if seed % 2:  # tiny budgets: many key ranges, edge windows of one range, removed rows in many ranges
         monkeypatch.setattr(greedy, "SPILL_BYTES", 64)
         monkeypatch.setattr(greedy, "BATCH_ROWS", 37)
@@ -84,6 +85,47 @@ def test_greedy_task_equals_the_in_memory_task(seed, tmp_path, monkeypatch):
     got = _result(_greedy_task(node_locs, edge_locs, 7, str(tmp_path / "got.arrow"), bounds))
     assert got == want
     assert want[1] is not None or seed % 5 == 4  # the larger graphs do remove documents
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_small_partitions_in_memory_equal_the_spilled_passes(seed, tmp_path, monkeypatch):
+    """A partition under SMALL_BYTES is decided in memory, without a spill; the same file, labels and counts
+    as the spilled passes (budgets large and tiny)."""
+    rng = np.random.default_rng(100 + seed)
+    n = int(rng.integers(2, 30) if seed % 4 == 3 else rng.integers(30, 400))
+    node_locs, edge_locs = _partition(rng, tmp_path, n, [0.5, 1.5, 4, 16][seed % 4], ties=1 + seed % 3,
+                                      chain=seed % 2 == 0, star=seed % 3 == 0, files=int(rng.integers(1, 9)))
+    bounds = np.array([0, 3, 5]) if seed % 3 == 1 else None
+    spilled = []
+    real = greedy.dense_ranks
+    monkeypatch.setattr(greedy, "dense_ranks", lambda *a: spilled.append(1) or real(*a))
+    fast = _result(_greedy_task(node_locs, edge_locs, 7, str(tmp_path / "fast.arrow"), bounds))
+    assert not spilled
+    monkeypatch.setattr(greedy, "SMALL_BYTES", 0)
+    if seed % 2:
+        monkeypatch.setattr(greedy, "SPILL_BYTES", 64)
+        monkeypatch.setattr(greedy, "BATCH_ROWS", 37)
+    slow = _result(_greedy_task(node_locs, edge_locs, 7, str(tmp_path / "slow.arrow"), bounds))
+    assert spilled
+    assert fast == slow
+    assert fast[1] is not None or seed % 4 == 3
+
+
+def test_a_partition_over_the_small_bytes_is_spilled(tmp_path, monkeypatch):
+    """Rows over SMALL_BYTES (or over the budget) take the spilled passes."""
+    rng = np.random.default_rng(5)
+    node_locs, edge_locs = _partition(rng, tmp_path, 300, 4, ties=2, chain=True, star=True, files=3)
+    calls = []
+    real = greedy.dense_ranks
+    monkeypatch.setattr(greedy, "dense_ranks", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(greedy, "SMALL_BYTES", 4096)
+    greedy.greedy_partition(node_locs, edge_locs, str(tmp_path / "a.arrow"))
+    assert calls == [1]
+    monkeypatch.setattr(greedy, "SMALL_BYTES", 8 << 20)
+    greedy.greedy_partition(node_locs, edge_locs, str(tmp_path / "b.arrow"), budget=4096)
+    assert calls == [1, 1]
+    greedy.greedy_partition(node_locs, edge_locs, str(tmp_path / "c.arrow"))
+    assert calls == [1, 1]
 
 
 def test_spills_are_cut_into_many_ranges(tmp_path):
@@ -118,5 +160,7 @@ def test_an_edge_to_a_missing_node_is_an_error(tmp_path):
     rng = np.random.default_rng(2)
     node_locs, _ = _partition(rng, tmp_path, 50, 2, ties=1, chain=True, star=False, files=2)
     edges = pa.table({"x": pa.array([1], pa.uint64()), "y": pa.array([2], pa.uint64())}, schema=CAND_SCHEMA)
-    with pytest.raises(ValueError, match="not a node"):
-        greedy.greedy_partition(node_locs, _write(tmp_path / "bad.arrow", edges, 1), str(tmp_path / "o.arrow"))
+    for small in (0, 8 << 20):  # the spilled passes and the small partitions' path
+        with pytest.MonkeyPatch.context() as mp, pytest.raises(ValueError, match="not a node"):
+            mp.setattr(greedy, "SMALL_BYTES", small)
+            greedy.greedy_partition(node_locs, _write(tmp_path / "bad.arrow", edges, 1), str(tmp_path / "o.arrow"))
