@@ -213,7 +213,8 @@ def _image_table_decide(prev_dir, units, ctx):
                              use_ray=ctx.get("use_ray"), dedup=dcfg)
         tables, counts, row_groups = join.table_rows(backend, table, P, dcfg, fs.join(work, "table"))
         decision = {"table_dir": str(table.folder)}
-        canon_index = _phash_canonical(table, ctx["profile"], fs.join(work, "phash"), P, backend, row_groups)
+        canon_index = _phash_canonical(table, ctx["profile"], fs.join(work, "phash"), P, backend, row_groups,
+                                       images=counts.get("success", 0))
         if canon_index is not None:
             decision["phash"] = True  # the canonical URLs: the units' rows files' ``canonical`` column
         if paths:
@@ -265,7 +266,8 @@ def _phash_slice(part: str, first: int, stop: int, hash_size: int) -> tuple[list
     return urls, hashes
 
 
-def _phash_canonical(table, profile, work: str, P: int, backend=None, row_groups: dict[str, int] | None = None):
+def _phash_canonical(table, profile, work: str, P: int, backend=None, row_groups: dict[str, int] | None = None,
+                     images: int | None = None):
     """The pHash clusters' {url: canonical url} of the downloaded images as (url, canonical) rows partitioned
     by URL hash into ``P`` partitions under ``work`` (the :class:`pipeline.rounds.Index` that
     :func:`pipeline.images.join.join_units` takes), or None when the profile does not use pHash.
@@ -275,7 +277,8 @@ def _phash_canonical(table, profile, work: str, P: int, backend=None, row_groups
     (:func:`pipeline.images.phash_tasks.phash_canonical_index`: the same mapping as
     :func:`filters.dedup.phash.phash_clusters` over the images in part and row order; the driver held
     every URL, hash and the mapping: ~1.2 KB an image, ~100 GB at a snapshot, ``bench/bench_phash.py``). ``row_groups``: each part's row groups, as
-    tasks read them (else the driver reads every part's footer)."""
+    tasks read them (else the driver reads every part's footer). ``images``: the table's downloaded images
+    (at most :data:`pipeline.images.phash_tasks.SMALL_IMAGES`: clustered in the driver, the same index)."""
     from filters.phash_canonical import uses_phash
     from obelics import storage
     from pipeline.dedup import config_of
@@ -291,9 +294,12 @@ def _phash_canonical(table, profile, work: str, P: int, backend=None, row_groups
         calls += [(part, i, min(i + PHASH_TASK_ROW_GROUPS, n), cfg.phash.hash_size)
                   for i in range(0, n, PHASH_TASK_ROW_GROUPS)]
     index, counts = phash_canonical_index(backend or get_backend(None), _phash_slice, calls, cfg.phash.max_distance,
-                                          P, cfg, work)
-    log.info("phash: %d images hashed, %d candidate and %d confirmed edges, %d URLs clustered",
-             counts["hashed"], counts["candidate_edges"], counts["confirmed_edges"], counts["urls"])
+                                          P, cfg, work, images=images)
+    if "candidate_edges" in counts:
+        log.info("phash: %d images hashed, %d candidate and %d confirmed edges, %d URLs clustered",
+                 counts["hashed"], counts["candidate_edges"], counts["confirmed_edges"], counts["urls"])
+    else:  # a few images, clustered in the driver
+        log.info("phash: %d images hashed, %d URLs clustered", counts["hashed"], counts["urls"])
     return index
 
 

@@ -22,6 +22,9 @@ The same steps as :func:`~filters.dedup.phash.phash_clusters`, each a task per p
 6. pick tasks: one row per URL (a URL hashed twice, e.g. in two parts, keeps the mapping of its last
    occurrence in the one-pass order, as the one pass's dict does), one file per URL partition.
 
+A run of at most :data:`SMALL_IMAGES` images (the caller's count) runs the hash tasks only, the one pass
+clustering their results in the driver (:func:`_small_index`: the same rows in the same files' order).
+
 The result is the :class:`~pipeline.rounds.Index` that :func:`pipeline.images.join.join_units` joins to the
 units' rows (the ``canonical`` column of ``units/<unit>.parquet``): the same mapping as the one pass on the
 same inputs. URLs are routed by their 64-bit xxh3 hash (as every global pass routes its keys); they are
@@ -62,6 +65,10 @@ CANON_ID_SCHEMA = pa.schema([("url", pa.string()), ("canonical", pa.string()), (
 REDUCE_ROWS = 1 << 16  # per-batch minima held before they are reduced again (component_minima)
 BAND_ROWS = 1 << 18  # band rows (24 bytes each) a band task sorts in memory; more are sorted out of core
 ID_BITS = 32  # an image's id: its call's index << ID_BITS | its position in the call's lists
+# At most this many images (the caller's count) are clustered in the driver by the one pass (phash_clusters,
+# ~1.2 KB an image: ~40 MB), its mapping written as the pick tasks write it: five task stages (bands,
+# components, labels, minima, picks) cost more than the one pass below that (BENCHMARKS.md, ab17)
+SMALL_IMAGES = 1 << 15
 _NONE = (None, np.zeros(0, np.int64))
 
 
@@ -357,13 +364,16 @@ def _pick_task(locs, q: int, out_path: str):
 
 
 def phash_canonical_index(backend, source: Callable, calls: list[tuple], max_distance: int, P: int,
-                          cfg: DedupConfig, work: str) -> tuple[Index, Counter]:
+                          cfg: DedupConfig, work: str, images: int | None = None) -> tuple[Index, Counter]:
     """{url: canonical url} of the clustered images as (url, canonical) rows partitioned by URL hash into
     ``P`` partitions (the :class:`Index` :func:`pipeline.images.join.join_units` takes), and counts
     (hashed images, candidate and confirmed edges, clustered URLs). ``source(*call)`` gives each call's
     (urls, hashes); the calls' order is the one pass's order. Files under ``work`` (the result's too: the
-    caller removes it once joined)."""
+    caller removes it once joined). ``images``: at most this many images are hashed; at most
+    :data:`SMALL_IMAGES`, they are clustered in the driver (:func:`_small_index`: the same rows)."""
     fs.make_dirs(work)
+    if images is not None and images <= SMALL_IMAGES:
+        return _small_index(backend, source, calls, max_distance, P, work, images)
     counts: Counter = Counter()
     plan = _plan(P, P, cfg)  # P partitions' outputs into P partitions (every step after the hashes)
 
@@ -400,6 +410,37 @@ def phash_canonical_index(backend, source: Callable, calls: list[tuple], max_dis
     fs.remove_tree(cdir)
     counts["component_steps"] = steps
     return out, counts
+
+
+def _small_index(backend, source: Callable, calls: list[tuple], max_distance: int, P: int, work: str,
+                 images: int) -> tuple[Index, Counter]:
+    """:func:`phash_canonical_index` for a few images: the calls' (urls, hashes) hashed by tasks, gathered in
+    order and clustered by :func:`~filters.dedup.phash.phash_clusters` in the driver (the one pass the tasks
+    reproduce); the mapping written as :func:`_pick_task` writes it (rows sorted by URL, a record batch
+    per URL partition, one file)."""
+    from filters.dedup.phash import phash_clusters
+
+    urls: list = []
+    hashes: list = []
+    for u, h in backend.imap(source, calls):
+        urls += u
+        hashes += h
+    counts = Counter(hashed=sum(1 for u, h in zip(urls, hashes) if u is not None and h is not None))
+    if counts["hashed"] > images:
+        raise ValueError(f"pHash: {counts['hashed']} images hashed, more than the {images} counted")
+    mapping = phash_clusters(urls, hashes, max_distance)
+    del urls, hashes
+    counts["urls"] = len(mapping)
+    out = IndexBuilder()
+    if mapping:
+        t = pa.table({"url": list(mapping), "canonical": list(mapping.values())}, schema=CANONICAL_SCHEMA)
+        del mapping
+        t = t.take(pc.sort_indices(t, sort_keys=[("url", "ascending")]))
+        d = fs.join(work, "urls")
+        fs.make_dirs(d)
+        path, labels = write_partitioned(t, url_partition(t["url"].to_pylist(), P), fs.join(d, "small.arrow"))
+        out.add(0, path, labels)
+    return out.build(), counts
 
 
 def read_canonical(index: Index) -> dict[str, str]:

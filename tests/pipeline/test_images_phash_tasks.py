@@ -56,6 +56,57 @@ def test_tasks_equal_the_one_pass_clusters(seed, tmp_path):
         assert len(want) > 10
 
 
+def _rows_by_partition(index):
+    from pipeline.components import read_rows
+    from pipeline.images.join import CANONICAL_SCHEMA
+
+    return {int(q): read_rows(index.get(int(q)), CANONICAL_SCHEMA).to_pylist() for q in index.keys}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_few_images_clustered_in_the_driver_equal_the_tasks(seed, tmp_path, monkeypatch):
+    """At most SMALL_IMAGES images: only the hash tasks run, and the index holds the same rows, partition by
+    partition and in the same order, as the task stages' (which the one pass checks above)."""
+    from pipeline.images import phash_tasks
+
+    rng = random.Random(seed)
+    urls, hashes = _hashes(seed, rng.randrange(50, 500))
+    max_distance = [0, 1, 2, 4, 6, 10][seed % 6]
+    cfg = DedupConfig(num_partitions=rng.choice([1, 3, 7]), shuffle_fan_in=2 + seed % 3,
+                      shuffle_single_round_max=4 if seed % 2 else 100_000)
+    step = rng.randrange(1, 80)
+    calls = [(urls[i:i + step], hashes[i:i + step]) for i in range(0, len(urls), step)]
+    tasks, tcounts = phash_canonical_index(LocalBackend(), given_hashes, calls, max_distance, cfg.num_partitions, cfg,
+                                           str(tmp_path / "tasks"))
+    ran = []
+    for name in ("_band_task", "_label_task", "_canonical_task", "_pick_task"):
+        monkeypatch.setattr(phash_tasks, name, lambda *a, name=name: ran.append(name))
+    small, scounts = phash_canonical_index(LocalBackend(), given_hashes, calls, max_distance, cfg.num_partitions,
+                                           cfg, str(tmp_path / "small"), images=len(urls))
+    assert not ran
+    assert _rows_by_partition(small) == _rows_by_partition(tasks)
+    assert read_canonical(small) == phash_clusters(urls, hashes, max_distance)
+    assert (scounts["hashed"], scounts["urls"]) == (tcounts["hashed"], tcounts.get("urls", 0))
+    if max_distance >= 2:
+        assert len(read_canonical(small)) > 10
+
+
+def test_more_images_than_small_images_run_the_tasks(tmp_path, monkeypatch):
+    from pipeline.images import phash_tasks
+
+    urls, hashes = _hashes(4, 300)
+    cfg = DedupConfig(num_partitions=3)
+    calls = [(urls[i:i + 50], hashes[i:i + 50]) for i in range(0, len(urls), 50)]
+    monkeypatch.setattr(phash_tasks, "SMALL_IMAGES", 299)
+    ran = []
+    real = phash_tasks._band_task
+    monkeypatch.setattr(phash_tasks, "_band_task", lambda *a: ran.append(1) or real(*a))
+    got = phash_canonical_index(LocalBackend(), given_hashes, calls, 4, 3, cfg, str(tmp_path / "a"), images=300)[0]
+    assert ran and read_canonical(got) == phash_clusters(urls, hashes, 4)
+    with pytest.raises(ValueError, match="more than"):  # a count under the images hashed is a caller's bug
+        phash_canonical_index(LocalBackend(), given_hashes, calls, 4, 3, cfg, str(tmp_path / "b"), images=10)
+
+
 def test_bucket_order_is_the_one_pass_order(tmp_path):
     """A bucket links each member to its first and to the next (not every pair): B~D in a bucket [A, B, C, D]
     is no candidate, while in [B, A, C, D] it is. The tasks follow the calls' order, as the one pass."""
