@@ -164,3 +164,18 @@ def test_greedy_window_chain_keeps_the_third():
     a, b, rank = np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2])
     for windows in ([0], [0, 1, 2]):
         assert _greedy_by_windows(3, a, b, rank, windows).tolist() == [False, True, False]
+
+
+def test_normalized_text_equals_lower_and_translate():
+    """The regex normalisation equals ``lower().translate(_PUNCT)`` (what the shingles were made from) on random
+    texts of ASCII, every _PUNCT character, letters whose lowercase differs or grows (İ, Σ, Ω), CJK, emoji
+    and lone surrogates; ASCII texts are returned lowered."""
+    from filters.dedup.minhash import _PUNCT, _normalized
+
+    rng = np.random.default_rng(0)
+    alphabet = list("aZ 9_,.!?-'\"\n\t") + [chr(c) for c in _PUNCT] + list("İΣΩÉßǅ中文。，😀") + ["\ud800", "\udfff"]
+    for n in [0, 1, 2, 5, 50, 400] * 40:
+        t = "".join(rng.choice(alphabet, n))
+        assert _normalized(t) == t.lower().translate(_PUNCT)
+    ascii_text = "Hello, World! " * 10
+    assert _normalized(ascii_text) == ascii_text.lower()
