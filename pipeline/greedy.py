@@ -47,11 +47,12 @@ SPILL_BYTES = 32 << 20
 BATCH_ROWS = 1 << 16  # rows of the node and edge files handled at once
 SAMPLE = 16384  # recency keys sampled to cut the key ranges
 EDGE_RANGES = 4096  # at most this many rank ranges of edges (consecutive ones are read as one window)
-# A partition whose node and edge rows (~100 bytes a node) are under this many bytes is decided in memory
-# by greedy_partition_in_memory's algorithm (~2 KB a node at its peak, bench_dedup --component: ~80 MB here,
-# under the spilled passes' ~3x SPILL_BYTES): the same removals at about a third of the spilled passes' CPU
-# on a small partition, where the fixed cost of their passes and spill files dominates (BENCHMARKS.md, ab17)
-SMALL_BYTES = 4 << 20
+# A partition whose node and edge rows are under this many bytes is decided in memory by
+# greedy_partition_in_memory's algorithm: the same removals at about a third of the spilled passes' CPU on
+# the bench corpus's small partitions (their passes and spill files' fixed cost) and ~2/3 at 1.4 MB of rows
+# (10k nodes, half removed: 0.05 against 0.08 CPU s, 13 against 25 MB of peak growth); from ~3 MB the
+# in-memory pass's Python loop over the removed nodes costs more than the spilled vectorised windows
+SMALL_BYTES = 1 << 20
 
 
 def _batches(locs, columns: list[str]) -> Iterator[pa.RecordBatch]:
