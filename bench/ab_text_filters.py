@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_filters import timed_call as _timed  # noqa: E402
 from filters.base import FilterStats  # noqa: E402
 
 
@@ -76,16 +77,6 @@ class _Timed:
         attr = getattr(self._obj, name)
         key = self._keys.get(name)
         return attr if key is None else _timed(attr, self._spent, key)
-
-
-def _timed(fn, spent: dict, key: str):
-    def wrapper(*a, **k):
-        c0 = time.process_time()
-        try:
-            return fn(*a, **k)
-        finally:
-            spent[key] = spent.get(key, 0.0) + time.process_time() - c0
-    return wrapper
 
 
 def parts(tf, docs, prof, rounds: int) -> dict[str, float]:

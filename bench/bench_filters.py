@@ -77,6 +77,17 @@ def time_chain(docs, profile, repeat: int) -> tuple[float, float, float, FilterS
     return len(docs) / statistics.median(cpu), len(docs) / min(cpu), len(docs) / statistics.median(wall), stats
 
 
+def timed_call(fn, spent: dict, key: str):
+    """``fn`` that adds the CPU seconds of each call to ``spent[key]``."""
+    def wrapper(*a, **k):
+        c0 = time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            spent[key] = spent.get(key, 0.0) + time.process_time() - c0
+    return wrapper
+
+
 def breakdown(docs, profile) -> dict[str, float]:
     """CPU milliseconds of one pass spent in each part of the chain (wrappers on the cached chain)."""
     from filters.text_filters import text_filter_for
@@ -85,15 +96,7 @@ def breakdown(docs, profile) -> dict[str, float]:
     spent: dict[str, float] = {}
 
     def timed(obj, name: str, key: str):
-        fn = getattr(obj, name)
-
-        def wrapper(*a, **k):
-            c0 = time.process_time()
-            try:
-                return fn(*a, **k)
-            finally:
-                spent[key] = spent.get(key, 0.0) + time.process_time() - c0
-        setattr(obj, name, wrapper)
+        setattr(obj, name, timed_call(getattr(obj, name), spent, key))
 
     parts = [(chain, "filter_nodes", "node level"), (chain, "document_verdict", "document checks")]
     if chain.langid is not None:  # the chain calls the batch forms (TextFilter.model_verdicts)
