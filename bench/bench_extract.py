@@ -25,6 +25,7 @@ original OBELICS code (12.8 pages/s on the HTML pages, 20.4 on the WARC records,
     .venv/bin/python -m bench.bench_extract --op --cpu-time   # the pipeline's extract op, step by step
     .venv/bin/python -m bench.bench_extract --op-ab text-reads --runs 8   # the op with a change off / on, alternated
     .venv/bin/python -m bench.bench_extract --op-ab base --ab-so OLD.so --ab-rev REV --runs 8  # REV's reader and walk
+    .venv/bin/python -m bench.bench_extract --op-in-run --runs 6   # the op as a run charges it vs the op alone
 """
 
 from __future__ import annotations
@@ -496,6 +497,71 @@ def op_ab(switch: str, copies: int = 16, passes: int = 8, so: str | None = None,
             "median": {m: statistics.median(v) for m, v in ms.items()}, "load": os.getloadavg()}
 
 
+def op_in_run(copies: int = 16, rounds: int = 5, cache: Path | None = None) -> dict:
+    """CPU ms a page of the ``extract`` op as a run charges it (a run without Ray on ``copies`` copies in 4
+    units: ``stats.json`` -> ``cpu.stages[].ops``, what ``bench_pipeline``'s fit reads) and of the same op
+    called alone on the same WARCs (as ``--op`` times it), in one process, the two alternated ``rounds`` times
+    (ABBA). Their ratio separates CPU the run charges to the op besides its work from a difference in the
+    machine's state between two sessions' figures (BENCHMARKS.md issue 17, gap18)."""
+    import shutil
+
+    from bench.bench_pipeline import OFFLINE, cached_inputs, make_inputs
+    from pipeline import stages
+    from pipeline.profile import load_profile
+    from pipeline.run import run
+
+    profile = load_profile("default", OFFLINE)
+    ms: dict = {"run": [], "alone": []}
+    pages: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        if cache is not None:
+            inputs = cached_inputs(cache, copies, 4, "realistic")
+        else:
+            (Path(tmp) / "in").mkdir()
+            inputs = make_inputs(Path(tmp) / "in", copies, 4)
+        alone_dir = Path(tmp) / "alone"
+        alone_dir.mkdir()
+        stages._extract(inputs[0], {"profile": profile, "stage_dir": str(alone_dir), "unit": "w"})  # first-call imports
+
+        def in_run(k: int) -> tuple[float, int]:
+            out = Path(tmp) / f"run{k}"
+            s = run("default", str(out), inputs, overrides=OFFLINE + ["run.use_ray=false"])
+            shutil.rmtree(out)
+            cpu = sum(o["cpu_seconds"] for st in s["cpu"]["stages"] for o in st.get("ops", []) if o["op"] == "extract")
+            return cpu, s["cpu"]["pages"]
+
+        def alone(k: int) -> tuple[float, int]:
+            cpu, n = 0.0, 0
+            for i, src in enumerate(inputs):
+                t = time.process_time()
+                _, st = stages._extract(src, {"profile": profile, "stage_dir": str(alone_dir), "unit": f"u{k}-{i}"})
+                cpu += time.process_time() - t
+                n += st[0]["read"]["html_records"]
+            return cpu, n
+
+        for k in range(rounds):
+            for mode in (("run", "alone") if k % 2 == 0 else ("alone", "run")):
+                cpu, n = (in_run if mode == "run" else alone)(k)
+                pages.setdefault(mode, n)
+                ms[mode].append(cpu / n * 1000)
+    if pages["run"] != pages["alone"]:
+        raise SystemExit(f"--op-in-run: the run read {pages['run']} pages, the op alone {pages['alone']}")
+    ratios = [a / b for a, b in zip(ms["run"], ms["alone"])]
+    return {"copies": copies, "pages": pages["run"], "rounds": rounds, "ms": ms, "ratios": ratios,
+            "median": {m: statistics.median(v) for m, v in ms.items()}, "median_ratio": statistics.median(ratios),
+            "load": os.getloadavg()}
+
+
+def print_op_in_run(r: dict) -> None:
+    med = r["median"]
+    print(f"\n== the extract op in a run without Ray (its op_cpu) and alone on the same {r['pages']} pages "
+          f"(--op-copies {r['copies']}, 4 units), alternated {r['rounds']} times; CPU ms a page")
+    for m in ("run", "alone"):
+        print(f"{m:<5} median {med[m]:.3f}  rounds {' '.join(f'{x:.3f}' for x in r['ms'][m])}")
+    print(f"run / alone: median {r['median_ratio']:.3f} (rounds {' '.join(f'{x:.3f}' for x in r['ratios'])}); "
+          f"load average {' '.join(f'{x:.1f}' for x in r['load'])}")
+
+
 def print_op_ab(r: dict) -> None:
     med = r["median"]
     print(f"\n== the extract op, {r['switch']} off / on, alternated {r['passes']} times ({r['pages']} pages, "
@@ -535,6 +601,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--op-copies", type=int, default=16, help="--op: copies of the shared WARCs (2 units made)")
     ap.add_argument("--op-ab", choices=sorted(AB_SWITCHES),
                     help="only the extract op with this change off and on, alternated --runs times (CPU time)")
+    ap.add_argument("--op-in-run", action="store_true",
+                    help="only the extract op as a run without Ray charges it against the op alone, alternated "
+                         "--runs times (CPU time)")
+    ap.add_argument("--keep-inputs", type=Path, metavar="DIR",
+                    help="--op-in-run: the corpus cached in DIR (bench_pipeline --keep-inputs's layout)")
     ap.add_argument("--ab-so", help="--op-ab walk-so, base: the earlier build of the compiled walk (a .so path)")
     ap.add_argument("--ab-rev", help="--op-ab base: the earlier revision whose obelics/warc.py is compared")
     ap.add_argument("--cpu-time", action="store_true",
@@ -557,6 +628,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         r = op_ab(args.op_ab, args.op_copies, args.runs, args.ab_so, args.ab_rev)
         print_op_ab(r)
+        if args.json:
+            Path(args.json).write_text(json.dumps(r, indent=2))
+        return 0
+    if args.op_in_run:
+        r = op_in_run(args.op_copies, args.runs, args.keep_inputs)
+        print_op_in_run(r)
         if args.json:
             Path(args.json).write_text(json.dumps(r, indent=2))
         return 0
