@@ -179,6 +179,9 @@ class PageBudget:
         return _alarm_at(self)
 
 
+REFIRE_SECONDS = 0.02  # the deadline's timer goes off again this often until its block is left
+
+
 class _Alarm(BaseException):
     """The deadline's timer went off (raised by the ``SIGALRM`` handler, caught by :meth:`PageBudget.alarm`)."""
 
@@ -199,14 +202,15 @@ def _alarm_at(budget: PageBudget) -> Iterator[None]:
     armed = [True]
 
     def fire(signum, frame):
-        if armed[0]:  # at most once, and never after the block is left
-            armed[0] = False
+        if armed[0]:  # never after the block is left
             raise _Alarm
 
     signal.signal(signal.SIGALRM, fire)
     try:
         try:
-            signal.setitimer(signal.ITIMER_REAL, left)
+            # the timer repeats until the block is left: an _Alarm raised while Python runs a finalizer or a
+            # weakref callback is printed and dropped ("Exception ignored in"), and the next one stops the block
+            signal.setitimer(signal.ITIMER_REAL, left, REFIRE_SECONDS)
             yield
         finally:
             armed[0] = False
@@ -214,6 +218,7 @@ def _alarm_at(budget: PageBudget) -> Iterator[None]:
     except _Alarm:
         raise PageBudgetExceeded("time", f"over {budget.limits.max_seconds:g} s (interrupted)") from None
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # also where a repeat cut the inner finally short
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
 
