@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from filters.dedup.common import REMOVED_SCHEMA
 from filters.dedup.minhash import REASON, REMOVED, UNDECIDED, greedy_window, recency_key
 from pipeline import shuffle as fs
+from pipeline.components import read_batches, write_partitioned
 from pipeline.rounds import GroupedWriter
 
 # Bytes of spilled rows held in memory at once (one key range, one window of edges, one range of removed
@@ -316,13 +317,8 @@ def greedy_partition(node_locs, edge_locs, out_path: str, route_bounds=None, bud
         if got is None:
             return None, np.zeros(0, np.int64), 0
         rows, fid, removed = got
-        out = GroupedWriter(out_path, flush_bytes)
-        try:
-            out.add_partitioned(rows, fid, route_bounds)
-            path, labels = out.close()
-            return path, labels, removed
-        finally:
-            out.abort()
+        path, labels = write_partitioned(rows, fid, out_path, route_bounds)  # under SMALL_BYTES: one flush
+        return path, labels, removed
     with tempfile.TemporaryDirectory(prefix="obelics-greedy-", dir=tmp_dir) as folder:
         hashes = _Hashes()
         for t in _batches(node_locs, ["h", "doc_id", "rec"]):
@@ -427,8 +423,6 @@ def greedy_partition_in_memory(node_locs, edge_locs, c: int, out_path: str, rout
     the oracle of the tests and the "before" of ``bench_dedup --component``: the whole component partition
     read into memory (~2 KB a node), ranked by ``recency_rank`` and decided by ``greedy_removals``. Returns
     (c, path, files, counts) like the task."""
-    from pipeline.components import read_batches, write_partitioned
-
     if not node_locs or not edge_locs:
         return c, None, np.zeros(0, np.int64), {}
     # the files' own schemas (pipeline.dedup's, not imported: it imports this module)
