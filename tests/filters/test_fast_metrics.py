@@ -220,3 +220,29 @@ def test_spans_both_ways(sep):
         assert ends.tolist() == [s + k for s, k in zip(want_starts, lengths)]
     for m in (63, 64, 65):
         _assert_same((EDGE * 5)[:m], 10)
+
+
+def test_words_many_grows_its_word_table(monkeypatch):
+    """The word table starts at a quarter of the code points and is doubled when half full, in the middle of
+    a text and between texts: the words, ids, vocabulary counts and word repetition stay get_words' (texts of
+    distinct one- and two-letter words, up to one word every two code points, need it grown several times)."""
+    from filters.fast_metrics import Vocabularies, word_repetition_ids, words_many
+    from filters.text_metrics import get_words, word_repetition_ratio
+
+    grown = []
+    real = fast_metrics._grown
+    monkeypatch.setattr(fast_metrics, "_grown", lambda slots: grown.append(len(slots)) or real(slots))
+    letters = string.ascii_lowercase + "éßΣ"
+    pairs = [a + b for a in letters for b in letters]
+    vocab = {"ab", "zz", "é", "q"}
+    for texts in ([" ".join([*letters, *pairs])], [" ".join(pairs[:400]), "x", " ".join(pairs[300:])],
+                  ["a b", " ".join(pairs)], [" ".join(pairs[k::7]) for k in range(7)]):
+        grown.clear()
+        w = words_many(texts, Vocabularies({"v": vocab}))
+        ref = [get_words(t) for t in texts]
+        assert grown, "the table was not grown"
+        assert w.words == ref
+        assert w.in_vocab["v"] == [sum(x in vocab for x in r) for r in ref]
+        assert word_repetition_ids(w.ids, list(map(len, ref)), 2) == [word_repetition_ratio(r, 2) for r in ref]
+        first = {}
+        assert w.ids.tolist() == [first.setdefault(x, len(first)) for r in ref for x in r]
