@@ -4,7 +4,10 @@ documents of one unit of the bench corpus (``bench.bench_pipeline.make_inputs``)
 new passes alternated, median CPU time of ``--rounds`` passes. The outputs (kept documents, counts) are
 checked equal first.
 
-    python -m bench.ab_text_filters --old main --copies 16 --units 4 --unit 1 2 --rounds 11
+    python -m bench.ab_text_filters --old main --copies 16 --units 4 --unit 1 2 --rounds 11 [--inputs-cache /tmp/corpus17-inputs]
+
+``--metrics``: the op as the pipeline runs it, with the step's report metrics (``TextFilter.document_metrics`` of
+a sample of the unit's documents, before filtering; their values are compared too).
 
 ``--parts``: then the working tree's op split into its parts, over ``--rounds`` instrumented passes (:func:`parts`):
 the node level, the document checks before the models, language id (fastText's C++ ``predict`` in it), perplexity
@@ -125,6 +128,17 @@ def parts(tf, docs, prof, rounds: int) -> dict[str, float]:
     return {k: v / rounds / len(docs) * 1000 for k, v in spent.items()}
 
 
+def op(tf, docs, prof, stats: FilterStats, metrics: bool):
+    """The text filters' op of the module ``tf``: ``filter_documents``, or with ``metrics`` the step as the
+    pipeline runs it (:func:`filters.step.run_step` with its report metrics); (kept documents, metrics)."""
+    if not metrics:
+        return tf.filter_documents(docs, prof, stats), None
+    from filters.step import run_step
+
+    kept, _, values = run_step(tf.TEXT_FILTERS, docs, state=tf.text_filter_for(prof), stats=stats, metrics=True)
+    return kept, values
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--old", default="main", help="git revision of the old code")
@@ -133,17 +147,21 @@ def main() -> int:
     ap.add_argument("--unit", type=int, nargs="+", default=[1])
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--profiles", nargs="+", default=["default", "obelics-2023"])
+    ap.add_argument("--inputs-cache", type=Path, help="a folder of corpora made by bench_pipeline --keep-inputs "
+                    "(bench_pipeline.cached_inputs): read from there, made there if missing")
+    ap.add_argument("--metrics", action="store_true", help="the op with the step's report metrics (as in a run)")
     ap.add_argument("--parts", action="store_true", help="then the new code's op split into its parts")
     args = ap.parse_args()
 
-    from bench.bench_pipeline import make_inputs
+    from bench.bench_pipeline import cached_inputs, make_inputs
     from filters import text_filters as new_tf
     from obelics.config import load_profile
     from obelics.extract import iter_extracted
 
     with tempfile.TemporaryDirectory(prefix="ab-text-filters-") as tmp:
         old_tf = old_text_filters(args.old, Path(tmp))
-        inputs = make_inputs(Path(tmp), args.copies, args.units)
+        inputs = (cached_inputs(args.inputs_cache, args.copies, args.units, "realistic") if args.inputs_cache
+                  else make_inputs(Path(tmp), args.copies, args.units))
         units = {u: [d for _, d in iter_extracted(inputs[u], "default")] for u in args.unit}
         for u, docs in units.items():
             for name in args.profiles:
@@ -151,8 +169,8 @@ def main() -> int:
                 outs = []
                 for tf in (old_tf, new_tf):  # also the warm-up: word lists, models, compiled kernels
                     st = FilterStats("ab")
-                    kept = tf.filter_documents(docs, prof, st)
-                    outs.append(([(d.texts, d.images) for d in kept], st.as_dict()))
+                    kept, values = op(tf, docs, prof, st, args.metrics)
+                    outs.append(([(d.texts, d.images) for d in kept], st.as_dict(), values))
                 if outs[0] != outs[1]:
                     print(f"unit {u} {name}: OUTPUTS DIFFER", file=sys.stderr)
                     return 1
@@ -161,7 +179,7 @@ def main() -> int:
                     order = [("old", old_tf), ("new", new_tf)]
                     for label, tf in order if r % 2 == 0 else order[::-1]:
                         c0 = time.process_time()
-                        tf.filter_documents(docs, prof, FilterStats("ab"))
+                        op(tf, docs, prof, FilterStats("ab"), args.metrics)
                         cpu[label].append(time.process_time() - c0)
                 old, new = (statistics.median(cpu[k]) / len(docs) * 1000 for k in ("old", "new"))
                 print(f"unit {u} {name:13s} {len(docs)} documents: old {old:.4f} new {new:.4f} CPU ms a document "

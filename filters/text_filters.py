@@ -141,8 +141,16 @@ def _ban_words(mode: str, source: str, path: str | None) -> frozenset[str]:
 
 
 @lru_cache(maxsize=32)
-def _lowered(words: frozenset[str]) -> frozenset[str]:
-    return frozenset(w.lower() for w in words)
+def _ban_table(words: frozenset[str]) -> dict[str, str]:
+    """``word`` mode's look-up: every lower-cased ban word and its plural -> the ban word (a word that is both a
+    ban word and another's plural is itself, as the check of the word before its singular found)."""
+    lowered = {w.lower() for w in words}
+    return {**{w + "s": w for w in lowered}, **{w: w for w in lowered}}
+
+
+@lru_cache(maxsize=32)
+def _in_order(words: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(words))
 
 
 def url_is_banned(url: str | None, cfg: TextFiltersConfig | None = None) -> Verdict:
@@ -158,16 +166,15 @@ def url_is_banned(url: str | None, cfg: TextFiltersConfig | None = None) -> Verd
         return None
     words = _ban_words(cfg.url_ban, cfg.wordlists, cfg.url_ban_words_path)
     if cfg.url_ban == "substring":
-        for w in sorted(words):
+        for w in _in_order(words):
             if w in url:
                 return f"url_ban:{w}"
         return None
-    lowered = _lowered(words)
+    table = _ban_table(words)
     for w in url_words(url):
-        if w in lowered:
-            return f"url_ban:{w}"
-        if w.endswith("s") and w[:-1] in lowered:
-            return f"url_ban:{w[:-1]}"
+        hit = table.get(w)
+        if hit is not None:
+            return f"url_ban:{hit}"
     return None
 
 

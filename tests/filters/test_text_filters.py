@@ -128,6 +128,33 @@ def test_url_ban_default_word_boundaries():
     assert url_is_banned("https://example.com/logo.png", dataclasses.replace(cfg, url_ban="off")) is None
 
 
+def test_url_ban_word_table_is_the_word_then_its_singular(monkeypatch):
+    """``word`` mode looks each URL word up in one table of the ban words and their plurals: the verdict is the
+    first URL word that is a ban word, or whose singular (without its final "s") is one, the word itself
+    winning where both are ("icons" is a ban word and the plural of "icon"; "s" is the plural of "")."""
+    import filters.text_filters as tf
+
+    words = frozenset({"Icon", "icons", "logo", "", "ss"})
+    monkeypatch.setattr(tf, "_ban_words", lambda mode, source, path: words)
+    cfg = TextFiltersConfig()
+
+    def reference(url):
+        lowered = {w.lower() for w in words}
+        for w in tf.url_words(url):
+            if w in lowered:
+                return f"url_ban:{w}"
+            if w.endswith("s") and w[:-1] in lowered:
+                return f"url_ban:{w[:-1]}"
+        return None
+
+    urls = ["https://x.org/a/ICONS/b.png", "https://x.org/icon.png", "https://x.org/logos-icons.png",
+            "https://x.org/s/p.png", "https://x.org/sss.png", "https://x.org/ss.png", "https://x.org/Logo2.png",
+            "https://x.org/silicon.png", "https://x.org/photo.png", "https://x.org/iconss.png"]
+    got = [url_is_banned(u, cfg) for u in urls]
+    assert got == [reference(u) for u in urls]
+    assert got[:6] == ["url_ban:icons", "url_ban:icon", "url_ban:logo", "url_ban:", "url_ban:ss", "url_ban:ss"]
+
+
 def test_url_ban_obelics_2023_substring():
     shared_path("data", "wordlists", "image_url_ban_substrings.txt")
     cfg = load_profile("obelics-2023").section("text_filters", TextFiltersConfig)
