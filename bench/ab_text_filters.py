@@ -6,8 +6,8 @@ checked equal first.
 
     python -m bench.ab_text_filters --old main --copies 16 --units 4 --unit 1 2 --rounds 11 [--inputs-cache /tmp/corpus17-inputs]
 
-``--metrics``: the op as the pipeline runs it, with the step's report metrics (``TextFilter.document_metrics`` of
-a sample of the unit's documents, before filtering; their values are compared too).
+``--run-op``: the op as a run has it: the ``url_ban`` step, then the ``text_filters`` step with its report metrics
+(``TextFilter.document_metrics`` of a sample of the unit's documents, before filtering; compared too).
 
 ``--parts``: then the working tree's op split into its parts, over ``--rounds`` instrumented passes (:func:`parts`):
 the node level, the document checks before the models, language id (fastText's C++ ``predict`` in it), perplexity
@@ -128,15 +128,17 @@ def parts(tf, docs, prof, rounds: int) -> dict[str, float]:
     return {k: v / rounds / len(docs) * 1000 for k, v in spent.items()}
 
 
-def op(tf, docs, prof, stats: FilterStats, metrics: bool):
-    """The text filters' op of the module ``tf``: ``filter_documents``, or with ``metrics`` the step as the
-    pipeline runs it (:func:`filters.step.run_step` with its report metrics); (kept documents, metrics)."""
-    if not metrics:
+def op(tf, docs, prof, stats: FilterStats, run_op: bool):
+    """The text filters' op of the module ``tf``: ``filter_documents``, or with ``run_op`` the steps as a run
+    has them (:func:`filters.step.run_step`: ``url_ban``, then ``text_filters`` with its report metrics);
+    (kept documents, the url_ban step's counts and the report metrics, or None)."""
+    if not run_op:
         return tf.filter_documents(docs, prof, stats), None
     from filters.step import run_step
 
+    docs, ban, _ = run_step(tf.URL_BAN, docs, prof)
     kept, _, values = run_step(tf.TEXT_FILTERS, docs, state=tf.text_filter_for(prof), stats=stats, metrics=True)
-    return kept, values
+    return kept, (ban.as_dict(), values)
 
 
 def main() -> int:
@@ -149,7 +151,8 @@ def main() -> int:
     ap.add_argument("--profiles", nargs="+", default=["default", "obelics-2023"])
     ap.add_argument("--inputs-cache", type=Path, help="a folder of corpora made by bench_pipeline --keep-inputs "
                     "(bench_pipeline.cached_inputs): read from there, made there if missing")
-    ap.add_argument("--metrics", action="store_true", help="the op with the step's report metrics (as in a run)")
+    ap.add_argument("--run-op", action="store_true",
+                    help="the op as a run has it: url_ban, then text_filters with its report metrics")
     ap.add_argument("--parts", action="store_true", help="then the new code's op split into its parts")
     args = ap.parse_args()
 
@@ -169,7 +172,7 @@ def main() -> int:
                 outs = []
                 for tf in (old_tf, new_tf):  # also the warm-up: word lists, models, compiled kernels
                     st = FilterStats("ab")
-                    kept, values = op(tf, docs, prof, st, args.metrics)
+                    kept, values = op(tf, docs, prof, st, args.run_op)
                     outs.append(([(d.texts, d.images) for d in kept], st.as_dict(), values))
                 if outs[0] != outs[1]:
                     print(f"unit {u} {name}: OUTPUTS DIFFER", file=sys.stderr)
@@ -179,7 +182,7 @@ def main() -> int:
                     order = [("old", old_tf), ("new", new_tf)]
                     for label, tf in order if r % 2 == 0 else order[::-1]:
                         c0 = time.process_time()
-                        op(tf, docs, prof, FilterStats("ab"), args.metrics)
+                        op(tf, docs, prof, FilterStats("ab"), args.run_op)
                         cpu[label].append(time.process_time() - c0)
                 old, new = (statistics.median(cpu[k]) / len(docs) * 1000 for k in ("old", "new"))
                 print(f"unit {u} {name:13s} {len(docs)} documents: old {old:.4f} new {new:.4f} CPU ms a document "
