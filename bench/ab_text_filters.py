@@ -9,6 +9,8 @@ checked equal first.
 ``--run-op``: the op as a run has it: the ``url_ban`` step, then the ``text_filters`` step with its report metrics
 (``TextFilter.document_metrics`` of a sample of the unit's documents, before filtering; compared too).
 
+``--pieces``: then the report metrics (``document_metrics``) and the ``url_ban`` step alone, old and new alternated.
+
 ``--parts``: then the working tree's op split into its parts, over ``--rounds`` instrumented passes (:func:`parts`):
 the node level, the document checks before the models, language id (fastText's C++ ``predict`` in it), perplexity
 (SentencePiece's ``encode``, KenLM's ``score``, the compiled normalisation in it), and the compiled kernels of
@@ -141,6 +143,33 @@ def op(tf, docs, prof, stats: FilterStats, run_op: bool):
     return kept, (ban.as_dict(), values)
 
 
+def alternated(fn, modules: dict, rounds: int) -> dict[str, float]:
+    """Median CPU ms of ``fn(module)`` for each of ``modules`` (label -> module), the order alternated each round."""
+    cpu: dict[str, list[float]] = {k: [] for k in modules}
+    order = list(modules.items())
+    for r in range(rounds):
+        for label, mod in order if r % 2 == 0 else order[::-1]:
+            c0 = time.process_time()
+            fn(mod)
+            cpu[label].append(time.process_time() - c0)
+    return {k: statistics.median(v) * 1000 for k, v in cpu.items()}
+
+
+def pieces(old_tf, new_tf, docs, prof, rounds: int) -> list[str]:
+    """The report metrics and the url_ban step alone, old against new (outputs compared), as printed lines."""
+    from filters.step import run_step
+
+    cases = {"document_metrics": lambda m: m.text_filter_for(prof).document_metrics(docs, m.METRIC_SAMPLE_DOCS),
+             "url_ban step": lambda m: run_step(m.URL_BAN, docs, prof)[1].as_dict()}
+    out = []
+    for what, fn in cases.items():
+        if fn(old_tf) != fn(new_tf):
+            raise SystemExit(f"{what}: OUTPUTS DIFFER")
+        ms = alternated(fn, {"old": old_tf, "new": new_tf}, rounds)
+        out.append(f"  {what:16s} old {ms['old']:.2f} new {ms['new']:.2f} CPU ms ({(1 - ms['new'] / ms['old']) * 100:+.1f}%)")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--old", default="main", help="git revision of the old code")
@@ -153,6 +182,7 @@ def main() -> int:
                     "(bench_pipeline.cached_inputs): read from there, made there if missing")
     ap.add_argument("--run-op", action="store_true",
                     help="the op as a run has it: url_ban, then text_filters with its report metrics")
+    ap.add_argument("--pieces", action="store_true", help="then the report metrics and url_ban alone, old and new")
     ap.add_argument("--parts", action="store_true", help="then the new code's op split into its parts")
     args = ap.parse_args()
 
@@ -187,6 +217,8 @@ def main() -> int:
                 old, new = (statistics.median(cpu[k]) / len(docs) * 1000 for k in ("old", "new"))
                 print(f"unit {u} {name:13s} {len(docs)} documents: old {old:.4f} new {new:.4f} CPU ms a document "
                       f"({(1 - new / old) * 100:+.1f}%), same output")
+                if args.pieces:
+                    print("\n".join(pieces(old_tf, new_tf, docs, prof, args.rounds)))
                 if args.parts:
                     spent = parts(new_tf, docs, prof, args.rounds)
                     total = spent.pop("total")
