@@ -19,7 +19,8 @@ call is given:
   that consumer's chain of Pillow calls at main 497e65f: the image filters' probe (``probe_image``: open, then
   ``verify`` for PNG, ``draft`` + ``load`` for JPEG, ``load`` otherwise), NSFW (``decode_rgb`` + ``pixels``:
   open, ``draft``, ``load``, ``convert``, ``resize`` 256, ``crop``, JPEG ``save`` and re-open, ``np.asarray``),
-  pHash (open, ``convert("L")``, ``resize`` LANCZOS); any other opener: open + ``load``;
+  pHash (open, ``convert("L")``, ``resize`` LANCZOS), the image table's probe (``probe_bytes``: the header,
+  ``load`` where no cheap truncation marker decides); any other opener: open + ``load``;
 - ``NSFW onnxruntime``: the batches given to ``InferenceSession.run`` (int8, and fp32 for the re-checks and the
   AMX path's one self-check), and ``NSFW AMX``: the pixels given to the AMX path (``AmxInt8Net``: torch's
   oneDNN int8 convolutions with the project's thin glue: its input quantization table and head);
