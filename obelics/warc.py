@@ -737,9 +737,65 @@ def _response_record(data: bytes, loader: ArcWarcRecordLoader):
     stream.seek(body + http_len)
     raw = LimitReader(stream, length)
     raw.limit = length - http_len  # as if the HTTP headers had been read through it
-    return ArcWarcRecord("warc", "response", rec_headers, raw, http_headers, rec_headers.get_header("Content-Type"),
-                         length, payload_length=length - http_len if http_headers else -1,
-                         digest_checker=DigestChecker(False))
+    rec = _ResponseRecord("warc", "response", rec_headers, raw, http_headers, rec_headers.get_header("Content-Type"),
+                          length, payload_length=length - http_len if http_headers else -1,
+                          digest_checker=DigestChecker(False))
+    rec.member_data, rec.payload_start, rec.payload_end = data, body + http_len, body + length
+    return rec
+
+
+class _ResponseRecord(ArcWarcRecord):
+    """The record :func:`_response_record` makes: warcio's, plus where its HTTP payload lies in the member's
+    bytes (``member_data[payload_start:payload_end]``, what its ``raw_stream`` reads), for :func:`_read_payload`."""
+
+    member_data: bytes
+    payload_start: int
+    payload_end: int
+
+
+_CRLF = b"\r\n"
+
+
+def _dechunked(data: bytes, start: int, end: int, limit: int) -> bytes | None:
+    """What warcio's ``ChunkedDataReader`` (no content decoding) reads of ``data[start:end]``, at most ``limit``
+    bytes, where it is sure: chunks each a size line (at most 64 bytes with its CRLF, hex up to 2**31, as its
+    ``_try_decode`` reads it), its bytes and a CRLF, up to a zero size line and a CRLF; a size line it cannot
+    decode (most often the first: a page stored de-chunked under its ``Transfer-Encoding: chunked``) and it
+    gives that line and the rest as they are. None for anything else (then warcio reads it).
+
+    Hand-written because warcio reads a chunked body through three Python readers (~60 µs a page, a quarter of
+    the pages); here the result is a few slices. Tested equal to warcio on the shared WARCs' chunked pages and
+    on generated well- and ill-formed chunkings."""
+    parts = []
+    got = 0
+    pos = start
+    while True:
+        nl = data.find(b"\n", pos, min(pos + 64, end))
+        try:
+            if nl < 0 or nl == pos or data[nl - 1] != 13:  # readline(64) not ending in CRLF
+                raise ValueError
+            size = int(data[pos:nl - 1].split(b";")[0], 16)
+            if size > 2 ** 31:
+                raise ValueError
+        except ValueError:  # warcio: this line and all after it, not de-chunked
+            parts.append(data[pos:min(end, pos + limit - got)])
+            return b"".join(parts)
+        if size < 0:
+            return None
+        pos = nl + 1
+        if not size:
+            if data[pos:min(pos + 2, end)] != _CRLF:
+                return None
+            return b"".join(parts)
+        stop = pos + size
+        if stop + 2 > end or data[stop:stop + 2] != _CRLF:
+            return None
+        if got + size >= limit:  # warcio stops reading here; it reads the rest of this chunk first
+            parts.append(data[pos:pos + limit - got])
+            return b"".join(parts)
+        parts.append(data[pos:stop])
+        got += size
+        pos = stop + 2
 
 
 def _one_record(data: bytes, loader: ArcWarcRecordLoader):
@@ -1055,6 +1111,14 @@ def _block_length(rec) -> int:
 
 def _read_payload(rec, limit: int) -> bytes | None:
     """The HTTP body (de-chunked, content-decoded), or None if it decodes to more than ``limit``."""
+    if rec.__class__ is _ResponseRecord:  # its bytes at hand: a plain or a well-chunked body without warcio's readers
+        headers = rec.http_headers
+        if headers.get_header("content-encoding") is None:
+            chunked = headers.get_header("transfer-encoding") == "chunked"
+            data, start, end = rec.member_data, rec.payload_start, rec.payload_end
+            data = _dechunked(data, start, end, limit + 1) if chunked else data[start:min(end, start + limit + 1)]
+            if data is not None:
+                return None if len(data) > limit else data
     stream = rec.content_stream()
     data = stream.read(limit + 1)
     if len(data) > limit:

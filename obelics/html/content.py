@@ -477,9 +477,14 @@ def without_repeated_lines(text: str, min_chars: int) -> str:
     lines between not counted: a full and a truncated copy of one caption, a heading for mobile and desktop."""
     if "\n" not in text:
         return text
+    lines = text.split("\n")
+    distinct = set(lines)
+    # no line twice (blank ones aside): nothing to drop, the text as it is (most texts; set() runs in C)
+    if len(distinct) == len(lines) or len(distinct) - ("" in distinct) == len(lines) - lines.count(""):
+        return text
     out: list[str] = []
     last = None
-    for line in text.split("\n"):
+    for line in lines:
         if line and line == last and len(line) >= min_chars:
             while out and not out[-1]:
                 out.pop()

@@ -59,6 +59,7 @@ _LIST_TAGS = frozenset(["ul", "ol", "dl", "menu"])
 _LAZY_SRCSET = ("data-srcset", "data-lazy-srcset", "srcset")
 _LAZY_SRC = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-src-fg", "data-scroll-image",
              "data-lateloadsrc", "data-img-src", "data-gt-lazy-src", "data-url", "data-hi-res-src", "src2", "src")
+_LAZY_SRCSET_SET, _LAZY_SRC_SET = frozenset(_LAZY_SRCSET), frozenset(_LAZY_SRC)
 
 
 def _declared_size(value):
@@ -78,17 +79,20 @@ def _declared_size(value):
 
 def image_source(attrs: dict, base: str, extra_candidates=()) -> tuple[str | None, str | None]:
     """``(absolute_url, raw_value)`` of the best source of an ``<img>`` (and ``<source>`` candidates)."""
-    candidates = list(extra_candidates)
-    for name in _LAZY_SRCSET:
-        value = attrs.get(name)
-        if value:
-            candidates.extend(parse_srcset(value))
-    # a candidate without descriptors in srcset is 1x; a usable plain src counts as the 1x fallback
-    for raw, *_ in sorted(candidates, key=_size_key, reverse=True) if candidates else ():
-        url = resolve_url(base, raw)
-        if url:
-            return url, raw
-    for name in _LAZY_SRC:
+    if extra_candidates or not _LAZY_SRCSET_SET.isdisjoint(attrs):
+        candidates = list(extra_candidates)
+        for name in _LAZY_SRCSET:
+            value = attrs.get(name)
+            if value:
+                candidates.extend(parse_srcset(value))
+        # a candidate without descriptors in srcset is 1x; a usable plain src counts as the 1x fallback
+        for raw, *_ in sorted(candidates, key=_size_key, reverse=True) if candidates else ():
+            url = resolve_url(base, raw)
+            if url:
+                return url, raw
+    # most images have one of these names (src alone): the set's intersection, then the names in order
+    present = _LAZY_SRC_SET.intersection(attrs)
+    for name in _LAZY_SRC if len(present) > 1 else present:
         raw = attrs.get(name)
         if raw:
             url = resolve_url(base, raw)
@@ -102,27 +106,31 @@ def _size_key(c):
     return (1, w) if w is not None else (0, x if x is not None else 1.0)
 
 
-def _image_meta(attrs: dict, page_url: str, url: str, raw: str) -> dict:
+def _image_meta(attrs: dict, page_url: str, url: str, raw: str, minimum: int) -> dict | None:
+    """The node's metadata; None when a declared width or height (an int) is below ``minimum`` (then the
+    file name, the costly part, is not made)."""
+    width = attrs.get("width")
+    if width is not None:
+        width = _declared_size(width)
+        if width.__class__ is int and width < minimum:
+            return None
+    height = attrs.get("height")
+    if height is not None:
+        height = _declared_size(height)
+        if height.__class__ is int and height < minimum:
+            return None
     meta = {"document_url": page_url, "unformatted_src": raw, "src": url}
     name = format_filename(url)
     if name:
         meta["formatted_filename"] = name
     alt = attrs.get("alt")
-    if alt and alt.strip():
+    if alt and not alt.isspace():
         meta["alt_text"] = " ".join(alt.split())
-    for dim in ("width", "height"):
-        size = _declared_size(attrs.get(dim))
-        if size is not None:
-            meta[f"rendered_{dim}"] = size
+    if width is not None:
+        meta["rendered_width"] = width
+    if height is not None:
+        meta["rendered_height"] = height
     return meta
-
-
-def _too_small(meta: dict, minimum: int) -> bool:
-    for dim in ("rendered_width", "rendered_height"):
-        v = meta.get(dim)
-        if isinstance(v, int) and v < minimum:
-            return True
-    return False
 
 
 def _count_texts(node) -> int:
@@ -373,8 +381,8 @@ def _emit_image(em: _Emitter, attrs: dict, page_url: str, base: str, cfg: Extrac
     url, raw = image_source(attrs, base, extra)
     if url is None:
         return
-    meta = _image_meta(attrs, page_url, url, raw)
-    if _too_small(meta, cfg.min_declared_size):
+    meta = _image_meta(attrs, page_url, url, raw, cfg.min_declared_size)
+    if meta is None:
         return
     if cfg.drop_consecutive_duplicate_images and em.images and em.images[-1] == url and not em.buf:
         return

@@ -83,19 +83,20 @@ def format_filename(url: str) -> str:
 
     Each regex step runs only where the name holds what it needs to match (a ``?``, ``%2``, a digit, two
     spaces): the same result with fewer regex calls (it runs for every image the ``default`` walk keeps)."""
-    name = url[url.rfind("/") + 1:].split(".")[0]  # os.path.split(url)[1]: after the last "/"
+    name = url[url.rfind("/") + 1:].partition(".")[0]  # os.path.split(url)[1]: after the last "/"
     if "?" in name and _QUERY_KEY.search(name):
         return ""
     name = name.replace("_", " ").replace("-", " ")
     if "%2" in name:
         name = _PCT20.sub(" ", name)
-    if _ANY_DIGIT.search(name):
+    if not name.isalpha() and _ANY_DIGIT.search(name):  # letters alone hold no ASCII digit
         name = _DIMENSIONS.sub("", name)
         name = _DIGITS.sub(" ", name)
     if "  " in name:
         name = _SPACES.sub(" ", name)
-    for junk in ("\n", "+", "%B", "%"):
-        name = name.replace(junk, " ")
+    if "%" in name or "+" in name or "\n" in name:  # "%B" holds "%"
+        for junk in ("\n", "+", "%B", "%"):
+            name = name.replace(junk, " ")
     name = name.strip()
     return name if len(name) > 1 else ""
 

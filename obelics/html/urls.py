@@ -97,6 +97,21 @@ _PLAIN_ABSOLUTE = re.compile(rf"(https?)://([A-Za-z0-9.\-]+)(?::([0-9]{{1,5}}))?
 _PLAIN_ROOTED = re.compile(rf"/(?!/)[{_PCHARS}]*(?:\?[{_PCHARS}?]+)?\Z")
 
 
+_BASES: dict[str, tuple[str, str] | tuple] = {}  # base -> _plain_base(base): a page's images share one base
+
+
+def _plain_base(base: str) -> tuple[str, str] | tuple:
+    """``(scheme + ":", scheme://host[:port])`` of a plain base (:data:`_PLAIN_ABSOLUTE`), else ``()``; cached in
+    :data:`_BASES` (the base's match was made again for each image of the page)."""
+    b = _PLAIN_ABSOLUTE.match(base)
+    out = () if b is None or (b.group(3) and int(b.group(3)) > 65535) else (
+        b.group(1) + ":", base[: b.end(3) if b.group(3) else b.end(2)])
+    if len(_BASES) >= 4096:
+        _BASES.clear()
+    _BASES[base] = out
+    return out
+
+
 def _resolve_plain(base: str, value: str) -> str | None:
     """What :func:`resolve_url` returns for a plain base (:data:`_PLAIN_ABSOLUTE`) and a plain absolute,
     root-relative (without ``.``/``..`` segments) or scheme-relative value, 90% of a page's image URLs; None
@@ -108,18 +123,20 @@ def _resolve_plain(base: str, value: str) -> str | None:
     scheme and host, a scheme-relative one after its scheme; the host is never empty and the port is in
     range. Tested equal to urllib on every image URL of the shared pages and on generated odd ones.
     """
-    b = _PLAIN_ABSOLUTE.match(base)
-    if b is None or (b.group(3) and int(b.group(3)) > 65535):
+    b = _BASES.get(base)
+    if b is None:
+        b = _plain_base(base)
+    if not b:
         return None
     if value[0] == "/":
         if value[1:2] == "/":  # scheme-relative: the base's scheme, the value's host
-            v = _PLAIN_ABSOLUTE.match(b.group(1) + ":" + value)
+            v = _PLAIN_ABSOLUTE.match(b[0] + value)
             if v is None or (v.group(3) and int(v.group(3)) > 65535):
                 return None
             return v.string
         if _PLAIN_ROOTED.match(value) is None or "/." in value.partition("?")[0]:
             return None
-        return base[: b.end(3) if b.group(3) else b.end(2)] + value
+        return b[1] + value
     v = _PLAIN_ABSOLUTE.match(value)
     if v is None or (v.group(3) and int(v.group(3)) > 65535):
         return None
