@@ -432,6 +432,49 @@ def _base_builds(so: str, rev: str):
     return off, on
 
 
+_PY_MODULES = ("obelics/warc.py", "obelics/html/extract_default.py", "obelics/html/media_2023.py", "obelics/html/urls.py",
+               "obelics/html/content.py")
+
+
+def _py_base_builds(rev: str):
+    """off: the module-level functions of :data:`_PY_MODULES` as revision ``rev`` has them; on: this checkout's;
+    the compiled walk is this checkout's in both (made again each time, so it calls the image functions in
+    place). The Python changes of a session against its start, in one process."""
+    import importlib
+    import types
+
+    from obelics.html import _walk
+
+    swaps = []
+    for path in _PY_MODULES:
+        target = importlib.import_module(path[:-3].replace("/", "."))
+        base = _module_at(rev, path, path[:-3].replace("/", "_") + "_base")
+        current = _swap_functions(target, base)
+        for k, v in current.items():
+            setattr(target, k, v)
+        swaps.append((target, base, current))
+    # a base module's names imported from another of these modules (``from ... import format_filename``) are
+    # this checkout's functions: bind them to that module's base functions
+    bases = {target.__name__: base for target, base, _current in swaps}
+    for _target, base, _current in swaps:
+        for k, v in list(vars(base).items()):
+            if isinstance(v, types.FunctionType) and v.__module__ in bases and hasattr(bases[v.__module__], k):
+                setattr(base, k, getattr(bases[v.__module__], k))
+
+    def off():
+        for target, base, _current in swaps:
+            _swap_functions(target, base)
+        _use_walk(_walk)
+
+    def on():
+        for target, _base, current in swaps:
+            for k, v in current.items():
+                setattr(target, k, v)
+        _use_walk(_walk)
+
+    return off, on
+
+
 # --op-ab: a change of the op that can be switched off in the running process, as (off, on); a callable taking
 # the --ab-so path (and --ab-rev) for the walk's builds
 AB_SWITCHES = {
@@ -450,6 +493,9 @@ AB_SWITCHES = {
     "walk-so": _walk_builds,
     # off: the reader of --ab-rev and the compiled walk built at --ab-so from that revision; on: this checkout's
     "base": _base_builds,
+    # off: the Python functions of the reader and the default walk's helpers (_PY_MODULES) at --ab-rev; on: this
+    # checkout's; the same compiled walk
+    "py-base": _py_base_builds,
 }
 
 
@@ -462,8 +508,9 @@ def op_ab(switch: str, copies: int = 16, passes: int = 8, so: str | None = None,
     from pipeline.profile import load_profile
 
     profile = load_profile("default", OFFLINE)
-    off, on = (AB_SWITCHES[switch] if switch not in ("walk-so", "base")
-               else AB_SWITCHES[switch](so) if switch == "walk-so" else AB_SWITCHES[switch](so, rev))
+    off, on = (AB_SWITCHES[switch] if switch not in ("walk-so", "base", "py-base")
+               else AB_SWITCHES[switch](so) if switch == "walk-so"
+               else AB_SWITCHES[switch](rev) if switch == "py-base" else AB_SWITCHES[switch](so, rev))
     times: dict = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "in").mkdir()
@@ -623,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.op_ab in ("walk-so", "base") and not (args.ab_so and Path(args.ab_so).is_file()):
             print(f"--op-ab {args.op_ab} needs --ab-so PATH, an earlier build of the compiled walk", file=sys.stderr)
             return 2
-        if args.op_ab == "base" and not args.ab_rev:
+        if args.op_ab in ("base", "py-base") and not args.ab_rev:
             print("--op-ab base needs --ab-rev REV, the revision --ab-so was built from", file=sys.stderr)
             return 2
         r = op_ab(args.op_ab, args.op_copies, args.runs, args.ab_so, args.ab_rev)
