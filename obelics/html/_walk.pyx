@@ -2243,3 +2243,34 @@ def header_values(const unsigned char[::1] data, Py_ssize_t start, Py_ssize_t en
             break
         ls = le + 2
     return status, values
+
+
+# -- content.without_repeated_lines: whether it has a line to drop -----------------------------------------
+def repeated_line_free(str text, Py_ssize_t min_chars):
+    """True when no line of ``text`` (split at ``\\n``) that is not empty and has at least ``min_chars``
+    characters equals the last non-empty line before it: ``content.without_repeated_lines`` then gives
+    ``text`` back as it is (most texts). The lines are compared in place (one string: one kind, so equal
+    characters are equal bytes); the Python split, loop and join cost ~7 µs a text."""
+    cdef Py_ssize_t n = len(text), i, start = 0, last = 0, last_len = 0, length
+    cdef int kind = PyUnicode_KIND(text)
+    cdef const char *data = <const char *> PyUnicode_DATA(text)
+    cdef const char *p
+    cdef bint free_of = True
+    with nogil:
+        while start <= n:
+            if kind == 1:
+                p = <const char *> memchr(data + start, 10, n - start)
+                i = n if p == NULL else p - data
+            else:
+                i = start
+                while i < n and PyUnicode_READ(kind, <void *> data, i) != 10:
+                    i += 1
+            length = i - start
+            if length:
+                if length == last_len and length >= min_chars and memcmp(
+                        data + start * kind, data + last * kind, length * kind) == 0:
+                    free_of = False
+                    break
+                last, last_len = start, length
+            start = i + 1
+    return free_of

@@ -472,19 +472,23 @@ def _edge_drops(st: PageStats, roots: list[int], drops: list[int], density, cfg)
     return [int(i) for i in out if int(i) not in roots_set]
 
 
+_REPEATED: list = []  # _walk.repeated_line_free, or None (not built)
+
+
 def without_repeated_lines(text: str, min_chars: int) -> str:
     """``text`` without a line (of at least ``min_chars`` characters) equal to the line before it, blank
     lines between not counted: a full and a truncated copy of one caption, a heading for mobile and desktop."""
     if "\n" not in text:
         return text
-    lines = text.split("\n")
-    distinct = set(lines)
-    # no line twice (blank ones aside): nothing to drop, the text as it is (most texts; set() runs in C)
-    if len(distinct) == len(lines) or len(distinct) - ("" in distinct) == len(lines) - lines.count(""):
+    if not _REPEATED:
+        from obelics.budget import _compiled
+
+        _REPEATED.append(_compiled("repeated_line_free"))
+    if _REPEATED[0] is not None and _REPEATED[0](text, min_chars):  # nothing to drop (most texts), found in C
         return text
     out: list[str] = []
     last = None
-    for line in lines:
+    for line in text.split("\n"):
         if line and line == last and len(line) >= min_chars:
             while out and not out[-1]:
                 out.pop()

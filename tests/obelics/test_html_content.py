@@ -274,3 +274,45 @@ def test_page_statistics_agree_on_every_shared_page_and_odd_commas(cfg):
         assert np.array_equal(np.frombuffer(scores, dtype=np.int64), py.score)
         commas += int(py.commas.sum())
     assert len(htmls) == 228 and commas > 10_000
+
+
+def _without_repeated_lines_python(text: str, min_chars: int) -> str:
+    """``without_repeated_lines`` as its Python loop alone (the reference of the compiled check)."""
+    out: list[str] = []
+    last = None
+    for line in text.split("\n"):
+        if line and line == last and len(line) >= min_chars:
+            while out and not out[-1]:
+                out.pop()
+            continue
+        out.append(line)
+        if line:
+            last = line
+    return "\n".join(out)
+
+
+def test_repeated_line_free_is_the_python_loops_answer():
+    """``_walk.repeated_line_free`` (the compiled check that gives a text back as it is) says whether the loop
+    drops a line, on generated texts of each string kind (ASCII, Latin-1, BMP, astral characters), lines of
+    every length around ``min_chars``, blank lines and ``\\r`` between; ``without_repeated_lines`` = the loop."""
+    import random
+
+    from obelics import budget
+    from tests.conftest import compiled_or_skip
+
+    free = compiled_or_skip(budget._compiled("repeated_line_free"), "repeated_line_free")
+    rng = random.Random(19)
+    alphabets = ["ab", "aé", "a中", "a\U0001f600", "é中\U0001f600"]
+    seen = {True: 0, False: 0}
+    for _ in range(20000):
+        chars = rng.choice(alphabets)
+        words = ["".join(rng.choice(chars) for _ in range(rng.randrange(0, 5))) for _ in range(3)]
+        text = "\n".join(rng.choice(words + ["", "", "\r"]) for _ in range(rng.randrange(0, 9)))
+        if rng.random() < 0.3:
+            text = rng.choice("xé中\U0001f600") + text  # a string kind the lines themselves do not set
+        n = rng.randrange(0, 6)
+        expected = _without_repeated_lines_python(text, n)
+        assert free(text, n) == (expected == text), (text, n)
+        assert content.without_repeated_lines(text, n) == expected, (text, n)
+        seen[expected == text] += 1
+    assert min(seen.values()) > 3000, seen
