@@ -40,14 +40,11 @@ def test_amx_agrees_with_fp32_on_the_shared_photos(cache, photos):  # noqa: F811
     assert [is_flagged(s, cfg) for s in ours] == [bool(x > cfg.threshold) for x in exact]
 
 
-@needs_amx
-def test_the_input_table_equals_onnxruntimes_quantize_of_the_float_batch(cache, photos):  # noqa: F811
+def ort_quantize(net, x: np.ndarray) -> np.ndarray:
+    """onnxruntime's QuantizeLinear of ``x`` with the int8 model's input scale and zero point (NHWC, BGR)."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    clf = OpenNsfwClassifier(amx_cfg())
-    clf.score(photos[:1])
-    net = clf.amx()
     s, z = net.input_q
     graph = helper.make_graph(
         [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"])], "q",
@@ -56,11 +53,73 @@ def test_the_input_table_equals_onnxruntimes_quantize_of_the_float_batch(cache, 
         [helper.make_tensor("s", TensorProto.FLOAT, [], [s]), helper.make_tensor("z", TensorProto.UINT8, [], [z])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+def every_value() -> list[np.ndarray]:
+    """Two images holding each uint8 value in each channel, and at the borders."""
+    every = (np.arange(224 * 224 * 3) % 251).astype(np.uint8).reshape(224, 224, 3)
+    return [every, 255 - every, np.zeros_like(every), np.full_like(every, 255)]
+
+
+@needs_amx
+def test_the_input_table_equals_onnxruntimes_quantize_of_the_float_batch(cache, photos):  # noqa: F811
+    clf = OpenNsfwClassifier(amx_cfg())
+    clf.score(photos[:1])
+    net = clf.amx()
     pixels = [p for p in map(clf.pixels, photos) if p is not None]
-    every = (np.arange(224 * 224 * 3) % 251).astype(np.uint8).reshape(224, 224, 3)  # each value in each channel
-    for px in (pixels, [every, 255 - every]):
-        want = session.run(None, {"x": clf.batch(px)})[0]
+    for px in (pixels, every_value()):
+        q = ort_quantize(net, clf.batch(px))
+        padded = np.pad(q, ((0, 0), (3, 3), (3, 3), (0, 0)), constant_values=net.input_q[1])[..., ::-1]  # RGB
+        want = np.empty((len(px), 115, 115, 2, 2, 3), np.uint8)
+        for dy in range(2):
+            for dx in range(2):
+                want[:, :, :, dy, dx] = padded[:, dy::2, dx::2]
         assert np.array_equal(net.quantize(px), want)
+
+
+@needs_amx
+def test_the_space_to_depth_first_conv_gives_the_7x7_convs_int8_outputs_bit_for_bit(cache, photos):  # noqa: F811
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from filters.nsfw_int8 import int8_model_path
+
+    clf = OpenNsfwClassifier(amx_cfg())
+    clf.score(photos[:1])
+    net = clf.amx()
+    kind, out, (x, packed, ws, wz, b, s, p), (os_, oz) = net.steps[0]
+    assert kind == "conv" and x == net.first and (s, p) == ([1, 1], [0, 0])  # the 4x4 stride-1 form
+    w7 = next(numpy_helper.to_array(i) for i in onnx.load(int8_model_path()).graph.initializer
+              if tuple(i.dims) == (64, 3, 7, 7))
+    xs, xz = net.input_q
+    onednn = torch.ops.onednn
+    pixels = [p for p in map(clf.pixels, photos) if p is not None] + every_value() + nsfw_amx.probe_pixels()
+    n = len(pixels)
+    old = onednn.qconv_prepack(torch.from_numpy(w7.copy()), ws, xs, xz, [2, 2], [3, 3], [1, 1], 1, [n, 3, 224, 224])
+    with torch.no_grad():  # the AMX path before: the 7x7 stride-2 conv on the quantized NHWC BGR input
+        want = onednn.qconv2d_pointwise(torch.from_numpy(ort_quantize(net, clf.batch(pixels))).permute(0, 3, 1, 2),
+                                        xs, xz, old, ws, wz, b, [2, 2], [3, 3], [1, 1], 1, os_, oz, None, "none", [], "")
+        got = onednn.qconv2d_pointwise(torch.from_numpy(net.quantize(pixels)).reshape(n, 115, 115, 12)
+                                       .permute(0, 3, 1, 2), xs, xz, packed, ws, wz, b, s, p, [1, 1], 1, os_, oz,
+                                       None, "none", [], "")
+    assert got.shape == want.shape == (n, 64, 112, 112)
+    assert torch.equal(got, want)
+    assert len(torch.unique(want)) > 100  # not a saturated map
+
+
+def test_space_to_depth_weights_re_index_the_7x7_kernel():
+    torch = pytest.importorskip("torch")
+    w = torch.randint(-127, 128, (5, 3, 7, 7), dtype=torch.int8)
+    w2 = nsfw_amx.space_to_depth_weights(w)
+    assert w2.shape == (5, 12, 4, 4) and w2.dtype == torch.int8
+    for o in range(5):
+        for c in range(3):  # RGB channel c of the pixels is BGR channel 2 - c of the model
+            for i in range(8):
+                for j in range(8):
+                    v = w2[o, (i % 2 * 2 + j % 2) * 3 + c, i // 2, j // 2]
+                    assert v == (w[o, 2 - c, i, j] if i < 7 and j < 7 else 0)
 
 
 @needs_amx
