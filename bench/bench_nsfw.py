@@ -5,6 +5,7 @@
     .venv/bin/python -m bench.bench_nsfw --calibrate     # remakes filters/nsfw_int8_ranges.json
     .venv/bin/python -m bench.bench_nsfw --images corpus --ort-options   # the int8 model's builds and sessions
     .venv/bin/python -m bench.bench_nsfw --phash [--repeat 3]            # pHash by step, and JPEG draft decodes
+    .venv/bin/python -m bench.bench_nsfw --images corpus --amx-ab REV [--rounds 6]  # AMX path: REV vs now
 
 CPU time (``time.process_time``: every thread of this process, onnxruntime's pool included) per image,
 so the figures mean something on a shared machine; wall ms per image beside it. Images: ``shared`` (the
@@ -31,6 +32,8 @@ profile's threshold, the largest and mean |score difference| and the share re-ch
 ``--ort-options``: the int8 model alone (its input made once) under other builds (QOperator instead of QDQ,
 per-tensor weights, ``reduce_range``, int8 activations) and session settings (arena, memory pattern, graph
 level, denormals as zero, batch sizes), in alternated rounds, CPU ms an image, with |nsfw - fp32|.
+
+``--amx-ab REV``: :func:`amx_ab`, the AMX path at a git revision against the working tree's, alternated.
 
 ``--phash``: the image table's pHash (``filters.dedup.phash.phash``) by step (decode, grayscale, LANCZOS 32x32,
 DCT) on the corpus's images and on :func:`photo_variants` (every photo available offline as JPEG at 1-4x
@@ -386,6 +389,64 @@ def write_ranges() -> None:
     print(f"{len(ranges)} tensor ranges from {len(files)} images -> {RANGES}")
 
 
+def amx_ab(data: list[bytes], rev: str, rounds: int, batch: int) -> None:
+    """The AMX path as of git revision ``rev`` (:mod:`filters.nsfw_amx` from ``git show``) against the working
+    tree's, in the same process, alternated (the order flipped every round): the input table, the model alone
+    (sub-batches of :data:`filters.nsfw_amx.SUB_BATCH`) and the whole scoring from bytes with the fp32 re-check
+    (1 thread). CPU ms an image per round, the medians and their ratio; the probabilities must be equal."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    import numpy as np
+
+    from filters import nsfw_amx
+    from filters.nsfw import NsfwConfig, OpenNsfwClassifier
+    from filters.nsfw_int8 import fp32_model_path, int8_model_path
+
+    if nsfw_amx.unavailable() is not None:
+        raise SystemExit(f"no AMX path here: {nsfw_amx.unavailable()}")
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:filters/nsfw_amx.py"], capture_output=True,
+                         text=True, check=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", prefix="nsfw_amx_before.") as f:
+        f.write(src)
+        f.flush()
+        spec = importlib.util.spec_from_file_location("nsfw_amx_before", f.name)
+        before = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(before)
+    nets = {f"{rev[:10]}": before.AmxInt8Net(int8_model_path(), fp32_model_path(), 1),
+            "working tree": nsfw_amx.AmxInt8Net(int8_model_path(), fp32_model_path(), 1)}
+    clfs = {}
+    for name, net in nets.items():
+        clf = OpenNsfwClassifier(NsfwConfig(model="amx", amx_min_images=0, threads=1, batch_size=batch))
+        clf._get_session("fp32")
+        clf._amx = net  # this net instead of the one _load_amx would build
+        clfs[name] = clf
+    px = [p for p in map(clfs[name].pixels, data) if p is not None]
+    probs = [net(net.quantize(px)) for net in nets.values()]
+    scores = [[s and s["nsfw"] for s in c.score(data)] for c in clfs.values()]
+    print(f"{len(px)} images; probabilities equal bit for bit: {np.array_equal(*probs)}, "
+          f"scores from bytes equal: {scores[0] == scores[1]}")
+    qs = {name: [net.quantize(px[k:k + batch]) for k in range(0, len(px), batch)] for name, net in nets.items()}
+    parts = {"input table": lambda name: [nets[name].quantize(px[k:k + batch]) for k in range(0, len(px), batch)],
+             "model alone": lambda name: [nets[name](q) for q in qs[name]],
+             "whole scoring from bytes": lambda name: clfs[name].score(data)}
+    cpu = {(part, name): [] for part in parts for name in nets}
+    for r in range(rounds):
+        for part, fn in parts.items():
+            for name in (list(nets) if r % 2 == 0 else list(nets)[::-1]):
+                t = time.process_time()
+                fn(name)
+                cpu[part, name].append((time.process_time() - t) / len(px) * 1e3)
+    names = list(nets)
+    print(f"\nCPU ms an image, {rounds} alternated rounds (each round's figure; median; ratio of the medians)")
+    for part in parts:
+        med = [statistics.median(cpu[part, name]) for name in names]
+        for name, m in zip(names, med):
+            print(f"  {part:26s} {name:12s} {m:7.3f}   " + " ".join(f"{x:.3f}" for x in cpu[part, name]))
+        print(f"  {part:26s} {'ratio':12s} {med[0] / med[1]:7.3f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", default="shared", help="shared, corpus or a folder of .jpg/.png")
@@ -399,6 +460,8 @@ def main() -> None:
                     help="rewrite the int8 model's activation ranges (filters/nsfw_int8_ranges.json), then stop")
     ap.add_argument("--ort-options", action="store_true", help="only the int8 model's builds and session settings")
     ap.add_argument("--phash", action="store_true", help="only pHash by step and JPEG draft decodes")
+    ap.add_argument("--amx-ab", metavar="REV", help="only the AMX path at git REV against the working tree's")
+    ap.add_argument("--rounds", type=int, default=6, help="--amx-ab's alternated rounds")
     args = ap.parse_args()
     if args.phash:
         phash_costs(args.repeat)
@@ -421,6 +484,9 @@ def main() -> None:
     print(f"load {os.getloadavg()[0]:.1f}; this process may use {worker_cpus()} CPUs")
     if args.agreement:
         agreement(load_images(args.images, args.agreement), args.batch)
+        return
+    if args.amx_ab:
+        amx_ab(load_images(args.images, args.copies), args.amx_ab, args.rounds, args.batch)
         return
     data = load_images(args.images, args.copies)
     n = len(data)
