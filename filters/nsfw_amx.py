@@ -10,6 +10,9 @@ space-to-depth layout of the first conv (7x7 stride 2 on 3 channels run as 4x4 s
 outputs bit for bit, tested), and the head (average pool, fully connected, softmax) runs in float with the fp32
 model's weights.
 
+The parsed model (:func:`read_plan`: steps, int8 weights, scales, biases) is kept beside the int8 model as a
+NumPy file (:func:`load_plan`), so a worker that switches to this path imports torch but not ``onnx``.
+
 Written by hand because no chosen library runs an ONNX QDQ graph on oneDNN's int8 AMX kernels: onnxruntime's
 MLAS has AMX only in its QGEMM (the im2col it needs costs what AMX saves), ``torch.compile`` would compile C++
 for seconds in every worker process, and OpenVINO is not a dependency. It parses only the graph
@@ -27,6 +30,7 @@ import functools
 import importlib.util
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -138,102 +142,167 @@ def _maxpool_3x3s2(v):
     return o.permute(0, 3, 1, 2)
 
 
+PLAN_VERSION = 1  # change when read_plan()'s output changes
+
+
+def read_plan(qdq_path: str, fp32_path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """The int8 QDQ model at ``qdq_path`` parsed into what :class:`AmxInt8Net` runs: JSON-able steps (names,
+    quantization parameters, strides, paddings) and their arrays (int8 weights, weight scales, float biases, the
+    fp32 model's fully connected head). Raises ``ValueError`` on a graph it does not know."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(qdq_path)
+    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    qp, dq_of, q_of = {}, {}, {}
+    for n in model.graph.node:
+        if n.op_type == "QuantizeLinear":
+            qp[n.input[0]] = (float(init[n.input[1]]), int(init[n.input[2]]))
+            q_of[n.output[0]] = n.input[0]
+        elif n.op_type == "DequantizeLinear":
+            dq_of[n.output[0]] = n.input[0]
+    wdq = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in init}
+
+    def src(name):  # the float tensor a DequantizeLinear output stands for
+        t = dq_of.get(name, name)
+        return q_of.get(t, t)
+
+    nodes = [n for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
+    readers: dict[str, list] = {}
+    for n in nodes:
+        for i in n.input:
+            readers.setdefault(src(i), []).append(n)
+    meta: dict = {"qp": qp, "steps": []}
+    arrays: dict[str, np.ndarray] = {}
+    steps, fused, shape = meta["steps"], set(), {}
+    for n in nodes:
+        if id(n) in fused:
+            continue
+        a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+        if n.op_type == "Transpose" and not steps and not shape:
+            meta["first"] = n.output[0]
+            shape[n.output[0]] = (224, 3)
+        elif n.op_type == "Conv":
+            x, wn = src(n.input[0]), wdq[n.input[1]]
+            w = init[wn.input[0]]
+            if w.dtype != np.int8 or np.any(init[wn.input[2]] != 0) or a.get("group", 1) != 1:
+                raise ValueError(f"conv {n.output[0]}: not per-channel symmetric int8 weights")
+            bn = wdq[n.input[2]]  # the int32 bias onnxruntime adds, dequantized (scale: input's x weights')
+            p, s = list(a.get("pads", [0, 0, 0, 0])), list(a["strides"])
+            if p[0] != p[2] or p[1] != p[3] or a.get("dilations", [1, 1]) != [1, 1]:
+                raise ValueError(f"conv {n.output[0]}: asymmetric padding or dilation")
+            size, cin = shape[x]
+            k = a["kernel_shape"][0]
+            if x == meta.get("first") and (k, s, p, size, cin) != (7, [2, 2], [3, 3, 3, 3], 224, 3):
+                raise ValueError(f"conv {n.output[0]}: not open_nsfw's first conv")  # see space_to_depth_weights
+            i = len(steps)
+            arrays[f"w{i}"] = w.copy()  # writable (torch.from_numpy warns on a read-only array)
+            arrays[f"ws{i}"] = np.asarray(init[wn.input[1]], dtype=np.float32).reshape(-1)
+            arrays[f"b{i}"] = (init[bn.input[0]].astype(np.float64) * init[bn.input[1]]).astype(np.float32)
+            step = {"kind": "conv", "out": n.output[0], "x": x, "stride": s, "pad": p[:2], "in": [size, cin]}
+            after = readers.get(n.output[0], [])
+            other = [src(j) for j in after[0].input if src(j) != n.output[0]] if len(after) == 1 else []
+            if after and after[0].op_type == "Add" and len(other) == 1 and other[0] in shape:
+                # the Add after the block's last conv, its other input (the shortcut) computed before: fused.
+                # A shortcut conv's own Add waits for that conv (an Add left unfused raises below).
+                fused.add(id(after[0]))
+                step.update(kind="conv_add", out=after[0].output[0], other=other[0])
+            steps.append(step)
+            shape[step["out"]] = ((size + p[0] + p[2] - k) // s[0] + 1, w.shape[0])
+        elif n.op_type == "MaxPool":
+            x, out = src(n.input[0]), n.output[0]
+            if (a["kernel_shape"], a["strides"], a.get("pads")) != ([3, 3], [2, 2], [0, 0, 1, 1]) \
+                    or qp[x] != qp[out]:
+                raise ValueError("max pool: not open_nsfw's")
+            steps.append({"kind": "maxpool", "out": out, "x": x})
+            shape[out] = (shape[x][0] // 2, shape[x][1])
+        elif n.op_type == "AveragePool":
+            steps.append({"kind": "head", "x": src(n.input[0])})
+            break
+        else:
+            raise ValueError(f"{n.op_type} {n.output[0]}: not in open_nsfw's int8 graph as built")
+    if not steps or steps[-1]["kind"] != "head" or "first" not in meta:
+        raise ValueError("no average pool head")
+    f32 = onnx.load(fp32_path)
+    f_init = {i.name: numpy_helper.to_array(i) for i in f32.graph.initializer}
+    mm = next(n for n in f32.graph.node if n.op_type == "MatMul")
+    add = next(n for n in f32.graph.node if n.op_type == "Add" and mm.output[0] in n.input)
+    arrays["fc_w"] = f_init[mm.input[1]].copy()
+    arrays["fc_b"] = f_init[next(i for i in add.input if i in f_init)].copy()
+    return meta, arrays
+
+
+def _sources(qdq_path: str, fp32_path: str) -> list:
+    return [[Path(p).name, os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in (qdq_path, fp32_path)]
+
+
+def load_plan(qdq_path: str, fp32_path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """:func:`read_plan`, kept beside the int8 model as ``<model>.amx-plan-v<N>.npz`` (written under a temporary
+    name, then renamed): a worker that finds it reads NumPy arrays and JSON instead of importing ``onnx``
+    (~0.6 CPU-s, most of it ml_dtypes') and parsing both models. Keyed by both files' names, sizes and mtimes;
+    a plan that does not match or does not load is made again."""
+    import json
+
+    path = Path(qdq_path).with_name(f"{Path(qdq_path).stem}.amx-plan-v{PLAN_VERSION}.npz")
+    sources = _sources(qdq_path, fp32_path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("sources") == sources:
+                return meta, {k: z[k] for k in z.files if k != "meta"}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # none yet, or a broken one
+        pass
+    meta, arrays = read_plan(qdq_path, fp32_path)
+    meta["sources"] = sources
+    try:
+        import io
+
+        from obelics.storage import write_bytes_atomic
+
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+        write_bytes_atomic(path, buf.getvalue())
+    except OSError:  # a read-only model folder: every worker parses the model itself
+        pass
+    return json.loads(json.dumps(meta)), arrays  # the same types (lists) as when read back
+
+
 class AmxInt8Net:
     """The int8 QDQ model at ``qdq_path`` as a list of oneDNN int8 steps; the head from the fp32 model."""
 
     def __init__(self, qdq_path: str, fp32_path: str, threads: int = 1, sub_batch: int = SUB_BATCH) -> None:
-        import onnx
         import torch
-        from onnx import helper, numpy_helper
 
         if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
             threads = 1  # torch was imported before unavailable() could ask for passive OpenMP threads
         torch.set_num_threads(max(1, threads))  # this process's pool (the caller's worker CPUs)
         self.sub_batch = sub_batch
-        model = onnx.load(qdq_path)
-        init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-        qp, dq_of, q_of = {}, {}, {}
-        for n in model.graph.node:
-            if n.op_type == "QuantizeLinear":
-                qp[n.input[0]] = (float(init[n.input[1]]), int(init[n.input[2]]))
-                q_of[n.output[0]] = n.input[0]
-            elif n.op_type == "DequantizeLinear":
-                dq_of[n.output[0]] = n.input[0]
-        wdq = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in init}
-        self._qp = qp
-
-        def src(name):  # the float tensor a DequantizeLinear output stands for
-            t = dq_of.get(name, name)
-            return q_of.get(t, t)
-
-        nodes = [n for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
-        readers: dict[str, list] = {}
-        for n in nodes:
-            for i in n.input:
-                readers.setdefault(src(i), []).append(n)
+        meta, arrays = load_plan(qdq_path, fp32_path)
+        qp = self._qp = {k: tuple(v) for k, v in meta["qp"].items()}
+        self.first = meta["first"]
+        self.input_q = qp[self.first]
         onednn = torch.ops.onednn
-        self.steps, fused, shape = [], set(), {}
-        for n in nodes:
-            if id(n) in fused:
-                continue
-            a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
-            if n.op_type == "Transpose" and not self.steps and not shape:
-                self.first = n.output[0]
-                self.input_q = qp[self.first]
-                shape[self.first] = (224, 3)
-            elif n.op_type == "Conv":
-                x, wn = src(n.input[0]), wdq[n.input[1]]
-                w = torch.from_numpy(init[wn.input[0]].copy())
-                ws = torch.from_numpy(np.asarray(init[wn.input[1]], dtype=np.float32).reshape(-1).copy())
-                if w.dtype != torch.int8 or np.any(init[wn.input[2]] != 0) or a.get("group", 1) != 1:
-                    raise ValueError(f"conv {n.output[0]}: not per-channel symmetric int8 weights")
-                bn = wdq[n.input[2]]  # the int32 bias onnxruntime adds, dequantized (scale: input's x weights')
-                bias = torch.from_numpy((init[bn.input[0]].astype(np.float64) * init[bn.input[1]]).astype(np.float32))
-                p, s = a.get("pads", [0, 0, 0, 0]), list(a["strides"])
-                if p[0] != p[2] or p[1] != p[3] or a.get("dilations", [1, 1]) != [1, 1]:
-                    raise ValueError(f"conv {n.output[0]}: asymmetric padding or dilation")
-                size, cin = shape[x]
-                k = a["kernel_shape"][0]
-                xs, xz = qp[x]
+        self.steps = []
+        for i, st in enumerate(meta["steps"]):
+            if st["kind"] in ("conv", "conv_add"):
+                w, ws = torch.from_numpy(arrays[f"w{i}"]), torch.from_numpy(arrays[f"ws{i}"])
+                (size, cin), s, p, x = st["in"], st["stride"], st["pad"], st["x"]
                 if x == self.first:  # the 7x7 stride-2 conv on the 3 input channels, as space-to-depth
-                    if (k, s, p, size, cin) != (7, [2, 2], [3, 3, 3, 3], 224, 3):
-                        raise ValueError(f"conv {n.output[0]}: not open_nsfw's first conv")
-                    w, s, p = space_to_depth_weights(w), [1, 1], [0, 0, 0, 0]
-                    size, cin, k = _S2D, 12, 4
-                packed = onednn.qconv_prepack(w, ws, xs, xz, s, p[:2], [1, 1], 1, [sub_batch, cin, size, size])
-                conv = (x, packed, ws, torch.zeros(len(ws), dtype=torch.int64), bias, s, p[:2])
-                out, after = n.output[0], readers.get(n.output[0], [])
-                other = [src(i) for i in after[0].input if src(i) != out] if len(after) == 1 else []
-                if after and after[0].op_type == "Add" and len(other) == 1 and other[0] in shape:
-                    # the Add after the block's last conv, its other input (the shortcut) computed before: fused.
-                    # A shortcut conv's own Add waits for that conv (an Add left unfused raises below).
-                    fused.add(id(after[0]))
-                    out = after[0].output[0]
-                    self.steps.append(("conv_add", out, conv, qp[out], other[0], qp[other[0]]))
+                    w, s, p, size, cin = space_to_depth_weights(w), [1, 1], [0, 0], _S2D, 12
+                xs, xz = qp[x]
+                packed = onednn.qconv_prepack(w, ws, xs, xz, s, p, [1, 1], 1, [sub_batch, cin, size, size])
+                conv = (x, packed, ws, torch.zeros(len(ws), dtype=torch.int64), torch.from_numpy(arrays[f"b{i}"]),
+                        s, p)
+                if st["kind"] == "conv_add":
+                    self.steps.append(("conv_add", st["out"], conv, qp[st["out"]], st["other"], qp[st["other"]]))
                 else:
-                    self.steps.append(("conv", out, conv, qp[out]))
-                shape[out] = ((size + p[0] + p[2] - k) // s[0] + 1, w.shape[0])
-            elif n.op_type == "MaxPool":
-                x, out = src(n.input[0]), n.output[0]
-                if (a["kernel_shape"], a["strides"], a.get("pads")) != ([3, 3], [2, 2], [0, 0, 1, 1]) \
-                        or qp[x] != qp[out]:
-                    raise ValueError("max pool: not open_nsfw's")
-                self.steps.append(("maxpool", out, x))
-                shape[out] = (shape[x][0] // 2, shape[x][1])
-            elif n.op_type == "AveragePool":
-                x = src(n.input[0])
-                self.steps.append(("head", None, x, qp[x]))
-                break
+                    self.steps.append(("conv", st["out"], conv, qp[st["out"]]))
+            elif st["kind"] == "maxpool":
+                self.steps.append(("maxpool", st["out"], st["x"]))
             else:
-                raise ValueError(f"{n.op_type} {n.output[0]}: not in open_nsfw's int8 graph as built")
-        if not self.steps or self.steps[-1][0] != "head":
-            raise ValueError("no average pool head")
-        f32 = onnx.load(fp32_path)
-        f_init = {i.name: numpy_helper.to_array(i) for i in f32.graph.initializer}
-        mm = next(n for n in f32.graph.node if n.op_type == "MatMul")
-        add = next(n for n in f32.graph.node if n.op_type == "Add" and mm.output[0] in n.input)
-        self.fc_w = torch.from_numpy(f_init[mm.input[1]].copy())
-        self.fc_b = torch.from_numpy(f_init[next(i for i in add.input if i in f_init)].copy())
+                self.steps.append(("head", None, st["x"], qp[st["x"]]))
+        self.fc_w = torch.from_numpy(arrays["fc_w"])
+        self.fc_b = torch.from_numpy(arrays["fc_b"])
         s, z = self.input_q
         v = np.arange(256, dtype=np.float32)
         # table[c * 256 + p]: the quantized input for BGR channel c holding pixel value p (p - mean, as batch()),

@@ -252,3 +252,50 @@ def test_profiles_and_validation():
     assert from_dict(NsfwConfig, {"model": "amx", "amx_min_images": 0}, "t").amx_min_images == 0
     with pytest.raises(ConfigError):
         from_dict(NsfwConfig, {"amx_min_images": -1}, "t")
+
+
+def test_the_plan_is_kept_beside_the_model_and_read_back_without_onnx(cache, tmp_path, monkeypatch):  # noqa: F811
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from filters.nsfw_int8 import fp32_model_path, int8_model_path
+
+    src = tmp_path / "m.onnx"
+    shutil.copy(int8_model_path(), src)
+    fp32 = fp32_model_path()
+    meta, arrays = nsfw_amx.load_plan(str(src), fp32)
+    plan = tmp_path / f"m.amx-plan-v{nsfw_amx.PLAN_VERSION}.npz"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([plan.name, "m.onnx"])  # no temporary file left
+    assert meta["steps"][0]["kind"] == "conv" and meta["steps"][-1]["kind"] == "head" and arrays["w0"].dtype == np.int8
+
+    parsed = []
+    real = nsfw_amx.read_plan
+    monkeypatch.setattr(nsfw_amx, "read_plan", lambda *a: parsed.append(a) or real(*a))
+    again, same = nsfw_amx.load_plan(str(src), fp32)
+    assert not parsed and again == meta and sorted(same) == sorted(arrays)
+    assert all(np.array_equal(same[k], arrays[k]) and same[k].dtype == arrays[k].dtype for k in arrays)
+
+    code = (f"import sys; from filters.nsfw_amx import load_plan; m, a = load_plan({str(src)!r}, {fp32!r}); "
+            "print('onnx' in sys.modules, len(m['steps']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", str(len(meta["steps"]))]  # a worker that finds the plan does not import onnx
+
+    good = plan.read_bytes()
+    for k, broken in enumerate([b"not an npz file", good[:len(good) // 2]]):  # a broken plan is made again
+        plan.write_bytes(broken)
+        assert nsfw_amx.load_plan(str(src), fp32)[0] == meta and len(parsed) == k + 1
+        assert nsfw_amx.load_plan(str(src), fp32)[0] == meta and len(parsed) == k + 1  # written again, read back
+    st = src.stat()
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # another model file under the same name
+    assert nsfw_amx.load_plan(str(src), fp32)[0]["steps"] == meta["steps"] and len(parsed) == 3
+
+    if REASON is None:  # the net from the plan file scores as the net from the model
+        probes = nsfw_amx.probe_pixels()
+        plan.unlink()
+        first = nsfw_amx.AmxInt8Net(str(src), fp32)
+        assert plan.is_file() and len(parsed) == 4
+        second = nsfw_amx.AmxInt8Net(str(src), fp32)
+        assert len(parsed) == 4
+        assert np.array_equal(first(first.quantize(probes)), second(second.quantize(probes)))
