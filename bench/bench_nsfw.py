@@ -6,6 +6,7 @@
     .venv/bin/python -m bench.bench_nsfw --images corpus --ort-options   # the int8 model's builds and sessions
     .venv/bin/python -m bench.bench_nsfw --phash [--repeat 3]            # pHash by step, and JPEG draft decodes
     .venv/bin/python -m bench.bench_nsfw --images corpus --amx-ab REV [--rounds 6]  # AMX path: REV vs now
+    .venv/bin/python -m bench.bench_nsfw --images corpus --amx-layers    # AMX path: CPU by step
 
 CPU time (``time.process_time``: every thread of this process, onnxruntime's pool included) per image,
 so the figures mean something on a shared machine; wall ms per image beside it. Images: ``shared`` (the
@@ -34,6 +35,7 @@ per-tensor weights, ``reduce_range``, int8 activations) and session settings (ar
 level, denormals as zero, batch sizes), in alternated rounds, CPU ms an image, with |nsfw - fp32|.
 
 ``--amx-ab REV``: :func:`amx_ab`, the AMX path at a git revision against the working tree's, alternated.
+``--amx-layers``: :func:`amx_layers`, the AMX path's CPU by step (conv, conv + residual add, max pool, head).
 
 ``--phash``: the image table's pHash (``filters.dedup.phash.phash``) by step (decode, grayscale, LANCZOS 32x32,
 DCT) on the corpus's images and on :func:`photo_variants` (every photo available offline as JPEG at 1-4x
@@ -393,7 +395,8 @@ def amx_ab(data: list[bytes], rev: str, rounds: int, batch: int) -> None:
     """The AMX path as of git revision ``rev`` (:mod:`filters.nsfw_amx` from ``git show``) against the working
     tree's, in the same process, alternated (the order flipped every round): the input table, the model alone
     (sub-batches of :data:`filters.nsfw_amx.SUB_BATCH`) and the whole scoring from bytes with the fp32 re-check
-    (1 thread). CPU ms an image per round, the medians and their ratio; the probabilities must be equal."""
+    (1 thread), alternated batch by batch so that both see the same load. CPU ms an image per round, the
+    medians and their ratio; the probabilities must be equal."""
     import importlib.util
     import subprocess
     import tempfile
@@ -427,24 +430,73 @@ def amx_ab(data: list[bytes], rev: str, rounds: int, batch: int) -> None:
     scores = [[s and s["nsfw"] for s in c.score(data)] for c in clfs.values()]
     print(f"{len(px)} images; probabilities equal bit for bit: {np.array_equal(*probs)}, "
           f"scores from bytes equal: {scores[0] == scores[1]}")
-    qs = {name: [net.quantize(px[k:k + batch]) for k in range(0, len(px), batch)] for name, net in nets.items()}
-    parts = {"input table": lambda name: [nets[name].quantize(px[k:k + batch]) for k in range(0, len(px), batch)],
-             "model alone": lambda name: [nets[name](q) for q in qs[name]],
-             "whole scoring from bytes": lambda name: clfs[name].score(data)}
+    chunks = range(0, len(px), batch)
+    qs = {name: [net.quantize(px[k:k + batch]) for k in chunks] for name, net in nets.items()}
+    first = next(iter(nets))
+    per = [(k, sum(clfs[first].pixels(b) is not None for b in data[k:k + batch]))
+           for k in range(0, len(data), batch)]  # byte batches and how many of their images decode
+    parts = {"input table": lambda name, j: nets[name].quantize(px[chunks[j]:chunks[j] + batch]),
+             "model alone": lambda name, j: nets[name](qs[name][j]),
+             "whole scoring from bytes": lambda name, j: clfs[name].score(data[per[j][0]:per[j][0] + batch])}
+    sizes = {"input table": [len(q) for q in qs[first]], "model alone": [len(q) for q in qs[first]],
+             "whole scoring from bytes": [n for _, n in per]}
     cpu = {(part, name): [] for part in parts for name in nets}
-    for r in range(rounds):
+    for r in range(rounds):  # alternated batch by batch (the order flipped each time): the same load for both
         for part, fn in parts.items():
-            for name in (list(nets) if r % 2 == 0 else list(nets)[::-1]):
-                t = time.process_time()
-                fn(name)
-                cpu[part, name].append((time.process_time() - t) / len(px) * 1e3)
+            spent = dict.fromkeys(nets, 0.0)
+            for j in range(len(sizes[part])):
+                for name in (list(nets) if (r + j) % 2 == 0 else list(nets)[::-1]):
+                    t = time.process_time()
+                    fn(name, j)
+                    spent[name] += time.process_time() - t
+            for name in nets:
+                cpu[part, name].append(spent[name] / sum(sizes[part]) * 1e3)
     names = list(nets)
-    print(f"\nCPU ms an image, {rounds} alternated rounds (each round's figure; median; ratio of the medians)")
+    print(f"\nCPU ms an image, {rounds} rounds alternated batch by batch (median; each round's figure; ratio of "
+          "the medians)")
     for part in parts:
         med = [statistics.median(cpu[part, name]) for name in names]
         for name, m in zip(names, med):
             print(f"  {part:26s} {name:12s} {m:7.3f}   " + " ".join(f"{x:.3f}" for x in cpu[part, name]))
         print(f"  {part:26s} {'ratio':12s} {med[0] / med[1]:7.3f}x")
+
+
+def amx_layers(data: list[bytes], repeat: int) -> None:
+    """CPU ms an image of each step of the AMX path (:meth:`filters.nsfw_amx.AmxInt8Net.step`, sub-batches of
+    :data:`filters.nsfw_amx.SUB_BATCH`, 1 thread) on the decodable images of ``data``, largest first."""
+    import collections
+
+    import torch
+
+    from filters.nsfw import NsfwConfig, OpenNsfwClassifier
+
+    clf = OpenNsfwClassifier(NsfwConfig(model="amx", amx_min_images=0, threads=1))
+    clf.score(data[:1])
+    net = clf.amx()
+    if net is None:
+        raise SystemExit("no AMX path here")
+    px = [p for p in map(clf.pixels, data) if p is not None]
+    t = time.process_time()
+    qs = [torch.from_numpy(net.quantize(px[k:k + net.sub_batch])) for k in range(0, len(px), net.sub_batch)]
+    table = time.process_time() - t
+    cpu: dict[str, float] = collections.defaultdict(float)
+    with torch.no_grad():
+        for r in range(repeat + 1):  # the first pass warms up, not counted
+            for q in qs:
+                env = net.inputs(q)
+                for i, step in enumerate(net.steps):
+                    t = time.process_time()
+                    net.step(env, step)
+                    if r:
+                        x = env.get(step[2][0] if step[0].startswith("conv") else step[2])
+                        shape = "" if x is None else "x".join(map(str, x.shape[1:]))
+                        cpu[f"{i:2d} {step[0]:8s} {shape}"] += time.process_time() - t
+    n = len(px) * repeat
+    total = sum(cpu.values())
+    print(f"{len(px)} images x {repeat}; input table {table / len(px) * 1e3:.3f} CPU ms an image; the model "
+          f"{total / n * 1e3:.3f}, by step (input C x H x W):")
+    for name, c in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        print(f"  {c / n * 1e3:7.3f} {c / total:6.1%}  {name}")
 
 
 def main() -> None:
@@ -462,6 +514,7 @@ def main() -> None:
     ap.add_argument("--phash", action="store_true", help="only pHash by step and JPEG draft decodes")
     ap.add_argument("--amx-ab", metavar="REV", help="only the AMX path at git REV against the working tree's")
     ap.add_argument("--rounds", type=int, default=6, help="--amx-ab's alternated rounds")
+    ap.add_argument("--amx-layers", action="store_true", help="only the AMX path's CPU by step")
     args = ap.parse_args()
     if args.phash:
         phash_costs(args.repeat)
@@ -484,6 +537,9 @@ def main() -> None:
     print(f"load {os.getloadavg()[0]:.1f}; this process may use {worker_cpus()} CPUs")
     if args.agreement:
         agreement(load_images(args.images, args.agreement), args.batch)
+        return
+    if args.amx_layers:
+        amx_layers(load_images(args.images, args.copies), args.repeat)
         return
     if args.amx_ab:
         amx_ab(load_images(args.images, args.copies), args.amx_ab, args.rounds, args.batch)

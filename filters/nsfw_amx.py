@@ -344,33 +344,45 @@ class AmxInt8Net:
         return torch.cat(parts).numpy() if parts else np.empty((0, 2), np.float32)
 
     def _run(self, q):
+        env = self.inputs(q)
+        for step in self.steps:
+            probs = self.step(env, step)
+            if probs is not None:
+                return probs
+        raise AssertionError("unreachable: the steps end with the head")
+
+    def inputs(self, q) -> dict:
+        """The first conv's input of a :meth:`quantize` sub-batch (a torch tensor), by name, for :meth:`step`:
+        NCHW shape, NHWC memory (oneDNN's channels-last), the 12 channels (dy, dx, c) of the space-to-depth."""
+        return {self.first: q.reshape(len(q), _S2D, _S2D, 12).permute(0, 3, 1, 2)}
+
+    def step(self, env: dict, step: tuple):
+        """Run one of :attr:`steps` on ``env`` (tensors by name, from :meth:`inputs`): its output added to
+        ``env``; the head returns the (sfw, nsfw) probabilities, the others None."""
         import torch
 
         onednn = torch.ops.onednn
-        # NCHW shape, NHWC memory (oneDNN's channels-last); the 12 channels (dy, dx, c) of quantize()
-        env = {self.first: q.reshape(len(q), _S2D, _S2D, 12).permute(0, 3, 1, 2)}
-        for step in self.steps:
-            kind, out = step[0], step[1]
-            if kind == "conv":
-                (x, w, ws, wz, b, s, p), (os_, oz) = step[2], step[3]
-                xs, xz = self._q(x)
-                env[out] = onednn.qconv2d_pointwise(env[x], xs, xz, w, ws, wz, b, s, p, [1, 1], 1, os_, oz, None,
-                                                    "none", [], "")
-            elif kind == "conv_add":
-                (x, w, ws, wz, b, s, p), (os_, oz), other, (as_, az) = step[2], step[3], step[4], step[5]
-                xs, xz = self._q(x)
-                # relu(conv + other), quantized with the Add's output scale; without a zero point of 0 the QDQ
-                # graph has no ReLU there (the quantizer folds a ReLU only into a zero point of 0)
-                env[out] = onednn.qconv2d_pointwise.binary(
-                    env[x], xs, xz, w, ws, wz, env[other], b, s, p, [1, 1], 1, os_, oz, None, as_, az, "sum",
-                    1.0, "relu" if oz == 0 else "none", [], "")
-            elif kind == "maxpool":
-                env[out] = _maxpool_3x3s2(env[step[2]])
-            else:  # head: dequantize, average over the 7x7 map, fully connected, softmax
-                s, z = step[3]
-                pooled = (env[step[2]].to(torch.float32).mean((2, 3)) - z) * s
-                return torch.softmax(pooled @ self.fc_w + self.fc_b, dim=1)
-        raise AssertionError("unreachable: the steps end with the head")
+        kind, out = step[0], step[1]
+        if kind == "conv":
+            (x, w, ws, wz, b, s, p), (os_, oz) = step[2], step[3]
+            xs, xz = self._q(x)
+            env[out] = onednn.qconv2d_pointwise(env[x], xs, xz, w, ws, wz, b, s, p, [1, 1], 1, os_, oz, None,
+                                                "none", [], "")
+        elif kind == "conv_add":
+            (x, w, ws, wz, b, s, p), (os_, oz), other, (as_, az) = step[2], step[3], step[4], step[5]
+            xs, xz = self._q(x)
+            # relu(conv + other), quantized with the Add's output scale; without a zero point of 0 the QDQ
+            # graph has no ReLU there (the quantizer folds a ReLU only into a zero point of 0)
+            env[out] = onednn.qconv2d_pointwise.binary(
+                env[x], xs, xz, w, ws, wz, env[other], b, s, p, [1, 1], 1, os_, oz, None, as_, az, "sum",
+                1.0, "relu" if oz == 0 else "none", [], "")
+        elif kind == "maxpool":
+            env[out] = _maxpool_3x3s2(env[step[2]])
+        else:  # head: dequantize, average over the 7x7 map, fully connected, softmax
+            s, z = step[3]
+            pooled = (env[step[2]].to(torch.float32).mean((2, 3)) - z) * s
+            return torch.softmax(pooled @ self.fc_w + self.fc_b, dim=1)
+        return None
 
     def _q(self, name):
         return self._qp[name]

@@ -299,3 +299,14 @@ def test_the_plan_is_kept_beside_the_model_and_read_back_without_onnx(cache, tmp
         second = nsfw_amx.AmxInt8Net(str(src), fp32)
         assert len(parsed) == 4
         assert np.array_equal(first(first.quantize(probes)), second(second.quantize(probes)))
+
+
+@needs_amx
+def test_bench_amx_ab_and_layers_run(cache, photos, capsys):  # noqa: F811
+    from bench.bench_nsfw import amx_ab, amx_layers
+
+    amx_ab(photos, "HEAD", rounds=1, batch=4)
+    amx_layers(photos[:3], repeat=1)
+    out = capsys.readouterr().out
+    assert "probabilities equal bit for bit: True, scores from bytes equal: True" in out
+    assert out.count(" ratio ") == 3 and " 0 conv     12x115x115" in out and "maxpool  64x112x112" in out
