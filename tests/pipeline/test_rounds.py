@@ -131,6 +131,29 @@ def test_merge_file_is_atomic(tmp_path):
     assert labels.tolist() == [0, 1] and [p.name for p in tmp_path.iterdir()] == ["m.arrow"]
 
 
+
+def test_grouped_writer_writes_each_label_once_a_flush_rows_in_order(tmp_path):
+    """Several added tables (many chunks) and strings: one batch a label a flush, labels ascending, each
+    batch the label's rows in the order they were added."""
+    rng = np.random.default_rng(3)
+    w = GroupedWriter(str(tmp_path / "g.arrow"), 1 << 30)
+    rows = []
+    for k in range(4):
+        n = 50 + k
+        label = rng.integers(0, 7, n)
+        label[label == 5] = 6  # a label never used
+        t = pa.table({"i": np.arange(len(rows), len(rows) + n), "s": [f"s{len(rows) + j}" * (j % 3) for j in range(n)]})
+        rows += list(zip(label.tolist(), t["i"].to_pylist(), t["s"].to_pylist()))
+        w.add(t, label)
+    path, labels = w.close()
+    with pa.OSFile(path, "rb") as f:
+        r = pa.ipc.open_file(f)
+        got = [(lab, r.get_batch(b).to_pydict()) for b, lab in enumerate(labels.tolist())]
+    assert [lab for lab, _ in got] == sorted({lab for lab, _, _ in rows})
+    for lab, batch in got:
+        assert batch == {"i": [i for x, i, _ in rows if x == lab], "s": [s for x, _, s in rows if x == lab]}
+
+
 def _run(cfg, docs, tmp_path, name, backend=None, passes=None):
     from pipeline.dedup import dedup_units
     from pipeline.shuffle import LocalBackend
