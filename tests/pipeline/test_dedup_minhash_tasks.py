@@ -327,3 +327,28 @@ def test_a_component_larger_than_a_partition_is_decided_in_one_task(tmp_path, mo
     assert got == expected.removed_ids()
     assert sum(1 for d in got if d.startswith("big")) == 39
     assert max(held) >= 40 and len(held) > 1  # the component in one task, the other clusters in others
+
+
+@pytest.mark.parametrize("verify", ["exact", "signature"])
+def test_feature_rows_carry_only_what_the_confirmation_reads(verify, monkeypatch):
+    """The exact confirmation reads the shingle sets, the signature one the signatures: the other is not
+    computed, its lists empty."""
+    from filters.dedup.minhash import MinHasher
+    from pipeline.dedup import FEATURE_SCHEMA, _feature_rows
+
+    mh = dedup_config("default", [f"dedup.minhash.verify={verify}"]).minhash
+    texts = [["one two three four five six seven", None, "eight nine"], ["a b c"], ["x y z w v u t s"]]
+    t = pa.table({"doc_id": ["d0", "d1", "d2"], "texts": texts})
+    calls = []
+    sign = MinHasher.signatures_flat
+    monkeypatch.setattr(MinHasher, "signatures_flat", lambda self, *a: calls.append(1) or sign(self, *a))
+    rows = _feature_rows(t, mh, pa.array(["d0", "d2"]), np.array([0 * 3 + 1, 1 * 3 + 0, 1 * 3 + 2]), 3)
+    assert rows.num_rows == 3 and rows["_part"].to_pylist() == [1, 0, 2]
+    assert rows.drop_columns(["_part"]).schema.equals(FEATURE_SCHEMA)
+    h = MinHasher.from_config(mh)
+    sh, sig = [len(x) for x in rows["sh"].to_pylist()], [len(x) for x in rows["sig"].to_pylist()]
+    if verify == "exact":
+        assert not calls and sig == [0, 0, 0]
+        assert rows["sh"].to_pylist()[0] == np.unique(h.shingles("one two three four five six seven\n\neight nine")).tolist()
+    else:
+        assert calls and sh == [0, 0, 0] and sig == [h.num_perm] * 3
