@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -108,42 +109,112 @@ class ImageProbe:
         return self.reason is None
 
 
+def decode_signature(img: Image.Image) -> tuple:
+    """What fixes the pixels ``load()`` gives of a lazily opened image (after any ``draft``): its plugin, format,
+    mode, size, tiles and draft scale. Two opens of the same bytes with equal signatures decode the same pixels."""
+    return (type(img), img.format, img.mode, img.size, tuple(img.tile or ()), getattr(img, "decoderconfig", ()))
+
+
+class DecodedImages:
+    """Images the image filters' probe decoded, handed to the next decoder of the same bytes (NSFW's
+    :func:`filters.nsfw.decode_rgb`) instead of decoding them again.
+
+    An entry is taken only by a decode with the same :func:`decode_signature`: the same pixels by
+    construction (a WebP, GIF, ... is decoded whole by both; a JPEG only when both drafts chose the same
+    DCT scale). Bounded by ``budget`` bytes (decoded pixels plus the encoded bytes held as key): an image
+    beyond it is not kept. :meth:`take` removes its entry; the image filters step clears the rest per unit.
+    No library keeps decoded images across filters, hence this small class.
+    """
+
+    def __init__(self, budget: int = 64 << 20, jpeg_min_side: int = 512) -> None:
+        self.budget = budget
+        # The consumer's JPEG draft request (NSFW's decode_rgb: no side under 512): the probe's 1/8-scale decode
+        # is the same decode only for a JPEG at least 8 times that on both sides; smaller ones are not kept.
+        self.jpeg_min_side = jpeg_min_side
+        self.used = 0
+        self.hits = 0
+        self._held: dict[bytes, tuple[tuple, Image.Image, int]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, data: bytes, signature: tuple, img: Image.Image) -> bool:
+        """Keep ``img`` (loaded from ``data`` with ``signature``) if it fits the budget (and, a JPEG, if it is big
+        enough for the consumer's draft to choose the same scale)."""
+        if img.format in ("JPEG", "MPO") and min(signature[3]) < self.jpeg_min_side:  # the drafted size
+            return False
+        cost = img.width * img.height * len(img.getbands()) + len(data)
+        with self._lock:
+            if data in self._held or self.used + cost > self.budget:
+                return False
+            self._held[data] = (signature, img, cost)
+            self.used += cost
+            return True
+
+    def take(self, data: bytes, signature: tuple) -> Image.Image | None:
+        """The image kept for ``data`` if it was decoded with ``signature`` (removed from the store), else None."""
+        with self._lock:
+            held = self._held.get(data)
+            if held is None or held[0] != signature:
+                return None
+            del self._held[data]
+            self.used -= held[2]
+            self.hits += 1
+            return held[1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._held.clear()
+            self.used = 0
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
+DECODED = DecodedImages()  # this process's probe decodes waiting for NSFW (one fused stage runs both)
+
+
 def probe_image(data: bytes | bytearray | memoryview | None, cfg: ImageFilterConfig | None = None) -> ImageProbe:
     """Read format and size from ``data`` without trusting it: bombs, truncation, junk give a reason."""
-    cfg = cfg or ImageFilterConfig()
+    return _probe(data, cfg or ImageFilterConfig())[0]
+
+
+def _probe(data, cfg: ImageFilterConfig) -> tuple[ImageProbe, tuple | None, Image.Image | None]:
+    """:func:`probe_image`, and the verification decode's :func:`decode_signature` and loaded image when it
+    decoded the whole image without error (not for a PNG, whose chunks are only checked)."""
     if not data:
-        return ImageProbe(reason=R_EMPTY)
+        return ImageProbe(reason=R_EMPTY), None, None
     try:
         img = Image.open(io.BytesIO(bytes(data)), formats=open_formats(cfg.decoders))  # lazy: header only
     except Image.DecompressionBombError:
-        return ImageProbe(reason=R_BOMB)
+        return ImageProbe(reason=R_BOMB), None, None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, TypeError):
-        return ImageProbe(reason=R_UNDECODABLE)
+        return ImageProbe(reason=R_UNDECODABLE), None, None
     except Exception:  # any other decoder failure on hostile input is still "undecodable"
-        return ImageProbe(reason=R_UNDECODABLE)
+        return ImageProbe(reason=R_UNDECODABLE), None, None
     with img:
         fmt = img.format.lower() if img.format else None
         width, height = img.size
         if width <= 0 or height <= 0:
-            return ImageProbe(fmt, width, height, R_CORRUPT)
+            return ImageProbe(fmt, width, height, R_CORRUPT), None, None
         if cfg.max_pixels is not None and width * height > cfg.max_pixels:
-            return ImageProbe(fmt, width, height, R_BOMB)
+            return ImageProbe(fmt, width, height, R_BOMB), None, None
         if not cfg.verify_decode:
-            return ImageProbe(fmt, width, height)
+            return ImageProbe(fmt, width, height), None, None
+        signature = None
         try:
             if fmt == "png":
                 img.verify()  # walks every chunk and checks its CRC, with no pixel buffer (big PNGs are cheap)
             else:
                 if fmt in ("jpeg", "mpo"):
                     img.draft(None, (max(1, width // 8), max(1, height // 8)))  # DCT-scaled decode: fast
+                signature = decode_signature(img)
                 img.load()
         except Exception as e:  # noqa: BLE001 - hostile bytes raise anything; classify, never escape
             truncated = "truncated" in str(e).lower() or isinstance(e, EOFError)
             if cfg.allow_truncated:
                 # PIL with LOAD_TRUNCATED_IMAGES=True keeps whatever decoded; the original build ran so.
-                return ImageProbe(fmt, width, height, None, truncated=True)
-            return ImageProbe(fmt, width, height, R_TRUNCATED if truncated else R_CORRUPT, truncated)
-    return ImageProbe(fmt, width, height)
+                return ImageProbe(fmt, width, height, None, truncated=True), None, None
+            return ImageProbe(fmt, width, height, R_TRUNCATED if truncated else R_CORRUPT, truncated), None, None
+    return ImageProbe(fmt, width, height), signature, (img if signature is not None else None)
 
 
 # -- metadata --------------------------------------------------------------------------------------
@@ -231,16 +302,18 @@ def check_image_metadata(meta: Mapping[str, Any], cfg: ImageFilterConfig | None 
 
 
 def check_image_node(meta: Mapping[str, Any] | None, cfg: ImageFilterConfig | None = None,
-                     data: bytes | None = None) -> tuple[Verdict, dict[str, Any]]:
-    """Check one image node: probe ``data`` when given, normalise rendered sizes, apply the rules.
+                     data: bytes | None = None, probe: ImageProbe | None = None) -> tuple[Verdict, dict[str, Any]]:
+    """Check one image node: probe ``data`` when given (or take its ``probe``), normalise rendered sizes,
+    apply the rules.
 
     Returns ``(verdict, new_meta)``; ``new_meta`` holds ``original_width``, ``original_height`` and
     ``format`` from the probe (as the original's S8 wrote them) and pixel rendered sizes.
     """
     cfg = cfg or ImageFilterConfig()
     new = dict(meta or {})
-    if data is not None:
+    if probe is None and data is not None:
         probe = probe_image(data, cfg)
+    if probe is not None:
         if probe.width is not None:
             new["original_width"], new["original_height"] = probe.width, probe.height
         if probe.format:
@@ -283,17 +356,29 @@ class ImageFiltersStep(Step):
     def active(self, cfg) -> bool:
         return True
 
-    def prepare(self, docs, cfg, inputs) -> ImageBytes | None:
+    def prepare(self, docs, cfg, inputs) -> tuple[ImageBytes | None, dict]:
+        """The chunk's image bytes, and an empty memo of probes by content: a probe is a function of the bytes
+        and the config, so an image met again (the same URL or bytes in several documents) is probed once."""
+        DECODED.clear()  # a previous unit's decodes NSFW did not take
         provide = inputs.get("image_bytes")
-        return provide([u for d in docs for u in d.images if u is not None]) if provide else None
+        return (provide([u for d in docs for u in d.images if u is not None]) if provide else None), {}
 
-    def image_verdict(self, url, meta, cfg: ImageFilterConfig, image_bytes) -> tuple[Verdict, Any]:
-        data = None
-        if image_bytes is not None:
-            data = lookup_bytes(image_bytes, url)
-            if data is None:
-                return R_MISSING_BYTES, meta
-        return check_image_node(meta, cfg, data)
+    def image_verdict(self, url, meta, cfg: ImageFilterConfig, prepared) -> tuple[Verdict, Any]:
+        image_bytes, probes = prepared
+        if image_bytes is None:
+            return check_image_node(meta, cfg)
+        data = lookup_bytes(image_bytes, url)
+        if data is None:
+            return R_MISSING_BYTES, meta
+        key = data if isinstance(data, bytes) else bytes(data)
+        probe, img = probes.get(key), None
+        if probe is None:
+            probe, signature, img = _probe(key, cfg)
+            probes[key] = probe
+        verdict, new = check_image_node(meta, cfg, probe=probe)
+        if img is not None and verdict is None:  # the node goes on: NSFW's decode of it may be this one
+            DECODED.put(key, signature, img)
+        return verdict, new
 
 
 IMAGE_FILTERS = ImageFiltersStep()
