@@ -277,12 +277,13 @@ class OpenNsfwClassifier:
     def batch(pixels: list[np.ndarray]) -> np.ndarray:
         """NHWC float32 BGR minus the dataset mean, as the package's ``preprocess`` gives per image.
 
-        One pass per image straight into the batch (uint8 -> float32 in the subtraction, no stack, no copies):
-        about half the CPU of stacking, casting, reversing and subtracting in turn, the same values (small
-        integers, exact)."""
+        Straight into the batch (uint8 -> float32 in the subtraction, no stack, no copies), one channel plane at a
+        time: a subtraction over the reversed channel axis iterates 3 elements at a time, about 2x the CPU of
+        three plane-wide ones (bench/ab_image_decode.py). The same values (small integers, exact)."""
         x = np.empty((len(pixels), _CROP, _CROP, 3), dtype=np.float32)
         for i, px in enumerate(pixels):
-            np.subtract(px[..., ::-1], _MEAN_BGR, out=x[i])
+            for c in range(3):  # BGR channel c is RGB channel 2 - c
+                np.subtract(px[..., 2 - c], _MEAN_BGR[c], out=x[i, ..., c])
         return x
 
     def preprocess(self, data: bytes) -> np.ndarray | None:
