@@ -200,7 +200,7 @@ def test_each_distinct_bytes_is_probed_once_per_chunk(monkeypatch):
 def test_decoded_images_keep_within_budget_and_hand_on_only_the_same_decode():
     photo = Image.new("RGB", (300, 200), (10, 20, 30))
     blobs = {k: encode(photo, k) for k in ("WEBP", "GIF", "JPEG")}
-    store = DecodedImages(budget=300 * 200 * 3 + 300 * 200 + len(blobs["WEBP"]) + len(blobs["GIF"]))
+    store = DecodedImages(budget=300 * 200 * 4 + 300 * 200 + len(blobs["WEBP"]) + len(blobs["GIF"]))  # RGB, P
 
     def loaded(data):
         img = Image.open(io.BytesIO(data))
@@ -216,7 +216,9 @@ def test_decoded_images_keep_within_budget_and_hand_on_only_the_same_decode():
     assert not DecodedImages().put(blobs["JPEG"], sig_j, jpeg)
     assert not store.put(b"x" * 10, sig_w, webp)  # over the budget
     assert store.take(blobs["WEBP"], sig_g) is None and len(store) == 2  # another decode: kept, not handed on
-    assert store.take(blobs["WEBP"], sig_w) is webp and store.take(blobs["WEBP"], sig_w) is None
+    kept = store.take(blobs["WEBP"], sig_w)  # a copy: the opened file's decoder is not kept alive
+    assert kept is not webp and kept.mode == webp.mode and np.array_equal(np.asarray(kept), np.asarray(webp))
+    assert store.take(blobs["WEBP"], sig_w) is None
     assert store.used == 300 * 200 + len(blobs["GIF"]) and store.hits == 1
     store.clear()
     assert len(store) == 0 and store.used == 0
