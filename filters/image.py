@@ -122,8 +122,10 @@ class DecodedImages:
     An entry is taken only by a decode with the same :func:`decode_signature`: the same pixels by
     construction (a WebP, GIF, ... is decoded whole by both; a JPEG only when both drafts chose the same
     DCT scale). A copy of the pixels is kept, bounded by ``budget`` bytes (pixels plus the encoded bytes held
-    as key): an image beyond it is not kept. :meth:`take` removes its entry; the image filters step clears the rest per unit.
-    No library keeps decoded images across filters, hence this small class.
+    as key): an image beyond it is not kept. :meth:`take` removes its entry; the image filters step clears the
+    rest per unit. Where no decoder asked between two clears although images were kept (NSFW off, or in a later
+    stage: the obelics-2023 plan), nothing more is kept until one asks again. No library keeps decoded images
+    across filters, hence this small class.
     """
 
     def __init__(self, budget: int = 64 << 20, jpeg_min_side: int = 512) -> None:
@@ -133,6 +135,8 @@ class DecodedImages:
         self.jpeg_min_side = jpeg_min_side
         self.used = 0
         self.hits = 0
+        self.armed = True  # keep images (see the class docstring)
+        self._puts = self._asks = 0  # since the last clear()
         self._held: dict[bytes, tuple[tuple, Image.Image, int]] = {}
         self._lock = threading.Lock()
 
@@ -142,8 +146,8 @@ class DecodedImages:
 
         A copy is kept (a memcpy, ~1% of a decode): the opened file holds its decoder, e.g. a WebP's two
         full-canvas RGBA buffers, which the copy lets go."""
-        if img.format in ("JPEG", "MPO") and min(signature[3]) <= self.jpeg_min_side:  # the drafted size
-            return False
+        if not self.armed or (img.format in ("JPEG", "MPO") and min(signature[3]) <= self.jpeg_min_side):
+            return False  # (a JPEG's signature holds its drafted size)
         cost = img.width * img.height * (1 if img.mode in ("1", "L", "P") else 4) + len(data)  # PIL: 4 bytes a pixel
         if data in self._held or self.used + cost > self.budget:  # checked again below; no copy made for nothing
             return False
@@ -153,12 +157,14 @@ class DecodedImages:
                 return False
             self._held[data] = (signature, kept, cost)
             self.used += cost
+            self._puts += 1
         return True
 
     def take(self, data: bytes, signature: tuple) -> Image.Image | None:
         """The image kept for ``data`` if it was decoded with ``signature`` (removed from the store), else None."""
         with self._lock:
-            held = self._held.get(data)
+            self._asks += 1
+            held = self._held.get(data) if self._held else None  # (no hashing of the bytes when empty)
             if held is None or held[0] != signature:
                 return None
             del self._held[data]
@@ -167,7 +173,14 @@ class DecodedImages:
             return held[1]
 
     def clear(self) -> None:
+        """Drop what was not taken (a new unit); disarm if images were kept and none was asked for, re-arm if
+        one was."""
         with self._lock:
+            if self._asks:
+                self.armed = True
+            elif self._puts:
+                self.armed = False
+            self._puts = self._asks = 0
             self._held.clear()
             self.used = 0
 

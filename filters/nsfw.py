@@ -131,7 +131,7 @@ def decode_rgb(data: bytes, max_pixels: int, min_side: int = 512) -> Image.Image
             return None
         if img.format in ("JPEG", "MPO"):
             img.draft("RGB", (min_side, min_side))
-        decoded = DECODED.take(data, decode_signature(img)) if len(DECODED) and isinstance(data, bytes) else None
+        decoded = DECODED.take(data, decode_signature(img)) if isinstance(data, bytes) else None
         if decoded is not None:
             img = decoded
         else:

@@ -33,6 +33,16 @@ ORIGINAL = image_config("obelics-2023")
 CAP = 89_478_485
 
 
+@pytest.fixture(autouse=True)
+def fresh_store():
+    """Each test starts (and leaves) the process's store empty and keeping images."""
+    DECODED.clear()
+    DECODED.armed = True
+    yield
+    DECODED.clear()
+    DECODED.armed = True
+
+
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format=fmt, **kw)
@@ -154,9 +164,7 @@ def decodes(monkeypatch):
         return load(self)
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
-    DECODED.clear()
-    yield count
-    DECODED.clear()
+    return count
 
 
 @pytest.mark.parametrize("name,total", [
@@ -235,3 +243,18 @@ def test_the_image_filters_step_clears_what_nsfw_did_not_take():
     from filters import nsfw
 
     assert nsfw.DECODED is image_mod.DECODED
+
+
+def test_images_are_kept_only_while_a_decoder_asks_for_them():
+    data = samples()["RGB.WEBP"]
+    doc = WebDocument(texts=[None], images=["u"], metadata=[{}], general_metadata={"url": "d"})
+    image_filter([doc], "default", image_bytes={"u": data})
+    assert len(DECODED) == 1  # kept; no decoder asks (NSFW off, or in a later stage)
+    image_filter([doc], "default", image_bytes={"u": data})
+    assert len(DECODED) == 0 and not DECODED.armed  # the next unit: nothing kept
+    assert decode_rgb(data, CAP) is not None  # NSFW asks (and decodes itself)
+    image_filter([doc], "default", image_bytes={"u": data})
+    assert DECODED.armed and len(DECODED) == 1
+    assert decode_rgb(data, CAP) is not None and len(DECODED) == 0
+    image_filter([doc], "default", image_bytes={"u": data})
+    assert DECODED.armed and len(DECODED) == 1
