@@ -121,7 +121,7 @@ class DecodedImages:
 
     An entry is taken only by a decode with the same :func:`decode_signature`: the same pixels by
     construction (a WebP, GIF, ... is decoded whole by both; a JPEG only when both drafts chose the same
-    DCT scale). A copy of the pixels is kept, bounded by ``budget`` bytes (pixels plus the encoded bytes held
+    DCT scale). The pixels are kept, bounded by ``budget`` bytes (pixels plus the encoded bytes held
     as key): an image beyond it is not kept. :meth:`take` removes its entry; the image filters step clears the
     rest per unit. Where no decoder asked between two clears although images were kept (NSFW off, or in a later
     stage: the obelics-2023 plan), nothing more is kept until one asks again. No library keeps decoded images
@@ -144,14 +144,15 @@ class DecodedImages:
         """Keep the pixels of ``img`` (loaded from ``data`` with ``signature``) if they fit the budget (and, a JPEG,
         if it is big enough for the consumer's draft to choose the same 1/8 scale).
 
-        A copy is kept (a memcpy, ~1% of a decode): the opened file holds its decoder, e.g. a WebP's two
-        full-canvas RGBA buffers, which the copy lets go."""
+        A plain image on the same pixel buffer is kept (PIL's ``_new``: what ``copy()`` does minus the memcpy and
+        the new buffer's page faults), not the opened file, which holds its decoder (a WebP's two full-canvas
+        RGBA buffers)."""
         if not self.armed or (img.format in ("JPEG", "MPO") and min(signature[3]) <= self.jpeg_min_side):
             return False  # (a JPEG's signature holds its drafted size)
         cost = img.width * img.height * (1 if img.mode in ("1", "L", "P") else 4) + len(data)  # PIL: 4 bytes a pixel
         if data in self._held or self.used + cost > self.budget:  # checked again below; no copy made for nothing
             return False
-        kept = img.copy()
+        kept = img._new(img.im)
         with self._lock:
             if data in self._held or self.used + cost > self.budget:
                 return False

@@ -224,7 +224,7 @@ def test_decoded_images_keep_within_budget_and_hand_on_only_the_same_decode():
     assert not DecodedImages().put(blobs["JPEG"], sig_j, jpeg)
     assert not store.put(b"x" * 10, sig_w, webp)  # over the budget
     assert store.take(blobs["WEBP"], sig_g) is None and len(store) == 2  # another decode: kept, not handed on
-    kept = store.take(blobs["WEBP"], sig_w)  # a copy: the opened file's decoder is not kept alive
+    kept = store.take(blobs["WEBP"], sig_w)  # its pixels, not the opened file (whose decoder is let go)
     assert kept is not webp and kept.mode == webp.mode and np.array_equal(np.asarray(kept), np.asarray(webp))
     assert store.take(blobs["WEBP"], sig_w) is None
     assert store.used == 300 * 200 + len(blobs["GIF"]) and store.hits == 1
