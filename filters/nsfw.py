@@ -82,8 +82,9 @@ class NsfwConfig:
     model: Literal["fp32", "int8", "amx"] = "amx"
     int8_recheck_margin: float = 0.3
     # "amx" only: a worker process scores this many images with onnxruntime's int8 before it loads the AMX
-    # path (torch's import and the build cost ~2 CPU-s once; the AMX path saves ~2 CPU-ms an image).
-    amx_min_images: int = 1024
+    # path: about its break-even (torch's import, the build from the saved plan and the self-check cost ~1.3
+    # CPU-s once; the AMX path saves ~2.5 CPU-ms an image: BENCHMARKS.md, issue 17, nsfw19).
+    amx_min_images: int = 512
 
     def __post_init__(self) -> None:
         if not 0 <= self.int8_recheck_margin <= 1:
