@@ -54,7 +54,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_pipeline import OFFLINE, cached_inputs, make_inputs
+from bench.bench_pipeline import OFFLINE, bench_inputs
 
 GOAL_MS = 1000 / 600  # issue 17: 600 pages a CPU-second
 BATCH_BYTES = 64 << 20  # frames read into memory at a time in the replay
@@ -629,11 +629,7 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"--set: {e}")
     tmp = Path(tempfile.mkdtemp(prefix="floor19-"))
     try:
-        if args.keep_inputs:
-            inputs = cached_inputs(args.keep_inputs, args.copies, args.units, "realistic")
-        else:
-            (tmp / "in").mkdir()
-            inputs = make_inputs(tmp / "in", args.copies, args.units)
+        inputs = bench_inputs(args.keep_inputs, tmp, args.copies, args.units)
         r = measure(inputs, args.rounds, args.overrides, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -98,6 +98,14 @@ def make_inputs(folder: Path, copies: int, units: int | None = None, corpus: str
     return out
 
 
+def bench_inputs(cache: Path | None, tmp: Path, copies: int, units: int, corpus: str = "realistic") -> list[str]:
+    """The corpus from ``cache`` (:func:`cached_inputs`) when given, else made afresh in ``tmp/in``."""
+    if cache:
+        return cached_inputs(cache, copies, units, corpus)
+    (tmp / "in").mkdir()
+    return make_inputs(tmp / "in", copies, units, corpus)
+
+
 def cached_inputs(cache: Path, copies: int, units: int, corpus: str) -> list[str]:
     """The corpus of ``copies``/``units``/``corpus`` in ``cache``, made there first if it is not complete (its
     list of files, written last, marks it complete)."""

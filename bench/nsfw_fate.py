@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_pipeline import OFFLINE, cached_inputs, make_inputs
+from bench.bench_pipeline import OFFLINE, bench_inputs
 
 
 def _pairs(parquet_files: list[str]) -> set[tuple[str, str]]:
@@ -121,11 +121,7 @@ def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-nsfw-fate-"))
     try:
-        if args.keep_inputs:
-            inputs = cached_inputs(args.keep_inputs, args.copies, args.units, "realistic")
-        else:
-            (tmp / "in").mkdir()
-            inputs = make_inputs(tmp / "in", args.copies, args.units)
+        inputs = bench_inputs(args.keep_inputs, tmp, args.copies, args.units)
         rec = record_nsfw()
         from pipeline.run import run
 

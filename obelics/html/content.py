@@ -486,6 +486,11 @@ def without_repeated_lines(text: str, min_chars: int) -> str:
         _REPEATED.append(_compiled("repeated_line_free"))
     if _REPEATED[0] is not None and _REPEATED[0](text, min_chars):  # nothing to drop (most texts), found in C
         return text
+    return _drop_repeated_lines(text, min_chars)
+
+
+def _drop_repeated_lines(text: str, min_chars: int) -> str:
+    """:func:`without_repeated_lines`' loop (also the reference of its compiled check's tests)."""
     out: list[str] = []
     last = None
     for line in text.split("\n"):

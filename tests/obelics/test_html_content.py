@@ -276,21 +276,6 @@ def test_page_statistics_agree_on_every_shared_page_and_odd_commas(cfg):
     assert len(htmls) == 228 and commas > 10_000
 
 
-def _without_repeated_lines_python(text: str, min_chars: int) -> str:
-    """``without_repeated_lines`` as its Python loop alone (the reference of the compiled check)."""
-    out: list[str] = []
-    last = None
-    for line in text.split("\n"):
-        if line and line == last and len(line) >= min_chars:
-            while out and not out[-1]:
-                out.pop()
-            continue
-        out.append(line)
-        if line:
-            last = line
-    return "\n".join(out)
-
-
 def test_repeated_line_free_is_the_python_loops_answer():
     """``_walk.repeated_line_free`` (the compiled check that gives a text back as it is) says whether the loop
     drops a line, on generated texts of each string kind (ASCII, Latin-1, BMP, astral characters), lines of
@@ -311,7 +296,7 @@ def test_repeated_line_free_is_the_python_loops_answer():
         if rng.random() < 0.3:
             text = rng.choice("xé中\U0001f600") + text  # a string kind the lines themselves do not set
         n = rng.randrange(0, 6)
-        expected = _without_repeated_lines_python(text, n)
+        expected = content._drop_repeated_lines(text, n)
         assert free(text, n) == (expected == text), (text, n)
         assert content.without_repeated_lines(text, n) == expected, (text, n)
         seen[expected == text] += 1
