@@ -16,9 +16,10 @@ call is given:
 - ``fastText predict``: the C++ ``predict`` calls of :class:`filters.langid.FastTextLangId`;
 - ``SentencePiece encode`` and ``KenLM score``: the calls of :class:`filters.perplexity.KenlmScorer`;
 - ``PIL ...``: the bytes given to ``PIL.Image.open``, per consumer (the function that opened them), replayed as
-  that consumer's chain of Pillow calls at main 497e65f: the image filters' probe (``probe_image``: open, then
-  ``verify`` for PNG, ``draft`` + ``load`` for JPEG, ``load`` otherwise), NSFW (``decode_rgb`` + ``pixels``:
-  open, ``draft``, ``load``, ``convert``, ``resize`` 256, ``crop``, JPEG ``save`` and re-open, ``np.asarray``),
+  that consumer's chain of Pillow calls at main 497e65f: the image filters' probe (``probe_image`` / ``_probe``:
+  open, then ``verify`` for PNG, ``draft`` + ``load`` for JPEG, ``load`` otherwise), NSFW (``decode_rgb`` +
+  ``pixels``: open, ``draft``, ``load``, ``convert``, ``resize`` 256, ``crop``, JPEG ``save`` and re-open,
+  ``np.asarray``; its ``load`` not counted where the probe handed its decode over, ``filters.image.DECODED``),
   pHash (open, ``convert("L")``, ``resize`` LANCZOS), the image table's probe (``probe_bytes``: the header,
   ``load`` where no cheap truncation marker decides); any other opener: open + ``load``;
 - ``NSFW onnxruntime``: the batches given to ``InferenceSession.run`` (int8, and fp32 for the re-checks and the
@@ -65,7 +66,7 @@ ROWS = ("inflate (ISA-L)", "warcio header parse", "lexbor parse", "fastText pred
 _FILE = {"inflate (ISA-L)": "inflate", "lexbor parse": "lexbor", "fastText predict": "fasttext",
          "SentencePiece encode": "spm", "KenLM score": "kenlm", "NSFW onnxruntime": "ort",
          "NSFW AMX (torch oneDNN)": "amx", "numpy MinHash signatures": "minhash", "pyarrow Parquet write": "parquet"}
-_PIL_ROW = {"probe_image": "PIL image filters probe", "decode_rgb": "PIL NSFW decode+resize",
+_PIL_ROW = {"probe_image": "PIL image filters probe", "_probe": "PIL image filters probe", "decode_rgb": "PIL NSFW decode+resize",
             "phash": "PIL pHash decode", "probe_bytes": "PIL image table probe"}
 # once a process, not a page's: printed apart, not in the floor
 ONCE = ("model loads",)
@@ -149,6 +150,7 @@ def install(rec: Recorder) -> None:
     import obelics.html.extract_default  # noqa: F401 - binds LexborHTMLParser before it is replaced
     import obelics.warc as warc
     import pipeline.run  # noqa: F401 - the pipeline's modules imported, so their bound names can be replaced
+    from filters.image import DECODED
 
     lib = warc._inflate_lib
 
@@ -219,6 +221,8 @@ def install(rec: Recorder) -> None:
             extra = {k: loc[k] for k in ("cfg", "max_pixels", "min_side", "size") if k in loc}
             if "cfg" in extra:
                 extra["cfg"] = {k: getattr(extra["cfg"], k, None) for k in ("verify_decode", "max_pixels")}
+            if fn == "decode_rgb":  # the image filters' probe kept its decode for this one (filters.image.DECODED)
+                extra["shared"] = fp.getvalue() in DECODED._held
             rec.cpu += time.process_time() - t
             rec.put("pil", (frame.f_globals.get("__name__"), fn, fp.getvalue(), formats, extra))
         return image_open(fp, mode, formats)
@@ -359,22 +363,23 @@ def _warcio_parse(blocks: list[tuple[str, bytes]]) -> tuple[int, float]:
     return len(streams), time.process_time() - t
 
 
-def _pil_chain(consumer: tuple) -> None:
-    """One recorded ``Image.open``'s consumer chain of Pillow calls (see the module docstring)."""
+def _pil_chain(consumer: tuple) -> float:
+    """One recorded ``Image.open``'s consumer chain of Pillow calls (see the module docstring); the CPU seconds
+    not to count: NSFW's decode of pixels the image filters' probe decoded and handed over (counted there)."""
     import numpy as np
     from PIL import Image
 
     module, fn, data, formats, extra = consumer
     try:
         img = Image.open(io.BytesIO(data), formats=formats)
-        if fn == "probe_image":
+        if fn in ("probe_image", "_probe"):
             cfg = extra.get("cfg") or {}
             w, h = img.size
             if cfg.get("max_pixels") is not None and w * h > cfg["max_pixels"] or not cfg.get("verify_decode", True):
-                return
+                return 0.0
             if img.format == "PNG":
                 img.verify()
-                return
+                return 0.0
             if img.format in ("JPEG", "MPO"):
                 img.draft(None, (max(1, w // 8), max(1, h // 8)))
             img.load()
@@ -382,17 +387,20 @@ def _pil_chain(consumer: tuple) -> None:
             w, h = img.size
             mp = extra.get("max_pixels")
             if mp is not None and w * h > mp:
-                return
+                return 0.0
             if img.format in ("JPEG", "MPO"):
                 side = extra.get("min_side", 512)
                 img.draft("RGB", (side, side))
+            t = time.process_time()
             img.load()
+            skipped = time.process_time() - t if extra.get("shared") else 0.0
             img = img if img.mode == "RGB" else img.convert("RGB")
             img = img.resize((256, 256), resample=Image.Resampling.BILINEAR).crop((16, 16, 240, 240))
             with io.BytesIO() as buf:
                 img.save(buf, format="JPEG")
                 buf.seek(0)
                 np.asarray(Image.open(buf, formats=("JPEG",)))
+            return skipped
         elif fn == "probe_bytes":  # pipeline.images.table: the header; pixels only where no cheap marker says
             from pipeline.images.table import is_truncated
 
@@ -404,7 +412,8 @@ def _pil_chain(consumer: tuple) -> None:
         else:
             img.load()
     except Exception:  # noqa: BLE001 - the consumers give up on undecodable bytes the same way
-        return
+        return 0.0
+    return 0.0
 
 
 def replay(folder: Path, meta: dict) -> dict[str, tuple[int, float]]:
@@ -450,8 +459,8 @@ def replay(folder: Path, meta: dict) -> dict[str, tuple[int, float]]:
         for fr in batch:
             row = _PIL_ROW.get(fr[1], "PIL other")
             t = time.process_time()
-            _pil_chain(fr)
-            pil[row][1] += time.process_time() - t
+            skipped = _pil_chain(fr)
+            pil[row][1] += time.process_time() - t - skipped
             pil[row][0] += 1
     out.update({k: tuple(v) for k, v in pil.items()})
 
