@@ -225,17 +225,27 @@ def open_ipc(path: str):
     return storage.open_input(path) if storage.is_remote(path) else pa.OSFile(str(path), "rb")
 
 
+# Arrow's IPC reader and writer (de)compress a record batch's buffers on its CPU thread pool by default. The
+# passes' batches are small (a partition's share of a task's rows: the 64-copy bench's MinHash decision writes
+# ~2,800 batches of a few kB in ~175 files and reads them through ~1,700 opens), so the hand-off to the pool
+# cost more than the lz4 itself: a file of 16 such batches 190 against 450 CPU us written, 110-180 against
+# 320-900 read. A task also has one CPU (RayBackend: num_cpus=1), so its pages are (de)compressed on its own
+# thread. The bytes written are the same.
+IPC_READ = pa.ipc.IpcReadOptions(use_threads=False)
+IPC_WRITE = pa.ipc.IpcWriteOptions(compression="lz4", use_threads=False)
+
+
 def read_ipc_batches(path: str, indices: Iterable[int]) -> tuple[pa.Schema, list[pa.RecordBatch]]:
     """Record batches ``indices`` of an Arrow IPC file, with its schema."""
     with open_ipc(path) as src:
-        r = pa.ipc.open_file(src)
+        r = pa.ipc.open_file(src, options=IPC_READ)
         return r.schema, [r.get_batch(int(i)) for i in indices]
 
 
 def iter_ipc_batches(path: str, indices: Iterable[int]) -> Iterator[pa.RecordBatch]:
     """Record batches ``indices`` of an Arrow IPC file, one at a time (the file opened once)."""
     with open_ipc(path) as src:
-        r = pa.ipc.open_file(src)
+        r = pa.ipc.open_file(src, options=IPC_READ)
         for i in indices:
             yield r.get_batch(int(i))
 
@@ -256,8 +266,9 @@ def discard(tmp: storage.AtomicFile) -> None:
 
 
 def ipc_writer(tmp: storage.AtomicFile, schema: pa.Schema):
-    """An Arrow IPC file writer (lz4) into ``tmp`` (from :func:`temporary`; :func:`commit` it once closed)."""
-    return pa.ipc.new_file(tmp.file, schema, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+    """An Arrow IPC file writer (lz4, on the calling thread) into ``tmp`` (from :func:`temporary`; :func:`commit`
+    it once closed)."""
+    return pa.ipc.new_file(tmp.file, schema, options=IPC_WRITE)
 
 
 def parquet_writer(tmp: storage.AtomicFile, schema: pa.Schema) -> pq.ParquetWriter:
