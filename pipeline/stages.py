@@ -313,12 +313,13 @@ def image_table_of(ctx):
         raise ValueError("this op needs the image_table op earlier in run.stages")
     if decision.get("unit_dir") and ctx.get("unit"):
         from obelics import storage
-        from pipeline.images.join import UnitImages
+        from pipeline.images.join import UNIT_BYTES_CACHE, UnitImages
 
         key = ("_unit_images", ctx["unit"])
-        if ctx.get("_unit_images_key") != key:
+        if ctx.get("_unit_images_key") != key:  # its bytes read once for the unit's ops (image filters, NSFW)
             ctx["_unit_images"] = UnitImages(decision["table_dir"],
-                                             storage.join(decision["unit_dir"], f"{ctx['unit']}.parquet"))
+                                             storage.join(decision["unit_dir"], f"{ctx['unit']}.parquet"),
+                                             cache_bytes=UNIT_BYTES_CACHE)
             ctx["_unit_images_key"] = key
         return ctx["_unit_images"]
     return ImageTable(decision["table_dir"])

@@ -272,14 +272,22 @@ def new_work(ddir: str, name: str) -> str:
 
 
 # -- a unit's side ----------------------------------------------------------------------------------
+UNIT_BYTES_CACHE = 64 << 20  # a unit op's image bytes kept for the unit's next consumer (image_filters, then NSFW)
+
+
 class UnitImages(ImageRows):
     """One unit's image-table rows (``units/<unit>.parquet`` of the image-table decision), with the lookups of
     :class:`~pipeline.images.table.ImageTable` over them: a unit task reads its file, and for bytes the row
-    groups of the parts that hold its rows, never another part."""
+    groups of the parts that hold its rows, never another part.
 
-    def __init__(self, table_dir: str, path: str | list[str]):
+    ``cache_bytes``: up to that many bytes of images read are kept, so a later lookup of the same URLs (the
+    fused stage's NSFW after its image filters) takes them instead of reading the parts again; past the
+    budget, bytes are read again as without it. A row's bytes never change, so what it returns is the same."""
+
+    def __init__(self, table_dir: str, path: str | list[str], cache_bytes: int = 0):
         self.table_dir, self.path = table_dir, path
         self._rows: dict[str, dict] | None = None
+        self.cache_bytes, self._cache, self._cached = cache_bytes, {}, 0
 
     def rows(self) -> dict[str, dict]:
         """{url: row} of the unit (``META_COLUMNS``, ``part``, ``row``, ``canonical``); of several units when
@@ -304,10 +312,24 @@ class UnitImages(ImageRows):
         hits = {u: rows[u] for u in {u for u in urls if u} if u in rows}
         out = {u: {c: r[c] for c in META_COLUMNS} for u, r in hits.items()}
         if with_bytes and out:
-            blobs = self._bytes([(r["part"], r["row"], u) for u, r in hits.items()])
+            blobs = self._cached_bytes(hits)
             for u, row in out.items():
                 row["bytes"] = blobs.get(u)
         return {u: ({c: r.get(c) for c in IMAGE_TABLE_SCHEMA.names} if with_bytes else r) for u, r in out.items()}
+
+    def _cached_bytes(self, hits: dict[str, dict]) -> dict[str, bytes | None]:
+        """The bytes of ``hits`` ({url: row}): those kept by an earlier lookup, the others read (and kept while
+        the budget allows)."""
+        cache = self._cache
+        blobs = {u: cache[u] for u in hits if u in cache}
+        read = self._bytes([(r["part"], r["row"], u) for u, r in hits.items() if u not in blobs])
+        for u, b in read.items():
+            n = len(b) if b is not None else 0
+            if self.cache_bytes and self._cached + n <= self.cache_bytes:
+                cache[u] = b
+                self._cached += n
+        blobs.update(read)
+        return blobs
 
     def _bytes(self, where: list[tuple[str, int, str]]) -> dict[str, bytes | None]:
         """The bytes at (part, row) of each URL: per part, only the row groups holding those rows."""

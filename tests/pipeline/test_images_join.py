@@ -142,6 +142,56 @@ def test_a_unit_lookup_opens_only_its_file_and_the_parts_holding_its_rows(tmp_pa
     assert opened == []
 
 
+def _count_row_group_reads(monkeypatch) -> list:
+    """Every (part, row group) whose bytes a lookup reads."""
+    reads: list = []
+    real = pq.ParquetFile.read_row_group
+
+    def counted(self, i, *a, **k):
+        reads.append((self.metadata.num_rows, i))
+        return real(self, i, *a, **k)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", counted)
+    return reads
+
+
+def test_a_unit_reads_its_bytes_once_for_its_ops(tmp_path, monkeypatch):
+    """The fused stage's image filters then NSFW: the second lookup of a unit's URLs takes the bytes the first
+    one read (no part read again) within the budget; past it, the rest is read again; the rows are the same."""
+    from pipeline import stages
+
+    table, unit_dir, wanted = _fixture(tmp_path, n_parts=6, n_urls=300, n_units=2)
+    _join(LocalBackend(), table, unit_dir, DedupConfig(), tmp_path)
+    urls = sorted(wanted["u0"])
+    expect = table.lookup(urls, with_bytes=True)
+    reads = _count_row_group_reads(monkeypatch)
+    decision = {"table_dir": str(table.folder), "unit_dir": str(tmp_path / "units")}
+    ctx = {"decisions": {"image_table": decision}, "unit": "u0"}
+    image_bytes = stages._inputs(ctx)["image_bytes"]
+    first = image_bytes(urls)  # image_filters: every URL of the unit
+    n_first = len(reads)
+    assert n_first > 0 and first == {u: r["bytes"] for u, r in expect.items() if r["status"] == "success"}
+    assert image_bytes(urls[::2]) == {u: b for u, b in first.items() if u in set(urls[::2])}  # NSFW, kept nodes
+    assert len(reads) == n_first  # nothing read again
+    mine = stages.image_table_of(ctx)
+    assert mine.lookup(urls) == expect and len(reads) == n_first
+    assert dict(mine._cache) == {u: r["bytes"] for u, r in expect.items()}
+
+    read_urls: list = []
+    real = join.UnitImages._bytes
+    monkeypatch.setattr(join.UnitImages, "_bytes", lambda self, where: (read_urls.extend(u for *_, u in where),
+                                                                         real(self, where))[1])
+    n = len(expect)
+    for budget in (0, 3000):  # none kept (a writer's), or some: the others read again, the same rows
+        read_urls.clear()
+        mine = join.UnitImages(str(table.folder), str(tmp_path / "units" / "u0.parquet"), cache_bytes=budget)
+        assert mine.lookup(urls) == expect and len(read_urls) == n
+        assert mine.lookup(urls) == expect
+        assert mine._cached <= budget
+        assert len(read_urls) == 2 * n - len(mine._cache)
+        assert (0 < len(mine._cache) < n) if budget else not mine._cache
+
+
 def _one_pass_canonical(table) -> dict:
     """The pHash clusters of ``table``'s downloaded images by the one-pass reference."""
     from filters.phash_canonical import canonical_urls
