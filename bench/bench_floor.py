@@ -530,20 +530,40 @@ def record_run(inputs: list[str], out: Path, rec_dir: Path, overrides: list[str]
             "stats": stats}
 
 
-def _replay_child(rec_dir: str, rounds: int) -> None:
+def _replay_child(rec_dir: str, rounds: int | str) -> None:
     """In a fresh process (no recorders installed): ``rounds`` replays, printed as JSON."""
     from PIL import Image
 
     Image.init()  # Pillow's plugins imported before the clocks (the run imported them before its first image)
     meta = pickle.loads((Path(rec_dir) / "meta.pkl").read_bytes())
-    print(json.dumps([replay(Path(rec_dir), meta) for _ in range(rounds)]))
+    print(json.dumps([replay(Path(rec_dir), meta) for _ in range(int(rounds))]))
+
+
+def _record_child(args: str) -> None:
+    """In a fresh process: :func:`record_run` with the recorders installed (they are never taken out again, so
+    not in the caller's process); its figures printed as JSON, its meta pickled beside the recorded inputs."""
+    inputs, out, rec_dir, overrides = json.loads(args)
+    r = record_run(inputs, Path(out), Path(rec_dir), overrides)
+    (Path(rec_dir) / "meta.pkl").write_bytes(pickle.dumps(r.pop("meta")))
+    print(json.dumps(r, default=str))
+
+
+def _child(call: str, *args: str) -> str:
+    """The last stdout line of ``bench.bench_floor.<call>(*sys.argv[1:])`` run in a fresh Python process."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = f"import sys;from bench.bench_floor import {call};{call}(*sys.argv[1:])"
+    p = subprocess.run([sys.executable, "-c", code, *args], cwd=root, env=env, capture_output=True, text=True)
+    if p.returncode:
+        raise SystemExit(p.stderr[-3000:])
+    return p.stdout.strip().splitlines()[-1]
 
 
 def measure(inputs: list[str], rounds: int, overrides: list[str], tmp: Path, clean_run: bool = True) -> dict:
-    """Run once in a fresh process (``clean_run``), record a run's library inputs (in this process), then replay
-    them ``rounds`` times in another fresh one."""
-    import subprocess
-
+    """Run once in a fresh process (``clean_run``), record a run's library inputs in another, then replay them
+    ``rounds`` times in a third."""
     from bench.bench_pipeline import run_once
 
     clean = None
@@ -552,18 +572,12 @@ def measure(inputs: list[str], rounds: int, overrides: list[str], tmp: Path, cle
         shutil.rmtree(tmp / "clean", ignore_errors=True)
     rec_dir = tmp / "rec"
     rec_dir.mkdir()
-    r = record_run(inputs, tmp / "out", rec_dir, overrides)
+    r = json.loads(_child("_record_child", json.dumps([list(map(str, inputs)), str(tmp / "out"), str(rec_dir),
+                                                        list(overrides)])))
     r["clean"] = clean
-    (rec_dir / "meta.pkl").write_bytes(pickle.dumps(r["meta"]))
+    r["meta"] = pickle.loads((rec_dir / "meta.pkl").read_bytes())
     shutil.rmtree(tmp / "out", ignore_errors=True)
-    root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.run([sys.executable, "-c", "import sys;from bench.bench_floor import _replay_child;"
-                        "_replay_child(sys.argv[1], int(sys.argv[2]))", str(rec_dir), str(rounds)],
-                       cwd=root, env=env, capture_output=True, text=True)
-    if p.returncode:
-        raise SystemExit(p.stderr[-3000:])
-    r["rounds"] = json.loads(p.stdout.strip().splitlines()[-1])
+    r["rounds"] = json.loads(_child("_replay_child", str(rec_dir), str(rounds)))
     return r
 
 
