@@ -4,7 +4,7 @@
 
 Runs ``default`` once without Ray (``run.use_ray=false``, one process, as ``bench_pipeline --inline``) on
 :mod:`bench.corpus`'s realistic corpus with ``bench_pipeline``'s offline settings, and records, by wrapping the
-library entry points in this process (nothing in the pipeline changes), the exact inputs each chosen library
+library entry points in a fresh process (nothing in the pipeline changes), the exact inputs each chosen library
 call is given:
 
 - ``inflate``: every ``decompress(data, max_length)`` of ISA-L's inflate (``obelics.warc``'s gzip members), per
