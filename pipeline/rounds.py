@@ -123,9 +123,9 @@ def write_sorted(writer, t: pa.Table, label: np.ndarray) -> list[int]:
     label = label[order]
     starts = np.flatnonzero(np.concatenate([[True], label[1:] != label[:-1]]))
     ends = np.append(starts[1:], len(label))
-    batches = t.take(pa.array(order)).combine_chunks().to_batches()
+    t = t.take(pa.array(order))
+    batches = t.combine_chunks().to_batches()
     if len(batches) != 1:  # (a column too large for one chunk) a group's batches made one by one
-        t = t.take(pa.array(order))
         out = []
         for lo, hi in zip(starts.tolist(), ends.tolist()):
             for b in t.slice(lo, hi - lo).combine_chunks().to_batches():
