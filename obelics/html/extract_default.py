@@ -109,16 +109,9 @@ def _size_key(c):
 def _image_meta(attrs: dict, page_url: str, url: str, raw: str, minimum: int) -> dict | None:
     """The node's metadata; None when a declared width or height (an int) is below ``minimum`` (then the
     file name, the costly part, is not made)."""
-    width = attrs.get("width")
-    if width is not None:
-        width = _declared_size(width)
-        if width.__class__ is int and width < minimum:
-            return None
-    height = attrs.get("height")
-    if height is not None:
-        height = _declared_size(height)
-        if height.__class__ is int and height < minimum:
-            return None
+    width, height = _declared_size(attrs.get("width")), _declared_size(attrs.get("height"))
+    if (width.__class__ is int and width < minimum) or (height.__class__ is int and height < minimum):
+        return None
     meta = {"document_url": page_url, "unformatted_src": raw, "src": url}
     name = format_filename(url)
     if name:
