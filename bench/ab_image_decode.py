@@ -16,28 +16,13 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
-import importlib.util
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
 
 import numpy as np
 
-
-def _module_at(rev: str, path: str, name: str):
-    src = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, check=True, text=True).stdout
-    fd, tmp = tempfile.mkstemp(prefix="img19-", suffix=".py")
-    with os.fdopen(fd, "w") as f:
-        f.write(src)
-    spec = importlib.util.spec_from_file_location(name, tmp)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    os.unlink(tmp)
-    return mod
+from bench.revisions import module_at
 
 
 def _stub(nsfw_mod, seen: list):
@@ -72,8 +57,8 @@ def main() -> None:
     from pipeline import stages
     from pipeline.executor import read_unit_table
 
-    old_image = _module_at(args.base, "filters/image.py", "_img19_old_image")
-    old_nsfw = _module_at(args.base, "filters/nsfw.py", "_img19_old_nsfw")
+    old_image = module_at(args.base, "filters/image.py", "_img19_old_image")
+    old_nsfw = module_at(args.base, "filters/nsfw.py", "_img19_old_nsfw")
     profile = load_profile("default")
     decision = json.load(open(glob.glob(os.path.join(args.work, "*-image_table", "decision.json"))[0]))["decision"]
     source = glob.glob(os.path.join(args.work, "*-dedup_minhash.apply"))[0]

@@ -41,6 +41,8 @@ import time
 import zlib
 from pathlib import Path
 
+from bench.revisions import module_at
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("OBELICS_SHARED", ROOT.parent / "shared"))
 ORIGINAL_PAGES_S = {"warc": 20.4, "html": 12.8}  # original end to end, reference README
@@ -376,21 +378,6 @@ def _walk_builds(path: str):
     return (lambda: _use_walk(other), lambda: _use_walk(_walk))
 
 
-def _module_at(rev: str, path: str, name: str):
-    """The module at ``path`` as revision ``rev`` of this checkout has it, loaded under ``name`` beside the
-    current one (its functions refer to its own globals)."""
-    import subprocess
-    import types
-
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], check=True, capture_output=True,
-                         text=True).stdout
-    mod = types.ModuleType(name)
-    mod.__file__ = f"{rev}:{path}"
-    sys.modules[name] = mod  # dataclasses look their module up
-    exec(compile(src, mod.__file__, "exec"), mod.__dict__)
-    return mod
-
-
 def _swap_functions(target, source) -> dict:
     """Put ``source``'s module-level functions in ``target`` in place of those of the same name; the ones
     replaced, to put back."""
@@ -413,7 +400,7 @@ def _base_builds(so: str, rev: str):
     from obelics.html import _walk
 
     other = _walk_module(so)
-    base = _module_at(rev, "obelics/warc.py", "obelics_warc_base")
+    base = module_at(rev, "obelics/warc.py", "obelics_warc_base")
     current = _swap_functions(warc, base)  # the functions replaced, put back at once
     for k, v in current.items():
         setattr(warc, k, v)
@@ -448,7 +435,7 @@ def _py_base_builds(rev: str):
     swaps = []
     for path in _PY_MODULES:
         target = importlib.import_module(path[:-3].replace("/", "."))
-        base = _module_at(rev, path, path[:-3].replace("/", "_") + "_base")
+        base = module_at(rev, path, path[:-3].replace("/", "_") + "_base")
         current = _swap_functions(target, base)
         for k, v in current.items():
             setattr(target, k, v)

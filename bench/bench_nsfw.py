@@ -397,26 +397,16 @@ def amx_ab(data: list[bytes], rev: str, rounds: int, batch: int) -> None:
     (sub-batches of :data:`filters.nsfw_amx.SUB_BATCH`) and the whole scoring from bytes with the fp32 re-check
     (1 thread), alternated batch by batch so that both see the same load. CPU ms an image per round, the
     medians and their ratio; the probabilities must be equal."""
-    import importlib.util
-    import subprocess
-    import tempfile
-
     import numpy as np
 
+    from bench.revisions import module_at
     from filters import nsfw_amx
     from filters.nsfw import NsfwConfig, OpenNsfwClassifier
     from filters.nsfw_int8 import fp32_model_path, int8_model_path
 
     if nsfw_amx.unavailable() is not None:
         raise SystemExit(f"no AMX path here: {nsfw_amx.unavailable()}")
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:filters/nsfw_amx.py"], capture_output=True,
-                         text=True, check=True).stdout
-    with tempfile.NamedTemporaryFile("w", suffix=".py", prefix="nsfw_amx_before.") as f:
-        f.write(src)
-        f.flush()
-        spec = importlib.util.spec_from_file_location("nsfw_amx_before", f.name)
-        before = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(before)
+    before = module_at(rev, "filters/nsfw_amx.py", "nsfw_amx_before")
     nets = {f"{rev[:10]}": before.AmxInt8Net(int8_model_path(), fp32_model_path(), 1),
             "working tree": nsfw_amx.AmxInt8Net(int8_model_path(), fp32_model_path(), 1)}
     clfs = {}
